@@ -1,0 +1,88 @@
+//! `POST /api/login` and `POST /api/logout`.
+
+use axum::extract::State;
+use axum::http::header::SET_COOKIE;
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::error::{ApiError, ErrorBody};
+use super::extract::AppJson;
+use crate::auth::SESSION_LIFETIME;
+use crate::domain::Email;
+use crate::http::cookies;
+use crate::http::session::{cookies_secure, remote_ip, CurrentSession, Peer};
+use crate::state::AppState;
+
+/// Credentials.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LoginRequest {
+    /// The admin's e-mail address (case-insensitive).
+    pub email: String,
+    /// The password (at least 1 character).
+    pub password: String,
+}
+
+/// `{"success": true}`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SuccessResponse {
+    pub success: bool,
+}
+
+/// Logs in and sets the `session_token` cookie (HttpOnly, SameSite=Strict, 24 h).
+#[utoipa::path(
+    post, path = "/login", tag = "auth",
+    request_body = LoginRequest,
+    responses(
+        (status = 200, description = "Logged in; `Set-Cookie: session_token=…`", body = SuccessResponse),
+        (status = 400, description = "Invalid body", body = ErrorBody),
+        (status = 401, description = "Unknown e-mail, wrong password or inactive user", body = ErrorBody),
+        (status = 429, description = "`login_throttled`: too many failed attempts", body = ErrorBody),
+    ),
+    security(())
+)]
+pub async fn login(
+    State(state): State<AppState>,
+    peer: Peer,
+    headers: HeaderMap,
+    AppJson(body): AppJson<LoginRequest>,
+) -> Result<Response, ApiError> {
+    let email = Email::parse(&body.email).map_err(|m| ApiError::field("email", m))?;
+    if body.password.is_empty() {
+        return Err(ApiError::field("password", "is required"));
+    }
+    let ip = remote_ip(&headers, &peer);
+    let session = state.auth.login(&email, &body.password, &ip).await?;
+    let secure = cookies_secure(&headers, &peer, &state).await?;
+    let cookie = cookies::set(
+        cookies::SESSION_COOKIE,
+        &session.token,
+        "/",
+        SESSION_LIFETIME.whole_seconds(),
+        secure,
+    );
+    Ok(([(SET_COOKIE, cookie)], Json(SuccessResponse { success: true })).into_response())
+}
+
+/// Revokes the current session and clears the cookie.
+#[utoipa::path(
+    post, path = "/logout", tag = "auth",
+    responses(
+        (status = 200, description = "Session revoked; cookie cleared (`Max-Age=0`)", body = SuccessResponse),
+        (status = 401, description = "No valid session", body = ErrorBody),
+    )
+)]
+pub async fn logout(
+    State(state): State<AppState>,
+    peer: Peer,
+    headers: HeaderMap,
+    session: CurrentSession,
+) -> Result<Response, ApiError> {
+    state.auth.logout(&session.user).await?;
+    let secure = cookies_secure(&headers, &peer, &state).await?;
+    let cookie = cookies::clear(cookies::SESSION_COOKIE, "/", secure);
+    Ok(([(SET_COOKIE, cookie)], Json(SuccessResponse { success: true })).into_response())
+}

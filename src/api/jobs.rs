@@ -1,0 +1,178 @@
+//! `GET /api/jobs` and `GET /api/jobs/{id}`.
+
+use axum::extract::State;
+use axum::Json;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use super::error::{ApiError, ErrorBody};
+use super::extract::{parse_uuid, AppQuery, PathId};
+use crate::domain::{JobStatus, JobType};
+use crate::http::session::CurrentSession;
+use crate::state::AppState;
+use crate::store::{JobFilter, JobRecord, Store};
+
+/// A job as clients see it (payload and output are not part of it).
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct JobStatusResponse {
+    pub id: String,
+    pub job_type: JobType,
+    pub status: JobStatus,
+    /// Null for global jobs such as `node_provision`.
+    pub site_id: Option<String>,
+    pub environment_id: Option<String>,
+    pub node_id: String,
+    pub attempt_count: i64,
+    pub max_attempts: i64,
+    /// Not claimable before this time (retry backoff); null = now.
+    pub run_after: Option<String>,
+    pub locked_at: Option<String>,
+    /// `<hostname>:<pid>/<worker index>` of the worker running it.
+    pub locked_by: Option<String>,
+    pub started_at: Option<String>,
+    pub finished_at: Option<String>,
+    pub error_code: Option<String>,
+    pub error_message: Option<String>,
+    /// The job this one follows up (health check → gated job, rollback → health check).
+    pub parent_job_id: Option<String>,
+    /// Set while a cancel of a running job is pending.
+    pub cancel_requested_at: Option<String>,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+impl From<&JobRecord> for JobStatusResponse {
+    fn from(j: &JobRecord) -> Self {
+        JobStatusResponse {
+            id: j.id.clone(),
+            // The database CHECK constraints admit only registered values.
+            job_type: j.job_type.parse().expect("job_type constrained by the schema"),
+            status: j.status.parse().expect("status constrained by the schema"),
+            site_id: j.site_id.clone(),
+            environment_id: j.environment_id.clone(),
+            node_id: j.node_id.clone(),
+            attempt_count: j.attempt_count,
+            max_attempts: j.max_attempts,
+            run_after: j.run_after.clone(),
+            locked_at: j.locked_at.clone(),
+            locked_by: j.locked_by.clone(),
+            started_at: j.started_at.clone(),
+            finished_at: j.finished_at.clone(),
+            error_code: j.error_code.clone(),
+            error_message: j.error_message.clone(),
+            parent_job_id: j.parent_job_id.clone(),
+            cancel_requested_at: j.cancel_requested_at.clone(),
+            created_at: j.created_at.clone(),
+            updated_at: j.updated_at.clone(),
+        }
+    }
+}
+
+/// Filters and paging of `GET /api/jobs`. Lists are newest first; to get the next page pass
+/// the last job's id as `before`.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct JobsQuery {
+    /// `queued`, `running`, `succeeded`, `failed` or `cancelled`.
+    pub status: Option<String>,
+    /// A job type of the registry, e.g. `node_provision`.
+    pub job_type: Option<String>,
+    pub site_id: Option<String>,
+    pub environment_id: Option<String>,
+    pub node_id: Option<String>,
+    pub parent_job_id: Option<String>,
+    /// 1–500, default 100.
+    pub limit: Option<String>,
+    /// Only jobs older than the job with this id (cursor of the next page).
+    pub before: Option<String>,
+}
+
+/// Default and maximum page size.
+pub const DEFAULT_LIMIT: i64 = 100;
+pub const MAX_LIMIT: i64 = 500;
+
+impl JobsQuery {
+    /// Validates every parameter, naming the first bad one.
+    pub async fn into_filter(self, store: &Store) -> Result<JobFilter, ApiError> {
+        fn id(name: &str, v: Option<String>) -> Result<Option<String>, ApiError> {
+            v.filter(|s| !s.is_empty())
+                .map(|s| parse_uuid(&s).ok_or_else(|| ApiError::field(name, "must be a UUID")))
+                .transpose()
+        }
+        let nonempty = |v: Option<String>| v.filter(|s| !s.is_empty());
+        let status = nonempty(self.status)
+            .map(|s| s.parse::<JobStatus>().map_err(|e| ApiError::field("status", e.to_string())))
+            .transpose()?;
+        let job_type = nonempty(self.job_type)
+            .map(|s| s.parse::<JobType>().map_err(|e| ApiError::field("job_type", e.to_string())))
+            .transpose()?;
+        let limit = match nonempty(self.limit) {
+            None => DEFAULT_LIMIT,
+            Some(s) => s
+                .parse::<i64>()
+                .ok()
+                .filter(|n| (1..=MAX_LIMIT).contains(n))
+                .ok_or_else(|| ApiError::field("limit", "must be an integer from 1 to 500"))?,
+        };
+        let before = match id("before", self.before)? {
+            None => None,
+            Some(job_id) => Some(
+                store
+                    .job_position(&job_id)
+                    .await?
+                    .ok_or_else(|| ApiError::field("before", "no job has this id"))?,
+            ),
+        };
+        Ok(JobFilter {
+            status,
+            job_type,
+            site_id: id("site_id", self.site_id)?,
+            environment_id: id("environment_id", self.environment_id)?,
+            node_id: id("node_id", self.node_id)?,
+            parent_job_id: id("parent_job_id", self.parent_job_id)?,
+            before,
+            limit,
+        })
+    }
+}
+
+/// Lists jobs, newest first.
+#[utoipa::path(
+    get, path = "/jobs", tag = "jobs",
+    params(JobsQuery),
+    responses(
+        (status = 200, body = [JobStatusResponse]),
+        (status = 400, description = "Invalid filter; `details.fields` names it", body = ErrorBody),
+        (status = 401, body = ErrorBody),
+    )
+)]
+pub async fn list_jobs(
+    State(state): State<AppState>,
+    _session: CurrentSession,
+    AppQuery(query): AppQuery<JobsQuery>,
+) -> Result<Json<Vec<JobStatusResponse>>, ApiError> {
+    let filter = query.into_filter(&state.store).await?;
+    let jobs = state.store.list_jobs(&filter).await?;
+    Ok(Json(jobs.iter().map(JobStatusResponse::from).collect()))
+}
+
+/// One job.
+#[utoipa::path(
+    get, path = "/jobs/{id}", tag = "jobs",
+    params(("id" = String, Path, description = "Job id (UUID)")),
+    responses(
+        (status = 200, body = JobStatusResponse),
+        (status = 400, description = "Malformed id", body = ErrorBody),
+        (status = 401, body = ErrorBody),
+        (status = 404, body = ErrorBody),
+    )
+)]
+pub async fn get_job(
+    State(state): State<AppState>,
+    _session: CurrentSession,
+    PathId(id): PathId,
+) -> Result<Json<JobStatusResponse>, ApiError> {
+    let job = state.store.get_job(&id).await?.ok_or_else(|| ApiError::not_found("job"))?;
+    Ok(Json(JobStatusResponse::from(&job)))
+}

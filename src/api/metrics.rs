@@ -1,0 +1,24 @@
+//! `GET /api/metrics`: point-in-time counts from the database.
+
+use axum::extract::State;
+use axum::Json;
+
+use super::error::{ApiError, ErrorBody};
+use crate::http::session::CurrentSession;
+use crate::state::AppState;
+use crate::store::Metrics;
+
+/// Running and queued jobs, active nodes and all sites, counted now.
+#[utoipa::path(
+    get, path = "/metrics", tag = "jobs",
+    responses(
+        (status = 200, body = Metrics),
+        (status = 401, body = ErrorBody),
+    )
+)]
+pub async fn get_metrics(
+    State(state): State<AppState>,
+    _session: CurrentSession,
+) -> Result<Json<Metrics>, ApiError> {
+    Ok(Json(state.store.metrics().await?))
+}

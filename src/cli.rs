@@ -1,0 +1,147 @@
+//! The command line: `serve`, `dev`, `migrate`, `admin create`, `admin set-password`.
+//!
+//! Thin glue: resolve the configuration, start logging, call into the application or the
+//! auth service, and turn failures into a message and a non-zero exit.
+
+use std::io::{BufRead, IsTerminal};
+use std::sync::Arc;
+
+use anyhow::{bail, Context};
+use clap::{Parser, Subcommand};
+
+use crate::auth::Auth;
+use crate::clock::{SharedClock, SystemClock};
+use crate::config::{Config, ConfigFlags, Mode};
+use crate::startup::{open_store, prepare_directories, shutdown_signal, Application};
+
+/// Pressluft: a self-hosted control plane for WordPress.
+#[derive(Debug, Parser)]
+#[command(name = "pressluft", version, about, long_about = None)]
+pub struct Cli {
+    #[command(flatten)]
+    pub config: ConfigFlags,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the control plane as a service (system paths, all interfaces).
+    Serve,
+    /// Run locally: data in ./.pressluft, 127.0.0.1:8080, a bootstrap admin on first start.
+    Dev,
+    /// Apply database migrations and exit.
+    Migrate,
+    /// Manage admin accounts.
+    #[command(subcommand)]
+    Admin(AdminCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AdminCommand {
+    /// Create an admin (the password is prompted twice, or read from stdin).
+    Create {
+        #[arg(long)]
+        email: String,
+        /// Defaults to the part of the e-mail before `@`.
+        #[arg(long)]
+        display_name: Option<String>,
+        /// Read the password from the first line of standard input.
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// Replace an admin's password and revoke all of their sessions.
+    SetPassword {
+        #[arg(long)]
+        email: String,
+        /// Read the password from the first line of standard input.
+        #[arg(long)]
+        password_stdin: bool,
+    },
+}
+
+/// Runs the parsed command.
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    let mode = match cli.command {
+        Command::Dev => Mode::Dev,
+        _ => Mode::Serve,
+    };
+    let config = Config::from_process_env(mode, &cli.config)?;
+    let clock: SharedClock = Arc::new(SystemClock);
+    match cli.command {
+        Command::Serve | Command::Dev => {
+            prepare_directories(&config)?;
+            let _guard = crate::logging::init(mode, Some(&config.log_dir));
+            let app = Application::build(config, clock.clone()).await?;
+            if mode == Mode::Dev {
+                bootstrap_dev_admin(&Auth::new(app.state().store.clone(), clock)).await?;
+            }
+            app.run(shutdown_signal()).await
+        }
+        Command::Migrate => {
+            prepare_directories(&config)?;
+            let _guard = crate::logging::init(mode, None);
+            let store = open_store(&config).await?;
+            store.close().await;
+            Ok(())
+        }
+        Command::Admin(admin) => {
+            prepare_directories(&config)?;
+            let _guard = crate::logging::init(mode, None);
+            let store = open_store(&config).await?;
+            let auth = Auth::new(store.clone(), clock);
+            let result = match admin {
+                AdminCommand::Create { email, display_name, password_stdin } => {
+                    let password = read_password(password_stdin)?;
+                    auth.create_admin(&email, display_name.as_deref(), &password)
+                        .await
+                        .map(|email| println!("admin {email} created"))
+                }
+                AdminCommand::SetPassword { email, password_stdin } => {
+                    let password = read_password(password_stdin)?;
+                    auth.set_password(&email, &password)
+                        .await
+                        .map(|()| println!("password of {email} replaced; their sessions are revoked"))
+                }
+            };
+            store.close().await;
+            result.map_err(anyhow::Error::from)
+        }
+    }
+}
+
+/// In `dev`, with no user yet: creates `admin@pressluft.local` and prints its random password
+/// once, on the terminal only (never into a log file).
+async fn bootstrap_dev_admin(auth: &Auth) -> anyhow::Result<()> {
+    if auth.has_users().await? {
+        return Ok(());
+    }
+    let password = crate::auth::token::random_token()[..20].to_string();
+    let email = auth.create_admin("admin@pressluft.local", Some("Admin"), &password).await?;
+    println!();
+    println!("  ┌──────────────────────────────────────────────────────────┐");
+    println!("  │ Bootstrap admin created (shown once):                    │");
+    println!("  │   e-mail:   {:<45}│", email.as_str());
+    println!("  │   password: {:<45}│", password);
+    println!("  └──────────────────────────────────────────────────────────┘");
+    println!();
+    Ok(())
+}
+
+fn read_password(from_stdin: bool) -> anyhow::Result<String> {
+    if from_stdin || !std::io::stdin().is_terminal() {
+        let mut line = String::new();
+        std::io::stdin().lock().read_line(&mut line).context("reading the password")?;
+        let password = line.trim_end_matches(['\n', '\r']).to_string();
+        if password.is_empty() {
+            bail!("no password on standard input");
+        }
+        return Ok(password);
+    }
+    let first = rpassword::prompt_password("Password: ").context("reading the password")?;
+    let second = rpassword::prompt_password("Repeat password: ").context("reading the password")?;
+    if first != second {
+        bail!("the passwords do not match");
+    }
+    Ok(first)
+}

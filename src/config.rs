@@ -1,0 +1,352 @@
+//! Typed configuration of the control plane, resolved once at start-up.
+//!
+//! Every setting has a `PRESSLUFT_*` environment variable and a command-line flag; the flag wins
+//! over the variable, the variable over the mode's default (`serve` and `dev` differ). Resolution
+//! is a pure function of the flags and an injected environment lookup, so precedence is unit
+//! tested without touching the process environment. Invalid values stop start-up with a message
+//! naming the flag or variable, the value and what was expected.
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// How the binary runs; decides the defaults.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Production service: system paths, listens on all interfaces.
+    Serve,
+    /// Local development: everything under `./.pressluft`, loopback only.
+    Dev,
+}
+
+impl Mode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Serve => "serve",
+            Mode::Dev => "dev",
+        }
+    }
+}
+
+/// Raw values given as flags; `None` = not given.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct ConfigFlags {
+    /// Address to listen on [env: PRESSLUFT_LISTEN_ADDR] [default: 0.0.0.0:8080, dev 127.0.0.1:8080]
+    #[arg(long, global = true, value_name = "ADDR")]
+    pub listen_addr: Option<String>,
+    /// Data directory [env: PRESSLUFT_DATA_DIR] [default: /var/lib/pressluft, dev ./.pressluft]
+    #[arg(long, global = true, value_name = "DIR")]
+    pub data_dir: Option<String>,
+    /// SQLite database file [env: PRESSLUFT_DB_PATH] [default: <data dir>/pressluft.db]
+    #[arg(long, global = true, value_name = "FILE")]
+    pub db_path: Option<String>,
+    /// Encrypted secrets store [env: PRESSLUFT_SECRETS_DIR] [default: <data dir>/secrets]
+    #[arg(long, global = true, value_name = "DIR")]
+    pub secrets_dir: Option<String>,
+    /// Log directory [env: PRESSLUFT_LOG_DIR] [default: /var/log/pressluft, dev <data dir>/logs]
+    #[arg(long, global = true, value_name = "DIR")]
+    pub log_dir: Option<String>,
+    /// Public IPv4 address of this host [env: PRESSLUFT_PUBLIC_IP] [default: none]
+    #[arg(long, global = true, value_name = "IPV4")]
+    pub public_ip: Option<String>,
+    /// Number of job workers, 1–64 [env: PRESSLUFT_WORKERS] [default: 4]
+    #[arg(long, global = true, value_name = "N")]
+    pub workers: Option<String>,
+    /// Job timeout in seconds, 60–86400 [env: PRESSLUFT_JOB_TIMEOUT_SECS] [default: 1800]
+    #[arg(long, global = true, value_name = "SECS")]
+    pub job_timeout_secs: Option<String>,
+    /// Directory holding ansible.cfg, playbooks and roles [env: PRESSLUFT_ANSIBLE_DIR]
+    /// [default: <data dir>/ansible/<version>, dev ./ansible when present]
+    #[arg(long, global = true, value_name = "DIR")]
+    pub ansible_dir: Option<String>,
+    /// Let node provisioning manage the firewall (true/false) [env: PRESSLUFT_MANAGE_FIREWALL]
+    /// [default: true]
+    #[arg(long, global = true, value_name = "BOOL")]
+    pub manage_firewall: Option<String>,
+}
+
+/// The resolved, validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub mode: Mode,
+    pub listen_addr: SocketAddr,
+    pub data_dir: PathBuf,
+    pub db_path: PathBuf,
+    pub secrets_dir: PathBuf,
+    pub log_dir: PathBuf,
+    pub public_ip: Option<Ipv4Addr>,
+    pub workers: usize,
+    pub job_timeout: Duration,
+    pub ansible_dir: PathBuf,
+    pub manage_firewall: bool,
+}
+
+/// A setting that could not be accepted.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("invalid {origin} value {value:?}: {expected}")]
+pub struct ConfigError {
+    /// The flag or variable the value came from, e.g. `--workers` or `PRESSLUFT_WORKERS`.
+    pub origin: String,
+    pub value: String,
+    pub expected: &'static str,
+}
+
+/// One setting's name in both places.
+struct Key {
+    flag: &'static str,
+    env: &'static str,
+}
+
+const LISTEN_ADDR: Key = Key { flag: "--listen-addr", env: "PRESSLUFT_LISTEN_ADDR" };
+const DATA_DIR: Key = Key { flag: "--data-dir", env: "PRESSLUFT_DATA_DIR" };
+const DB_PATH: Key = Key { flag: "--db-path", env: "PRESSLUFT_DB_PATH" };
+const SECRETS_DIR: Key = Key { flag: "--secrets-dir", env: "PRESSLUFT_SECRETS_DIR" };
+const LOG_DIR: Key = Key { flag: "--log-dir", env: "PRESSLUFT_LOG_DIR" };
+const PUBLIC_IP: Key = Key { flag: "--public-ip", env: "PRESSLUFT_PUBLIC_IP" };
+const WORKERS: Key = Key { flag: "--workers", env: "PRESSLUFT_WORKERS" };
+const JOB_TIMEOUT: Key = Key { flag: "--job-timeout-secs", env: "PRESSLUFT_JOB_TIMEOUT_SECS" };
+const ANSIBLE_DIR: Key = Key { flag: "--ansible-dir", env: "PRESSLUFT_ANSIBLE_DIR" };
+const MANAGE_FIREWALL: Key = Key { flag: "--manage-firewall", env: "PRESSLUFT_MANAGE_FIREWALL" };
+
+/// Every variable the control plane reads, for documentation and `--help`.
+pub const ENV_VARS: [&str; 10] = [
+    LISTEN_ADDR.env,
+    DATA_DIR.env,
+    DB_PATH.env,
+    SECRETS_DIR.env,
+    LOG_DIR.env,
+    PUBLIC_IP.env,
+    WORKERS.env,
+    JOB_TIMEOUT.env,
+    ANSIBLE_DIR.env,
+    MANAGE_FIREWALL.env,
+];
+
+struct Resolver<'a> {
+    env: &'a dyn Fn(&str) -> Option<String>,
+}
+
+impl Resolver<'_> {
+    /// The given value and where it came from: flag first, then the environment.
+    fn raw(&self, key: &Key, flag: &Option<String>) -> Option<(String, String)> {
+        if let Some(v) = flag {
+            return Some((v.clone(), key.flag.to_string()));
+        }
+        (self.env)(key.env)
+            .filter(|v| !v.is_empty())
+            .map(|v| (v, key.env.to_string()))
+    }
+
+    fn parse<T>(
+        &self,
+        key: &Key,
+        flag: &Option<String>,
+        expected: &'static str,
+        parse: impl Fn(&str) -> Option<T>,
+    ) -> Result<Option<T>, ConfigError> {
+        match self.raw(key, flag) {
+            None => Ok(None),
+            Some((value, origin)) => parse(value.trim())
+                .map(Some)
+                .ok_or(ConfigError { origin, value, expected }),
+        }
+    }
+
+    fn path(&self, key: &Key, flag: &Option<String>) -> Result<Option<PathBuf>, ConfigError> {
+        self.parse(key, flag, "a non-empty path", |v| {
+            (!v.is_empty()).then(|| PathBuf::from(v))
+        })
+    }
+}
+
+fn parse_bool(v: &str) -> Option<bool> {
+    match v.to_ascii_lowercase().as_str() {
+        "true" | "1" | "yes" | "on" => Some(true),
+        "false" | "0" | "no" | "off" => Some(false),
+        _ => None,
+    }
+}
+
+fn in_range<T: std::str::FromStr + PartialOrd>(v: &str, lo: T, hi: T) -> Option<T> {
+    v.parse::<T>().ok().filter(|n| *n >= lo && *n <= hi)
+}
+
+impl Config {
+    /// Resolves flags > environment > defaults for `mode`, validating every value.
+    pub fn resolve(
+        mode: Mode,
+        flags: &ConfigFlags,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Config, ConfigError> {
+        let r = Resolver { env };
+        let listen_addr = r
+            .parse(&LISTEN_ADDR, &flags.listen_addr, "an address like 0.0.0.0:8080", |v| {
+                v.parse::<SocketAddr>().ok()
+            })?
+            .unwrap_or_else(|| match mode {
+                Mode::Serve => SocketAddr::from(([0, 0, 0, 0], 8080)),
+                Mode::Dev => SocketAddr::from(([127, 0, 0, 1], 8080)),
+            });
+        let data_dir = r.path(&DATA_DIR, &flags.data_dir)?.unwrap_or_else(|| match mode {
+            Mode::Serve => PathBuf::from("/var/lib/pressluft"),
+            Mode::Dev => PathBuf::from("./.pressluft"),
+        });
+        let db_path = r
+            .path(&DB_PATH, &flags.db_path)?
+            .unwrap_or_else(|| data_dir.join("pressluft.db"));
+        let secrets_dir = r
+            .path(&SECRETS_DIR, &flags.secrets_dir)?
+            .unwrap_or_else(|| data_dir.join("secrets"));
+        let log_dir = r.path(&LOG_DIR, &flags.log_dir)?.unwrap_or_else(|| match mode {
+            Mode::Serve => PathBuf::from("/var/log/pressluft"),
+            Mode::Dev => data_dir.join("logs"),
+        });
+        let public_ip = r.parse(&PUBLIC_IP, &flags.public_ip, "an IPv4 address", |v| {
+            v.parse::<Ipv4Addr>().ok()
+        })?;
+        let workers = r
+            .parse(&WORKERS, &flags.workers, "an integer from 1 to 64", |v| {
+                in_range::<usize>(v, 1, 64)
+            })?
+            .unwrap_or(4);
+        let job_timeout_secs = r
+            .parse(&JOB_TIMEOUT, &flags.job_timeout_secs, "an integer from 60 to 86400", |v| {
+                in_range::<u64>(v, 60, 86_400)
+            })?
+            .unwrap_or(1800);
+        let ansible_dir = match r.path(&ANSIBLE_DIR, &flags.ansible_dir)? {
+            Some(dir) => dir,
+            None => default_ansible_dir(mode, &data_dir),
+        };
+        let manage_firewall = r
+            .parse(&MANAGE_FIREWALL, &flags.manage_firewall, "true or false", parse_bool)?
+            .unwrap_or(true);
+        Ok(Config {
+            mode,
+            listen_addr,
+            data_dir,
+            db_path,
+            secrets_dir,
+            log_dir,
+            public_ip,
+            workers,
+            job_timeout: Duration::from_secs(job_timeout_secs),
+            ansible_dir,
+            manage_firewall,
+        })
+    }
+
+    /// Resolves against the process environment.
+    pub fn from_process_env(mode: Mode, flags: &ConfigFlags) -> Result<Config, ConfigError> {
+        Self::resolve(mode, flags, &|k| std::env::var(k).ok())
+    }
+
+    /// A configuration for tests: everything under `dir`, port 0 on loopback.
+    pub fn for_tests(dir: &Path) -> Config {
+        Config {
+            mode: Mode::Dev,
+            listen_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            data_dir: dir.to_path_buf(),
+            db_path: dir.join("pressluft.db"),
+            secrets_dir: dir.join("secrets"),
+            log_dir: dir.join("logs"),
+            public_ip: None,
+            workers: 1,
+            job_timeout: Duration::from_secs(1800),
+            ansible_dir: dir.join("ansible"),
+            manage_firewall: true,
+        }
+    }
+}
+
+fn default_ansible_dir(mode: Mode, data_dir: &Path) -> PathBuf {
+    let local = PathBuf::from("./ansible");
+    if mode == Mode::Dev && local.join("ansible.cfg").is_file() {
+        return local;
+    }
+    data_dir.join("ansible").join(env!("CARGO_PKG_VERSION"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn env_of(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let map: HashMap<String, String> =
+            pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        move |k| map.get(k).cloned()
+    }
+
+    #[test]
+    fn defaults_differ_by_mode() {
+        let none = env_of(&[]);
+        let serve = Config::resolve(Mode::Serve, &ConfigFlags::default(), &none).unwrap();
+        assert_eq!(serve.listen_addr.to_string(), "0.0.0.0:8080");
+        assert_eq!(serve.db_path, PathBuf::from("/var/lib/pressluft/pressluft.db"));
+        assert_eq!(serve.secrets_dir, PathBuf::from("/var/lib/pressluft/secrets"));
+        assert_eq!(serve.log_dir, PathBuf::from("/var/log/pressluft"));
+        assert_eq!(serve.workers, 4);
+        assert_eq!(serve.job_timeout, Duration::from_secs(1800));
+        assert!(serve.manage_firewall);
+        assert_eq!(serve.public_ip, None);
+
+        let dev = Config::resolve(Mode::Dev, &ConfigFlags::default(), &none).unwrap();
+        assert_eq!(dev.listen_addr.to_string(), "127.0.0.1:8080");
+        assert_eq!(dev.db_path, PathBuf::from("./.pressluft/pressluft.db"));
+        assert_eq!(dev.log_dir, PathBuf::from("./.pressluft/logs"));
+    }
+
+    #[test]
+    fn flag_beats_env_beats_default() {
+        let env = env_of(&[("PRESSLUFT_WORKERS", "8"), ("PRESSLUFT_DATA_DIR", "/srv/pl")]);
+        let flags = ConfigFlags { workers: Some("2".into()), ..Default::default() };
+        let c = Config::resolve(Mode::Serve, &flags, &env).unwrap();
+        assert_eq!(c.workers, 2, "flag wins over env");
+        assert_eq!(c.data_dir, PathBuf::from("/srv/pl"), "env wins over default");
+        assert_eq!(c.db_path, PathBuf::from("/srv/pl/pressluft.db"), "derived from data dir");
+        assert_eq!(c.job_timeout, Duration::from_secs(1800), "default when neither is set");
+    }
+
+    #[test]
+    fn derived_paths_follow_explicit_ones() {
+        let env = env_of(&[("PRESSLUFT_DB_PATH", "/tmp/x.db")]);
+        let c = Config::resolve(Mode::Dev, &ConfigFlags::default(), &env).unwrap();
+        assert_eq!(c.db_path, PathBuf::from("/tmp/x.db"));
+        assert_eq!(c.secrets_dir, PathBuf::from("./.pressluft/secrets"));
+    }
+
+    #[test]
+    fn invalid_values_name_their_origin() {
+        let env = env_of(&[("PRESSLUFT_WORKERS", "lots")]);
+        let err = Config::resolve(Mode::Serve, &ConfigFlags::default(), &env).unwrap_err();
+        assert_eq!(err.origin, "PRESSLUFT_WORKERS");
+        assert_eq!(
+            err.to_string(),
+            "invalid PRESSLUFT_WORKERS value \"lots\": an integer from 1 to 64"
+        );
+
+        let flags = ConfigFlags { listen_addr: Some("localhost".into()), ..Default::default() };
+        let err = Config::resolve(Mode::Serve, &flags, &env_of(&[])).unwrap_err();
+        assert_eq!(err.origin, "--listen-addr");
+
+        for (k, v) in [
+            ("PRESSLUFT_PUBLIC_IP", "::1"),
+            ("PRESSLUFT_JOB_TIMEOUT_SECS", "5"),
+            ("PRESSLUFT_MANAGE_FIREWALL", "maybe"),
+            ("PRESSLUFT_WORKERS", "0"),
+        ] {
+            let err = Config::resolve(Mode::Serve, &ConfigFlags::default(), &env_of(&[(k, v)]))
+                .unwrap_err();
+            assert_eq!(err.origin, k);
+        }
+    }
+
+    #[test]
+    fn accepts_boolean_spellings_and_ipv4() {
+        let env = env_of(&[("PRESSLUFT_MANAGE_FIREWALL", "false"), ("PRESSLUFT_PUBLIC_IP", "203.0.113.7")]);
+        let c = Config::resolve(Mode::Serve, &ConfigFlags::default(), &env).unwrap();
+        assert!(!c.manage_firewall);
+        assert_eq!(c.public_ip, Some(Ipv4Addr::new(203, 0, 113, 7)));
+    }
+}

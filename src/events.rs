@@ -1,0 +1,177 @@
+//! Live updates: a change feed over the database, fanned out in process.
+//!
+//! The database is the source of truth, so live events are derived from it rather than from
+//! the code paths that write: a watcher reads jobs whose `updated_at` moved since its last look
+//! (every second, and at once when woken by an in-process write) and broadcasts them. A change
+//! made by any writer — a worker, the CLI, another process on the same database — therefore
+//! reaches every SSE subscriber, and an event always describes committed state.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{broadcast, watch, Notify};
+
+use crate::store::{JobRecord, Store};
+
+/// How far back each look re-reads, to catch rows committed late with an older `updated_at`.
+const OVERLAP: Duration = Duration::from_secs(5);
+/// Poll interval when nobody wakes the watcher.
+const POLL: Duration = Duration::from_secs(1);
+
+/// One live event.
+#[derive(Debug, Clone)]
+pub enum Event {
+    /// A job row was inserted or changed (its new state).
+    Job(Arc<JobRecord>),
+}
+
+/// The in-process fan-out; cheap to clone.
+#[derive(Clone)]
+pub struct Events {
+    tx: broadcast::Sender<Event>,
+    wake: Arc<Notify>,
+}
+
+impl Default for Events {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Events {
+    pub fn new() -> Self {
+        let (tx, _) = broadcast::channel(1024);
+        Self {
+            tx,
+            wake: Arc::new(Notify::new()),
+        }
+    }
+
+    pub fn subscribe(&self) -> broadcast::Receiver<Event> {
+        self.tx.subscribe()
+    }
+
+    /// Tells the watcher that jobs changed, so it looks now instead of at the next tick.
+    pub fn jobs_changed(&self) {
+        self.wake.notify_one();
+    }
+
+    /// Runs the job change feed until `shutdown` turns true.
+    pub async fn run_job_watcher(self, store: Store, mut shutdown: watch::Receiver<bool>) {
+        let mut feed = ChangeFeed::default();
+        match store.latest_job_change().await {
+            Ok(latest) => feed.cursor = latest.unwrap_or_default(),
+            Err(e) => tracing::warn!(error = %e, "job change feed: initial read failed"),
+        }
+        loop {
+            tokio::select! {
+                _ = self.wake.notified() => {}
+                _ = tokio::time::sleep(POLL) => {}
+                _ = shutdown.wait_for(|stop| *stop) => return,
+            }
+            let since = feed.since();
+            match store.jobs_changed_since(&since, 1000).await {
+                Ok(rows) => {
+                    for job in feed.accept(rows) {
+                        // No subscribers is fine: nobody is watching.
+                        let _ = self.tx.send(Event::Job(Arc::new(job)));
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "job change feed: read failed"),
+            }
+        }
+    }
+}
+
+/// The watcher's memory: the newest change seen and what it already sent near it.
+#[derive(Debug, Default)]
+struct ChangeFeed {
+    cursor: String,
+    /// job id → `updated_at` already sent, for rows inside the overlap window.
+    sent: HashMap<String, String>,
+}
+
+impl ChangeFeed {
+    /// Where the next look starts: the cursor minus the overlap.
+    fn since(&self) -> String {
+        match crate::clock::parse_ts(&self.cursor) {
+            Some(t) => crate::clock::format_ts(t - OVERLAP),
+            None => String::new(),
+        }
+    }
+
+    /// Filters out rows already sent and advances the cursor.
+    fn accept(&mut self, rows: Vec<JobRecord>) -> Vec<JobRecord> {
+        let mut fresh = Vec::new();
+        for row in rows {
+            if self.sent.get(&row.id) == Some(&row.updated_at) {
+                continue;
+            }
+            if row.updated_at > self.cursor {
+                self.cursor = row.updated_at.clone();
+            }
+            self.sent.insert(row.id.clone(), row.updated_at.clone());
+            fresh.push(row);
+        }
+        let floor = self.since();
+        self.sent.retain(|_, updated| *updated >= floor);
+        fresh
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn job(id: &str, updated_at: &str) -> JobRecord {
+        JobRecord {
+            id: id.into(),
+            job_type: "node_provision".into(),
+            status: "queued".into(),
+            site_id: None,
+            environment_id: None,
+            node_id: "n".into(),
+            payload_json: "{}".into(),
+            attempt_count: 0,
+            max_attempts: 3,
+            run_after: None,
+            locked_at: None,
+            locked_by: None,
+            started_at: None,
+            finished_at: None,
+            error_code: None,
+            error_message: None,
+            heartbeat_at: None,
+            cancel_requested_at: None,
+            parent_job_id: None,
+            output_tail: None,
+            created_at: updated_at.into(),
+            updated_at: updated_at.into(),
+            site_name: None,
+            environment_name: None,
+            node_name: None,
+        }
+    }
+
+    #[test]
+    fn sends_each_change_once_even_when_reread() {
+        let mut feed = ChangeFeed::default();
+        let a = job("a", "2026-01-01T00:00:01.000Z");
+        assert_eq!(feed.accept(vec![a.clone()]).len(), 1);
+        assert_eq!(feed.accept(vec![a.clone()]).len(), 0, "re-read in the overlap");
+        let a2 = job("a", "2026-01-01T00:00:02.000Z");
+        assert_eq!(feed.accept(vec![a, a2]).len(), 1, "a new state of the same job");
+        assert_eq!(feed.cursor, "2026-01-01T00:00:02.000Z");
+    }
+
+    #[test]
+    fn late_commits_with_older_timestamps_are_caught() {
+        let mut feed = ChangeFeed::default();
+        feed.accept(vec![job("b", "2026-01-01T00:00:10.000Z")]);
+        assert_eq!(feed.since(), "2026-01-01T00:00:05.000Z");
+        let late = job("c", "2026-01-01T00:00:09.500Z");
+        assert_eq!(feed.accept(vec![late]).len(), 1);
+        assert_eq!(feed.cursor, "2026-01-01T00:00:10.000Z", "cursor never moves back");
+    }
+}

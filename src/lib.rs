@@ -1,0 +1,19 @@
+//! Pressluft: a self-hosted control plane for WordPress.
+//!
+//! See ARCHITECTURE.md for the map. In short: [`http`] composes the JSON [`api`] and the
+//! dashboard [`ui`]; both call the services ([`auth`]) and read through the [`store`], the
+//! only module with SQL; [`events`] turns database changes into live updates.
+
+pub mod api;
+pub mod auth;
+pub mod cli;
+pub mod clock;
+pub mod config;
+pub mod domain;
+pub mod events;
+pub mod http;
+pub mod logging;
+pub mod startup;
+pub mod state;
+pub mod store;
+pub mod ui;

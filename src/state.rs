@@ -1,0 +1,23 @@
+//! What every request handler and background task shares.
+
+use std::sync::Arc;
+
+use tokio::sync::watch;
+
+use crate::auth::Auth;
+use crate::clock::SharedClock;
+use crate::config::Config;
+use crate::events::Events;
+use crate::store::Store;
+
+/// Shared application state; cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    pub config: Arc<Config>,
+    pub store: Store,
+    pub auth: Auth,
+    pub clock: SharedClock,
+    pub events: Events,
+    /// Flips to `true` when the server shuts down, so long-lived streams can end.
+    pub shutdown: watch::Receiver<bool>,
+}

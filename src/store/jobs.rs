@@ -1,0 +1,134 @@
+//! Reading jobs: filtered pages for the API and dashboard, single rows, and the change feed.
+//!
+//! Writing jobs (enqueue, claim, completion) belongs to the job engine and arrives with it.
+
+use sqlx::{FromRow, QueryBuilder, Sqlite};
+
+use super::{Store, StoreError};
+use crate::domain::{JobStatus, JobType};
+
+/// A `jobs` row plus the display names of what it targets.
+#[derive(Debug, Clone, FromRow)]
+pub struct JobRecord {
+    pub id: String,
+    pub job_type: String,
+    pub status: String,
+    pub site_id: Option<String>,
+    pub environment_id: Option<String>,
+    pub node_id: String,
+    pub payload_json: String,
+    pub attempt_count: i64,
+    pub max_attempts: i64,
+    pub run_after: Option<String>,
+    pub locked_at: Option<String>,
+    pub locked_by: Option<String>,
+    pub started_at: Option<String>,
+    pub finished_at: Option<String>,
+    pub error_code: Option<String>,
+    pub error_message: Option<String>,
+    pub heartbeat_at: Option<String>,
+    pub cancel_requested_at: Option<String>,
+    pub parent_job_id: Option<String>,
+    pub output_tail: Option<String>,
+    pub created_at: String,
+    pub updated_at: String,
+    /// `sites.name` of `site_id`.
+    pub site_name: Option<String>,
+    /// `environments.name` of `environment_id`.
+    pub environment_name: Option<String>,
+    /// `nodes.name` of `node_id`.
+    pub node_name: Option<String>,
+}
+
+/// Filters of a job listing; every field optional. Lists are newest first.
+#[derive(Debug, Clone, Default)]
+pub struct JobFilter {
+    pub status: Option<JobStatus>,
+    pub job_type: Option<JobType>,
+    pub site_id: Option<String>,
+    pub environment_id: Option<String>,
+    pub node_id: Option<String>,
+    pub parent_job_id: Option<String>,
+    /// Only jobs older than this one (the cursor of the next page).
+    pub before: Option<(String, String)>,
+    pub limit: i64,
+}
+
+const SELECT_JOB: &str = "SELECT j.*, s.name AS site_name, e.name AS environment_name, n.name AS node_name
+     FROM jobs j
+     LEFT JOIN sites s ON s.id = j.site_id
+     LEFT JOIN environments e ON e.id = j.environment_id
+     LEFT JOIN nodes n ON n.id = j.node_id";
+
+impl Store {
+    pub async fn list_jobs(&self, filter: &JobFilter) -> Result<Vec<JobRecord>, StoreError> {
+        let mut q: QueryBuilder<Sqlite> = QueryBuilder::new(SELECT_JOB);
+        q.push(" WHERE 1 = 1");
+        if let Some(s) = filter.status {
+            q.push(" AND j.status = ").push_bind(s.as_str());
+        }
+        if let Some(t) = filter.job_type {
+            q.push(" AND j.job_type = ").push_bind(t.as_str());
+        }
+        for (column, value) in [
+            ("j.site_id", &filter.site_id),
+            ("j.environment_id", &filter.environment_id),
+            ("j.node_id", &filter.node_id),
+            ("j.parent_job_id", &filter.parent_job_id),
+        ] {
+            if let Some(v) = value {
+                q.push(format_args!(" AND {column} = ")).push_bind(v.clone());
+            }
+        }
+        if let Some((created_at, id)) = &filter.before {
+            q.push(" AND (j.created_at < ")
+                .push_bind(created_at.clone())
+                .push(" OR (j.created_at = ")
+                .push_bind(created_at.clone())
+                .push(" AND j.id < ")
+                .push_bind(id.clone())
+                .push("))");
+        }
+        q.push(" ORDER BY j.created_at DESC, j.id DESC LIMIT ")
+            .push_bind(filter.limit);
+        Ok(q.build_query_as().fetch_all(&self.pool).await?)
+    }
+
+    pub async fn get_job(&self, id: &str) -> Result<Option<JobRecord>, StoreError> {
+        Ok(sqlx::query_as(&format!("{SELECT_JOB} WHERE j.id = ?"))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?)
+    }
+
+    /// `(created_at, id)` of a job, the position a page cursor refers to.
+    pub async fn job_position(&self, id: &str) -> Result<Option<(String, String)>, StoreError> {
+        Ok(sqlx::query_as("SELECT created_at, id FROM jobs WHERE id = ?")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?)
+    }
+
+    /// Jobs whose `updated_at` is at or after `since`, oldest change first (the change feed).
+    pub async fn jobs_changed_since(
+        &self,
+        since: &str,
+        limit: i64,
+    ) -> Result<Vec<JobRecord>, StoreError> {
+        Ok(sqlx::query_as(&format!(
+            "{SELECT_JOB} WHERE j.updated_at >= ? ORDER BY j.updated_at, j.id LIMIT ?"
+        ))
+        .bind(since)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    /// The newest `updated_at` of any job, where the change feed starts.
+    pub async fn latest_job_change(&self) -> Result<Option<String>, StoreError> {
+        let (ts,): (Option<String>,) = sqlx::query_as("SELECT MAX(updated_at) FROM jobs")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(ts)
+    }
+}

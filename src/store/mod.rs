@@ -1,0 +1,123 @@
+//! The control-plane database: the single source of truth (architecture.md §1).
+//!
+//! Only this module holds SQL. It opens SQLite in WAL mode with foreign keys and a busy timeout,
+//! applies the embedded migrations, and offers one method per question or change the rest of the
+//! program needs. The SQL stays portable to PostgreSQL (no SQLite-only functions, `RETURNING`
+//! allowed), so a second backend would only need its own connection setup and migrations.
+
+mod jobs;
+pub mod login_attempts;
+mod metrics;
+mod sessions;
+mod settings;
+mod sites;
+mod users;
+
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::SqlitePool;
+
+pub use jobs::{JobFilter, JobRecord};
+pub use metrics::Metrics;
+pub use sessions::SessionUser;
+pub use users::UserRecord;
+
+/// Migrations compiled into the binary.
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+/// Failures of the store layer.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database query failed")]
+    Query(#[from] sqlx::Error),
+    #[error("applying database migrations failed")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("a {0} with the same key already exists")]
+    Duplicate(&'static str),
+}
+
+impl StoreError {
+    /// Turns a unique-constraint violation into [`StoreError::Duplicate`].
+    fn unique(what: &'static str) -> impl FnOnce(sqlx::Error) -> StoreError {
+        move |e| match e.as_database_error() {
+            Some(d) if d.is_unique_violation() => StoreError::Duplicate(what),
+            _ => StoreError::Query(e),
+        }
+    }
+}
+
+/// Handle to the database; cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Store {
+    pool: SqlitePool,
+}
+
+/// What `migrate` did, for the start-up log.
+#[derive(Debug, Clone, Copy)]
+pub struct MigrationReport {
+    pub applied_now: usize,
+    pub total: usize,
+}
+
+impl Store {
+    /// Opens (creating if missing) the SQLite database at `path`.
+    pub async fn open(path: &Path) -> Result<Store, StoreError> {
+        let options = SqliteConnectOptions::from_str("sqlite://")?
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_millis(5000));
+        let pool = SqlitePoolOptions::new()
+            .max_connections(8)
+            .connect_with(options)
+            .await?;
+        Ok(Store { pool })
+    }
+
+    /// Applies pending embedded migrations; safe to run any number of times.
+    pub async fn migrate(&self) -> Result<MigrationReport, StoreError> {
+        let before = self.applied_migrations().await?;
+        MIGRATOR.run(&self.pool).await?;
+        let after = self.applied_migrations().await?;
+        Ok(MigrationReport {
+            applied_now: after.saturating_sub(before),
+            total: MIGRATOR.iter().count(),
+        })
+    }
+
+    async fn applied_migrations(&self) -> Result<usize, StoreError> {
+        let exists: Option<(String,)> = sqlx::query_as(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name = '_sqlx_migrations'",
+        )
+        .fetch_optional(&self.pool)
+        .await?;
+        if exists.is_none() {
+            return Ok(0);
+        }
+        let (n,): (i64,) =
+            sqlx::query_as("SELECT COUNT(*) FROM _sqlx_migrations WHERE success = 1")
+                .fetch_one(&self.pool)
+                .await?;
+        Ok(n as usize)
+    }
+
+    /// `SELECT 1`, for the health endpoint.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    /// The raw pool, for tests that need to arrange rows the product cannot create yet.
+    pub fn pool(&self) -> &SqlitePool {
+        &self.pool
+    }
+
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}

@@ -1,0 +1,275 @@
+//! Login, sessions, logout, throttling and CSRF over real HTTP.
+
+use serde_json::{json, Value};
+use time::Duration;
+
+use crate::helpers::{assert_error, client, spawn_app, ADMIN_EMAIL, ADMIN_PASSWORD};
+
+#[tokio::test]
+async fn login_sets_a_hardened_session_cookie_and_stores_only_its_hash() {
+    let app = spawn_app().await;
+    let r = app.login_as(&client(), ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    assert_eq!(r.status(), 200);
+    let cookie = r
+        .headers()
+        .get("set-cookie")
+        .expect("Set-Cookie")
+        .to_str()
+        .unwrap()
+        .to_string();
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body, json!({"success": true}));
+
+    let token = cookie
+        .strip_prefix("session_token=")
+        .and_then(|c| c.split(';').next())
+        .expect("session_token cookie");
+    assert_eq!(token.len(), 43, "base64url of 32 bytes");
+    for flag in ["HttpOnly", "SameSite=Strict", "Path=/", "Max-Age=86400"] {
+        assert!(cookie.split("; ").any(|p| p == flag), "{flag} in {cookie}");
+    }
+    assert!(!cookie.contains("Secure"), "plain HTTP without a control-plane domain: {cookie}");
+
+    let stored: Vec<(String,)> = sqlx::query_as("SELECT session_token FROM auth_sessions")
+        .fetch_all(app.store.pool())
+        .await
+        .unwrap();
+    assert_eq!(stored.len(), 1);
+    assert_ne!(stored[0].0, token, "raw token never stored");
+    assert_eq!(stored[0].0, pressluft::auth::token::hash_token(token));
+}
+
+#[tokio::test]
+async fn secure_flag_when_proxied_over_tls() {
+    let app = spawn_app().await;
+    let r = client()
+        .post(app.url("/api/login"))
+        .header("x-forwarded-proto", "https")
+        .json(&json!({"email": ADMIN_EMAIL, "password": ADMIN_PASSWORD}))
+        .send()
+        .await
+        .unwrap();
+    let cookie = r.headers()["set-cookie"].to_str().unwrap().to_string();
+    assert!(cookie.ends_with("; Secure"), "{cookie}");
+}
+
+#[tokio::test]
+async fn email_is_case_insensitive() {
+    let app = spawn_app().await;
+    let r = app.login_as(&client(), "  ADMIN@Example.com ", ADMIN_PASSWORD).await;
+    assert_eq!(r.status(), 200);
+}
+
+#[tokio::test]
+async fn wrong_password_and_unknown_email_look_the_same() {
+    let app = spawn_app().await;
+    let wrong = app.login_as(&client(), ADMIN_EMAIL, "not the password").await;
+    let wrong = assert_error(wrong, 401, "unauthorized").await;
+    let unknown = app.login_as(&client(), "nobody@example.com", "whatever pass").await;
+    let unknown = assert_error(unknown, 401, "unauthorized").await;
+    assert_eq!(wrong, unknown);
+}
+
+#[tokio::test]
+async fn inactive_users_cannot_log_in() {
+    let app = spawn_app().await;
+    sqlx::query("UPDATE users SET is_active = 0").execute(app.store.pool()).await.unwrap();
+    let r = app.login_as(&client(), ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    assert_error(r, 401, "unauthorized").await;
+}
+
+#[tokio::test]
+async fn login_validates_its_body() {
+    let app = spawn_app().await;
+    let r = client()
+        .post(app.url("/api/login"))
+        .json(&json!({"email": "not-an-email", "password": "x"}))
+        .send()
+        .await
+        .unwrap();
+    let body = assert_error(r, 400, "bad_request").await;
+    assert!(body["details"]["fields"]["email"].is_string(), "{body}");
+
+    let r = client()
+        .post(app.url("/api/login"))
+        .json(&json!({"email": ADMIN_EMAIL, "password": ""}))
+        .send()
+        .await
+        .unwrap();
+    let body = assert_error(r, 400, "bad_request").await;
+    assert!(body["details"]["fields"]["password"].is_string(), "{body}");
+}
+
+/// A client that sends one fixed session cookie (no cookie store).
+async fn get_with_token(app: &crate::helpers::TestApp, token: &str) -> u16 {
+    reqwest::Client::new()
+        .get(app.url("/api/metrics"))
+        .header("cookie", format!("session_token={token}"))
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+async fn login_token(app: &crate::helpers::TestApp) -> String {
+    let r = app.login_as(&client(), ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    let cookie = r.headers()["set-cookie"].to_str().unwrap().to_string();
+    cookie["session_token=".len()..].split(';').next().unwrap().to_string()
+}
+
+#[tokio::test]
+async fn logout_revokes_the_session_and_clears_the_cookie() {
+    let app = spawn_app().await;
+    let token = login_token(&app).await;
+    assert_eq!(get_with_token(&app, &token).await, 200);
+
+    let r = reqwest::Client::new()
+        .post(app.url("/api/logout"))
+        .header("cookie", format!("session_token={token}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let cleared = r.headers()["set-cookie"].to_str().unwrap().to_string();
+    assert!(cleared.contains("session_token=;") && cleared.contains("Max-Age=0"), "{cleared}");
+    assert_eq!(r.json::<Value>().await.unwrap(), json!({"success": true}));
+
+    assert_eq!(get_with_token(&app, &token).await, 401, "old cookie is dead");
+    let revoked: (Option<String>,) = sqlx::query_as("SELECT revoked_at FROM auth_sessions")
+        .fetch_one(app.store.pool())
+        .await
+        .unwrap();
+    assert!(revoked.0.is_some());
+}
+
+#[tokio::test]
+async fn sessions_expire_24_hours_after_login() {
+    let app = spawn_app().await;
+    let token = login_token(&app).await;
+    app.clock.advance(Duration::hours(23) + Duration::minutes(59));
+    assert_eq!(get_with_token(&app, &token).await, 200, "still valid just before 24 h");
+    app.clock.advance(Duration::minutes(1));
+    assert_eq!(get_with_token(&app, &token).await, 401, "absolute expiry, no sliding");
+}
+
+#[tokio::test]
+async fn garbage_and_unknown_tokens_are_unauthorized() {
+    let app = spawn_app().await;
+    assert_eq!(get_with_token(&app, "nope").await, 401);
+    assert_eq!(get_with_token(&app, &pressluft::auth::token::random_token()).await, 401);
+}
+
+#[tokio::test]
+async fn password_change_revokes_sessions() {
+    let app = spawn_app().await;
+    let token = login_token(&app).await;
+    let auth = pressluft::auth::Auth::new(app.store.clone(), std::sync::Arc::new(app.clock.clone()));
+    auth.set_password(ADMIN_EMAIL, "a completely new password").await.unwrap();
+    assert_eq!(get_with_token(&app, &token).await, 401);
+    let r = app.login_as(&client(), ADMIN_EMAIL, "a completely new password").await;
+    assert_eq!(r.status(), 200);
+}
+
+#[tokio::test]
+async fn every_protected_endpoint_requires_a_session() {
+    let app = spawn_app().await;
+    let c = client();
+    let id = uuid::Uuid::new_v4();
+    let gets = [
+        "/api/jobs".to_string(),
+        format!("/api/jobs/{id}"),
+        "/api/metrics".to_string(),
+        "/api/events".to_string(),
+        "/api/openapi.yaml".to_string(),
+    ];
+    for path in gets {
+        let r = c.get(app.url(&path)).send().await.unwrap();
+        assert_error(r, 401, "unauthorized").await;
+    }
+    let r = c.post(app.url("/api/logout")).send().await.unwrap();
+    assert_error(r, 401, "unauthorized").await;
+    // And the health check is public.
+    let r = c.get(app.url("/healthz")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.json::<Value>().await.unwrap(), json!({"status": "ok"}));
+}
+
+#[tokio::test]
+async fn the_sixth_failure_is_throttled_until_the_window_passes() {
+    let app = spawn_app().await;
+    for i in 0..5 {
+        let r = app.login_as(&client(), ADMIN_EMAIL, "wrong password").await;
+        assert_eq!(r.status(), 401, "failure {}", i + 1);
+        app.clock.advance(Duration::seconds(10));
+    }
+    let r = app.login_as(&client(), ADMIN_EMAIL, "wrong password").await;
+    assert_error(r, 429, "login_throttled").await;
+    // Even the right password is refused while blocked.
+    let r = app.login_as(&client(), ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    assert_error(r, 429, "login_throttled").await;
+
+    app.clock.advance(Duration::minutes(14));
+    let r = app.login_as(&client(), ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    assert_error(r, 429, "login_throttled").await;
+
+    app.clock.advance(Duration::minutes(1));
+    let r = app.login_as(&client(), ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    assert_eq!(r.status(), 200, "15 minutes after the last failure");
+}
+
+#[tokio::test]
+async fn throttling_also_applies_per_ip_across_emails() {
+    let app = spawn_app().await;
+    for i in 0..5 {
+        let r = app.login_as(&client(), &format!("user{i}@example.com"), "wrong password").await;
+        assert_eq!(r.status(), 401);
+    }
+    let r = app.login_as(&client(), ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    assert_error(r, 429, "login_throttled").await;
+}
+
+#[tokio::test]
+async fn cross_origin_and_non_json_posts_are_refused() {
+    let app = spawn_app().await;
+    let body = json!({"email": ADMIN_EMAIL, "password": ADMIN_PASSWORD});
+    let r = client()
+        .post(app.url("/api/login"))
+        .header("origin", "http://evil.example")
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_error(r, 403, "csrf_failed").await;
+
+    let r = client()
+        .post(app.url("/api/login"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!("email={ADMIN_EMAIL}&password=x"))
+        .send()
+        .await
+        .unwrap();
+    assert_error(r, 403, "csrf_failed").await;
+
+    let r = client()
+        .post(app.url("/api/login"))
+        .header("origin", app.base.clone())
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "same origin passes");
+
+    // A cross-origin logout with a valid session is refused too.
+    app.login().await;
+    let r = app
+        .client
+        .post(app.url("/api/logout"))
+        .header("origin", "https://evil.example")
+        .send()
+        .await
+        .unwrap();
+    assert_error(r, 403, "csrf_failed").await;
+    let (status, _) = app.get_json("/api/metrics").await;
+    assert_eq!(status, 200, "session survived the refused logout");
+}

@@ -1,0 +1,13 @@
+//! API, dashboard and CLI tests against the real server over real HTTP, one fresh SQLite file
+//! per test (one binary, so the suite links once).
+
+mod auth;
+mod browser;
+mod cli;
+mod dashboard;
+mod errors;
+mod events;
+mod helpers;
+mod jobs;
+mod migrations;
+mod openapi;

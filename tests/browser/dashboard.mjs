@@ -1,0 +1,89 @@
+// Browser test of the dashboard, driven by tests/api/browser.rs, which starts the server and
+// answers on stdin. Steps: log in through the form, see the metric cards and the jobs table,
+// ask the harness to insert a job into the database, see it appear without a reload, log out.
+import { chromium } from "playwright-core";
+import { createInterface } from "node:readline";
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+
+const base = process.env.PRESSLUFT_URL;
+const email = process.env.PRESSLUFT_EMAIL;
+const password = process.env.PRESSLUFT_PASSWORD;
+const shots = process.env.PRESSLUFT_SCREENSHOTS;
+const executablePath = process.env.CHROMIUM || "/usr/lib/chromium/chromium";
+
+const stdin = createInterface({ input: process.stdin });
+const lines = stdin[Symbol.asyncIterator]();
+async function ask(question) {
+  console.log(question);
+  const { value } = await lines.next();
+  return value.trim();
+}
+function step(msg) { console.log(`step: ${msg}`); }
+
+const ctx = await chromium.launchPersistentContext(mkdtempSync(join(tmpdir(), "pl-chromium-")), {
+  executablePath,
+  headless: true,
+  viewport: { width: 1280, height: 860 },
+  args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+});
+try {
+  const page = ctx.pages()[0] || await ctx.newPage();
+  page.setDefaultTimeout(15000);
+
+  step("unauthenticated visit redirects to the login page");
+  await page.goto(`${base}/jobs`);
+  if (!page.url().includes("/login?next=%2Fjobs")) throw new Error(`expected login redirect, got ${page.url()}`);
+
+  step("wrong password shows the sentence");
+  await page.fill("#email", email);
+  await page.fill("#password", "definitely wrong");
+  await page.click("button[type=submit]");
+  await page.waitForSelector("[data-test=login-error]");
+  const err = await page.textContent("[data-test=login-error]");
+  if (!err.includes("Invalid email or password")) throw new Error(`login error text: ${err}`);
+
+  step("log in through the form and land on the requested page");
+  await page.fill("#password", password);
+  await page.click("button[type=submit]");
+  await page.waitForURL(`${base}/jobs`);
+  await page.goto(`${base}/`);
+  const labels = await page.locator(".metric .metric-label").allTextContents();
+  for (const l of ["Running jobs", "Queued jobs", "Active nodes", "Sites"]) {
+    if (!labels.includes(l)) throw new Error(`metric card ${l} missing: ${labels}`);
+  }
+  await page.waitForSelector("#jobs-table");
+  if (shots) await page.screenshot({ path: `${shots}/overview-empty.png`, fullPage: true });
+  const queuedBefore = await page.locator('[data-metric="Queued jobs"] .metric-value').textContent();
+  if (queuedBefore.trim() !== "0") throw new Error(`queued before: ${queuedBefore}`);
+
+  // Give the SSE connection a moment to open before the change happens.
+  await page.waitForTimeout(500);
+  const jobId = await ask("INSERT_JOB");
+  step(`job ${jobId} inserted; waiting for it without reloading`);
+  await page.waitForSelector(`tr[data-job-id="${jobId}"]`);
+  await page.waitForFunction(() =>
+    document.querySelector('[data-metric="Queued jobs"] .metric-value').textContent.trim() === "1");
+  const row = await page.textContent(`tr[data-job-id="${jobId}"]`);
+  if (!row.includes("node_provision") || !row.includes("queued")) throw new Error(`row: ${row}`);
+  if (shots) await page.screenshot({ path: `${shots}/overview-live-job.png`, fullPage: true });
+
+  step("jobs page shows it too, and a phone-sized viewport still works");
+  await page.click('nav a[href="/jobs"]');
+  await page.waitForSelector(`tr[data-job-id="${jobId}"]`);
+  await page.setViewportSize({ width: 390, height: 844 });
+  if (shots) await page.screenshot({ path: `${shots}/jobs-phone.png`, fullPage: true });
+  await page.setViewportSize({ width: 1280, height: 860 });
+
+  step("log out");
+  await page.click("[data-test=logout]");
+  await page.waitForURL(/\/login$/);
+  await page.goto(`${base}/`);
+  if (!page.url().includes("/login")) throw new Error(`still logged in: ${page.url()}`);
+  console.log("BROWSER_TEST_PASSED");
+} finally {
+  await ctx.close();
+  stdin.close();
+}
