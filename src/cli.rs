@@ -91,17 +91,24 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             let store = open_store(&config).await?;
             let auth = Auth::new(store.clone(), clock);
             let result = match admin {
-                AdminCommand::Create { email, display_name, password_stdin } => {
+                AdminCommand::Create {
+                    email,
+                    display_name,
+                    password_stdin,
+                } => {
                     let password = read_password(password_stdin)?;
                     auth.create_admin(&email, display_name.as_deref(), &password)
                         .await
                         .map(|email| println!("admin {email} created"))
                 }
-                AdminCommand::SetPassword { email, password_stdin } => {
+                AdminCommand::SetPassword {
+                    email,
+                    password_stdin,
+                } => {
                     let password = read_password(password_stdin)?;
-                    auth.set_password(&email, &password)
-                        .await
-                        .map(|()| println!("password of {email} replaced; their sessions are revoked"))
+                    auth.set_password(&email, &password).await.map(|()| {
+                        println!("password of {email} replaced; their sessions are revoked")
+                    })
                 }
             };
             store.close().await;
@@ -117,7 +124,9 @@ async fn bootstrap_dev_admin(auth: &Auth) -> anyhow::Result<()> {
         return Ok(());
     }
     let password = crate::auth::token::random_token()[..20].to_string();
-    let email = auth.create_admin("admin@pressluft.local", Some("Admin"), &password).await?;
+    let email = auth
+        .create_admin("admin@pressluft.local", Some("Admin"), &password)
+        .await?;
     println!();
     println!("  ┌──────────────────────────────────────────────────────────┐");
     println!("  │ Bootstrap admin created (shown once):                    │");
@@ -131,7 +140,10 @@ async fn bootstrap_dev_admin(auth: &Auth) -> anyhow::Result<()> {
 fn read_password(from_stdin: bool) -> anyhow::Result<String> {
     if from_stdin || !std::io::stdin().is_terminal() {
         let mut line = String::new();
-        std::io::stdin().lock().read_line(&mut line).context("reading the password")?;
+        std::io::stdin()
+            .lock()
+            .read_line(&mut line)
+            .context("reading the password")?;
         let password = line.trim_end_matches(['\n', '\r']).to_string();
         if password.is_empty() {
             bail!("no password on standard input");

@@ -61,9 +61,8 @@ pub type SharedClock = Arc<dyn Clock>;
 /// Formats an instant as the stored timestamp form `YYYY-MM-DDTHH:MM:SS.sssZ`.
 pub fn format_ts(t: OffsetDateTime) -> String {
     let t = t.to_offset(UtcOffset::UTC);
-    let fmt = format_description!(
-        "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
-    );
+    let fmt =
+        format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z");
     t.format(&fmt).expect("timestamp formatting cannot fail")
 }
 
@@ -97,7 +96,10 @@ mod tests {
     fn formats_with_milliseconds_and_z() {
         let t = datetime!(2026-11-26 03:04:05.678_9 UTC);
         assert_eq!(format_ts(t), "2026-11-26T03:04:05.678Z");
-        assert_eq!(parse_ts("2026-11-26T03:04:05.678Z").unwrap(), datetime!(2026-11-26 03:04:05.678 UTC));
+        assert_eq!(
+            parse_ts("2026-11-26T03:04:05.678Z").unwrap(),
+            datetime!(2026-11-26 03:04:05.678 UTC)
+        );
     }
 
     #[test]

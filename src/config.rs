@@ -97,16 +97,46 @@ struct Key {
     env: &'static str,
 }
 
-const LISTEN_ADDR: Key = Key { flag: "--listen-addr", env: "PRESSLUFT_LISTEN_ADDR" };
-const DATA_DIR: Key = Key { flag: "--data-dir", env: "PRESSLUFT_DATA_DIR" };
-const DB_PATH: Key = Key { flag: "--db-path", env: "PRESSLUFT_DB_PATH" };
-const SECRETS_DIR: Key = Key { flag: "--secrets-dir", env: "PRESSLUFT_SECRETS_DIR" };
-const LOG_DIR: Key = Key { flag: "--log-dir", env: "PRESSLUFT_LOG_DIR" };
-const PUBLIC_IP: Key = Key { flag: "--public-ip", env: "PRESSLUFT_PUBLIC_IP" };
-const WORKERS: Key = Key { flag: "--workers", env: "PRESSLUFT_WORKERS" };
-const JOB_TIMEOUT: Key = Key { flag: "--job-timeout-secs", env: "PRESSLUFT_JOB_TIMEOUT_SECS" };
-const ANSIBLE_DIR: Key = Key { flag: "--ansible-dir", env: "PRESSLUFT_ANSIBLE_DIR" };
-const MANAGE_FIREWALL: Key = Key { flag: "--manage-firewall", env: "PRESSLUFT_MANAGE_FIREWALL" };
+const LISTEN_ADDR: Key = Key {
+    flag: "--listen-addr",
+    env: "PRESSLUFT_LISTEN_ADDR",
+};
+const DATA_DIR: Key = Key {
+    flag: "--data-dir",
+    env: "PRESSLUFT_DATA_DIR",
+};
+const DB_PATH: Key = Key {
+    flag: "--db-path",
+    env: "PRESSLUFT_DB_PATH",
+};
+const SECRETS_DIR: Key = Key {
+    flag: "--secrets-dir",
+    env: "PRESSLUFT_SECRETS_DIR",
+};
+const LOG_DIR: Key = Key {
+    flag: "--log-dir",
+    env: "PRESSLUFT_LOG_DIR",
+};
+const PUBLIC_IP: Key = Key {
+    flag: "--public-ip",
+    env: "PRESSLUFT_PUBLIC_IP",
+};
+const WORKERS: Key = Key {
+    flag: "--workers",
+    env: "PRESSLUFT_WORKERS",
+};
+const JOB_TIMEOUT: Key = Key {
+    flag: "--job-timeout-secs",
+    env: "PRESSLUFT_JOB_TIMEOUT_SECS",
+};
+const ANSIBLE_DIR: Key = Key {
+    flag: "--ansible-dir",
+    env: "PRESSLUFT_ANSIBLE_DIR",
+};
+const MANAGE_FIREWALL: Key = Key {
+    flag: "--manage-firewall",
+    env: "PRESSLUFT_MANAGE_FIREWALL",
+};
 
 /// Every variable the control plane reads, for documentation and `--help`.
 pub const ENV_VARS: [&str; 10] = [
@@ -146,9 +176,11 @@ impl Resolver<'_> {
     ) -> Result<Option<T>, ConfigError> {
         match self.raw(key, flag) {
             None => Ok(None),
-            Some((value, origin)) => parse(value.trim())
-                .map(Some)
-                .ok_or(ConfigError { origin, value, expected }),
+            Some((value, origin)) => parse(value.trim()).map(Some).ok_or(ConfigError {
+                origin,
+                value,
+                expected,
+            }),
         }
     }
 
@@ -180,27 +212,34 @@ impl Config {
     ) -> Result<Config, ConfigError> {
         let r = Resolver { env };
         let listen_addr = r
-            .parse(&LISTEN_ADDR, &flags.listen_addr, "an address like 0.0.0.0:8080", |v| {
-                v.parse::<SocketAddr>().ok()
-            })?
+            .parse(
+                &LISTEN_ADDR,
+                &flags.listen_addr,
+                "an address like 0.0.0.0:8080",
+                |v| v.parse::<SocketAddr>().ok(),
+            )?
             .unwrap_or_else(|| match mode {
                 Mode::Serve => SocketAddr::from(([0, 0, 0, 0], 8080)),
                 Mode::Dev => SocketAddr::from(([127, 0, 0, 1], 8080)),
             });
-        let data_dir = r.path(&DATA_DIR, &flags.data_dir)?.unwrap_or_else(|| match mode {
-            Mode::Serve => PathBuf::from("/var/lib/pressluft"),
-            Mode::Dev => PathBuf::from("./.pressluft"),
-        });
+        let data_dir = r
+            .path(&DATA_DIR, &flags.data_dir)?
+            .unwrap_or_else(|| match mode {
+                Mode::Serve => PathBuf::from("/var/lib/pressluft"),
+                Mode::Dev => PathBuf::from("./.pressluft"),
+            });
         let db_path = r
             .path(&DB_PATH, &flags.db_path)?
             .unwrap_or_else(|| data_dir.join("pressluft.db"));
         let secrets_dir = r
             .path(&SECRETS_DIR, &flags.secrets_dir)?
             .unwrap_or_else(|| data_dir.join("secrets"));
-        let log_dir = r.path(&LOG_DIR, &flags.log_dir)?.unwrap_or_else(|| match mode {
-            Mode::Serve => PathBuf::from("/var/log/pressluft"),
-            Mode::Dev => data_dir.join("logs"),
-        });
+        let log_dir = r
+            .path(&LOG_DIR, &flags.log_dir)?
+            .unwrap_or_else(|| match mode {
+                Mode::Serve => PathBuf::from("/var/log/pressluft"),
+                Mode::Dev => data_dir.join("logs"),
+            });
         let public_ip = r.parse(&PUBLIC_IP, &flags.public_ip, "an IPv4 address", |v| {
             v.parse::<Ipv4Addr>().ok()
         })?;
@@ -210,16 +249,24 @@ impl Config {
             })?
             .unwrap_or(4);
         let job_timeout_secs = r
-            .parse(&JOB_TIMEOUT, &flags.job_timeout_secs, "an integer from 60 to 86400", |v| {
-                in_range::<u64>(v, 60, 86_400)
-            })?
+            .parse(
+                &JOB_TIMEOUT,
+                &flags.job_timeout_secs,
+                "an integer from 60 to 86400",
+                |v| in_range::<u64>(v, 60, 86_400),
+            )?
             .unwrap_or(1800);
         let ansible_dir = match r.path(&ANSIBLE_DIR, &flags.ansible_dir)? {
             Some(dir) => dir,
             None => default_ansible_dir(mode, &data_dir),
         };
         let manage_firewall = r
-            .parse(&MANAGE_FIREWALL, &flags.manage_firewall, "true or false", parse_bool)?
+            .parse(
+                &MANAGE_FIREWALL,
+                &flags.manage_firewall,
+                "true or false",
+                parse_bool,
+            )?
             .unwrap_or(true);
         Ok(Config {
             mode,
@@ -273,8 +320,10 @@ mod tests {
     use std::collections::HashMap;
 
     fn env_of(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
-        let map: HashMap<String, String> =
-            pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         move |k| map.get(k).cloned()
     }
 
@@ -283,8 +332,14 @@ mod tests {
         let none = env_of(&[]);
         let serve = Config::resolve(Mode::Serve, &ConfigFlags::default(), &none).unwrap();
         assert_eq!(serve.listen_addr.to_string(), "0.0.0.0:8080");
-        assert_eq!(serve.db_path, PathBuf::from("/var/lib/pressluft/pressluft.db"));
-        assert_eq!(serve.secrets_dir, PathBuf::from("/var/lib/pressluft/secrets"));
+        assert_eq!(
+            serve.db_path,
+            PathBuf::from("/var/lib/pressluft/pressluft.db")
+        );
+        assert_eq!(
+            serve.secrets_dir,
+            PathBuf::from("/var/lib/pressluft/secrets")
+        );
         assert_eq!(serve.log_dir, PathBuf::from("/var/log/pressluft"));
         assert_eq!(serve.workers, 4);
         assert_eq!(serve.job_timeout, Duration::from_secs(1800));
@@ -299,13 +354,31 @@ mod tests {
 
     #[test]
     fn flag_beats_env_beats_default() {
-        let env = env_of(&[("PRESSLUFT_WORKERS", "8"), ("PRESSLUFT_DATA_DIR", "/srv/pl")]);
-        let flags = ConfigFlags { workers: Some("2".into()), ..Default::default() };
+        let env = env_of(&[
+            ("PRESSLUFT_WORKERS", "8"),
+            ("PRESSLUFT_DATA_DIR", "/srv/pl"),
+        ]);
+        let flags = ConfigFlags {
+            workers: Some("2".into()),
+            ..Default::default()
+        };
         let c = Config::resolve(Mode::Serve, &flags, &env).unwrap();
         assert_eq!(c.workers, 2, "flag wins over env");
-        assert_eq!(c.data_dir, PathBuf::from("/srv/pl"), "env wins over default");
-        assert_eq!(c.db_path, PathBuf::from("/srv/pl/pressluft.db"), "derived from data dir");
-        assert_eq!(c.job_timeout, Duration::from_secs(1800), "default when neither is set");
+        assert_eq!(
+            c.data_dir,
+            PathBuf::from("/srv/pl"),
+            "env wins over default"
+        );
+        assert_eq!(
+            c.db_path,
+            PathBuf::from("/srv/pl/pressluft.db"),
+            "derived from data dir"
+        );
+        assert_eq!(
+            c.job_timeout,
+            Duration::from_secs(1800),
+            "default when neither is set"
+        );
     }
 
     #[test]
@@ -326,7 +399,10 @@ mod tests {
             "invalid PRESSLUFT_WORKERS value \"lots\": an integer from 1 to 64"
         );
 
-        let flags = ConfigFlags { listen_addr: Some("localhost".into()), ..Default::default() };
+        let flags = ConfigFlags {
+            listen_addr: Some("localhost".into()),
+            ..Default::default()
+        };
         let err = Config::resolve(Mode::Serve, &flags, &env_of(&[])).unwrap_err();
         assert_eq!(err.origin, "--listen-addr");
 
@@ -344,7 +420,10 @@ mod tests {
 
     #[test]
     fn accepts_boolean_spellings_and_ipv4() {
-        let env = env_of(&[("PRESSLUFT_MANAGE_FIREWALL", "false"), ("PRESSLUFT_PUBLIC_IP", "203.0.113.7")]);
+        let env = env_of(&[
+            ("PRESSLUFT_MANAGE_FIREWALL", "false"),
+            ("PRESSLUFT_PUBLIC_IP", "203.0.113.7"),
+        ]);
         let c = Config::resolve(Mode::Serve, &ConfigFlags::default(), &env).unwrap();
         assert!(!c.manage_firewall);
         assert_eq!(c.public_ip, Some(Ipv4Addr::new(203, 0, 113, 7)));

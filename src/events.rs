@@ -159,9 +159,17 @@ mod tests {
         let mut feed = ChangeFeed::default();
         let a = job("a", "2026-01-01T00:00:01.000Z");
         assert_eq!(feed.accept(vec![a.clone()]).len(), 1);
-        assert_eq!(feed.accept(vec![a.clone()]).len(), 0, "re-read in the overlap");
+        assert_eq!(
+            feed.accept(vec![a.clone()]).len(),
+            0,
+            "re-read in the overlap"
+        );
         let a2 = job("a", "2026-01-01T00:00:02.000Z");
-        assert_eq!(feed.accept(vec![a, a2]).len(), 1, "a new state of the same job");
+        assert_eq!(
+            feed.accept(vec![a, a2]).len(),
+            1,
+            "a new state of the same job"
+        );
         assert_eq!(feed.cursor, "2026-01-01T00:00:02.000Z");
     }
 
@@ -172,6 +180,9 @@ mod tests {
         assert_eq!(feed.since(), "2026-01-01T00:00:05.000Z");
         let late = job("c", "2026-01-01T00:00:09.500Z");
         assert_eq!(feed.accept(vec![late]).len(), 1);
-        assert_eq!(feed.cursor, "2026-01-01T00:00:10.000Z", "cursor never moves back");
+        assert_eq!(
+            feed.cursor, "2026-01-01T00:00:10.000Z",
+            "cursor never moves back"
+        );
     }
 }

@@ -30,8 +30,10 @@ pub fn init(mode: Mode, log_dir: Option<&Path>) -> Option<WorkerGuard> {
         .with_filter(filter(mode));
     let (file, guard) = match log_dir {
         Some(dir) => {
-            let (writer, guard) =
-                tracing_appender::non_blocking(tracing_appender::rolling::never(dir, "pressluft.log"));
+            let (writer, guard) = tracing_appender::non_blocking(tracing_appender::rolling::never(
+                dir,
+                "pressluft.log",
+            ));
             let layer = fmt::layer()
                 .json()
                 .with_writer(writer)
@@ -40,6 +42,9 @@ pub fn init(mode: Mode, log_dir: Option<&Path>) -> Option<WorkerGuard> {
         }
         None => (None, None),
     };
-    let _ = tracing_subscriber::registry().with(terminal).with(file).try_init();
+    let _ = tracing_subscriber::registry()
+        .with(terminal)
+        .with(file)
+        .try_init();
     guard
 }

@@ -29,8 +29,13 @@ pub fn prepare_directories(config: &Config) -> anyhow::Result<()> {
     for dir in [&config.data_dir, &config.log_dir] {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     }
-    if let Some(parent) = config.db_path.parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
+    if let Some(parent) = config
+        .db_path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+    {
+        std::fs::create_dir_all(parent)
+            .with_context(|| format!("creating {}", parent.display()))?;
     }
     create_private_dir(&config.secrets_dir)
 }
@@ -82,11 +87,17 @@ impl Application {
             events: Events::new(),
             shutdown: shutdown_rx,
         };
-        Ok(Application { listener, state, shutdown_tx })
+        Ok(Application {
+            listener,
+            state,
+            shutdown_tx,
+        })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
-        self.listener.local_addr().expect("a bound listener has an address")
+        self.listener
+            .local_addr()
+            .expect("a bound listener has an address")
     }
 
     pub fn state(&self) -> &AppState {
@@ -94,11 +105,21 @@ impl Application {
     }
 
     /// Serves until `signal` completes, then stops background tasks and open streams.
-    pub async fn run(self, signal: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
-        let Application { listener, state, shutdown_tx } = self;
+    pub async fn run(
+        self,
+        signal: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let Application {
+            listener,
+            state,
+            shutdown_tx,
+        } = self;
         let addr = listener.local_addr()?;
         let watcher = tokio::spawn(
-            state.events.clone().run_job_watcher(state.store.clone(), state.shutdown.clone()),
+            state
+                .events
+                .clone()
+                .run_job_watcher(state.store.clone(), state.shutdown.clone()),
         );
         tracing::info!("listening on http://{addr}");
         let app = crate::http::router(state.clone());
@@ -107,10 +128,13 @@ impl Application {
             tracing::info!("shutting down");
             let _ = shutdown_tx.send(true);
         };
-        axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
-            .with_graceful_shutdown(shutdown)
-            .await
-            .context("serving HTTP")?;
+        axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(shutdown)
+        .await
+        .context("serving HTTP")?;
         let _ = watcher.await;
         state.store.close().await;
         tracing::info!("stopped");

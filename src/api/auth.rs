@@ -64,7 +64,11 @@ pub async fn login(
         SESSION_LIFETIME.whole_seconds(),
         secure,
     );
-    Ok(([(SET_COOKIE, cookie)], Json(SuccessResponse { success: true })).into_response())
+    Ok((
+        [(SET_COOKIE, cookie)],
+        Json(SuccessResponse { success: true }),
+    )
+        .into_response())
 }
 
 /// Revokes the current session and clears the cookie.
@@ -84,5 +88,9 @@ pub async fn logout(
     state.auth.logout(&session.user).await?;
     let secure = cookies_secure(&headers, &peer, &state).await?;
     let cookie = cookies::clear(cookies::SESSION_COOKIE, "/", secure);
-    Ok(([(SET_COOKIE, cookie)], Json(SuccessResponse { success: true })).into_response())
+    Ok((
+        [(SET_COOKIE, cookie)],
+        Json(SuccessResponse { success: true }),
+    )
+        .into_response())
 }

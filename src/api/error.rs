@@ -49,10 +49,14 @@ impl ErrorCode {
             Unauthorized => StatusCode::UNAUTHORIZED,
             CsrfFailed => StatusCode::FORBIDDEN,
             NotFound => StatusCode::NOT_FOUND,
-            Conflict | EnvironmentNotActive | JobNotCancellable | ResourceNotFailed
-            | ResetValidationFailed | DriftGateFailed | BackupGateFailed | NodeNotActive => {
-                StatusCode::CONFLICT
-            }
+            Conflict
+            | EnvironmentNotActive
+            | JobNotCancellable
+            | ResourceNotFailed
+            | ResetValidationFailed
+            | DriftGateFailed
+            | BackupGateFailed
+            | NodeNotActive => StatusCode::CONFLICT,
             LoginThrottled => StatusCode::TOO_MANY_REQUESTS,
             NodeUnreachable | WpCliError => StatusCode::BAD_GATEWAY,
             InternalError => StatusCode::INTERNAL_SERVER_ERROR,
@@ -146,7 +150,10 @@ impl ApiError {
     }
 
     pub fn csrf(reason: &str) -> Self {
-        Self::new(ErrorCode::CsrfFailed, format!("request refused by CSRF protection: {reason}"))
+        Self::new(
+            ErrorCode::CsrfFailed,
+            format!("request refused by CSRF protection: {reason}"),
+        )
     }
 
     /// A 500 whose cause is logged, never sent.
@@ -251,6 +258,9 @@ mod tests {
     fn field_errors_name_the_field_twice() {
         let e = ApiError::field("slug", "already in use");
         assert_eq!(e.message, "slug: already in use");
-        assert_eq!(e.details.unwrap(), json!({"fields": {"slug": "already in use"}}));
+        assert_eq!(
+            e.details.unwrap(),
+            json!({"fields": {"slug": "already in use"}})
+        );
     }
 }

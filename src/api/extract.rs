@@ -28,10 +28,18 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for AppJson<T> {
             .headers()
             .get(CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
-            .map(|v| v.split(';').next().unwrap_or("").trim().eq_ignore_ascii_case("application/json"))
+            .map(|v| {
+                v.split(';')
+                    .next()
+                    .unwrap_or("")
+                    .trim()
+                    .eq_ignore_ascii_case("application/json")
+            })
             .unwrap_or(false);
         if !is_json {
-            return Err(ApiError::bad_request("the body must be JSON (Content-Type: application/json)"));
+            return Err(ApiError::bad_request(
+                "the body must be JSON (Content-Type: application/json)",
+            ));
         }
         let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
             if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
@@ -91,16 +99,18 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for AppQuery<T> {
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
         let query = parts.uri.query().unwrap_or("");
         let de = serde_urlencoded::Deserializer::new(form_urlencoded::parse(query.as_bytes()));
-        serde_path_to_error::deserialize(de).map(AppQuery).map_err(|err| {
-            let text = err.into_inner().to_string();
-            match field_in_message(&text) {
-                Some(f) if text.starts_with("unknown field") => {
-                    ApiError::field(&f, "unknown query parameter")
+        serde_path_to_error::deserialize(de)
+            .map(AppQuery)
+            .map_err(|err| {
+                let text = err.into_inner().to_string();
+                match field_in_message(&text) {
+                    Some(f) if text.starts_with("unknown field") => {
+                        ApiError::field(&f, "unknown query parameter")
+                    }
+                    Some(f) => ApiError::field(&f, "is required"),
+                    None => ApiError::bad_request(format!("invalid query: {text}")),
                 }
-                Some(f) => ApiError::field(&f, "is required"),
-                None => ApiError::bad_request(format!("invalid query: {text}")),
-            }
-        })
+            })
     }
 }
 
@@ -142,12 +152,19 @@ mod tests {
     }
 
     fn field_of(e: ApiError) -> String {
-        e.details.unwrap()["fields"].as_object().unwrap().keys().next().unwrap().clone()
+        e.details.unwrap()["fields"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .next()
+            .unwrap()
+            .clone()
     }
 
     #[test]
     fn names_unknown_missing_and_mistyped_fields() {
-        let e = parse_json::<Login>(br#"{"email":"a@b.c","password":"x","admin":true}"#).unwrap_err();
+        let e =
+            parse_json::<Login>(br#"{"email":"a@b.c","password":"x","admin":true}"#).unwrap_err();
         assert_eq!(field_of(e), "admin");
         let e = parse_json::<Login>(br#"{"email":"a@b.c"}"#).unwrap_err();
         assert_eq!(field_of(e), "password");

@@ -46,7 +46,10 @@ impl From<&JobRecord> for JobStatusResponse {
         JobStatusResponse {
             id: j.id.clone(),
             // The database CHECK constraints admit only registered values.
-            job_type: j.job_type.parse().expect("job_type constrained by the schema"),
+            job_type: j
+                .job_type
+                .parse()
+                .expect("job_type constrained by the schema"),
             status: j.status.parse().expect("status constrained by the schema"),
             site_id: j.site_id.clone(),
             environment_id: j.environment_id.clone(),
@@ -102,10 +105,16 @@ impl JobsQuery {
         }
         let nonempty = |v: Option<String>| v.filter(|s| !s.is_empty());
         let status = nonempty(self.status)
-            .map(|s| s.parse::<JobStatus>().map_err(|e| ApiError::field("status", e.to_string())))
+            .map(|s| {
+                s.parse::<JobStatus>()
+                    .map_err(|e| ApiError::field("status", e.to_string()))
+            })
             .transpose()?;
         let job_type = nonempty(self.job_type)
-            .map(|s| s.parse::<JobType>().map_err(|e| ApiError::field("job_type", e.to_string())))
+            .map(|s| {
+                s.parse::<JobType>()
+                    .map_err(|e| ApiError::field("job_type", e.to_string()))
+            })
             .transpose()?;
         let limit = match nonempty(self.limit) {
             None => DEFAULT_LIMIT,
@@ -173,6 +182,10 @@ pub async fn get_job(
     _session: CurrentSession,
     PathId(id): PathId,
 ) -> Result<Json<JobStatusResponse>, ApiError> {
-    let job = state.store.get_job(&id).await?.ok_or_else(|| ApiError::not_found("job"))?;
+    let job = state
+        .store
+        .get_job(&id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("job"))?;
     Ok(Json(JobStatusResponse::from(&job)))
 }

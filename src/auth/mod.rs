@@ -30,7 +30,10 @@ pub enum AuthError {
     #[error("too many failed logins; blocked until {until}")]
     Throttled { until: OffsetDateTime },
     #[error("{field}: {message}")]
-    Invalid { field: &'static str, message: String },
+    Invalid {
+        field: &'static str,
+        message: String,
+    },
     #[error("an admin with e-mail {0} already exists")]
     EmailTaken(String),
     #[error("no admin has e-mail {0}")]
@@ -124,7 +127,10 @@ impl Auth {
     ) -> Result<Option<OffsetDateTime>, AuthError> {
         let since = format_ts(now - throttle::WINDOW * 2);
         let mut until = None;
-        for key in [AttemptKey::Email(email.as_str()), AttemptKey::RemoteIp(remote_ip)] {
+        for key in [
+            AttemptKey::Email(email.as_str()),
+            AttemptKey::RemoteIp(remote_ip),
+        ] {
             let failures: Vec<OffsetDateTime> = self
                 .store
                 .recent_login_failures(key, &since, throttle::MAX_FAILURES as i64)
@@ -186,7 +192,13 @@ impl Auth {
         let hash = hash_password(password).map_err(AuthError::Hash)?;
         let now = format_ts(self.clock.now());
         self.store
-            .insert_user(&Uuid::new_v4().to_string(), email.as_str(), &display_name, &hash, &now)
+            .insert_user(
+                &Uuid::new_v4().to_string(),
+                email.as_str(),
+                &display_name,
+                &hash,
+                &now,
+            )
             .await
             .map_err(|e| match e {
                 StoreError::Duplicate(_) => AuthError::EmailTaken(email.to_string()),

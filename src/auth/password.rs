@@ -34,7 +34,9 @@ pub fn verify_password(password: &str, phc: &str) -> bool {
 /// Checks the password policy; the error is a sentence for the operator.
 pub fn check_policy(password: &str) -> Result<(), String> {
     if password.chars().count() < MIN_PASSWORD_CHARS {
-        return Err(format!("the password must have at least {MIN_PASSWORD_CHARS} characters"));
+        return Err(format!(
+            "the password must have at least {MIN_PASSWORD_CHARS} characters"
+        ));
     }
     Ok(())
 }

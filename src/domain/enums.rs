@@ -61,7 +61,10 @@ string_enum!(
 
 impl JobStatus {
     pub fn is_terminal(self) -> bool {
-        matches!(self, JobStatus::Succeeded | JobStatus::Failed | JobStatus::Cancelled)
+        matches!(
+            self,
+            JobStatus::Succeeded | JobStatus::Failed | JobStatus::Cancelled
+        )
     }
 }
 
@@ -124,7 +127,10 @@ mod tests {
     fn round_trips_every_value() {
         for s in JobStatus::ALL {
             assert_eq!(s.as_str().parse::<JobStatus>().unwrap(), *s);
-            assert_eq!(serde_json::to_string(s).unwrap(), format!("\"{}\"", s.as_str()));
+            assert_eq!(
+                serde_json::to_string(s).unwrap(),
+                format!("\"{}\"", s.as_str())
+            );
         }
         for t in JobType::ALL {
             assert_eq!(t.as_str().parse::<JobType>().unwrap(), *t);
@@ -135,6 +141,9 @@ mod tests {
     #[test]
     fn unknown_values_list_the_allowed_ones() {
         let err = "done".parse::<JobStatus>().unwrap_err();
-        assert_eq!(err.to_string(), "must be one of: queued, running, succeeded, failed, cancelled");
+        assert_eq!(
+            err.to_string(),
+            "must be one of: queued, running, succeeded, failed, cancelled"
+        );
     }
 }

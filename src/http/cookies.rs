@@ -40,7 +40,10 @@ mod tests {
     #[test]
     fn reads_one_cookie_among_many() {
         let mut h = HeaderMap::new();
-        h.insert("cookie", HeaderValue::from_static("a=1; session_token=abc; b=2"));
+        h.insert(
+            "cookie",
+            HeaderValue::from_static("a=1; session_token=abc; b=2"),
+        );
         assert_eq!(read(&h, SESSION_COOKIE).as_deref(), Some("abc"));
         assert_eq!(read(&h, "missing"), None);
     }
@@ -52,6 +55,9 @@ mod tests {
             v.to_str().unwrap(),
             "session_token=tok; HttpOnly; SameSite=Strict; Path=/; Max-Age=86400; Secure"
         );
-        assert!(clear(SESSION_COOKIE, "/", false).to_str().unwrap().contains("Max-Age=0"));
+        assert!(clear(SESSION_COOKIE, "/", false)
+            .to_str()
+            .unwrap()
+            .contains("Max-Age=0"));
     }
 }

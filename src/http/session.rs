@@ -41,7 +41,9 @@ impl FromRequestParts<AppState> for CurrentSession {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        lookup(parts, state).await?.ok_or_else(ApiError::unauthorized)
+        lookup(parts, state)
+            .await?
+            .ok_or_else(ApiError::unauthorized)
     }
 }
 
@@ -80,7 +82,12 @@ impl<S: Send + Sync> FromRequestParts<S> for Peer {
     type Rejection = std::convert::Infallible;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        Ok(Peer(parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0)))
+        Ok(Peer(
+            parts
+                .extensions
+                .get::<ConnectInfo<SocketAddr>>()
+                .map(|c| c.0),
+        ))
     }
 }
 
@@ -99,7 +106,9 @@ pub fn remote_ip(parts_headers: &HeaderMap, peer: &Peer) -> String {
             return forwarded.to_string();
         }
     }
-    peer_ip.map(|ip| ip.to_string()).unwrap_or_else(|| "unknown".into())
+    peer_ip
+        .map(|ip| ip.to_string())
+        .unwrap_or_else(|| "unknown".into())
 }
 
 /// Whether cookies must carry `Secure`: the request came over TLS through the local proxy, or a
@@ -117,5 +126,9 @@ pub async fn cookies_secure(
     if via_tls_proxy {
         return Ok(true);
     }
-    Ok(state.store.get_setting("control_plane_domain").await?.is_some())
+    Ok(state
+        .store
+        .get_setting("control_plane_domain")
+        .await?
+        .is_some())
 }

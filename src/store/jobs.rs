@@ -54,7 +54,8 @@ pub struct JobFilter {
     pub limit: i64,
 }
 
-const SELECT_JOB: &str = "SELECT j.*, s.name AS site_name, e.name AS environment_name, n.name AS node_name
+const SELECT_JOB: &str =
+    "SELECT j.*, s.name AS site_name, e.name AS environment_name, n.name AS node_name
      FROM jobs j
      LEFT JOIN sites s ON s.id = j.site_id
      LEFT JOIN environments e ON e.id = j.environment_id
@@ -77,7 +78,8 @@ impl Store {
             ("j.parent_job_id", &filter.parent_job_id),
         ] {
             if let Some(v) = value {
-                q.push(format_args!(" AND {column} = ")).push_bind(v.clone());
+                q.push(format_args!(" AND {column} = "))
+                    .push_bind(v.clone());
             }
         }
         if let Some((created_at, id)) = &filter.before {
@@ -103,10 +105,12 @@ impl Store {
 
     /// `(created_at, id)` of a job, the position a page cursor refers to.
     pub async fn job_position(&self, id: &str) -> Result<Option<(String, String)>, StoreError> {
-        Ok(sqlx::query_as("SELECT created_at, id FROM jobs WHERE id = ?")
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?)
+        Ok(
+            sqlx::query_as("SELECT created_at, id FROM jobs WHERE id = ?")
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await?,
+        )
     }
 
     /// Jobs whose `updated_at` is at or after `since`, oldest change first (the change feed).

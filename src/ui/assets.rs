@@ -8,8 +8,16 @@ use crate::api::error::ApiError;
 
 /// `(path, content type, bytes)` of every embedded asset.
 const ASSETS: &[(&str, &str, &[u8])] = &[
-    ("app.css", "text/css; charset=utf-8", include_bytes!("../../assets/app.css")),
-    ("app.js", "text/javascript; charset=utf-8", include_bytes!("../../assets/app.js")),
+    (
+        "app.css",
+        "text/css; charset=utf-8",
+        include_bytes!("../../assets/app.css"),
+    ),
+    (
+        "app.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("../../assets/app.js"),
+    ),
     (
         "vendor/htmx.min.js",
         "text/javascript; charset=utf-8",
@@ -26,7 +34,10 @@ const ASSETS: &[(&str, &str, &[u8])] = &[
 pub async fn serve(Path(path): Path<String>) -> Response {
     match ASSETS.iter().find(|(p, _, _)| *p == path) {
         Some((_, content_type, bytes)) => (
-            [(CONTENT_TYPE, *content_type), (CACHE_CONTROL, "public, max-age=300")],
+            [
+                (CONTENT_TYPE, *content_type),
+                (CACHE_CONTROL, "public, max-age=300"),
+            ],
             *bytes,
         )
             .into_response(),

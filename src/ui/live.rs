@@ -83,7 +83,12 @@ pub async fn events(
                 .and_then(parse_uuid)
                 .ok_or_else(|| ApiError::field("id", "must be a UUID"))?,
         ),
-        _ => return Err(ApiError::field("view", "must be one of: overview, jobs, job")),
+        _ => {
+            return Err(ApiError::field(
+                "view",
+                "must be one of: overview, jobs, job",
+            ))
+        }
     };
     let rx = state.events.subscribe();
     let mut shutdown = state.shutdown.clone();
@@ -123,15 +128,26 @@ fn sse(s: impl Stream<Item = Result<SseEvent, Infallible>> + Send + 'static) -> 
         .into_response()
 }
 
-async fn render(state: &AppState, view: &View) -> Result<Vec<SseEvent>, Box<dyn std::error::Error + Send + Sync>> {
+async fn render(
+    state: &AppState,
+    view: &View,
+) -> Result<Vec<SseEvent>, Box<dyn std::error::Error + Send + Sync>> {
     let mut out = Vec::new();
     match view {
         View::Overview => {
             let metrics = state.store.metrics().await?;
-            out.push(fragment("metrics", &MetricsFragment { cards: metric_cards(&metrics) })?);
+            out.push(fragment(
+                "metrics",
+                &MetricsFragment {
+                    cards: metric_cards(&metrics),
+                },
+            )?);
             let jobs = state
                 .store
-                .list_jobs(&JobFilter { limit: RECENT_JOBS, ..Default::default() })
+                .list_jobs(&JobFilter {
+                    limit: RECENT_JOBS,
+                    ..Default::default()
+                })
                 .await?;
             out.push(fragment("jobs", &rows(&jobs, EMPTY_JOBS))?);
         }
@@ -155,7 +171,10 @@ async fn render(state: &AppState, view: &View) -> Result<Vec<SseEvent>, Box<dyn 
 }
 
 fn rows(jobs: &[crate::store::JobRecord], empty_message: &'static str) -> JobRowsFragment {
-    JobRowsFragment { jobs: jobs.iter().map(JobRow::from).collect(), empty_message }
+    JobRowsFragment {
+        jobs: jobs.iter().map(JobRow::from).collect(),
+        empty_message,
+    }
 }
 
 fn fragment(name: &str, t: &impl Template) -> Result<SseEvent, askama::Error> {

@@ -73,7 +73,16 @@ pub async fn form(
     let query: LoginQuery =
         serde_urlencoded::from_str(query.as_deref().unwrap_or("")).unwrap_or_default();
     let next = safe_next(query.next.as_deref());
-    page(&state, &headers, &peer, StatusCode::OK, None, String::new(), next).await
+    page(
+        &state,
+        &headers,
+        &peer,
+        StatusCode::OK,
+        None,
+        String::new(),
+        next,
+    )
+    .await
 }
 
 #[derive(Debug, Deserialize)]
@@ -101,13 +110,26 @@ pub async fn submit(
     if cookie_token.is_empty() || !tokens_equal(&cookie_token, &form.csrf_token) {
         tracing::warn!("login form refused: CSRF token mismatch");
         let msg = "Your sign-in form expired. Please try again.".to_string();
-        return page(&state, &headers, &peer, StatusCode::FORBIDDEN, Some(msg), form.email, next)
-            .await;
+        return page(
+            &state,
+            &headers,
+            &peer,
+            StatusCode::FORBIDDEN,
+            Some(msg),
+            form.email,
+            next,
+        )
+        .await;
     }
     let fail = |status, msg: &str| (status, Some(msg.to_string()));
     let outcome = match Email::parse(&form.email) {
-        Err(_) => Err(fail(StatusCode::BAD_REQUEST, "Enter a valid e-mail address.")),
-        Ok(_) if form.password.is_empty() => Err(fail(StatusCode::BAD_REQUEST, "Enter your password.")),
+        Err(_) => Err(fail(
+            StatusCode::BAD_REQUEST,
+            "Enter a valid e-mail address.",
+        )),
+        Ok(_) if form.password.is_empty() => {
+            Err(fail(StatusCode::BAD_REQUEST, "Enter your password."))
+        }
         Ok(email) => {
             let ip = remote_ip(&headers, &peer);
             match state.auth.login(&email, &form.password, &ip).await {
@@ -138,7 +160,10 @@ pub async fn submit(
             let h = response.headers_mut();
             h.append(SET_COOKIE, session_cookie);
             h.append(SET_COOKIE, clear_csrf);
-            h.insert(LOCATION, next.parse().expect("a path is a valid header value"));
+            h.insert(
+                LOCATION,
+                next.parse().expect("a path is a valid header value"),
+            );
             Ok(response)
         }
         Err((status, error)) => {
@@ -174,9 +199,10 @@ pub async fn logout(
     state.auth.logout(&session.user).await?;
     let secure = cookies_secure(&headers, &peer, &state).await?;
     let mut response = Redirect::to("/login").into_response();
-    response
-        .headers_mut()
-        .append(SET_COOKIE, cookies::clear(cookies::SESSION_COOKIE, "/", secure));
+    response.headers_mut().append(
+        SET_COOKIE,
+        cookies::clear(cookies::SESSION_COOKIE, "/", secure),
+    );
     Ok(response)
 }
 
@@ -186,7 +212,10 @@ mod tests {
 
     #[test]
     fn next_must_be_a_local_path() {
-        assert_eq!(safe_next(Some("/jobs?status=failed")), "/jobs?status=failed");
+        assert_eq!(
+            safe_next(Some("/jobs?status=failed")),
+            "/jobs?status=failed"
+        );
         assert_eq!(safe_next(Some("//evil.example")), "/");
         assert_eq!(safe_next(Some("https://evil.example")), "/");
         assert_eq!(safe_next(Some("/\\evil")), "/");

@@ -43,7 +43,10 @@ pub async fn overview(
     let metrics = state.store.metrics().await?;
     let jobs = state
         .store
-        .list_jobs(&JobFilter { limit: RECENT_JOBS, ..Default::default() })
+        .list_jobs(&JobFilter {
+            limit: RECENT_JOBS,
+            ..Default::default()
+        })
         .await?;
     Ok(render(&OverviewPage {
         layout: Layout::new("Overview", "overview", &session),
@@ -166,7 +169,11 @@ pub async fn job_detail(
     UiSession(session): UiSession,
     PathId(id): PathId,
 ) -> Result<Response, ApiError> {
-    let record = state.store.get_job(&id).await?.ok_or_else(|| ApiError::not_found("job"))?;
+    let record = state
+        .store
+        .get_job(&id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("job"))?;
     let row = JobRow::from(&record);
     Ok(render(&JobPage {
         layout: Layout::new(&format!("Job {}", row.short_id), "jobs", &session),

@@ -13,7 +13,11 @@ pub struct Layout {
 }
 
 impl Layout {
-    pub fn new(title: &str, nav: &'static str, session: &crate::http::session::CurrentSession) -> Self {
+    pub fn new(
+        title: &str,
+        nav: &'static str,
+        session: &crate::http::session::CurrentSession,
+    ) -> Self {
         Layout {
             title: title.to_string(),
             nav,
@@ -84,10 +88,26 @@ pub struct MetricCard {
 
 pub fn metric_cards(m: &Metrics) -> Vec<MetricCard> {
     vec![
-        MetricCard { label: "Running jobs", value: m.jobs_running, hint: "executing on a node now" },
-        MetricCard { label: "Queued jobs", value: m.jobs_queued, hint: "waiting for a worker or a lock" },
-        MetricCard { label: "Active nodes", value: m.nodes_active, hint: "provisioned and reachable" },
-        MetricCard { label: "Sites", value: m.sites_total, hint: "WordPress sites managed" },
+        MetricCard {
+            label: "Running jobs",
+            value: m.jobs_running,
+            hint: "executing on a node now",
+        },
+        MetricCard {
+            label: "Queued jobs",
+            value: m.jobs_queued,
+            hint: "waiting for a worker or a lock",
+        },
+        MetricCard {
+            label: "Active nodes",
+            value: m.nodes_active,
+            hint: "provisioned and reachable",
+        },
+        MetricCard {
+            label: "Sites",
+            value: m.sites_total,
+            hint: "WordPress sites managed",
+        },
     ]
 }
 
@@ -97,7 +117,10 @@ mod tests {
 
     #[test]
     fn short_ts_drops_millis_and_t() {
-        assert_eq!(short_ts(Some("2026-11-26T03:04:05.678Z")), "2026-11-26 03:04:05");
+        assert_eq!(
+            short_ts(Some("2026-11-26T03:04:05.678Z")),
+            "2026-11-26 03:04:05"
+        );
         assert_eq!(short_ts(None), "—");
     }
 }

@@ -28,7 +28,10 @@ async fn login_sets_a_hardened_session_cookie_and_stores_only_its_hash() {
     for flag in ["HttpOnly", "SameSite=Strict", "Path=/", "Max-Age=86400"] {
         assert!(cookie.split("; ").any(|p| p == flag), "{flag} in {cookie}");
     }
-    assert!(!cookie.contains("Secure"), "plain HTTP without a control-plane domain: {cookie}");
+    assert!(
+        !cookie.contains("Secure"),
+        "plain HTTP without a control-plane domain: {cookie}"
+    );
 
     let stored: Vec<(String,)> = sqlx::query_as("SELECT session_token FROM auth_sessions")
         .fetch_all(app.store.pool())
@@ -56,16 +59,22 @@ async fn secure_flag_when_proxied_over_tls() {
 #[tokio::test]
 async fn email_is_case_insensitive() {
     let app = spawn_app().await;
-    let r = app.login_as(&client(), "  ADMIN@Example.com ", ADMIN_PASSWORD).await;
+    let r = app
+        .login_as(&client(), "  ADMIN@Example.com ", ADMIN_PASSWORD)
+        .await;
     assert_eq!(r.status(), 200);
 }
 
 #[tokio::test]
 async fn wrong_password_and_unknown_email_look_the_same() {
     let app = spawn_app().await;
-    let wrong = app.login_as(&client(), ADMIN_EMAIL, "not the password").await;
+    let wrong = app
+        .login_as(&client(), ADMIN_EMAIL, "not the password")
+        .await;
     let wrong = assert_error(wrong, 401, "unauthorized").await;
-    let unknown = app.login_as(&client(), "nobody@example.com", "whatever pass").await;
+    let unknown = app
+        .login_as(&client(), "nobody@example.com", "whatever pass")
+        .await;
     let unknown = assert_error(unknown, 401, "unauthorized").await;
     assert_eq!(wrong, unknown);
 }
@@ -73,7 +82,10 @@ async fn wrong_password_and_unknown_email_look_the_same() {
 #[tokio::test]
 async fn inactive_users_cannot_log_in() {
     let app = spawn_app().await;
-    sqlx::query("UPDATE users SET is_active = 0").execute(app.store.pool()).await.unwrap();
+    sqlx::query("UPDATE users SET is_active = 0")
+        .execute(app.store.pool())
+        .await
+        .unwrap();
     let r = app.login_as(&client(), ADMIN_EMAIL, ADMIN_PASSWORD).await;
     assert_error(r, 401, "unauthorized").await;
 }
@@ -115,7 +127,11 @@ async fn get_with_token(app: &crate::helpers::TestApp, token: &str) -> u16 {
 async fn login_token(app: &crate::helpers::TestApp) -> String {
     let r = app.login_as(&client(), ADMIN_EMAIL, ADMIN_PASSWORD).await;
     let cookie = r.headers()["set-cookie"].to_str().unwrap().to_string();
-    cookie["session_token=".len()..].split(';').next().unwrap().to_string()
+    cookie["session_token=".len()..]
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string()
 }
 
 #[tokio::test]
@@ -132,10 +148,17 @@ async fn logout_revokes_the_session_and_clears_the_cookie() {
         .unwrap();
     assert_eq!(r.status(), 200);
     let cleared = r.headers()["set-cookie"].to_str().unwrap().to_string();
-    assert!(cleared.contains("session_token=;") && cleared.contains("Max-Age=0"), "{cleared}");
+    assert!(
+        cleared.contains("session_token=;") && cleared.contains("Max-Age=0"),
+        "{cleared}"
+    );
     assert_eq!(r.json::<Value>().await.unwrap(), json!({"success": true}));
 
-    assert_eq!(get_with_token(&app, &token).await, 401, "old cookie is dead");
+    assert_eq!(
+        get_with_token(&app, &token).await,
+        401,
+        "old cookie is dead"
+    );
     let revoked: (Option<String>,) = sqlx::query_as("SELECT revoked_at FROM auth_sessions")
         .fetch_one(app.store.pool())
         .await
@@ -147,27 +170,44 @@ async fn logout_revokes_the_session_and_clears_the_cookie() {
 async fn sessions_expire_24_hours_after_login() {
     let app = spawn_app().await;
     let token = login_token(&app).await;
-    app.clock.advance(Duration::hours(23) + Duration::minutes(59));
-    assert_eq!(get_with_token(&app, &token).await, 200, "still valid just before 24 h");
+    app.clock
+        .advance(Duration::hours(23) + Duration::minutes(59));
+    assert_eq!(
+        get_with_token(&app, &token).await,
+        200,
+        "still valid just before 24 h"
+    );
     app.clock.advance(Duration::minutes(1));
-    assert_eq!(get_with_token(&app, &token).await, 401, "absolute expiry, no sliding");
+    assert_eq!(
+        get_with_token(&app, &token).await,
+        401,
+        "absolute expiry, no sliding"
+    );
 }
 
 #[tokio::test]
 async fn garbage_and_unknown_tokens_are_unauthorized() {
     let app = spawn_app().await;
     assert_eq!(get_with_token(&app, "nope").await, 401);
-    assert_eq!(get_with_token(&app, &pressluft::auth::token::random_token()).await, 401);
+    assert_eq!(
+        get_with_token(&app, &pressluft::auth::token::random_token()).await,
+        401
+    );
 }
 
 #[tokio::test]
 async fn password_change_revokes_sessions() {
     let app = spawn_app().await;
     let token = login_token(&app).await;
-    let auth = pressluft::auth::Auth::new(app.store.clone(), std::sync::Arc::new(app.clock.clone()));
-    auth.set_password(ADMIN_EMAIL, "a completely new password").await.unwrap();
+    let auth =
+        pressluft::auth::Auth::new(app.store.clone(), std::sync::Arc::new(app.clock.clone()));
+    auth.set_password(ADMIN_EMAIL, "a completely new password")
+        .await
+        .unwrap();
     assert_eq!(get_with_token(&app, &token).await, 401);
-    let r = app.login_as(&client(), ADMIN_EMAIL, "a completely new password").await;
+    let r = app
+        .login_as(&client(), ADMIN_EMAIL, "a completely new password")
+        .await;
     assert_eq!(r.status(), 200);
 }
 
@@ -222,7 +262,9 @@ async fn the_sixth_failure_is_throttled_until_the_window_passes() {
 async fn throttling_also_applies_per_ip_across_emails() {
     let app = spawn_app().await;
     for i in 0..5 {
-        let r = app.login_as(&client(), &format!("user{i}@example.com"), "wrong password").await;
+        let r = app
+            .login_as(&client(), &format!("user{i}@example.com"), "wrong password")
+            .await;
         assert_eq!(r.status(), 401);
     }
     let r = app.login_as(&client(), ADMIN_EMAIL, ADMIN_PASSWORD).await;

@@ -56,5 +56,9 @@ async fn dashboard_login_live_jobs_logout() {
         transcript.push(line);
     }
     let status = child.wait().expect("node exits");
-    assert!(status.success() && passed, "browser test failed:\n{}", transcript.join("\n"));
+    assert!(
+        status.success() && passed,
+        "browser test failed:\n{}",
+        transcript.join("\n")
+    );
 }

@@ -16,8 +16,18 @@ fn pressluft(dir: &std::path::Path) -> Command {
 }
 
 fn run_with_stdin(mut c: Command, input: &str) -> std::process::Output {
-    let mut child = c.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
-    child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+    let mut child = c
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
     child.wait_with_output().unwrap()
 }
 
@@ -26,43 +36,89 @@ fn migrate_is_idempotent_and_admin_create_validates() {
     let dir = tempfile::tempdir().unwrap();
     for _ in 0..2 {
         let out = pressluft(dir.path()).arg("migrate").output().unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
     assert!(dir.path().join("data/pressluft.db").is_file());
 
     let mut create = pressluft(dir.path());
-    create.args(["admin", "create", "--email", "Ops@Example.com", "--password-stdin"]);
+    create.args([
+        "admin",
+        "create",
+        "--email",
+        "Ops@Example.com",
+        "--password-stdin",
+    ]);
     let out = run_with_stdin(create, "a long enough password\n");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(String::from_utf8_lossy(&out.stdout).contains("admin ops@example.com created"));
 
     let mut again = pressluft(dir.path());
-    again.args(["admin", "create", "--email", "ops@example.com", "--password-stdin"]);
+    again.args([
+        "admin",
+        "create",
+        "--email",
+        "ops@example.com",
+        "--password-stdin",
+    ]);
     let out = run_with_stdin(again, "a long enough password\n");
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("already exists"));
 
     let mut short = pressluft(dir.path());
-    short.args(["admin", "create", "--email", "x@example.com", "--password-stdin"]);
+    short.args([
+        "admin",
+        "create",
+        "--email",
+        "x@example.com",
+        "--password-stdin",
+    ]);
     let out = run_with_stdin(short, "short\n");
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("at least 12 characters"));
 
     let mut set = pressluft(dir.path());
-    set.args(["admin", "set-password", "--email", "ops@example.com", "--password-stdin"]);
+    set.args([
+        "admin",
+        "set-password",
+        "--email",
+        "ops@example.com",
+        "--password-stdin",
+    ]);
     let out = run_with_stdin(set, "another long password\n");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[test]
 fn invalid_configuration_names_the_variable() {
     let dir = tempfile::tempdir().unwrap();
-    let out = pressluft(dir.path()).env("PRESSLUFT_WORKERS", "many").arg("migrate").output().unwrap();
+    let out = pressluft(dir.path())
+        .env("PRESSLUFT_WORKERS", "many")
+        .arg("migrate")
+        .output()
+        .unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("PRESSLUFT_WORKERS") && err.contains("\"many\""), "{err}");
+    assert!(
+        err.contains("PRESSLUFT_WORKERS") && err.contains("\"many\""),
+        "{err}"
+    );
 
-    let out = pressluft(dir.path()).args(["--workers", "0", "migrate"]).output().unwrap();
+    let out = pressluft(dir.path())
+        .args(["--workers", "0", "migrate"])
+        .output()
+        .unwrap();
     assert!(String::from_utf8_lossy(&out.stderr).contains("--workers"));
 }
 
@@ -90,7 +146,9 @@ fn dev_bootstraps_an_admin_and_serves() {
     let mut addr = None;
     let mut lines = Vec::new();
     while addr.is_none() {
-        let line = rx.recv_timeout(Duration::from_secs(30)).expect("dev prints its address");
+        let line = rx
+            .recv_timeout(Duration::from_secs(30))
+            .expect("dev prints its address");
         if let Some(p) = line.split("password: ").nth(1) {
             password = Some(p.trim_end_matches('│').trim().to_string());
         }
@@ -100,14 +158,21 @@ fn dev_bootstraps_an_admin_and_serves() {
         lines.push(line);
     }
     let joined = lines.join("\n");
-    assert!(joined.contains("pressluft starting") && joined.contains("dev"), "{joined}");
+    assert!(
+        joined.contains("pressluft starting") && joined.contains("dev"),
+        "{joined}"
+    );
     assert!(joined.contains("database migrations applied"), "{joined}");
     assert!(joined.contains("admin@pressluft.local"), "{joined}");
     assert!(dir.path().join(".pressluft/pressluft.db").is_file());
     assert!(dir.path().join(".pressluft/logs").is_dir());
     let password = password.expect("bootstrap password printed");
-    let log = std::fs::read_to_string(dir.path().join(".pressluft/logs/pressluft.log")).unwrap_or_default();
-    assert!(!log.contains(&password), "the password never reaches the log file");
+    let log = std::fs::read_to_string(dir.path().join(".pressluft/logs/pressluft.log"))
+        .unwrap_or_default();
+    assert!(
+        !log.contains(&password),
+        "the password never reaches the log file"
+    );
 
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
@@ -128,7 +193,9 @@ fn dev_bootstraps_an_admin_and_serves() {
     let mut request_logged = false;
     while !request_logged && std::time::Instant::now() < deadline {
         if let Ok(line) = rx.recv_timeout(Duration::from_millis(500)) {
-            request_logged = line.contains("path=/api/metrics") && line.contains("status=200") && line.contains("request_id=");
+            request_logged = line.contains("path=/api/metrics")
+                && line.contains("status=200")
+                && line.contains("request_id=");
         }
     }
     unsafe_kill(&mut child);

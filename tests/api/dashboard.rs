@@ -11,7 +11,14 @@ fn csrf_field(html: &str) -> String {
 }
 
 async fn form_login(app: &TestApp, c: &reqwest::Client) -> reqwest::Response {
-    let page = c.get(app.url("/login?next=/jobs")).send().await.unwrap().text().await.unwrap();
+    let page = c
+        .get(app.url("/login?next=/jobs"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     let token = csrf_field(&page);
     c.post(app.url("/login"))
         .form(&[
@@ -28,9 +35,16 @@ async fn form_login(app: &TestApp, c: &reqwest::Client) -> reqwest::Response {
 #[tokio::test]
 async fn pages_redirect_to_login_with_next() {
     let app = spawn_app().await;
-    let r = client().get(app.url("/jobs?status=failed")).send().await.unwrap();
+    let r = client()
+        .get(app.url("/jobs?status=failed"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 303);
-    assert_eq!(r.headers()["location"], "/login?next=%2Fjobs%3Fstatus%3Dfailed");
+    assert_eq!(
+        r.headers()["location"],
+        "/login?next=%2Fjobs%3Fstatus%3Dfailed"
+    );
 }
 
 #[tokio::test]
@@ -40,12 +54,20 @@ async fn form_login_needs_the_double_submit_token() {
     c.get(app.url("/login")).send().await.unwrap();
     let r = c
         .post(app.url("/login"))
-        .form(&[("email", ADMIN_EMAIL), ("password", ADMIN_PASSWORD), ("csrf_token", "forged")])
+        .form(&[
+            ("email", ADMIN_EMAIL),
+            ("password", ADMIN_PASSWORD),
+            ("csrf_token", "forged"),
+        ])
         .send()
         .await
         .unwrap();
     assert_eq!(r.status(), 403);
-    assert!(r.headers().get_all("set-cookie").iter().all(|v| !v.to_str().unwrap().starts_with("session_token=")));
+    assert!(r
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .all(|v| !v.to_str().unwrap().starts_with("session_token=")));
 
     let r = form_login(&app, &c).await;
     assert_eq!(r.status(), 303);
@@ -58,17 +80,31 @@ async fn form_login_needs_the_double_submit_token() {
 async fn form_login_failures_show_a_sentence() {
     let app = spawn_app().await;
     let c = client();
-    let page = c.get(app.url("/login")).send().await.unwrap().text().await.unwrap();
+    let page = c
+        .get(app.url("/login"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     let r = c
         .post(app.url("/login"))
-        .form(&[("email", ADMIN_EMAIL), ("password", "wrong"), ("csrf_token", &csrf_field(&page))])
+        .form(&[
+            ("email", ADMIN_EMAIL),
+            ("password", "wrong"),
+            ("csrf_token", &csrf_field(&page)),
+        ])
         .send()
         .await
         .unwrap();
     assert_eq!(r.status(), 401);
     let html = r.text().await.unwrap();
     assert!(html.contains("Invalid email or password."), "{html}");
-    assert!(html.contains(&format!("value=\"{ADMIN_EMAIL}\"")), "e-mail kept");
+    assert!(
+        html.contains(&format!("value=\"{ADMIN_EMAIL}\"")),
+        "e-mail kept"
+    );
 }
 
 #[tokio::test]
@@ -81,17 +117,51 @@ async fn overview_and_jobs_pages_render_rows() {
     f.error_code = Some("ANSIBLE_HOST_UNREACHABLE");
     let id = app.insert_job(f).await;
 
-    let html = c.get(app.url("/")).send().await.unwrap().text().await.unwrap();
-    assert!(html.contains("Running jobs") && html.contains("Active nodes"), "metric cards");
+    let html = c
+        .get(app.url("/"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        html.contains("Running jobs") && html.contains("Active nodes"),
+        "metric cards"
+    );
     assert!(html.contains(&id[..8]) && html.contains("ANSIBLE_HOST_UNREACHABLE"));
 
-    let html = c.get(app.url("/jobs?status=failed")).send().await.unwrap().text().await.unwrap();
+    let html = c
+        .get(app.url("/jobs?status=failed"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     assert!(html.contains(&id[..8]));
-    let html = c.get(app.url("/jobs?status=queued")).send().await.unwrap().text().await.unwrap();
+    let html = c
+        .get(app.url("/jobs?status=queued"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     assert!(!html.contains(&id[..8]));
     assert!(html.contains("No job matches these filters."));
-    let html = c.get(app.url("/jobs?status=bogus")).send().await.unwrap().text().await.unwrap();
-    assert!(html.contains("status: must be one of"), "bad filter explained inline");
+    let html = c
+        .get(app.url("/jobs?status=bogus"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        html.contains("status: must be one of"),
+        "bad filter explained inline"
+    );
 
     let r = c.get(app.url(&format!("/jobs/{id}"))).send().await.unwrap();
     assert_eq!(r.status(), 200);
@@ -105,7 +175,11 @@ async fn live_fragments_follow_job_changes() {
     let c = client();
     form_login(&app, &c).await;
     let node = app.insert_node("alpha", "active").await;
-    let r = c.get(app.url("/ui/events?view=overview")).send().await.unwrap();
+    let r = c
+        .get(app.url("/ui/events?view=overview"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200);
     let mut f = JobFixture::new("node_provision", "running", &node);
     f.offset_ms = 1000;
@@ -120,17 +194,42 @@ async fn dashboard_logout_needs_its_token_and_revokes() {
     let app = spawn_app().await;
     let c = client();
     form_login(&app, &c).await;
-    let html = c.get(app.url("/")).send().await.unwrap().text().await.unwrap();
+    let html = c
+        .get(app.url("/"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     let token = csrf_field(&html);
 
-    let r = c.post(app.url("/logout")).form(&[("csrf_token", "wrong")]).send().await.unwrap();
+    let r = c
+        .post(app.url("/logout"))
+        .form(&[("csrf_token", "wrong")])
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 403);
-    assert_eq!(c.get(app.url("/")).send().await.unwrap().status(), 200, "still logged in");
+    assert_eq!(
+        c.get(app.url("/")).send().await.unwrap().status(),
+        200,
+        "still logged in"
+    );
 
-    let r = c.post(app.url("/logout")).form(&[("csrf_token", token.as_str())]).send().await.unwrap();
+    let r = c
+        .post(app.url("/logout"))
+        .form(&[("csrf_token", token.as_str())])
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 303);
     assert_eq!(r.headers()["location"], "/login");
-    assert_eq!(c.get(app.url("/")).send().await.unwrap().status(), 303, "back to login");
+    assert_eq!(
+        c.get(app.url("/")).send().await.unwrap().status(),
+        303,
+        "back to login"
+    );
 }
 
 #[tokio::test]
@@ -143,7 +242,18 @@ async fn assets_are_embedded() {
     ] {
         let r = client().get(app.url(path)).send().await.unwrap();
         assert_eq!(r.status(), 200, "{path}");
-        assert!(r.headers()["content-type"].to_str().unwrap().starts_with(ty));
+        assert!(r.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with(ty));
     }
-    assert_eq!(client().get(app.url("/assets/nope.js")).send().await.unwrap().status(), 404);
+    assert_eq!(
+        client()
+            .get(app.url("/assets/nope.js"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        404
+    );
 }

@@ -16,7 +16,10 @@ async fn malformed_json_is_a_400() {
         .await
         .unwrap();
     let body = assert_error(r, 400, "bad_request").await;
-    assert!(body["message"].as_str().unwrap().contains("malformed JSON"), "{body}");
+    assert!(
+        body["message"].as_str().unwrap().contains("malformed JSON"),
+        "{body}"
+    );
 }
 
 #[tokio::test]
@@ -31,7 +34,10 @@ async fn wrong_types_and_unknown_fields_name_the_field() {
         .unwrap();
     let body = assert_error(r, 400, "bad_request").await;
     assert!(body["details"]["fields"]["email"].is_string(), "{body}");
-    assert!(body["message"].as_str().unwrap().starts_with("email:"), "{body}");
+    assert!(
+        body["message"].as_str().unwrap().starts_with("email:"),
+        "{body}"
+    );
 
     let r = app
         .client
@@ -41,7 +47,10 @@ async fn wrong_types_and_unknown_fields_name_the_field() {
         .await
         .unwrap();
     let body = assert_error(r, 400, "bad_request").await;
-    assert!(body["details"]["fields"]["remember_me"].is_string(), "{body}");
+    assert!(
+        body["details"]["fields"]["remember_me"].is_string(),
+        "{body}"
+    );
 
     let r = app
         .client
@@ -57,7 +66,10 @@ async fn wrong_types_and_unknown_fields_name_the_field() {
 #[tokio::test]
 async fn bodies_over_one_mib_are_413() {
     let app = spawn_app().await;
-    let big = format!("{{\"email\": \"a@b.c\", \"password\": \"{}\"}}", "x".repeat(1024 * 1024 + 10));
+    let big = format!(
+        "{{\"email\": \"a@b.c\", \"password\": \"{}\"}}",
+        "x".repeat(1024 * 1024 + 10)
+    );
     let r = app
         .client
         .post(app.url("/api/login"))
@@ -88,7 +100,9 @@ async fn malformed_ids_are_400_and_unknown_ids_404() {
     let r = app.get("/api/jobs/not-a-uuid").await;
     let body = assert_error(r, 400, "bad_request").await;
     assert!(body["details"]["fields"]["id"].is_string(), "{body}");
-    let r = app.get(&format!("/api/jobs/{}", uuid::Uuid::new_v4())).await;
+    let r = app
+        .get(&format!("/api/jobs/{}", uuid::Uuid::new_v4()))
+        .await;
     assert_error(r, 404, "not_found").await;
 }
 
@@ -107,5 +121,8 @@ async fn every_response_carries_a_request_id_and_security_headers() {
     assert_eq!(r.headers()["x-request-id"].len(), 12);
     assert_eq!(r.headers()["x-frame-options"], "DENY");
     assert_eq!(r.headers()["x-content-type-options"], "nosniff");
-    assert!(r.headers()["content-security-policy"].to_str().unwrap().contains("default-src 'self'"));
+    assert!(r.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .contains("default-src 'self'"));
 }

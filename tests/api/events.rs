@@ -29,7 +29,10 @@ async fn job_changes_stream_as_job_events() {
     let node = app.insert_node("alpha", "active").await;
     let r = app.get("/api/events").await;
     assert_eq!(r.status(), 200);
-    assert!(r.headers()["content-type"].to_str().unwrap().starts_with("text/event-stream"));
+    assert!(r.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/event-stream"));
 
     // Written behind the server's back, as another process would: the change feed finds it.
     let mut f = JobFixture::new("node_provision", "queued", &node);
@@ -40,7 +43,8 @@ async fn job_changes_stream_as_job_events() {
         .lines()
         .find(|l| l.starts_with("data:") && l.contains(&id))
         .expect("data line");
-    let job: serde_json::Value = serde_json::from_str(line.trim_start_matches("data:").trim()).unwrap();
+    let job: serde_json::Value =
+        serde_json::from_str(line.trim_start_matches("data:").trim()).unwrap();
     assert_eq!(job["status"], "queued");
     assert_eq!(job["job_type"], "node_provision");
     assert!(seen.contains("event: job"), "{seen}");

@@ -74,7 +74,12 @@ impl TestApp {
         format!("{}{}", self.base, path)
     }
 
-    pub async fn login_as(&self, client: &reqwest::Client, email: &str, password: &str) -> reqwest::Response {
+    pub async fn login_as(
+        &self,
+        client: &reqwest::Client,
+        email: &str,
+        password: &str,
+    ) -> reqwest::Response {
         client
             .post(self.url("/api/login"))
             .json(&json!({"email": email, "password": password}))
@@ -85,7 +90,9 @@ impl TestApp {
 
     /// Logs the shared client in as the admin.
     pub async fn login(&self) {
-        let r = self.login_as(&self.client, ADMIN_EMAIL, ADMIN_PASSWORD).await;
+        let r = self
+            .login_as(&self.client, ADMIN_EMAIL, ADMIN_PASSWORD)
+            .await;
         assert_eq!(r.status(), 200, "admin login");
     }
 
@@ -136,9 +143,17 @@ impl TestApp {
                promotion_preset, preview_url, drift_status, created_at, updated_at)
              VALUES (?, ?, ?, ?, 'production', 'active', ?, 'content-protect', ?, 'unknown', ?, ?)",
         )
-        .bind(&id).bind(site_id).bind(name).bind(name.to_lowercase()).bind(node_id)
-        .bind(format!("http://{}.127-0-0-1.sslip.io", &id[..8])).bind(&now).bind(&now)
-        .execute(self.store.pool()).await.expect("insert environment");
+        .bind(&id)
+        .bind(site_id)
+        .bind(name)
+        .bind(name.to_lowercase())
+        .bind(node_id)
+        .bind(format!("http://{}.127-0-0-1.sslip.io", &id[..8]))
+        .bind(&now)
+        .bind(&now)
+        .execute(self.store.pool())
+        .await
+        .expect("insert environment");
         id
     }
 
@@ -192,6 +207,9 @@ pub async fn assert_error(r: reqwest::Response, status: u16, code: &str) -> Valu
     assert_eq!(r.status().as_u16(), status, "status for expected {code}");
     let body: Value = r.json().await.expect("error body is JSON");
     assert_eq!(body["code"], code, "body: {body}");
-    assert!(body["message"].as_str().is_some_and(|m| !m.is_empty()), "message present: {body}");
+    assert!(
+        body["message"].as_str().is_some_and(|m| !m.is_empty()),
+        "message present: {body}"
+    );
     body
 }

@@ -23,7 +23,14 @@ async fn world(app: &TestApp) -> World {
         let mut f = JobFixture::new("node_provision", "succeeded", &node_b);
         f.offset_ms = i * 10;
         if i % 3 == 0 {
-            f = JobFixture { job_type: "backup_create", status: "queued", site_id: Some(&site), environment_id: Some(&env), node_id: &node_a, ..f };
+            f = JobFixture {
+                job_type: "backup_create",
+                status: "queued",
+                site_id: Some(&site),
+                environment_id: Some(&env),
+                node_id: &node_a,
+                ..f
+            };
         }
         if i % 4 == 1 {
             f.status = "running";
@@ -36,11 +43,21 @@ async fn world(app: &TestApp) -> World {
         let id = app.insert_job(f).await;
         jobs.push(id);
     }
-    World { node_a, node_b, site, env, jobs }
+    World {
+        node_a,
+        node_b,
+        site,
+        env,
+        jobs,
+    }
 }
 
 fn ids(body: &Value) -> Vec<String> {
-    body.as_array().unwrap().iter().map(|j| j["id"].as_str().unwrap().to_string()).collect()
+    body.as_array()
+        .unwrap()
+        .iter()
+        .map(|j| j["id"].as_str().unwrap().to_string())
+        .collect()
 }
 
 #[tokio::test]
@@ -55,14 +72,36 @@ async fn lists_newest_first_with_every_documented_field() {
     assert_eq!(ids(&body), expected);
     let first = &body[0];
     for field in [
-        "id", "job_type", "status", "site_id", "environment_id", "node_id", "attempt_count",
-        "max_attempts", "run_after", "locked_at", "locked_by", "started_at", "finished_at",
-        "error_code", "error_message", "parent_job_id", "cancel_requested_at", "created_at",
+        "id",
+        "job_type",
+        "status",
+        "site_id",
+        "environment_id",
+        "node_id",
+        "attempt_count",
+        "max_attempts",
+        "run_after",
+        "locked_at",
+        "locked_by",
+        "started_at",
+        "finished_at",
+        "error_code",
+        "error_message",
+        "parent_job_id",
+        "cancel_requested_at",
+        "created_at",
         "updated_at",
     ] {
-        assert!(first.get(field).is_some(), "{field} present (null allowed): {first}");
+        assert!(
+            first.get(field).is_some(),
+            "{field} present (null allowed): {first}"
+        );
     }
-    assert_eq!(first.as_object().unwrap().len(), 19, "nothing else (no payload, no output)");
+    assert_eq!(
+        first.as_object().unwrap().len(),
+        19,
+        "nothing else (no payload, no output)"
+    );
     assert_eq!(first["error_code"], "ANSIBLE_HOST_FAILED");
 }
 
@@ -73,25 +112,48 @@ async fn filters_combine() {
     app.login().await;
 
     let (_, body) = app.get_json("/api/jobs?status=queued").await;
-    assert!(body.as_array().unwrap().iter().all(|j| j["status"] == "queued"));
-    assert_eq!(body.as_array().unwrap().len(), 3, "i = 0, 3, 6 (9 is running)");
+    assert!(body
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|j| j["status"] == "queued"));
+    assert_eq!(
+        body.as_array().unwrap().len(),
+        3,
+        "i = 0, 3, 6 (9 is running)"
+    );
 
     let (_, body) = app.get_json("/api/jobs?job_type=backup_create").await;
     assert_eq!(body.as_array().unwrap().len(), 4);
 
     let (_, body) = app.get_json(&format!("/api/jobs?site_id={}", w.site)).await;
     assert_eq!(body.as_array().unwrap().len(), 4);
-    let (_, body) = app.get_json(&format!("/api/jobs?environment_id={}", w.env)).await;
+    let (_, body) = app
+        .get_json(&format!("/api/jobs?environment_id={}", w.env))
+        .await;
     assert_eq!(body.as_array().unwrap().len(), 4);
-    let (_, body) = app.get_json(&format!("/api/jobs?node_id={}", w.node_b)).await;
+    let (_, body) = app
+        .get_json(&format!("/api/jobs?node_id={}", w.node_b))
+        .await;
     assert_eq!(body.as_array().unwrap().len(), 8);
-    assert!(body.as_array().unwrap().iter().all(|j| j["site_id"].is_null()));
-    let (_, body) =
-        app.get_json(&format!("/api/jobs?node_id={}&status=running", w.node_a)).await;
-    assert_eq!(ids(&body), vec![w.jobs[9].clone()], "backup at i = 9 is running");
+    assert!(body
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|j| j["site_id"].is_null()));
+    let (_, body) = app
+        .get_json(&format!("/api/jobs?node_id={}&status=running", w.node_a))
+        .await;
+    assert_eq!(
+        ids(&body),
+        vec![w.jobs[9].clone()],
+        "backup at i = 9 is running"
+    );
 
     // Filters accept upper-case UUIDs.
-    let (_, body) = app.get_json(&format!("/api/jobs?site_id={}", w.site.to_uppercase())).await;
+    let (_, body) = app
+        .get_json(&format!("/api/jobs?site_id={}", w.site.to_uppercase()))
+        .await;
     assert_eq!(body.as_array().unwrap().len(), 4);
 }
 
@@ -99,13 +161,17 @@ async fn filters_combine() {
 async fn filters_by_parent_job() {
     let app = spawn_app().await;
     let node = app.insert_node("alpha", "active").await;
-    let parent = app.insert_job(JobFixture::new("node_provision", "succeeded", &node)).await;
+    let parent = app
+        .insert_job(JobFixture::new("node_provision", "succeeded", &node))
+        .await;
     let mut f = JobFixture::new("node_provision", "queued", &node);
     f.parent_job_id = Some(&parent);
     f.offset_ms = 5;
     let child = app.insert_job(f).await;
     app.login().await;
-    let (_, body) = app.get_json(&format!("/api/jobs?parent_job_id={parent}")).await;
+    let (_, body) = app
+        .get_json(&format!("/api/jobs?parent_job_id={parent}"))
+        .await;
     assert_eq!(ids(&body), vec![child]);
 }
 
@@ -154,9 +220,14 @@ async fn bad_filters_name_the_parameter() {
     ] {
         let r = app.get(&format!("/api/jobs?{query}")).await;
         let body = assert_error(r, 400, "bad_request").await;
-        assert!(body["details"]["fields"][field].is_string(), "{query}: {body}");
+        assert!(
+            body["details"]["fields"][field].is_string(),
+            "{query}: {body}"
+        );
     }
-    let r = app.get(&format!("/api/jobs?before={}", uuid::Uuid::new_v4())).await;
+    let r = app
+        .get(&format!("/api/jobs?before={}", uuid::Uuid::new_v4()))
+        .await;
     let body = assert_error(r, 400, "bad_request").await;
     assert!(body["details"]["fields"]["before"].is_string());
 }
@@ -189,13 +260,28 @@ async fn metrics_equal_row_counts() {
     app.insert_node("gamma", "active").await;
     let count = |sql: &'static str| {
         let pool = app.store.pool().clone();
-        async move { sqlx::query_as::<_, (i64,)>(sql).fetch_one(&pool).await.unwrap().0 }
+        async move {
+            sqlx::query_as::<_, (i64,)>(sql)
+                .fetch_one(&pool)
+                .await
+                .unwrap()
+                .0
+        }
     };
     let (status, m) = app.get_json("/api/metrics").await;
     assert_eq!(status, 200);
-    assert_eq!(m["jobs_running"], count("SELECT COUNT(*) FROM jobs WHERE status = 'running'").await);
-    assert_eq!(m["jobs_queued"], count("SELECT COUNT(*) FROM jobs WHERE status = 'queued'").await);
-    assert_eq!(m["nodes_active"], count("SELECT COUNT(*) FROM nodes WHERE status = 'active'").await);
+    assert_eq!(
+        m["jobs_running"],
+        count("SELECT COUNT(*) FROM jobs WHERE status = 'running'").await
+    );
+    assert_eq!(
+        m["jobs_queued"],
+        count("SELECT COUNT(*) FROM jobs WHERE status = 'queued'").await
+    );
+    assert_eq!(
+        m["nodes_active"],
+        count("SELECT COUNT(*) FROM nodes WHERE status = 'active'").await
+    );
     assert_eq!(m["sites_total"], count("SELECT COUNT(*) FROM sites").await);
     assert_eq!(m["nodes_active"], 2);
     assert_eq!(m["sites_total"], 2);

@@ -3,8 +3,19 @@
 use pressluft::store::Store;
 
 const TABLES: [&str; 13] = [
-    "audit_logs", "auth_sessions", "backups", "domains", "drift_checks", "environments", "jobs",
-    "login_attempts", "nodes", "releases", "settings", "sites", "users",
+    "audit_logs",
+    "auth_sessions",
+    "backups",
+    "domains",
+    "drift_checks",
+    "environments",
+    "jobs",
+    "login_attempts",
+    "nodes",
+    "releases",
+    "settings",
+    "sites",
+    "users",
 ];
 
 #[tokio::test]
@@ -26,9 +37,15 @@ async fn migrates_an_empty_database_idempotently() {
     let names: Vec<&str> = tables.iter().map(|(n,)| n.as_str()).collect();
     assert_eq!(names, TABLES);
 
-    let (mode,): (String,) = sqlx::query_as("PRAGMA journal_mode").fetch_one(store.pool()).await.unwrap();
+    let (mode,): (String,) = sqlx::query_as("PRAGMA journal_mode")
+        .fetch_one(store.pool())
+        .await
+        .unwrap();
     assert_eq!(mode, "wal");
-    let (fk,): (i64,) = sqlx::query_as("PRAGMA foreign_keys").fetch_one(store.pool()).await.unwrap();
+    let (fk,): (i64,) = sqlx::query_as("PRAGMA foreign_keys")
+        .fetch_one(store.pool())
+        .await
+        .unwrap();
     assert_eq!(fk, 1);
 }
 
@@ -49,19 +66,38 @@ async fn schema_has_the_spec_columns_and_indexes() {
         }
     };
     let jobs = columns("jobs").await;
-    for c in ["heartbeat_at", "cancel_requested_at", "parent_job_id", "output_tail", "run_after", "locked_by"] {
+    for c in [
+        "heartbeat_at",
+        "cancel_requested_at",
+        "parent_job_id",
+        "output_tail",
+        "run_after",
+        "locked_by",
+    ] {
         assert!(jobs.contains(&c.to_string()), "jobs.{c}");
     }
     for t in ["sites", "environments", "nodes"] {
-        assert!(columns(t).await.contains(&"state_version".to_string()), "{t}.state_version");
+        assert!(
+            columns(t).await.contains(&"state_version".to_string()),
+            "{t}.state_version"
+        );
     }
     let indexes: Vec<(String,)> =
         sqlx::query_as("SELECT sql FROM sqlite_master WHERE type = 'index' AND tbl_name = 'jobs' AND sql IS NOT NULL")
             .fetch_all(store.pool())
             .await
             .unwrap();
-    let all = indexes.iter().map(|(s,)| s.replace(' ', "")).collect::<Vec<_>>().join("\n");
-    for cols in ["(status,run_after)", "(site_id,status)", "(node_id,status)", "(environment_id,created_at)"] {
+    let all = indexes
+        .iter()
+        .map(|(s,)| s.replace(' ', ""))
+        .collect::<Vec<_>>()
+        .join("\n");
+    for cols in [
+        "(status,run_after)",
+        "(site_id,status)",
+        "(node_id,status)",
+        "(environment_id,created_at)",
+    ] {
         assert!(all.contains(cols), "jobs index {cols}");
     }
 }
@@ -80,10 +116,22 @@ async fn constraints_reject_bad_rows() {
         )
         .bind(id).bind(status).bind(is_local).bind(now).bind(now)
     };
-    node("n1", "active", 1).execute(pool).await.expect("valid node");
-    assert!(node("n2", "sleeping", 0).execute(pool).await.is_err(), "enum CHECK");
-    assert!(node("n3", "active", 1).execute(pool).await.is_err(), "one local node");
-    assert!(node("n4", "active", 2).execute(pool).await.is_err(), "boolean CHECK");
+    node("n1", "active", 1)
+        .execute(pool)
+        .await
+        .expect("valid node");
+    assert!(
+        node("n2", "sleeping", 0).execute(pool).await.is_err(),
+        "enum CHECK"
+    );
+    assert!(
+        node("n3", "active", 1).execute(pool).await.is_err(),
+        "one local node"
+    );
+    assert!(
+        node("n4", "active", 2).execute(pool).await.is_err(),
+        "boolean CHECK"
+    );
 
     let job = |id: &'static str, job_type: &'static str, node_id: &'static str| {
         sqlx::query(
@@ -92,14 +140,29 @@ async fn constraints_reject_bad_rows() {
         )
         .bind(id).bind(job_type).bind(node_id).bind(now).bind(now)
     };
-    job("j1", "node_provision", "n1").execute(pool).await.expect("valid job");
-    assert!(job("j2", "make_coffee", "n1").execute(pool).await.is_err(), "job_type CHECK");
-    assert!(job("j3", "node_provision", "missing").execute(pool).await.is_err(), "foreign key");
+    job("j1", "node_provision", "n1")
+        .execute(pool)
+        .await
+        .expect("valid job");
+    assert!(
+        job("j2", "make_coffee", "n1").execute(pool).await.is_err(),
+        "job_type CHECK"
+    );
+    assert!(
+        job("j3", "node_provision", "missing")
+            .execute(pool)
+            .await
+            .is_err(),
+        "foreign key"
+    );
 
     let site = |id: &'static str, slug: &'static str| {
         sqlx::query("INSERT INTO sites (id, name, slug, status, created_at, updated_at) VALUES (?, 'S', ?, 'active', ?, ?)")
             .bind(id).bind(slug).bind(now).bind(now)
     };
     site("s1", "acme").execute(pool).await.expect("valid site");
-    assert!(site("s2", "acme").execute(pool).await.is_err(), "unique slug");
+    assert!(
+        site("s2", "acme").execute(pool).await.is_err(),
+        "unique slug"
+    );
 }

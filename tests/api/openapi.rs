@@ -20,8 +20,18 @@ fn committed_openapi_matches_the_code() {
     );
     assert!(generated.starts_with("openapi: 3.1"), "OpenAPI 3.1");
     assert!(generated.contains("- url: /api"));
-    for path in ["/login:", "/logout:", "/jobs:", "/jobs/{id}:", "/metrics:", "/events:"] {
-        assert!(generated.contains(&format!("\n  {path}")), "{path} documented");
+    for path in [
+        "/login:",
+        "/logout:",
+        "/jobs:",
+        "/jobs/{id}:",
+        "/metrics:",
+        "/events:",
+    ] {
+        assert!(
+            generated.contains(&format!("\n  {path}")),
+            "{path} documented"
+        );
     }
 }
 
