@@ -73,8 +73,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             prepare_directories(&config)?;
             let _guard = crate::logging::init(mode, Some(&config.log_dir));
             let app = Application::build(config, clock.clone()).await?;
-            if mode == Mode::Dev {
-                bootstrap_dev_admin(&Auth::new(app.state().store.clone(), clock)).await?;
+            match mode {
+                Mode::Dev => bootstrap_dev_admin(&Auth::new(app.state().store.clone(), clock)).await?,
+                Mode::Serve => {
+                    let public_ip = app.state().config.public_ip;
+                    app.state().nodes.register_local_if_missing(public_ip).await?;
+                }
             }
             app.run(shutdown_signal()).await
         }
@@ -83,6 +87,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             let _guard = crate::logging::init(mode, None);
             let store = open_store(&config).await?;
             store.close().await;
+            let secrets = crate::startup::open_secrets(&config)?;
+            println!("migrations applied; control-plane SSH public key:\n{}", secrets.ssh_public_key()?);
             Ok(())
         }
         Command::Admin(admin) => {

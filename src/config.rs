@@ -78,7 +78,13 @@ pub struct Config {
     pub workers: usize,
     pub job_timeout: Duration,
     pub ansible_dir: PathBuf,
+    /// True when `ansible_dir` is the default extraction directory, which start-up fills from
+    /// the playbooks embedded in the binary (false: an operator's or the source tree's copy).
+    pub ansible_dir_embedded: bool,
     pub manage_firewall: bool,
+    /// The binary installed on nodes as the node helper; `None` = this executable. Not a
+    /// setting: tests point it at the built `pressluft` binary.
+    pub node_binary: Option<PathBuf>,
 }
 
 /// A setting that could not be accepted.
@@ -256,8 +262,8 @@ impl Config {
                 |v| in_range::<u64>(v, 60, 86_400),
             )?
             .unwrap_or(1800);
-        let ansible_dir = match r.path(&ANSIBLE_DIR, &flags.ansible_dir)? {
-            Some(dir) => dir,
+        let (ansible_dir, ansible_dir_embedded) = match r.path(&ANSIBLE_DIR, &flags.ansible_dir)? {
+            Some(dir) => (dir, false),
             None => default_ansible_dir(mode, &data_dir),
         };
         let manage_firewall = r
@@ -279,7 +285,9 @@ impl Config {
             workers,
             job_timeout: Duration::from_secs(job_timeout_secs),
             ansible_dir,
+            ansible_dir_embedded,
             manage_firewall,
+            node_binary: None,
         })
     }
 
@@ -298,20 +306,25 @@ impl Config {
             secrets_dir: dir.join("secrets"),
             log_dir: dir.join("logs"),
             public_ip: None,
-            workers: 1,
+            // Tests drive the engine themselves unless they start workers.
+            workers: 0,
             job_timeout: Duration::from_secs(1800),
             ansible_dir: dir.join("ansible"),
+            ansible_dir_embedded: true,
             manage_firewall: true,
+            node_binary: None,
         }
     }
 }
 
-fn default_ansible_dir(mode: Mode, data_dir: &Path) -> PathBuf {
+/// `./ansible` in `dev` when present (edit playbooks without rebuilding), else the extraction
+/// directory of the embedded copy.
+fn default_ansible_dir(mode: Mode, data_dir: &Path) -> (PathBuf, bool) {
     let local = PathBuf::from("./ansible");
     if mode == Mode::Dev && local.join("ansible.cfg").is_file() {
-        return local;
+        return (local, false);
     }
-    data_dir.join("ansible").join(env!("CARGO_PKG_VERSION"))
+    (data_dir.join("ansible").join(env!("CARGO_PKG_VERSION")), true)
 }
 
 #[cfg(test)]

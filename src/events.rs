@@ -26,10 +26,23 @@ pub enum Event {
     Job(Arc<JobRecord>),
 }
 
+/// One line of a running job's output.
+#[derive(Debug, Clone)]
+pub struct OutputLine {
+    pub job_id: Arc<str>,
+    /// 1-based line number in the job's log file, so a reader that replayed the file can skip
+    /// lines it already has.
+    pub seq: u64,
+    pub line: Arc<str>,
+}
+
 /// The in-process fan-out; cheap to clone.
 #[derive(Clone)]
 pub struct Events {
     tx: broadcast::Sender<Event>,
+    /// Output lines travel on their own channel so a chatty playbook cannot crowd out state
+    /// changes.
+    output: broadcast::Sender<OutputLine>,
     wake: Arc<Notify>,
 }
 
@@ -42,14 +55,29 @@ impl Default for Events {
 impl Events {
     pub fn new() -> Self {
         let (tx, _) = broadcast::channel(1024);
+        let (output, _) = broadcast::channel(4096);
         Self {
             tx,
+            output,
             wake: Arc::new(Notify::new()),
         }
     }
 
     pub fn subscribe(&self) -> broadcast::Receiver<Event> {
         self.tx.subscribe()
+    }
+
+    pub fn subscribe_output(&self) -> broadcast::Receiver<OutputLine> {
+        self.output.subscribe()
+    }
+
+    /// Publishes a line of job output to live subscribers.
+    pub fn job_output(&self, job_id: &Arc<str>, seq: u64, line: String) {
+        let _ = self.output.send(OutputLine {
+            job_id: job_id.clone(),
+            seq,
+            line: line.into(),
+        });
     }
 
     /// Tells the watcher that jobs changed, so it looks now instead of at the next tick.

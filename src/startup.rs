@@ -14,6 +14,10 @@ use crate::auth::Auth;
 use crate::clock::SharedClock;
 use crate::config::Config;
 use crate::events::Events;
+use crate::jobs::ansible::{extract_embedded, AnsibleRunner};
+use crate::jobs::{Engine, Runner};
+use crate::nodes::Nodes;
+use crate::secrets::Secrets;
 use crate::state::AppState;
 use crate::store::Store;
 
@@ -47,6 +51,27 @@ fn create_private_dir(dir: &Path) -> anyhow::Result<()> {
         .with_context(|| format!("restricting {} to 0700", dir.display()))
 }
 
+/// Opens the secrets store (creating the age identity at `<data_dir>/age.key`) and makes sure
+/// the control plane's SSH key pair exists.
+pub fn open_secrets(config: &Config) -> anyhow::Result<Secrets> {
+    let secrets = Secrets::open(&config.secrets_dir, &config.data_dir.join("age.key"))
+        .context("opening the secrets store")?;
+    secrets.ensure_ssh_key_pair().context("creating the SSH key pair")?;
+    Ok(secrets)
+}
+
+/// Fills the default Ansible directory from the copy embedded in the binary.
+fn prepare_ansible_dir(config: &Config) -> anyhow::Result<()> {
+    if config.ansible_dir_embedded {
+        let n = extract_embedded(&config.ansible_dir)
+            .with_context(|| format!("extracting playbooks to {}", config.ansible_dir.display()))?;
+        tracing::info!(dir = %config.ansible_dir.display(), files = n, "playbooks extracted");
+    } else {
+        tracing::info!(dir = %config.ansible_dir.display(), "playbooks used in place");
+    }
+    Ok(())
+}
+
 /// Opens the database and applies migrations, logging what happened.
 pub async fn open_store(config: &Config) -> anyhow::Result<Store> {
     let store = Store::open(&config.db_path)
@@ -62,8 +87,17 @@ pub async fn open_store(config: &Config) -> anyhow::Result<Store> {
 }
 
 impl Application {
-    /// Prepares everything up to a bound listener.
+    /// Prepares everything up to a bound listener, with the Ansible runner.
     pub async fn build(config: Config, clock: SharedClock) -> anyhow::Result<Application> {
+        Self::build_with_runner(config, clock, None).await
+    }
+
+    /// Like [`Application::build`], with another runner (tests of the queue's own logic).
+    pub async fn build_with_runner(
+        config: Config,
+        clock: SharedClock,
+        runner: Option<Arc<dyn Runner>>,
+    ) -> anyhow::Result<Application> {
         prepare_directories(&config)?;
         tracing::info!(
             version = env!("CARGO_PKG_VERSION"),
@@ -75,16 +109,34 @@ impl Application {
             "pressluft starting"
         );
         let store = open_store(&config).await?;
+        let secrets = open_secrets(&config)?;
+        prepare_ansible_dir(&config)?;
         let listener = TcpListener::bind(config.listen_addr)
             .await
             .with_context(|| format!("binding {}", config.listen_addr))?;
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
+        let config = Arc::new(config);
+        let events = Events::new();
+        let runner = runner.unwrap_or_else(|| {
+            Arc::new(AnsibleRunner::new(store.clone(), secrets.clone(), config.clone()))
+        });
+        let engine = Engine::new(
+            store.clone(),
+            clock.clone(),
+            events.clone(),
+            runner,
+            config.log_dir.clone(),
+            config.job_timeout,
+        );
         let state = AppState {
             auth: Auth::new(store.clone(), clock.clone()),
-            config: Arc::new(config),
+            nodes: Nodes::new(store.clone(), engine.clone(), clock.clone()),
+            config,
             store,
             clock,
-            events: Events::new(),
+            events,
+            engine,
+            secrets,
             shutdown: shutdown_rx,
         };
         Ok(Application {
@@ -121,6 +173,22 @@ impl Application {
                 .clone()
                 .run_job_watcher(state.store.clone(), state.shutdown.clone()),
         );
+        let mut tasks = vec![watcher];
+        for index in 0..state.config.workers {
+            tasks.push(tokio::spawn(crate::jobs::worker::run(
+                state.engine.clone(),
+                index,
+                state.shutdown.clone(),
+            )));
+        }
+        if state.config.workers > 0 {
+            tasks.push(tokio::spawn(crate::jobs::scheduler::run(
+                state.engine.clone(),
+                state.clock.clone(),
+                state.shutdown.clone(),
+            )));
+            tracing::info!(workers = state.config.workers, "job workers and scheduler started");
+        }
         tracing::info!("listening on http://{addr}");
         let app = crate::http::router(state.clone());
         let shutdown = async move {
@@ -135,7 +203,9 @@ impl Application {
         .with_graceful_shutdown(shutdown)
         .await
         .context("serving HTTP")?;
-        let _ = watcher.await;
+        for task in tasks {
+            let _ = task.await;
+        }
         state.store.close().await;
         tracing::info!("stopped");
         Ok(())

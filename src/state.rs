@@ -8,6 +8,9 @@ use crate::auth::Auth;
 use crate::clock::SharedClock;
 use crate::config::Config;
 use crate::events::Events;
+use crate::jobs::Engine;
+use crate::nodes::Nodes;
+use crate::secrets::Secrets;
 use crate::store::Store;
 
 /// Shared application state; cheap to clone.
@@ -18,6 +21,9 @@ pub struct AppState {
     pub auth: Auth,
     pub clock: SharedClock,
     pub events: Events,
+    pub engine: Engine,
+    pub nodes: Nodes,
+    pub secrets: Secrets,
     /// Flips to `true` when the server shuts down, so long-lived streams can end.
     pub shutdown: watch::Receiver<bool>,
 }

@@ -45,3 +45,112 @@ pub async fn events(
         });
     Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
 }
+
+/// State of one `/api/jobs/{id}/events` stream.
+struct JobStream {
+    id: String,
+    jobs: tokio::sync::broadcast::Receiver<Event>,
+    output: tokio::sync::broadcast::Receiver<crate::events::OutputLine>,
+    /// Lines already sent from the log file.
+    replayed: u64,
+    /// Queued events to send before reading more.
+    pending: std::collections::VecDeque<SseEvent>,
+    done: bool,
+}
+
+fn job_event(job: &crate::store::JobRecord) -> SseEvent {
+    SseEvent::default()
+        .event("job")
+        .json_data(JobStatusResponse::from(job))
+        .expect("serializes")
+}
+
+fn output_event(line: &str) -> SseEvent {
+    SseEvent::default()
+        .event("output")
+        .json_data(serde_json::json!({ "line": line }))
+        .expect("serializes")
+}
+
+/// Live stream of one job: `job` (now, then on every change), `output` (`{"line"}`: the stored
+/// log replayed, then live lines), `end` (the job is terminal and its output drained).
+#[utoipa::path(
+    get, path = "/jobs/{id}/events", tag = "jobs",
+    params(("id" = String, Path, description = "Job id (UUID)")),
+    responses(
+        (status = 200, description = "`text/event-stream` of `job`, `output` and `end` events", content_type = "text/event-stream", body = String),
+        (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody),
+        (status = 404, body = ErrorBody),
+    )
+)]
+pub async fn job_events(
+    State(state): State<AppState>,
+    _session: CurrentSession,
+    crate::api::extract::PathId(id): crate::api::extract::PathId,
+) -> Result<Sse<impl Stream<Item = Result<SseEvent, Infallible>>>, crate::api::error::ApiError> {
+    let jobs = state.events.subscribe();
+    let output = state.events.subscribe_output();
+    let job = state
+        .store
+        .get_job(&id)
+        .await?
+        .ok_or_else(|| crate::api::error::ApiError::not_found("job"))?;
+    let mut pending = std::collections::VecDeque::new();
+    pending.push_back(job_event(&job));
+    let log = crate::jobs::output::job_log_path(&state.config.log_dir, &id);
+    let text = tokio::fs::read_to_string(&log)
+        .await
+        .unwrap_or_else(|_| job.output_tail.clone().unwrap_or_default());
+    let mut replayed = 0;
+    for line in text.lines() {
+        pending.push_back(output_event(line));
+        replayed += 1;
+    }
+    let terminal = job.status.parse::<crate::domain::JobStatus>().is_ok_and(|s| s.is_terminal());
+    if terminal {
+        pending.push_back(SseEvent::default().event("end").data("{}"));
+    }
+    let init = JobStream { id, jobs, output, replayed, pending, done: terminal };
+    let mut shutdown = state.shutdown.clone();
+    let stream = futures_util::stream::unfold(init, |mut s| async move {
+        loop {
+            if let Some(ev) = s.pending.pop_front() {
+                return Some((Ok(ev), s));
+            }
+            if s.done {
+                return None;
+            }
+            tokio::select! {
+                ev = s.jobs.recv() => match ev {
+                    Ok(Event::Job(job)) if job.id == s.id => {
+                        s.pending.push_back(job_event(&job));
+                        if job.status.parse::<crate::domain::JobStatus>().is_ok_and(|st| st.is_terminal()) {
+                            // Output written before the job ended is already buffered: drain it.
+                            while let Ok(l) = s.output.try_recv() {
+                                if *l.job_id == *s.id && l.seq > s.replayed {
+                                    s.pending.push_back(output_event(&l.line));
+                                }
+                            }
+                            s.pending.push_back(SseEvent::default().event("end").data("{}"));
+                            s.done = true;
+                        }
+                    }
+                    Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
+                },
+                line = s.output.recv() => match line {
+                    Ok(l) if *l.job_id == *s.id && l.seq > s.replayed => {
+                        s.pending.push_back(output_event(&l.line));
+                    }
+                    Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
+                },
+            }
+        }
+    })
+    .take_until(async move {
+        let _ = shutdown.wait_for(|stop| *stop).await;
+    });
+    Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
+}

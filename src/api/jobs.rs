@@ -189,3 +189,69 @@ pub async fn get_job(
         .ok_or_else(|| ApiError::not_found("job"))?;
     Ok(Json(JobStatusResponse::from(&job)))
 }
+
+/// `{"success", "status"}` of job control.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct JobControlResponse {
+    pub success: bool,
+    /// The job's status after the request: `cancelled`, or `running` while it is still stopping.
+    pub status: String,
+}
+
+/// Cancels a queued job at once, or stops a running one (SIGTERM to its Ansible process group,
+/// SIGKILL after 10 s); waits up to 15 s for it to stop. No rollback is attempted.
+#[utoipa::path(
+    post, path = "/jobs/{id}/cancel", tag = "jobs",
+    params(("id" = String, Path, description = "Job id (UUID)")),
+    responses(
+        (status = 200, body = JobControlResponse),
+        (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody),
+        (status = 404, body = ErrorBody),
+        (status = 409, description = "`job_not_cancellable`: already finished", body = ErrorBody),
+    )
+)]
+pub async fn cancel_job(
+    State(state): State<AppState>,
+    session: CurrentSession,
+    PathId(id): PathId,
+) -> Result<Json<JobControlResponse>, ApiError> {
+    use crate::jobs::CancelOutcome;
+    match state.engine.cancel(&id, &session.user.user_id).await? {
+        CancelOutcome::Status(status) => Ok(Json(JobControlResponse { success: true, status })),
+        CancelOutcome::NotFound => Err(ApiError::not_found("job")),
+        CancelOutcome::NotCancellable(status) => Err(ApiError::new(
+            super::error::ErrorCode::JobNotCancellable,
+            format!("the job is already {status}"),
+        )),
+    }
+}
+
+/// The job's full output log (`text/plain`); the stored tail when the log file is gone.
+#[utoipa::path(
+    get, path = "/jobs/{id}/output", tag = "jobs",
+    params(("id" = String, Path, description = "Job id (UUID)")),
+    responses(
+        (status = 200, description = "Output as plain text", content_type = "text/plain", body = String),
+        (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody),
+        (status = 404, body = ErrorBody),
+    )
+)]
+pub async fn job_output(
+    State(state): State<AppState>,
+    _session: CurrentSession,
+    PathId(id): PathId,
+) -> Result<axum::response::Response, ApiError> {
+    use axum::response::IntoResponse;
+    let job = state.store.get_job(&id).await?.ok_or_else(|| ApiError::not_found("job"))?;
+    let path = crate::jobs::output::job_log_path(&state.config.log_dir, &id);
+    let text = tokio::fs::read_to_string(&path)
+        .await
+        .unwrap_or_else(|_| job.output_tail.unwrap_or_default());
+    Ok((
+        [(axum::http::header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        text,
+    )
+        .into_response())
+}

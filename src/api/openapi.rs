@@ -22,6 +22,15 @@ use crate::http::session::CurrentSession;
         super::auth::logout,
         super::jobs::list_jobs,
         super::jobs::get_job,
+        super::jobs::cancel_job,
+        super::jobs::job_output,
+        super::events::job_events,
+        super::nodes::list_nodes,
+        super::nodes::get_node,
+        super::nodes::ssh_public_key,
+        super::nodes::register_node,
+        super::nodes::provision_node,
+        super::audit::list_audit_logs,
         super::metrics::get_metrics,
         super::events::events,
     ),
@@ -31,6 +40,8 @@ use crate::http::session::CurrentSession;
     tags(
         (name = "auth", description = "Login and logout"),
         (name = "jobs", description = "Jobs, metrics and live events"),
+        (name = "nodes", description = "Managed servers"),
+        (name = "audit", description = "Who did what"),
     )
 )]
 pub struct ApiDoc;

@@ -54,7 +54,7 @@ pub struct JobFilter {
     pub limit: i64,
 }
 
-const SELECT_JOB: &str =
+pub(super) const SELECT_JOB: &str =
     "SELECT j.*, s.name AS site_name, e.name AS environment_name, n.name AS node_name
      FROM jobs j
      LEFT JOIN sites s ON s.id = j.site_id

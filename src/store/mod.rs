@@ -5,8 +5,11 @@
 //! program needs. The SQL stays portable to PostgreSQL (no SQLite-only functions, `RETURNING`
 //! allowed), so a second backend would only need its own connection setup and migrations.
 
+pub mod audit;
 mod jobs;
 pub mod login_attempts;
+pub mod nodes;
+pub mod queue;
 mod metrics;
 mod sessions;
 mod settings;

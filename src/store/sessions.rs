@@ -65,3 +65,28 @@ impl Store {
         Ok(())
     }
 }
+
+impl Store {
+    /// Deletes sessions expired or revoked before `sessions_before` and login attempts older
+    /// than `attempts_before`; returns how many of each.
+    pub async fn purge_auth_history(
+        &self,
+        sessions_before: &str,
+        attempts_before: &str,
+    ) -> Result<(u64, u64), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let s = sqlx::query(
+            "DELETE FROM auth_sessions WHERE expires_at < ? OR (revoked_at IS NOT NULL AND revoked_at < ?)",
+        )
+        .bind(sessions_before)
+        .bind(sessions_before)
+        .execute(&mut *tx)
+        .await?;
+        let a = sqlx::query("DELETE FROM login_attempts WHERE created_at < ?")
+            .bind(attempts_before)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok((s.rows_affected(), a.rows_affected()))
+    }
+}

@@ -1,0 +1,167 @@
+//! Node endpoints: list, get, register, provision, the control plane's SSH public key.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::Json;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::error::{ApiError, ErrorBody, ErrorCode};
+use super::extract::{AppJson, PathId};
+use crate::http::session::CurrentSession;
+use crate::nodes::{NodeError, NodeInput};
+use crate::state::AppState;
+use crate::store::nodes::NodeRecord;
+
+/// A managed server.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Node {
+    pub id: String,
+    pub name: String,
+    /// SSH target: IP literal or DNS name.
+    pub hostname: String,
+    /// Public IPv4; required before sites are placed on the node.
+    pub public_ip: Option<String>,
+    pub ssh_port: i64,
+    pub ssh_user: String,
+    /// `active`, `provisioning`, `unreachable` or `decommissioned`.
+    pub status: String,
+    /// The control-plane host itself.
+    pub is_local: bool,
+    pub last_seen_at: Option<String>,
+    /// What the last successful provisioning found: `active`, `unavailable` (the kernel refused
+    /// the firewall) or `skipped` (`PRESSLUFT_MANAGE_FIREWALL=false`); null before.
+    pub firewall_status: Option<String>,
+    /// Sentences from the last provisioning worth attention (e.g. firewall unavailable).
+    pub provision_warning: Option<String>,
+    pub created_at: String,
+    pub updated_at: String,
+    pub state_version: i64,
+}
+
+impl From<NodeRecord> for Node {
+    fn from(n: NodeRecord) -> Self {
+        Node {
+            id: n.id,
+            name: n.name,
+            hostname: n.hostname,
+            public_ip: n.public_ip,
+            ssh_port: n.ssh_port,
+            ssh_user: n.ssh_user,
+            status: n.status,
+            is_local: n.is_local,
+            last_seen_at: n.last_seen_at,
+            firewall_status: n.firewall_status,
+            provision_warning: n.provision_warning,
+            created_at: n.created_at,
+            updated_at: n.updated_at,
+            state_version: n.state_version,
+        }
+    }
+}
+
+impl From<NodeError> for ApiError {
+    fn from(e: NodeError) -> Self {
+        match e {
+            NodeError::Invalid { field, message } => ApiError::field(field, message),
+            NodeError::Conflict(message) => ApiError::new(ErrorCode::Conflict, message),
+            NodeError::NotFound => ApiError::not_found("node"),
+            NodeError::Store(e) => ApiError::internal(e),
+        }
+    }
+}
+
+/// `202 {"job_id"}`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct JobAccepted {
+    pub job_id: String,
+}
+
+/// `{"public_key": "ssh-ed25519 …"}`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PublicKeyResponse {
+    pub public_key: String,
+}
+
+/// Registration body.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RegisterNodeRequest {
+    /// 1–100 characters.
+    pub name: String,
+    /// IP address or DNS name the control plane connects to over SSH.
+    pub hostname: String,
+    /// Public IPv4 (or null).
+    #[serde(default)]
+    pub public_ip: Option<String>,
+    /// 1–65535, default 22.
+    #[serde(default)]
+    pub ssh_port: Option<i64>,
+    /// `^[a-z_][a-z0-9_-]{0,31}$`, default `root`; must be root or have passwordless sudo.
+    #[serde(default)]
+    pub ssh_user: Option<String>,
+    /// This host (the control plane's own); at most one. Default false.
+    #[serde(default)]
+    pub is_local: bool,
+}
+
+/// All nodes, newest first.
+#[utoipa::path(get, path = "/nodes", tag = "nodes",
+    responses((status = 200, body = [Node]), (status = 401, body = ErrorBody)))]
+pub async fn list_nodes(State(state): State<AppState>, _s: CurrentSession) -> Result<Json<Vec<Node>>, ApiError> {
+    Ok(Json(state.store.list_nodes().await?.into_iter().map(Node::from).collect()))
+}
+
+/// One node.
+#[utoipa::path(get, path = "/nodes/{id}", tag = "nodes",
+    params(("id" = String, Path, description = "Node id (UUID)")),
+    responses((status = 200, body = Node), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn get_node(State(state): State<AppState>, _s: CurrentSession, PathId(id): PathId) -> Result<Json<Node>, ApiError> {
+    let node = state.store.get_node(&id).await?.ok_or_else(|| ApiError::not_found("node"))?;
+    Ok(Json(node.into()))
+}
+
+/// The public key to authorize on a node (`~/.ssh/authorized_keys` of its SSH user).
+#[utoipa::path(get, path = "/nodes/ssh-public-key", tag = "nodes",
+    responses((status = 200, body = PublicKeyResponse), (status = 401, body = ErrorBody)))]
+pub async fn ssh_public_key(State(state): State<AppState>, _s: CurrentSession) -> Result<Json<PublicKeyResponse>, ApiError> {
+    let public_key = state.secrets.ssh_public_key().map_err(ApiError::internal)?;
+    Ok(Json(PublicKeyResponse { public_key }))
+}
+
+/// Registers a node (`provisioning`) and starts `node_provision`.
+#[utoipa::path(post, path = "/nodes", tag = "nodes",
+    request_body = RegisterNodeRequest,
+    responses((status = 202, body = JobAccepted), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 409, description = "`conflict`: a local node already exists", body = ErrorBody)))]
+pub async fn register_node(
+    State(state): State<AppState>,
+    session: CurrentSession,
+    AppJson(body): AppJson<RegisterNodeRequest>,
+) -> Result<(StatusCode, Json<JobAccepted>), ApiError> {
+    let input = NodeInput {
+        name: body.name,
+        hostname: body.hostname,
+        public_ip: body.public_ip,
+        ssh_port: body.ssh_port,
+        ssh_user: body.ssh_user,
+        is_local: body.is_local,
+    };
+    let (_, job_id) = state.nodes.register(&session.user.user_id, input).await?;
+    Ok((StatusCode::ACCEPTED, Json(JobAccepted { job_id })))
+}
+
+/// Runs `node_provision` again (converges the node to the current configuration).
+#[utoipa::path(post, path = "/nodes/{id}/provision", tag = "nodes",
+    params(("id" = String, Path, description = "Node id (UUID)")),
+    responses((status = 202, body = JobAccepted), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 404, body = ErrorBody),
+        (status = 409, description = "`conflict`: decommissioned, or a provision is already pending", body = ErrorBody)))]
+pub async fn provision_node(
+    State(state): State<AppState>,
+    session: CurrentSession,
+    PathId(id): PathId,
+) -> Result<(StatusCode, Json<JobAccepted>), ApiError> {
+    let job_id = state.nodes.provision(&session.user.user_id, &id).await?;
+    Ok((StatusCode::ACCEPTED, Json(JobAccepted { job_id })))
+}

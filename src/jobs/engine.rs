@@ -1,0 +1,432 @@
+//! The queue's state machine (jobs.md §2–8): claim with start-time validation, execution with
+//! heartbeat, cancel watch and timeout, completion with retries, cancellation, recovery.
+//!
+//! Every state change of a job is one write transaction together with the resource transitions
+//! it causes and the audit row's result; the live feed is woken after each commit.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::Value;
+use time::OffsetDateTime;
+use tokio::sync::{watch, Notify};
+use uuid::Uuid;
+
+use super::errors::JobErrorCode;
+use super::kinds;
+use super::output::OutputSink;
+use super::runner::{RunContext, RunOutcome, Runner, StopReason};
+use crate::clock::{format_ts, SharedClock};
+use crate::events::Events;
+use crate::store::audit::{finish_audit_for_job, insert_audit, NewAudit};
+use crate::store::queue::{
+    claim_next, fetch_job, finish_queued, finish_running, request_cancel, Finish, NewJob,
+};
+use crate::store::{JobRecord, Store, StoreError};
+
+/// How often a running job's lease is refreshed.
+pub const HEARTBEAT_EVERY: Duration = Duration::from_secs(15);
+/// A running job whose heartbeat is older than this has lost its worker.
+pub const LEASE: time::Duration = time::Duration::seconds(60);
+/// How long `cancel` waits for a running job to stop.
+pub const CANCEL_WAIT: Duration = Duration::from_secs(15);
+/// Extra time a runner gets after the timeout before the engine gives up on it.
+const TIMEOUT_GRACE: Duration = Duration::from_secs(15);
+/// Bytes of output used as `error_message` when a run reported no message of its own.
+pub const ERROR_OUTPUT_BYTES: usize = 10 * 1024;
+
+/// Backoff after the n-th failed attempt: 1, 5, then 15 minutes.
+pub fn backoff(failed_attempts: i64) -> time::Duration {
+    match failed_attempts {
+        i64::MIN..=1 => time::Duration::minutes(1),
+        2 => time::Duration::minutes(5),
+        _ => time::Duration::minutes(15),
+    }
+}
+
+/// The job engine; cheap to clone.
+#[derive(Clone)]
+pub struct Engine {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    store: Store,
+    clock: SharedClock,
+    events: Events,
+    runner: Arc<dyn Runner>,
+    log_dir: std::path::PathBuf,
+    job_timeout: Duration,
+    wake: Notify,
+}
+
+/// Result of a cancel request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CancelOutcome {
+    /// The job's status after the request (`cancelled`, or `running` while still stopping).
+    Status(String),
+    NotFound,
+    /// The job is already finished (`succeeded`, `failed` or `cancelled`).
+    NotCancellable(String),
+}
+
+/// How a claimed run ended, as the engine records it.
+#[derive(Debug)]
+enum Ending {
+    Succeeded(Value),
+    Failed(JobErrorCode, String),
+    Cancelled,
+    /// The lease was lost: someone else owns the job now; record nothing.
+    Abandoned,
+}
+
+impl Engine {
+    pub fn new(
+        store: Store,
+        clock: SharedClock,
+        events: Events,
+        runner: Arc<dyn Runner>,
+        log_dir: std::path::PathBuf,
+        job_timeout: Duration,
+    ) -> Engine {
+        Engine {
+            inner: Arc::new(Inner {
+                store,
+                clock,
+                events,
+                runner,
+                log_dir,
+                job_timeout,
+                wake: Notify::new(),
+            }),
+        }
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.inner.store
+    }
+
+    fn now(&self) -> OffsetDateTime {
+        self.inner.clock.now()
+    }
+
+    /// The notifier idle workers wait on.
+    pub fn wake_handle(&self) -> &Notify {
+        &self.inner.wake
+    }
+
+    /// Called after a transaction that enqueued jobs committed: wakes idle workers and the
+    /// live feed.
+    pub fn enqueued(&self) {
+        self.inner.wake.notify_waiters();
+        self.inner.events.jobs_changed();
+    }
+
+    /// Inserts a job inside the caller's transaction (with the rows it creates and its audit
+    /// row). Call [`Engine::enqueued`] after the commit.
+    pub async fn enqueue(
+        conn: &mut sqlx::SqliteConnection,
+        job: &NewJob,
+        now: &str,
+    ) -> Result<(), StoreError> {
+        crate::store::queue::insert_job(conn, job, now).await?;
+        tracing::info!(
+            id = %job.id,
+            r#type = job.job_type.as_str(),
+            site = job.site_id.as_deref().unwrap_or("-"),
+            env = job.environment_id.as_deref().unwrap_or("-"),
+            node = %job.node_id,
+            "job enqueued"
+        );
+        Ok(())
+    }
+
+    /// Claims the next runnable job for `worker`, refusing (and skipping past) jobs whose
+    /// start-time validation fails.
+    pub async fn claim(&self, worker: &str) -> Result<Option<JobRecord>, StoreError> {
+        loop {
+            let now = format_ts(self.now());
+            let mut tx = self.inner.store.begin_write().await?;
+            let Some(id) = claim_next(&mut tx, worker, &now).await? else {
+                tx.commit().await?;
+                return Ok(None);
+            };
+            let job = fetch_job(&mut tx, &id).await?.expect("just claimed");
+            match kinds::validate_start(&mut tx, &job).await? {
+                Ok(()) => {
+                    kinds::on_start(&mut tx, &job, &now).await?;
+                    tx.commit().await?;
+                    tracing::info!(
+                        id = %job.id, r#type = %job.job_type, worker,
+                        attempt = format!("{}/{}", job.attempt_count, job.max_attempts),
+                        "job claimed"
+                    );
+                    self.inner.events.jobs_changed();
+                    return Ok(Some(job));
+                }
+                Err(reason) => {
+                    let code = JobErrorCode::PreconditionFailed;
+                    finish_running(
+                        &mut tx,
+                        &job.id,
+                        Some(worker),
+                        &Finish {
+                            status: "failed",
+                            run_after: None,
+                            error_code: Some(code.as_str()),
+                            error_message: Some(&reason),
+                            output_tail: None,
+                            now: &now,
+                        },
+                    )
+                    .await?;
+                    kinds::on_final_failure(&mut tx, &job, code, false, &now).await?;
+                    finish_audit_for_job(&mut tx, &job.id, "failed").await?;
+                    tx.commit().await?;
+                    tracing::warn!(id = %job.id, code = code.as_str(), reason = %reason, "job refused at start");
+                    self.inner.events.jobs_changed();
+                }
+            }
+        }
+    }
+
+    /// Runs a claimed job to its end and records the outcome.
+    pub async fn execute(&self, job: JobRecord, worker: &str) -> Result<(), StoreError> {
+        let output = OutputSink::open(&self.inner.log_dir, &job.id, self.inner.events.clone());
+        let (stop_tx, stop_rx) = watch::channel(None);
+        let ctx = RunContext { stop: stop_rx, output: output.clone() };
+        let started = tokio::time::Instant::now();
+        let mut run = self.inner.runner.run(&job, ctx);
+        let mut ticker = tokio::time::interval(Duration::from_secs(1));
+        let mut last_heartbeat = tokio::time::Instant::now();
+        let mut give_up_at: Option<tokio::time::Instant> = None;
+        let outcome = loop {
+            tokio::select! {
+                outcome = &mut run => break outcome,
+                _ = ticker.tick() => {
+                    let stopping = stop_tx.borrow().is_some();
+                    if !stopping && started.elapsed() >= self.inner.job_timeout {
+                        tracing::warn!(id = %job.id, "job timeout reached; stopping the run");
+                        let _ = stop_tx.send(Some(StopReason::Timeout));
+                        give_up_at = Some(tokio::time::Instant::now() + TIMEOUT_GRACE);
+                    } else if !stopping && self.inner.store.cancel_requested(&job.id).await? {
+                        tracing::info!(id = %job.id, "cancel requested; stopping the run");
+                        let _ = stop_tx.send(Some(StopReason::Cancel));
+                    }
+                    if last_heartbeat.elapsed() >= HEARTBEAT_EVERY {
+                        last_heartbeat = tokio::time::Instant::now();
+                        let now = format_ts(self.now());
+                        if !self.inner.store.heartbeat(&job.id, worker, &now).await? && !stopping {
+                            tracing::warn!(id = %job.id, worker, "lease lost; stopping the run");
+                            let _ = stop_tx.send(Some(StopReason::LeaseLost));
+                        }
+                    }
+                    if give_up_at.is_some_and(|t| tokio::time::Instant::now() >= t) {
+                        break RunOutcome::Failed {
+                            code: JobErrorCode::JobTimeout,
+                            message: "the job did not finish within its timeout".into(),
+                        };
+                    }
+                }
+            }
+        };
+        drop(run);
+        let stop = *stop_tx.borrow();
+        let ending = match (outcome, stop) {
+            (RunOutcome::Succeeded { result }, _) => Ending::Succeeded(result),
+            (_, Some(StopReason::LeaseLost)) => Ending::Abandoned,
+            (RunOutcome::Stopped, Some(StopReason::Cancel)) => Ending::Cancelled,
+            (RunOutcome::Stopped, _) => Ending::Failed(
+                JobErrorCode::JobTimeout,
+                "the job did not finish within its timeout".into(),
+            ),
+            (RunOutcome::Failed { code, message }, _) => {
+                let message = if message.trim().is_empty() {
+                    output.tail_bytes(ERROR_OUTPUT_BYTES)
+                } else {
+                    message
+                };
+                Ending::Failed(code, message)
+            }
+        };
+        tracing::debug!(id = %job.id, duration_ms = started.elapsed().as_millis() as u64, "run ended");
+        self.complete(&job, Some(worker), ending, Some(output.tail())).await
+    }
+
+    /// Records the end of a run in one transaction.
+    async fn complete(
+        &self,
+        job: &JobRecord,
+        worker: Option<&str>,
+        ending: Ending,
+        output_tail: Option<String>,
+    ) -> Result<(), StoreError> {
+        let now_t = self.now();
+        let now = format_ts(now_t);
+        let mut tx = self.inner.store.begin_write().await?;
+        let tail = output_tail.as_deref();
+        let (status, code, message, run_after) = match &ending {
+            Ending::Abandoned => {
+                tracing::warn!(id = %job.id, "run abandoned after losing its lease; nothing recorded");
+                return Ok(());
+            }
+            Ending::Succeeded(_) => ("succeeded", None, None, None),
+            Ending::Cancelled => ("cancelled", None, None, None),
+            Ending::Failed(code, message) => {
+                if code.retryable() && job.attempt_count < job.max_attempts {
+                    let at = format_ts(now_t + backoff(job.attempt_count));
+                    ("queued", Some(*code), Some(message.as_str()), Some(at))
+                } else {
+                    ("failed", Some(*code), Some(message.as_str()), None)
+                }
+            }
+        };
+        let finished = finish_running(
+            &mut tx,
+            &job.id,
+            worker,
+            &Finish {
+                status,
+                run_after: run_after.as_deref(),
+                error_code: code.map(|c| c.as_str()),
+                error_message: message,
+                output_tail: tail,
+                now: &now,
+            },
+        )
+        .await?;
+        if !finished {
+            tx.rollback().await?;
+            tracing::warn!(id = %job.id, "job was no longer running under this worker; outcome dropped");
+            return Ok(());
+        }
+        match (&ending, status) {
+            (Ending::Succeeded(result), _) => kinds::on_success(&mut tx, job, result, &now).await?,
+            (Ending::Cancelled, _) => kinds::on_cancel(&mut tx, job, true, &now).await?,
+            (Ending::Failed(code, _), "failed") => {
+                kinds::on_final_failure(&mut tx, job, *code, true, &now).await?
+            }
+            _ => {}
+        }
+        let audited = if status == "queued" {
+            0
+        } else {
+            finish_audit_for_job(&mut tx, &job.id, status).await?
+        };
+        tx.commit().await?;
+        match status {
+            "queued" => tracing::warn!(
+                id = %job.id, code = code.map(|c| c.as_str()).unwrap_or(""),
+                run_after = run_after.as_deref().unwrap_or(""),
+                attempt = format!("{}/{}", job.attempt_count, job.max_attempts),
+                "job requeued"
+            ),
+            "failed" => tracing::warn!(id = %job.id, code = code.map(|c| c.as_str()).unwrap_or(""), "job failed"),
+            other => tracing::info!(id = %job.id, status = other, "job finished"),
+        }
+        tracing::info!(id = %job.id, "lock released");
+        if audited > 0 {
+            tracing::info!(job = %job.id, result = status, "audit updated");
+        }
+        self.inner.events.jobs_changed();
+        // A lock was released (and maybe a retry scheduled): let idle workers look again.
+        self.inner.wake.notify_waiters();
+        Ok(())
+    }
+
+    /// Handles running jobs whose worker stopped heartbeating: a retryable `WORKER_LOST`.
+    pub async fn recover_stale(&self) -> Result<usize, StoreError> {
+        let stale_before = format_ts(self.now() - LEASE);
+        let stale = self.inner.store.stale_running_jobs(&stale_before).await?;
+        for (id, worker) in &stale {
+            let Some(job) = self.inner.store.get_job(id).await? else { continue };
+            tracing::warn!(id = %id, worker = %worker, "worker lost; recovering job");
+            let message = format!("the worker {worker} stopped reporting while running the job");
+            self.complete(&job, None, Ending::Failed(JobErrorCode::WorkerLost, message), None)
+                .await?;
+        }
+        Ok(stale.len())
+    }
+
+    /// Cancels a job for `user_id` (jobs.md §8), auditing the request.
+    pub async fn cancel(&self, id: &str, user_id: &str) -> Result<CancelOutcome, StoreError> {
+        let now = format_ts(self.now());
+        let mut tx = self.inner.store.begin_write().await?;
+        let Some(job) = fetch_job(&mut tx, id).await? else {
+            tx.rollback().await?;
+            return Ok(CancelOutcome::NotFound);
+        };
+        let audit = |result: &'static str| NewAudit {
+            id: "",
+            user_id,
+            action: "job_cancel",
+            resource_type: "job",
+            resource_id: id,
+            result,
+            job_id: Some(id),
+        };
+        let audit_id = Uuid::new_v4().to_string();
+        match job.status.as_str() {
+            "queued" => {
+                finish_queued(&mut tx, id, "cancelled", None, None, &now).await?;
+                kinds::on_cancel(&mut tx, &job, false, &now).await?;
+                finish_audit_for_job(&mut tx, id, "cancelled").await?;
+                insert_audit(&mut tx, &NewAudit { id: &audit_id, ..audit("succeeded") }, &now).await?;
+                tx.commit().await?;
+                tracing::info!(id, "job cancelled while queued");
+                self.inner.events.jobs_changed();
+                Ok(CancelOutcome::Status("cancelled".into()))
+            }
+            "running" => {
+                request_cancel(&mut tx, id, &now).await?;
+                insert_audit(&mut tx, &NewAudit { id: &audit_id, ..audit("succeeded") }, &now).await?;
+                tx.commit().await?;
+                tracing::info!(id, "cancel of running job requested");
+                self.inner.events.jobs_changed();
+                let deadline = tokio::time::Instant::now() + CANCEL_WAIT;
+                loop {
+                    let status = self
+                        .inner
+                        .store
+                        .get_job(id)
+                        .await?
+                        .map(|j| j.status)
+                        .unwrap_or_default();
+                    if status != "running" || tokio::time::Instant::now() >= deadline {
+                        return Ok(CancelOutcome::Status(status));
+                    }
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+            }
+            other => {
+                insert_audit(&mut tx, &NewAudit { id: &audit_id, ..audit("rejected") }, &now).await?;
+                tx.commit().await?;
+                tracing::info!(id, status = other, "cancel refused: job already finished");
+                Ok(CancelOutcome::NotCancellable(other.to_string()))
+            }
+        }
+    }
+
+    /// Claims and runs jobs until none is claimable (for tests and the worker loop).
+    pub async fn run_until_idle(&self, worker: &str) -> Result<usize, StoreError> {
+        let mut n = 0;
+        while let Some(job) = self.claim(worker).await? {
+            self.execute(job, worker).await?;
+            n += 1;
+        }
+        Ok(n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_is_1_5_15_minutes() {
+        assert_eq!(backoff(1), time::Duration::minutes(1));
+        assert_eq!(backoff(2), time::Duration::minutes(5));
+        assert_eq!(backoff(3), time::Duration::minutes(15));
+        assert_eq!(backoff(9), time::Duration::minutes(15));
+    }
+}

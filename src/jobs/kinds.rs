@@ -1,0 +1,118 @@
+//! Per-job-type behaviour, dispatched by [`JobType`]: start-time validation, the resource
+//! transitions at start, success, final failure and cancellation, and the playbook.
+//!
+//! Adding a job type means a module like [`super::node_provision`] and one arm per function
+//! here (see docs/adding-a-job-type.md). Types without an arm have no resource effects yet.
+
+use serde_json::Value;
+
+use super::errors::JobErrorCode;
+use super::node_provision;
+use crate::domain::JobType;
+use crate::store::{JobRecord, StoreError};
+
+use sqlx::SqliteConnection;
+
+/// The playbook file (in `ansible/playbooks/`) of a job type.
+pub fn playbook(job_type: JobType) -> &'static str {
+    match job_type {
+        JobType::NodeProvision => "node-provision.yml",
+        JobType::SiteCreate => "site-create.yml",
+        JobType::SiteImport => "site-import.yml",
+        JobType::EnvCreate => "env-create.yml",
+        JobType::EnvDeploy => "env-deploy.yml",
+        JobType::EnvUpdate => "env-update.yml",
+        JobType::EnvRestore => "env-restore.yml",
+        JobType::EnvPromote => "env-promote.yml",
+        JobType::EnvCacheToggle => "env-cache-toggle.yml",
+        JobType::CachePurge => "cache-purge.yml",
+        JobType::BackupCreate => "backup-create.yml",
+        JobType::DomainAdd => "domain-add.yml",
+        JobType::DomainRemove => "domain-remove.yml",
+        JobType::DriftCheck => "drift-check.yml",
+        JobType::HealthCheck => "health-check.yml",
+        JobType::BackupCleanup => "backup-cleanup.yml",
+        JobType::ReleaseRollback => "release-rollback.yml",
+    }
+}
+
+fn job_type(job: &JobRecord) -> JobType {
+    job.job_type.parse().expect("job_type constrained by the schema")
+}
+
+/// Start-time validation (jobs.md §3): `Err(message)` refuses the job with
+/// `PRECONDITION_FAILED` before anything runs.
+pub async fn validate_start(conn: &mut SqliteConnection, job: &JobRecord) -> Result<Result<(), String>, StoreError> {
+    match job_type(job) {
+        JobType::NodeProvision => node_provision::validate_start(conn, job).await,
+        _ => Ok(Ok(())),
+    }
+}
+
+/// Transitions when a run starts.
+pub async fn on_start(conn: &mut SqliteConnection, job: &JobRecord, now: &str) -> Result<(), StoreError> {
+    match job_type(job) {
+        JobType::NodeProvision => node_provision::on_start(conn, job, now).await,
+        _ => Ok(()),
+    }
+}
+
+/// Transitions and recorded results when a run succeeded.
+pub async fn on_success(
+    conn: &mut SqliteConnection,
+    job: &JobRecord,
+    result: &Value,
+    now: &str,
+) -> Result<(), StoreError> {
+    match job_type(job) {
+        JobType::NodeProvision => node_provision::on_success(conn, job, result, now).await,
+        _ => Ok(()),
+    }
+}
+
+/// Transitions when the job failed finally (including a start-time refusal, `started = false`).
+pub async fn on_final_failure(
+    conn: &mut SqliteConnection,
+    job: &JobRecord,
+    code: JobErrorCode,
+    started: bool,
+    now: &str,
+) -> Result<(), StoreError> {
+    match job_type(job) {
+        JobType::NodeProvision => node_provision::on_final_failure(conn, job, code, started, now).await,
+        _ => Ok(()),
+    }
+}
+
+/// Transitions when the job was cancelled (`was_running`: after its subprocess stopped).
+pub async fn on_cancel(
+    conn: &mut SqliteConnection,
+    job: &JobRecord,
+    was_running: bool,
+    now: &str,
+) -> Result<(), StoreError> {
+    match job_type(job) {
+        JobType::NodeProvision => node_provision::on_cancel(conn, job, was_running, now).await,
+        _ => Ok(()),
+    }
+}
+
+/// DB-resolved extra-vars of a run, and which of their values are secret (masked in output).
+#[derive(Debug, Default)]
+pub struct ResolvedVars {
+    pub vars: serde_json::Map<String, Value>,
+    pub secrets: Vec<String>,
+}
+
+/// The extra-vars a job's playbook needs beyond its payload (jobs.md §12).
+pub async fn extra_vars(
+    store: &crate::store::Store,
+    config: &crate::config::Config,
+    job: &JobRecord,
+    node: &crate::store::nodes::NodeRecord,
+) -> Result<ResolvedVars, StoreError> {
+    match job_type(job) {
+        JobType::NodeProvision => node_provision::extra_vars(store, config, node).await,
+        _ => Ok(ResolvedVars::default()),
+    }
+}

@@ -1,0 +1,24 @@
+//! The job engine: every infrastructure mutation is a row in `jobs`, claimed by a worker under
+//! the one-per-site/one-per-node rule and executed through a [`runner::Runner`] (in production,
+//! one Ansible playbook per job type).
+//!
+//! - [`engine`]: claim, execute, complete, cancel, recover — the queue's state machine.
+//! - [`kinds`]: per-job-type validation and resource transitions (dispatch by type).
+//! - [`worker`], [`scheduler`]: the background loops.
+//! - [`process`], [`output`]: subprocesses and their output.
+//! - [`ansible`]: the Ansible runner.
+
+pub mod ansible;
+pub mod engine;
+pub mod errors;
+pub mod kinds;
+mod node_provision;
+pub mod output;
+pub mod process;
+pub mod runner;
+pub mod scheduler;
+pub mod worker;
+
+pub use engine::{CancelOutcome, Engine};
+pub use errors::JobErrorCode;
+pub use runner::{RunContext, RunOutcome, Runner, StopReason};

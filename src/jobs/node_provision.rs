@@ -1,0 +1,132 @@
+//! `node_provision`: turns a host into a Pressluft node (provisioning.md), and the node state
+//! machine around it (state-machines.md, Node).
+
+use serde_json::Value;
+use sqlx::SqliteConnection;
+
+use super::errors::JobErrorCode;
+use crate::domain::{JobType, NodeStatus};
+use crate::store::nodes::{fetch_node, record_node_provisioned, set_node_status, NodeRecord};
+use crate::store::queue::job_succeeded_for_node;
+use crate::store::{JobRecord, StoreError};
+
+async fn node(conn: &mut SqliteConnection, job: &JobRecord) -> Result<NodeRecord, StoreError> {
+    fetch_node(conn, &job.node_id)
+        .await?
+        .ok_or(StoreError::Query(sqlx::Error::RowNotFound))
+}
+
+async fn transition(
+    conn: &mut SqliteConnection,
+    node: &NodeRecord,
+    to: NodeStatus,
+    now: &str,
+) -> Result<(), StoreError> {
+    if node.status == to.as_str() {
+        return Ok(());
+    }
+    if !set_node_status(conn, node, to, now).await? {
+        // Impossible inside the claim/complete write transaction; refuse loudly if it happens.
+        return Err(StoreError::Query(sqlx::Error::Protocol(format!(
+            "node {} changed concurrently",
+            node.id
+        ))));
+    }
+    tracing::info!(node = %node.id, from = %node.status, to = to.as_str(), "node status changed");
+    Ok(())
+}
+
+pub async fn validate_start(conn: &mut SqliteConnection, job: &JobRecord) -> Result<Result<(), String>, StoreError> {
+    let node = node(conn, job).await?;
+    if node.status == NodeStatus::Decommissioned.as_str() {
+        return Ok(Err(format!("node {} is decommissioned", node.name)));
+    }
+    Ok(Ok(()))
+}
+
+pub async fn on_start(conn: &mut SqliteConnection, job: &JobRecord, now: &str) -> Result<(), StoreError> {
+    let node = node(conn, job).await?;
+    transition(conn, &node, NodeStatus::Provisioning, now).await
+}
+
+pub async fn on_success(
+    conn: &mut SqliteConnection,
+    job: &JobRecord,
+    result: &Value,
+    now: &str,
+) -> Result<(), StoreError> {
+    let node = node(conn, job).await?;
+    transition(conn, &node, NodeStatus::Active, now).await?;
+    let firewall = result["firewall"]["status"].as_str();
+    let warnings: Vec<String> = ["firewall", "fail2ban"]
+        .iter()
+        .filter(|k| result[**k]["status"] == "unavailable")
+        .filter_map(|k| result[*k]["message"].as_str().map(str::to_string))
+        .collect();
+    let warning = (!warnings.is_empty()).then(|| warnings.join(" "));
+    if let Some(w) = &warning {
+        tracing::warn!(node = %node.id, warning = %w, "node provisioned with warnings");
+    }
+    record_node_provisioned(conn, &node.id, firewall, warning.as_deref(), now).await
+}
+
+/// Final failure: unreachable when SSH failed or the run was refused; otherwise a node that
+/// was ever provisioned keeps serving (`active`), and a never-provisioned one stays
+/// `provisioning`, ineligible for sites.
+pub async fn on_final_failure(
+    conn: &mut SqliteConnection,
+    job: &JobRecord,
+    code: JobErrorCode,
+    started: bool,
+    now: &str,
+) -> Result<(), StoreError> {
+    let node = node(conn, job).await?;
+    if node.status != NodeStatus::Provisioning.as_str() {
+        return Ok(());
+    }
+    let to = if !started || code == JobErrorCode::AnsibleHostUnreachable {
+        NodeStatus::Unreachable
+    } else if job_succeeded_for_node(conn, &node.id, JobType::NodeProvision).await? {
+        NodeStatus::Active
+    } else {
+        NodeStatus::Provisioning
+    };
+    transition(conn, &node, to, now).await
+}
+
+/// Cancelled (queued or running): a node still `provisioning` becomes `unreachable`.
+pub async fn on_cancel(
+    conn: &mut SqliteConnection,
+    job: &JobRecord,
+    _was_running: bool,
+    now: &str,
+) -> Result<(), StoreError> {
+    let node = node(conn, job).await?;
+    if node.status == NodeStatus::Provisioning.as_str() {
+        transition(conn, &node, NodeStatus::Unreachable, now).await?;
+    }
+    Ok(())
+}
+
+/// Variables of `node-provision.yml` (ansible/README.md).
+pub async fn extra_vars(
+    store: &crate::store::Store,
+    config: &crate::config::Config,
+    node: &NodeRecord,
+) -> Result<super::kinds::ResolvedVars, StoreError> {
+    let binary = config
+        .node_binary
+        .clone()
+        .or_else(|| std::env::current_exe().ok())
+        .map(|p| p.display().to_string())
+        .unwrap_or_default();
+    let domain = store.get_setting("control_plane_domain").await?.unwrap_or_default();
+    let mut vars = serde_json::Map::new();
+    vars.insert("node_public_ip".into(), node.public_ip.clone().unwrap_or_default().into());
+    vars.insert("manage_firewall".into(), config.manage_firewall.into());
+    vars.insert("is_local_node".into(), node.is_local.into());
+    vars.insert("control_plane_port".into(), config.listen_addr.port().into());
+    vars.insert("control_plane_domain".into(), domain.into());
+    vars.insert("pressluft_binary_path".into(), binary.into());
+    Ok(super::kinds::ResolvedVars { vars, secrets: Vec::new() })
+}

@@ -1,0 +1,131 @@
+//! Nodes: the servers Pressluft manages over SSH.
+
+use sqlx::{FromRow, SqliteConnection};
+
+use super::{Store, StoreError};
+use crate::domain::NodeStatus;
+
+/// A `nodes` row.
+#[derive(Debug, Clone, FromRow)]
+pub struct NodeRecord {
+    pub id: String,
+    pub name: String,
+    pub hostname: String,
+    pub public_ip: Option<String>,
+    pub ssh_port: i64,
+    pub ssh_user: String,
+    pub status: String,
+    pub is_local: bool,
+    pub last_seen_at: Option<String>,
+    pub created_at: String,
+    pub updated_at: String,
+    pub state_version: i64,
+    pub firewall_status: Option<String>,
+    pub provision_warning: Option<String>,
+}
+
+/// A node to insert (status `provisioning`).
+#[derive(Debug, Clone)]
+pub struct NewNode {
+    pub id: String,
+    pub name: String,
+    pub hostname: String,
+    pub public_ip: Option<String>,
+    pub ssh_port: i64,
+    pub ssh_user: String,
+    pub is_local: bool,
+}
+
+impl Store {
+    pub async fn list_nodes(&self) -> Result<Vec<NodeRecord>, StoreError> {
+        Ok(sqlx::query_as("SELECT * FROM nodes ORDER BY created_at DESC, id DESC")
+            .fetch_all(&self.pool)
+            .await?)
+    }
+
+    pub async fn get_node(&self, id: &str) -> Result<Option<NodeRecord>, StoreError> {
+        Ok(sqlx::query_as("SELECT * FROM nodes WHERE id = ?")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?)
+    }
+
+    pub async fn local_node(&self) -> Result<Option<NodeRecord>, StoreError> {
+        Ok(sqlx::query_as("SELECT * FROM nodes WHERE is_local = 1")
+            .fetch_optional(&self.pool)
+            .await?)
+    }
+}
+
+/// Inserts a node in `provisioning`; [`StoreError::Duplicate`] for a second local node.
+pub async fn insert_node(conn: &mut SqliteConnection, n: &NewNode, now: &str) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO nodes (id, name, hostname, public_ip, ssh_port, ssh_user, status, is_local,
+           created_at, updated_at)
+         VALUES (?, ?, ?, ?, ?, ?, 'provisioning', ?, ?, ?)",
+    )
+    .bind(&n.id)
+    .bind(&n.name)
+    .bind(&n.hostname)
+    .bind(&n.public_ip)
+    .bind(n.ssh_port)
+    .bind(&n.ssh_user)
+    .bind(n.is_local)
+    .bind(now)
+    .bind(now)
+    .execute(conn)
+    .await
+    .map_err(StoreError::unique("local node"))?;
+    Ok(())
+}
+
+pub async fn fetch_node(conn: &mut SqliteConnection, id: &str) -> Result<Option<NodeRecord>, StoreError> {
+    Ok(sqlx::query_as("SELECT * FROM nodes WHERE id = ?")
+        .bind(id)
+        .fetch_optional(conn)
+        .await?)
+}
+
+/// Optimistic status change: applies only if the row still has `state_version`. False when a
+/// concurrent change got there first.
+pub async fn set_node_status(
+    conn: &mut SqliteConnection,
+    node: &NodeRecord,
+    to: NodeStatus,
+    now: &str,
+) -> Result<bool, StoreError> {
+    let r = sqlx::query(
+        "UPDATE nodes SET status = ?, state_version = state_version + 1, updated_at = ?
+         WHERE id = ? AND state_version = ?",
+    )
+    .bind(to.as_str())
+    .bind(now)
+    .bind(&node.id)
+    .bind(node.state_version)
+    .execute(conn)
+    .await?;
+    Ok(r.rows_affected() == 1)
+}
+
+/// Records a successful contact and the provisioning report.
+pub async fn record_node_provisioned(
+    conn: &mut SqliteConnection,
+    id: &str,
+    firewall_status: Option<&str>,
+    provision_warning: Option<&str>,
+    now: &str,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "UPDATE nodes SET last_seen_at = ?, firewall_status = ?, provision_warning = ?,
+           state_version = state_version + 1, updated_at = ?
+         WHERE id = ?",
+    )
+    .bind(now)
+    .bind(firewall_status)
+    .bind(provision_warning)
+    .bind(now)
+    .bind(id)
+    .execute(conn)
+    .await?;
+    Ok(())
+}

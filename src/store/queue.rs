@@ -1,0 +1,273 @@
+//! Writing jobs: enqueue, claim, heartbeat, cancel requests, completion, recovery.
+//!
+//! Functions taking a connection run inside a transaction the job engine owns, so a job's state
+//! change and the resource transitions it causes commit together (architecture.md §1.4).
+
+use sqlx::{Sqlite, SqliteConnection, Transaction};
+
+use super::jobs::SELECT_JOB;
+use super::{JobRecord, Store, StoreError};
+use crate::domain::JobType;
+
+/// A write transaction (`BEGIN IMMEDIATE`: takes the write lock up front, so two writers never
+/// deadlock upgrading a read lock).
+pub type WriteTx = Transaction<'static, Sqlite>;
+
+/// A job to insert.
+#[derive(Debug, Clone)]
+pub struct NewJob {
+    pub id: String,
+    pub job_type: JobType,
+    pub site_id: Option<String>,
+    pub environment_id: Option<String>,
+    pub node_id: String,
+    pub payload_json: String,
+    pub max_attempts: i64,
+    pub parent_job_id: Option<String>,
+}
+
+/// How a run ends, as written to the row.
+#[derive(Debug, Clone)]
+pub struct Finish<'a> {
+    /// `succeeded`, `failed`, `cancelled` or `queued` (retry).
+    pub status: &'a str,
+    /// Set for a retry: not claimable before.
+    pub run_after: Option<&'a str>,
+    pub error_code: Option<&'a str>,
+    pub error_message: Option<&'a str>,
+    pub output_tail: Option<&'a str>,
+    pub now: &'a str,
+}
+
+/// The claim of jobs.md §3: one conditional update. Follow-ups first; a site with a queued
+/// follow-up or retry runs only that; at most one running job per site and per node.
+const CLAIM: &str = "
+UPDATE jobs SET status = 'running', locked_at = ?1, locked_by = ?2, started_at = ?1,
+       heartbeat_at = ?1, attempt_count = attempt_count + 1, updated_at = ?1
+WHERE id = (SELECT j.id FROM jobs j
+  WHERE j.status = 'queued' AND (j.run_after IS NULL OR j.run_after <= ?1)
+    AND NOT EXISTS (SELECT 1 FROM jobs r WHERE r.status = 'running'
+        AND ((j.site_id IS NOT NULL AND r.site_id = j.site_id) OR r.node_id = j.node_id))
+    AND (j.attempt_count > 0 OR j.job_type IN ('health_check', 'release_rollback')
+      OR NOT EXISTS (SELECT 1 FROM jobs f WHERE f.status = 'queued' AND f.site_id = j.site_id
+        AND (f.attempt_count > 0 OR f.job_type IN ('health_check', 'release_rollback'))))
+  ORDER BY CASE WHEN j.job_type IN ('health_check', 'release_rollback') THEN 0 ELSE 1 END,
+           COALESCE(j.run_after, j.created_at), j.created_at
+  LIMIT 1)
+RETURNING id";
+
+impl Store {
+    /// Opens a write transaction.
+    pub async fn begin_write(&self) -> Result<WriteTx, StoreError> {
+        Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?)
+    }
+
+    /// Refreshes the lease of a job this worker runs; false when it is no longer ours.
+    pub async fn heartbeat(&self, id: &str, worker: &str, now: &str) -> Result<bool, StoreError> {
+        let r = sqlx::query(
+            "UPDATE jobs SET heartbeat_at = ? WHERE id = ? AND status = 'running' AND locked_by = ?",
+        )
+        .bind(now)
+        .bind(id)
+        .bind(worker)
+        .execute(&self.pool)
+        .await?;
+        Ok(r.rows_affected() == 1)
+    }
+
+    /// `cancel_requested_at` of a running job, if a cancel is pending.
+    pub async fn cancel_requested(&self, id: &str) -> Result<bool, StoreError> {
+        let row: Option<(Option<String>,)> =
+            sqlx::query_as("SELECT cancel_requested_at FROM jobs WHERE id = ? AND status = 'running'")
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(matches!(row, Some((Some(_),))))
+    }
+
+    /// Ids and workers of running jobs whose heartbeat is older than `stale_before`.
+    pub async fn stale_running_jobs(
+        &self,
+        stale_before: &str,
+    ) -> Result<Vec<(String, String)>, StoreError> {
+        Ok(sqlx::query_as(
+            "SELECT id, COALESCE(locked_by, '') FROM jobs
+             WHERE status = 'running' AND (heartbeat_at IS NULL OR heartbeat_at < ?)",
+        )
+        .bind(stale_before)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    /// Jobs in `queued` whose `run_after` is due, for the wake-up decision of idle workers.
+    pub async fn count_claimable_soon(&self, now: &str) -> Result<i64, StoreError> {
+        let (n,): (i64,) = sqlx::query_as(
+            "SELECT COUNT(*) FROM jobs WHERE status = 'queued' AND (run_after IS NULL OR run_after <= ?)",
+        )
+        .bind(now)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(n)
+    }
+}
+
+pub async fn insert_job(conn: &mut SqliteConnection, job: &NewJob, now: &str) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO jobs (id, job_type, status, site_id, environment_id, node_id, payload_json,
+           attempt_count, max_attempts, parent_job_id, created_at, updated_at)
+         VALUES (?, ?, 'queued', ?, ?, ?, ?, 0, ?, ?, ?, ?)",
+    )
+    .bind(&job.id)
+    .bind(job.job_type.as_str())
+    .bind(&job.site_id)
+    .bind(&job.environment_id)
+    .bind(&job.node_id)
+    .bind(&job.payload_json)
+    .bind(job.max_attempts)
+    .bind(&job.parent_job_id)
+    .bind(now)
+    .bind(now)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Claims the next eligible job for `worker`; its id, or `None` when nothing is claimable.
+pub async fn claim_next(
+    conn: &mut SqliteConnection,
+    worker: &str,
+    now: &str,
+) -> Result<Option<String>, StoreError> {
+    let row: Option<(String,)> = sqlx::query_as(CLAIM)
+        .bind(now)
+        .bind(worker)
+        .fetch_optional(conn)
+        .await?;
+    Ok(row.map(|(id,)| id))
+}
+
+pub async fn fetch_job(conn: &mut SqliteConnection, id: &str) -> Result<Option<JobRecord>, StoreError> {
+    Ok(sqlx::query_as(&format!("{SELECT_JOB} WHERE j.id = ?"))
+        .bind(id)
+        .fetch_optional(conn)
+        .await?)
+}
+
+pub async fn set_payload(
+    conn: &mut SqliteConnection,
+    id: &str,
+    payload_json: &str,
+) -> Result<(), StoreError> {
+    sqlx::query("UPDATE jobs SET payload_json = ? WHERE id = ?")
+        .bind(payload_json)
+        .bind(id)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// Ends a run of a `running` job (held by `worker` when given). Retries clear the lock fields;
+/// every end clears `cancel_requested_at`. False when the job was not in that state.
+pub async fn finish_running(
+    conn: &mut SqliteConnection,
+    id: &str,
+    worker: Option<&str>,
+    f: &Finish<'_>,
+) -> Result<bool, StoreError> {
+    let terminal = f.status != "queued";
+    let r = sqlx::query(
+        "UPDATE jobs SET status = ?, run_after = ?, error_code = COALESCE(?, error_code),
+           error_message = COALESCE(?, error_message),
+           output_tail = COALESCE(?, output_tail),
+           finished_at = CASE WHEN ? THEN ? ELSE NULL END,
+           locked_at = NULL, locked_by = NULL, heartbeat_at = NULL, cancel_requested_at = NULL,
+           updated_at = ?
+         WHERE id = ? AND status = 'running' AND (? IS NULL OR locked_by = ?)",
+    )
+    .bind(f.status)
+    .bind(f.run_after)
+    .bind(f.error_code)
+    .bind(f.error_message)
+    .bind(f.output_tail)
+    .bind(terminal)
+    .bind(f.now)
+    .bind(f.now)
+    .bind(id)
+    .bind(worker)
+    .bind(worker)
+    .execute(conn)
+    .await?;
+    Ok(r.rows_affected() == 1)
+}
+
+/// Ends a `queued` job without running it (cancel, or start-time refusal). False when it was
+/// no longer queued.
+pub async fn finish_queued(
+    conn: &mut SqliteConnection,
+    id: &str,
+    status: &str,
+    error_code: Option<&str>,
+    error_message: Option<&str>,
+    now: &str,
+) -> Result<bool, StoreError> {
+    let r = sqlx::query(
+        "UPDATE jobs SET status = ?, error_code = ?, error_message = ?, finished_at = ?,
+           run_after = NULL, updated_at = ?
+         WHERE id = ? AND status = 'queued'",
+    )
+    .bind(status)
+    .bind(error_code)
+    .bind(error_message)
+    .bind(now)
+    .bind(now)
+    .bind(id)
+    .execute(conn)
+    .await?;
+    Ok(r.rows_affected() == 1)
+}
+
+/// Marks a cancel request on a running job; false when it is not running.
+pub async fn request_cancel(conn: &mut SqliteConnection, id: &str, now: &str) -> Result<bool, StoreError> {
+    let r = sqlx::query(
+        "UPDATE jobs SET cancel_requested_at = COALESCE(cancel_requested_at, ?), updated_at = ?
+         WHERE id = ? AND status = 'running'",
+    )
+    .bind(now)
+    .bind(now)
+    .bind(id)
+    .execute(conn)
+    .await?;
+    Ok(r.rows_affected() == 1)
+}
+
+/// Whether a job of `job_type` for `node_id` is queued or running.
+pub async fn job_pending_for_node(
+    conn: &mut SqliteConnection,
+    node_id: &str,
+    job_type: JobType,
+) -> Result<bool, StoreError> {
+    let (n,): (i64,) = sqlx::query_as(
+        "SELECT COUNT(*) FROM jobs WHERE node_id = ? AND job_type = ? AND status IN ('queued', 'running')",
+    )
+    .bind(node_id)
+    .bind(job_type.as_str())
+    .fetch_one(conn)
+    .await?;
+    Ok(n > 0)
+}
+
+/// Whether a job of `job_type` for `node_id` ever succeeded.
+pub async fn job_succeeded_for_node(
+    conn: &mut SqliteConnection,
+    node_id: &str,
+    job_type: JobType,
+) -> Result<bool, StoreError> {
+    let (n,): (i64,) = sqlx::query_as(
+        "SELECT COUNT(*) FROM jobs WHERE node_id = ? AND job_type = ? AND status = 'succeeded'",
+    )
+    .bind(node_id)
+    .bind(job_type.as_str())
+    .fetch_one(conn)
+    .await?;
+    Ok(n > 0)
+}
