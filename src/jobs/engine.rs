@@ -58,6 +58,9 @@ struct Inner {
     log_dir: std::path::PathBuf,
     job_timeout: Duration,
     wake: Notify,
+    /// Claims of this process take turns: SQLite serializes writers anyway, and waiting here is
+    /// cheaper and fairer than spinning on its busy timeout.
+    claim_lock: tokio::sync::Mutex<()>,
 }
 
 /// Result of a cancel request.
@@ -98,6 +101,7 @@ impl Engine {
                 log_dir,
                 job_timeout,
                 wake: Notify::new(),
+                claim_lock: tokio::sync::Mutex::new(()),
             }),
         }
     }
@@ -144,6 +148,7 @@ impl Engine {
     /// Claims the next runnable job for `worker`, refusing (and skipping past) jobs whose
     /// start-time validation fails.
     pub async fn claim(&self, worker: &str) -> Result<Option<JobRecord>, StoreError> {
+        let _turn = self.inner.claim_lock.lock().await;
         loop {
             let now = format_ts(self.now());
             let mut tx = self.inner.store.begin_write().await?;
@@ -329,8 +334,9 @@ impl Engine {
             tracing::info!(job = %job.id, result = status, "audit updated");
         }
         self.inner.events.jobs_changed();
-        // A lock was released (and maybe a retry scheduled): let idle workers look again.
-        self.inner.wake.notify_waiters();
+        // A site and a node lock were released: that unblocks at most one job, so one idle
+        // worker is enough (the finishing worker itself also looks again).
+        self.inner.wake.notify_one();
         Ok(())
     }
 

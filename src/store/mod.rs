@@ -56,6 +56,8 @@ impl StoreError {
 #[derive(Debug, Clone)]
 pub struct Store {
     pool: SqlitePool,
+    /// One writer at a time within this process (see [`queue::WriteTx`]).
+    write_gate: std::sync::Arc<tokio::sync::Mutex<()>>,
 }
 
 /// What `migrate` did, for the start-up log.
@@ -79,7 +81,10 @@ impl Store {
             .max_connections(8)
             .connect_with(options)
             .await?;
-        Ok(Store { pool })
+        Ok(Store {
+            pool,
+            write_gate: Default::default(),
+        })
     }
 
     /// Applies pending embedded migrations; safe to run any number of times.

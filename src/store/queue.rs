@@ -9,9 +9,36 @@ use super::jobs::SELECT_JOB;
 use super::{JobRecord, Store, StoreError};
 use crate::domain::JobType;
 
-/// A write transaction (`BEGIN IMMEDIATE`: takes the write lock up front, so two writers never
-/// deadlock upgrading a read lock).
-pub type WriteTx = Transaction<'static, Sqlite>;
+/// A write transaction: `BEGIN IMMEDIATE` (the write lock up front, so two writers never
+/// deadlock upgrading a read lock), entered through the process's write gate, so writers of
+/// this process queue in order instead of starving on SQLite's busy timeout.
+pub struct WriteTx {
+    tx: Transaction<'static, Sqlite>,
+    _turn: tokio::sync::OwnedMutexGuard<()>,
+}
+
+impl WriteTx {
+    pub async fn commit(self) -> Result<(), sqlx::Error> {
+        self.tx.commit().await
+    }
+
+    pub async fn rollback(self) -> Result<(), sqlx::Error> {
+        self.tx.rollback().await
+    }
+}
+
+impl std::ops::Deref for WriteTx {
+    type Target = SqliteConnection;
+    fn deref(&self) -> &SqliteConnection {
+        &self.tx
+    }
+}
+
+impl std::ops::DerefMut for WriteTx {
+    fn deref_mut(&mut self) -> &mut SqliteConnection {
+        &mut self.tx
+    }
+}
 
 /// A job to insert.
 #[derive(Debug, Clone)]
@@ -39,27 +66,34 @@ pub struct Finish<'a> {
     pub now: &'a str,
 }
 
-/// The claim of jobs.md §3: one conditional update. Follow-ups first; a site with a queued
-/// follow-up or retry runs only that; at most one running job per site and per node.
+/// The claim of jobs.md §3: one conditional update. At most one running job per site and per
+/// node; a site with a queued follow-up or retry runs only that. `{kind}` selects follow-ups
+/// or the rest: follow-ups are tried first, in their own statement, so that the other one can
+/// walk `idx_jobs_queue_order` in queue order and stop at the first eligible row instead of
+/// sorting every queued job (same order as the spec's single `ORDER BY CASE …`).
 const CLAIM: &str = "
 UPDATE jobs SET status = 'running', locked_at = ?1, locked_by = ?2, started_at = ?1,
        heartbeat_at = ?1, attempt_count = attempt_count + 1, updated_at = ?1
 WHERE id = (SELECT j.id FROM jobs j
   WHERE j.status = 'queued' AND (j.run_after IS NULL OR j.run_after <= ?1)
-    AND NOT EXISTS (SELECT 1 FROM jobs r WHERE r.status = 'running'
-        AND ((j.site_id IS NOT NULL AND r.site_id = j.site_id) OR r.node_id = j.node_id))
+    AND j.job_type {kind} ('health_check', 'release_rollback')
+    AND NOT EXISTS (SELECT 1 FROM jobs r WHERE r.status = 'running' AND r.node_id = j.node_id)
+    AND (j.site_id IS NULL OR NOT EXISTS
+          (SELECT 1 FROM jobs r WHERE r.status = 'running' AND r.site_id = j.site_id))
     AND (j.attempt_count > 0 OR j.job_type IN ('health_check', 'release_rollback')
+      OR j.site_id IS NULL
       OR NOT EXISTS (SELECT 1 FROM jobs f WHERE f.status = 'queued' AND f.site_id = j.site_id
         AND (f.attempt_count > 0 OR f.job_type IN ('health_check', 'release_rollback'))))
-  ORDER BY CASE WHEN j.job_type IN ('health_check', 'release_rollback') THEN 0 ELSE 1 END,
-           COALESCE(j.run_after, j.created_at), j.created_at
+  ORDER BY j.status, COALESCE(j.run_after, j.created_at), j.created_at
   LIMIT 1)
 RETURNING id";
 
 impl Store {
     /// Opens a write transaction.
     pub async fn begin_write(&self) -> Result<WriteTx, StoreError> {
-        Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?)
+        let turn = self.write_gate.clone().lock_owned().await;
+        let tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        Ok(WriteTx { tx, _turn: turn })
     }
 
     /// Refreshes the lease of a job this worker runs; false when it is no longer ours.
@@ -138,12 +172,17 @@ pub async fn claim_next(
     worker: &str,
     now: &str,
 ) -> Result<Option<String>, StoreError> {
-    let row: Option<(String,)> = sqlx::query_as(CLAIM)
-        .bind(now)
-        .bind(worker)
-        .fetch_optional(conn)
-        .await?;
-    Ok(row.map(|(id,)| id))
+    for kind in ["IN", "NOT IN"] {
+        let row: Option<(String,)> = sqlx::query_as(&CLAIM.replace("{kind}", kind))
+            .bind(now)
+            .bind(worker)
+            .fetch_optional(&mut *conn)
+            .await?;
+        if let Some((id,)) = row {
+            return Ok(Some(id));
+        }
+    }
+    Ok(None)
 }
 
 pub async fn fetch_job(conn: &mut SqliteConnection, id: &str) -> Result<Option<JobRecord>, StoreError> {

@@ -21,6 +21,7 @@ pub struct TestApp {
     pub client: reqwest::Client,
     pub store: Store,
     pub clock: ManualClock,
+    pub state: pressluft::state::AppState,
     _dir: TempDir,
     stop: Option<oneshot::Sender<()>>,
 }
@@ -33,16 +34,26 @@ impl Drop for TestApp {
     }
 }
 
-/// Starts the application with one admin (not logged in).
+/// Starts the application with one admin (not logged in) and no background workers.
 pub async fn spawn_app() -> TestApp {
+    spawn_app_with(|_| {}, None).await
+}
+
+/// Starts the application with a tweaked configuration and, optionally, another job runner.
+pub async fn spawn_app_with(
+    tweak: impl FnOnce(&mut Config),
+    runner: Option<Arc<dyn pressluft::jobs::Runner>>,
+) -> TestApp {
     let dir = tempfile::tempdir().expect("temp dir");
-    let config = Config::for_tests(dir.path());
+    let mut config = Config::for_tests(dir.path());
+    tweak(&mut config);
     let clock = ManualClock::starting_now();
-    let app = Application::build(config, Arc::new(clock.clone()))
+    let app = Application::build_with_runner(config, Arc::new(clock.clone()), runner)
         .await
         .expect("application builds");
     let addr = app.local_addr();
-    let store = app.state().store.clone();
+    let state = app.state().clone();
+    let store = state.store.clone();
     Auth::new(store.clone(), Arc::new(clock.clone()))
         .create_admin(ADMIN_EMAIL, None, ADMIN_PASSWORD)
         .await
@@ -56,6 +67,7 @@ pub async fn spawn_app() -> TestApp {
         client: client(),
         store,
         clock,
+        state,
         _dir: dir,
         stop: Some(stop),
     }

@@ -11,3 +11,4 @@ mod helpers;
 mod jobs;
 mod migrations;
 mod openapi;
+mod queue;

@@ -152,10 +152,27 @@ set -e
 ok "unknown name on :443: TLS handshake rejected"
 
 # --- WAF and security headers through a temporary server block ----------------------------------------------
+# Reloads Nginx and waits until the old workers are gone: until then an old worker may still
+# accept a connection and answer with the previous configuration.
+reload_nginx() {
+  local master old pid alive
+  master=$(cat /run/nginx.pid)
+  old=$(pgrep -P "$master" -d ' ' || true)
+  nginx -s reload 2>/dev/null
+  for _ in $(seq 1 100); do
+    alive=0
+    for pid in $old; do
+      if kill -0 "$pid" 2>/dev/null; then alive=1; fi
+    done
+    [ "$alive" = 0 ] && return 0
+    sleep 0.1
+  done
+  fail "old Nginx workers ($old) still run 10 s after the reload"
+}
 cleanup_waf() {
   if [ -e "$WAF_BLOCK" ]; then
     rm -f "$WAF_BLOCK"
-    nginx -t -q 2>/dev/null && nginx -s reload 2>/dev/null
+    if nginx -t -q 2>/dev/null; then reload_nginx; fi
   fi
 }
 trap cleanup_waf EXIT
@@ -171,12 +188,9 @@ server {
 }
 EOF
 nginx -t -q 2>/dev/null || fail "nginx -t fails with the WAF test block"
-nginx -s reload 2>/dev/null
-code() { curl -s -m 5 -o /dev/null -w '%{http_code}' -H "Host: $WAF_HOST" "$@"; }
-for _ in $(seq 1 50); do # a reload takes effect once the new workers run
-  [ "$(code http://127.0.0.1/?q=hello)" = 200 ] && break
-  sleep 0.1
-done
+reload_nginx
+# curl prints 000 when it gets no HTTP answer (e.g. 444)
+code() { curl -s -m 5 -o /dev/null -w '%{http_code}' -H "Host: $WAF_HOST" "$@" || true; }
 expect_code() { # want description curl-args...
   local want=$1 what=$2 got
   shift 2
@@ -185,7 +199,7 @@ expect_code() { # want description curl-args...
   ok "WAF: $what -> $got"
 }
 expect_code 200 "harmless query ?q=hello" 'http://127.0.0.1/?q=hello'
-headers=$(curl -s -m 5 -D - -o /dev/null -H "Host: $WAF_HOST" 'http://127.0.0.1/?q=hello' | tr -d '\r')
+headers=$(curl -s -m 5 -D - -o /dev/null -H "Host: $WAF_HOST" 'http://127.0.0.1/?q=hello' | tr -d '\r' || true)
 for h in 'X-Content-Type-Options: nosniff' 'X-Frame-Options: SAMEORIGIN' \
   'Referrer-Policy: strict-origin-when-cross-origin' 'Permissions-Policy: geolocation=(), camera=(), microphone=()'; do
   grep -qiF "$h" <<<"$headers" || fail "security header missing: $h"
@@ -202,7 +216,15 @@ expect_code "403 405" "TRACE method" -X TRACE 'http://127.0.0.1/'
 expect_code 403 "PUT method" -X PUT 'http://127.0.0.1/'
 expect_code 403 "sqlmap user agent" -A 'sqlmap/1.7.2#stable (https://sqlmap.org)' 'http://127.0.0.1/'
 expect_code 403 "spam referrer" -e 'http://semalt.com/' 'http://127.0.0.1/'
+# shellcheck disable=SC2016 # a literal ${jndi:...}, not a shell expansion
 expect_code 403 "log4shell header" -H 'Cookie: a=${jndi:ldap://x/a}' 'http://127.0.0.1/'
+expect_code 403 "event handler injection" 'http://127.0.0.1/?x=%3Cimg+src%3Dx+onerror%3Dalert(1)%3E'
+# ordinary WordPress requests must pass
+expect_code 200 "search ?s=select+a+theme" 'http://127.0.0.1/?s=select+a+theme'
+expect_code 200 "callback parameter ?onload=cb" 'http://127.0.0.1/?onload=cb&render=explicit'
+expect_code 200 "login redirect" 'http://127.0.0.1/wp-login.php?redirect_to=https%3A%2F%2Fexample.com%2Fwp-admin%2F&reauth=1'
+expect_code 200 "admin script loader" 'http://127.0.0.1/wp-admin/load-scripts.php?c=0&load%5Bchunk_0%5D=jquery-core,utils&ver=6.1'
+expect_code 200 "REST API" 'http://127.0.0.1/wp-json/wp/v2/posts?_locale=user'
 expect_code 200 "ACME challenge path" 'http://127.0.0.1/.well-known/acme-challenge/token'
 expect_code 200 "media download /wp-content/uploads/2024/01/file.zip" 'http://127.0.0.1/wp-content/uploads/2024/01/file.zip'
 expect_code 200 "POST" -X POST -d 'log=admin' 'http://127.0.0.1/wp-login.php'
