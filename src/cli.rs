@@ -50,6 +50,8 @@ pub enum AdminCommand {
         #[arg(long)]
         password_stdin: bool,
     },
+    /// List the admins' e-mail addresses, one per line (nothing when there is none).
+    List,
     /// Replace an admin's password and revoke all of their sessions.
     SetPassword {
         #[arg(long)]
@@ -107,6 +109,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                         .await
                         .map(|email| println!("admin {email} created"))
                 }
+                AdminCommand::List => store
+                    .admin_emails()
+                    .await
+                    .map(|emails| emails.iter().for_each(|e| println!("{e}")))
+                    .map_err(crate::auth::AuthError::from),
                 AdminCommand::SetPassword {
                     email,
                     password_stdin,

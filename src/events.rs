@@ -116,8 +116,24 @@ impl Events {
 #[derive(Debug, Default)]
 struct ChangeFeed {
     cursor: String,
-    /// job id → `updated_at` already sent, for rows inside the overlap window.
-    sent: HashMap<String, String>,
+    /// job id → (`updated_at`, fingerprint) of the state already sent, for rows inside the
+    /// overlap window. The fingerprint catches two changes within one millisecond.
+    sent: HashMap<String, (String, String)>,
+}
+
+/// The parts of a job row that change with its state.
+fn fingerprint(j: &JobRecord) -> String {
+    format!(
+        "{}|{}|{}|{:?}|{:?}|{:?}|{:?}|{:?}",
+        j.updated_at,
+        j.status,
+        j.attempt_count,
+        j.run_after,
+        j.locked_by,
+        j.finished_at,
+        j.error_code,
+        j.cancel_requested_at
+    )
 }
 
 impl ChangeFeed {
@@ -133,17 +149,18 @@ impl ChangeFeed {
     fn accept(&mut self, rows: Vec<JobRecord>) -> Vec<JobRecord> {
         let mut fresh = Vec::new();
         for row in rows {
-            if self.sent.get(&row.id) == Some(&row.updated_at) {
+            let print = fingerprint(&row);
+            if self.sent.get(&row.id).is_some_and(|(_, p)| *p == print) {
                 continue;
             }
             if row.updated_at > self.cursor {
                 self.cursor = row.updated_at.clone();
             }
-            self.sent.insert(row.id.clone(), row.updated_at.clone());
+            self.sent.insert(row.id.clone(), (row.updated_at.clone(), print));
             fresh.push(row);
         }
         let floor = self.since();
-        self.sent.retain(|_, updated| *updated >= floor);
+        self.sent.retain(|_, (updated, _)| *updated >= floor);
         fresh
     }
 }
@@ -199,6 +216,17 @@ mod tests {
             "a new state of the same job"
         );
         assert_eq!(feed.cursor, "2026-01-01T00:00:02.000Z");
+    }
+
+    #[test]
+    fn two_changes_in_one_millisecond_are_both_sent() {
+        let mut feed = ChangeFeed::default();
+        let queued = job("a", "2026-01-01T00:00:01.000Z");
+        let mut done = queued.clone();
+        done.status = "succeeded".into();
+        assert_eq!(feed.accept(vec![queued]).len(), 1);
+        assert_eq!(feed.accept(vec![done.clone()]).len(), 1, "same updated_at, new state");
+        assert_eq!(feed.accept(vec![done]).len(), 0);
     }
 
     #[test]

@@ -50,6 +50,13 @@ impl Store {
         Ok(())
     }
 
+    pub async fn admin_emails(&self) -> Result<Vec<String>, StoreError> {
+        let rows: Vec<(String,)> = sqlx::query_as("SELECT email FROM users ORDER BY created_at, email")
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows.into_iter().map(|(e,)| e).collect())
+    }
+
     pub async fn find_user_by_email(&self, email: &str) -> Result<Option<UserRecord>, StoreError> {
         Ok(sqlx::query_as("SELECT * FROM users WHERE email = ?")
             .bind(email)

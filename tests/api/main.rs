@@ -10,5 +10,6 @@ mod events;
 mod helpers;
 mod jobs;
 mod migrations;
+mod nodes;
 mod openapi;
 mod queue;
