@@ -1,6 +1,7 @@
 //! API, dashboard and CLI tests against the real server over real HTTP, one fresh SQLite file
 //! per test (one binary, so the suite links once).
 
+mod ansible;
 mod auth;
 mod browser;
 mod cli;
