@@ -42,7 +42,7 @@ RESTART_REASON=
 say() { printf '    %s\n' "$*"; }
 warn() { printf '    WARNING: %s\n' "$*" >&2; }
 step() {
-  STEP=$1
+  STEP="$1 $2"
   printf '\n==> [%s] %s\n' "$1" "$2"
 }
 changed() {
@@ -184,7 +184,8 @@ systemd_present() { [ -d /run/systemd/system ]; }
 # --- configuration: /etc/pressluft/pressluft.env (kept, merged with --env) --------------------------
 declare -A ENV_VALUES=()
 valid_key() { [[ $1 =~ ^(PRESSLUFT_[A-Z0-9_]+|RUST_LOG)$ ]]; }
-valid_value() { [[ $1 =~ ^[A-Za-z0-9_.,:=/@+%\[\]-]*$ ]]; }
+VALUE_RE='^[]A-Za-z0-9_.,:=/@+%[-]*$' # also [ ] for IPv6 listen addresses
+valid_value() { [[ $1 =~ $VALUE_RE ]]; }
 if [ -r "$ENV_FILE" ]; then
   while IFS= read -r line || [ -n "$line" ]; do
     line=${line%$'\r'}
@@ -225,22 +226,23 @@ env_file_args() {
 }
 as_pressluft() {
   env_file_args
-  (cd / && setpriv --reuid="$SVC_USER" --regid="$SVC_USER" --init-groups \
+  (cd / && umask 027 && setpriv --reuid="$SVC_USER" --regid="$SVC_USER" --init-groups \
     env -i HOME="$HOME_DIR" USER="$SVC_USER" LOGNAME="$SVC_USER" PATH="$SAFE_PATH" LANG=C.UTF-8 \
     "${ENV_FILE_ARGS[@]}" "$@")
 }
 
 # The command that starts `pressluft serve` without systemd; printed for after a reboot.
-START_CMD="setsid setpriv --reuid=$SVC_USER --regid=$SVC_USER --init-groups env -i HOME=$HOME_DIR USER=$SVC_USER LOGNAME=$SVC_USER PATH=$SAFE_PATH LANG=C.UTF-8 sh -c 'set -a; . $ENV_FILE; exec $BIN_DEST serve' </dev/null >>$SERVE_OUT 2>&1 & echo \$! >$PID_FILE"
+START_CMD="setsid setpriv --reuid=$SVC_USER --regid=$SVC_USER --init-groups env -i HOME=$HOME_DIR USER=$SVC_USER LOGNAME=$SVC_USER PATH=$SAFE_PATH LANG=C.UTF-8 sh -c 'umask 027; set -a; . $ENV_FILE; exec $BIN_DEST serve' </dev/null >>$SERVE_OUT 2>&1 & echo \$! >$PID_FILE"
 
 # ==================================================================================================
 step 1/8 "checking the system"
 [ "$(id -u)" = 0 ] || die "must run as root (try: sudo $(rerun_command))"
 [ -r /etc/os-release ] || die "/etc/os-release is missing: unsupported system (need Debian 12 or Ubuntu 24.04)"
-OS_ID=$(. /etc/os-release && printf '%s' "${ID:-}")
-OS_VERSION=$(. /etc/os-release && printf '%s' "${VERSION_ID:-}")
-OS_NAME=$(. /etc/os-release && printf '%s' "${PRETTY_NAME:-unknown}")
-case "$OS_ID:$OS_VERSION" in
+# shellcheck source=/dev/null
+OS_INFO=$(. /etc/os-release && printf '%s:%s\n%s' "${ID:-}" "${VERSION_ID:-}" "${PRETTY_NAME:-unknown}")
+OS_ID_VERSION=${OS_INFO%%$'\n'*}
+OS_NAME=${OS_INFO#*$'\n'}
+case "$OS_ID_VERSION" in
   debian:12 | ubuntu:24.04) say "$OS_NAME" ;;
   *) die "unsupported system $OS_NAME: Pressluft installs on Debian 12 or Ubuntu 24.04 only" ;;
 esac
@@ -429,7 +431,7 @@ env_tmp=$(mktemp)
 {
   printf '# Environment of the Pressluft control plane (pressluft serve; install.sh runs migrate and admin with it).\n'
   printf '# Written by install.sh, which keeps these values on re-runs: change one with\n'
-  printf '# `install.sh --env KEY=VALUE` (an empty VALUE removes KEY) or edit this file, then restart the service.\n'
+  printf '# %s (an empty VALUE removes KEY) or edit this file, then restart the service.\n' 'install.sh --env KEY=VALUE'
   while IFS= read -r key; do
     [ -n "$key" ] && printf '%s=%s\n' "$key" "${ENV_VALUES[$key]}"
   done < <(printf '%s\n' "${!ENV_VALUES[@]}" | LC_ALL=C sort)
@@ -451,7 +453,7 @@ migrate_out=$(as_pressluft "$BIN_DEST" migrate 2>&1) || {
   die "pressluft migrate failed"
 }
 if grep -Eq 'applied_now=[1-9]|created' <<<"$migrate_out"; then
-  changed "pressluft migrate: $(grep -Eo 'applied_now=[0-9]+' <<<"$migrate_out" | head -n1)$(grep -q 'created' <<<"$migrate_out" && printf '; identity/key pair created')"
+  changed "pressluft migrate: applied migrations or created the age identity / SSH key pair"
 else
   say "database up to date; key pair present"
 fi
@@ -485,11 +487,11 @@ fi
 
 # ==================================================================================================
 step 6/8 "first admin"
-list_out=$(RUST_LOG=warn as_pressluft "$BIN_DEST" admin list 2>/dev/null) || die "pressluft admin list failed"
+list_out=$(as_pressluft env RUST_LOG=warn "$BIN_DEST" admin list 2>/dev/null) || die "pressluft admin list failed"
 # Only e-mail-shaped lines: any log line on stdout is not an admin.
 admins=$(grep -E '^[^[:space:]@]+@[^[:space:]@]+$' <<<"$list_out" || true)
 if [ -n "$admins" ]; then
-  say "admin(s) exist: $(tr '\n' ' ' <<<"$admins")"
+  say "admin(s) exist: $(paste -sd ' ' <<<"$admins")"
   if [ -n "$ADMIN_EMAIL" ] && ! grep -qxiF -- "$ADMIN_EMAIL" <<<"$admins"; then
     say "(--admin-email $ADMIN_EMAIL ignored: an admin exists; add more in the dashboard or with pressluft admin create)"
   fi
@@ -527,12 +529,20 @@ ADMIN_PASSWORD=
 # ==================================================================================================
 step 7/8 "service pressluft serve"
 if systemd_present; then
+  CAPS=
+  AMBIENT=
+  if [ "$LISTEN_PORT" -lt 1024 ]; then # a privileged port needs this one capability
+    CAPS=CAP_NET_BIND_SERVICE
+    AMBIENT=$'AmbientCapabilities=CAP_NET_BIND_SERVICE\n'
+  fi
+  RW_PATHS="$HOME_DIR $LOG_DIR"
+  [ "$DATA_DIR" = "$HOME_DIR" ] || RW_PATHS="$HOME_DIR $DATA_DIR $LOG_DIR"
   unit_tmp=$(mktemp)
   cat >"$unit_tmp" <<EOF
-# Written by install.sh (Pressluft control plane); re-run install.sh after editing to check it.
+# Written by install.sh, which rewrites it on every run: put local changes in a drop-in
+# (systemctl edit pressluft). The environment is in $ENV_FILE.
 [Unit]
 Description=Pressluft control plane
-Documentation=https://github.com/pressluft/pressluft
 Wants=network-online.target
 After=network-online.target ssh.service
 
@@ -551,11 +561,11 @@ LimitNOFILE=65536
 UMask=0027
 # Hardening that still lets it run ansible-playbook and ssh (Python, /tmp, ~/.ansible, network).
 NoNewPrivileges=true
-CapabilityBoundingSet=
-PrivateTmp=true
+CapabilityBoundingSet=$CAPS
+${AMBIENT}PrivateTmp=true
 PrivateDevices=true
 ProtectSystem=strict
-ReadWritePaths=$HOME_DIR $DATA_DIR $LOG_DIR
+ReadWritePaths=$RW_PATHS
 ProtectHome=true
 ProtectKernelTunables=true
 ProtectKernelModules=true
@@ -628,6 +638,9 @@ else
     kill -KILL "$pid" 2>/dev/null || true
   }
   say "systemd is not running on this machine (no /run/systemd/system): no pressluft.service is installed"
+  if [ "$LISTEN_PORT" -lt 1024 ]; then
+    warn "port $LISTEN_PORT is privileged: user $SVC_USER cannot listen on it without systemd; use a port >= 1024"
+  fi
   mapfile -t pids < <(running_pids)
   if [ "${#pids[@]}" -gt 1 ]; then
     die "several pressluft serve processes run (${pids[*]}); stop all but one (kill PID) and re-run"
@@ -704,7 +717,7 @@ fi
 say "$HEALTH_URL: ok"
 
 PUBLIC_IP=${ENV_VALUES[PRESSLUFT_PUBLIC_IP]:-$PROBE_HOST}
-STEP=done
+STEP=finished
 printf '\n==> Pressluft is running: http://%s:%s\n' "$PUBLIC_IP" "$LISTEN_PORT"
 case "$LISTEN_HOST" in
   0.0.0.0 | '*' | '[::]' | '::') ;;
@@ -715,6 +728,6 @@ say "on its first start the service registers this host as the local node and pr
 if [ "$CHANGES" = 0 ]; then
   printf '\ninstall: 0 changes (everything was already in place)\n'
 else
-  printf '\ninstall: %s changes\n' "$CHANGES"
+  printf '\ninstall: %s change%s\n' "$CHANGES" "$([ "$CHANGES" = 1 ] || printf s)"
   printf '  - %s\n' "${CHANGE_LIST[@]}"
 fi

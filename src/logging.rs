@@ -23,10 +23,16 @@ fn filter(mode: Mode) -> EnvFilter {
 
 /// Starts logging to the terminal and, when `log_dir` is given, to `pressluft.log` there.
 /// Keep the returned guard alive until exit so buffered file lines are written.
+/// `serve` and `dev` log to stdout; one-shot commands (`migrate`, `admin`) pass `log_dir = None`
+/// and log to stderr, so their stdout carries only their answer.
 pub fn init(mode: Mode, log_dir: Option<&Path>) -> Option<WorkerGuard> {
+    let to_stdout = log_dir.is_some();
     let terminal = fmt::layer()
         .with_target(false)
-        .with_ansi(std::io::stdout().is_terminal())
+        .with_ansi(if to_stdout { std::io::stdout().is_terminal() } else { std::io::stderr().is_terminal() })
+        .with_writer(move || -> Box<dyn std::io::Write> {
+            if to_stdout { Box::new(std::io::stdout()) } else { Box::new(std::io::stderr()) }
+        })
         .with_filter(filter(mode));
     let (file, guard) = match log_dir {
         Some(dir) => {

@@ -1,7 +1,7 @@
 //! The JSON API under `/api` (api.md): handlers validate input, call the services and the store,
 //! and answer in the documented shapes. Errors leave through [`error::ApiError`] only.
 
-mod audit;
+pub mod audit;
 mod auth;
 pub mod error;
 mod events;

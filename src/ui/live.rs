@@ -49,20 +49,31 @@ pub struct LiveQuery {
     job_type: Option<String>,
     site_id: Option<String>,
     before: Option<String>,
+    /// Job view: output lines the page already shows.
+    after: Option<u64>,
 }
 
 enum View {
     Overview,
     Jobs(JobFilter),
-    Job(String),
+    /// The nodes page; rows carry the session's CSRF token for their buttons.
+    Nodes(String),
 }
 
 /// `GET /ui/events?view=overview|jobs|job&…`.
 pub async fn events(
     State(state): State<AppState>,
-    UiSession(_session): UiSession,
+    UiSession(session): UiSession,
     AppQuery(q): AppQuery<LiveQuery>,
 ) -> Result<Response, ApiError> {
+    if q.view == "job" {
+        let id = q
+            .id
+            .as_deref()
+            .and_then(parse_uuid)
+            .ok_or_else(|| ApiError::field("id", "must be a UUID"))?;
+        return job_stream(state, session.csrf_token(), id, q.after.unwrap_or(0)).await;
+    }
     let view = match q.view.as_str() {
         "overview" => View::Overview,
         "jobs" => {
@@ -78,15 +89,11 @@ pub async fn events(
             filter.limit = JOBS_PAGE;
             View::Jobs(filter)
         }
-        "job" => View::Job(
-            q.id.as_deref()
-                .and_then(parse_uuid)
-                .ok_or_else(|| ApiError::field("id", "must be a UUID"))?,
-        ),
+        "nodes" => View::Nodes(session.csrf_token()),
         _ => {
             return Err(ApiError::field(
                 "view",
-                "must be one of: overview, jobs, job",
+                "must be one of: overview, jobs, job, nodes",
             ))
         }
     };
@@ -95,13 +102,7 @@ pub async fn events(
     let updates = stream::unfold((rx, state, view), |(mut rx, state, view)| async move {
         loop {
             match rx.recv().await {
-                Ok(Event::Job(job)) => {
-                    if let View::Job(id) = &view {
-                        if job.id != *id {
-                            continue;
-                        }
-                    }
-                }
+                Ok(Event::Job(_)) => {}
                 Err(broadcast::error::RecvError::Lagged(_)) => {}
                 Err(broadcast::error::RecvError::Closed) => return None,
             }
@@ -155,16 +156,12 @@ async fn render(
             let jobs = state.store.list_jobs(filter).await?;
             out.push(fragment("jobs", &rows(&jobs, EMPTY_JOBS))?);
         }
-        View::Job(id) => {
-            if let Some(job) = state.store.get_job(id).await? {
-                let row = JobRow::from(&job);
-                let badge = format!(
-                    "<span class=\"badge status-{0}\">{0}{1}</span>",
-                    row.status,
-                    if row.stopping { " · stopping" } else { "" }
-                );
-                out.push(SseEvent::default().event("job-status").data(badge));
-            }
+        View::Nodes(csrf_token) => {
+            let nodes = state.store.list_nodes().await?;
+            out.push(fragment(
+                "nodes",
+                &super::nodes::NodeRows { nodes, csrf_token: csrf_token.clone() },
+            )?);
         }
     }
     Ok(out)
@@ -179,4 +176,75 @@ fn rows(jobs: &[crate::store::JobRecord], empty_message: &'static str) -> JobRow
 
 fn fragment(name: &str, t: &impl Template) -> Result<SseEvent, askama::Error> {
     Ok(SseEvent::default().event(name).data(t.render()?))
+}
+
+/// Escapes text for HTML.
+fn escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            _ => out.push(c),
+        }
+    }
+    out
+}
+
+fn output_fragment(lines: &[String]) -> SseEvent {
+    let mut html = String::new();
+    for l in lines {
+        html.push_str(&escape(l));
+        html.push('\n');
+    }
+    SseEvent::default().event("job-output").data(html)
+}
+
+/// The job page's stream: `job-panel` (details and Cancel button) on every change of the job,
+/// `job-output` with the lines the page does not show yet, then live lines.
+async fn job_stream(state: AppState, csrf: String, id: String, after: u64) -> Result<Response, ApiError> {
+    let jobs = state.events.subscribe();
+    let output = state.events.subscribe_output();
+    state.store.get_job(&id).await?.ok_or_else(|| ApiError::not_found("job"))?;
+    let log = crate::jobs::output::job_log_path(&state.config.log_dir, &id);
+    let text = tokio::fs::read_to_string(&log).await.unwrap_or_default();
+    let in_file = text.lines().count() as u64;
+    let missed: Vec<String> = text.lines().skip(after as usize).map(str::to_string).collect();
+    let first: Vec<SseEvent> = if missed.is_empty() { Vec::new() } else { vec![output_fragment(&missed)] };
+
+    let panel_id = id.clone();
+    let panels = stream::unfold((jobs, csrf, panel_id), |(mut jobs, csrf, id)| async move {
+        loop {
+            match jobs.recv().await {
+                Ok(Event::Job(job)) if job.id == id => {
+                    match super::pages::JobPanel::new(&job, csrf.clone()).render() {
+                        Ok(html) => {
+                            let ev = SseEvent::default().event("job-panel").data(html);
+                            return Some((ev, (jobs, csrf, id)));
+                        }
+                        Err(e) => tracing::warn!(error = %e, "job panel rendering failed"),
+                    }
+                }
+                Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
+                Err(broadcast::error::RecvError::Closed) => return None,
+            }
+        }
+    });
+    let lines = tokio_stream::wrappers::BroadcastStream::new(output).filter_map(move |item| {
+        let keep = match item {
+            Ok(l) if *l.job_id == *id && l.seq > in_file => Some(output_fragment(&[l.line.to_string()])),
+            _ => None,
+        };
+        async move { keep }
+    });
+    let mut shutdown = state.shutdown.clone();
+    let merged = stream::iter(first)
+        .chain(stream::select(panels, lines))
+        .map(Ok::<_, Infallible>)
+        .take_until(async move {
+            let _ = shutdown.wait_for(|stop| *stop).await;
+        });
+    Ok(sse(merged))
 }

@@ -172,12 +172,6 @@ pub async fn submit(
     }
 }
 
-#[derive(Debug, Deserialize)]
-struct LogoutForm {
-    #[serde(default)]
-    csrf_token: String,
-}
-
 /// `POST /logout` (dashboard): needs the session's CSRF token; revokes and clears the cookie.
 pub async fn logout(
     State(state): State<AppState>,
@@ -186,16 +180,7 @@ pub async fn logout(
     UiSession(session): UiSession,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let form: LogoutForm = serde_urlencoded::from_bytes(&body)
-        .map_err(|_| ApiError::bad_request("the logout form could not be read"))?;
-    let sent = headers
-        .get("x-csrf-token")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string)
-        .unwrap_or(form.csrf_token);
-    if !tokens_equal(&sent, &session.csrf_token()) {
-        return Err(ApiError::csrf("missing or wrong form token"));
-    }
+    super::check_form_csrf(&session, &headers, &body)?;
     state.auth.logout(&session.user).await?;
     let secure = cookies_secure(&headers, &peer, &state).await?;
     let mut response = Redirect::to("/login").into_response();

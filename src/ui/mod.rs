@@ -6,15 +6,44 @@
 //! double-submit cookie token.
 
 mod assets;
+mod audit;
 mod live;
 mod login;
+mod nodes;
 mod pages;
 mod views;
 
 use axum::routing::{get, post};
 use axum::Router;
 
+use crate::api::error::ApiError;
+use crate::auth::token::tokens_equal;
+use crate::http::session::CurrentSession;
 use crate::state::AppState;
+
+/// Checks a dashboard form's CSRF token (`csrf_token` field, or the `X-CSRF-Token` header that
+/// htmx sends) against the session's.
+pub fn check_form_csrf(
+    session: &CurrentSession,
+    headers: &axum::http::HeaderMap,
+    body: &[u8],
+) -> Result<(), ApiError> {
+    let sent = headers
+        .get("x-csrf-token")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
+        .or_else(|| {
+            form_urlencoded::parse(body)
+                .find(|(k, _)| k == "csrf_token")
+                .map(|(_, v)| v.into_owned())
+        })
+        .unwrap_or_default();
+    if tokens_equal(&sent, &session.csrf_token()) {
+        Ok(())
+    } else {
+        Err(ApiError::csrf("missing or wrong form token"))
+    }
+}
 
 /// Dashboard routes (pages, fragments and assets).
 pub fn router() -> Router<AppState> {
@@ -22,6 +51,10 @@ pub fn router() -> Router<AppState> {
         .route("/", get(pages::overview))
         .route("/jobs", get(pages::jobs))
         .route("/jobs/{id}", get(pages::job_detail))
+        .route("/jobs/{id}/cancel", post(pages::cancel_job))
+        .route("/nodes", get(nodes::list).post(nodes::register))
+        .route("/nodes/{id}/provision", post(nodes::provision))
+        .route("/audit", get(audit::page))
         .route("/login", get(login::form).post(login::submit))
         .route("/logout", post(login::logout))
         .route("/ui/events", get(live::events))

@@ -160,7 +160,47 @@ struct JobPage {
     layout: Layout,
     row: JobRow,
     job: JobStatusResponse,
-    target: String,
+    csrf_token: String,
+    cancellable: bool,
+    error_summary: String,
+    output: Vec<String>,
+    output_lines: usize,
+    notice: Option<String>,
+}
+
+/// The job panel fragment (details and the Cancel button), also sent live.
+#[derive(Template)]
+#[template(path = "partials/job_panel.html")]
+pub struct JobPanel {
+    pub row: JobRow,
+    pub job: JobStatusResponse,
+    pub csrf_token: String,
+    pub cancellable: bool,
+    pub error_summary: String,
+}
+
+impl JobPanel {
+    pub fn new(record: &crate::store::JobRecord, csrf_token: String) -> Self {
+        let job = JobStatusResponse::from(record);
+        let error_summary: String = job
+            .error_message
+            .as_deref()
+            .unwrap_or("")
+            .lines()
+            .rev()
+            .find(|l| !l.trim().is_empty())
+            .unwrap_or("")
+            .chars()
+            .take(300)
+            .collect();
+        JobPanel {
+            row: JobRow::from(record),
+            cancellable: matches!(job.status, JobStatus::Queued | JobStatus::Running),
+            job,
+            csrf_token,
+            error_summary,
+        }
+    }
 }
 
 /// `GET /jobs/{id}`.
@@ -169,16 +209,55 @@ pub async fn job_detail(
     UiSession(session): UiSession,
     PathId(id): PathId,
 ) -> Result<Response, ApiError> {
-    let record = state
-        .store
-        .get_job(&id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("job"))?;
-    let row = JobRow::from(&record);
+    job_page(&state, &session, &id, None).await
+}
+
+/// Renders the job page, with an optional notice (e.g. a refused cancel).
+pub async fn job_page(
+    state: &AppState,
+    session: &crate::http::session::CurrentSession,
+    id: &str,
+    notice: Option<String>,
+) -> Result<Response, ApiError> {
+    let record = state.store.get_job(id).await?.ok_or_else(|| ApiError::not_found("job"))?;
+    let panel = JobPanel::new(&record, session.csrf_token());
+    let log = crate::jobs::output::job_log_path(&state.config.log_dir, id);
+    let text = tokio::fs::read_to_string(&log)
+        .await
+        .unwrap_or_else(|_| record.output_tail.clone().unwrap_or_default());
+    let output: Vec<String> = text.lines().map(str::to_string).collect();
     Ok(render(&JobPage {
-        layout: Layout::new(&format!("Job {}", row.short_id), "jobs", &session),
-        target: row.target.clone(),
-        row,
-        job: JobStatusResponse::from(&record),
+        layout: Layout::new(&format!("Job {}", panel.row.short_id), "jobs", session),
+        output_lines: output.len(),
+        output,
+        row: panel.row,
+        job: panel.job,
+        csrf_token: panel.csrf_token,
+        cancellable: panel.cancellable,
+        error_summary: panel.error_summary,
+        notice,
     }))
+}
+
+/// `POST /jobs/{id}/cancel` (dashboard form).
+pub async fn cancel_job(
+    State(state): State<AppState>,
+    UiSession(session): UiSession,
+    PathId(id): PathId,
+    headers: axum::http::HeaderMap,
+    body: axum::body::Bytes,
+) -> Result<Response, ApiError> {
+    super::check_form_csrf(&session, &headers, &body)?;
+    use crate::jobs::CancelOutcome;
+    let notice = match state.engine.cancel(&id, &session.user.user_id).await? {
+        CancelOutcome::NotFound => return Err(ApiError::not_found("job")),
+        CancelOutcome::NotCancellable(status) => {
+            Some(format!("This job can no longer be cancelled: it is already {status}."))
+        }
+        CancelOutcome::Status(_) => None,
+    };
+    if notice.is_some() {
+        return job_page(&state, &session, &id, notice).await;
+    }
+    Ok(axum::response::Redirect::to(&format!("/jobs/{id}")).into_response())
 }

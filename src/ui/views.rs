@@ -79,6 +79,22 @@ pub fn short_ts(ts: Option<&str>) -> String {
     }
 }
 
+/// [`short_ts`] of a present timestamp.
+pub fn short_ts_str(ts: &str) -> String {
+    short_ts(Some(ts))
+}
+
+/// Badge colour class of an audit result.
+pub fn audit_badge(result: &str) -> &'static str {
+    match result {
+        "succeeded" => "succeeded",
+        "failed" => "failed",
+        "cancelled" => "cancelled",
+        "rejected" => "unreachable",
+        _ => "running",
+    }
+}
+
 /// The four overview cards.
 pub struct MetricCard {
     pub label: &'static str,

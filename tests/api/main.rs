@@ -6,6 +6,7 @@ mod auth;
 mod browser;
 mod cli;
 mod dashboard;
+mod e2e;
 mod errors;
 mod events;
 mod helpers;

@@ -1,0 +1,144 @@
+//! The Nodes page: list with live status, the control plane's public key, the register form
+//! and "Provision again" — through the same node service as the API.
+
+use std::collections::HashMap;
+
+use askama::Template;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Redirect, Response};
+use serde::Deserialize;
+
+use super::pages::render;
+use super::views::Layout;
+use crate::api::error::ApiError;
+use crate::api::extract::PathId;
+use crate::http::session::{CurrentSession, UiSession};
+use crate::nodes::{NodeError, NodeInput};
+use crate::state::AppState;
+use crate::store::nodes::NodeRecord;
+
+/// The register form's values, echoed back after an error.
+#[derive(Debug, Default, Deserialize)]
+pub struct NodeForm {
+    #[serde(default)]
+    pub name: String,
+    #[serde(default)]
+    pub hostname: String,
+    #[serde(default)]
+    pub public_ip: String,
+    #[serde(default)]
+    pub ssh_port: String,
+    #[serde(default)]
+    pub ssh_user: String,
+    #[serde(default)]
+    pub is_local: bool,
+}
+
+#[derive(Template)]
+#[template(path = "nodes.html")]
+struct NodesPage {
+    layout: Layout,
+    nodes: Vec<NodeRecord>,
+    csrf_token: String,
+    public_key: String,
+    form: NodeForm,
+    errors: HashMap<String, String>,
+    notice: Option<String>,
+}
+
+/// The node rows fragment, also sent live.
+#[derive(Template)]
+#[template(path = "partials/node_rows.html")]
+pub struct NodeRows {
+    pub nodes: Vec<NodeRecord>,
+    pub csrf_token: String,
+}
+
+async fn page(
+    state: &AppState,
+    session: &CurrentSession,
+    status: StatusCode,
+    form: NodeForm,
+    errors: HashMap<String, String>,
+    notice: Option<String>,
+) -> Result<Response, ApiError> {
+    let public_key = state.secrets.ssh_public_key().map_err(ApiError::internal)?;
+    let page = NodesPage {
+        layout: Layout::new("Nodes", "nodes", session),
+        nodes: state.store.list_nodes().await?,
+        csrf_token: session.csrf_token(),
+        public_key,
+        form,
+        errors,
+        notice,
+    };
+    Ok((status, render(&page)).into_response())
+}
+
+/// `GET /nodes`.
+pub async fn list(State(state): State<AppState>, UiSession(session): UiSession) -> Result<Response, ApiError> {
+    let form = NodeForm { ssh_port: "22".into(), ssh_user: "root".into(), ..Default::default() };
+    page(&state, &session, StatusCode::OK, form, HashMap::new(), None).await
+}
+
+/// `POST /nodes`: registers and starts provisioning; on success, the job's page.
+pub async fn register(
+    State(state): State<AppState>,
+    UiSession(session): UiSession,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    super::check_form_csrf(&session, &headers, &body)?;
+    let form: NodeForm = serde_urlencoded::from_bytes(&body)
+        .map_err(|_| ApiError::bad_request("the form could not be read"))?;
+    let ssh_port = match form.ssh_port.trim() {
+        "" => None,
+        p => match p.parse::<i64>() {
+            Ok(n) => Some(n),
+            Err(_) => {
+                let errors = HashMap::from([("ssh_port".to_string(), "must be a number from 1 to 65535".to_string())]);
+                return page(&state, &session, StatusCode::BAD_REQUEST, form, errors, None).await;
+            }
+        },
+    };
+    let input = NodeInput {
+        name: form.name.clone(),
+        hostname: form.hostname.clone(),
+        public_ip: Some(form.public_ip.clone()),
+        ssh_port,
+        ssh_user: Some(form.ssh_user.trim().to_string()).filter(|u| !u.is_empty()),
+        is_local: form.is_local,
+    };
+    match state.nodes.register(&session.user.user_id, input).await {
+        Ok((_, job_id)) => Ok(Redirect::to(&format!("/jobs/{job_id}")).into_response()),
+        Err(NodeError::Invalid { field, message }) => {
+            let errors = HashMap::from([(field.to_string(), message)]);
+            page(&state, &session, StatusCode::BAD_REQUEST, form, errors, None).await
+        }
+        Err(NodeError::Conflict(message)) => {
+            page(&state, &session, StatusCode::CONFLICT, form, HashMap::new(), Some(message)).await
+        }
+        Err(other) => Err(other.into()),
+    }
+}
+
+/// `POST /nodes/{id}/provision`.
+pub async fn provision(
+    State(state): State<AppState>,
+    UiSession(session): UiSession,
+    PathId(id): PathId,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    super::check_form_csrf(&session, &headers, &body)?;
+    match state.nodes.provision(&session.user.user_id, &id).await {
+        Ok(job_id) => Ok(Redirect::to(&format!("/jobs/{job_id}")).into_response()),
+        Err(NodeError::Conflict(message)) => {
+            let notice = Some(format!("Not started: {message}."));
+            page(&state, &session, StatusCode::CONFLICT, NodeForm::default(), HashMap::new(), notice).await
+        }
+        Err(other) => Err(other.into()),
+    }
+}

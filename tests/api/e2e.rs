@@ -1,0 +1,140 @@
+//! Single-server end-to-end: this machine is the node. Only the HTTP API is driven: register
+//! the local node, provision it for real over SSH to 127.0.0.1, check the host, provision again
+//! and expect no change. Runs when PRESSLUFT_E2E=1 (the test command sets it after
+//! `scripts/e2e-setup`); it installs and configures nginx, PHP-FPM, MariaDB, Redis and more.
+
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+use crate::helpers::{spawn_app_with, TestApp};
+
+/// Authorizes the control plane's key for root while alive (as install.sh does).
+struct AuthorizedKey(String);
+
+impl AuthorizedKey {
+    fn add(public_key: &str) -> Self {
+        let line = format!("from=\"127.0.0.1,::1\" {public_key}");
+        std::fs::create_dir_all("/root/.ssh").unwrap();
+        let path = "/root/.ssh/authorized_keys";
+        let mut keys = std::fs::read_to_string(path).unwrap_or_default();
+        if !keys.is_empty() && !keys.ends_with('\n') {
+            keys.push('\n');
+        }
+        keys.push_str(&line);
+        keys.push('\n');
+        std::fs::write(path, keys).unwrap();
+        AuthorizedKey(line)
+    }
+}
+
+impl Drop for AuthorizedKey {
+    fn drop(&mut self) {
+        let path = "/root/.ssh/authorized_keys";
+        if let Ok(keys) = std::fs::read_to_string(path) {
+            let kept: String = keys.lines().filter(|l| *l != self.0).map(|l| format!("{l}\n")).collect();
+            let _ = std::fs::write(path, kept);
+        }
+    }
+}
+
+async fn wait_for_job(app: &TestApp, job_id: &str, limit: Duration) -> Value {
+    let deadline = Instant::now() + limit;
+    loop {
+        let (_, job) = app.get_json(&format!("/api/jobs/{job_id}")).await;
+        if matches!(job["status"].as_str(), Some("succeeded" | "failed" | "cancelled")) {
+            return job;
+        }
+        assert!(Instant::now() < deadline, "job {job_id} still {} after {limit:?}", job["status"]);
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn provision_this_machine_through_the_api() {
+    if std::env::var_os("PRESSLUFT_E2E").is_none() {
+        eprintln!("skipped: set PRESSLUFT_E2E=1 (the test command does) to provision this machine");
+        return;
+    }
+    let app = spawn_app_with(
+        |c| {
+            c.workers = 1;
+            c.node_binary = Some(env!("CARGO_BIN_EXE_pressluft").into());
+            // ufw would also close the ports this sandbox's own tooling uses; the firewall
+            // tasks are covered by the playbook's own checks (ansible/README.md).
+            c.manage_firewall = false;
+        },
+        None,
+    )
+    .await;
+    app.login().await;
+    let (_, key) = app.get_json("/api/nodes/ssh-public-key").await;
+    let _authorized = AuthorizedKey::add(key["public_key"].as_str().unwrap());
+
+    let r = app
+        .client
+        .post(app.url("/api/nodes"))
+        .json(&json!({"name": "ci-host", "hostname": "127.0.0.1", "public_ip": "127.0.0.1", "is_local": true}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202);
+    let job_id = r.json::<Value>().await.unwrap()["job_id"].as_str().unwrap().to_string();
+    let job = wait_for_job(&app, &job_id, Duration::from_secs(25 * 60)).await;
+    let output = app.get(&format!("/api/jobs/{job_id}/output")).await.text().await.unwrap();
+    assert_eq!(job["status"], "succeeded", "{job}\n{output}");
+    let node_id = job["node_id"].as_str().unwrap().to_string();
+    let (_, node) = app.get_json(&format!("/api/nodes/{node_id}")).await;
+    assert_eq!(node["status"], "active", "{node}");
+    assert_eq!(node["firewall_status"], "skipped");
+
+    let check = std::process::Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/e2e/check-node.sh"))
+        .output()
+        .unwrap();
+    assert!(
+        check.status.success(),
+        "check-node.sh failed:\n{}\n{}",
+        String::from_utf8_lossy(&check.stdout),
+        String::from_utf8_lossy(&check.stderr)
+    );
+
+    // Provision again from the dashboard, in a real browser, watching the output live.
+    let again = provision_again_in_browser(&app, &node_id).await;
+    let job = wait_for_job(&app, &again, Duration::from_secs(15 * 60)).await;
+    let output = app.get(&format!("/api/jobs/{again}/output")).await.text().await.unwrap();
+    assert_eq!(job["status"], "succeeded", "{output}");
+    let recap = output.lines().skip_while(|l| !l.starts_with("PLAY RECAP")).nth(1).unwrap_or("");
+    assert!(recap.contains("changed=0") && recap.contains("failed=0"), "second run changed something: {recap}\n{output}");
+}
+
+/// Runs tests/browser/nodes.mjs; returns the id of the job the browser started.
+async fn provision_again_in_browser(app: &TestApp, node_id: &str) -> String {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/browser");
+    let base = app.base.clone();
+    let node_id = node_id.to_string();
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new("node")
+            .arg("nodes.mjs")
+            .current_dir(dir)
+            .env("PRESSLUFT_URL", base)
+            .env("PRESSLUFT_EMAIL", crate::helpers::ADMIN_EMAIL)
+            .env("PRESSLUFT_PASSWORD", crate::helpers::ADMIN_PASSWORD)
+            .env("PRESSLUFT_NODE_ID", node_id)
+            .env("PRESSLUFT_SCREENSHOTS", std::env::var("PRESSLUFT_SCREENSHOTS").unwrap_or_default())
+            .output()
+            .expect("node runs")
+    })
+    .await
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout.contains("BROWSER_TEST_PASSED"),
+        "browser node flow failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("JOB "))
+        .expect("the browser reported its job")
+        .to_string()
+}
