@@ -25,19 +25,33 @@ struct Probe(mpsc::UnboundedSender<(String, Instant)>);
 impl Runner for Probe {
     fn run<'a>(&'a self, job: &'a JobRecord, _ctx: RunContext) -> RunFuture<'a> {
         let _ = self.0.send((job.id.clone(), Instant::now()));
-        Box::pin(async { RunOutcome::Succeeded { result: serde_json::json!({}) } })
+        Box::pin(async {
+            RunOutcome::Succeeded {
+                result: serde_json::json!({}),
+            }
+        })
     }
 }
 
-async fn app(dir: &std::path::Path, workers: usize, runner: Arc<dyn Runner>) -> (Application, pressluft::state::AppState) {
+async fn app(
+    dir: &std::path::Path,
+    workers: usize,
+    runner: Arc<dyn Runner>,
+) -> (Application, pressluft::state::AppState) {
     let mut config = Config::for_tests(dir);
     config.workers = workers;
-    let app = Application::build_with_runner(config, Arc::new(SystemClock), Some(runner)).await.unwrap();
+    let app = Application::build_with_runner(config, Arc::new(SystemClock), Some(runner))
+        .await
+        .unwrap();
     let state = app.state().clone();
     (app, state)
 }
 
-async fn insert_fixtures(state: &pressluft::state::AppState, nodes: usize, sites: usize) -> Vec<(String, String, String)> {
+async fn insert_fixtures(
+    state: &pressluft::state::AppState,
+    nodes: usize,
+    sites: usize,
+) -> Vec<(String, String, String)> {
     let now = format_ts(time::OffsetDateTime::now_utc());
     let pool = state.store.pool();
     let mut node_ids = Vec::new();
@@ -84,7 +98,9 @@ async fn latency() {
     let (app, state) = app(dir.path(), 1, Arc::new(Probe(tx))).await;
     let sites = insert_fixtures(&state, 1, 1).await;
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(app.run(async move { let _ = stop_rx.await; }));
+    let server = tokio::spawn(app.run(async move {
+        let _ = stop_rx.await;
+    }));
     tokio::time::sleep(Duration::from_millis(300)).await;
     let mut samples = Vec::new();
     for _ in 0..300 {
@@ -121,7 +137,9 @@ async fn throughput() {
     let now = format_ts(time::OffsetDateTime::now_utc());
     let mut txn = state.store.begin_write().await.unwrap();
     for i in 0..10_000 {
-        Engine::enqueue(&mut txn, &job(&sites[i % 500]), &now).await.unwrap();
+        Engine::enqueue(&mut txn, &job(&sites[i % 500]), &now)
+            .await
+            .unwrap();
     }
     txn.commit().await.unwrap();
     let workers = 4;
@@ -158,7 +176,10 @@ async fn throughput() {
 }
 
 fn main() {
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     rt.block_on(async {
         latency().await;
         throughput().await;

@@ -35,6 +35,15 @@ pub enum Command {
     /// Manage admin accounts.
     #[command(subcommand)]
     Admin(AdminCommand),
+    /// Node helpers.
+    #[command(subcommand)]
+    Node(NodeCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum NodeCommand {
+    /// Print the control plane's SSH public key (authorize it on every node).
+    Pubkey,
 }
 
 #[derive(Debug, Subcommand)]
@@ -76,10 +85,15 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             let _guard = crate::logging::init(mode, Some(&config.log_dir));
             let app = Application::build(config, clock.clone()).await?;
             match mode {
-                Mode::Dev => bootstrap_dev_admin(&Auth::new(app.state().store.clone(), clock)).await?,
+                Mode::Dev => {
+                    bootstrap_dev_admin(&Auth::new(app.state().store.clone(), clock)).await?
+                }
                 Mode::Serve => {
                     let public_ip = app.state().config.public_ip;
-                    app.state().nodes.register_local_if_missing(public_ip).await?;
+                    app.state()
+                        .nodes
+                        .register_local_if_missing(public_ip)
+                        .await?;
                 }
             }
             app.run(shutdown_signal()).await
@@ -90,7 +104,17 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             let store = open_store(&config).await?;
             store.close().await;
             let secrets = crate::startup::open_secrets(&config)?;
-            println!("migrations applied; control-plane SSH public key:\n{}", secrets.ssh_public_key()?);
+            println!(
+                "migrations applied; control-plane SSH public key:\n{}",
+                secrets.ssh_public_key()?
+            );
+            Ok(())
+        }
+        Command::Node(NodeCommand::Pubkey) => {
+            prepare_directories(&config)?;
+            let _guard = crate::logging::init(mode, None);
+            let secrets = crate::startup::open_secrets(&config)?;
+            println!("{}", secrets.ssh_public_key()?);
             Ok(())
         }
         Command::Admin(admin) => {

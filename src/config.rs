@@ -324,7 +324,10 @@ fn default_ansible_dir(mode: Mode, data_dir: &Path) -> (PathBuf, bool) {
     if mode == Mode::Dev && local.join("ansible.cfg").is_file() {
         return (local, false);
     }
-    (data_dir.join("ansible").join(env!("CARGO_PKG_VERSION")), true)
+    (
+        data_dir.join("ansible").join(env!("CARGO_PKG_VERSION")),
+        true,
+    )
 }
 
 #[cfg(test)]

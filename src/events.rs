@@ -156,7 +156,8 @@ impl ChangeFeed {
             if row.updated_at > self.cursor {
                 self.cursor = row.updated_at.clone();
             }
-            self.sent.insert(row.id.clone(), (row.updated_at.clone(), print));
+            self.sent
+                .insert(row.id.clone(), (row.updated_at.clone(), print));
             fresh.push(row);
         }
         let floor = self.since();
@@ -225,7 +226,11 @@ mod tests {
         let mut done = queued.clone();
         done.status = "succeeded".into();
         assert_eq!(feed.accept(vec![queued]).len(), 1);
-        assert_eq!(feed.accept(vec![done.clone()]).len(), 1, "same updated_at, new state");
+        assert_eq!(
+            feed.accept(vec![done.clone()]).len(),
+            1,
+            "same updated_at, new state"
+        );
         assert_eq!(feed.accept(vec![done]).len(), 0);
     }
 

@@ -29,9 +29,17 @@ pub fn init(mode: Mode, log_dir: Option<&Path>) -> Option<WorkerGuard> {
     let to_stdout = log_dir.is_some();
     let terminal = fmt::layer()
         .with_target(false)
-        .with_ansi(if to_stdout { std::io::stdout().is_terminal() } else { std::io::stderr().is_terminal() })
+        .with_ansi(if to_stdout {
+            std::io::stdout().is_terminal()
+        } else {
+            std::io::stderr().is_terminal()
+        })
         .with_writer(move || -> Box<dyn std::io::Write> {
-            if to_stdout { Box::new(std::io::stdout()) } else { Box::new(std::io::stderr()) }
+            if to_stdout {
+                Box::new(std::io::stdout())
+            } else {
+                Box::new(std::io::stderr())
+            }
         })
         .with_filter(filter(mode));
     let (file, guard) = match log_dir {

@@ -18,7 +18,10 @@ use crate::store::{Store, StoreError};
 #[derive(Debug, thiserror::Error)]
 pub enum NodeError {
     #[error("{field}: {message}")]
-    Invalid { field: &'static str, message: String },
+    Invalid {
+        field: &'static str,
+        message: String,
+    },
     #[error("{0}")]
     Conflict(String),
     #[error("node not found")]
@@ -45,7 +48,10 @@ impl From<sqlx::Error> for NodeError {
 }
 
 fn invalid(field: &'static str, message: &str) -> NodeError {
-    NodeError::Invalid { field, message: message.to_string() }
+    NodeError::Invalid {
+        field,
+        message: message.to_string(),
+    }
 }
 
 /// A DNS name: labels of `[a-z0-9-]` (1–63, no edge hyphen), at most 253 characters.
@@ -81,7 +87,11 @@ impl NodeInput {
         if hostname.parse::<IpAddr>().is_err() && !is_dns_name(&hostname) {
             return Err(invalid("hostname", "must be an IP address or a DNS name"));
         }
-        let public_ip = match self.public_ip.map(|s| s.trim().to_string()).filter(|s| !s.is_empty()) {
+        let public_ip = match self
+            .public_ip
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty())
+        {
             None => None,
             Some(ip) => Some(
                 ip.parse::<Ipv4Addr>()
@@ -132,11 +142,19 @@ pub struct Nodes {
 
 impl Nodes {
     pub fn new(store: Store, engine: Engine, clock: SharedClock) -> Self {
-        Self { store, engine, clock }
+        Self {
+            store,
+            engine,
+            clock,
+        }
     }
 
     /// Registers a node and enqueues its provisioning, audited for `user_id`.
-    pub async fn register(&self, user_id: &str, input: NodeInput) -> Result<(String, String), NodeError> {
+    pub async fn register(
+        &self,
+        user_id: &str,
+        input: NodeInput,
+    ) -> Result<(String, String), NodeError> {
         let node = input.validate()?;
         let now = format_ts(self.clock.now());
         let mut tx = self.store.begin_write().await?;
@@ -165,10 +183,14 @@ impl Nodes {
                 )));
             }
         }
-        insert_node(&mut tx, &node, &now).await.map_err(|e| match e {
-            StoreError::Duplicate(_) => NodeError::Conflict("a local node is already registered".into()),
-            other => NodeError::Store(other),
-        })?;
+        insert_node(&mut tx, &node, &now)
+            .await
+            .map_err(|e| match e {
+                StoreError::Duplicate(_) => {
+                    NodeError::Conflict("a local node is already registered".into())
+                }
+                other => NodeError::Store(other),
+            })?;
         let job = provision_job(&node.id);
         Engine::enqueue(&mut tx, &job, &now).await?;
         let audit_id = Uuid::new_v4().to_string();
@@ -196,7 +218,9 @@ impl Nodes {
     pub async fn provision(&self, user_id: &str, node_id: &str) -> Result<String, NodeError> {
         let now = format_ts(self.clock.now());
         let mut tx = self.store.begin_write().await?;
-        let node = fetch_node(&mut tx, node_id).await?.ok_or(NodeError::NotFound)?;
+        let node = fetch_node(&mut tx, node_id)
+            .await?
+            .ok_or(NodeError::NotFound)?;
         let refusal = if node.status == NodeStatus::Decommissioned.as_str() {
             Some("the node is decommissioned")
         } else if job_pending_for_node(&mut tx, node_id, JobType::NodeProvision).await? {
@@ -212,7 +236,11 @@ impl Nodes {
             action: JobType::NodeProvision.as_str(),
             resource_type: "node",
             resource_id: node_id,
-            result: if refusal.is_some() { "rejected" } else { "accepted" },
+            result: if refusal.is_some() {
+                "rejected"
+            } else {
+                "accepted"
+            },
             job_id: refusal.is_none().then_some(job.id.as_str()),
         };
         if let Some(reason) = refusal {
@@ -231,7 +259,10 @@ impl Nodes {
 
     /// At the first `serve` start: registers this host as the local node (127.0.0.1 as root)
     /// and enqueues its provisioning. No audit row: no user asked.
-    pub async fn register_local_if_missing(&self, public_ip: Option<Ipv4Addr>) -> Result<Option<String>, NodeError> {
+    pub async fn register_local_if_missing(
+        &self,
+        public_ip: Option<Ipv4Addr>,
+    ) -> Result<Option<String>, NodeError> {
         if self.store.local_node().await?.is_some() {
             return Ok(None);
         }
@@ -266,7 +297,11 @@ mod tests {
     use super::*;
 
     fn input() -> NodeInput {
-        NodeInput { name: "edge-1".into(), hostname: "Edge-1.Example.com.".into(), ..Default::default() }
+        NodeInput {
+            name: "edge-1".into(),
+            hostname: "Edge-1.Example.com.".into(),
+            ..Default::default()
+        }
     }
 
     #[test]
@@ -278,13 +313,59 @@ mod tests {
             Err(NodeError::Invalid { field, .. }) => field,
             other => panic!("{other:?}"),
         };
-        assert_eq!(field(NodeInput { name: " ".into(), ..input() }), "name");
-        assert_eq!(field(NodeInput { hostname: "bad host".into(), ..input() }), "hostname");
-        assert_eq!(field(NodeInput { hostname: "-x.com".into(), ..input() }), "hostname");
-        assert_eq!(field(NodeInput { public_ip: Some("::1".into()), ..input() }), "public_ip");
-        assert_eq!(field(NodeInput { ssh_port: Some(0), ..input() }), "ssh_port");
-        assert_eq!(field(NodeInput { ssh_user: Some("Root".into()), ..input() }), "ssh_user");
-        assert!(NodeInput { hostname: "10.0.0.5".into(), ..input() }.validate().is_ok());
-        assert!(NodeInput { hostname: "::1".into(), ..input() }.validate().is_ok());
+        assert_eq!(
+            field(NodeInput {
+                name: " ".into(),
+                ..input()
+            }),
+            "name"
+        );
+        assert_eq!(
+            field(NodeInput {
+                hostname: "bad host".into(),
+                ..input()
+            }),
+            "hostname"
+        );
+        assert_eq!(
+            field(NodeInput {
+                hostname: "-x.com".into(),
+                ..input()
+            }),
+            "hostname"
+        );
+        assert_eq!(
+            field(NodeInput {
+                public_ip: Some("::1".into()),
+                ..input()
+            }),
+            "public_ip"
+        );
+        assert_eq!(
+            field(NodeInput {
+                ssh_port: Some(0),
+                ..input()
+            }),
+            "ssh_port"
+        );
+        assert_eq!(
+            field(NodeInput {
+                ssh_user: Some("Root".into()),
+                ..input()
+            }),
+            "ssh_user"
+        );
+        assert!(NodeInput {
+            hostname: "10.0.0.5".into(),
+            ..input()
+        }
+        .validate()
+        .is_ok());
+        assert!(NodeInput {
+            hostname: "::1".into(),
+            ..input()
+        }
+        .validate()
+        .is_ok());
     }
 }

@@ -56,7 +56,9 @@ fn create_private_dir(dir: &Path) -> anyhow::Result<()> {
 pub fn open_secrets(config: &Config) -> anyhow::Result<Secrets> {
     let secrets = Secrets::open(&config.secrets_dir, &config.data_dir.join("age.key"))
         .context("opening the secrets store")?;
-    secrets.ensure_ssh_key_pair().context("creating the SSH key pair")?;
+    secrets
+        .ensure_ssh_key_pair()
+        .context("creating the SSH key pair")?;
     Ok(secrets)
 }
 
@@ -118,7 +120,11 @@ impl Application {
         let config = Arc::new(config);
         let events = Events::new();
         let runner = runner.unwrap_or_else(|| {
-            Arc::new(AnsibleRunner::new(store.clone(), secrets.clone(), config.clone()))
+            Arc::new(AnsibleRunner::new(
+                store.clone(),
+                secrets.clone(),
+                config.clone(),
+            ))
         });
         let engine = Engine::new(
             store.clone(),
@@ -187,7 +193,10 @@ impl Application {
                 state.clock.clone(),
                 state.shutdown.clone(),
             )));
-            tracing::info!(workers = state.config.workers, "job workers and scheduler started");
+            tracing::info!(
+                workers = state.config.workers,
+                "job workers and scheduler started"
+            );
         }
         tracing::info!("listening on http://{addr}");
         let app = crate::http::router(state.clone());

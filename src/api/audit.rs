@@ -12,7 +12,15 @@ use crate::state::AppState;
 use crate::store::audit::AuditRecord;
 
 /// Resource types audit rows name.
-pub const RESOURCE_TYPES: [&str; 7] = ["site", "environment", "node", "backup", "domain", "job", "settings"];
+pub const RESOURCE_TYPES: [&str; 7] = [
+    "site",
+    "environment",
+    "node",
+    "backup",
+    "domain",
+    "job",
+    "settings",
+];
 
 /// Filters of the audit log.
 #[derive(Debug, Default, Deserialize, IntoParams)]
@@ -32,7 +40,10 @@ impl AuditQuery {
         let resource_type = self.resource_type.filter(|s| !s.is_empty());
         if let Some(t) = &resource_type {
             if !RESOURCE_TYPES.contains(&t.as_str()) {
-                return Err(ApiError::field("resource_type", format!("must be one of: {}", RESOURCE_TYPES.join(", "))));
+                return Err(ApiError::field(
+                    "resource_type",
+                    format!("must be one of: {}", RESOURCE_TYPES.join(", ")),
+                ));
             }
         }
         let limit = match self.limit.filter(|s| !s.is_empty()) {
@@ -43,7 +54,11 @@ impl AuditQuery {
                 .filter(|n| (1..=500).contains(n))
                 .ok_or_else(|| ApiError::field("limit", "must be an integer from 1 to 500"))?,
         };
-        Ok((resource_type, self.resource_id.filter(|s| !s.is_empty()), limit))
+        Ok((
+            resource_type,
+            self.resource_id.filter(|s| !s.is_empty()),
+            limit,
+        ))
     }
 }
 
@@ -56,5 +71,10 @@ pub async fn list_audit_logs(
     AppQuery(q): AppQuery<AuditQuery>,
 ) -> Result<Json<Vec<AuditRecord>>, ApiError> {
     let (t, id, limit) = q.validate()?;
-    Ok(Json(state.store.list_audit(t.as_deref(), id.as_deref(), limit).await?))
+    Ok(Json(
+        state
+            .store
+            .list_audit(t.as_deref(), id.as_deref(), limit)
+            .await?,
+    ))
 }

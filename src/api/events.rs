@@ -107,11 +107,21 @@ pub async fn job_events(
         pending.push_back(output_event(line));
         replayed += 1;
     }
-    let terminal = job.status.parse::<crate::domain::JobStatus>().is_ok_and(|s| s.is_terminal());
+    let terminal = job
+        .status
+        .parse::<crate::domain::JobStatus>()
+        .is_ok_and(|s| s.is_terminal());
     if terminal {
         pending.push_back(SseEvent::default().event("end").data("{}"));
     }
-    let init = JobStream { id, jobs, output, replayed, pending, done: terminal };
+    let init = JobStream {
+        id,
+        jobs,
+        output,
+        replayed,
+        pending,
+        done: terminal,
+    };
     let mut shutdown = state.shutdown.clone();
     let stream = futures_util::stream::unfold(init, |mut s| async move {
         loop {

@@ -218,7 +218,10 @@ pub async fn cancel_job(
 ) -> Result<Json<JobControlResponse>, ApiError> {
     use crate::jobs::CancelOutcome;
     match state.engine.cancel(&id, &session.user.user_id).await? {
-        CancelOutcome::Status(status) => Ok(Json(JobControlResponse { success: true, status })),
+        CancelOutcome::Status(status) => Ok(Json(JobControlResponse {
+            success: true,
+            status,
+        })),
         CancelOutcome::NotFound => Err(ApiError::not_found("job")),
         CancelOutcome::NotCancellable(status) => Err(ApiError::new(
             super::error::ErrorCode::JobNotCancellable,
@@ -244,13 +247,20 @@ pub async fn job_output(
     PathId(id): PathId,
 ) -> Result<axum::response::Response, ApiError> {
     use axum::response::IntoResponse;
-    let job = state.store.get_job(&id).await?.ok_or_else(|| ApiError::not_found("job"))?;
+    let job = state
+        .store
+        .get_job(&id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("job"))?;
     let path = crate::jobs::output::job_log_path(&state.config.log_dir, &id);
     let text = tokio::fs::read_to_string(&path)
         .await
         .unwrap_or_else(|_| job.output_tail.unwrap_or_default());
     Ok((
-        [(axum::http::header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; charset=utf-8",
+        )],
         text,
     )
         .into_response())

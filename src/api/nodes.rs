@@ -108,23 +108,45 @@ pub struct RegisterNodeRequest {
 /// All nodes, newest first.
 #[utoipa::path(get, path = "/nodes", tag = "nodes",
     responses((status = 200, body = [Node]), (status = 401, body = ErrorBody)))]
-pub async fn list_nodes(State(state): State<AppState>, _s: CurrentSession) -> Result<Json<Vec<Node>>, ApiError> {
-    Ok(Json(state.store.list_nodes().await?.into_iter().map(Node::from).collect()))
+pub async fn list_nodes(
+    State(state): State<AppState>,
+    _s: CurrentSession,
+) -> Result<Json<Vec<Node>>, ApiError> {
+    Ok(Json(
+        state
+            .store
+            .list_nodes()
+            .await?
+            .into_iter()
+            .map(Node::from)
+            .collect(),
+    ))
 }
 
 /// One node.
 #[utoipa::path(get, path = "/nodes/{id}", tag = "nodes",
     params(("id" = String, Path, description = "Node id (UUID)")),
     responses((status = 200, body = Node), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
-pub async fn get_node(State(state): State<AppState>, _s: CurrentSession, PathId(id): PathId) -> Result<Json<Node>, ApiError> {
-    let node = state.store.get_node(&id).await?.ok_or_else(|| ApiError::not_found("node"))?;
+pub async fn get_node(
+    State(state): State<AppState>,
+    _s: CurrentSession,
+    PathId(id): PathId,
+) -> Result<Json<Node>, ApiError> {
+    let node = state
+        .store
+        .get_node(&id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("node"))?;
     Ok(Json(node.into()))
 }
 
 /// The public key to authorize on a node (`~/.ssh/authorized_keys` of its SSH user).
 #[utoipa::path(get, path = "/nodes/ssh-public-key", tag = "nodes",
     responses((status = 200, body = PublicKeyResponse), (status = 401, body = ErrorBody)))]
-pub async fn ssh_public_key(State(state): State<AppState>, _s: CurrentSession) -> Result<Json<PublicKeyResponse>, ApiError> {
+pub async fn ssh_public_key(
+    State(state): State<AppState>,
+    _s: CurrentSession,
+) -> Result<Json<PublicKeyResponse>, ApiError> {
     let public_key = state.secrets.ssh_public_key().map_err(ApiError::internal)?;
     Ok(Json(PublicKeyResponse { public_key }))
 }

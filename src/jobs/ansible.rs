@@ -72,7 +72,11 @@ fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 
 impl AnsibleRunner {
     pub fn new(store: Store, secrets: Secrets, config: Arc<Config>) -> Self {
-        Self { store, secrets, config }
+        Self {
+            store,
+            secrets,
+            config,
+        }
     }
 
     async fn prepare(&self, job: &JobRecord) -> Result<Prepared, PrepareError> {
@@ -84,7 +88,11 @@ impl AnsibleRunner {
             .map_err(|e| fail("reading the node", &e))?
             .ok_or_else(|| PrepareError("the job's node does not exist".into()))?;
         let job_type = job.job_type.parse().expect("constrained by the schema");
-        let playbook = self.config.ansible_dir.join("playbooks").join(kinds::playbook(job_type));
+        let playbook = self
+            .config
+            .ansible_dir
+            .join("playbooks")
+            .join(kinds::playbook(job_type));
 
         let runs = self.config.data_dir.join("runs");
         std::fs::create_dir_all(&runs).map_err(|e| fail("creating the runs directory", &e))?;
@@ -96,8 +104,12 @@ impl AnsibleRunner {
             .map_err(|e| fail("restricting the run directory", &e))?;
 
         let key_path = dir.path().join("id_ed25519");
-        let key = self.secrets.ssh_private_key().map_err(|e| fail("reading the SSH key", &e))?;
-        write_private(&key_path, key.expose().as_bytes()).map_err(|e| fail("writing the SSH key", &e))?;
+        let key = self
+            .secrets
+            .ssh_private_key()
+            .map_err(|e| fail("reading the SSH key", &e))?;
+        write_private(&key_path, key.expose().as_bytes())
+            .map_err(|e| fail("writing the SSH key", &e))?;
 
         let inventory = format!(
             "[target]\n{} ansible_port={} ansible_user={} ansible_ssh_private_key_file={}\n",
@@ -107,7 +119,8 @@ impl AnsibleRunner {
             key_path.display()
         );
         let inventory_path = dir.path().join("inventory.ini");
-        write_private(&inventory_path, inventory.as_bytes()).map_err(|e| fail("writing the inventory", &e))?;
+        write_private(&inventory_path, inventory.as_bytes())
+            .map_err(|e| fail("writing the inventory", &e))?;
 
         let result_path = dir.path().join("result.json");
         let mut vars: Map<String, Value> = match serde_json::from_str(&job.payload_json) {
@@ -120,7 +133,10 @@ impl AnsibleRunner {
         vars.extend(resolved.vars);
         vars.insert("node_hostname".into(), node.hostname.clone().into());
         vars.insert("node_ssh_user".into(), node.ssh_user.clone().into());
-        vars.insert("pressluft_result_path".into(), result_path.display().to_string().into());
+        vars.insert(
+            "pressluft_result_path".into(),
+            result_path.display().to_string().into(),
+        );
         let vars_path = dir.path().join("vars.json");
         let vars_json = serde_json::to_vec_pretty(&Value::Object(vars)).expect("JSON serializes");
         write_private(&vars_path, &vars_json).map_err(|e| fail("writing the variables", &e))?;
@@ -139,7 +155,10 @@ impl AnsibleRunner {
             .arg(format!("--ssh-extra-args={ssh_extra}"))
             .arg(&playbook)
             .current_dir(&self.config.ansible_dir)
-            .env("ANSIBLE_CONFIG", self.config.ansible_dir.join("ansible.cfg"))
+            .env(
+                "ANSIBLE_CONFIG",
+                self.config.ansible_dir.join("ansible.cfg"),
+            )
             .env("ANSIBLE_NOCOLOR", "1")
             .env("ANSIBLE_FORCE_COLOR", "0")
             .env("PYTHONUNBUFFERED", "1");
@@ -149,7 +168,13 @@ impl AnsibleRunner {
             vars_path.display(),
             playbook.display()
         );
-        Ok(Prepared { dir, command, argv, secrets: resolved.secrets, result_path })
+        Ok(Prepared {
+            dir,
+            command,
+            argv,
+            secrets: resolved.secrets,
+            result_path,
+        })
     }
 
     async fn execute(&self, job: &JobRecord, mut ctx: RunContext) -> RunOutcome {
@@ -213,13 +238,21 @@ fn read_result(path: &Path) -> Option<Value> {
 pub fn interpret(exit: Option<i32>, result: Option<Value>, output: &str) -> RunOutcome {
     if let Some(reported) = result.as_ref().and_then(|r| r["error_code"].as_str()) {
         if let Some(code) = JobErrorCode::parse(reported) {
-            let message = result.as_ref().and_then(|r| r["error_message"].as_str()).unwrap_or("");
-            return RunOutcome::Failed { code, message: message.to_string() };
+            let message = result
+                .as_ref()
+                .and_then(|r| r["error_message"].as_str())
+                .unwrap_or("");
+            return RunOutcome::Failed {
+                code,
+                message: message.to_string(),
+            };
         }
     }
     let code = match exit {
         Some(0) => {
-            return RunOutcome::Succeeded { result: result.unwrap_or_else(|| Value::Object(Map::new())) }
+            return RunOutcome::Succeeded {
+                result: result.unwrap_or_else(|| Value::Object(Map::new())),
+            }
         }
         Some(1) => JobErrorCode::AnsiblePlayError,
         Some(2) => JobErrorCode::AnsibleHostFailed,
@@ -229,7 +262,10 @@ pub fn interpret(exit: Option<i32>, result: Option<Value>, output: &str) -> RunO
         _ => JobErrorCode::AnsibleUnknownExit,
     };
     // An empty message makes the engine use the last 10 KB of output.
-    RunOutcome::Failed { code, message: String::new() }
+    RunOutcome::Failed {
+        code,
+        message: String::new(),
+    }
 }
 
 #[cfg(test)]
@@ -246,18 +282,42 @@ mod tests {
 
     #[test]
     fn exit_codes_map_to_the_contract() {
-        assert!(matches!(interpret(Some(0), None, ""), RunOutcome::Succeeded { .. }));
-        assert_eq!(code(interpret(Some(1), None, "")), JobErrorCode::AnsiblePlayError);
-        assert_eq!(code(interpret(Some(2), None, "")), JobErrorCode::AnsibleHostFailed);
+        assert!(matches!(
+            interpret(Some(0), None, ""),
+            RunOutcome::Succeeded { .. }
+        ));
+        assert_eq!(
+            code(interpret(Some(1), None, "")),
+            JobErrorCode::AnsiblePlayError
+        );
+        assert_eq!(
+            code(interpret(Some(2), None, "")),
+            JobErrorCode::AnsibleHostFailed
+        );
         assert_eq!(
             code(interpret(Some(4), None, "fatal: [h]: UNREACHABLE! => {}")),
             JobErrorCode::AnsibleHostUnreachable
         );
-        assert_eq!(code(interpret(Some(4), None, "ERROR! parse")), JobErrorCode::AnsibleSyntaxError);
-        assert_eq!(code(interpret(Some(5), None, "")), JobErrorCode::AnsibleSyntaxError);
-        assert_eq!(code(interpret(Some(250), None, "")), JobErrorCode::AnsibleUnexpectedError);
-        assert_eq!(code(interpret(Some(99), None, "")), JobErrorCode::AnsibleUnknownExit);
-        assert_eq!(code(interpret(None, None, "")), JobErrorCode::AnsibleUnknownExit);
+        assert_eq!(
+            code(interpret(Some(4), None, "ERROR! parse")),
+            JobErrorCode::AnsibleSyntaxError
+        );
+        assert_eq!(
+            code(interpret(Some(5), None, "")),
+            JobErrorCode::AnsibleSyntaxError
+        );
+        assert_eq!(
+            code(interpret(Some(250), None, "")),
+            JobErrorCode::AnsibleUnexpectedError
+        );
+        assert_eq!(
+            code(interpret(Some(99), None, "")),
+            JobErrorCode::AnsibleUnknownExit
+        );
+        assert_eq!(
+            code(interpret(None, None, "")),
+            JobErrorCode::AnsibleUnknownExit
+        );
     }
 
     #[test]
@@ -272,7 +332,10 @@ mod tests {
         }
         // Unregistered codes are ignored.
         let r = json!({"error_code": "MADE_UP"});
-        assert_eq!(code(interpret(Some(2), Some(r), "")), JobErrorCode::AnsibleHostFailed);
+        assert_eq!(
+            code(interpret(Some(2), Some(r), "")),
+            JobErrorCode::AnsibleHostFailed
+        );
     }
 
     #[test]

@@ -199,7 +199,10 @@ impl Engine {
     pub async fn execute(&self, job: JobRecord, worker: &str) -> Result<(), StoreError> {
         let output = OutputSink::open(&self.inner.log_dir, &job.id, self.inner.events.clone());
         let (stop_tx, stop_rx) = watch::channel(None);
-        let ctx = RunContext { stop: stop_rx, output: output.clone() };
+        let ctx = RunContext {
+            stop: stop_rx,
+            output: output.clone(),
+        };
         let started = tokio::time::Instant::now();
         let mut run = self.inner.runner.run(&job, ctx);
         let mut ticker = tokio::time::interval(Duration::from_secs(1));
@@ -255,7 +258,8 @@ impl Engine {
             }
         };
         tracing::debug!(id = %job.id, duration_ms = started.elapsed().as_millis() as u64, "run ended");
-        self.complete(&job, Some(worker), ending, Some(output.tail())).await
+        self.complete(&job, Some(worker), ending, Some(output.tail()))
+            .await
     }
 
     /// Records the end of a run in one transaction.
@@ -326,7 +330,9 @@ impl Engine {
                 attempt = format!("{}/{}", job.attempt_count, job.max_attempts),
                 "job requeued"
             ),
-            "failed" => tracing::warn!(id = %job.id, code = code.map(|c| c.as_str()).unwrap_or(""), "job failed"),
+            "failed" => {
+                tracing::warn!(id = %job.id, code = code.map(|c| c.as_str()).unwrap_or(""), "job failed")
+            }
             other => tracing::info!(id = %job.id, status = other, "job finished"),
         }
         tracing::info!(id = %job.id, "lock released");
@@ -345,11 +351,18 @@ impl Engine {
         let stale_before = format_ts(self.now() - LEASE);
         let stale = self.inner.store.stale_running_jobs(&stale_before).await?;
         for (id, worker) in &stale {
-            let Some(job) = self.inner.store.get_job(id).await? else { continue };
+            let Some(job) = self.inner.store.get_job(id).await? else {
+                continue;
+            };
             tracing::warn!(id = %id, worker = %worker, "worker lost; recovering job");
             let message = format!("the worker {worker} stopped reporting while running the job");
-            self.complete(&job, None, Ending::Failed(JobErrorCode::WorkerLost, message), None)
-                .await?;
+            self.complete(
+                &job,
+                None,
+                Ending::Failed(JobErrorCode::WorkerLost, message),
+                None,
+            )
+            .await?;
         }
         Ok(stale.len())
     }
@@ -377,7 +390,15 @@ impl Engine {
                 finish_queued(&mut tx, id, "cancelled", None, None, &now).await?;
                 kinds::on_cancel(&mut tx, &job, false, &now).await?;
                 finish_audit_for_job(&mut tx, id, "cancelled").await?;
-                insert_audit(&mut tx, &NewAudit { id: &audit_id, ..audit("succeeded") }, &now).await?;
+                insert_audit(
+                    &mut tx,
+                    &NewAudit {
+                        id: &audit_id,
+                        ..audit("succeeded")
+                    },
+                    &now,
+                )
+                .await?;
                 tx.commit().await?;
                 tracing::info!(id, "job cancelled while queued");
                 self.inner.events.jobs_changed();
@@ -385,7 +406,15 @@ impl Engine {
             }
             "running" => {
                 request_cancel(&mut tx, id, &now).await?;
-                insert_audit(&mut tx, &NewAudit { id: &audit_id, ..audit("succeeded") }, &now).await?;
+                insert_audit(
+                    &mut tx,
+                    &NewAudit {
+                        id: &audit_id,
+                        ..audit("succeeded")
+                    },
+                    &now,
+                )
+                .await?;
                 tx.commit().await?;
                 tracing::info!(id, "cancel of running job requested");
                 self.inner.events.jobs_changed();
@@ -405,7 +434,15 @@ impl Engine {
                 }
             }
             other => {
-                insert_audit(&mut tx, &NewAudit { id: &audit_id, ..audit("rejected") }, &now).await?;
+                insert_audit(
+                    &mut tx,
+                    &NewAudit {
+                        id: &audit_id,
+                        ..audit("rejected")
+                    },
+                    &now,
+                )
+                .await?;
                 tx.commit().await?;
                 tracing::info!(id, status = other, "cancel refused: job already finished");
                 Ok(CancelOutcome::NotCancellable(other.to_string()))

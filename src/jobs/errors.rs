@@ -111,10 +111,22 @@ mod tests {
         for c in JobErrorCode::ALL {
             assert_eq!(JobErrorCode::parse(c.as_str()), Some(c));
         }
-        let retryable: Vec<_> = JobErrorCode::ALL.iter().filter(|c| c.retryable()).map(|c| c.as_str()).collect();
+        let retryable: Vec<_> = JobErrorCode::ALL
+            .iter()
+            .filter(|c| c.retryable())
+            .map(|c| c.as_str())
+            .collect();
         assert_eq!(
             retryable,
-            ["ANSIBLE_TIMEOUT", "ANSIBLE_PLAY_ERROR", "ANSIBLE_HOST_FAILED", "ANSIBLE_HOST_UNREACHABLE", "WORKER_LOST", "DNS_MISMATCH", "SOURCE_FETCH_FAILED"]
+            [
+                "ANSIBLE_TIMEOUT",
+                "ANSIBLE_PLAY_ERROR",
+                "ANSIBLE_HOST_FAILED",
+                "ANSIBLE_HOST_UNREACHABLE",
+                "WORKER_LOST",
+                "DNS_MISMATCH",
+                "SOURCE_FETCH_FAILED"
+            ]
         );
     }
 }

@@ -37,12 +37,17 @@ pub fn playbook(job_type: JobType) -> &'static str {
 }
 
 fn job_type(job: &JobRecord) -> JobType {
-    job.job_type.parse().expect("job_type constrained by the schema")
+    job.job_type
+        .parse()
+        .expect("job_type constrained by the schema")
 }
 
 /// Start-time validation (jobs.md §3): `Err(message)` refuses the job with
 /// `PRECONDITION_FAILED` before anything runs.
-pub async fn validate_start(conn: &mut SqliteConnection, job: &JobRecord) -> Result<Result<(), String>, StoreError> {
+pub async fn validate_start(
+    conn: &mut SqliteConnection,
+    job: &JobRecord,
+) -> Result<Result<(), String>, StoreError> {
     match job_type(job) {
         JobType::NodeProvision => node_provision::validate_start(conn, job).await,
         _ => Ok(Ok(())),
@@ -50,7 +55,11 @@ pub async fn validate_start(conn: &mut SqliteConnection, job: &JobRecord) -> Res
 }
 
 /// Transitions when a run starts.
-pub async fn on_start(conn: &mut SqliteConnection, job: &JobRecord, now: &str) -> Result<(), StoreError> {
+pub async fn on_start(
+    conn: &mut SqliteConnection,
+    job: &JobRecord,
+    now: &str,
+) -> Result<(), StoreError> {
     match job_type(job) {
         JobType::NodeProvision => node_provision::on_start(conn, job, now).await,
         _ => Ok(()),
@@ -79,7 +88,9 @@ pub async fn on_final_failure(
     now: &str,
 ) -> Result<(), StoreError> {
     match job_type(job) {
-        JobType::NodeProvision => node_provision::on_final_failure(conn, job, code, started, now).await,
+        JobType::NodeProvision => {
+            node_provision::on_final_failure(conn, job, code, started, now).await
+        }
         _ => Ok(()),
     }
 }

@@ -36,7 +36,10 @@ async fn transition(
     Ok(())
 }
 
-pub async fn validate_start(conn: &mut SqliteConnection, job: &JobRecord) -> Result<Result<(), String>, StoreError> {
+pub async fn validate_start(
+    conn: &mut SqliteConnection,
+    job: &JobRecord,
+) -> Result<Result<(), String>, StoreError> {
     let node = node(conn, job).await?;
     if node.status == NodeStatus::Decommissioned.as_str() {
         return Ok(Err(format!("node {} is decommissioned", node.name)));
@@ -44,7 +47,11 @@ pub async fn validate_start(conn: &mut SqliteConnection, job: &JobRecord) -> Res
     Ok(Ok(()))
 }
 
-pub async fn on_start(conn: &mut SqliteConnection, job: &JobRecord, now: &str) -> Result<(), StoreError> {
+pub async fn on_start(
+    conn: &mut SqliteConnection,
+    job: &JobRecord,
+    now: &str,
+) -> Result<(), StoreError> {
     let node = node(conn, job).await?;
     transition(conn, &node, NodeStatus::Provisioning, now).await
 }
@@ -120,13 +127,25 @@ pub async fn extra_vars(
         .or_else(|| std::env::current_exe().ok())
         .map(|p| p.display().to_string())
         .unwrap_or_default();
-    let domain = store.get_setting("control_plane_domain").await?.unwrap_or_default();
+    let domain = store
+        .get_setting("control_plane_domain")
+        .await?
+        .unwrap_or_default();
     let mut vars = serde_json::Map::new();
-    vars.insert("node_public_ip".into(), node.public_ip.clone().unwrap_or_default().into());
+    vars.insert(
+        "node_public_ip".into(),
+        node.public_ip.clone().unwrap_or_default().into(),
+    );
     vars.insert("manage_firewall".into(), config.manage_firewall.into());
     vars.insert("is_local_node".into(), node.is_local.into());
-    vars.insert("control_plane_port".into(), config.listen_addr.port().into());
+    vars.insert(
+        "control_plane_port".into(),
+        config.listen_addr.port().into(),
+    );
     vars.insert("control_plane_domain".into(), domain.into());
     vars.insert("pressluft_binary_path".into(), binary.into());
-    Ok(super::kinds::ResolvedVars { vars, secrets: Vec::new() })
+    Ok(super::kinds::ResolvedVars {
+        vars,
+        secrets: Vec::new(),
+    })
 }

@@ -40,8 +40,12 @@ impl OutputSink {
         let seq = std::fs::read(&path)
             .map(|b| b.iter().filter(|c| **c == b'\n').count() as u64)
             .unwrap_or(0);
-        let file = std::fs::create_dir_all(path.parent().expect("has a parent"))
-            .and_then(|()| std::fs::OpenOptions::new().create(true).append(true).open(&path));
+        let file = std::fs::create_dir_all(path.parent().expect("has a parent")).and_then(|()| {
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&path)
+        });
         if let Err(e) = &file {
             tracing::warn!(job = job_id, error = %e, "job log file unavailable; output kept in memory only");
         }
@@ -62,7 +66,9 @@ impl OutputSink {
     /// ignored (masking "1" would garble every line).
     pub fn mask(&self, secrets: impl IntoIterator<Item = String>) {
         let mut inner = self.inner.lock().expect("output lock");
-        inner.secrets.extend(secrets.into_iter().filter(|s| s.len() >= 4));
+        inner
+            .secrets
+            .extend(secrets.into_iter().filter(|s| s.len() >= 4));
         inner.secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
     }
 

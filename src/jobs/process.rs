@@ -139,7 +139,13 @@ mod tests {
         tokio::time::sleep(Duration::from_millis(300)).await;
         tx.send(Some(StopReason::Cancel)).unwrap();
         let end = task.await.unwrap().unwrap();
-        assert!(matches!(end, ProcessEnd::Stopped(StopReason::Cancel)), "{end:?}");
-        assert!(started.elapsed() < Duration::from_secs(5), "SIGTERM suffices for sleep");
+        assert!(
+            matches!(end, ProcessEnd::Stopped(StopReason::Cancel)),
+            "{end:?}"
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "SIGTERM suffices for sleep"
+        );
     }
 }

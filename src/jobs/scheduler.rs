@@ -25,7 +25,11 @@ pub async fn run(engine: Engine, clock: SharedClock, mut shutdown: watch::Receiv
 }
 
 /// One pass of every scheduler duty.
-pub async fn tick(engine: &Engine, clock: &SharedClock, last_purge: &mut Option<time::OffsetDateTime>) {
+pub async fn tick(
+    engine: &Engine,
+    clock: &SharedClock,
+    last_purge: &mut Option<time::OffsetDateTime>,
+) {
     match engine.recover_stale().await {
         Ok(n) => tracing::debug!(run = "stale_heartbeats", recovered = n, "scheduler run"),
         Err(e) => tracing::error!(error = %e, "scheduler: stale-heartbeat recovery failed"),
@@ -34,10 +38,19 @@ pub async fn tick(engine: &Engine, clock: &SharedClock, last_purge: &mut Option<
     if last_purge.is_none_or(|t| now - t >= PURGE_EVERY) {
         let sessions_before = format_ts(now - time::Duration::days(7));
         let attempts_before = format_ts(now - time::Duration::hours(24));
-        match engine.store().purge_auth_history(&sessions_before, &attempts_before).await {
+        match engine
+            .store()
+            .purge_auth_history(&sessions_before, &attempts_before)
+            .await
+        {
             Ok((sessions, attempts)) => {
                 *last_purge = Some(now);
-                tracing::info!(run = "purge_auth", sessions, login_attempts = attempts, "scheduler run");
+                tracing::info!(
+                    run = "purge_auth",
+                    sessions,
+                    login_attempts = attempts,
+                    "scheduler run"
+                );
             }
             Err(e) => tracing::error!(error = %e, "scheduler: purge failed"),
         }

@@ -62,14 +62,18 @@ pub struct Secrets {
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> SecretsError + '_ {
-    move |source| SecretsError::Io { path: path.to_path_buf(), source }
+    move |source| SecretsError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
 }
 
 /// Writes `bytes` to `path` with `mode`, atomically (temp file + rename).
 fn write_private(path: &Path, bytes: &[u8], mode: u32) -> Result<(), SecretsError> {
     if let Some(parent) = path.parent() {
         std::fs::create_dir_all(parent).map_err(io(parent))?;
-        std::fs::set_permissions(parent, std::fs::Permissions::from_mode(0o700)).map_err(io(parent))?;
+        std::fs::set_permissions(parent, std::fs::Permissions::from_mode(0o700))
+            .map_err(io(parent))?;
     }
     let tmp = path.with_extension("tmp");
     let mut f = std::fs::OpenOptions::new()
@@ -112,7 +116,10 @@ impl Secrets {
         };
         std::fs::set_permissions(identity_path, std::fs::Permissions::from_mode(0o600))
             .map_err(io(identity_path))?;
-        Ok(Secrets { dir: secrets_dir.to_path_buf(), identity: std::sync::Arc::new(identity) })
+        Ok(Secrets {
+            dir: secrets_dir.to_path_buf(),
+            identity: std::sync::Arc::new(identity),
+        })
     }
 
     fn path(&self, key: &str) -> Result<PathBuf, SecretsError> {
@@ -121,7 +128,9 @@ impl Secrets {
                 !part.is_empty()
                     && part != "."
                     && part != ".."
-                    && part.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+                    && part
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
             });
         if !ok {
             return Err(SecretsError::BadKey(key.to_string()));
@@ -200,16 +209,29 @@ mod tests {
         s.put("env/abc/db_password", "hunter2-but-longer").unwrap();
         let on_disk = std::fs::read(dir.path().join("secrets/env/abc/db_password.age")).unwrap();
         assert!(!String::from_utf8_lossy(&on_disk).contains("hunter2"));
-        assert_eq!(s.get("env/abc/db_password").unwrap().unwrap().expose(), "hunter2-but-longer");
+        assert_eq!(
+            s.get("env/abc/db_password").unwrap().unwrap().expose(),
+            "hunter2-but-longer"
+        );
         assert!(s.get("missing").unwrap().is_none());
         assert!(s.put("../escape", "x").is_err());
-        let mode = std::fs::metadata(dir.path().join("age.key")).unwrap().permissions().mode();
+        let mode = std::fs::metadata(dir.path().join("age.key"))
+            .unwrap()
+            .permissions()
+            .mode();
         assert_eq!(mode & 0o777, 0o600);
-        assert_eq!(format!("{:?}", s.get("env/abc/db_password").unwrap().unwrap()), "Secret(***)");
+        assert_eq!(
+            format!("{:?}", s.get("env/abc/db_password").unwrap().unwrap()),
+            "Secret(***)"
+        );
 
         // A second open reads the same identity.
-        let again = Secrets::open(&dir.path().join("secrets"), &dir.path().join("age.key")).unwrap();
-        assert_eq!(again.get("env/abc/db_password").unwrap().unwrap().expose(), "hunter2-but-longer");
+        let again =
+            Secrets::open(&dir.path().join("secrets"), &dir.path().join("age.key")).unwrap();
+        assert_eq!(
+            again.get("env/abc/db_password").unwrap().unwrap().expose(),
+            "hunter2-but-longer"
+        );
     }
 
     #[test]
@@ -220,6 +242,8 @@ mod tests {
         assert!(public.starts_with("ssh-ed25519 "), "{public}");
         assert_eq!(s.ensure_ssh_key_pair().unwrap(), public, "idempotent");
         let private = s.ssh_private_key().unwrap();
-        assert!(private.expose().starts_with("-----BEGIN OPENSSH PRIVATE KEY-----"));
+        assert!(private
+            .expose()
+            .starts_with("-----BEGIN OPENSSH PRIVATE KEY-----"));
     }
 }

@@ -37,7 +37,11 @@ pub struct NewAudit<'a> {
     pub job_id: Option<&'a str>,
 }
 
-pub async fn insert_audit(conn: &mut SqliteConnection, a: &NewAudit<'_>, now: &str) -> Result<(), StoreError> {
+pub async fn insert_audit(
+    conn: &mut SqliteConnection,
+    a: &NewAudit<'_>,
+    now: &str,
+) -> Result<(), StoreError> {
     sqlx::query(
         "INSERT INTO audit_logs (id, user_id, action, resource_type, resource_id, result, job_id, created_at)
          VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
@@ -61,11 +65,12 @@ pub async fn finish_audit_for_job(
     job_id: &str,
     result: &str,
 ) -> Result<u64, StoreError> {
-    let r = sqlx::query("UPDATE audit_logs SET result = ? WHERE job_id = ? AND result = 'accepted'")
-        .bind(result)
-        .bind(job_id)
-        .execute(conn)
-        .await?;
+    let r =
+        sqlx::query("UPDATE audit_logs SET result = ? WHERE job_id = ? AND result = 'accepted'")
+            .bind(result)
+            .bind(job_id)
+            .execute(conn)
+            .await?;
     Ok(r.rows_affected())
 }
 

@@ -8,9 +8,9 @@
 pub mod audit;
 mod jobs;
 pub mod login_attempts;
+mod metrics;
 pub mod nodes;
 pub mod queue;
-mod metrics;
 mod sessions;
 mod settings;
 mod sites;

@@ -38,9 +38,11 @@ pub struct NewNode {
 
 impl Store {
     pub async fn list_nodes(&self) -> Result<Vec<NodeRecord>, StoreError> {
-        Ok(sqlx::query_as("SELECT * FROM nodes ORDER BY created_at DESC, id DESC")
-            .fetch_all(&self.pool)
-            .await?)
+        Ok(
+            sqlx::query_as("SELECT * FROM nodes ORDER BY created_at DESC, id DESC")
+                .fetch_all(&self.pool)
+                .await?,
+        )
     }
 
     pub async fn get_node(&self, id: &str) -> Result<Option<NodeRecord>, StoreError> {
@@ -58,7 +60,11 @@ impl Store {
 }
 
 /// Inserts a node in `provisioning`; [`StoreError::Duplicate`] for a second local node.
-pub async fn insert_node(conn: &mut SqliteConnection, n: &NewNode, now: &str) -> Result<(), StoreError> {
+pub async fn insert_node(
+    conn: &mut SqliteConnection,
+    n: &NewNode,
+    now: &str,
+) -> Result<(), StoreError> {
     sqlx::query(
         "INSERT INTO nodes (id, name, hostname, public_ip, ssh_port, ssh_user, status, is_local,
            created_at, updated_at)
@@ -79,7 +85,10 @@ pub async fn insert_node(conn: &mut SqliteConnection, n: &NewNode, now: &str) ->
     Ok(())
 }
 
-pub async fn fetch_node(conn: &mut SqliteConnection, id: &str) -> Result<Option<NodeRecord>, StoreError> {
+pub async fn fetch_node(
+    conn: &mut SqliteConnection,
+    id: &str,
+) -> Result<Option<NodeRecord>, StoreError> {
     Ok(sqlx::query_as("SELECT * FROM nodes WHERE id = ?")
         .bind(id)
         .fetch_optional(conn)

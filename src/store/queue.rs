@@ -111,11 +111,12 @@ impl Store {
 
     /// `cancel_requested_at` of a running job, if a cancel is pending.
     pub async fn cancel_requested(&self, id: &str) -> Result<bool, StoreError> {
-        let row: Option<(Option<String>,)> =
-            sqlx::query_as("SELECT cancel_requested_at FROM jobs WHERE id = ? AND status = 'running'")
-                .bind(id)
-                .fetch_optional(&self.pool)
-                .await?;
+        let row: Option<(Option<String>,)> = sqlx::query_as(
+            "SELECT cancel_requested_at FROM jobs WHERE id = ? AND status = 'running'",
+        )
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
         Ok(matches!(row, Some((Some(_),))))
     }
 
@@ -145,7 +146,11 @@ impl Store {
     }
 }
 
-pub async fn insert_job(conn: &mut SqliteConnection, job: &NewJob, now: &str) -> Result<(), StoreError> {
+pub async fn insert_job(
+    conn: &mut SqliteConnection,
+    job: &NewJob,
+    now: &str,
+) -> Result<(), StoreError> {
     sqlx::query(
         "INSERT INTO jobs (id, job_type, status, site_id, environment_id, node_id, payload_json,
            attempt_count, max_attempts, parent_job_id, created_at, updated_at)
@@ -185,7 +190,10 @@ pub async fn claim_next(
     Ok(None)
 }
 
-pub async fn fetch_job(conn: &mut SqliteConnection, id: &str) -> Result<Option<JobRecord>, StoreError> {
+pub async fn fetch_job(
+    conn: &mut SqliteConnection,
+    id: &str,
+) -> Result<Option<JobRecord>, StoreError> {
     Ok(sqlx::query_as(&format!("{SELECT_JOB} WHERE j.id = ?"))
         .bind(id)
         .fetch_optional(conn)
@@ -266,7 +274,11 @@ pub async fn finish_queued(
 }
 
 /// Marks a cancel request on a running job; false when it is not running.
-pub async fn request_cancel(conn: &mut SqliteConnection, id: &str, now: &str) -> Result<bool, StoreError> {
+pub async fn request_cancel(
+    conn: &mut SqliteConnection,
+    id: &str,
+    now: &str,
+) -> Result<bool, StoreError> {
     let r = sqlx::query(
         "UPDATE jobs SET cancel_requested_at = COALESCE(cancel_requested_at, ?), updated_at = ?
          WHERE id = ? AND status = 'running'",

@@ -51,9 +51,10 @@ impl Store {
     }
 
     pub async fn admin_emails(&self) -> Result<Vec<String>, StoreError> {
-        let rows: Vec<(String,)> = sqlx::query_as("SELECT email FROM users ORDER BY created_at, email")
-            .fetch_all(&self.pool)
-            .await?;
+        let rows: Vec<(String,)> =
+            sqlx::query_as("SELECT email FROM users ORDER BY created_at, email")
+                .fetch_all(&self.pool)
+                .await?;
         Ok(rows.into_iter().map(|(e,)| e).collect())
     }
 

@@ -42,7 +42,10 @@ pub async fn page(
         Ok((t, id, limit)) => {
             page.resource_type = t.clone().unwrap_or_default();
             page.resource_id = id.clone().unwrap_or_default();
-            page.rows = state.store.list_audit(t.as_deref(), id.as_deref(), limit).await?;
+            page.rows = state
+                .store
+                .list_audit(t.as_deref(), id.as_deref(), limit)
+                .await?;
         }
         Err(e) => page.error = Some(e.message),
     }

@@ -67,11 +67,10 @@ pub async fn events(
     AppQuery(q): AppQuery<LiveQuery>,
 ) -> Result<Response, ApiError> {
     if q.view == "job" {
-        let id = q
-            .id
-            .as_deref()
-            .and_then(parse_uuid)
-            .ok_or_else(|| ApiError::field("id", "must be a UUID"))?;
+        let id =
+            q.id.as_deref()
+                .and_then(parse_uuid)
+                .ok_or_else(|| ApiError::field("id", "must be a UUID"))?;
         return job_stream(state, session.csrf_token(), id, q.after.unwrap_or(0)).await;
     }
     let view = match q.view.as_str() {
@@ -160,7 +159,10 @@ async fn render(
             let nodes = state.store.list_nodes().await?;
             out.push(fragment(
                 "nodes",
-                &super::nodes::NodeRows { nodes, csrf_token: csrf_token.clone() },
+                &super::nodes::NodeRows {
+                    nodes,
+                    csrf_token: csrf_token.clone(),
+                },
             )?);
         }
     }
@@ -204,15 +206,32 @@ fn output_fragment(lines: &[String]) -> SseEvent {
 
 /// The job page's stream: `job-panel` (details and Cancel button) on every change of the job,
 /// `job-output` with the lines the page does not show yet, then live lines.
-async fn job_stream(state: AppState, csrf: String, id: String, after: u64) -> Result<Response, ApiError> {
+async fn job_stream(
+    state: AppState,
+    csrf: String,
+    id: String,
+    after: u64,
+) -> Result<Response, ApiError> {
     let jobs = state.events.subscribe();
     let output = state.events.subscribe_output();
-    state.store.get_job(&id).await?.ok_or_else(|| ApiError::not_found("job"))?;
+    state
+        .store
+        .get_job(&id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("job"))?;
     let log = crate::jobs::output::job_log_path(&state.config.log_dir, &id);
     let text = tokio::fs::read_to_string(&log).await.unwrap_or_default();
     let in_file = text.lines().count() as u64;
-    let missed: Vec<String> = text.lines().skip(after as usize).map(str::to_string).collect();
-    let first: Vec<SseEvent> = if missed.is_empty() { Vec::new() } else { vec![output_fragment(&missed)] };
+    let missed: Vec<String> = text
+        .lines()
+        .skip(after as usize)
+        .map(str::to_string)
+        .collect();
+    let first: Vec<SseEvent> = if missed.is_empty() {
+        Vec::new()
+    } else {
+        vec![output_fragment(&missed)]
+    };
 
     let panel_id = id.clone();
     let panels = stream::unfold((jobs, csrf, panel_id), |(mut jobs, csrf, id)| async move {
@@ -234,7 +253,9 @@ async fn job_stream(state: AppState, csrf: String, id: String, after: u64) -> Re
     });
     let lines = tokio_stream::wrappers::BroadcastStream::new(output).filter_map(move |item| {
         let keep = match item {
-            Ok(l) if *l.job_id == *id && l.seq > in_file => Some(output_fragment(&[l.line.to_string()])),
+            Ok(l) if *l.job_id == *id && l.seq > in_file => {
+                Some(output_fragment(&[l.line.to_string()]))
+            }
             _ => None,
         };
         async move { keep }

@@ -78,8 +78,15 @@ async fn page(
 }
 
 /// `GET /nodes`.
-pub async fn list(State(state): State<AppState>, UiSession(session): UiSession) -> Result<Response, ApiError> {
-    let form = NodeForm { ssh_port: "22".into(), ssh_user: "root".into(), ..Default::default() };
+pub async fn list(
+    State(state): State<AppState>,
+    UiSession(session): UiSession,
+) -> Result<Response, ApiError> {
+    let form = NodeForm {
+        ssh_port: "22".into(),
+        ssh_user: "root".into(),
+        ..Default::default()
+    };
     page(&state, &session, StatusCode::OK, form, HashMap::new(), None).await
 }
 
@@ -98,8 +105,19 @@ pub async fn register(
         p => match p.parse::<i64>() {
             Ok(n) => Some(n),
             Err(_) => {
-                let errors = HashMap::from([("ssh_port".to_string(), "must be a number from 1 to 65535".to_string())]);
-                return page(&state, &session, StatusCode::BAD_REQUEST, form, errors, None).await;
+                let errors = HashMap::from([(
+                    "ssh_port".to_string(),
+                    "must be a number from 1 to 65535".to_string(),
+                )]);
+                return page(
+                    &state,
+                    &session,
+                    StatusCode::BAD_REQUEST,
+                    form,
+                    errors,
+                    None,
+                )
+                .await;
             }
         },
     };
@@ -115,10 +133,26 @@ pub async fn register(
         Ok((_, job_id)) => Ok(Redirect::to(&format!("/jobs/{job_id}")).into_response()),
         Err(NodeError::Invalid { field, message }) => {
             let errors = HashMap::from([(field.to_string(), message)]);
-            page(&state, &session, StatusCode::BAD_REQUEST, form, errors, None).await
+            page(
+                &state,
+                &session,
+                StatusCode::BAD_REQUEST,
+                form,
+                errors,
+                None,
+            )
+            .await
         }
         Err(NodeError::Conflict(message)) => {
-            page(&state, &session, StatusCode::CONFLICT, form, HashMap::new(), Some(message)).await
+            page(
+                &state,
+                &session,
+                StatusCode::CONFLICT,
+                form,
+                HashMap::new(),
+                Some(message),
+            )
+            .await
         }
         Err(other) => Err(other.into()),
     }
@@ -137,7 +171,15 @@ pub async fn provision(
         Ok(job_id) => Ok(Redirect::to(&format!("/jobs/{job_id}")).into_response()),
         Err(NodeError::Conflict(message)) => {
             let notice = Some(format!("Not started: {message}."));
-            page(&state, &session, StatusCode::CONFLICT, NodeForm::default(), HashMap::new(), notice).await
+            page(
+                &state,
+                &session,
+                StatusCode::CONFLICT,
+                NodeForm::default(),
+                HashMap::new(),
+                notice,
+            )
+            .await
         }
         Err(other) => Err(other.into()),
     }

@@ -219,7 +219,11 @@ pub async fn job_page(
     id: &str,
     notice: Option<String>,
 ) -> Result<Response, ApiError> {
-    let record = state.store.get_job(id).await?.ok_or_else(|| ApiError::not_found("job"))?;
+    let record = state
+        .store
+        .get_job(id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("job"))?;
     let panel = JobPanel::new(&record, session.csrf_token());
     let log = crate::jobs::output::job_log_path(&state.config.log_dir, id);
     let text = tokio::fs::read_to_string(&log)
@@ -251,9 +255,9 @@ pub async fn cancel_job(
     use crate::jobs::CancelOutcome;
     let notice = match state.engine.cancel(&id, &session.user.user_id).await? {
         CancelOutcome::NotFound => return Err(ApiError::not_found("job")),
-        CancelOutcome::NotCancellable(status) => {
-            Some(format!("This job can no longer be cancelled: it is already {status}."))
-        }
+        CancelOutcome::NotCancellable(status) => Some(format!(
+            "This job can no longer be cancelled: it is already {status}."
+        )),
         CancelOutcome::Status(_) => None,
     };
     if notice.is_some() {

@@ -18,25 +18,36 @@ pub fn ansible_available() -> bool {
         .output()
         .is_ok_and(|o| o.status.success());
     if !found {
-        assert!(std::env::var_os("PRESSLUFT_E2E").is_none(), "PRESSLUFT_E2E is set but ansible-playbook is missing");
+        assert!(
+            std::env::var_os("PRESSLUFT_E2E").is_none(),
+            "PRESSLUFT_E2E is set but ansible-playbook is missing"
+        );
         eprintln!("skipped: ansible-playbook not on PATH (run scripts/e2e-setup)");
     }
     found
 }
 
-const LOCAL_PLAY: &str = "- name: Test play\n  hosts: target\n  connection: local\n  gather_facts: false\n  tasks:\n";
+const LOCAL_PLAY: &str =
+    "- name: Test play\n  hosts: target\n  connection: local\n  gather_facts: false\n  tasks:\n";
 
 fn ansible_dir(root: &Path, playbook: &str, cfg: Option<&str>) -> std::path::PathBuf {
     let dir = root.join("ansible-test");
     std::fs::create_dir_all(dir.join("playbooks")).unwrap();
-    let repo_cfg = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("ansible/ansible.cfg")).unwrap();
+    let repo_cfg =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("ansible/ansible.cfg"))
+            .unwrap();
     std::fs::write(dir.join("ansible.cfg"), cfg.unwrap_or(&repo_cfg)).unwrap();
     std::fs::write(dir.join("playbooks/node-provision.yml"), playbook).unwrap();
     dir
 }
 
 /// Runs one node_provision job through the real runner with `playbook`; returns the job.
-async fn run_playbook(playbook: &str, cfg: Option<&str>, ssh_port: i64, timeout: Option<Duration>) -> (TestApp, JobRecord) {
+async fn run_playbook(
+    playbook: &str,
+    cfg: Option<&str>,
+    ssh_port: i64,
+    timeout: Option<Duration>,
+) -> (TestApp, JobRecord) {
     let scratch = tempfile::tempdir().unwrap();
     let dir = ansible_dir(scratch.path(), playbook, cfg);
     let app = spawn_app_with(
@@ -57,7 +68,9 @@ async fn run_playbook(playbook: &str, cfg: Option<&str>, ssh_port: i64, timeout:
         .execute(app.store.pool())
         .await
         .unwrap();
-    let id = app.insert_job(JobFixture::new("node_provision", "queued", &node)).await;
+    let id = app
+        .insert_job(JobFixture::new("node_provision", "queued", &node))
+        .await;
     app.state.engine.run_until_idle("w").await.unwrap();
     let job = app.store.get_job(&id).await.unwrap().unwrap();
     std::mem::forget(scratch); // keep the playbook dir for the app's lifetime
@@ -73,10 +86,18 @@ async fn exit_codes_map_to_job_error_codes() {
     if !ansible_available() {
         return;
     }
-    let fail_task = format!("{LOCAL_PLAY}    - name: Fail\n      ansible.builtin.fail:\n        msg: boom\n");
+    let fail_task =
+        format!("{LOCAL_PLAY}    - name: Fail\n      ansible.builtin.fail:\n        msg: boom\n");
     let (_, job) = run_playbook(&fail_task, None, 22, None).await;
-    assert_eq!(code(&job), ("queued", "ANSIBLE_HOST_FAILED"), "exit 2 is retryable");
-    assert!(job.error_message.as_deref().unwrap().contains("boom"), "message = output tail");
+    assert_eq!(
+        code(&job),
+        ("queued", "ANSIBLE_HOST_FAILED"),
+        "exit 2 is retryable"
+    );
+    assert!(
+        job.error_message.as_deref().unwrap().contains("boom"),
+        "message = output tail"
+    );
     assert!(job.output_tail.as_deref().unwrap().contains("PLAY RECAP"));
 
     let missing_role = "- name: Test play\n  hosts: target\n  connection: local\n  gather_facts: false\n  roles: [does-not-exist]\n";
@@ -84,15 +105,28 @@ async fn exit_codes_map_to_job_error_codes() {
     assert_eq!(code(&job), ("queued", "ANSIBLE_PLAY_ERROR"), "exit 1");
 
     let (_, job) = run_playbook("not: [valid yaml", None, 22, None).await;
-    assert_eq!(code(&job), ("failed", "ANSIBLE_SYNTAX_ERROR"), "exit 4 without UNREACHABLE");
+    assert_eq!(
+        code(&job),
+        ("failed", "ANSIBLE_SYNTAX_ERROR"),
+        "exit 4 without UNREACHABLE"
+    );
 
     let ping = "- name: Test play\n  hosts: target\n  gather_facts: false\n  tasks:\n    - name: Ping\n      ansible.builtin.ping:\n";
     let (_, job) = run_playbook(ping, None, 1, None).await;
-    assert_eq!(code(&job), ("queued", "ANSIBLE_HOST_UNREACHABLE"), "exit 4 with UNREACHABLE!");
+    assert_eq!(
+        code(&job),
+        ("queued", "ANSIBLE_HOST_UNREACHABLE"),
+        "exit 4 with UNREACHABLE!"
+    );
 
-    let ok = format!("{LOCAL_PLAY}    - name: Nothing\n      ansible.builtin.debug:\n        msg: hi\n");
+    let ok =
+        format!("{LOCAL_PLAY}    - name: Nothing\n      ansible.builtin.debug:\n        msg: hi\n");
     let (_, job) = run_playbook(&ok, Some("[defaults]\nforks = many\n"), 22, None).await;
-    assert_eq!(code(&job), ("failed", "ANSIBLE_SYNTAX_ERROR"), "exit 5 (invalid options)");
+    assert_eq!(
+        code(&job),
+        ("failed", "ANSIBLE_SYNTAX_ERROR"),
+        "exit 5 (invalid options)"
+    );
 }
 
 #[tokio::test]
@@ -108,7 +142,11 @@ async fn success_records_the_result_and_a_reported_error_wins() {
     let node = app.store.get_node(&job.node_id).await.unwrap().unwrap();
     assert_eq!(node.firewall_status.as_deref(), Some("skipped"));
     assert!(node.last_seen_at.is_some());
-    let log = std::fs::read_to_string(pressluft::jobs::output::job_log_path(&app.state.config.log_dir, &job.id)).unwrap();
+    let log = std::fs::read_to_string(pressluft::jobs::output::job_log_path(
+        &app.state.config.log_dir,
+        &job.id,
+    ))
+    .unwrap();
     assert!(log.starts_with("$ ansible-playbook -i "), "{log}");
     assert!(log.contains("PLAY RECAP"));
 
@@ -117,7 +155,10 @@ async fn success_records_the_result_and_a_reported_error_wins() {
     );
     let (_, job) = run_playbook(&refuse, None, 22, None).await;
     assert_eq!(code(&job), ("failed", "PRECONDITION_FAILED"), "not retried");
-    assert_eq!(job.error_message.as_deref(), Some("unsupported operating system: plan9"));
+    assert_eq!(
+        job.error_message.as_deref(),
+        Some("unsupported operating system: plan9")
+    );
 }
 
 #[tokio::test]
@@ -129,7 +170,15 @@ async fn the_timeout_kills_ansible() {
     let started = std::time::Instant::now();
     let (_, job) = run_playbook(&slow, None, 22, Some(Duration::from_secs(3))).await;
     assert_eq!(code(&job), ("queued", "ANSIBLE_TIMEOUT"), "retryable");
-    assert!(started.elapsed() < Duration::from_secs(30), "{:?}", started.elapsed());
-    let alive = std::process::Command::new("pgrep").args(["-f", "sleep 53.25"]).status().unwrap().success();
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "{:?}",
+        started.elapsed()
+    );
+    let alive = std::process::Command::new("pgrep")
+        .args(["-f", "sleep 53.25"])
+        .status()
+        .unwrap()
+        .success();
     assert!(!alive, "the playbook's processes are gone");
 }

@@ -206,3 +206,40 @@ fn unsafe_kill(child: &mut std::process::Child) {
     let _ = child.kill();
     let _ = child.wait();
 }
+
+#[test]
+fn node_pubkey_prints_the_key_migrate_created() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = pressluft(dir.path()).arg("migrate").output().unwrap();
+    assert!(out.status.success());
+    let printed = String::from_utf8_lossy(&out.stdout).to_string();
+    let out = pressluft(dir.path())
+        .args(["node", "pubkey"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let key = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    assert!(
+        key.starts_with("ssh-ed25519 ") && key.ends_with(" pressluft-control-plane"),
+        "{key}"
+    );
+    assert!(printed.contains(&key), "migrate printed the same key");
+    let mode = std::os::unix::fs::PermissionsExt::mode(
+        &std::fs::metadata(dir.path().join("data/age.key"))
+            .unwrap()
+            .permissions(),
+    );
+    assert_eq!(mode & 0o777, 0o600);
+    assert!(!String::from_utf8_lossy(
+        &std::fs::read(
+            dir.path()
+                .join("data/secrets/ssh/control_plane_ed25519.age")
+        )
+        .unwrap()
+    )
+    .contains("PRIVATE KEY"));
+}

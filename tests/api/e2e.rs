@@ -32,7 +32,11 @@ impl Drop for AuthorizedKey {
     fn drop(&mut self) {
         let path = "/root/.ssh/authorized_keys";
         if let Ok(keys) = std::fs::read_to_string(path) {
-            let kept: String = keys.lines().filter(|l| *l != self.0).map(|l| format!("{l}\n")).collect();
+            let kept: String = keys
+                .lines()
+                .filter(|l| *l != self.0)
+                .map(|l| format!("{l}\n"))
+                .collect();
             let _ = std::fs::write(path, kept);
         }
     }
@@ -42,10 +46,17 @@ async fn wait_for_job(app: &TestApp, job_id: &str, limit: Duration) -> Value {
     let deadline = Instant::now() + limit;
     loop {
         let (_, job) = app.get_json(&format!("/api/jobs/{job_id}")).await;
-        if matches!(job["status"].as_str(), Some("succeeded" | "failed" | "cancelled")) {
+        if matches!(
+            job["status"].as_str(),
+            Some("succeeded" | "failed" | "cancelled")
+        ) {
             return job;
         }
-        assert!(Instant::now() < deadline, "job {job_id} still {} after {limit:?}", job["status"]);
+        assert!(
+            Instant::now() < deadline,
+            "job {job_id} still {} after {limit:?}",
+            job["status"]
+        );
         tokio::time::sleep(Duration::from_secs(2)).await;
     }
 }
@@ -79,18 +90,29 @@ async fn provision_this_machine_through_the_api() {
         .await
         .unwrap();
     assert_eq!(r.status(), 202);
-    let job_id = r.json::<Value>().await.unwrap()["job_id"].as_str().unwrap().to_string();
+    let job_id = r.json::<Value>().await.unwrap()["job_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let job = wait_for_job(&app, &job_id, Duration::from_secs(25 * 60)).await;
-    let output = app.get(&format!("/api/jobs/{job_id}/output")).await.text().await.unwrap();
+    let output = app
+        .get(&format!("/api/jobs/{job_id}/output"))
+        .await
+        .text()
+        .await
+        .unwrap();
     assert_eq!(job["status"], "succeeded", "{job}\n{output}");
     let node_id = job["node_id"].as_str().unwrap().to_string();
     let (_, node) = app.get_json(&format!("/api/nodes/{node_id}")).await;
     assert_eq!(node["status"], "active", "{node}");
     assert_eq!(node["firewall_status"], "skipped");
 
-    let check = std::process::Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/e2e/check-node.sh"))
-        .output()
-        .unwrap();
+    let check = std::process::Command::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/e2e/check-node.sh"
+    ))
+    .output()
+    .unwrap();
     assert!(
         check.status.success(),
         "check-node.sh failed:\n{}\n{}",
@@ -101,10 +123,22 @@ async fn provision_this_machine_through_the_api() {
     // Provision again from the dashboard, in a real browser, watching the output live.
     let again = provision_again_in_browser(&app, &node_id).await;
     let job = wait_for_job(&app, &again, Duration::from_secs(15 * 60)).await;
-    let output = app.get(&format!("/api/jobs/{again}/output")).await.text().await.unwrap();
+    let output = app
+        .get(&format!("/api/jobs/{again}/output"))
+        .await
+        .text()
+        .await
+        .unwrap();
     assert_eq!(job["status"], "succeeded", "{output}");
-    let recap = output.lines().skip_while(|l| !l.starts_with("PLAY RECAP")).nth(1).unwrap_or("");
-    assert!(recap.contains("changed=0") && recap.contains("failed=0"), "second run changed something: {recap}\n{output}");
+    let recap = output
+        .lines()
+        .skip_while(|l| !l.starts_with("PLAY RECAP"))
+        .nth(1)
+        .unwrap_or("");
+    assert!(
+        recap.contains("changed=0") && recap.contains("failed=0"),
+        "second run changed something: {recap}\n{output}"
+    );
 }
 
 /// Runs tests/browser/nodes.mjs; returns the id of the job the browser started.
@@ -120,7 +154,10 @@ async fn provision_again_in_browser(app: &TestApp, node_id: &str) -> String {
             .env("PRESSLUFT_EMAIL", crate::helpers::ADMIN_EMAIL)
             .env("PRESSLUFT_PASSWORD", crate::helpers::ADMIN_PASSWORD)
             .env("PRESSLUFT_NODE_ID", node_id)
-            .env("PRESSLUFT_SCREENSHOTS", std::env::var("PRESSLUFT_SCREENSHOTS").unwrap_or_default())
+            .env(
+                "PRESSLUFT_SCREENSHOTS",
+                std::env::var("PRESSLUFT_SCREENSHOTS").unwrap_or_default(),
+            )
             .output()
             .expect("node runs")
     })

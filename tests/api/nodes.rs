@@ -19,7 +19,11 @@ impl Runner for Answers {
         Box::pin(async move {
             ctx.output.line("PLAY [target] scripted");
             let mut a = self.0.lock().unwrap();
-            if a.len() > 1 { a.remove(0) } else { a[0].clone() }
+            if a.len() > 1 {
+                a.remove(0)
+            } else {
+                a[0].clone()
+            }
         })
     }
 }
@@ -35,7 +39,12 @@ fn ok(result: Value) -> RunOutcome {
 }
 
 async fn register(app: &TestApp, body: Value) -> reqwest::Response {
-    app.client.post(app.url("/api/nodes")).json(&body).send().await.unwrap()
+    app.client
+        .post(app.url("/api/nodes"))
+        .json(&body)
+        .send()
+        .await
+        .unwrap()
 }
 
 async fn node(app: &TestApp, id: &str) -> Value {
@@ -43,7 +52,10 @@ async fn node(app: &TestApp, id: &str) -> Value {
 }
 
 async fn job_node(app: &TestApp, job_id: &str) -> String {
-    app.get_json(&format!("/api/jobs/{job_id}")).await.1["node_id"].as_str().unwrap().to_string()
+    app.get_json(&format!("/api/jobs/{job_id}")).await.1["node_id"]
+        .as_str()
+        .unwrap()
+        .to_string()
 }
 
 #[tokio::test]
@@ -55,32 +67,67 @@ async fn register_provision_and_read_nodes() {
     .await;
     let r = register(&app, json!({"name": "This host", "hostname": "127.0.0.1", "public_ip": "127.0.0.1", "is_local": true})).await;
     assert_eq!(r.status(), 202);
-    let job_id = r.json::<Value>().await.unwrap()["job_id"].as_str().unwrap().to_string();
+    let job_id = r.json::<Value>().await.unwrap()["job_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let node_id = job_node(&app, &job_id).await;
     let n = node(&app, &node_id).await;
     assert_eq!(n["status"], "provisioning");
-    assert_eq!((n["ssh_port"].as_i64(), n["ssh_user"].as_str(), n["is_local"].as_bool()), (Some(22), Some("root"), Some(true)));
+    assert_eq!(
+        (
+            n["ssh_port"].as_i64(),
+            n["ssh_user"].as_str(),
+            n["is_local"].as_bool()
+        ),
+        (Some(22), Some("root"), Some(true))
+    );
     let (_, job) = app.get_json(&format!("/api/jobs/{job_id}")).await;
-    assert_eq!((job["job_type"].as_str(), job["status"].as_str(), job["site_id"].is_null()), (Some("node_provision"), Some("queued"), true));
+    assert_eq!(
+        (
+            job["job_type"].as_str(),
+            job["status"].as_str(),
+            job["site_id"].is_null()
+        ),
+        (Some("node_provision"), Some("queued"), true)
+    );
 
     app.state.engine.run_until_idle("w").await.unwrap();
     let n = node(&app, &node_id).await;
     assert_eq!(n["status"], "active");
     assert!(n["last_seen_at"].is_string());
     assert_eq!(n["firewall_status"], "unavailable");
-    assert!(n["provision_warning"].as_str().unwrap().contains("refused ufw"), "{n}");
+    assert!(
+        n["provision_warning"]
+            .as_str()
+            .unwrap()
+            .contains("refused ufw"),
+        "{n}"
+    );
 
     let (_, list) = app.get_json("/api/nodes").await;
     assert_eq!(list.as_array().unwrap().len(), 1);
     let (_, key) = app.get_json("/api/nodes/ssh-public-key").await;
-    assert!(key["public_key"].as_str().unwrap().starts_with("ssh-ed25519 "));
+    assert!(key["public_key"]
+        .as_str()
+        .unwrap()
+        .starts_with("ssh-ed25519 "));
 
     // Output is kept: the log file and the stored tail.
-    let out = app.get(&format!("/api/jobs/{job_id}/output")).await.text().await.unwrap();
+    let out = app
+        .get(&format!("/api/jobs/{job_id}/output"))
+        .await
+        .text()
+        .await
+        .unwrap();
     assert!(out.contains("PLAY [target] scripted"), "{out}");
 
     // The audit row follows the job.
-    let (_, audit) = app.get_json(&format!("/api/audit-logs?resource_type=node&resource_id={node_id}")).await;
+    let (_, audit) = app
+        .get_json(&format!(
+            "/api/audit-logs?resource_type=node&resource_id={node_id}"
+        ))
+        .await;
     assert_eq!(audit.as_array().unwrap().len(), 1, "{audit}");
     assert_eq!(audit[0]["action"], "node_provision");
     assert_eq!(audit[0]["result"], "succeeded");
@@ -89,13 +136,30 @@ async fn register_provision_and_read_nodes() {
 
     // Provision again; a second request while it is queued is refused and audited.
     app.clock.advance(time::Duration::seconds(1));
-    let r = app.client.post(app.url(&format!("/api/nodes/{node_id}/provision"))).send().await.unwrap();
+    let r = app
+        .client
+        .post(app.url(&format!("/api/nodes/{node_id}/provision")))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 202);
     app.clock.advance(time::Duration::seconds(1));
-    let r = app.client.post(app.url(&format!("/api/nodes/{node_id}/provision"))).send().await.unwrap();
+    let r = app
+        .client
+        .post(app.url(&format!("/api/nodes/{node_id}/provision")))
+        .send()
+        .await
+        .unwrap();
     assert_error(r, 409, "conflict").await;
-    let (_, audit) = app.get_json(&format!("/api/audit-logs?resource_id={node_id}")).await;
-    let results: Vec<&str> = audit.as_array().unwrap().iter().map(|a| a["result"].as_str().unwrap()).collect();
+    let (_, audit) = app
+        .get_json(&format!("/api/audit-logs?resource_id={node_id}"))
+        .await;
+    let results: Vec<&str> = audit
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["result"].as_str().unwrap())
+        .collect();
     assert_eq!(results, ["rejected", "accepted", "succeeded"]);
 }
 
@@ -118,11 +182,26 @@ async fn registration_validates_every_field() {
     for (body, field) in [
         (json!({"name": "", "hostname": "h.example"}), "name"),
         (json!({"name": "n", "hostname": "not a host"}), "hostname"),
-        (json!({"name": "n", "hostname": "h.example", "public_ip": "2001:db8::1"}), "public_ip"),
-        (json!({"name": "n", "hostname": "h.example", "ssh_port": 70000}), "ssh_port"),
-        (json!({"name": "n", "hostname": "h.example", "ssh_user": "Root"}), "ssh_user"),
-        (json!({"name": "n", "hostname": "h.example", "colour": "red"}), "colour"),
-        (json!({"name": "n", "hostname": "h.example", "ssh_port": "22"}), "ssh_port"),
+        (
+            json!({"name": "n", "hostname": "h.example", "public_ip": "2001:db8::1"}),
+            "public_ip",
+        ),
+        (
+            json!({"name": "n", "hostname": "h.example", "ssh_port": 70000}),
+            "ssh_port",
+        ),
+        (
+            json!({"name": "n", "hostname": "h.example", "ssh_user": "Root"}),
+            "ssh_user",
+        ),
+        (
+            json!({"name": "n", "hostname": "h.example", "colour": "red"}),
+            "colour",
+        ),
+        (
+            json!({"name": "n", "hostname": "h.example", "ssh_port": "22"}),
+            "ssh_port",
+        ),
     ] {
         let r = register(&app, body.clone()).await;
         let e = assert_error(r, 400, "bad_request").await;
@@ -130,54 +209,103 @@ async fn registration_validates_every_field() {
     }
     let (_, list) = app.get_json("/api/nodes").await;
     assert!(list.as_array().unwrap().is_empty());
-    let r = app.get(&format!("/api/nodes/{}", uuid::Uuid::new_v4())).await;
+    let r = app
+        .get(&format!("/api/nodes/{}", uuid::Uuid::new_v4()))
+        .await;
     assert_error(r, 404, "not_found").await;
-    let r = app.client.post(app.url(&format!("/api/nodes/{}/provision", uuid::Uuid::new_v4()))).send().await.unwrap();
+    let r = app
+        .client
+        .post(app.url(&format!("/api/nodes/{}/provision", uuid::Uuid::new_v4())))
+        .send()
+        .await
+        .unwrap();
     assert_error(r, 404, "not_found").await;
 }
 
 #[tokio::test]
 async fn an_unreachable_node_ends_unreachable_after_its_retries() {
-    let unreachable = RunOutcome::Failed { code: JobErrorCode::AnsibleHostUnreachable, message: "ssh: connect to host 203.0.113.9 port 22: Connection refused".into() };
+    let unreachable = RunOutcome::Failed {
+        code: JobErrorCode::AnsibleHostUnreachable,
+        message: "ssh: connect to host 203.0.113.9 port 22: Connection refused".into(),
+    };
     let app = app(vec![unreachable]).await;
     let r = register(&app, json!({"name": "far", "hostname": "203.0.113.9"})).await;
-    let job_id = r.json::<Value>().await.unwrap()["job_id"].as_str().unwrap().to_string();
+    let job_id = r.json::<Value>().await.unwrap()["job_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let node_id = job_node(&app, &job_id).await;
     for _ in 0..3 {
         app.state.engine.run_until_idle("w").await.unwrap();
-        assert_eq!(node(&app, &node_id).await["status"], if app.get_json(&format!("/api/jobs/{job_id}")).await.1["status"] == "failed" { "unreachable" } else { "provisioning" });
+        assert_eq!(
+            node(&app, &node_id).await["status"],
+            if app.get_json(&format!("/api/jobs/{job_id}")).await.1["status"] == "failed" {
+                "unreachable"
+            } else {
+                "provisioning"
+            }
+        );
         app.clock.advance(time::Duration::minutes(16));
     }
     let (_, job) = app.get_json(&format!("/api/jobs/{job_id}")).await;
-    assert_eq!((job["status"].as_str(), job["attempt_count"].as_i64()), (Some("failed"), Some(3)));
+    assert_eq!(
+        (job["status"].as_str(), job["attempt_count"].as_i64()),
+        (Some("failed"), Some(3))
+    );
     assert_eq!(job["error_code"], "ANSIBLE_HOST_UNREACHABLE");
     assert_eq!(node(&app, &node_id).await["status"], "unreachable");
 }
 
 #[tokio::test]
 async fn a_failed_reprovision_leaves_an_active_node_active() {
-    let failure = RunOutcome::Failed { code: JobErrorCode::AnsibleSyntaxError, message: "bad".into() };
+    let failure = RunOutcome::Failed {
+        code: JobErrorCode::AnsibleSyntaxError,
+        message: "bad".into(),
+    };
     let app = app(vec![ok(json!({})), failure]).await;
     let r = register(&app, json!({"name": "n", "hostname": "10.1.2.3"})).await;
-    let job_id = r.json::<Value>().await.unwrap()["job_id"].as_str().unwrap().to_string();
+    let job_id = r.json::<Value>().await.unwrap()["job_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let node_id = job_node(&app, &job_id).await;
     app.state.engine.run_until_idle("w").await.unwrap();
     assert_eq!(node(&app, &node_id).await["status"], "active");
-    app.client.post(app.url(&format!("/api/nodes/{node_id}/provision"))).send().await.unwrap();
+    app.client
+        .post(app.url(&format!("/api/nodes/{node_id}/provision")))
+        .send()
+        .await
+        .unwrap();
     app.state.engine.run_until_idle("w").await.unwrap();
-    assert_eq!(node(&app, &node_id).await["status"], "active", "keeps serving");
+    assert_eq!(
+        node(&app, &node_id).await["status"],
+        "active",
+        "keeps serving"
+    );
 }
 
 #[tokio::test]
 async fn cancelling_a_queued_provision_marks_the_node_unreachable() {
     let app = app(vec![ok(json!({}))]).await;
     let r = register(&app, json!({"name": "n", "hostname": "10.1.2.3"})).await;
-    let job_id = r.json::<Value>().await.unwrap()["job_id"].as_str().unwrap().to_string();
+    let job_id = r.json::<Value>().await.unwrap()["job_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let node_id = job_node(&app, &job_id).await;
-    let r = app.client.post(app.url(&format!("/api/jobs/{job_id}/cancel"))).send().await.unwrap();
+    let r = app
+        .client
+        .post(app.url(&format!("/api/jobs/{job_id}/cancel")))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200);
     assert_eq!(node(&app, &node_id).await["status"], "unreachable");
-    let (_, audit) = app.get_json(&format!("/api/audit-logs?resource_type=node&resource_id={node_id}")).await;
+    let (_, audit) = app
+        .get_json(&format!(
+            "/api/audit-logs?resource_type=node&resource_id={node_id}"
+        ))
+        .await;
     assert_eq!(audit[0]["result"], "cancelled");
 }
 
@@ -195,7 +323,10 @@ async fn audit_log_filters_are_validated() {
 async fn job_events_replay_output_and_end() {
     let app = app(vec![ok(json!({}))]).await;
     let r = register(&app, json!({"name": "n", "hostname": "10.1.2.3"})).await;
-    let job_id = r.json::<Value>().await.unwrap()["job_id"].as_str().unwrap().to_string();
+    let job_id = r.json::<Value>().await.unwrap()["job_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let stream = app.get(&format!("/api/jobs/{job_id}/events")).await;
     assert_eq!(stream.status(), 200);
     app.state.engine.run_until_idle("w").await.unwrap();

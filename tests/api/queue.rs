@@ -6,18 +6,20 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use pressluft::jobs::{RunContext, RunOutcome, Runner, JobErrorCode};
 use pressluft::jobs::runner::RunFuture;
+use pressluft::jobs::{JobErrorCode, RunContext, RunOutcome, Runner};
 use pressluft::store::JobRecord;
 use rand::{Rng, SeedableRng};
 
 use crate::helpers::{assert_error, spawn_app_with, JobFixture, TestApp};
 
+/// One recorded run: job id, site, node, start, end.
+type Run = (String, Option<String>, String, Instant, Instant);
+
 /// What a scripted job does, from its payload: `{"fail": "<CODE>", "times": n, "sleep_ms": n}`.
 #[derive(Default)]
 struct Scripted {
-    /// (job id, site, node, start, end) of every run.
-    runs: Mutex<Vec<(String, Option<String>, String, Instant, Instant)>>,
+    runs: Mutex<Vec<Run>>,
 }
 
 impl Runner for Scripted {
@@ -34,10 +36,18 @@ impl Runner for Scripted {
                     code: JobErrorCode::parse(code).unwrap(),
                     message: format!("scripted {code}"),
                 },
-                _ => RunOutcome::Succeeded { result: serde_json::json!({}) },
+                _ => RunOutcome::Succeeded {
+                    result: serde_json::json!({}),
+                },
             };
             let end = Instant::now();
-            self.runs.lock().unwrap().push((job.id.clone(), job.site_id.clone(), job.node_id.clone(), start, end));
+            self.runs.lock().unwrap().push((
+                job.id.clone(),
+                job.site_id.clone(),
+                job.node_id.clone(),
+                start,
+                end,
+            ));
             outcome
         })
     }
@@ -78,8 +88,12 @@ async fn two_thousand_jobs_never_overlap_per_site_or_node() {
     }
     let mut sites = Vec::new();
     for i in 0..50 {
-        let site = app.insert_site(&format!("Site {i}"), &format!("site-{i}")).await;
-        let env = app.insert_environment(&site, &nodes[i % 5], "Production").await;
+        let site = app
+            .insert_site(&format!("Site {i}"), &format!("site-{i}"))
+            .await;
+        let env = app
+            .insert_environment(&site, &nodes[i % 5], "Production")
+            .await;
         sites.push((site, env, nodes[i % 5].clone()));
     }
     let mut ids = Vec::new();
@@ -176,22 +190,37 @@ async fn two_thousand_jobs_never_overlap_per_site_or_node() {
         *runs_per_job.entry(id.as_str()).or_default() += 1;
     }
     for (id, status, attempts, code) in &rows {
-        assert!(status == "succeeded" || status == "failed", "{id} ended {status}");
-        assert_eq!(runs_per_job.get(id.as_str()).copied().unwrap_or(0), *attempts, "one run per claim");
+        assert!(
+            status == "succeeded" || status == "failed",
+            "{id} ended {status}"
+        );
+        assert_eq!(
+            runs_per_job.get(id.as_str()).copied().unwrap_or(0),
+            *attempts,
+            "one run per claim"
+        );
         if status == "failed" {
             assert_eq!(*attempts, 3, "failed only after 3 attempts");
             assert_eq!(code.as_deref(), Some("ANSIBLE_HOST_FAILED"));
         }
     }
-    assert!(rows.iter().any(|r| r.1 == "failed"), "the script makes some jobs fail for good");
-    assert!(rows.iter().any(|r| r.1 == "succeeded" && r.2 > 1), "and some succeed on a retry");
+    assert!(
+        rows.iter().any(|r| r.1 == "failed"),
+        "the script makes some jobs fail for good"
+    );
+    assert!(
+        rows.iter().any(|r| r.1 == "succeeded" && r.2 > 1),
+        "and some succeed on a retry"
+    );
 }
 
 #[tokio::test]
 async fn retries_follow_the_backoff_schedule() {
     let app = app_with(Arc::new(Scripted::default())).await;
     let node = app.insert_node("n", "active").await;
-    let id = app.insert_job(JobFixture::new("backup_create", "queued", &node)).await;
+    let id = app
+        .insert_job(JobFixture::new("backup_create", "queued", &node))
+        .await;
     set_payload(&app, &id, serde_json::json!({"fail": "ANSIBLE_PLAY_ERROR"})).await;
     let engine = &app.state.engine;
 
@@ -201,31 +230,51 @@ async fn retries_follow_the_backoff_schedule() {
     assert_eq!(j.error_code.as_deref(), Some("ANSIBLE_PLAY_ERROR"));
     assert_eq!(j.locked_by, None, "lock cleared on retry");
     let first_run_after = pressluft::clock::parse_ts(j.run_after.as_deref().unwrap()).unwrap();
-    assert_eq!(first_run_after - pressluft::clock::parse_ts(&app.now()).unwrap(), time::Duration::minutes(1));
+    assert_eq!(
+        first_run_after - pressluft::clock::parse_ts(&app.now()).unwrap(),
+        time::Duration::minutes(1)
+    );
 
     app.clock.advance(time::Duration::seconds(59));
-    assert_eq!(engine.run_until_idle("w").await.unwrap(), 0, "not before its backoff");
+    assert_eq!(
+        engine.run_until_idle("w").await.unwrap(),
+        0,
+        "not before its backoff"
+    );
     app.clock.advance(time::Duration::seconds(1));
     assert_eq!(engine.run_until_idle("w").await.unwrap(), 1);
     let j = job(&app, &id).await;
     assert_eq!((j.status.as_str(), j.attempt_count), ("queued", 2));
     let second = pressluft::clock::parse_ts(j.run_after.as_deref().unwrap()).unwrap();
-    assert_eq!(second - pressluft::clock::parse_ts(&app.now()).unwrap(), time::Duration::minutes(5));
+    assert_eq!(
+        second - pressluft::clock::parse_ts(&app.now()).unwrap(),
+        time::Duration::minutes(5)
+    );
 
     app.clock.advance(time::Duration::minutes(5));
     assert_eq!(engine.run_until_idle("w").await.unwrap(), 1);
     let j = job(&app, &id).await;
     assert_eq!((j.status.as_str(), j.attempt_count), ("failed", 3));
     assert!(j.finished_at.is_some() && j.run_after.is_none());
-    assert_eq!(j.error_message.as_deref(), Some("scripted ANSIBLE_PLAY_ERROR"));
+    assert_eq!(
+        j.error_message.as_deref(),
+        Some("scripted ANSIBLE_PLAY_ERROR")
+    );
 }
 
 #[tokio::test]
 async fn non_retryable_failures_end_at_once() {
     let app = app_with(Arc::new(Scripted::default())).await;
     let node = app.insert_node("n", "active").await;
-    let id = app.insert_job(JobFixture::new("backup_create", "queued", &node)).await;
-    set_payload(&app, &id, serde_json::json!({"fail": "ANSIBLE_SYNTAX_ERROR"})).await;
+    let id = app
+        .insert_job(JobFixture::new("backup_create", "queued", &node))
+        .await;
+    set_payload(
+        &app,
+        &id,
+        serde_json::json!({"fail": "ANSIBLE_SYNTAX_ERROR"}),
+    )
+    .await;
     app.state.engine.run_until_idle("w").await.unwrap();
     let j = job(&app, &id).await;
     assert_eq!((j.status.as_str(), j.attempt_count), ("failed", 1));
@@ -235,11 +284,23 @@ async fn non_retryable_failures_end_at_once() {
 async fn a_lost_worker_is_recovered() {
     let app = app_with(Arc::new(Scripted::default())).await;
     let node = app.insert_node("n", "active").await;
-    let id = app.insert_job(JobFixture::new("backup_create", "queued", &node)).await;
+    let id = app
+        .insert_job(JobFixture::new("backup_create", "queued", &node))
+        .await;
     // A worker claims the job and dies before finishing (never heartbeats again).
-    let claimed = app.state.engine.claim("dead-host:1/0").await.unwrap().unwrap();
+    let claimed = app
+        .state
+        .engine
+        .claim("dead-host:1/0")
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(claimed.id, id);
-    assert_eq!(app.state.engine.recover_stale().await.unwrap(), 0, "lease still fresh");
+    assert_eq!(
+        app.state.engine.recover_stale().await.unwrap(),
+        0,
+        "lease still fresh"
+    );
     app.clock.advance(time::Duration::seconds(61));
     assert_eq!(app.state.engine.recover_stale().await.unwrap(), 1);
     let j = job(&app, &id).await;
@@ -260,7 +321,9 @@ async fn follow_ups_jump_the_queue_and_hold_their_site() {
     let site = app.insert_site("S", "s").await;
     let env = app.insert_environment(&site, &node_a, "Production").await;
     let other_site = app.insert_site("T", "t").await;
-    let other_env = app.insert_environment(&other_site, &node_b, "Production").await;
+    let other_env = app
+        .insert_environment(&other_site, &node_b, "Production")
+        .await;
 
     let mut older = JobFixture::new("backup_create", "queued", &node_a);
     older.site_id = Some(&site);
@@ -281,8 +344,14 @@ async fn follow_ups_jump_the_queue_and_hold_their_site() {
     let first = engine.claim("w1").await.unwrap().unwrap();
     assert_eq!(first.id, follow_up, "follow-ups first, though younger");
     let second = engine.claim("w2").await.unwrap().unwrap();
-    assert_eq!(second.id, elsewhere, "the site with the follow-up is held; other sites go on");
-    assert!(engine.claim("w3").await.unwrap().is_none(), "one running job per site");
+    assert_eq!(
+        second.id, elsewhere,
+        "the site with the follow-up is held; other sites go on"
+    );
+    assert!(
+        engine.claim("w3").await.unwrap().is_none(),
+        "one running job per site"
+    );
     engine.execute(first, "w1").await.unwrap();
     let third = engine.claim("w3").await.unwrap().unwrap();
     assert_eq!(third.id, older);
@@ -298,7 +367,12 @@ async fn a_queued_retry_blocks_the_rest_of_its_site() {
     first.site_id = Some(&site);
     first.environment_id = Some(&env);
     let first = app.insert_job(first).await;
-    set_payload(&app, &first, serde_json::json!({"fail": "ANSIBLE_HOST_FAILED", "times": 1})).await;
+    set_payload(
+        &app,
+        &first,
+        serde_json::json!({"fail": "ANSIBLE_HOST_FAILED", "times": 1}),
+    )
+    .await;
     let mut second = JobFixture::new("backup_create", "queued", &node);
     second.site_id = Some(&site);
     second.environment_id = Some(&env);
@@ -306,7 +380,11 @@ async fn a_queued_retry_blocks_the_rest_of_its_site() {
     let second = app.insert_job(second).await;
 
     let engine = &app.state.engine;
-    assert_eq!(engine.run_until_idle("w").await.unwrap(), 1, "first fails; second must wait");
+    assert_eq!(
+        engine.run_until_idle("w").await.unwrap(),
+        1,
+        "first fails; second must wait"
+    );
     assert_eq!(job(&app, &second).await.status, "queued");
     app.clock.advance(time::Duration::minutes(1));
     assert_eq!(engine.run_until_idle("w").await.unwrap(), 2);
@@ -319,28 +397,59 @@ async fn cancel_a_queued_job() {
     let app = app_with(Arc::new(Scripted::default())).await;
     app.login().await;
     let node = app.insert_node("a", "active").await;
-    let id = app.insert_job(JobFixture::new("backup_create", "queued", &node)).await;
-    let r = app.client.post(app.url(&format!("/api/jobs/{id}/cancel"))).send().await.unwrap();
+    let id = app
+        .insert_job(JobFixture::new("backup_create", "queued", &node))
+        .await;
+    let r = app
+        .client
+        .post(app.url(&format!("/api/jobs/{id}/cancel")))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200);
-    assert_eq!(r.json::<serde_json::Value>().await.unwrap(), serde_json::json!({"success": true, "status": "cancelled"}));
+    assert_eq!(
+        r.json::<serde_json::Value>().await.unwrap(),
+        serde_json::json!({"success": true, "status": "cancelled"})
+    );
     let j = job(&app, &id).await;
     assert_eq!(j.status, "cancelled");
     assert_eq!(j.error_code, None);
     assert!(j.finished_at.is_some());
-    let r = app.client.post(app.url(&format!("/api/jobs/{id}/cancel"))).send().await.unwrap();
+    let r = app
+        .client
+        .post(app.url(&format!("/api/jobs/{id}/cancel")))
+        .send()
+        .await
+        .unwrap();
     assert_error(r, 409, "job_not_cancellable").await;
-    let r = app.client.post(app.url(&format!("/api/jobs/{}/cancel", uuid::Uuid::new_v4()))).send().await.unwrap();
+    let r = app
+        .client
+        .post(app.url(&format!("/api/jobs/{}/cancel", uuid::Uuid::new_v4())))
+        .send()
+        .await
+        .unwrap();
     assert_error(r, 404, "not_found").await;
-    assert_eq!(app.state.engine.run_until_idle("w").await.unwrap(), 0, "a cancelled job never runs");
+    assert_eq!(
+        app.state.engine.run_until_idle("w").await.unwrap(),
+        0,
+        "a cancelled job never runs"
+    );
 
-    let audit: Vec<(String, String)> =
-        sqlx::query_as("SELECT action, result FROM audit_logs WHERE resource_id = ? ORDER BY created_at, result")
-            .bind(&id)
-            .fetch_all(app.store.pool())
-            .await
-            .unwrap();
-    assert!(audit.contains(&("job_cancel".into(), "succeeded".into())), "{audit:?}");
-    assert!(audit.contains(&("job_cancel".into(), "rejected".into())), "{audit:?}");
+    let audit: Vec<(String, String)> = sqlx::query_as(
+        "SELECT action, result FROM audit_logs WHERE resource_id = ? ORDER BY created_at, result",
+    )
+    .bind(&id)
+    .fetch_all(app.store.pool())
+    .await
+    .unwrap();
+    assert!(
+        audit.contains(&("job_cancel".into(), "succeeded".into())),
+        "{audit:?}"
+    );
+    assert!(
+        audit.contains(&("job_cancel".into(), "rejected".into())),
+        "{audit:?}"
+    );
 }
 
 /// Runs `sleep` as a real subprocess through the engine's process runner.
@@ -351,16 +460,30 @@ impl Runner for Sleeper {
         Box::pin(async move {
             let mut cmd = tokio::process::Command::new("sleep");
             cmd.arg("41.5");
-            match pressluft::jobs::process::run(cmd, &ctx.output, &mut ctx.stop, pressluft::jobs::process::KILL_GRACE).await {
+            match pressluft::jobs::process::run(
+                cmd,
+                &ctx.output,
+                &mut ctx.stop,
+                pressluft::jobs::process::KILL_GRACE,
+            )
+            .await
+            {
                 Ok(pressluft::jobs::process::ProcessEnd::Stopped(_)) => RunOutcome::Stopped,
-                other => RunOutcome::Failed { code: JobErrorCode::AnsibleUnknownExit, message: format!("{other:?}") },
+                other => RunOutcome::Failed {
+                    code: JobErrorCode::AnsibleUnknownExit,
+                    message: format!("{other:?}"),
+                },
             }
         })
     }
 }
 
 fn sleep_running() -> bool {
-    std::process::Command::new("pgrep").args(["-f", "^sleep 41.5$"]).status().map(|s| s.success()).unwrap_or(false)
+    std::process::Command::new("pgrep")
+        .args(["-f", "^sleep 41.5$"])
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -368,7 +491,9 @@ async fn cancel_a_running_job_stops_its_process() {
     let app = app_with(Arc::new(Sleeper)).await;
     app.login().await;
     let node = app.insert_node("a", "active").await;
-    let id = app.insert_job(JobFixture::new("backup_create", "queued", &node)).await;
+    let id = app
+        .insert_job(JobFixture::new("backup_create", "queued", &node))
+        .await;
     let engine = app.state.engine.clone();
     let worker = tokio::spawn(async move { engine.run_until_idle("w").await.unwrap() });
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -377,7 +502,12 @@ async fn cancel_a_running_job_stops_its_process() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let started = Instant::now();
-    let r = app.client.post(app.url(&format!("/api/jobs/{id}/cancel"))).send().await.unwrap();
+    let r = app
+        .client
+        .post(app.url(&format!("/api/jobs/{id}/cancel")))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200);
     let body: serde_json::Value = r.json().await.unwrap();
     assert_eq!(body["status"], "cancelled", "{body}");
