@@ -132,6 +132,30 @@ fn provision_job(node_id: &str) -> NewJob {
     }
 }
 
+/// The audit row of a `node_provision` request.
+async fn audit_node_provision(
+    conn: &mut sqlx::SqliteConnection,
+    user_id: &str,
+    node_id: &str,
+    result: &str,
+    job_id: Option<&str>,
+    now: &str,
+) -> Result<(), StoreError> {
+    let id = Uuid::new_v4().to_string();
+    let audit = NewAudit {
+        id: &id,
+        user_id,
+        action: JobType::NodeProvision.as_str(),
+        resource_type: "node",
+        resource_id: node_id,
+        result,
+        job_id,
+    };
+    insert_audit(conn, &audit, now).await?;
+    tracing::info!(node = node_id, result, "audit written");
+    Ok(())
+}
+
 /// The node service.
 #[derive(Clone)]
 pub struct Nodes {
@@ -160,21 +184,8 @@ impl Nodes {
         let mut tx = self.store.begin_write().await?;
         if node.is_local {
             if let Some(existing) = self.store.local_node().await? {
-                let audit_id = Uuid::new_v4().to_string();
-                insert_audit(
-                    &mut tx,
-                    &NewAudit {
-                        id: &audit_id,
-                        user_id,
-                        action: JobType::NodeProvision.as_str(),
-                        resource_type: "node",
-                        resource_id: &existing.id,
-                        result: "rejected",
-                        job_id: None,
-                    },
-                    &now,
-                )
-                .await?;
+                audit_node_provision(&mut tx, user_id, &existing.id, "rejected", None, &now)
+                    .await?;
                 tx.commit().await?;
                 tracing::info!(existing = %existing.id, "node registration refused: a local node exists");
                 return Err(NodeError::Conflict(format!(
@@ -193,21 +204,7 @@ impl Nodes {
             })?;
         let job = provision_job(&node.id);
         Engine::enqueue(&mut tx, &job, &now).await?;
-        let audit_id = Uuid::new_v4().to_string();
-        insert_audit(
-            &mut tx,
-            &NewAudit {
-                id: &audit_id,
-                user_id,
-                action: JobType::NodeProvision.as_str(),
-                resource_type: "node",
-                resource_id: &node.id,
-                result: "accepted",
-                job_id: Some(&job.id),
-            },
-            &now,
-        )
-        .await?;
+        audit_node_provision(&mut tx, user_id, &node.id, "accepted", Some(&job.id), &now).await?;
         tx.commit().await?;
         tracing::info!(node = %node.id, name = %node.name, hostname = %node.hostname, job = %job.id, "node registered; audit written");
         self.engine.enqueued();
@@ -228,29 +225,15 @@ impl Nodes {
         } else {
             None
         };
-        let job = provision_job(node_id);
-        let audit_id = Uuid::new_v4().to_string();
-        let audit = NewAudit {
-            id: &audit_id,
-            user_id,
-            action: JobType::NodeProvision.as_str(),
-            resource_type: "node",
-            resource_id: node_id,
-            result: if refusal.is_some() {
-                "rejected"
-            } else {
-                "accepted"
-            },
-            job_id: refusal.is_none().then_some(job.id.as_str()),
-        };
         if let Some(reason) = refusal {
-            insert_audit(&mut tx, &audit, &now).await?;
+            audit_node_provision(&mut tx, user_id, node_id, "rejected", None, &now).await?;
             tx.commit().await?;
             tracing::info!(node = node_id, reason, "provision refused");
             return Err(NodeError::Conflict(reason.to_string()));
         }
+        let job = provision_job(node_id);
         Engine::enqueue(&mut tx, &job, &now).await?;
-        insert_audit(&mut tx, &audit, &now).await?;
+        audit_node_provision(&mut tx, user_id, node_id, "accepted", Some(&job.id), &now).await?;
         tx.commit().await?;
         tracing::info!(node = node_id, job = %job.id, "provision requested; audit written");
         self.engine.enqueued();

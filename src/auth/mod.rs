@@ -52,6 +52,15 @@ pub struct NewSession {
     pub user_email: String,
 }
 
+/// Checks the password policy, then hashes.
+fn policy_checked_hash(password: &str) -> Result<String, AuthError> {
+    check_policy(password).map_err(|message| AuthError::Invalid {
+        field: "password",
+        message,
+    })?;
+    hash_password(password).map_err(AuthError::Hash)
+}
+
 /// The authentication service.
 #[derive(Clone)]
 pub struct Auth {
@@ -185,11 +194,7 @@ impl Auth {
                 message: "must have at most 100 characters".into(),
             });
         }
-        check_policy(password).map_err(|message| AuthError::Invalid {
-            field: "password",
-            message,
-        })?;
-        let hash = hash_password(password).map_err(AuthError::Hash)?;
+        let hash = policy_checked_hash(password)?;
         let now = format_ts(self.clock.now());
         self.store
             .insert_user(
@@ -214,11 +219,7 @@ impl Auth {
             field: "email",
             message: m.to_string(),
         })?;
-        check_policy(password).map_err(|message| AuthError::Invalid {
-            field: "password",
-            message,
-        })?;
-        let hash = hash_password(password).map_err(AuthError::Hash)?;
+        let hash = policy_checked_hash(password)?;
         let now = format_ts(self.clock.now());
         if !self
             .store

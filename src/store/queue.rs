@@ -297,14 +297,7 @@ pub async fn job_pending_for_node(
     node_id: &str,
     job_type: JobType,
 ) -> Result<bool, StoreError> {
-    let (n,): (i64,) = sqlx::query_as(
-        "SELECT COUNT(*) FROM jobs WHERE node_id = ? AND job_type = ? AND status IN ('queued', 'running')",
-    )
-    .bind(node_id)
-    .bind(job_type.as_str())
-    .fetch_one(conn)
-    .await?;
-    Ok(n > 0)
+    node_has_job(conn, node_id, job_type, "status IN ('queued', 'running')").await
 }
 
 /// Whether a job of `job_type` for `node_id` ever succeeded.
@@ -313,9 +306,18 @@ pub async fn job_succeeded_for_node(
     node_id: &str,
     job_type: JobType,
 ) -> Result<bool, StoreError> {
-    let (n,): (i64,) = sqlx::query_as(
-        "SELECT COUNT(*) FROM jobs WHERE node_id = ? AND job_type = ? AND status = 'succeeded'",
-    )
+    node_has_job(conn, node_id, job_type, "status = 'succeeded'").await
+}
+
+async fn node_has_job(
+    conn: &mut SqliteConnection,
+    node_id: &str,
+    job_type: JobType,
+    status_condition: &'static str,
+) -> Result<bool, StoreError> {
+    let (n,): (i64,) = sqlx::query_as(&format!(
+        "SELECT COUNT(*) FROM jobs WHERE node_id = ? AND job_type = ? AND {status_condition}"
+    ))
     .bind(node_id)
     .bind(job_type.as_str())
     .fetch_one(conn)

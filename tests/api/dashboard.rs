@@ -257,3 +257,97 @@ async fn assets_are_embedded() {
         404
     );
 }
+
+#[tokio::test]
+async fn node_register_form_shows_field_errors_and_starts_a_job() {
+    let app = spawn_app().await;
+    let c = client();
+    form_login(&app, &c).await;
+    let html = c
+        .get(app.url("/nodes"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(html.contains("ssh-ed25519 "), "public key shown");
+    assert!(html.contains("No nodes yet"), "helpful empty state");
+    let token = csrf_field(&html);
+
+    let r = c
+        .post(app.url("/nodes"))
+        .form(&[
+            ("csrf_token", token.as_str()),
+            ("name", "edge"),
+            ("hostname", "not a host"),
+            ("ssh_port", "22"),
+            ("ssh_user", "root"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    let html = r.text().await.unwrap();
+    assert!(
+        html.contains("must be an IP address or a DNS name"),
+        "error next to the field"
+    );
+    assert!(html.contains("value=\"edge\""), "input kept");
+
+    let r = c
+        .post(app.url("/nodes"))
+        .form(&[
+            ("csrf_token", "forged"),
+            ("name", "edge"),
+            ("hostname", "10.0.0.9"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403, "per-session CSRF token required");
+
+    let r = c
+        .post(app.url("/nodes"))
+        .form(&[
+            ("csrf_token", token.as_str()),
+            ("name", "edge"),
+            ("hostname", "10.0.0.9"),
+            ("public_ip", ""),
+            ("ssh_port", "2222"),
+            ("ssh_user", "deploy"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    let location = r.headers()["location"].to_str().unwrap().to_string();
+    assert!(location.starts_with("/jobs/"), "{location}");
+    let job = c
+        .get(app.url(&location))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        job.contains("node_provision") && job.contains("Cancel job"),
+        "job page with progress"
+    );
+    let node = app.store.list_nodes().await.unwrap().pop().unwrap();
+    assert_eq!(
+        (node.ssh_port, node.ssh_user.as_str(), node.status.as_str()),
+        (2222, "deploy", "provisioning")
+    );
+
+    let html = c
+        .get(app.url("/audit"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(html.contains("node_provision") && html.contains("accepted"));
+}
