@@ -205,7 +205,11 @@ impl Engine {
         };
         let started = tokio::time::Instant::now();
         let mut run = self.inner.runner.run(&job, ctx);
-        let mut ticker = tokio::time::interval(Duration::from_secs(1));
+        // The first look is a second in: a job cannot have been cancelled before it started.
+        let mut ticker = tokio::time::interval_at(
+            tokio::time::Instant::now() + Duration::from_secs(1),
+            Duration::from_secs(1),
+        );
         let mut last_heartbeat = tokio::time::Instant::now();
         let mut give_up_at: Option<tokio::time::Instant> = None;
         let outcome = loop {

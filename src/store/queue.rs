@@ -84,9 +84,21 @@ WHERE id = (SELECT j.id FROM jobs j
       OR j.site_id IS NULL
       OR NOT EXISTS (SELECT 1 FROM jobs f WHERE f.status = 'queued' AND f.site_id = j.site_id
         AND (f.attempt_count > 0 OR f.job_type IN ('health_check', 'release_rollback'))))
-  ORDER BY j.status, COALESCE(j.run_after, j.created_at), j.created_at
+  ORDER BY {order}
   LIMIT 1)
 RETURNING id";
+
+/// Follow-ups: few rows, found through `idx_jobs_status_type`; the `|| ''` keeps SQLite from
+/// walking the queue-order index instead (the sort is over the handful of follow-ups).
+const FOLLOW_UPS: (&str, &str) = (
+    "IN",
+    "COALESCE(j.run_after, j.created_at) || '', j.created_at",
+);
+/// Everything else: walk `idx_jobs_queue_order`, stop at the first eligible row.
+const OTHERS: (&str, &str) = (
+    "NOT IN",
+    "j.status, COALESCE(j.run_after, j.created_at), j.created_at",
+);
 
 impl Store {
     /// Opens a write transaction.
@@ -177,8 +189,9 @@ pub async fn claim_next(
     worker: &str,
     now: &str,
 ) -> Result<Option<String>, StoreError> {
-    for kind in ["IN", "NOT IN"] {
-        let row: Option<(String,)> = sqlx::query_as(&CLAIM.replace("{kind}", kind))
+    for (kind, order) in [FOLLOW_UPS, OTHERS] {
+        let sql = CLAIM.replace("{kind}", kind).replace("{order}", order);
+        let row: Option<(String,)> = sqlx::query_as(&sql)
             .bind(now)
             .bind(worker)
             .fetch_optional(&mut *conn)
