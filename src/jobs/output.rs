@@ -25,7 +25,10 @@ pub struct OutputSink {
 }
 
 struct Inner {
+    /// The log file, opened at the first line (a job without output creates no file).
     file: Option<std::fs::File>,
+    path: PathBuf,
+    opened: bool,
     tail: VecDeque<String>,
     tail_bytes: usize,
     secrets: Vec<String>,
@@ -36,26 +39,15 @@ struct Inner {
 impl OutputSink {
     /// Appends to `<log_dir>/jobs/<job_id>.log` (created if missing).
     pub fn open(log_dir: &Path, job_id: &str, events: Events) -> OutputSink {
-        let path = job_log_path(log_dir, job_id);
-        let seq = std::fs::read(&path)
-            .map(|b| b.iter().filter(|c| **c == b'\n').count() as u64)
-            .unwrap_or(0);
-        let file = std::fs::create_dir_all(path.parent().expect("has a parent")).and_then(|()| {
-            std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(&path)
-        });
-        if let Err(e) = &file {
-            tracing::warn!(job = job_id, error = %e, "job log file unavailable; output kept in memory only");
-        }
         OutputSink {
             inner: Arc::new(Mutex::new(Inner {
-                file: file.ok(),
+                file: None,
+                path: job_log_path(log_dir, job_id),
+                opened: false,
                 tail: VecDeque::new(),
                 tail_bytes: 0,
                 secrets: Vec::new(),
-                seq,
+                seq: 0,
             })),
             events,
             job_id: job_id.into(),
@@ -80,6 +72,26 @@ impl OutputSink {
             for s in &inner.secrets {
                 if line.contains(s.as_str()) {
                     line = line.replace(s.as_str(), "***");
+                }
+            }
+            if !inner.opened {
+                inner.opened = true;
+                // Lines of earlier attempts stay; numbering continues after them.
+                inner.seq = std::fs::read(&inner.path)
+                    .map(|b| b.iter().filter(|c| **c == b'\n').count() as u64)
+                    .unwrap_or(0);
+                let file = std::fs::create_dir_all(inner.path.parent().expect("has a parent"))
+                    .and_then(|()| {
+                        std::fs::OpenOptions::new()
+                            .create(true)
+                            .append(true)
+                            .open(&inner.path)
+                    });
+                match file {
+                    Ok(f) => inner.file = Some(f),
+                    Err(e) => {
+                        tracing::warn!(job = %self.job_id, error = %e, "job log file unavailable; output kept in memory only")
+                    }
                 }
             }
             if let Some(f) = inner.file.as_mut() {
