@@ -142,7 +142,10 @@ async fn throughput() {
             .unwrap();
     }
     txn.commit().await.unwrap();
-    let workers = 4;
+    let workers: usize = std::env::var("PL_BENCH_WORKERS")
+        .ok()
+        .and_then(|w| w.parse().ok())
+        .unwrap_or(4);
     let started = Instant::now();
     let mut handles = Vec::new();
     for w in 0..workers {

@@ -56,6 +56,9 @@ impl StoreError {
 #[derive(Debug, Clone)]
 pub struct Store {
     pool: SqlitePool,
+    /// The one connection write transactions use: consecutive writes then find their pages
+    /// in its cache (SQLite drops a connection's cache whenever another connection wrote).
+    writer: SqlitePool,
     /// One writer at a time within this process (see [`queue::WriteTx`]).
     write_gate: std::sync::Arc<tokio::sync::Mutex<()>>,
 }
@@ -81,10 +84,15 @@ impl Store {
             .pragma("cache_size", "-16384");
         let pool = SqlitePoolOptions::new()
             .max_connections(8)
+            .connect_with(options.clone())
+            .await?;
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
             .connect_with(options)
             .await?;
         Ok(Store {
             pool,
+            writer,
             write_gate: Default::default(),
         })
     }
@@ -128,6 +136,7 @@ impl Store {
     }
 
     pub async fn close(&self) {
+        self.writer.close().await;
         self.pool.close().await;
     }
 }

@@ -104,7 +104,7 @@ impl Store {
     /// Opens a write transaction.
     pub async fn begin_write(&self) -> Result<WriteTx, StoreError> {
         let turn = self.write_gate.clone().lock_owned().await;
-        let tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
         Ok(WriteTx { tx, _turn: turn })
     }
 

@@ -281,7 +281,7 @@ fn generate(path: &std::path::Path, target: u64) -> io::Result<u64> {
         }
         // wp_postmeta; every 8th round as one very long (~32 MB) INSERT line.
         {
-            let line_bytes = if (id / 400) % 8 == 0 {
+            let line_bytes = if (id / 400) & 7 == 0 {
                 32 << 20
             } else {
                 1 << 20

@@ -219,7 +219,7 @@ pub(crate) struct Matcher {
 impl Matcher {
     pub(crate) fn new(r: &Replacements) -> Self {
         let mut pairs: Vec<&(Vec<u8>, Vec<u8>)> = r.pairs.iter().collect();
-        pairs.sort_by(|a, b| b.0.len().cmp(&a.0.len()));
+        pairs.sort_by_key(|p| std::cmp::Reverse(p.0.len()));
         let esc = |v: &[u8]| {
             let mut o = Vec::new();
             crate::sql::escape_into(v, &mut o);

@@ -724,9 +724,7 @@ mod tests {
             v.extend_from_slice(b"a:1:{i:0;");
         }
         v.extend_from_slice(b"s:6:\"a.test\";");
-        for _ in 0..MAX_DEPTH + 5 {
-            v.push(b'}');
-        }
+        v.extend(std::iter::repeat_n(b'}', MAX_DEPTH + 5));
         let (out, o, _) = rw("a.test", "b.test", &v);
         assert!(matches!(o, Outcome::Untouched(_)));
         assert_eq!(out, v);

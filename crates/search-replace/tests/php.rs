@@ -130,12 +130,7 @@ fn rewritten_values_unserialize_in_php() {
         let r = url_pairs(from, to);
         let mut rows = rows(from, true).new_tree(&mut runner).unwrap().current();
         if i < FROMS.len() * TOS.len() {
-            rows.push(
-                wordpress_values()
-                    .into_iter()
-                    .map(|v| Cell::Plain(v))
-                    .collect(),
-            );
+            rows.push(wordpress_values().into_iter().map(Cell::Plain).collect());
         }
         let input = dump(&rows, None);
         let mut out = Vec::new();
@@ -155,7 +150,7 @@ fn rewritten_values_unserialize_in_php() {
     let path = std::env::temp_dir().join(format!("sr-php-check-{}.bin", std::process::id()));
     let mut f = std::fs::File::create(&path).unwrap();
     for s in &samples {
-        write!(f, "{}\n", s.len()).unwrap();
+        writeln!(f, "{}", s.len()).unwrap();
         f.write_all(s).unwrap();
     }
     drop(f);

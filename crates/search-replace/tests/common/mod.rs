@@ -108,7 +108,7 @@ pub fn ser(v: &PVal) -> Vec<u8> {
 /// Naive reference replacement: leftmost, longest `from` first, non-overlapping.
 pub fn oracle_replace(pairs: &[(Vec<u8>, Vec<u8>)], s: &[u8]) -> Vec<u8> {
     let mut sorted: Vec<&(Vec<u8>, Vec<u8>)> = pairs.iter().collect();
-    sorted.sort_by(|a, b| b.0.len().cmp(&a.0.len()));
+    sorted.sort_by_key(|p| std::cmp::Reverse(p.0.len()));
     let mut out = Vec::new();
     let mut i = 0;
     'outer: while i < s.len() {
