@@ -152,11 +152,10 @@ impl Engine {
         loop {
             let now = format_ts(self.now());
             let mut tx = self.inner.store.begin_write().await?;
-            let Some(id) = claim_next(&mut tx, worker, &now).await? else {
+            let Some(job) = claim_next(&mut tx, worker, &now).await? else {
                 tx.commit().await?;
                 return Ok(None);
             };
-            let job = fetch_job(&mut tx, &id).await?.expect("just claimed");
             match kinds::validate_start(&mut tx, &job).await? {
                 Ok(()) => {
                     kinds::on_start(&mut tx, &job, &now).await?;

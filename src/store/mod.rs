@@ -82,12 +82,15 @@ impl Store {
             .busy_timeout(Duration::from_millis(5000))
             // 16 MiB of page cache per connection: the queue's indexes stay in memory.
             .pragma("cache_size", "-16384");
+        // A SQLite file connection does not go stale: no ping before each use.
         let pool = SqlitePoolOptions::new()
             .max_connections(8)
+            .test_before_acquire(false)
             .connect_with(options.clone())
             .await?;
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
+            .test_before_acquire(false)
             .connect_with(options)
             .await?;
         Ok(Store {

@@ -66,15 +66,14 @@ pub struct Finish<'a> {
     pub now: &'a str,
 }
 
-/// The claim of jobs.md §3: one conditional update. At most one running job per site and per
-/// node; a site with a queued follow-up or retry runs only that. `{kind}` selects follow-ups
-/// or the rest: follow-ups are tried first, in their own statement, so that the other one can
-/// walk `idx_jobs_queue_order` in queue order and stop at the first eligible row instead of
-/// sorting every queued job (same order as the spec's single `ORDER BY CASE …`).
-const CLAIM: &str = "
-UPDATE jobs SET status = 'running', locked_at = ?1, locked_by = ?2, started_at = ?1,
-       heartbeat_at = ?1, attempt_count = attempt_count + 1, updated_at = ?1
-WHERE id = (SELECT j.id FROM jobs j
+/// The claim of jobs.md §3 as one statement: at most one running job per site and per node;
+/// a site with a queued follow-up or retry runs only that; follow-ups first. The candidate
+/// search is split in two scalar subqueries joined by `COALESCE` — follow-ups (few rows, found
+/// through `idx_jobs_status_type`; the `|| ''` keeps SQLite from walking the queue-order index
+/// for them) and the rest, which walks `idx_jobs_queue_order` in queue order and stops at the
+/// first eligible row instead of sorting every queued job. Same order as the spec's single
+/// `ORDER BY CASE …`.
+const CANDIDATE: &str = "(SELECT j.id FROM jobs j
   WHERE j.status = 'queued' AND (j.run_after IS NULL OR j.run_after <= ?1)
     AND j.job_type {kind} ('health_check', 'release_rollback')
     AND NOT EXISTS (SELECT 1 FROM jobs r WHERE r.status = 'running' AND r.node_id = j.node_id)
@@ -85,20 +84,27 @@ WHERE id = (SELECT j.id FROM jobs j
       OR NOT EXISTS (SELECT 1 FROM jobs f WHERE f.status = 'queued' AND f.site_id = j.site_id
         AND (f.attempt_count > 0 OR f.job_type IN ('health_check', 'release_rollback'))))
   ORDER BY {order}
-  LIMIT 1)
-RETURNING id";
+  LIMIT 1)";
 
-/// Follow-ups: few rows, found through `idx_jobs_status_type`; the `|| ''` keeps SQLite from
-/// walking the queue-order index instead (the sort is over the handful of follow-ups).
-const FOLLOW_UPS: (&str, &str) = (
-    "IN",
-    "COALESCE(j.run_after, j.created_at) || '', j.created_at",
-);
-/// Everything else: walk `idx_jobs_queue_order`, stop at the first eligible row.
-const OTHERS: (&str, &str) = (
-    "NOT IN",
-    "j.status, COALESCE(j.run_after, j.created_at), j.created_at",
-);
+fn claim_sql() -> &'static str {
+    static SQL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    SQL.get_or_init(|| {
+        let follow_ups = CANDIDATE.replace("{kind}", "IN").replace(
+            "{order}",
+            "COALESCE(j.run_after, j.created_at) || '', j.created_at",
+        );
+        let others = CANDIDATE.replace("{kind}", "NOT IN").replace(
+            "{order}",
+            "j.status, COALESCE(j.run_after, j.created_at), j.created_at",
+        );
+        format!(
+            "UPDATE jobs SET status = 'running', locked_at = ?1, locked_by = ?2, started_at = ?1,
+               heartbeat_at = ?1, attempt_count = attempt_count + 1, updated_at = ?1
+             WHERE id = COALESCE({follow_ups}, {others})
+             RETURNING *, NULL AS site_name, NULL AS environment_name, NULL AS node_name"
+        )
+    })
+}
 
 impl Store {
     /// Opens a write transaction.
@@ -183,24 +189,18 @@ pub async fn insert_job(
     Ok(())
 }
 
-/// Claims the next eligible job for `worker`; its id, or `None` when nothing is claimable.
+/// Claims the next eligible job for `worker` and returns its row (display names not joined),
+/// or `None` when nothing is claimable.
 pub async fn claim_next(
     conn: &mut SqliteConnection,
     worker: &str,
     now: &str,
-) -> Result<Option<String>, StoreError> {
-    for (kind, order) in [FOLLOW_UPS, OTHERS] {
-        let sql = CLAIM.replace("{kind}", kind).replace("{order}", order);
-        let row: Option<(String,)> = sqlx::query_as(&sql)
-            .bind(now)
-            .bind(worker)
-            .fetch_optional(&mut *conn)
-            .await?;
-        if let Some((id,)) = row {
-            return Ok(Some(id));
-        }
-    }
-    Ok(None)
+) -> Result<Option<JobRecord>, StoreError> {
+    Ok(sqlx::query_as(claim_sql())
+        .bind(now)
+        .bind(worker)
+        .fetch_optional(conn)
+        .await?)
 }
 
 pub async fn fetch_job(
