@@ -98,10 +98,7 @@ pub async fn job_events(
         .ok_or_else(|| crate::api::error::ApiError::not_found("job"))?;
     let mut pending = std::collections::VecDeque::new();
     pending.push_back(job_event(&job));
-    let log = crate::jobs::output::job_log_path(&state.config.log_dir, &id);
-    let text = tokio::fs::read_to_string(&log)
-        .await
-        .unwrap_or_else(|_| job.output_tail.clone().unwrap_or_default());
+    let text = crate::jobs::output::read_job_output(&state.config.log_dir, &job).await;
     let mut replayed = 0;
     for line in text.lines() {
         pending.push_back(output_event(line));

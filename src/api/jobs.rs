@@ -252,10 +252,7 @@ pub async fn job_output(
         .get_job(&id)
         .await?
         .ok_or_else(|| ApiError::not_found("job"))?;
-    let path = crate::jobs::output::job_log_path(&state.config.log_dir, &id);
-    let text = tokio::fs::read_to_string(&path)
-        .await
-        .unwrap_or_else(|_| job.output_tail.unwrap_or_default());
+    let text = crate::jobs::output::read_job_output(&state.config.log_dir, &job).await;
     Ok((
         [(
             axum::http::header::CONTENT_TYPE,

@@ -16,6 +16,14 @@ pub fn job_log_path(log_dir: &Path, job_id: &str) -> PathBuf {
     log_dir.join("jobs").join(format!("{job_id}.log"))
 }
 
+/// A job's whole output: its log file, or the tail stored on the row when the file is gone.
+pub async fn read_job_output(log_dir: &Path, job: &crate::store::JobRecord) -> String {
+    match tokio::fs::read_to_string(job_log_path(log_dir, &job.id)).await {
+        Ok(text) => text,
+        Err(_) => job.output_tail.clone().unwrap_or_default(),
+    }
+}
+
 /// Collects the output of one run; cheap to clone.
 #[derive(Clone)]
 pub struct OutputSink {

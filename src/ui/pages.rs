@@ -225,10 +225,7 @@ pub async fn job_page(
         .await?
         .ok_or_else(|| ApiError::not_found("job"))?;
     let panel = JobPanel::new(&record, session.csrf_token());
-    let log = crate::jobs::output::job_log_path(&state.config.log_dir, id);
-    let text = tokio::fs::read_to_string(&log)
-        .await
-        .unwrap_or_else(|_| record.output_tail.clone().unwrap_or_default());
+    let text = crate::jobs::output::read_job_output(&state.config.log_dir, &record).await;
     let output: Vec<String> = text.lines().map(str::to_string).collect();
     Ok(render(&JobPage {
         layout: Layout::new(&format!("Job {}", panel.row.short_id), "jobs", session),
