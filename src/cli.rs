@@ -44,6 +44,30 @@ pub enum Command {
 pub enum NodeCommand {
     /// Print the control plane's SSH public key (authorize it on every node).
     Pubkey,
+    /// On a node: serialized-safe URL rewrite of a mysqldump stream, stdin to stdout.
+    SearchReplace {
+        /// The URL to replace (trailing slash ignored).
+        #[arg(long)]
+        from: String,
+        /// The replacement URL (trailing slash ignored).
+        #[arg(long)]
+        to: String,
+    },
+    /// On a node: drift checksums of tables (database in PRESSLUFT_DB_NAME) and paths, as JSON.
+    DriftChecksums {
+        /// Release root the paths are relative to.
+        #[arg(long)]
+        root: std::path::PathBuf,
+        /// Table prefix of the WordPress installation (e.g. `wp_`).
+        #[arg(long)]
+        table_prefix: String,
+        /// A table name without the prefix (repeatable).
+        #[arg(long = "table")]
+        tables: Vec<String>,
+        /// A path relative to the root (repeatable).
+        #[arg(long = "path")]
+        paths: Vec<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -73,6 +97,26 @@ pub enum AdminCommand {
 
 /// Runs the parsed command.
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    // Node helpers run on nodes: no control-plane configuration, data directory or logging.
+    match &cli.command {
+        Command::Node(NodeCommand::SearchReplace { from, to }) => {
+            return crate::node_helper::search_replace::run(from, to);
+        }
+        Command::Node(NodeCommand::DriftChecksums {
+            root,
+            table_prefix,
+            tables,
+            paths,
+        }) => {
+            return crate::node_helper::drift::run(&crate::node_helper::drift::Request {
+                root: root.clone(),
+                table_prefix: table_prefix.clone(),
+                tables: tables.clone(),
+                paths: paths.clone(),
+            });
+        }
+        _ => {}
+    }
     let mode = match cli.command {
         Command::Dev => Mode::Dev,
         _ => Mode::Serve,
@@ -109,6 +153,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 secrets.ssh_public_key()?
             );
             Ok(())
+        }
+        Command::Node(NodeCommand::SearchReplace { .. } | NodeCommand::DriftChecksums { .. }) => {
+            unreachable!("handled above")
         }
         Command::Node(NodeCommand::Pubkey) => {
             prepare_directories(&config)?;

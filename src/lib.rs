@@ -14,6 +14,7 @@ pub mod events;
 pub mod http;
 pub mod jobs;
 pub mod logging;
+pub mod node_helper;
 pub mod nodes;
 pub mod secrets;
 pub mod startup;

@@ -1,0 +1,215 @@
+//! `pressluft node drift-checksums`: the checksums a drift baseline or drift check compares
+//! (backups-restore-promotion.md §3): per table its row count and `CHECKSUM TABLE` value (or
+//! `null` when the table does not exist), per path a digest of its file listing.
+//!
+//! The database is reached with the MariaDB client as the invoking user (root on a node:
+//! unix-socket authentication), the database name from `PRESSLUFT_DB_NAME`; table names are
+//! validated identifiers, never interpolated from anything else.
+
+use std::collections::BTreeMap;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{bail, Context};
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+/// One table's figures.
+#[derive(Debug, Serialize, PartialEq, Eq)]
+pub struct TableChecksum {
+    pub rows: u64,
+    pub checksum: String,
+}
+
+/// The command's JSON output.
+#[derive(Debug, Serialize)]
+pub struct Checksums {
+    pub tables: BTreeMap<String, Option<TableChecksum>>,
+    pub paths: BTreeMap<String, String>,
+}
+
+/// Arguments of the command.
+#[derive(Debug)]
+pub struct Request {
+    /// Release root the paths are relative to (e.g. `<env_root>/current`).
+    pub root: PathBuf,
+    pub table_prefix: String,
+    pub tables: Vec<String>,
+    pub paths: Vec<String>,
+}
+
+/// Computes and prints the checksums as one JSON object.
+pub fn run(request: &Request) -> anyhow::Result<()> {
+    let database = std::env::var("PRESSLUFT_DB_NAME").context("PRESSLUFT_DB_NAME is not set")?;
+    let checksums = Checksums {
+        tables: table_checksums(&database, &request.table_prefix, &request.tables)?,
+        paths: request
+            .paths
+            .iter()
+            .map(|p| Ok((p.clone(), path_digest(&request.root, p)?)))
+            .collect::<anyhow::Result<_>>()?,
+    };
+    println!("{}", serde_json::to_string(&checksums)?);
+    Ok(())
+}
+
+fn is_identifier(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 64
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'$')
+}
+
+fn mysql(database: &str, sql: &str) -> anyhow::Result<String> {
+    let output = Command::new("mysql")
+        .args(["--batch", "--skip-column-names", "--database"])
+        .arg(database)
+        .arg("--execute")
+        .arg(sql)
+        .output()
+        .context("running the mysql client")?;
+    if !output.status.success() {
+        bail!(
+            "mysql failed ({}): {}",
+            output.status,
+            String::from_utf8_lossy(&output.stderr).trim()
+        );
+    }
+    String::from_utf8(output.stdout).context("mysql printed invalid UTF-8")
+}
+
+/// Row count and `CHECKSUM TABLE` of each `<prefix><table>`; `None` for absent tables.
+fn table_checksums(
+    database: &str,
+    prefix: &str,
+    tables: &[String],
+) -> anyhow::Result<BTreeMap<String, Option<TableChecksum>>> {
+    if !is_identifier(database) {
+        bail!("invalid database name {database:?}");
+    }
+    let names: Vec<String> = tables.iter().map(|t| format!("{prefix}{t}")).collect();
+    if let Some(bad) = names.iter().find(|n| !is_identifier(n)) {
+        bail!("invalid table name {bad:?}");
+    }
+    let existing: Vec<String> = mysql(database, "SHOW TABLES")?
+        .lines()
+        .map(str::to_string)
+        .collect();
+    let present: Vec<&String> = names.iter().filter(|n| existing.contains(n)).collect();
+    let mut result: BTreeMap<String, Option<TableChecksum>> =
+        names.iter().map(|n| (n.clone(), None)).collect();
+    if present.is_empty() {
+        return Ok(result);
+    }
+    let sql: String = present
+        .iter()
+        .map(|n| format!("SELECT COUNT(*) FROM `{n}`; CHECKSUM TABLE `{n}`;"))
+        .collect();
+    let out = mysql(database, &sql)?;
+    let mut lines = out.lines();
+    for name in present {
+        let rows = lines
+            .next()
+            .and_then(|l| l.trim().parse::<u64>().ok())
+            .with_context(|| format!("no row count for {name}"))?;
+        let checksum = lines
+            .next()
+            .and_then(|l| l.split('\t').nth(1))
+            .with_context(|| format!("no checksum for {name}"))?
+            .to_string();
+        result.insert(name.clone(), Some(TableChecksum { rows, checksum }));
+    }
+    Ok(result)
+}
+
+/// `sha256:<hex>` over the sorted lines `<relative path>\t<size>\t<mtime ns>\n` of every
+/// regular file under `root/rel`. The path itself may be a symlink (followed); links below it
+/// are not followed. A missing path digests as an empty listing.
+pub fn path_digest(root: &Path, rel: &str) -> anyhow::Result<String> {
+    let base = root.join(rel);
+    let mut lines: Vec<Vec<u8>> = Vec::new();
+    if base.exists() {
+        walk(&base, &base, &mut lines)?;
+    }
+    lines.sort_unstable();
+    let mut hasher = Sha256::new();
+    for line in &lines {
+        hasher.update(line);
+    }
+    Ok(format!("sha256:{}", hex::encode(hasher.finalize())))
+}
+
+fn walk(base: &Path, dir: &Path, lines: &mut Vec<Vec<u8>>) -> anyhow::Result<()> {
+    for entry in std::fs::read_dir(dir).with_context(|| format!("reading {}", dir.display()))? {
+        let entry = entry?;
+        let path = entry.path();
+        let meta = entry.metadata()?; // does not follow links
+        if meta.is_dir() {
+            walk(base, &path, lines)?;
+        } else if meta.is_file() {
+            let rel = path.strip_prefix(base).unwrap_or(&path);
+            let mtime_ns = i128::from(meta.mtime()) * 1_000_000_000 + i128::from(meta.mtime_nsec());
+            let mut line = rel.as_os_str().as_encoded_bytes().to_vec();
+            line.extend_from_slice(format!("\t{}\t{}\n", meta.size(), mtime_ns).as_bytes());
+            lines.push(line);
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn identifiers_are_validated() {
+        assert!(is_identifier("wp_posts"));
+        assert!(!is_identifier("wp_posts`; DROP TABLE x"));
+        assert!(!is_identifier(""));
+    }
+
+    #[test]
+    fn path_digest_sees_added_changed_and_removed_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let uploads = dir.path().join("wp-content/uploads");
+        std::fs::create_dir_all(uploads.join("2026/11")).unwrap();
+        let empty = path_digest(dir.path(), "wp-content/uploads").unwrap();
+        assert_eq!(
+            empty,
+            path_digest(dir.path(), "wp-content/missing").unwrap(),
+            "empty and missing both digest the empty listing"
+        );
+        std::fs::write(uploads.join("2026/11/a.jpg"), b"one").unwrap();
+        let one = path_digest(dir.path(), "wp-content/uploads").unwrap();
+        assert_ne!(one, empty);
+        assert_eq!(one, path_digest(dir.path(), "wp-content/uploads").unwrap());
+        std::fs::write(uploads.join("2026/11/a.jpg"), b"longer").unwrap();
+        let changed = path_digest(dir.path(), "wp-content/uploads").unwrap();
+        assert_ne!(changed, one);
+        std::fs::remove_file(uploads.join("2026/11/a.jpg")).unwrap();
+        assert_eq!(
+            path_digest(dir.path(), "wp-content/uploads").unwrap(),
+            empty
+        );
+        assert!(one.starts_with("sha256:") && one.len() == 7 + 64);
+    }
+
+    #[test]
+    fn path_digest_follows_a_linked_root() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("shared/uploads")).unwrap();
+        std::fs::write(dir.path().join("shared/uploads/x.png"), b"x").unwrap();
+        std::fs::create_dir_all(dir.path().join("rel/wp-content")).unwrap();
+        std::os::unix::fs::symlink(
+            dir.path().join("shared/uploads"),
+            dir.path().join("rel/wp-content/uploads"),
+        )
+        .unwrap();
+        assert_eq!(
+            path_digest(&dir.path().join("rel"), "wp-content/uploads").unwrap(),
+            path_digest(&dir.path().join("shared"), "uploads").unwrap()
+        );
+    }
+}
