@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use tokio::sync::{broadcast, watch, Notify};
 
-use crate::store::{JobRecord, Store};
+use crate::store::{JobRecord, ResourceChange, Store};
 
 /// How far back each look re-reads, to catch rows committed late with an older `updated_at`.
 const OVERLAP: Duration = Duration::from_secs(5);
@@ -24,6 +24,8 @@ const POLL: Duration = Duration::from_secs(1);
 pub enum Event {
     /// A job row was inserted or changed (its new state).
     Job(Arc<JobRecord>),
+    /// A site, environment or node was inserted or changed.
+    Resource(Arc<ResourceChange>),
 }
 
 /// One line of a running job's output.
@@ -87,10 +89,15 @@ impl Events {
 
     /// Runs the job change feed until `shutdown` turns true.
     pub async fn run_job_watcher(self, store: Store, mut shutdown: watch::Receiver<bool>) {
-        let mut feed = ChangeFeed::default();
+        let mut feed = ChangeFeed::<JobRecord>::default();
+        let mut resources = ChangeFeed::<ResourceChange>::default();
         match store.latest_job_change().await {
             Ok(latest) => feed.cursor = latest.unwrap_or_default(),
             Err(e) => tracing::warn!(error = %e, "job change feed: initial read failed"),
+        }
+        match store.latest_resource_change().await {
+            Ok(latest) => resources.cursor = latest.unwrap_or_default(),
+            Err(e) => tracing::warn!(error = %e, "resource change feed: initial read failed"),
         }
         loop {
             tokio::select! {
@@ -108,17 +115,72 @@ impl Events {
                 }
                 Err(e) => tracing::warn!(error = %e, "job change feed: read failed"),
             }
+            // Resource transitions commit with job changes; both feeds are read on each wake.
+            match store
+                .resources_changed_since(&resources.since(), 1000)
+                .await
+            {
+                Ok(rows) => {
+                    for change in resources.accept(rows) {
+                        let _ = self.tx.send(Event::Resource(Arc::new(change)));
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "resource change feed: read failed"),
+            }
         }
     }
 }
 
+/// A row the change feed follows.
+trait FeedRow {
+    fn key(&self) -> String;
+    fn updated_at(&self) -> &str;
+    /// The parts that change with its state.
+    fn fingerprint(&self) -> String;
+}
+
+impl FeedRow for JobRecord {
+    fn key(&self) -> String {
+        self.id.clone()
+    }
+    fn updated_at(&self) -> &str {
+        &self.updated_at
+    }
+    fn fingerprint(&self) -> String {
+        fingerprint(self)
+    }
+}
+
+impl FeedRow for ResourceChange {
+    fn key(&self) -> String {
+        format!("{}:{}", self.resource_type, self.id)
+    }
+    fn updated_at(&self) -> &str {
+        &self.updated_at
+    }
+    fn fingerprint(&self) -> String {
+        format!("{}|{}|{}", self.updated_at, self.status, self.state_version)
+    }
+}
+
 /// The watcher's memory: the newest change seen and what it already sent near it.
-#[derive(Debug, Default)]
-struct ChangeFeed {
+#[derive(Debug)]
+struct ChangeFeed<T> {
     cursor: String,
-    /// job id → (`updated_at`, fingerprint) of the state already sent, for rows inside the
+    /// row key → (`updated_at`, fingerprint) of the state already sent, for rows inside the
     /// overlap window. The fingerprint catches two changes within one millisecond.
     sent: HashMap<String, (String, String)>,
+    _rows: std::marker::PhantomData<T>,
+}
+
+impl<T> Default for ChangeFeed<T> {
+    fn default() -> Self {
+        Self {
+            cursor: String::new(),
+            sent: HashMap::new(),
+            _rows: std::marker::PhantomData,
+        }
+    }
 }
 
 /// The parts of a job row that change with its state.
@@ -136,7 +198,7 @@ fn fingerprint(j: &JobRecord) -> String {
     )
 }
 
-impl ChangeFeed {
+impl<T: FeedRow> ChangeFeed<T> {
     /// Where the next look starts: the cursor minus the overlap.
     fn since(&self) -> String {
         match crate::clock::parse_ts(&self.cursor) {
@@ -146,18 +208,18 @@ impl ChangeFeed {
     }
 
     /// Filters out rows already sent and advances the cursor.
-    fn accept(&mut self, rows: Vec<JobRecord>) -> Vec<JobRecord> {
+    fn accept(&mut self, rows: Vec<T>) -> Vec<T> {
         let mut fresh = Vec::new();
         for row in rows {
-            let print = fingerprint(&row);
-            if self.sent.get(&row.id).is_some_and(|(_, p)| *p == print) {
+            let print = row.fingerprint();
+            let key = row.key();
+            if self.sent.get(&key).is_some_and(|(_, p)| *p == print) {
                 continue;
             }
-            if row.updated_at > self.cursor {
-                self.cursor = row.updated_at.clone();
+            if *row.updated_at() > *self.cursor {
+                self.cursor = row.updated_at().to_string();
             }
-            self.sent
-                .insert(row.id.clone(), (row.updated_at.clone(), print));
+            self.sent.insert(key, (row.updated_at().to_string(), print));
             fresh.push(row);
         }
         let floor = self.since();
@@ -202,7 +264,7 @@ mod tests {
 
     #[test]
     fn sends_each_change_once_even_when_reread() {
-        let mut feed = ChangeFeed::default();
+        let mut feed = ChangeFeed::<JobRecord>::default();
         let a = job("a", "2026-01-01T00:00:01.000Z");
         assert_eq!(feed.accept(vec![a.clone()]).len(), 1);
         assert_eq!(
@@ -221,7 +283,7 @@ mod tests {
 
     #[test]
     fn two_changes_in_one_millisecond_are_both_sent() {
-        let mut feed = ChangeFeed::default();
+        let mut feed = ChangeFeed::<JobRecord>::default();
         let queued = job("a", "2026-01-01T00:00:01.000Z");
         let mut done = queued.clone();
         done.status = "succeeded".into();
@@ -236,7 +298,7 @@ mod tests {
 
     #[test]
     fn late_commits_with_older_timestamps_are_caught() {
-        let mut feed = ChangeFeed::default();
+        let mut feed = ChangeFeed::<JobRecord>::default();
         feed.accept(vec![job("b", "2026-01-01T00:00:10.000Z")]);
         assert_eq!(feed.since(), "2026-01-01T00:00:05.000Z");
         let late = job("c", "2026-01-01T00:00:09.500Z");

@@ -17,6 +17,8 @@ pub mod logging;
 pub mod node_helper;
 pub mod nodes;
 pub mod secrets;
+pub mod settings;
+pub mod sites;
 pub mod startup;
 pub mod state;
 pub mod store;

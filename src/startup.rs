@@ -137,6 +137,13 @@ impl Application {
         let state = AppState {
             auth: Auth::new(store.clone(), clock.clone()),
             nodes: Nodes::new(store.clone(), engine.clone(), clock.clone()),
+            sites: crate::sites::Sites::new(
+                store.clone(),
+                engine.clone(),
+                secrets.clone(),
+                clock.clone(),
+            ),
+            settings: crate::settings::Settings::new(store.clone(), clock.clone()),
             config,
             store,
             clock,

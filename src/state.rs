@@ -11,6 +11,8 @@ use crate::events::Events;
 use crate::jobs::Engine;
 use crate::nodes::Nodes;
 use crate::secrets::Secrets;
+use crate::settings::Settings;
+use crate::sites::Sites;
 use crate::store::Store;
 
 /// Shared application state; cheap to clone.
@@ -23,6 +25,8 @@ pub struct AppState {
     pub events: Events,
     pub engine: Engine,
     pub nodes: Nodes,
+    pub sites: Sites,
+    pub settings: Settings,
     pub secrets: Secrets,
     /// Flips to `true` when the server shuts down, so long-lived streams can end.
     pub shutdown: watch::Receiver<bool>,

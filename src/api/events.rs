@@ -14,12 +14,13 @@ use crate::events::Event;
 use crate::http::session::CurrentSession;
 use crate::state::AppState;
 
-/// Live stream: `job` events carry a `JobStatusResponse` on every change; a keep-alive comment
-/// every 15 s.
+/// Live stream: `job` events carry a `JobStatusResponse` on every change; `resource` events
+/// `{"type", "id", "status", "state_version"}` on every site, environment and node change; a
+/// keep-alive comment every 15 s.
 #[utoipa::path(
     get, path = "/events", tag = "jobs",
     responses(
-        (status = 200, description = "`text/event-stream` of `job` events", content_type = "text/event-stream", body = String),
+        (status = 200, description = "`text/event-stream` of `job` and `resource` events", content_type = "text/event-stream", body = String),
         (status = 401, body = ErrorBody),
     )
 )]
@@ -34,6 +35,16 @@ pub async fn events(
                 Ok(Event::Job(job)) => SseEvent::default()
                     .event("job")
                     .json_data(JobStatusResponse::from(job.as_ref()))
+                    .ok()
+                    .map(Ok),
+                Ok(Event::Resource(r)) => SseEvent::default()
+                    .event("resource")
+                    .json_data(serde_json::json!({
+                        "type": r.resource_type,
+                        "id": r.id,
+                        "status": r.status,
+                        "state_version": r.state_version,
+                    }))
                     .ok()
                     .map(Ok),
                 // A slow client missed events; it keeps the stream and sees the next ones.

@@ -1,6 +1,7 @@
 //! The JSON API under `/api` (api.md): handlers validate input, call the services and the store,
 //! and answer in the documented shapes. Errors leave through [`error::ApiError`] only.
 
+pub mod admin_settings;
 pub mod audit;
 mod auth;
 pub mod error;
@@ -10,6 +11,7 @@ pub mod jobs;
 mod metrics;
 pub mod nodes;
 pub mod openapi;
+pub mod sites;
 
 use axum::routing::{get, post};
 use axum::Router;
@@ -32,6 +34,14 @@ pub fn router() -> Router<AppState> {
         .route("/nodes/ssh-public-key", get(nodes::ssh_public_key))
         .route("/nodes/{id}", get(nodes::get_node))
         .route("/nodes/{id}/provision", post(nodes::provision_node))
+        .route("/sites", get(sites::list_sites).post(sites::create_site))
+        .route("/sites/{id}", get(sites::get_site))
+        .route(
+            "/sites/{id}/environments",
+            get(sites::list_environments).post(sites::create_environment),
+        )
+        .route("/environments/{id}", get(sites::get_environment))
+        .route("/environments/{id}/releases", get(sites::list_releases))
         .route("/audit-logs", get(audit::list_audit_logs))
         .route("/metrics", get(metrics::get_metrics))
         .route("/events", get(events::events))

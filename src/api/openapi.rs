@@ -30,6 +30,13 @@ use crate::http::session::CurrentSession;
         super::nodes::ssh_public_key,
         super::nodes::register_node,
         super::nodes::provision_node,
+        super::sites::list_sites,
+        super::sites::create_site,
+        super::sites::get_site,
+        super::sites::list_environments,
+        super::sites::create_environment,
+        super::sites::get_environment,
+        super::sites::list_releases,
         super::audit::list_audit_logs,
         super::metrics::get_metrics,
         super::events::events,
@@ -41,6 +48,7 @@ use crate::http::session::CurrentSession;
         (name = "auth", description = "Login and logout"),
         (name = "jobs", description = "Jobs, metrics and live events"),
         (name = "nodes", description = "Managed servers"),
+        (name = "sites", description = "Sites, environments and releases"),
         (name = "audit", description = "Who did what"),
     )
 )]

@@ -113,6 +113,23 @@ string_enum!(
 );
 
 string_enum!(
+    /// What an environment is for; `staging` and `clone` behave the same (a label).
+    EnvironmentType {
+        Production => "production",
+        Staging => "staging",
+        Clone => "clone",
+    }
+);
+
+string_enum!(
+    /// Which production data a promotion never overwrites (backups-restore-promotion.md §4).
+    PromotionPreset {
+        ContentProtect => "content-protect",
+        CommerceProtect => "commerce-protect",
+    }
+);
+
+string_enum!(
     /// Role of a user; the MVP has admins only.
     UserRole {
         Admin => "admin",

@@ -127,7 +127,7 @@ impl AnsibleRunner {
             Ok(Value::Object(m)) => m,
             _ => Map::new(),
         };
-        let resolved = kinds::extra_vars(&self.store, &self.config, job, &node)
+        let resolved = kinds::extra_vars(&self.store, &self.secrets, &self.config, job, &node)
             .await
             .map_err(|e| fail("resolving the job's variables", &e))?;
         vars.extend(resolved.vars);

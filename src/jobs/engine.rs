@@ -152,13 +152,13 @@ impl Engine {
         loop {
             let now = format_ts(self.now());
             let mut tx = self.inner.store.begin_write().await?;
-            let Some(job) = claim_next(&mut tx, worker, &now).await? else {
+            let Some(mut job) = claim_next(&mut tx, worker, &now).await? else {
                 tx.commit().await?;
                 return Ok(None);
             };
             match kinds::validate_start(&mut tx, &job).await? {
                 Ok(()) => {
-                    kinds::on_start(&mut tx, &job, &now).await?;
+                    kinds::on_start(&mut tx, &mut job, &now).await?;
                     tx.commit().await?;
                     tracing::info!(
                         id = %job.id, r#type = %job.job_type, worker,

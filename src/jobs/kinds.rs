@@ -7,7 +7,7 @@
 use serde_json::Value;
 
 use super::errors::JobErrorCode;
-use super::node_provision;
+use super::{env_create, node_provision, site_create};
 use crate::domain::JobType;
 use crate::store::{JobRecord, StoreError};
 
@@ -50,18 +50,22 @@ pub async fn validate_start(
 ) -> Result<Result<(), String>, StoreError> {
     match job_type(job) {
         JobType::NodeProvision => node_provision::validate_start(conn, job).await,
+        JobType::SiteCreate => site_create::validate_start(conn, job).await,
+        JobType::EnvCreate => env_create::validate_start(conn, job).await,
         _ => Ok(Ok(())),
     }
 }
 
-/// Transitions when a run starts.
+/// Transitions when a run starts, and the run-stable payload fields (which update `job`).
 pub async fn on_start(
     conn: &mut SqliteConnection,
-    job: &JobRecord,
+    job: &mut JobRecord,
     now: &str,
 ) -> Result<(), StoreError> {
     match job_type(job) {
         JobType::NodeProvision => node_provision::on_start(conn, job, now).await,
+        JobType::SiteCreate => site_create::on_start(conn, job, now).await,
+        JobType::EnvCreate => env_create::on_start(conn, job, now).await,
         _ => Ok(()),
     }
 }
@@ -75,6 +79,8 @@ pub async fn on_success(
 ) -> Result<(), StoreError> {
     match job_type(job) {
         JobType::NodeProvision => node_provision::on_success(conn, job, result, now).await,
+        JobType::SiteCreate => site_create::on_success(conn, job, result, now).await,
+        JobType::EnvCreate => env_create::on_success(conn, job, result, now).await,
         _ => Ok(()),
     }
 }
@@ -91,6 +97,8 @@ pub async fn on_final_failure(
         JobType::NodeProvision => {
             node_provision::on_final_failure(conn, job, code, started, now).await
         }
+        JobType::SiteCreate => site_create::on_final_failure(conn, job, code, started, now).await,
+        JobType::EnvCreate => env_create::on_final_failure(conn, job, code, started, now).await,
         _ => Ok(()),
     }
 }
@@ -104,6 +112,8 @@ pub async fn on_cancel(
 ) -> Result<(), StoreError> {
     match job_type(job) {
         JobType::NodeProvision => node_provision::on_cancel(conn, job, was_running, now).await,
+        JobType::SiteCreate => site_create::on_cancel(conn, job, was_running, now).await,
+        JobType::EnvCreate => env_create::on_cancel(conn, job, was_running, now).await,
         _ => Ok(()),
     }
 }
@@ -115,15 +125,29 @@ pub struct ResolvedVars {
     pub secrets: Vec<String>,
 }
 
+/// Why a job's variables could not be resolved.
+#[derive(Debug, thiserror::Error)]
+pub enum VarsError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("reading a secret failed: {0}")]
+    Secrets(#[from] crate::secrets::SecretsError),
+    #[error("{0} is missing")]
+    Missing(&'static str),
+}
+
 /// The extra-vars a job's playbook needs beyond its payload (jobs.md §12).
 pub async fn extra_vars(
     store: &crate::store::Store,
+    secrets: &crate::secrets::Secrets,
     config: &crate::config::Config,
     job: &JobRecord,
     node: &crate::store::nodes::NodeRecord,
-) -> Result<ResolvedVars, StoreError> {
+) -> Result<ResolvedVars, VarsError> {
     match job_type(job) {
-        JobType::NodeProvision => node_provision::extra_vars(store, config, node).await,
+        JobType::NodeProvision => Ok(node_provision::extra_vars(store, config, node).await?),
+        JobType::SiteCreate => site_create::extra_vars(store, secrets, job, node).await,
+        JobType::EnvCreate => env_create::extra_vars(store, secrets, job, node).await,
         _ => Ok(ResolvedVars::default()),
     }
 }

@@ -3,20 +3,25 @@
 //! one Ansible playbook per job type).
 //!
 //! - [`engine`]: claim, execute, complete, cancel, recover — the queue's state machine.
-//! - [`kinds`]: per-job-type validation and resource transitions (dispatch by type).
+//! - [`kinds`]: per-job-type validation and resource transitions (dispatch by type), with
+//!   one module per job type (`node_provision`, `site_create`, `env_create`) and the shared
+//!   site-lifecycle helpers in `lifecycle`.
 //! - [`worker`], [`scheduler`]: the background loops.
 //! - [`process`], [`output`]: subprocesses and their output.
 //! - [`ansible`]: the Ansible runner.
 
 pub mod ansible;
 pub mod engine;
+mod env_create;
 pub mod errors;
 pub mod kinds;
+mod lifecycle;
 mod node_provision;
 pub mod output;
 pub mod process;
 pub mod runner;
 pub mod scheduler;
+mod site_create;
 pub mod worker;
 
 pub use engine::{CancelOutcome, Engine};

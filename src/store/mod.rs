@@ -12,8 +12,8 @@ mod metrics;
 pub mod nodes;
 pub mod queue;
 mod sessions;
-mod settings;
-mod sites;
+pub mod settings;
+pub mod sites;
 mod users;
 
 use std::path::Path;
@@ -26,6 +26,7 @@ use sqlx::SqlitePool;
 pub use jobs::{JobFilter, JobRecord};
 pub use metrics::Metrics;
 pub use sessions::SessionUser;
+pub use sites::ResourceChange;
 pub use users::UserRecord;
 
 /// Migrations compiled into the binary.

@@ -1,13 +1,62 @@
 //! Control-plane settings (`settings` table); a null setting has no row.
 
+use sqlx::SqliteConnection;
+
 use super::{Store, StoreError};
 
 impl Store {
     pub async fn get_setting(&self, key: &str) -> Result<Option<String>, StoreError> {
-        let row: Option<(String,)> = sqlx::query_as("SELECT value FROM settings WHERE key = ?")
-            .bind(key)
-            .fetch_optional(&self.pool)
-            .await?;
-        Ok(row.map(|(v,)| v))
+        fetch_setting(&mut *self.pool.acquire().await?, key).await
     }
+
+    /// Every stored setting as `(key, value)`.
+    pub async fn all_settings(&self) -> Result<Vec<(String, String)>, StoreError> {
+        Ok(
+            sqlx::query_as("SELECT key, value FROM settings ORDER BY key")
+                .fetch_all(&self.pool)
+                .await?,
+        )
+    }
+}
+
+pub async fn fetch_setting(
+    conn: &mut SqliteConnection,
+    key: &str,
+) -> Result<Option<String>, StoreError> {
+    let row: Option<(String,)> = sqlx::query_as("SELECT value FROM settings WHERE key = ?")
+        .bind(key)
+        .fetch_optional(conn)
+        .await?;
+    Ok(row.map(|(v,)| v))
+}
+
+/// Writes settings: `Some` upserts, `None` deletes the row (a null setting has no row).
+pub async fn put_settings(
+    conn: &mut SqliteConnection,
+    values: &[(&str, Option<&str>)],
+    now: &str,
+) -> Result<(), StoreError> {
+    for (key, value) in values {
+        match value {
+            Some(v) => {
+                sqlx::query(
+                    "INSERT INTO settings (key, value, updated_at) VALUES (?, ?, ?)
+                     ON CONFLICT (key) DO UPDATE SET value = excluded.value,
+                       updated_at = excluded.updated_at",
+                )
+                .bind(key)
+                .bind(v)
+                .bind(now)
+                .execute(&mut *conn)
+                .await?;
+            }
+            None => {
+                sqlx::query("DELETE FROM settings WHERE key = ?")
+                    .bind(key)
+                    .execute(&mut *conn)
+                    .await?;
+            }
+        }
+    }
+    Ok(())
 }

@@ -101,7 +101,7 @@ pub async fn events(
     let updates = stream::unfold((rx, state, view), |(mut rx, state, view)| async move {
         loop {
             match rx.recv().await {
-                Ok(Event::Job(_)) => {}
+                Ok(Event::Job(_) | Event::Resource(_)) => {}
                 Err(broadcast::error::RecvError::Lagged(_)) => {}
                 Err(broadcast::error::RecvError::Closed) => return None,
             }

@@ -1,0 +1,318 @@
+//! Site and environment endpoints (api.md Sites, Environments): list and read, create a site
+//! (`site_create`), add an environment (`env_create`), list an environment's releases.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::Json;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::error::{ApiError, ErrorBody, ErrorCode};
+use super::extract::{AppJson, PathId};
+use super::nodes::JobAccepted;
+use crate::http::session::CurrentSession;
+use crate::sites::{Actor, EnvironmentInput, SiteError, SiteInput};
+use crate::state::AppState;
+use crate::store::sites::{EnvironmentRecord, ReleaseRecord, SiteRecord};
+
+/// A WordPress site.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Site {
+    pub id: String,
+    pub name: String,
+    pub slug: String,
+    /// `active`, `cloning`, `deploying`, `restoring` or `failed`.
+    pub status: String,
+    /// The production environment.
+    pub primary_environment_id: Option<String>,
+    pub created_at: String,
+    pub updated_at: String,
+    pub state_version: i64,
+}
+
+impl From<SiteRecord> for Site {
+    fn from(s: SiteRecord) -> Self {
+        Site {
+            id: s.id,
+            name: s.name,
+            slug: s.slug,
+            status: s.status,
+            primary_environment_id: s.primary_environment_id,
+            created_at: s.created_at,
+            updated_at: s.updated_at,
+            state_version: s.state_version,
+        }
+    }
+}
+
+/// One deployable copy of a site on one node.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Environment {
+    pub id: String,
+    pub site_id: String,
+    pub name: String,
+    pub slug: String,
+    /// `production`, `staging` or `clone`.
+    pub environment_type: String,
+    /// `active`, `cloning`, `deploying`, `restoring` or `failed`.
+    pub status: String,
+    pub node_id: String,
+    /// The environment this one was copied from (staging/clone).
+    pub source_environment_id: Option<String>,
+    /// `content-protect` or `commerce-protect`.
+    pub promotion_preset: String,
+    /// Generated at creation, immutable.
+    pub preview_url: String,
+    pub primary_domain_id: Option<String>,
+    pub current_release_id: Option<String>,
+    /// `unknown`, `clean` or `drifted`.
+    pub drift_status: String,
+    pub drift_checked_at: Option<String>,
+    pub last_drift_check_id: Option<String>,
+    pub fastcgi_cache_enabled: bool,
+    pub redis_cache_enabled: bool,
+    pub created_at: String,
+    pub updated_at: String,
+    pub state_version: i64,
+}
+
+impl From<EnvironmentRecord> for Environment {
+    fn from(e: EnvironmentRecord) -> Self {
+        Environment {
+            id: e.id,
+            site_id: e.site_id,
+            name: e.name,
+            slug: e.slug,
+            environment_type: e.environment_type,
+            status: e.status,
+            node_id: e.node_id,
+            source_environment_id: e.source_environment_id,
+            promotion_preset: e.promotion_preset,
+            preview_url: e.preview_url,
+            primary_domain_id: e.primary_domain_id,
+            current_release_id: e.current_release_id,
+            drift_status: e.drift_status,
+            drift_checked_at: e.drift_checked_at,
+            last_drift_check_id: e.last_drift_check_id,
+            fastcgi_cache_enabled: e.fastcgi_cache_enabled,
+            redis_cache_enabled: e.redis_cache_enabled,
+            created_at: e.created_at,
+            updated_at: e.updated_at,
+            state_version: e.state_version,
+        }
+    }
+}
+
+/// An immutable release directory on the environment's node.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Release {
+    pub id: String,
+    pub environment_id: String,
+    /// `git` or `upload`.
+    pub source_type: String,
+    pub source_ref: String,
+    /// Absolute release directory on the node.
+    pub path: String,
+    /// `unknown`, `healthy` or `unhealthy`.
+    pub health_status: String,
+    pub notes: Option<String>,
+    /// The job that built it.
+    pub job_id: Option<String>,
+    pub created_at: String,
+}
+
+impl From<ReleaseRecord> for Release {
+    fn from(r: ReleaseRecord) -> Self {
+        Release {
+            id: r.id,
+            environment_id: r.environment_id,
+            source_type: r.source_type,
+            source_ref: crate::sites::redact_url_password(&r.source_ref),
+            path: r.path,
+            health_status: r.health_status,
+            notes: r.notes,
+            job_id: r.job_id,
+            created_at: r.created_at,
+        }
+    }
+}
+
+impl From<SiteError> for ApiError {
+    fn from(e: SiteError) -> Self {
+        match e {
+            SiteError::Invalid { field, message } => ApiError::field(field, message),
+            SiteError::Conflict(m) => ApiError::new(ErrorCode::Conflict, m),
+            SiteError::NodeNotActive(m) => ApiError::new(ErrorCode::NodeNotActive, m),
+            SiteError::NotFound(what) => ApiError::not_found(what),
+            SiteError::Store(e) => ApiError::internal(e),
+            SiteError::Secrets(e) => ApiError::internal(e),
+        }
+    }
+}
+
+/// Create-site body.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateSiteRequest {
+    /// 1–100 characters (trimmed); also the WordPress site title.
+    pub name: String,
+    /// `^[a-z0-9](?:[a-z0-9-]{0,38}[a-z0-9])?$`, unused by other sites.
+    pub slug: String,
+}
+
+/// Create-environment body.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateEnvironmentRequest {
+    /// 1–100 characters.
+    pub name: String,
+    /// Slug pattern; unique within the site.
+    pub slug: String,
+    /// `staging` or `clone` (`production` is refused: a site has exactly one).
+    pub environment_type: String,
+    /// Environment of this site to copy; null = the production environment.
+    #[serde(default)]
+    pub source_environment_id: Option<String>,
+    /// `content-protect` or `commerce-protect`.
+    pub promotion_preset: Option<String>,
+}
+
+fn actor(session: &CurrentSession) -> Actor {
+    Actor {
+        user_id: session.user.user_id.clone(),
+        email: session.user.email.clone(),
+    }
+}
+
+/// All sites, newest first.
+#[utoipa::path(get, path = "/sites", tag = "sites",
+    responses((status = 200, body = [Site]), (status = 401, body = ErrorBody)))]
+pub async fn list_sites(
+    State(state): State<AppState>,
+    _s: CurrentSession,
+) -> Result<Json<Vec<Site>>, ApiError> {
+    let sites = state.store.list_sites().await?;
+    Ok(Json(sites.into_iter().map(|s| s.site.into()).collect()))
+}
+
+/// Creates a site with its production environment and starts `site_create`.
+#[utoipa::path(post, path = "/sites", tag = "sites",
+    request_body = CreateSiteRequest,
+    responses((status = 202, body = JobAccepted), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 409, description = "`conflict`: slug taken; `node_not_active`: no active node with a public IP", body = ErrorBody)))]
+pub async fn create_site(
+    State(state): State<AppState>,
+    session: CurrentSession,
+    AppJson(body): AppJson<CreateSiteRequest>,
+) -> Result<(StatusCode, Json<JobAccepted>), ApiError> {
+    let input = SiteInput {
+        name: body.name,
+        slug: body.slug,
+    };
+    let created = state.sites.create_site(&actor(&session), input).await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(JobAccepted {
+            job_id: created.job_id,
+        }),
+    ))
+}
+
+/// One site.
+#[utoipa::path(get, path = "/sites/{id}", tag = "sites",
+    params(("id" = String, Path, description = "Site id (UUID)")),
+    responses((status = 200, body = Site), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn get_site(
+    State(state): State<AppState>,
+    _s: CurrentSession,
+    PathId(id): PathId,
+) -> Result<Json<Site>, ApiError> {
+    let site = state
+        .store
+        .get_site(&id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("site"))?;
+    Ok(Json(site.into()))
+}
+
+/// A site's environments, production first.
+#[utoipa::path(get, path = "/sites/{id}/environments", tag = "sites",
+    params(("id" = String, Path, description = "Site id (UUID)")),
+    responses((status = 200, body = [Environment]), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn list_environments(
+    State(state): State<AppState>,
+    _s: CurrentSession,
+    PathId(id): PathId,
+) -> Result<Json<Vec<Environment>>, ApiError> {
+    if state.store.get_site(&id).await?.is_none() {
+        return Err(ApiError::not_found("site"));
+    }
+    let envs = state.store.list_environments(&id).await?;
+    Ok(Json(envs.into_iter().map(Environment::from).collect()))
+}
+
+/// Adds a staging or clone environment copied from another environment of the site and
+/// starts `env_create`.
+#[utoipa::path(post, path = "/sites/{id}/environments", tag = "sites",
+    params(("id" = String, Path, description = "Site id (UUID)")),
+    request_body = CreateEnvironmentRequest,
+    responses((status = 202, body = JobAccepted), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 404, body = ErrorBody),
+        (status = 409, description = "`conflict`: slug taken, production requested, or source not active; `node_not_active`: the source's node is not active", body = ErrorBody)))]
+pub async fn create_environment(
+    State(state): State<AppState>,
+    session: CurrentSession,
+    PathId(id): PathId,
+    AppJson(body): AppJson<CreateEnvironmentRequest>,
+) -> Result<(StatusCode, Json<JobAccepted>), ApiError> {
+    let input = EnvironmentInput {
+        name: body.name,
+        slug: body.slug,
+        environment_type: body.environment_type,
+        source_environment_id: body.source_environment_id,
+        promotion_preset: body.promotion_preset,
+    };
+    let created = state
+        .sites
+        .create_environment(&actor(&session), &id, input)
+        .await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(JobAccepted {
+            job_id: created.job_id,
+        }),
+    ))
+}
+
+/// One environment.
+#[utoipa::path(get, path = "/environments/{id}", tag = "sites",
+    params(("id" = String, Path, description = "Environment id (UUID)")),
+    responses((status = 200, body = Environment), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn get_environment(
+    State(state): State<AppState>,
+    _s: CurrentSession,
+    PathId(id): PathId,
+) -> Result<Json<Environment>, ApiError> {
+    let env = state
+        .store
+        .get_environment(&id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("environment"))?;
+    Ok(Json(env.into()))
+}
+
+/// An environment's releases, newest first.
+#[utoipa::path(get, path = "/environments/{id}/releases", tag = "sites",
+    params(("id" = String, Path, description = "Environment id (UUID)")),
+    responses((status = 200, body = [Release]), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn list_releases(
+    State(state): State<AppState>,
+    _s: CurrentSession,
+    PathId(id): PathId,
+) -> Result<Json<Vec<Release>>, ApiError> {
+    if state.store.get_environment(&id).await?.is_none() {
+        return Err(ApiError::not_found("environment"));
+    }
+    let releases = state.store.list_releases(&id).await?;
+    Ok(Json(releases.into_iter().map(Release::from).collect()))
+}

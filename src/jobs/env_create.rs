@@ -1,0 +1,216 @@
+//! `env_create`: a staging or clone environment copied from another environment of the site —
+//! release files, uploads and the database rewritten to the new preview URL — plus the drift
+//! baseline of production (jobs.md §11, backups-restore-promotion.md §3).
+//!
+//! The new environment exists only for this job (any failure leaves it `failed`); the site is
+//! an existing one: `cloning` while the job runs, back to `active` on success, on a
+//! pre-mutation failure or a refusal, `failed` when a run that changed things failed.
+
+use serde_json::Value;
+use sqlx::SqliteConnection;
+use uuid::Uuid;
+
+use super::errors::JobErrorCode;
+use super::kinds::{ResolvedVars, VarsError};
+use super::lifecycle::{
+    environment_to, environment_vars, fix_release_name, node_must_be_active, release_name,
+    site_and_environment, site_to,
+};
+use crate::domain::SiteStatus;
+use crate::secrets::Secrets;
+use crate::sites::layout::{EnvLayout, DRIFT_PATHS, DRIFT_TABLES};
+use crate::store::nodes::NodeRecord;
+use crate::store::sites::{
+    canonical_url, fetch_environment, fetch_release, insert_drift_check,
+    record_release_and_activate, EnvironmentRecord, NewDriftCheck, NewRelease,
+};
+use crate::store::{JobRecord, Store, StoreError};
+
+fn source_id(job: &JobRecord) -> String {
+    serde_json::from_str::<Value>(&job.payload_json)
+        .ok()
+        .and_then(|p| p["source_environment_id"].as_str().map(str::to_string))
+        .unwrap_or_default()
+}
+
+async fn source(
+    conn: &mut SqliteConnection,
+    job: &JobRecord,
+) -> Result<Option<EnvironmentRecord>, StoreError> {
+    fetch_environment(conn, &source_id(job)).await
+}
+
+pub async fn validate_start(
+    conn: &mut SqliteConnection,
+    job: &JobRecord,
+) -> Result<Result<(), String>, StoreError> {
+    let (site, env) = site_and_environment(conn, job).await?;
+    // A retry finds the site still `cloning` from its first run.
+    let site_ok = site.status == SiteStatus::Active.as_str()
+        || (job.attempt_count > 1 && site.status == SiteStatus::Cloning.as_str());
+    if !site_ok {
+        return Ok(Err(format!("the site is {}, not active", site.status)));
+    }
+    if env.status != SiteStatus::Cloning.as_str() {
+        return Ok(Err(format!(
+            "the new environment is {}, not cloning",
+            env.status
+        )));
+    }
+    match source(conn, job).await? {
+        Some(s) if s.status == SiteStatus::Active.as_str() && s.current_release_id.is_some() => {}
+        Some(s) => {
+            return Ok(Err(format!(
+                "the source environment {} is {}, not active with a release",
+                s.name, s.status
+            )))
+        }
+        None => return Ok(Err("the source environment does not exist".into())),
+    }
+    node_must_be_active(conn, job).await
+}
+
+pub async fn on_start(
+    conn: &mut SqliteConnection,
+    job: &mut JobRecord,
+    now: &str,
+) -> Result<(), StoreError> {
+    let (site, _) = site_and_environment(conn, job).await?;
+    site_to(conn, &site, SiteStatus::Cloning, now).await?;
+    fix_release_name(conn, job, now).await.map(drop)
+}
+
+pub async fn on_success(
+    conn: &mut SqliteConnection,
+    job: &JobRecord,
+    result: &Value,
+    now: &str,
+) -> Result<(), StoreError> {
+    let (site, env) = site_and_environment(conn, job).await?;
+    let src = source(conn, job).await?;
+    let src_release = match src.as_ref().and_then(|s| s.current_release_id.clone()) {
+        Some(id) => fetch_release(conn, &id).await?,
+        None => None,
+    };
+    let (source_type, source_ref) = src_release
+        .as_ref()
+        .map(|r| (r.source_type.clone(), r.source_ref.clone()))
+        .unwrap_or_else(|| ("upload".into(), format!("environment:{}", source_id(job))));
+    let notes = format!(
+        "cloned from {}",
+        src.as_ref().map(|s| s.name.as_str()).unwrap_or("(unknown)")
+    );
+    let name = release_name(job).unwrap_or_default();
+    let path = EnvLayout::new(&site.id, &env.id).release_path(&name);
+    let id = Uuid::new_v4().to_string();
+    record_release_and_activate(
+        conn,
+        &env,
+        &NewRelease {
+            id: &id,
+            environment_id: &env.id,
+            source_type: &source_type,
+            source_ref: &source_ref,
+            path: &path,
+            notes: Some(&notes),
+            job_id: &job.id,
+        },
+        now,
+    )
+    .await?;
+    let baseline = &result["drift_baseline"];
+    let check_id = Uuid::new_v4().to_string();
+    insert_drift_check(
+        conn,
+        &NewDriftCheck {
+            id: &check_id,
+            environment_id: &env.id,
+            promotion_preset: &env.promotion_preset,
+            status: "clean",
+            db_checksums_json: &baseline["tables"].to_string(),
+            file_checksums_json: &baseline["paths"].to_string(),
+            is_baseline: true,
+        },
+        now,
+    )
+    .await?;
+    tracing::info!(environment = %env.id, drift_check = %check_id, "drift baseline recorded");
+    site_to(conn, &site, SiteStatus::Active, now).await
+}
+
+pub async fn on_final_failure(
+    conn: &mut SqliteConnection,
+    job: &JobRecord,
+    code: JobErrorCode,
+    started: bool,
+    now: &str,
+) -> Result<(), StoreError> {
+    let (site, env) = site_and_environment(conn, job).await?;
+    environment_to(conn, &env, SiteStatus::Failed, now).await?;
+    if site.status == SiteStatus::Cloning.as_str() {
+        let to = if started && !code.pre_mutation() {
+            SiteStatus::Failed
+        } else {
+            SiteStatus::Active
+        };
+        site_to(conn, &site, to, now).await?;
+    }
+    Ok(())
+}
+
+pub async fn on_cancel(
+    conn: &mut SqliteConnection,
+    job: &JobRecord,
+    was_running: bool,
+    now: &str,
+) -> Result<(), StoreError> {
+    let (site, env) = site_and_environment(conn, job).await?;
+    environment_to(conn, &env, SiteStatus::Failed, now).await?;
+    if was_running {
+        site_to(conn, &site, SiteStatus::Failed, now).await?;
+    }
+    Ok(())
+}
+
+/// Variables of `env-create.yml` (docs/plans/issue-4-contract.md).
+pub async fn extra_vars(
+    store: &Store,
+    secrets: &Secrets,
+    job: &JobRecord,
+    node: &NodeRecord,
+) -> Result<ResolvedVars, VarsError> {
+    let (mut resolved, site, _) = environment_vars(store, secrets, job, node).await?;
+    let mut conn = store.pool().acquire().await.map_err(StoreError::from)?;
+    let src = source(&mut conn, job)
+        .await?
+        .ok_or(VarsError::Missing("the source environment"))?;
+    let src_release = match &src.current_release_id {
+        Some(id) => fetch_release(&mut conn, id).await?,
+        None => None,
+    }
+    .ok_or(VarsError::Missing(
+        "the source environment's current release",
+    ))?;
+    let src_url = canonical_url(&mut conn, &src.id)
+        .await?
+        .unwrap_or_else(|| src.preview_url.clone());
+    let prod_id = site
+        .primary_environment_id
+        .clone()
+        .ok_or(VarsError::Missing("the production environment"))?;
+    let src_layout = EnvLayout::new(&site.id, &src.id);
+    let prod_layout = EnvLayout::new(&site.id, &prod_id);
+    let v = &mut resolved.vars;
+    v.insert("source_environment_id".into(), src.id.clone().into());
+    v.insert("source_env_root".into(), src_layout.env_root.into());
+    v.insert("source_env_user".into(), src_layout.env_user.into());
+    v.insert("source_db_name".into(), src_layout.db_name.into());
+    v.insert("source_release_path".into(), src_release.path.into());
+    v.insert("source_canonical_url".into(), src_url.into());
+    v.insert("production_environment_id".into(), prod_id.into());
+    v.insert("production_env_root".into(), prod_layout.env_root.into());
+    v.insert("production_db_name".into(), prod_layout.db_name.into());
+    v.insert("drift_tables".into(), DRIFT_TABLES.to_vec().into());
+    v.insert("drift_paths".into(), DRIFT_PATHS.to_vec().into());
+    Ok(resolved)
+}

@@ -1,0 +1,174 @@
+//! What the site-lifecycle job types share: loading the job's site and environment inside the
+//! engine's transaction, status transitions, the run-stable `release_name`, and the
+//! environment variables every environment playbook receives (jobs.md §12).
+
+use serde_json::{Map, Value};
+use sqlx::SqliteConnection;
+
+use super::kinds::{ResolvedVars, VarsError};
+use crate::domain::SiteStatus;
+use crate::secrets::Secrets;
+use crate::sites::layout::{self, EnvLayout};
+use crate::sites::{db_password_key, wp_salts_key};
+use crate::store::nodes::NodeRecord;
+use crate::store::queue::set_payload;
+use crate::store::sites::{
+    fetch_environment, fetch_site, set_environment_status, set_site_status, EnvironmentRecord,
+    SiteRecord,
+};
+use crate::store::{JobRecord, Store, StoreError};
+
+fn missing(what: &str, id: Option<&str>) -> StoreError {
+    StoreError::Query(sqlx::Error::Protocol(format!(
+        "the job's {what} {} does not exist",
+        id.unwrap_or("(none)")
+    )))
+}
+
+/// The job's site and target environment.
+pub async fn site_and_environment(
+    conn: &mut SqliteConnection,
+    job: &JobRecord,
+) -> Result<(SiteRecord, EnvironmentRecord), StoreError> {
+    let site_id = job.site_id.as_deref();
+    let env_id = job.environment_id.as_deref();
+    let site = fetch_site(conn, site_id.unwrap_or_default())
+        .await?
+        .ok_or_else(|| missing("site", site_id))?;
+    let env = fetch_environment(conn, env_id.unwrap_or_default())
+        .await?
+        .ok_or_else(|| missing("environment", env_id))?;
+    Ok((site, env))
+}
+
+/// Moves a site to `to` unless it is there already.
+pub async fn site_to(
+    conn: &mut SqliteConnection,
+    site: &SiteRecord,
+    to: SiteStatus,
+    now: &str,
+) -> Result<(), StoreError> {
+    if site.status == to.as_str() {
+        return Ok(());
+    }
+    set_site_status(conn, site, to, now).await
+}
+
+/// Moves an environment to `to` unless it is there already.
+pub async fn environment_to(
+    conn: &mut SqliteConnection,
+    env: &EnvironmentRecord,
+    to: SiteStatus,
+    now: &str,
+) -> Result<(), StoreError> {
+    if env.status == to.as_str() {
+        return Ok(());
+    }
+    set_environment_status(conn, env, to, now).await
+}
+
+/// Whether the node the job runs on is `active`; `Err(reason)` otherwise.
+pub async fn node_must_be_active(
+    conn: &mut SqliteConnection,
+    job: &JobRecord,
+) -> Result<Result<(), String>, StoreError> {
+    let node = crate::store::nodes::fetch_node(conn, &job.node_id).await?;
+    Ok(match node {
+        Some(n) if n.status == "active" => Ok(()),
+        Some(n) => Err(format!("node {} is {}, not active", n.name, n.status)),
+        None => Err("the job's node does not exist".into()),
+    })
+}
+
+/// The payload's `release_name`, fixed at the first claim so retries reuse it (jobs.md §3).
+pub async fn fix_release_name(
+    conn: &mut SqliteConnection,
+    job: &mut JobRecord,
+    now: &str,
+) -> Result<String, StoreError> {
+    let mut payload: Map<String, Value> = match serde_json::from_str(&job.payload_json) {
+        Ok(Value::Object(m)) => m,
+        _ => Map::new(),
+    };
+    if let Some(name) = payload.get("release_name").and_then(Value::as_str) {
+        return Ok(name.to_string());
+    }
+    let name = layout::release_name(now, &job.id);
+    payload.insert("release_name".into(), name.clone().into());
+    job.payload_json = Value::Object(payload).to_string();
+    set_payload(conn, &job.id, &job.payload_json).await?;
+    Ok(name)
+}
+
+/// The payload's `release_name` (set at the first claim).
+pub fn release_name(job: &JobRecord) -> Option<String> {
+    serde_json::from_str::<Value>(&job.payload_json)
+        .ok()?
+        .get("release_name")?
+        .as_str()
+        .map(str::to_string)
+}
+
+/// The variables of an environment playbook about the target environment (the contract in
+/// docs/plans/issue-4-contract.md), with its database password and salts as secrets.
+pub async fn environment_vars(
+    store: &Store,
+    secrets: &Secrets,
+    job: &JobRecord,
+    node: &NodeRecord,
+) -> Result<(ResolvedVars, SiteRecord, EnvironmentRecord), VarsError> {
+    let mut conn = store.pool().acquire().await.map_err(StoreError::from)?;
+    let (site, env) = site_and_environment(&mut conn, job).await?;
+    let canonical = crate::store::sites::canonical_url(&mut conn, &env.id)
+        .await?
+        .unwrap_or_else(|| env.preview_url.clone());
+    let l = EnvLayout::new(&site.id, &env.id);
+    let release = release_name(job).ok_or(VarsError::Missing("release_name"))?;
+    let password = secrets
+        .get(&db_password_key(&env.id))?
+        .ok_or(VarsError::Missing("the database password"))?;
+    let salts_json = secrets
+        .get(&wp_salts_key(&env.id))?
+        .ok_or(VarsError::Missing("the WordPress salts"))?;
+    let salts: Vec<String> =
+        serde_json::from_str(salts_json.expose()).map_err(|_| VarsError::Missing("valid salts"))?;
+
+    let mut v = Map::new();
+    let mut put = |k: &str, val: Value| {
+        v.insert(k.to_string(), val);
+    };
+    put("site_id", site.id.clone().into());
+    put("site_slug", site.slug.clone().into());
+    put("environment_id", env.id.clone().into());
+    put("environment_slug", env.slug.clone().into());
+    put("environment_type", env.environment_type.clone().into());
+    put(
+        "node_public_ip",
+        node.public_ip.clone().unwrap_or_default().into(),
+    );
+    put("env_root", l.env_root.clone().into());
+    put("env_user", l.env_user.clone().into());
+    put("db_name", l.db_name.clone().into());
+    put("db_user", l.db_user.clone().into());
+    put("db_password", password.expose().into());
+    put("wp_salts", salts.clone().into());
+    put("php_fpm_socket", l.php_fpm_socket.clone().into());
+    put("preview_url", env.preview_url.clone().into());
+    put("preview_host", layout::url_host(&env.preview_url).into());
+    put("canonical_url", canonical.into());
+    put("release_name", release.clone().into());
+    put("release_path", l.release_path(&release).into());
+    put("fastcgi_cache_enabled", env.fastcgi_cache_enabled.into());
+    put("redis_cache_enabled", env.redis_cache_enabled.into());
+    put("redis_prefix", l.redis_prefix.clone().into());
+    let mut secret_values = vec![password.expose().to_string()];
+    secret_values.extend(salts);
+    Ok((
+        ResolvedVars {
+            vars: v,
+            secrets: secret_values,
+        },
+        site,
+        env,
+    ))
+}

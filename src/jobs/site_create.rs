@@ -1,0 +1,115 @@
+//! `site_create`: a new site's production environment on its node — Linux user, database,
+//! PHP-FPM pool, preview server block, the first release with WordPress installed
+//! (jobs.md §11). The site and the environment were inserted `deploying` for this job, so any
+//! final failure or cancellation leaves both `failed` (state-machines.md).
+
+use serde_json::Value;
+use sqlx::SqliteConnection;
+use uuid::Uuid;
+
+use super::errors::JobErrorCode;
+use super::kinds::{ResolvedVars, VarsError};
+use super::lifecycle::{
+    environment_to, environment_vars, fix_release_name, node_must_be_active, release_name,
+    site_and_environment, site_to,
+};
+use crate::domain::SiteStatus;
+use crate::secrets::Secrets;
+use crate::settings::wordpress_source;
+use crate::sites::layout::EnvLayout;
+use crate::store::nodes::NodeRecord;
+use crate::store::sites::{record_release_and_activate, NewRelease};
+use crate::store::{JobRecord, Store, StoreError};
+
+pub async fn validate_start(
+    conn: &mut SqliteConnection,
+    job: &JobRecord,
+) -> Result<Result<(), String>, StoreError> {
+    let (site, env) = site_and_environment(conn, job).await?;
+    let deploying = SiteStatus::Deploying.as_str();
+    if site.status != deploying || env.status != deploying {
+        return Ok(Err(format!(
+            "the site is {} and its environment {}; site_create needs both deploying",
+            site.status, env.status
+        )));
+    }
+    node_must_be_active(conn, job).await
+}
+
+pub async fn on_start(
+    conn: &mut SqliteConnection,
+    job: &mut JobRecord,
+    now: &str,
+) -> Result<(), StoreError> {
+    fix_release_name(conn, job, now).await.map(drop)
+}
+
+pub async fn on_success(
+    conn: &mut SqliteConnection,
+    job: &JobRecord,
+    _result: &Value,
+    now: &str,
+) -> Result<(), StoreError> {
+    let (site, env) = site_and_environment(conn, job).await?;
+    let (source, _) = wordpress_source(conn).await?;
+    let name = release_name(job).unwrap_or_default();
+    let path = EnvLayout::new(&site.id, &env.id).release_path(&name);
+    let id = Uuid::new_v4().to_string();
+    record_release_and_activate(
+        conn,
+        &env,
+        &NewRelease {
+            id: &id,
+            environment_id: &env.id,
+            source_type: "upload",
+            source_ref: &source,
+            path: &path,
+            notes: Some("WordPress installed"),
+            job_id: &job.id,
+        },
+        now,
+    )
+    .await?;
+    site_to(conn, &site, SiteStatus::Active, now).await
+}
+
+/// The site and environment exist only for this job: whatever the failure, both are `failed`.
+pub async fn on_final_failure(
+    conn: &mut SqliteConnection,
+    job: &JobRecord,
+    _code: JobErrorCode,
+    _started: bool,
+    now: &str,
+) -> Result<(), StoreError> {
+    let (site, env) = site_and_environment(conn, job).await?;
+    environment_to(conn, &env, SiteStatus::Failed, now).await?;
+    site_to(conn, &site, SiteStatus::Failed, now).await
+}
+
+pub async fn on_cancel(
+    conn: &mut SqliteConnection,
+    job: &JobRecord,
+    _was_running: bool,
+    now: &str,
+) -> Result<(), StoreError> {
+    on_final_failure(conn, job, JobErrorCode::PreconditionFailed, false, now).await
+}
+
+/// Variables of `site-create.yml` (docs/plans/issue-4-contract.md).
+pub async fn extra_vars(
+    store: &Store,
+    secrets: &Secrets,
+    job: &JobRecord,
+    node: &NodeRecord,
+) -> Result<ResolvedVars, VarsError> {
+    let (mut resolved, _, _) = environment_vars(store, secrets, job, node).await?;
+    let mut conn = store.pool().acquire().await.map_err(StoreError::from)?;
+    let (source, sha) = wordpress_source(&mut conn).await?;
+    resolved
+        .vars
+        .insert("wordpress_source".into(), source.into());
+    resolved
+        .vars
+        .insert("wordpress_source_sha256".into(), sha.into());
+    Ok(resolved)
+}

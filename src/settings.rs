@@ -1,0 +1,278 @@
+//! The settings service (`/_admin/settings`, api.md §7): effective values with their defaults,
+//! and the validated replacement of a settings group, audited as `settings_update`.
+//!
+//! This version knows every key of data-model.md for reading and accepts the `wordpress` group
+//! for writing; the other groups arrive with the features that use them.
+
+use uuid::Uuid;
+
+use crate::clock::{format_ts, SharedClock};
+use crate::store::audit::{insert_audit, NewAudit};
+use crate::store::settings::{fetch_setting, put_settings};
+use crate::store::{Store, StoreError};
+
+/// Where WordPress core comes from by default (data-model.md, settings keys).
+pub const DEFAULT_WORDPRESS_SOURCE: &str = "https://wordpress.org/latest.tar.gz";
+
+/// Every non-secret setting and its default.
+pub const KEYS: &[(&str, Option<&str>)] = &[
+    ("control_plane_domain", None),
+    ("preview_domain", None),
+    ("dns01_provider", None),
+    ("acme_email", None),
+    (
+        "acme_directory_url",
+        Some("https://acme-v02.api.letsencrypt.org/directory"),
+    ),
+    ("acme_ca_bundle", None),
+    ("backup_retention_days", Some("30")),
+    ("backup_schedule_hours", Some("24")),
+    ("backup_s3_endpoint", None),
+    ("backup_s3_region", None),
+    ("backup_s3_bucket", None),
+    ("backup_s3_prefix", Some("pressluft")),
+    ("wordpress_source", Some(DEFAULT_WORDPRESS_SOURCE)),
+    ("wordpress_source_sha256", None),
+];
+
+/// Secret settings: only whether they are set is ever shown.
+pub const SECRET_KEYS: &[&str] = &["dns01_credentials_json", "backup_s3_credentials_json"];
+
+/// Failures of settings actions.
+#[derive(Debug, thiserror::Error)]
+pub enum SettingsError {
+    #[error("{field}: {message}")]
+    Invalid {
+        field: &'static str,
+        message: String,
+    },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl From<sqlx::Error> for SettingsError {
+    fn from(e: sqlx::Error) -> Self {
+        SettingsError::Store(StoreError::Query(e))
+    }
+}
+
+/// The `wordpress` group, before validation (`None` = null).
+#[derive(Debug, Clone, Default)]
+pub struct WordPressSettings {
+    pub wordpress_source: Option<String>,
+    pub wordpress_source_sha256: Option<String>,
+}
+
+/// Effective settings: every key with its value or default, and which secrets are set.
+#[derive(Debug, Clone)]
+pub struct SettingsView {
+    pub values: Vec<(&'static str, Option<String>)>,
+    pub secrets: Vec<(&'static str, bool)>,
+}
+
+impl SettingsView {
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.values
+            .iter()
+            .find(|(k, _)| *k == key)
+            .and_then(|(_, v)| v.as_deref())
+    }
+}
+
+fn invalid(field: &'static str, message: &str) -> SettingsError {
+    tracing::info!(field, "settings validation failed");
+    SettingsError::Invalid {
+        field,
+        message: message.to_string(),
+    }
+}
+
+/// A WordPress source: an `http(s)://` URL of a tarball, or `dir:<absolute path on the node>`.
+fn validate_wordpress_source(s: &str) -> Result<(), &'static str> {
+    if s.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err("must not contain spaces or control characters");
+    }
+    if let Some(path) = s.strip_prefix("dir:") {
+        if !path.starts_with('/') || path.split('/').any(|seg| seg == "..") {
+            return Err("dir: must be followed by an absolute path without ..");
+        }
+        return Ok(());
+    }
+    let rest = s
+        .strip_prefix("https://")
+        .or_else(|| s.strip_prefix("http://"))
+        .ok_or("must be an http(s):// URL or dir:<absolute path>")?;
+    let host = rest.split(['/', '?', '#']).next().unwrap_or("");
+    if host.is_empty() || host.starts_with(':') {
+        return Err("the URL has no host");
+    }
+    Ok(())
+}
+
+impl WordPressSettings {
+    /// Trims, treats empty strings as null, validates and normalises (sha256 lowercase).
+    pub fn validate(self) -> Result<WordPressSettings, SettingsError> {
+        let clean = |v: Option<String>| v.map(|s| s.trim().to_string()).filter(|s| !s.is_empty());
+        let source = clean(self.wordpress_source);
+        if let Some(s) = &source {
+            validate_wordpress_source(s).map_err(|m| invalid("wordpress_source", m))?;
+        }
+        let sha = clean(self.wordpress_source_sha256).map(|s| s.to_ascii_lowercase());
+        if let Some(s) = &sha {
+            if s.len() != 64 || !s.bytes().all(|b| b.is_ascii_hexdigit()) {
+                return Err(invalid(
+                    "wordpress_source_sha256",
+                    "must be 64 hexadecimal characters",
+                ));
+            }
+        }
+        Ok(WordPressSettings {
+            wordpress_source: source,
+            wordpress_source_sha256: sha,
+        })
+    }
+}
+
+/// The settings service.
+#[derive(Clone)]
+pub struct Settings {
+    store: Store,
+    clock: SharedClock,
+}
+
+impl Settings {
+    pub fn new(store: Store, clock: SharedClock) -> Self {
+        Self { store, clock }
+    }
+
+    /// Every setting with its effective value.
+    pub async fn view(&self) -> Result<SettingsView, SettingsError> {
+        let stored = self.store.all_settings().await?;
+        let lookup = |key: &str| stored.iter().find(|(k, _)| k == key).map(|(_, v)| v);
+        Ok(SettingsView {
+            values: KEYS
+                .iter()
+                .map(|(k, default)| {
+                    (
+                        *k,
+                        lookup(k).cloned().or_else(|| default.map(str::to_string)),
+                    )
+                })
+                .collect(),
+            secrets: SECRET_KEYS
+                .iter()
+                .map(|k| (*k, lookup(k).is_some()))
+                .collect(),
+        })
+    }
+
+    /// Replaces the `wordpress` group after validation; audited for `user_id`.
+    pub async fn put_wordpress(
+        &self,
+        user_id: &str,
+        input: WordPressSettings,
+    ) -> Result<SettingsView, SettingsError> {
+        let valid = input.validate()?;
+        let now = format_ts(self.clock.now());
+        let mut tx = self.store.begin_write().await?;
+        put_settings(
+            &mut tx,
+            &[
+                ("wordpress_source", valid.wordpress_source.as_deref()),
+                (
+                    "wordpress_source_sha256",
+                    valid.wordpress_source_sha256.as_deref(),
+                ),
+            ],
+            &now,
+        )
+        .await?;
+        let id = Uuid::new_v4().to_string();
+        insert_audit(
+            &mut tx,
+            &NewAudit {
+                id: &id,
+                user_id,
+                action: "settings_update",
+                resource_type: "settings",
+                resource_id: "wordpress",
+                result: "succeeded",
+                job_id: None,
+            },
+            &now,
+        )
+        .await?;
+        tx.commit().await?;
+        tracing::info!(group = "wordpress", "settings updated; audit written");
+        self.view().await
+    }
+}
+
+/// The effective WordPress source and its checksum (`""` when unset), read inside a
+/// transaction.
+pub async fn wordpress_source(
+    conn: &mut sqlx::SqliteConnection,
+) -> Result<(String, String), StoreError> {
+    let source = fetch_setting(conn, "wordpress_source")
+        .await?
+        .unwrap_or_else(|| DEFAULT_WORDPRESS_SOURCE.to_string());
+    let sha = fetch_setting(conn, "wordpress_source_sha256")
+        .await?
+        .unwrap_or_default();
+    Ok((source, sha))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn field(s: WordPressSettings) -> &'static str {
+        match s.validate() {
+            Err(SettingsError::Invalid { field, .. }) => field,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn wordpress_sources() {
+        for ok in [
+            "https://wordpress.org/latest.tar.gz",
+            "http://mirror.test:8080/wp.tgz",
+            "dir:/usr/share/wordpress",
+        ] {
+            assert!(validate_wordpress_source(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "ftp://x/y",
+            "dir:relative",
+            "dir:/a/../b",
+            "https://",
+            "https://x/a b",
+            "/usr/share/wordpress",
+        ] {
+            assert!(validate_wordpress_source(bad).is_err(), "{bad}");
+        }
+        let v = WordPressSettings {
+            wordpress_source: Some("  ".into()),
+            wordpress_source_sha256: Some("AB".repeat(32)),
+        }
+        .validate()
+        .unwrap();
+        assert_eq!(v.wordpress_source, None);
+        assert_eq!(v.wordpress_source_sha256.unwrap(), "ab".repeat(32));
+        assert_eq!(
+            field(WordPressSettings {
+                wordpress_source: Some("ftp://x".into()),
+                ..Default::default()
+            }),
+            "wordpress_source"
+        );
+        assert_eq!(
+            field(WordPressSettings {
+                wordpress_source_sha256: Some("abc".into()),
+                ..Default::default()
+            }),
+            "wordpress_source_sha256"
+        );
+    }
+}
