@@ -402,11 +402,16 @@ impl Sites {
             Some(SiteError::Conflict(format!(
                 "the slug {slug} is already used by an environment of this site"
             )))
-        } else if source.status != SiteStatus::Active.as_str() {
-            Some(SiteError::Conflict(format!(
-                "the source environment is {}, not active",
-                source.status
-            )))
+        } else if site.status == SiteStatus::Failed.as_str() {
+            Some(SiteError::Conflict(
+                "the site has failed; reset it first".into(),
+            ))
+        } else if source.status == SiteStatus::Failed.as_str() {
+            // A source still being built is accepted: its job runs first (one job per site)
+            // and the clone waits queued (issue 4); the start-time check then needs it active.
+            Some(SiteError::Conflict(
+                "the source environment has failed; reset it first".into(),
+            ))
         } else {
             None
         };

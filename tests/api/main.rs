@@ -15,3 +15,4 @@ mod migrations;
 mod nodes;
 mod openapi;
 mod queue;
+mod sites;

@@ -1,0 +1,626 @@
+//! Sites and environments through the HTTP API, with a scripted runner standing in for Ansible:
+//! validation and error codes, placement and preview URLs, the transactions that create rows,
+//! jobs and audit rows, and the state machine around `site_create` and `env_create` (the
+//! control plane's own logic; the real node work is the end-to-end test).
+
+use std::sync::{Arc, Mutex};
+
+use pressluft::jobs::runner::RunFuture;
+use pressluft::jobs::{JobErrorCode, RunContext, RunOutcome, Runner};
+use pressluft::store::JobRecord;
+use serde_json::{json, Value};
+
+use crate::helpers::{assert_error, spawn_app_with, TestApp, ADMIN_EMAIL};
+
+/// Answers runs by job type: the next scripted outcome for that type (the last one repeats),
+/// success with `{}` when none is scripted.
+#[derive(Default)]
+struct Script(Mutex<Vec<(&'static str, RunOutcome)>>);
+
+impl Runner for Script {
+    fn run<'a>(&'a self, job: &'a JobRecord, _ctx: RunContext) -> RunFuture<'a> {
+        Box::pin(async move {
+            let mut s = self.0.lock().unwrap();
+            match s.iter().position(|(t, _)| *t == job.job_type) {
+                Some(i) => s.remove(i).1,
+                None => RunOutcome::Succeeded { result: json!({}) },
+            }
+        })
+    }
+}
+
+fn baseline() -> Value {
+    json!({"release_path": "/x", "table_prefix": "wp_", "drift_baseline": {
+        "tables": {"wp_posts": {"rows": 3, "checksum": "123"}, "wp_wc_orders": null},
+        "paths": {"wp-content/uploads": "sha256:00"}}})
+}
+
+async fn app_with(script: Vec<(&'static str, RunOutcome)>) -> (TestApp, String) {
+    let app = spawn_app_with(|_| {}, Some(Arc::new(Script(Mutex::new(script))))).await;
+    app.login().await;
+    let node = app.insert_node("edge", "active").await;
+    (app, node)
+}
+
+async fn post(app: &TestApp, path: &str, body: Value) -> reqwest::Response {
+    app.client
+        .post(app.url(path))
+        .json(&body)
+        .send()
+        .await
+        .unwrap()
+}
+
+async fn job_id(r: reqwest::Response) -> String {
+    assert_eq!(r.status(), 202);
+    r.json::<Value>().await.unwrap()["job_id"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+async fn create_site(app: &TestApp, slug: &str) -> (String, String) {
+    let job = job_id(post(app, "/api/sites", json!({"name": " Shop ", "slug": slug})).await).await;
+    let (_, j) = app.get_json(&format!("/api/jobs/{job}")).await;
+    (j["site_id"].as_str().unwrap().to_string(), job)
+}
+
+async fn count(app: &TestApp, table: &str) -> i64 {
+    let (n,): (i64,) = sqlx::query_as(&format!("SELECT COUNT(*) FROM {table}"))
+        .fetch_one(app.store.pool())
+        .await
+        .unwrap();
+    n
+}
+
+#[tokio::test]
+async fn create_a_site_then_a_staging_clone() {
+    let (app, node) = app_with(vec![(
+        "env_create",
+        RunOutcome::Succeeded { result: baseline() },
+    )])
+    .await;
+    let r = app
+        .client
+        .put(app.url("/_admin/settings/wordpress"))
+        .json(&json!({"wordpress_source": "dir:/usr/share/wordpress"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+
+    let (site_id, create_job) = create_site(&app, "shop").await;
+    let (_, site) = app.get_json(&format!("/api/sites/{site_id}")).await;
+    assert_eq!(
+        (site["name"].as_str(), site["slug"].as_str()),
+        (Some("Shop"), Some("shop"))
+    );
+    assert_eq!(site["status"], "deploying");
+    let (_, envs) = app
+        .get_json(&format!("/api/sites/{site_id}/environments"))
+        .await;
+    let prod = envs[0].clone();
+    let prod_id = prod["id"].as_str().unwrap().to_string();
+    assert_eq!(site["primary_environment_id"], prod_id.as_str());
+    assert_eq!(
+        (
+            prod["environment_type"].as_str(),
+            prod["slug"].as_str(),
+            prod["name"].as_str()
+        ),
+        (Some("production"), Some("production"), Some("Production"))
+    );
+    assert_eq!(prod["status"], "deploying");
+    assert_eq!(prod["node_id"], node.as_str());
+    assert_eq!(prod["promotion_preset"], "content-protect");
+    assert_eq!(
+        (
+            prod["fastcgi_cache_enabled"].as_bool(),
+            prod["redis_cache_enabled"].as_bool()
+        ),
+        (Some(true), Some(true))
+    );
+    assert_eq!(
+        prod["preview_url"],
+        format!("http://{}.127-0-0-1.sslip.io", &prod_id[..8]).as_str()
+    );
+    let (_, job) = app.get_json(&format!("/api/jobs/{create_job}")).await;
+    assert_eq!(
+        (job["job_type"].as_str(), job["environment_id"].as_str()),
+        (Some("site_create"), Some(prod_id.as_str()))
+    );
+
+    // A clone submitted while site_create has not run yet is accepted and waits.
+    app.clock.advance(time::Duration::seconds(1));
+    let clone_job = job_id(
+        post(
+            &app,
+            &format!("/api/sites/{site_id}/environments"),
+            json!({"name": "Staging", "slug": "staging", "environment_type": "staging",
+                   "promotion_preset": "commerce-protect"}),
+        )
+        .await,
+    )
+    .await;
+    let (_, envs) = app
+        .get_json(&format!("/api/sites/{site_id}/environments"))
+        .await;
+    assert_eq!(envs.as_array().unwrap().len(), 2);
+    let staging = envs[1].clone();
+    let staging_id = staging["id"].as_str().unwrap().to_string();
+    assert_eq!(staging["status"], "cloning");
+    assert_eq!(staging["source_environment_id"], prod_id.as_str());
+    assert_eq!(staging["environment_type"], "staging");
+    assert_ne!(staging_id[..8], prod_id[..8]);
+
+    // First claim: site_create, with its release name fixed; the clone cannot start beside it.
+    let state = &app.state;
+    let first = state.engine.claim("w1").await.unwrap().unwrap();
+    assert_eq!(first.id, create_job);
+    assert!(
+        state.engine.claim("w2").await.unwrap().is_none(),
+        "one job per site"
+    );
+    let payload: Value = serde_json::from_str(&first.payload_json).unwrap();
+    let release_name = payload["release_name"].as_str().unwrap().to_string();
+    assert!(release_name.ends_with(&create_job[..8]), "{release_name}");
+    assert_eq!(payload["site_title"], "Shop");
+    assert_eq!(payload["wp_admin_email"], ADMIN_EMAIL);
+
+    // The playbook's variables follow the contract; secrets are listed for masking.
+    let node_row = app.store.get_node(&node).await.unwrap().unwrap();
+    let vars = pressluft::jobs::kinds::extra_vars(
+        &app.store,
+        &state.secrets,
+        &state.config,
+        &first,
+        &node_row,
+    )
+    .await
+    .unwrap();
+    let v = &vars.vars;
+    assert_eq!(
+        v["env_root"],
+        format!("/var/www/sites/{site_id}/{prod_id}").as_str()
+    );
+    assert_eq!(v["env_user"], format!("pl_{}", &prod_id[..8]).as_str());
+    assert_eq!(v["db_name"], format!("wp_{}", &prod_id[..8]).as_str());
+    assert_eq!(v["redis_prefix"], format!("pressluft_{prod_id}:").as_str());
+    assert_eq!(
+        v["release_path"],
+        format!("/var/www/sites/{site_id}/{prod_id}/releases/{release_name}").as_str()
+    );
+    assert_eq!(
+        v["preview_host"],
+        format!("{}.127-0-0-1.sslip.io", &prod_id[..8]).as_str()
+    );
+    assert_eq!(v["wordpress_source"], "dir:/usr/share/wordpress");
+    assert_eq!(v["wp_salts"].as_array().unwrap().len(), 8);
+    let password = v["db_password"].as_str().unwrap();
+    assert!(password.len() >= 32);
+    assert!(
+        vars.secrets.iter().any(|s| s == password),
+        "the password is masked"
+    );
+    assert_eq!(vars.secrets.len(), 9);
+
+    state.engine.execute(first, "w1").await.unwrap();
+    let (_, site) = app.get_json(&format!("/api/sites/{site_id}")).await;
+    assert_eq!(site["status"], "active");
+    let (_, prod) = app.get_json(&format!("/api/environments/{prod_id}")).await;
+    assert_eq!(prod["status"], "active");
+    let (_, releases) = app
+        .get_json(&format!("/api/environments/{prod_id}/releases"))
+        .await;
+    assert_eq!(releases.as_array().unwrap().len(), 1);
+    assert_eq!(prod["current_release_id"], releases[0]["id"]);
+    assert_eq!(releases[0]["source_type"], "upload");
+    assert_eq!(releases[0]["source_ref"], "dir:/usr/share/wordpress");
+    assert_eq!(releases[0]["health_status"], "unknown");
+    assert_eq!(releases[0]["job_id"], create_job.as_str());
+    assert!(releases[0]["path"]
+        .as_str()
+        .unwrap()
+        .ends_with(&release_name));
+
+    // Now the clone runs: the site is cloning meanwhile, then everything is active.
+    app.clock.advance(time::Duration::seconds(1));
+    let second = state.engine.claim("w1").await.unwrap().unwrap();
+    assert_eq!(second.id, clone_job);
+    let (_, site) = app.get_json(&format!("/api/sites/{site_id}")).await;
+    assert_eq!(site["status"], "cloning");
+    let vars = pressluft::jobs::kinds::extra_vars(
+        &app.store,
+        &state.secrets,
+        &state.config,
+        &second,
+        &node_row,
+    )
+    .await
+    .unwrap();
+    assert_eq!(vars.vars["source_canonical_url"], prod["preview_url"]);
+    assert_eq!(vars.vars["canonical_url"], staging["preview_url"]);
+    assert_eq!(
+        vars.vars["source_db_name"],
+        format!("wp_{}", &prod_id[..8]).as_str()
+    );
+    assert_eq!(vars.vars["source_release_path"], releases[0]["path"]);
+    assert_eq!(
+        vars.vars["production_db_name"],
+        format!("wp_{}", &prod_id[..8]).as_str()
+    );
+    assert_eq!(vars.vars["drift_tables"].as_array().unwrap().len(), 18);
+    assert_ne!(
+        vars.vars["db_password"], v["db_password"],
+        "own credentials"
+    );
+    state.engine.execute(second, "w1").await.unwrap();
+
+    let (_, site) = app.get_json(&format!("/api/sites/{site_id}")).await;
+    assert_eq!(site["status"], "active");
+    let (_, staging) = app
+        .get_json(&format!("/api/environments/{staging_id}"))
+        .await;
+    assert_eq!(staging["status"], "active");
+    assert_eq!(staging["drift_status"], "unknown");
+    let (_, rel) = app
+        .get_json(&format!("/api/environments/{staging_id}/releases"))
+        .await;
+    assert_eq!(rel[0]["notes"], "cloned from Production");
+    assert_eq!(rel[0]["source_ref"], "dir:/usr/share/wordpress");
+    let (baseline_tables, preset): (String, String) = sqlx::query_as(
+        "SELECT db_checksums_json, promotion_preset FROM drift_checks WHERE environment_id = ? AND is_baseline = 1",
+    )
+    .bind(&staging_id)
+    .fetch_one(app.store.pool())
+    .await
+    .unwrap();
+    assert_eq!(preset, "commerce-protect");
+    let tables: Value = serde_json::from_str(&baseline_tables).unwrap();
+    assert_eq!(tables["wp_posts"]["rows"], 3);
+    assert!(tables["wp_wc_orders"].is_null());
+
+    // Audit: both creates accepted, then succeeded.
+    let (_, audit) = app.get_json("/api/audit-logs").await;
+    let rows: Vec<(String, String)> = audit
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| {
+            (
+                a["action"].as_str().unwrap().into(),
+                a["result"].as_str().unwrap().into(),
+            )
+        })
+        .collect();
+    assert!(
+        rows.contains(&("site_create".into(), "succeeded".into())),
+        "{rows:?}"
+    );
+    assert!(
+        rows.contains(&("env_create".into(), "succeeded".into())),
+        "{rows:?}"
+    );
+    assert!(
+        rows.contains(&("settings_update".into(), "succeeded".into())),
+        "{rows:?}"
+    );
+
+    let (_, list) = app.get_json("/api/sites").await;
+    assert_eq!(list.as_array().unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn bad_site_input_is_refused_and_nothing_is_created() {
+    let (app, _) = app_with(vec![]).await;
+    for (body, field) in [
+        (json!({"name": "", "slug": "a"}), "name"),
+        (json!({"name": "x".repeat(101), "slug": "a"}), "name"),
+        (json!({"name": "A", "slug": "-a"}), "slug"),
+        (json!({"name": "A", "slug": "Upper"}), "slug"),
+        (json!({"name": "A", "slug": "x".repeat(41)}), "slug"),
+    ] {
+        let e = assert_error(post(&app, "/api/sites", body).await, 400, "bad_request").await;
+        assert!(e["details"]["fields"][field].is_string(), "{e}");
+    }
+    assert_error(
+        post(
+            &app,
+            "/api/sites",
+            json!({"name": "A", "slug": "a", "x": 1}),
+        )
+        .await,
+        400,
+        "bad_request",
+    )
+    .await;
+    assert_error(
+        post(&app, "/api/sites", json!({"name": "A"})).await,
+        400,
+        "bad_request",
+    )
+    .await;
+
+    create_site(&app, "taken").await;
+    app.clock.advance(time::Duration::seconds(1));
+    let e = assert_error(
+        post(&app, "/api/sites", json!({"name": "B", "slug": "taken"})).await,
+        409,
+        "conflict",
+    )
+    .await;
+    assert!(e["message"].as_str().unwrap().contains("taken"));
+    assert_eq!(count(&app, "sites").await, 1);
+    assert_eq!(count(&app, "environments").await, 1);
+    assert_eq!(count(&app, "jobs").await, 1);
+    let (_, audit) = app.get_json("/api/audit-logs?resource_id=taken").await;
+    assert_eq!(audit[0]["result"], "rejected");
+}
+
+#[tokio::test]
+async fn no_eligible_node_is_node_not_active() {
+    let app = spawn_app_with(|_| {}, Some(Arc::new(Script::default()))).await;
+    app.login().await;
+    app.insert_node("down", "unreachable").await;
+    assert_error(
+        post(&app, "/api/sites", json!({"name": "A", "slug": "a"})).await,
+        409,
+        "node_not_active",
+    )
+    .await;
+    assert_eq!(count(&app, "sites").await, 0);
+    assert_eq!(count(&app, "environments").await, 0);
+    assert_eq!(count(&app, "jobs").await, 0);
+}
+
+#[tokio::test]
+async fn bad_environment_input_is_refused() {
+    let (app, _) = app_with(vec![]).await;
+    let (site_id, _) = create_site(&app, "one").await;
+    app.state.engine.run_until_idle("w").await.unwrap();
+    app.clock.advance(time::Duration::seconds(1));
+    let (other_site, _) = create_site(&app, "two").await;
+    let (_, other_envs) = app
+        .get_json(&format!("/api/sites/{other_site}/environments"))
+        .await;
+    let foreign = other_envs[0]["id"].as_str().unwrap().to_string();
+    let path = format!("/api/sites/{site_id}/environments");
+    let base = json!({"name": "Staging", "slug": "staging", "environment_type": "staging", "promotion_preset": "content-protect"});
+    let with = |k: &str, v: Value| {
+        let mut b = base.clone();
+        b[k] = v;
+        b
+    };
+    for (body, field) in [
+        (with("name", json!("")), "name"),
+        (with("slug", json!("no_underscores")), "slug"),
+        (
+            with("environment_type", json!("preview")),
+            "environment_type",
+        ),
+        (
+            with("promotion_preset", json!("everything")),
+            "promotion_preset",
+        ),
+        (with("promotion_preset", Value::Null), "promotion_preset"),
+        (
+            with("source_environment_id", json!(foreign)),
+            "source_environment_id",
+        ),
+        (
+            with(
+                "source_environment_id",
+                json!(uuid::Uuid::new_v4().to_string()),
+            ),
+            "source_environment_id",
+        ),
+        (
+            with("source_environment_id", json!("not-a-uuid")),
+            "source_environment_id",
+        ),
+    ] {
+        let e = assert_error(post(&app, &path, body).await, 400, "bad_request").await;
+        assert!(e["details"]["fields"][field].is_string(), "{field}: {e}");
+    }
+    let unknown = format!("/api/sites/{}/environments", uuid::Uuid::new_v4());
+    assert_error(post(&app, &unknown, base.clone()).await, 404, "not_found").await;
+    assert_error(
+        post(&app, &path, with("environment_type", json!("production"))).await,
+        409,
+        "conflict",
+    )
+    .await;
+    assert_error(
+        post(&app, &path, with("slug", json!("production"))).await,
+        409,
+        "conflict",
+    )
+    .await;
+    assert_eq!(count(&app, "environments").await, 2, "nothing half-created");
+
+    // A failed source is refused.
+    sqlx::query("UPDATE environments SET status = 'failed' WHERE site_id = ?")
+        .bind(&site_id)
+        .execute(app.store.pool())
+        .await
+        .unwrap();
+    assert_error(post(&app, &path, base.clone()).await, 409, "conflict").await;
+    assert_eq!(count(&app, "environments").await, 2);
+    let (_, audit) = app
+        .get_json(&format!("/api/audit-logs?resource_id={site_id}"))
+        .await;
+    let rejected = audit
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| a["result"] == "rejected")
+        .count();
+    assert_eq!(rejected, 3, "{audit}");
+}
+
+#[tokio::test]
+async fn failures_and_cancels_follow_the_state_machine() {
+    let fail = |code| RunOutcome::Failed {
+        code,
+        message: "scripted".into(),
+    };
+    let (app, _) = app_with(vec![
+        ("site_create", fail(JobErrorCode::AnsibleSyntaxError)),
+        ("env_create", fail(JobErrorCode::PreconditionFailed)),
+        ("env_create", fail(JobErrorCode::AnsibleSyntaxError)),
+    ])
+    .await;
+    let engine = &app.state.engine;
+    // site_create failing: the site and its environment exist only for it -> both failed.
+    let (failed_site, _) = create_site(&app, "broken").await;
+    engine.run_until_idle("w").await.unwrap();
+    let (_, s) = app.get_json(&format!("/api/sites/{failed_site}")).await;
+    assert_eq!(s["status"], "failed");
+    let (_, envs) = app
+        .get_json(&format!("/api/sites/{failed_site}/environments"))
+        .await;
+    assert_eq!(envs[0]["status"], "failed");
+
+    app.clock.advance(time::Duration::seconds(1));
+    let (site_id, _) = create_site(&app, "fine").await;
+    engine.run_until_idle("w").await.unwrap();
+    let path = format!("/api/sites/{site_id}/environments");
+    let body = |slug: &str| json!({"name": slug, "slug": slug, "environment_type": "clone", "promotion_preset": "content-protect"});
+    let env_status = |slug: &'static str| {
+        let app = &app;
+        let site_id = site_id.clone();
+        async move {
+            let (_, envs) = app
+                .get_json(&format!("/api/sites/{site_id}/environments"))
+                .await;
+            envs.as_array()
+                .unwrap()
+                .iter()
+                .find(|e| e["slug"] == slug)
+                .unwrap()["status"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        }
+    };
+    let site_status = || async {
+        app.get_json(&format!("/api/sites/{site_id}")).await.1["status"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+
+    // A pre-mutation failure: the new environment failed, the site is active again.
+    app.clock.advance(time::Duration::seconds(1));
+    job_id(post(&app, &path, body("pre")).await).await;
+    engine.run_until_idle("w").await.unwrap();
+    assert_eq!(env_status("pre").await, "failed");
+    assert_eq!(site_status().await, "active");
+
+    // Cancelled while queued: the new environment failed, the site keeps its status.
+    app.clock.advance(time::Duration::seconds(1));
+    let queued = job_id(post(&app, &path, body("cancelled")).await).await;
+    let r = app
+        .client
+        .post(app.url(&format!("/api/jobs/{queued}/cancel")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(env_status("cancelled").await, "failed");
+    assert_eq!(site_status().await, "active");
+
+    // A run that changed things and failed: environment and site failed.
+    app.clock.advance(time::Duration::seconds(1));
+    job_id(post(&app, &path, body("late")).await).await;
+    engine.run_until_idle("w").await.unwrap();
+    assert_eq!(env_status("late").await, "failed");
+    assert_eq!(site_status().await, "failed");
+
+    // A failed site's environments cannot be cloned from.
+    app.clock.advance(time::Duration::seconds(1));
+    let r = post(&app, &path, body("again")).await;
+    assert_eq!(r.status(), 409);
+}
+
+#[tokio::test]
+async fn wordpress_settings_are_validated_and_audited() {
+    let (app, _) = app_with(vec![]).await;
+    let (_, s) = app.get_json("/_admin/settings").await;
+    assert_eq!(
+        s["settings"]["wordpress_source"],
+        "https://wordpress.org/latest.tar.gz"
+    );
+    assert!(s["settings"]["wordpress_source_sha256"].is_null());
+    assert_eq!(s["secrets"]["dns01_credentials_json"]["set"], false);
+    let put = |body: Value| {
+        let app = &app;
+        async move {
+            app.client
+                .put(app.url("/_admin/settings/wordpress"))
+                .json(&body)
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    let e = assert_error(
+        put(json!({"wordpress_source": "ftp://x/y"})).await,
+        400,
+        "settings_invalid",
+    )
+    .await;
+    assert!(
+        e["details"]["fields"]["wordpress_source"].is_string(),
+        "{e}"
+    );
+    let e = assert_error(
+        put(json!({"wordpress_source_sha256": "xyz"})).await,
+        400,
+        "settings_invalid",
+    )
+    .await;
+    assert!(
+        e["details"]["fields"]["wordpress_source_sha256"].is_string(),
+        "{e}"
+    );
+    assert_error(put(json!({"colour": "red"})).await, 400, "bad_request").await;
+    let (_, s) = app.get_json("/_admin/settings").await;
+    assert_eq!(
+        s["settings"]["wordpress_source"], "https://wordpress.org/latest.tar.gz",
+        "nothing saved"
+    );
+
+    let sha = "AB".repeat(32);
+    let r = put(json!({"wordpress_source": "https://mirror.test/wp.tar.gz", "wordpress_source_sha256": sha})).await;
+    assert_eq!(r.status(), 200);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(
+        body["settings"]["wordpress_source_sha256"],
+        "ab".repeat(32).as_str()
+    );
+    // Replacing the group with only a source clears the checksum (a null setting has no row).
+    assert_eq!(
+        put(json!({"wordpress_source": "dir:/usr/share/wordpress"}))
+            .await
+            .status(),
+        200
+    );
+    let (_, s) = app.get_json("/_admin/settings").await;
+    assert_eq!(
+        s["settings"]["wordpress_source"],
+        "dir:/usr/share/wordpress"
+    );
+    assert!(s["settings"]["wordpress_source_sha256"].is_null());
+    let (_, audit) = app.get_json("/api/audit-logs?resource_type=settings").await;
+    assert_eq!(audit.as_array().unwrap().len(), 2);
+    assert_eq!(audit[0]["resource_id"], "wordpress");
+
+    let anonymous = crate::helpers::client();
+    let r = anonymous
+        .get(app.url("/_admin/settings"))
+        .send()
+        .await
+        .unwrap();
+    assert_error(r, 401, "unauthorized").await;
+}
