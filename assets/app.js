@@ -18,3 +18,20 @@ document.addEventListener("htmx:sseMessage", function () {
   var out = document.getElementById("job-output");
   if (out && out.dataset.stick) { out.scrollTop = out.scrollHeight; }
 });
+// 4. A slug field follows its name field (data-slug-source="<slug input id>") until the slug
+//    is edited by hand.
+function pressluftSlug(s) {
+  return s.toLowerCase().normalize("NFKD").replace(/[\u0300-\u036f]/g, "")
+    .replace(/[^a-z0-9]+/g, "-").replace(/^-+/, "").slice(0, 40).replace(/-+$/, "");
+}
+document.addEventListener("input", function (event) {
+  var t = event.target;
+  if (!t.getAttribute) { return; }
+  var slugId = t.getAttribute("data-slug-source");
+  if (slugId) {
+    var slug = document.getElementById(slugId);
+    if (slug && !slug.dataset.edited) { slug.value = pressluftSlug(t.value); }
+  } else if (t.id && document.querySelector('[data-slug-source="' + t.id + '"]')) {
+    t.dataset.edited = t.value ? "1" : "";
+  }
+});

@@ -58,6 +58,11 @@ enum View {
     Jobs(JobFilter),
     /// The nodes page; rows carry the session's CSRF token for their buttons.
     Nodes(String),
+    Sites,
+    /// A site page: its environment cards and jobs.
+    Site(String),
+    /// An environment page.
+    Environment(String),
 }
 
 /// `GET /ui/events?view=overview|jobs|job&…`.
@@ -89,10 +94,22 @@ pub async fn events(
             View::Jobs(filter)
         }
         "nodes" => View::Nodes(session.csrf_token()),
+        "sites" => View::Sites,
+        "site" | "environment" => {
+            let id =
+                q.id.as_deref()
+                    .and_then(parse_uuid)
+                    .ok_or_else(|| ApiError::field("id", "must be a UUID"))?;
+            if q.view == "site" {
+                View::Site(id)
+            } else {
+                View::Environment(id)
+            }
+        }
         _ => {
             return Err(ApiError::field(
                 "view",
-                "must be one of: overview, jobs, job, nodes",
+                "must be one of: overview, jobs, job, nodes, sites, site, environment",
             ))
         }
     };
@@ -154,6 +171,31 @@ async fn render(
         View::Jobs(filter) => {
             let jobs = state.store.list_jobs(filter).await?;
             out.push(fragment("jobs", &rows(&jobs, EMPTY_JOBS))?);
+        }
+        View::Sites => {
+            out.push(fragment(
+                "sites",
+                &super::sites::SiteRows::load(&state.store).await?,
+            )?);
+        }
+        View::Site(id) => {
+            out.push(fragment(
+                "environments",
+                &super::sites::EnvCards::load(&state.store, id).await?,
+            )?);
+            let jobs = super::sites::site_jobs(&state.store, id).await?;
+            out.push(fragment(
+                "jobs",
+                &JobRowsFragment {
+                    jobs,
+                    empty_message: super::sites::EMPTY_SITE_JOBS,
+                },
+            )?);
+        }
+        View::Environment(id) => {
+            if let Some(panel) = super::sites::EnvironmentPanel::load(&state.store, id).await? {
+                out.push(fragment("environment", &panel)?);
+            }
         }
         View::Nodes(csrf_token) => {
             let nodes = state.store.list_nodes().await?;

@@ -11,6 +11,8 @@ mod live;
 mod login;
 mod nodes;
 mod pages;
+mod settings;
+mod sites;
 mod views;
 
 use axum::routing::{get, post};
@@ -54,6 +56,14 @@ pub fn router() -> Router<AppState> {
         .route("/jobs/{id}/cancel", post(pages::cancel_job))
         .route("/nodes", get(nodes::list).post(nodes::register))
         .route("/nodes/{id}/provision", post(nodes::provision))
+        .route("/sites", get(sites::list).post(sites::create_site))
+        .route("/sites/new", get(sites::new_site))
+        .route("/sites/{id}", get(sites::site_page))
+        .route("/sites/{id}/environments", post(sites::create_environment))
+        .route("/sites/{id}/environments/new", get(sites::new_environment))
+        .route("/environments/{id}", get(sites::environment_page))
+        .route("/settings", get(settings::show))
+        .route("/settings/wordpress", post(settings::save_wordpress))
         .route("/audit", get(audit::page))
         .route("/login", get(login::form).post(login::submit))
         .route("/logout", post(login::logout))
