@@ -351,3 +351,234 @@ async fn node_register_form_shows_field_errors_and_starts_a_job() {
         .unwrap();
     assert!(html.contains("node_provision") && html.contains("accepted"));
 }
+
+#[tokio::test]
+async fn sites_pages_create_a_site_and_an_environment() {
+    let app = spawn_app().await;
+    let c = client();
+    form_login(&app, &c).await;
+    let page = |path: &'static str| {
+        let c = c.clone();
+        let url = app.url(path);
+        async move { c.get(url).send().await.unwrap().text().await.unwrap() }
+    };
+    assert!(page("/sites").await.contains("No sites yet"));
+    let html = page("/sites/new").await;
+    let token = csrf_field(&html);
+    assert!(html.contains("sslip.io"), "preview URL formula shown");
+
+    // No node yet: a sentence, not a stack trace; nothing created.
+    let r = c
+        .post(app.url("/sites"))
+        .form(&[
+            ("csrf_token", token.as_str()),
+            ("name", "Shop"),
+            ("slug", "shop"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 409);
+    assert!(r
+        .text()
+        .await
+        .unwrap()
+        .contains("register and provision a node"));
+
+    app.insert_node("edge", "active").await;
+    let r = c
+        .post(app.url("/sites"))
+        .form(&[
+            ("csrf_token", token.as_str()),
+            ("name", "Shop"),
+            ("slug", "Bad Slug"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    let html = r.text().await.unwrap();
+    assert!(
+        html.contains("field-error") && html.contains("lowercase letters"),
+        "error next to the slug"
+    );
+    assert!(html.contains("value=\"Shop\""), "input kept");
+
+    // An empty slug is derived from the name.
+    let r = c
+        .post(app.url("/sites"))
+        .form(&[
+            ("csrf_token", token.as_str()),
+            ("name", "My Shop"),
+            ("slug", ""),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    let location = r.headers()["location"].to_str().unwrap().to_string();
+    let site_id = location.trim_start_matches("/sites/").to_string();
+    let site = app.store.get_site(&site_id).await.unwrap().unwrap();
+    assert_eq!(site.slug, "my-shop");
+    let html = c
+        .get(app.url(&location))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let prod = app
+        .store
+        .list_environments(&site_id)
+        .await
+        .unwrap()
+        .remove(0);
+    assert!(
+        html.contains(&prod.preview_url),
+        "preview URL shown at once"
+    );
+    assert!(html.contains("env-production") && html.contains("deploying"));
+    assert!(html.contains("HTTP only — set a preview domain for HTTPS"));
+    assert!(
+        html.contains("site_create"),
+        "the job is listed with its status"
+    );
+
+    let html = c
+        .get(app.url(&format!("/sites/{site_id}/environments/new")))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(html.contains(&prod.id), "production offered as source");
+    let r = c
+        .post(app.url(&format!("/sites/{site_id}/environments")))
+        .form(&[
+            ("csrf_token", token.as_str()),
+            ("name", "Staging"),
+            ("slug", "staging"),
+            ("environment_type", "staging"),
+            ("source_environment_id", prod.id.as_str()),
+            ("promotion_preset", "nope"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    assert!(r
+        .text()
+        .await
+        .unwrap()
+        .contains("must be one of: content-protect"));
+    let r = c
+        .post(app.url(&format!("/sites/{site_id}/environments")))
+        .form(&[
+            ("csrf_token", token.as_str()),
+            ("name", "Staging"),
+            ("slug", "staging"),
+            ("environment_type", "staging"),
+            ("source_environment_id", prod.id.as_str()),
+            ("promotion_preset", "content-protect"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    let html = c
+        .get(app.url(&location))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        html.contains("env-staging") && html.contains("cloning"),
+        "new card at once"
+    );
+
+    let html = c
+        .get(app.url(&format!("/environments/{}", prod.id)))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(html.contains("No release yet") && html.contains(&prod.preview_url));
+    assert!(page("/sites").await.contains("my-shop"));
+
+    // Live: the site page's stream re-renders the cards when the environment changes.
+    let r = c
+        .get(app.url(&format!("/ui/events?view=site&id={site_id}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    app.clock.advance(time::Duration::seconds(1));
+    sqlx::query("UPDATE environments SET status = 'failed', updated_at = ? WHERE id = ?")
+        .bind(app.now())
+        .bind(&prod.id)
+        .execute(app.store.pool())
+        .await
+        .unwrap();
+    app.state.events.jobs_changed();
+    let seen = read_until(r, "status-failed").await;
+    assert!(seen.contains("event: environments"), "{seen}");
+}
+
+#[tokio::test]
+async fn settings_page_saves_the_wordpress_source() {
+    let app = spawn_app().await;
+    let c = client();
+    form_login(&app, &c).await;
+    let html = c
+        .get(app.url("/settings"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(html.contains("https://wordpress.org/latest.tar.gz"));
+    let token = csrf_field(&html);
+    let r = c
+        .post(app.url("/settings/wordpress"))
+        .form(&[
+            ("csrf_token", token.as_str()),
+            ("wordpress_source", "ftp://x"),
+            ("wordpress_source_sha256", ""),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    assert!(r
+        .text()
+        .await
+        .unwrap()
+        .contains("must be an http(s):// URL"));
+    let r = c
+        .post(app.url("/settings/wordpress"))
+        .form(&[
+            ("csrf_token", token.as_str()),
+            ("wordpress_source", "dir:/usr/share/wordpress"),
+            ("wordpress_source_sha256", ""),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(r.text().await.unwrap().contains("Settings saved"));
+    assert_eq!(
+        app.store
+            .get_setting("wordpress_source")
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("dir:/usr/share/wordpress")
+    );
+}
