@@ -4,21 +4,46 @@
  *
  * Run by playbooks with php-cli as the environment user:
  *
- *     php bridge.php <command> [json-args]
+ *     PRESSLUFT_WP_ROOT=<env_root>/current php bridge.php <command> [json-args]
  *
  * Prints one JSON object on stdout. Exit 0 on success; on failure exit non-zero with
- * {"error": "..."} on stdout. Secrets (database credentials) come from environment variables,
- * never from arguments, so they do not show up in process listings.
+ * {"error": "..."} on stdout. Secrets (database credentials) come from environment variables or
+ * the environment's wp-config.php, never from arguments, so they do not show up in process
+ * listings, and they are never printed.
  *
- * Exit codes: 0 success, 1 command failed, 2 usage error (unknown command, bad arguments).
+ * Exit codes: 0 success, 1 command failed, 2 usage error (unknown command, bad arguments, missing
+ * environment variable).
+ *
+ * Commands (provisioning.md §12; arguments are one JSON object):
+ *
+ *     version                                            {"bridge_version", "php_version", "php_sapi"}
+ *     db-ping                                            {"ok": true, "source", "database", ...}
+ *     table-prefix                                       {"table_prefix"}
+ *     is-installed                                       {"installed": bool}
+ *     install {"url","title","admin_user","admin_email"} {"installed": true, "already": bool, "version"}
+ *     option-get {"name"}                                {"name", "value"}
+ *     option-set {"name", "value"}                       {"name", "updated": bool}
+ *
+ * Commands that need WordPress load it from PRESSLUFT_WP_ROOT in the global scope (wp-config.php and
+ * plugins set file-level variables that must be globals), with outbound HTTP blocked, wp_die()
+ * turned into a bridge error and everything WordPress prints sent to stderr, so stdout carries
+ * exactly one JSON object.
  */
 
 declare(strict_types=1);
 
-const PRESSLUFT_BRIDGE_VERSION = '0.1.0';
+const PRESSLUFT_BRIDGE_VERSION = '0.2.0';
 const EXIT_OK = 0;
 const EXIT_FAILED = 1;
 const EXIT_USAGE = 2;
+
+/** How a command needs WordPress: not at all, fully loaded, or loaded in installation mode. */
+const BRIDGE_WP_NONE = 'none';
+const BRIDGE_WP_LOADED = 'loaded';
+const BRIDGE_WP_INSTALLING = 'installing';
+
+const BRIDGE_JSON_FLAGS = JSON_UNESCAPED_SLASHES | JSON_UNESCAPED_UNICODE | JSON_INVALID_UTF8_SUBSTITUTE
+    | JSON_PRESERVE_ZERO_FRACTION;
 
 final class BridgeError extends RuntimeException
 {
@@ -33,10 +58,30 @@ final class BridgeError extends RuntimeException
     }
 }
 
-/** Writes one JSON object and a newline to stdout. */
+// ---------------------------------------------------------------------------------------------
+// Output, environment and arguments
+// ---------------------------------------------------------------------------------------------
+
+/**
+ * Writes one JSON object and a newline to stdout (directly, past any output buffer) and remembers
+ * that the result was sent. Throws before writing anything if the payload cannot be encoded.
+ */
 function bridge_emit(array $payload): void
 {
-    fwrite(STDOUT, json_encode($payload, JSON_UNESCAPED_SLASHES | JSON_UNESCAPED_UNICODE | JSON_INVALID_UTF8_SUBSTITUTE) . "\n");
+    try {
+        $json = json_encode($payload, BRIDGE_JSON_FLAGS | JSON_THROW_ON_ERROR);
+    } catch (JsonException $e) {
+        throw new BridgeError('the result cannot be encoded as JSON: ' . $e->getMessage());
+    }
+    fwrite(STDOUT, $json . "\n");
+    bridge_output_sent(true);
+}
+
+/** Whether the one JSON object has been written; `$sent = true` records that it has. */
+function bridge_output_sent(bool $sent = false): bool
+{
+    static $done = false;
+    return $done = $done || $sent;
 }
 
 /** Reads a required environment variable. */
@@ -49,6 +94,267 @@ function bridge_env(string $name, bool $allowEmpty = false): string
     return $value;
 }
 
+/** Reads a required, non-blank string argument. */
+function bridge_arg_string(array $args, string $name): string
+{
+    $value = $args[$name] ?? null;
+    if (!is_string($value) || trim($value) === '') {
+        throw new BridgeError("argument \"$name\" must be a non-empty string", EXIT_USAGE);
+    }
+    return $value;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The WordPress root and wp-config.php (read without executing anything)
+// ---------------------------------------------------------------------------------------------
+
+/** The WordPress root from PRESSLUFT_WP_ROOT (a directory; symlinks such as `current` are fine). */
+function bridge_wp_root(): string
+{
+    $root = bridge_env('PRESSLUFT_WP_ROOT');
+    if (!is_dir($root)) {
+        throw new BridgeError("WordPress root $root does not exist or is not a directory");
+    }
+    return $root === '/' ? $root : rtrim($root, '/');
+}
+
+/**
+ * The wp-config.php WordPress would load for a root: `<root>/wp-config.php`, or the one in the
+ * parent directory when that directory is not itself a WordPress root (same rule as wp-load.php).
+ * Symlinks are followed (the result is the real file); a dangling link is reported as such.
+ */
+function bridge_wp_config_path(string $root): string
+{
+    $abspath = realpath($root);
+    if ($abspath === false) {
+        throw new BridgeError("cannot resolve the WordPress root $root");
+    }
+    $own = "$abspath/wp-config.php";
+    if (is_file($own)) {
+        return realpath($own) ?: $own;
+    }
+    if (is_link($own)) {
+        throw new BridgeError("$own is a dangling symlink (to " . readlink($own) . ')');
+    }
+    $parent = dirname($abspath) . '/wp-config.php';
+    if (is_file($parent) && !is_file(dirname($abspath) . '/wp-settings.php')) {
+        return realpath($parent) ?: $parent;
+    }
+    throw new BridgeError("no wp-config.php found for the WordPress root $root");
+}
+
+/** The significant tokens of a PHP file: no whitespace, comments or open tags. */
+function bridge_php_tokens(string $path): array
+{
+    if (!class_exists(PhpToken::class)) {
+        throw new BridgeError('the PHP tokenizer extension is not installed');
+    }
+    $code = @file_get_contents($path);
+    if ($code === false) {
+        throw new BridgeError("cannot read $path");
+    }
+    try {
+        $tokens = PhpToken::tokenize($code, TOKEN_PARSE);
+    } catch (ParseError $e) {
+        throw new BridgeError(sprintf('%s is not valid PHP (line %d): %s', $path, $e->getLine(), $e->getMessage()));
+    }
+    return array_values(array_filter($tokens, static fn (PhpToken $t): bool => !$t->isIgnorable()));
+}
+
+/**
+ * The value of a quoted string literal token, or null if the token is anything else. A
+ * T_CONSTANT_ENCAPSED_STRING token is a quoted string without interpolation, so evaluating it runs
+ * no code; eval gives exactly PHP's escape rules for both quote styles.
+ */
+function bridge_php_string_literal(?PhpToken $token): ?string
+{
+    if ($token === null || !$token->is(T_CONSTANT_ENCAPSED_STRING)) {
+        return null;
+    }
+    return eval('return ' . $token->text . ';');
+}
+
+/**
+ * `$table_prefix` as assigned in wp-config.php (the last plain assignment of a string literal).
+ * WordPress accepts only letters, digits and underscores, so anything else is an error.
+ */
+function bridge_wp_config_table_prefix(string $configPath): string
+{
+    $tokens = bridge_php_tokens($configPath);
+    $prefix = null;
+    foreach ($tokens as $i => $token) {
+        if (!$token->is(T_VARIABLE) || $token->text !== '$table_prefix') {
+            continue;
+        }
+        if (!($tokens[$i + 1] ?? null)?->is('=')) {
+            continue;
+        }
+        $value = bridge_php_string_literal($tokens[$i + 2] ?? null);
+        if ($value === null || !($tokens[$i + 3] ?? null)?->is(';')) {
+            throw new BridgeError("\$table_prefix in $configPath (line {$token->line}) is not a plain string literal");
+        }
+        $prefix = $value;
+    }
+    if ($prefix === null) {
+        throw new BridgeError("$configPath does not set \$table_prefix");
+    }
+    if (preg_match('/^[A-Za-z0-9_]+$/', $prefix) !== 1) {
+        throw new BridgeError("\$table_prefix in $configPath is not a valid table prefix");
+    }
+    return $prefix;
+}
+
+/**
+ * The values of `define('NAME', 'literal')` calls in wp-config.php for the given names. A name
+ * defined with anything but a string literal is an error (its value is not printed: it may be a
+ * password).
+ *
+ * @param list<string> $names
+ * @return array<string, string> name => value, only for the names found
+ */
+function bridge_wp_config_defines(string $configPath, array $names): array
+{
+    $tokens = bridge_php_tokens($configPath);
+    $wanted = array_fill_keys($names, true);
+    $values = [];
+    foreach ($tokens as $i => $token) {
+        if (!in_array(strtolower($token->text), ['define', '\\define'], true) || !($tokens[$i + 1] ?? null)?->is('(')) {
+            continue;
+        }
+        $name = bridge_php_string_literal($tokens[$i + 2] ?? null);
+        if ($name === null || !isset($wanted[$name]) || !($tokens[$i + 3] ?? null)?->is(',')) {
+            continue;
+        }
+        $value = bridge_php_string_literal($tokens[$i + 4] ?? null);
+        if ($value === null || !($tokens[$i + 5] ?? null)?->is([')', ','])) {
+            throw new BridgeError("$name in $configPath (line {$token->line}) is not defined as a string literal");
+        }
+        $values[$name] = $value;
+    }
+    return $values;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Loading WordPress
+// ---------------------------------------------------------------------------------------------
+
+/**
+ * Registers a filter before WordPress is loaded: plugin.php turns a pre-filled $wp_filter into
+ * hooks (WP_Hook::build_preinitialized_hooks).
+ */
+function bridge_preload_filter(string $hook, string $callback, int $acceptedArgs): void
+{
+    $GLOBALS['wp_filter'][$hook][10][] = ['function' => $callback, 'accepted_args' => $acceptedArgs];
+}
+
+/**
+ * Prepares this process for loading WordPress and returns the path of wp-load.php to require.
+ * Everything WordPress prints goes to stderr; PHP notices too.
+ */
+function bridge_prepare_wordpress(string $mode): string
+{
+    $root = bridge_wp_root();
+    $wpLoad = "$root/wp-load.php";
+    if (!is_file($wpLoad)) {
+        throw new BridgeError("$root is not a WordPress root (no wp-load.php)");
+    }
+    // Fail with a clear message instead of WordPress's setup-config redirect.
+    bridge_wp_config_path($root);
+
+    ob_start(static function (string $output): string {
+        if ($output !== '') {
+            fwrite(STDERR, $output);
+        }
+        return '';
+    });
+
+    // Fatal errors reach the bridge's shutdown handler instead of WordPress's HTML error page
+    // and recovery-mode email.
+    define('WP_DISABLE_FATAL_ERROR_HANDLER', true);
+    if ($mode === BRIDGE_WP_INSTALLING) {
+        define('WP_INSTALLING', true);
+    }
+    $_SERVER['HTTP_HOST'] ??= 'localhost';
+    $_SERVER['SERVER_NAME'] ??= 'localhost';
+    $_SERVER['REQUEST_URI'] ??= '/';
+    $_SERVER['REQUEST_METHOD'] ??= 'GET';
+
+    bridge_preload_filter('wp_die_handler', 'bridge_wp_die_handler_name', 1);
+    bridge_preload_filter('pre_http_request', 'bridge_block_http', 3);
+    return $wpLoad;
+}
+
+/** `wp_die_handler` filter: WordPress's fatal stops become bridge errors. */
+function bridge_wp_die_handler_name(): string
+{
+    return 'bridge_wp_die';
+}
+
+/**
+ * The wp_die() handler: throws a BridgeError with the message as plain text, so the dispatcher
+ * prints it as {"error": ...}.
+ *
+ * @param string|WP_Error $message
+ */
+function bridge_wp_die(mixed $message = '', mixed $title = '', mixed $args = []): never
+{
+    if (is_object($message) && method_exists($message, 'get_error_messages')) {
+        $message = implode(' ', $message->get_error_messages());
+    }
+    $text = is_scalar($message) ? (string) $message : '';
+    if (trim($text) === '' && is_scalar($title)) {
+        $text = (string) $title;
+    }
+    $text = trim((string) preg_replace('/\s+/u', ' ', html_entity_decode(strip_tags($text), ENT_QUOTES | ENT_HTML5, 'UTF-8')));
+    throw new BridgeError('WordPress stopped: ' . ($text !== '' ? $text : 'no message'));
+}
+
+/**
+ * `pre_http_request` filter: the bridge's commands never need the network, so outbound HTTP is
+ * refused (e.g. the installer's loopback request that probes pretty permalinks).
+ */
+function bridge_block_http(mixed $response, mixed $parsedArgs, mixed $url): mixed
+{
+    return class_exists('WP_Error')
+        ? new WP_Error('pressluft_bridge_offline', 'Outbound HTTP is disabled in the Pressluft bridge.')
+        : $response;
+}
+
+/**
+ * Shutdown handler: if the process ends without a result (WordPress called exit, or a fatal
+ * error), prints an error object and exits 1.
+ */
+function bridge_shutdown(): void
+{
+    if (bridge_output_sent()) {
+        return;
+    }
+    while (ob_get_level() > 0) {
+        ob_end_clean();
+    }
+    $error = error_get_last();
+    if ($error !== null && in_array($error['type'], [E_ERROR, E_PARSE, E_CORE_ERROR, E_COMPILE_ERROR, E_USER_ERROR], true)) {
+        $message = 'PHP fatal error: ' . strtok($error['message'], "\n");
+    } else {
+        // The usual cause: wp_not_installed() redirects to the installer and exits.
+        try {
+            $installed = !function_exists('is_blog_installed') || is_blog_installed();
+            $message = $installed ? 'WordPress exited before the command finished' : 'WordPress is not installed';
+        } catch (Throwable $e) {
+            $message = $e->getMessage();
+        }
+        while (ob_get_level() > 0) {
+            ob_end_clean();
+        }
+    }
+    fwrite(STDOUT, json_encode(['error' => $message], BRIDGE_JSON_FLAGS) . "\n");
+    exit(EXIT_FAILED);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Commands
+// ---------------------------------------------------------------------------------------------
+
 /** `version`: bridge and PHP version. */
 function bridge_cmd_version(array $args): array
 {
@@ -60,97 +366,322 @@ function bridge_cmd_version(array $args): array
 }
 
 /**
- * `db-ping`: connects to MariaDB with PRESSLUFT_DB_HOST, PRESSLUFT_DB_NAME, PRESSLUFT_DB_USER and
- * PRESSLUFT_DB_PASSWORD. The host may be "localhost" (Unix socket), a name or an address, with an
- * optional ":port".
+ * Database credentials for `db-ping`: PRESSLUFT_DB_HOST, PRESSLUFT_DB_NAME, PRESSLUFT_DB_USER and
+ * PRESSLUFT_DB_PASSWORD when PRESSLUFT_DB_HOST is set, otherwise DB_HOST, DB_NAME, DB_USER and
+ * DB_PASSWORD from the wp-config.php of PRESSLUFT_WP_ROOT.
+ *
+ * @return array{source: string, host: string, name: string, user: string, password: string}
+ */
+function bridge_db_credentials(): array
+{
+    if (getenv('PRESSLUFT_DB_HOST') !== false || getenv('PRESSLUFT_WP_ROOT') === false) {
+        return [
+            'source' => 'env',
+            'host' => bridge_env('PRESSLUFT_DB_HOST'),
+            'name' => bridge_env('PRESSLUFT_DB_NAME'),
+            'user' => bridge_env('PRESSLUFT_DB_USER'),
+            'password' => bridge_env('PRESSLUFT_DB_PASSWORD', true),
+        ];
+    }
+    $configPath = bridge_wp_config_path(bridge_wp_root());
+    $defines = bridge_wp_config_defines($configPath, ['DB_HOST', 'DB_NAME', 'DB_USER', 'DB_PASSWORD']);
+    foreach (['DB_NAME', 'DB_USER', 'DB_PASSWORD'] as $name) {
+        if (!isset($defines[$name])) {
+            throw new BridgeError("$configPath does not define $name");
+        }
+    }
+    return [
+        'source' => 'wp-config',
+        'host' => $defines['DB_HOST'] ?? 'localhost',
+        'name' => $defines['DB_NAME'],
+        'user' => $defines['DB_USER'],
+        'password' => $defines['DB_PASSWORD'],
+    ];
+}
+
+/**
+ * `db-ping`: connects to MariaDB (credentials: bridge_db_credentials) and runs `SELECT 1`. The host
+ * may be "localhost" (Unix socket), a name or an address, with an optional ":port" or ":/socket".
  */
 function bridge_cmd_db_ping(array $args): array
 {
     if (!extension_loaded('mysqli')) {
         throw new BridgeError('the PHP mysqli extension is not installed');
     }
-    $host = bridge_env('PRESSLUFT_DB_HOST');
-    $name = bridge_env('PRESSLUFT_DB_NAME');
-    $user = bridge_env('PRESSLUFT_DB_USER');
-    $password = bridge_env('PRESSLUFT_DB_PASSWORD', true);
+    $db = bridge_db_credentials();
 
+    $host = $db['host'];
     $port = null;
-    if (preg_match('/^(.+):(\d+)$/', $host, $m) === 1) {
+    $socket = null;
+    if (preg_match('/^(.*):(\d+)$/', $host, $m) === 1) {
         [$host, $port] = [$m[1], (int) $m[2]];
+    } elseif (preg_match('#^(.*):(/.+)$#', $host, $m) === 1) {
+        [$host, $socket] = [$m[1] === '' ? 'localhost' : $m[1], $m[2]];
     }
 
     mysqli_report(MYSQLI_REPORT_OFF);
-    $db = mysqli_init();
-    if ($db === false) {
+    $link = mysqli_init();
+    if ($link === false) {
         throw new BridgeError('could not initialise mysqli');
     }
-    $db->options(MYSQLI_OPT_CONNECT_TIMEOUT, 5);
+    $link->options(MYSQLI_OPT_CONNECT_TIMEOUT, 5);
     $started = hrtime(true);
-    if (!@$db->real_connect($host, $user, $password, $name, $port)) {
+    if (!@$link->real_connect($host, $db['user'], $db['password'], $db['name'], $port, $socket)) {
         throw new BridgeError(sprintf('database connection failed: %s', mysqli_connect_error() ?? 'unknown error'));
     }
-    $result = $db->query('SELECT 1');
+    $result = $link->query('SELECT 1');
     if ($result === false) {
-        $error = $db->error;
-        $db->close();
+        $error = $link->error;
+        $link->close();
         throw new BridgeError("database query failed: $error");
     }
     $result->free();
     $elapsedMs = (hrtime(true) - $started) / 1e6;
-    $serverVersion = $db->server_info;
-    $db->close();
+    $serverVersion = $link->server_info;
+    $link->close();
 
     return [
         'ok' => true,
-        'database' => $name,
+        'source' => $db['source'],
+        'database' => $db['name'],
         'server_version' => $serverVersion,
         'elapsed_ms' => round($elapsedMs, 1),
     ];
 }
 
-/** Command name => handler. Every handler takes the decoded JSON arguments and returns the result. */
-const BRIDGE_COMMANDS = [
-    'version' => 'bridge_cmd_version',
-    'db-ping' => 'bridge_cmd_db_ping',
-];
-
-/** Parses argv, dispatches and returns the exit code. */
-function bridge_main(array $argv): int
+/** `table-prefix`: `$table_prefix` parsed from wp-config.php, without executing WordPress. */
+function bridge_cmd_table_prefix(array $args): array
 {
-    try {
-        if (PHP_SAPI !== 'cli') {
-            throw new BridgeError('the bridge runs with php-cli only', EXIT_USAGE);
-        }
-        $command = $argv[1] ?? null;
-        if ($command === null || $command === '') {
-            throw new BridgeError('usage: php bridge.php <command> [json-args]; commands: ' . implode(', ', array_keys(BRIDGE_COMMANDS)), EXIT_USAGE);
-        }
-        if (!array_key_exists($command, BRIDGE_COMMANDS)) {
-            throw new BridgeError("unknown command: $command", EXIT_USAGE);
-        }
-        if (count($argv) > 3) {
-            throw new BridgeError('too many arguments: pass command arguments as one JSON object', EXIT_USAGE);
-        }
-        $args = [];
-        if (isset($argv[2])) {
-            try {
-                $args = json_decode($argv[2], true, 32, JSON_THROW_ON_ERROR);
-            } catch (JsonException $e) {
-                throw new BridgeError('arguments are not valid JSON: ' . $e->getMessage(), EXIT_USAGE);
-            }
-            if (!is_array($args) || ($args !== [] && array_is_list($args))) {
-                throw new BridgeError('arguments must be a JSON object', EXIT_USAGE);
-            }
-        }
-        bridge_emit((BRIDGE_COMMANDS[$command])($args));
-        return EXIT_OK;
-    } catch (BridgeError $e) {
-        bridge_emit(['error' => $e->getMessage()]);
-        return $e->exitCode();
-    } catch (Throwable $e) {
-        bridge_emit(['error' => get_class($e) . ': ' . $e->getMessage()]);
-        return EXIT_FAILED;
-    }
+    return ['table_prefix' => bridge_wp_config_table_prefix(bridge_wp_config_path(bridge_wp_root()))];
 }
 
-exit(bridge_main($_SERVER['argv'] ?? []));
+/** Whether WordPress's tables are installed, asking the database rather than a cached answer. */
+function bridge_wp_is_installed(): bool
+{
+    wp_cache_delete('is_blog_installed');
+    return is_blog_installed();
+}
+
+/** `is-installed`: whether WordPress is installed in its database (loads WordPress in installation mode). */
+function bridge_cmd_is_installed(array $args): array
+{
+    return ['installed' => bridge_wp_is_installed()];
+}
+
+/**
+ * The site URL of `install`: http(s), a host, optionally a port and a path; no trailing slash
+ * (WordPress stores `home` and `siteurl` without one).
+ */
+function bridge_install_url(array $args): string
+{
+    $url = bridge_arg_string($args, 'url');
+    $parts = parse_url($url);
+    if (
+        $parts === false || !in_array(strtolower($parts['scheme'] ?? ''), ['http', 'https'], true)
+        || ($parts['host'] ?? '') === '' || isset($parts['user']) || isset($parts['pass'])
+        || isset($parts['query']) || isset($parts['fragment'])
+    ) {
+        throw new BridgeError('argument "url" must be an http(s) URL without credentials, query or fragment', EXIT_USAGE);
+    }
+    return rtrim($url, '/');
+}
+
+/**
+ * Before WordPress loads for `install`: checks the arguments and makes the request look like one
+ * for the site URL, so everything WordPress derives from the URL at install time (home, siteurl,
+ * the first post's GUID, the admin's profile URL) uses it.
+ */
+function bridge_prepare_install(array $args): void
+{
+    $url = bridge_install_url($args);
+    foreach (['title', 'admin_user', 'admin_email'] as $name) {
+        bridge_arg_string($args, $name);
+    }
+    $parts = parse_url($url);
+    $https = strtolower($parts['scheme']) === 'https';
+    $host = $parts['host'];
+    $_SERVER['HTTP_HOST'] = isset($parts['port']) ? "$host:{$parts['port']}" : $host;
+    $_SERVER['SERVER_NAME'] = $host;
+    $_SERVER['SERVER_PORT'] = (string) ($parts['port'] ?? ($https ? 443 : 80));
+    $_SERVER['REQUEST_URI'] = ($parts['path'] ?? '') === '' ? '/' : rtrim($parts['path'], '/') . '/';
+    if ($https) {
+        $_SERVER['HTTPS'] = 'on';
+    }
+    define('WP_SITEURL', $url);
+}
+
+/**
+ * `install`: installs WordPress offline (wp_install) with an administrator whose random password
+ * is never printed and no notification email; sets home and siteurl to the URL and, since the
+ * installer's loopback test cannot run offline, the permalink structure /%postname%/ (served by
+ * every Pressluft server block). Already installed: changes nothing and reports already=true.
+ */
+function bridge_cmd_install(array $args): array
+{
+    global $wpdb, $wp_rewrite, $wp_version;
+
+    $url = bridge_install_url($args);
+    $title = bridge_arg_string($args, 'title');
+    $adminUser = bridge_arg_string($args, 'admin_user');
+    $adminEmail = bridge_arg_string($args, 'admin_email');
+
+    if (bridge_wp_is_installed()) {
+        return ['installed' => true, 'already' => true, 'version' => $wp_version];
+    }
+    if (!validate_username($adminUser) || sanitize_user($adminUser, true) !== $adminUser) {
+        throw new BridgeError('argument "admin_user" is not a valid WordPress user name', EXIT_USAGE);
+    }
+    if (!is_email($adminEmail)) {
+        throw new BridgeError('argument "admin_email" is not a valid email address', EXIT_USAGE);
+    }
+
+    // Pluggable (upgrade.php defines it only if missing): the installer's email is not sent.
+    if (!function_exists('wp_new_blog_notification')) {
+        function wp_new_blog_notification(mixed ...$unused): void
+        {
+        }
+    }
+    require_once ABSPATH . 'wp-admin/includes/upgrade.php';
+
+    $password = rtrim(strtr(base64_encode(random_bytes(24)), '+/', '-_'), '=');
+    $result = wp_install($title, $adminUser, $adminEmail, true, '', $password, '');
+    unset($password);
+    if (!is_array($result) || empty($result['user_id'])) {
+        throw new BridgeError('wp_install did not create the administrator');
+    }
+
+    // Written directly: WP_SITEURL (defined for the install) makes update_option('siteurl') a no-op.
+    foreach (['home', 'siteurl'] as $name) {
+        $wpdb->update($wpdb->options, ['option_value' => $url], ['option_name' => $name]);
+    }
+    if (get_option('permalink_structure') === '') {
+        $wp_rewrite->set_permalink_structure('/%postname%/');
+        $wp_rewrite->flush_rules(false);
+    }
+    wp_cache_flush();
+
+    if (!bridge_wp_is_installed()) {
+        throw new BridgeError('wp_install finished but WordPress does not report itself installed');
+    }
+    return ['installed' => true, 'already' => false, 'version' => $wp_version];
+}
+
+/** Before WordPress loads for `option-get` / `option-set`: checks the option name. */
+function bridge_prepare_option(array $args): void
+{
+    bridge_arg_string($args, 'name');
+}
+
+/** `option-get`: an option's value (unserialized; null when the option does not exist). */
+function bridge_cmd_option_get(array $args): array
+{
+    $name = bridge_arg_string($args, 'name');
+    $missing = new stdClass();
+    $value = get_option($name, $missing);
+    return ['name' => $name, 'value' => $value === $missing ? null : $value];
+}
+
+/**
+ * `option-set`: update_option with any JSON value (objects become PHP arrays); creates the option
+ * if missing. `updated` is false when the value was already the same.
+ */
+function bridge_cmd_option_set(array $args): array
+{
+    $name = bridge_arg_string($args, 'name');
+    if (!array_key_exists('value', $args)) {
+        throw new BridgeError('argument "value" is required', EXIT_USAGE);
+    }
+    return ['name' => $name, 'updated' => update_option($name, $args['value'])];
+}
+
+// ---------------------------------------------------------------------------------------------
+// Dispatcher
+// ---------------------------------------------------------------------------------------------
+
+/**
+ * Command name => handler (takes the decoded JSON arguments, returns the result), how WordPress is
+ * loaded before it runs, and an optional check that runs before WordPress is loaded.
+ */
+const BRIDGE_COMMANDS = [
+    'version' => ['run' => 'bridge_cmd_version', 'wordpress' => BRIDGE_WP_NONE],
+    'db-ping' => ['run' => 'bridge_cmd_db_ping', 'wordpress' => BRIDGE_WP_NONE],
+    'table-prefix' => ['run' => 'bridge_cmd_table_prefix', 'wordpress' => BRIDGE_WP_NONE],
+    'is-installed' => ['run' => 'bridge_cmd_is_installed', 'wordpress' => BRIDGE_WP_INSTALLING],
+    'install' => ['run' => 'bridge_cmd_install', 'wordpress' => BRIDGE_WP_INSTALLING, 'prepare' => 'bridge_prepare_install'],
+    'option-get' => ['run' => 'bridge_cmd_option_get', 'wordpress' => BRIDGE_WP_LOADED, 'prepare' => 'bridge_prepare_option'],
+    'option-set' => ['run' => 'bridge_cmd_option_set', 'wordpress' => BRIDGE_WP_LOADED, 'prepare' => 'bridge_prepare_option'],
+];
+
+/**
+ * Parses argv and prepares the command: returns its handler, its arguments and the wp-load.php to
+ * require first (null for commands that do not load WordPress).
+ *
+ * @return array{0: callable-string, 1: array, 2: ?string}
+ */
+function bridge_plan(array $argv): array
+{
+    if (PHP_SAPI !== 'cli') {
+        throw new BridgeError('the bridge runs with php-cli only', EXIT_USAGE);
+    }
+    // Warnings and notices never mix with the JSON result.
+    ini_set('display_errors', 'stderr');
+    ini_set('html_errors', '0');
+
+    $command = $argv[1] ?? null;
+    if ($command === null || $command === '') {
+        throw new BridgeError('usage: php bridge.php <command> [json-args]; commands: ' . implode(', ', array_keys(BRIDGE_COMMANDS)), EXIT_USAGE);
+    }
+    if (!array_key_exists($command, BRIDGE_COMMANDS)) {
+        throw new BridgeError("unknown command: $command", EXIT_USAGE);
+    }
+    if (count($argv) > 3) {
+        throw new BridgeError('too many arguments: pass command arguments as one JSON object', EXIT_USAGE);
+    }
+    $args = [];
+    if (isset($argv[2])) {
+        try {
+            $args = json_decode($argv[2], true, 32, JSON_THROW_ON_ERROR);
+        } catch (JsonException $e) {
+            throw new BridgeError('arguments are not valid JSON: ' . $e->getMessage(), EXIT_USAGE);
+        }
+        if (!is_array($args) || ($args !== [] && array_is_list($args))) {
+            throw new BridgeError('arguments must be a JSON object', EXIT_USAGE);
+        }
+    }
+
+    $spec = BRIDGE_COMMANDS[$command];
+    if (isset($spec['prepare'])) {
+        ($spec['prepare'])($args);
+    }
+    $wpLoad = $spec['wordpress'] === BRIDGE_WP_NONE ? null : bridge_prepare_wordpress($spec['wordpress']);
+    return [$spec['run'], $args, $wpLoad];
+}
+
+/** Prints the error object for a failure and returns the exit code. */
+function bridge_report_error(Throwable $e): int
+{
+    while (ob_get_level() > 0) {
+        ob_end_clean();
+    }
+    if ($e instanceof BridgeError) {
+        bridge_emit(['error' => $e->getMessage()]);
+        return $e->exitCode();
+    }
+    bridge_emit(['error' => get_class($e) . ': ' . $e->getMessage()]);
+    return EXIT_FAILED;
+}
+
+// Entry point, in the global scope on purpose: wp-config.php, wp-settings.php and plugins assign
+// file-level variables ($table_prefix, ...) that WordPress reads as globals.
+register_shutdown_function('bridge_shutdown');
+try {
+    [$pressluft_bridge_run, $pressluft_bridge_args, $pressluft_bridge_wp_load] = bridge_plan($_SERVER['argv'] ?? []);
+    if ($pressluft_bridge_wp_load !== null) {
+        require $pressluft_bridge_wp_load;
+    }
+    bridge_emit(($pressluft_bridge_run)($pressluft_bridge_args));
+    $pressluft_bridge_exit = EXIT_OK;
+} catch (Throwable $pressluft_bridge_error) {
+    $pressluft_bridge_exit = bridge_report_error($pressluft_bridge_error);
+}
+exit($pressluft_bridge_exit);
