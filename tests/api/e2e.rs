@@ -42,7 +42,7 @@ impl Drop for AuthorizedKey {
     }
 }
 
-async fn wait_for_job(app: &TestApp, job_id: &str, limit: Duration) -> Value {
+pub async fn wait_for_job(app: &TestApp, job_id: &str, limit: Duration) -> Value {
     let deadline = Instant::now() + limit;
     loop {
         let (_, job) = app.get_json(&format!("/api/jobs/{job_id}")).await;
@@ -139,39 +139,45 @@ async fn provision_this_machine_through_the_api() {
         recap.contains("changed=0") && recap.contains("failed=0"),
         "second run changed something: {recap}\n{output}"
     );
+
+    crate::e2e_sites::sites_on_this_machine(&app).await;
 }
 
 /// Runs tests/browser/nodes.mjs; returns the id of the job the browser started.
 async fn provision_again_in_browser(app: &TestApp, node_id: &str) -> String {
-    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/browser");
-    let base = app.base.clone();
-    let node_id = node_id.to_string();
-    let out = tokio::task::spawn_blocking(move || {
-        std::process::Command::new("node")
-            .arg("nodes.mjs")
-            .current_dir(dir)
-            .env("PRESSLUFT_URL", base)
-            .env("PRESSLUFT_EMAIL", crate::helpers::ADMIN_EMAIL)
-            .env("PRESSLUFT_PASSWORD", crate::helpers::ADMIN_PASSWORD)
-            .env("PRESSLUFT_NODE_ID", node_id)
-            .env(
-                "PRESSLUFT_SCREENSHOTS",
-                std::env::var("PRESSLUFT_SCREENSHOTS").unwrap_or_default(),
-            )
-            .output()
-            .expect("node runs")
-    })
-    .await
-    .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success() && stdout.contains("BROWSER_TEST_PASSED"),
-        "browser node flow failed:\n{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let stdout = browser_script(app, "nodes.mjs", &[("PRESSLUFT_NODE_ID", node_id)]).await;
     stdout
         .lines()
         .find_map(|l| l.strip_prefix("JOB "))
         .expect("the browser reported its job")
         .to_string()
+}
+
+/// Runs a browser script of tests/browser against the app, logged in as the admin; returns
+/// its standard output after checking it passed.
+pub async fn browser_script(app: &TestApp, script: &str, env: &[(&str, &str)]) -> String {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/browser");
+    let mut cmd = std::process::Command::new("node");
+    cmd.arg(script)
+        .current_dir(dir)
+        .env("PRESSLUFT_URL", &app.base)
+        .env("PRESSLUFT_EMAIL", crate::helpers::ADMIN_EMAIL)
+        .env("PRESSLUFT_PASSWORD", crate::helpers::ADMIN_PASSWORD)
+        .env(
+            "PRESSLUFT_SCREENSHOTS",
+            std::env::var("PRESSLUFT_SCREENSHOTS").unwrap_or_default(),
+        );
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = tokio::task::spawn_blocking(move || cmd.output().expect("node runs"))
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success() && stdout.contains("BROWSER_TEST_PASSED"),
+        "browser script {script} failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
 }

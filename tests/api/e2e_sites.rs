@@ -1,0 +1,319 @@
+//! Sites end to end on this machine as the node (called by `e2e.rs` after provisioning), through
+//! the HTTP API only: create a site from Debian's WordPress package, submit a staging clone
+//! while `site_create` has not finished (it must wait, never overlap), then a second clone after
+//! a serialized option holding the production URL was stored, and check what a visitor and
+//! the node see: the title over the preview host, the FastCGI cache, PHP running as the
+//! environment's user, open_basedir isolation, rewritten URLs and separate users, databases
+//! and pools. Finally the dashboard flow in a real browser (tests/browser/sites.mjs).
+
+use std::process::Command;
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+use crate::e2e::wait_for_job;
+use crate::helpers::TestApp;
+
+fn run(program: &str, args: &[&str]) -> String {
+    let out = Command::new(program).args(args).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{program} {args:?} failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn sql(query: &str) -> String {
+    run("mysql", &["--batch", "--skip-column-names", "-e", query])
+        .trim()
+        .to_string()
+}
+
+fn host(url: &str) -> String {
+    url.trim_start_matches("http://")
+        .trim_end_matches('/')
+        .to_string()
+}
+
+/// A client that sends every preview host to 127.0.0.1 (sslip.io does not resolve here).
+fn visitor(hosts: &[&str]) -> reqwest::Client {
+    let mut b = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(Duration::from_secs(60));
+    for h in hosts {
+        b = b.resolve(h, "127.0.0.1:80".parse().unwrap());
+    }
+    b.build().unwrap()
+}
+
+async fn post_job(app: &TestApp, path: &str, body: Value) -> String {
+    let r = app
+        .client
+        .post(app.url(path))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202, "{path}: {}", r.text().await.unwrap());
+    r.json::<Value>().await.unwrap()["job_id"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+async fn succeeded(app: &TestApp, job_id: &str) -> Value {
+    let job = wait_for_job(app, job_id, Duration::from_secs(15 * 60)).await;
+    let output = app
+        .get(&format!("/api/jobs/{job_id}/output"))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(job["status"], "succeeded", "{job}\n{output}");
+    job
+}
+
+async fn environment(app: &TestApp, id: &str) -> Value {
+    app.get_json(&format!("/api/environments/{id}")).await.1
+}
+
+/// Runs the PHP bridge as an environment's user.
+fn bridge(env_user: &str, wp_root: &str, args: &[&str]) -> Value {
+    let wp_root = format!("PRESSLUFT_WP_ROOT={wp_root}");
+    let mut argv = vec![
+        "-u",
+        env_user,
+        "--",
+        "env",
+        wp_root.as_str(),
+        "php",
+        "/usr/local/lib/pressluft/php/bridge.php",
+    ];
+    argv.extend_from_slice(args);
+    serde_json::from_str(run("runuser", &argv).trim()).unwrap()
+}
+
+pub async fn sites_on_this_machine(app: &TestApp) {
+    run(
+        concat!(env!("CARGO_MANIFEST_DIR"), "/tests/e2e/wordpress-source.sh"),
+        &[],
+    );
+    let r = app
+        .client
+        .put(app.url("/_admin/settings/wordpress"))
+        .json(&json!({"wordpress_source": "dir:/usr/share/wordpress"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+
+    // Create the site and, at once, a staging clone of it: the clone waits for site_create.
+    let create = post_job(
+        app,
+        "/api/sites",
+        json!({"name": "E2E Shop", "slug": "e2e-shop"}),
+    )
+    .await;
+    let (_, job) = app.get_json(&format!("/api/jobs/{create}")).await;
+    let site_id = job["site_id"].as_str().unwrap().to_string();
+    let prod_id = job["environment_id"].as_str().unwrap().to_string();
+    let staging_job = post_job(
+        app,
+        &format!("/api/sites/{site_id}/environments"),
+        json!({"name": "Staging", "slug": "staging", "environment_type": "staging",
+               "promotion_preset": "content-protect"}),
+    )
+    .await;
+    let created = succeeded(app, &create).await;
+    let staged = succeeded(app, &staging_job).await;
+    assert!(
+        staged["started_at"].as_str().unwrap() >= created["finished_at"].as_str().unwrap(),
+        "the clone started only after site_create finished: {created} {staged}"
+    );
+    let (_, site) = app.get_json(&format!("/api/sites/{site_id}")).await;
+    assert_eq!(site["status"], "active");
+
+    let prod = environment(app, &prod_id).await;
+    let staging_id = staged["environment_id"].as_str().unwrap().to_string();
+    let staging = environment(app, &staging_id).await;
+    assert_eq!(prod["status"], "active");
+    assert_eq!(staging["status"], "active");
+    let prod_url = prod["preview_url"].as_str().unwrap().to_string();
+    let staging_url = staging["preview_url"].as_str().unwrap().to_string();
+    let (prod_host, staging_host) = (host(&prod_url), host(&staging_url));
+
+    // What a visitor sees.
+    let web = visitor(&[&prod_host, &staging_host]);
+    for url in [&prod_url, &staging_url] {
+        let r = web.get(format!("{url}/")).send().await.unwrap();
+        assert_eq!(r.status(), 200, "{url}");
+        let body = r.text().await.unwrap();
+        assert!(body.contains("<title>E2E Shop"), "{url}: {body:.400}");
+        let login = web.get(format!("{url}/wp-login.php")).send().await.unwrap();
+        assert_eq!(login.status(), 200, "{url}/wp-login.php");
+    }
+    let staging_home = web
+        .get(format!("{staging_url}/"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        staging_home.contains(&staging_host),
+        "staging links to itself"
+    );
+    assert!(
+        !staging_home.contains(&prod_host),
+        "no production URL left on staging"
+    );
+    let second = web.get(format!("{prod_url}/")).send().await.unwrap();
+    assert_eq!(
+        second.headers()["x-fastcgi-cache"].to_str().unwrap(),
+        "HIT",
+        "the second anonymous request is served from the page cache"
+    );
+
+    // Who runs what on the node.
+    let (prod_user, staging_user) = (
+        format!("pl_{}", &prod_id[..8]),
+        format!("pl_{}", &staging_id[..8]),
+    );
+    let pool_users = run("ps", &["-o", "user:32=", "-C", "php-fpm8.2"]);
+    assert!(
+        pool_users.lines().any(|u| u.trim() == prod_user),
+        "PHP runs as {prod_user}: {pool_users}"
+    );
+    run("id", &[&prod_user]);
+    run("id", &[&staging_user]);
+    assert_ne!(prod_user, staging_user);
+    let dbs = sql("SHOW DATABASES");
+    for db in [
+        format!("wp_{}", &prod_id[..8]),
+        format!("wp_{}", &staging_id[..8]),
+    ] {
+        assert!(dbs.lines().any(|l| l == db), "database {db}: {dbs}");
+    }
+    for env in [&prod_id, &staging_id] {
+        assert!(
+            std::path::Path::new(&format!("/etc/php/8.2/fpm/pool.d/pressluft-{env}.conf")).exists(),
+            "own pool for {env}"
+        );
+    }
+    let staging_db = format!("wp_{}", &staging_id[..8]);
+    let home = sql(&format!(
+        "SELECT option_value FROM {staging_db}.wp_options WHERE option_name = 'home'"
+    ));
+    let siteurl = sql(&format!(
+        "SELECT option_value FROM {staging_db}.wp_options WHERE option_name = 'siteurl'"
+    ));
+    assert_eq!(
+        (home.as_str(), siteurl.as_str()),
+        (staging_url.as_str(), staging_url.as_str())
+    );
+
+    // open_basedir: PHP of production cannot read staging's wp-config.php.
+    let prod_root = format!("/var/www/sites/{site_id}/{prod_id}");
+    let probe = format!("{prod_root}/current/pl-e2e-probe.php");
+    std::fs::write(
+        &probe,
+        format!(
+            "<?php var_dump(@file_get_contents('/var/www/sites/{site_id}/{staging_id}/shared/wp-config.php'));"
+        ),
+    )
+    .unwrap();
+    run("chown", &[&format!("{prod_user}:www-data"), &probe]);
+    let body = web
+        .get(format!("{prod_url}/pl-e2e-probe.php"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    std::fs::remove_file(&probe).unwrap();
+    assert!(
+        body.contains("bool(false)"),
+        "open_basedir must block: {body}"
+    );
+
+    // A serialized option holding the production URL comes out rewritten in a new clone.
+    let current = format!("{prod_root}/current");
+    let value = json!({"name": "pl_e2e_serialized", "value": {
+        "url": prod_url, "nested": {"links": [format!("{prod_url}/shop"), "other"]}}});
+    let set = bridge(&prod_user, &current, &["option-set", &value.to_string()]);
+    assert_eq!(set["updated"], true, "{set}");
+    let clone_job = post_job(
+        app,
+        &format!("/api/sites/{site_id}/environments"),
+        json!({"name": "Clone", "slug": "clone", "environment_type": "clone",
+               "promotion_preset": "content-protect"}),
+    )
+    .await;
+    let cloned = succeeded(app, &clone_job).await;
+    let clone_id = cloned["environment_id"].as_str().unwrap().to_string();
+    let clone = environment(app, &clone_id).await;
+    let clone_url = clone["preview_url"].as_str().unwrap().to_string();
+    let clone_root = format!("/var/www/sites/{site_id}/{clone_id}/current");
+    let got = bridge(
+        &format!("pl_{}", &clone_id[..8]),
+        &clone_root,
+        &["option-get", r#"{"name": "pl_e2e_serialized"}"#],
+    );
+    assert_eq!(got["value"]["url"], clone_url.as_str(), "{got}");
+    assert_eq!(
+        got["value"]["nested"]["links"][0],
+        format!("{clone_url}/shop").as_str()
+    );
+    let raw = sql(&format!(
+        "SELECT option_value FROM wp_{}.wp_options WHERE option_name = 'pl_e2e_serialized'",
+        &clone_id[..8]
+    ));
+    let check = Command::new("php")
+        .args(["-r", "echo unserialize(stream_get_contents(STDIN))['url'];"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut child| {
+            use std::io::Write;
+            child.stdin.take().unwrap().write_all(raw.as_bytes())?;
+            child.wait_with_output()
+        })
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&check.stdout),
+        clone_url,
+        "php unserialize: {raw}"
+    );
+
+    // The drift baseline of production was captured for each clone.
+    let (baselines,): (i64,) = sqlx::query_as(
+        "SELECT COUNT(*) FROM drift_checks WHERE is_baseline = 1 AND environment_id IN (?, ?)",
+    )
+    .bind(&staging_id)
+    .bind(&clone_id)
+    .fetch_one(app.store.pool())
+    .await
+    .unwrap();
+    assert_eq!(baselines, 2);
+
+    // The same flow from the dashboard, in a real browser.
+    let out = crate::e2e::browser_script(app, "sites.mjs", &[]).await;
+    let browser_site = out
+        .lines()
+        .find_map(|l| l.strip_prefix("SITE "))
+        .expect("the browser reported its site");
+    let (_, envs) = app
+        .get_json(&format!("/api/sites/{browser_site}/environments"))
+        .await;
+    let types: Vec<&str> = envs
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["environment_type"].as_str().unwrap())
+        .collect();
+    assert_eq!(types, ["production", "staging"]);
+}
