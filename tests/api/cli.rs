@@ -243,3 +243,43 @@ fn node_pubkey_prints_the_key_migrate_created() {
     )
     .contains("PRIVATE KEY"));
 }
+
+#[test]
+fn node_search_replace_rewrites_a_dump_on_stdin() {
+    let dump = "INSERT INTO `wp_options` VALUES (1,'home','http://old.test'),\
+                (2,'w','a:1:{s:3:\\\"url\\\";s:15:\\\"http://old.test\\\";}'),\
+                (3,'j','{\\\"u\\\":\\\"http:\\\\/\\\\/old.test\\\\/x\\\"}');\n";
+    let mut c = Command::new(BIN);
+    c.args([
+        "node",
+        "search-replace",
+        "--from",
+        "http://old.test/",
+        "--to",
+        "https://new.example",
+    ])
+    .env_remove("PRESSLUFT_DATA_DIR");
+    let out = run_with_stdin(c, dump);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rewritten = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(
+        rewritten,
+        "INSERT INTO `wp_options` VALUES (1,'home','https://new.example'),\
+         (2,'w','a:1:{s:3:\\\"url\\\";s:19:\\\"https://new.example\\\";}'),\
+         (3,'j','{\\\"u\\\":\\\"https:\\\\/\\\\/new.example\\\\/x\\\"}');\n"
+    );
+    let summary = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        summary.contains("3 values changed (1 serialized rewrites"),
+        "{summary}"
+    );
+
+    let mut c = Command::new(BIN);
+    c.args(["node", "search-replace", "--from", "", "--to", "x"]);
+    let out = run_with_stdin(c, "");
+    assert!(!out.status.success(), "an empty --from is refused");
+}
