@@ -315,10 +315,10 @@ fn actor(session: &CurrentSession) -> Actor {
     }
 }
 
-/// What a refused form shows: field errors, or a sentence for the whole form.
-fn form_error(
-    e: SiteError,
-) -> Result<(StatusCode, HashMap<String, String>, Option<String>), ApiError> {
+/// What a refused form shows: its status, field errors, or a sentence for the whole form.
+type FormError = (StatusCode, HashMap<String, String>, Option<String>);
+
+fn form_error(e: SiteError) -> Result<FormError, ApiError> {
     match e {
         SiteError::Invalid { field, message } => Ok((
             StatusCode::BAD_REQUEST,
