@@ -145,20 +145,10 @@ fn fill_database(db: &str, url: &str, total_mb: u64) {
 
 /// Removes everything a site's environments created on this node.
 fn remove_site(site_id: &str, env_ids: &[String]) {
-    for env in env_ids {
-        let uuid8 = &env[..8];
-        let _ = Command::new("mysql")
-            .args(["-e", &format!("DROP DATABASE IF EXISTS wp_{uuid8}; DROP USER IF EXISTS 'wp_{uuid8}'@'localhost';")])
-            .status();
-        let _ = std::fs::remove_file(format!("/etc/php/8.2/fpm/pool.d/pressluft-{env}.conf"));
-        let _ = std::fs::remove_file(format!("/etc/nginx/sites-enabled/pressluft-env-{env}.conf"));
-        let _ = Command::new("userdel").arg(format!("pl_{uuid8}")).status();
-    }
-    let _ = std::fs::remove_dir_all(format!("/var/www/sites/{site_id}"));
-    let _ = Command::new("service")
-        .args(["php8.2-fpm", "reload"])
-        .status();
-    let _ = Command::new("service").args(["nginx", "reload"]).status();
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/e2e/remove-site.sh");
+    let mut args = vec![site_id];
+    args.extend(env_ids.iter().map(String::as_str));
+    sh(script, &args);
 }
 
 fn main() {

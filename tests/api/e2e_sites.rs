@@ -316,4 +316,25 @@ pub async fn sites_on_this_machine(app: &TestApp) {
         .map(|e| e["environment_type"].as_str().unwrap())
         .collect();
     assert_eq!(types, ["production", "staging"]);
+
+    // Leave the node as it was (there is no site deletion in the product yet).
+    let remove = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/e2e/remove-site.sh");
+    for (site, envs) in [
+        (
+            site_id.clone(),
+            vec![prod_id.clone(), staging_id.clone(), clone_id.clone()],
+        ),
+        (
+            browser_site.to_string(),
+            envs.as_array()
+                .unwrap()
+                .iter()
+                .map(|e| e["id"].as_str().unwrap().to_string())
+                .collect(),
+        ),
+    ] {
+        let mut args = vec![site.as_str()];
+        args.extend(envs.iter().map(String::as_str));
+        run(remove, &args);
+    }
 }
