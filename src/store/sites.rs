@@ -61,6 +61,14 @@ pub struct ReleaseRecord {
     pub created_at: String,
 }
 
+#[derive(FromRow)]
+struct SiteRelease {
+    #[sqlx(flatten)]
+    release: ReleaseRecord,
+    environment_name: String,
+    environment_type: String,
+}
+
 /// A site listed with what the Sites page shows.
 #[derive(Debug, Clone, FromRow)]
 pub struct SiteSummary {
@@ -209,6 +217,28 @@ impl Store {
         .bind(environment_id)
         .fetch_all(&self.pool)
         .await?)
+    }
+
+    /// The releases of every environment of a site, newest first, with the environment's name
+    /// and type.
+    pub async fn list_site_releases(
+        &self,
+        site_id: &str,
+        limit: i64,
+    ) -> Result<Vec<(ReleaseRecord, String, String)>, StoreError> {
+        let rows: Vec<SiteRelease> = sqlx::query_as(
+            "SELECT r.*, e.name AS environment_name, e.environment_type
+             FROM releases r JOIN environments e ON e.id = r.environment_id
+             WHERE e.site_id = ? ORDER BY r.created_at DESC, r.id DESC LIMIT ?",
+        )
+        .bind(site_id)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|r| (r.release, r.environment_name, r.environment_type))
+            .collect())
     }
 
     pub async fn get_release(&self, id: &str) -> Result<Option<ReleaseRecord>, StoreError> {

@@ -23,6 +23,8 @@ use crate::store::{JobFilter, Store, StoreError};
 
 /// Jobs shown on a site page.
 const SITE_JOBS: i64 = 10;
+/// Releases shown on a site page.
+const SITE_RELEASES: i64 = 20;
 
 /// One row of the sites list.
 pub struct SiteRow {
@@ -71,6 +73,9 @@ pub struct EnvCard {
 
 /// One release in a timeline.
 pub struct ReleaseRow {
+    /// Environment name and type (site page only).
+    pub environment: String,
+    pub environment_type: String,
     pub name: String,
     pub source: String,
     pub health_status: String,
@@ -87,6 +92,8 @@ fn release_name(path: &str) -> String {
 impl ReleaseRow {
     fn new(r: &ReleaseRecord, current: Option<&str>) -> Self {
         ReleaseRow {
+            environment: String::new(),
+            environment_type: String::new(),
             name: release_name(&r.path),
             source: format!(
                 "{} · {}",
@@ -155,6 +162,7 @@ pub struct SiteRows {
 #[template(path = "partials/env_cards.html")]
 pub struct EnvCards {
     pub envs: Vec<EnvCard>,
+    pub releases: Vec<ReleaseRow>,
 }
 
 /// The environment page's live panel: header and releases.
@@ -182,8 +190,26 @@ impl SiteRows {
 impl EnvCards {
     pub async fn load(store: &Store, site_id: &str) -> Result<Self, StoreError> {
         let envs = store.list_environments(site_id).await?;
+        let current: Vec<&str> = envs
+            .iter()
+            .filter_map(|e| e.current_release_id.as_deref())
+            .collect();
+        let releases = store
+            .list_site_releases(site_id, SITE_RELEASES)
+            .await?
+            .into_iter()
+            .map(|(r, name, kind)| {
+                let current = current.contains(&r.id.as_str()).then_some(r.id.as_str());
+                ReleaseRow {
+                    environment: name,
+                    environment_type: kind,
+                    ..ReleaseRow::new(&r, current)
+                }
+            })
+            .collect();
         Ok(EnvCards {
             envs: env_cards(store, &envs).await?,
+            releases,
         })
     }
 }
@@ -369,6 +395,7 @@ struct SitePage {
     layout: Layout,
     site: SiteRecord,
     envs: Vec<EnvCard>,
+    releases: Vec<ReleaseRow>,
     jobs: Vec<JobRow>,
     empty_message: &'static str,
 }
@@ -384,9 +411,11 @@ pub async fn site_page(
         .get_site(&id)
         .await?
         .ok_or_else(|| ApiError::not_found("site"))?;
+    let cards = EnvCards::load(&state.store, &id).await?;
     Ok(render(&SitePage {
         layout: Layout::new(&site.name, "sites", &session),
-        envs: EnvCards::load(&state.store, &id).await?.envs,
+        envs: cards.envs,
+        releases: cards.releases,
         jobs: site_jobs(&state.store, &id).await?,
         empty_message: EMPTY_SITE_JOBS,
         site,

@@ -308,6 +308,26 @@ async fn create_a_site_then_a_staging_clone() {
 
     let (_, list) = app.get_json("/api/sites").await;
     assert_eq!(list.as_array().unwrap().len(), 1);
+
+    // The site page lists both environments' releases; the environment page its own.
+    let html = app
+        .get(&format!("/sites/{site_id}"))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        html.contains("cloned from Production") && html.contains(&release_name),
+        "{html}"
+    );
+    assert_eq!(html.matches("status-active\">current").count(), 2);
+    let html = app
+        .get(&format!("/environments/{staging_id}"))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(html.contains("cloned from Production") && html.contains("env-staging"));
 }
 
 #[tokio::test]
