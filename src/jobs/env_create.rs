@@ -13,7 +13,7 @@ use uuid::Uuid;
 use super::errors::JobErrorCode;
 use super::kinds::{ResolvedVars, VarsError};
 use super::lifecycle::{
-    environment_to, environment_vars, fix_release_name, node_must_be_active, release_name,
+    environment_to, environment_vars, fix_release_name, node_must_be_active, record_built_release,
     site_and_environment, site_to,
 };
 use crate::domain::SiteStatus;
@@ -21,8 +21,8 @@ use crate::secrets::Secrets;
 use crate::sites::layout::{EnvLayout, DRIFT_PATHS, DRIFT_TABLES};
 use crate::store::nodes::NodeRecord;
 use crate::store::sites::{
-    canonical_url, fetch_environment, fetch_release, insert_drift_check,
-    record_release_and_activate, EnvironmentRecord, NewDriftCheck, NewRelease,
+    canonical_url, fetch_environment, fetch_release, insert_drift_check, EnvironmentRecord,
+    NewDriftCheck,
 };
 use crate::store::{JobRecord, Store, StoreError};
 
@@ -100,24 +100,8 @@ pub async fn on_success(
         "cloned from {}",
         src.as_ref().map(|s| s.name.as_str()).unwrap_or("(unknown)")
     );
-    let name = release_name(job).unwrap_or_default();
-    let path = EnvLayout::new(&site.id, &env.id).release_path(&name);
-    let id = Uuid::new_v4().to_string();
-    record_release_and_activate(
-        conn,
-        &env,
-        &NewRelease {
-            id: &id,
-            environment_id: &env.id,
-            source_type: &source_type,
-            source_ref: &source_ref,
-            path: &path,
-            notes: Some(&notes),
-            job_id: &job.id,
-        },
-        now,
-    )
-    .await?;
+    let source = (source_type.as_str(), source_ref.as_str());
+    record_built_release(conn, job, &site, &env, source, &notes, now).await?;
     let baseline = &result["drift_baseline"];
     let check_id = Uuid::new_v4().to_string();
     insert_drift_check(

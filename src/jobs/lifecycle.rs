@@ -13,8 +13,8 @@ use crate::sites::{db_password_key, wp_salts_key};
 use crate::store::nodes::NodeRecord;
 use crate::store::queue::set_payload;
 use crate::store::sites::{
-    fetch_environment, fetch_site, set_environment_status, set_site_status, EnvironmentRecord,
-    SiteRecord,
+    fetch_environment, fetch_site, record_release_and_activate, set_environment_status,
+    set_site_status, EnvironmentRecord, NewRelease, SiteRecord,
 };
 use crate::store::{JobRecord, Store, StoreError};
 
@@ -107,6 +107,37 @@ pub fn release_name(job: &JobRecord) -> Option<String> {
         .get("release_name")?
         .as_str()
         .map(str::to_string)
+}
+
+/// Records the release the job built (at the path its `release_name` gives) as the
+/// environment's current one and makes the environment `active`.
+pub async fn record_built_release(
+    conn: &mut SqliteConnection,
+    job: &JobRecord,
+    site: &SiteRecord,
+    env: &EnvironmentRecord,
+    source: (&str, &str),
+    notes: &str,
+    now: &str,
+) -> Result<(), StoreError> {
+    let name = release_name(job).unwrap_or_default();
+    let path = EnvLayout::new(&site.id, &env.id).release_path(&name);
+    let id = uuid::Uuid::new_v4().to_string();
+    record_release_and_activate(
+        conn,
+        env,
+        &NewRelease {
+            id: &id,
+            environment_id: &env.id,
+            source_type: source.0,
+            source_ref: source.1,
+            path: &path,
+            notes: Some(notes),
+            job_id: &job.id,
+        },
+        now,
+    )
+    .await
 }
 
 /// The variables of an environment playbook about the target environment (the contract in

@@ -5,20 +5,17 @@
 
 use serde_json::Value;
 use sqlx::SqliteConnection;
-use uuid::Uuid;
 
 use super::errors::JobErrorCode;
 use super::kinds::{ResolvedVars, VarsError};
 use super::lifecycle::{
-    environment_to, environment_vars, fix_release_name, node_must_be_active, release_name,
+    environment_to, environment_vars, fix_release_name, node_must_be_active, record_built_release,
     site_and_environment, site_to,
 };
 use crate::domain::SiteStatus;
 use crate::secrets::Secrets;
 use crate::settings::wordpress_source;
-use crate::sites::layout::EnvLayout;
 use crate::store::nodes::NodeRecord;
-use crate::store::sites::{record_release_and_activate, NewRelease};
 use crate::store::{JobRecord, Store, StoreError};
 
 pub async fn validate_start(
@@ -52,24 +49,8 @@ pub async fn on_success(
 ) -> Result<(), StoreError> {
     let (site, env) = site_and_environment(conn, job).await?;
     let (source, _) = wordpress_source(conn).await?;
-    let name = release_name(job).unwrap_or_default();
-    let path = EnvLayout::new(&site.id, &env.id).release_path(&name);
-    let id = Uuid::new_v4().to_string();
-    record_release_and_activate(
-        conn,
-        &env,
-        &NewRelease {
-            id: &id,
-            environment_id: &env.id,
-            source_type: "upload",
-            source_ref: &source,
-            path: &path,
-            notes: Some("WordPress installed"),
-            job_id: &job.id,
-        },
-        now,
-    )
-    .await?;
+    let notes = "WordPress installed";
+    record_built_release(conn, job, &site, &env, ("upload", &source), notes, now).await?;
     site_to(conn, &site, SiteStatus::Active, now).await
 }
 

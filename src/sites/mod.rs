@@ -237,6 +237,41 @@ impl Sites {
         Ok(())
     }
 
+    /// Inserts the job of an accepted request and its `accepted` audit row (jobs.md §2);
+    /// `target` is `(site, environment, node)`.
+    async fn enqueue_audited(
+        tx: &mut WriteTx,
+        actor: &Actor,
+        job_type: JobType,
+        target: (&str, &str, &str),
+        payload: serde_json::Value,
+        resource: (&str, &str),
+        now: &str,
+    ) -> Result<String, StoreError> {
+        let job = NewJob {
+            id: Uuid::new_v4().to_string(),
+            job_type,
+            site_id: Some(target.0.to_string()),
+            environment_id: Some(target.1.to_string()),
+            node_id: target.2.to_string(),
+            payload_json: payload.to_string(),
+            max_attempts: 3,
+            parent_job_id: None,
+        };
+        Engine::enqueue(tx, &job, now).await?;
+        Self::audit(
+            tx,
+            actor,
+            job_type,
+            resource,
+            "accepted",
+            Some(&job.id),
+            now,
+        )
+        .await?;
+        Ok(job.id)
+    }
+
     /// Refuses with a 409 after writing a `rejected` audit row (api.md §6).
     async fn reject(
         mut tx: WriteTx,
@@ -297,39 +332,28 @@ impl Sites {
         )
         .await?;
         set_primary_environment(&mut tx, &site_id, &env_id, &now).await?;
-        let job = NewJob {
-            id: Uuid::new_v4().to_string(),
-            job_type: JobType::SiteCreate,
-            site_id: Some(site_id.clone()),
-            environment_id: Some(env_id.clone()),
-            node_id,
-            payload_json: serde_json::json!({
-                "site_title": name,
-                "wp_admin_email": actor.email,
-                "release_name": null,
-            })
-            .to_string(),
-            max_attempts: 3,
-            parent_job_id: None,
-        };
-        Engine::enqueue(&mut tx, &job, &now).await?;
-        Self::audit(
+        let payload = serde_json::json!({
+            "site_title": name,
+            "wp_admin_email": actor.email,
+            "release_name": null,
+        });
+        let job_id = Self::enqueue_audited(
             &mut tx,
             actor,
             JobType::SiteCreate,
+            (&site_id, &env_id, &node_id),
+            payload,
             ("site", &site_id),
-            "accepted",
-            Some(&job.id),
             &now,
         )
         .await?;
         tx.commit().await?;
-        tracing::info!(site = %site_id, slug = %slug, environment = %env_id, preview_url = %preview_url, job = %job.id, "site created");
+        tracing::info!(site = %site_id, slug = %slug, environment = %env_id, preview_url = %preview_url, job = %job_id, "site created");
         self.engine.enqueued();
         Ok(Created {
             site_id,
             environment_id: env_id,
-            job_id: job.id,
+            job_id,
         })
     }
 
@@ -454,38 +478,27 @@ impl Sites {
             )),
             other => SiteError::Store(other),
         })?;
-        let job = NewJob {
-            id: Uuid::new_v4().to_string(),
-            job_type: JobType::EnvCreate,
-            site_id: Some(site.id.clone()),
-            environment_id: Some(env_id.clone()),
-            node_id: node.id.clone(),
-            payload_json: serde_json::json!({
-                "source_environment_id": source.id,
-                "release_name": null,
-            })
-            .to_string(),
-            max_attempts: 3,
-            parent_job_id: None,
-        };
-        Engine::enqueue(&mut tx, &job, &now).await?;
-        Self::audit(
+        let payload = serde_json::json!({
+            "source_environment_id": source.id,
+            "release_name": null,
+        });
+        let job_id = Self::enqueue_audited(
             &mut tx,
             actor,
             JobType::EnvCreate,
+            (&site.id, &env_id, &node.id),
+            payload,
             ("environment", &env_id),
-            "accepted",
-            Some(&job.id),
             &now,
         )
         .await?;
         tx.commit().await?;
-        tracing::info!(site = %site.id, environment = %env_id, source = %source.id, preview_url = %preview_url, job = %job.id, "environment created");
+        tracing::info!(site = %site.id, environment = %env_id, source = %source.id, preview_url = %preview_url, job = %job_id, "environment created");
         self.engine.enqueued();
         Ok(Created {
             site_id: site.id,
             environment_id: env_id,
-            job_id: job.id,
+            job_id,
         })
     }
 }
