@@ -132,15 +132,13 @@ fn fill_database(db: &str, url: &str, total_mb: u64) {
     drop(sql);
     assert!(child.wait().unwrap().success());
     let size = sh(
-        "mysql",
-        &[
-            "--batch",
-            "--skip-column-names",
-            "-e",
-            &format!("SELECT ROUND(SUM(data_length + index_length) / 1048576) FROM information_schema.tables WHERE table_schema = '{db}'"),
-        ],
+        "bash",
+        &["-o", "pipefail", "-c", &format!("mysqldump --single-transaction {db} | wc -c")],
     );
-    println!("  database: {} MB", size.trim());
+    println!(
+        "  database: {} MB as a dump",
+        size.trim().parse::<u64>().unwrap_or(0) >> 20
+    );
 }
 
 /// Removes everything a site's environments created on this node.
