@@ -133,7 +133,12 @@ fn fill_database(db: &str, url: &str, total_mb: u64) {
     assert!(child.wait().unwrap().success());
     let size = sh(
         "bash",
-        &["-o", "pipefail", "-c", &format!("mysqldump --single-transaction {db} | wc -c")],
+        &[
+            "-o",
+            "pipefail",
+            "-c",
+            &format!("mysqldump --single-transaction {db} | wc -c"),
+        ],
     );
     println!(
         "  database: {} MB as a dump",

@@ -5,6 +5,8 @@
 //!    1,000 jobs/s).
 //!
 //! Both use the real engine, real SQLite (a file in a temp dir) and the real worker loop.
+//! `PL_BENCH_WORKERS=N` sets the worker count of the throughput part (default 4),
+//! `PL_BENCH_ONLY=latency|throughput` runs one part only.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -189,8 +191,14 @@ fn main() {
         .enable_all()
         .build()
         .unwrap();
+    // `PL_BENCH_ONLY=latency` or `=throughput` runs one part.
+    let only = std::env::var("PL_BENCH_ONLY").unwrap_or_default();
     rt.block_on(async {
-        latency().await;
-        throughput().await;
+        if only != "throughput" {
+            latency().await;
+        }
+        if only != "latency" {
+            throughput().await;
+        }
     });
 }

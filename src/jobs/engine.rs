@@ -20,7 +20,7 @@ use crate::clock::{format_ts, SharedClock};
 use crate::events::Events;
 use crate::store::audit::{finish_audit_for_job, insert_audit, NewAudit};
 use crate::store::queue::{
-    claim_next, fetch_job, finish_queued, finish_running, request_cancel, Finish, NewJob,
+    fetch_job, finish_queued, finish_running, request_cancel, Finish, NewJob, QueueWriter,
 };
 use crate::store::{JobRecord, Store, StoreError};
 
@@ -61,6 +61,8 @@ struct Inner {
     /// Claims of this process take turns: SQLite serializes writers anyway, and waiting here is
     /// cheaper and fairer than spinning on its busy timeout.
     claim_lock: tokio::sync::Mutex<()>,
+    /// The write connection of claims and completions (fewer hand-offs per transaction).
+    writer: QueueWriter,
 }
 
 /// Result of a cancel request.
@@ -102,6 +104,7 @@ impl Engine {
                 job_timeout,
                 wake: Notify::new(),
                 claim_lock: tokio::sync::Mutex::new(()),
+                writer: QueueWriter::default(),
             }),
         }
     }
@@ -151,8 +154,12 @@ impl Engine {
         let _turn = self.inner.claim_lock.lock().await;
         loop {
             let now = format_ts(self.now());
-            let mut tx = self.inner.store.begin_write().await?;
-            let Some(mut job) = claim_next(&mut tx, worker, &now).await? else {
+            let (mut tx, job) = self
+                .inner
+                .writer
+                .claim(&self.inner.store, worker, &now)
+                .await?;
+            let Some(mut job) = job else {
                 tx.commit().await?;
                 return Ok(None);
             };
@@ -275,7 +282,6 @@ impl Engine {
     ) -> Result<(), StoreError> {
         let now_t = self.now();
         let now = format_ts(now_t);
-        let mut tx = self.inner.store.begin_write().await?;
         let tail = output_tail.as_deref();
         let (status, code, message, run_after) = match &ending {
             Ending::Abandoned => {
@@ -293,21 +299,25 @@ impl Engine {
                 }
             }
         };
-        let finished = finish_running(
-            &mut tx,
-            &job.id,
-            worker,
-            &Finish {
-                status,
-                run_after: run_after.as_deref(),
-                error_code: code.map(|c| c.as_str()),
-                error_message: message,
-                output_tail: tail,
-                now: &now,
-            },
-        )
-        .await?;
-        if !finished {
+        // The job row and its audit rows (api.md §6) in the transaction's first hand-off.
+        let (mut tx, finished) = self
+            .inner
+            .writer
+            .finish(
+                &self.inner.store,
+                &job.id,
+                worker,
+                &Finish {
+                    status,
+                    run_after: run_after.as_deref(),
+                    error_code: code.map(|c| c.as_str()),
+                    error_message: message,
+                    output_tail: tail,
+                    now: &now,
+                },
+            )
+            .await?;
+        if !finished.job {
             tx.rollback().await?;
             tracing::warn!(id = %job.id, "job was no longer running under this worker; outcome dropped");
             return Ok(());
@@ -320,11 +330,6 @@ impl Engine {
             }
             _ => {}
         }
-        let audited = if status == "queued" {
-            0
-        } else {
-            finish_audit_for_job(&mut tx, &job.id, status).await?
-        };
         tx.commit().await?;
         match status {
             "queued" => tracing::warn!(
@@ -339,7 +344,7 @@ impl Engine {
             other => tracing::info!(id = %job.id, status = other, "job finished"),
         }
         tracing::info!(id = %job.id, "lock released");
-        if audited > 0 {
+        if finished.audited > 0 {
             tracing::info!(job = %job.id, result = status, "audit updated");
         }
         self.inner.events.jobs_changed();

@@ -3,7 +3,10 @@
 //! Functions taking a connection run inside a transaction the job engine owns, so a job's state
 //! change and the resource transitions it causes commit together (architecture.md §1.4).
 
-use sqlx::{Sqlite, SqliteConnection, Transaction};
+use std::sync::Arc;
+
+use sqlx::{ConnectOptions, Sqlite, SqliteConnection, Transaction};
+use tokio::sync::{Mutex, OnceCell, OwnedMutexGuard};
 
 use super::jobs::SELECT_JOB;
 use super::{JobRecord, Store, StoreError};
@@ -12,31 +15,225 @@ use crate::domain::JobType;
 /// A write transaction: `BEGIN IMMEDIATE` (the write lock up front, so two writers never
 /// deadlock upgrading a read lock), entered through the process's write gate, so writers of
 /// this process queue in order instead of starving on SQLite's busy timeout.
+///
+/// Dropped without `commit`/`rollback` (an error, a cancelled future), it rolls back: on the
+/// writer pool's connection sqlx queues the `ROLLBACK` (a next writer on another connection
+/// may wait on SQLite's busy timeout for it briefly); on a [`QueueWriter`]'s connection the
+/// write turn is given up only after the `ROLLBACK` ran.
 pub struct WriteTx {
-    tx: Transaction<'static, Sqlite>,
-    _turn: tokio::sync::OwnedMutexGuard<()>,
+    conn: TxConn,
+    turn: Option<OwnedMutexGuard<()>>,
+}
+
+enum TxConn {
+    /// sqlx's transaction on the connection of the store's writer pool.
+    Pooled(Option<Transaction<'static, Sqlite>>),
+    /// A transaction on a [`QueueWriter`]'s connection, opened and ended with SQL of its own.
+    Dedicated(Option<OwnedMutexGuard<WriterConn>>),
 }
 
 impl WriteTx {
-    pub async fn commit(self) -> Result<(), sqlx::Error> {
-        self.tx.commit().await
+    pub async fn commit(mut self) -> Result<(), sqlx::Error> {
+        match &mut self.conn {
+            TxConn::Pooled(tx) => tx.take().expect("transaction open").commit().await,
+            TxConn::Dedicated(w) => {
+                let w = w.as_mut().expect("transaction open");
+                sqlx::query("COMMIT").execute(&mut w.conn).await?;
+                w.open = false;
+                Ok(())
+            }
+        }
     }
 
-    pub async fn rollback(self) -> Result<(), sqlx::Error> {
-        self.tx.rollback().await
+    pub async fn rollback(mut self) -> Result<(), sqlx::Error> {
+        match &mut self.conn {
+            TxConn::Pooled(tx) => tx.take().expect("transaction open").rollback().await,
+            TxConn::Dedicated(w) => {
+                let w = w.as_mut().expect("transaction open");
+                sqlx::query("ROLLBACK").execute(&mut w.conn).await?;
+                w.open = false;
+                Ok(())
+            }
+        }
+    }
+}
+
+impl Drop for WriteTx {
+    fn drop(&mut self) {
+        // A pooled transaction rolls itself back (sqlx queues the ROLLBACK on drop).
+        let TxConn::Dedicated(slot) = &mut self.conn else {
+            return;
+        };
+        let Some(mut w) = slot.take() else { return };
+        if !w.open {
+            return;
+        }
+        // Roll back before the write turn goes to the next writer, which may use another
+        // connection and would otherwise wait for this one's write lock. Without a runtime
+        // the flag stays set and the connection's next transaction rolls back first.
+        let turn = self.turn.take();
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            rt.spawn(async move {
+                w.rollback().await;
+                drop(turn);
+            });
+        }
     }
 }
 
 impl std::ops::Deref for WriteTx {
     type Target = SqliteConnection;
     fn deref(&self) -> &SqliteConnection {
-        &self.tx
+        match &self.conn {
+            TxConn::Pooled(Some(tx)) => tx,
+            TxConn::Dedicated(Some(w)) => &w.conn,
+            _ => unreachable!("a WriteTx is consumed when it ends"),
+        }
     }
 }
 
 impl std::ops::DerefMut for WriteTx {
     fn deref_mut(&mut self) -> &mut SqliteConnection {
-        &mut self.tx
+        match &mut self.conn {
+            TxConn::Pooled(Some(tx)) => tx,
+            TxConn::Dedicated(Some(w)) => &mut w.conn,
+            _ => unreachable!("a WriteTx is consumed when it ends"),
+        }
+    }
+}
+
+/// The connection of a [`QueueWriter`].
+struct WriterConn {
+    conn: SqliteConnection,
+    /// A transaction may be open on it (set before `BEGIN` is sent, cleared when it ended).
+    open: bool,
+}
+
+impl WriterConn {
+    async fn rollback(&mut self) {
+        // "no transaction is active" is fine: the BEGIN never ran, or an error rolled it back.
+        if let Err(e) = sqlx::query("ROLLBACK").execute(&mut self.conn).await {
+            tracing::debug!(error = %e, "queue writer: rollback of an abandoned transaction");
+        }
+        self.open = false;
+    }
+}
+
+/// The job engine's write connection for claims and completions: a connection of its own
+/// instead of the writer pool's, for speed — a pooled connection is pinged by sqlx every time
+/// it goes back to the pool (one more hand-off to the connection's thread per transaction),
+/// and sqlx's `begin` is a hand-off of its own, while here `BEGIN IMMEDIATE` goes out in one
+/// batch with the transaction's first statement. Transactions still enter through the
+/// process's write gate, one at a time with every other writer.
+#[derive(Default)]
+pub struct QueueWriter {
+    conn: OnceCell<Arc<Mutex<WriterConn>>>,
+}
+
+/// WAL size (pages) after which a commit of the [`QueueWriter`] checkpoints (SQLite's default:
+/// 1,000). Every claim and completion rewrites the same few hot pages of the job indexes; a
+/// checkpoint copies each page once however often it changed, so checkpointing less often
+/// saves most of that copying and its two fsyncs. Costs: the WAL file grows to about 16 MiB
+/// (4 KiB pages) and stays that size; other connections keep the default and checkpoint when
+/// they commit into a WAL over 1,000 pages.
+const QUEUE_WRITER_CHECKPOINT_PAGES: u32 = 4_000;
+
+/// What [`QueueWriter::finish`] changed.
+#[derive(Debug, Clone, Copy)]
+pub struct Finished {
+    /// The job was `running` (under the worker, when given) and now has its new status; when
+    /// false nothing may be committed (the audit rows below count only together with it).
+    pub job: bool,
+    /// `accepted` audit rows of the job given their result.
+    pub audited: u64,
+}
+
+const FINISH_SQL: &str = "BEGIN IMMEDIATE;
+UPDATE jobs SET status = ?1, run_after = ?2, error_code = COALESCE(?3, error_code),
+  error_message = COALESCE(?4, error_message), output_tail = COALESCE(?5, output_tail),
+  finished_at = CASE WHEN ?1 <> 'queued' THEN ?6 END,
+  locked_at = NULL, locked_by = NULL, heartbeat_at = NULL, cancel_requested_at = NULL,
+  updated_at = ?6
+WHERE id = ?7 AND status = 'running' AND (?8 IS NULL OR locked_by = ?8)
+RETURNING 'job';
+UPDATE audit_logs SET result = ?1 WHERE job_id = ?7 AND result = 'accepted' AND ?1 <> 'queued'
+RETURNING 'audit'";
+
+impl QueueWriter {
+    /// The write turn and the connection, with a transaction about to open: the caller's first
+    /// statement must start with `BEGIN IMMEDIATE;`.
+    async fn enter(&self, store: &Store) -> Result<WriteTx, StoreError> {
+        let turn = store.write_gate.clone().lock_owned().await;
+        let cell = self
+            .conn
+            .get_or_try_init(|| async {
+                let conn = (*store.writer.connect_options())
+                    .clone()
+                    .pragma(
+                        "wal_autocheckpoint",
+                        QUEUE_WRITER_CHECKPOINT_PAGES.to_string(),
+                    )
+                    .connect()
+                    .await?;
+                Ok::<_, sqlx::Error>(Arc::new(Mutex::new(WriterConn { conn, open: false })))
+            })
+            .await?;
+        let mut w = cell.clone().lock_owned().await;
+        if w.open {
+            w.rollback().await;
+        }
+        w.open = true;
+        Ok(WriteTx {
+            conn: TxConn::Dedicated(Some(w)),
+            turn: Some(turn),
+        })
+    }
+
+    /// Opens a write transaction with the claim of [`claim_next`] as its first statement (one
+    /// hand-off); the transaction stays open for start-time validation and transitions.
+    pub async fn claim(
+        &self,
+        store: &Store,
+        worker: &str,
+        now: &str,
+    ) -> Result<(WriteTx, Option<JobRecord>), StoreError> {
+        let mut tx = self.enter(store).await?;
+        let job = sqlx::query_as(claim_sql(true))
+            .bind(now)
+            .bind(worker)
+            .fetch_optional(&mut *tx)
+            .await?;
+        Ok((tx, job))
+    }
+
+    /// Opens a write transaction that ends a run as [`finish_running`] does and, unless the
+    /// run is retried (`queued`), sets the result of the job's `accepted` audit rows
+    /// (api.md §6), all in one hand-off. The transaction stays open for the resource
+    /// transitions; roll it back when `job` is false.
+    pub async fn finish(
+        &self,
+        store: &Store,
+        id: &str,
+        worker: Option<&str>,
+        f: &Finish<'_>,
+    ) -> Result<(WriteTx, Finished), StoreError> {
+        let mut tx = self.enter(store).await?;
+        let rows: Vec<String> = sqlx::query_scalar(FINISH_SQL)
+            .bind(f.status)
+            .bind(f.run_after)
+            .bind(f.error_code)
+            .bind(f.error_message)
+            .bind(f.output_tail)
+            .bind(f.now)
+            .bind(id)
+            .bind(worker)
+            .fetch_all(&mut *tx)
+            .await?;
+        let finished = Finished {
+            job: rows.iter().any(|r| r == "job"),
+            audited: rows.iter().filter(|r| *r == "audit").count() as u64,
+        };
+        Ok((tx, finished))
     }
 }
 
@@ -86,9 +283,10 @@ const CANDIDATE: &str = "(SELECT j.id FROM jobs j
   ORDER BY {order}
   LIMIT 1)";
 
-fn claim_sql() -> &'static str {
-    static SQL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    SQL.get_or_init(|| {
+/// The claim statement; `with_begin`: preceded by `BEGIN IMMEDIATE;` in the same batch.
+fn claim_sql(with_begin: bool) -> &'static str {
+    static SQL: std::sync::OnceLock<[String; 2]> = std::sync::OnceLock::new();
+    let [plain, begin] = SQL.get_or_init(|| {
         let follow_ups = CANDIDATE.replace("{kind}", "IN").replace(
             "{order}",
             "COALESCE(j.run_after, j.created_at) || '', j.created_at",
@@ -97,13 +295,19 @@ fn claim_sql() -> &'static str {
             "{order}",
             "j.status, COALESCE(j.run_after, j.created_at), j.created_at",
         );
-        format!(
+        let claim = format!(
             "UPDATE jobs SET status = 'running', locked_at = ?1, locked_by = ?2, started_at = ?1,
                heartbeat_at = ?1, attempt_count = attempt_count + 1, updated_at = ?1
              WHERE id = COALESCE({follow_ups}, {others})
              RETURNING *, NULL AS site_name, NULL AS environment_name, NULL AS node_name"
-        )
-    })
+        );
+        [claim.clone(), format!("BEGIN IMMEDIATE;\n{claim}")]
+    });
+    if with_begin {
+        begin
+    } else {
+        plain
+    }
 }
 
 impl Store {
@@ -111,7 +315,10 @@ impl Store {
     pub async fn begin_write(&self) -> Result<WriteTx, StoreError> {
         let turn = self.write_gate.clone().lock_owned().await;
         let tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
-        Ok(WriteTx { tx, _turn: turn })
+        Ok(WriteTx {
+            conn: TxConn::Pooled(Some(tx)),
+            turn: Some(turn),
+        })
     }
 
     /// Refreshes the lease of a job this worker runs; false when it is no longer ours.
@@ -196,7 +403,7 @@ pub async fn claim_next(
     worker: &str,
     now: &str,
 ) -> Result<Option<JobRecord>, StoreError> {
-    Ok(sqlx::query_as(claim_sql())
+    Ok(sqlx::query_as(claim_sql(false))
         .bind(now)
         .bind(worker)
         .fetch_optional(conn)
@@ -336,4 +543,130 @@ async fn node_has_job(
     .fetch_one(conn)
     .await?;
     Ok(n > 0)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    const T0: &str = "2026-01-01T00:00:00.000000Z";
+    const T1: &str = "2026-01-01T00:00:01.000000Z";
+
+    async fn store(dir: &std::path::Path) -> Store {
+        let store = Store::open(&dir.join("db.sqlite")).await.unwrap();
+        store.migrate().await.unwrap();
+        store
+    }
+
+    fn finish<'a>(status: &'a str, run_after: Option<&'a str>) -> Finish<'a> {
+        Finish {
+            status,
+            run_after,
+            error_code: None,
+            error_message: None,
+            output_tail: None,
+            now: T1,
+        }
+    }
+
+    async fn audit_result(store: &Store) -> String {
+        let (r,): (String,) = sqlx::query_as("SELECT result FROM audit_logs WHERE id = 'a'")
+            .fetch_one(store.pool())
+            .await
+            .unwrap();
+        r
+    }
+
+    #[tokio::test]
+    async fn a_dropped_queue_transaction_rolls_back_before_the_next_writer() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store(dir.path()).await;
+        let writer = QueueWriter::default();
+        let (mut tx, job) = writer.claim(&store, "w", T0).await.unwrap();
+        assert!(job.is_none());
+        sqlx::query("CREATE TABLE scratch (x)")
+            .execute(&mut *tx)
+            .await
+            .unwrap();
+        drop(tx);
+        // Another connection gets the write lock at once (not after the 5 s busy timeout)…
+        let tx = tokio::time::timeout(Duration::from_secs(2), store.begin_write())
+            .await
+            .expect("write lock released")
+            .unwrap();
+        tx.rollback().await.unwrap();
+        // …and nothing of the dropped transaction is left; the writer works on.
+        let (n,): (i64,) =
+            sqlx::query_as("SELECT COUNT(*) FROM sqlite_master WHERE name = 'scratch'")
+                .fetch_one(store.pool())
+                .await
+                .unwrap();
+        assert_eq!(n, 0);
+        let (tx, _) = writer.claim(&store, "w", T0).await.unwrap();
+        tx.commit().await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn finish_updates_the_audit_row_only_when_the_job_ends() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store(dir.path()).await;
+        for sql in [
+            "INSERT INTO users (id, email, display_name, role, password_hash, created_at, updated_at)
+             VALUES ('u', 'a@example.com', 'A', 'admin', 'x', 't', 't')",
+            "INSERT INTO nodes (id, name, hostname, status, created_at, updated_at)
+             VALUES ('n', 'n', 'h', 'active', 't', 't')",
+            "INSERT INTO jobs (id, job_type, status, node_id, payload_json, created_at, updated_at)
+             VALUES ('j', 'backup_create', 'queued', 'n', '{}', 't', 't')",
+            "INSERT INTO audit_logs (id, user_id, action, resource_type, resource_id, result, job_id, created_at)
+             VALUES ('a', 'u', 'backup_create', 'node', 'n', 'accepted', 'j', 't')",
+        ] {
+            sqlx::query(sql).execute(store.pool()).await.unwrap();
+        }
+        let writer = QueueWriter::default();
+        let (tx, job) = writer.claim(&store, "w", T0).await.unwrap();
+        assert_eq!(job.unwrap().status, "running");
+        tx.commit().await.unwrap();
+
+        // Not this worker's run: nothing changes.
+        let (tx, done) = writer
+            .finish(&store, "j", Some("other"), &finish("failed", None))
+            .await
+            .unwrap();
+        assert!(!done.job);
+        tx.rollback().await.unwrap();
+
+        // A retry leaves the audit row `accepted`.
+        let (tx, done) = writer
+            .finish(&store, "j", Some("w"), &finish("queued", Some(T0)))
+            .await
+            .unwrap();
+        assert!(done.job);
+        assert_eq!(done.audited, 0);
+        tx.commit().await.unwrap();
+        assert_eq!(audit_result(&store).await, "accepted");
+
+        // The final end sets its result.
+        let (tx, job) = writer.claim(&store, "w", T1).await.unwrap();
+        assert_eq!(job.unwrap().attempt_count, 2);
+        tx.commit().await.unwrap();
+        let (tx, done) = writer
+            .finish(&store, "j", Some("w"), &finish("failed", None))
+            .await
+            .unwrap();
+        assert!(done.job);
+        assert_eq!(done.audited, 1);
+        tx.commit().await.unwrap();
+        assert_eq!(audit_result(&store).await, "failed");
+        let (status, finished_at): (String, Option<String>) =
+            sqlx::query_as("SELECT status, finished_at FROM jobs WHERE id = 'j'")
+                .fetch_one(store.pool())
+                .await
+                .unwrap();
+        assert_eq!(
+            (status.as_str(), finished_at.as_deref()),
+            ("failed", Some(T1))
+        );
+    }
 }
