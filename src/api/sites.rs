@@ -177,10 +177,13 @@ pub struct CreateEnvironmentRequest {
     pub promotion_preset: Option<String>,
 }
 
-fn actor(session: &CurrentSession) -> Actor {
-    Actor {
-        user_id: session.user.user_id.clone(),
-        email: session.user.email.clone(),
+/// The signed-in admin as the site service's actor (API and dashboard alike).
+impl From<&CurrentSession> for Actor {
+    fn from(session: &CurrentSession) -> Self {
+        Actor {
+            user_id: session.user.user_id.clone(),
+            email: session.user.email.clone(),
+        }
     }
 }
 
@@ -209,7 +212,10 @@ pub async fn create_site(
         name: body.name,
         slug: body.slug,
     };
-    let created = state.sites.create_site(&actor(&session), input).await?;
+    let created = state
+        .sites
+        .create_site(&Actor::from(&session), input)
+        .await?;
     Ok((
         StatusCode::ACCEPTED,
         Json(JobAccepted {
@@ -274,7 +280,7 @@ pub async fn create_environment(
     };
     let created = state
         .sites
-        .create_environment(&actor(&session), &id, input)
+        .create_environment(&Actor::from(&session), &id, input)
         .await?;
     Ok((
         StatusCode::ACCEPTED,

@@ -47,6 +47,17 @@ pub fn check_form_csrf(
     }
 }
 
+/// Reads a dashboard form after checking its CSRF token (see [`check_form_csrf`]).
+pub fn read_form<T: serde::de::DeserializeOwned>(
+    session: &CurrentSession,
+    headers: &axum::http::HeaderMap,
+    body: &[u8],
+) -> Result<T, ApiError> {
+    check_form_csrf(session, headers, body)?;
+    serde_urlencoded::from_bytes(body)
+        .map_err(|_| ApiError::bad_request("the form could not be read"))
+}
+
 /// Dashboard routes (pages, fragments and assets).
 pub fn router() -> Router<AppState> {
     Router::new()

@@ -97,9 +97,7 @@ pub async fn register(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    super::check_form_csrf(&session, &headers, &body)?;
-    let form: NodeForm = serde_urlencoded::from_bytes(&body)
-        .map_err(|_| ApiError::bad_request("the form could not be read"))?;
+    let form: NodeForm = super::read_form(&session, &headers, &body)?;
     let ssh_port = match form.ssh_port.trim() {
         "" => None,
         p => match p.parse::<i64>() {

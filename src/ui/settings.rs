@@ -91,9 +91,7 @@ pub async fn save_wordpress(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    super::check_form_csrf(&session, &headers, &body)?;
-    let form: WordPressForm = serde_urlencoded::from_bytes(&body)
-        .map_err(|_| ApiError::bad_request("the form could not be read"))?;
+    let form: WordPressForm = super::read_form(&session, &headers, &body)?;
     let input = WordPressSettings {
         wordpress_source: Some(form.wordpress_source.clone()),
         wordpress_source_sha256: Some(form.wordpress_source_sha256.clone()),

@@ -334,13 +334,6 @@ pub async fn new_site(
     .await
 }
 
-fn actor(session: &CurrentSession) -> Actor {
-    Actor {
-        user_id: session.user.user_id.clone(),
-        email: session.user.email.clone(),
-    }
-}
-
 /// What a refused form shows: its status, field errors, or a sentence for the whole form.
 type FormError = (StatusCode, HashMap<String, String>, Option<String>);
 
@@ -370,9 +363,7 @@ pub async fn create_site(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    super::check_form_csrf(&session, &headers, &body)?;
-    let mut form: SiteForm = serde_urlencoded::from_bytes(&body)
-        .map_err(|_| ApiError::bad_request("the form could not be read"))?;
+    let mut form: SiteForm = super::read_form(&session, &headers, &body)?;
     if form.slug.trim().is_empty() {
         form.slug = slugify(&form.name);
     }
@@ -380,7 +371,7 @@ pub async fn create_site(
         name: form.name.clone(),
         slug: form.slug.clone(),
     };
-    match state.sites.create_site(&actor(&session), input).await {
+    match state.sites.create_site(&Actor::from(&session), input).await {
         Ok(created) => Ok(Redirect::to(&format!("/sites/{}", created.site_id)).into_response()),
         Err(e) => {
             let (status, errors, notice) = form_error(e)?;
@@ -518,9 +509,7 @@ pub async fn create_environment(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    super::check_form_csrf(&session, &headers, &body)?;
-    let mut form: EnvironmentForm = serde_urlencoded::from_bytes(&body)
-        .map_err(|_| ApiError::bad_request("the form could not be read"))?;
+    let mut form: EnvironmentForm = super::read_form(&session, &headers, &body)?;
     if form.slug.trim().is_empty() {
         form.slug = slugify(&form.name);
     }
@@ -533,7 +522,7 @@ pub async fn create_environment(
     };
     match state
         .sites
-        .create_environment(&actor(&session), &id, input)
+        .create_environment(&Actor::from(&session), &id, input)
         .await
     {
         Ok(created) => Ok(Redirect::to(&format!("/sites/{}", created.site_id)).into_response()),
