@@ -503,35 +503,6 @@ pub async fn insert_drift_check(
     Ok(())
 }
 
-/// The baseline drift check of an environment, if captured.
-pub async fn baseline_drift_check_id(
-    conn: &mut SqliteConnection,
-    environment_id: &str,
-) -> Result<Option<String>, StoreError> {
-    let row: Option<(String,)> = sqlx::query_as(
-        "SELECT id FROM drift_checks WHERE environment_id = ? AND is_baseline = 1
-         ORDER BY checked_at DESC LIMIT 1",
-    )
-    .bind(environment_id)
-    .fetch_optional(conn)
-    .await?;
-    Ok(row.map(|(id,)| id))
-}
-
-/// Whether a site has a `queued` or `running` job.
-pub async fn site_has_pending_job(
-    conn: &mut SqliteConnection,
-    site_id: &str,
-) -> Result<bool, StoreError> {
-    let row: Option<(i64,)> = sqlx::query_as(
-        "SELECT 1 FROM jobs WHERE site_id = ? AND status IN ('queued', 'running') LIMIT 1",
-    )
-    .bind(site_id)
-    .fetch_optional(conn)
-    .await?;
-    Ok(row.is_some())
-}
-
 /// The environment's canonical URL: `https://<primary domain>` when it has one, else its
 /// preview URL (domains-and-tls.md §2).
 pub async fn canonical_url(
