@@ -121,6 +121,14 @@ async fn register_provision_and_read_nodes() {
         .await
         .unwrap();
     assert!(out.contains("PLAY [target] scripted"), "{out}");
+    let stored = app.store.get_job(&job_id).await.unwrap().unwrap();
+    assert!(
+        stored
+            .output_tail
+            .unwrap_or_default()
+            .contains("PLAY [target] scripted"),
+        "the tail is stored with the job"
+    );
 
     // The audit row follows the job.
     let (_, audit) = app
