@@ -7,7 +7,8 @@
 //! then times `env_create` against the same run's baseline: `cp -a` of the uploads plus
 //! `mysqldump | mysql` of the database. Target: clone time within 1.5× the baseline.
 //!
-//! Everything the benchmark creates on the node is removed at the end.
+//! Everything the benchmark creates on the node is removed at the end. With
+//! `ANSIBLE_CALLBACKS_ENABLED=profile_tasks` set, the job's per-task times are printed too.
 
 use std::io::Write;
 use std::path::Path;
@@ -305,6 +306,15 @@ async fn run() {
         ran.as_seconds_f64(),
         wall.as_secs_f64()
     );
+    // The playbook's own account of its steps, and with ANSIBLE_CALLBACKS_ENABLED=profile_tasks
+    // in the environment the per-task times.
+    let output = job.output_tail.unwrap_or_default();
+    for line in output
+        .lines()
+        .skip_while(|l| !l.starts_with("TASK [Show what took how long]"))
+    {
+        println!("  | {line}");
+    }
     let ratio = ran.as_seconds_f64() / baseline.as_secs_f64();
     println!(
         "clone / baseline = {ratio:.2} (target <= 1.50): {}",

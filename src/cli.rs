@@ -68,6 +68,27 @@ pub enum NodeCommand {
         #[arg(long = "path")]
         paths: Vec<String>,
     },
+    /// On a node: copy a database into another with the URL rewritten (parallel import).
+    DbCopy {
+        /// Database copied from.
+        #[arg(long)]
+        source: String,
+        /// Database copied into (tables of the same name are replaced).
+        #[arg(long)]
+        target: String,
+        /// The URL to replace (trailing slash ignored).
+        #[arg(long)]
+        from: String,
+        /// The replacement URL (trailing slash ignored).
+        #[arg(long)]
+        to: String,
+        /// Parallel import connections (default: one per CPU, 2 to 4).
+        #[arg(long)]
+        connections: Option<usize>,
+    },
+    /// On a node: the node work of env_create; the job variables as JSON on stdin, the result
+    /// as JSON on stdout (exit 3: a precondition failed, nothing changed).
+    EnvClone,
 }
 
 #[derive(Debug, Subcommand)]
@@ -115,6 +136,25 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 paths: paths.clone(),
             });
         }
+        Command::Node(NodeCommand::DbCopy {
+            source,
+            target,
+            from,
+            to,
+            connections,
+        }) => {
+            use crate::node_helper::db_copy;
+            return db_copy::run(&db_copy::Request {
+                source_db: source.clone(),
+                target_db: target.clone(),
+                from: from.clone(),
+                to: to.clone(),
+                connections: connections.unwrap_or_else(db_copy::default_connections),
+            });
+        }
+        Command::Node(NodeCommand::EnvClone) => {
+            return crate::node_helper::env_clone::run();
+        }
         _ => {}
     }
     let mode = match cli.command {
@@ -154,7 +194,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             );
             Ok(())
         }
-        Command::Node(NodeCommand::SearchReplace { .. } | NodeCommand::DriftChecksums { .. }) => {
+        Command::Node(
+            NodeCommand::SearchReplace { .. }
+            | NodeCommand::DriftChecksums { .. }
+            | NodeCommand::DbCopy { .. }
+            | NodeCommand::EnvClone,
+        ) => {
             unreachable!("handled above")
         }
         Command::Node(NodeCommand::Pubkey) => {

@@ -9,10 +9,11 @@
 use std::collections::BTreeMap;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use anyhow::{bail, Context};
 use serde::Serialize;
+
+use super::{is_identifier, mysql_lines};
 use sha2::{Digest, Sha256};
 
 /// One table's figures.
@@ -42,46 +43,32 @@ pub struct Request {
 /// Computes and prints the checksums as one JSON object.
 pub fn run(request: &Request) -> anyhow::Result<()> {
     let database = std::env::var("PRESSLUFT_DB_NAME").context("PRESSLUFT_DB_NAME is not set")?;
-    let checksums = Checksums {
-        tables: table_checksums(&database, &request.table_prefix, &request.tables)?,
-        paths: request
-            .paths
-            .iter()
-            .map(|p| Ok((p.clone(), path_digest(&request.root, p)?)))
-            .collect::<anyhow::Result<_>>()?,
-    };
-    println!("{}", serde_json::to_string(&checksums)?);
+    println!(
+        "{}",
+        serde_json::to_string(&checksums(&database, request)?)?
+    );
     Ok(())
 }
 
-fn is_identifier(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() <= 64
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'$')
+/// The checksums of `request`'s tables in `database` and of its paths.
+pub fn checksums(database: &str, request: &Request) -> anyhow::Result<Checksums> {
+    Ok(Checksums {
+        tables: table_checksums(database, &request.table_prefix, &request.tables)?,
+        paths: path_digests(request)?,
+    })
 }
 
-fn mysql(database: &str, sql: &str) -> anyhow::Result<String> {
-    let output = Command::new("mysql")
-        .args(["--batch", "--skip-column-names", "--database"])
-        .arg(database)
-        .arg("--execute")
-        .arg(sql)
-        .output()
-        .context("running the mysql client")?;
-    if !output.status.success() {
-        bail!(
-            "mysql failed ({}): {}",
-            output.status,
-            String::from_utf8_lossy(&output.stderr).trim()
-        );
-    }
-    String::from_utf8(output.stdout).context("mysql printed invalid UTF-8")
+/// The digest of each of `request`'s paths.
+pub fn path_digests(request: &Request) -> anyhow::Result<BTreeMap<String, String>> {
+    request
+        .paths
+        .iter()
+        .map(|p| Ok((p.clone(), path_digest(&request.root, p)?)))
+        .collect()
 }
 
 /// Row count and `CHECKSUM TABLE` of each `<prefix><table>`; `None` for absent tables.
-fn table_checksums(
+pub fn table_checksums(
     database: &str,
     prefix: &str,
     tables: &[String],
@@ -93,10 +80,7 @@ fn table_checksums(
     if let Some(bad) = names.iter().find(|n| !is_identifier(n)) {
         bail!("invalid table name {bad:?}");
     }
-    let existing: Vec<String> = mysql(database, "SHOW TABLES")?
-        .lines()
-        .map(str::to_string)
-        .collect();
+    let existing: Vec<String> = mysql_lines(Some(database), "SHOW TABLES")?;
     let present: Vec<&String> = names.iter().filter(|n| existing.contains(n)).collect();
     let mut result: BTreeMap<String, Option<TableChecksum>> =
         names.iter().map(|n| (n.clone(), None)).collect();
@@ -107,8 +91,8 @@ fn table_checksums(
         .iter()
         .map(|n| format!("SELECT COUNT(*) FROM `{n}`; CHECKSUM TABLE `{n}`;"))
         .collect();
-    let out = mysql(database, &sql)?;
-    let mut lines = out.lines();
+    let out = mysql_lines(Some(database), &sql)?;
+    let mut lines = out.iter();
     for name in present {
         let rows = lines
             .next()
@@ -162,13 +146,6 @@ fn walk(base: &Path, dir: &Path, lines: &mut Vec<Vec<u8>>) -> anyhow::Result<()>
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn identifiers_are_validated() {
-        assert!(is_identifier("wp_posts"));
-        assert!(!is_identifier("wp_posts`; DROP TABLE x"));
-        assert!(!is_identifier(""));
-    }
 
     #[test]
     fn path_digest_sees_added_changed_and_removed_files() {

@@ -96,6 +96,7 @@ fn bridge(env_user: &str, wp_root: &str, args: &[&str]) -> Value {
 }
 
 pub async fn sites_on_this_machine(app: &TestApp) {
+    db_copy_matches_the_dump_pipeline();
     run(
         concat!(env!("CARGO_MANIFEST_DIR"), "/tests/e2e/wordpress-source.sh"),
         &[],
@@ -337,4 +338,105 @@ pub async fn sites_on_this_machine(app: &TestApp) {
         args.extend(envs.iter().map(String::as_str));
         run(remove, &args);
     }
+}
+
+/// `pressluft node db-copy` (the clone's parallel database copy) against the plain pipeline it
+/// replaces, `mysqldump | pressluft node search-replace | mysql`, on real MariaDB: every table
+/// must come out identical (CHECKSUM TABLE), with the awkward parts of a dump present — a
+/// serialized value holding the URL, a JSON-escaped URL, NUL bytes and multibyte text, a row
+/// with id 0, a TIMESTAMP (session time zone), an empty table, a table large enough for many
+/// INSERT statements (spread over the connections), a trigger (copied, never fired by the
+/// copy) and a view.
+fn db_copy_matches_the_dump_pipeline() {
+    let (from, to) = ("http://src.example.test", "https://copy.example.test");
+    let serialized = format!("{from}/shop");
+    let serialized = format!(
+        "a:2:{{s:4:\"home\";s:{}:\"{serialized}\";s:1:\"n\";i:1;}}",
+        serialized.len()
+    );
+    sql("DROP DATABASE IF EXISTS pl_dbcopy_src; DROP DATABASE IF EXISTS pl_dbcopy_a; \
+         DROP DATABASE IF EXISTS pl_dbcopy_b; CREATE DATABASE pl_dbcopy_src CHARACTER SET utf8mb4; \
+         CREATE DATABASE pl_dbcopy_a CHARACTER SET utf8mb4; CREATE DATABASE pl_dbcopy_b CHARACTER SET utf8mb4");
+    sql(&format!(
+        "USE pl_dbcopy_src;
+         CREATE TABLE wp_options (option_id bigint unsigned NOT NULL AUTO_INCREMENT PRIMARY KEY,
+           option_name varchar(191) NOT NULL UNIQUE, option_value longtext NOT NULL);
+         CREATE TABLE log (id int NOT NULL AUTO_INCREMENT PRIMARY KEY, msg text);
+         CREATE TRIGGER log_options AFTER INSERT ON wp_options FOR EACH ROW
+           INSERT INTO log (msg) VALUES (NEW.option_name);
+         SET SESSION sql_mode = 'NO_AUTO_VALUE_ON_ZERO';
+         INSERT INTO wp_options VALUES (0, 'zero', '{from}/zero'),
+           (1, 'serialized', '{serialized}'),
+           (2, 'json', '{{\"u\":\"http:\\\\/\\\\/src.example.test\\\\/a\"}}'),
+           (3, 'bytes', CONCAT('ünïcödé ', CHAR(0), ' {from}/x ', CHAR(39), '\\\\'));
+         CREATE TABLE stamped (id int PRIMARY KEY, at timestamp NOT NULL, note text);
+         SET SESSION time_zone = '+05:00';
+         INSERT INTO stamped VALUES (1, '2026-11-26 10:00:00', '{from}');
+         CREATE TABLE empty_table (id int PRIMARY KEY);
+         CREATE TABLE big (id int PRIMARY KEY, body text);
+         INSERT INTO big SELECT seq, REPEAT('see {from}/page and more text ', 8) FROM seq_1_to_40000;
+         CREATE VIEW option_names AS SELECT option_name FROM wp_options;"
+    ));
+    let bin = env!("CARGO_BIN_EXE_pressluft");
+    run(
+        bin,
+        &[
+            "node",
+            "db-copy",
+            "--source",
+            "pl_dbcopy_src",
+            "--target",
+            "pl_dbcopy_a",
+            "--from",
+            from,
+            "--to",
+            to,
+            "--connections",
+            "3",
+        ],
+    );
+    run(
+        "bash",
+        &[
+            "-o",
+            "pipefail",
+            "-c",
+            &format!(
+                "mysqldump --single-transaction --default-character-set=utf8mb4 pl_dbcopy_src \
+             | {bin} node search-replace --from {from} --to {to} 2>/dev/null \
+             | mysql --default-character-set=utf8mb4 pl_dbcopy_b"
+            ),
+        ],
+    );
+    for table in ["wp_options", "log", "stamped", "empty_table", "big"] {
+        let checksum = |db: &str| sql(&format!("CHECKSUM TABLE {db}.{table}"));
+        let (a, b) = (checksum("pl_dbcopy_a"), checksum("pl_dbcopy_b"));
+        assert_eq!(
+            a.split('\t').nth(1),
+            b.split('\t').nth(1),
+            "{table} differs between db-copy and the dump pipeline"
+        );
+    }
+    assert_eq!(sql("SELECT COUNT(*) FROM pl_dbcopy_a.big"), "40000");
+    assert_eq!(
+        sql("SELECT COUNT(*) FROM pl_dbcopy_a.big WHERE body LIKE '%copy.example.test/page%'"),
+        "40000"
+    );
+    assert_eq!(
+        sql("SELECT COUNT(*) FROM pl_dbcopy_a.log"),
+        "4",
+        "the trigger fired only when the source was filled"
+    );
+    assert_eq!(
+        sql("SELECT TRIGGER_NAME FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = 'pl_dbcopy_a'"),
+        "log_options"
+    );
+    assert_eq!(sql("SELECT COUNT(*) FROM pl_dbcopy_a.option_names"), "4");
+    let value =
+        sql("SELECT option_value FROM pl_dbcopy_a.wp_options WHERE option_name = 'serialized'");
+    assert!(
+        value.contains(&format!("s:{}:\"{to}/shop\"", to.len() + 5)),
+        "{value}"
+    );
+    sql("DROP DATABASE pl_dbcopy_src; DROP DATABASE pl_dbcopy_a; DROP DATABASE pl_dbcopy_b");
 }

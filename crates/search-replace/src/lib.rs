@@ -77,6 +77,23 @@ pub struct Report {
     pub peak_buffer: usize,
 }
 
+impl Report {
+    /// Adds another run's counters to this one (several streams rewritten as one job), keeping
+    /// at most the first 1000 warnings.
+    pub fn merge(&mut self, other: Report) {
+        self.bytes_in += other.bytes_in;
+        self.bytes_out += other.bytes_out;
+        self.literals += other.literals;
+        self.values_changed += other.values_changed;
+        self.serialized_rewritten += other.serialized_rewritten;
+        self.replacements += other.replacements;
+        let room = stream::MAX_WARNINGS.saturating_sub(self.warnings.len());
+        self.warnings.extend(other.warnings.into_iter().take(room));
+        self.warnings_total += other.warnings_total;
+        self.peak_buffer = self.peak_buffer.max(other.peak_buffer);
+    }
+}
+
 impl fmt::Display for Report {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(

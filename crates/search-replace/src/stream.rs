@@ -22,7 +22,7 @@ use crate::{Report, Warning};
 
 pub(crate) const CHUNK: usize = 1 << 20;
 const OUT_BUF: usize = 256 << 10;
-const MAX_WARNINGS: usize = 1000;
+pub(crate) const MAX_WARNINGS: usize = 1000;
 
 #[derive(Clone, Copy, Debug)]
 enum State {

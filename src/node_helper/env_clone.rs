@@ -1,0 +1,782 @@
+//! `pressluft node env-clone`: the node work of `env_create` (jobs.md §11) in one call, so
+//! `env-create.yml` runs a handful of tasks instead of sixty (Ansible costs half a second to a
+//! second per task; the clone benchmark in docs/benchmarks.md is the reason this exists).
+//!
+//! 1. **Probe** (changes nothing): checks the node (supported system, the source's and
+//!    production's files and databases) and reads the table prefixes through the PHP bridge. A
+//!    failure exits with [`PRECONDITION_EXIT`], so the playbook reports `PRECONDITION_FAILED`.
+//! 2. **Apply**: user, directories, database and grant; then, concurrently, the release copy, the
+//!    uploads copy and the database copy (`db_copy`, rewritten to the new URL), each preceded by
+//!    its part of production's drift baseline (paths before the uploads copy, tables before the
+//!    database copy, so a production change made during a copy shows as drift later instead of
+//!    hiding in the baseline); meanwhile it installs the files the playbook rendered from the
+//!    roles' templates (`wp-config.php` with the source's table prefix put in, the PHP-FPM pool,
+//!    the server block for this kernel — each validated before it is put in place) and the Redis
+//!    drop-in; finally `home`/`siteurl`, the `current` switch and the reloads. Prints JSON.
+//!    Idempotent: a complete release is reused, a half-built one replaced, uploads and database
+//!    copied again.
+//!
+//! The job's variables arrive as one JSON object on stdin (it holds secrets, so never on the
+//! command line). Every external program gets its arguments as a vector: no shell, no
+//! interpolation.
+
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use anyhow::{bail, Context};
+use base64::Engine as _;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::{db_copy, drift, is_identifier, mysql_lines};
+
+const WEB_GROUP: &str = "www-data";
+const SITE_OWNER: &str = "pressluft";
+const NGINX_VALIDATE: &str = "/usr/local/lib/pressluft/nginx-validate";
+/// The PHP bridge runs with a clean environment.
+const BRIDGE_PATH: &str = "PATH=/usr/local/bin:/usr/bin:/bin";
+
+/// The job's variables (a subset of env-create.yml's extra-vars, see
+/// docs/plans/issue-4-contract.md), plus what the playbook adds for `apply`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Spec {
+    pub environment_id: String,
+    pub env_root: String,
+    pub env_user: String,
+    pub release_name: String,
+    pub release_path: String,
+    pub db_name: String,
+    pub db_user: String,
+    pub db_password: String,
+    pub canonical_url: String,
+    pub redis_cache_enabled: bool,
+    pub redis_prefix: String,
+    pub source_env_root: String,
+    pub source_env_user: String,
+    pub source_db_name: String,
+    pub source_release_path: String,
+    pub source_canonical_url: String,
+    pub production_env_root: String,
+    pub production_db_name: String,
+    pub drift_tables: Vec<String>,
+    pub drift_paths: Vec<String>,
+    /// `"<distribution> <version>"` (lowercase) → PHP version, e.g. `"debian 12": "8.2"`.
+    pub supported_os: BTreeMap<String, String>,
+    /// Where node_provision installed the bridge, the mu-plugin and the drop-in.
+    pub php_dir: String,
+    /// The configuration files, rendered by the playbook from the roles' templates.
+    pub files: Files,
+}
+
+/// In `files.wp_config`, the table prefix (known only on the node, read from the source) is
+/// this placeholder, quoted as a PHP string; the helper puts the source's prefix in its place.
+pub const TABLE_PREFIX_PLACEHOLDER: &str = "'__PRESSLUFT_TABLE_PREFIX__'";
+
+/// Files rendered on the controller from the roles' templates.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Files {
+    /// With [`TABLE_PREFIX_PLACEHOLDER`] as the table prefix.
+    pub wp_config: String,
+    pub pool: String,
+    /// The server block for a kernel with IPv6 (`listen [::]:80` too) and for one without.
+    pub vhost: String,
+    pub vhost_without_ipv6: String,
+}
+
+/// What the read-only first phase found.
+#[derive(Debug)]
+pub struct Probe {
+    pub os: String,
+    pub php_version: String,
+    pub table_prefix: String,
+    pub production_table_prefix: String,
+    /// Whether the kernel has IPv6 (the server block listens on `[::]:80` only then).
+    pub ipv6: bool,
+}
+
+/// `apply`'s output.
+#[derive(Debug, Serialize)]
+pub struct Applied {
+    pub release_path: String,
+    /// The source's table prefix, now also the new environment's.
+    pub table_prefix: String,
+    /// Production's drift baseline, taken before the copies.
+    pub drift_baseline: drift::Checksums,
+    /// The rewrite summary (`search-replace: … values changed …`).
+    pub search_replace: String,
+    pub warnings: Vec<String>,
+    /// What took how long (`"copies (…) 4.1 s"`), for the job log.
+    pub steps: Vec<String>,
+}
+
+/// Step durations for the job log.
+#[derive(Debug)]
+struct Steps(Vec<String>, std::time::Instant);
+
+impl Default for Steps {
+    fn default() -> Self {
+        Steps(Vec::new(), std::time::Instant::now())
+    }
+}
+
+impl Steps {
+    /// Records `what` with the time since the previous step.
+    fn done(&mut self, what: &str) {
+        let now = std::time::Instant::now();
+        self.0
+            .push(format!("{what}: {:.1} s", (now - self.1).as_secs_f64()));
+        self.1 = now;
+    }
+}
+
+/// Runs `f` and returns its value with its duration in seconds.
+fn timed<T>(f: impl FnOnce() -> anyhow::Result<T>) -> anyhow::Result<(T, f64)> {
+    let start = std::time::Instant::now();
+    f().map(|v| (v, start.elapsed().as_secs_f64()))
+}
+
+/// Exit code of a failed precondition (nothing changed; the playbook reports
+/// `PRECONDITION_FAILED`). Other failures exit with 1.
+pub const PRECONDITION_EXIT: i32 = 3;
+
+/// Reads the spec from stdin, checks the node, creates the environment, prints the JSON result.
+pub fn run() -> anyhow::Result<()> {
+    let mut input = String::new();
+    std::io::stdin()
+        .read_to_string(&mut input)
+        .context("reading the job variables from stdin")?;
+    let spec: Spec = serde_json::from_str(&input).context("invalid job variables")?;
+    let probed = match probe(&spec) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::exit(PRECONDITION_EXIT);
+        }
+    };
+    println!("{}", serde_json::to_string(&apply(&spec, &probed)?)?);
+    Ok(())
+}
+
+fn trimmed(url: &str) -> &str {
+    url.trim_end_matches('/')
+}
+
+fn run_cmd(program: &str, args: &[&str]) -> anyhow::Result<String> {
+    let out = Command::new(program)
+        .args(args)
+        .current_dir("/")
+        .stdin(Stdio::null())
+        .output()
+        .with_context(|| format!("starting {program}"))?;
+    if !out.status.success() {
+        bail!(
+            "{program} {} failed ({}): {}",
+            args.first().copied().unwrap_or_default(),
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// Runs a PHP bridge command as `user` and returns its JSON answer (its last stdout line).
+fn bridge(spec: &Spec, user: &str, wp_root: &str, args: &[&str]) -> anyhow::Result<Value> {
+    let bridge = format!("{}/bridge.php", spec.php_dir);
+    let wp_root = format!("PRESSLUFT_WP_ROOT={wp_root}");
+    let mut argv = vec![
+        "-u",
+        user,
+        "--",
+        "env",
+        "-i",
+        BRIDGE_PATH,
+        &wp_root,
+        "php",
+        &bridge,
+    ];
+    argv.extend_from_slice(args);
+    let out = Command::new("runuser")
+        .args(&argv)
+        .current_dir("/")
+        .stdin(Stdio::null())
+        .output()
+        .context("starting the PHP bridge")?;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let answer: Option<Value> = stdout
+        .lines()
+        .last()
+        .and_then(|l| serde_json::from_str(l).ok());
+    match answer {
+        Some(v) if out.status.success() => Ok(v),
+        Some(v) => bail!(
+            "the PHP bridge ({}) failed: {}",
+            args[0],
+            v.get("error")
+                .and_then(Value::as_str)
+                .unwrap_or("no message")
+        ),
+        None => bail!(
+            "the PHP bridge ({}) gave no answer ({}): {}",
+            args[0],
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        ),
+    }
+}
+
+fn table_prefix(spec: &Spec, user: &str, wp_root: &str) -> anyhow::Result<String> {
+    let answer = bridge(spec, user, wp_root, &["table-prefix"])
+        .with_context(|| format!("reading the table prefix of {wp_root}"))?;
+    answer
+        .get("table_prefix")
+        .and_then(Value::as_str)
+        .filter(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_'))
+        .map(str::to_string)
+        .with_context(|| format!("{wp_root}: the table prefix is missing or not plain"))
+}
+
+/// `"debian 12"` / `"ubuntu 24.04"` from /etc/os-release (Debian by major version, as the
+/// playbooks' distribution facts do).
+fn os_key(os_release: &str) -> String {
+    let field = |name: &str| {
+        os_release
+            .lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix('='))
+            .map(|v| v.trim().trim_matches('"').to_lowercase())
+            .unwrap_or_default()
+    };
+    let (id, version) = (field("ID"), field("VERSION_ID"));
+    let version = if id == "debian" {
+        version.split('.').next().unwrap_or_default().to_string()
+    } else {
+        version
+    };
+    format!("{id} {version}")
+}
+
+fn check_names(spec: &Spec) -> anyhow::Result<()> {
+    for db in [
+        &spec.db_name,
+        &spec.db_user,
+        &spec.source_db_name,
+        &spec.production_db_name,
+    ] {
+        if !is_identifier(db) {
+            bail!("{db:?} is not a plain database identifier");
+        }
+    }
+    let expected = format!("{}/releases/{}", trimmed(&spec.env_root), spec.release_name);
+    if spec.release_path != expected || spec.release_name.contains('/') {
+        bail!(
+            "release_path {} does not match the release name",
+            spec.release_path
+        );
+    }
+    if spec.db_name == spec.source_db_name
+        || spec.db_name == spec.production_db_name
+        || spec.env_root == spec.source_env_root
+        || spec.env_user == spec.source_env_user
+    {
+        bail!("the new environment's names equal the source's or production's");
+    }
+    Ok(())
+}
+
+/// Read-only checks and the table prefixes (before anything changes).
+pub fn probe(spec: &Spec) -> anyhow::Result<Probe> {
+    check_names(spec)?;
+    let os_release = std::fs::read_to_string("/etc/os-release").unwrap_or_default();
+    let os = os_key(&os_release);
+    let Some(php_version) = spec.supported_os.get(&os).cloned() else {
+        bail!("the node runs {os:?}; Pressluft needs Ubuntu 24.04 or Debian 12");
+    };
+    let required = [
+        format!("{}/wp-includes/version.php", spec.source_release_path),
+        format!("{}/shared/uploads", spec.source_env_root),
+        format!("{}/current", spec.production_env_root),
+        format!("{}/bridge.php", spec.php_dir),
+        format!("{}/pressluft-mu-plugin.php", spec.php_dir),
+        format!("{}/object-cache.php", spec.php_dir),
+    ];
+    let missing: Vec<&str> = required
+        .iter()
+        .filter(|p| !Path::new(p).exists())
+        .map(String::as_str)
+        .collect();
+    if !missing.is_empty() {
+        bail!(
+            "missing on the node: {} (the source or production environment is incomplete, or the node needs node_provision)",
+            missing.join(", ")
+        );
+    }
+    let sql = format!(
+        "SELECT SCHEMA_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME IN ('{}', '{}');",
+        spec.source_db_name, spec.production_db_name
+    );
+    let databases = mysql_lines(None, &sql)?;
+    for db in [&spec.source_db_name, &spec.production_db_name] {
+        if !databases.contains(db) {
+            bail!("the database {db} does not exist on the node");
+        }
+    }
+    let table_prefix = table_prefix(spec, &spec.source_env_user, &spec.source_release_path)?;
+    let production_table_prefix = if spec.production_env_root == spec.source_env_root {
+        table_prefix.clone()
+    } else {
+        let root = trimmed(&spec.production_env_root);
+        let owner = file_owner(&format!("{root}/shared/wp-config.php"))?;
+        self::table_prefix(spec, &owner, &format!("{root}/current"))?
+    };
+    Ok(Probe {
+        os,
+        php_version,
+        table_prefix,
+        production_table_prefix,
+        ipv6: Path::new("/proc/net/if_inet6").exists(),
+    })
+}
+
+fn file_owner(path: &str) -> anyhow::Result<String> {
+    let name = run_cmd("stat", &["--format=%U", "--", path])?;
+    Ok(name.trim().to_string())
+}
+
+/// Everything that changes the node, and production's drift baseline.
+pub fn apply(spec: &Spec, probed: &Probe) -> anyhow::Result<Applied> {
+    let php_version = probed.php_version.as_str();
+    let table_prefix = probed.table_prefix.as_str();
+    let production_table_prefix = probed.production_table_prefix.as_str();
+    let wp_config =
+        spec.files
+            .wp_config
+            .replacen(TABLE_PREFIX_PLACEHOLDER, &format!("'{table_prefix}'"), 1);
+    if spec
+        .files
+        .wp_config
+        .matches(TABLE_PREFIX_PLACEHOLDER)
+        .count()
+        != 1
+    {
+        bail!("the rendered wp-config.php must hold the table prefix placeholder exactly once");
+    }
+    let vhost = if probed.ipv6 {
+        &spec.files.vhost
+    } else {
+        &spec.files.vhost_without_ipv6
+    };
+    let files = Files {
+        wp_config,
+        pool: spec.files.pool.clone(),
+        vhost: vhost.clone(),
+        vhost_without_ipv6: String::new(),
+    };
+    let env_root = trimmed(&spec.env_root);
+    let baseline = drift::Request {
+        root: PathBuf::from(format!("{}/current", trimmed(&spec.production_env_root))),
+        table_prefix: production_table_prefix.to_string(),
+        tables: spec.drift_tables.clone(),
+        paths: spec.drift_paths.clone(),
+    };
+
+    let mut steps = Steps::default();
+    ensure_user(&spec.env_user, env_root)?;
+    ensure_directories(spec, env_root)?;
+    ensure_database(spec)?;
+    steps.done("user, directories, database");
+
+    // Production's drift baseline is taken before the copies that could hide a change in it:
+    // the tables before the database copy's snapshot, the paths before the uploads copy. A
+    // production change made while the copies run is then seen as drift later (a false alarm at
+    // worst) instead of being hidden in the baseline.
+    let (release, uploads, database, installed) = std::thread::scope(|s| {
+        let release = s.spawn(|| timed(|| copy_release(spec)));
+        let uploads = s.spawn(|| {
+            timed(|| {
+                let paths = drift::path_digests(&baseline)?;
+                copy_uploads(spec, env_root)?;
+                Ok(paths)
+            })
+        });
+        let database = s.spawn(|| {
+            let (tables, checksummed) = timed(|| {
+                drift::table_checksums(
+                    &spec.production_db_name,
+                    &baseline.table_prefix,
+                    &baseline.tables,
+                )
+            })?;
+            let (report, copied) = timed(|| {
+                db_copy::copy(&db_copy::Request {
+                    source_db: spec.source_db_name.clone(),
+                    target_db: spec.db_name.clone(),
+                    from: spec.source_canonical_url.clone(),
+                    to: spec.canonical_url.clone(),
+                    connections: db_copy::default_connections(),
+                })
+            })?;
+            Ok::<_, anyhow::Error>((tables, report, checksummed, copied))
+        });
+        let installed = timed(|| install_files(spec, &files, php_version, env_root));
+        (join(release), join(uploads), join(database), installed)
+    });
+    let ((), release) = release.context("copying the release")?;
+    let (paths, uploads) = uploads.context("copying the uploads")?;
+    let (tables, report, checksummed, copied) = database.context("copying the database")?;
+    let ((), installed) = installed?;
+    steps.done(&format!(
+        "copies (release {release:.1} s; uploads {uploads:.1} s; drift baseline of the tables \
+         {checksummed:.1} s, then database {copied:.1} s; configuration files {installed:.1} s)"
+    ));
+
+    set_site_urls(spec, table_prefix)?;
+    steps.done("home and siteurl");
+    switch_current(spec, env_root)?;
+    reload(php_version)?;
+    steps.done("switch and reloads");
+    Ok(Applied {
+        release_path: spec.release_path.clone(),
+        table_prefix: table_prefix.to_string(),
+        drift_baseline: drift::Checksums { tables, paths },
+        search_replace: report.to_string(),
+        warnings: report
+            .warnings
+            .iter()
+            .take(20)
+            .map(|w| format!("warning at byte {}: {}", w.offset, w.message))
+            .collect(),
+        steps: steps.0,
+    })
+}
+
+/// `home` and `siteurl` = the canonical URL. The rewrite has normally set them already (read
+/// with SQL, cheap); only an option that differs is set through the PHP bridge (which loads
+/// WordPress, so caches and hooks see the change).
+fn set_site_urls(spec: &Spec, table_prefix: &str) -> anyhow::Result<()> {
+    let url = trimmed(&spec.canonical_url);
+    let rows = mysql_lines(
+        Some(&spec.db_name),
+        &format!(
+            "SELECT option_name, option_value FROM `{table_prefix}options` \
+             WHERE option_name IN ('home', 'siteurl');"
+        ),
+    )
+    .context("reading home and siteurl")?;
+    let differs = |name: &str| !rows.iter().any(|r| *r == format!("{name}\t{url}"));
+    let pending: Vec<&'static str> = ["home", "siteurl"]
+        .into_iter()
+        .filter(|n| differs(n))
+        .collect();
+    // Both at once when both differ (each bridge call loads WordPress).
+    std::thread::scope(|s| {
+        let handles: Vec<_> = pending
+            .iter()
+            .map(|&option| {
+                s.spawn(move || {
+                    let value = serde_json::json!({"name": option, "value": url});
+                    bridge(
+                        spec,
+                        &spec.env_user,
+                        &spec.release_path,
+                        &["option-set", &value.to_string()],
+                    )
+                    .map(drop)
+                    .with_context(|| format!("setting {option}"))
+                })
+            })
+            .collect();
+        handles.into_iter().try_for_each(join)
+    })
+}
+
+fn join<T>(handle: std::thread::ScopedJoinHandle<'_, anyhow::Result<T>>) -> anyhow::Result<T> {
+    handle
+        .join()
+        .unwrap_or_else(|_| Err(anyhow::anyhow!("a copy thread panicked")))
+}
+
+fn ensure_user(user: &str, home: &str) -> anyhow::Result<()> {
+    let exists = |db: &str| {
+        Command::new("getent")
+            .args([db, user])
+            .stdout(Stdio::null())
+            .status()
+            .map(|s| s.success())
+    };
+    if !exists("group").context("running getent")? {
+        run_cmd("groupadd", &["--", user])?;
+    }
+    if !exists("passwd").context("running getent")? {
+        run_cmd(
+            "useradd",
+            &[
+                "--gid",
+                user,
+                "--shell",
+                "/usr/sbin/nologin",
+                "--home-dir",
+                home,
+                "--no-create-home",
+                "--comment",
+                "Pressluft environment",
+                "--",
+                user,
+            ],
+        )?;
+    }
+    Ok(())
+}
+
+/// `install -d` sets owner, group and mode whether or not the directory exists.
+fn directory(path: &str, owner: &str, group: &str, mode: &str) -> anyhow::Result<()> {
+    run_cmd(
+        "install",
+        &["-d", "-o", owner, "-g", group, "-m", mode, "--", path],
+    )?;
+    Ok(())
+}
+
+fn ensure_directories(spec: &Spec, env_root: &str) -> anyhow::Result<()> {
+    let site_dir = Path::new(env_root)
+        .parent()
+        .and_then(Path::to_str)
+        .context("env_root has no parent")?;
+    directory(site_dir, SITE_OWNER, SITE_OWNER, "0711")?;
+    for (path, mode) in [
+        (env_root.to_string(), "0750"),
+        (format!("{env_root}/releases"), "0750"),
+        (format!("{env_root}/shared"), "0750"),
+        (format!("{env_root}/shared/uploads"), "02750"),
+    ] {
+        directory(&path, &spec.env_user, WEB_GROUP, mode)?;
+    }
+    Ok(())
+}
+
+/// Database and user limited to it (as the env-database role: the password reaches SQL only
+/// base64-encoded, the statements that use it are built by the server).
+fn ensure_database(spec: &Spec) -> anyhow::Result<()> {
+    let password = base64::engine::general_purpose::STANDARD.encode(&spec.db_password);
+    let (db, user) = (&spec.db_name, &spec.db_user);
+    let grant_db = db.replace('_', "\\_");
+    let sql = format!(
+        "CREATE DATABASE IF NOT EXISTS `{db}` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci;
+ALTER DATABASE `{db}` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci;
+SET @pressluft_password = FROM_BASE64('{password}');
+SET @pressluft_sql = CONCAT('CREATE USER IF NOT EXISTS ', QUOTE('{user}'), '@''localhost'' IDENTIFIED BY ', QUOTE(@pressluft_password));
+PREPARE pressluft_stmt FROM @pressluft_sql; EXECUTE pressluft_stmt; DEALLOCATE PREPARE pressluft_stmt;
+SET @pressluft_sql = CONCAT('ALTER USER ', QUOTE('{user}'), '@''localhost'' IDENTIFIED BY ', QUOTE(@pressluft_password));
+PREPARE pressluft_stmt FROM @pressluft_sql; EXECUTE pressluft_stmt; DEALLOCATE PREPARE pressluft_stmt;
+SET @pressluft_password = NULL, @pressluft_sql = NULL;
+GRANT ALL PRIVILEGES ON `{grant_db}`.* TO '{user}'@'localhost';
+"
+    );
+    mysql_lines(None, &sql).context("creating the database and its user")?;
+    Ok(())
+}
+
+/// The source's current release copied to `release_path` (via a `.build` directory moved into
+/// place when complete), with the shared links, the mu-plugin, owner and modes of the release
+/// role.
+fn copy_release(spec: &Spec) -> anyhow::Result<()> {
+    let target = Path::new(&spec.release_path);
+    if target.join("wp-includes/version.php").exists() {
+        return Ok(()); // complete from an earlier attempt
+    }
+    let build = format!("{}.build", spec.release_path);
+    if Path::new(&build).exists() {
+        std::fs::remove_dir_all(&build).context("removing a half-built release")?;
+    }
+    run_cmd("cp", &["-a", "-T", "--", &spec.source_release_path, &build])?;
+    let b = Path::new(&build);
+    for link in [
+        "wp-config.php",
+        "wp-content/uploads",
+        "wp-content/object-cache.php",
+    ] {
+        let p = b.join(link);
+        match std::fs::symlink_metadata(&p) {
+            Ok(m) if m.is_dir() => std::fs::remove_dir_all(&p)?,
+            Ok(_) => std::fs::remove_file(&p)?,
+            Err(_) => {}
+        }
+    }
+    std::fs::create_dir_all(b.join("wp-content/mu-plugins"))?;
+    std::os::unix::fs::symlink("../../shared/wp-config.php", b.join("wp-config.php"))?;
+    std::os::unix::fs::symlink("../../../shared/uploads", b.join("wp-content/uploads"))?;
+    std::os::unix::fs::symlink(
+        "../../../shared/object-cache.php",
+        b.join("wp-content/object-cache.php"),
+    )?;
+    std::fs::copy(
+        format!("{}/pressluft-mu-plugin.php", spec.php_dir),
+        b.join("wp-content/mu-plugins/pressluft.php"),
+    )
+    .context("installing the mu-plugin")?;
+    let owner = format!("{}:{WEB_GROUP}", spec.env_user);
+    run_cmd("chown", &["-R", "-h", "--", &owner, &build])?;
+    set_modes(b)?;
+    std::fs::rename(&build, target).context("moving the release into place")?;
+    Ok(())
+}
+
+/// Directories 0750, files 0640 (links untouched), like the release role.
+fn set_modes(dir: &Path) -> anyhow::Result<()> {
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o750))?;
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        let kind = entry.file_type()?;
+        if kind.is_dir() {
+            set_modes(&entry.path())?;
+        } else if kind.is_file() {
+            std::fs::set_permissions(entry.path(), std::fs::Permissions::from_mode(0o640))?;
+        }
+    }
+    Ok(())
+}
+
+fn copy_uploads(spec: &Spec, env_root: &str) -> anyhow::Result<()> {
+    let from = format!("{}/shared/uploads", trimmed(&spec.source_env_root));
+    let to = format!("{env_root}/shared/uploads");
+    run_cmd("cp", &["-a", "-T", "--", &from, &to])?;
+    let owner = format!("{}:{WEB_GROUP}", spec.env_user);
+    run_cmd("chown", &["-R", "-h", "--", &owner, &to])?;
+    std::fs::set_permissions(&to, std::fs::Permissions::from_mode(0o2750))?;
+    Ok(())
+}
+
+/// Checks a candidate file (by path) before it replaces the real one.
+type Validate<'a> = &'a dyn Fn(&str) -> anyhow::Result<()>;
+
+/// Writes `content` next to `dest`, sets owner and mode, optionally validates the candidate,
+/// then renames it into place (readers never see a partial file).
+fn install_file(
+    dest: &str,
+    content: &str,
+    owner: &str,
+    mode: u32,
+    validate: Option<Validate<'_>>,
+) -> anyhow::Result<()> {
+    let dir = Path::new(dest).parent().context("no parent directory")?;
+    let mut file = tempfile::Builder::new()
+        .prefix(".pressluft-")
+        .tempfile_in(dir)
+        .with_context(|| format!("creating a file in {}", dir.display()))?;
+    std::io::Write::write_all(&mut file, content.as_bytes())?;
+    std::fs::set_permissions(file.path(), std::fs::Permissions::from_mode(mode))?;
+    let path = file
+        .path()
+        .to_str()
+        .context("non-UTF-8 temp path")?
+        .to_string();
+    run_cmd("chown", &["--", owner, &path])?;
+    if let Some(check) = validate {
+        check(&path).with_context(|| format!("{dest} did not validate"))?;
+    }
+    file.persist(dest)
+        .with_context(|| format!("writing {dest}"))?;
+    Ok(())
+}
+
+fn install_files(
+    spec: &Spec,
+    files: &Files,
+    php_version: &str,
+    env_root: &str,
+) -> anyhow::Result<()> {
+    let user_owner = format!("{0}:{0}", spec.env_user);
+    install_file(
+        &format!("{env_root}/shared/wp-config.php"),
+        &files.wp_config,
+        &user_owner,
+        0o600,
+        None,
+    )?;
+    let drop_in = format!("{env_root}/shared/object-cache.php");
+    if spec.redis_cache_enabled {
+        let content = std::fs::read_to_string(format!("{}/object-cache.php", spec.php_dir))
+            .context("reading the Redis drop-in")?;
+        let owner = format!("{}:{WEB_GROUP}", spec.env_user);
+        install_file(&drop_in, &content, &owner, 0o640, None)?;
+    } else if Path::new(&drop_in).exists() {
+        std::fs::remove_file(&drop_in)?;
+    }
+    purge_redis(&spec.redis_prefix)?;
+
+    let php_fpm = format!("/usr/sbin/php-fpm{php_version}");
+    let pool = format!(
+        "/etc/php/{php_version}/fpm/pool.d/pressluft-{}.conf",
+        spec.environment_id
+    );
+    let check_pool = |candidate: &str| run_cmd(&php_fpm, &["-t", "-y", candidate]).map(drop);
+    install_file(&pool, &files.pool, "root:root", 0o644, Some(&check_pool))?;
+    let vhost = format!(
+        "/etc/nginx/sites-enabled/pressluft-env-{}.conf",
+        spec.environment_id
+    );
+    // The candidate sits in the same directory as the server block; nginx-validate copies it
+    // to the destination for the test, so the temporary name is never included by nginx.
+    let check_vhost = |candidate: &str| run_cmd(NGINX_VALIDATE, &[candidate, &vhost]).map(drop);
+    install_file(&vhost, &files.vhost, "root:root", 0o644, Some(&check_vhost))?;
+    Ok(())
+}
+
+/// Deletes the environment's Redis keys (a new drop-in must not read another life's entries).
+fn purge_redis(prefix: &str) -> anyhow::Result<()> {
+    let pattern = format!("{prefix}*");
+    let keys = run_cmd("redis-cli", &["--scan", "--pattern", &pattern])?;
+    let keys: Vec<&str> = keys.lines().filter(|k| !k.is_empty()).collect();
+    for batch in keys.chunks(500) {
+        let mut args = vec!["unlink"];
+        args.extend_from_slice(batch);
+        run_cmd("redis-cli", &args)?;
+    }
+    Ok(())
+}
+
+fn switch_current(spec: &Spec, env_root: &str) -> anyhow::Result<()> {
+    let tmp = format!("{env_root}/current.tmp");
+    let _ = std::fs::remove_file(&tmp);
+    std::os::unix::fs::symlink(format!("releases/{}", spec.release_name), &tmp)?;
+    run_cmd(
+        "chown",
+        &["-h", "--", &format!("{}:{WEB_GROUP}", spec.env_user), &tmp],
+    )?;
+    std::fs::rename(&tmp, format!("{env_root}/current")).context("switching current")?;
+    Ok(())
+}
+
+/// Checks and reloads PHP-FPM and Nginx, both at once (`service` works with and without
+/// systemd).
+fn reload(php_version: &str) -> anyhow::Result<()> {
+    std::thread::scope(|s| {
+        let php = s.spawn(|| {
+            run_cmd(&format!("/usr/sbin/php-fpm{php_version}"), &["-t"])?;
+            run_cmd("service", &[&format!("php{php_version}-fpm"), "reload"]).map(drop)
+        });
+        let nginx = s.spawn(|| {
+            run_cmd("nginx", &["-t", "-q"])?;
+            run_cmd("service", &["nginx", "reload"]).map(drop)
+        });
+        join(php).and(join(nginx))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn os_keys_match_the_playbooks_distribution_facts() {
+        let debian =
+            "PRETTY_NAME=\"Debian GNU/Linux 12 (bookworm)\"\nID=debian\nVERSION_ID=\"12\"\n";
+        assert_eq!(os_key(debian), "debian 12");
+        let ubuntu = "NAME=\"Ubuntu\"\nVERSION_ID=\"24.04\"\nID=ubuntu\nID_LIKE=debian\n";
+        assert_eq!(os_key(ubuntu), "ubuntu 24.04");
+        assert_eq!(os_key(""), " ");
+    }
+}
