@@ -300,6 +300,71 @@ pub async fn sites_on_this_machine(app: &TestApp) {
     .await
     .unwrap();
     assert_eq!(baselines, 2);
+    let (tables, paths): (String, String) = sqlx::query_as(
+        "SELECT db_checksums_json, file_checksums_json FROM drift_checks WHERE environment_id = ?",
+    )
+    .bind(&clone_id)
+    .fetch_one(app.store.pool())
+    .await
+    .unwrap();
+    let (tables, paths): (Value, Value) = (
+        serde_json::from_str(&tables).unwrap(),
+        serde_json::from_str(&paths).unwrap(),
+    );
+    assert!(
+        tables["wp_posts"]["rows"].as_u64().unwrap() >= 1,
+        "{tables}"
+    );
+    assert!(
+        tables["wp_wc_orders"].is_null(),
+        "absent tables are null: {tables}"
+    );
+    assert!(
+        paths["wp-content/uploads"]
+            .as_str()
+            .unwrap()
+            .starts_with("sha256:"),
+        "{paths}"
+    );
+
+    // A precondition failing on the node (the source's uploads are missing): the helper stops
+    // before changing anything, the job fails with PRECONDITION_FAILED naming the path, the
+    // site is active again and no user or database was created for the new environment.
+    let uploads = format!("{prod_root}/shared/uploads");
+    let aside = format!("{prod_root}/shared/uploads.e2e-aside");
+    std::fs::rename(&uploads, &aside).unwrap();
+    let refused = post_job(
+        app,
+        &format!("/api/sites/{site_id}/environments"),
+        json!({"name": "Broken", "slug": "broken", "environment_type": "clone",
+               "promotion_preset": "content-protect"}),
+    )
+    .await;
+    let job = wait_for_job(app, &refused, Duration::from_secs(5 * 60)).await;
+    std::fs::rename(&aside, &uploads).unwrap();
+    assert_eq!(job["status"], "failed", "{job}");
+    assert_eq!(job["error_code"], "PRECONDITION_FAILED", "{job}");
+    let message = job["error_message"].as_str().unwrap();
+    assert!(message.contains("shared/uploads"), "{message}");
+    let (_, site) = app.get_json(&format!("/api/sites/{site_id}")).await;
+    assert_eq!(site["status"], "active", "{site}");
+    let broken_id = job["environment_id"].as_str().unwrap();
+    let broken_user = format!("pl_{}", &broken_id[..8]);
+    assert!(
+        !Command::new("id")
+            .arg(&broken_user)
+            .output()
+            .unwrap()
+            .status
+            .success(),
+        "no user {broken_user}"
+    );
+    assert!(
+        !sql("SHOW DATABASES")
+            .lines()
+            .any(|l| l == format!("wp_{}", &broken_id[..8])),
+        "no database for the refused environment"
+    );
 
     // The same flow from the dashboard, in a real browser.
     let out = crate::e2e::browser_script(app, "sites.mjs", &[]).await;
