@@ -3,7 +3,7 @@
 #
 # Why a plugin: an action plugin runs inside ansible-playbook on the controller, so this costs
 # milliseconds, where `copy` with `delegate_to: localhost` starts a Python module process (about a
-# second here). Used where a job's time matters (env-create.yml; docs/benchmarks.md, "Clone").
+# second here; docs/benchmarks.md, "Clone"). Every playbook writes its result with it.
 #
 #   - name: Write the result file for the control plane
 #     pressluft_result:
