@@ -696,16 +696,22 @@ fn install_files(
         0o600,
         None,
     )?;
+    // The Redis drop-in, and a purge of the environment's keys when it comes or goes (as the
+    // redis-object-cache role's handler: a new drop-in must not read another life's entries).
     let drop_in = format!("{env_root}/shared/object-cache.php");
+    let existing = std::fs::read_to_string(&drop_in).ok();
     if spec.redis_cache_enabled {
         let content = std::fs::read_to_string(format!("{}/object-cache.php", spec.php_dir))
             .context("reading the Redis drop-in")?;
         let owner = format!("{}:{WEB_GROUP}", spec.env_user);
         install_file(&drop_in, &content, &owner, 0o640, None)?;
-    } else if Path::new(&drop_in).exists() {
+        if existing.as_deref() != Some(content.as_str()) {
+            purge_redis(&spec.redis_prefix)?;
+        }
+    } else if existing.is_some() {
         std::fs::remove_file(&drop_in)?;
+        purge_redis(&spec.redis_prefix)?;
     }
-    purge_redis(&spec.redis_prefix)?;
 
     let php_fpm = format!("/usr/sbin/php-fpm{php_version}");
     let pool = format!(
@@ -725,7 +731,7 @@ fn install_files(
     Ok(())
 }
 
-/// Deletes the environment's Redis keys (a new drop-in must not read another life's entries).
+/// Deletes the environment's Redis keys (never FLUSHDB: Redis is shared by the node).
 fn purge_redis(prefix: &str) -> anyhow::Result<()> {
     let pattern = format!("{prefix}*");
     let keys = run_cmd("redis-cli", &["--scan", "--pattern", &pattern])?;
