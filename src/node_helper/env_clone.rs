@@ -27,7 +27,6 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use anyhow::{bail, Context};
-use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -83,6 +82,8 @@ pub struct Files {
     /// With [`TABLE_PREFIX_PLACEHOLDER`] as the table prefix.
     pub wp_config: String,
     pub pool: String,
+    /// The env-database role's SQL (database, user, password, grant).
+    pub database_sql: String,
     /// The server block for a kernel with IPv6 (`listen [::]:80` too) and for one without.
     pub vhost: String,
     pub vhost_without_ipv6: String,
@@ -351,29 +352,22 @@ pub fn apply(spec: &Spec, probed: &Probe) -> anyhow::Result<Applied> {
     let php_version = probed.php_version.as_str();
     let table_prefix = probed.table_prefix.as_str();
     let production_table_prefix = probed.production_table_prefix.as_str();
+    let placeholders = spec
+        .files
+        .wp_config
+        .matches(TABLE_PREFIX_PLACEHOLDER)
+        .count();
+    if placeholders != 1 {
+        bail!("the rendered wp-config.php must hold the table prefix placeholder exactly once");
+    }
     let wp_config =
         spec.files
             .wp_config
             .replacen(TABLE_PREFIX_PLACEHOLDER, &format!("'{table_prefix}'"), 1);
-    if spec
-        .files
-        .wp_config
-        .matches(TABLE_PREFIX_PLACEHOLDER)
-        .count()
-        != 1
-    {
-        bail!("the rendered wp-config.php must hold the table prefix placeholder exactly once");
-    }
     let vhost = if probed.ipv6 {
         &spec.files.vhost
     } else {
         &spec.files.vhost_without_ipv6
-    };
-    let files = Files {
-        wp_config,
-        pool: spec.files.pool.clone(),
-        vhost: vhost.clone(),
-        vhost_without_ipv6: String::new(),
     };
     let env_root = trimmed(&spec.env_root);
     let baseline = drift::Request {
@@ -421,7 +415,7 @@ pub fn apply(spec: &Spec, probed: &Probe) -> anyhow::Result<Applied> {
             })?;
             Ok::<_, anyhow::Error>((tables, report, checksummed, copied))
         });
-        let installed = timed(|| install_files(spec, &files, php_version, env_root));
+        let installed = timed(|| install_files(spec, &wp_config, vhost, php_version, env_root));
         (join(release), join(uploads), join(database), installed)
     });
     let ((), release) = release.context("copying the release")?;
@@ -557,25 +551,10 @@ fn ensure_directories(spec: &Spec, env_root: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Database and user limited to it (as the env-database role: the password reaches SQL only
-/// base64-encoded, the statements that use it are built by the server).
+/// Database and user limited to it: the env-database role's SQL, rendered by the playbook
+/// (the password travels base64-encoded inside it; fed through stdin, never argv).
 fn ensure_database(spec: &Spec) -> anyhow::Result<()> {
-    let password = base64::engine::general_purpose::STANDARD.encode(&spec.db_password);
-    let (db, user) = (&spec.db_name, &spec.db_user);
-    let grant_db = db.replace('_', "\\_");
-    let sql = format!(
-        "CREATE DATABASE IF NOT EXISTS `{db}` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci;
-ALTER DATABASE `{db}` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci;
-SET @pressluft_password = FROM_BASE64('{password}');
-SET @pressluft_sql = CONCAT('CREATE USER IF NOT EXISTS ', QUOTE('{user}'), '@''localhost'' IDENTIFIED BY ', QUOTE(@pressluft_password));
-PREPARE pressluft_stmt FROM @pressluft_sql; EXECUTE pressluft_stmt; DEALLOCATE PREPARE pressluft_stmt;
-SET @pressluft_sql = CONCAT('ALTER USER ', QUOTE('{user}'), '@''localhost'' IDENTIFIED BY ', QUOTE(@pressluft_password));
-PREPARE pressluft_stmt FROM @pressluft_sql; EXECUTE pressluft_stmt; DEALLOCATE PREPARE pressluft_stmt;
-SET @pressluft_password = NULL, @pressluft_sql = NULL;
-GRANT ALL PRIVILEGES ON `{grant_db}`.* TO '{user}'@'localhost';
-"
-    );
-    mysql_lines(None, &sql).context("creating the database and its user")?;
+    mysql_lines(None, &spec.files.database_sql).context("creating the database and its user")?;
     Ok(())
 }
 
@@ -682,16 +661,18 @@ fn install_file(
     Ok(())
 }
 
+/// `wp_config` with the table prefix in place, `vhost` the variant for this kernel.
 fn install_files(
     spec: &Spec,
-    files: &Files,
+    wp_config: &str,
+    vhost: &str,
     php_version: &str,
     env_root: &str,
 ) -> anyhow::Result<()> {
     let user_owner = format!("{0}:{0}", spec.env_user);
     install_file(
         &format!("{env_root}/shared/wp-config.php"),
-        &files.wp_config,
+        wp_config,
         &user_owner,
         0o600,
         None,
@@ -719,15 +700,22 @@ fn install_files(
         spec.environment_id
     );
     let check_pool = |candidate: &str| run_cmd(&php_fpm, &["-t", "-y", candidate]).map(drop);
-    install_file(&pool, &files.pool, "root:root", 0o644, Some(&check_pool))?;
-    let vhost = format!(
+    install_file(
+        &pool,
+        &spec.files.pool,
+        "root:root",
+        0o644,
+        Some(&check_pool),
+    )?;
+    let server_block = format!(
         "/etc/nginx/sites-enabled/pressluft-env-{}.conf",
         spec.environment_id
     );
     // The candidate sits in the same directory as the server block; nginx-validate copies it
     // to the destination for the test, so the temporary name is never included by nginx.
-    let check_vhost = |candidate: &str| run_cmd(NGINX_VALIDATE, &[candidate, &vhost]).map(drop);
-    install_file(&vhost, &files.vhost, "root:root", 0o644, Some(&check_vhost))?;
+    let check_vhost =
+        |candidate: &str| run_cmd(NGINX_VALIDATE, &[candidate, &server_block]).map(drop);
+    install_file(&server_block, vhost, "root:root", 0o644, Some(&check_vhost))?;
     Ok(())
 }
 
