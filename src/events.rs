@@ -24,7 +24,7 @@ const POLL: Duration = Duration::from_secs(1);
 pub enum Event {
     /// A job row was inserted or changed (its new state).
     Job(Arc<JobRecord>),
-    /// A site, environment or node was inserted or changed.
+    /// A site, environment, node or release was inserted or changed.
     Resource(Arc<ResourceChange>),
 }
 

@@ -15,8 +15,8 @@ use crate::http::session::CurrentSession;
 use crate::state::AppState;
 
 /// Live stream: `job` events carry a `JobStatusResponse` on every change; `resource` events
-/// `{"type", "id", "status", "state_version"}` on every site, environment and node change; a
-/// keep-alive comment every 15 s.
+/// `{"type", "id", "status", "state_version"}` on every site, environment, node and release
+/// change (a release's status is its health); a keep-alive comment every 15 s.
 #[utoipa::path(
     get, path = "/events", tag = "jobs",
     responses(

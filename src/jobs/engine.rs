@@ -299,7 +299,8 @@ impl Engine {
                 }
             }
         };
-        // The job row and its audit rows (api.md §6) in the transaction's first hand-off.
+        // The job row and its audit rows (api.md §6) in the transaction's first hand-off; a
+        // pending cancel request turns anything but success into `cancelled`.
         let (mut tx, finished) = self
             .inner
             .writer
@@ -317,21 +318,34 @@ impl Engine {
                 },
             )
             .await?;
-        if !finished.job {
+        let Some(actual) = finished.status.as_deref() else {
             tx.rollback().await?;
             tracing::warn!(id = %job.id, "job was no longer running under this worker; outcome dropped");
             return Ok(());
-        }
-        match (&ending, status) {
+        };
+        let cancel_won = actual == "cancelled" && !matches!(ending, Ending::Cancelled);
+        match (&ending, actual) {
+            (_, "cancelled") => kinds::on_cancel(&mut tx, job, true, &now).await?,
             (Ending::Succeeded(result), _) => kinds::on_success(&mut tx, job, result, &now).await?,
-            (Ending::Cancelled, _) => kinds::on_cancel(&mut tx, job, true, &now).await?,
             (Ending::Failed(code, _), "failed") => {
                 kinds::on_final_failure(&mut tx, job, *code, true, &now).await?
             }
+            (Ending::Failed(code, _), "queued") => kinds::on_retry(&mut tx, job, *code).await?,
             _ => {}
         }
+        let reached = match (&ending, actual) {
+            (Ending::Succeeded(_), "succeeded") => true,
+            (Ending::Failed(code, _), "failed" | "queued") => kinds::reached_node(*code),
+            _ => false,
+        };
+        if reached {
+            crate::store::nodes::touch_last_seen(&mut tx, &job.node_id, &now).await?;
+        }
         tx.commit().await?;
-        match status {
+        if cancel_won {
+            tracing::info!(id = %job.id, "a cancel was requested: the run ends cancelled, not {status}");
+        }
+        match actual {
             "queued" => tracing::warn!(
                 id = %job.id, code = code.map(|c| c.as_str()).unwrap_or(""),
                 run_after = run_after.as_deref().unwrap_or(""),
@@ -345,7 +359,7 @@ impl Engine {
         }
         tracing::info!(id = %job.id, "lock released");
         if finished.audited > 0 {
-            tracing::info!(job = %job.id, result = status, "audit updated");
+            tracing::info!(job = %job.id, result = actual, "audit updated");
         }
         self.inner.events.jobs_changed();
         // A site and a node lock were released: that unblocks at most one job, so one idle
@@ -354,7 +368,8 @@ impl Engine {
         Ok(())
     }
 
-    /// Handles running jobs whose worker stopped heartbeating: a retryable `WORKER_LOST`.
+    /// Handles running jobs whose worker stopped heartbeating: a retryable `WORKER_LOST`, or
+    /// `cancelled` (with its transitions) when a cancel was requested meanwhile.
     pub async fn recover_stale(&self) -> Result<usize, StoreError> {
         let stale_before = format_ts(self.now() - LEASE);
         let stale = self.inner.store.stale_running_jobs(&stale_before).await?;

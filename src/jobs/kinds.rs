@@ -85,7 +85,64 @@ pub async fn on_success(
     }
 }
 
-/// Transitions when the job failed finally (including a start-time refusal, `started = false`).
+/// Payload flag: an attempt that ended in a retry may have changed the node (it was not refused
+/// by the node's reachability or a pre-mutation check). Set once, never cleared, so a later
+/// refusal or a cancel of the queued retry applies the "it ran" transitions (jobs.md §3, §8).
+pub const EARLIER_ATTEMPT_RAN: &str = "earlier_attempt_ran";
+
+/// Whether a failed run with `code` may have changed the node.
+pub fn may_have_changed(code: JobErrorCode) -> bool {
+    !code.pre_mutation() && code != JobErrorCode::AnsibleHostUnreachable
+}
+
+/// Whether a failed run with `code` certainly reached the node (a task ran there or the
+/// playbook reported a result from it), so the node's `last_seen_at` is refreshed. Unknown
+/// cases (lost worker, timeouts, runs that never started) do not count.
+pub fn reached_node(code: JobErrorCode) -> bool {
+    use JobErrorCode as C;
+    matches!(
+        code,
+        C::AnsibleHostFailed
+            | C::PreconditionFailed
+            | C::DriftDetected
+            | C::BackupChecksumMismatch
+            | C::ArchiveInvalid
+            | C::SourceFetchFailed
+    )
+}
+
+/// Whether an earlier attempt of `job` may have changed the node ([`EARLIER_ATTEMPT_RAN`]).
+pub fn earlier_attempt_ran(job: &JobRecord) -> bool {
+    serde_json::from_str::<Value>(&job.payload_json)
+        .ok()
+        .and_then(|p| p.get(EARLIER_ATTEMPT_RAN).and_then(Value::as_bool))
+        .unwrap_or(false)
+}
+
+/// A failed attempt is retried: remember whether it may have changed the node.
+pub async fn on_retry(
+    conn: &mut SqliteConnection,
+    job: &JobRecord,
+    code: JobErrorCode,
+) -> Result<(), StoreError> {
+    if !may_have_changed(code) || earlier_attempt_ran(job) {
+        return Ok(());
+    }
+    // The stored payload, not the in-memory one: it may hold fields fixed since the claim.
+    let stored = crate::store::queue::fetch_job(conn, &job.id)
+        .await?
+        .map(|j| j.payload_json)
+        .unwrap_or_else(|| job.payload_json.clone());
+    let mut payload = match serde_json::from_str(&stored) {
+        Ok(Value::Object(m)) => m,
+        _ => serde_json::Map::new(),
+    };
+    payload.insert(EARLIER_ATTEMPT_RAN.into(), true.into());
+    crate::store::queue::set_payload(conn, &job.id, &Value::Object(payload).to_string()).await
+}
+
+/// Transitions when the job failed finally (including a start-time refusal, `started = false`;
+/// a type that distinguishes runs that changed things also consults [`earlier_attempt_ran`]).
 pub async fn on_final_failure(
     conn: &mut SqliteConnection,
     job: &JobRecord,
@@ -103,7 +160,8 @@ pub async fn on_final_failure(
     }
 }
 
-/// Transitions when the job was cancelled (`was_running`: after its subprocess stopped).
+/// Transitions when the job was cancelled (`was_running`: after its subprocess stopped; a
+/// cancelled queued retry also consults [`earlier_attempt_ran`]).
 pub async fn on_cancel(
     conn: &mut SqliteConnection,
     job: &JobRecord,

@@ -80,33 +80,54 @@ pub async fn node_must_be_active(
     })
 }
 
+/// A run-stable payload field: its stored value, or `value` stored now when it is missing or
+/// null (at the first claim, so retries see what the first attempt saw; jobs.md §3).
+pub async fn fix_payload_field(
+    conn: &mut SqliteConnection,
+    job: &mut JobRecord,
+    key: &str,
+    value: impl FnOnce() -> Value,
+) -> Result<Value, StoreError> {
+    let mut payload: Map<String, Value> = match serde_json::from_str(&job.payload_json) {
+        Ok(Value::Object(m)) => m,
+        _ => Map::new(),
+    };
+    if let Some(v) = payload.get(key).filter(|v| !v.is_null()) {
+        return Ok(v.clone());
+    }
+    let v = value();
+    payload.insert(key.into(), v.clone());
+    job.payload_json = Value::Object(payload).to_string();
+    set_payload(conn, &job.id, &job.payload_json).await?;
+    Ok(v)
+}
+
+/// A string field of the payload.
+pub fn payload_str(job: &JobRecord, key: &str) -> Option<String> {
+    serde_json::from_str::<Value>(&job.payload_json)
+        .ok()?
+        .get(key)?
+        .as_str()
+        .map(str::to_string)
+}
+
 /// The payload's `release_name`, fixed at the first claim so retries reuse it (jobs.md §3).
 pub async fn fix_release_name(
     conn: &mut SqliteConnection,
     job: &mut JobRecord,
     now: &str,
 ) -> Result<String, StoreError> {
-    let mut payload: Map<String, Value> = match serde_json::from_str(&job.payload_json) {
-        Ok(Value::Object(m)) => m,
-        _ => Map::new(),
-    };
-    if let Some(name) = payload.get("release_name").and_then(Value::as_str) {
-        return Ok(name.to_string());
-    }
-    let name = layout::release_name(now, &job.id);
-    payload.insert("release_name".into(), name.clone().into());
-    job.payload_json = Value::Object(payload).to_string();
-    set_payload(conn, &job.id, &job.payload_json).await?;
-    Ok(name)
+    let id = job.id.clone();
+    let v = fix_payload_field(conn, job, "release_name", || {
+        layout::release_name(now, &id).into()
+    })
+    .await?;
+    Ok(v.as_str().unwrap_or_default().to_string())
 }
 
 /// The payload's `release_name` (set at the first claim).
 pub fn release_name(job: &JobRecord) -> Option<String> {
-    serde_json::from_str::<Value>(&job.payload_json)
-        .ok()?
-        .get("release_name")?
-        .as_str()
-        .map(str::to_string)
+    payload_str(job, "release_name")
 }
 
 /// Records the release the job built (at the path its `release_name` gives) as the

@@ -5,6 +5,7 @@ use serde_json::Value;
 use sqlx::SqliteConnection;
 
 use super::errors::JobErrorCode;
+use super::lifecycle::{fix_payload_field, payload_str};
 use crate::domain::{JobType, NodeStatus};
 use crate::store::nodes::{fetch_node, record_node_provisioned, set_node_status, NodeRecord};
 use crate::store::queue::job_succeeded_for_node;
@@ -47,12 +48,18 @@ pub async fn validate_start(
     Ok(Ok(()))
 }
 
+/// Run-stable payload field: the node's status when this job first started (a retry finds it
+/// `provisioning` from the first attempt), which decides where a final failure leaves it.
+pub const STATUS_AT_START: &str = "node_status_at_start";
+
 pub async fn on_start(
     conn: &mut SqliteConnection,
-    job: &JobRecord,
+    job: &mut JobRecord,
     now: &str,
 ) -> Result<(), StoreError> {
     let node = node(conn, job).await?;
+    let status = node.status.clone();
+    fix_payload_field(conn, job, STATUS_AT_START, || status.into()).await?;
     transition(conn, &node, NodeStatus::Provisioning, now).await
 }
 
@@ -78,8 +85,8 @@ pub async fn on_success(
 }
 
 /// Final failure: unreachable when SSH failed or the run was refused; otherwise a node that
-/// was ever provisioned keeps serving (`active`), and a never-provisioned one stays
-/// `provisioning`, ineligible for sites.
+/// was `active` when this job started keeps serving (`active`), and any other (never
+/// provisioned, or `unreachable` before) stays `provisioning`, ineligible for sites.
 pub async fn on_final_failure(
     conn: &mut SqliteConnection,
     job: &JobRecord,
@@ -93,12 +100,24 @@ pub async fn on_final_failure(
     }
     let to = if !started || code == JobErrorCode::AnsibleHostUnreachable {
         NodeStatus::Unreachable
-    } else if job_succeeded_for_node(conn, &node.id, JobType::NodeProvision).await? {
+    } else if was_active_at_start(conn, job).await? {
         NodeStatus::Active
     } else {
         NodeStatus::Provisioning
     };
     transition(conn, &node, to, now).await
+}
+
+/// Whether the node was `active` when this job first started. Jobs claimed before the field
+/// existed fall back to "a provision of this node ever succeeded".
+async fn was_active_at_start(
+    conn: &mut SqliteConnection,
+    job: &JobRecord,
+) -> Result<bool, StoreError> {
+    match payload_str(job, STATUS_AT_START) {
+        Some(status) => Ok(status == NodeStatus::Active.as_str()),
+        None => job_succeeded_for_node(conn, &job.node_id, JobType::NodeProvision).await,
+    }
 }
 
 /// Cancelled (queued or running): a node still `provisioning` becomes `unreachable`.

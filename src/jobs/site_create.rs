@@ -9,8 +9,8 @@ use sqlx::SqliteConnection;
 use super::errors::JobErrorCode;
 use super::kinds::{ResolvedVars, VarsError};
 use super::lifecycle::{
-    environment_to, environment_vars, fix_release_name, node_must_be_active, record_built_release,
-    site_and_environment, site_to,
+    environment_to, environment_vars, fix_payload_field, fix_release_name, node_must_be_active,
+    payload_str, record_built_release, site_and_environment, site_to,
 };
 use crate::domain::SiteStatus;
 use crate::secrets::Secrets;
@@ -33,22 +33,46 @@ pub async fn validate_start(
     node_must_be_active(conn, job).await
 }
 
+/// Run-stable payload fields: the WordPress source (and its checksum) as set when the job first
+/// started, so a retry installs from the same source even if the setting changed meanwhile.
+const SOURCE: &str = "wordpress_source";
+const SOURCE_SHA256: &str = "wordpress_source_sha256";
+
 pub async fn on_start(
     conn: &mut SqliteConnection,
     job: &mut JobRecord,
     now: &str,
 ) -> Result<(), StoreError> {
+    let (source, sha) = wordpress_source(conn).await?;
+    fix_payload_field(conn, job, SOURCE, || source.into()).await?;
+    fix_payload_field(conn, job, SOURCE_SHA256, || sha.into()).await?;
     fix_release_name(conn, job, now).await.map(drop)
+}
+
+/// The source the run used: what the playbook reported (`source_ref` in its result), else the
+/// job's run-stable source (older results), else the current setting.
+async fn used_source(
+    conn: &mut SqliteConnection,
+    job: &JobRecord,
+    result: &Value,
+) -> Result<String, StoreError> {
+    if let Some(s) = result["source_ref"].as_str().filter(|s| !s.is_empty()) {
+        return Ok(s.to_string());
+    }
+    if let Some(s) = payload_str(job, SOURCE) {
+        return Ok(s);
+    }
+    Ok(wordpress_source(conn).await?.0)
 }
 
 pub async fn on_success(
     conn: &mut SqliteConnection,
     job: &JobRecord,
-    _result: &Value,
+    result: &Value,
     now: &str,
 ) -> Result<(), StoreError> {
     let (site, env) = site_and_environment(conn, job).await?;
-    let (source, _) = wordpress_source(conn).await?;
+    let source = used_source(conn, job, result).await?;
     let notes = "WordPress installed";
     record_built_release(conn, job, &site, &env, ("upload", &source), notes, now).await?;
     site_to(conn, &site, SiteStatus::Active, now).await
@@ -84,8 +108,13 @@ pub async fn extra_vars(
     node: &NodeRecord,
 ) -> Result<ResolvedVars, VarsError> {
     let (mut resolved, _, _) = environment_vars(store, secrets, job, node).await?;
-    let mut conn = store.pool().acquire().await.map_err(StoreError::from)?;
-    let (source, sha) = wordpress_source(&mut conn).await?;
+    let (source, sha) = match (payload_str(job, SOURCE), payload_str(job, SOURCE_SHA256)) {
+        (Some(source), Some(sha)) => (source, sha),
+        _ => {
+            let mut conn = store.pool().acquire().await.map_err(StoreError::from)?;
+            wordpress_source(&mut conn).await?
+        }
+    };
     resolved
         .vars
         .insert("wordpress_source".into(), source.into());

@@ -138,3 +138,18 @@ pub async fn record_node_provisioned(
     .await?;
     Ok(())
 }
+
+/// Refreshes a node's `last_seen_at` after a run that reached it (data-model.md: after every
+/// contact). Not a state change: `state_version` and `updated_at` stay.
+pub async fn touch_last_seen(
+    conn: &mut SqliteConnection,
+    id: &str,
+    now: &str,
+) -> Result<(), StoreError> {
+    sqlx::query("UPDATE nodes SET last_seen_at = ? WHERE id = ?")
+        .bind(now)
+        .bind(id)
+        .execute(conn)
+        .await?;
+    Ok(())
+}

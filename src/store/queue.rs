@@ -139,25 +139,51 @@ pub struct QueueWriter {
 const QUEUE_WRITER_CHECKPOINT_PAGES: u32 = 4_000;
 
 /// What [`QueueWriter::finish`] changed.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Finished {
-    /// The job was `running` (under the worker, when given) and now has its new status; when
-    /// false nothing may be committed (the audit rows below count only together with it).
-    pub job: bool,
+    /// The job's new status when it was `running` (under the worker, when given); `None` when
+    /// nothing may be committed (the audit rows below count only together with it). It differs
+    /// from the status asked for when a cancel request won: `cancelled`.
+    pub status: Option<String>,
     /// `accepted` audit rows of the job given their result.
     pub audited: u64,
 }
 
-const FINISH_SQL: &str = "BEGIN IMMEDIATE;
-UPDATE jobs SET status = ?1, run_after = ?2, error_code = COALESCE(?3, error_code),
-  error_message = COALESCE(?4, error_message), output_tail = COALESCE(?5, output_tail),
-  finished_at = CASE WHEN ?1 <> 'queued' THEN ?6 END,
+impl Finished {
+    /// Whether the job row changed (else roll back).
+    pub fn job(&self) -> bool {
+        self.status.is_some()
+    }
+}
+
+/// A run that did not succeed while a cancel was requested ends `cancelled` (jobs.md §8: the
+/// request must not be lost to a retry, e.g. `WORKER_LOST`). Evaluated on the row before the
+/// update, like every right-hand side of an `UPDATE`.
+const CANCEL_WINS: &str = "(cancel_requested_at IS NOT NULL AND ?1 <> 'succeeded')";
+
+/// The finishing batch; `{cancel}` is [`CANCEL_WINS`]. A cancelled job keeps no error of an
+/// earlier attempt (`error_code`/`error_message` NULL, jobs.md §8).
+const FINISH_SQL_TEMPLATE: &str = "BEGIN IMMEDIATE;
+UPDATE jobs SET status = CASE WHEN {cancel} THEN 'cancelled' ELSE ?1 END,
+  run_after = CASE WHEN {cancel} THEN NULL ELSE ?2 END,
+  error_code = CASE WHEN {cancel} OR ?1 = 'cancelled' THEN NULL ELSE COALESCE(?3, error_code) END,
+  error_message = CASE WHEN {cancel} OR ?1 = 'cancelled' THEN NULL
+                  ELSE COALESCE(?4, error_message) END,
+  output_tail = COALESCE(?5, output_tail),
+  finished_at = CASE WHEN {cancel} OR ?1 <> 'queued' THEN ?6 END,
   locked_at = NULL, locked_by = NULL, heartbeat_at = NULL, cancel_requested_at = NULL,
   updated_at = ?6
 WHERE id = ?7 AND status = 'running' AND (?8 IS NULL OR locked_by = ?8)
-RETURNING 'job';
-UPDATE audit_logs SET result = ?1 WHERE job_id = ?7 AND result = 'accepted' AND ?1 <> 'queued'
+RETURNING 'job:' || status;
+UPDATE audit_logs SET result = (SELECT status FROM jobs WHERE id = ?7)
+WHERE job_id = ?7 AND result = 'accepted'
+  AND (SELECT status FROM jobs WHERE id = ?7) IN ('succeeded', 'failed', 'cancelled')
 RETURNING 'audit'";
+
+fn finish_sql() -> &'static str {
+    static SQL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    SQL.get_or_init(|| FINISH_SQL_TEMPLATE.replace("{cancel}", CANCEL_WINS))
+}
 
 impl QueueWriter {
     /// The write turn and the connection, with a transaction about to open: the caller's first
@@ -218,7 +244,7 @@ impl QueueWriter {
         f: &Finish<'_>,
     ) -> Result<(WriteTx, Finished), StoreError> {
         let mut tx = self.enter(store).await?;
-        let rows: Vec<String> = sqlx::query_scalar(FINISH_SQL)
+        let rows: Vec<String> = sqlx::query_scalar(finish_sql())
             .bind(f.status)
             .bind(f.run_after)
             .bind(f.error_code)
@@ -230,7 +256,10 @@ impl QueueWriter {
             .fetch_all(&mut *tx)
             .await?;
         let finished = Finished {
-            job: rows.iter().any(|r| r == "job"),
+            status: rows
+                .iter()
+                .find_map(|r| r.strip_prefix("job:"))
+                .map(str::to_string),
             audited: rows.iter().filter(|r| *r == "audit").count() as u64,
         };
         Ok((tx, finished))
@@ -634,7 +663,7 @@ mod tests {
             .finish(&store, "j", Some("other"), &finish("failed", None))
             .await
             .unwrap();
-        assert!(!done.job);
+        assert!(!done.job());
         tx.rollback().await.unwrap();
 
         // A retry leaves the audit row `accepted`.
@@ -642,7 +671,7 @@ mod tests {
             .finish(&store, "j", Some("w"), &finish("queued", Some(T0)))
             .await
             .unwrap();
-        assert!(done.job);
+        assert!(done.job());
         assert_eq!(done.audited, 0);
         tx.commit().await.unwrap();
         assert_eq!(audit_result(&store).await, "accepted");
@@ -655,7 +684,7 @@ mod tests {
             .finish(&store, "j", Some("w"), &finish("failed", None))
             .await
             .unwrap();
-        assert!(done.job);
+        assert!(done.job());
         assert_eq!(done.audited, 1);
         tx.commit().await.unwrap();
         assert_eq!(audit_result(&store).await, "failed");

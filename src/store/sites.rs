@@ -122,10 +122,12 @@ const SITE_SUMMARY: &str = "SELECT s.*,
     (SELECT COUNT(*) FROM environments e WHERE e.site_id = s.id) AS environment_count
   FROM sites s";
 
-/// A site, environment or node row's state, for the live `resource` events (api.md §5).
+/// A site, environment, node or release row's state, for the live `resource` events
+/// (api.md §5). A release's status is its `health_status`; releases have no `state_version`
+/// or `updated_at` column (yet), so they report `1` and `created_at`.
 #[derive(Debug, Clone, FromRow)]
 pub struct ResourceChange {
-    /// `site`, `environment` or `node`.
+    /// `site`, `environment`, `node` or `release`.
     pub resource_type: String,
     pub id: String,
     pub status: String,
@@ -136,7 +138,8 @@ pub struct ResourceChange {
 const RESOURCES: &str =
     "SELECT 'site' AS resource_type, id, status, state_version, updated_at FROM sites
   UNION ALL SELECT 'environment', id, status, state_version, updated_at FROM environments
-  UNION ALL SELECT 'node', id, status, state_version, updated_at FROM nodes";
+  UNION ALL SELECT 'node', id, status, state_version, updated_at FROM nodes
+  UNION ALL SELECT 'release', id, health_status, 1, created_at FROM releases";
 
 impl Store {
     /// Resources whose `updated_at` is at or after `since`, oldest change first.

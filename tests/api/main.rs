@@ -11,6 +11,7 @@ mod e2e_sites;
 mod errors;
 mod events;
 mod helpers;
+mod job_states;
 mod jobs;
 mod migrations;
 mod nodes;

@@ -279,12 +279,30 @@ async fn a_failed_reprovision_leaves_an_active_node_active() {
     let node_id = job_node(&app, &job_id).await;
     app.state.engine.run_until_idle("w").await.unwrap();
     assert_eq!(node(&app, &node_id).await["status"], "active");
-    app.client
+    let r = app
+        .client
         .post(app.url(&format!("/api/nodes/{node_id}/provision")))
         .send()
         .await
         .unwrap();
-    app.state.engine.run_until_idle("w").await.unwrap();
+    assert_eq!(r.status(), 202);
+    let second = r.json::<Value>().await.unwrap()["job_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_ne!(second, job_id);
+    assert_eq!(app.state.engine.run_until_idle("w").await.unwrap(), 1);
+    // The second job really ran (one attempt, the scripted failure) and failed finally.
+    let (_, job) = app.get_json(&format!("/api/jobs/{second}")).await;
+    assert_eq!(
+        (
+            job["status"].as_str(),
+            job["attempt_count"].as_i64(),
+            job["error_code"].as_str()
+        ),
+        (Some("failed"), Some(1), Some("ANSIBLE_SYNTAX_ERROR")),
+        "{job}"
+    );
     assert_eq!(
         node(&app, &node_id).await["status"],
         "active",
