@@ -166,3 +166,309 @@ async fn constraints_reject_bad_rows() {
         "unique slug"
     );
 }
+
+// ---- upgrades: every earlier schema version, holding data, to the current one ------------
+
+const T: &str = "2026-01-01T00:00:00.000Z";
+const UPGRADE_PASSWORD: &str = "upgrade test password";
+
+/// Representative rows in the columns of the first schema (valid at every later version while
+/// migrations only add): every table, every foreign key, the forward references resolved.
+const FIXTURE_0001: &[&str] = &[
+    "INSERT INTO users (id, email, display_name, role, password_hash, is_active, created_at, updated_at)
+     VALUES ('u1', 'admin@example.com', 'Admin', 'admin', 'x', 1, '{T}', '{T}')",
+    "INSERT INTO auth_sessions (id, user_id, session_token, expires_at, created_at)
+     VALUES ('as1', 'u1', 'hash-of-a-token', '2026-01-02T00:00:00.000Z', '{T}')",
+    "INSERT INTO login_attempts (id, email, remote_ip, succeeded, created_at)
+     VALUES ('la1', 'admin@example.com', '203.0.113.7', 0, '{T}')",
+    "INSERT INTO settings (key, value, updated_at) VALUES ('wordpress_source', 'dir:/usr/share/wordpress', '{T}')",
+    "INSERT INTO nodes (id, name, hostname, public_ip, ssh_port, ssh_user, status, is_local, last_seen_at, created_at, updated_at, state_version)
+     VALUES ('n1', 'local', '127.0.0.1', '127.0.0.1', 22, 'root', 'active', 1, '{T}', '{T}', '{T}', 3)",
+    "INSERT INTO nodes (id, name, hostname, ssh_port, ssh_user, status, is_local, created_at, updated_at)
+     VALUES ('n2', 'far', 'far.example.test', 2222, 'deploy', 'provisioning', 0, '{T}', '{T}')",
+    "INSERT INTO sites (id, name, slug, status, created_at, updated_at, state_version)
+     VALUES ('s1', 'Shop', 'shop', 'active', '{T}', '{T}', 4)",
+    "INSERT INTO environments (id, site_id, name, slug, environment_type, status, node_id, promotion_preset, preview_url, created_at, updated_at, state_version)
+     VALUES ('e1', 's1', 'Production', 'production', 'production', 'active', 'n1', 'content-protect', 'http://e1.127-0-0-1.sslip.io', '{T}', '{T}', 2)",
+    "INSERT INTO environments (id, site_id, name, slug, environment_type, status, node_id, source_environment_id, promotion_preset, preview_url, fastcgi_cache_enabled, redis_cache_enabled, created_at, updated_at)
+     VALUES ('e2', 's1', 'Staging', 'staging', 'staging', 'active', 'n1', 'e1', 'commerce-protect', 'http://e2.127-0-0-1.sslip.io', 0, 1, '{T}', '{T}')",
+    "UPDATE sites SET primary_environment_id = 'e1' WHERE id = 's1'",
+    "INSERT INTO jobs (id, job_type, status, site_id, environment_id, node_id, payload_json, attempt_count, max_attempts, started_at, finished_at, output_tail, created_at, updated_at)
+     VALUES ('j1', 'site_create', 'succeeded', 's1', 'e1', 'n1', '{\"release_name\":\"r1\"}', 1, 3, '{T}', '{T}', 'PLAY RECAP', '{T}', '{T}')",
+    "INSERT INTO jobs (id, job_type, status, site_id, environment_id, node_id, payload_json, attempt_count, max_attempts, error_code, error_message, finished_at, created_at, updated_at)
+     VALUES ('j2', 'env_create', 'failed', 's1', 'e2', 'n1', '{}', 3, 3, 'ANSIBLE_HOST_FAILED', 'a task failed', '{T}', '{T}', '{T}')",
+    "INSERT INTO jobs (id, job_type, status, site_id, environment_id, node_id, payload_json, attempt_count, max_attempts, parent_job_id, created_at, updated_at)
+     VALUES ('j3', 'backup_create', 'queued', 's1', 'e1', 'n1', '{}', 0, 3, 'j1', '{T}', '{T}')",
+    "INSERT INTO releases (id, environment_id, source_type, source_ref, path, health_status, notes, job_id, created_at)
+     VALUES ('r1', 'e1', 'upload', 'dir:/usr/share/wordpress', '/var/www/sites/s1/e1/releases/r1', 'unknown', 'WordPress installed', 'j1', '{T}')",
+    "UPDATE environments SET current_release_id = 'r1' WHERE id IN ('e1', 'e2')",
+    "INSERT INTO drift_checks (id, environment_id, promotion_preset, status, db_checksums_json, file_checksums_json, is_baseline, checked_at)
+     VALUES ('d1', 'e2', 'commerce-protect', 'clean', '{}', '{}', 1, '{T}')",
+    "UPDATE environments SET last_drift_check_id = 'd1', drift_status = 'clean', drift_checked_at = '{T}' WHERE id = 'e2'",
+    "INSERT INTO backups (id, environment_id, backup_scope, status, storage_type, storage_path, retention_until, checksum, size_bytes, created_at, completed_at)
+     VALUES ('b1', 'e1', 'full', 'completed', 'local', '/var/backups/b1', '2026-02-01T00:00:00.000Z', 'sha256:00', 1024, '{T}', '{T}')",
+    "INSERT INTO domains (id, environment_id, hostname, tls_status, created_at, updated_at)
+     VALUES ('dm1', 'e1', 'shop.example.com', 'active', '{T}', '{T}')",
+    "UPDATE environments SET primary_domain_id = 'dm1' WHERE id = 'e1'",
+    "INSERT INTO audit_logs (id, user_id, action, resource_type, resource_id, result, job_id, created_at)
+     VALUES ('al1', 'u1', 'site_create', 'site', 's1', 'succeeded', 'j1', '{T}')",
+    "INSERT INTO audit_logs (id, user_id, action, resource_type, resource_id, result, job_id, created_at)
+     VALUES ('al2', 'u1', 'backup_create', 'environment', 'e1', 'accepted', 'j3', '{T}')",
+];
+
+/// Values of the columns later migrations added, by the version that added them: a migration
+/// that adds a column adds a row here so its data is carried through the later upgrades too.
+const FIXTURE_LATER: &[(i64, &str)] = &[(
+    2,
+    "UPDATE nodes SET firewall_status = 'active', provision_warning = 'Fail2Ban unavailable' WHERE id = 'n1'",
+)];
+
+/// The fixture's ids (`'s1'` → a UUID: the API refuses ids of any other shape).
+fn fixture_ids(sql: &str) -> String {
+    let mut out = sql.replace("{T}", T);
+    for (i, id) in FIXTURE_IDS.iter().enumerate() {
+        out = out.replace(&format!("'{id}'"), &format!("'{}'", uuid_of(i)));
+    }
+    out
+}
+
+const FIXTURE_IDS: [&str; 17] = [
+    "u1", "as1", "la1", "n1", "n2", "s1", "e1", "e2", "j1", "j2", "j3", "r1", "d1", "b1", "dm1",
+    "al1", "al2",
+];
+
+fn uuid_of(i: usize) -> String {
+    format!("00000000-0000-4000-8000-{:012x}", i + 1)
+}
+
+fn id(name: &str) -> String {
+    uuid_of(FIXTURE_IDS.iter().position(|n| *n == name).unwrap())
+}
+
+/// A migrator holding only the first `n` embedded migrations.
+fn first_migrations(n: usize) -> sqlx::migrate::Migrator {
+    let all = &pressluft::store::MIGRATOR;
+    sqlx::migrate::Migrator {
+        migrations: std::borrow::Cow::Owned(all.migrations[..n].to_vec()),
+        ignore_missing: false,
+        locking: all.locking,
+        no_tx: all.no_tx,
+    }
+}
+
+/// A path naming fixture rows by their short names (`/sites/s1` → the site's UUID).
+fn fixture_path(path: &str) -> String {
+    path.split('/')
+        .map(|seg| {
+            if FIXTURE_IDS.contains(&seg) {
+                id(seg)
+            } else {
+                seg.to_string()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+/// Every row of every table, in the given columns (those of the older schema), as text.
+async fn snapshot(
+    pool: &sqlx::SqlitePool,
+    columns: &std::collections::BTreeMap<String, Vec<String>>,
+) -> std::collections::BTreeMap<String, Vec<String>> {
+    let mut out = std::collections::BTreeMap::new();
+    for (table, cols) in columns {
+        let expr = cols
+            .iter()
+            .map(|c| format!("quote(\"{c}\")"))
+            .collect::<Vec<_>>()
+            .join(" || '|' || ");
+        let rows: Vec<(String,)> =
+            sqlx::query_as(&format!("SELECT {expr} FROM \"{table}\" ORDER BY rowid"))
+                .fetch_all(pool)
+                .await
+                .unwrap();
+        out.insert(table.clone(), rows.into_iter().map(|(r,)| r).collect());
+    }
+    out
+}
+
+async fn table_columns(pool: &sqlx::SqlitePool) -> std::collections::BTreeMap<String, Vec<String>> {
+    let tables: Vec<(String,)> = sqlx::query_as(
+        "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE '\\_%' ESCAPE '\\' AND name NOT LIKE 'sqlite%'",
+    )
+    .fetch_all(pool)
+    .await
+    .unwrap();
+    let mut out = std::collections::BTreeMap::new();
+    for (t,) in tables {
+        let cols: Vec<(String,)> = sqlx::query_as(&format!(
+            "SELECT name FROM pragma_table_info('{t}') ORDER BY cid"
+        ))
+        .fetch_all(pool)
+        .await
+        .unwrap();
+        out.insert(t, cols.into_iter().map(|(c,)| c).collect());
+    }
+    out
+}
+
+/// Completes every claimed run at once (the upgraded queue must still run jobs).
+struct Succeeds;
+
+impl pressluft::jobs::Runner for Succeeds {
+    fn run<'a>(
+        &'a self,
+        _job: &'a pressluft::store::JobRecord,
+        _ctx: pressluft::jobs::RunContext,
+    ) -> pressluft::jobs::runner::RunFuture<'a> {
+        Box::pin(async {
+            pressluft::jobs::RunOutcome::Succeeded {
+                result: serde_json::json!({}),
+            }
+        })
+    }
+}
+
+#[tokio::test]
+async fn every_earlier_schema_version_holding_data_upgrades_to_the_current_one() {
+    let total = pressluft::store::MIGRATOR.migrations.len();
+    assert!(total >= 2, "nothing to upgrade from");
+    for n in 1..total {
+        let version = pressluft::store::MIGRATOR.migrations[n - 1].version;
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("pressluft.db");
+
+        // The database as release `version` left it, with data.
+        let old = Store::open(&db).await.unwrap();
+        first_migrations(n).run(old.pool()).await.unwrap();
+        for sql in FIXTURE_0001 {
+            sqlx::query(&fixture_ids(sql))
+                .execute(old.pool())
+                .await
+                .unwrap_or_else(|e| panic!("v{version}: {sql}: {e}"));
+        }
+        for (since, sql) in FIXTURE_LATER {
+            if *since <= version {
+                sqlx::query(&fixture_ids(sql))
+                    .execute(old.pool())
+                    .await
+                    .unwrap();
+            }
+        }
+        let columns = table_columns(old.pool()).await;
+        let before = snapshot(old.pool(), &columns).await;
+        old.close().await;
+
+        // The current binary starts on it: the rest of the migrations apply at start-up.
+        let runner: std::sync::Arc<dyn pressluft::jobs::Runner> = std::sync::Arc::new(Succeeds);
+        let config = pressluft::config::Config::for_tests(dir.path());
+        let clock = pressluft::clock::ManualClock::starting_now();
+        let app = pressluft::startup::Application::build_with_runner(
+            config,
+            std::sync::Arc::new(clock.clone()),
+            Some(runner),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("v{version}: start-up on the old database: {e:#}"));
+        let addr = app.local_addr();
+        let state = app.state().clone();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(app.run(async move {
+            let _ = stopped.await;
+        }));
+        let store = &state.store;
+        let (applied,): (i64,) =
+            sqlx::query_as("SELECT COUNT(*) FROM _sqlx_migrations WHERE success = 1")
+                .fetch_one(store.pool())
+                .await
+                .unwrap();
+        assert_eq!(
+            applied as usize, total,
+            "v{version}: every migration applied"
+        );
+
+        // Data intact: every row of the old schema, every old column, unchanged.
+        let after = snapshot(store.pool(), &columns).await;
+        assert_eq!(before, after, "v{version}: data changed by the upgrade");
+        for (since, _) in FIXTURE_LATER {
+            if *since <= version {
+                let node = store.get_node(&id("n1")).await.unwrap().unwrap();
+                assert_eq!(
+                    node.firewall_status.as_deref(),
+                    Some("active"),
+                    "v{version}"
+                );
+            }
+        }
+
+        // The product's queries work on it: through the API and the dashboard…
+        pressluft::auth::Auth::new(store.clone(), std::sync::Arc::new(clock.clone()))
+            .set_password("admin@example.com", UPGRADE_PASSWORD)
+            .await
+            .unwrap();
+        let client = crate::helpers::client();
+        let base = format!("http://{addr}");
+        let r = client
+            .post(format!("{base}/api/login"))
+            .json(&serde_json::json!({"email": "admin@example.com", "password": UPGRADE_PASSWORD}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "v{version}: login");
+        let get = |path: &str| {
+            let client = client.clone();
+            let path = fixture_path(path);
+            let url = format!("{base}{path}");
+            async move {
+                let r = client.get(&url).send().await.unwrap();
+                assert_eq!(r.status(), 200, "v{version}: GET {path}");
+                r.text().await.unwrap()
+            }
+        };
+        let jobs: serde_json::Value = serde_json::from_str(&get("/api/jobs").await).unwrap();
+        assert_eq!(jobs.as_array().unwrap().len(), 3, "v{version}: {jobs}");
+        let sites: serde_json::Value = serde_json::from_str(&get("/api/sites").await).unwrap();
+        assert_eq!(
+            sites[0]["primary_environment_id"],
+            id("e1").as_str(),
+            "v{version}"
+        );
+        let releases: serde_json::Value =
+            serde_json::from_str(&get("/api/environments/e1/releases").await).unwrap();
+        assert_eq!(
+            releases[0]["source_ref"], "dir:/usr/share/wordpress",
+            "v{version}"
+        );
+        let nodes: serde_json::Value = serde_json::from_str(&get("/api/nodes").await).unwrap();
+        assert_eq!(nodes.as_array().unwrap().len(), 2, "v{version}");
+        for path in [
+            "/api/nodes/n1",
+            "/api/sites/s1",
+            "/api/sites/s1/environments",
+            "/api/environments/e2",
+            "/api/jobs/j2",
+            "/api/metrics",
+            "/api/audit-logs",
+            "/_admin/settings",
+            "/sites",
+            "/sites/s1",
+            "/environments/e2",
+            "/jobs",
+            "/nodes",
+            "/audit",
+        ] {
+            get(path).await;
+        }
+        // …and the queue: the queued job is claimed and runs, its audit row completes.
+        assert_eq!(
+            state.engine.run_until_idle("w").await.unwrap(),
+            1,
+            "v{version}"
+        );
+        let j3 = store.get_job(&id("j3")).await.unwrap().unwrap();
+        assert_eq!(j3.status, "succeeded", "v{version}");
+        let changes = store.resources_changed_since("", 100).await.unwrap();
+        assert!(changes.iter().any(|c| c.id == id("r1")), "v{version}");
+        let _ = stop.send(());
+    }
+}
