@@ -211,28 +211,204 @@ async fn password_change_revokes_sessions() {
     assert_eq!(r.status(), 200);
 }
 
+/// Routes anyone may call: the health check, logging in, the login page and static assets.
+const PUBLIC_ROUTES: [(&str, &str); 5] = [
+    ("GET", "/healthz"),
+    ("POST", "/api/login"),
+    ("GET", "/login"),
+    ("POST", "/login"),
+    ("GET", "/assets/{*path}"),
+];
+
+/// The routers and the prefix each is mounted at (`src/http/mod.rs` composes exactly these).
+const ROUTER_SOURCES: [(&str, &str); 4] = [
+    ("src/http/mod.rs", ""),
+    ("src/api/mod.rs", "/api"),
+    ("src/api/admin_settings.rs", "/_admin"),
+    ("src/ui/mod.rs", ""),
+];
+
+/// `(METHOD, path)` of every `.route(…)` registered in a router's source: the path literal and
+/// each method router (`get(…)`, `.post(…)`, …) at the call's top level.
+fn routes_in_source(source: &str, prefix: &str) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    let mut rest = source;
+    while let Some(at) = rest.find(".route(") {
+        let call = &rest[at + ".route(".len()..];
+        let (mut depth, mut end) = (1usize, 0usize);
+        for (i, c) in call.char_indices() {
+            match c {
+                '(' => depth += 1,
+                ')' => depth -= 1,
+                _ => {}
+            }
+            if depth == 0 {
+                end = i;
+                break;
+            }
+        }
+        let args = &call[..end];
+        let path = args.split('"').nth(1).expect("a path literal");
+        let path = if path == "/" && !prefix.is_empty() {
+            prefix.to_string()
+        } else {
+            format!("{prefix}{path}")
+        };
+        // Method routers at depth 0 of the arguments.
+        let mut depth = 0usize;
+        let mut ident = String::new();
+        for c in args.chars() {
+            match c {
+                '(' => {
+                    if depth == 0 {
+                        let m = ident.trim_start_matches('.');
+                        if ["get", "post", "put", "patch", "delete"].contains(&m) {
+                            out.push((m.to_uppercase(), path.clone()));
+                        }
+                    }
+                    depth += 1;
+                    ident.clear();
+                }
+                ')' => {
+                    depth -= 1;
+                    ident.clear();
+                }
+                c if c.is_alphanumeric() || c == '_' || c == '.' => ident.push(c),
+                _ => ident.clear(),
+            }
+        }
+        rest = &call[end..];
+    }
+    out
+}
+
+/// `(METHOD, path)` of every operation in the served OpenAPI document (its paths are relative
+/// to the `/api` server).
+fn operations_in_document(yaml: &str) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    let mut in_paths = false;
+    let mut path = String::new();
+    for line in yaml.lines() {
+        if !line.starts_with(' ') {
+            in_paths = line == "paths:";
+            continue;
+        }
+        if !in_paths {
+            continue;
+        }
+        if let Some(p) = line.strip_prefix("  /") {
+            path = format!("/api/{}", p.trim_end_matches(':'));
+        } else if let Some(m) = line.strip_prefix("    ") {
+            let m = m.trim_end_matches(':');
+            if ["get", "post", "put", "patch", "delete"].contains(&m) {
+                out.push((m.to_uppercase(), path.clone()));
+            }
+        }
+    }
+    out
+}
+
 #[tokio::test]
 async fn every_protected_endpoint_requires_a_session() {
     let app = spawn_app().await;
-    let c = client();
-    let id = uuid::Uuid::new_v4();
-    let gets = [
-        "/api/jobs".to_string(),
-        format!("/api/jobs/{id}"),
-        "/api/metrics".to_string(),
-        "/api/events".to_string(),
-        "/api/openapi.yaml".to_string(),
-    ];
-    for path in gets {
-        let r = c.get(app.url(&path)).send().await.unwrap();
-        assert_error(r, 401, "unauthorized").await;
+    // Every route: the served OpenAPI document's operations and every route the routers
+    // register, so a new route cannot be forgotten here.
+    app.login().await;
+    let document = app.get("/api/openapi.yaml").await.text().await.unwrap();
+    let mut routes = operations_in_document(&document);
+    assert!(routes.len() >= 20, "{routes:?}");
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let composition = std::fs::read_to_string(root.join("src/http/mod.rs")).unwrap();
+    assert_eq!(
+        (
+            composition.matches(".nest(").count(),
+            composition.matches(".merge(").count()
+        ),
+        (2, 1),
+        "src/http/mod.rs mounts another router: add it to ROUTER_SOURCES"
+    );
+    for (file, prefix) in ROUTER_SOURCES {
+        let source = std::fs::read_to_string(root.join(file)).unwrap();
+        let found = routes_in_source(&source, prefix);
+        assert!(!found.is_empty(), "no routes found in {file}");
+        routes.extend(found);
     }
-    let r = c.post(app.url("/api/logout")).send().await.unwrap();
-    assert_error(r, 401, "unauthorized").await;
-    // And the health check is public.
+    routes.sort();
+    routes.dedup();
+    for (method, path) in &routes {
+        let in_document =
+            operations_in_document(&document).contains(&(method.clone(), path.clone()));
+        assert!(
+            !path.starts_with("/api/") || in_document || path == "/api/openapi.yaml",
+            "{method} {path} is routed but not in the OpenAPI document"
+        );
+    }
+
+    let c = client();
+    let id = uuid::Uuid::new_v4().to_string();
+    let mut checked = 0;
+    for (method, path) in &routes {
+        if PUBLIC_ROUTES.contains(&(method.as_str(), path.as_str())) {
+            continue;
+        }
+        let concrete = path.replace("{id}", &id).replace("{*path}", "app.css");
+        assert!(!concrete.contains('{'), "unknown parameter in {path}");
+        let url = app.url(&concrete);
+        let req = match method.as_str() {
+            "GET" => c.get(&url),
+            "POST" => c.post(&url),
+            "PUT" => c.put(&url),
+            "PATCH" => c.patch(&url),
+            "DELETE" => c.delete(&url),
+            other => panic!("{other}"),
+        };
+        // A body of the right kind, so only the missing session can refuse it.
+        let api = concrete.starts_with("/api/") || concrete.starts_with("/_admin/");
+        let req = if method == "GET" {
+            req
+        } else if api {
+            req.json(&json!({}))
+        } else {
+            req.header("content-type", "application/x-www-form-urlencoded")
+                .body("csrf_token=x")
+        };
+        let r = req.send().await.unwrap();
+        if api {
+            assert_eq!(r.status(), 401, "{method} {path}");
+            let body: Value = r.json().await.unwrap();
+            assert_eq!(body["code"], "unauthorized", "{method} {path}: {body}");
+        } else {
+            assert!(
+                r.status().is_redirection(),
+                "{method} {path}: {} instead of a redirect to the login page",
+                r.status()
+            );
+            let location = r.headers()["location"].to_str().unwrap();
+            assert!(
+                location.starts_with("/login"),
+                "{method} {path} redirects to {location}"
+            );
+        }
+        checked += 1;
+    }
+    assert!(
+        checked >= 35,
+        "only {checked} protected routes found: {routes:?}"
+    );
+
+    // The public ones answer without a session.
     let r = c.get(app.url("/healthz")).send().await.unwrap();
     assert_eq!(r.status(), 200);
     assert_eq!(r.json::<Value>().await.unwrap(), json!({"status": "ok"}));
+    assert_eq!(c.get(app.url("/login")).send().await.unwrap().status(), 200);
+    assert_eq!(
+        c.get(app.url("/assets/app.css"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
 }
 
 #[tokio::test]
