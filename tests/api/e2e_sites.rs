@@ -183,7 +183,12 @@ pub async fn sites_on_this_machine(app: &TestApp) {
         format!("pl_{}", &prod_id[..8]),
         format!("pl_{}", &staging_id[..8]),
     );
-    let pool_users = run("ps", &["-o", "user:32=", "-C", "php-fpm8.2"]);
+    // The node's PHP version (Debian 12: 8.2, Ubuntu 24.04: 8.3), as the playbooks choose it.
+    let php = run(
+        "php",
+        &["-r", "echo PHP_MAJOR_VERSION, '.', PHP_MINOR_VERSION;"],
+    );
+    let pool_users = run("ps", &["-o", "user:32=", "-C", &format!("php-fpm{php}")]);
     assert!(
         pool_users.lines().any(|u| u.trim() == prod_user),
         "PHP runs as {prod_user}: {pool_users}"
@@ -200,7 +205,8 @@ pub async fn sites_on_this_machine(app: &TestApp) {
     }
     for env in [&prod_id, &staging_id] {
         assert!(
-            std::path::Path::new(&format!("/etc/php/8.2/fpm/pool.d/pressluft-{env}.conf")).exists(),
+            std::path::Path::new(&format!("/etc/php/{php}/fpm/pool.d/pressluft-{env}.conf"))
+                .exists(),
             "own pool for {env}"
         );
     }
