@@ -77,17 +77,23 @@ impl From<&JobRecord> for JobStatusResponse {
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct JobsQuery {
-    /// `queued`, `running`, `succeeded`, `failed` or `cancelled`.
+    #[param(schema_with = crate::api::schema::query_job_status)]
     pub status: Option<String>,
-    /// A job type of the registry, e.g. `node_provision`.
+    #[param(schema_with = crate::api::schema::query_job_type)]
     pub job_type: Option<String>,
+    #[param(schema_with = crate::api::schema::query_uuid)]
     pub site_id: Option<String>,
+    #[param(schema_with = crate::api::schema::query_uuid)]
     pub environment_id: Option<String>,
+    #[param(schema_with = crate::api::schema::query_uuid)]
     pub node_id: Option<String>,
+    #[param(schema_with = crate::api::schema::query_uuid)]
     pub parent_job_id: Option<String>,
-    /// 1–500, default 100.
+    #[param(schema_with = crate::api::schema::query_limit)]
     pub limit: Option<String>,
-    /// Only jobs older than the job with this id (cursor of the next page).
+    /// Only jobs older than the job with this id (cursor of the next page); an id no job has
+    /// is `404 not_found` naming `before`.
+    #[param(schema_with = crate::api::schema::query_uuid)]
     pub before: Option<String>,
 }
 
@@ -118,10 +124,7 @@ impl JobsQuery {
             .transpose()?;
         let limit = match nonempty(self.limit) {
             None => DEFAULT_LIMIT,
-            Some(s) => s
-                .parse::<i64>()
-                .ok()
-                .filter(|n| (1..=MAX_LIMIT).contains(n))
+            Some(s) => parse_limit(&s)
                 .ok_or_else(|| ApiError::field("limit", "must be an integer from 1 to 500"))?,
         };
         let before = match id("before", self.before)? {
@@ -130,7 +133,13 @@ impl JobsQuery {
                 store
                     .job_position(&job_id)
                     .await?
-                    .ok_or_else(|| ApiError::field("before", "no job has this id"))?,
+                    .ok_or_else(|| {
+                        ApiError::new(
+                            super::error::ErrorCode::NotFound,
+                            "before: no job has this id",
+                        )
+                        .with_details(serde_json::json!({ "fields": { "before": "no job has this id" } }))
+                    })?,
             ),
         };
         Ok(JobFilter {
@@ -146,6 +155,15 @@ impl JobsQuery {
     }
 }
 
+/// A page size as `api::schema::LIMIT_OR_EMPTY` states it: plain decimal digits without a
+/// leading zero or sign, 1 to 500.
+pub fn parse_limit(s: &str) -> Option<i64> {
+    if s.is_empty() || s.len() > 3 || s.starts_with('0') || !s.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    s.parse::<i64>().ok().filter(|n| (1..=MAX_LIMIT).contains(n))
+}
+
 /// Lists jobs, newest first.
 #[utoipa::path(
     get, path = "/jobs", tag = "jobs",
@@ -154,6 +172,7 @@ impl JobsQuery {
         (status = 200, body = [JobStatusResponse]),
         (status = 400, description = "Invalid filter; `details.fields` names it", body = ErrorBody),
         (status = 401, body = ErrorBody),
+        (status = 404, description = "`before` names no job", body = ErrorBody),
     )
 )]
 pub async fn list_jobs(
@@ -169,7 +188,7 @@ pub async fn list_jobs(
 /// One job.
 #[utoipa::path(
     get, path = "/jobs/{id}", tag = "jobs",
-    params(("id" = String, Path, description = "Job id (UUID)")),
+    params(crate::api::schema::IdPath),
     responses(
         (status = 200, body = JobStatusResponse),
         (status = 400, description = "Malformed id", body = ErrorBody),
@@ -202,7 +221,7 @@ pub struct JobControlResponse {
 /// SIGKILL after 10 s); waits up to 15 s for it to stop. No rollback is attempted.
 #[utoipa::path(
     post, path = "/jobs/{id}/cancel", tag = "jobs",
-    params(("id" = String, Path, description = "Job id (UUID)")),
+    params(crate::api::schema::IdPath),
     responses(
         (status = 200, body = JobControlResponse),
         (status = 400, body = ErrorBody),
@@ -233,7 +252,7 @@ pub async fn cancel_job(
 /// The job's full output log (`text/plain`); the stored tail when the log file is gone.
 #[utoipa::path(
     get, path = "/jobs/{id}/output", tag = "jobs",
-    params(("id" = String, Path, description = "Job id (UUID)")),
+    params(crate::api::schema::IdPath),
     responses(
         (status = 200, description = "Output as plain text", content_type = "text/plain", body = String),
         (status = 400, body = ErrorBody),
