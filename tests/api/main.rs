@@ -17,3 +17,4 @@ mod nodes;
 mod openapi;
 mod queue;
 mod sites;
+mod test_guard;
