@@ -15,29 +15,41 @@ use crate::store::{JobFilter, JobRecord, Store};
 /// A job as clients see it (payload and output are not part of it).
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct JobStatusResponse {
+    #[schema(format = "uuid")]
     pub id: String,
     pub job_type: JobType,
     pub status: JobStatus,
     /// Null for global jobs such as `node_provision`.
+    #[schema(format = "uuid")]
     pub site_id: Option<String>,
+    #[schema(format = "uuid")]
     pub environment_id: Option<String>,
+    #[schema(format = "uuid")]
     pub node_id: String,
     pub attempt_count: i64,
     pub max_attempts: i64,
     /// Not claimable before this time (retry backoff); null = now.
+    #[schema(format = "date-time")]
     pub run_after: Option<String>,
+    #[schema(format = "date-time")]
     pub locked_at: Option<String>,
     /// `<hostname>:<pid>/<worker index>` of the worker running it.
     pub locked_by: Option<String>,
+    #[schema(format = "date-time")]
     pub started_at: Option<String>,
+    #[schema(format = "date-time")]
     pub finished_at: Option<String>,
     pub error_code: Option<String>,
     pub error_message: Option<String>,
     /// The job this one follows up (health check → gated job, rollback → health check).
+    #[schema(format = "uuid")]
     pub parent_job_id: Option<String>,
     /// Set while a cancel of a running job is pending.
+    #[schema(format = "date-time")]
     pub cancel_requested_at: Option<String>,
+    #[schema(format = "date-time")]
     pub created_at: String,
+    #[schema(format = "date-time")]
     pub updated_at: String,
 }
 

@@ -16,6 +16,7 @@ use crate::store::nodes::NodeRecord;
 /// A managed server.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct Node {
+    #[schema(format = "uuid")]
     pub id: String,
     pub name: String,
     /// SSH target: IP literal or DNS name.
@@ -28,13 +29,16 @@ pub struct Node {
     pub status: String,
     /// The control-plane host itself.
     pub is_local: bool,
+    #[schema(format = "date-time")]
     pub last_seen_at: Option<String>,
     /// What the last successful provisioning found about the firewall; null before.
     #[schema(value_type = Option<crate::domain::FirewallStatus>)]
     pub firewall_status: Option<String>,
     /// Sentences from the last provisioning worth attention (e.g. firewall unavailable).
     pub provision_warning: Option<String>,
+    #[schema(format = "date-time")]
     pub created_at: String,
+    #[schema(format = "date-time")]
     pub updated_at: String,
     pub state_version: i64,
 }
@@ -74,6 +78,7 @@ impl From<NodeError> for ApiError {
 /// `202 {"job_id"}`.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct JobAccepted {
+    #[schema(format = "uuid")]
     pub job_id: String,
 }
 

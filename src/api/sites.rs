@@ -18,14 +18,18 @@ use crate::store::sites::{EnvironmentRecord, ReleaseRecord, SiteRecord};
 /// A WordPress site.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct Site {
+    #[schema(format = "uuid")]
     pub id: String,
     pub name: String,
     pub slug: String,
     #[schema(value_type = crate::domain::SiteStatus)]
     pub status: String,
     /// The production environment.
+    #[schema(format = "uuid")]
     pub primary_environment_id: Option<String>,
+    #[schema(format = "date-time")]
     pub created_at: String,
+    #[schema(format = "date-time")]
     pub updated_at: String,
     pub state_version: i64,
 }
@@ -48,7 +52,9 @@ impl From<SiteRecord> for Site {
 /// One deployable copy of a site on one node.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct Environment {
+    #[schema(format = "uuid")]
     pub id: String,
+    #[schema(format = "uuid")]
     pub site_id: String,
     pub name: String,
     pub slug: String,
@@ -56,22 +62,30 @@ pub struct Environment {
     pub environment_type: String,
     #[schema(value_type = crate::domain::SiteStatus)]
     pub status: String,
+    #[schema(format = "uuid")]
     pub node_id: String,
     /// The environment this one was copied from (staging/clone).
+    #[schema(format = "uuid")]
     pub source_environment_id: Option<String>,
     #[schema(value_type = crate::domain::PromotionPreset)]
     pub promotion_preset: String,
     /// Generated at creation, immutable.
     pub preview_url: String,
+    #[schema(format = "uuid")]
     pub primary_domain_id: Option<String>,
+    #[schema(format = "uuid")]
     pub current_release_id: Option<String>,
     #[schema(value_type = crate::domain::DriftStatus)]
     pub drift_status: String,
+    #[schema(format = "date-time")]
     pub drift_checked_at: Option<String>,
+    #[schema(format = "uuid")]
     pub last_drift_check_id: Option<String>,
     pub fastcgi_cache_enabled: bool,
     pub redis_cache_enabled: bool,
+    #[schema(format = "date-time")]
     pub created_at: String,
+    #[schema(format = "date-time")]
     pub updated_at: String,
     pub state_version: i64,
 }
@@ -106,7 +120,9 @@ impl From<EnvironmentRecord> for Environment {
 /// An immutable release directory on the environment's node.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct Release {
+    #[schema(format = "uuid")]
     pub id: String,
+    #[schema(format = "uuid")]
     pub environment_id: String,
     #[schema(value_type = crate::domain::ReleaseSourceType)]
     pub source_type: String,
@@ -117,7 +133,9 @@ pub struct Release {
     pub health_status: String,
     pub notes: Option<String>,
     /// The job that built it.
+    #[schema(format = "uuid")]
     pub job_id: Option<String>,
+    #[schema(format = "date-time")]
     pub created_at: String,
 }
 

@@ -9,7 +9,9 @@ use super::{Store, StoreError};
 /// An `audit_logs` row with the acting user's e-mail.
 #[derive(Debug, Clone, FromRow, Serialize, ToSchema)]
 pub struct AuditRecord {
+    #[schema(format = "uuid")]
     pub id: String,
+    #[schema(format = "uuid")]
     pub user_id: String,
     /// E-mail of `user_id`.
     pub user_email: String,
@@ -21,7 +23,9 @@ pub struct AuditRecord {
     pub resource_id: String,
     /// `accepted`, `succeeded`, `failed`, `cancelled` or `rejected`.
     pub result: String,
+    #[schema(format = "uuid")]
     pub job_id: Option<String>,
+    #[schema(format = "date-time")]
     pub created_at: String,
 }
 
