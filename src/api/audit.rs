@@ -48,7 +48,8 @@ impl AuditQuery {
         }
         let limit = match self.limit.filter(|s| !s.is_empty()) {
             None => 100,
-            Some(s) => super::jobs::parse_limit(&s).ok_or_else(|| ApiError::field("limit", "must be an integer from 1 to 500"))?,
+            Some(s) => super::jobs::parse_limit(&s)
+                .ok_or_else(|| ApiError::field("limit", "must be an integer from 1 to 500"))?,
         };
         Ok((
             resource_type,

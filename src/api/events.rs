@@ -46,7 +46,7 @@ pub struct EndEvent {}
 #[derive(Debug, Clone, Serialize, ToSchema)]
 #[serde(tag = "event", content = "data", rename_all = "snake_case")]
 pub enum EventsMessage {
-    Job(JobStatusResponse),
+    Job(Box<JobStatusResponse>),
     Resource(ResourceEvent),
 }
 
@@ -55,7 +55,7 @@ pub enum EventsMessage {
 #[derive(Debug, Clone, Serialize, ToSchema)]
 #[serde(tag = "event", content = "data", rename_all = "snake_case")]
 pub enum JobEventsMessage {
-    Job(JobStatusResponse),
+    Job(Box<JobStatusResponse>),
     Output(OutputEvent),
     End(EndEvent),
 }
@@ -89,15 +89,17 @@ pub async fn events(
     let stream = BroadcastStream::new(state.events.subscribe())
         .filter_map(|item| async move {
             match item {
-                Ok(Event::Job(job)) => Some(Ok(frame(&EventsMessage::Job(
+                Ok(Event::Job(job)) => Some(Ok(frame(&EventsMessage::Job(Box::new(
                     JobStatusResponse::from(job.as_ref()),
-                )))),
-                Ok(Event::Resource(r)) => Some(Ok(frame(&EventsMessage::Resource(ResourceEvent {
-                    resource_type: r.resource_type.clone(),
-                    id: r.id.clone(),
-                    status: r.status.clone(),
-                    state_version: r.state_version,
-                })))),
+                ))))),
+                Ok(Event::Resource(r)) => {
+                    Some(Ok(frame(&EventsMessage::Resource(ResourceEvent {
+                        resource_type: r.resource_type.clone(),
+                        id: r.id.clone(),
+                        status: r.status.clone(),
+                        state_version: r.state_version,
+                    }))))
+                }
                 // A slow client missed events; it keeps the stream and sees the next ones.
                 Err(_) => None,
             }
@@ -121,7 +123,9 @@ struct JobStream {
 }
 
 fn job_event(job: &crate::store::JobRecord) -> SseEvent {
-    frame(&JobEventsMessage::Job(JobStatusResponse::from(job)))
+    frame(&JobEventsMessage::Job(Box::new(JobStatusResponse::from(
+        job,
+    ))))
 }
 
 fn output_event(line: &str) -> SseEvent {

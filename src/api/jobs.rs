@@ -141,18 +141,13 @@ impl JobsQuery {
         };
         let before = match id("before", self.before)? {
             None => None,
-            Some(job_id) => Some(
-                store
-                    .job_position(&job_id)
-                    .await?
-                    .ok_or_else(|| {
-                        ApiError::new(
-                            super::error::ErrorCode::NotFound,
-                            "before: no job has this id",
-                        )
-                        .with_details(serde_json::json!({ "fields": { "before": "no job has this id" } }))
-                    })?,
-            ),
+            Some(job_id) => Some(store.job_position(&job_id).await?.ok_or_else(|| {
+                ApiError::new(
+                    super::error::ErrorCode::NotFound,
+                    "before: no job has this id",
+                )
+                .with_details(serde_json::json!({ "fields": { "before": "no job has this id" } }))
+            })?),
         };
         Ok(JobFilter {
             status,
@@ -173,7 +168,9 @@ pub fn parse_limit(s: &str) -> Option<i64> {
     if s.is_empty() || s.len() > 3 || s.starts_with('0') || !s.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
-    s.parse::<i64>().ok().filter(|n| (1..=MAX_LIMIT).contains(n))
+    s.parse::<i64>()
+        .ok()
+        .filter(|n| (1..=MAX_LIMIT).contains(n))
 }
 
 /// Lists jobs, newest first.

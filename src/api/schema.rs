@@ -141,7 +141,11 @@ pub fn public_ip() -> Schema {
                 .schema_type(Type::String)
                 .format(Some(SchemaFormat::KnownFormat(KnownFormat::Ipv4))),
         )
-        .item(ObjectBuilder::new().schema_type(Type::String).max_length(Some(0)))
+        .item(
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .max_length(Some(0)),
+        )
         .item(ObjectBuilder::new().schema_type(Type::Null))
         .description(Some("Public IPv4; null or empty = none"))
         .into()
@@ -190,12 +194,9 @@ pub fn source_environment_id() -> Schema {
 
 /// A login e-mail: what `Email::parse` accepts, at most 254 characters.
 pub fn login_email() -> Schema {
-    string(
-        LOGIN_EMAIL,
-        "The admin's e-mail address (case-insensitive)",
-    )
-    .max_length(Some(254))
-    .into()
+    string(LOGIN_EMAIL, "The admin's e-mail address (case-insensitive)")
+        .max_length(Some(254))
+        .into()
 }
 
 /// `local@domain` in printable ASCII, domain labels non-empty. `Email::parse` accepts more

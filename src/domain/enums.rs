@@ -257,8 +257,10 @@ mod tests {
     fn schemas_list_the_wire_values() {
         fn check<T: utoipa::PartialSchema + Serialize + 'static>(all: &[T]) {
             let schema = serde_json::to_value(T::schema()).unwrap();
-            let wire: Vec<serde_json::Value> =
-                all.iter().map(|v| serde_json::to_value(v).unwrap()).collect();
+            let wire: Vec<serde_json::Value> = all
+                .iter()
+                .map(|v| serde_json::to_value(v).unwrap())
+                .collect();
             assert_eq!(schema["enum"], serde_json::Value::Array(wire), "{schema}");
             assert_eq!(schema["type"], "string");
         }

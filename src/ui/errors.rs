@@ -42,7 +42,10 @@ pub async fn html_errors(req: Request, next: Next) -> Response {
     let page = ErrorPage {
         status: status.as_u16(),
         title: status.canonical_reason().unwrap_or("Error").to_string(),
-        code: error["code"].as_str().unwrap_or("internal_error").to_string(),
+        code: error["code"]
+            .as_str()
+            .unwrap_or("internal_error")
+            .to_string(),
         message: error["message"]
             .as_str()
             .unwrap_or("Something went wrong.")

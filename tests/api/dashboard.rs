@@ -620,21 +620,44 @@ async fn node_page_shows_details_history_last_failure_and_firewall() {
     f.site_id = Some(&site);
     let site_job = app.insert_job(f).await;
 
-    let list = c.get(app.url("/nodes")).send().await.unwrap().text().await.unwrap();
-    assert!(list.contains(&format!("href=\"/nodes/{node}\"")), "linked from the list");
+    let list = c
+        .get(app.url("/nodes"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        list.contains(&format!("href=\"/nodes/{node}\"")),
+        "linked from the list"
+    );
 
-    let r = c.get(app.url(&format!("/nodes/{node}"))).send().await.unwrap();
+    let r = c
+        .get(app.url(&format!("/nodes/{node}")))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200);
     let html = r.text().await.unwrap();
     assert!(html.contains("alpha"));
-    assert!(html.contains("sse-connect=\"/ui/events?view=node&amp;id="), "live");
-    assert!(html.contains("unavailable: the kernel refused the firewall"), "{html}");
+    assert!(
+        html.contains("sse-connect=\"/ui/events?view=node&amp;id="),
+        "live"
+    );
+    assert!(
+        html.contains("unavailable: the kernel refused the firewall"),
+        "{html}"
+    );
     assert!(html.contains("The kernel refused nftables."));
     assert!(html.contains("data-test=\"node-last-failure\""));
     assert!(html.contains("NODE_UNREACHABLE"));
     assert!(html.contains("ssh: connect to host refused"));
     for id in [&ok, &failed] {
-        assert!(html.contains(&format!("data-job-id=\"{id}\"")), "history lists {id}");
+        assert!(
+            html.contains(&format!("data-job-id=\"{id}\"")),
+            "history lists {id}"
+        );
     }
     for id in [&elsewhere, &site_job] {
         assert!(!html.contains(&format!("data-job-id=\"{id}\"")), "not {id}");
@@ -723,7 +746,11 @@ async fn dashboard_errors_are_html_pages() {
         .execute(app.store.pool())
         .await
         .unwrap();
-    let r = c.get(app.url(&format!("/nodes/{node}"))).send().await.unwrap();
+    let r = c
+        .get(app.url(&format!("/nodes/{node}")))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 500);
     assert!(r.headers()["content-type"]
         .to_str()
@@ -731,7 +758,10 @@ async fn dashboard_errors_are_html_pages() {
         .starts_with("text/html"));
     let html = r.text().await.unwrap();
     assert!(html.contains("data-test=\"error-page\"") && html.contains(">internal_error<"));
-    assert!(!html.contains("jobs_gone") && !html.contains("no such table"), "{html}");
+    assert!(
+        !html.contains("jobs_gone") && !html.contains("no such table"),
+        "{html}"
+    );
 
     // The API under the same session keeps its JSON errors.
     let r = c

@@ -93,10 +93,7 @@ async fn the_test_command_refuses_a_real_installation() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(3), "{stderr}");
     assert!(
-        stderr.contains(&format!(
-            "{} holds 1 admin, 1 node, 3 sites",
-            db.display()
-        )),
+        stderr.contains(&format!("{} holds 1 admin, 1 node, 3 sites", db.display())),
         "names what it found: {stderr}"
     );
     assert!(
@@ -110,11 +107,16 @@ async fn the_test_command_refuses_a_real_installation() {
     assert!(db.exists());
 
     // scripts/test refuses before it changes anything: its first command is the guard.
-    let test = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/test"))
-        .unwrap();
+    let test =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/test")).unwrap();
     let first = test
         .lines()
-        .find(|l| !l.starts_with('#') && !l.trim().is_empty() && !l.starts_with("set ") && !l.starts_with("cd "))
+        .find(|l| {
+            !l.starts_with('#')
+                && !l.trim().is_empty()
+                && !l.starts_with("set ")
+                && !l.starts_with("cd ")
+        })
         .unwrap();
     assert_eq!(first, "./scripts/refuse-real-installation scripts/test");
     // And the installer check refuses before it removes anything.
@@ -137,7 +139,11 @@ async fn no_installation_or_the_install_checks_own_one_is_not_refused() {
     let db = install(root.path(), "admin@install.test");
     add_node_and_sites(&db, 0).await;
     let out = guard(root.path(), false);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 
     // A site on it makes it someone's installation.
     add_node_and_sites_only_sites(&db).await;
