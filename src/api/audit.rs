@@ -75,3 +75,15 @@ pub async fn list_audit_logs(
             .await?,
     ))
 }
+
+#[cfg(test)]
+mod tests {
+    /// The filter's values are the documented enum's.
+    #[test]
+    fn resource_types_are_the_enum_values() {
+        assert_eq!(
+            super::RESOURCE_TYPES.as_slice(),
+            crate::domain::AuditResourceType::VALUES
+        );
+    }
+}

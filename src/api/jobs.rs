@@ -223,6 +223,7 @@ pub async fn get_job(
 pub struct JobControlResponse {
     pub success: bool,
     /// The job's status after the request: `cancelled`, or `running` while it is still stopping.
+    #[schema(value_type = JobStatus)]
     pub status: String,
 }
 

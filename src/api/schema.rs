@@ -1,7 +1,8 @@
 //! Schemas of input the OpenAPI document describes more precisely than a Rust type can: the
-//! patterns, lengths and formats the server enforces. Each constant here is checked against the
-//! server's own validation in the tests below, so the document cannot promise more or less than
-//! the server accepts (a fuzzer generates requests from it; see `scripts/fuzz-api`).
+//! patterns, lengths and formats the server enforces. The server's checks follow these
+//! constants (`parse_uuid`, `parse_limit`, `domain::parse_name`, `sites::is_slug`,
+//! `nodes::is_dns_name`, …); `scripts/fuzz-api` generates valid and invalid requests from the
+//! document and fails when the server refuses a valid one or accepts an invalid one.
 
 use utoipa::openapi::schema::{AnyOfBuilder, ObjectBuilder, Schema, SchemaFormat, Type};
 use utoipa::openapi::KnownFormat;

@@ -18,10 +18,10 @@ pub struct AuditRecord {
     /// The job type for async actions, or `magic_login`, `job_cancel`, `site_reset`,
     /// `environment_reset`, `settings_update`.
     pub action: String,
-    /// `site`, `environment`, `node`, `backup`, `domain`, `job` or `settings`.
+    #[schema(value_type = crate::domain::AuditResourceType)]
     pub resource_type: String,
     pub resource_id: String,
-    /// `accepted`, `succeeded`, `failed`, `cancelled` or `rejected`.
+    #[schema(value_type = crate::domain::AuditResult)]
     pub result: String,
     #[schema(format = "uuid")]
     pub job_id: Option<String>,
