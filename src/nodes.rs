@@ -78,20 +78,15 @@ pub fn is_ssh_user(s: &str) -> bool {
 impl NodeInput {
     /// Validates every field, naming the first bad one.
     pub fn validate(self) -> Result<NewNode, NodeError> {
-        let name = self.name.trim().to_string();
-        if name.is_empty() || name.chars().count() > 100 {
-            return Err(invalid("name", "must have 1 to 100 characters"));
-        }
-        let hostname = self.hostname.trim().to_ascii_lowercase();
-        let hostname = hostname.trim_end_matches('.').to_string();
+        let name = crate::domain::parse_name(&self.name)
+            .ok_or_else(|| invalid("name", crate::domain::NAME_RULE))?;
+        // Taken as sent (the dashboard trims its form fields): the API document states these
+        // patterns exactly, so the server accepts nothing it does not describe.
+        let hostname = self.hostname.to_ascii_lowercase();
         if hostname.parse::<IpAddr>().is_err() && !is_dns_name(&hostname) {
             return Err(invalid("hostname", "must be an IP address or a DNS name"));
         }
-        let public_ip = match self
-            .public_ip
-            .map(|s| s.trim().to_string())
-            .filter(|s| !s.is_empty())
-        {
+        let public_ip = match self.public_ip.filter(|s| !s.is_empty()) {
             None => None,
             Some(ip) => Some(
                 ip.parse::<Ipv4Addr>()
@@ -282,7 +277,7 @@ mod tests {
     fn input() -> NodeInput {
         NodeInput {
             name: "edge-1".into(),
-            hostname: "Edge-1.Example.com.".into(),
+            hostname: "Edge-1.Example.com".into(),
             ..Default::default()
         }
     }
@@ -309,6 +304,23 @@ mod tests {
                 ..input()
             }),
             "hostname"
+        );
+        // Taken as sent: the API document's pattern has no room for padding or a root dot.
+        for padded in [" x.com", "x.com.", "x.com\n"] {
+            assert_eq!(
+                field(NodeInput {
+                    hostname: padded.into(),
+                    ..input()
+                }),
+                "hostname"
+            );
+        }
+        assert_eq!(
+            field(NodeInput {
+                name: "a\u{7}b".into(),
+                ..input()
+            }),
+            "name"
         );
         assert_eq!(
             field(NodeInput {

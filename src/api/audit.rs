@@ -27,11 +27,11 @@ pub const RESOURCE_TYPES: [&str; 7] = [
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct AuditQuery {
-    /// `site`, `environment`, `node`, `backup`, `domain`, `job` or `settings`.
+    #[param(schema_with = crate::api::schema::query_audit_resource_type)]
     pub resource_type: Option<String>,
-    /// The resource's id (or the settings group).
+    /// The resource's id (or the settings group); empty = not set.
     pub resource_id: Option<String>,
-    /// 1–500, default 100.
+    #[param(schema_with = crate::api::schema::query_limit)]
     pub limit: Option<String>,
 }
 
@@ -48,10 +48,7 @@ impl AuditQuery {
         }
         let limit = match self.limit.filter(|s| !s.is_empty()) {
             None => 100,
-            Some(s) => s
-                .parse::<i64>()
-                .ok()
-                .filter(|n| (1..=500).contains(n))
+            Some(s) => super::jobs::parse_limit(&s)
                 .ok_or_else(|| ApiError::field("limit", "must be an integer from 1 to 500"))?,
         };
         Ok((
@@ -77,4 +74,16 @@ pub async fn list_audit_logs(
             .list_audit(t.as_deref(), id.as_deref(), limit)
             .await?,
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    /// The filter's values are the documented enum's.
+    #[test]
+    fn resource_types_are_the_enum_values() {
+        assert_eq!(
+            super::RESOURCE_TYPES.as_slice(),
+            crate::domain::AuditResourceType::VALUES
+        );
+    }
 }

@@ -20,9 +20,9 @@ use crate::state::AppState;
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LoginRequest {
-    /// The admin's e-mail address (case-insensitive).
+    #[schema(schema_with = crate::api::schema::login_email)]
     pub email: String,
-    /// The password (at least 1 character).
+    #[schema(schema_with = crate::api::schema::password)]
     pub password: String,
 }
 

@@ -8,11 +8,68 @@ use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use futures_util::{Stream, StreamExt};
 use tokio_stream::wrappers::BroadcastStream;
 
+use serde::Serialize;
+use utoipa::ToSchema;
+
 use super::error::ErrorBody;
 use super::jobs::JobStatusResponse;
+use crate::domain::ResourceType;
 use crate::events::Event;
 use crate::http::session::CurrentSession;
 use crate::state::AppState;
+
+/// A site, environment, node, backup, domain or release changed.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ResourceEvent {
+    #[serde(rename = "type")]
+    #[schema(value_type = ResourceType)]
+    pub resource_type: String,
+    #[schema(format = "uuid")]
+    pub id: String,
+    /// The resource's status (its type's status values).
+    pub status: String,
+    pub state_version: i64,
+}
+
+/// One line of a job's output.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct OutputEvent {
+    pub line: String,
+}
+
+/// The job is terminal and its output drained: `{}`.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct EndEvent {}
+
+/// One message of `GET /api/events`: the SSE `event:` field is `event`, the `data:` field is
+/// `data` as JSON.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(tag = "event", content = "data", rename_all = "snake_case")]
+pub enum EventsMessage {
+    Job(Box<JobStatusResponse>),
+    Resource(ResourceEvent),
+}
+
+/// One message of `GET /api/jobs/{id}/events`: the SSE `event:` field is `event`, the `data:`
+/// field is `data` as JSON.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(tag = "event", content = "data", rename_all = "snake_case")]
+pub enum JobEventsMessage {
+    Job(Box<JobStatusResponse>),
+    Output(OutputEvent),
+    End(EndEvent),
+}
+
+/// Frames a message as the schema above says: the tag becomes the SSE event name, the content
+/// its JSON data. The documented types are the ones sent, so the two cannot drift apart.
+fn frame(message: &impl Serialize) -> SseEvent {
+    let mut value = serde_json::to_value(message).expect("event messages serialize");
+    let event = value["event"].as_str().expect("tagged").to_string();
+    SseEvent::default()
+        .event(event)
+        .json_data(value["data"].take())
+        .expect("serializes")
+}
 
 /// Live stream: `job` events carry a `JobStatusResponse` on every change; `resource` events
 /// `{"type", "id", "status", "state_version"}` on every site, environment, node and release
@@ -20,7 +77,7 @@ use crate::state::AppState;
 #[utoipa::path(
     get, path = "/events", tag = "jobs",
     responses(
-        (status = 200, description = "`text/event-stream` of `job` and `resource` events", content_type = "text/event-stream", body = String),
+        (status = 200, description = "`text/event-stream`; each message is one `EventsMessage` (SSE `event:` = `event`, `data:` = `data` as JSON)", content_type = "text/event-stream", body = EventsMessage),
         (status = 401, body = ErrorBody),
     )
 )]
@@ -32,21 +89,17 @@ pub async fn events(
     let stream = BroadcastStream::new(state.events.subscribe())
         .filter_map(|item| async move {
             match item {
-                Ok(Event::Job(job)) => SseEvent::default()
-                    .event("job")
-                    .json_data(JobStatusResponse::from(job.as_ref()))
-                    .ok()
-                    .map(Ok),
-                Ok(Event::Resource(r)) => SseEvent::default()
-                    .event("resource")
-                    .json_data(serde_json::json!({
-                        "type": r.resource_type,
-                        "id": r.id,
-                        "status": r.status,
-                        "state_version": r.state_version,
-                    }))
-                    .ok()
-                    .map(Ok),
+                Ok(Event::Job(job)) => Some(Ok(frame(&EventsMessage::Job(Box::new(
+                    JobStatusResponse::from(job.as_ref()),
+                ))))),
+                Ok(Event::Resource(r)) => {
+                    Some(Ok(frame(&EventsMessage::Resource(ResourceEvent {
+                        resource_type: r.resource_type.clone(),
+                        id: r.id.clone(),
+                        status: r.status.clone(),
+                        state_version: r.state_version,
+                    }))))
+                }
                 // A slow client missed events; it keeps the stream and sees the next ones.
                 Err(_) => None,
             }
@@ -70,26 +123,28 @@ struct JobStream {
 }
 
 fn job_event(job: &crate::store::JobRecord) -> SseEvent {
-    SseEvent::default()
-        .event("job")
-        .json_data(JobStatusResponse::from(job))
-        .expect("serializes")
+    frame(&JobEventsMessage::Job(Box::new(JobStatusResponse::from(
+        job,
+    ))))
 }
 
 fn output_event(line: &str) -> SseEvent {
-    SseEvent::default()
-        .event("output")
-        .json_data(serde_json::json!({ "line": line }))
-        .expect("serializes")
+    frame(&JobEventsMessage::Output(OutputEvent {
+        line: line.to_string(),
+    }))
+}
+
+fn end_event() -> SseEvent {
+    frame(&JobEventsMessage::End(EndEvent {}))
 }
 
 /// Live stream of one job: `job` (now, then on every change), `output` (`{"line"}`: the stored
 /// log replayed, then live lines), `end` (the job is terminal and its output drained).
 #[utoipa::path(
     get, path = "/jobs/{id}/events", tag = "jobs",
-    params(("id" = String, Path, description = "Job id (UUID)")),
+    params(crate::api::schema::IdPath),
     responses(
-        (status = 200, description = "`text/event-stream` of `job`, `output` and `end` events", content_type = "text/event-stream", body = String),
+        (status = 200, description = "`text/event-stream`; each message is one `JobEventsMessage` (SSE `event:` = `event`, `data:` = `data` as JSON)", content_type = "text/event-stream", body = JobEventsMessage),
         (status = 400, body = ErrorBody),
         (status = 401, body = ErrorBody),
         (status = 404, body = ErrorBody),
@@ -120,7 +175,7 @@ pub async fn job_events(
         .parse::<crate::domain::JobStatus>()
         .is_ok_and(|s| s.is_terminal());
     if terminal {
-        pending.push_back(SseEvent::default().event("end").data("{}"));
+        pending.push_back(end_event());
     }
     let init = JobStream {
         id,
@@ -150,7 +205,7 @@ pub async fn job_events(
                                     s.pending.push_back(output_event(&l.line));
                                 }
                             }
-                            s.pending.push_back(SseEvent::default().event("end").data("{}"));
+                            s.pending.push_back(end_event());
                             s.done = true;
                         }
                     }

@@ -131,9 +131,13 @@ impl<S: Send + Sync> FromRequestParts<S> for PathId {
     }
 }
 
-/// Parses a UUID and returns its canonical lower-case hyphenated form.
+/// Parses a UUID in its hyphenated form (either case, nothing around it: `api::schema::UUID`)
+/// and returns its canonical lower-case form.
 pub fn parse_uuid(raw: &str) -> Option<String> {
-    uuid::Uuid::try_parse(raw.trim())
+    if raw.len() != 36 {
+        return None;
+    }
+    uuid::Uuid::try_parse(raw)
         .ok()
         .map(|u| u.hyphenated().to_string())
 }
@@ -186,5 +190,14 @@ mod tests {
             Some("6f9619ff-8b86-4d11-b42d-00c04fc964ff")
         );
         assert_eq!(parse_uuid("42"), None);
+        // Only the documented form: no braces, no URN, no simple form, nothing around it.
+        for other in [
+            "6f9619ff8b864d11b42d00c04fc964ff",
+            "{6f9619ff-8b86-4d11-b42d-00c04fc964ff}",
+            "urn:uuid:6f9619ff-8b86-4d11-b42d-00c04fc964ff",
+            " 6f9619ff-8b86-4d11-b42d-00c04fc964ff",
+        ] {
+            assert_eq!(parse_uuid(other), None, "{other}");
+        }
     }
 }

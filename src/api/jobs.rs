@@ -15,29 +15,41 @@ use crate::store::{JobFilter, JobRecord, Store};
 /// A job as clients see it (payload and output are not part of it).
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct JobStatusResponse {
+    #[schema(format = "uuid")]
     pub id: String,
     pub job_type: JobType,
     pub status: JobStatus,
     /// Null for global jobs such as `node_provision`.
+    #[schema(format = "uuid")]
     pub site_id: Option<String>,
+    #[schema(format = "uuid")]
     pub environment_id: Option<String>,
+    #[schema(format = "uuid")]
     pub node_id: String,
     pub attempt_count: i64,
     pub max_attempts: i64,
     /// Not claimable before this time (retry backoff); null = now.
+    #[schema(format = "date-time")]
     pub run_after: Option<String>,
+    #[schema(format = "date-time")]
     pub locked_at: Option<String>,
     /// `<hostname>:<pid>/<worker index>` of the worker running it.
     pub locked_by: Option<String>,
+    #[schema(format = "date-time")]
     pub started_at: Option<String>,
+    #[schema(format = "date-time")]
     pub finished_at: Option<String>,
     pub error_code: Option<String>,
     pub error_message: Option<String>,
     /// The job this one follows up (health check → gated job, rollback → health check).
+    #[schema(format = "uuid")]
     pub parent_job_id: Option<String>,
     /// Set while a cancel of a running job is pending.
+    #[schema(format = "date-time")]
     pub cancel_requested_at: Option<String>,
+    #[schema(format = "date-time")]
     pub created_at: String,
+    #[schema(format = "date-time")]
     pub updated_at: String,
 }
 
@@ -77,17 +89,23 @@ impl From<&JobRecord> for JobStatusResponse {
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct JobsQuery {
-    /// `queued`, `running`, `succeeded`, `failed` or `cancelled`.
+    #[param(schema_with = crate::api::schema::query_job_status)]
     pub status: Option<String>,
-    /// A job type of the registry, e.g. `node_provision`.
+    #[param(schema_with = crate::api::schema::query_job_type)]
     pub job_type: Option<String>,
+    #[param(schema_with = crate::api::schema::query_uuid)]
     pub site_id: Option<String>,
+    #[param(schema_with = crate::api::schema::query_uuid)]
     pub environment_id: Option<String>,
+    #[param(schema_with = crate::api::schema::query_uuid)]
     pub node_id: Option<String>,
+    #[param(schema_with = crate::api::schema::query_uuid)]
     pub parent_job_id: Option<String>,
-    /// 1–500, default 100.
+    #[param(schema_with = crate::api::schema::query_limit)]
     pub limit: Option<String>,
-    /// Only jobs older than the job with this id (cursor of the next page).
+    /// Only jobs older than the job with this id (cursor of the next page); an id no job has
+    /// is `404 not_found` naming `before`.
+    #[param(schema_with = crate::api::schema::query_uuid)]
     pub before: Option<String>,
 }
 
@@ -118,20 +136,18 @@ impl JobsQuery {
             .transpose()?;
         let limit = match nonempty(self.limit) {
             None => DEFAULT_LIMIT,
-            Some(s) => s
-                .parse::<i64>()
-                .ok()
-                .filter(|n| (1..=MAX_LIMIT).contains(n))
+            Some(s) => parse_limit(&s)
                 .ok_or_else(|| ApiError::field("limit", "must be an integer from 1 to 500"))?,
         };
         let before = match id("before", self.before)? {
             None => None,
-            Some(job_id) => Some(
-                store
-                    .job_position(&job_id)
-                    .await?
-                    .ok_or_else(|| ApiError::field("before", "no job has this id"))?,
-            ),
+            Some(job_id) => Some(store.job_position(&job_id).await?.ok_or_else(|| {
+                ApiError::new(
+                    super::error::ErrorCode::NotFound,
+                    "before: no job has this id",
+                )
+                .with_details(serde_json::json!({ "fields": { "before": "no job has this id" } }))
+            })?),
         };
         Ok(JobFilter {
             status,
@@ -146,6 +162,17 @@ impl JobsQuery {
     }
 }
 
+/// A page size as `api::schema::LIMIT_OR_EMPTY` states it: plain decimal digits without a
+/// leading zero or sign, 1 to 500.
+pub fn parse_limit(s: &str) -> Option<i64> {
+    if s.is_empty() || s.len() > 3 || s.starts_with('0') || !s.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    s.parse::<i64>()
+        .ok()
+        .filter(|n| (1..=MAX_LIMIT).contains(n))
+}
+
 /// Lists jobs, newest first.
 #[utoipa::path(
     get, path = "/jobs", tag = "jobs",
@@ -154,6 +181,7 @@ impl JobsQuery {
         (status = 200, body = [JobStatusResponse]),
         (status = 400, description = "Invalid filter; `details.fields` names it", body = ErrorBody),
         (status = 401, body = ErrorBody),
+        (status = 404, description = "`before` names no job", body = ErrorBody),
     )
 )]
 pub async fn list_jobs(
@@ -169,7 +197,7 @@ pub async fn list_jobs(
 /// One job.
 #[utoipa::path(
     get, path = "/jobs/{id}", tag = "jobs",
-    params(("id" = String, Path, description = "Job id (UUID)")),
+    params(crate::api::schema::IdPath),
     responses(
         (status = 200, body = JobStatusResponse),
         (status = 400, description = "Malformed id", body = ErrorBody),
@@ -195,6 +223,7 @@ pub async fn get_job(
 pub struct JobControlResponse {
     pub success: bool,
     /// The job's status after the request: `cancelled`, or `running` while it is still stopping.
+    #[schema(value_type = JobStatus)]
     pub status: String,
 }
 
@@ -202,7 +231,7 @@ pub struct JobControlResponse {
 /// SIGKILL after 10 s); waits up to 15 s for it to stop. No rollback is attempted.
 #[utoipa::path(
     post, path = "/jobs/{id}/cancel", tag = "jobs",
-    params(("id" = String, Path, description = "Job id (UUID)")),
+    params(crate::api::schema::IdPath),
     responses(
         (status = 200, body = JobControlResponse),
         (status = 400, body = ErrorBody),
@@ -233,7 +262,7 @@ pub async fn cancel_job(
 /// The job's full output log (`text/plain`); the stored tail when the log file is gone.
 #[utoipa::path(
     get, path = "/jobs/{id}/output", tag = "jobs",
-    params(("id" = String, Path, description = "Job id (UUID)")),
+    params(crate::api::schema::IdPath),
     responses(
         (status = 200, description = "Output as plain text", content_type = "text/plain", body = String),
         (status = 400, body = ErrorBody),

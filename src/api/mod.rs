@@ -11,6 +11,7 @@ pub mod jobs;
 mod metrics;
 pub mod nodes;
 pub mod openapi;
+pub mod schema;
 pub mod sites;
 
 use axum::routing::{get, post};

@@ -16,6 +16,7 @@ use crate::store::nodes::NodeRecord;
 /// A managed server.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct Node {
+    #[schema(format = "uuid")]
     pub id: String,
     pub name: String,
     /// SSH target: IP literal or DNS name.
@@ -24,17 +25,20 @@ pub struct Node {
     pub public_ip: Option<String>,
     pub ssh_port: i64,
     pub ssh_user: String,
-    /// `active`, `provisioning`, `unreachable` or `decommissioned`.
+    #[schema(value_type = crate::domain::NodeStatus)]
     pub status: String,
     /// The control-plane host itself.
     pub is_local: bool,
+    #[schema(format = "date-time")]
     pub last_seen_at: Option<String>,
-    /// What the last successful provisioning found: `active`, `unavailable` (the kernel refused
-    /// the firewall) or `skipped` (`PRESSLUFT_MANAGE_FIREWALL=false`); null before.
+    /// What the last successful provisioning found about the firewall; null before.
+    #[schema(value_type = Option<crate::domain::FirewallStatus>)]
     pub firewall_status: Option<String>,
     /// Sentences from the last provisioning worth attention (e.g. firewall unavailable).
     pub provision_warning: Option<String>,
+    #[schema(format = "date-time")]
     pub created_at: String,
+    #[schema(format = "date-time")]
     pub updated_at: String,
     pub state_version: i64,
 }
@@ -74,6 +78,7 @@ impl From<NodeError> for ApiError {
 /// `202 {"job_id"}`.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct JobAccepted {
+    #[schema(format = "uuid")]
     pub job_id: String,
 }
 
@@ -87,22 +92,40 @@ pub struct PublicKeyResponse {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RegisterNodeRequest {
-    /// 1–100 characters.
+    #[schema(schema_with = crate::api::schema::name)]
     pub name: String,
-    /// IP address or DNS name the control plane connects to over SSH.
+    #[schema(schema_with = crate::api::schema::hostname)]
     pub hostname: String,
-    /// Public IPv4 (or null).
     #[serde(default)]
+    #[schema(schema_with = crate::api::schema::public_ip)]
     pub public_ip: Option<String>,
-    /// 1–65535, default 22.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "json_integer")]
+    #[schema(schema_with = crate::api::schema::ssh_port)]
     pub ssh_port: Option<i64>,
-    /// `^[a-z_][a-z0-9_-]{0,31}$`, default `root`; must be root or have passwordless sudo.
     #[serde(default)]
+    #[schema(schema_with = crate::api::schema::ssh_user)]
     pub ssh_user: Option<String>,
     /// This host (the control plane's own); at most one. Default false.
     #[serde(default)]
     pub is_local: bool,
+}
+
+/// A JSON integer as JSON Schema defines one: `22` and `22.0` are the same number (the document
+/// says `type: integer`, and a fuzzer sent `53651.0`).
+fn json_integer<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
+    use serde::de::Error;
+    match Option::<serde_json::Number>::deserialize(d)? {
+        None => Ok(None),
+        Some(n) => n
+            .as_i64()
+            .or_else(|| {
+                n.as_f64()
+                    .filter(|f| f.fract() == 0.0 && f.abs() < 9.0e15)
+                    .map(|f| f as i64)
+            })
+            .map(Some)
+            .ok_or_else(|| D::Error::custom(format!("must be an integer, not {n}"))),
+    }
 }
 
 /// All nodes, newest first.
@@ -125,7 +148,7 @@ pub async fn list_nodes(
 
 /// One node.
 #[utoipa::path(get, path = "/nodes/{id}", tag = "nodes",
-    params(("id" = String, Path, description = "Node id (UUID)")),
+    params(crate::api::schema::IdPath),
     responses((status = 200, body = Node), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn get_node(
     State(state): State<AppState>,
@@ -175,7 +198,7 @@ pub async fn register_node(
 
 /// Runs `node_provision` again (converges the node to the current configuration).
 #[utoipa::path(post, path = "/nodes/{id}/provision", tag = "nodes",
-    params(("id" = String, Path, description = "Node id (UUID)")),
+    params(crate::api::schema::IdPath),
     responses((status = 202, body = JobAccepted), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
         (status = 404, body = ErrorBody),
         (status = 409, description = "`conflict`: decommissioned, or a provision is already pending", body = ErrorBody)))]

@@ -18,14 +18,18 @@ use crate::store::sites::{EnvironmentRecord, ReleaseRecord, SiteRecord};
 /// A WordPress site.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct Site {
+    #[schema(format = "uuid")]
     pub id: String,
     pub name: String,
     pub slug: String,
-    /// `active`, `cloning`, `deploying`, `restoring` or `failed`.
+    #[schema(value_type = crate::domain::SiteStatus)]
     pub status: String,
     /// The production environment.
+    #[schema(format = "uuid")]
     pub primary_environment_id: Option<String>,
+    #[schema(format = "date-time")]
     pub created_at: String,
+    #[schema(format = "date-time")]
     pub updated_at: String,
     pub state_version: i64,
 }
@@ -48,30 +52,40 @@ impl From<SiteRecord> for Site {
 /// One deployable copy of a site on one node.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct Environment {
+    #[schema(format = "uuid")]
     pub id: String,
+    #[schema(format = "uuid")]
     pub site_id: String,
     pub name: String,
     pub slug: String,
-    /// `production`, `staging` or `clone`.
+    #[schema(value_type = crate::domain::EnvironmentType)]
     pub environment_type: String,
-    /// `active`, `cloning`, `deploying`, `restoring` or `failed`.
+    #[schema(value_type = crate::domain::SiteStatus)]
     pub status: String,
+    #[schema(format = "uuid")]
     pub node_id: String,
     /// The environment this one was copied from (staging/clone).
+    #[schema(format = "uuid")]
     pub source_environment_id: Option<String>,
-    /// `content-protect` or `commerce-protect`.
+    #[schema(value_type = crate::domain::PromotionPreset)]
     pub promotion_preset: String,
     /// Generated at creation, immutable.
     pub preview_url: String,
+    #[schema(format = "uuid")]
     pub primary_domain_id: Option<String>,
+    #[schema(format = "uuid")]
     pub current_release_id: Option<String>,
-    /// `unknown`, `clean` or `drifted`.
+    #[schema(value_type = crate::domain::DriftStatus)]
     pub drift_status: String,
+    #[schema(format = "date-time")]
     pub drift_checked_at: Option<String>,
+    #[schema(format = "uuid")]
     pub last_drift_check_id: Option<String>,
     pub fastcgi_cache_enabled: bool,
     pub redis_cache_enabled: bool,
+    #[schema(format = "date-time")]
     pub created_at: String,
+    #[schema(format = "date-time")]
     pub updated_at: String,
     pub state_version: i64,
 }
@@ -106,18 +120,22 @@ impl From<EnvironmentRecord> for Environment {
 /// An immutable release directory on the environment's node.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct Release {
+    #[schema(format = "uuid")]
     pub id: String,
+    #[schema(format = "uuid")]
     pub environment_id: String,
-    /// `git` or `upload`.
+    #[schema(value_type = crate::domain::ReleaseSourceType)]
     pub source_type: String,
     pub source_ref: String,
     /// Absolute release directory on the node.
     pub path: String,
-    /// `unknown`, `healthy` or `unhealthy`.
+    #[schema(value_type = crate::domain::HealthStatus)]
     pub health_status: String,
     pub notes: Option<String>,
     /// The job that built it.
+    #[schema(format = "uuid")]
     pub job_id: Option<String>,
+    #[schema(format = "date-time")]
     pub created_at: String,
 }
 
@@ -154,9 +172,10 @@ impl From<SiteError> for ApiError {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateSiteRequest {
-    /// 1–100 characters (trimmed); also the WordPress site title.
+    /// Also the WordPress site title.
+    #[schema(schema_with = crate::api::schema::name)]
     pub name: String,
-    /// `^[a-z0-9](?:[a-z0-9-]{0,38}[a-z0-9])?$`, unused by other sites.
+    #[schema(schema_with = crate::api::schema::slug)]
     pub slug: String,
 }
 
@@ -164,17 +183,18 @@ pub struct CreateSiteRequest {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateEnvironmentRequest {
-    /// 1–100 characters.
+    #[schema(schema_with = crate::api::schema::name)]
     pub name: String,
-    /// Slug pattern; unique within the site.
+    #[schema(schema_with = crate::api::schema::slug)]
     pub slug: String,
-    /// `staging` or `clone` (`production` is refused: a site has exactly one).
+    /// `staging` or `clone`; `production` is refused with `409 conflict` (a site has exactly one).
+    #[schema(value_type = crate::domain::EnvironmentType)]
     pub environment_type: String,
-    /// Environment of this site to copy; null = the production environment.
     #[serde(default)]
+    #[schema(schema_with = crate::api::schema::source_environment_id)]
     pub source_environment_id: Option<String>,
-    /// `content-protect` or `commerce-protect`.
-    pub promotion_preset: Option<String>,
+    #[schema(value_type = crate::domain::PromotionPreset)]
+    pub promotion_preset: String,
 }
 
 /// The signed-in admin as the site service's actor (API and dashboard alike).
@@ -226,7 +246,7 @@ pub async fn create_site(
 
 /// One site.
 #[utoipa::path(get, path = "/sites/{id}", tag = "sites",
-    params(("id" = String, Path, description = "Site id (UUID)")),
+    params(crate::api::schema::IdPath),
     responses((status = 200, body = Site), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn get_site(
     State(state): State<AppState>,
@@ -243,7 +263,7 @@ pub async fn get_site(
 
 /// A site's environments, production first.
 #[utoipa::path(get, path = "/sites/{id}/environments", tag = "sites",
-    params(("id" = String, Path, description = "Site id (UUID)")),
+    params(crate::api::schema::IdPath),
     responses((status = 200, body = [Environment]), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn list_environments(
     State(state): State<AppState>,
@@ -260,7 +280,7 @@ pub async fn list_environments(
 /// Adds a staging or clone environment copied from another environment of the site and
 /// starts `env_create`.
 #[utoipa::path(post, path = "/sites/{id}/environments", tag = "sites",
-    params(("id" = String, Path, description = "Site id (UUID)")),
+    params(crate::api::schema::IdPath),
     request_body = CreateEnvironmentRequest,
     responses((status = 202, body = JobAccepted), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
         (status = 404, body = ErrorBody),
@@ -276,7 +296,7 @@ pub async fn create_environment(
         slug: body.slug,
         environment_type: body.environment_type,
         source_environment_id: body.source_environment_id,
-        promotion_preset: body.promotion_preset,
+        promotion_preset: Some(body.promotion_preset),
     };
     let created = state
         .sites
@@ -292,7 +312,7 @@ pub async fn create_environment(
 
 /// One environment.
 #[utoipa::path(get, path = "/environments/{id}", tag = "sites",
-    params(("id" = String, Path, description = "Environment id (UUID)")),
+    params(crate::api::schema::IdPath),
     responses((status = 200, body = Environment), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn get_environment(
     State(state): State<AppState>,
@@ -309,7 +329,7 @@ pub async fn get_environment(
 
 /// An environment's releases, newest first.
 #[utoipa::path(get, path = "/environments/{id}/releases", tag = "sites",
-    params(("id" = String, Path, description = "Environment id (UUID)")),
+    params(crate::api::schema::IdPath),
     responses((status = 200, body = [Release]), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn list_releases(
     State(state): State<AppState>,

@@ -6,20 +6,43 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-/// Declares a string-backed enum with `as_str`, `FromStr`, `Display` and `ALL`.
+/// Declares a string-backed enum with `as_str`, `FromStr`, `Display`, `ALL` and its OpenAPI
+/// schema. The schema is written here rather than derived: utoipa's derive does not see the
+/// per-variant `serde(rename)` inside a macro and documented the Rust variant names instead of
+/// the wire values; built from the same literals, the two cannot differ.
 macro_rules! string_enum {
-    ($(#[$meta:meta])* $name:ident { $($variant:ident => $text:literal),+ $(,)? }) => {
-        $(#[$meta])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+    ($(#[doc = $doc:literal])* $name:ident { $($variant:ident => $text:literal),+ $(,)? }) => {
+        $(#[doc = $doc])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
         pub enum $name {
             $(#[serde(rename = $text)] $variant),+
         }
 
         impl $name {
             pub const ALL: &'static [$name] = &[$($name::$variant),+];
+            /// The wire values, in declaration order.
+            pub const VALUES: &'static [&'static str] = &[$($text),+];
 
             pub fn as_str(self) -> &'static str {
                 match self { $($name::$variant => $text),+ }
+            }
+        }
+
+        impl utoipa::PartialSchema for $name {
+            fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+                let doc: &[&str] = &[$($doc),*];
+                let description = doc.iter().map(|l| l.trim()).collect::<Vec<_>>().join("\n");
+                utoipa::openapi::ObjectBuilder::new()
+                    .schema_type(utoipa::openapi::schema::Type::String)
+                    .description((!description.is_empty()).then_some(description))
+                    .enum_values(Some(Self::VALUES.iter().copied()))
+                    .into()
+            }
+        }
+
+        impl ToSchema for $name {
+            fn name() -> std::borrow::Cow<'static, str> {
+                std::borrow::Cow::Borrowed(stringify!($name))
             }
         }
 
@@ -28,7 +51,7 @@ macro_rules! string_enum {
             fn from_str(s: &str) -> Result<Self, Self::Err> {
                 match s {
                     $($text => Ok($name::$variant),)+
-                    _ => Err(UnknownValue { allowed: &[$($text),+] }),
+                    _ => Err(UnknownValue { allowed: Self::VALUES }),
                 }
             }
         }
@@ -136,9 +159,82 @@ string_enum!(
     }
 );
 
+string_enum!(
+    /// Whether an environment differs from its baseline.
+    DriftStatus {
+        Unknown => "unknown",
+        Clean => "clean",
+        Drifted => "drifted",
+    }
+);
+
+string_enum!(
+    /// Health of a release after its health check.
+    HealthStatus {
+        Unknown => "unknown",
+        Healthy => "healthy",
+        Unhealthy => "unhealthy",
+    }
+);
+
+string_enum!(
+    /// Where a release's code came from.
+    ReleaseSourceType {
+        Git => "git",
+        Upload => "upload",
+    }
+);
+
+string_enum!(
+    /// What the last successful provisioning found about the firewall: `active`, `unavailable`
+    /// (the kernel refused it) or `skipped` (`PRESSLUFT_MANAGE_FIREWALL=false`).
+    FirewallStatus {
+        Active => "active",
+        Unavailable => "unavailable",
+        Skipped => "skipped",
+    }
+);
+
+string_enum!(
+    /// Outcome recorded in an audit row.
+    AuditResult {
+        Accepted => "accepted",
+        Succeeded => "succeeded",
+        Failed => "failed",
+        Cancelled => "cancelled",
+        Rejected => "rejected",
+    }
+);
+
+string_enum!(
+    /// Kind of resource an audit row names.
+    AuditResourceType {
+        Site => "site",
+        Environment => "environment",
+        Node => "node",
+        Backup => "backup",
+        Domain => "domain",
+        Job => "job",
+        Settings => "settings",
+    }
+);
+
+string_enum!(
+    /// Kind of resource a `resource` event describes.
+    ResourceType {
+        Site => "site",
+        Environment => "environment",
+        Node => "node",
+        Backup => "backup",
+        Domain => "domain",
+        Release => "release",
+    }
+);
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use utoipa::PartialSchema;
 
     #[test]
     fn round_trips_every_value() {
@@ -153,6 +249,37 @@ mod tests {
             assert_eq!(t.as_str().parse::<JobType>().unwrap(), *t);
         }
         assert_eq!(JobType::ALL.len(), 17);
+    }
+
+    /// The OpenAPI schema of every enum lists exactly its wire values (the review found
+    /// `NodeProvision` documented while `node_provision` was sent).
+    #[test]
+    fn schemas_list_the_wire_values() {
+        fn check<T: utoipa::PartialSchema + Serialize + 'static>(all: &[T]) {
+            let schema = serde_json::to_value(T::schema()).unwrap();
+            let wire: Vec<serde_json::Value> = all
+                .iter()
+                .map(|v| serde_json::to_value(v).unwrap())
+                .collect();
+            assert_eq!(schema["enum"], serde_json::Value::Array(wire), "{schema}");
+            assert_eq!(schema["type"], "string");
+        }
+        check(JobStatus::ALL);
+        check(JobType::ALL);
+        check(NodeStatus::ALL);
+        check(SiteStatus::ALL);
+        check(EnvironmentType::ALL);
+        check(PromotionPreset::ALL);
+        check(UserRole::ALL);
+        check(DriftStatus::ALL);
+        check(HealthStatus::ALL);
+        check(ReleaseSourceType::ALL);
+        check(FirewallStatus::ALL);
+        check(AuditResult::ALL);
+        check(AuditResourceType::ALL);
+        check(ResourceType::ALL);
+        let job_type = serde_json::to_value(JobType::schema()).unwrap();
+        assert_eq!(job_type["enum"][0], "node_provision");
     }
 
     #[test]

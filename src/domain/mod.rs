@@ -8,3 +8,18 @@ mod enums;
 
 pub use email::Email;
 pub use enums::*;
+
+/// A display name (site, environment, node) as the API documents it (`api::schema::NAME`):
+/// 1–100 characters as sent, no control characters, not only whitespace. Returns it trimmed.
+pub fn parse_name(raw: &str) -> Option<String> {
+    let count = raw.chars().count();
+    if count == 0 || count > 100 || raw.chars().any(char::is_control) {
+        return None;
+    }
+    let trimmed = raw.trim();
+    (!trimmed.is_empty()).then(|| trimmed.to_string())
+}
+
+/// The message of a name [`parse_name`] refuses.
+pub const NAME_RULE: &str =
+    "must have 1 to 100 characters, no control characters, and not only spaces";

@@ -84,15 +84,11 @@ pub fn slugify(name: &str) -> String {
 }
 
 fn validate_name(name: &str) -> Result<String, SiteError> {
-    let name = name.trim();
-    if name.is_empty() || name.chars().count() > 100 {
-        return Err(invalid("name", "must have 1 to 100 characters"));
-    }
-    Ok(name.to_string())
+    crate::domain::parse_name(name).ok_or_else(|| invalid("name", crate::domain::NAME_RULE))
 }
 
+/// Taken as sent (the dashboard trims its form field), as the API document states it.
 fn validate_slug(slug: &str) -> Result<String, SiteError> {
-    let slug = slug.trim();
     if !is_slug(slug) {
         return Err(invalid(
             "slug",
@@ -366,7 +362,7 @@ impl Sites {
     ) -> Result<Created, SiteError> {
         let name = validate_name(&input.name)?;
         let slug = validate_slug(&input.slug)?;
-        let env_type: EnvironmentType = input.environment_type.trim().parse().map_err(|_| {
+        let env_type: EnvironmentType = input.environment_type.parse().map_err(|_| {
             invalid(
                 "environment_type",
                 "must be one of: production, staging, clone",
@@ -375,7 +371,6 @@ impl Sites {
         let preset: PromotionPreset = input
             .promotion_preset
             .as_deref()
-            .map(str::trim)
             .filter(|p| !p.is_empty())
             .ok_or_else(|| invalid("promotion_preset", "is required"))?
             .parse()
@@ -387,13 +382,12 @@ impl Sites {
             })?;
         let source_id = input
             .source_environment_id
-            .map(|s| s.trim().to_string())
-            .filter(|s| !s.is_empty());
-        if let Some(id) = &source_id {
-            if Uuid::parse_str(id).is_err() {
-                return Err(invalid("source_environment_id", "must be a UUID"));
-            }
-        }
+            .filter(|s| !s.is_empty())
+            .map(|s| {
+                crate::api::extract::parse_uuid(&s)
+                    .ok_or_else(|| invalid("source_environment_id", "must be a UUID"))
+            })
+            .transpose()?;
 
         let now = format_ts(self.clock.now());
         let mut tx = self.store.begin_write().await?;

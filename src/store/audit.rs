@@ -9,19 +9,23 @@ use super::{Store, StoreError};
 /// An `audit_logs` row with the acting user's e-mail.
 #[derive(Debug, Clone, FromRow, Serialize, ToSchema)]
 pub struct AuditRecord {
+    #[schema(format = "uuid")]
     pub id: String,
+    #[schema(format = "uuid")]
     pub user_id: String,
     /// E-mail of `user_id`.
     pub user_email: String,
     /// The job type for async actions, or `magic_login`, `job_cancel`, `site_reset`,
     /// `environment_reset`, `settings_update`.
     pub action: String,
-    /// `site`, `environment`, `node`, `backup`, `domain`, `job` or `settings`.
+    #[schema(value_type = crate::domain::AuditResourceType)]
     pub resource_type: String,
     pub resource_id: String,
-    /// `accepted`, `succeeded`, `failed`, `cancelled` or `rejected`.
+    #[schema(value_type = crate::domain::AuditResult)]
     pub result: String,
+    #[schema(format = "uuid")]
     pub job_id: Option<String>,
+    #[schema(format = "date-time")]
     pub created_at: String,
 }
 

@@ -63,6 +63,8 @@ enum View {
     Site(String),
     /// An environment page.
     Environment(String),
+    /// A node page (id, the session's CSRF token for its button).
+    Node(String, String),
 }
 
 /// `GET /ui/events?view=overview|jobs|job&…`.
@@ -95,21 +97,21 @@ pub async fn events(
         }
         "nodes" => View::Nodes(session.csrf_token()),
         "sites" => View::Sites,
-        "site" | "environment" => {
+        "site" | "environment" | "node" => {
             let id =
                 q.id.as_deref()
                     .and_then(parse_uuid)
                     .ok_or_else(|| ApiError::field("id", "must be a UUID"))?;
-            if q.view == "site" {
-                View::Site(id)
-            } else {
-                View::Environment(id)
+            match q.view.as_str() {
+                "site" => View::Site(id),
+                "node" => View::Node(id, session.csrf_token()),
+                _ => View::Environment(id),
             }
         }
         _ => {
             return Err(ApiError::field(
                 "view",
-                "must be one of: overview, jobs, job, nodes, sites, site, environment",
+                "must be one of: overview, jobs, job, nodes, node, sites, site, environment",
             ))
         }
     };
@@ -195,6 +197,13 @@ async fn render(
         View::Environment(id) => {
             if let Some(panel) = super::sites::EnvironmentPanel::load(&state.store, id).await? {
                 out.push(fragment("environment", &panel)?);
+            }
+        }
+        View::Node(id, csrf_token) => {
+            if let Some(panel) =
+                super::nodes::NodePanel::load(&state.store, id, csrf_token.clone()).await?
+            {
+                out.push(fragment("node", &panel)?);
             }
         }
         View::Nodes(csrf_token) => {

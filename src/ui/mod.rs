@@ -7,6 +7,7 @@
 
 mod assets;
 mod audit;
+mod errors;
 mod live;
 mod login;
 mod nodes;
@@ -66,6 +67,7 @@ pub fn router() -> Router<AppState> {
         .route("/jobs/{id}", get(pages::job_detail))
         .route("/jobs/{id}/cancel", post(pages::cancel_job))
         .route("/nodes", get(nodes::list).post(nodes::register))
+        .route("/nodes/{id}", get(nodes::detail))
         .route("/nodes/{id}/provision", post(nodes::provision))
         .route("/sites", get(sites::list).post(sites::create_site))
         .route("/sites/new", get(sites::new_site))
@@ -80,4 +82,5 @@ pub fn router() -> Router<AppState> {
         .route("/logout", post(login::logout))
         .route("/ui/events", get(live::events))
         .route("/assets/{*path}", get(assets::serve))
+        .layer(axum::middleware::from_fn(errors::html_errors))
 }

@@ -14,10 +14,12 @@ use super::pages::render;
 use super::views::Layout;
 use crate::api::error::ApiError;
 use crate::api::extract::PathId;
+use crate::domain::JobType;
 use crate::http::session::{CurrentSession, UiSession};
 use crate::nodes::{NodeError, NodeInput};
 use crate::state::AppState;
 use crate::store::nodes::NodeRecord;
+use crate::store::{JobFilter, JobRecord, Store, StoreError};
 
 /// The register form's values, echoed back after an error.
 #[derive(Debug, Default, Deserialize)]
@@ -121,8 +123,9 @@ pub async fn register(
     };
     let input = NodeInput {
         name: form.name.clone(),
-        hostname: form.hostname.clone(),
-        public_ip: Some(form.public_ip.clone()),
+        // The service takes values as sent (as the API documents them); form fields are trimmed.
+        hostname: form.hostname.trim().to_string(),
+        public_ip: Some(form.public_ip.trim().to_string()),
         ssh_port,
         ssh_user: Some(form.ssh_user.trim().to_string()).filter(|u| !u.is_empty()),
         is_local: form.is_local,
@@ -181,4 +184,84 @@ pub async fn provision(
         }
         Err(other) => Err(other.into()),
     }
+}
+
+/// Provisioning jobs the node page lists.
+pub const NODE_JOBS: i64 = 50;
+
+/// What the node page's jobs table says when empty.
+const EMPTY_NODE_JOBS: &str = "No provisioning job for this node yet.";
+
+/// The node page's content, re-rendered live: details, firewall state, the last failure and the
+/// provisioning history (its `node_provision` jobs).
+#[derive(Template)]
+#[template(path = "partials/node_panel.html")]
+pub struct NodePanel {
+    pub node: NodeRecord,
+    pub csrf_token: String,
+    pub firewall: &'static str,
+    pub last_failure: Option<JobRecord>,
+    pub jobs: Vec<super::views::JobRow>,
+    pub empty_message: &'static str,
+}
+
+impl NodePanel {
+    /// The panel of node `id`; `None` when there is no such node.
+    pub async fn load(
+        store: &Store,
+        id: &str,
+        csrf_token: String,
+    ) -> Result<Option<Self>, StoreError> {
+        let Some(node) = store.get_node(id).await? else {
+            return Ok(None);
+        };
+        let jobs = store
+            .list_jobs(&JobFilter {
+                node_id: Some(id.to_string()),
+                job_type: Some(JobType::NodeProvision),
+                limit: NODE_JOBS,
+                ..Default::default()
+            })
+            .await?;
+        let last_failure = jobs.iter().find(|j| j.status == "failed").cloned();
+        let firewall = match node.firewall_status.as_deref() {
+            Some("active") => "active: Pressluft manages the node's firewall",
+            Some("unavailable") => "unavailable: the kernel refused the firewall",
+            Some("skipped") => "not managed (PRESSLUFT_MANAGE_FIREWALL=false)",
+            _ => "unknown until the first successful provisioning",
+        };
+        Ok(Some(NodePanel {
+            node,
+            csrf_token,
+            firewall,
+            last_failure,
+            jobs: jobs.iter().map(super::views::JobRow::from).collect(),
+            empty_message: EMPTY_NODE_JOBS,
+        }))
+    }
+}
+
+#[derive(Template)]
+#[template(path = "node.html")]
+struct NodePage {
+    layout: Layout,
+    node_id: String,
+    panel: String,
+}
+
+/// `GET /nodes/{id}`.
+pub async fn detail(
+    State(state): State<AppState>,
+    UiSession(session): UiSession,
+    PathId(id): PathId,
+) -> Result<Response, ApiError> {
+    let panel = NodePanel::load(&state.store, &id, session.csrf_token())
+        .await?
+        .ok_or_else(|| ApiError::not_found("node"))?;
+    let page = NodePage {
+        layout: Layout::new(&panel.node.name, "nodes", &session),
+        node_id: id,
+        panel: panel.render().map_err(ApiError::internal)?,
+    };
+    Ok(render(&page))
 }

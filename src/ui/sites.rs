@@ -369,7 +369,7 @@ pub async fn create_site(
     }
     let input = SiteInput {
         name: form.name.clone(),
-        slug: form.slug.clone(),
+        slug: form.slug.trim().to_string(),
     };
     match state.sites.create_site(&Actor::from(&session), input).await {
         Ok(created) => Ok(Redirect::to(&format!("/sites/{}", created.site_id)).into_response()),
@@ -515,10 +515,10 @@ pub async fn create_environment(
     }
     let input = EnvironmentInput {
         name: form.name.clone(),
-        slug: form.slug.clone(),
-        environment_type: form.environment_type.clone(),
-        source_environment_id: Some(form.source_environment_id.clone()),
-        promotion_preset: Some(form.promotion_preset.clone()),
+        slug: form.slug.trim().to_string(),
+        environment_type: form.environment_type.trim().to_string(),
+        source_environment_id: Some(form.source_environment_id.trim().to_string()),
+        promotion_preset: Some(form.promotion_preset.trim().to_string()),
     };
     match state
         .sites

@@ -582,3 +582,192 @@ async fn settings_page_saves_the_wordpress_source() {
         Some("dir:/usr/share/wordpress")
     );
 }
+
+/// The node page (issue 9): details, firewall state, the last failure with its code and
+/// message, and the provisioning history (only this node's `node_provision` jobs); linked from
+/// the nodes list.
+#[tokio::test]
+async fn node_page_shows_details_history_last_failure_and_firewall() {
+    let app = spawn_app().await;
+    let c = client();
+    form_login(&app, &c).await;
+    let node = app.insert_node("alpha", "active").await;
+    let other = app.insert_node("beta", "active").await;
+    sqlx::query(
+        "UPDATE nodes SET firewall_status = 'unavailable', provision_warning = 'The kernel refused nftables.' WHERE id = ?",
+    )
+    .bind(&node)
+    .execute(app.store.pool())
+    .await
+    .unwrap();
+    let ok = app
+        .insert_job(JobFixture::new("node_provision", "succeeded", &node))
+        .await;
+    let mut f = JobFixture::new("node_provision", "failed", &node);
+    f.offset_ms = 1000;
+    f.error_code = Some("NODE_UNREACHABLE");
+    let failed = app.insert_job(f).await;
+    sqlx::query("UPDATE jobs SET error_message = 'ssh: connect to host refused' WHERE id = ?")
+        .bind(&failed)
+        .execute(app.store.pool())
+        .await
+        .unwrap();
+    let elsewhere = app
+        .insert_job(JobFixture::new("node_provision", "failed", &other))
+        .await;
+    let site = app.insert_site("Shop", "shop").await;
+    let mut f = JobFixture::new("site_create", "succeeded", &node);
+    f.site_id = Some(&site);
+    let site_job = app.insert_job(f).await;
+
+    let list = c
+        .get(app.url("/nodes"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        list.contains(&format!("href=\"/nodes/{node}\"")),
+        "linked from the list"
+    );
+
+    let r = c
+        .get(app.url(&format!("/nodes/{node}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let html = r.text().await.unwrap();
+    assert!(html.contains("alpha"));
+    assert!(
+        html.contains("sse-connect=\"/ui/events?view=node&amp;id="),
+        "live"
+    );
+    assert!(
+        html.contains("unavailable: the kernel refused the firewall"),
+        "{html}"
+    );
+    assert!(html.contains("The kernel refused nftables."));
+    assert!(html.contains("data-test=\"node-last-failure\""));
+    assert!(html.contains("NODE_UNREACHABLE"));
+    assert!(html.contains("ssh: connect to host refused"));
+    for id in [&ok, &failed] {
+        assert!(
+            html.contains(&format!("data-job-id=\"{id}\"")),
+            "history lists {id}"
+        );
+    }
+    for id in [&elsewhere, &site_job] {
+        assert!(!html.contains(&format!("data-job-id=\"{id}\"")), "not {id}");
+    }
+
+    // A node that never failed has no failure box.
+    let html = c
+        .get(app.url(&format!("/nodes/{other}")))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(html.contains("data-test=\"node-last-failure\""));
+    let fresh = app.insert_node("gamma", "provisioning").await;
+    let html = c
+        .get(app.url(&format!("/nodes/{fresh}")))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(!html.contains("data-test=\"node-last-failure\""));
+    assert!(html.contains("unknown until the first successful provisioning"));
+    assert!(html.contains("No provisioning job for this node yet."));
+}
+
+#[tokio::test]
+async fn node_page_updates_live() {
+    let app = spawn_app().await;
+    let c = client();
+    form_login(&app, &c).await;
+    let node = app.insert_node("alpha", "provisioning").await;
+    let r = c
+        .get(app.url(&format!("/ui/events?view=node&id={node}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let mut f = JobFixture::new("node_provision", "running", &node);
+    f.offset_ms = 1000;
+    let id = app.insert_job(f).await;
+    let seen = read_until(r, &format!("data-job-id=\"{id}\"")).await;
+    assert!(seen.contains("event: node"), "{seen}");
+    assert!(seen.contains("data-test=\"node-status\""));
+}
+
+/// Dashboard pages answer unknown ids, malformed ids and server errors with an HTML page
+/// (status 404/400/500), not the API's JSON; the API keeps its JSON.
+#[tokio::test]
+async fn dashboard_errors_are_html_pages() {
+    let app = spawn_app().await;
+    let c = client();
+    form_login(&app, &c).await;
+    let unknown = uuid::Uuid::new_v4();
+    for path in [
+        format!("/nodes/{unknown}"),
+        format!("/sites/{unknown}"),
+        format!("/environments/{unknown}"),
+        format!("/jobs/{unknown}"),
+    ] {
+        let r = c.get(app.url(&path)).send().await.unwrap();
+        assert_eq!(r.status(), 404, "{path}");
+        assert!(
+            r.headers()["content-type"]
+                .to_str()
+                .unwrap()
+                .starts_with("text/html"),
+            "{path}"
+        );
+        let html = r.text().await.unwrap();
+        assert!(html.contains("data-test=\"error-page\""), "{path}: {html}");
+        assert!(html.contains("404 · Not Found"), "{path}");
+        assert!(html.contains(">not_found<"), "{path}");
+    }
+    let r = c.get(app.url("/nodes/not-a-uuid")).send().await.unwrap();
+    assert_eq!(r.status(), 400);
+    let html = r.text().await.unwrap();
+    assert!(html.contains("data-test=\"error-page\"") && html.contains("must be a UUID"));
+
+    // A server error: the page says so without the cause (which only the log gets).
+    let node = app.insert_node("alpha", "active").await;
+    sqlx::query("ALTER TABLE jobs RENAME TO jobs_gone")
+        .execute(app.store.pool())
+        .await
+        .unwrap();
+    let r = c
+        .get(app.url(&format!("/nodes/{node}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 500);
+    assert!(r.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/html"));
+    let html = r.text().await.unwrap();
+    assert!(html.contains("data-test=\"error-page\"") && html.contains(">internal_error<"));
+    assert!(
+        !html.contains("jobs_gone") && !html.contains("no such table"),
+        "{html}"
+    );
+
+    // The API under the same session keeps its JSON errors.
+    let r = c
+        .get(app.url(&format!("/api/nodes/{unknown}")))
+        .send()
+        .await
+        .unwrap();
+    crate::helpers::assert_error(r, 404, "not_found").await;
+}

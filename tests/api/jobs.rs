@@ -211,6 +211,8 @@ async fn bad_filters_name_the_parameter() {
         ("limit=0", "limit"),
         ("limit=501", "limit"),
         ("limit=ten", "limit"),
+        ("limit=+5", "limit"),
+        ("limit=007", "limit"),
         ("site_id=abc", "site_id"),
         ("node_id=1", "node_id"),
         ("environment_id=x", "environment_id"),
@@ -228,7 +230,8 @@ async fn bad_filters_name_the_parameter() {
     let r = app
         .get(&format!("/api/jobs?before={}", uuid::Uuid::new_v4()))
         .await;
-    let body = assert_error(r, 400, "bad_request").await;
+    // A well-formed id that names no job: the document cannot say "existing", so not a 400.
+    let body = assert_error(r, 404, "not_found").await;
     assert!(body["details"]["fields"]["before"].is_string());
 }
 

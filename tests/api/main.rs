@@ -18,3 +18,4 @@ mod nodes;
 mod openapi;
 mod queue;
 mod sites;
+mod test_guard;

@@ -1,7 +1,7 @@
 // Browser test of the node flow, run by tests/api/e2e.rs after the local node was provisioned
 // through the API: log in, see the node active on the Nodes page with the SSH key shown, press
 // "Provision again", watch the Ansible output arrive live on the job page, see `succeeded`
-// without reloading, then find the action on the Audit page.
+// without reloading, find the action on the Audit page and in the node page's history.
 import { chromium } from "playwright-core";
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -66,6 +66,16 @@ try {
   const text = await audit.textContent();
   if (!text.includes("node_provision") || !text.includes("succeeded")) throw new Error(`audit row: ${text}`);
   if (shots) await page.screenshot({ path: `${shots}/audit.png`, fullPage: true });
+
+  step("the node page lists the provisioning in its history");
+  await page.click('nav a[href="/nodes"]');
+  await page.locator(`tr[data-node-id="${process.env.PRESSLUFT_NODE_ID}"] [data-test=node-link]`).click();
+  await page.waitForURL(`${base}/nodes/${process.env.PRESSLUFT_NODE_ID}`);
+  const nodeStatus = (await page.textContent("[data-test=node-status]")).trim();
+  if (nodeStatus !== "active") throw new Error(`node page status ${nodeStatus}`);
+  const history = await page.locator(`[data-test=node-jobs] tr[data-job-id="${jobId}"]`).textContent();
+  if (!history.includes("succeeded")) throw new Error(`node history row: ${history}`);
+  if (shots) await page.screenshot({ path: `${shots}/node.png`, fullPage: true });
   console.log("BROWSER_TEST_PASSED");
 } finally {
   await ctx.close();

@@ -3,7 +3,8 @@
 #
 #   tests/install/check.sh /path/to/pressluft
 #
-# DESTRUCTIVE, for CI machines: it stops any running `pressluft serve`, removes /var/lib/pressluft,
+# DESTRUCTIVE, for disposable machines (it refuses, like scripts/test, when /var/lib/pressluft
+# holds data and PRESSLUFT_TEST_DISPOSABLE=1 is not set): it stops any running `pressluft serve`, removes /var/lib/pressluft,
 # /etc/pressluft and /var/log/pressluft and the old control-plane keys in /root/.ssh/authorized_keys,
 # then installs twice (the second run must report 0 changes) and a third time without options, and
 # checks: one serve process, one admin, the key authorized once, login over HTTP and exactly one
@@ -32,6 +33,8 @@ fail() {
 }
 
 [ "$(id -u)" = 0 ] || fail "run as root"
+# Before removing anything: never a real installation's data.
+"$repo/scripts/refuse-real-installation" tests/install/check.sh
 [ -x "$binary" ] || fail "$binary is not an executable file"
 [ -x "$installer" ] || fail "$installer missing or not executable"
 work=$(mktemp -d /tmp/pressluft-install-check.XXXXXX)
