@@ -11,6 +11,7 @@ use anyhow::{bail, Context};
 pub mod db_copy;
 pub mod drift;
 pub mod env_clone;
+pub mod nofollow;
 pub mod search_replace;
 
 /// A MariaDB database or table name the helpers accept: letters, digits, `_` and `$`, at most
