@@ -7,8 +7,8 @@
 //! validated identifiers, never interpolated from anything else.
 
 use std::collections::BTreeMap;
-use std::os::unix::fs::MetadataExt;
 use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};

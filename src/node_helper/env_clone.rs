@@ -369,8 +369,9 @@ fn exists_nofollow(path: &str) -> anyhow::Result<bool> {
     let path = Path::new(path);
     let parent = path.parent().context("no parent")?;
     match nofollow::open_dir(parent) {
-        Ok(dir) => Ok(nofollow::kind_at(dir.as_fd(), path.file_name().context("no name")?)?
-            .is_some()),
+        Ok(dir) => {
+            Ok(nofollow::kind_at(dir.as_fd(), path.file_name().context("no name")?)?.is_some())
+        }
         Err(OpenError::Link(p)) => Err(OpenError::Link(p).into()),
         Err(_) => Ok(false),
     }
@@ -411,9 +412,12 @@ fn check_links(spec: &Spec) -> anyhow::Result<()> {
                 .or_else(|| target.strip_prefix(absolute.as_str()))
                 .filter(|n| !n.is_empty() && !n.contains('/') && *n != "." && *n != "..")
                 .with_context(|| {
-                    format!("{production_root}/current points to {target}, not to one of its releases")
+                    format!(
+                        "{production_root}/current points to {target}, not to one of its releases"
+                    )
                 })?;
-            if let Err(e) = nofollow::open_dir(Path::new(&format!("{production_root}/releases/{name}")))
+            if let Err(e) =
+                nofollow::open_dir(Path::new(&format!("{production_root}/releases/{name}")))
             {
                 bail!("{production_root}/current: {e}");
             }
@@ -684,8 +688,14 @@ fn copy_release(spec: &Spec) -> anyhow::Result<()> {
         0o2750,
     )?;
     let source = nofollow::open_dir(Path::new(&spec.source_release_path))?;
-    copy_tree(&source, &spec.source_env_user, &build, &spec.env_user, false)
-        .context("copying the source's release")?;
+    copy_tree(
+        &source,
+        &spec.source_env_user,
+        &build,
+        &spec.env_user,
+        false,
+    )
+    .context("copying the source's release")?;
     let mu_plugin = std::fs::read(format!("{}/pressluft-mu-plugin.php", spec.php_dir))
         .context("reading the mu-plugin")?;
     as_user(&spec.env_user, &build, COMPLETE_RELEASE, &mu_plugin)
@@ -720,7 +730,17 @@ find . -type f -exec chmod 0640 {} +
 /// directory and `input` on stdin.
 fn as_user(user: &str, dir: &OwnedFd, script: &str, input: &[u8]) -> anyhow::Result<()> {
     let mut child = Command::new("runuser")
-        .args(["-u", user, "--", "env", "-i", BRIDGE_PATH, "sh", "-c", script])
+        .args([
+            "-u",
+            user,
+            "--",
+            "env",
+            "-i",
+            BRIDGE_PATH,
+            "sh",
+            "-c",
+            script,
+        ])
         .current_dir(nofollow::fd_path(dir))
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
@@ -747,7 +767,13 @@ fn copy_tree(
 ) -> anyhow::Result<()> {
     let mut reader = Command::new("runuser")
         .args(["-u", from_user, "--", "env", "-i", BRIDGE_PATH])
-        .args(["tar", "--create", "--file=-", "--warning=no-file-changed", "."])
+        .args([
+            "tar",
+            "--create",
+            "--file=-",
+            "--warning=no-file-changed",
+            ".",
+        ])
         .current_dir(nofollow::fd_path(from))
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -945,8 +971,7 @@ fn switch_current(spec: &Spec, env_root: &str) -> anyhow::Result<()> {
     let _ = std::fs::remove_file(&tmp);
     std::os::unix::fs::symlink(format!("releases/{}", spec.release_name), &tmp)?;
     std::os::unix::fs::lchown(&tmp, Some(uid), Some(www))?;
-    std::fs::rename(&tmp, nofollow::fd_path(&root).join("current"))
-        .context("switching current")?;
+    std::fs::rename(&tmp, nofollow::fd_path(&root).join("current")).context("switching current")?;
     Ok(())
 }
 

@@ -163,7 +163,12 @@ pub fn has_file(dir: BorrowedFd<'_>, rel: &str) -> io::Result<bool> {
         let at = current.as_ref().map_or(dir, |f| f.as_fd());
         match open_dir_at(at, OsStr::new(part)) {
             Ok(fd) => current = Some(fd),
-            Err(e) if matches!(e.raw_os_error(), Some(libc::ENOENT | libc::ELOOP | libc::ENOTDIR)) => {
+            Err(e)
+                if matches!(
+                    e.raw_os_error(),
+                    Some(libc::ENOENT | libc::ELOOP | libc::ENOTDIR)
+                ) =>
+            {
                 return Ok(false)
             }
             Err(e) => return Err(e),
@@ -331,7 +336,10 @@ mod tests {
         symlink("/etc", root.join("env/releases/r2")).unwrap();
         symlink(root.join("env"), root.join("linked-env")).unwrap();
         assert!(open_dir(&root.join("env/releases/r1")).is_ok());
-        for linked in [root.join("env/releases/r2"), root.join("linked-env/releases/r1")] {
+        for linked in [
+            root.join("env/releases/r2"),
+            root.join("linked-env/releases/r1"),
+        ] {
             match open_dir(&linked) {
                 Err(OpenError::Link(_)) => {}
                 other => panic!("{}: {other:?}", linked.display()),
@@ -348,8 +356,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let outside = dir.path().join("outside");
         std::fs::create_dir(&outside).unwrap();
-        std::fs::set_permissions(&outside, std::os::unix::fs::PermissionsExt::from_mode(0o755))
-            .unwrap();
+        std::fs::set_permissions(
+            &outside,
+            std::os::unix::fs::PermissionsExt::from_mode(0o755),
+        )
+        .unwrap();
         symlink(&outside, dir.path().join("uploads")).unwrap();
         let (uid, gid) = (unsafe { libc::getuid() }, unsafe { libc::getgid() });
         let err = ensure_dir(&dir.path().join("uploads"), uid, gid, 0o700).unwrap_err();
@@ -359,7 +370,10 @@ mod tests {
         assert_eq!(mode & 0o7777, 0o755, "the link's target is untouched");
         let made = ensure_dir(&dir.path().join("made"), uid, gid, 0o2750).unwrap();
         drop(made);
-        let mode = std::fs::metadata(dir.path().join("made")).unwrap().permissions().mode();
+        let mode = std::fs::metadata(dir.path().join("made"))
+            .unwrap()
+            .permissions()
+            .mode();
         assert_eq!(mode & 0o7777, 0o2750);
     }
 
@@ -370,7 +384,11 @@ mod tests {
         std::fs::create_dir_all(env.join("releases/r1/wp-content")).unwrap();
         std::fs::create_dir_all(env.join("shared/uploads")).unwrap();
         symlink("releases/r1", env.join("current")).unwrap();
-        symlink("../../../shared/uploads", env.join("releases/r1/wp-content/uploads")).unwrap();
+        symlink(
+            "../../../shared/uploads",
+            env.join("releases/r1/wp-content/uploads"),
+        )
+        .unwrap();
         symlink("/etc", env.join("releases/r1/wp-content/etc")).unwrap();
         symlink("../../../../..", env.join("releases/r1/wp-content/up")).unwrap();
         let fd = open_dir_confined(&env.join("current/wp-content/uploads"), &env)
