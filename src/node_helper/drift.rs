@@ -249,4 +249,31 @@ mod tests {
             path_digest(&dir.path().join("shared"), "uploads").unwrap()
         );
     }
+
+    #[test]
+    fn path_digest_records_links_as_links_and_never_leaves_the_environment() {
+        let dir = tempfile::tempdir().unwrap();
+        let env = dir.path().join("env");
+        std::fs::create_dir_all(env.join("releases/r1/wp-content")).unwrap();
+        std::fs::create_dir_all(env.join("shared/uploads")).unwrap();
+        std::os::unix::fs::symlink("releases/r1", env.join("current")).unwrap();
+        std::os::unix::fs::symlink(
+            "../../../shared/uploads",
+            env.join("releases/r1/wp-content/uploads"),
+        )
+        .unwrap();
+        let root = env.join("current");
+        let empty = path_digest(&root, "wp-content/uploads").unwrap();
+        std::os::unix::fs::symlink("/etc", env.join("shared/uploads/etc")).unwrap();
+        let linked = path_digest(&root, "wp-content/uploads").unwrap();
+        assert_ne!(linked, empty, "a link is part of the listing");
+        std::fs::remove_file(env.join("shared/uploads/etc")).unwrap();
+        std::os::unix::fs::symlink("/tmp", env.join("shared/uploads/etc")).unwrap();
+        assert_ne!(path_digest(&root, "wp-content/uploads").unwrap(), linked);
+        // A linked path leading out of the environment is refused, not walked.
+        std::fs::remove_file(env.join("releases/r1/wp-content/uploads")).unwrap();
+        std::os::unix::fs::symlink("/etc", env.join("releases/r1/wp-content/uploads")).unwrap();
+        let err = path_digest(&root, "wp-content/uploads").unwrap_err();
+        assert!(err.to_string().contains("outside"), "{err:#}");
+    }
 }
