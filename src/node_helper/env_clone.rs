@@ -753,6 +753,10 @@ fn as_user(user: &str, dir: &OwnedFd, script: &str, input: &[u8]) -> anyhow::Res
     super::wait_child(child, "the release script")
 }
 
+/// 1 MiB records: with tar's default 10 KiB the pipe took 5× the time of `cp -a` here; with
+/// these it copies 300 MB about as fast as `cp -a`.
+const TAR_RECORDS: &str = "--blocking-factor=2048";
+
 /// Copies the contents of the opened directory `from` into the opened directory `to`: `tar`
 /// reading as `from_user` piped into `tar` writing as `to_user`, each with its directory as
 /// working directory. No root process reads or writes inside either tree, so a link there leads
@@ -770,6 +774,7 @@ fn copy_tree(
         .args([
             "tar",
             "--create",
+            TAR_RECORDS,
             "--file=-",
             "--warning=no-file-changed",
             ".",
@@ -786,6 +791,8 @@ fn copy_tree(
         .args([
             "tar",
             "--extract",
+            TAR_RECORDS,
+            "--read-full-records",
             "--file=-",
             "--no-same-owner",
             "--no-overwrite-dir",
