@@ -17,6 +17,13 @@
 //! only comments and session `SET`s; anything else stops the copy with an error rather than
 //! being dropped. Database names are validated identifiers, passed as arguments, never through a
 //! shell.
+//!
+//! Table and column names come from the site's database, i.e. from its PHP: a name holding a
+//! newline and a client command (`\! touch /tmp/x`) must never reach the `mysql` client as a
+//! command (issue 9). Dumps are made `--skip-comments` (older `mysqldump` versions wrote names
+//! unescaped into `-- Table structure for table …` comments, where the next line stood outside
+//! any quote), and every client runs with [`CLIENT_ARGS`]: `--binary-mode` turns off the
+//! client's own commands (`\!`, `source`, `\.`, …) in piped input, so the stream is only SQL.
 
 use std::io::{self, Write};
 use std::process::{Child, ChildStdin, Command, Stdio};
@@ -58,7 +65,15 @@ pub fn run(request: &Request) -> anyhow::Result<()> {
     Ok(())
 }
 
-const DUMP_ARGS: [&str; 2] = ["--single-transaction", "--default-character-set=utf8mb4"];
+const DUMP_ARGS: [&str; 3] = [
+    "--single-transaction",
+    "--default-character-set=utf8mb4",
+    "--skip-comments",
+];
+
+/// The `mysql` client's arguments for a dump: `--binary-mode` makes it run SQL only, no client
+/// command (`\!` and the like) whatever the input holds.
+pub const CLIENT_ARGS: [&str; 2] = ["--default-character-set=utf8mb4", "--binary-mode"];
 
 /// Copies `source_db` into `target_db` (tables in the target with the same names are replaced).
 pub fn copy(request: &Request) -> anyhow::Result<Report> {
@@ -109,7 +124,7 @@ fn mysqldump(extra: &[&str], database: &str) -> anyhow::Result<Child> {
 
 fn mysql_client(database: &str) -> anyhow::Result<Child> {
     Command::new("mysql")
-        .arg("--default-character-set=utf8mb4")
+        .args(CLIENT_ARGS)
         .arg("--database")
         .arg(database)
         .stdin(Stdio::piped())

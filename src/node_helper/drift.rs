@@ -7,13 +7,14 @@
 //! validated identifiers, never interpolated from anything else.
 
 use std::collections::BTreeMap;
+use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
 use serde::Serialize;
 
-use super::{is_identifier, mysql_lines};
+use super::{is_identifier, mysql_lines, nofollow};
 use sha2::{Digest, Sha256};
 
 /// One table's figures.
@@ -150,13 +151,19 @@ fn checksum_group(database: &str, tables: &[&str]) -> anyhow::Result<Vec<(String
 }
 
 /// `sha256:<hex>` over the sorted lines `<relative path>\t<size>\t<mtime ns>\n` of every
-/// regular file under `root/rel`. The path itself may be a symlink (followed); links below it
-/// are not followed. A missing path digests as an empty listing.
+/// regular file under `root/rel`, and `<relative path>\tlink\t<target>\n` of every symbolic
+/// link (recorded as a link, never followed). `root/rel` itself is resolved through links only
+/// while they stay inside `root`'s parent (the environment: `current` and
+/// `wp-content/uploads` are the release layout's own links); a link leading elsewhere is an
+/// error. Nothing is followed as root beyond that (issue 9). A missing path digests as an empty
+/// listing.
 pub fn path_digest(root: &Path, rel: &str) -> anyhow::Result<String> {
     let base = root.join(rel);
+    let confine = root.parent().unwrap_or(root);
     let mut lines: Vec<Vec<u8>> = Vec::new();
-    if base.exists() {
-        walk(&base, &base, &mut lines)?;
+    if let Some(dir) = nofollow::open_dir_confined(&base, confine)? {
+        walk(dir, Path::new(""), &mut lines)
+            .with_context(|| format!("reading {}", base.display()))?;
     }
     lines.sort_unstable();
     let mut hasher = Sha256::new();
@@ -166,20 +173,32 @@ pub fn path_digest(root: &Path, rel: &str) -> anyhow::Result<String> {
     Ok(format!("sha256:{}", hex::encode(hasher.finalize())))
 }
 
-fn walk(base: &Path, dir: &Path, lines: &mut Vec<Vec<u8>>) -> anyhow::Result<()> {
-    for entry in std::fs::read_dir(dir).with_context(|| format!("reading {}", dir.display()))? {
+/// Lists `dir` (an opened directory) into `lines`, descending with `O_NOFOLLOW` opens.
+fn walk(dir: OwnedFd, rel: &Path, lines: &mut Vec<Vec<u8>>) -> anyhow::Result<()> {
+    for entry in std::fs::read_dir(nofollow::fd_path(&dir))? {
         let entry = entry?;
-        let path = entry.path();
-        let meta = entry.metadata()?; // does not follow links
+        let name = entry.file_name();
+        let path = rel.join(&name);
+        let meta = entry.metadata()?; // fstatat(AT_SYMLINK_NOFOLLOW)
+        let mut line = path.as_os_str().as_encoded_bytes().to_vec();
         if meta.is_dir() {
-            walk(base, &path, lines)?;
+            // A directory swapped for a link since the listing fails here (ELOOP).
+            let sub = nofollow::open_dir_at(dir.as_fd(), &name)
+                .with_context(|| format!("opening {}", path.display()))?;
+            walk(sub, &path, lines)?;
+            continue;
         } else if meta.is_file() {
-            let rel = path.strip_prefix(base).unwrap_or(&path);
             let mtime_ns = i128::from(meta.mtime()) * 1_000_000_000 + i128::from(meta.mtime_nsec());
-            let mut line = rel.as_os_str().as_encoded_bytes().to_vec();
             line.extend_from_slice(format!("\t{}\t{}\n", meta.size(), mtime_ns).as_bytes());
-            lines.push(line);
+        } else if meta.file_type().is_symlink() {
+            let target = nofollow::read_link_at(dir.as_fd(), &name)?;
+            line.extend_from_slice(b"\tlink\t");
+            line.extend_from_slice(target.as_encoded_bytes());
+            line.push(b'\n');
+        } else {
+            continue;
         }
+        lines.push(line);
     }
     Ok(())
 }
@@ -229,5 +248,32 @@ mod tests {
             path_digest(&dir.path().join("rel"), "wp-content/uploads").unwrap(),
             path_digest(&dir.path().join("shared"), "uploads").unwrap()
         );
+    }
+
+    #[test]
+    fn path_digest_records_links_as_links_and_never_leaves_the_environment() {
+        let dir = tempfile::tempdir().unwrap();
+        let env = dir.path().join("env");
+        std::fs::create_dir_all(env.join("releases/r1/wp-content")).unwrap();
+        std::fs::create_dir_all(env.join("shared/uploads")).unwrap();
+        std::os::unix::fs::symlink("releases/r1", env.join("current")).unwrap();
+        std::os::unix::fs::symlink(
+            "../../../shared/uploads",
+            env.join("releases/r1/wp-content/uploads"),
+        )
+        .unwrap();
+        let root = env.join("current");
+        let empty = path_digest(&root, "wp-content/uploads").unwrap();
+        std::os::unix::fs::symlink("/etc", env.join("shared/uploads/etc")).unwrap();
+        let linked = path_digest(&root, "wp-content/uploads").unwrap();
+        assert_ne!(linked, empty, "a link is part of the listing");
+        std::fs::remove_file(env.join("shared/uploads/etc")).unwrap();
+        std::os::unix::fs::symlink("/tmp", env.join("shared/uploads/etc")).unwrap();
+        assert_ne!(path_digest(&root, "wp-content/uploads").unwrap(), linked);
+        // A linked path leading out of the environment is refused, not walked.
+        std::fs::remove_file(env.join("releases/r1/wp-content/uploads")).unwrap();
+        std::os::unix::fs::symlink("/etc", env.join("releases/r1/wp-content/uploads")).unwrap();
+        let err = path_digest(&root, "wp-content/uploads").unwrap_err();
+        assert!(err.to_string().contains("outside"), "{err:#}");
     }
 }

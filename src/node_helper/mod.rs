@@ -11,6 +11,7 @@ use anyhow::{bail, Context};
 pub mod db_copy;
 pub mod drift;
 pub mod env_clone;
+pub mod nofollow;
 pub mod search_replace;
 
 /// A MariaDB database or table name the helpers accept: letters, digits, `_` and `$`, at most
@@ -40,10 +41,10 @@ pub fn wait_child(mut child: Child, what: &str) -> anyhow::Result<()> {
 
 /// Runs `sql` with the MariaDB client as the invoking user (root on a node: unix-socket
 /// authentication) and returns its `--batch --skip-column-names` output lines. The SQL goes
-/// through stdin, never through arguments.
+/// through stdin, never through arguments; `--binary-mode`: no client command (`\!`) runs.
 pub fn mysql_lines(database: Option<&str>, sql: &str) -> anyhow::Result<Vec<String>> {
     let mut command = Command::new("mysql");
-    command.args(["--batch", "--skip-column-names"]);
+    command.args(["--batch", "--skip-column-names", "--binary-mode"]);
     if let Some(db) = database {
         command.arg("--database").arg(db);
     }

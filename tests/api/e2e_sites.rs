@@ -409,6 +409,7 @@ pub async fn sites_on_this_machine(app: &TestApp) {
         args.extend(envs.iter().map(String::as_str));
         run(remove, &args);
     }
+    crate::e2e_clone_attacks::clone_attacks(app).await;
 }
 
 /// `pressluft node db-copy` (the clone's parallel database copy) against the plain pipeline it
