@@ -49,6 +49,35 @@ pub async fn read_job_output(log_dir: &Path, job: &crate::store::JobRecord) -> S
     String::from_utf8_lossy(&bytes).into_owned()
 }
 
+/// A job's output as a stream of chunks (for `GET /api/jobs/{id}/output`): its log file read
+/// piece by piece (at most [`LOG_READ_LIMIT`] bytes, never whole in memory), or the tail
+/// stored on the row when the file is gone.
+pub async fn stream_job_output(
+    log_dir: &Path,
+    job: &crate::store::JobRecord,
+) -> futures_util::stream::BoxStream<'static, std::io::Result<Vec<u8>>> {
+    use futures_util::StreamExt;
+    use tokio::io::AsyncReadExt;
+    match tokio::fs::File::open(job_log_path(log_dir, &job.id)).await {
+        Ok(file) => futures_util::stream::unfold(file.take(LOG_READ_LIMIT), |mut r| async move {
+            let mut buf = vec![0u8; 64 * 1024];
+            match r.read(&mut buf).await {
+                Ok(0) => None,
+                Ok(n) => {
+                    buf.truncate(n);
+                    Some((Ok(buf), r))
+                }
+                Err(e) => Some((Err(e), r)),
+            }
+        })
+        .boxed(),
+        Err(_) => {
+            let tail = job.output_tail.clone().unwrap_or_default().into_bytes();
+            futures_util::stream::iter([Ok(tail)]).boxed()
+        }
+    }
+}
+
 /// The forms in which a secret may appear in output besides itself: base64 (standard and
 /// URL-safe, with and without padding), JSON-escaped (ASCII-only too, as Python's `json.dumps`
 /// writes it), percent-encoded (`%20` and `+` for spaces) and shell-quoted (`'…'"'"'…'`).

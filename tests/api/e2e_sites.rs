@@ -403,6 +403,7 @@ pub async fn sites_on_this_machine(app: &TestApp) {
         args.extend(envs.iter().map(String::as_str));
         run(remove, &args);
     }
+    crate::e2e_injection::user_data_is_never_templated(app).await;
 }
 
 /// `pressluft node db-copy` (the clone's parallel database copy) against the plain pipeline it
