@@ -32,21 +32,19 @@ pub fn job_log_path(log_dir: &Path, job_id: &str) -> PathBuf {
 /// A job's whole output: its log file (at most [`LOG_READ_LIMIT`] bytes), or the tail stored
 /// on the row when the file is gone.
 pub async fn read_job_output(log_dir: &Path, job: &crate::store::JobRecord) -> String {
-    use tokio::io::AsyncReadExt;
-    let file = match tokio::fs::File::open(job_log_path(log_dir, &job.id)).await {
-        Ok(f) => f,
-        Err(_) => return job.output_tail.clone().unwrap_or_default(),
-    };
-    let mut bytes = Vec::new();
-    if file
-        .take(LOG_READ_LIMIT)
-        .read_to_end(&mut bytes)
-        .await
-        .is_err()
-    {
-        return job.output_tail.clone().unwrap_or_default();
+    match read_log_file(&job_log_path(log_dir, &job.id)).await {
+        Ok(text) => text,
+        Err(_) => job.output_tail.clone().unwrap_or_default(),
     }
-    String::from_utf8_lossy(&bytes).into_owned()
+}
+
+/// A log file's text, at most [`LOG_READ_LIMIT`] bytes of it.
+pub async fn read_log_file(path: &Path) -> std::io::Result<String> {
+    use tokio::io::AsyncReadExt;
+    let file = tokio::fs::File::open(path).await?;
+    let mut bytes = Vec::new();
+    file.take(LOG_READ_LIMIT).read_to_end(&mut bytes).await?;
+    Ok(String::from_utf8_lossy(&bytes).into_owned())
 }
 
 /// A job's output as a stream of chunks (for `GET /api/jobs/{id}/output`): its log file read

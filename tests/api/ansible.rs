@@ -298,7 +298,7 @@ fn the_node_refuses_link_local_and_unallowed_loopback_sources() {
     std::fs::create_dir_all(scratch.path().join("env/releases")).unwrap();
     let failure = |src: &str, allow: bool| -> String {
         let _ = std::fs::remove_file(&out);
-        let status = std::process::Command::new("ansible-playbook")
+        let run = std::process::Command::new("ansible-playbook")
             .arg("-i")
             .arg("localhost,")
             .arg("-e")
@@ -306,10 +306,14 @@ fn the_node_refuses_link_local_and_unallowed_loopback_sources() {
             .arg(&play)
             .env("ANSIBLE_CONFIG", repo.join("ansible.cfg"))
             .env("ANSIBLE_ROLES_PATH", repo.join("roles"))
-            .stdout(std::process::Stdio::null())
-            .status()
+            .output()
             .unwrap();
-        assert!(status.success(), "{src}: the rescue keeps the play going");
+        assert!(
+            run.status.success(),
+            "{src}: the rescue keeps the play going\n{}\n{}",
+            String::from_utf8_lossy(&run.stdout),
+            String::from_utf8_lossy(&run.stderr)
+        );
         std::fs::read_to_string(&out).unwrap_or_default()
     };
     for (src, allow) in [
