@@ -273,8 +273,9 @@ impl Runner for AnsibleRunner {
 }
 
 /// The extra-vars file: YAML in which every string (each value and each key below the top
-/// level, at any depth) carries Ansible's `!unsafe` tag, so no playbook can ever evaluate
-/// `{{ … }}` or `{% … %}` in data that came from users (docs/decisions.md, "user data is never
+/// level, at any depth) is data Ansible never templates — tagged `!unsafe` (see
+/// [`yaml_unsafe_string`] for the type-ambiguous few that cannot hold a template) — so no
+/// playbook can ever evaluate `{{ … }}` or `{% … %}` in data that came from users (docs/decisions.md, "user data is never
 /// templated"). Unsafe values are still ordinary variables: playbooks compare, slice, join and
 /// pass them on; Ansible only refuses to template them again. The top-level keys are variable
 /// names chosen by the control plane and must be identifiers.
@@ -289,7 +290,8 @@ pub fn unsafe_vars_yaml(vars: &Map<String, Value>) -> Result<String, String> {
         if !identifier {
             return Err(format!("variable name {key:?} is not an identifier"));
         }
-        out.push_str(key);
+        // Quoted: `on`, `yes` or `null` unquoted would be a boolean or null key.
+        yaml_string(&mut out, key);
         out.push_str(": ");
         yaml_value(&mut out, value);
         out.push('\n');
@@ -307,10 +309,7 @@ fn yaml_value(out: &mut String, value: &Value) {
             yaml_string(out, &n.to_string());
         }
         Value::Number(n) => out.push_str(&n.to_string()),
-        Value::String(s) => {
-            out.push_str("!unsafe ");
-            yaml_string(out, s);
-        }
+        Value::String(s) => yaml_unsafe_string(out, s),
         Value::Array(items) => {
             out.push('[');
             for (i, item) in items.iter().enumerate() {
@@ -327,14 +326,42 @@ fn yaml_value(out: &mut String, value: &Value) {
                 if i > 0 {
                     out.push_str(", ");
                 }
-                out.push_str("!unsafe ");
-                yaml_string(out, k);
+                yaml_unsafe_string(out, k);
                 out.push_str(": ");
                 yaml_value(out, v);
             }
             out.push('}');
         }
     }
+}
+
+/// A string as data Ansible never templates: tagged `!unsafe`, except the few strings a plain
+/// YAML scalar would read as another type (`""`, `true`, `0`, `1.5`, `~`, `null`, `<<`, `=`, a
+/// date …). ansible-core 2.19 resolves the type of an `!unsafe` scalar as if it were unquoted
+/// (`!unsafe ""` is null, `!unsafe "true"` a boolean), so those stay plain quoted strings;
+/// none of them can contain `{`, without which Jinja has nothing to evaluate (`{{`, `{%`,
+/// `{#`). Every string with a `{` is tagged, always.
+fn yaml_unsafe_string(out: &mut String, s: &str) {
+    if s.contains('{') || !may_resolve_to_another_type(s) {
+        out.push_str("!unsafe ");
+    }
+    yaml_string(out, s);
+}
+
+/// Conservatively, whether YAML 1.1's implicit resolvers could read `s` (unquoted) as
+/// something other than a string: empty, a bool or null word, or a first character that
+/// starts a number, a date, `~`, `.inf`/`.nan`, `<<` or `=`.
+fn may_resolve_to_another_type(s: &str) -> bool {
+    let Some(first) = s.chars().next() else {
+        return true;
+    };
+    if matches!(first, '0'..='9' | '+' | '-' | '.' | '~' | '<' | '=') {
+        return true;
+    }
+    matches!(
+        s.to_ascii_lowercase().as_str(),
+        "y" | "n" | "yes" | "no" | "true" | "false" | "on" | "off" | "null"
+    )
 }
 
 /// A YAML double-quoted scalar holding exactly `s`: printable ASCII as is, everything else
@@ -477,36 +504,43 @@ mod tests {
             "f": 1.5,
             "on": false,
             "text": "é \"q\" \\ \n\t\u{7f}\u{1F600}",
+            "plain": ["", "true", "No", "0", "-1", "1.5", "~", "null", "<<", "=", "2001-12-14", "{0}", "yes{{x}}"],
         });
         let yaml = unsafe_vars_yaml(vars.as_object().unwrap()).unwrap();
         assert_eq!(
             yaml,
             concat!(
                 "---\n",
-                "f: !!float \"1.5\"\n",
-                "n: 3\n",
-                "nested: {!unsafe \"list\": [{!unsafe \"k\": !unsafe \"{% if 1 %}x{% endif %}\", ",
+                "\"f\": !!float \"1.5\"\n",
+                "\"n\": 3\n",
+                "\"nested\": {!unsafe \"list\": [{!unsafe \"k\": !unsafe \"{% if 1 %}x{% endif %}\", ",
                 "!unsafe \"{{ key }}\": [1, true, null, !unsafe \"v\"]}]}\n",
-                "on: false\n",
-                "site_title: !unsafe \"{{ lookup('pipe','id') }}\"\n",
-                "text: !unsafe \"\\u00E9 \\\"q\\\" \\\\ \\u000A\\u0009\\u007F\\U0001F600\"\n",
+                "\"on\": false\n",
+                "\"plain\": [\"\", \"true\", \"No\", \"0\", \"-1\", \"1.5\", \"~\", \"null\", \"<<\", \"=\", ",
+                "\"2001-12-14\", !unsafe \"{0}\", !unsafe \"yes{{x}}\"]\n",
+                "\"site_title\": !unsafe \"{{ lookup('pipe','id') }}\"\n",
+                "\"text\": !unsafe \"\\u00E9 \\\"q\\\" \\\\ \\u000A\\u0009\\u007F\\U0001F600\"\n",
             )
         );
-        // Every double-quoted scalar (value or key) is preceded by the tag.
-        let mut rest = yaml.as_str();
-        while let Some(i) = rest.find(" \"") {
-            assert!(
-                rest[..i].ends_with("!unsafe") || rest[..i].ends_with("!!float"),
-                "untagged string near {:?}",
-                &rest[i.saturating_sub(20)..]
-            );
-            let after = &rest[i + 2..];
-            let mut end = 0;
-            let bytes = after.as_bytes();
-            while bytes[end] != b'"' {
-                end += if bytes[end] == b'\\' { 2 } else { 1 };
+        // Below the top level, every quoted scalar (value or key) is tagged, except the
+        // type-ambiguous strings, which never hold a `{`.
+        for line in yaml.lines().skip(1) {
+            let (_, mut rest) = line.split_once(": ").unwrap();
+            while let Some(i) = rest.find('"') {
+                let tagged = rest[..i].ends_with("!unsafe ") || rest[..i].ends_with("!!float ");
+                let after = &rest[i + 1..];
+                let bytes = after.as_bytes();
+                let mut end = 0;
+                while bytes[end] != b'"' {
+                    end += if bytes[end] == b'\\' { 2 } else { 1 };
+                }
+                let content = &after[..end];
+                assert!(
+                    tagged || (!content.contains('{') && may_resolve_to_another_type(content)),
+                    "untagged string {content:?}"
+                );
+                rest = &after[end + 1..];
             }
-            rest = &after[end + 1..];
         }
         // Variable names must be identifiers (they are the control plane's, never users').
         let bad = json!({"a b": 1});

@@ -200,7 +200,7 @@ async fn user_data_in_variables_is_never_templated() {
     let key = format!("{{{{ lookup('pipe','touch {m}-key') }}}}");
     let out = scratch.path().join("out.txt");
     let playbook = format!(
-        "{LOCAL_PLAY}    - name: Use the variables as values\n      ansible.builtin.copy:\n        dest: {}\n        content: \"{{{{ control_plane_domain }}}}|{{{{ nested.a[0].b }}}}|{{{{ nested.a[0] | dict2items | map(attribute='key') | sort | last }}}}|{{{{ nested.a[0].b | length > 3 }}}}\"\n        mode: \"0600\"\n",
+        "{LOCAL_PLAY}    - name: Use the variables as values\n      ansible.builtin.copy:\n        dest: {}\n        content: \"{{{{ control_plane_domain }}}}|{{{{ nested.a[0].b }}}}|{{{{ nested.a[0] | dict2items | map(attribute='key') | sort | last }}}}|{{{{ nested.a[0].b | length > 3 }}}}|{{{{ plain | select('string') | list | length }}}}|{{{{ plain | to_json }}}}\"\n        mode: \"0600\"\n",
         out.display()
     );
     let dir = ansible_dir(scratch.path(), &playbook, None);
@@ -226,7 +226,11 @@ async fn user_data_in_variables_is_never_templated() {
     let id = app
         .insert_job(JobFixture::new("node_provision", "queued", &node))
         .await;
-    let payload = serde_json::json!({"nested": {"a": [{"b": statement, key.clone(): 1}]}});
+    // Strings YAML would read as other types stay strings (`""` is not null, `"true"` no bool).
+    let payload = serde_json::json!({
+        "nested": {"a": [{"b": statement, key.clone(): 1}]},
+        "plain": ["", "true", "0", "null", "~"],
+    });
     sqlx::query("UPDATE jobs SET payload_json = ? WHERE id = ?")
         .bind(payload.to_string())
         .bind(&id)
@@ -245,7 +249,10 @@ async fn user_data_in_variables_is_never_templated() {
     }
     let written = std::fs::read_to_string(&out).unwrap();
     // Sorted keys: "b" comes before "{{ …".
-    assert_eq!(written, format!("{expression}|{statement}|{key}|True"));
+    assert_eq!(
+        written,
+        format!("{expression}|{statement}|{key}|True|5|[\"\", \"true\", \"0\", \"null\", \"~\"]")
+    );
 }
 
 /// Run directories left by a process that died mid-run (a decrypted key, the variables) are
