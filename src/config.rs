@@ -63,6 +63,11 @@ pub struct ConfigFlags {
     /// [default: true]
     #[arg(long, global = true, value_name = "BOOL")]
     pub manage_firewall: Option<String>,
+    /// Let source URLs (the WordPress source, later archives) reach loopback addresses
+    /// (true/false; the bare flag means true) [env: PRESSLUFT_ALLOW_LOOPBACK_SOURCES]
+    /// [default: false]
+    #[arg(long, global = true, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
+    pub allow_loopback_sources: Option<String>,
 }
 
 /// The resolved, validated configuration.
@@ -82,6 +87,8 @@ pub struct Config {
     /// the playbooks embedded in the binary (false: an operator's or the source tree's copy).
     pub ansible_dir_embedded: bool,
     pub manage_firewall: bool,
+    /// Source URLs may name loopback addresses (link-local ones never).
+    pub allow_loopback_sources: bool,
     /// The binary installed on nodes as the node helper; `None` = this executable. Not a
     /// setting: tests point it at the built `pressluft` binary.
     pub node_binary: Option<PathBuf>,
@@ -143,9 +150,13 @@ const MANAGE_FIREWALL: Key = Key {
     flag: "--manage-firewall",
     env: "PRESSLUFT_MANAGE_FIREWALL",
 };
+const ALLOW_LOOPBACK_SOURCES: Key = Key {
+    flag: "--allow-loopback-sources",
+    env: "PRESSLUFT_ALLOW_LOOPBACK_SOURCES",
+};
 
 /// Every variable the control plane reads, for documentation and `--help`.
-pub const ENV_VARS: [&str; 10] = [
+pub const ENV_VARS: [&str; 11] = [
     LISTEN_ADDR.env,
     DATA_DIR.env,
     DB_PATH.env,
@@ -156,6 +167,7 @@ pub const ENV_VARS: [&str; 10] = [
     JOB_TIMEOUT.env,
     ANSIBLE_DIR.env,
     MANAGE_FIREWALL.env,
+    ALLOW_LOOPBACK_SOURCES.env,
 ];
 
 struct Resolver<'a> {
@@ -274,6 +286,14 @@ impl Config {
                 parse_bool,
             )?
             .unwrap_or(true);
+        let allow_loopback_sources = r
+            .parse(
+                &ALLOW_LOOPBACK_SOURCES,
+                &flags.allow_loopback_sources,
+                "true or false",
+                parse_bool,
+            )?
+            .unwrap_or(false);
         Ok(Config {
             mode,
             listen_addr,
@@ -287,6 +307,7 @@ impl Config {
             ansible_dir,
             ansible_dir_embedded,
             manage_firewall,
+            allow_loopback_sources,
             node_binary: None,
         })
     }
@@ -312,6 +333,7 @@ impl Config {
             ansible_dir: dir.join("ansible"),
             ansible_dir_embedded: true,
             manage_firewall: true,
+            allow_loopback_sources: false,
             node_binary: None,
         }
     }
@@ -360,6 +382,7 @@ mod tests {
         assert_eq!(serve.workers, 4);
         assert_eq!(serve.job_timeout, Duration::from_secs(1800));
         assert!(serve.manage_firewall);
+        assert!(!serve.allow_loopback_sources);
         assert_eq!(serve.public_ip, None);
 
         let dev = Config::resolve(Mode::Dev, &ConfigFlags::default(), &none).unwrap();
@@ -426,6 +449,7 @@ mod tests {
             ("PRESSLUFT_PUBLIC_IP", "::1"),
             ("PRESSLUFT_JOB_TIMEOUT_SECS", "5"),
             ("PRESSLUFT_MANAGE_FIREWALL", "maybe"),
+            ("PRESSLUFT_ALLOW_LOOPBACK_SOURCES", "maybe"),
             ("PRESSLUFT_WORKERS", "0"),
         ] {
             let err = Config::resolve(Mode::Serve, &ConfigFlags::default(), &env_of(&[(k, v)]))
@@ -439,9 +463,11 @@ mod tests {
         let env = env_of(&[
             ("PRESSLUFT_MANAGE_FIREWALL", "false"),
             ("PRESSLUFT_PUBLIC_IP", "203.0.113.7"),
+            ("PRESSLUFT_ALLOW_LOOPBACK_SOURCES", "true"),
         ]);
         let c = Config::resolve(Mode::Serve, &ConfigFlags::default(), &env).unwrap();
         assert!(!c.manage_firewall);
+        assert!(c.allow_loopback_sources);
         assert_eq!(c.public_ip, Some(Ipv4Addr::new(203, 0, 113, 7)));
     }
 }

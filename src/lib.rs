@@ -19,6 +19,7 @@ pub mod nodes;
 pub mod secrets;
 pub mod settings;
 pub mod sites;
+pub mod sources;
 pub mod startup;
 pub mod state;
 pub mod store;

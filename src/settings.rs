@@ -87,8 +87,10 @@ fn invalid(field: &'static str, message: &str) -> SettingsError {
     }
 }
 
-/// A WordPress source: an `http(s)://` URL of a tarball, or `dir:<absolute path on the node>`.
-fn validate_wordpress_source(s: &str) -> Result<(), &'static str> {
+/// A WordPress source: an `http(s)://` URL of a tarball, or `dir:<absolute path on the node>`
+/// (a node path, not a URL: no address rule applies). A URL's host must not be link-local, nor
+/// loopback unless `allow_loopback` ([`crate::sources::check_source_host`]).
+fn validate_wordpress_source(s: &str, allow_loopback: bool) -> Result<(), &'static str> {
     if s.chars().any(|c| c.is_whitespace() || c.is_control()) {
         return Err("must not contain spaces or control characters");
     }
@@ -106,16 +108,18 @@ fn validate_wordpress_source(s: &str) -> Result<(), &'static str> {
     if host.is_empty() || host.starts_with(':') {
         return Err("the URL has no host");
     }
-    Ok(())
+    let host = crate::sources::url_host(s).ok_or("the URL has no host")?;
+    crate::sources::check_source_host(&host, allow_loopback)
 }
 
 impl WordPressSettings {
     /// Trims, treats empty strings as null, validates and normalises (sha256 lowercase).
-    pub fn validate(self) -> Result<WordPressSettings, SettingsError> {
+    pub fn validate(self, allow_loopback: bool) -> Result<WordPressSettings, SettingsError> {
         let clean = |v: Option<String>| v.map(|s| s.trim().to_string()).filter(|s| !s.is_empty());
         let source = clean(self.wordpress_source);
         if let Some(s) = &source {
-            validate_wordpress_source(s).map_err(|m| invalid("wordpress_source", m))?;
+            validate_wordpress_source(s, allow_loopback)
+                .map_err(|m| invalid("wordpress_source", m))?;
         }
         let sha = clean(self.wordpress_source_sha256).map(|s| s.to_ascii_lowercase());
         if let Some(s) = &sha {
@@ -138,14 +142,21 @@ impl WordPressSettings {
 pub struct Settings {
     store: Store,
     clock: SharedClock,
+    /// `--allow-loopback-sources`.
+    allow_loopback_sources: bool,
 }
 
 impl Settings {
-    pub fn new(store: Store, clock: SharedClock) -> Self {
-        Self { store, clock }
+    pub fn new(store: Store, clock: SharedClock, allow_loopback_sources: bool) -> Self {
+        Self {
+            store,
+            clock,
+            allow_loopback_sources,
+        }
     }
 
-    /// Every setting with its effective value.
+    /// Every setting with its effective value, as shown to users: the user-info of a URL
+    /// (credentials) reads `***`.
     pub async fn view(&self) -> Result<SettingsView, SettingsError> {
         let stored = self.store.all_settings().await?;
         let lookup = |key: &str| stored.iter().find(|(k, _)| k == key).map(|(_, v)| v);
@@ -153,9 +164,10 @@ impl Settings {
             values: KEYS
                 .iter()
                 .map(|(k, default)| {
+                    let value = lookup(k).cloned().or_else(|| default.map(str::to_string));
                     (
                         *k,
-                        lookup(k).cloned().or_else(|| default.map(str::to_string)),
+                        value.map(|v| crate::sources::redact_userinfo(&v).into_owned()),
                     )
                 })
                 .collect(),
@@ -172,9 +184,18 @@ impl Settings {
         user_id: &str,
         input: WordPressSettings,
     ) -> Result<SettingsView, SettingsError> {
-        let valid = input.validate()?;
+        let mut valid = input.validate(self.allow_loopback_sources)?;
         let now = format_ts(self.clock.now());
         let mut tx = self.store.begin_write().await?;
+        // The form and GET show the source with its credentials as `***`: sending that back
+        // unchanged keeps the stored credentials.
+        if let Some(shown) = &valid.wordpress_source {
+            if let Some(stored) = fetch_setting(&mut tx, "wordpress_source").await? {
+                if stored != *shown && crate::sources::redact_userinfo(&stored) == shown.as_str() {
+                    valid.wordpress_source = Some(stored);
+                }
+            }
+        }
         put_settings(
             &mut tx,
             &[
@@ -227,7 +248,7 @@ mod tests {
     use super::*;
 
     fn field(s: WordPressSettings) -> &'static str {
-        match s.validate() {
+        match s.validate(false) {
             Err(SettingsError::Invalid { field, .. }) => field,
             other => panic!("{other:?}"),
         }
@@ -240,7 +261,7 @@ mod tests {
             "http://mirror.test:8080/wp.tgz",
             "dir:/usr/share/wordpress",
         ] {
-            assert!(validate_wordpress_source(ok).is_ok(), "{ok}");
+            assert!(validate_wordpress_source(ok, false).is_ok(), "{ok}");
         }
         for bad in [
             "ftp://x/y",
@@ -250,13 +271,35 @@ mod tests {
             "https://x/a b",
             "/usr/share/wordpress",
         ] {
-            assert!(validate_wordpress_source(bad).is_err(), "{bad}");
+            assert!(validate_wordpress_source(bad, true).is_err(), "{bad}");
+        }
+        // Link-local never; loopback only when allowed; private ranges and node paths always.
+        for (source, allowed, without_flag) in [
+            ("http://169.254.169.254/latest/meta-data", false, false),
+            ("http://[fe80::1]/wp.tgz", false, false),
+            ("http://127.0.0.1:8080/wp.tgz", true, false),
+            ("http://localhost/wp.tgz", true, false),
+            ("http://[::1]/wp.tgz", true, false),
+            ("http://10.1.2.3/wp.tgz", true, true),
+            ("https://u:p@192.168.0.9/wp.tgz", true, true),
+            ("dir:/srv/wordpress", true, true),
+        ] {
+            assert_eq!(
+                validate_wordpress_source(source, true).is_ok(),
+                allowed,
+                "{source}"
+            );
+            assert_eq!(
+                validate_wordpress_source(source, false).is_ok(),
+                without_flag,
+                "{source}"
+            );
         }
         let v = WordPressSettings {
             wordpress_source: Some("  ".into()),
             wordpress_source_sha256: Some("AB".repeat(32)),
         }
-        .validate()
+        .validate(false)
         .unwrap();
         assert_eq!(v.wordpress_source, None);
         assert_eq!(v.wordpress_source_sha256.unwrap(), "ab".repeat(32));

@@ -116,6 +116,9 @@ impl Application {
         let listener = TcpListener::bind(config.listen_addr)
             .await
             .with_context(|| format!("binding {}", config.listen_addr))?;
+        // Bound: no other instance serves this address. Run directories left by an earlier
+        // process (killed before it could remove them) hold a decrypted key and secrets.
+        crate::jobs::ansible::remove_stale_run_dirs(&config.data_dir);
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
         let config = Arc::new(config);
         let events = Events::new();
@@ -143,7 +146,11 @@ impl Application {
                 secrets.clone(),
                 clock.clone(),
             ),
-            settings: crate::settings::Settings::new(store.clone(), clock.clone()),
+            settings: crate::settings::Settings::new(
+                store.clone(),
+                clock.clone(),
+                config.allow_loopback_sources,
+            ),
             config,
             store,
             clock,

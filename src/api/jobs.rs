@@ -259,7 +259,8 @@ pub async fn cancel_job(
     }
 }
 
-/// The job's full output log (`text/plain`); the stored tail when the log file is gone.
+/// The job's full output log (`text/plain`, streamed; the log is capped at 10 MiB and then ends
+/// with a truncation note); the stored tail when the log file is gone.
 #[utoipa::path(
     get, path = "/jobs/{id}/output", tag = "jobs",
     params(crate::api::schema::IdPath),
@@ -281,13 +282,14 @@ pub async fn job_output(
         .get_job(&id)
         .await?
         .ok_or_else(|| ApiError::not_found("job"))?;
-    let text = crate::jobs::output::read_job_output(&state.config.log_dir, &job).await;
+    // Streamed from the file (capped at 10 MiB when written), never read whole.
+    let chunks = crate::jobs::output::stream_job_output(&state.config.log_dir, &job).await;
     Ok((
         [(
             axum::http::header::CONTENT_TYPE,
             "text/plain; charset=utf-8",
         )],
-        text,
+        axum::body::Body::from_stream(chunks),
     )
         .into_response())
 }

@@ -38,6 +38,38 @@ pub fn extract_embedded(dir: &Path) -> std::io::Result<usize> {
     Ok(embedded::FILES.len())
 }
 
+/// The directory holding the run directories.
+pub fn runs_dir(data_dir: &Path) -> PathBuf {
+    data_dir.join("runs")
+}
+
+/// Removes every run directory under `<data_dir>/runs` (at start-up, before any worker runs:
+/// whatever is there was left by a process that died mid-run, with a decrypted key in it).
+/// Failures are logged; start-up goes on.
+pub fn remove_stale_run_dirs(data_dir: &Path) -> usize {
+    let Ok(entries) = std::fs::read_dir(runs_dir(data_dir)) else {
+        return 0;
+    };
+    let mut removed = 0;
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let result = match entry.file_type() {
+            Ok(t) if t.is_dir() => std::fs::remove_dir_all(&path),
+            _ => std::fs::remove_file(&path),
+        };
+        match result {
+            Ok(()) => removed += 1,
+            Err(e) => {
+                tracing::error!(path = %path.display(), error = %e, "stale run directory could not be removed")
+            }
+        }
+    }
+    if removed > 0 {
+        tracing::warn!(removed, "stale run directories removed");
+    }
+    removed
+}
+
 /// Runs jobs through their playbooks.
 pub struct AnsibleRunner {
     store: Store,
@@ -94,7 +126,7 @@ impl AnsibleRunner {
             .join("playbooks")
             .join(kinds::playbook(job_type));
 
-        let runs = self.config.data_dir.join("runs");
+        let runs = runs_dir(&self.config.data_dir);
         std::fs::create_dir_all(&runs).map_err(|e| fail("creating the runs directory", &e))?;
         let dir = tempfile::Builder::new()
             .prefix(&format!("{}-", &job.id[..8]))
@@ -134,12 +166,17 @@ impl AnsibleRunner {
         vars.insert("node_hostname".into(), node.hostname.clone().into());
         vars.insert("node_ssh_user".into(), node.ssh_user.clone().into());
         vars.insert(
+            "source_allow_loopback".into(),
+            self.config.allow_loopback_sources.into(),
+        );
+        vars.insert(
             "pressluft_result_path".into(),
             result_path.display().to_string().into(),
         );
-        let vars_path = dir.path().join("vars.json");
-        let vars_json = serde_json::to_vec_pretty(&Value::Object(vars)).expect("JSON serializes");
-        write_private(&vars_path, &vars_json).map_err(|e| fail("writing the variables", &e))?;
+        let vars_path = dir.path().join("vars.yml");
+        let vars_yaml = unsafe_vars_yaml(&vars).map_err(|e| fail("writing the variables", &e))?;
+        write_private(&vars_path, vars_yaml.as_bytes())
+            .map_err(|e| fail("writing the variables", &e))?;
 
         let known_hosts = self.config.data_dir.join("known_hosts");
         let ssh_extra = format!(
@@ -214,7 +251,14 @@ impl AnsibleRunner {
                 let exit = status.code();
                 tracing::info!(id = %job.id, exit = exit.unwrap_or(-1), duration, "ansible finished");
                 let result = read_result(&prepared.result_path);
-                interpret(exit, result, &ctx.output.tail())
+                match interpret(exit, result, &ctx.output.tail()) {
+                    // The playbook's message reaches users: same masking as the output.
+                    RunOutcome::Failed { code, message } => RunOutcome::Failed {
+                        code,
+                        message: ctx.output.redact(&message),
+                    },
+                    other => other,
+                }
             }
         };
         drop(prepared.dir);
@@ -226,6 +270,119 @@ impl Runner for AnsibleRunner {
     fn run<'a>(&'a self, job: &'a JobRecord, ctx: RunContext) -> RunFuture<'a> {
         Box::pin(self.execute(job, ctx))
     }
+}
+
+/// The extra-vars file: YAML in which every string (each value and each key below the top
+/// level, at any depth) is data Ansible never templates — tagged `!unsafe` (see
+/// [`yaml_unsafe_string`] for the type-ambiguous few that cannot hold a template) — so no
+/// playbook can ever evaluate `{{ … }}` or `{% … %}` in data that came from users (docs/decisions.md, "user data is never
+/// templated"). Unsafe values are still ordinary variables: playbooks compare, slice, join and
+/// pass them on; Ansible only refuses to template them again. The top-level keys are variable
+/// names chosen by the control plane and must be identifiers.
+pub fn unsafe_vars_yaml(vars: &Map<String, Value>) -> Result<String, String> {
+    let mut out = String::from("---\n");
+    for (key, value) in vars {
+        let identifier = key
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+            && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+        if !identifier {
+            return Err(format!("variable name {key:?} is not an identifier"));
+        }
+        // Quoted: `on`, `yes` or `null` unquoted would be a boolean or null key.
+        yaml_string(&mut out, key);
+        out.push_str(": ");
+        yaml_value(&mut out, value);
+        out.push('\n');
+    }
+    Ok(out)
+}
+
+/// One value in YAML flow style, strings tagged `!unsafe`.
+fn yaml_value(out: &mut String, value: &Value) {
+    match value {
+        Value::Null => out.push_str("null"),
+        Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
+        Value::Number(n) if n.is_f64() => {
+            out.push_str("!!float ");
+            yaml_string(out, &n.to_string());
+        }
+        Value::Number(n) => out.push_str(&n.to_string()),
+        Value::String(s) => yaml_unsafe_string(out, s),
+        Value::Array(items) => {
+            out.push('[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push_str(", ");
+                }
+                yaml_value(out, item);
+            }
+            out.push(']');
+        }
+        Value::Object(map) => {
+            out.push('{');
+            for (i, (k, v)) in map.iter().enumerate() {
+                if i > 0 {
+                    out.push_str(", ");
+                }
+                yaml_unsafe_string(out, k);
+                out.push_str(": ");
+                yaml_value(out, v);
+            }
+            out.push('}');
+        }
+    }
+}
+
+/// A string as data Ansible never templates: tagged `!unsafe`, except the few strings a plain
+/// YAML scalar would read as another type (`""`, `true`, `0`, `1.5`, `~`, `null`, `<<`, `=`, a
+/// date …). ansible-core 2.19 resolves the type of an `!unsafe` scalar as if it were unquoted
+/// (`!unsafe ""` is null, `!unsafe "true"` a boolean), so those stay plain quoted strings;
+/// none of them can contain `{`, without which Jinja has nothing to evaluate (`{{`, `{%`,
+/// `{#`). Every string with a `{` is tagged, always.
+fn yaml_unsafe_string(out: &mut String, s: &str) {
+    if s.contains('{') || !may_resolve_to_another_type(s) {
+        out.push_str("!unsafe ");
+    }
+    yaml_string(out, s);
+}
+
+/// Conservatively, whether YAML 1.1's implicit resolvers could read `s` (unquoted) as
+/// something other than a string: empty, a bool or null word, or a first character that
+/// starts a number, a date, `~`, `.inf`/`.nan`, `<<` or `=`.
+fn may_resolve_to_another_type(s: &str) -> bool {
+    let Some(first) = s.chars().next() else {
+        return true;
+    };
+    if matches!(first, '0'..='9' | '+' | '-' | '.' | '~' | '<' | '=') {
+        return true;
+    }
+    matches!(
+        s.to_ascii_lowercase().as_str(),
+        "y" | "n" | "yes" | "no" | "true" | "false" | "on" | "off" | "null"
+    )
+}
+
+/// A YAML double-quoted scalar holding exactly `s`: printable ASCII as is, everything else
+/// escaped (so no character YAML forbids or normalises reaches the file).
+fn yaml_string(out: &mut String, s: &str) {
+    use std::fmt::Write;
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            ' '..='~' => out.push(c),
+            c if (c as u32) <= 0xFFFF => {
+                let _ = write!(out, "\\u{:04X}", c as u32);
+            }
+            c => {
+                let _ = write!(out, "\\U{:08X}", c as u32);
+            }
+        }
+    }
+    out.push('"');
 }
 
 /// The playbook's `result.json`, if it wrote one.
@@ -336,6 +493,58 @@ mod tests {
             code(interpret(Some(2), Some(r), "")),
             JobErrorCode::AnsibleHostFailed
         );
+    }
+
+    #[test]
+    fn every_string_in_the_vars_file_is_marked_unsafe_at_any_depth() {
+        let vars = json!({
+            "site_title": "{{ lookup('pipe','id') }}",
+            "nested": {"list": [{"k": "{% if 1 %}x{% endif %}", "{{ key }}": [1, true, null, "v"]}]},
+            "n": 3,
+            "f": 1.5,
+            "on": false,
+            "text": "é \"q\" \\ \n\t\u{7f}\u{1F600}",
+            "plain": ["", "true", "No", "0", "-1", "1.5", "~", "null", "<<", "=", "2001-12-14", "{0}", "yes{{x}}"],
+        });
+        let yaml = unsafe_vars_yaml(vars.as_object().unwrap()).unwrap();
+        assert_eq!(
+            yaml,
+            concat!(
+                "---\n",
+                "\"f\": !!float \"1.5\"\n",
+                "\"n\": 3\n",
+                "\"nested\": {!unsafe \"list\": [{!unsafe \"k\": !unsafe \"{% if 1 %}x{% endif %}\", ",
+                "!unsafe \"{{ key }}\": [1, true, null, !unsafe \"v\"]}]}\n",
+                "\"on\": false\n",
+                "\"plain\": [\"\", \"true\", \"No\", \"0\", \"-1\", \"1.5\", \"~\", \"null\", \"<<\", \"=\", ",
+                "\"2001-12-14\", !unsafe \"{0}\", !unsafe \"yes{{x}}\"]\n",
+                "\"site_title\": !unsafe \"{{ lookup('pipe','id') }}\"\n",
+                "\"text\": !unsafe \"\\u00E9 \\\"q\\\" \\\\ \\u000A\\u0009\\u007F\\U0001F600\"\n",
+            )
+        );
+        // Below the top level, every quoted scalar (value or key) is tagged, except the
+        // type-ambiguous strings, which never hold a `{`.
+        for line in yaml.lines().skip(1) {
+            let (_, mut rest) = line.split_once(": ").unwrap();
+            while let Some(i) = rest.find('"') {
+                let tagged = rest[..i].ends_with("!unsafe ") || rest[..i].ends_with("!!float ");
+                let after = &rest[i + 1..];
+                let bytes = after.as_bytes();
+                let mut end = 0;
+                while bytes[end] != b'"' {
+                    end += if bytes[end] == b'\\' { 2 } else { 1 };
+                }
+                let content = &after[..end];
+                assert!(
+                    tagged || (!content.contains('{') && may_resolve_to_another_type(content)),
+                    "untagged string {content:?}"
+                );
+                rest = &after[end + 1..];
+            }
+        }
+        // Variable names must be identifiers (they are the control plane's, never users').
+        let bad = json!({"a b": 1});
+        assert!(unsafe_vars_yaml(bad.as_object().unwrap()).is_err());
     }
 
     #[test]

@@ -15,6 +15,9 @@ use super::runner::StopReason;
 /// Time between SIGTERM and SIGKILL when a run is stopped.
 pub const KILL_GRACE: Duration = Duration::from_secs(10);
 
+/// The longest line kept whole; longer ones are split.
+const MAX_LINE_BYTES: u64 = 64 * 1024;
+
 /// How a subprocess ended.
 #[derive(Debug)]
 pub enum ProcessEnd {
@@ -51,11 +54,13 @@ pub async fn run(
     let pgid = child.id().map(|p| p as i32);
     let sink = output.clone();
     let reader_done = tokio::task::spawn_blocking(move || {
+        use std::io::Read;
         let mut r = BufReader::new(reader);
         let mut buf = Vec::new();
         loop {
             buf.clear();
-            match r.read_until(b'\n', &mut buf) {
+            // A line longer than MAX_LINE_BYTES arrives in pieces (memory stays bounded).
+            match (&mut r).take(MAX_LINE_BYTES).read_until(b'\n', &mut buf) {
                 Ok(0) | Err(_) => break,
                 Ok(_) => sink.line(&String::from_utf8_lossy(&buf)),
             }

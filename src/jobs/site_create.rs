@@ -115,6 +115,17 @@ pub async fn extra_vars(
             wordpress_source(&mut conn).await?
         }
     };
+    // Credentials in the source URL are secrets of this run (masked in output).
+    if let Some(userinfo) = crate::sources::userinfo(&source) {
+        let password = userinfo.split_once(':').map(|(_, p)| p);
+        for part in [Some(userinfo), password].into_iter().flatten() {
+            resolved.secrets.push(part.to_string());
+            let decoded: String = form_urlencoded::parse(format!("x={part}").as_bytes())
+                .map(|(_, v)| v.into_owned())
+                .collect();
+            resolved.secrets.push(decoded);
+        }
+    }
     resolved
         .vars
         .insert("wordpress_source".into(), source.into());

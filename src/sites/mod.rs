@@ -130,20 +130,10 @@ pub struct Created {
     pub job_id: String,
 }
 
-/// A URL with any password replaced by `***` (api.md §4: passwords inside URLs are never shown).
+/// A URL with its user-info (credentials) replaced by `***` (api.md §4: passwords inside URLs
+/// are never shown; issue 9: the whole user-info, a token may be the user name).
 pub fn redact_url_password(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_string();
-    };
-    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    let (authority, tail) = rest.split_at(authority_end);
-    match authority.rsplit_once('@') {
-        Some((userinfo, host)) => match userinfo.split_once(':') {
-            Some((user, _)) => format!("{scheme}://{user}:***@{host}{tail}"),
-            None => url.to_string(),
-        },
-        None => url.to_string(),
-    }
+    crate::sources::redact_userinfo(url).into_owned()
 }
 
 /// The secrets store keys of an environment.
@@ -517,7 +507,7 @@ mod tests {
     fn url_passwords_are_redacted() {
         assert_eq!(
             redact_url_password("https://u:secret@h.test/a.tgz"),
-            "https://u:***@h.test/a.tgz"
+            "https://***@h.test/a.tgz"
         );
         assert_eq!(
             redact_url_password("dir:/usr/share/wordpress"),

@@ -271,7 +271,9 @@ async fn job_stream(
         .await?
         .ok_or_else(|| ApiError::not_found("job"))?;
     let log = crate::jobs::output::job_log_path(&state.config.log_dir, &id);
-    let text = tokio::fs::read_to_string(&log).await.unwrap_or_default();
+    let text = crate::jobs::output::read_log_file(&log)
+        .await
+        .unwrap_or_default();
     let in_file = text.lines().count() as u64;
     let missed: Vec<String> = text
         .lines()

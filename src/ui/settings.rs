@@ -104,6 +104,12 @@ pub async fn save_wordpress(
         Ok(_) => page(&state, &session, StatusCode::OK, None, HashMap::new(), true).await,
         Err(SettingsError::Invalid { field, message }) => {
             let errors = HashMap::from([(field.to_string(), message)]);
+            // The page shows what was sent, but never credentials in it.
+            let form = WordPressForm {
+                wordpress_source: crate::sources::redact_userinfo(&form.wordpress_source)
+                    .into_owned(),
+                ..form
+            };
             page(
                 &state,
                 &session,

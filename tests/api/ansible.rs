@@ -182,3 +182,158 @@ async fn the_timeout_kills_ansible() {
         .success();
     assert!(!alive, "the playbook's processes are gone");
 }
+
+/// Issue 9, item 1: strings in a run's variables (here a setting and a nested payload value
+/// and key, as users will write them) are data, never templates: the runner marks every
+/// string unsafe, so `{{ lookup('pipe', …) }}` and `{% … %}` run nothing and arrive literally.
+#[tokio::test]
+async fn user_data_in_variables_is_never_templated() {
+    if !ansible_available() {
+        return;
+    }
+    let scratch = tempfile::tempdir().unwrap();
+    let marker = scratch.path().join("injected");
+    let m = marker.display();
+    let expression = format!("{{{{ lookup('pipe','touch {m}-expr') }}}}");
+    let statement =
+        format!("{{% if true %}}{{{{ lookup('pipe','touch {m}-stmt') }}}}{{% endif %}}");
+    let key = format!("{{{{ lookup('pipe','touch {m}-key') }}}}");
+    let out = scratch.path().join("out.txt");
+    let playbook = format!(
+        "{LOCAL_PLAY}    - name: Use the variables as values\n      ansible.builtin.copy:\n        dest: {}\n        content: \"{{{{ control_plane_domain }}}}|{{{{ nested.a[0].b }}}}|{{{{ nested.a[0] | dict2items | map(attribute='key') | sort | last }}}}|{{{{ nested.a[0].b | length > 3 }}}}|{{{{ plain | select('string') | list | length }}}}|{{{{ plain | to_json }}}}\"\n        mode: \"0600\"\n",
+        out.display()
+    );
+    let dir = ansible_dir(scratch.path(), &playbook, None);
+    let app = spawn_app_with(
+        |c| {
+            c.ansible_dir = dir.clone();
+            c.ansible_dir_embedded = false;
+        },
+        None,
+    )
+    .await;
+    let node = app.insert_node("local", "active").await;
+    sqlx::query("UPDATE nodes SET hostname = '127.0.0.1' WHERE id = ?")
+        .bind(&node)
+        .execute(app.store.pool())
+        .await
+        .unwrap();
+    sqlx::query("INSERT INTO settings (key, value, updated_at) VALUES ('control_plane_domain', ?, '2026-01-01T00:00:00.000Z')")
+        .bind(&expression)
+        .execute(app.store.pool())
+        .await
+        .unwrap();
+    let id = app
+        .insert_job(JobFixture::new("node_provision", "queued", &node))
+        .await;
+    // Strings YAML would read as other types stay strings (`""` is not null, `"true"` no bool).
+    let payload = serde_json::json!({
+        "nested": {"a": [{"b": statement, key.clone(): 1}]},
+        "plain": ["", "true", "0", "null", "~"],
+    });
+    sqlx::query("UPDATE jobs SET payload_json = ? WHERE id = ?")
+        .bind(payload.to_string())
+        .bind(&id)
+        .execute(app.store.pool())
+        .await
+        .unwrap();
+    app.state.engine.run_until_idle("w").await.unwrap();
+    let job = app.store.get_job(&id).await.unwrap().unwrap();
+    assert_eq!(code(&job), ("succeeded", ""), "{:?}", job.output_tail);
+    for suffix in ["expr", "stmt", "key"] {
+        let path = format!("{m}-{suffix}");
+        assert!(
+            !Path::new(&path).exists(),
+            "the {suffix} payload was evaluated"
+        );
+    }
+    let written = std::fs::read_to_string(&out).unwrap();
+    // Sorted keys: "b" comes before "{{ …".
+    assert_eq!(
+        written,
+        format!("{expression}|{statement}|{key}|True|5|[\"\", \"true\", \"0\", \"null\", \"~\"]")
+    );
+}
+
+/// Run directories left by a process that died mid-run (a decrypted key, the variables) are
+/// removed when the control plane starts.
+#[tokio::test]
+async fn stale_run_directories_are_removed_at_start_up() {
+    let stale = std::sync::Arc::new(std::sync::Mutex::new(None));
+    let seen = stale.clone();
+    let _app = spawn_app_with(
+        move |c| {
+            let run = pressluft::jobs::ansible::runs_dir(&c.data_dir).join("0123abcd-XyZ");
+            std::fs::create_dir_all(&run).unwrap();
+            std::fs::write(
+                run.join("id_ed25519"),
+                "-----BEGIN OPENSSH PRIVATE KEY-----",
+            )
+            .unwrap();
+            std::fs::write(run.join("vars.yml"), "db_password: !unsafe \"x\"\n").unwrap();
+            *seen.lock().unwrap() = Some(run);
+        },
+        None,
+    )
+    .await;
+    let run = stale.lock().unwrap().clone().unwrap();
+    assert!(!run.exists(), "{} survived start-up", run.display());
+    assert!(run.parent().unwrap().is_dir(), "the runs directory stays");
+}
+
+/// Issue 9, item 11: the release role, on the node, refuses an archive whose host resolves to a
+/// link-local address (cloud metadata), and to loopback unless allowed; run directly with
+/// `ansible-playbook` against this machine (`connection: local`).
+#[test]
+fn the_node_refuses_link_local_and_unallowed_loopback_sources() {
+    if !ansible_available() {
+        return;
+    }
+    let scratch = tempfile::tempdir().unwrap();
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("ansible");
+    let play = scratch.path().join("fetch.yml");
+    let out = scratch.path().join("failure.txt");
+    std::fs::write(
+        &play,
+        format!(
+            "- name: Fetch\n  hosts: localhost\n  connection: local\n  gather_facts: false\n  tasks:\n    - name: Fetch\n      block:\n        - name: Fetch\n          ansible.builtin.import_role:\n            name: release\n            tasks_from: fetch\n          vars:\n            release_env_root: {root}/env\n            release_name: r1\n            release_owner: root\n            release_source: \"{{{{ src }}}}\"\n            release_allow_loopback: \"{{{{ allow | bool }}}}\"\n      rescue:\n        - name: Keep the failure\n          ansible.builtin.copy:\n            dest: {out}\n            content: \"{{{{ ansible_failed_result.msg }}}}\"\n            mode: \"0600\"\n",
+            root = scratch.path().display(),
+            out = out.display()
+        ),
+    )
+    .unwrap();
+    std::fs::create_dir_all(scratch.path().join("env/releases")).unwrap();
+    let failure = |src: &str, allow: bool| -> String {
+        let _ = std::fs::remove_file(&out);
+        let run = std::process::Command::new("ansible-playbook")
+            .arg("-i")
+            .arg("localhost,")
+            .arg("-e")
+            .arg(format!("src={src} allow={allow}"))
+            .arg(&play)
+            .env("ANSIBLE_CONFIG", repo.join("ansible.cfg"))
+            .env("ANSIBLE_ROLES_PATH", repo.join("roles"))
+            .output()
+            .unwrap();
+        assert!(
+            run.status.success(),
+            "{src}: the rescue keeps the play going\n{}\n{}",
+            String::from_utf8_lossy(&run.stdout),
+            String::from_utf8_lossy(&run.stderr)
+        );
+        std::fs::read_to_string(&out).unwrap_or_default()
+    };
+    for (src, allow) in [
+        ("http://169.254.169.254/latest/wp.tgz", true),
+        ("http://2852039166/wp.tgz", true),
+        ("http://[fe80::1]/wp.tgz", true),
+        ("http://127.0.0.1:1/wp.tgz", false),
+        ("http://localhost:1/wp.tgz", false),
+    ] {
+        let msg = failure(src, allow);
+        assert!(msg.contains("resolves to"), "{src} (allow {allow}): {msg}");
+    }
+    // Allowed loopback passes the check and fails only at the download (nothing listens).
+    let msg = failure("http://127.0.0.1:1/wp.tgz", true);
+    assert!(!msg.is_empty() && !msg.contains("resolves to"), "{msg}");
+}

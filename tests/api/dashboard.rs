@@ -4,7 +4,7 @@ use crate::events::read_until;
 use crate::helpers::{client, spawn_app, JobFixture, TestApp, ADMIN_EMAIL, ADMIN_PASSWORD};
 
 /// The hidden `csrf_token` value in a page.
-fn csrf_field(html: &str) -> String {
+pub fn csrf_field(html: &str) -> String {
     let marker = "name=\"csrf_token\" value=\"";
     let start = html.find(marker).expect("csrf field") + marker.len();
     html[start..start + html[start..].find('"').unwrap()].to_string()

@@ -410,6 +410,7 @@ pub async fn sites_on_this_machine(app: &TestApp) {
         run(remove, &args);
     }
     crate::e2e_clone_attacks::clone_attacks(app).await;
+    crate::e2e_injection::user_data_is_never_templated(app).await;
 }
 
 /// `pressluft node db-copy` (the clone's parallel database copy) against the plain pipeline it

@@ -2,6 +2,7 @@
 # End-to-end test of node_provision on this machine (root, Debian 12 / Ubuntu 24.04):
 #   1. scripts/e2e-setup (sshd, Ansible virtualenv)
 #   2. a key for root@127.0.0.1, inventory.ini and vars.json written like the control plane does
+#      (which writes vars.yml with every string tagged !unsafe; these values are all ours)
 #   3. ansible-playbook node-provision.yml, twice; the second run must report changed=0
 #   4. tests/e2e/check-node.sh against the node and the result file
 #

@@ -1,0 +1,228 @@
+//! Issue 9, items 7 and 11: source URLs never reach link-local addresses and reach loopback only
+//! with `--allow-loopback-sources`; credentials in a source URL never show (API, page, job
+//! output, error message); a job's stored output is capped and streamed.
+
+use std::sync::Arc;
+
+use pressluft::jobs::runner::RunFuture;
+use pressluft::jobs::{JobErrorCode, RunContext, RunOutcome, Runner};
+use pressluft::store::JobRecord;
+use serde_json::json;
+
+use crate::helpers::{assert_error, spawn_app_with, JobFixture, TestApp};
+
+async fn put_source(app: &TestApp, source: &str) -> reqwest::Response {
+    app.client
+        .put(app.url("/_admin/settings/wordpress"))
+        .json(&json!({ "wordpress_source": source }))
+        .send()
+        .await
+        .unwrap()
+}
+
+async fn app(allow_loopback: bool, runner: Option<Arc<dyn Runner>>) -> TestApp {
+    let app = spawn_app_with(|c| c.allow_loopback_sources = allow_loopback, runner).await;
+    app.login().await;
+    app
+}
+
+#[tokio::test]
+async fn link_local_sources_are_refused_and_loopback_only_with_the_flag() {
+    let strict = app(false, None).await;
+    for source in [
+        "http://169.254.169.254/latest/meta-data/wp.tgz",
+        "http://[fe80::1]/wp.tgz",
+        "http://[::ffff:169.254.169.254]/wp.tgz",
+        "http://2852039166/wp.tgz",
+        "http://127.0.0.1:8080/wp.tgz",
+        "http://localhost/wp.tgz",
+        "https://user:pw@[::1]/wp.tgz",
+    ] {
+        let body = assert_error(put_source(&strict, source).await, 400, "settings_invalid").await;
+        assert!(
+            body["details"]["fields"]["wordpress_source"].is_string(),
+            "{source}: {body}"
+        );
+        assert!(
+            body["message"]
+                .as_str()
+                .unwrap()
+                .starts_with("wordpress_source: "),
+            "{body}"
+        );
+    }
+    assert_eq!(
+        strict.store.get_setting("wordpress_source").await.unwrap(),
+        None,
+        "nothing was stored"
+    );
+    // Private ranges and node paths stay allowed.
+    for source in [
+        "http://10.0.0.8/wp.tgz",
+        "https://192.168.1.20:8443/builds/wp.tgz",
+        "dir:/usr/share/wordpress",
+    ] {
+        assert_eq!(put_source(&strict, source).await.status(), 200, "{source}");
+    }
+
+    let relaxed = app(true, None).await;
+    for source in ["http://127.0.0.1:8080/wp.tgz", "http://localhost/wp.tgz"] {
+        assert_eq!(put_source(&relaxed, source).await.status(), 200, "{source}");
+    }
+    let body = assert_error(
+        put_source(&relaxed, "http://169.254.169.254/wp.tgz").await,
+        400,
+        "settings_invalid",
+    )
+    .await;
+    assert!(
+        body["message"].as_str().unwrap().contains("link-local"),
+        "{body}"
+    );
+}
+
+#[tokio::test]
+async fn credentials_in_the_source_never_show() {
+    let app = app(false, None).await;
+    let secret_source = "https://deploy:t0ps3cret@artifacts.example.test/wp.tgz";
+    let r = put_source(&app, secret_source).await;
+    assert_eq!(r.status(), 200);
+    let body = r.text().await.unwrap();
+    assert!(
+        !body.contains("t0ps3cret") && !body.contains("deploy"),
+        "{body}"
+    );
+    assert!(
+        body.contains("https://***@artifacts.example.test/wp.tgz"),
+        "{body}"
+    );
+
+    let (_, settings) = app.get_json("/_admin/settings").await;
+    assert_eq!(
+        settings["settings"]["wordpress_source"],
+        "https://***@artifacts.example.test/wp.tgz"
+    );
+    let page = app.get("/settings").await.text().await.unwrap();
+    assert!(!page.contains("t0ps3cret"), "settings page");
+    assert!(page.contains("https://***@artifacts.example.test/wp.tgz"));
+
+    // Saving the form unchanged (it shows `***`) keeps the stored credentials.
+    let r = put_source(&app, "https://***@artifacts.example.test/wp.tgz").await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(
+        app.store
+            .get_setting("wordpress_source")
+            .await
+            .unwrap()
+            .as_deref(),
+        Some(secret_source)
+    );
+    // A failed form save does not echo credentials either.
+    let html = app.get("/settings").await.text().await.unwrap();
+    let token = crate::dashboard::csrf_field(&html);
+    let r = app
+        .client
+        .post(app.url("/settings/wordpress"))
+        .form(&[
+            ("csrf_token", token.as_str()),
+            ("wordpress_source", "https://u:fr3shpass@h.test/wp.tgz"),
+            ("wordpress_source_sha256", "not-hex"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    let page = r.text().await.unwrap();
+    assert!(!page.contains("fr3shpass"), "re-rendered form");
+}
+
+/// Prints what a run might print about its source, and fails with it.
+struct Leaky;
+
+impl Runner for Leaky {
+    fn run<'a>(&'a self, _job: &'a JobRecord, ctx: RunContext) -> RunFuture<'a> {
+        Box::pin(async move {
+            ctx.output.line(
+                "fatal: [h]: FAILED! => {\"url\": \"https://deploy:t0ps3cret@artifacts.test/wp.tgz\"}",
+            );
+            RunOutcome::Failed {
+                code: JobErrorCode::SourceFetchFailed,
+                message: String::new(),
+            }
+        })
+    }
+}
+
+#[tokio::test]
+async fn credentials_in_job_output_and_error_messages_are_redacted() {
+    let app = app(false, Some(Arc::new(Leaky))).await;
+    let node = app.insert_node("n", "active").await;
+    let id = app
+        .insert_job(JobFixture::new("node_provision", "queued", &node))
+        .await;
+    app.state.engine.run_until_idle("w").await.unwrap();
+    let out = app
+        .get(&format!("/api/jobs/{id}/output"))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(out.contains("https://***@artifacts.test/wp.tgz"), "{out}");
+    assert!(!out.contains("t0ps3cret"), "{out}");
+    let (_, job) = app.get_json(&format!("/api/jobs/{id}")).await;
+    let message = job["error_message"].as_str().unwrap();
+    assert!(message.contains("https://***@artifacts.test"), "{job}");
+    assert!(!message.contains("t0ps3cret"), "{job}");
+    let page = app.get(&format!("/jobs/{id}")).await.text().await.unwrap();
+    assert!(!page.contains("t0ps3cret"));
+}
+
+/// Prints 11 MiB of output.
+struct Chatty;
+
+impl Runner for Chatty {
+    fn run<'a>(&'a self, _job: &'a JobRecord, ctx: RunContext) -> RunFuture<'a> {
+        Box::pin(async move {
+            let filler = "x".repeat(1000);
+            for i in 0..11 * 1024 {
+                ctx.output.line(&format!("{i:06} {filler}"));
+            }
+            ctx.output.line("the very last line");
+            RunOutcome::Succeeded { result: json!({}) }
+        })
+    }
+}
+
+#[tokio::test]
+async fn job_output_is_capped_with_a_note_and_streamed() {
+    use pressluft::jobs::output::{LOG_CAP_BYTES, TRUNCATION_NOTE};
+    let app = app(false, Some(Arc::new(Chatty))).await;
+    let node = app.insert_node("n", "active").await;
+    let id = app
+        .insert_job(JobFixture::new("node_provision", "queued", &node))
+        .await;
+    app.state.engine.run_until_idle("w").await.unwrap();
+    let log = pressluft::jobs::output::job_log_path(&app.state.config.log_dir, &id);
+    let size = std::fs::metadata(&log).unwrap().len();
+    assert!(
+        size <= LOG_CAP_BYTES + TRUNCATION_NOTE.len() as u64 + 1,
+        "{size}"
+    );
+
+    let r = app.get(&format!("/api/jobs/{id}/output")).await;
+    assert_eq!(r.status(), 200);
+    assert!(
+        r.headers().get("content-length").is_none(),
+        "streamed (chunked), not read whole"
+    );
+    let out = r.text().await.unwrap();
+    assert_eq!(out.len() as u64, size);
+    assert!(out.starts_with("000000 "));
+    assert!(
+        out.ends_with(&format!("{TRUNCATION_NOTE}\n")),
+        "visible note"
+    );
+    // The stored tail still holds the end of the output.
+    let job = app.store.get_job(&id).await.unwrap().unwrap();
+    assert!(job.output_tail.unwrap().ends_with("the very last line\n"));
+}
