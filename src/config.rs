@@ -6,7 +6,7 @@
 //! tested without touching the process environment. Invalid values stop start-up with a message
 //! naming the flag or variable, the value and what was expected.
 
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -63,6 +63,10 @@ pub struct ConfigFlags {
     /// [default: true]
     #[arg(long, global = true, value_name = "BOOL")]
     pub manage_firewall: Option<String>,
+    /// Proxies whose `X-Forwarded-For`/`X-Forwarded-Proto` are believed: IP addresses or CIDR
+    /// blocks, comma-separated [env: PRESSLUFT_TRUSTED_PROXY] [default: none]
+    #[arg(long, global = true, value_name = "IP[/BITS],…")]
+    pub trusted_proxy: Option<String>,
 }
 
 /// The resolved, validated configuration.
@@ -82,6 +86,8 @@ pub struct Config {
     /// the playbooks embedded in the binary (false: an operator's or the source tree's copy).
     pub ansible_dir_embedded: bool,
     pub manage_firewall: bool,
+    /// Peers whose forwarding headers are believed (empty: none; the TCP peer is the client).
+    pub trusted_proxies: Vec<IpBlock>,
     /// The binary installed on nodes as the node helper; `None` = this executable. Not a
     /// setting: tests point it at the built `pressluft` binary.
     pub node_binary: Option<PathBuf>,
@@ -143,9 +149,13 @@ const MANAGE_FIREWALL: Key = Key {
     flag: "--manage-firewall",
     env: "PRESSLUFT_MANAGE_FIREWALL",
 };
+const TRUSTED_PROXY: Key = Key {
+    flag: "--trusted-proxy",
+    env: "PRESSLUFT_TRUSTED_PROXY",
+};
 
 /// Every variable the control plane reads, for documentation and `--help`.
-pub const ENV_VARS: [&str; 10] = [
+pub const ENV_VARS: [&str; 11] = [
     LISTEN_ADDR.env,
     DATA_DIR.env,
     DB_PATH.env,
@@ -156,6 +166,7 @@ pub const ENV_VARS: [&str; 10] = [
     JOB_TIMEOUT.env,
     ANSIBLE_DIR.env,
     MANAGE_FIREWALL.env,
+    TRUSTED_PROXY.env,
 ];
 
 struct Resolver<'a> {
@@ -274,6 +285,14 @@ impl Config {
                 parse_bool,
             )?
             .unwrap_or(true);
+        let trusted_proxies = r
+            .parse(
+                &TRUSTED_PROXY,
+                &flags.trusted_proxy,
+                "IP addresses or CIDR blocks separated by commas, like 127.0.0.1,10.0.0.0/8",
+                IpBlock::parse_list,
+            )?
+            .unwrap_or_default();
         Ok(Config {
             mode,
             listen_addr,
@@ -287,6 +306,7 @@ impl Config {
             ansible_dir,
             ansible_dir_embedded,
             manage_firewall,
+            trusted_proxies,
             node_binary: None,
         })
     }
@@ -312,8 +332,73 @@ impl Config {
             ansible_dir: dir.join("ansible"),
             ansible_dir_embedded: true,
             manage_firewall: true,
+            trusted_proxies: Vec::new(),
             node_binary: None,
         }
+    }
+
+    /// Whether `ip` is a proxy the operator told us to believe.
+    pub fn is_trusted_proxy(&self, ip: IpAddr) -> bool {
+        let ip = ip.to_canonical();
+        self.trusted_proxies.iter().any(|b| b.contains(ip))
+    }
+}
+
+/// An IP address or a CIDR block: `127.0.0.1`, `10.0.0.0/8`, `::1`, `fd00::/8`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IpBlock {
+    addr: IpAddr,
+    prefix: u8,
+}
+
+impl IpBlock {
+    /// One address or block; `None` when unreadable or the prefix is too long.
+    pub fn parse(s: &str) -> Option<IpBlock> {
+        let (addr, prefix) = match s.split_once('/') {
+            Some((a, p)) => (a, Some(p)),
+            None => (s, None),
+        };
+        let addr: IpAddr = addr.trim().parse().ok()?;
+        let addr = addr.to_canonical();
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        let prefix = match prefix {
+            None => max,
+            Some(p) if !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()) => {
+                p.parse::<u8>().ok().filter(|p| *p <= max)?
+            }
+            Some(_) => return None,
+        };
+        Some(IpBlock { addr, prefix })
+    }
+
+    /// A comma-separated list of at least one address or block.
+    pub fn parse_list(s: &str) -> Option<Vec<IpBlock>> {
+        s.split(',').map(|p| IpBlock::parse(p.trim())).collect()
+    }
+
+    /// Whether the block holds `ip` (IPv4-mapped IPv6 addresses count as IPv4).
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        match (self.addr, ip.to_canonical()) {
+            (IpAddr::V4(net), IpAddr::V4(ip)) => {
+                let mask = u32::MAX
+                    .checked_shl(32 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                u32::from(net) & mask == u32::from(ip) & mask
+            }
+            (IpAddr::V6(net), IpAddr::V6(ip)) => {
+                let mask = u128::MAX
+                    .checked_shl(128 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                u128::from(net) & mask == u128::from(ip) & mask
+            }
+            _ => false,
+        }
+    }
+}
+
+impl std::fmt::Display for IpBlock {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.addr, self.prefix)
     }
 }
 
@@ -432,6 +517,46 @@ mod tests {
                 .unwrap_err();
             assert_eq!(err.origin, k);
         }
+    }
+
+    #[test]
+    fn trusted_proxies_are_addresses_or_blocks() {
+        let none = Config::resolve(Mode::Serve, &ConfigFlags::default(), &env_of(&[])).unwrap();
+        assert!(
+            none.trusted_proxies.is_empty(),
+            "nobody is trusted by default"
+        );
+        assert!(!none.is_trusted_proxy("127.0.0.1".parse().unwrap()));
+
+        let env = env_of(&[("PRESSLUFT_TRUSTED_PROXY", "127.0.0.1, 10.0.0.0/8,fd00::/8")]);
+        let c = Config::resolve(Mode::Serve, &ConfigFlags::default(), &env).unwrap();
+        for ip in ["127.0.0.1", "::ffff:127.0.0.1", "10.200.3.4", "fd12::1"] {
+            assert!(c.is_trusted_proxy(ip.parse().unwrap()), "{ip}");
+        }
+        for ip in ["127.0.0.2", "11.0.0.1", "::1", "fe80::1", "192.168.1.1"] {
+            assert!(!c.is_trusted_proxy(ip.parse().unwrap()), "{ip}");
+        }
+        let all = IpBlock::parse("0.0.0.0/0").unwrap();
+        assert!(all.contains("203.0.113.9".parse().unwrap()));
+
+        for bad in [
+            "localhost",
+            "10.0.0.0/33",
+            "10.0.0.0/",
+            "1.2.3.4,",
+            "::1/129",
+            "10.0.0.0/+8",
+        ] {
+            let env = env_of(&[("PRESSLUFT_TRUSTED_PROXY", bad)]);
+            let err = Config::resolve(Mode::Serve, &ConfigFlags::default(), &env).unwrap_err();
+            assert_eq!(err.origin, "PRESSLUFT_TRUSTED_PROXY", "{bad}");
+        }
+        let flags = ConfigFlags {
+            trusted_proxy: Some("192.0.2.1".into()),
+            ..Default::default()
+        };
+        let c = Config::resolve(Mode::Serve, &flags, &env_of(&[])).unwrap();
+        assert!(c.is_trusted_proxy("192.0.2.1".parse().unwrap()));
     }
 
     #[test]

@@ -108,6 +108,7 @@ impl Application {
             db = %config.db_path.display(),
             log_dir = %config.log_dir.display(),
             workers = config.workers,
+            trusted_proxies = %trusted_proxies_line(&config),
             "pressluft starting"
         );
         let store = open_store(&config).await?;
@@ -150,6 +151,7 @@ impl Application {
             events,
             engine,
             secrets,
+            streams: Default::default(),
             shutdown: shutdown_rx,
         };
         Ok(Application {
@@ -242,4 +244,17 @@ pub async fn shutdown_signal() {
         }
     };
     tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+}
+
+/// `none`, or the trusted proxy blocks separated by commas (for the start-up block).
+fn trusted_proxies_line(config: &Config) -> String {
+    if config.trusted_proxies.is_empty() {
+        return "none".into();
+    }
+    let blocks: Vec<String> = config
+        .trusted_proxies
+        .iter()
+        .map(|b| b.to_string())
+        .collect();
+    blocks.join(",")
 }

@@ -54,7 +54,7 @@ pub async fn login(
     if body.password.is_empty() {
         return Err(ApiError::field("password", "is required"));
     }
-    let ip = remote_ip(&headers, &peer);
+    let ip = remote_ip(&headers, &peer, &state.config);
     let session = state.auth.login(&email, &body.password, &ip).await?;
     let secure = cookies_secure(&headers, &peer, &state).await?;
     let cookie = cookies::set(

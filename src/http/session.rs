@@ -1,7 +1,7 @@
 //! Who is calling: the session behind the cookie, as an extractor for the API (401) and for the
 //! dashboard (redirect to the login page).
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 
 use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::request::Parts;
@@ -11,6 +11,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use super::cookies;
 use crate::api::error::ApiError;
 use crate::auth::token::csrf_token_for;
+use crate::config::Config;
 use crate::state::AppState;
 use crate::store::SessionUser;
 
@@ -91,34 +92,46 @@ impl<S: Send + Sync> FromRequestParts<S> for Peer {
     }
 }
 
-/// The caller's IP: the TCP peer (the control plane is reached directly or through the node's
-/// own Nginx on loopback, whose `X-Forwarded-For` is then trusted).
-pub fn remote_ip(parts_headers: &HeaderMap, peer: &Peer) -> String {
-    let peer_ip = peer.0.map(|a| a.ip());
-    if peer_ip.is_some_and(|ip| ip.is_loopback()) {
-        if let Some(forwarded) = parts_headers
-            .get("x-forwarded-for")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.split(',').next_back())
-            .map(str::trim)
-            .filter(|v| v.parse::<std::net::IpAddr>().is_ok())
-        {
-            return forwarded.to_string();
+/// The caller's IP. The TCP peer, unless the peer is a proxy the operator configured
+/// (`--trusted-proxy`): then `X-Forwarded-For` is walked from the right, skipping trusted
+/// proxies, and the first other address is the caller. Without a configured proxy the header is
+/// ignored, so no client (not even a process on this host) can choose its IP for the throttle.
+pub fn remote_ip(headers: &HeaderMap, peer: &Peer, config: &Config) -> String {
+    let Some(peer_ip) = peer.0.map(|a| a.ip().to_canonical()) else {
+        return "unknown".into();
+    };
+    if !config.is_trusted_proxy(peer_ip) {
+        return peer_ip.to_string();
+    }
+    let hops: Vec<&str> = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .collect();
+    let mut client = peer_ip;
+    for hop in hops.iter().rev() {
+        // An unreadable entry ends the walk: the last address a trusted hop vouched for stands.
+        let Ok(ip) = hop.parse::<IpAddr>() else { break };
+        client = ip.to_canonical();
+        if !config.is_trusted_proxy(client) {
+            break;
         }
     }
-    peer_ip
-        .map(|ip| ip.to_string())
-        .unwrap_or_else(|| "unknown".into())
+    client.to_string()
 }
 
-/// Whether cookies must carry `Secure`: the request came over TLS through the local proxy, or a
+/// Whether cookies must carry `Secure`: the request came over TLS through a trusted proxy, or a
 /// control-plane domain is configured (which implies HTTPS).
 pub async fn cookies_secure(
     headers: &HeaderMap,
     peer: &Peer,
     state: &AppState,
 ) -> Result<bool, ApiError> {
-    let via_tls_proxy = peer.0.is_some_and(|a| a.ip().is_loopback())
+    let via_tls_proxy = peer
+        .0
+        .is_some_and(|a| state.config.is_trusted_proxy(a.ip()))
         && headers
             .get("x-forwarded-proto")
             .and_then(|v| v.to_str().ok())
