@@ -426,6 +426,13 @@ else
     warn "no global IPv4 address found; set one with --env PRESSLUFT_PUBLIC_IP=..."
   fi
 fi
+# The control-plane vhost (node_provision, once a control-plane domain is set) proxies from this
+# host's loopback and sets X-Forwarded-For to the client's address; only a configured proxy is
+# believed, so trust 127.0.0.1 unless the operator chose otherwise.
+if [ -z "${ENV_VALUES[PRESSLUFT_TRUSTED_PROXY]:-}" ]; then
+  ENV_VALUES[PRESSLUFT_TRUSTED_PROXY]=127.0.0.1
+  say "trusted proxy 127.0.0.1 (the control-plane vhost on this host; change it with --env PRESSLUFT_TRUSTED_PROXY=...)"
+fi
 ensure_dir "$ETC_DIR" root "$SVC_GROUP" 0750
 env_tmp=$(mktemp)
 {

@@ -40,7 +40,7 @@ pub struct SuccessResponse {
         (status = 200, description = "Logged in; `Set-Cookie: session_token=…`", body = SuccessResponse),
         (status = 400, description = "Invalid body", body = ErrorBody),
         (status = 401, description = "Unknown e-mail, wrong password or inactive user", body = ErrorBody),
-        (status = 429, description = "`login_throttled`: too many failed attempts", body = ErrorBody),
+        (status = 429, description = "`login_throttled`: too many failed attempts for this e-mail and address, this address or this e-mail, or too many logins at once", body = ErrorBody),
     ),
     security(())
 )]

@@ -360,7 +360,7 @@ async fn password_checks_run_at_most_four_at_a_time() {
     });
     let results = futures_util::future::join_all(burst).await;
     let peak = app.state.auth.peak_concurrent_verifications();
-    assert!(peak >= 1 && peak <= 4, "peak {peak}");
+    assert!((1..=4).contains(&peak), "peak {peak}");
     let wrong = results.iter().filter(|r| r.0 == 401).count();
     for (status, code, took) in &results {
         match status {

@@ -154,6 +154,7 @@ cmp -s "$binary" "$BIN" || fail "$BIN differs from $binary"
 grep -qx 'PRESSLUFT_MANAGE_FIREWALL=false' "$ENV_FILE" || fail "$ENV_FILE lacks PRESSLUFT_MANAGE_FIREWALL=false"
 grep -qx "PRESSLUFT_LISTEN_ADDR=$LISTEN" "$ENV_FILE" || fail "$ENV_FILE lacks PRESSLUFT_LISTEN_ADDR=$LISTEN"
 grep -Eqx 'PRESSLUFT_PUBLIC_IP=[0-9]+\.[0-9]+\.[0-9]+\.[0-9]+' "$ENV_FILE" || fail "$ENV_FILE has no detected PRESSLUFT_PUBLIC_IP"
+grep -qx 'PRESSLUFT_TRUSTED_PROXY=127.0.0.1' "$ENV_FILE" || fail "$ENV_FILE does not trust the local vhost (PRESSLUFT_TRUSTED_PROXY=127.0.0.1)"
 ok "directories, binary and $ENV_FILE: $(grep -v '^#' "$ENV_FILE" | tr '\n' ' ')"
 
 version=$(ansible-playbook --version) # no `| head`: Ansible dies of SIGPIPE noisily
