@@ -82,6 +82,29 @@ async fn one_session_may_hold_eight_streams() {
 }
 
 #[tokio::test]
+async fn a_closed_stream_frees_its_place_at_once() {
+    let app = spawn_app().await;
+    let token = session(&app).await;
+    let c = reqwest::Client::new();
+    let mut held = Vec::new();
+    for _ in 0..MAX_STREAMS_PER_SESSION {
+        held.push(open(&app, &c, "/ui/events?view=overview", &token).await);
+    }
+    // The browser moves to another page: the old page's stream is closed.
+    drop(held.pop());
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(3);
+    while app.state.streams.open() == MAX_STREAMS_PER_SESSION {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the server did not notice the closed stream"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let r = open(&app, &c, "/ui/events?view=sites", &token).await;
+    assert_eq!(r.status(), 200, "the new page gets its stream");
+}
+
+#[tokio::test]
 async fn the_server_holds_at_most_256_streams() {
     let app = spawn_app().await;
     let c = reqwest::Client::new();
