@@ -17,7 +17,7 @@ use uuid::Uuid;
 
 use crate::clock::{format_ts, parse_ts, SharedClock};
 use crate::domain::Email;
-use crate::store::login_attempts::{AttemptKey, LoginAttemptTx};
+use crate::store::login_attempts::{AttemptKey, LoginAttempts};
 use crate::store::{SessionUser, Store, StoreError};
 
 pub use password::{check_policy, hash_password, verify_password, MIN_PASSWORD_CHARS};
@@ -120,12 +120,23 @@ impl Auth {
         let now = self.clock.now();
         let now_s = format_ts(now);
         let attempt_id = Uuid::new_v4().to_string();
-        let mut tx = self.store.begin_login_attempt().await?;
-        if let Some(until) = blocked_until(&mut tx, email, remote_ip, now).await? {
+        // A cheap refusal on a read connection first; then the authoritative check, with the
+        // reservation, in one write transaction.
+        let mut view = self.store.read_login_attempts().await?;
+        let mut blocked = blocked_until(&mut view, email, remote_ip, now).await?;
+        drop(view);
+        let mut tx = None;
+        if blocked.is_none() {
+            let mut t = self.store.begin_login_attempt().await?;
+            blocked = blocked_until(&mut t, email, remote_ip, now).await?;
+            tx = Some(t);
+        }
+        if let Some(until) = blocked {
             drop(tx);
             tracing::warn!(email = %email, remote_ip, "login throttled");
             return Err(AuthError::Throttled { until });
         }
+        let tx = tx.expect("a write transaction when not blocked");
         tx.reserve(&attempt_id, email.as_str(), remote_ip, &now_s)
             .await?;
 
@@ -285,7 +296,7 @@ impl Auth {
 
 /// When the throttle blocks this attempt, if it does (api.md §2; the rule is in `throttle`).
 async fn blocked_until(
-    tx: &mut LoginAttemptTx,
+    tx: &mut LoginAttempts,
     email: &Email,
     remote_ip: &str,
     now: OffsetDateTime,

@@ -3,7 +3,12 @@
 //! Checking the limits and recording the attempt happen in one write transaction
 //! ([`LoginAttemptTx`]): the attempt is reserved as a failure before the password is verified
 //! and settled afterwards, so parallel requests cannot all pass the check before any of them
-//! is recorded.
+//! is recorded. The same questions can be asked on a read connection first
+//! ([`Store::read_login_attempts`]), so a flood of already-blocked attempts does not queue for
+//! the write lock.
+
+use sqlx::pool::PoolConnection;
+use sqlx::{Sqlite, SqliteConnection};
 
 use super::queue::WriteTx;
 use super::{Store, StoreError};
@@ -19,16 +24,55 @@ pub enum AttemptKey<'a> {
     EmailAndIp(&'a str, &'a str),
 }
 
-/// An open check-and-reserve: a write transaction holding SQLite's write lock.
-pub struct LoginAttemptTx {
-    tx: WriteTx,
+/// Throttling questions on one connection: a plain read connection, or the write transaction
+/// of a [`LoginAttemptTx`].
+pub struct LoginAttempts {
+    conn: Conn,
+}
+
+enum Conn {
+    Read(PoolConnection<Sqlite>),
+    Write(WriteTx),
+}
+
+impl Conn {
+    fn get(&mut self) -> &mut SqliteConnection {
+        match self {
+            Conn::Read(c) => c,
+            Conn::Write(tx) => tx,
+        }
+    }
+}
+
+/// An open check-and-reserve: its questions see every committed reservation, and no other
+/// writer runs until it is reserved or dropped.
+pub struct LoginAttemptTx(LoginAttempts);
+
+impl std::ops::Deref for LoginAttemptTx {
+    type Target = LoginAttempts;
+    fn deref(&self) -> &LoginAttempts {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for LoginAttemptTx {
+    fn deref_mut(&mut self) -> &mut LoginAttempts {
+        &mut self.0
+    }
 }
 
 impl Store {
-    /// Starts a check-and-reserve; no other writer runs until it is reserved or dropped.
+    /// Starts a check-and-reserve.
     pub async fn begin_login_attempt(&self) -> Result<LoginAttemptTx, StoreError> {
-        Ok(LoginAttemptTx {
-            tx: self.begin_write().await?,
+        Ok(LoginAttemptTx(LoginAttempts {
+            conn: Conn::Write(self.begin_write().await?),
+        }))
+    }
+
+    /// The same questions without the write lock (a first, cheap refusal; not authoritative).
+    pub async fn read_login_attempts(&self) -> Result<LoginAttempts, StoreError> {
+        Ok(LoginAttempts {
+            conn: Conn::Read(self.pool.acquire().await?),
         })
     }
 
@@ -57,7 +101,7 @@ impl Store {
     }
 }
 
-impl LoginAttemptTx {
+impl LoginAttempts {
     /// Timestamps of the newest `limit` failures (reserved attempts included) for `key` after
     /// `since` and after the key's most recent success, newest first.
     pub async fn recent_failures(
@@ -86,7 +130,7 @@ impl LoginAttemptTx {
         if let Some(s) = second {
             q = q.bind(s);
         }
-        let rows = q.bind(limit).fetch_all(&mut *self.tx).await?;
+        let rows = q.bind(limit).fetch_all(self.conn.get()).await?;
         Ok(rows.into_iter().map(|(t,)| t).collect())
     }
 
@@ -104,19 +148,24 @@ impl LoginAttemptTx {
         .bind(email)
         .bind(ip)
         .bind(since)
-        .fetch_optional(&mut *self.tx)
+        .fetch_optional(self.conn.get())
         .await?;
         Ok(row.is_some())
     }
+}
 
+impl LoginAttemptTx {
     /// Records the attempt as a failure (until settled) and commits.
     pub async fn reserve(
-        mut self,
+        self,
         id: &str,
         email: &str,
         remote_ip: &str,
         now: &str,
     ) -> Result<(), StoreError> {
+        let Conn::Write(mut tx) = self.0.conn else {
+            unreachable!("a LoginAttemptTx is made with a write transaction")
+        };
         sqlx::query(
             "INSERT INTO login_attempts (id, email, remote_ip, succeeded, created_at)
              VALUES (?, ?, ?, 0, ?)",
@@ -125,9 +174,9 @@ impl LoginAttemptTx {
         .bind(email)
         .bind(remote_ip)
         .bind(now)
-        .execute(&mut *self.tx)
+        .execute(&mut *tx)
         .await?;
-        self.tx.commit().await?;
+        tx.commit().await?;
         Ok(())
     }
 }
