@@ -67,6 +67,10 @@ pub struct ConfigFlags {
     /// blocks, comma-separated [env: PRESSLUFT_TRUSTED_PROXY] [default: none]
     #[arg(long, global = true, value_name = "IP[/BITS],…")]
     pub trusted_proxy: Option<String>,
+    /// Unix socket for the local reverse proxy (the control-plane vhost); requests on it take
+    /// the client from `X-Forwarded-For` [env: PRESSLUFT_PROXY_SOCKET] [default: none]
+    #[arg(long, global = true, value_name = "PATH")]
+    pub proxy_socket: Option<String>,
 }
 
 /// The resolved, validated configuration.
@@ -88,6 +92,9 @@ pub struct Config {
     pub manage_firewall: bool,
     /// Peers whose forwarding headers are believed (empty: none; the TCP peer is the client).
     pub trusted_proxies: Vec<IpBlock>,
+    /// A Unix socket served besides `listen_addr`, for the reverse proxy on this host only
+    /// (its directory decides who may connect); `None` = TCP only.
+    pub proxy_socket: Option<PathBuf>,
     /// The binary installed on nodes as the node helper; `None` = this executable. Not a
     /// setting: tests point it at the built `pressluft` binary.
     pub node_binary: Option<PathBuf>,
@@ -153,9 +160,13 @@ const TRUSTED_PROXY: Key = Key {
     flag: "--trusted-proxy",
     env: "PRESSLUFT_TRUSTED_PROXY",
 };
+const PROXY_SOCKET: Key = Key {
+    flag: "--proxy-socket",
+    env: "PRESSLUFT_PROXY_SOCKET",
+};
 
 /// Every variable the control plane reads, for documentation and `--help`.
-pub const ENV_VARS: [&str; 11] = [
+pub const ENV_VARS: [&str; 12] = [
     LISTEN_ADDR.env,
     DATA_DIR.env,
     DB_PATH.env,
@@ -167,6 +178,7 @@ pub const ENV_VARS: [&str; 11] = [
     ANSIBLE_DIR.env,
     MANAGE_FIREWALL.env,
     TRUSTED_PROXY.env,
+    PROXY_SOCKET.env,
 ];
 
 struct Resolver<'a> {
@@ -293,6 +305,15 @@ impl Config {
                 IpBlock::parse_list,
             )?
             .unwrap_or_default();
+        let proxy_socket = r.parse(
+            &PROXY_SOCKET,
+            &flags.proxy_socket,
+            "an absolute path like /run/pressluft/proxy.sock",
+            |v| {
+                let p = Path::new(v);
+                (p.is_absolute() && p.file_name().is_some()).then(|| p.to_path_buf())
+            },
+        )?;
         Ok(Config {
             mode,
             listen_addr,
@@ -307,6 +328,7 @@ impl Config {
             ansible_dir_embedded,
             manage_firewall,
             trusted_proxies,
+            proxy_socket,
             node_binary: None,
         })
     }
@@ -333,6 +355,7 @@ impl Config {
             ansible_dir_embedded: true,
             manage_firewall: true,
             trusted_proxies: Vec::new(),
+            proxy_socket: None,
             node_binary: None,
         }
     }
@@ -557,6 +580,23 @@ mod tests {
         };
         let c = Config::resolve(Mode::Serve, &flags, &env_of(&[])).unwrap();
         assert!(c.is_trusted_proxy("192.0.2.1".parse().unwrap()));
+    }
+
+    #[test]
+    fn proxy_socket_is_an_absolute_path() {
+        let none = Config::resolve(Mode::Serve, &ConfigFlags::default(), &env_of(&[])).unwrap();
+        assert_eq!(none.proxy_socket, None, "no socket by default");
+        let env = env_of(&[("PRESSLUFT_PROXY_SOCKET", "/run/pressluft/proxy.sock")]);
+        let c = Config::resolve(Mode::Serve, &ConfigFlags::default(), &env).unwrap();
+        assert_eq!(
+            c.proxy_socket,
+            Some(PathBuf::from("/run/pressluft/proxy.sock"))
+        );
+        for bad in ["proxy.sock", "./run/p.sock", "/"] {
+            let env = env_of(&[("PRESSLUFT_PROXY_SOCKET", bad)]);
+            let err = Config::resolve(Mode::Serve, &ConfigFlags::default(), &env).unwrap_err();
+            assert_eq!(err.origin, "PRESSLUFT_PROXY_SOCKET", "{bad}");
+        }
     }
 
     #[test]

@@ -3,10 +3,13 @@
 
 use std::net::{IpAddr, SocketAddr};
 
+use axum::extract::connect_info::Connected;
 use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::request::Parts;
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Redirect, Response};
+use axum::serve::IncomingStream;
+use tokio::net::{TcpListener, UnixListener};
 
 use super::cookies;
 use crate::api::error::ApiError;
@@ -75,34 +78,72 @@ fn urlencode(s: &str) -> String {
     form_urlencoded::byte_serialize(s.as_bytes()).collect()
 }
 
-/// The TCP peer of the request, when the server recorded it.
+/// How a connection reached the server: recorded per connection by both listeners
+/// (`into_make_service_with_connect_info::<Via>`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Via {
+    /// A TCP connection from this peer.
+    Tcp(SocketAddr),
+    /// The `--proxy-socket` Unix socket: only the local reverse proxy can connect to it (its
+    /// directory admits the service user and group `www-data`, nginx), so its forwarding
+    /// headers are believed.
+    ProxySocket,
+}
+
+impl Connected<IncomingStream<'_, TcpListener>> for Via {
+    fn connect_info(stream: IncomingStream<'_, TcpListener>) -> Self {
+        Via::Tcp(*stream.remote_addr())
+    }
+}
+
+impl Connected<IncomingStream<'_, UnixListener>> for Via {
+    fn connect_info(_: IncomingStream<'_, UnixListener>) -> Self {
+        Via::ProxySocket
+    }
+}
+
+/// How the request arrived, when the server recorded it.
 #[derive(Debug, Clone, Copy)]
-pub struct Peer(pub Option<SocketAddr>);
+pub struct Peer(pub Option<Via>);
 
 impl<S: Send + Sync> FromRequestParts<S> for Peer {
     type Rejection = std::convert::Infallible;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        Ok(Peer(
-            parts
-                .extensions
-                .get::<ConnectInfo<SocketAddr>>()
-                .map(|c| c.0),
-        ))
+        Ok(Peer(parts.extensions.get::<ConnectInfo<Via>>().map(|c| c.0)))
     }
 }
 
-/// The caller's IP. The TCP peer, unless the peer is a proxy the operator configured
-/// (`--trusted-proxy`): then `X-Forwarded-For` is walked from the right, skipping trusted
-/// proxies, and the first other address is the caller. Without a configured proxy the header is
-/// ignored, so no client (not even a process on this host) can choose its IP for the throttle.
-pub fn remote_ip(headers: &HeaderMap, peer: &Peer, config: &Config) -> String {
-    let Some(peer_ip) = peer.0.map(|a| a.ip().to_canonical()) else {
-        return "unknown".into();
-    };
-    if !config.is_trusted_proxy(peer_ip) {
-        return peer_ip.to_string();
+impl Peer {
+    /// Whether the peer is a proxy whose forwarding headers are believed: the proxy socket, or
+    /// a TCP peer in `--trusted-proxy`.
+    fn is_trusted_proxy(&self, config: &Config) -> bool {
+        match self.0 {
+            Some(Via::ProxySocket) => true,
+            Some(Via::Tcp(addr)) => config.is_trusted_proxy(addr.ip()),
+            None => false,
+        }
     }
+}
+
+/// The caller's IP. The TCP peer, unless the request came through a proxy the operator
+/// configured: the `--proxy-socket` (where only the local nginx can connect) or a TCP peer in
+/// `--trusted-proxy`. Then `X-Forwarded-For` is walked from the right, skipping trusted
+/// proxies, and the first other address is the caller (`unknown` when the socket's proxy sent
+/// none). Otherwise the header is ignored, so no client (not even a process on this host) can
+/// choose its IP for the throttle.
+pub fn remote_ip(headers: &HeaderMap, peer: &Peer, config: &Config) -> String {
+    let mut client = match peer.0 {
+        None => return "unknown".into(),
+        Some(Via::Tcp(addr)) => {
+            let ip = addr.ip().to_canonical();
+            if !config.is_trusted_proxy(ip) {
+                return ip.to_string();
+            }
+            Some(ip)
+        }
+        Some(Via::ProxySocket) => None,
+    };
     let hops: Vec<&str> = headers
         .get_all("x-forwarded-for")
         .iter()
@@ -110,16 +151,16 @@ pub fn remote_ip(headers: &HeaderMap, peer: &Peer, config: &Config) -> String {
         .flat_map(|v| v.split(','))
         .map(str::trim)
         .collect();
-    let mut client = peer_ip;
     for hop in hops.iter().rev() {
         // An unreadable entry ends the walk: the last address a trusted hop vouched for stands.
         let Ok(ip) = hop.parse::<IpAddr>() else { break };
-        client = ip.to_canonical();
-        if !config.is_trusted_proxy(client) {
+        let ip = ip.to_canonical();
+        client = Some(ip);
+        if !config.is_trusted_proxy(ip) {
             break;
         }
     }
-    client.to_string()
+    client.map_or_else(|| "unknown".into(), |ip| ip.to_string())
 }
 
 /// Whether cookies must carry `Secure`: the request came over TLS through a trusted proxy, or a
@@ -129,9 +170,7 @@ pub async fn cookies_secure(
     peer: &Peer,
     state: &AppState,
 ) -> Result<bool, ApiError> {
-    let via_tls_proxy = peer
-        .0
-        .is_some_and(|a| state.config.is_trusted_proxy(a.ip()))
+    let via_tls_proxy = peer.is_trusted_proxy(&state.config)
         && headers
             .get("x-forwarded-proto")
             .and_then(|v| v.to_str().ok())
