@@ -308,10 +308,14 @@ impl Config {
         let proxy_socket = r.parse(
             &PROXY_SOCKET,
             &flags.proxy_socket,
-            "an absolute path like /run/pressluft/proxy.sock",
+            "an absolute path of letters, digits and . _ - / like /run/pressluft/proxy.sock",
             |v| {
+                // It is written into the nginx server block: no quoting is ever needed.
+                let plain = v
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"._-/".contains(&b));
                 let p = Path::new(v);
-                (p.is_absolute() && p.file_name().is_some()).then(|| p.to_path_buf())
+                (plain && p.is_absolute() && p.file_name().is_some()).then(|| p.to_path_buf())
             },
         )?;
         Ok(Config {
@@ -592,7 +596,7 @@ mod tests {
             c.proxy_socket,
             Some(PathBuf::from("/run/pressluft/proxy.sock"))
         );
-        for bad in ["proxy.sock", "./run/p.sock", "/"] {
+        for bad in ["proxy.sock", "./run/p.sock", "/", "/run/a b.sock", "/run/x;.sock"] {
             let env = env_of(&[("PRESSLUFT_PROXY_SOCKET", bad)]);
             let err = Config::resolve(Mode::Serve, &ConfigFlags::default(), &env).unwrap_err();
             assert_eq!(err.origin, "PRESSLUFT_PROXY_SOCKET", "{bad}");
