@@ -596,7 +596,13 @@ mod tests {
             c.proxy_socket,
             Some(PathBuf::from("/run/pressluft/proxy.sock"))
         );
-        for bad in ["proxy.sock", "./run/p.sock", "/", "/run/a b.sock", "/run/x;.sock"] {
+        for bad in [
+            "proxy.sock",
+            "./run/p.sock",
+            "/",
+            "/run/a b.sock",
+            "/run/x;.sock",
+        ] {
             let env = env_of(&[("PRESSLUFT_PROXY_SOCKET", bad)]);
             let err = Config::resolve(Mode::Serve, &ConfigFlags::default(), &env).unwrap_err();
             assert_eq!(err.origin, "PRESSLUFT_PROXY_SOCKET", "{bad}");

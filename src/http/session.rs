@@ -110,7 +110,9 @@ impl<S: Send + Sync> FromRequestParts<S> for Peer {
     type Rejection = std::convert::Infallible;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        Ok(Peer(parts.extensions.get::<ConnectInfo<Via>>().map(|c| c.0)))
+        Ok(Peer(
+            parts.extensions.get::<ConnectInfo<Via>>().map(|c| c.0),
+        ))
     }
 }
 

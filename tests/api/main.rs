@@ -16,6 +16,7 @@ mod login_redirect;
 mod migrations;
 mod nodes;
 mod openapi;
+mod proxy_socket;
 mod proxy_vhost;
 mod queue;
 mod sites;
