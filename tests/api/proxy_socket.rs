@@ -238,7 +238,7 @@ fn is_root() -> bool {
     unsafe { libc::geteuid() == 0 }
 }
 
-fn group_id(name: &str) -> u32 {
+pub fn group_id(name: &str) -> u32 {
     let out = Command::new("getent")
         .args(["group", name])
         .output()
