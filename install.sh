@@ -237,7 +237,7 @@ as_pressluft() {
 }
 
 # The command that starts `pressluft serve` without systemd; printed for after a reboot.
-START_CMD="install -d -o $SVC_USER -g $WEB_GROUP -m 2750 $SOCKET_DIR && setsid setpriv --reuid=$SVC_USER --regid=$SVC_USER --init-groups env -i HOME=$HOME_DIR USER=$SVC_USER LOGNAME=$SVC_USER PATH=$SAFE_PATH LANG=C.UTF-8 sh -c 'umask 027; set -a; . $ENV_FILE; exec $BIN_DEST serve' </dev/null >>$SERVE_OUT 2>&1 & echo \$! >$PID_FILE"
+START_CMD="install -d -o $SVC_USER -g $WEB_GROUP -m 2750 $SOCKET_DIR; setsid setpriv --reuid=$SVC_USER --regid=$SVC_USER --init-groups env -i HOME=$HOME_DIR USER=$SVC_USER LOGNAME=$SVC_USER PATH=$SAFE_PATH LANG=C.UTF-8 sh -c 'umask 027; set -a; . $ENV_FILE; exec $BIN_DEST serve' </dev/null >>$SERVE_OUT 2>&1 & echo \$! >$PID_FILE"
 
 # ==================================================================================================
 step 1/8 "checking the system"
