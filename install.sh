@@ -29,6 +29,8 @@ readonly PID_FILE=/run/pressluft.pid
 readonly SAFE_PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 readonly APT_PACKAGES=(openssh-server openssh-client git python3 python3-venv sudo curl ca-certificates iproute2)
 readonly DEFAULT_LISTEN=0.0.0.0:8080
+readonly SOCKET_DIR=/run/pressluft # the proxy socket's directory: SVC_USER:www-data 2750
+readonly WEB_GROUP=www-data         # nginx's group: the only group that reaches the proxy socket
 
 ORIGINAL_ARGS=("$@")
 STEP=start
@@ -214,6 +216,9 @@ LISTEN_ADDR=${ENV_VALUES[PRESSLUFT_LISTEN_ADDR]:-$DEFAULT_LISTEN}
 LISTEN_HOST=${BASH_REMATCH[1]}
 LISTEN_PORT=${BASH_REMATCH[2]}
 SERVE_OUT=$LOG_DIR/serve.out
+PROXY_SOCKET=${ENV_VALUES[PRESSLUFT_PROXY_SOCKET]:-$SOCKET_DIR/proxy.sock}
+[[ $PROXY_SOCKET =~ ^/run/pressluft/[A-Za-z0-9._-]+$ ]] ||
+  die "PRESSLUFT_PROXY_SOCKET=$PROXY_SOCKET: the installer prepares only $SOCKET_DIR; use a file name inside it"
 
 # Runs the installed binary as the service user with exactly the service's environment.
 env_file_args() {
@@ -232,7 +237,7 @@ as_pressluft() {
 }
 
 # The command that starts `pressluft serve` without systemd; printed for after a reboot.
-START_CMD="setsid setpriv --reuid=$SVC_USER --regid=$SVC_USER --init-groups env -i HOME=$HOME_DIR USER=$SVC_USER LOGNAME=$SVC_USER PATH=$SAFE_PATH LANG=C.UTF-8 sh -c 'umask 027; set -a; . $ENV_FILE; exec $BIN_DEST serve' </dev/null >>$SERVE_OUT 2>&1 & echo \$! >$PID_FILE"
+START_CMD="install -d -o $SVC_USER -g $WEB_GROUP -m 2750 $SOCKET_DIR; setsid setpriv --reuid=$SVC_USER --regid=$SVC_USER --init-groups env -i HOME=$HOME_DIR USER=$SVC_USER LOGNAME=$SVC_USER PATH=$SAFE_PATH LANG=C.UTF-8 sh -c 'umask 027; set -a; . $ENV_FILE; exec $BIN_DEST serve' </dev/null >>$SERVE_OUT 2>&1 & echo \$! >$PID_FILE"
 
 # ==================================================================================================
 step 1/8 "checking the system"
@@ -376,6 +381,11 @@ ensure_dir "$HOME_DIR" "$SVC_USER" "$SVC_GROUP" 0700
 [ "$DATA_DIR" = "$HOME_DIR" ] || ensure_dir "$DATA_DIR" "$SVC_USER" "$SVC_GROUP" 0700
 ensure_dir "$LOG_DIR" "$SVC_USER" "$SVC_GROUP" 0750
 say "$HOME_DIR (0700) and $LOG_DIR (0750) owned by $SVC_USER"
+# The proxy socket's directory: setgid, so the socket gets the group www-data; only the service
+# user and nginx can reach it (environment users pl_* are never in www-data).
+getent group "$WEB_GROUP" >/dev/null || die "group $WEB_GROUP (nginx's) is missing: not a Debian/Ubuntu base system?"
+ensure_dir "$SOCKET_DIR" "$SVC_USER" "$WEB_GROUP" 2750
+say "$SOCKET_DIR ($SVC_USER:$WEB_GROUP 2750) for the proxy socket"
 
 # ==================================================================================================
 step 4/8 "binary $BIN_DEST and $ENV_FILE"
@@ -426,6 +436,13 @@ else
     warn "no global IPv4 address found; set one with --env PRESSLUFT_PUBLIC_IP=..."
   fi
 fi
+# The control-plane vhost (node_provision, once a control-plane domain is set) proxies to this
+# socket and sets X-Forwarded-For to the client's address; the control plane believes the header
+# only there. 127.0.0.1 is not trusted: any local process (a site's PHP) could connect over TCP.
+if [ "${ENV_VALUES[PRESSLUFT_PROXY_SOCKET]:-}" != "$PROXY_SOCKET" ]; then
+  ENV_VALUES[PRESSLUFT_PROXY_SOCKET]=$PROXY_SOCKET
+fi
+say "proxy socket $PROXY_SOCKET (the control-plane vhost on this host connects there)"
 ensure_dir "$ETC_DIR" root "$SVC_GROUP" 0750
 env_tmp=$(mktemp)
 {
@@ -535,8 +552,8 @@ if systemd_present; then
     CAPS=CAP_NET_BIND_SERVICE
     AMBIENT=$'AmbientCapabilities=CAP_NET_BIND_SERVICE\n'
   fi
-  RW_PATHS="$HOME_DIR $LOG_DIR"
-  [ "$DATA_DIR" = "$HOME_DIR" ] || RW_PATHS="$HOME_DIR $DATA_DIR $LOG_DIR"
+  RW_PATHS="$HOME_DIR $LOG_DIR $SOCKET_DIR"
+  [ "$DATA_DIR" = "$HOME_DIR" ] || RW_PATHS="$HOME_DIR $DATA_DIR $LOG_DIR $SOCKET_DIR"
   unit_tmp=$(mktemp)
   cat >"$unit_tmp" <<EOF
 # Written by install.sh, which rewrites it on every run: put local changes in a drop-in
@@ -552,6 +569,8 @@ User=$SVC_USER
 Group=$SVC_GROUP
 EnvironmentFile=$ENV_FILE
 WorkingDirectory=$HOME_DIR
+# /run is emptied at boot: recreate the proxy socket's directory (privileged, "+").
+ExecStartPre=+/usr/bin/install -d -o $SVC_USER -g $WEB_GROUP -m 2750 $SOCKET_DIR
 ExecStart=$BIN_DEST serve
 Restart=on-failure
 RestartSec=5

@@ -6,7 +6,7 @@
 //! tested without touching the process environment. Invalid values stop start-up with a message
 //! naming the flag or variable, the value and what was expected.
 
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -68,6 +68,15 @@ pub struct ConfigFlags {
     /// [default: false]
     #[arg(long, global = true, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
     pub allow_loopback_sources: Option<String>,
+
+    /// Proxies whose `X-Forwarded-For`/`X-Forwarded-Proto` are believed: IP addresses or CIDR
+    /// blocks, comma-separated [env: PRESSLUFT_TRUSTED_PROXY] [default: none]
+    #[arg(long, global = true, value_name = "IP[/BITS],…")]
+    pub trusted_proxy: Option<String>,
+    /// Unix socket for the local reverse proxy (the control-plane vhost); requests on it take
+    /// the client from `X-Forwarded-For` [env: PRESSLUFT_PROXY_SOCKET] [default: none]
+    #[arg(long, global = true, value_name = "PATH")]
+    pub proxy_socket: Option<String>,
 }
 
 /// The resolved, validated configuration.
@@ -89,6 +98,12 @@ pub struct Config {
     pub manage_firewall: bool,
     /// Source URLs may name loopback addresses (link-local ones never).
     pub allow_loopback_sources: bool,
+
+    /// Peers whose forwarding headers are believed (empty: none; the TCP peer is the client).
+    pub trusted_proxies: Vec<IpBlock>,
+    /// A Unix socket served besides `listen_addr`, for the reverse proxy on this host only
+    /// (its directory decides who may connect); `None` = TCP only.
+    pub proxy_socket: Option<PathBuf>,
     /// The binary installed on nodes as the node helper; `None` = this executable. Not a
     /// setting: tests point it at the built `pressluft` binary.
     pub node_binary: Option<PathBuf>,
@@ -155,8 +170,17 @@ const ALLOW_LOOPBACK_SOURCES: Key = Key {
     env: "PRESSLUFT_ALLOW_LOOPBACK_SOURCES",
 };
 
+const TRUSTED_PROXY: Key = Key {
+    flag: "--trusted-proxy",
+    env: "PRESSLUFT_TRUSTED_PROXY",
+};
+const PROXY_SOCKET: Key = Key {
+    flag: "--proxy-socket",
+    env: "PRESSLUFT_PROXY_SOCKET",
+};
+
 /// Every variable the control plane reads, for documentation and `--help`.
-pub const ENV_VARS: [&str; 11] = [
+pub const ENV_VARS: [&str; 13] = [
     LISTEN_ADDR.env,
     DATA_DIR.env,
     DB_PATH.env,
@@ -168,6 +192,8 @@ pub const ENV_VARS: [&str; 11] = [
     ANSIBLE_DIR.env,
     MANAGE_FIREWALL.env,
     ALLOW_LOOPBACK_SOURCES.env,
+    TRUSTED_PROXY.env,
+    PROXY_SOCKET.env,
 ];
 
 struct Resolver<'a> {
@@ -294,6 +320,28 @@ impl Config {
                 parse_bool,
             )?
             .unwrap_or(false);
+
+        let trusted_proxies = r
+            .parse(
+                &TRUSTED_PROXY,
+                &flags.trusted_proxy,
+                "IP addresses or CIDR blocks separated by commas, like 127.0.0.1,10.0.0.0/8",
+                IpBlock::parse_list,
+            )?
+            .unwrap_or_default();
+        let proxy_socket = r.parse(
+            &PROXY_SOCKET,
+            &flags.proxy_socket,
+            "an absolute path of letters, digits and . _ - / like /run/pressluft/proxy.sock",
+            |v| {
+                // It is written into the nginx server block: no quoting is ever needed.
+                let plain = v
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"._-/".contains(&b));
+                let p = Path::new(v);
+                (plain && p.is_absolute() && p.file_name().is_some()).then(|| p.to_path_buf())
+            },
+        )?;
         Ok(Config {
             mode,
             listen_addr,
@@ -308,6 +356,9 @@ impl Config {
             ansible_dir_embedded,
             manage_firewall,
             allow_loopback_sources,
+
+            trusted_proxies,
+            proxy_socket,
             node_binary: None,
         })
     }
@@ -334,8 +385,75 @@ impl Config {
             ansible_dir_embedded: true,
             manage_firewall: true,
             allow_loopback_sources: false,
+
+            trusted_proxies: Vec::new(),
+            proxy_socket: None,
             node_binary: None,
         }
+    }
+
+    /// Whether `ip` is a proxy the operator told us to believe.
+    pub fn is_trusted_proxy(&self, ip: IpAddr) -> bool {
+        let ip = ip.to_canonical();
+        self.trusted_proxies.iter().any(|b| b.contains(ip))
+    }
+}
+
+/// An IP address or a CIDR block: `127.0.0.1`, `10.0.0.0/8`, `::1`, `fd00::/8`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IpBlock {
+    addr: IpAddr,
+    prefix: u8,
+}
+
+impl IpBlock {
+    /// One address or block; `None` when unreadable or the prefix is too long.
+    pub fn parse(s: &str) -> Option<IpBlock> {
+        let (addr, prefix) = match s.split_once('/') {
+            Some((a, p)) => (a, Some(p)),
+            None => (s, None),
+        };
+        let addr: IpAddr = addr.trim().parse().ok()?;
+        let addr = addr.to_canonical();
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        let prefix = match prefix {
+            None => max,
+            Some(p) if !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()) => {
+                p.parse::<u8>().ok().filter(|p| *p <= max)?
+            }
+            Some(_) => return None,
+        };
+        Some(IpBlock { addr, prefix })
+    }
+
+    /// A comma-separated list of at least one address or block.
+    pub fn parse_list(s: &str) -> Option<Vec<IpBlock>> {
+        s.split(',').map(|p| IpBlock::parse(p.trim())).collect()
+    }
+
+    /// Whether the block holds `ip` (IPv4-mapped IPv6 addresses count as IPv4).
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        match (self.addr, ip.to_canonical()) {
+            (IpAddr::V4(net), IpAddr::V4(ip)) => {
+                let mask = u32::MAX
+                    .checked_shl(32 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                u32::from(net) & mask == u32::from(ip) & mask
+            }
+            (IpAddr::V6(net), IpAddr::V6(ip)) => {
+                let mask = u128::MAX
+                    .checked_shl(128 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                u128::from(net) & mask == u128::from(ip) & mask
+            }
+            _ => false,
+        }
+    }
+}
+
+impl std::fmt::Display for IpBlock {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.addr, self.prefix)
     }
 }
 
@@ -455,6 +573,69 @@ mod tests {
             let err = Config::resolve(Mode::Serve, &ConfigFlags::default(), &env_of(&[(k, v)]))
                 .unwrap_err();
             assert_eq!(err.origin, k);
+        }
+    }
+
+    #[test]
+    fn trusted_proxies_are_addresses_or_blocks() {
+        let none = Config::resolve(Mode::Serve, &ConfigFlags::default(), &env_of(&[])).unwrap();
+        assert!(
+            none.trusted_proxies.is_empty(),
+            "nobody is trusted by default"
+        );
+        assert!(!none.is_trusted_proxy("127.0.0.1".parse().unwrap()));
+
+        let env = env_of(&[("PRESSLUFT_TRUSTED_PROXY", "127.0.0.1, 10.0.0.0/8,fd00::/8")]);
+        let c = Config::resolve(Mode::Serve, &ConfigFlags::default(), &env).unwrap();
+        for ip in ["127.0.0.1", "::ffff:127.0.0.1", "10.200.3.4", "fd12::1"] {
+            assert!(c.is_trusted_proxy(ip.parse().unwrap()), "{ip}");
+        }
+        for ip in ["127.0.0.2", "11.0.0.1", "::1", "fe80::1", "192.168.1.1"] {
+            assert!(!c.is_trusted_proxy(ip.parse().unwrap()), "{ip}");
+        }
+        let all = IpBlock::parse("0.0.0.0/0").unwrap();
+        assert!(all.contains("203.0.113.9".parse().unwrap()));
+
+        for bad in [
+            "localhost",
+            "10.0.0.0/33",
+            "10.0.0.0/",
+            "1.2.3.4,",
+            "::1/129",
+            "10.0.0.0/+8",
+        ] {
+            let env = env_of(&[("PRESSLUFT_TRUSTED_PROXY", bad)]);
+            let err = Config::resolve(Mode::Serve, &ConfigFlags::default(), &env).unwrap_err();
+            assert_eq!(err.origin, "PRESSLUFT_TRUSTED_PROXY", "{bad}");
+        }
+        let flags = ConfigFlags {
+            trusted_proxy: Some("192.0.2.1".into()),
+            ..Default::default()
+        };
+        let c = Config::resolve(Mode::Serve, &flags, &env_of(&[])).unwrap();
+        assert!(c.is_trusted_proxy("192.0.2.1".parse().unwrap()));
+    }
+
+    #[test]
+    fn proxy_socket_is_an_absolute_path() {
+        let none = Config::resolve(Mode::Serve, &ConfigFlags::default(), &env_of(&[])).unwrap();
+        assert_eq!(none.proxy_socket, None, "no socket by default");
+        let env = env_of(&[("PRESSLUFT_PROXY_SOCKET", "/run/pressluft/proxy.sock")]);
+        let c = Config::resolve(Mode::Serve, &ConfigFlags::default(), &env).unwrap();
+        assert_eq!(
+            c.proxy_socket,
+            Some(PathBuf::from("/run/pressluft/proxy.sock"))
+        );
+        for bad in [
+            "proxy.sock",
+            "./run/p.sock",
+            "/",
+            "/run/a b.sock",
+            "/run/x;.sock",
+        ] {
+            let env = env_of(&[("PRESSLUFT_PROXY_SOCKET", bad)]);
+            let err = Config::resolve(Mode::Serve, &ConfigFlags::default(), &env).unwrap_err();
+            assert_eq!(err.origin, "PRESSLUFT_PROXY_SOCKET", "{bad}");
         }
     }
 

@@ -1,19 +1,20 @@
 //! Building and running the application: directories, database, listener, background tasks,
 //! graceful shutdown. Tests use [`Application::build`] with port 0 and their own clock.
 
-use std::future::Future;
+use std::future::{Future, IntoFuture};
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::Context;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, UnixListener};
 use tokio::sync::watch;
 
 use crate::auth::Auth;
 use crate::clock::SharedClock;
 use crate::config::Config;
 use crate::events::Events;
+use crate::http::session::Via;
 use crate::jobs::ansible::{extract_embedded, AnsibleRunner};
 use crate::jobs::{Engine, Runner};
 use crate::nodes::Nodes;
@@ -24,6 +25,8 @@ use crate::store::Store;
 /// A built application: migrated database and bound listener, not yet serving.
 pub struct Application {
     listener: TcpListener,
+    /// The `--proxy-socket` listener, when configured.
+    proxy_listener: Option<UnixListener>,
     state: AppState,
     shutdown_tx: watch::Sender<bool>,
 }
@@ -108,6 +111,11 @@ impl Application {
             db = %config.db_path.display(),
             log_dir = %config.log_dir.display(),
             workers = config.workers,
+            trusted_proxies = %trusted_proxies_line(&config),
+            proxy_socket = %config
+                .proxy_socket
+                .as_deref()
+                .map_or_else(|| "none".into(), |p| p.display().to_string()),
             "pressluft starting"
         );
         let store = open_store(&config).await?;
@@ -119,6 +127,10 @@ impl Application {
         // Bound: no other instance serves this address. Run directories left by an earlier
         // process (killed before it could remove them) hold a decrypted key and secrets.
         crate::jobs::ansible::remove_stale_run_dirs(&config.data_dir);
+        let proxy_listener = match &config.proxy_socket {
+            Some(path) => Some(bind_proxy_socket(path)?),
+            None => None,
+        };
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
         let config = Arc::new(config);
         let events = Events::new();
@@ -157,10 +169,12 @@ impl Application {
             events,
             engine,
             secrets,
+            streams: Default::default(),
             shutdown: shutdown_rx,
         };
         Ok(Application {
             listener,
+            proxy_listener,
             state,
             shutdown_tx,
         })
@@ -183,6 +197,7 @@ impl Application {
     ) -> anyhow::Result<()> {
         let Application {
             listener,
+            proxy_listener,
             state,
             shutdown_tx,
         } = self;
@@ -213,25 +228,122 @@ impl Application {
             );
         }
         tracing::info!("listening on http://{addr}");
+        let socket_path = state.config.proxy_socket.clone();
+        if let Some(path) = &socket_path {
+            tracing::info!(socket = %path.display(), "listening for the local proxy");
+        }
         let app = crate::http::router(state.clone());
-        let shutdown = async move {
-            signal.await;
-            tracing::info!("shutting down");
-            let _ = shutdown_tx.send(true);
+        let shutdown_tx = Arc::new(shutdown_tx);
+        let signal_task = {
+            let shutdown_tx = shutdown_tx.clone();
+            tokio::spawn(async move {
+                signal.await;
+                tracing::info!("shutting down");
+                let _ = shutdown_tx.send(true);
+            })
         };
-        axum::serve(
+        // Both listeners stop accepting on the same signal and drain their connections.
+        let stopping = |mut rx: watch::Receiver<bool>| async move {
+            let _ = rx.wait_for(|stop| *stop).await;
+        };
+        let tcp = axum::serve(
             listener,
-            app.into_make_service_with_connect_info::<SocketAddr>(),
+            app.clone().into_make_service_with_connect_info::<Via>(),
         )
-        .with_graceful_shutdown(shutdown)
-        .await
-        .context("serving HTTP")?;
+        .with_graceful_shutdown(stopping(state.shutdown.clone()));
+        let proxy = async {
+            match proxy_listener {
+                Some(l) => {
+                    axum::serve(l, app.into_make_service_with_connect_info::<Via>())
+                        .with_graceful_shutdown(stopping(state.shutdown.clone()))
+                        .await
+                }
+                None => Ok(()),
+            }
+        };
+        let (tcp_result, proxy_result) = tokio::join!(tcp.into_future(), proxy);
+        // Whatever ended serving, the background tasks stop too.
+        let _ = shutdown_tx.send(true);
+        signal_task.abort();
+        if let Some(path) = &socket_path {
+            remove_socket_file(path);
+        }
+        tcp_result.context("serving HTTP")?;
+        proxy_result.context("serving the proxy socket")?;
         for task in tasks {
             let _ = task.await;
         }
         state.store.close().await;
         tracing::info!("stopped");
         Ok(())
+    }
+}
+
+/// Binds the `--proxy-socket`. Its directory must exist and be writable only by its owner:
+/// the installer creates it as `<service user>:www-data` with mode 2750, so only the service
+/// user and nginx (group `www-data`, never an environment's `pl_*` user) can reach the socket,
+/// and the setgid bit gives the socket the group `www-data`. The socket itself gets mode 0660.
+/// A stale socket from an earlier run is removed; a socket something still listens on, or any
+/// other file (a symbolic link is never followed), stops start-up.
+fn bind_proxy_socket(path: &Path) -> anyhow::Result<UnixListener> {
+    use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .with_context(|| format!("proxy socket {} has no directory", path.display()))?;
+    let meta = std::fs::symlink_metadata(dir).with_context(|| {
+        format!(
+            "the proxy socket's directory {} is missing (create it: owner the service user, \
+             group www-data, mode 2750)",
+            dir.display()
+        )
+    })?;
+    if !meta.is_dir() {
+        anyhow::bail!(
+            "the proxy socket's directory {} is not a directory",
+            dir.display()
+        );
+    }
+    if meta.permissions().mode() & 0o022 != 0 {
+        anyhow::bail!(
+            "the proxy socket's directory {} is writable by group or others (mode {:o}); \
+             others could replace the socket: make it 2750",
+            dir.display(),
+            meta.permissions().mode() & 0o7777
+        );
+    }
+    match std::fs::symlink_metadata(path) {
+        Ok(m) if m.file_type().is_socket() => {
+            if std::os::unix::net::UnixStream::connect(path).is_ok() {
+                anyhow::bail!(
+                    "proxy socket {} is in use by another process",
+                    path.display()
+                );
+            }
+            std::fs::remove_file(path)
+                .with_context(|| format!("removing the stale socket {}", path.display()))?;
+            tracing::info!(socket = %path.display(), "removed a stale proxy socket");
+        }
+        Ok(_) => anyhow::bail!(
+            "{} exists and is not a socket; refusing to replace it",
+            path.display()
+        ),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e).with_context(|| format!("inspecting {}", path.display())),
+    }
+    let listener =
+        UnixListener::bind(path).with_context(|| format!("binding {}", path.display()))?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o660))
+        .with_context(|| format!("setting {} to 0660", path.display()))?;
+    Ok(listener)
+}
+
+/// Removes the proxy socket at shutdown, if it still is a socket.
+fn remove_socket_file(path: &Path) {
+    use std::os::unix::fs::FileTypeExt;
+    let is_socket = std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_socket());
+    if is_socket {
+        let _ = std::fs::remove_file(path);
     }
 }
 
@@ -249,4 +361,17 @@ pub async fn shutdown_signal() {
         }
     };
     tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+}
+
+/// `none`, or the trusted proxy blocks separated by commas (for the start-up block).
+fn trusted_proxies_line(config: &Config) -> String {
+    if config.trusted_proxies.is_empty() {
+        return "none".into();
+    }
+    let blocks: Vec<String> = config
+        .trusted_proxies
+        .iter()
+        .map(|b| b.to_string())
+        .collect();
+    blocks.join(",")
 }

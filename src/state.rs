@@ -28,6 +28,8 @@ pub struct AppState {
     pub sites: Sites,
     pub settings: Settings,
     pub secrets: Secrets,
+    /// Open live streams, limited per session and overall.
+    pub streams: crate::http::streams::StreamLimits,
     /// Flips to `true` when the server shuts down, so long-lived streams can end.
     pub shutdown: watch::Receiver<bool>,
 }

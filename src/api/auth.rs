@@ -40,7 +40,7 @@ pub struct SuccessResponse {
         (status = 200, description = "Logged in; `Set-Cookie: session_token=…`", body = SuccessResponse),
         (status = 400, description = "Invalid body", body = ErrorBody),
         (status = 401, description = "Unknown e-mail, wrong password or inactive user", body = ErrorBody),
-        (status = 429, description = "`login_throttled`: too many failed attempts", body = ErrorBody),
+        (status = 429, description = "`login_throttled`: too many failed attempts for this e-mail and address, this address or this e-mail, or too many logins at once", body = ErrorBody),
     ),
     security(())
 )]
@@ -54,7 +54,7 @@ pub async fn login(
     if body.password.is_empty() {
         return Err(ApiError::field("password", "is required"));
     }
-    let ip = remote_ip(&headers, &peer);
+    let ip = remote_ip(&headers, &peer, &state.config);
     let session = state.auth.login(&email, &body.password, &ip).await?;
     let secure = cookies_secure(&headers, &peer, &state).await?;
     let cookie = cookies::set(

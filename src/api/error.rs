@@ -38,6 +38,7 @@ pub enum ErrorCode {
     CsrfFailed,
     SettingsInvalid,
     InternalError,
+    TooManyStreams,
 }
 
 impl ErrorCode {
@@ -57,7 +58,7 @@ impl ErrorCode {
             | DriftGateFailed
             | BackupGateFailed
             | NodeNotActive => StatusCode::CONFLICT,
-            LoginThrottled => StatusCode::TOO_MANY_REQUESTS,
+            LoginThrottled | TooManyStreams => StatusCode::TOO_MANY_REQUESTS,
             NodeUnreachable | WpCliError => StatusCode::BAD_GATEWAY,
             InternalError => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -84,6 +85,7 @@ impl ErrorCode {
             CsrfFailed => "csrf_failed",
             SettingsInvalid => "settings_invalid",
             InternalError => "internal_error",
+            TooManyStreams => "too_many_streams",
         }
     }
 }
@@ -183,6 +185,10 @@ impl From<AuthError> for ApiError {
                 ErrorCode::LoginThrottled,
                 "too many failed logins; try again in 15 minutes",
             ),
+            AuthError::Busy => ApiError::new(
+                ErrorCode::LoginThrottled,
+                "too many logins at once; try again in a moment",
+            ),
             AuthError::Invalid { field, message } => ApiError::field(field, message),
             AuthError::EmailTaken(_) => ApiError::new(ErrorCode::Conflict, e.to_string()),
             AuthError::UnknownEmail(_) => ApiError::not_found("user"),
@@ -233,6 +239,7 @@ mod tests {
             ErrorCode::CsrfFailed,
             ErrorCode::InternalError,
             ErrorCode::NodeNotActive,
+            ErrorCode::TooManyStreams,
         ] {
             assert_eq!(serde_json::to_value(code).unwrap(), json!(code.as_str()));
         }
@@ -242,6 +249,7 @@ mod tests {
     fn statuses_follow_the_registry() {
         assert_eq!(ErrorCode::PayloadTooLarge.status(), 413);
         assert_eq!(ErrorCode::LoginThrottled.status(), 429);
+        assert_eq!(ErrorCode::TooManyStreams.status(), 429);
         assert_eq!(ErrorCode::CsrfFailed.status(), 403);
         assert_eq!(ErrorCode::NodeUnreachable.status(), 502);
         assert_eq!(ErrorCode::JobNotCancellable.status(), 409);

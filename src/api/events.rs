@@ -79,12 +79,14 @@ fn frame(message: &impl Serialize) -> SseEvent {
     responses(
         (status = 200, description = "`text/event-stream`; each message is one `EventsMessage` (SSE `event:` = `event`, `data:` = `data` as JSON)", content_type = "text/event-stream", body = EventsMessage),
         (status = 401, body = ErrorBody),
+        (status = 429, description = "`too_many_streams`: the session or the server holds the most live streams allowed", body = ErrorBody),
     )
 )]
 pub async fn events(
     State(state): State<AppState>,
-    _session: CurrentSession,
-) -> Sse<impl Stream<Item = Result<SseEvent, Infallible>>> {
+    session: CurrentSession,
+) -> Result<Sse<impl Stream<Item = Result<SseEvent, Infallible>>>, crate::api::error::ApiError> {
+    let permit = state.streams.admit(&session)?;
     let mut shutdown = state.shutdown.clone();
     let stream = BroadcastStream::new(state.events.subscribe())
         .filter_map(|item| async move {
@@ -107,7 +109,8 @@ pub async fn events(
         .take_until(async move {
             let _ = shutdown.wait_for(|stop| *stop).await;
         });
-    Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
+    let stream = permit.bind(&state, stream);
+    Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
 }
 
 /// State of one `/api/jobs/{id}/events` stream.
@@ -148,13 +151,15 @@ fn end_event() -> SseEvent {
         (status = 400, body = ErrorBody),
         (status = 401, body = ErrorBody),
         (status = 404, body = ErrorBody),
+        (status = 429, description = "`too_many_streams`: the session or the server holds the most live streams allowed", body = ErrorBody),
     )
 )]
 pub async fn job_events(
     State(state): State<AppState>,
-    _session: CurrentSession,
+    session: CurrentSession,
     crate::api::extract::PathId(id): crate::api::extract::PathId,
 ) -> Result<Sse<impl Stream<Item = Result<SseEvent, Infallible>>>, crate::api::error::ApiError> {
+    let permit = state.streams.admit(&session)?;
     let jobs = state.events.subscribe();
     let output = state.events.subscribe_output();
     let job = state
@@ -225,5 +230,6 @@ pub async fn job_events(
     .take_until(async move {
         let _ = shutdown.wait_for(|stop| *stop).await;
     });
+    let stream = permit.bind(&state, stream);
     Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
 }

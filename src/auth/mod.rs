@@ -8,12 +8,16 @@ mod password;
 mod throttle;
 pub mod token;
 
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+
 use time::{Duration, OffsetDateTime};
+use tokio::sync::{Notify, Semaphore};
 use uuid::Uuid;
 
 use crate::clock::{format_ts, parse_ts, SharedClock};
 use crate::domain::Email;
-use crate::store::login_attempts::AttemptKey;
+use crate::store::login_attempts::{AttemptKey, LoginAttempts};
 use crate::store::{SessionUser, Store, StoreError};
 
 pub use password::{check_policy, hash_password, verify_password, MIN_PASSWORD_CHARS};
@@ -29,6 +33,9 @@ pub enum AuthError {
     InvalidCredentials,
     #[error("too many failed logins; blocked until {until}")]
     Throttled { until: OffsetDateTime },
+    /// Every password-verification slot stayed busy for the allowed wait.
+    #[error("too many logins at once")]
+    Busy,
     #[error("{field}: {message}")]
     Invalid {
         field: &'static str,
@@ -61,19 +68,49 @@ fn policy_checked_hash(password: &str) -> Result<String, AuthError> {
     hash_password(password).map_err(AuthError::Hash)
 }
 
+/// Counters of password verifications, observable by tests and the log.
+#[derive(Debug, Default)]
+struct VerifyStats {
+    total: AtomicU64,
+    in_flight: AtomicUsize,
+    peak: AtomicUsize,
+}
+
 /// The authentication service.
 #[derive(Clone)]
 pub struct Auth {
     store: Store,
     clock: SharedClock,
+    /// Bounds concurrent argon2id verifications (memory); see `throttle`.
+    verify_slots: Arc<Semaphore>,
+    stats: Arc<VerifyStats>,
+    /// Woken when sessions are revoked in this process (live streams end at once).
+    revoked: Arc<Notify>,
 }
 
 impl Auth {
     pub fn new(store: Store, clock: SharedClock) -> Self {
-        Self { store, clock }
+        Self {
+            store,
+            clock,
+            verify_slots: Arc::new(Semaphore::new(throttle::MAX_CONCURRENT_VERIFICATIONS)),
+            stats: Arc::default(),
+            revoked: Arc::default(),
+        }
     }
 
-    /// Checks throttling, then the credentials; records the attempt; creates a session.
+    /// Password verifications run since start (each login that passed the throttle runs one).
+    pub fn verifications(&self) -> u64 {
+        self.stats.total.load(Ordering::SeqCst)
+    }
+
+    /// The most password verifications that ran at the same time since start.
+    pub fn peak_concurrent_verifications(&self) -> usize {
+        self.stats.peak.load(Ordering::SeqCst)
+    }
+
+    /// Checks throttling and reserves the attempt (one write transaction), verifies the password
+    /// in a bounded pool, settles the attempt; creates a session.
     pub async fn login(
         &self,
         email: &Email,
@@ -81,29 +118,62 @@ impl Auth {
         remote_ip: &str,
     ) -> Result<NewSession, AuthError> {
         let now = self.clock.now();
-        if let Some(until) = self.blocked_until(email, remote_ip, now).await? {
+        let now_s = format_ts(now);
+        let attempt_id = Uuid::new_v4().to_string();
+        // A cheap refusal on a read connection first; then the authoritative check, with the
+        // reservation, in one write transaction.
+        let mut view = self.store.read_login_attempts().await?;
+        let mut blocked = blocked_until(&mut view, email, remote_ip, now).await?;
+        drop(view);
+        let mut tx = None;
+        if blocked.is_none() {
+            let mut t = self.store.begin_login_attempt().await?;
+            blocked = blocked_until(&mut t, email, remote_ip, now).await?;
+            tx = Some(t);
+        }
+        if let Some(until) = blocked {
+            drop(tx);
             tracing::warn!(email = %email, remote_ip, "login throttled");
             return Err(AuthError::Throttled { until });
         }
+        let tx = tx.expect("a write transaction when not blocked");
+        tx.reserve(&attempt_id, email.as_str(), remote_ip, &now_s)
+            .await?;
+
+        let permit = match tokio::time::timeout(
+            throttle::VERIFICATION_WAIT,
+            self.verify_slots.clone().acquire_owned(),
+        )
+        .await
+        {
+            Ok(Ok(permit)) => permit,
+            _ => {
+                self.store.withdraw_login_attempt(&attempt_id).await?;
+                tracing::warn!(email = %email, remote_ip, "login refused: password checks busy");
+                return Err(AuthError::Busy);
+            }
+        };
         let user = self.store.find_user_by_email(email.as_str()).await?;
         let hash = user
             .as_ref()
             .map(|u| u.password_hash.clone())
             .unwrap_or_else(|| password::dummy_hash().to_string());
         let password = password.to_string();
-        let matches = tokio::task::spawn_blocking(move || verify_password(&password, &hash))
-            .await
-            .unwrap_or(false);
+        let stats = self.stats.clone();
+        let matches = tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            stats.total.fetch_add(1, Ordering::SeqCst);
+            let running = stats.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+            stats.peak.fetch_max(running, Ordering::SeqCst);
+            let matches = verify_password(&password, &hash);
+            stats.in_flight.fetch_sub(1, Ordering::SeqCst);
+            matches
+        })
+        .await
+        .unwrap_or(false);
         let user = user.filter(|u| matches && u.is_active);
-        let now_s = format_ts(now);
         self.store
-            .record_login_attempt(
-                &Uuid::new_v4().to_string(),
-                email.as_str(),
-                remote_ip,
-                user.is_some(),
-                &now_s,
-            )
+            .settle_login_attempt(&attempt_id, user.is_some())
             .await?;
         let Some(user) = user else {
             tracing::warn!(email = %email, remote_ip, "login failed: invalid credentials");
@@ -128,28 +198,17 @@ impl Auth {
         })
     }
 
-    async fn blocked_until(
-        &self,
-        email: &Email,
-        remote_ip: &str,
-        now: OffsetDateTime,
-    ) -> Result<Option<OffsetDateTime>, AuthError> {
-        let since = format_ts(now - throttle::WINDOW * 2);
-        let mut until = None;
-        for key in [
-            AttemptKey::Email(email.as_str()),
-            AttemptKey::RemoteIp(remote_ip),
-        ] {
-            let failures: Vec<OffsetDateTime> = self
-                .store
-                .recent_login_failures(key, &since, throttle::MAX_FAILURES as i64)
-                .await?
-                .iter()
-                .filter_map(|t| parse_ts(t))
-                .collect();
-            until = until.max(throttle::blocked_until(&failures, now));
-        }
-        Ok(until)
+    /// Woken whenever this process revokes sessions; revocations by another process (the CLI)
+    /// and expiry are noticed by polling [`Auth::session_is_live`].
+    pub fn revocations(&self) -> Arc<Notify> {
+        self.revoked.clone()
+    }
+
+    /// Whether a session is still unexpired, unrevoked and its user active.
+    pub async fn session_is_live(&self, session_id: &str) -> Result<bool, StoreError> {
+        self.store
+            .session_is_live(session_id, &format_ts(self.clock.now()))
+            .await
     }
 
     /// The live session of a raw cookie token, if any.
@@ -164,6 +223,7 @@ impl Auth {
         self.store
             .revoke_session(&session.session_id, &format_ts(self.clock.now()))
             .await?;
+        self.revoked.notify_waiters();
         tracing::info!(email = %session.email, "logout: session revoked");
         Ok(())
     }
@@ -228,7 +288,52 @@ impl Auth {
         {
             return Err(AuthError::UnknownEmail(email.to_string()));
         }
+        self.revoked.notify_waiters();
         tracing::info!(email = %email, "password replaced; sessions revoked");
         Ok(())
     }
+}
+
+/// When the throttle blocks this attempt, if it does (api.md §2; the rule is in `throttle`).
+async fn blocked_until(
+    tx: &mut LoginAttempts,
+    email: &Email,
+    remote_ip: &str,
+    now: OffsetDateTime,
+) -> Result<Option<OffsetDateTime>, AuthError> {
+    let since = format_ts(now - throttle::WINDOW * 2);
+    let mut limits = vec![
+        (
+            AttemptKey::EmailAndIp(email.as_str(), remote_ip),
+            throttle::MAX_FAILURES_PER_EMAIL_AND_IP,
+        ),
+        (
+            AttemptKey::RemoteIp(remote_ip),
+            throttle::MAX_FAILURES_PER_IP,
+        ),
+    ];
+    let known_ip = tx
+        .succeeded_from(
+            email.as_str(),
+            remote_ip,
+            &format_ts(now - throttle::KNOWN_IP_FOR),
+        )
+        .await?;
+    if !known_ip {
+        limits.push((
+            AttemptKey::Email(email.as_str()),
+            throttle::MAX_FAILURES_PER_EMAIL,
+        ));
+    }
+    let mut until = None;
+    for (key, max) in limits {
+        let failures: Vec<OffsetDateTime> = tx
+            .recent_failures(key, &since, max as i64)
+            .await?
+            .iter()
+            .filter_map(|t| parse_ts(t))
+            .collect();
+        until = until.max(throttle::blocked_until(&failures, max, now));
+    }
+    Ok(until)
 }

@@ -4,6 +4,7 @@
 pub mod cookies;
 mod middleware;
 pub mod session;
+pub mod streams;
 
 use axum::extract::{DefaultBodyLimit, State};
 use axum::response::{IntoResponse, Response};

@@ -162,6 +162,15 @@ pub async fn extra_vars(
         config.listen_addr.port().into(),
     );
     vars.insert("control_plane_domain".into(), domain.into());
+    vars.insert(
+        "control_plane_socket".into(),
+        config
+            .proxy_socket
+            .as_deref()
+            .map(|p| p.display().to_string())
+            .unwrap_or_default()
+            .into(),
+    );
     vars.insert("pressluft_binary_path".into(), binary.into());
     Ok(super::kinds::ResolvedVars {
         vars,

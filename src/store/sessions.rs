@@ -56,6 +56,19 @@ impl Store {
         .await?)
     }
 
+    /// Whether the session `id` is neither expired (at `now`) nor revoked and its user active.
+    pub async fn session_is_live(&self, id: &str, now: &str) -> Result<bool, StoreError> {
+        let row: Option<(i64,)> = sqlx::query_as(
+            "SELECT 1 FROM auth_sessions s JOIN users u ON u.id = s.user_id
+             WHERE s.id = ? AND s.revoked_at IS NULL AND s.expires_at > ? AND u.is_active = 1",
+        )
+        .bind(id)
+        .bind(now)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.is_some())
+    }
+
     pub async fn revoke_session(&self, session_id: &str, now: &str) -> Result<(), StoreError> {
         sqlx::query("UPDATE auth_sessions SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL")
             .bind(now)

@@ -20,6 +20,7 @@ use crate::api::extract::{parse_uuid, AppQuery};
 use crate::api::jobs::JobsQuery;
 use crate::events::Event;
 use crate::http::session::UiSession;
+use crate::http::streams::StreamPermit;
 use crate::state::AppState;
 use crate::store::JobFilter;
 
@@ -73,12 +74,20 @@ pub async fn events(
     UiSession(session): UiSession,
     AppQuery(q): AppQuery<LiveQuery>,
 ) -> Result<Response, ApiError> {
+    let permit = state.streams.admit(&session)?;
     if q.view == "job" {
         let id =
             q.id.as_deref()
                 .and_then(parse_uuid)
                 .ok_or_else(|| ApiError::field("id", "must be a UUID"))?;
-        return job_stream(state, session.csrf_token(), id, q.after.unwrap_or(0)).await;
+        return job_stream(
+            state,
+            session.csrf_token(),
+            id,
+            q.after.unwrap_or(0),
+            permit,
+        )
+        .await;
     }
     let view = match q.view.as_str() {
         "overview" => View::Overview,
@@ -117,6 +126,7 @@ pub async fn events(
     };
     let rx = state.events.subscribe();
     let mut shutdown = state.shutdown.clone();
+    let bound_state = state.clone();
     let updates = stream::unfold((rx, state, view), |(mut rx, state, view)| async move {
         loop {
             match rx.recv().await {
@@ -138,7 +148,7 @@ pub async fn events(
     .take_until(async move {
         let _ = shutdown.wait_for(|stop| *stop).await;
     });
-    Ok(sse(updates))
+    Ok(sse(permit.bind(&bound_state, updates)))
 }
 
 fn sse(s: impl Stream<Item = Result<SseEvent, Infallible>> + Send + 'static) -> Response {
@@ -262,6 +272,7 @@ async fn job_stream(
     csrf: String,
     id: String,
     after: u64,
+    permit: StreamPermit,
 ) -> Result<Response, ApiError> {
     let jobs = state.events.subscribe();
     let output = state.events.subscribe_output();
@@ -320,5 +331,5 @@ async fn job_stream(
         .take_until(async move {
             let _ = shutdown.wait_for(|stop| *stop).await;
         });
-    Ok(sse(merged))
+    Ok(sse(permit.bind(&state, merged)))
 }

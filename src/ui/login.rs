@@ -4,7 +4,7 @@ use askama::Template;
 use axum::body::Bytes;
 use axum::extract::{RawQuery, State};
 use axum::http::header::{LOCATION, SET_COOKIE};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 
@@ -32,11 +32,25 @@ pub struct LoginQuery {
     next: Option<String>,
 }
 
-/// Only same-site paths are followed after login (no open redirects).
+/// Where a login goes when `next` is missing or not a local path.
+const AFTER_LOGIN: &str = "/sites";
+
+/// Only same-origin paths are followed after login (no open redirects): `next` must start with
+/// one `/` (not `//`), hold no backslash (browsers read it as `/`), and only visible ASCII
+/// characters (browsers drop tabs and newlines, so `/\t/evil` would become `//evil`; and a
+/// header value cannot carry them). Anything else goes to the sites page.
 fn safe_next(next: Option<&str>) -> String {
     match next {
-        Some(n) if n.starts_with('/') && !n.starts_with("//") && !n.contains('\\') => n.to_string(),
-        _ => "/".to_string(),
+        Some(n)
+            if n.starts_with('/')
+                && !n.starts_with("//")
+                && !n.contains('\\')
+                && n.bytes().all(|b| b.is_ascii_graphic())
+                && n.parse::<axum::http::uri::PathAndQuery>().is_ok() =>
+        {
+            n.to_string()
+        }
+        _ => AFTER_LOGIN.to_string(),
     }
 }
 
@@ -131,7 +145,7 @@ pub async fn submit(
             Err(fail(StatusCode::BAD_REQUEST, "Enter your password."))
         }
         Ok(email) => {
-            let ip = remote_ip(&headers, &peer);
+            let ip = remote_ip(&headers, &peer, &state.config);
             match state.auth.login(&email, &form.password, &ip).await {
                 Ok(session) => Ok(session),
                 Err(AuthError::InvalidCredentials) => {
@@ -140,6 +154,10 @@ pub async fn submit(
                 Err(AuthError::Throttled { .. }) => Err(fail(
                     StatusCode::TOO_MANY_REQUESTS,
                     "Too many attempts, try again in 15 minutes.",
+                )),
+                Err(AuthError::Busy) => Err(fail(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "Too many sign-ins at once, try again in a moment.",
                 )),
                 Err(other) => return Err(other.into()),
             }
@@ -160,10 +178,9 @@ pub async fn submit(
             let h = response.headers_mut();
             h.append(SET_COOKIE, session_cookie);
             h.append(SET_COOKIE, clear_csrf);
-            h.insert(
-                LOCATION,
-                next.parse().expect("a path is a valid header value"),
-            );
+            let location = HeaderValue::from_str(&next)
+                .unwrap_or_else(|_| HeaderValue::from_static(AFTER_LOGIN));
+            h.insert(LOCATION, location);
             Ok(response)
         }
         Err((status, error)) => {
@@ -201,9 +218,24 @@ mod tests {
             safe_next(Some("/jobs?status=failed")),
             "/jobs?status=failed"
         );
-        assert_eq!(safe_next(Some("//evil.example")), "/");
-        assert_eq!(safe_next(Some("https://evil.example")), "/");
-        assert_eq!(safe_next(Some("/\\evil")), "/");
-        assert_eq!(safe_next(None), "/");
+        assert_eq!(safe_next(Some("/sites/abc")), "/sites/abc");
+        for bad in [
+            "//evil.example",
+            "https://evil.example",
+            "http:/evil.example",
+            "/\\evil",
+            "/x\\/evil",
+            "/\t/evil.example",
+            "/\n/evil.example",
+            "/x\r\nSet-Cookie: a=b",
+            "/ evil",
+            "/\u{7f}",
+            "/caf\u{e9}",
+            "evil.example",
+            "",
+        ] {
+            assert_eq!(safe_next(Some(bad)), "/sites", "{bad:?}");
+        }
+        assert_eq!(safe_next(None), "/sites");
     }
 }

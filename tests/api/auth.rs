@@ -3,7 +3,9 @@
 use serde_json::{json, Value};
 use time::Duration;
 
-use crate::helpers::{assert_error, client, spawn_app, ADMIN_EMAIL, ADMIN_PASSWORD};
+use crate::helpers::{
+    assert_error, client, spawn_app, spawn_app_with, TestApp, ADMIN_EMAIL, ADMIN_PASSWORD,
+};
 
 #[tokio::test]
 async fn login_sets_a_hardened_session_cookie_and_stores_only_its_hash() {
@@ -44,7 +46,7 @@ async fn login_sets_a_hardened_session_cookie_and_stores_only_its_hash() {
 
 #[tokio::test]
 async fn secure_flag_when_proxied_over_tls() {
-    let app = spawn_app().await;
+    let app = behind_trusted_proxy().await;
     let r = client()
         .post(app.url("/api/login"))
         .header("x-forwarded-proto", "https")
@@ -54,6 +56,18 @@ async fn secure_flag_when_proxied_over_tls() {
         .unwrap();
     let cookie = r.headers()["set-cookie"].to_str().unwrap().to_string();
     assert!(cookie.ends_with("; Secure"), "{cookie}");
+
+    // Without a configured proxy nobody may claim TLS for the request.
+    let app = spawn_app().await;
+    let r = client()
+        .post(app.url("/api/login"))
+        .header("x-forwarded-proto", "https")
+        .json(&json!({"email": ADMIN_EMAIL, "password": ADMIN_PASSWORD}))
+        .send()
+        .await
+        .unwrap();
+    let cookie = r.headers()["set-cookie"].to_str().unwrap().to_string();
+    assert!(!cookie.contains("Secure"), "{cookie}");
 }
 
 #[tokio::test]
@@ -437,14 +451,227 @@ async fn the_sixth_failure_is_throttled_until_the_window_passes() {
 #[tokio::test]
 async fn throttling_also_applies_per_ip_across_emails() {
     let app = spawn_app().await;
-    for i in 0..5 {
+    for i in 0..20 {
         let r = app
             .login_as(&client(), &format!("user{i}@example.com"), "wrong password")
             .await;
-        assert_eq!(r.status(), 401);
+        assert_eq!(r.status(), 401, "failure {}", i + 1);
     }
     let r = app.login_as(&client(), ADMIN_EMAIL, ADMIN_PASSWORD).await;
     assert_error(r, 429, "login_throttled").await;
+}
+
+/// An app whose trusted proxy is the test client's own address (127.0.0.1), so requests can
+/// present any client IP in `X-Forwarded-For`, as the control-plane vhost does.
+async fn behind_trusted_proxy() -> TestApp {
+    spawn_app_with(
+        |c| c.trusted_proxies = vec![pressluft::config::IpBlock::parse("127.0.0.1").unwrap()],
+        None,
+    )
+    .await
+}
+
+async fn login_from(app: &TestApp, ip: &str, email: &str, password: &str) -> reqwest::Response {
+    client()
+        .post(app.url("/api/login"))
+        .header("x-forwarded-for", ip)
+        .json(&json!({"email": email, "password": password}))
+        .send()
+        .await
+        .unwrap()
+}
+
+async fn attempts_recorded(app: &TestApp) -> i64 {
+    let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM login_attempts")
+        .fetch_one(app.store.pool())
+        .await
+        .unwrap();
+    n
+}
+
+#[tokio::test]
+async fn a_parallel_burst_of_wrong_logins_gets_five_guesses() {
+    let app = spawn_app().await;
+    let burst = (0..50).map(|_| {
+        let app = &app;
+        async move {
+            app.login_as(&client(), ADMIN_EMAIL, "wrong password")
+                .await
+                .status()
+                .as_u16()
+        }
+    });
+    let statuses = futures_util::future::join_all(burst).await;
+    let wrong = statuses.iter().filter(|s| **s == 401).count();
+    let throttled = statuses.iter().filter(|s| **s == 429).count();
+    assert_eq!(wrong + throttled, 50, "{statuses:?}");
+    assert!(wrong <= 5, "{wrong} guesses got through: {statuses:?}");
+    let verified = app.state.auth.verifications();
+    assert!(verified <= 5, "{verified} passwords verified");
+    assert_eq!(verified as usize, wrong, "each 401 is one verification");
+    assert_eq!(attempts_recorded(&app).await, wrong as i64);
+    // The block holds for the right password too.
+    let r = app.login_as(&client(), ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    assert_error(r, 429, "login_throttled").await;
+}
+
+#[tokio::test]
+async fn password_checks_run_at_most_four_at_a_time() {
+    let app = behind_trusted_proxy().await;
+    // Distinct IPs and e-mails: no throttle applies, only the verification bound.
+    let burst = (0..40).map(|i| {
+        let app = &app;
+        async move {
+            let ip = format!("198.51.100.{}", i + 1);
+            let started = std::time::Instant::now();
+            let r = login_from(app, &ip, &format!("u{i}@example.com"), "wrong password").await;
+            let status = r.status().as_u16();
+            let body: serde_json::Value = r.json().await.unwrap();
+            (
+                status,
+                body["code"].as_str().unwrap_or("").to_string(),
+                started.elapsed(),
+            )
+        }
+    });
+    let results = futures_util::future::join_all(burst).await;
+    let peak = app.state.auth.peak_concurrent_verifications();
+    assert!((1..=4).contains(&peak), "peak {peak}");
+    let wrong = results.iter().filter(|r| r.0 == 401).count();
+    for (status, code, took) in &results {
+        match status {
+            401 => assert_eq!(code, "unauthorized"),
+            429 => {
+                assert_eq!(code, "login_throttled");
+                assert!(took.as_secs_f64() < 5.0, "refused quickly: {took:?}");
+            }
+            other => panic!("unexpected status {other}"),
+        }
+    }
+    assert_eq!(app.state.auth.verifications() as usize, wrong);
+    assert_eq!(
+        attempts_recorded(&app).await,
+        wrong as i64,
+        "attempts refused for load are not recorded as failures"
+    );
+}
+
+#[tokio::test]
+async fn the_admin_logs_in_from_another_ip_while_an_attacker_is_throttled() {
+    let app = behind_trusted_proxy().await;
+    let attacker = "203.0.113.66";
+    for i in 0..5 {
+        let r = login_from(&app, attacker, ADMIN_EMAIL, "guess").await;
+        assert_eq!(r.status(), 401, "guess {}", i + 1);
+    }
+    let r = login_from(&app, attacker, ADMIN_EMAIL, "guess").await;
+    assert_error(r, 429, "login_throttled").await;
+    let r = login_from(&app, attacker, ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    assert_error(r, 429, "login_throttled").await;
+
+    // The admin, elsewhere, is not locked out.
+    let r = login_from(&app, "198.51.100.7", ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    assert_eq!(r.status(), 200, "admin from another IP");
+
+    // The attacker moves on to other accounts: 20 failures from one IP block that IP.
+    for i in 0..15 {
+        let r = login_from(&app, attacker, &format!("v{i}@example.com"), "guess").await;
+        assert_eq!(r.status(), 401, "other account {i}");
+    }
+    let r = login_from(&app, attacker, "another@example.com", "guess").await;
+    assert_error(r, 429, "login_throttled").await;
+    let r = login_from(&app, "198.51.100.7", ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    assert_eq!(r.status(), 200, "admin still fine");
+}
+
+/// Arranges `n` failed logins for `email` spread over distinct IPs (as a botnet would leave
+/// them), `at` the current clock.
+async fn distributed_failures(app: &TestApp, email: &str, n: usize) {
+    let now = app.now();
+    for i in 0..n {
+        sqlx::query(
+            "INSERT INTO login_attempts (id, email, remote_ip, succeeded, created_at)
+             VALUES (?, ?, ?, 0, ?)",
+        )
+        .bind(uuid::Uuid::new_v4().to_string())
+        .bind(email)
+        .bind(format!("192.0.2.{}", i % 200 + 1))
+        .bind(&now)
+        .execute(app.store.pool())
+        .await
+        .unwrap();
+    }
+}
+
+#[tokio::test]
+async fn distributed_guessing_hits_a_per_email_ceiling_that_spares_known_ips() {
+    let app = behind_trusted_proxy().await;
+    let home = "198.51.100.20";
+    let r = login_from(&app, home, ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    assert_eq!(r.status(), 200);
+    app.clock.advance(Duration::minutes(1));
+
+    distributed_failures(&app, ADMIN_EMAIL, 99).await;
+    app.clock.advance(Duration::seconds(1));
+    let r = login_from(&app, "203.0.113.200", ADMIN_EMAIL, "guess").await;
+    assert_eq!(
+        r.status(),
+        401,
+        "the 100th failure still gets a verification"
+    );
+    let r = login_from(&app, "203.0.113.201", ADMIN_EMAIL, "guess").await;
+    assert_error(r, 429, "login_throttled").await;
+    let r = login_from(&app, "203.0.113.202", ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    assert_error(r, 429, "login_throttled").await;
+
+    // Where the admin logged in before, the ceiling does not apply.
+    let r = login_from(&app, home, ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    assert_eq!(r.status(), 200, "known IP");
+    // Other accounts are unaffected.
+    let r = login_from(&app, "203.0.113.203", "other@example.com", "guess").await;
+    assert_eq!(r.status(), 401);
+}
+
+#[tokio::test]
+async fn forwarded_for_is_ignored_unless_the_peer_is_a_trusted_proxy() {
+    // No proxy configured, and one configured that is not the peer: both throttle the real IP.
+    for proxies in [vec![], vec!["10.0.0.0/8"]] {
+        let app = spawn_app_with(
+            |c| {
+                c.trusted_proxies = proxies
+                    .iter()
+                    .map(|p| pressluft::config::IpBlock::parse(p).unwrap())
+                    .collect()
+            },
+            None,
+        )
+        .await;
+        for i in 0..5 {
+            let spoofed = format!("203.0.113.{}", i + 1);
+            let r = login_from(&app, &spoofed, ADMIN_EMAIL, "guess").await;
+            assert_eq!(r.status(), 401, "guess {}", i + 1);
+        }
+        let r = login_from(&app, "198.51.100.99", ADMIN_EMAIL, ADMIN_PASSWORD).await;
+        assert_error(r, 429, "login_throttled").await;
+        let ips: Vec<(String,)> = sqlx::query_as("SELECT DISTINCT remote_ip FROM login_attempts")
+            .fetch_all(app.store.pool())
+            .await
+            .unwrap();
+        assert_eq!(ips, vec![("127.0.0.1".to_string(),)], "{proxies:?}");
+    }
+}
+
+#[tokio::test]
+async fn behind_a_trusted_proxy_the_last_untrusted_hop_is_the_client() {
+    let app = behind_trusted_proxy().await;
+    // A client-sent value before the proxy's own entry cannot choose the IP.
+    let r = login_from(&app, "198.51.100.1, 203.0.113.50", ADMIN_EMAIL, "guess").await;
+    assert_eq!(r.status(), 401);
+    let (ip,): (String,) = sqlx::query_as("SELECT remote_ip FROM login_attempts")
+        .fetch_one(app.store.pool())
+        .await
+        .unwrap();
+    assert_eq!(ip, "203.0.113.50");
 }
 
 #[tokio::test]

@@ -157,6 +157,9 @@ cmp -s "$binary" "$BIN" || fail "$BIN differs from $binary"
 grep -qx 'PRESSLUFT_MANAGE_FIREWALL=false' "$ENV_FILE" || fail "$ENV_FILE lacks PRESSLUFT_MANAGE_FIREWALL=false"
 grep -qx "PRESSLUFT_LISTEN_ADDR=$LISTEN" "$ENV_FILE" || fail "$ENV_FILE lacks PRESSLUFT_LISTEN_ADDR=$LISTEN"
 grep -Eqx 'PRESSLUFT_PUBLIC_IP=[0-9]+\.[0-9]+\.[0-9]+\.[0-9]+' "$ENV_FILE" || fail "$ENV_FILE has no detected PRESSLUFT_PUBLIC_IP"
+grep -qx 'PRESSLUFT_PROXY_SOCKET=/run/pressluft/proxy.sock' "$ENV_FILE" || fail "$ENV_FILE lacks PRESSLUFT_PROXY_SOCKET=/run/pressluft/proxy.sock"
+! grep -q '^PRESSLUFT_TRUSTED_PROXY=' "$ENV_FILE" || fail "$ENV_FILE trusts a TCP proxy by default (any local process could then choose its X-Forwarded-For)"
+[ "$(stat -c '%U:%G %a' /run/pressluft)" = "pressluft:www-data 2750" ] || fail "/run/pressluft is not pressluft:www-data 2750"
 ok "directories, binary and $ENV_FILE: $(grep -v '^#' "$ENV_FILE" | tr '\n' ' ')"
 
 version=$(ansible-playbook --version) # no `| head`: Ansible dies of SIGPIPE noisily
@@ -174,6 +177,15 @@ grep -qxF -- "from=\"127.0.0.1,::1\" $pub" /root/.ssh/authorized_keys || fail "t
 ok "control-plane key authorized for root exactly once, from=\"127.0.0.1,::1\""
 
 curl -fsS "$BASE/healthz" | grep -q '"status":"ok"' || fail "GET /healthz"
+sock=/run/pressluft/proxy.sock
+[ -S "$sock" ] && [ "$(stat -c '%U:%G %a' "$sock")" = "pressluft:www-data 660" ] ||
+  fail "$sock is not a socket pressluft:www-data 0660: $(stat -c '%F %U:%G %a' "$sock" 2>&1)"
+runuser -u www-data -- curl -fsS --unix-socket "$sock" http://localhost/healthz | grep -q '"status":"ok"' ||
+  fail "GET /healthz over $sock as www-data (nginx's user)"
+if runuser -u nobody -- curl -sS --unix-socket "$sock" http://localhost/healthz >/dev/null 2>"$work/nobody.err"; then
+  fail "user nobody (not in www-data) reached $sock"
+fi
+ok "proxy socket $sock: pressluft:www-data 0660, reachable by www-data, not by nobody"
 jar=$work/cookies
 body=$(python3 -c 'import json,sys; print(json.dumps({"email": sys.argv[1], "password": sys.stdin.readline().rstrip("\n")}))' \
   "$EMAIL" <<<"$password")
