@@ -7,6 +7,7 @@ mod browser;
 mod cli;
 mod dashboard;
 mod e2e;
+mod e2e_isolation;
 mod e2e_sites;
 mod errors;
 mod events;
