@@ -9,7 +9,7 @@ use super::kinds::{ResolvedVars, VarsError};
 use crate::domain::SiteStatus;
 use crate::secrets::Secrets;
 use crate::sites::layout::{self, EnvLayout};
-use crate::sites::{db_password_key, wp_salts_key};
+use crate::sites::{db_password_key, new_password, redis_password_key, wp_salts_key};
 use crate::store::nodes::NodeRecord;
 use crate::store::queue::set_payload;
 use crate::store::sites::{
@@ -162,7 +162,7 @@ pub async fn record_built_release(
 }
 
 /// The variables of an environment playbook about the target environment (the contract in
-/// docs/plans/issue-4-contract.md), with its database password and salts as secrets.
+/// docs/plans/issue-4-contract.md), with its database and Redis passwords and salts as secrets.
 pub async fn environment_vars(
     store: &Store,
     secrets: &Secrets,
@@ -184,6 +184,16 @@ pub async fn environment_vars(
         .ok_or(VarsError::Missing("the WordPress salts"))?;
     let salts: Vec<String> =
         serde_json::from_str(salts_json.expose()).map_err(|_| VarsError::Missing("valid salts"))?;
+    // Created at enqueue; an environment from before Redis ACLs gets its password here, once
+    // (one job per site runs at a time, so two runs never race for it).
+    let redis_password = match secrets.get(&redis_password_key(&env.id))? {
+        Some(p) => p,
+        None => {
+            let created = new_password();
+            secrets.put(&redis_password_key(&env.id), &created)?;
+            crate::secrets::Secret::new(created)
+        }
+    };
 
     let mut v = Map::new();
     let mut put = |k: &str, val: Value| {
@@ -213,7 +223,12 @@ pub async fn environment_vars(
     put("fastcgi_cache_enabled", env.fastcgi_cache_enabled.into());
     put("redis_cache_enabled", env.redis_cache_enabled.into());
     put("redis_prefix", l.redis_prefix.clone().into());
-    let mut secret_values = vec![password.expose().to_string()];
+    put("redis_user", l.redis_user.clone().into());
+    put("redis_password", redis_password.expose().into());
+    let mut secret_values = vec![
+        password.expose().to_string(),
+        redis_password.expose().to_string(),
+    ];
     secret_values.extend(salts);
     Ok((
         ResolvedVars {

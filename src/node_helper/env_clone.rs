@@ -5,7 +5,7 @@
 //! 1. **Probe** (changes nothing): checks the node (supported system, the source's and
 //!    production's files and databases) and reads the table prefixes through the PHP bridge. A
 //!    failure exits with [`PRECONDITION_EXIT`], so the playbook reports `PRECONDITION_FAILED`.
-//! 2. **Apply**: user, directories, database and grant; then, concurrently, the release copy, the
+//! 2. **Apply**: user, directories, database and grant, Redis ACL user; then, concurrently, the release copy, the
 //!    uploads copy and the database copy (`db_copy`, rewritten to the new URL), each preceded by
 //!    its part of production's drift baseline (paths before the uploads copy, tables before the
 //!    database copy, so a production change made during a copy shows as drift later instead of
@@ -37,6 +37,10 @@ use super::{db_copy, drift, is_identifier, mysql_lines};
 const WEB_GROUP: &str = "www-data";
 const SITE_OWNER: &str = "pressluft";
 const NGINX_VALIDATE: &str = "/usr/local/lib/pressluft/nginx-validate";
+/// Installed by the redis-server role (node_provision).
+const REDIS_ADMIN: &str = "/usr/local/lib/pressluft/redis-admin";
+const REDIS_ACL_APPLY: &str = "/usr/local/lib/pressluft/redis-acl-apply";
+const REDIS_ACL_DIR: &str = "/etc/redis/acl.d";
 /// The PHP bridge runs with a clean environment.
 const BRIDGE_PATH: &str = "PATH=/usr/local/bin:/usr/bin:/bin";
 
@@ -89,6 +93,8 @@ pub struct Files {
     /// The server block for a kernel with IPv6 (`listen [::]:80` too) and for one without.
     pub vhost: String,
     pub vhost_without_ipv6: String,
+    /// The environment's Redis ACL user (the redis-acl-user role's fragment).
+    pub redis_acl: String,
 }
 
 /// What the read-only first phase found.
@@ -305,6 +311,7 @@ pub fn probe(spec: &Spec) -> anyhow::Result<Probe> {
         format!("{}/bridge.php", spec.php_dir),
         format!("{}/pressluft-mu-plugin.php", spec.php_dir),
         format!("{}/object-cache.php", spec.php_dir),
+        REDIS_ACL_APPLY.to_string(),
     ];
     check_links(spec)?;
     let mut missing: Vec<&str> = Vec::new();
@@ -459,7 +466,9 @@ pub fn apply(spec: &Spec, probed: &Probe) -> anyhow::Result<Applied> {
     let mut steps = Steps::default();
     ensure_user(&spec.env_user, env_root)?;
     ensure_directories(spec, env_root)?;
+    ensure_php_directories(spec, env_root)?;
     ensure_database(spec)?;
+    ensure_redis_user(spec)?;
     steps.done("user, directories, database");
 
     // Production's drift baseline is taken before the copies that could hide a change in it:
@@ -636,6 +645,42 @@ fn ensure_directories(spec: &Spec, env_root: &str) -> anyhow::Result<()> {
     ] {
         directory(&path, &spec.env_user, WEB_GROUP, mode)?;
     }
+    Ok(())
+}
+
+/// The environment's own PHP temp, upload-temp and session directories (the pool's
+/// `sys_temp_dir`, `upload_tmp_dir`, `session.save_path`), as the env-user role creates them.
+fn ensure_php_directories(spec: &Spec, env_root: &str) -> anyhow::Result<()> {
+    for dir in PHP_PRIVATE_DIRS {
+        directory(
+            &format!("{env_root}/{dir}"),
+            &spec.env_user,
+            &spec.env_user,
+            "0700",
+        )?;
+    }
+    Ok(())
+}
+
+/// Directories of an environment only its PHP uses (see the env-user role).
+pub const PHP_PRIVATE_DIRS: [&str; 3] = ["tmp", "upload-tmp", "sessions"];
+
+/// The environment's Redis ACL user: its fragment (rendered by the playbook from the
+/// redis-acl-user role's template) in `/etc/redis/acl.d`, then the ACL file rebuilt and loaded
+/// as the redis-acl-user role does (`redis-acl-apply`).
+fn ensure_redis_user(spec: &Spec) -> anyhow::Result<()> {
+    let line = spec.files.redis_acl.trim();
+    if line.lines().count() != 1 || !line.starts_with("user ") {
+        bail!("the rendered Redis ACL fragment must be one user line");
+    }
+    install_file(
+        &format!("{REDIS_ACL_DIR}/env-{}.acl", spec.environment_id),
+        &format!("{line}\n"),
+        "root:root",
+        0o600,
+        None,
+    )?;
+    run_cmd(REDIS_ACL_APPLY, &[]).context("loading the Redis ACL file")?;
     Ok(())
 }
 
@@ -958,15 +1003,16 @@ fn install_files(
     Ok(())
 }
 
-/// Deletes the environment's Redis keys (never FLUSHDB: Redis is shared by the node).
+/// Deletes the environment's Redis keys (never FLUSHDB: Redis is shared by the node), as the
+/// admin user.
 fn purge_redis(prefix: &str) -> anyhow::Result<()> {
     let pattern = format!("{prefix}*");
-    let keys = run_cmd("redis-cli", &["--scan", "--pattern", &pattern])?;
+    let keys = run_cmd(REDIS_ADMIN, &["--scan", "--pattern", &pattern])?;
     let keys: Vec<&str> = keys.lines().filter(|k| !k.is_empty()).collect();
     for batch in keys.chunks(500) {
         let mut args = vec!["unlink"];
         args.extend_from_slice(batch);
-        run_cmd("redis-cli", &args)?;
+        run_cmd(REDIS_ADMIN, &args)?;
     }
     Ok(())
 }

@@ -36,19 +36,23 @@ pub struct EnvLayout {
     pub db_name: String,
     pub db_user: String,
     pub php_fpm_socket: String,
+    /// The environment's own Redis ACL user; it may touch only keys starting with `redis_prefix`.
+    pub redis_user: String,
     pub redis_prefix: String,
 }
 
 impl EnvLayout {
     pub fn new(site_id: &str, environment_id: &str) -> Self {
         let uuid8 = &environment_id[..8];
+        let redis_user = format!("pressluft_{environment_id}");
         EnvLayout {
             env_root: format!("/var/www/sites/{site_id}/{environment_id}"),
             env_user: format!("pl_{uuid8}"),
             db_name: format!("wp_{uuid8}"),
             db_user: format!("wp_{uuid8}"),
             php_fpm_socket: format!("/run/php/pressluft-{environment_id}.sock"),
-            redis_prefix: format!("pressluft_{environment_id}:"),
+            redis_prefix: format!("{redis_user}:"),
+            redis_user,
         }
     }
 
@@ -101,6 +105,7 @@ mod tests {
         );
         assert_eq!(l.php_fpm_socket, format!("/run/php/pressluft-{ENV}.sock"));
         assert_eq!(l.redis_prefix, format!("pressluft_{ENV}:"));
+        assert_eq!(l.redis_user, format!("pressluft_{ENV}"));
         assert_eq!(
             l.release_path("r1"),
             format!("/var/www/sites/site-id/{ENV}/releases/r1")

@@ -145,6 +145,16 @@ pub fn wp_salts_key(environment_id: &str) -> String {
     format!("env/{environment_id}/wp_salts")
 }
 
+/// The password of the environment's Redis ACL user.
+pub fn redis_password_key(environment_id: &str) -> String {
+    format!("env/{environment_id}/redis_password")
+}
+
+/// A new random secret: 32 alphanumerics (database and Redis passwords).
+pub fn new_password() -> String {
+    Alphanumeric.sample_string(&mut rand::thread_rng(), 32)
+}
+
 /// The site service.
 #[derive(Clone)]
 pub struct Sites {
@@ -174,15 +184,18 @@ impl Sites {
         }
     }
 
-    /// The database password and WordPress salts of a new environment, in the secrets store.
+    /// The database and Redis passwords and WordPress salts of a new environment, in the
+    /// secrets store.
     fn create_environment_secrets(&self, environment_id: &str) -> Result<(), SiteError> {
         let mut rng = rand::thread_rng();
-        let password = Alphanumeric.sample_string(&mut rng, 32);
+        let password = new_password();
         let salts: Vec<String> = (0..8)
             .map(|_| Alphanumeric.sample_string(&mut rng, 64))
             .collect();
         self.secrets
             .put(&db_password_key(environment_id), &password)?;
+        self.secrets
+            .put(&redis_password_key(environment_id), &new_password())?;
         self.secrets.put(
             &wp_salts_key(environment_id),
             &serde_json::to_string(&salts).expect("strings serialize"),

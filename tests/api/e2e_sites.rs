@@ -247,6 +247,15 @@ pub async fn sites_on_this_machine(app: &TestApp) {
         "open_basedir must block: {body}"
     );
 
+    crate::e2e_isolation::environments_are_isolated(
+        &site_id,
+        &prod_id,
+        &staging_id,
+        &prod_url,
+        &staging_url,
+    )
+    .await;
+
     // A serialized option holding the production URL comes out rewritten in a new clone.
     let current = format!("{prod_root}/current");
     let value = json!({"name": "pl_e2e_serialized", "value": {

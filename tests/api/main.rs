@@ -9,6 +9,7 @@ mod dashboard;
 mod e2e;
 mod e2e_clone_attacks;
 mod e2e_injection;
+mod e2e_isolation;
 mod e2e_sites;
 mod errors;
 mod events;

@@ -202,7 +202,14 @@ async fn create_a_site_then_a_staging_clone() {
         vars.secrets.iter().any(|s| s == password),
         "the password is masked"
     );
-    assert_eq!(vars.secrets.len(), 9);
+    assert_eq!(v["redis_user"], format!("pressluft_{prod_id}").as_str());
+    let redis_password = v["redis_password"].as_str().unwrap();
+    assert!(redis_password.len() >= 32 && redis_password != password);
+    assert!(
+        vars.secrets.iter().any(|s| s == redis_password),
+        "the Redis password is masked"
+    );
+    assert_eq!(vars.secrets.len(), 10);
 
     state.engine.execute(first, "w1").await.unwrap();
     let (_, site) = app.get_json(&format!("/api/sites/{site_id}")).await;
@@ -253,6 +260,11 @@ async fn create_a_site_then_a_staging_clone() {
     assert_ne!(
         vars.vars["db_password"], v["db_password"],
         "own credentials"
+    );
+    assert_ne!(vars.vars["redis_password"], v["redis_password"]);
+    assert_eq!(
+        vars.vars["redis_user"],
+        format!("pressluft_{staging_id}").as_str()
     );
     state.engine.execute(second, "w1").await.unwrap();
 

@@ -40,7 +40,8 @@ pgrep -f "php-fpm: master process" >/dev/null || fail "php-fpm$php_version is no
 ok "php-fpm$php_version runs"
 mysqladmin ping >/dev/null 2>&1 || fail "MariaDB does not answer mysqladmin ping"
 ok "mariadb answers ping"
-[ "$(redis-cli ping 2>/dev/null)" = PONG ] || fail "Redis does not answer PING"
+REDIS_ADMIN=/usr/local/lib/pressluft/redis-admin
+[ "$("$REDIS_ADMIN" ping 2>/dev/null)" = PONG ] || fail "Redis does not answer PING (admin user)"
 ok "redis answers PING"
 pgrep -x cron >/dev/null || fail "cron is not running (certbot renewal without systemd)"
 ok "cron runs"
@@ -86,7 +87,7 @@ anon=$(mysql -NBe "SELECT COUNT(*) FROM mysql.user WHERE User=''")
 ok "no anonymous MariaDB users, no test database"
 
 # --- Redis (provisioning.md §8) ---------------------------------------------------------------------------
-redis_get() { redis-cli --raw CONFIG GET "$1" | sed -n 2p; }
+redis_get() { "$REDIS_ADMIN" --raw CONFIG GET "$1" | sed -n 2p; }
 [ "$(redis_get maxmemory-policy)" = allkeys-lru ] || fail "Redis maxmemory-policy is $(redis_get maxmemory-policy), want allkeys-lru"
 [ -z "$(redis_get save)" ] || fail "Redis save is '$(redis_get save)', want empty"
 [ "$(redis_get appendonly)" = no ] || fail "Redis appendonly is $(redis_get appendonly), want no"
@@ -96,11 +97,21 @@ memtotal_bytes=$(( $(awk '/^MemTotal:/ {print $2}' /proc/meminfo) * 1024 ))
 "$PY" -c 'import sys; m, t = int(sys.argv[1]), int(sys.argv[2]); sys.exit(0 if abs(m - t / 10) <= t * 0.01 else 1)' \
   "$maxmemory" "$memtotal_bytes" || fail "Redis maxmemory $maxmemory is not about 10 % of $memtotal_bytes bytes"
 ok "redis: allkeys-lru, no persistence, bind 127.0.0.1, maxmemory $maxmemory (10 % of RAM)"
+# ACLs: the default user is off, so a client without credentials can do nothing.
+for cmd in PING "GET x" "SET pressluft_x:k v" "ACL LIST"; do
+  # shellcheck disable=SC2086
+  answer=$(redis-cli $cmd 2>&1)
+  [[ "$answer" == NOAUTH* ]] || fail "Redis without credentials: $cmd answered '$answer', want NOAUTH"
+done
+[ "$("$REDIS_ADMIN" --raw CONFIG GET aclfile | sed -n 2p)" = /etc/redis/users.acl ] || fail "Redis has no ACL file"
+"$REDIS_ADMIN" ACL LIST | has -E '^user default off ' || fail "the Redis default user is not off: $("$REDIS_ADMIN" ACL LIST | grep '^user default')"
+[ "$(stat -c '%U %a' /etc/redis/pressluft-admin.password)" = "root 600" ] || fail "the Redis admin password file is not root-only"
+ok "redis: default user off (NOAUTH without credentials), ACL file, admin password root-only"
 
 # --- PHP-FPM (provisioning.md §6) -----------------------------------------------------------------------
 fpm_ini=$("php-fpm$php_version" -i 2>/dev/null)
-grep -Eq '^disable_functions => exec,passthru,shell_exec,system,proc_open,popen => ' <<<"$fpm_ini" \
-  || fail "PHP-FPM disable_functions is not the §6 list: $(grep '^disable_functions' <<<"$fpm_ini")"
+grep -Eq '^disable_functions => exec,passthru,shell_exec,system,proc_open,popen,putenv,pcntl_alarm,[a-z_,]*pcntl_fork,[a-z_,]*pcntl_signal,[a-z_,]* => ' <<<"$fpm_ini" \
+  || fail "PHP-FPM disable_functions is not the §6 list (plus putenv, pcntl_*): $(grep '^disable_functions' <<<"$fpm_ini")"
 grep -Eq '^expose_php => Off' <<<"$fpm_ini" || fail "PHP-FPM expose_php is not Off"
 grep -Eq '^allow_url_include => Off' <<<"$fpm_ini" || fail "PHP-FPM allow_url_include is not Off"
 grep -Eq '^allow_url_fopen => On' <<<"$fpm_ini" || fail "PHP-FPM allow_url_fopen is not On"

@@ -12,6 +12,8 @@
  *     WP_REDIS_PORT      6379
  *     WP_REDIS_DATABASE  0
  *     WP_REDIS_PREFIX    required, e.g. "pressluft_<environment_id>:"; without it Redis is not used
+ *     WP_REDIS_PASSWORD  [user, password] of the environment's ACL user (or a password alone);
+ *                        the user may touch only keys with WP_REDIS_PREFIX
  *
  * Redis keys: <WP_REDIS_PREFIX><blog id or "global">:<group>:<key> ("%" and ":" in group names are
  * percent-encoded, so a group is always one segment). Values: integers as decimal strings, anything
@@ -544,6 +546,9 @@ class WP_Object_Cache
         try {
             if (!$redis->connect($host, $port, 1.0, null, 0, 1.0)) {
                 throw new RedisException("cannot connect to $host:$port");
+            }
+            if (defined('WP_REDIS_PASSWORD') && !$redis->auth(WP_REDIS_PASSWORD)) {
+                throw new RedisException('authentication failed: ' . (string) $redis->getLastError());
             }
             if ($database !== 0 && !$redis->select($database)) {
                 throw new RedisException("cannot select database $database");
