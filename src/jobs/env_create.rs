@@ -162,7 +162,7 @@ pub async fn on_cancel(
     Ok(())
 }
 
-/// Variables of `env-create.yml` (docs/plans/issue-4-contract.md).
+/// Variables of `env-create.yml` (docs/site-lifecycle-contract.md).
 pub async fn extra_vars(
     store: &Store,
     secrets: &Secrets,

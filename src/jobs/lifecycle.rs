@@ -162,7 +162,7 @@ pub async fn record_built_release(
 }
 
 /// The variables of an environment playbook about the target environment (the contract in
-/// docs/plans/issue-4-contract.md), with its database and Redis passwords and salts as secrets.
+/// docs/site-lifecycle-contract.md), with its database and Redis passwords and salts as secrets.
 pub async fn environment_vars(
     store: &Store,
     secrets: &Secrets,

@@ -100,7 +100,7 @@ pub async fn on_cancel(
     on_final_failure(conn, job, JobErrorCode::PreconditionFailed, false, now).await
 }
 
-/// Variables of `site-create.yml` (docs/plans/issue-4-contract.md).
+/// Variables of `site-create.yml` (docs/site-lifecycle-contract.md).
 pub async fn extra_vars(
     store: &Store,
     secrets: &Secrets,

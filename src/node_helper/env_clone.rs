@@ -45,7 +45,7 @@ const REDIS_ACL_DIR: &str = "/etc/redis/acl.d";
 const BRIDGE_PATH: &str = "PATH=/usr/local/bin:/usr/bin:/bin";
 
 /// The job's variables (a subset of env-create.yml's extra-vars, see
-/// docs/plans/issue-4-contract.md), plus what the playbook adds for `apply`.
+/// docs/site-lifecycle-contract.md), plus what the playbook adds for `apply`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Spec {
