@@ -831,8 +831,11 @@ fn copy_tree(
         .spawn()
         .context("starting tar (reading)")?;
     let archive = reader.stdout.take().context("tar stdout")?;
+    // The writer's primary group is the web group: a non-member's tar clears the set-group-ID
+    // bit when it restores a directory's mode, and everything created after that would get the
+    // user's own group, which Nginx cannot read.
     let writer = Command::new("runuser")
-        .args(["-u", to_user, "--", "env", "-i", BRIDGE_PATH])
+        .args(["-u", to_user, "-g", WEB_GROUP, "--", "env", "-i", BRIDGE_PATH])
         .args([
             "tar",
             "--extract",

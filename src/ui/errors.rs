@@ -24,8 +24,14 @@ struct ErrorPage {
 const MAX_ERROR_BODY: usize = 64 * 1024;
 
 /// Replaces a JSON error response of a dashboard route with the HTML error page.
+/// `/ui/…` (live streams and fragments for htmx and EventSource, not pages) keeps the JSON
+/// error shape.
 pub async fn html_errors(req: Request, next: Next) -> Response {
+    let fragment = req.uri().path().starts_with("/ui/");
     let response = next.run(req).await;
+    if fragment {
+        return response;
+    }
     let status = response.status();
     let is_json = response
         .headers()
