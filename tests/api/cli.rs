@@ -1,7 +1,9 @@
 //! The `pressluft` binary itself: `migrate`, `admin`, `dev` and configuration errors.
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
+
+use crate::helpers::output_with_stdin;
 use std::time::Duration;
 
 const BIN: &str = env!("CARGO_BIN_EXE_pressluft");
@@ -13,22 +15,6 @@ fn pressluft(dir: &std::path::Path) -> Command {
         .env("PRESSLUFT_DATA_DIR", dir.join("data"))
         .env("PRESSLUFT_LOG_DIR", dir.join("logs"));
     c
-}
-
-fn run_with_stdin(mut c: Command, input: &str) -> std::process::Output {
-    let mut child = c
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(input.as_bytes())
-        .unwrap();
-    child.wait_with_output().unwrap()
 }
 
 #[test]
@@ -52,7 +38,7 @@ fn migrate_is_idempotent_and_admin_create_validates() {
         "Ops@Example.com",
         "--password-stdin",
     ]);
-    let out = run_with_stdin(create, "a long enough password\n");
+    let out = output_with_stdin(create, "a long enough password\n".as_bytes());
     assert!(
         out.status.success(),
         "{}",
@@ -68,7 +54,7 @@ fn migrate_is_idempotent_and_admin_create_validates() {
         "ops@example.com",
         "--password-stdin",
     ]);
-    let out = run_with_stdin(again, "a long enough password\n");
+    let out = output_with_stdin(again, "a long enough password\n".as_bytes());
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("already exists"));
 
@@ -80,7 +66,7 @@ fn migrate_is_idempotent_and_admin_create_validates() {
         "x@example.com",
         "--password-stdin",
     ]);
-    let out = run_with_stdin(short, "short\n");
+    let out = output_with_stdin(short, "short\n".as_bytes());
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("at least 12 characters"));
 
@@ -92,7 +78,7 @@ fn migrate_is_idempotent_and_admin_create_validates() {
         "ops@example.com",
         "--password-stdin",
     ]);
-    let out = run_with_stdin(set, "another long password\n");
+    let out = output_with_stdin(set, "another long password\n".as_bytes());
     assert!(
         out.status.success(),
         "{}",
@@ -259,7 +245,7 @@ fn node_search_replace_rewrites_a_dump_on_stdin() {
         "https://new.example",
     ])
     .env_remove("PRESSLUFT_DATA_DIR");
-    let out = run_with_stdin(c, dump);
+    let out = output_with_stdin(c, dump.as_bytes());
     assert!(
         out.status.success(),
         "{}",
@@ -280,6 +266,6 @@ fn node_search_replace_rewrites_a_dump_on_stdin() {
 
     let mut c = Command::new(BIN);
     c.args(["node", "search-replace", "--from", "", "--to", "x"]);
-    let out = run_with_stdin(c, "");
+    let out = output_with_stdin(c, "".as_bytes());
     assert!(!out.status.success(), "an empty --from is refused");
 }

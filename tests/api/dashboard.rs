@@ -1,24 +1,12 @@
 //! The dashboard over plain HTTP: redirects, the login form's CSRF, pages and live fragments.
 
 use crate::events::read_until;
-use crate::helpers::{client, spawn_app, JobFixture, TestApp, ADMIN_EMAIL, ADMIN_PASSWORD};
-
-/// The hidden `csrf_token` value in a page.
-pub fn csrf_field(html: &str) -> String {
-    let marker = "name=\"csrf_token\" value=\"";
-    let start = html.find(marker).expect("csrf field") + marker.len();
-    html[start..start + html[start..].find('"').unwrap()].to_string()
-}
+use crate::helpers::{
+    client, csrf_field, page_text, spawn_app, JobFixture, TestApp, ADMIN_EMAIL, ADMIN_PASSWORD,
+};
 
 async fn form_login(app: &TestApp, c: &reqwest::Client) -> reqwest::Response {
-    let page = c
-        .get(app.url("/login?next=/jobs"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let page = page_text(&c, app.url("/login?next=/jobs")).await;
     let token = csrf_field(&page);
     c.post(app.url("/login"))
         .form(&[
@@ -80,14 +68,7 @@ async fn form_login_needs_the_double_submit_token() {
 async fn form_login_failures_show_a_sentence() {
     let app = spawn_app().await;
     let c = client();
-    let page = c
-        .get(app.url("/login"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let page = page_text(&c, app.url("/login")).await;
     let r = c
         .post(app.url("/login"))
         .form(&[
@@ -117,47 +98,19 @@ async fn overview_and_jobs_pages_render_rows() {
     f.error_code = Some("ANSIBLE_HOST_UNREACHABLE");
     let id = app.insert_job(f).await;
 
-    let html = c
-        .get(app.url("/"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let html = page_text(&c, app.url("/")).await;
     assert!(
         html.contains("Running jobs") && html.contains("Active nodes"),
         "metric cards"
     );
     assert!(html.contains(&id[..8]) && html.contains("ANSIBLE_HOST_UNREACHABLE"));
 
-    let html = c
-        .get(app.url("/jobs?status=failed"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let html = page_text(&c, app.url("/jobs?status=failed")).await;
     assert!(html.contains(&id[..8]));
-    let html = c
-        .get(app.url("/jobs?status=queued"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let html = page_text(&c, app.url("/jobs?status=queued")).await;
     assert!(!html.contains(&id[..8]));
     assert!(html.contains("No job matches these filters."));
-    let html = c
-        .get(app.url("/jobs?status=bogus"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let html = page_text(&c, app.url("/jobs?status=bogus")).await;
     assert!(
         html.contains("status: must be one of"),
         "bad filter explained inline"
@@ -194,14 +147,7 @@ async fn dashboard_logout_needs_its_token_and_revokes() {
     let app = spawn_app().await;
     let c = client();
     form_login(&app, &c).await;
-    let html = c
-        .get(app.url("/"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let html = page_text(&c, app.url("/")).await;
     let token = csrf_field(&html);
 
     let r = c
@@ -263,14 +209,7 @@ async fn node_register_form_shows_field_errors_and_starts_a_job() {
     let app = spawn_app().await;
     let c = client();
     form_login(&app, &c).await;
-    let html = c
-        .get(app.url("/nodes"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let html = page_text(&c, app.url("/nodes")).await;
     assert!(html.contains("ssh-ed25519 "), "public key shown");
     assert!(html.contains("No nodes yet"), "helpful empty state");
     let token = csrf_field(&html);
@@ -323,14 +262,7 @@ async fn node_register_form_shows_field_errors_and_starts_a_job() {
     assert_eq!(r.status(), 303);
     let location = r.headers()["location"].to_str().unwrap().to_string();
     assert!(location.starts_with("/jobs/"), "{location}");
-    let job = c
-        .get(app.url(&location))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let job = page_text(&c, app.url(&location)).await;
     assert!(
         job.contains("node_provision") && job.contains("Cancel job"),
         "job page with progress"
@@ -341,14 +273,7 @@ async fn node_register_form_shows_field_errors_and_starts_a_job() {
         (2222, "deploy", "provisioning")
     );
 
-    let html = c
-        .get(app.url("/audit"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let html = page_text(&c, app.url("/audit")).await;
     assert!(html.contains("node_provision") && html.contains("accepted"));
 }
 
@@ -420,14 +345,7 @@ async fn sites_pages_create_a_site_and_an_environment() {
     let site_id = location.trim_start_matches("/sites/").to_string();
     let site = app.store.get_site(&site_id).await.unwrap().unwrap();
     assert_eq!(site.slug, "my-shop");
-    let html = c
-        .get(app.url(&location))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let html = page_text(&c, app.url(&location)).await;
     let prod = app
         .store
         .list_environments(&site_id)
@@ -445,14 +363,7 @@ async fn sites_pages_create_a_site_and_an_environment() {
         "the job is listed with its status"
     );
 
-    let html = c
-        .get(app.url(&format!("/sites/{site_id}/environments/new")))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let html = page_text(&c, app.url(&format!("/sites/{site_id}/environments/new"))).await;
     assert!(html.contains(&prod.id), "production offered as source");
     let r = c
         .post(app.url(&format!("/sites/{site_id}/environments")))
@@ -487,27 +398,13 @@ async fn sites_pages_create_a_site_and_an_environment() {
         .await
         .unwrap();
     assert_eq!(r.status(), 303);
-    let html = c
-        .get(app.url(&location))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let html = page_text(&c, app.url(&location)).await;
     assert!(
         html.contains("env-staging") && html.contains("cloning"),
         "new card at once"
     );
 
-    let html = c
-        .get(app.url(&format!("/environments/{}", prod.id)))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let html = page_text(&c, app.url(&format!("/environments/{}", prod.id))).await;
     assert!(html.contains("No release yet") && html.contains(&prod.preview_url));
     assert!(page("/sites").await.contains("my-shop"));
 
@@ -535,14 +432,7 @@ async fn settings_page_saves_the_wordpress_source() {
     let app = spawn_app().await;
     let c = client();
     form_login(&app, &c).await;
-    let html = c
-        .get(app.url("/settings"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let html = page_text(&c, app.url("/settings")).await;
     assert!(html.contains("https://wordpress.org/latest.tar.gz"));
     let token = csrf_field(&html);
     let r = c
@@ -620,14 +510,7 @@ async fn node_page_shows_details_history_last_failure_and_firewall() {
     f.site_id = Some(&site);
     let site_job = app.insert_job(f).await;
 
-    let list = c
-        .get(app.url("/nodes"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let list = page_text(&c, app.url("/nodes")).await;
     assert!(
         list.contains(&format!("href=\"/nodes/{node}\"")),
         "linked from the list"
@@ -664,24 +547,10 @@ async fn node_page_shows_details_history_last_failure_and_firewall() {
     }
 
     // A node that never failed has no failure box.
-    let html = c
-        .get(app.url(&format!("/nodes/{other}")))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let html = page_text(&c, app.url(&format!("/nodes/{other}"))).await;
     assert!(html.contains("data-test=\"node-last-failure\""));
     let fresh = app.insert_node("gamma", "provisioning").await;
-    let html = c
-        .get(app.url(&format!("/nodes/{fresh}")))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let html = page_text(&c, app.url(&format!("/nodes/{fresh}"))).await;
     assert!(!html.contains("data-test=\"node-last-failure\""));
     assert!(html.contains("unknown until the first successful provisioning"));
     assert!(html.contains("No provisioning job for this node yet."));

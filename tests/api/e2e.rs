@@ -42,6 +42,46 @@ impl Drop for AuthorizedKey {
     }
 }
 
+/// Submits a job through the API (202) and returns its id.
+pub async fn post_job(app: &TestApp, path: &str, body: Value) -> String {
+    let r = app
+        .client
+        .post(app.url(path))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202, "{path}: {}", r.text().await.unwrap());
+    r.json::<Value>().await.unwrap()["job_id"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+/// The job once it finished (within `limit`) and its output.
+pub async fn finished_within(app: &TestApp, job_id: &str, limit: Duration) -> (Value, String) {
+    let job = wait_for_job(app, job_id, limit).await;
+    let output = app
+        .get(&format!("/api/jobs/{job_id}/output"))
+        .await
+        .text()
+        .await
+        .unwrap();
+    (job, output)
+}
+
+/// The job once it finished (within 15 minutes) and its output.
+pub async fn finished(app: &TestApp, job_id: &str) -> (Value, String) {
+    finished_within(app, job_id, Duration::from_secs(15 * 60)).await
+}
+
+/// The job once it finished, which it must have done successfully.
+pub async fn succeeded(app: &TestApp, job_id: &str) -> Value {
+    let (job, output) = finished(app, job_id).await;
+    assert_eq!(job["status"], "succeeded", "{job}\n{output}");
+    job
+}
+
 pub async fn wait_for_job(app: &TestApp, job_id: &str, limit: Duration) -> Value {
     let deadline = Instant::now() + limit;
     loop {
@@ -99,30 +139,16 @@ async fn provision_this_machine_through_the_api() {
         .as_str()
         .unwrap()
         .to_string();
-    let job = wait_for_job(&app, &job_id, Duration::from_secs(25 * 60)).await;
-    let output = app
-        .get(&format!("/api/jobs/{job_id}/output"))
-        .await
-        .text()
-        .await
-        .unwrap();
+    let (job, output) = finished_within(&app, &job_id, Duration::from_secs(25 * 60)).await;
     assert_eq!(job["status"], "succeeded", "{job}\n{output}");
     let node_id = job["node_id"].as_str().unwrap().to_string();
     let (_, node) = app.get_json(&format!("/api/nodes/{node_id}")).await;
     assert_eq!(node["status"], "active", "{node}");
     assert_eq!(node["firewall_status"], "skipped");
 
-    let check = std::process::Command::new(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/e2e/check-node.sh"
-    ))
-    .output()
-    .unwrap();
-    assert!(
-        check.status.success(),
-        "check-node.sh failed:\n{}\n{}",
-        String::from_utf8_lossy(&check.stdout),
-        String::from_utf8_lossy(&check.stderr)
+    crate::helpers::run(
+        concat!(env!("CARGO_MANIFEST_DIR"), "/tests/e2e/check-node.sh"),
+        &[],
     );
 
     // Provision again from the dashboard, in a real browser, watching the output live.

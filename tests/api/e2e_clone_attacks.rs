@@ -14,46 +14,22 @@
 
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
-use std::process::{Command, Stdio};
-use std::time::Duration;
+use std::process::Command;
 
-use serde_json::{json, Value};
+use serde_json::json;
 
-use crate::e2e::wait_for_job;
-use crate::helpers::TestApp;
+use crate::e2e::{finished, post_job};
+use crate::helpers::{output_with_stdin, run, TestApp};
 
 const MARKER: &str = "/tmp/pl-e2e-clone-attack-marker";
 const DECOY_MU: &str = "/var/tmp/pl-e2e-decoy-mu-plugins";
 const DECOY_RELEASE: &str = "/var/tmp/pl-e2e-decoy-release";
 
-fn run(program: &str, args: &[&str]) -> String {
-    let out = Command::new(program).args(args).output().unwrap();
-    assert!(
-        out.status.success(),
-        "{program} {args:?} failed:\n{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
 /// Runs `input` through a `mysql` client with `args` and returns its output (stdout, stderr).
 fn mysql(args: &[&str], input: &str) -> (bool, String) {
-    let mut child = Command::new("mysql")
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    use std::io::Write;
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(input.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
+    let mut command = Command::new("mysql");
+    command.args(args);
+    let out = output_with_stdin(command, input.as_bytes());
     (
         out.status.success(),
         format!(
@@ -101,32 +77,6 @@ fn snapshot(paths: &[&str]) -> Vec<String> {
             )
         })
         .collect()
-}
-
-async fn post_job(app: &TestApp, path: &str, body: Value) -> String {
-    let r = app
-        .client
-        .post(app.url(path))
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 202, "{path}: {}", r.text().await.unwrap());
-    r.json::<Value>().await.unwrap()["job_id"]
-        .as_str()
-        .unwrap()
-        .to_string()
-}
-
-async fn finished(app: &TestApp, job_id: &str) -> (Value, String) {
-    let job = wait_for_job(app, job_id, Duration::from_secs(15 * 60)).await;
-    let output = app
-        .get(&format!("/api/jobs/{job_id}/output"))
-        .await
-        .text()
-        .await
-        .unwrap();
-    (job, output)
 }
 
 fn as_user(user: &str, args: &[&str]) {

@@ -7,10 +7,10 @@
 
 use std::path::Path;
 use std::process::Command;
-use std::time::Duration;
 
 use serde_json::{json, Value};
 
+use crate::e2e::{post_job, succeeded};
 use crate::helpers::TestApp;
 
 const MARKER: &str = "pl-injected-";
@@ -70,28 +70,8 @@ fn blogname(environment_id: &str) -> String {
         .replace("&amp;", "&")
 }
 
-async fn post_job(app: &TestApp, path: &str, body: Value) -> Value {
-    let r = app
-        .client
-        .post(app.url(path))
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 202, "{path}: {}", r.text().await.unwrap());
-    let job_id = r.json::<Value>().await.unwrap()["job_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let job = crate::e2e::wait_for_job(app, &job_id, Duration::from_secs(15 * 60)).await;
-    let output = app
-        .get(&format!("/api/jobs/{job_id}/output"))
-        .await
-        .text()
-        .await
-        .unwrap();
-    assert_eq!(job["status"], "succeeded", "{job}\n{output}");
-    job
+async fn create_and_wait(app: &TestApp, path: &str, body: Value) -> Value {
+    succeeded(app, &post_job(app, path, body).await).await
 }
 
 pub async fn user_data_is_never_templated(app: &TestApp) {
@@ -106,7 +86,7 @@ pub async fn user_data_is_never_templated(app: &TestApp) {
     let env_name = format!(
         "{{% if lookup('pipe','touch /tmp/{MARKER}env {MARKER}rel-env') %}}{{{{ 7 * 7 }}}}{{% endif %}}"
     );
-    let created = post_job(
+    let created = create_and_wait(
         app,
         "/api/sites",
         json!({"name": site_name, "slug": "e2e-injection"}),
@@ -114,7 +94,7 @@ pub async fn user_data_is_never_templated(app: &TestApp) {
     .await;
     let site_id = created["site_id"].as_str().unwrap().to_string();
     let prod_id = created["environment_id"].as_str().unwrap().to_string();
-    let staged = post_job(
+    let staged = create_and_wait(
         app,
         &format!("/api/sites/{site_id}/environments"),
         json!({"name": env_name, "slug": "staging", "environment_type": "staging",

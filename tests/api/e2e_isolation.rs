@@ -12,47 +12,9 @@
 //! - Nginx: a link in A's uploads to B's `wp-config.php` or to a file of B's release that Nginx
 //!   could read is not served; a link to A's own file is.
 
-use std::process::{Command, Stdio};
-use std::time::Duration;
-
 use serde_json::{json, Value};
 
-fn run(program: &str, args: &[&str]) -> String {
-    let out = Command::new(program).args(args).output().unwrap();
-    assert!(
-        out.status.success(),
-        "{program} {args:?} failed:\n{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-/// Runs a program with `input` on stdin (secrets stay out of argv).
-fn run_with_stdin(program: &str, args: &[&str], input: &str) -> String {
-    use std::io::Write;
-    let mut child = Command::new(program)
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(input.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "{program} {args:?} failed:\n{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
+use crate::helpers::{host, run, run_with_stdin, visitor};
 
 const REDIS_ADMIN: &str = "/usr/local/lib/pressluft/redis-admin";
 
@@ -97,20 +59,6 @@ fn credentials(env_root: &str) -> ((String, String), String) {
     let db = php_define(&config, "DB_PASSWORD");
     let db_password = php_string(db.strip_prefix('\'').unwrap());
     ((user, password), db_password)
-}
-
-fn client(hosts: &[&str]) -> reqwest::Client {
-    let mut b = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .timeout(Duration::from_secs(60));
-    for h in hosts {
-        b = b.resolve(h, "127.0.0.1:80".parse().unwrap());
-    }
-    b.build().unwrap()
-}
-
-fn host(url: &str) -> &str {
-    url.trim_start_matches("http://").trim_end_matches('/')
 }
 
 /// phpredis as environment A: each attempt's result or the Redis error (`ok`, `value`, `error`).
@@ -202,7 +150,7 @@ pub async fn environments_are_isolated(
     let ((a_redis_user, a_redis_password), _) = credentials(&a_root);
     let (_, b_db_password) = credentials(&b_root);
     assert_eq!(a_redis_user, format!("pressluft_{a_id}"));
-    let web = client(&[host(a_url), host(b_url)]);
+    let web = visitor(&[host(a_url), host(b_url)]);
 
     // --- Redis ------------------------------------------------------------------------------
     let (a_prefix, b_prefix) = (format!("pressluft_{a_id}:"), format!("pressluft_{b_id}:"));

@@ -11,68 +11,13 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use crate::e2e::wait_for_job;
-use crate::helpers::TestApp;
-
-fn run(program: &str, args: &[&str]) -> String {
-    let out = Command::new(program).args(args).output().unwrap();
-    assert!(
-        out.status.success(),
-        "{program} {args:?} failed:\n{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
+use crate::e2e::{post_job, succeeded, wait_for_job};
+use crate::helpers::{host, output_with_stdin, run, visitor, TestApp};
 
 fn sql(query: &str) -> String {
     run("mysql", &["--batch", "--skip-column-names", "-e", query])
         .trim()
         .to_string()
-}
-
-fn host(url: &str) -> String {
-    url.trim_start_matches("http://")
-        .trim_end_matches('/')
-        .to_string()
-}
-
-/// A client that sends every preview host to 127.0.0.1 (sslip.io does not resolve here).
-fn visitor(hosts: &[&str]) -> reqwest::Client {
-    let mut b = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .timeout(Duration::from_secs(60));
-    for h in hosts {
-        b = b.resolve(h, "127.0.0.1:80".parse().unwrap());
-    }
-    b.build().unwrap()
-}
-
-async fn post_job(app: &TestApp, path: &str, body: Value) -> String {
-    let r = app
-        .client
-        .post(app.url(path))
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 202, "{path}: {}", r.text().await.unwrap());
-    r.json::<Value>().await.unwrap()["job_id"]
-        .as_str()
-        .unwrap()
-        .to_string()
-}
-
-async fn succeeded(app: &TestApp, job_id: &str) -> Value {
-    let job = wait_for_job(app, job_id, Duration::from_secs(15 * 60)).await;
-    let output = app
-        .get(&format!("/api/jobs/{job_id}/output"))
-        .await
-        .text()
-        .await
-        .unwrap();
-    assert_eq!(job["status"], "succeeded", "{job}\n{output}");
-    job
 }
 
 async fn environment(app: &TestApp, id: &str) -> Value {
@@ -288,17 +233,9 @@ pub async fn sites_on_this_machine(app: &TestApp) {
         "SELECT option_value FROM wp_{}.wp_options WHERE option_name = 'pl_e2e_serialized'",
         &clone_id[..8]
     ));
-    let check = Command::new("php")
-        .args(["-r", "echo unserialize(stream_get_contents(STDIN))['url'];"])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .and_then(|mut child| {
-            use std::io::Write;
-            child.stdin.take().unwrap().write_all(raw.as_bytes())?;
-            child.wait_with_output()
-        })
-        .unwrap();
+    let mut php = Command::new("php");
+    php.args(["-r", "echo unserialize(stream_get_contents(STDIN))['url'];"]);
+    let check = output_with_stdin(php, raw.as_bytes());
     assert_eq!(
         String::from_utf8_lossy(&check.stdout),
         clone_url,

@@ -1,6 +1,8 @@
 //! The test harness: a real server on port 0 with a fresh database and a manual clock.
 
+use std::process::{Command, Output, Stdio};
 use std::sync::Arc;
+use std::time::Duration;
 
 use pressluft::auth::Auth;
 use pressluft::clock::{format_ts, Clock, ManualClock};
@@ -224,4 +226,78 @@ pub async fn assert_error(r: reqwest::Response, status: u16, code: &str) -> Valu
         "message present: {body}"
     );
     body
+}
+
+/// The value of the hidden form field `name` in a page.
+pub fn hidden_field(html: &str, name: &str) -> String {
+    let marker = format!("name=\"{name}\" value=\"");
+    let start = html
+        .find(&marker)
+        .unwrap_or_else(|| panic!("hidden field {name}"))
+        + marker.len();
+    html[start..start + html[start..].find('"').unwrap()].to_string()
+}
+
+/// The hidden `csrf_token` value in a page.
+pub fn csrf_field(html: &str) -> String {
+    hidden_field(html, "csrf_token")
+}
+
+/// The body of `GET url` with client `c`.
+pub async fn page_text(c: &reqwest::Client, url: String) -> String {
+    c.get(url).send().await.unwrap().text().await.unwrap()
+}
+
+/// Spawns `command` with `input` on its stdin (secrets stay out of argv) and waits for it.
+pub fn output_with_stdin(mut command: Command, input: &[u8]) -> Output {
+    use std::io::Write;
+    let mut child = command
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(input).unwrap();
+    child.wait_with_output().unwrap()
+}
+
+/// The stdout of a program that must have succeeded (both outputs shown if it did not).
+fn stdout_of_success(program: &str, args: &[&str], out: Output) -> String {
+    assert!(
+        out.status.success(),
+        "{program} {args:?} failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Runs a program that must succeed and returns its stdout.
+pub fn run(program: &str, args: &[&str]) -> String {
+    let out = Command::new(program).args(args).output().unwrap();
+    stdout_of_success(program, args, out)
+}
+
+/// [`run`] with `input` on stdin.
+pub fn run_with_stdin(program: &str, args: &[&str], input: &str) -> String {
+    let mut command = Command::new(program);
+    command.args(args);
+    let out = output_with_stdin(command, input.as_bytes());
+    stdout_of_success(program, args, out)
+}
+
+/// The host of a preview URL (`http://<host>/`).
+pub fn host(url: &str) -> &str {
+    url.trim_start_matches("http://").trim_end_matches('/')
+}
+
+/// A client that sends every preview host to 127.0.0.1 (sslip.io does not resolve here).
+pub fn visitor(hosts: &[&str]) -> reqwest::Client {
+    let mut b = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(Duration::from_secs(60));
+    for h in hosts {
+        b = b.resolve(h, "127.0.0.1:80".parse().unwrap());
+    }
+    b.build().unwrap()
 }

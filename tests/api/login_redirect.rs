@@ -1,14 +1,9 @@
 //! After login the dashboard follows `next` only to a same-origin path (issue 9, item 6): every
 //! open-redirect form goes to `/sites`, and a `next` with a newline still gets an answer.
 
-use crate::helpers::{client, spawn_app, TestApp, ADMIN_EMAIL, ADMIN_PASSWORD};
-
-/// The hidden `name` field's value in a page.
-fn hidden_field(html: &str, name: &str) -> String {
-    let marker = format!("name=\"{name}\" value=\"");
-    let start = html.find(&marker).expect("hidden field") + marker.len();
-    html[start..start + html[start..].find('"').unwrap()].to_string()
-}
+use crate::helpers::{
+    client, hidden_field, page_text, spawn_app, TestApp, ADMIN_EMAIL, ADMIN_PASSWORD,
+};
 
 /// `GET /login` with the raw (already encoded) query, then the form posted with `next` as the
 /// raw encoded value (so control characters travel exactly as an attacker's link carries them).
@@ -74,14 +69,7 @@ async fn a_local_path_is_followed_and_no_next_goes_to_sites() {
     assert_eq!(r.headers()["location"], "/jobs?status=failed");
 
     let c = client();
-    let html = c
-        .get(app.url("/login"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let html = page_text(&c, app.url("/login")).await;
     let r = c
         .post(app.url("/login"))
         .form(&[

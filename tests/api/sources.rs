@@ -119,7 +119,7 @@ async fn credentials_in_the_source_never_show() {
     );
     // A failed form save does not echo credentials either.
     let html = app.get("/settings").await.text().await.unwrap();
-    let token = crate::dashboard::csrf_field(&html);
+    let token = crate::helpers::csrf_field(&html);
     let r = app
         .client
         .post(app.url("/settings/wordpress"))

@@ -29,25 +29,15 @@ fn guard(root: &Path, disposable: bool) -> Output {
 fn install(root: &Path, email: &str) -> std::path::PathBuf {
     let data = root.join("var/lib/pressluft");
     std::fs::create_dir_all(&data).unwrap();
-    let mut child = Command::new(BIN)
+    let mut command = Command::new(BIN);
+    command
         .args(["admin", "create", "--email", email, "--password-stdin"])
         .arg("--data-dir")
         .arg(&data)
         .arg("--log-dir")
-        .arg(root.join("log"))
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    use std::io::Write;
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(b"a-long-enough-password\n")
-        .unwrap();
-    assert!(child.wait().unwrap().success());
+        .arg(root.join("log"));
+    let out = crate::helpers::output_with_stdin(command, b"a-long-enough-password\n");
+    assert!(out.status.success());
     data.join("pressluft.db")
 }
 
