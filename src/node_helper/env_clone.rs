@@ -835,7 +835,16 @@ fn copy_tree(
     // bit when it restores a directory's mode, and everything created after that would get the
     // user's own group, which Nginx cannot read.
     let writer = Command::new("runuser")
-        .args(["-u", to_user, "-g", WEB_GROUP, "--", "env", "-i", BRIDGE_PATH])
+        .args([
+            "-u",
+            to_user,
+            "-g",
+            WEB_GROUP,
+            "--",
+            "env",
+            "-i",
+            BRIDGE_PATH,
+        ])
         .args([
             "tar",
             "--extract",
