@@ -6,7 +6,7 @@ use crate::helpers::{
 };
 
 async fn form_login(app: &TestApp, c: &reqwest::Client) -> reqwest::Response {
-    let page = page_text(&c, app.url("/login?next=/jobs")).await;
+    let page = page_text(c, app.url("/login?next=/jobs")).await;
     let token = csrf_field(&page);
     c.post(app.url("/login"))
         .form(&[

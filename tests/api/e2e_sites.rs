@@ -91,7 +91,7 @@ pub async fn sites_on_this_machine(app: &TestApp) {
     let (prod_host, staging_host) = (host(&prod_url), host(&staging_url));
 
     // What a visitor sees.
-    let web = visitor(&[&prod_host, &staging_host]);
+    let web = visitor(&[prod_host, staging_host]);
     for url in [&prod_url, &staging_url] {
         let r = web.get(format!("{url}/")).send().await.unwrap();
         assert_eq!(r.status(), 200, "{url}");
@@ -109,11 +109,11 @@ pub async fn sites_on_this_machine(app: &TestApp) {
         .await
         .unwrap();
     assert!(
-        staging_home.contains(&staging_host),
+        staging_home.contains(staging_host),
         "staging links to itself"
     );
     assert!(
-        !staging_home.contains(&prod_host),
+        !staging_home.contains(prod_host),
         "no production URL left on staging"
     );
     let second = web.get(format!("{prod_url}/")).send().await.unwrap();
