@@ -1,7 +1,9 @@
-//! `GET /ui/events`: the dashboard's live stream. Each job change re-renders the fragments the
-//! page shows (metrics cards, job rows for its filters, a job's status badge), sent as named
-//! SSE events that htmx swaps in place.
+//! `GET /ui/events`: the dashboard's live stream. A job or resource change that concerns the
+//! page re-renders the fragments the page shows (metrics cards, job rows for its filters, a
+//! job's status badge), sent as named SSE events that htmx swaps in place. Changes elsewhere
+//! (another site's job, a node the page does not show) render nothing.
 
+use std::collections::HashSet;
 use std::convert::Infallible;
 use std::time::Duration;
 
@@ -18,6 +20,7 @@ use super::views::{metric_cards, JobRow, MetricCard};
 use crate::api::error::ApiError;
 use crate::api::extract::{parse_uuid, AppQuery};
 use crate::api::jobs::JobsQuery;
+use crate::domain::JobType;
 use crate::events::Event;
 use crate::http::session::UiSession;
 use crate::http::streams::StreamPermit;
@@ -125,12 +128,17 @@ pub async fn events(
         }
     };
     let rx = state.events.subscribe();
+    // Subscribed first: a change made while the scope loads is still in `rx`.
+    let scope = Scope::load(&state, &view).await?;
     let mut shutdown = state.shutdown.clone();
     let bound_state = state.clone();
-    let updates = stream::unfold((rx, state, view), |(mut rx, state, view)| async move {
+    let init = (rx, state, view, scope);
+    let updates = stream::unfold(init, |(mut rx, state, view, mut scope)| async move {
         loop {
             match rx.recv().await {
-                Ok(Event::Job(_) | Event::Resource(_)) => {}
+                Ok(event) if !scope.concerns(&view, &event) => continue,
+                Ok(_) => {}
+                // Missed events may have concerned the page: render.
                 Err(broadcast::error::RecvError::Lagged(_)) => {}
                 Err(broadcast::error::RecvError::Closed) => return None,
             }
@@ -138,7 +146,14 @@ pub async fn events(
             tokio::time::sleep(DEBOUNCE).await;
             while let Ok(_) | Err(broadcast::error::TryRecvError::Lagged(_)) = rx.try_recv() {}
             match render(&state, &view).await {
-                Ok(events) => return Some((events, (rx, state, view))),
+                Ok(events) => {
+                    // Loaded after rendering, so it holds at least every id just rendered.
+                    match Scope::load(&state, &view).await {
+                        Ok(s) => scope = s,
+                        Err(e) => tracing::warn!(error = %e, "live scope loading failed"),
+                    }
+                    return Some((events, (rx, state, view, scope)));
+                }
                 Err(e) => tracing::warn!(error = %e, "live fragment rendering failed"),
             }
         }
@@ -149,6 +164,83 @@ pub async fn events(
         let _ = shutdown.wait_for(|stop| *stop).await;
     });
     Ok(sse(permit.bind(&bound_state, updates)))
+}
+
+/// The ids of the rows a site or environment page shows (the site, its environments, their
+/// nodes and the releases listed); empty for the other views, which filter by kind.
+#[derive(Debug, Default)]
+struct Scope {
+    ids: HashSet<String>,
+}
+
+impl Scope {
+    async fn load(state: &AppState, view: &View) -> Result<Self, crate::store::StoreError> {
+        let store = &state.store;
+        let mut ids = HashSet::new();
+        match view {
+            View::Site(id) => {
+                ids.insert(id.clone());
+                for e in store.list_environments(id).await? {
+                    ids.extend([e.id, e.node_id]);
+                    ids.extend(e.current_release_id);
+                }
+                let releases = store
+                    .list_site_releases(id, super::sites::SITE_RELEASES)
+                    .await?;
+                ids.extend(releases.into_iter().map(|(r, _, _)| r.id));
+            }
+            View::Environment(id) => {
+                ids.insert(id.clone());
+                if let Some(e) = store.get_environment(id).await? {
+                    ids.extend([e.site_id, e.node_id]);
+                    ids.extend(e.source_environment_id);
+                    ids.extend(e.current_release_id);
+                }
+                ids.extend(store.list_releases(id).await?.into_iter().map(|r| r.id));
+            }
+            _ => {}
+        }
+        Ok(Scope { ids })
+    }
+
+    /// Whether `event` can change what `view` shows.
+    fn concerns(&self, view: &View, event: &Event) -> bool {
+        let shown = |id: &Option<String>| id.as_ref().is_some_and(|id| self.ids.contains(id));
+        match (view, event) {
+            // Metrics count running and queued jobs, active nodes and sites.
+            (View::Overview, Event::Job(_)) => true,
+            (View::Overview, Event::Resource(r)) => {
+                matches!(r.resource_type.as_str(), "site" | "node")
+            }
+            // A job's type, site, environment, node and parent never change; its status does,
+            // so a status filter cannot exclude it (it may be leaving the list).
+            (View::Jobs(f), Event::Job(j)) => {
+                f.job_type.is_none_or(|t| t.as_str() == j.job_type)
+                    && [
+                        (&f.site_id, &j.site_id),
+                        (&f.environment_id, &j.environment_id),
+                        (&f.parent_job_id, &j.parent_job_id),
+                    ]
+                    .iter()
+                    .all(|(want, got)| want.is_none() || want == got)
+                    && f.node_id.as_ref().is_none_or(|n| *n == j.node_id)
+            }
+            (View::Jobs(_), Event::Resource(_)) => false,
+            (View::Nodes(_), Event::Job(j)) => j.job_type == JobType::NodeProvision.as_str(),
+            (View::Nodes(_), Event::Resource(r)) => r.resource_type == "node",
+            (View::Sites, Event::Job(_)) => false,
+            (View::Sites, Event::Resource(r)) => {
+                matches!(r.resource_type.as_str(), "site" | "environment")
+            }
+            (View::Site(id), Event::Job(j)) => {
+                j.site_id.as_ref() == Some(id) || shown(&j.environment_id)
+            }
+            (View::Environment(id), Event::Job(j)) => j.environment_id.as_ref() == Some(id),
+            (View::Site(_) | View::Environment(_), Event::Resource(r)) => self.ids.contains(&r.id),
+            (View::Node(id, _), Event::Job(j)) => j.node_id == *id,
+            (View::Node(id, _), Event::Resource(r)) => r.id == *id,
+        }
+    }
 }
 
 fn sse(s: impl Stream<Item = Result<SseEvent, Infallible>> + Send + 'static) -> Response {

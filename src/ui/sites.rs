@@ -24,7 +24,7 @@ use crate::store::{JobFilter, Store, StoreError};
 /// Jobs shown on a site page.
 const SITE_JOBS: i64 = 10;
 /// Releases shown on a site page.
-const SITE_RELEASES: i64 = 20;
+pub(super) const SITE_RELEASES: i64 = 20;
 
 /// One row of the sites list.
 pub struct SiteRow {

@@ -5,7 +5,7 @@
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Stdio};
 
-use crate::helpers::{spawn_app, JobFixture, ADMIN_EMAIL, ADMIN_PASSWORD};
+use crate::helpers::{spawn_app, JobFixture, TestApp, ADMIN_EMAIL, ADMIN_PASSWORD};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dashboard_login_live_jobs_logout() {
@@ -52,6 +52,10 @@ async fn dashboard_login_live_jobs_logout() {
             let id = app.insert_job(f).await;
             writeln!(stdin, "{id}").unwrap();
         }
+        if line == "INSERT_SITE" {
+            let site = insert_busy_site(&app, &node).await;
+            writeln!(stdin, "{site}").unwrap();
+        }
         passed |= line == "BROWSER_TEST_PASSED";
         transcript.push(line);
     }
@@ -61,4 +65,64 @@ async fn dashboard_login_live_jobs_logout() {
         "browser test failed:\n{}",
         transcript.join("\n")
     );
+}
+
+/// A site whose jobs and releases tables hold the widest values they show in practice (long
+/// names, every timestamp, the longest error code, a git source with a commit): the browser
+/// checks those tables fit or scroll inside their card. Returns the site id.
+async fn insert_busy_site(app: &TestApp, node: &str) -> String {
+    let site = app
+        .insert_site("Acme Outdoor Equipment Store", "acme-outdoor-equipment")
+        .await;
+    let prod = app.insert_environment(&site, node, "Production").await;
+    let staging = app
+        .insert_environment(&site, node, "Staging before the spring sale")
+        .await;
+    sqlx::query("UPDATE environments SET environment_type = 'staging' WHERE id = ?")
+        .bind(&staging)
+        .execute(app.store.pool())
+        .await
+        .unwrap();
+    let now = app.now();
+    for (i, (env, code, status)) in [
+        (&prod, None, "succeeded"),
+        (&staging, Some("BACKUP_CHECKSUM_MISMATCH"), "failed"),
+        (&staging, Some("ANSIBLE_HOST_UNREACHABLE"), "failed"),
+        (&prod, None, "running"),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let mut f = JobFixture::new("env_create", status, node);
+        f.site_id = Some(&site);
+        f.environment_id = Some(env);
+        f.error_code = code;
+        f.attempt_count = 3;
+        f.offset_ms = 2000 + i as i64;
+        let job = app.insert_job(f).await;
+        sqlx::query("UPDATE jobs SET started_at = ?, finished_at = ? WHERE id = ?")
+            .bind(&now)
+            .bind((status != "running").then_some(&now))
+            .bind(&job)
+            .execute(app.store.pool())
+            .await
+            .unwrap();
+        sqlx::query(
+            "INSERT INTO releases (id, environment_id, source_type, source_ref, path,
+               health_status, notes, job_id, created_at)
+             VALUES (?, ?, 'git', ?, ?, 'unhealthy', ?, ?, ?)",
+        )
+        .bind(uuid::Uuid::new_v4().to_string())
+        .bind(env)
+        .bind("https://github.com/acme-outdoor/storefront-wordpress.git@0123456789abcdef0123456789abcdef01234567")
+        .bind(format!("/srv/pressluft/sites/acme-outdoor-equipment/releases/20260101T00000{i}Z-0123456789ab"))
+        .bind("Cloned from production after the plugin update")
+        .bind(&job)
+        .bind(&now)
+        .execute(app.store.pool())
+        .await
+        .unwrap();
+    }
+    app.state.events.jobs_changed();
+    site
 }

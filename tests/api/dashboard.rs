@@ -576,6 +576,108 @@ async fn node_page_updates_live() {
     assert!(seen.contains("data-test=\"node-status\""));
 }
 
+/// Reads a live stream chunk by chunk, keeping what it has seen.
+struct Live {
+    stream: std::pin::Pin<Box<dyn futures_util::Stream<Item = reqwest::Result<axum::body::Bytes>>>>,
+    seen: String,
+}
+
+impl Live {
+    fn new(r: reqwest::Response) -> Self {
+        assert_eq!(r.status(), 200);
+        Live {
+            stream: Box::pin(r.bytes_stream()),
+            seen: String::new(),
+        }
+    }
+
+    /// Everything read until `needle` appears (within 10 s), from the end of the last read.
+    async fn until(&mut self, needle: &str) -> String {
+        use futures_util::StreamExt;
+        let start = self.seen.len();
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+        while !self.seen[start..].contains(needle) {
+            let chunk = tokio::time::timeout_at(deadline, self.stream.next())
+                .await
+                .unwrap_or_else(|_| panic!("{needle:?} not seen within 10 s; got {:?}", self.seen))
+                .expect("stream open")
+                .expect("chunk");
+            self.seen.push_str(&String::from_utf8_lossy(&chunk));
+        }
+        self.seen[start..].to_string()
+    }
+}
+
+/// A site page's stream renders for its own site's jobs and rows only: a job and an
+/// environment change of another site send no fragment, while the same changes of this site do.
+#[tokio::test]
+async fn site_stream_ignores_other_sites() {
+    let app = spawn_app().await;
+    let c = client();
+    form_login(&app, &c).await;
+    let node = app.insert_node("edge", "active").await;
+    let site = app.insert_site("Shop", "shop").await;
+    let env = app.insert_environment(&site, &node, "Production").await;
+    let other = app.insert_site("Blog", "blog").await;
+    let other_env = app.insert_environment(&other, &node, "Production").await;
+    // Let the change feed pass these inserts before the page listens.
+    app.state.events.jobs_changed();
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let mut live = Live::new(
+        c.get(app.url(&format!("/ui/events?view=site&id={site}")))
+            .send()
+            .await
+            .unwrap(),
+    );
+    let fail_env = |id: String| {
+        let app = &app;
+        async move {
+            app.clock.advance(time::Duration::seconds(1));
+            sqlx::query("UPDATE environments SET status = 'failed', updated_at = ? WHERE id = ?")
+                .bind(app.now())
+                .bind(&id)
+                .execute(app.store.pool())
+                .await
+                .unwrap();
+            app.state.events.jobs_changed();
+        }
+    };
+    let job_for = |site: String, env: String| {
+        let app = &app;
+        let node = node.clone();
+        async move {
+            app.clock.advance(time::Duration::seconds(1));
+            let mut f = JobFixture::new("env_create", "queued", &node);
+            f.site_id = Some(&site);
+            f.environment_id = Some(&env);
+            let id = app.insert_job(f).await;
+            app.state.events.jobs_changed();
+            id
+        }
+    };
+
+    // Another site's job and environment change: nothing on this page's stream.
+    let other_job = job_for(other.clone(), other_env.clone()).await;
+    fail_env(other_env.clone()).await;
+    // Longer than the change feed's wake and the debounce: a fragment would be on its way.
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    // This site's job: one render, after which only this job shows.
+    let job = job_for(site.clone(), env.clone()).await;
+    let seen = live.until(&format!("data-job-id=\"{job}\"")).await;
+    assert_eq!(seen.matches("event: jobs").count(), 1, "{seen}");
+    assert_eq!(seen.matches("event: environments").count(), 1, "{seen}");
+    assert!(
+        !seen.contains(&other_job) && !seen.contains(&other_env),
+        "{seen}"
+    );
+    assert!(!seen.contains("status-failed"), "{seen}");
+
+    // This site's environment: its card re-renders.
+    fail_env(env.clone()).await;
+    let seen = live.until("status-failed").await;
+    assert!(seen.contains("event: environments"), "{seen}");
+}
+
 /// Dashboard pages answer unknown ids, malformed ids and server errors with an HTML page
 /// (status 404/400/500), not the API's JSON; the API keeps its JSON.
 #[tokio::test]

@@ -22,6 +22,35 @@ async function ask(question) {
 }
 function step(msg) { console.log(`step: ${msg}`); }
 
+// Runs in the page: every data table must lie inside its card and the viewport, and either fit
+// its scroll container or have that container scroll sideways (no column cut off unreachable).
+// With `mustFit` (a desktop width) every column must show without scrolling.
+function tableProblems(mustFit) {
+  const out = [];
+  const vw = document.documentElement.clientWidth;
+  if (document.documentElement.scrollWidth > vw) {
+    out.push(`page scrolls sideways: ${document.documentElement.scrollWidth}px > ${vw}px`);
+  }
+  for (const t of document.querySelectorAll("table.data")) {
+    const wrap = t.closest(".table-wrap");
+    if (!wrap) { out.push(`${t.id}: not inside a .table-wrap`); continue; }
+    const card = wrap.closest(".card") || wrap;
+    const ox = getComputedStyle(wrap).overflowX;
+    const fits = t.getBoundingClientRect().width <= wrap.clientWidth + 0.5 &&
+      wrap.scrollWidth <= wrap.clientWidth;
+    const scrolls = !mustFit && (ox === "auto" || ox === "scroll");
+    const w = wrap.getBoundingClientRect();
+    const c = card.getBoundingClientRect();
+    const inside = w.left >= c.left - 0.5 && w.right <= c.right + 0.5 && c.right <= vw + 0.5;
+    if (!(fits || scrolls) || !inside) {
+      const cols = [...t.querySelectorAll("thead th")].map(th => `${th.textContent}=${Math.round(th.getBoundingClientRect().width)}`);
+      out.push(`${t.id}: table ${t.getBoundingClientRect().width}px in ${wrap.clientWidth}px (overflow-x ${ox}, ${cols.join(" ")}), ` +
+        `wrap ${w.left}..${w.right}, card ${c.left}..${c.right}, viewport ${vw}`);
+    }
+  }
+  return out;
+}
+
 const ctx = await chromium.launchPersistentContext(mkdtempSync(join(tmpdir(), "pl-chromium-")), {
   executablePath,
   headless: true,
@@ -75,6 +104,20 @@ try {
   await page.waitForSelector(`tr[data-job-id="${jobId}"]`);
   await page.setViewportSize({ width: 390, height: 844 });
   if (shots) await page.screenshot({ path: `${shots}/jobs-phone.png`, fullPage: true });
+  await page.setViewportSize({ width: 1280, height: 860 });
+
+  step("the jobs and releases tables fit or scroll inside their card at 1280 and 390 px");
+  const siteId = await ask("INSERT_SITE");
+  for (const [path, name] of [["/", "overview"], [`/sites/${siteId}`, "site"]]) {
+    for (const [width, height] of [[1280, 860], [390, 844]]) {
+      await page.setViewportSize({ width, height });
+      await page.goto(`${base}${path}`);
+      await page.waitForSelector("#jobs-table tr[data-job-id]");
+      const problems = await page.evaluate(tableProblems, width >= 1280);
+      if (shots) await page.screenshot({ path: `${shots}/tables-${name}-${width}.png`, fullPage: true });
+      if (problems.length) throw new Error(`${path} at ${width} px: ${problems.join("; ")}`);
+    }
+  }
   await page.setViewportSize({ width: 1280, height: 860 });
 
   step("log out");
