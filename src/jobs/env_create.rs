@@ -6,17 +6,18 @@
 //! an existing one: `cloning` while the job runs, back to `active` on success, on a
 //! pre-mutation failure or a refusal, `failed` when a run that changed things failed or was
 //! cancelled. "A run that changed things" includes an earlier attempt of a retried job
-//! ([`earlier_attempt_ran`]): a refused or cancelled retry never leaves the site `cloning`.
+//! ([`super::kinds::earlier_attempt_ran`]), and [`super::lifecycle::release_busy_site`] applies
+//! the rule: a refused or cancelled retry never leaves the site `cloning`.
 
 use serde_json::Value;
 use sqlx::SqliteConnection;
 use uuid::Uuid;
 
 use super::errors::JobErrorCode;
-use super::kinds::{earlier_attempt_ran, Hook, JobKind, ResolvedVars, VarsError};
+use super::kinds::{Hook, JobKind, ResolvedVars, VarsError};
 use super::lifecycle::{
     environment_to, environment_vars, fix_release_name, node_must_be_active, record_built_release,
-    site_and_environment, site_to,
+    release_busy_site, site_and_environment, site_to, Unsuccessful,
 };
 use crate::config::Config;
 use crate::domain::SiteStatus;
@@ -203,15 +204,8 @@ async fn on_final_failure(
 ) -> Result<(), StoreError> {
     let (site, env) = site_and_environment(conn, job).await?;
     environment_to(conn, &env, SiteStatus::Failed, now).await?;
-    if site.status == SiteStatus::Cloning.as_str() {
-        let to = if (started && !code.pre_mutation()) || earlier_attempt_ran(job) {
-            SiteStatus::Failed
-        } else {
-            SiteStatus::Active
-        };
-        site_to(conn, &site, to, now).await?;
-    }
-    Ok(())
+    let ending = Unsuccessful::Failed { code, started };
+    release_busy_site(conn, job, &site, SiteStatus::Cloning, ending, now).await
 }
 
 async fn on_cancel(
@@ -222,14 +216,8 @@ async fn on_cancel(
 ) -> Result<(), StoreError> {
     let (site, env) = site_and_environment(conn, job).await?;
     environment_to(conn, &env, SiteStatus::Failed, now).await?;
-    if was_running || earlier_attempt_ran(job) {
-        site_to(conn, &site, SiteStatus::Failed, now).await?;
-    } else if job.attempt_count > 0 && site.status == SiteStatus::Cloning.as_str() {
-        // A queued retry whose earlier attempts changed nothing: this job made the site
-        // `cloning` (a queued retry holds its site, so nothing else ran since); back to `active`.
-        site_to(conn, &site, SiteStatus::Active, now).await?;
-    }
-    Ok(())
+    let ending = Unsuccessful::Cancelled { was_running };
+    release_busy_site(conn, job, &site, SiteStatus::Cloning, ending, now).await
 }
 
 /// Variables of `env-create.yml` (docs/site-lifecycle-contract.md).
