@@ -339,6 +339,8 @@ impl Engine {
                     .await?
             }
             (Ending::Failed(code, _), "queued") => kinds::on_retry(&mut tx, job, *code).await?,
+            // Not a type dispatch: the row ends as asked or `cancelled` (above), so no other
+            // pair of ending and status occurs (Abandoned returned before).
             _ => {}
         }
         let reached = match (&ending, actual) {
