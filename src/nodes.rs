@@ -122,7 +122,7 @@ fn provision_job(node_id: &str) -> NewJob {
         environment_id: None,
         node_id: node_id.to_string(),
         payload_json: "{}".into(),
-        max_attempts: 3,
+        max_attempts: crate::jobs::kinds::kind(JobType::NodeProvision).max_attempts(),
         parent_job_id: None,
     }
 }

@@ -124,7 +124,7 @@ impl AnsibleRunner {
             .config
             .ansible_dir
             .join("playbooks")
-            .join(kinds::playbook(job_type));
+            .join(kinds::kind(job_type).playbook());
 
         let runs = runs_dir(&self.config.data_dir);
         std::fs::create_dir_all(&runs).map_err(|e| fail("creating the runs directory", &e))?;

@@ -163,9 +163,9 @@ impl Engine {
                 tx.commit().await?;
                 return Ok(None);
             };
-            match kinds::validate_start(&mut tx, &job).await? {
+            match kinds::of(&job).validate_start(&mut tx, &job).await? {
                 Ok(()) => {
-                    kinds::on_start(&mut tx, &mut job, &now).await?;
+                    kinds::of(&job).on_start(&mut tx, &mut job, &now).await?;
                     tx.commit().await?;
                     tracing::info!(
                         id = %job.id, r#type = %job.job_type, worker,
@@ -191,7 +191,9 @@ impl Engine {
                         },
                     )
                     .await?;
-                    kinds::on_final_failure(&mut tx, &job, code, false, &now).await?;
+                    kinds::of(&job)
+                        .on_final_failure(&mut tx, &job, code, false, &now)
+                        .await?;
                     finish_audit_for_job(&mut tx, &job.id, "failed").await?;
                     tx.commit().await?;
                     tracing::warn!(id = %job.id, code = code.as_str(), reason = %reason, "job refused at start");
@@ -325,12 +327,20 @@ impl Engine {
         };
         let cancel_won = actual == "cancelled" && !matches!(ending, Ending::Cancelled);
         match (&ending, actual) {
-            (_, "cancelled") => kinds::on_cancel(&mut tx, job, true, &now).await?,
-            (Ending::Succeeded(result), _) => kinds::on_success(&mut tx, job, result, &now).await?,
+            (_, "cancelled") => kinds::of(job).on_cancel(&mut tx, job, true, &now).await?,
+            (Ending::Succeeded(result), _) => {
+                kinds::of(job)
+                    .on_success(&mut tx, job, result, &now)
+                    .await?
+            }
             (Ending::Failed(code, _), "failed") => {
-                kinds::on_final_failure(&mut tx, job, *code, true, &now).await?
+                kinds::of(job)
+                    .on_final_failure(&mut tx, job, *code, true, &now)
+                    .await?
             }
             (Ending::Failed(code, _), "queued") => kinds::on_retry(&mut tx, job, *code).await?,
+            // Not a type dispatch: the row ends as asked or `cancelled` (above), so no other
+            // pair of ending and status occurs (Abandoned returned before).
             _ => {}
         }
         let reached = match (&ending, actual) {
@@ -411,7 +421,9 @@ impl Engine {
         match job.status.as_str() {
             "queued" => {
                 finish_queued(&mut tx, id, "cancelled", None, None, &now).await?;
-                kinds::on_cancel(&mut tx, &job, false, &now).await?;
+                kinds::of(&job)
+                    .on_cancel(&mut tx, &job, false, &now)
+                    .await?;
                 finish_audit_for_job(&mut tx, id, "cancelled").await?;
                 insert_audit(
                     &mut tx,

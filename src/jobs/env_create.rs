@@ -6,18 +6,20 @@
 //! an existing one: `cloning` while the job runs, back to `active` on success, on a
 //! pre-mutation failure or a refusal, `failed` when a run that changed things failed or was
 //! cancelled. "A run that changed things" includes an earlier attempt of a retried job
-//! ([`earlier_attempt_ran`]): a refused or cancelled retry never leaves the site `cloning`.
+//! ([`super::kinds::earlier_attempt_ran`]), and [`super::lifecycle::release_busy_site`] applies
+//! the rule: a refused or cancelled retry never leaves the site `cloning`.
 
 use serde_json::Value;
 use sqlx::SqliteConnection;
 use uuid::Uuid;
 
 use super::errors::JobErrorCode;
-use super::kinds::{earlier_attempt_ran, ResolvedVars, VarsError};
+use super::kinds::{Hook, JobKind, ResolvedVars, VarsError};
 use super::lifecycle::{
     environment_to, environment_vars, fix_release_name, node_must_be_active, record_built_release,
-    site_and_environment, site_to,
+    release_busy_site, site_and_environment, site_to, Unsuccessful,
 };
+use crate::config::Config;
 use crate::domain::SiteStatus;
 use crate::secrets::Secrets;
 use crate::sites::layout::{EnvLayout, DRIFT_PATHS, DRIFT_TABLES};
@@ -27,6 +29,75 @@ use crate::store::sites::{
     NewDriftCheck,
 };
 use crate::store::{JobRecord, Store, StoreError};
+
+/// The `env_create` job type.
+pub struct EnvCreate;
+
+impl JobKind for EnvCreate {
+    fn playbook(&self) -> &'static str {
+        "env-create.yml"
+    }
+
+    fn validate_start<'a>(
+        &'a self,
+        conn: &'a mut SqliteConnection,
+        job: &'a JobRecord,
+    ) -> Hook<'a, Result<Result<(), String>, StoreError>> {
+        Box::pin(validate_start(conn, job))
+    }
+
+    fn on_start<'a>(
+        &'a self,
+        conn: &'a mut SqliteConnection,
+        job: &'a mut JobRecord,
+        now: &'a str,
+    ) -> Hook<'a, Result<(), StoreError>> {
+        Box::pin(on_start(conn, job, now))
+    }
+
+    fn on_success<'a>(
+        &'a self,
+        conn: &'a mut SqliteConnection,
+        job: &'a JobRecord,
+        result: &'a Value,
+        now: &'a str,
+    ) -> Hook<'a, Result<(), StoreError>> {
+        Box::pin(on_success(conn, job, result, now))
+    }
+
+    fn on_final_failure<'a>(
+        &'a self,
+        conn: &'a mut SqliteConnection,
+        job: &'a JobRecord,
+        code: JobErrorCode,
+        started: bool,
+        now: &'a str,
+    ) -> Hook<'a, Result<(), StoreError>> {
+        Box::pin(on_final_failure(conn, job, code, started, now))
+    }
+
+    fn on_cancel<'a>(
+        &'a self,
+        conn: &'a mut SqliteConnection,
+        job: &'a JobRecord,
+        was_running: bool,
+        now: &'a str,
+    ) -> Hook<'a, Result<(), StoreError>> {
+        Box::pin(on_cancel(conn, job, was_running, now))
+    }
+
+    fn extra_vars<'a>(
+        &'a self,
+        store: &'a Store,
+        secrets: &'a Secrets,
+        config: &'a Config,
+        job: &'a JobRecord,
+        node: &'a NodeRecord,
+    ) -> Hook<'a, Result<ResolvedVars, VarsError>> {
+        let _ = config;
+        Box::pin(extra_vars(store, secrets, job, node))
+    }
+}
 
 fn source_id(job: &JobRecord) -> String {
     serde_json::from_str::<Value>(&job.payload_json)
@@ -42,7 +113,7 @@ async fn source(
     fetch_environment(conn, &source_id(job)).await
 }
 
-pub async fn validate_start(
+async fn validate_start(
     conn: &mut SqliteConnection,
     job: &JobRecord,
 ) -> Result<Result<(), String>, StoreError> {
@@ -72,7 +143,7 @@ pub async fn validate_start(
     node_must_be_active(conn, job).await
 }
 
-pub async fn on_start(
+async fn on_start(
     conn: &mut SqliteConnection,
     job: &mut JobRecord,
     now: &str,
@@ -82,7 +153,7 @@ pub async fn on_start(
     fix_release_name(conn, job, now).await.map(drop)
 }
 
-pub async fn on_success(
+async fn on_success(
     conn: &mut SqliteConnection,
     job: &JobRecord,
     result: &Value,
@@ -124,7 +195,7 @@ pub async fn on_success(
     site_to(conn, &site, SiteStatus::Active, now).await
 }
 
-pub async fn on_final_failure(
+async fn on_final_failure(
     conn: &mut SqliteConnection,
     job: &JobRecord,
     code: JobErrorCode,
@@ -133,18 +204,11 @@ pub async fn on_final_failure(
 ) -> Result<(), StoreError> {
     let (site, env) = site_and_environment(conn, job).await?;
     environment_to(conn, &env, SiteStatus::Failed, now).await?;
-    if site.status == SiteStatus::Cloning.as_str() {
-        let to = if (started && !code.pre_mutation()) || earlier_attempt_ran(job) {
-            SiteStatus::Failed
-        } else {
-            SiteStatus::Active
-        };
-        site_to(conn, &site, to, now).await?;
-    }
-    Ok(())
+    let ending = Unsuccessful::Failed { code, started };
+    release_busy_site(conn, job, &site, SiteStatus::Cloning, ending, now).await
 }
 
-pub async fn on_cancel(
+async fn on_cancel(
     conn: &mut SqliteConnection,
     job: &JobRecord,
     was_running: bool,
@@ -152,18 +216,12 @@ pub async fn on_cancel(
 ) -> Result<(), StoreError> {
     let (site, env) = site_and_environment(conn, job).await?;
     environment_to(conn, &env, SiteStatus::Failed, now).await?;
-    if was_running || earlier_attempt_ran(job) {
-        site_to(conn, &site, SiteStatus::Failed, now).await?;
-    } else if job.attempt_count > 0 && site.status == SiteStatus::Cloning.as_str() {
-        // A queued retry whose earlier attempts changed nothing: this job made the site
-        // `cloning` (a queued retry holds its site, so nothing else ran since); back to `active`.
-        site_to(conn, &site, SiteStatus::Active, now).await?;
-    }
-    Ok(())
+    let ending = Unsuccessful::Cancelled { was_running };
+    release_busy_site(conn, job, &site, SiteStatus::Cloning, ending, now).await
 }
 
 /// Variables of `env-create.yml` (docs/site-lifecycle-contract.md).
-pub async fn extra_vars(
+async fn extra_vars(
     store: &Store,
     secrets: &Secrets,
     job: &JobRecord,

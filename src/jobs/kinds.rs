@@ -1,88 +1,246 @@
-//! Per-job-type behaviour, dispatched by [`JobType`]: start-time validation, the resource
-//! transitions at start, success, final failure and cancellation, and the playbook.
-//!
-//! Adding a job type means a module like [`super::node_provision`] and one arm per function
-//! here (see docs/adding-a-job-type.md). Types without an arm have no resource effects yet.
+//! Job types: the [`JobKind`] trait (a type's facts and its hooks) and the registry [`kind`],
+//! which names every [`JobType`] (no wildcard: a new variant does not compile until it is
+//! listed). Each implemented type is one zero-sized type in its own module
+//! ([`super::node_provision`], [`super::site_create`], [`super::env_create`]); the specified
+//! types without an implementation yet are [`Planned`] (their playbook and follow-up flag, no
+//! resource effects). See docs/adding-a-job-type.md.
+
+use std::future::Future;
+use std::marker::PhantomData;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 
 use serde_json::Value;
 
+use super::env_create::EnvCreate;
 use super::errors::JobErrorCode;
-use super::{env_create, node_provision, site_create};
+use super::node_provision::NodeProvision;
+use super::site_create::SiteCreate;
+use crate::config::Config;
 use crate::domain::JobType;
-use crate::store::{JobRecord, StoreError};
+use crate::secrets::Secrets;
+use crate::store::nodes::NodeRecord;
+use crate::store::{JobRecord, Store, StoreError};
 
 use sqlx::SqliteConnection;
 
-/// The playbook file (in `ansible/playbooks/`) of a job type.
-pub fn playbook(job_type: JobType) -> &'static str {
+/// The future a hook returns.
+pub type Hook<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// One job type: its facts and its hooks. The hooks receive the engine's open write
+/// transaction (only call `store` functions there), except [`JobKind::extra_vars`], which runs
+/// before the playbook. Every hook defaults to "no effect"; those defaults return a zero-sized
+/// future, so boxing it allocates nothing.
+pub trait JobKind: Send + Sync {
+    /// The playbook file in `ansible/playbooks/`.
+    fn playbook(&self) -> &'static str;
+
+    /// Runs a job of this type gets (jobs.md §3: `attempt_count` counts claims).
+    fn max_attempts(&self) -> i64 {
+        3
+    }
+
+    /// A follow-up job (jobs.md §3): claimed before other jobs, and a queued one holds its
+    /// site so that only it runs there. The claim statement's follow-up set is built from this
+    /// flag ([`follow_up_sql_list`]).
+    fn follow_up(&self) -> bool {
+        false
+    }
+
+    /// Start-time validation (jobs.md §3): `Ok(Err(message))` refuses the job with
+    /// `PRECONDITION_FAILED` before anything runs.
+    fn validate_start<'a>(
+        &'a self,
+        _conn: &'a mut SqliteConnection,
+        _job: &'a JobRecord,
+    ) -> Hook<'a, Result<Result<(), String>, StoreError>> {
+        nothing()
+    }
+
+    /// Transitions when a run starts, and the run-stable payload fields (which update `job`).
+    fn on_start<'a>(
+        &'a self,
+        _conn: &'a mut SqliteConnection,
+        _job: &'a mut JobRecord,
+        _now: &'a str,
+    ) -> Hook<'a, Result<(), StoreError>> {
+        nothing()
+    }
+
+    /// Transitions and recorded results when a run succeeded (`result`: the playbook's JSON).
+    fn on_success<'a>(
+        &'a self,
+        _conn: &'a mut SqliteConnection,
+        _job: &'a JobRecord,
+        _result: &'a Value,
+        _now: &'a str,
+    ) -> Hook<'a, Result<(), StoreError>> {
+        nothing()
+    }
+
+    /// Transitions when the job failed finally (including a start-time refusal,
+    /// `started = false`; a type that distinguishes runs that changed things consults
+    /// [`earlier_attempt_ran`], or uses [`super::lifecycle::release_busy_site`]).
+    fn on_final_failure<'a>(
+        &'a self,
+        _conn: &'a mut SqliteConnection,
+        _job: &'a JobRecord,
+        _code: JobErrorCode,
+        _started: bool,
+        _now: &'a str,
+    ) -> Hook<'a, Result<(), StoreError>> {
+        nothing()
+    }
+
+    /// Transitions when the job was cancelled (`was_running`: after its subprocess stopped; a
+    /// cancelled queued retry also consults [`earlier_attempt_ran`]).
+    fn on_cancel<'a>(
+        &'a self,
+        _conn: &'a mut SqliteConnection,
+        _job: &'a JobRecord,
+        _was_running: bool,
+        _now: &'a str,
+    ) -> Hook<'a, Result<(), StoreError>> {
+        nothing()
+    }
+
+    /// The extra-vars the playbook needs beyond the payload (jobs.md §12), with the secret
+    /// values among them (masked in output). Runs before the playbook, outside a transaction.
+    fn extra_vars<'a>(
+        &'a self,
+        _store: &'a Store,
+        _secrets: &'a Secrets,
+        _config: &'a Config,
+        _job: &'a JobRecord,
+        _node: &'a NodeRecord,
+    ) -> Hook<'a, Result<ResolvedVars, VarsError>> {
+        nothing()
+    }
+}
+
+/// A specified job type without an implementation yet: its playbook and follow-up flag, and no
+/// resource effects (every hook is the default).
+pub struct Planned {
+    pub playbook: &'static str,
+    pub follow_up: bool,
+}
+
+impl JobKind for Planned {
+    fn playbook(&self) -> &'static str {
+        self.playbook
+    }
+
+    fn follow_up(&self) -> bool {
+        self.follow_up
+    }
+}
+
+const fn planned(playbook: &'static str) -> Planned {
+    Planned {
+        playbook,
+        follow_up: false,
+    }
+}
+
+const SITE_IMPORT: Planned = planned("site-import.yml");
+const ENV_DEPLOY: Planned = planned("env-deploy.yml");
+const ENV_UPDATE: Planned = planned("env-update.yml");
+const ENV_RESTORE: Planned = planned("env-restore.yml");
+const ENV_PROMOTE: Planned = planned("env-promote.yml");
+const ENV_CACHE_TOGGLE: Planned = planned("env-cache-toggle.yml");
+const CACHE_PURGE: Planned = planned("cache-purge.yml");
+const BACKUP_CREATE: Planned = planned("backup-create.yml");
+const DOMAIN_ADD: Planned = planned("domain-add.yml");
+const DOMAIN_REMOVE: Planned = planned("domain-remove.yml");
+const DRIFT_CHECK: Planned = planned("drift-check.yml");
+const HEALTH_CHECK: Planned = Planned {
+    playbook: "health-check.yml",
+    follow_up: true,
+};
+const BACKUP_CLEANUP: Planned = planned("backup-cleanup.yml");
+const RELEASE_ROLLBACK: Planned = Planned {
+    playbook: "release-rollback.yml",
+    follow_up: true,
+};
+
+/// The registry: the kind of every job type.
+pub fn kind(job_type: JobType) -> &'static dyn JobKind {
     match job_type {
-        JobType::NodeProvision => "node-provision.yml",
-        JobType::SiteCreate => "site-create.yml",
-        JobType::SiteImport => "site-import.yml",
-        JobType::EnvCreate => "env-create.yml",
-        JobType::EnvDeploy => "env-deploy.yml",
-        JobType::EnvUpdate => "env-update.yml",
-        JobType::EnvRestore => "env-restore.yml",
-        JobType::EnvPromote => "env-promote.yml",
-        JobType::EnvCacheToggle => "env-cache-toggle.yml",
-        JobType::CachePurge => "cache-purge.yml",
-        JobType::BackupCreate => "backup-create.yml",
-        JobType::DomainAdd => "domain-add.yml",
-        JobType::DomainRemove => "domain-remove.yml",
-        JobType::DriftCheck => "drift-check.yml",
-        JobType::HealthCheck => "health-check.yml",
-        JobType::BackupCleanup => "backup-cleanup.yml",
-        JobType::ReleaseRollback => "release-rollback.yml",
+        JobType::NodeProvision => &NodeProvision,
+        JobType::SiteCreate => &SiteCreate,
+        JobType::EnvCreate => &EnvCreate,
+        JobType::SiteImport => &SITE_IMPORT,
+        JobType::EnvDeploy => &ENV_DEPLOY,
+        JobType::EnvUpdate => &ENV_UPDATE,
+        JobType::EnvRestore => &ENV_RESTORE,
+        JobType::EnvPromote => &ENV_PROMOTE,
+        JobType::EnvCacheToggle => &ENV_CACHE_TOGGLE,
+        JobType::CachePurge => &CACHE_PURGE,
+        JobType::BackupCreate => &BACKUP_CREATE,
+        JobType::DomainAdd => &DOMAIN_ADD,
+        JobType::DomainRemove => &DOMAIN_REMOVE,
+        JobType::DriftCheck => &DRIFT_CHECK,
+        JobType::HealthCheck => &HEALTH_CHECK,
+        JobType::BackupCleanup => &BACKUP_CLEANUP,
+        JobType::ReleaseRollback => &RELEASE_ROLLBACK,
     }
 }
 
-fn job_type(job: &JobRecord) -> JobType {
-    job.job_type
-        .parse()
-        .expect("job_type constrained by the schema")
+/// The kind of a stored job.
+pub fn of(job: &JobRecord) -> &'static dyn JobKind {
+    kind(
+        job.job_type
+            .parse()
+            .expect("job_type constrained by the schema"),
+    )
 }
 
-/// Start-time validation (jobs.md §3): `Err(message)` refuses the job with
-/// `PRECONDITION_FAILED` before anything runs.
-pub async fn validate_start(
-    conn: &mut SqliteConnection,
-    job: &JobRecord,
-) -> Result<Result<(), String>, StoreError> {
-    match job_type(job) {
-        JobType::NodeProvision => node_provision::validate_start(conn, job).await,
-        JobType::SiteCreate => site_create::validate_start(conn, job).await,
-        JobType::EnvCreate => env_create::validate_start(conn, job).await,
-        _ => Ok(Ok(())),
+/// The follow-up types as an SQL list, `('health_check', 'release_rollback')`, in declaration
+/// order (built once, into the claim statement).
+pub fn follow_up_sql_list() -> String {
+    let names: Vec<String> = JobType::ALL
+        .iter()
+        .filter(|t| kind(**t).follow_up())
+        .map(|t| format!("'{}'", t.as_str()))
+        .collect();
+    format!("({})", names.join(", "))
+}
+
+/// A value a default hook returns: no effect.
+pub trait Nothing {
+    fn nothing() -> Self;
+}
+
+impl Nothing for () {
+    fn nothing() -> Self {}
+}
+
+impl Nothing for ResolvedVars {
+    fn nothing() -> Self {
+        ResolvedVars::default()
     }
 }
 
-/// Transitions when a run starts, and the run-stable payload fields (which update `job`).
-pub async fn on_start(
-    conn: &mut SqliteConnection,
-    job: &mut JobRecord,
-    now: &str,
-) -> Result<(), StoreError> {
-    match job_type(job) {
-        JobType::NodeProvision => node_provision::on_start(conn, job, now).await,
-        JobType::SiteCreate => site_create::on_start(conn, job, now).await,
-        JobType::EnvCreate => env_create::on_start(conn, job, now).await,
-        _ => Ok(()),
+impl<T: Nothing, E> Nothing for Result<T, E> {
+    fn nothing() -> Self {
+        Ok(T::nothing())
     }
 }
 
-/// Transitions and recorded results when a run succeeded.
-pub async fn on_success(
-    conn: &mut SqliteConnection,
-    job: &JobRecord,
-    result: &Value,
-    now: &str,
-) -> Result<(), StoreError> {
-    match job_type(job) {
-        JobType::NodeProvision => node_provision::on_success(conn, job, result, now).await,
-        JobType::SiteCreate => site_create::on_success(conn, job, result, now).await,
-        JobType::EnvCreate => env_create::on_success(conn, job, result, now).await,
-        _ => Ok(()),
+/// The future of a default hook: ready at once and zero-sized.
+struct Ready<T>(PhantomData<fn() -> T>);
+
+impl<T: Nothing> Future for Ready<T> {
+    type Output = T;
+    fn poll(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<T> {
+        Poll::Ready(T::nothing())
     }
+}
+
+/// A hook with no effect; boxing the zero-sized [`Ready`] does not allocate (the queue's hot
+/// path runs these for every job of a type without effects).
+fn nothing<'a, T: Nothing + Send + 'a>() -> Hook<'a, T> {
+    Box::pin(Ready(PhantomData))
 }
 
 /// Payload flag: an attempt that ended in a retry may have changed the node (it was not refused
@@ -141,41 +299,6 @@ pub async fn on_retry(
     crate::store::queue::set_payload(conn, &job.id, &Value::Object(payload).to_string()).await
 }
 
-/// Transitions when the job failed finally (including a start-time refusal, `started = false`;
-/// a type that distinguishes runs that changed things also consults [`earlier_attempt_ran`]).
-pub async fn on_final_failure(
-    conn: &mut SqliteConnection,
-    job: &JobRecord,
-    code: JobErrorCode,
-    started: bool,
-    now: &str,
-) -> Result<(), StoreError> {
-    match job_type(job) {
-        JobType::NodeProvision => {
-            node_provision::on_final_failure(conn, job, code, started, now).await
-        }
-        JobType::SiteCreate => site_create::on_final_failure(conn, job, code, started, now).await,
-        JobType::EnvCreate => env_create::on_final_failure(conn, job, code, started, now).await,
-        _ => Ok(()),
-    }
-}
-
-/// Transitions when the job was cancelled (`was_running`: after its subprocess stopped; a
-/// cancelled queued retry also consults [`earlier_attempt_ran`]).
-pub async fn on_cancel(
-    conn: &mut SqliteConnection,
-    job: &JobRecord,
-    was_running: bool,
-    now: &str,
-) -> Result<(), StoreError> {
-    match job_type(job) {
-        JobType::NodeProvision => node_provision::on_cancel(conn, job, was_running, now).await,
-        JobType::SiteCreate => site_create::on_cancel(conn, job, was_running, now).await,
-        JobType::EnvCreate => env_create::on_cancel(conn, job, was_running, now).await,
-        _ => Ok(()),
-    }
-}
-
 /// DB-resolved extra-vars of a run, and which of their values are secret (masked in output).
 #[derive(Debug, Default)]
 pub struct ResolvedVars {
@@ -196,16 +319,41 @@ pub enum VarsError {
 
 /// The extra-vars a job's playbook needs beyond its payload (jobs.md §12).
 pub async fn extra_vars(
-    store: &crate::store::Store,
-    secrets: &crate::secrets::Secrets,
-    config: &crate::config::Config,
+    store: &Store,
+    secrets: &Secrets,
+    config: &Config,
     job: &JobRecord,
-    node: &crate::store::nodes::NodeRecord,
+    node: &NodeRecord,
 ) -> Result<ResolvedVars, VarsError> {
-    match job_type(job) {
-        JobType::NodeProvision => Ok(node_provision::extra_vars(store, config, node).await?),
-        JobType::SiteCreate => site_create::extra_vars(store, secrets, job, node).await,
-        JobType::EnvCreate => env_create::extra_vars(store, secrets, job, node).await,
-        _ => Ok(ResolvedVars::default()),
+    of(job).extra_vars(store, secrets, config, job, node).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_hooks_do_not_allocate() {
+        assert_eq!(std::mem::size_of::<Ready<Result<(), StoreError>>>(), 0);
+        assert_eq!(
+            std::mem::size_of::<Ready<Result<Result<(), String>, StoreError>>>(),
+            0
+        );
+    }
+
+    #[test]
+    fn the_follow_ups_are_health_check_and_release_rollback() {
+        assert_eq!(follow_up_sql_list(), "('health_check', 'release_rollback')");
+    }
+
+    #[test]
+    fn every_type_has_its_own_playbook() {
+        let mut seen = std::collections::HashSet::new();
+        for t in JobType::ALL {
+            let p = kind(*t).playbook();
+            assert_eq!(p, format!("{}.yml", t.as_str().replace('_', "-")));
+            assert!(seen.insert(p));
+            assert_eq!(kind(*t).max_attempts(), 3);
+        }
     }
 }

@@ -5,7 +5,8 @@
 use serde_json::{Map, Value};
 use sqlx::SqliteConnection;
 
-use super::kinds::{ResolvedVars, VarsError};
+use super::errors::JobErrorCode;
+use super::kinds::{earlier_attempt_ran, ResolvedVars, VarsError};
 use crate::domain::SiteStatus;
 use crate::secrets::Secrets;
 use crate::sites::layout::{self, EnvLayout};
@@ -65,6 +66,58 @@ pub async fn environment_to(
         return Ok(());
     }
     set_environment_status(conn, env, to, now).await
+}
+
+/// How a job that did not succeed ended, for [`release_busy_site`].
+#[derive(Debug, Clone, Copy)]
+pub enum Unsuccessful {
+    /// Failed finally; `started = false` for a start-time refusal.
+    Failed { code: JobErrorCode, started: bool },
+    /// Cancelled; `was_running`: after its subprocess stopped.
+    Cancelled { was_running: bool },
+}
+
+impl Unsuccessful {
+    /// Whether the job may have changed the node: this run got past its pre-mutation checks,
+    /// or an earlier attempt did ([`earlier_attempt_ran`]).
+    pub fn ran(self, job: &JobRecord) -> bool {
+        earlier_attempt_ran(job)
+            || match self {
+                Unsuccessful::Failed { code, started } => started && !code.pre_mutation(),
+                Unsuccessful::Cancelled { was_running } => was_running,
+            }
+    }
+}
+
+/// The rule for an existing site a job made `busy` at its start (`cloning`, …) when the job
+/// ends without success (state-machines.md): `failed` when the job ran ([`Unsuccessful::ran`]),
+/// otherwise back to `active` — but only a site this job made busy: a final failure finds it
+/// `busy`; a cancelled queued job made it busy only if it was claimed before (a retry).
+pub async fn release_busy_site(
+    conn: &mut SqliteConnection,
+    job: &JobRecord,
+    site: &SiteRecord,
+    busy: SiteStatus,
+    ending: Unsuccessful,
+    now: &str,
+) -> Result<(), StoreError> {
+    let is_busy = site.status == busy.as_str();
+    let to = match (ending, ending.ran(job)) {
+        (Unsuccessful::Failed { .. }, ran) if is_busy => Some(if ran {
+            SiteStatus::Failed
+        } else {
+            SiteStatus::Active
+        }),
+        (Unsuccessful::Failed { .. }, _) => None,
+        (Unsuccessful::Cancelled { .. }, true) => Some(SiteStatus::Failed),
+        (Unsuccessful::Cancelled { .. }, false) => {
+            (job.attempt_count > 0 && is_busy).then_some(SiteStatus::Active)
+        }
+    };
+    match to {
+        Some(to) => site_to(conn, site, to, now).await,
+        None => Ok(()),
+    }
 }
 
 /// Whether the node the job runs on is `active`; `Err(reason)` otherwise.

@@ -3,9 +3,9 @@
 //! one Ansible playbook per job type).
 //!
 //! - [`engine`]: claim, execute, complete, cancel, recover — the queue's state machine.
-//! - [`kinds`]: per-job-type validation and resource transitions (dispatch by type), with
-//!   one module per job type (`node_provision`, `site_create`, `env_create`) and the shared
-//!   site-lifecycle helpers in `lifecycle`.
+//! - [`kinds`]: the [`kinds::JobKind`] trait and the registry [`kinds::kind`], with one
+//!   module per implemented job type (`node_provision`, `site_create`, `env_create`) and the
+//!   shared site-lifecycle helpers in `lifecycle`.
 //! - [`worker`], [`scheduler`]: the background loops.
 //! - [`process`], [`output`]: subprocesses and their output.
 //! - [`ansible`]: the Ansible runner.

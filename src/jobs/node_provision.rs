@@ -5,11 +5,83 @@ use serde_json::Value;
 use sqlx::SqliteConnection;
 
 use super::errors::JobErrorCode;
+use super::kinds::{Hook, JobKind, ResolvedVars, VarsError};
 use super::lifecycle::{fix_payload_field, payload_str};
+use crate::config::Config;
 use crate::domain::{JobType, NodeStatus};
+use crate::secrets::Secrets;
 use crate::store::nodes::{fetch_node, record_node_provisioned, set_node_status, NodeRecord};
 use crate::store::queue::job_succeeded_for_node;
-use crate::store::{JobRecord, StoreError};
+use crate::store::{JobRecord, Store, StoreError};
+
+/// The `node_provision` job type.
+pub struct NodeProvision;
+
+impl JobKind for NodeProvision {
+    fn playbook(&self) -> &'static str {
+        "node-provision.yml"
+    }
+
+    fn validate_start<'a>(
+        &'a self,
+        conn: &'a mut SqliteConnection,
+        job: &'a JobRecord,
+    ) -> Hook<'a, Result<Result<(), String>, StoreError>> {
+        Box::pin(validate_start(conn, job))
+    }
+
+    fn on_start<'a>(
+        &'a self,
+        conn: &'a mut SqliteConnection,
+        job: &'a mut JobRecord,
+        now: &'a str,
+    ) -> Hook<'a, Result<(), StoreError>> {
+        Box::pin(on_start(conn, job, now))
+    }
+
+    fn on_success<'a>(
+        &'a self,
+        conn: &'a mut SqliteConnection,
+        job: &'a JobRecord,
+        result: &'a Value,
+        now: &'a str,
+    ) -> Hook<'a, Result<(), StoreError>> {
+        Box::pin(on_success(conn, job, result, now))
+    }
+
+    fn on_final_failure<'a>(
+        &'a self,
+        conn: &'a mut SqliteConnection,
+        job: &'a JobRecord,
+        code: JobErrorCode,
+        started: bool,
+        now: &'a str,
+    ) -> Hook<'a, Result<(), StoreError>> {
+        Box::pin(on_final_failure(conn, job, code, started, now))
+    }
+
+    fn on_cancel<'a>(
+        &'a self,
+        conn: &'a mut SqliteConnection,
+        job: &'a JobRecord,
+        was_running: bool,
+        now: &'a str,
+    ) -> Hook<'a, Result<(), StoreError>> {
+        Box::pin(on_cancel(conn, job, was_running, now))
+    }
+
+    fn extra_vars<'a>(
+        &'a self,
+        store: &'a Store,
+        secrets: &'a Secrets,
+        config: &'a Config,
+        job: &'a JobRecord,
+        node: &'a NodeRecord,
+    ) -> Hook<'a, Result<ResolvedVars, VarsError>> {
+        let _ = (secrets, job);
+        Box::pin(async move { Ok(extra_vars(store, config, node).await?) })
+    }
+}
 
 async fn node(conn: &mut SqliteConnection, job: &JobRecord) -> Result<NodeRecord, StoreError> {
     fetch_node(conn, &job.node_id)
@@ -37,7 +109,7 @@ async fn transition(
     Ok(())
 }
 
-pub async fn validate_start(
+async fn validate_start(
     conn: &mut SqliteConnection,
     job: &JobRecord,
 ) -> Result<Result<(), String>, StoreError> {
@@ -52,7 +124,7 @@ pub async fn validate_start(
 /// `provisioning` from the first attempt), which decides where a final failure leaves it.
 pub const STATUS_AT_START: &str = "node_status_at_start";
 
-pub async fn on_start(
+async fn on_start(
     conn: &mut SqliteConnection,
     job: &mut JobRecord,
     now: &str,
@@ -63,7 +135,7 @@ pub async fn on_start(
     transition(conn, &node, NodeStatus::Provisioning, now).await
 }
 
-pub async fn on_success(
+async fn on_success(
     conn: &mut SqliteConnection,
     job: &JobRecord,
     result: &Value,
@@ -87,7 +159,7 @@ pub async fn on_success(
 /// Final failure: unreachable when SSH failed or the run was refused; otherwise a node that
 /// was `active` when this job started keeps serving (`active`), and any other (never
 /// provisioned, or `unreachable` before) stays `provisioning`, ineligible for sites.
-pub async fn on_final_failure(
+async fn on_final_failure(
     conn: &mut SqliteConnection,
     job: &JobRecord,
     code: JobErrorCode,
@@ -121,7 +193,7 @@ async fn was_active_at_start(
 }
 
 /// Cancelled (queued or running): a node still `provisioning` becomes `unreachable`.
-pub async fn on_cancel(
+async fn on_cancel(
     conn: &mut SqliteConnection,
     job: &JobRecord,
     _was_running: bool,
@@ -135,11 +207,11 @@ pub async fn on_cancel(
 }
 
 /// Variables of `node-provision.yml` (ansible/README.md).
-pub async fn extra_vars(
-    store: &crate::store::Store,
-    config: &crate::config::Config,
+async fn extra_vars(
+    store: &Store,
+    config: &Config,
     node: &NodeRecord,
-) -> Result<super::kinds::ResolvedVars, StoreError> {
+) -> Result<ResolvedVars, StoreError> {
     let binary = config
         .node_binary
         .clone()
@@ -172,7 +244,7 @@ pub async fn extra_vars(
             .into(),
     );
     vars.insert("pressluft_binary_path".into(), binary.into());
-    Ok(super::kinds::ResolvedVars {
+    Ok(ResolvedVars {
         vars,
         secrets: Vec::new(),
     })

@@ -7,18 +7,88 @@ use serde_json::Value;
 use sqlx::SqliteConnection;
 
 use super::errors::JobErrorCode;
-use super::kinds::{ResolvedVars, VarsError};
+use super::kinds::{Hook, JobKind, ResolvedVars, VarsError};
 use super::lifecycle::{
     environment_to, environment_vars, fix_payload_field, fix_release_name, node_must_be_active,
     payload_str, record_built_release, site_and_environment, site_to,
 };
+use crate::config::Config;
 use crate::domain::SiteStatus;
 use crate::secrets::Secrets;
 use crate::settings::wordpress_source;
 use crate::store::nodes::NodeRecord;
 use crate::store::{JobRecord, Store, StoreError};
 
-pub async fn validate_start(
+/// The `site_create` job type.
+pub struct SiteCreate;
+
+impl JobKind for SiteCreate {
+    fn playbook(&self) -> &'static str {
+        "site-create.yml"
+    }
+
+    fn validate_start<'a>(
+        &'a self,
+        conn: &'a mut SqliteConnection,
+        job: &'a JobRecord,
+    ) -> Hook<'a, Result<Result<(), String>, StoreError>> {
+        Box::pin(validate_start(conn, job))
+    }
+
+    fn on_start<'a>(
+        &'a self,
+        conn: &'a mut SqliteConnection,
+        job: &'a mut JobRecord,
+        now: &'a str,
+    ) -> Hook<'a, Result<(), StoreError>> {
+        Box::pin(on_start(conn, job, now))
+    }
+
+    fn on_success<'a>(
+        &'a self,
+        conn: &'a mut SqliteConnection,
+        job: &'a JobRecord,
+        result: &'a Value,
+        now: &'a str,
+    ) -> Hook<'a, Result<(), StoreError>> {
+        Box::pin(on_success(conn, job, result, now))
+    }
+
+    fn on_final_failure<'a>(
+        &'a self,
+        conn: &'a mut SqliteConnection,
+        job: &'a JobRecord,
+        code: JobErrorCode,
+        started: bool,
+        now: &'a str,
+    ) -> Hook<'a, Result<(), StoreError>> {
+        Box::pin(on_final_failure(conn, job, code, started, now))
+    }
+
+    fn on_cancel<'a>(
+        &'a self,
+        conn: &'a mut SqliteConnection,
+        job: &'a JobRecord,
+        was_running: bool,
+        now: &'a str,
+    ) -> Hook<'a, Result<(), StoreError>> {
+        Box::pin(on_cancel(conn, job, was_running, now))
+    }
+
+    fn extra_vars<'a>(
+        &'a self,
+        store: &'a Store,
+        secrets: &'a Secrets,
+        config: &'a Config,
+        job: &'a JobRecord,
+        node: &'a NodeRecord,
+    ) -> Hook<'a, Result<ResolvedVars, VarsError>> {
+        let _ = config;
+        Box::pin(extra_vars(store, secrets, job, node))
+    }
+}
+
+async fn validate_start(
     conn: &mut SqliteConnection,
     job: &JobRecord,
 ) -> Result<Result<(), String>, StoreError> {
@@ -38,7 +108,7 @@ pub async fn validate_start(
 const SOURCE: &str = "wordpress_source";
 const SOURCE_SHA256: &str = "wordpress_source_sha256";
 
-pub async fn on_start(
+async fn on_start(
     conn: &mut SqliteConnection,
     job: &mut JobRecord,
     now: &str,
@@ -65,7 +135,7 @@ async fn used_source(
     Ok(wordpress_source(conn).await?.0)
 }
 
-pub async fn on_success(
+async fn on_success(
     conn: &mut SqliteConnection,
     job: &JobRecord,
     result: &Value,
@@ -79,7 +149,7 @@ pub async fn on_success(
 }
 
 /// The site and environment exist only for this job: whatever the failure, both are `failed`.
-pub async fn on_final_failure(
+async fn on_final_failure(
     conn: &mut SqliteConnection,
     job: &JobRecord,
     _code: JobErrorCode,
@@ -91,7 +161,7 @@ pub async fn on_final_failure(
     site_to(conn, &site, SiteStatus::Failed, now).await
 }
 
-pub async fn on_cancel(
+async fn on_cancel(
     conn: &mut SqliteConnection,
     job: &JobRecord,
     _was_running: bool,
@@ -101,7 +171,7 @@ pub async fn on_cancel(
 }
 
 /// Variables of `site-create.yml` (docs/site-lifecycle-contract.md).
-pub async fn extra_vars(
+async fn extra_vars(
     store: &Store,
     secrets: &Secrets,
     job: &JobRecord,

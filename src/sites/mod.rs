@@ -254,7 +254,7 @@ impl Sites {
             environment_id: Some(target.1.to_string()),
             node_id: target.2.to_string(),
             payload_json: payload.to_string(),
-            max_attempts: 3,
+            max_attempts: crate::jobs::kinds::kind(job_type).max_attempts(),
             parent_job_id: None,
         };
         Engine::enqueue(tx, &job, now).await?;

@@ -298,17 +298,18 @@ pub struct Finish<'a> {
 /// through `idx_jobs_status_type`; the `|| ''` keeps SQLite from walking the queue-order index
 /// for them) and the rest, which walks `idx_jobs_queue_order` in queue order and stops at the
 /// first eligible row instead of sorting every queued job. Same order as the spec's single
-/// `ORDER BY CASE …`.
+/// `ORDER BY CASE …`. `{follow_ups}` is the follow-up set from the job-kind registry
+/// ([`crate::jobs::kinds::follow_up_sql_list`]), substituted once when the statement is built.
 const CANDIDATE: &str = "(SELECT j.id FROM jobs j
   WHERE j.status = 'queued' AND (j.run_after IS NULL OR j.run_after <= ?1)
-    AND j.job_type {kind} ('health_check', 'release_rollback')
+    AND j.job_type {kind} {follow_ups}
     AND NOT EXISTS (SELECT 1 FROM jobs r WHERE r.status = 'running' AND r.node_id = j.node_id)
     AND (j.site_id IS NULL OR NOT EXISTS
           (SELECT 1 FROM jobs r WHERE r.status = 'running' AND r.site_id = j.site_id))
-    AND (j.attempt_count > 0 OR j.job_type IN ('health_check', 'release_rollback')
+    AND (j.attempt_count > 0 OR j.job_type IN {follow_ups}
       OR j.site_id IS NULL
       OR NOT EXISTS (SELECT 1 FROM jobs f WHERE f.status = 'queued' AND f.site_id = j.site_id
-        AND (f.attempt_count > 0 OR f.job_type IN ('health_check', 'release_rollback'))))
+        AND (f.attempt_count > 0 OR f.job_type IN {follow_ups})))
   ORDER BY {order}
   LIMIT 1)";
 
@@ -316,11 +317,13 @@ const CANDIDATE: &str = "(SELECT j.id FROM jobs j
 fn claim_sql(with_begin: bool) -> &'static str {
     static SQL: std::sync::OnceLock<[String; 2]> = std::sync::OnceLock::new();
     let [plain, begin] = SQL.get_or_init(|| {
-        let follow_ups = CANDIDATE.replace("{kind}", "IN").replace(
+        let candidate =
+            CANDIDATE.replace("{follow_ups}", &crate::jobs::kinds::follow_up_sql_list());
+        let follow_ups = candidate.replace("{kind}", "IN").replace(
             "{order}",
             "COALESCE(j.run_after, j.created_at) || '', j.created_at",
         );
-        let others = CANDIDATE.replace("{kind}", "NOT IN").replace(
+        let others = candidate.replace("{kind}", "NOT IN").replace(
             "{order}",
             "j.status, COALESCE(j.run_after, j.created_at), j.created_at",
         );
@@ -587,6 +590,16 @@ mod tests {
         let store = Store::open(&dir.join("db.sqlite")).await.unwrap();
         store.migrate().await.unwrap();
         store
+    }
+
+    #[test]
+    fn the_claim_takes_its_follow_up_set_from_the_registry() {
+        for sql in [claim_sql(false), claim_sql(true)] {
+            assert!(!sql.contains('{'), "placeholder left in {sql}");
+            // Each of the two candidate searches names the set three times.
+            let set = "('health_check', 'release_rollback')";
+            assert_eq!(sql.matches(set).count(), 6, "{sql}");
+        }
     }
 
     fn finish<'a>(status: &'a str, run_after: Option<&'a str>) -> Finish<'a> {
