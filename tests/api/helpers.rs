@@ -114,6 +114,11 @@ impl TestApp {
         self.client.get(self.url(path)).send().await.expect("GET")
     }
 
+    /// The body of `GET path`.
+    pub async fn text(&self, path: &str) -> String {
+        self.get(path).await.text().await.expect("body")
+    }
+
     pub async fn get_json(&self, path: &str) -> (u16, Value) {
         let r = self.get(path).await;
         let status = r.status().as_u16();
@@ -280,12 +285,7 @@ pub async fn wait_for_job(app: &TestApp, job_id: &str, limit: Duration) -> Value
 /// The job once it finished (within `limit`) and its output.
 pub async fn finished_within(app: &TestApp, job_id: &str, limit: Duration) -> (Value, String) {
     let job = wait_for_job(app, job_id, limit).await;
-    let output = app
-        .get(&format!("/api/jobs/{job_id}/output"))
-        .await
-        .text()
-        .await
-        .unwrap();
+    let output = app.text(&format!("/api/jobs/{job_id}/output")).await;
     (job, output)
 }
 

@@ -92,12 +92,7 @@ async fn register_provision_and_read_nodes() {
         .starts_with("ssh-ed25519 "));
 
     // Output is kept: the log file and the stored tail.
-    let out = app
-        .get(&format!("/api/jobs/{job_id}/output"))
-        .await
-        .text()
-        .await
-        .unwrap();
+    let out = app.text(&format!("/api/jobs/{job_id}/output")).await;
     assert!(out.contains("PLAY [target] scripted"), "{out}");
     let stored = app.store.get_job(&job_id).await.unwrap().unwrap();
     assert!(

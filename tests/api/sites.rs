@@ -293,23 +293,13 @@ async fn create_a_site_then_a_staging_clone() {
     assert_eq!(list.as_array().unwrap().len(), 1);
 
     // The site page lists both environments' releases; the environment page its own.
-    let html = app
-        .get(&format!("/sites/{site_id}"))
-        .await
-        .text()
-        .await
-        .unwrap();
+    let html = app.text(&format!("/sites/{site_id}")).await;
     assert!(
         html.contains("cloned from Production") && html.contains(&release_name),
         "{html}"
     );
     assert_eq!(html.matches("status-active\">current").count(), 2);
-    let html = app
-        .get(&format!("/environments/{staging_id}"))
-        .await
-        .text()
-        .await
-        .unwrap();
+    let html = app.text(&format!("/environments/{staging_id}")).await;
     assert!(html.contains("cloned from Production") && html.contains("env-staging"));
 }
 

@@ -103,7 +103,7 @@ async fn credentials_in_the_source_never_show() {
         settings["settings"]["wordpress_source"],
         "https://***@artifacts.example.test/wp.tgz"
     );
-    let page = app.get("/settings").await.text().await.unwrap();
+    let page = app.text("/settings").await;
     assert!(!page.contains("t0ps3cret"), "settings page");
     assert!(page.contains("https://***@artifacts.example.test/wp.tgz"));
 
@@ -119,7 +119,7 @@ async fn credentials_in_the_source_never_show() {
         Some(secret_source)
     );
     // A failed form save does not echo credentials either.
-    let html = app.get("/settings").await.text().await.unwrap();
+    let html = app.text("/settings").await;
     let token = crate::helpers::csrf_field(&html);
     let r = app
         .client
@@ -153,19 +153,14 @@ async fn credentials_in_job_output_and_error_messages_are_redacted() {
         .insert_job(JobFixture::new("node_provision", "queued", &node))
         .await;
     app.state.engine.run_until_idle("w").await.unwrap();
-    let out = app
-        .get(&format!("/api/jobs/{id}/output"))
-        .await
-        .text()
-        .await
-        .unwrap();
+    let out = app.text(&format!("/api/jobs/{id}/output")).await;
     assert!(out.contains("https://***@artifacts.test/wp.tgz"), "{out}");
     assert!(!out.contains("t0ps3cret"), "{out}");
     let (_, job) = app.get_json(&format!("/api/jobs/{id}")).await;
     let message = job["error_message"].as_str().unwrap();
     assert!(message.contains("https://***@artifacts.test"), "{job}");
     assert!(!message.contains("t0ps3cret"), "{job}");
-    let page = app.get(&format!("/jobs/{id}")).await.text().await.unwrap();
+    let page = app.text(&format!("/jobs/{id}")).await;
     assert!(!page.contains("t0ps3cret"));
 }
 
