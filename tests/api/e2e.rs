@@ -3,11 +3,11 @@
 //! and expect no change. Runs when PRESSLUFT_E2E=1 (the test command sets it after
 //! `scripts/e2e-setup`); it installs and configures nginx, PHP-FPM, MariaDB, Redis and more.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use serde_json::{json, Value};
+use serde_json::json;
 
-use crate::helpers::{spawn_app_with, TestApp};
+use crate::helpers::{finished, finished_within, post_job, spawn_app_with, TestApp};
 
 /// Authorizes the control plane's key for root while alive (as install.sh does).
 struct AuthorizedKey(String);
@@ -42,70 +42,6 @@ impl Drop for AuthorizedKey {
     }
 }
 
-/// Submits a job through the API (202) and returns its id.
-pub async fn post_job(app: &TestApp, path: &str, body: Value) -> String {
-    let r = app
-        .client
-        .post(app.url(path))
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 202, "{path}: {}", r.text().await.unwrap());
-    r.json::<Value>().await.unwrap()["job_id"]
-        .as_str()
-        .unwrap()
-        .to_string()
-}
-
-/// The job once it finished (within `limit`) and its output.
-pub async fn finished_within(app: &TestApp, job_id: &str, limit: Duration) -> (Value, String) {
-    let job = wait_for_job(app, job_id, limit).await;
-    let output = app
-        .get(&format!("/api/jobs/{job_id}/output"))
-        .await
-        .text()
-        .await
-        .unwrap();
-    (job, output)
-}
-
-/// The job once it finished (within 15 minutes) and its output.
-pub async fn finished(app: &TestApp, job_id: &str) -> (Value, String) {
-    finished_within(app, job_id, Duration::from_secs(15 * 60)).await
-}
-
-/// The job once it finished, which it must have done successfully.
-pub async fn succeeded(app: &TestApp, job_id: &str) -> Value {
-    let (job, output) = finished(app, job_id).await;
-    assert_eq!(job["status"], "succeeded", "{job}\n{output}");
-    job
-}
-
-pub async fn wait_for_job(app: &TestApp, job_id: &str, limit: Duration) -> Value {
-    let deadline = Instant::now() + limit;
-    loop {
-        let (_, job) = app.get_json(&format!("/api/jobs/{job_id}")).await;
-        if matches!(
-            job["status"].as_str(),
-            Some("succeeded" | "failed" | "cancelled")
-        ) {
-            return job;
-        }
-        // A failed attempt waiting for its retry: no end-to-end step expects one, so stop here
-        // (the caller's assertion shows the job) instead of holding the node for the backoff.
-        if job["status"] == "queued" && !job["error_code"].is_null() {
-            return job;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "job {job_id} still {} after {limit:?}",
-            job["status"]
-        );
-        tokio::time::sleep(Duration::from_secs(2)).await;
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn provision_this_machine_through_the_api() {
     if std::env::var_os("PRESSLUFT_E2E").is_none() {
@@ -127,18 +63,12 @@ async fn provision_this_machine_through_the_api() {
     let (_, key) = app.get_json("/api/nodes/ssh-public-key").await;
     let _authorized = AuthorizedKey::add(key["public_key"].as_str().unwrap());
 
-    let r = app
-        .client
-        .post(app.url("/api/nodes"))
-        .json(&json!({"name": "ci-host", "hostname": "127.0.0.1", "public_ip": "127.0.0.1", "is_local": true}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 202);
-    let job_id = r.json::<Value>().await.unwrap()["job_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let job_id = post_job(
+        &app,
+        "/api/nodes",
+        json!({"name": "ci-host", "hostname": "127.0.0.1", "public_ip": "127.0.0.1", "is_local": true}),
+    )
+    .await;
     let (job, output) = finished_within(&app, &job_id, Duration::from_secs(25 * 60)).await;
     assert_eq!(job["status"], "succeeded", "{job}\n{output}");
     let node_id = job["node_id"].as_str().unwrap().to_string();
@@ -153,13 +83,7 @@ async fn provision_this_machine_through_the_api() {
 
     // Provision again from the dashboard, in a real browser, watching the output live.
     let again = provision_again_in_browser(&app, &node_id).await;
-    let job = wait_for_job(&app, &again, Duration::from_secs(15 * 60)).await;
-    let output = app
-        .get(&format!("/api/jobs/{again}/output"))
-        .await
-        .text()
-        .await
-        .unwrap();
+    let (job, output) = finished(&app, &again).await;
     assert_eq!(job["status"], "succeeded", "{output}");
     let recap = output
         .lines()

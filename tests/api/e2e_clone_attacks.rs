@@ -18,7 +18,7 @@ use std::process::Command;
 
 use serde_json::json;
 
-use crate::e2e::{finished, post_job};
+use crate::helpers::{finished, post_job};
 use crate::helpers::{output_with_stdin, run, TestApp};
 
 const MARKER: &str = "/tmp/pl-e2e-clone-attack-marker";

@@ -10,8 +10,8 @@ use std::process::Command;
 
 use serde_json::{json, Value};
 
-use crate::e2e::{post_job, succeeded};
 use crate::helpers::TestApp;
+use crate::helpers::{post_job, succeeded};
 
 const MARKER: &str = "pl-injected-";
 

@@ -11,8 +11,8 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use crate::e2e::{post_job, succeeded, wait_for_job};
 use crate::helpers::{host, output_with_stdin, run, visitor, TestApp};
+use crate::helpers::{post_job, succeeded, wait_for_job};
 
 fn sql(query: &str) -> String {
     run("mysql", &["--batch", "--skip-column-names", "-e", query])

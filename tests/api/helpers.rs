@@ -2,7 +2,7 @@
 
 use std::process::{Command, Output, Stdio};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use pressluft::auth::Auth;
 use pressluft::clock::{format_ts, Clock, ManualClock};
@@ -114,10 +114,35 @@ impl TestApp {
         self.client.get(self.url(path)).send().await.expect("GET")
     }
 
+    /// The body of `GET path`.
+    pub async fn text(&self, path: &str) -> String {
+        self.get(path).await.text().await.expect("body")
+    }
+
     pub async fn get_json(&self, path: &str) -> (u16, Value) {
         let r = self.get(path).await;
         let status = r.status().as_u16();
         (status, r.json().await.expect("JSON body"))
+    }
+
+    /// `POST path` with a JSON body.
+    pub async fn post_json(&self, path: &str, body: Value) -> reqwest::Response {
+        self.client
+            .post(self.url(path))
+            .json(&body)
+            .send()
+            .await
+            .expect("POST")
+    }
+
+    /// `POST path` without a body.
+    pub async fn post_empty(&self, path: &str) -> reqwest::Response {
+        self.client.post(self.url(path)).send().await.expect("POST")
+    }
+
+    /// `GET /api/jobs/{id}`.
+    pub async fn job(&self, id: &str) -> Value {
+        self.get_json(&format!("/api/jobs/{id}")).await.1
     }
 
     pub fn now(&self) -> String {
@@ -214,6 +239,66 @@ impl<'a> JobFixture<'a> {
             offset_ms: 0,
         }
     }
+}
+
+/// The `job_id` of an accepted request (which must be a 202).
+pub async fn job_id(r: reqwest::Response) -> String {
+    let status = r.status();
+    let body = r.text().await.expect("body");
+    assert_eq!(status, 202, "{body}");
+    serde_json::from_str::<Value>(&body).expect("JSON body")["job_id"]
+        .as_str()
+        .expect("job_id")
+        .to_string()
+}
+
+/// Submits a job through the API (which must accept it: 202) and returns its id.
+pub async fn post_job(app: &TestApp, path: &str, body: Value) -> String {
+    job_id(app.post_json(path, body).await).await
+}
+
+/// Waits (up to `limit`) until the job finished, or failed an attempt and waits for its retry.
+pub async fn wait_for_job(app: &TestApp, job_id: &str, limit: Duration) -> Value {
+    let deadline = Instant::now() + limit;
+    loop {
+        let job = app.job(job_id).await;
+        if matches!(
+            job["status"].as_str(),
+            Some("succeeded" | "failed" | "cancelled")
+        ) {
+            return job;
+        }
+        // A failed attempt waiting for its retry: no caller expects one, so stop here (the
+        // caller's assertion shows the job) instead of holding the node for the backoff.
+        if job["status"] == "queued" && !job["error_code"].is_null() {
+            return job;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "job {job_id} still {} after {limit:?}",
+            job["status"]
+        );
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    }
+}
+
+/// The job once it finished (within `limit`) and its output.
+pub async fn finished_within(app: &TestApp, job_id: &str, limit: Duration) -> (Value, String) {
+    let job = wait_for_job(app, job_id, limit).await;
+    let output = app.text(&format!("/api/jobs/{job_id}/output")).await;
+    (job, output)
+}
+
+/// The job once it finished (within 15 minutes) and its output.
+pub async fn finished(app: &TestApp, job_id: &str) -> (Value, String) {
+    finished_within(app, job_id, Duration::from_secs(15 * 60)).await
+}
+
+/// The job once it finished, which it must have done successfully.
+pub async fn succeeded(app: &TestApp, job_id: &str) -> Value {
+    let (job, output) = finished(app, job_id).await;
+    assert_eq!(job["status"], "succeeded", "{job}\n{output}");
+    job
 }
 
 /// Asserts the error shape and code, returning the body.

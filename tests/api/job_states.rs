@@ -4,91 +4,14 @@
 //! cancelled job, where a failed re-provision leaves its node, `last_seen_at`, the release's
 //! recorded source and release `resource` events.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
-use pressluft::jobs::runner::RunFuture;
-use pressluft::jobs::{JobErrorCode, RunContext, RunOutcome, Runner};
-use pressluft::store::{JobRecord, Store};
+use pressluft::jobs::JobErrorCode;
 use serde_json::{json, Value};
 
-use crate::helpers::{spawn_app_with, TestApp};
-
-/// What the stand-in does for one run.
-#[derive(Clone)]
-enum Step {
-    Answer(RunOutcome),
-    /// Runs until the worker asks it to stop (a cancel), then reports that it stopped.
-    UntilStopped,
-    /// Requests a cancel of its own job behind the worker's back (as the API does between two
-    /// of the worker's looks), then fails at once with a retryable code.
-    CancelledThenFails(JobErrorCode),
-}
-
-/// Answers runs by job type with the next scripted step; without one, succeeds like the real
-/// playbook would (`site_create` reports the source it installed from, `env_create` a drift
-/// baseline).
-#[derive(Default)]
-struct StandIn {
-    steps: Mutex<Vec<(&'static str, Step)>>,
-    store: Mutex<Option<Store>>,
-    /// Ids of the jobs whose runs started, in order.
-    runs: Mutex<Vec<String>>,
-}
-
-fn default_result(job: &JobRecord) -> Value {
-    let payload: Value = serde_json::from_str(&job.payload_json).unwrap();
-    match job.job_type.as_str() {
-        "site_create" => json!({"release_path": "/x", "table_prefix": "wp_",
-            "wordpress_version": "6.1.9", "source_ref": payload["wordpress_source"]}),
-        "env_create" => json!({"release_path": "/x", "table_prefix": "wp_",
-            "drift_baseline": {"tables": {}, "paths": {}}}),
-        _ => json!({}),
-    }
-}
-
-impl Runner for StandIn {
-    fn run<'a>(&'a self, job: &'a JobRecord, mut ctx: RunContext) -> RunFuture<'a> {
-        Box::pin(async move {
-            self.runs.lock().unwrap().push(job.id.clone());
-            let step = {
-                let mut s = self.steps.lock().unwrap();
-                s.iter()
-                    .position(|(t, _)| *t == job.job_type)
-                    .map(|i| s.remove(i).1)
-            };
-            match step {
-                None => RunOutcome::Succeeded {
-                    result: default_result(job),
-                },
-                Some(Step::Answer(outcome)) => outcome,
-                Some(Step::UntilStopped) => {
-                    let _ = ctx.stop.wait_for(|s| s.is_some()).await;
-                    RunOutcome::Stopped
-                }
-                Some(Step::CancelledThenFails(code)) => {
-                    let store = self.store.lock().unwrap().clone().unwrap();
-                    sqlx::query("UPDATE jobs SET cancel_requested_at = updated_at WHERE id = ?")
-                        .bind(&job.id)
-                        .execute(store.pool())
-                        .await
-                        .unwrap();
-                    RunOutcome::Failed {
-                        code,
-                        message: "scripted failure".into(),
-                    }
-                }
-            }
-        })
-    }
-}
-
-fn fail(code: JobErrorCode) -> Step {
-    Step::Answer(RunOutcome::Failed {
-        code,
-        message: "scripted failure".into(),
-    })
-}
+use crate::helpers::{job_id, TestApp};
+use crate::stand_in::{StandIn, Step};
 
 struct World {
     app: TestApp,
@@ -96,34 +19,24 @@ struct World {
     node: String,
 }
 
+/// Without a scripted step, runs succeed like the real playbook would.
 async fn world(steps: Vec<(&'static str, Step)>) -> World {
-    let runner = Arc::new(StandIn {
-        steps: Mutex::new(steps),
-        ..StandIn::default()
-    });
-    let app = spawn_app_with(|_| {}, Some(runner.clone())).await;
-    *runner.store.lock().unwrap() = Some(app.store.clone());
+    let (app, runner) = StandIn::new()
+        .script(steps)
+        .otherwise(Step::Plausible)
+        .spawn()
+        .await;
     app.login().await;
     let node = app.insert_node("edge", "active").await;
     World { app, runner, node }
 }
 
 impl World {
-    async fn post(&self, path: &str, body: Option<Value>) -> reqwest::Response {
-        let mut req = self.app.client.post(self.app.url(path));
-        if let Some(body) = body {
-            req = req.json(&body);
-        }
-        req.send().await.unwrap()
-    }
-
     async fn accepted(&self, path: &str, body: Option<Value>) -> String {
-        let r = self.post(path, body).await;
-        assert_eq!(r.status(), 202, "{path}");
-        r.json::<Value>().await.unwrap()["job_id"]
-            .as_str()
-            .unwrap()
-            .to_string()
+        match body {
+            Some(body) => job_id(self.app.post_json(path, body).await).await,
+            None => job_id(self.app.post_empty(path).await).await,
+        }
     }
 
     async fn json(&self, path: &str) -> Value {
@@ -190,19 +103,16 @@ impl World {
     }
 
     async fn cancel(&self, job: &str) -> Value {
-        let r = self.post(&format!("/api/jobs/{job}/cancel"), None).await;
+        let r = self
+            .app
+            .post_empty(&format!("/api/jobs/{job}/cancel"))
+            .await;
         assert_eq!(r.status(), 200);
         r.json().await.unwrap()
     }
 
     fn runs_of(&self, job: &str) -> usize {
-        self.runner
-            .runs
-            .lock()
-            .unwrap()
-            .iter()
-            .filter(|j| *j == job)
-            .count()
+        self.runner.runs_of(job)
     }
 
     /// Runs the queue in the background until `job`'s run has started, cancels it through the
@@ -293,7 +203,10 @@ async fn cancelling_a_running_provision_retry_marks_the_node_unreachable_without
     // The first attempt fails (retryable), the second runs until cancelled: the cancelled job
     // keeps no error of the earlier attempt.
     let w = world(vec![
-        ("node_provision", fail(JobErrorCode::AnsibleHostFailed)),
+        (
+            "node_provision",
+            Step::fail(JobErrorCode::AnsibleHostFailed),
+        ),
         ("node_provision", Step::UntilStopped),
     ])
     .await;
@@ -327,8 +240,8 @@ async fn cancelling_a_running_provision_retry_marks_the_node_unreachable_without
 #[tokio::test]
 async fn cancelling_a_queued_env_create_retry_never_leaves_the_site_cloning() {
     let w = world(vec![
-        ("env_create", fail(JobErrorCode::AnsibleHostFailed)),
-        ("env_create", fail(JobErrorCode::SourceFetchFailed)),
+        ("env_create", Step::fail(JobErrorCode::AnsibleHostFailed)),
+        ("env_create", Step::fail(JobErrorCode::SourceFetchFailed)),
     ])
     .await;
     // An attempt that may have changed the node, then a cancel of the retry: "it ran".
@@ -363,8 +276,11 @@ async fn cancelling_a_queued_env_create_retry_never_leaves_the_site_cloning() {
 #[tokio::test]
 async fn cancelling_queued_retries_of_site_create_and_node_provision_closes_their_rows() {
     let w = world(vec![
-        ("site_create", fail(JobErrorCode::AnsibleHostFailed)),
-        ("node_provision", fail(JobErrorCode::AnsibleHostFailed)),
+        ("site_create", Step::fail(JobErrorCode::AnsibleHostFailed)),
+        (
+            "node_provision",
+            Step::fail(JobErrorCode::AnsibleHostFailed),
+        ),
     ])
     .await;
     let (site, prod, job) = w.create_site("shop").await;
@@ -463,8 +379,8 @@ async fn an_env_create_on_a_node_no_longer_active_is_refused_at_start() {
 #[tokio::test]
 async fn a_refused_env_create_retry_applies_the_transitions_of_the_attempt_that_ran() {
     let w = world(vec![
-        ("env_create", fail(JobErrorCode::AnsibleHostFailed)),
-        ("env_create", fail(JobErrorCode::SourceFetchFailed)),
+        ("env_create", Step::fail(JobErrorCode::AnsibleHostFailed)),
+        ("env_create", Step::fail(JobErrorCode::SourceFetchFailed)),
     ])
     .await;
     // The first attempt may have changed the node; its retry is refused: site failed.
@@ -576,10 +492,22 @@ async fn a_cancel_requested_while_the_run_failed_is_not_lost_to_a_retry() {
 #[tokio::test]
 async fn a_failed_provision_restores_active_only_for_a_node_active_when_it_started() {
     let w = world(vec![
-        ("node_provision", fail(JobErrorCode::AnsibleHostFailed)),
-        ("node_provision", fail(JobErrorCode::AnsibleHostFailed)),
-        ("node_provision", fail(JobErrorCode::AnsibleHostFailed)),
-        ("node_provision", fail(JobErrorCode::AnsibleSyntaxError)),
+        (
+            "node_provision",
+            Step::fail(JobErrorCode::AnsibleHostFailed),
+        ),
+        (
+            "node_provision",
+            Step::fail(JobErrorCode::AnsibleHostFailed),
+        ),
+        (
+            "node_provision",
+            Step::fail(JobErrorCode::AnsibleHostFailed),
+        ),
+        (
+            "node_provision",
+            Step::fail(JobErrorCode::AnsibleSyntaxError),
+        ),
     ])
     .await;
     let node_status = || async { w.status(&format!("/api/nodes/{}", w.node)).await };
@@ -619,8 +547,11 @@ async fn a_failed_provision_restores_active_only_for_a_node_active_when_it_start
 #[tokio::test]
 async fn every_job_that_reached_the_node_refreshes_last_seen() {
     let w = world(vec![
-        ("env_create", fail(JobErrorCode::AnsibleHostUnreachable)),
-        ("env_create", fail(JobErrorCode::AnsibleHostFailed)),
+        (
+            "env_create",
+            Step::fail(JobErrorCode::AnsibleHostUnreachable),
+        ),
+        ("env_create", Step::fail(JobErrorCode::AnsibleHostFailed)),
     ])
     .await;
     assert_eq!(w.last_seen().await, None);

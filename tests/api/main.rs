@@ -25,5 +25,6 @@ mod proxy_vhost;
 mod queue;
 mod sites;
 mod sources;
+mod stand_in;
 mod streams;
 mod test_guard;

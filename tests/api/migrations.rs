@@ -312,23 +312,6 @@ async fn table_columns(pool: &sqlx::SqlitePool) -> std::collections::BTreeMap<St
     out
 }
 
-/// Completes every claimed run at once (the upgraded queue must still run jobs).
-struct Succeeds;
-
-impl pressluft::jobs::Runner for Succeeds {
-    fn run<'a>(
-        &'a self,
-        _job: &'a pressluft::store::JobRecord,
-        _ctx: pressluft::jobs::RunContext,
-    ) -> pressluft::jobs::runner::RunFuture<'a> {
-        Box::pin(async {
-            pressluft::jobs::RunOutcome::Succeeded {
-                result: serde_json::json!({}),
-            }
-        })
-    }
-}
-
 #[tokio::test]
 async fn every_earlier_schema_version_holding_data_upgrades_to_the_current_one() {
     let total = pressluft::store::MIGRATOR.migrations.len();
@@ -360,7 +343,9 @@ async fn every_earlier_schema_version_holding_data_upgrades_to_the_current_one()
         old.close().await;
 
         // The current binary starts on it: the rest of the migrations apply at start-up.
-        let runner: std::sync::Arc<dyn pressluft::jobs::Runner> = std::sync::Arc::new(Succeeds);
+        // Completes every claimed run at once (the upgraded queue must still run jobs).
+        let runner: std::sync::Arc<dyn pressluft::jobs::Runner> =
+            std::sync::Arc::new(crate::stand_in::StandIn::new());
         let config = pressluft::config::Config::for_tests(dir.path());
         let clock = pressluft::clock::ManualClock::starting_now();
         let app = pressluft::startup::Application::build_with_runner(

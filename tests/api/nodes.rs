@@ -2,49 +2,32 @@
 //! API with a scripted runner standing in for Ansible (the control plane's own logic only; the
 //! real provisioning is the end-to-end test).
 
-use std::sync::{Arc, Mutex};
-
-use pressluft::jobs::runner::RunFuture;
-use pressluft::jobs::{JobErrorCode, RunContext, RunOutcome, Runner};
-use pressluft::store::JobRecord;
+use pressluft::jobs::JobErrorCode;
 use serde_json::{json, Value};
 
-use crate::helpers::{assert_error, spawn_app_with, TestApp};
+use crate::helpers::{assert_error, job_id, TestApp};
+use crate::stand_in::{StandIn, Step};
 
-/// Answers each run with the next scripted outcome (the last one repeats).
-struct Answers(Mutex<Vec<RunOutcome>>);
-
-impl Runner for Answers {
-    fn run<'a>(&'a self, _job: &'a JobRecord, ctx: RunContext) -> RunFuture<'a> {
-        Box::pin(async move {
-            ctx.output.line("PLAY [target] scripted");
-            let mut a = self.0.lock().unwrap();
-            if a.len() > 1 {
-                a.remove(0)
-            } else {
-                a[0].clone()
-            }
-        })
-    }
-}
-
-async fn app(answers: Vec<RunOutcome>) -> TestApp {
-    let app = spawn_app_with(|_| {}, Some(Arc::new(Answers(Mutex::new(answers))))).await;
+/// Answers each run with the next scripted step (the last one repeats), printing a line first.
+async fn app(answers: Vec<Step>) -> TestApp {
+    let (last, first) = answers.split_last().unwrap();
+    let (app, _) = first
+        .iter()
+        .fold(StandIn::new(), |s, a| s.then("node_provision", a.clone()))
+        .otherwise(last.clone())
+        .says("PLAY [target] scripted")
+        .spawn()
+        .await;
     app.login().await;
     app
 }
 
-fn ok(result: Value) -> RunOutcome {
-    RunOutcome::Succeeded { result }
+async fn register(app: &TestApp, body: Value) -> reqwest::Response {
+    app.post_json("/api/nodes", body).await
 }
 
-async fn register(app: &TestApp, body: Value) -> reqwest::Response {
-    app.client
-        .post(app.url("/api/nodes"))
-        .json(&body)
-        .send()
-        .await
-        .unwrap()
+async fn registered(app: &TestApp, body: Value) -> String {
+    job_id(register(app, body).await).await
 }
 
 async fn node(app: &TestApp, id: &str) -> Value {
@@ -60,17 +43,12 @@ async fn job_node(app: &TestApp, job_id: &str) -> String {
 
 #[tokio::test]
 async fn register_provision_and_read_nodes() {
-    let app = app(vec![ok(json!({
+    let app = app(vec![Step::ok(json!({
         "firewall": {"status": "unavailable", "message": "The kernel refused ufw: iptables is not available."},
         "fail2ban": {"status": "active", "message": "Fail2Ban runs."}
     }))])
     .await;
-    let r = register(&app, json!({"name": "This host", "hostname": "127.0.0.1", "public_ip": "127.0.0.1", "is_local": true})).await;
-    assert_eq!(r.status(), 202);
-    let job_id = r.json::<Value>().await.unwrap()["job_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let job_id = registered(&app, json!({"name": "This host", "hostname": "127.0.0.1", "public_ip": "127.0.0.1", "is_local": true})).await;
     let node_id = job_node(&app, &job_id).await;
     let n = node(&app, &node_id).await;
     assert_eq!(n["status"], "provisioning");
@@ -114,12 +92,7 @@ async fn register_provision_and_read_nodes() {
         .starts_with("ssh-ed25519 "));
 
     // Output is kept: the log file and the stored tail.
-    let out = app
-        .get(&format!("/api/jobs/{job_id}/output"))
-        .await
-        .text()
-        .await
-        .unwrap();
+    let out = app.text(&format!("/api/jobs/{job_id}/output")).await;
     assert!(out.contains("PLAY [target] scripted"), "{out}");
     let stored = app.store.get_job(&job_id).await.unwrap().unwrap();
     assert!(
@@ -145,19 +118,13 @@ async fn register_provision_and_read_nodes() {
     // Provision again; a second request while it is queued is refused and audited.
     app.clock.advance(time::Duration::seconds(1));
     let r = app
-        .client
-        .post(app.url(&format!("/api/nodes/{node_id}/provision")))
-        .send()
-        .await
-        .unwrap();
+        .post_empty(&format!("/api/nodes/{node_id}/provision"))
+        .await;
     assert_eq!(r.status(), 202);
     app.clock.advance(time::Duration::seconds(1));
     let r = app
-        .client
-        .post(app.url(&format!("/api/nodes/{node_id}/provision")))
-        .send()
-        .await
-        .unwrap();
+        .post_empty(&format!("/api/nodes/{node_id}/provision"))
+        .await;
     assert_error(r, 409, "conflict").await;
     let (_, audit) = app
         .get_json(&format!("/api/audit-logs?resource_id={node_id}"))
@@ -173,7 +140,7 @@ async fn register_provision_and_read_nodes() {
 
 #[tokio::test]
 async fn a_second_local_node_is_refused() {
-    let app = app(vec![ok(json!({}))]).await;
+    let app = app(vec![Step::ok(json!({}))]).await;
     let body = json!({"name": "a", "hostname": "127.0.0.1", "is_local": true});
     assert_eq!(register(&app, body.clone()).await.status(), 202);
     app.clock.advance(time::Duration::seconds(1));
@@ -186,7 +153,7 @@ async fn a_second_local_node_is_refused() {
 
 #[tokio::test]
 async fn registration_validates_every_field() {
-    let app = app(vec![ok(json!({}))]).await;
+    let app = app(vec![Step::ok(json!({}))]).await;
     for (body, field) in [
         (json!({"name": "", "hostname": "h.example"}), "name"),
         (json!({"name": "n", "hostname": "not a host"}), "hostname"),
@@ -222,26 +189,19 @@ async fn registration_validates_every_field() {
         .await;
     assert_error(r, 404, "not_found").await;
     let r = app
-        .client
-        .post(app.url(&format!("/api/nodes/{}/provision", uuid::Uuid::new_v4())))
-        .send()
-        .await
-        .unwrap();
+        .post_empty(&format!("/api/nodes/{}/provision", uuid::Uuid::new_v4()))
+        .await;
     assert_error(r, 404, "not_found").await;
 }
 
 #[tokio::test]
 async fn an_unreachable_node_ends_unreachable_after_its_retries() {
-    let unreachable = RunOutcome::Failed {
-        code: JobErrorCode::AnsibleHostUnreachable,
-        message: "ssh: connect to host 203.0.113.9 port 22: Connection refused".into(),
-    };
+    let unreachable = Step::failing(
+        JobErrorCode::AnsibleHostUnreachable,
+        "ssh: connect to host 203.0.113.9 port 22: Connection refused",
+    );
     let app = app(vec![unreachable]).await;
-    let r = register(&app, json!({"name": "far", "hostname": "203.0.113.9"})).await;
-    let job_id = r.json::<Value>().await.unwrap()["job_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let job_id = registered(&app, json!({"name": "far", "hostname": "203.0.113.9"})).await;
     let node_id = job_node(&app, &job_id).await;
     for _ in 0..3 {
         app.state.engine.run_until_idle("w").await.unwrap();
@@ -266,30 +226,17 @@ async fn an_unreachable_node_ends_unreachable_after_its_retries() {
 
 #[tokio::test]
 async fn a_failed_reprovision_leaves_an_active_node_active() {
-    let failure = RunOutcome::Failed {
-        code: JobErrorCode::AnsibleSyntaxError,
-        message: "bad".into(),
-    };
-    let app = app(vec![ok(json!({})), failure]).await;
-    let r = register(&app, json!({"name": "n", "hostname": "10.1.2.3"})).await;
-    let job_id = r.json::<Value>().await.unwrap()["job_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let failure = Step::failing(JobErrorCode::AnsibleSyntaxError, "bad");
+    let app = app(vec![Step::ok(json!({})), failure]).await;
+    let job_id = registered(&app, json!({"name": "n", "hostname": "10.1.2.3"})).await;
     let node_id = job_node(&app, &job_id).await;
     app.state.engine.run_until_idle("w").await.unwrap();
     assert_eq!(node(&app, &node_id).await["status"], "active");
-    let r = app
-        .client
-        .post(app.url(&format!("/api/nodes/{node_id}/provision")))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 202);
-    let second = r.json::<Value>().await.unwrap()["job_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let second = crate::helpers::job_id(
+        app.post_empty(&format!("/api/nodes/{node_id}/provision"))
+            .await,
+    )
+    .await;
     assert_ne!(second, job_id);
     assert_eq!(app.state.engine.run_until_idle("w").await.unwrap(), 1);
     // The second job really ran (one attempt, the scripted failure) and failed finally.
@@ -312,19 +259,10 @@ async fn a_failed_reprovision_leaves_an_active_node_active() {
 
 #[tokio::test]
 async fn cancelling_a_queued_provision_marks_the_node_unreachable() {
-    let app = app(vec![ok(json!({}))]).await;
-    let r = register(&app, json!({"name": "n", "hostname": "10.1.2.3"})).await;
-    let job_id = r.json::<Value>().await.unwrap()["job_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let app = app(vec![Step::ok(json!({}))]).await;
+    let job_id = registered(&app, json!({"name": "n", "hostname": "10.1.2.3"})).await;
     let node_id = job_node(&app, &job_id).await;
-    let r = app
-        .client
-        .post(app.url(&format!("/api/jobs/{job_id}/cancel")))
-        .send()
-        .await
-        .unwrap();
+    let r = app.post_empty(&format!("/api/jobs/{job_id}/cancel")).await;
     assert_eq!(r.status(), 200);
     assert_eq!(node(&app, &node_id).await["status"], "unreachable");
     let (_, audit) = app
@@ -337,7 +275,7 @@ async fn cancelling_a_queued_provision_marks_the_node_unreachable() {
 
 #[tokio::test]
 async fn audit_log_filters_are_validated() {
-    let app = app(vec![ok(json!({}))]).await;
+    let app = app(vec![Step::ok(json!({}))]).await;
     let r = app.get("/api/audit-logs?resource_type=planet").await;
     let e = assert_error(r, 400, "bad_request").await;
     assert!(e["details"]["fields"]["resource_type"].is_string());
@@ -347,12 +285,8 @@ async fn audit_log_filters_are_validated() {
 
 #[tokio::test]
 async fn job_events_replay_output_and_end() {
-    let app = app(vec![ok(json!({}))]).await;
-    let r = register(&app, json!({"name": "n", "hostname": "10.1.2.3"})).await;
-    let job_id = r.json::<Value>().await.unwrap()["job_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let app = app(vec![Step::ok(json!({}))]).await;
+    let job_id = registered(&app, json!({"name": "n", "hostname": "10.1.2.3"})).await;
     let stream = app.get(&format!("/api/jobs/{job_id}/events")).await;
     assert_eq!(stream.status(), 200);
     app.state.engine.run_until_idle("w").await.unwrap();

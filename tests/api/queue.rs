@@ -3,58 +3,18 @@
 //! priority, cancellation (including a real subprocess).
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use pressluft::jobs::runner::RunFuture;
-use pressluft::jobs::{JobErrorCode, RunContext, RunOutcome, Runner};
 use pressluft::store::JobRecord;
 use rand::{Rng, SeedableRng};
 
-use crate::helpers::{assert_error, spawn_app_with, JobFixture, TestApp};
+use crate::helpers::{assert_error, JobFixture, TestApp};
+use crate::stand_in::{StandIn, Step};
 
-/// One recorded run: job id, site, node, start, end.
-type Run = (String, Option<String>, String, Instant, Instant);
-
-/// What a scripted job does, from its payload: `{"fail": "<CODE>", "times": n, "sleep_ms": n}`.
-#[derive(Default)]
-struct Scripted {
-    runs: Mutex<Vec<Run>>,
-}
-
-impl Runner for Scripted {
-    fn run<'a>(&'a self, job: &'a JobRecord, _ctx: RunContext) -> RunFuture<'a> {
-        Box::pin(async move {
-            let start = Instant::now();
-            let p: serde_json::Value = serde_json::from_str(&job.payload_json).unwrap();
-            if let Some(ms) = p["sleep_ms"].as_u64() {
-                tokio::time::sleep(Duration::from_millis(ms)).await;
-            }
-            let fail_times = p["times"].as_i64().unwrap_or(i64::MAX);
-            let outcome = match p["fail"].as_str() {
-                Some(code) if job.attempt_count <= fail_times => RunOutcome::Failed {
-                    code: JobErrorCode::parse(code).unwrap(),
-                    message: format!("scripted {code}"),
-                },
-                _ => RunOutcome::Succeeded {
-                    result: serde_json::json!({}),
-                },
-            };
-            let end = Instant::now();
-            self.runs.lock().unwrap().push((
-                job.id.clone(),
-                job.site_id.clone(),
-                job.node_id.clone(),
-                start,
-                end,
-            ));
-            outcome
-        })
-    }
-}
-
-async fn app_with(runner: Arc<dyn Runner>) -> TestApp {
-    spawn_app_with(|_| {}, Some(runner)).await
+/// Every run does what its payload says: `{"fail": "<CODE>", "times": n, "sleep_ms": n}`.
+async fn scripted() -> (TestApp, Arc<StandIn>) {
+    StandIn::new().otherwise(Step::FromPayload).spawn().await
 }
 
 async fn set_payload(app: &TestApp, id: &str, payload: serde_json::Value) {
@@ -79,8 +39,7 @@ fn assert_no_overlap(label: &str, mut intervals: Vec<(Instant, Instant)>) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_thousand_jobs_never_overlap_per_site_or_node() {
-    let runner = Arc::new(Scripted::default());
-    let app = app_with(runner.clone()).await;
+    let (app, runner) = scripted().await;
     let mut rng = rand::rngs::StdRng::seed_from_u64(7);
     let mut nodes = Vec::new();
     for i in 0..5 {
@@ -163,7 +122,7 @@ async fn two_thousand_jobs_never_overlap_per_site_or_node() {
         h.await.unwrap();
     }
 
-    let runs = runner.runs.lock().unwrap().clone();
+    let runs = runner.runs();
     let mut by_site: HashMap<String, Vec<(Instant, Instant)>> = HashMap::new();
     let mut by_node: HashMap<String, Vec<(Instant, Instant)>> = HashMap::new();
     for (_, site, node, s, e) in &runs {
@@ -216,7 +175,7 @@ async fn two_thousand_jobs_never_overlap_per_site_or_node() {
 
 #[tokio::test]
 async fn retries_follow_the_backoff_schedule() {
-    let app = app_with(Arc::new(Scripted::default())).await;
+    let app = scripted().await.0;
     let node = app.insert_node("n", "active").await;
     let id = app
         .insert_job(JobFixture::new("backup_create", "queued", &node))
@@ -264,7 +223,7 @@ async fn retries_follow_the_backoff_schedule() {
 
 #[tokio::test]
 async fn non_retryable_failures_end_at_once() {
-    let app = app_with(Arc::new(Scripted::default())).await;
+    let app = scripted().await.0;
     let node = app.insert_node("n", "active").await;
     let id = app
         .insert_job(JobFixture::new("backup_create", "queued", &node))
@@ -282,7 +241,7 @@ async fn non_retryable_failures_end_at_once() {
 
 #[tokio::test]
 async fn a_lost_worker_is_recovered() {
-    let app = app_with(Arc::new(Scripted::default())).await;
+    let app = scripted().await.0;
     let node = app.insert_node("n", "active").await;
     let id = app
         .insert_job(JobFixture::new("backup_create", "queued", &node))
@@ -315,7 +274,7 @@ async fn a_lost_worker_is_recovered() {
 
 #[tokio::test]
 async fn follow_ups_jump_the_queue_and_hold_their_site() {
-    let app = app_with(Arc::new(Scripted::default())).await;
+    let app = scripted().await.0;
     let node_a = app.insert_node("a", "active").await;
     let node_b = app.insert_node("b", "active").await;
     let site = app.insert_site("S", "s").await;
@@ -359,7 +318,7 @@ async fn follow_ups_jump_the_queue_and_hold_their_site() {
 
 #[tokio::test]
 async fn a_queued_retry_blocks_the_rest_of_its_site() {
-    let app = app_with(Arc::new(Scripted::default())).await;
+    let app = scripted().await.0;
     let node = app.insert_node("a", "active").await;
     let site = app.insert_site("S", "s").await;
     let env = app.insert_environment(&site, &node, "Production").await;
@@ -394,18 +353,13 @@ async fn a_queued_retry_blocks_the_rest_of_its_site() {
 
 #[tokio::test]
 async fn cancel_a_queued_job() {
-    let app = app_with(Arc::new(Scripted::default())).await;
+    let app = scripted().await.0;
     app.login().await;
     let node = app.insert_node("a", "active").await;
     let id = app
         .insert_job(JobFixture::new("backup_create", "queued", &node))
         .await;
-    let r = app
-        .client
-        .post(app.url(&format!("/api/jobs/{id}/cancel")))
-        .send()
-        .await
-        .unwrap();
+    let r = app.post_empty(&format!("/api/jobs/{id}/cancel")).await;
     assert_eq!(r.status(), 200);
     assert_eq!(
         r.json::<serde_json::Value>().await.unwrap(),
@@ -415,19 +369,11 @@ async fn cancel_a_queued_job() {
     assert_eq!(j.status, "cancelled");
     assert_eq!(j.error_code, None);
     assert!(j.finished_at.is_some());
-    let r = app
-        .client
-        .post(app.url(&format!("/api/jobs/{id}/cancel")))
-        .send()
-        .await
-        .unwrap();
+    let r = app.post_empty(&format!("/api/jobs/{id}/cancel")).await;
     assert_error(r, 409, "job_not_cancellable").await;
     let r = app
-        .client
-        .post(app.url(&format!("/api/jobs/{}/cancel", uuid::Uuid::new_v4())))
-        .send()
-        .await
-        .unwrap();
+        .post_empty(&format!("/api/jobs/{}/cancel", uuid::Uuid::new_v4()))
+        .await;
     assert_error(r, 404, "not_found").await;
     assert_eq!(
         app.state.engine.run_until_idle("w").await.unwrap(),
@@ -452,32 +398,6 @@ async fn cancel_a_queued_job() {
     );
 }
 
-/// Runs `sleep` as a real subprocess through the engine's process runner.
-struct Sleeper;
-
-impl Runner for Sleeper {
-    fn run<'a>(&'a self, _job: &'a JobRecord, mut ctx: RunContext) -> RunFuture<'a> {
-        Box::pin(async move {
-            let mut cmd = tokio::process::Command::new("sleep");
-            cmd.arg("41.5");
-            match pressluft::jobs::process::run(
-                cmd,
-                &ctx.output,
-                &mut ctx.stop,
-                pressluft::jobs::process::KILL_GRACE,
-            )
-            .await
-            {
-                Ok(pressluft::jobs::process::ProcessEnd::Stopped(_)) => RunOutcome::Stopped,
-                other => RunOutcome::Failed {
-                    code: JobErrorCode::AnsibleUnknownExit,
-                    message: format!("{other:?}"),
-                },
-            }
-        })
-    }
-}
-
 fn sleep_running() -> bool {
     std::process::Command::new("pgrep")
         .args(["-f", "^sleep 41.5$"])
@@ -488,7 +408,11 @@ fn sleep_running() -> bool {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cancel_a_running_job_stops_its_process() {
-    let app = app_with(Arc::new(Sleeper)).await;
+    // Runs `sleep` as a real subprocess through the engine's process runner.
+    let (app, _) = StandIn::new()
+        .otherwise(Step::Process("sleep", vec!["41.5"]))
+        .spawn()
+        .await;
     app.login().await;
     let node = app.insert_node("a", "active").await;
     let id = app
@@ -502,12 +426,7 @@ async fn cancel_a_running_job_stops_its_process() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let started = Instant::now();
-    let r = app
-        .client
-        .post(app.url(&format!("/api/jobs/{id}/cancel")))
-        .send()
-        .await
-        .unwrap();
+    let r = app.post_empty(&format!("/api/jobs/{id}/cancel")).await;
     assert_eq!(r.status(), 200);
     let body: serde_json::Value = r.json().await.unwrap();
     assert_eq!(body["status"], "cancelled", "{body}");

@@ -3,31 +3,11 @@
 //! jobs and audit rows, and the state machine around `site_create` and `env_create` (the
 //! control plane's own logic; the real node work is the end-to-end test).
 
-use std::sync::{Arc, Mutex};
-
-use pressluft::jobs::runner::RunFuture;
-use pressluft::jobs::{JobErrorCode, RunContext, RunOutcome, Runner};
-use pressluft::store::JobRecord;
+use pressluft::jobs::{JobErrorCode, RunOutcome};
 use serde_json::{json, Value};
 
-use crate::helpers::{assert_error, spawn_app_with, TestApp, ADMIN_EMAIL};
-
-/// Answers runs by job type: the next scripted outcome for that type (the last one repeats),
-/// success with `{}` when none is scripted.
-#[derive(Default)]
-struct Script(Mutex<Vec<(&'static str, RunOutcome)>>);
-
-impl Runner for Script {
-    fn run<'a>(&'a self, job: &'a JobRecord, _ctx: RunContext) -> RunFuture<'a> {
-        Box::pin(async move {
-            let mut s = self.0.lock().unwrap();
-            match s.iter().position(|(t, _)| *t == job.job_type) {
-                Some(i) => s.remove(i).1,
-                None => RunOutcome::Succeeded { result: json!({}) },
-            }
-        })
-    }
-}
+use crate::helpers::{assert_error, job_id, TestApp, ADMIN_EMAIL};
+use crate::stand_in::{StandIn, Step};
 
 fn baseline() -> Value {
     json!({"release_path": "/x", "table_prefix": "wp_", "drift_baseline": {
@@ -35,32 +15,24 @@ fn baseline() -> Value {
         "paths": {"wp-content/uploads": "sha256:00"}}})
 }
 
+/// Runs of a type answer with the next outcome scripted for it, success with `{}` without one.
 async fn app_with(script: Vec<(&'static str, RunOutcome)>) -> (TestApp, String) {
-    let app = spawn_app_with(|_| {}, Some(Arc::new(Script(Mutex::new(script))))).await;
+    let steps = script
+        .into_iter()
+        .map(|(job_type, outcome)| (job_type, Step::Answer(outcome)))
+        .collect();
+    let (app, _) = StandIn::new().script(steps).spawn().await;
     app.login().await;
     let node = app.insert_node("edge", "active").await;
     (app, node)
 }
 
-async fn post(app: &TestApp, path: &str, body: Value) -> reqwest::Response {
-    app.client
-        .post(app.url(path))
-        .json(&body)
-        .send()
-        .await
-        .unwrap()
-}
-
-async fn job_id(r: reqwest::Response) -> String {
-    assert_eq!(r.status(), 202);
-    r.json::<Value>().await.unwrap()["job_id"]
-        .as_str()
-        .unwrap()
-        .to_string()
-}
-
 async fn create_site(app: &TestApp, slug: &str) -> (String, String) {
-    let job = job_id(post(app, "/api/sites", json!({"name": " Shop ", "slug": slug})).await).await;
+    let job = job_id(
+        app.post_json("/api/sites", json!({"name": " Shop ", "slug": slug}))
+            .await,
+    )
+    .await;
     let (_, j) = app.get_json(&format!("/api/jobs/{job}")).await;
     (j["site_id"].as_str().unwrap().to_string(), job)
 }
@@ -133,8 +105,7 @@ async fn create_a_site_then_a_staging_clone() {
     // A clone submitted while site_create has not run yet is accepted and waits.
     app.clock.advance(time::Duration::seconds(1));
     let clone_job = job_id(
-        post(
-            &app,
+        app.post_json(
             &format!("/api/sites/{site_id}/environments"),
             json!({"name": "Staging", "slug": "staging", "environment_type": "staging",
                    "promotion_preset": "commerce-protect"}),
@@ -322,23 +293,13 @@ async fn create_a_site_then_a_staging_clone() {
     assert_eq!(list.as_array().unwrap().len(), 1);
 
     // The site page lists both environments' releases; the environment page its own.
-    let html = app
-        .get(&format!("/sites/{site_id}"))
-        .await
-        .text()
-        .await
-        .unwrap();
+    let html = app.text(&format!("/sites/{site_id}")).await;
     assert!(
         html.contains("cloned from Production") && html.contains(&release_name),
         "{html}"
     );
     assert_eq!(html.matches("status-active\">current").count(), 2);
-    let html = app
-        .get(&format!("/environments/{staging_id}"))
-        .await
-        .text()
-        .await
-        .unwrap();
+    let html = app.text(&format!("/environments/{staging_id}")).await;
     assert!(html.contains("cloned from Production") && html.contains("env-staging"));
 }
 
@@ -352,22 +313,18 @@ async fn bad_site_input_is_refused_and_nothing_is_created() {
         (json!({"name": "A", "slug": "Upper"}), "slug"),
         (json!({"name": "A", "slug": "x".repeat(41)}), "slug"),
     ] {
-        let e = assert_error(post(&app, "/api/sites", body).await, 400, "bad_request").await;
+        let e = assert_error(app.post_json("/api/sites", body).await, 400, "bad_request").await;
         assert!(e["details"]["fields"][field].is_string(), "{e}");
     }
     assert_error(
-        post(
-            &app,
-            "/api/sites",
-            json!({"name": "A", "slug": "a", "x": 1}),
-        )
-        .await,
+        app.post_json("/api/sites", json!({"name": "A", "slug": "a", "x": 1}))
+            .await,
         400,
         "bad_request",
     )
     .await;
     assert_error(
-        post(&app, "/api/sites", json!({"name": "A"})).await,
+        app.post_json("/api/sites", json!({"name": "A"})).await,
         400,
         "bad_request",
     )
@@ -376,7 +333,8 @@ async fn bad_site_input_is_refused_and_nothing_is_created() {
     create_site(&app, "taken").await;
     app.clock.advance(time::Duration::seconds(1));
     let e = assert_error(
-        post(&app, "/api/sites", json!({"name": "B", "slug": "taken"})).await,
+        app.post_json("/api/sites", json!({"name": "B", "slug": "taken"}))
+            .await,
         409,
         "conflict",
     )
@@ -391,11 +349,12 @@ async fn bad_site_input_is_refused_and_nothing_is_created() {
 
 #[tokio::test]
 async fn no_eligible_node_is_node_not_active() {
-    let app = spawn_app_with(|_| {}, Some(Arc::new(Script::default()))).await;
+    let (app, _) = StandIn::new().spawn().await;
     app.login().await;
     app.insert_node("down", "unreachable").await;
     assert_error(
-        post(&app, "/api/sites", json!({"name": "A", "slug": "a"})).await,
+        app.post_json("/api/sites", json!({"name": "A", "slug": "a"}))
+            .await,
         409,
         "node_not_active",
     )
@@ -451,19 +410,26 @@ async fn bad_environment_input_is_refused() {
             "source_environment_id",
         ),
     ] {
-        let e = assert_error(post(&app, &path, body).await, 400, "bad_request").await;
+        let e = assert_error(app.post_json(&path, body).await, 400, "bad_request").await;
         assert!(e["details"]["fields"][field].is_string(), "{field}: {e}");
     }
     let unknown = format!("/api/sites/{}/environments", uuid::Uuid::new_v4());
-    assert_error(post(&app, &unknown, base.clone()).await, 404, "not_found").await;
     assert_error(
-        post(&app, &path, with("environment_type", json!("production"))).await,
+        app.post_json(&unknown, base.clone()).await,
+        404,
+        "not_found",
+    )
+    .await;
+    assert_error(
+        app.post_json(&path, with("environment_type", json!("production")))
+            .await,
         409,
         "conflict",
     )
     .await;
     assert_error(
-        post(&app, &path, with("slug", json!("production"))).await,
+        app.post_json(&path, with("slug", json!("production")))
+            .await,
         409,
         "conflict",
     )
@@ -476,7 +442,7 @@ async fn bad_environment_input_is_refused() {
         .execute(app.store.pool())
         .await
         .unwrap();
-    assert_error(post(&app, &path, base.clone()).await, 409, "conflict").await;
+    assert_error(app.post_json(&path, base.clone()).await, 409, "conflict").await;
     assert_eq!(count(&app, "environments").await, 2);
     let (_, audit) = app
         .get_json(&format!("/api/audit-logs?resource_id={site_id}"))
@@ -544,34 +510,29 @@ async fn failures_and_cancels_follow_the_state_machine() {
 
     // A pre-mutation failure: the new environment failed, the site is active again.
     app.clock.advance(time::Duration::seconds(1));
-    job_id(post(&app, &path, body("pre")).await).await;
+    job_id(app.post_json(&path, body("pre")).await).await;
     engine.run_until_idle("w").await.unwrap();
     assert_eq!(env_status("pre").await, "failed");
     assert_eq!(site_status().await, "active");
 
     // Cancelled while queued: the new environment failed, the site keeps its status.
     app.clock.advance(time::Duration::seconds(1));
-    let queued = job_id(post(&app, &path, body("cancelled")).await).await;
-    let r = app
-        .client
-        .post(app.url(&format!("/api/jobs/{queued}/cancel")))
-        .send()
-        .await
-        .unwrap();
+    let queued = job_id(app.post_json(&path, body("cancelled")).await).await;
+    let r = app.post_empty(&format!("/api/jobs/{queued}/cancel")).await;
     assert_eq!(r.status(), 200);
     assert_eq!(env_status("cancelled").await, "failed");
     assert_eq!(site_status().await, "active");
 
     // A run that changed things and failed: environment and site failed.
     app.clock.advance(time::Duration::seconds(1));
-    job_id(post(&app, &path, body("late")).await).await;
+    job_id(app.post_json(&path, body("late")).await).await;
     engine.run_until_idle("w").await.unwrap();
     assert_eq!(env_status("late").await, "failed");
     assert_eq!(site_status().await, "failed");
 
     // A failed site's environments cannot be cloned from.
     app.clock.advance(time::Duration::seconds(1));
-    let r = post(&app, &path, body("again")).await;
+    let r = app.post_json(&path, body("again")).await;
     assert_eq!(r.status(), 409);
 }
 

@@ -2,14 +2,11 @@
 //! with `--allow-loopback-sources`; credentials in a source URL never show (API, page, job
 //! output, error message); a job's stored output is capped and streamed.
 
-use std::sync::Arc;
-
-use pressluft::jobs::runner::RunFuture;
-use pressluft::jobs::{JobErrorCode, RunContext, RunOutcome, Runner};
-use pressluft::store::JobRecord;
+use pressluft::jobs::JobErrorCode;
 use serde_json::json;
 
 use crate::helpers::{assert_error, spawn_app_with, JobFixture, TestApp};
+use crate::stand_in::{StandIn, Step};
 
 async fn put_source(app: &TestApp, source: &str) -> reqwest::Response {
     app.client
@@ -20,8 +17,12 @@ async fn put_source(app: &TestApp, source: &str) -> reqwest::Response {
         .unwrap()
 }
 
-async fn app(allow_loopback: bool, runner: Option<Arc<dyn Runner>>) -> TestApp {
-    let app = spawn_app_with(|c| c.allow_loopback_sources = allow_loopback, runner).await;
+async fn app(allow_loopback: bool, stand_in: Option<StandIn>) -> TestApp {
+    let tweak = |c: &mut pressluft::config::Config| c.allow_loopback_sources = allow_loopback;
+    let app = match stand_in {
+        Some(stand_in) => stand_in.spawn_with(tweak).await.0,
+        None => spawn_app_with(tweak, None).await,
+    };
     app.login().await;
     app
 }
@@ -102,7 +103,7 @@ async fn credentials_in_the_source_never_show() {
         settings["settings"]["wordpress_source"],
         "https://***@artifacts.example.test/wp.tgz"
     );
-    let page = app.get("/settings").await.text().await.unwrap();
+    let page = app.text("/settings").await;
     assert!(!page.contains("t0ps3cret"), "settings page");
     assert!(page.contains("https://***@artifacts.example.test/wp.tgz"));
 
@@ -118,7 +119,7 @@ async fn credentials_in_the_source_never_show() {
         Some(secret_source)
     );
     // A failed form save does not echo credentials either.
-    let html = app.get("/settings").await.text().await.unwrap();
+    let html = app.text("/settings").await;
     let token = crate::helpers::csrf_field(&html);
     let r = app
         .client
@@ -136,67 +137,42 @@ async fn credentials_in_the_source_never_show() {
     assert!(!page.contains("fr3shpass"), "re-rendered form");
 }
 
-/// Prints what a run might print about its source, and fails with it.
-struct Leaky;
-
-impl Runner for Leaky {
-    fn run<'a>(&'a self, _job: &'a JobRecord, ctx: RunContext) -> RunFuture<'a> {
-        Box::pin(async move {
-            ctx.output.line(
-                "fatal: [h]: FAILED! => {\"url\": \"https://deploy:t0ps3cret@artifacts.test/wp.tgz\"}",
-            );
-            RunOutcome::Failed {
-                code: JobErrorCode::SourceFetchFailed,
-                message: String::new(),
-            }
-        })
-    }
-}
-
 #[tokio::test]
 async fn credentials_in_job_output_and_error_messages_are_redacted() {
-    let app = app(false, Some(Arc::new(Leaky))).await;
+    // Prints what a run might print about its source, and fails with it.
+    let leaky = StandIn::new().otherwise(Step::Print(
+        vec![
+            "fatal: [h]: FAILED! => {\"url\": \"https://deploy:t0ps3cret@artifacts.test/wp.tgz\"}"
+                .into(),
+        ],
+        Box::new(Step::failing(JobErrorCode::SourceFetchFailed, "")),
+    ));
+    let app = app(false, Some(leaky)).await;
     let node = app.insert_node("n", "active").await;
     let id = app
         .insert_job(JobFixture::new("node_provision", "queued", &node))
         .await;
     app.state.engine.run_until_idle("w").await.unwrap();
-    let out = app
-        .get(&format!("/api/jobs/{id}/output"))
-        .await
-        .text()
-        .await
-        .unwrap();
+    let out = app.text(&format!("/api/jobs/{id}/output")).await;
     assert!(out.contains("https://***@artifacts.test/wp.tgz"), "{out}");
     assert!(!out.contains("t0ps3cret"), "{out}");
     let (_, job) = app.get_json(&format!("/api/jobs/{id}")).await;
     let message = job["error_message"].as_str().unwrap();
     assert!(message.contains("https://***@artifacts.test"), "{job}");
     assert!(!message.contains("t0ps3cret"), "{job}");
-    let page = app.get(&format!("/jobs/{id}")).await.text().await.unwrap();
+    let page = app.text(&format!("/jobs/{id}")).await;
     assert!(!page.contains("t0ps3cret"));
-}
-
-/// Prints 11 MiB of output.
-struct Chatty;
-
-impl Runner for Chatty {
-    fn run<'a>(&'a self, _job: &'a JobRecord, ctx: RunContext) -> RunFuture<'a> {
-        Box::pin(async move {
-            let filler = "x".repeat(1000);
-            for i in 0..11 * 1024 {
-                ctx.output.line(&format!("{i:06} {filler}"));
-            }
-            ctx.output.line("the very last line");
-            RunOutcome::Succeeded { result: json!({}) }
-        })
-    }
 }
 
 #[tokio::test]
 async fn job_output_is_capped_with_a_note_and_streamed() {
     use pressluft::jobs::output::{LOG_CAP_BYTES, TRUNCATION_NOTE};
-    let app = app(false, Some(Arc::new(Chatty))).await;
+    // Prints 11 MiB of output.
+    let filler = "x".repeat(1000);
+    let mut lines: Vec<String> = (0..11 * 1024).map(|i| format!("{i:06} {filler}")).collect();
+    lines.push("the very last line".into());
+    let chatty = StandIn::new().otherwise(Step::Print(lines, Box::new(Step::ok(json!({})))));
+    let app = app(false, Some(chatty)).await;
     let node = app.insert_node("n", "active").await;
     let id = app
         .insert_job(JobFixture::new("node_provision", "queued", &node))

@@ -1,0 +1,254 @@
+//! The one stand-in for the Ansible runner that tests of the control plane's own logic plug in:
+//! scripted outcomes per job type (succeed with a result, fail with a code and message, block
+//! until the worker asks to stop, run a real subprocess, print output first), a fallback for
+//! every run nothing is scripted for, and a record of the runs. It never stands in for a
+//! feature: the real node work is the end-to-end test.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use pressluft::config::Config;
+use pressluft::jobs::runner::RunFuture;
+use pressluft::jobs::{JobErrorCode, RunContext, RunOutcome, Runner};
+use pressluft::store::{JobRecord, Store};
+use serde_json::{json, Value};
+
+use crate::helpers::{spawn_app_with, TestApp};
+
+/// What the stand-in does for one run.
+#[derive(Clone, Debug)]
+pub enum Step {
+    /// Ends with this outcome.
+    Answer(RunOutcome),
+    /// Succeeds like the real playbook would: `site_create` reports the source it installed
+    /// from, `env_create` a drift baseline, every other type `{}`.
+    Plausible,
+    /// Prints these output lines, then does the next step.
+    Print(Vec<String>, Box<Step>),
+    /// Runs until the worker asks it to stop (a cancel), then reports that it stopped.
+    UntilStopped,
+    /// Runs a real subprocess through the engine's process runner until the worker stops it.
+    Process(&'static str, Vec<&'static str>),
+    /// Requests a cancel of its own job behind the worker's back (as the API does between two
+    /// of the worker's looks), then fails at once with a retryable code.
+    CancelledThenFails(JobErrorCode),
+    /// Reads what to do from the job's payload: `{"fail": "<CODE>", "times": n, "sleep_ms": n}`
+    /// (fails with CODE while the attempt is at most `times`, after sleeping `sleep_ms`).
+    FromPayload,
+}
+
+impl Step {
+    /// Succeeds with `result`.
+    pub fn ok(result: Value) -> Step {
+        Step::Answer(RunOutcome::Succeeded { result })
+    }
+
+    /// Fails with `code` and the message "scripted failure".
+    pub fn fail(code: JobErrorCode) -> Step {
+        Step::failing(code, "scripted failure")
+    }
+
+    /// Fails with `code` and `message`.
+    pub fn failing(code: JobErrorCode, message: &str) -> Step {
+        Step::Answer(RunOutcome::Failed {
+            code,
+            message: message.into(),
+        })
+    }
+}
+
+/// One finished run: job id, site, node, start, end.
+pub type Run = (String, Option<String>, String, Instant, Instant);
+
+/// Answers each run of a job type with the next step scripted for that type; without one, with
+/// the fallback (success with `{}` unless set).
+pub struct StandIn {
+    steps: Mutex<Vec<(&'static str, Step)>>,
+    fallback: Step,
+    /// Printed at the start of every run.
+    banner: Option<&'static str>,
+    store: Mutex<Option<Store>>,
+    /// Ids of the jobs whose runs started, in order.
+    started: Mutex<Vec<String>>,
+    /// The runs that ended, in order.
+    runs: Mutex<Vec<Run>>,
+}
+
+impl Default for StandIn {
+    fn default() -> Self {
+        StandIn {
+            steps: Mutex::default(),
+            fallback: Step::ok(json!({})),
+            banner: None,
+            store: Mutex::default(),
+            started: Mutex::default(),
+            runs: Mutex::default(),
+        }
+    }
+}
+
+impl StandIn {
+    pub fn new() -> StandIn {
+        StandIn::default()
+    }
+
+    /// Scripts the next run of `job_type` (after the ones already scripted for it).
+    pub fn then(self, job_type: &'static str, step: Step) -> StandIn {
+        self.steps.lock().unwrap().push((job_type, step));
+        self
+    }
+
+    /// Scripts runs in order, each `(job_type, step)`.
+    pub fn script(self, steps: Vec<(&'static str, Step)>) -> StandIn {
+        steps
+            .into_iter()
+            .fold(self, |s, (job_type, step)| s.then(job_type, step))
+    }
+
+    /// What every run nothing is scripted for does.
+    pub fn otherwise(mut self, step: Step) -> StandIn {
+        self.fallback = step;
+        self
+    }
+
+    /// Prints `line` at the start of every run.
+    pub fn says(mut self, line: &'static str) -> StandIn {
+        self.banner = Some(line);
+        self
+    }
+
+    /// Starts the application with this runner (not logged in).
+    pub async fn spawn(self) -> (TestApp, Arc<StandIn>) {
+        self.spawn_with(|_| {}).await
+    }
+
+    /// [`StandIn::spawn`] with a tweaked configuration.
+    pub async fn spawn_with(self, tweak: impl FnOnce(&mut Config)) -> (TestApp, Arc<StandIn>) {
+        let runner = Arc::new(self);
+        let app = spawn_app_with(tweak, Some(runner.clone())).await;
+        *runner.store.lock().unwrap() = Some(app.store.clone());
+        (app, runner)
+    }
+
+    /// How many runs of job `id` started.
+    pub fn runs_of(&self, id: &str) -> usize {
+        self.started
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|j| *j == id)
+            .count()
+    }
+
+    /// The runs that ended, in order.
+    pub fn runs(&self) -> Vec<Run> {
+        self.runs.lock().unwrap().clone()
+    }
+
+    async fn perform(&self, step: Step, job: &JobRecord, ctx: &mut RunContext) -> RunOutcome {
+        let mut step = step;
+        loop {
+            return match step {
+                Step::Answer(outcome) => outcome,
+                Step::Plausible => RunOutcome::Succeeded {
+                    result: plausible_result(job),
+                },
+                Step::Print(lines, then) => {
+                    for line in &lines {
+                        ctx.output.line(line);
+                    }
+                    step = *then;
+                    continue;
+                }
+                Step::UntilStopped => {
+                    let _ = ctx.stop.wait_for(|s| s.is_some()).await;
+                    RunOutcome::Stopped
+                }
+                Step::Process(program, args) => {
+                    let mut cmd = tokio::process::Command::new(program);
+                    cmd.args(args);
+                    match pressluft::jobs::process::run(
+                        cmd,
+                        &ctx.output,
+                        &mut ctx.stop,
+                        pressluft::jobs::process::KILL_GRACE,
+                    )
+                    .await
+                    {
+                        Ok(pressluft::jobs::process::ProcessEnd::Stopped(_)) => RunOutcome::Stopped,
+                        other => RunOutcome::Failed {
+                            code: JobErrorCode::AnsibleUnknownExit,
+                            message: format!("{other:?}"),
+                        },
+                    }
+                }
+                Step::CancelledThenFails(code) => {
+                    let store = self.store.lock().unwrap().clone().unwrap();
+                    sqlx::query("UPDATE jobs SET cancel_requested_at = updated_at WHERE id = ?")
+                        .bind(&job.id)
+                        .execute(store.pool())
+                        .await
+                        .unwrap();
+                    RunOutcome::Failed {
+                        code,
+                        message: "scripted failure".into(),
+                    }
+                }
+                Step::FromPayload => {
+                    let p: Value = serde_json::from_str(&job.payload_json).unwrap();
+                    if let Some(ms) = p["sleep_ms"].as_u64() {
+                        tokio::time::sleep(Duration::from_millis(ms)).await;
+                    }
+                    let fail_times = p["times"].as_i64().unwrap_or(i64::MAX);
+                    match p["fail"].as_str() {
+                        Some(code) if job.attempt_count <= fail_times => RunOutcome::Failed {
+                            code: JobErrorCode::parse(code).unwrap(),
+                            message: format!("scripted {code}"),
+                        },
+                        _ => RunOutcome::Succeeded { result: json!({}) },
+                    }
+                }
+            };
+        }
+    }
+}
+
+/// What the real playbook of the job's type would report on success.
+fn plausible_result(job: &JobRecord) -> Value {
+    let payload: Value = serde_json::from_str(&job.payload_json).unwrap();
+    match job.job_type.as_str() {
+        "site_create" => json!({"release_path": "/x", "table_prefix": "wp_",
+            "wordpress_version": "6.1.9", "source_ref": payload["wordpress_source"]}),
+        "env_create" => json!({"release_path": "/x", "table_prefix": "wp_",
+            "drift_baseline": {"tables": {}, "paths": {}}}),
+        _ => json!({}),
+    }
+}
+
+impl Runner for StandIn {
+    fn run<'a>(&'a self, job: &'a JobRecord, mut ctx: RunContext) -> RunFuture<'a> {
+        Box::pin(async move {
+            let start = Instant::now();
+            self.started.lock().unwrap().push(job.id.clone());
+            if let Some(line) = self.banner {
+                ctx.output.line(line);
+            }
+            let step = {
+                let mut s = self.steps.lock().unwrap();
+                s.iter()
+                    .position(|(t, _)| *t == job.job_type)
+                    .map(|i| s.remove(i).1)
+            }
+            .unwrap_or_else(|| self.fallback.clone());
+            let outcome = self.perform(step, job, &mut ctx).await;
+            self.runs.lock().unwrap().push((
+                job.id.clone(),
+                job.site_id.clone(),
+                job.node_id.clone(),
+                start,
+                Instant::now(),
+            ));
+            outcome
+        })
+    }
+}
