@@ -27,6 +27,70 @@ use sqlx::SqliteConnection;
 /// The future a hook returns.
 pub type Hook<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
+/// The five transaction hooks of a [`JobKind`] impl, each forwarding to the module's free
+/// `async fn` of the same name and signature (`validate_start(conn, job)`,
+/// `on_start(conn, job, now)`, `on_success(conn, job, result, now)`,
+/// `on_final_failure(conn, job, code, started, now)`, `on_cancel(conn, job, was_running, now)`),
+/// so a job type's module writes its behaviour once and not the boxing around it. Name only the
+/// hooks the type has; the others keep the trait's no-op default.
+macro_rules! job_hooks {
+    ($($hook:ident),* $(,)?) => { $( $crate::jobs::kinds::job_hooks!(@one $hook); )* };
+    (@one validate_start) => {
+        fn validate_start<'a>(
+            &'a self,
+            conn: &'a mut ::sqlx::SqliteConnection,
+            job: &'a $crate::store::JobRecord,
+        ) -> $crate::jobs::kinds::Hook<'a, Result<Result<(), String>, $crate::store::StoreError>> {
+            Box::pin(validate_start(conn, job))
+        }
+    };
+    (@one on_start) => {
+        fn on_start<'a>(
+            &'a self,
+            conn: &'a mut ::sqlx::SqliteConnection,
+            job: &'a mut $crate::store::JobRecord,
+            now: &'a str,
+        ) -> $crate::jobs::kinds::Hook<'a, Result<(), $crate::store::StoreError>> {
+            Box::pin(on_start(conn, job, now))
+        }
+    };
+    (@one on_success) => {
+        fn on_success<'a>(
+            &'a self,
+            conn: &'a mut ::sqlx::SqliteConnection,
+            job: &'a $crate::store::JobRecord,
+            result: &'a ::serde_json::Value,
+            now: &'a str,
+        ) -> $crate::jobs::kinds::Hook<'a, Result<(), $crate::store::StoreError>> {
+            Box::pin(on_success(conn, job, result, now))
+        }
+    };
+    (@one on_final_failure) => {
+        fn on_final_failure<'a>(
+            &'a self,
+            conn: &'a mut ::sqlx::SqliteConnection,
+            job: &'a $crate::store::JobRecord,
+            code: $crate::jobs::errors::JobErrorCode,
+            started: bool,
+            now: &'a str,
+        ) -> $crate::jobs::kinds::Hook<'a, Result<(), $crate::store::StoreError>> {
+            Box::pin(on_final_failure(conn, job, code, started, now))
+        }
+    };
+    (@one on_cancel) => {
+        fn on_cancel<'a>(
+            &'a self,
+            conn: &'a mut ::sqlx::SqliteConnection,
+            job: &'a $crate::store::JobRecord,
+            was_running: bool,
+            now: &'a str,
+        ) -> $crate::jobs::kinds::Hook<'a, Result<(), $crate::store::StoreError>> {
+            Box::pin(on_cancel(conn, job, was_running, now))
+        }
+    };
+}
+pub(crate) use job_hooks;
+
 /// One job type: its facts and its hooks. The hooks receive the engine's open write
 /// transaction (only call `store` functions there), except [`JobKind::extra_vars`], which runs
 /// before the playbook. Every hook defaults to "no effect"; those defaults return a zero-sized

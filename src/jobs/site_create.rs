@@ -27,53 +27,13 @@ impl JobKind for SiteCreate {
         "site-create.yml"
     }
 
-    fn validate_start<'a>(
-        &'a self,
-        conn: &'a mut SqliteConnection,
-        job: &'a JobRecord,
-    ) -> Hook<'a, Result<Result<(), String>, StoreError>> {
-        Box::pin(validate_start(conn, job))
-    }
-
-    fn on_start<'a>(
-        &'a self,
-        conn: &'a mut SqliteConnection,
-        job: &'a mut JobRecord,
-        now: &'a str,
-    ) -> Hook<'a, Result<(), StoreError>> {
-        Box::pin(on_start(conn, job, now))
-    }
-
-    fn on_success<'a>(
-        &'a self,
-        conn: &'a mut SqliteConnection,
-        job: &'a JobRecord,
-        result: &'a Value,
-        now: &'a str,
-    ) -> Hook<'a, Result<(), StoreError>> {
-        Box::pin(on_success(conn, job, result, now))
-    }
-
-    fn on_final_failure<'a>(
-        &'a self,
-        conn: &'a mut SqliteConnection,
-        job: &'a JobRecord,
-        code: JobErrorCode,
-        started: bool,
-        now: &'a str,
-    ) -> Hook<'a, Result<(), StoreError>> {
-        Box::pin(on_final_failure(conn, job, code, started, now))
-    }
-
-    fn on_cancel<'a>(
-        &'a self,
-        conn: &'a mut SqliteConnection,
-        job: &'a JobRecord,
-        was_running: bool,
-        now: &'a str,
-    ) -> Hook<'a, Result<(), StoreError>> {
-        Box::pin(on_cancel(conn, job, was_running, now))
-    }
+    super::kinds::job_hooks!(
+        validate_start,
+        on_start,
+        on_success,
+        on_final_failure,
+        on_cancel
+    );
 
     fn extra_vars<'a>(
         &'a self,
