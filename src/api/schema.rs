@@ -109,19 +109,18 @@ pub fn slug() -> Schema {
     .into()
 }
 
+/// A string holding an IP address of the given format.
+fn ip_string(format: KnownFormat) -> ObjectBuilder {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .format(Some(SchemaFormat::KnownFormat(format)))
+}
+
 /// A node's SSH target: an IP literal or a DNS name.
 pub fn hostname() -> Schema {
     AnyOfBuilder::new()
-        .item(
-            ObjectBuilder::new()
-                .schema_type(Type::String)
-                .format(Some(SchemaFormat::KnownFormat(KnownFormat::Ipv4))),
-        )
-        .item(
-            ObjectBuilder::new()
-                .schema_type(Type::String)
-                .format(Some(SchemaFormat::KnownFormat(KnownFormat::Ipv6))),
-        )
+        .item(ip_string(KnownFormat::Ipv4))
+        .item(ip_string(KnownFormat::Ipv6))
         .item(
             ObjectBuilder::new()
                 .schema_type(Type::String)
@@ -137,11 +136,7 @@ pub fn hostname() -> Schema {
 /// A node's public IPv4, null or empty for none.
 pub fn public_ip() -> Schema {
     AnyOfBuilder::new()
-        .item(
-            ObjectBuilder::new()
-                .schema_type(Type::String)
-                .format(Some(SchemaFormat::KnownFormat(KnownFormat::Ipv4))),
-        )
+        .item(ip_string(KnownFormat::Ipv4))
         .item(
             ObjectBuilder::new()
                 .schema_type(Type::String)

@@ -235,20 +235,27 @@ async fn cancelling_a_running_provision_retry_marks_the_node_unreachable_without
     );
 }
 
-// ---- cancels of queued retries --------------------------------------------------------------
-
-#[tokio::test]
-async fn cancelling_a_queued_env_create_retry_never_leaves_the_site_cloning() {
+/// A clone of an active site whose first attempt failed after it may have changed the node
+/// (`ANSIBLE_HOST_FAILED`); its retry is queued (a further run fails `SOURCE_FETCH_FAILED`).
+async fn clone_whose_first_attempt_ran() -> (World, String, String, String) {
     let w = world(vec![
         ("env_create", Step::fail(JobErrorCode::AnsibleHostFailed)),
         ("env_create", Step::fail(JobErrorCode::SourceFetchFailed)),
     ])
     .await;
-    // An attempt that may have changed the node, then a cancel of the retry: "it ran".
     let (site, _) = w.active_site("ran").await;
     let (env, job) = w.add_clone(&site, "copy").await;
     w.run().await;
     assert_eq!(w.job(&job).await["status"], "queued");
+    (w, site, env, job)
+}
+
+// ---- cancels of queued retries --------------------------------------------------------------
+
+#[tokio::test]
+async fn cancelling_a_queued_env_create_retry_never_leaves_the_site_cloning() {
+    // An attempt that may have changed the node, then a cancel of the retry: "it ran".
+    let (w, site, env, job) = clone_whose_first_attempt_ran().await;
     assert_eq!(w.status(&format!("/api/sites/{site}")).await, "cloning");
     assert_eq!(w.cancel(&job).await["status"], "cancelled");
     assert_cancelled_without_error(&w.job(&job).await);
@@ -378,16 +385,8 @@ async fn an_env_create_on_a_node_no_longer_active_is_refused_at_start() {
 
 #[tokio::test]
 async fn a_refused_env_create_retry_applies_the_transitions_of_the_attempt_that_ran() {
-    let w = world(vec![
-        ("env_create", Step::fail(JobErrorCode::AnsibleHostFailed)),
-        ("env_create", Step::fail(JobErrorCode::SourceFetchFailed)),
-    ])
-    .await;
     // The first attempt may have changed the node; its retry is refused: site failed.
-    let (site, _) = w.active_site("ran").await;
-    let (env, job) = w.add_clone(&site, "copy").await;
-    w.run().await;
-    assert_eq!(w.job(&job).await["status"], "queued");
+    let (w, site, env, job) = clone_whose_first_attempt_ran().await;
     w.set_node_status("unreachable").await;
     w.after_backoff();
     w.run().await;
