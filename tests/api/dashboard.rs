@@ -2,22 +2,24 @@
 
 use crate::events::read_until;
 use crate::helpers::{
-    client, csrf_field, page_text, spawn_app, JobFixture, TestApp, ADMIN_EMAIL, ADMIN_PASSWORD,
+    client, csrf_field, get_with, page_text, post_form, spawn_app, JobFixture, TestApp,
+    ADMIN_EMAIL, ADMIN_PASSWORD,
 };
 
 async fn form_login(app: &TestApp, c: &reqwest::Client) -> reqwest::Response {
     let page = page_text(c, app.url("/login?next=/jobs")).await;
     let token = csrf_field(&page);
-    c.post(app.url("/login"))
-        .form(&[
+    post_form(
+        &c,
+        app.url("/login"),
+        &[
             ("email", ADMIN_EMAIL),
             ("password", ADMIN_PASSWORD),
             ("csrf_token", &token),
             ("next", "/jobs"),
-        ])
-        .send()
-        .await
-        .unwrap()
+        ],
+    )
+    .await
 }
 
 #[tokio::test]
@@ -39,17 +41,17 @@ async fn pages_redirect_to_login_with_next() {
 async fn form_login_needs_the_double_submit_token() {
     let app = spawn_app().await;
     let c = client();
-    c.get(app.url("/login")).send().await.unwrap();
-    let r = c
-        .post(app.url("/login"))
-        .form(&[
+    get_with(&c, app.url("/login")).await;
+    let r = post_form(
+        &c,
+        app.url("/login"),
+        &[
             ("email", ADMIN_EMAIL),
             ("password", ADMIN_PASSWORD),
             ("csrf_token", "forged"),
-        ])
-        .send()
-        .await
-        .unwrap();
+        ],
+    )
+    .await;
     assert_eq!(r.status(), 403);
     assert!(r
         .headers()
@@ -60,7 +62,7 @@ async fn form_login_needs_the_double_submit_token() {
     let r = form_login(&app, &c).await;
     assert_eq!(r.status(), 303);
     assert_eq!(r.headers()["location"], "/jobs");
-    let r = c.get(app.url("/jobs")).send().await.unwrap();
+    let r = get_with(&c, app.url("/jobs")).await;
     assert_eq!(r.status(), 200);
 }
 
@@ -69,16 +71,16 @@ async fn form_login_failures_show_a_sentence() {
     let app = spawn_app().await;
     let c = client();
     let page = page_text(&c, app.url("/login")).await;
-    let r = c
-        .post(app.url("/login"))
-        .form(&[
+    let r = post_form(
+        &c,
+        app.url("/login"),
+        &[
             ("email", ADMIN_EMAIL),
             ("password", "wrong"),
             ("csrf_token", &csrf_field(&page)),
-        ])
-        .send()
-        .await
-        .unwrap();
+        ],
+    )
+    .await;
     assert_eq!(r.status(), 401);
     let html = r.text().await.unwrap();
     assert!(html.contains("Invalid email or password."), "{html}");
@@ -116,7 +118,7 @@ async fn overview_and_jobs_pages_render_rows() {
         "bad filter explained inline"
     );
 
-    let r = c.get(app.url(&format!("/jobs/{id}"))).send().await.unwrap();
+    let r = get_with(&c, app.url(&format!("/jobs/{id}"))).await;
     assert_eq!(r.status(), 200);
     let html = r.text().await.unwrap();
     assert!(html.contains(&id) && html.contains("node alpha"));
@@ -128,11 +130,7 @@ async fn live_fragments_follow_job_changes() {
     let c = client();
     form_login(&app, &c).await;
     let node = app.insert_node("alpha", "active").await;
-    let r = c
-        .get(app.url("/ui/events?view=overview"))
-        .send()
-        .await
-        .unwrap();
+    let r = get_with(&c, app.url("/ui/events?view=overview")).await;
     assert_eq!(r.status(), 200);
     let mut f = JobFixture::new("node_provision", "running", &node);
     f.offset_ms = 1000;
@@ -150,29 +148,19 @@ async fn dashboard_logout_needs_its_token_and_revokes() {
     let html = page_text(&c, app.url("/")).await;
     let token = csrf_field(&html);
 
-    let r = c
-        .post(app.url("/logout"))
-        .form(&[("csrf_token", "wrong")])
-        .send()
-        .await
-        .unwrap();
+    let r = post_form(&c, app.url("/logout"), &[("csrf_token", "wrong")]).await;
     assert_eq!(r.status(), 403);
     assert_eq!(
-        c.get(app.url("/")).send().await.unwrap().status(),
+        get_with(&c, app.url("/")).await.status(),
         200,
         "still logged in"
     );
 
-    let r = c
-        .post(app.url("/logout"))
-        .form(&[("csrf_token", token.as_str())])
-        .send()
-        .await
-        .unwrap();
+    let r = post_form(&c, app.url("/logout"), &[("csrf_token", token.as_str())]).await;
     assert_eq!(r.status(), 303);
     assert_eq!(r.headers()["location"], "/login");
     assert_eq!(
-        c.get(app.url("/")).send().await.unwrap().status(),
+        get_with(&c, app.url("/")).await.status(),
         303,
         "back to login"
     );
@@ -214,18 +202,18 @@ async fn node_register_form_shows_field_errors_and_starts_a_job() {
     assert!(html.contains("No nodes yet"), "helpful empty state");
     let token = csrf_field(&html);
 
-    let r = c
-        .post(app.url("/nodes"))
-        .form(&[
+    let r = post_form(
+        &c,
+        app.url("/nodes"),
+        &[
             ("csrf_token", token.as_str()),
             ("name", "edge"),
             ("hostname", "not a host"),
             ("ssh_port", "22"),
             ("ssh_user", "root"),
-        ])
-        .send()
-        .await
-        .unwrap();
+        ],
+    )
+    .await;
     assert_eq!(r.status(), 400);
     let html = r.text().await.unwrap();
     assert!(
@@ -234,31 +222,31 @@ async fn node_register_form_shows_field_errors_and_starts_a_job() {
     );
     assert!(html.contains("value=\"edge\""), "input kept");
 
-    let r = c
-        .post(app.url("/nodes"))
-        .form(&[
+    let r = post_form(
+        &c,
+        app.url("/nodes"),
+        &[
             ("csrf_token", "forged"),
             ("name", "edge"),
             ("hostname", "10.0.0.9"),
-        ])
-        .send()
-        .await
-        .unwrap();
+        ],
+    )
+    .await;
     assert_eq!(r.status(), 403, "per-session CSRF token required");
 
-    let r = c
-        .post(app.url("/nodes"))
-        .form(&[
+    let r = post_form(
+        &c,
+        app.url("/nodes"),
+        &[
             ("csrf_token", token.as_str()),
             ("name", "edge"),
             ("hostname", "10.0.0.9"),
             ("public_ip", ""),
             ("ssh_port", "2222"),
             ("ssh_user", "deploy"),
-        ])
-        .send()
-        .await
-        .unwrap();
+        ],
+    )
+    .await;
     assert_eq!(r.status(), 303);
     let location = r.headers()["location"].to_str().unwrap().to_string();
     assert!(location.starts_with("/jobs/"), "{location}");
@@ -293,16 +281,16 @@ async fn sites_pages_create_a_site_and_an_environment() {
     assert!(html.contains("sslip.io"), "preview URL formula shown");
 
     // No node yet: a sentence, not a stack trace; nothing created.
-    let r = c
-        .post(app.url("/sites"))
-        .form(&[
+    let r = post_form(
+        &c,
+        app.url("/sites"),
+        &[
             ("csrf_token", token.as_str()),
             ("name", "Shop"),
             ("slug", "shop"),
-        ])
-        .send()
-        .await
-        .unwrap();
+        ],
+    )
+    .await;
     assert_eq!(r.status(), 409);
     assert!(r
         .text()
@@ -311,16 +299,16 @@ async fn sites_pages_create_a_site_and_an_environment() {
         .contains("register and provision a node"));
 
     app.insert_node("edge", "active").await;
-    let r = c
-        .post(app.url("/sites"))
-        .form(&[
+    let r = post_form(
+        &c,
+        app.url("/sites"),
+        &[
             ("csrf_token", token.as_str()),
             ("name", "Shop"),
             ("slug", "Bad Slug"),
-        ])
-        .send()
-        .await
-        .unwrap();
+        ],
+    )
+    .await;
     assert_eq!(r.status(), 400);
     let html = r.text().await.unwrap();
     assert!(
@@ -330,16 +318,16 @@ async fn sites_pages_create_a_site_and_an_environment() {
     assert!(html.contains("value=\"Shop\""), "input kept");
 
     // An empty slug is derived from the name.
-    let r = c
-        .post(app.url("/sites"))
-        .form(&[
+    let r = post_form(
+        &c,
+        app.url("/sites"),
+        &[
             ("csrf_token", token.as_str()),
             ("name", "My Shop"),
             ("slug", ""),
-        ])
-        .send()
-        .await
-        .unwrap();
+        ],
+    )
+    .await;
     assert_eq!(r.status(), 303);
     let location = r.headers()["location"].to_str().unwrap().to_string();
     let site_id = location.trim_start_matches("/sites/").to_string();
@@ -365,38 +353,38 @@ async fn sites_pages_create_a_site_and_an_environment() {
 
     let html = page_text(&c, app.url(&format!("/sites/{site_id}/environments/new"))).await;
     assert!(html.contains(&prod.id), "production offered as source");
-    let r = c
-        .post(app.url(&format!("/sites/{site_id}/environments")))
-        .form(&[
+    let r = post_form(
+        &c,
+        app.url(&format!("/sites/{site_id}/environments")),
+        &[
             ("csrf_token", token.as_str()),
             ("name", "Staging"),
             ("slug", "staging"),
             ("environment_type", "staging"),
             ("source_environment_id", prod.id.as_str()),
             ("promotion_preset", "nope"),
-        ])
-        .send()
-        .await
-        .unwrap();
+        ],
+    )
+    .await;
     assert_eq!(r.status(), 400);
     assert!(r
         .text()
         .await
         .unwrap()
         .contains("must be one of: content-protect"));
-    let r = c
-        .post(app.url(&format!("/sites/{site_id}/environments")))
-        .form(&[
+    let r = post_form(
+        &c,
+        app.url(&format!("/sites/{site_id}/environments")),
+        &[
             ("csrf_token", token.as_str()),
             ("name", "Staging"),
             ("slug", "staging"),
             ("environment_type", "staging"),
             ("source_environment_id", prod.id.as_str()),
             ("promotion_preset", "content-protect"),
-        ])
-        .send()
-        .await
-        .unwrap();
+        ],
+    )
+    .await;
     assert_eq!(r.status(), 303);
     let html = page_text(&c, app.url(&location)).await;
     assert!(
@@ -409,11 +397,7 @@ async fn sites_pages_create_a_site_and_an_environment() {
     assert!(page("/sites").await.contains("my-shop"));
 
     // Live: the site page's stream re-renders the cards when the environment changes.
-    let r = c
-        .get(app.url(&format!("/ui/events?view=site&id={site_id}")))
-        .send()
-        .await
-        .unwrap();
+    let r = get_with(&c, app.url(&format!("/ui/events?view=site&id={site_id}"))).await;
     assert_eq!(r.status(), 200);
     app.clock.advance(time::Duration::seconds(1));
     sqlx::query("UPDATE environments SET status = 'failed', updated_at = ? WHERE id = ?")
@@ -435,32 +419,32 @@ async fn settings_page_saves_the_wordpress_source() {
     let html = page_text(&c, app.url("/settings")).await;
     assert!(html.contains("https://wordpress.org/latest.tar.gz"));
     let token = csrf_field(&html);
-    let r = c
-        .post(app.url("/settings/wordpress"))
-        .form(&[
+    let r = post_form(
+        &c,
+        app.url("/settings/wordpress"),
+        &[
             ("csrf_token", token.as_str()),
             ("wordpress_source", "ftp://x"),
             ("wordpress_source_sha256", ""),
-        ])
-        .send()
-        .await
-        .unwrap();
+        ],
+    )
+    .await;
     assert_eq!(r.status(), 400);
     assert!(r
         .text()
         .await
         .unwrap()
         .contains("must be an http(s):// URL"));
-    let r = c
-        .post(app.url("/settings/wordpress"))
-        .form(&[
+    let r = post_form(
+        &c,
+        app.url("/settings/wordpress"),
+        &[
             ("csrf_token", token.as_str()),
             ("wordpress_source", "dir:/usr/share/wordpress"),
             ("wordpress_source_sha256", ""),
-        ])
-        .send()
-        .await
-        .unwrap();
+        ],
+    )
+    .await;
     assert_eq!(r.status(), 200);
     assert!(r.text().await.unwrap().contains("Settings saved"));
     assert_eq!(
@@ -516,11 +500,7 @@ async fn node_page_shows_details_history_last_failure_and_firewall() {
         "linked from the list"
     );
 
-    let r = c
-        .get(app.url(&format!("/nodes/{node}")))
-        .send()
-        .await
-        .unwrap();
+    let r = get_with(&c, app.url(&format!("/nodes/{node}"))).await;
     assert_eq!(r.status(), 200);
     let html = r.text().await.unwrap();
     assert!(html.contains("alpha"));
@@ -562,11 +542,7 @@ async fn node_page_updates_live() {
     let c = client();
     form_login(&app, &c).await;
     let node = app.insert_node("alpha", "provisioning").await;
-    let r = c
-        .get(app.url(&format!("/ui/events?view=node&id={node}")))
-        .send()
-        .await
-        .unwrap();
+    let r = get_with(&c, app.url(&format!("/ui/events?view=node&id={node}"))).await;
     assert_eq!(r.status(), 200);
     let mut f = JobFixture::new("node_provision", "running", &node);
     f.offset_ms = 1000;
@@ -623,12 +599,8 @@ async fn site_stream_ignores_other_sites() {
     // Let the change feed pass these inserts before the page listens.
     app.state.events.jobs_changed();
     tokio::time::sleep(std::time::Duration::from_millis(500)).await;
-    let mut live = Live::new(
-        c.get(app.url(&format!("/ui/events?view=site&id={site}")))
-            .send()
-            .await
-            .unwrap(),
-    );
+    let mut live =
+        Live::new(get_with(&c, app.url(&format!("/ui/events?view=site&id={site}"))).await);
     let fail_env = |id: String| {
         let app = &app;
         async move {
@@ -692,7 +664,7 @@ async fn dashboard_errors_are_html_pages() {
         format!("/environments/{unknown}"),
         format!("/jobs/{unknown}"),
     ] {
-        let r = c.get(app.url(&path)).send().await.unwrap();
+        let r = get_with(&c, app.url(&path)).await;
         assert_eq!(r.status(), 404, "{path}");
         assert!(
             r.headers()["content-type"]
@@ -706,7 +678,7 @@ async fn dashboard_errors_are_html_pages() {
         assert!(html.contains("404 · Not Found"), "{path}");
         assert!(html.contains(">not_found<"), "{path}");
     }
-    let r = c.get(app.url("/nodes/not-a-uuid")).send().await.unwrap();
+    let r = get_with(&c, app.url("/nodes/not-a-uuid")).await;
     assert_eq!(r.status(), 400);
     let html = r.text().await.unwrap();
     assert!(html.contains("data-test=\"error-page\"") && html.contains("must be a UUID"));
@@ -717,11 +689,7 @@ async fn dashboard_errors_are_html_pages() {
         .execute(app.store.pool())
         .await
         .unwrap();
-    let r = c
-        .get(app.url(&format!("/nodes/{node}")))
-        .send()
-        .await
-        .unwrap();
+    let r = get_with(&c, app.url(&format!("/nodes/{node}"))).await;
     assert_eq!(r.status(), 500);
     assert!(r.headers()["content-type"]
         .to_str()
@@ -735,10 +703,6 @@ async fn dashboard_errors_are_html_pages() {
     );
 
     // The API under the same session keeps its JSON errors.
-    let r = c
-        .get(app.url(&format!("/api/nodes/{unknown}")))
-        .send()
-        .await
-        .unwrap();
+    let r = get_with(&c, app.url(&format!("/api/nodes/{unknown}"))).await;
     crate::helpers::assert_error(r, 404, "not_found").await;
 }

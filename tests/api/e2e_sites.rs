@@ -46,13 +46,7 @@ pub async fn sites_on_this_machine(app: &TestApp) {
         concat!(env!("CARGO_MANIFEST_DIR"), "/tests/e2e/wordpress-source.sh"),
         &[],
     );
-    let r = app
-        .client
-        .put(app.url("/_admin/settings/wordpress"))
-        .json(&json!({"wordpress_source": "dir:/usr/share/wordpress"}))
-        .send()
-        .await
-        .unwrap();
+    let r = app.put_wordpress_source("dir:/usr/share/wordpress").await;
     assert_eq!(r.status(), 200);
 
     // Create the site and, at once, a staging clone of it: the clone waits for site_create.

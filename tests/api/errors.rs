@@ -26,12 +26,8 @@ async fn malformed_json_is_a_400() {
 async fn wrong_types_and_unknown_fields_name_the_field() {
     let app = spawn_app().await;
     let r = app
-        .client
-        .post(app.url("/api/login"))
-        .json(&json!({"email": 42, "password": "x"}))
-        .send()
-        .await
-        .unwrap();
+        .post_json("/api/login", json!({"email": 42, "password": "x"}))
+        .await;
     let body = assert_error(r, 400, "bad_request").await;
     assert!(body["details"]["fields"]["email"].is_string(), "{body}");
     assert!(
@@ -40,25 +36,18 @@ async fn wrong_types_and_unknown_fields_name_the_field() {
     );
 
     let r = app
-        .client
-        .post(app.url("/api/login"))
-        .json(&json!({"email": "a@b.c", "password": "x", "remember_me": true}))
-        .send()
-        .await
-        .unwrap();
+        .post_json(
+            "/api/login",
+            json!({"email": "a@b.c", "password": "x", "remember_me": true}),
+        )
+        .await;
     let body = assert_error(r, 400, "bad_request").await;
     assert!(
         body["details"]["fields"]["remember_me"].is_string(),
         "{body}"
     );
 
-    let r = app
-        .client
-        .post(app.url("/api/login"))
-        .json(&json!({"email": "a@b.c"}))
-        .send()
-        .await
-        .unwrap();
+    let r = app.post_json("/api/login", json!({"email": "a@b.c"})).await;
     let body = assert_error(r, 400, "bad_request").await;
     assert!(body["details"]["fields"]["password"].is_string(), "{body}");
 }

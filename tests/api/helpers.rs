@@ -135,6 +135,25 @@ impl TestApp {
             .expect("POST")
     }
 
+    /// `PUT path` with a JSON body.
+    pub async fn put_json(&self, path: &str, body: Value) -> reqwest::Response {
+        self.client
+            .put(self.url(path))
+            .json(&body)
+            .send()
+            .await
+            .expect("PUT")
+    }
+
+    /// Sets the WordPress source (`PUT /_admin/settings/wordpress`).
+    pub async fn put_wordpress_source(&self, source: &str) -> reqwest::Response {
+        self.put_json(
+            "/_admin/settings/wordpress",
+            json!({ "wordpress_source": source }),
+        )
+        .await
+    }
+
     /// `POST path` without a body.
     pub async fn post_empty(&self, path: &str) -> reqwest::Response {
         self.client.post(self.url(path)).send().await.expect("POST")
@@ -330,7 +349,21 @@ pub fn csrf_field(html: &str) -> String {
 
 /// The body of `GET url` with client `c`.
 pub async fn page_text(c: &reqwest::Client, url: String) -> String {
-    c.get(url).send().await.unwrap().text().await.unwrap()
+    get_with(c, url).await.text().await.unwrap()
+}
+
+/// `GET url` with client `c` (a browser-like session).
+pub async fn get_with(c: &reqwest::Client, url: String) -> reqwest::Response {
+    c.get(url).send().await.expect("GET")
+}
+
+/// A dashboard form submitted with client `c`: `POST url` with `fields` form-encoded.
+pub async fn post_form(
+    c: &reqwest::Client,
+    url: String,
+    fields: &[(&str, &str)],
+) -> reqwest::Response {
+    c.post(url).form(fields).send().await.expect("form POST")
 }
 
 /// Spawns `command` with `input` on its stdin (secrets stay out of argv) and waits for it.

@@ -2,18 +2,15 @@
 //! open-redirect form goes to `/sites`, and a `next` with a newline still gets an answer.
 
 use crate::helpers::{
-    client, hidden_field, page_text, spawn_app, TestApp, ADMIN_EMAIL, ADMIN_PASSWORD,
+    client, get_with, hidden_field, page_text, post_form, spawn_app, TestApp, ADMIN_EMAIL,
+    ADMIN_PASSWORD,
 };
 
 /// `GET /login` with the raw (already encoded) query, then the form posted with `next` as the
 /// raw encoded value (so control characters travel exactly as an attacker's link carries them).
 async fn login_with_raw_next(app: &TestApp, raw_next: &str) -> (String, reqwest::Response) {
     let c = client();
-    let page = c
-        .get(app.url(&format!("/login?next={raw_next}")))
-        .send()
-        .await
-        .unwrap();
+    let page = get_with(&c, app.url(&format!("/login?next={raw_next}"))).await;
     assert_eq!(page.status(), 200, "login page for next={raw_next}");
     let html = page.text().await.unwrap();
     let token = hidden_field(&html, "csrf_token");
@@ -70,16 +67,16 @@ async fn a_local_path_is_followed_and_no_next_goes_to_sites() {
 
     let c = client();
     let html = page_text(&c, app.url("/login")).await;
-    let r = c
-        .post(app.url("/login"))
-        .form(&[
+    let r = post_form(
+        &c,
+        app.url("/login"),
+        &[
             ("email", ADMIN_EMAIL),
             ("password", ADMIN_PASSWORD),
             ("csrf_token", &hidden_field(&html, "csrf_token")),
-        ])
-        .send()
-        .await
-        .unwrap();
+        ],
+    )
+    .await;
     assert_eq!(r.status(), 303);
     assert_eq!(r.headers()["location"], "/sites");
 }

@@ -6,6 +6,9 @@
 use pressluft::jobs::{JobErrorCode, RunOutcome};
 use serde_json::{json, Value};
 
+use pressluft::jobs::kinds::ResolvedVars;
+use pressluft::store::JobRecord;
+
 use crate::helpers::{assert_error, job_id, TestApp, ADMIN_EMAIL};
 use crate::stand_in::{StandIn, Step};
 
@@ -45,23 +48,109 @@ async fn count(app: &TestApp, table: &str) -> i64 {
     n
 }
 
-#[tokio::test]
-async fn create_a_site_then_a_staging_clone() {
+/// A site just created through the API (its `site_create` not run yet), with the WordPress
+/// source set: the shared start of the create-then-clone tests below.
+struct NewSite {
+    app: TestApp,
+    node: String,
+    site_id: String,
+    create_job: String,
+    prod_id: String,
+}
+
+async fn new_site() -> NewSite {
     let (app, node) = app_with(vec![(
         "env_create",
         RunOutcome::Succeeded { result: baseline() },
     )])
     .await;
-    let r = app
-        .client
-        .put(app.url("/_admin/settings/wordpress"))
-        .json(&json!({"wordpress_source": "dir:/usr/share/wordpress"}))
-        .send()
-        .await
-        .unwrap();
+    let r = app.put_wordpress_source("dir:/usr/share/wordpress").await;
     assert_eq!(r.status(), 200);
-
     let (site_id, create_job) = create_site(&app, "shop").await;
+    let (_, envs) = app
+        .get_json(&format!("/api/sites/{site_id}/environments"))
+        .await;
+    let prod_id = envs[0]["id"].as_str().unwrap().to_string();
+    NewSite {
+        app,
+        node,
+        site_id,
+        create_job,
+        prod_id,
+    }
+}
+
+/// [`new_site`] plus a staging clone submitted (one second later) before `site_create` ran.
+struct PendingClone {
+    site: NewSite,
+    clone_job: String,
+    staging_id: String,
+}
+
+async fn pending_clone() -> PendingClone {
+    let site = new_site().await;
+    site.app.clock.advance(time::Duration::seconds(1));
+    let clone_job = job_id(
+        site.app
+            .post_json(
+                &format!("/api/sites/{}/environments", site.site_id),
+                json!({"name": "Staging", "slug": "staging", "environment_type": "staging",
+                       "promotion_preset": "commerce-protect"}),
+            )
+            .await,
+    )
+    .await;
+    let (_, envs) = site
+        .app
+        .get_json(&format!("/api/sites/{}/environments", site.site_id))
+        .await;
+    let staging_id = envs[1]["id"].as_str().unwrap().to_string();
+    PendingClone {
+        site,
+        clone_job,
+        staging_id,
+    }
+}
+
+/// The playbook variables of a claimed job.
+async fn vars_of(app: &TestApp, job: &JobRecord, node: &str) -> ResolvedVars {
+    let state = &app.state;
+    let node_row = app.store.get_node(node).await.unwrap().unwrap();
+    pressluft::jobs::kinds::extra_vars(&app.store, &state.secrets, &state.config, job, &node_row)
+        .await
+        .unwrap()
+}
+
+/// [`pending_clone`] with `site_create` claimed (by worker w1), its release name and variables.
+async fn site_create_claimed() -> (PendingClone, JobRecord, String, ResolvedVars) {
+    let flow = pending_clone().await;
+    let app = &flow.site.app;
+    let first = app.state.engine.claim("w1").await.unwrap().unwrap();
+    let payload: Value = serde_json::from_str(&first.payload_json).unwrap();
+    let release_name = payload["release_name"].as_str().unwrap().to_string();
+    let vars = vars_of(app, &first, &flow.site.node).await;
+    (flow, first, release_name, vars)
+}
+
+/// [`site_create_claimed`] after `site_create` ran, and the clone claimed one second later.
+async fn clone_claimed() -> (PendingClone, String, ResolvedVars, JobRecord) {
+    let (flow, first, release_name, create_vars) = site_create_claimed().await;
+    let app = &flow.site.app;
+    app.state.engine.execute(first, "w1").await.unwrap();
+    app.clock.advance(time::Duration::seconds(1));
+    let second = app.state.engine.claim("w1").await.unwrap().unwrap();
+    (flow, release_name, create_vars, second)
+}
+
+#[tokio::test]
+async fn a_new_site_deploys_its_production_environment() {
+    let NewSite {
+        app,
+        node,
+        site_id,
+        create_job,
+        prod_id,
+    } = new_site().await;
     let (_, site) = app.get_json(&format!("/api/sites/{site_id}")).await;
     assert_eq!(
         (site["name"].as_str(), site["slug"].as_str()),
@@ -72,7 +161,6 @@ async fn create_a_site_then_a_staging_clone() {
         .get_json(&format!("/api/sites/{site_id}/environments"))
         .await;
     let prod = envs[0].clone();
-    let prod_id = prod["id"].as_str().unwrap().to_string();
     assert_eq!(site["primary_environment_id"], prod_id.as_str());
     assert_eq!(
         (
@@ -101,33 +189,35 @@ async fn create_a_site_then_a_staging_clone() {
         (job["job_type"].as_str(), job["environment_id"].as_str()),
         (Some("site_create"), Some(prod_id.as_str()))
     );
+}
 
-    // A clone submitted while site_create has not run yet is accepted and waits.
-    app.clock.advance(time::Duration::seconds(1));
-    let clone_job = job_id(
-        app.post_json(
-            &format!("/api/sites/{site_id}/environments"),
-            json!({"name": "Staging", "slug": "staging", "environment_type": "staging",
-                   "promotion_preset": "commerce-protect"}),
-        )
-        .await,
-    )
-    .await;
+/// A clone submitted while site_create has not run yet is accepted and waits: the first claim
+/// is site_create, with its release name fixed; the clone cannot start beside it.
+#[tokio::test]
+async fn a_clone_submitted_before_site_create_ran_waits_for_it() {
+    let PendingClone {
+        site, staging_id, ..
+    } = pending_clone().await;
+    let NewSite {
+        app,
+        site_id,
+        create_job,
+        prod_id,
+        ..
+    } = &site;
     let (_, envs) = app
         .get_json(&format!("/api/sites/{site_id}/environments"))
         .await;
     assert_eq!(envs.as_array().unwrap().len(), 2);
     let staging = envs[1].clone();
-    let staging_id = staging["id"].as_str().unwrap().to_string();
     assert_eq!(staging["status"], "cloning");
     assert_eq!(staging["source_environment_id"], prod_id.as_str());
     assert_eq!(staging["environment_type"], "staging");
     assert_ne!(staging_id[..8], prod_id[..8]);
 
-    // First claim: site_create, with its release name fixed; the clone cannot start beside it.
     let state = &app.state;
     let first = state.engine.claim("w1").await.unwrap().unwrap();
-    assert_eq!(first.id, create_job);
+    assert_eq!(&first.id, create_job);
     assert!(
         state.engine.claim("w2").await.unwrap().is_none(),
         "one job per site"
@@ -137,18 +227,15 @@ async fn create_a_site_then_a_staging_clone() {
     assert!(release_name.ends_with(&create_job[..8]), "{release_name}");
     assert_eq!(payload["site_title"], "Shop");
     assert_eq!(payload["wp_admin_email"], ADMIN_EMAIL);
+}
 
-    // The playbook's variables follow the contract; secrets are listed for masking.
-    let node_row = app.store.get_node(&node).await.unwrap().unwrap();
-    let vars = pressluft::jobs::kinds::extra_vars(
-        &app.store,
-        &state.secrets,
-        &state.config,
-        &first,
-        &node_row,
-    )
-    .await
-    .unwrap();
+/// The playbook's variables follow the contract; secrets are listed for masking.
+#[tokio::test]
+async fn site_create_variables_follow_the_contract_and_list_the_secrets() {
+    let (flow, _, release_name, vars) = site_create_claimed().await;
+    let NewSite {
+        site_id, prod_id, ..
+    } = &flow.site;
     let v = &vars.vars;
     assert_eq!(
         v["env_root"],
@@ -181,8 +268,19 @@ async fn create_a_site_then_a_staging_clone() {
         "the Redis password is masked"
     );
     assert_eq!(vars.secrets.len(), 10);
+}
 
-    state.engine.execute(first, "w1").await.unwrap();
+#[tokio::test]
+async fn site_create_success_activates_the_site_and_records_its_release() {
+    let (flow, first, release_name, _) = site_create_claimed().await;
+    let NewSite {
+        app,
+        site_id,
+        create_job,
+        prod_id,
+        ..
+    } = &flow.site;
+    app.state.engine.execute(first, "w1").await.unwrap();
     let (_, site) = app.get_json(&format!("/api/sites/{site_id}")).await;
     assert_eq!(site["status"], "active");
     let (_, prod) = app.get_json(&format!("/api/environments/{prod_id}")).await;
@@ -200,22 +298,32 @@ async fn create_a_site_then_a_staging_clone() {
         .as_str()
         .unwrap()
         .ends_with(&release_name));
+}
 
-    // Now the clone runs: the site is cloning meanwhile, then everything is active.
-    app.clock.advance(time::Duration::seconds(1));
-    let second = state.engine.claim("w1").await.unwrap().unwrap();
-    assert_eq!(second.id, clone_job);
+/// Now the clone runs: the site is cloning meanwhile; its variables point at the source and
+/// it has its own credentials.
+#[tokio::test]
+async fn the_clone_runs_after_site_create_with_its_own_credentials() {
+    let (flow, _, create_vars, second) = clone_claimed().await;
+    let NewSite {
+        app,
+        node,
+        site_id,
+        prod_id,
+        ..
+    } = &flow.site;
+    let v = &create_vars.vars;
+    assert_eq!(second.id, flow.clone_job);
     let (_, site) = app.get_json(&format!("/api/sites/{site_id}")).await;
     assert_eq!(site["status"], "cloning");
-    let vars = pressluft::jobs::kinds::extra_vars(
-        &app.store,
-        &state.secrets,
-        &state.config,
-        &second,
-        &node_row,
-    )
-    .await
-    .unwrap();
+    let (_, prod) = app.get_json(&format!("/api/environments/{prod_id}")).await;
+    let (_, staging) = app
+        .get_json(&format!("/api/environments/{}", flow.staging_id))
+        .await;
+    let (_, releases) = app
+        .get_json(&format!("/api/environments/{prod_id}/releases"))
+        .await;
+    let vars = vars_of(app, &second, node).await;
     assert_eq!(vars.vars["source_canonical_url"], prod["preview_url"]);
     assert_eq!(vars.vars["canonical_url"], staging["preview_url"]);
     assert_eq!(
@@ -235,9 +343,18 @@ async fn create_a_site_then_a_staging_clone() {
     assert_ne!(vars.vars["redis_password"], v["redis_password"]);
     assert_eq!(
         vars.vars["redis_user"],
-        format!("pressluft_{staging_id}").as_str()
+        format!("pressluft_{}", flow.staging_id).as_str()
     );
-    state.engine.execute(second, "w1").await.unwrap();
+}
+
+/// After the clone: everything is active, the clone has its baseline and release, both
+/// creates are audited, and the pages list the releases.
+#[tokio::test]
+async fn a_finished_clone_records_its_baseline_audit_and_releases() {
+    let (flow, release_name, _, second) = clone_claimed().await;
+    let NewSite { app, site_id, .. } = &flow.site;
+    let staging_id = &flow.staging_id;
+    app.state.engine.execute(second, "w1").await.unwrap();
 
     let (_, site) = app.get_json(&format!("/api/sites/{site_id}")).await;
     assert_eq!(site["status"], "active");
@@ -254,7 +371,7 @@ async fn create_a_site_then_a_staging_clone() {
     let (baseline_tables, preset): (String, String) = sqlx::query_as(
         "SELECT db_checksums_json, promotion_preset FROM drift_checks WHERE environment_id = ? AND is_baseline = 1",
     )
-    .bind(&staging_id)
+    .bind(staging_id)
     .fetch_one(app.store.pool())
     .await
     .unwrap();

@@ -5,17 +5,8 @@
 use pressluft::jobs::JobErrorCode;
 use serde_json::json;
 
-use crate::helpers::{assert_error, spawn_app_with, JobFixture, TestApp};
+use crate::helpers::{assert_error, post_form, spawn_app_with, JobFixture, TestApp};
 use crate::stand_in::{StandIn, Step};
-
-async fn put_source(app: &TestApp, source: &str) -> reqwest::Response {
-    app.client
-        .put(app.url("/_admin/settings/wordpress"))
-        .json(&json!({ "wordpress_source": source }))
-        .send()
-        .await
-        .unwrap()
-}
 
 async fn app(allow_loopback: bool, stand_in: Option<StandIn>) -> TestApp {
     let tweak = |c: &mut pressluft::config::Config| c.allow_loopback_sources = allow_loopback;
@@ -39,7 +30,12 @@ async fn link_local_sources_are_refused_and_loopback_only_with_the_flag() {
         "http://localhost/wp.tgz",
         "https://user:pw@[::1]/wp.tgz",
     ] {
-        let body = assert_error(put_source(&strict, source).await, 400, "settings_invalid").await;
+        let body = assert_error(
+            strict.put_wordpress_source(source).await,
+            400,
+            "settings_invalid",
+        )
+        .await;
         assert!(
             body["details"]["fields"]["wordpress_source"].is_string(),
             "{source}: {body}"
@@ -63,15 +59,25 @@ async fn link_local_sources_are_refused_and_loopback_only_with_the_flag() {
         "https://192.168.1.20:8443/builds/wp.tgz",
         "dir:/usr/share/wordpress",
     ] {
-        assert_eq!(put_source(&strict, source).await.status(), 200, "{source}");
+        assert_eq!(
+            strict.put_wordpress_source(source).await.status(),
+            200,
+            "{source}"
+        );
     }
 
     let relaxed = app(true, None).await;
     for source in ["http://127.0.0.1:8080/wp.tgz", "http://localhost/wp.tgz"] {
-        assert_eq!(put_source(&relaxed, source).await.status(), 200, "{source}");
+        assert_eq!(
+            relaxed.put_wordpress_source(source).await.status(),
+            200,
+            "{source}"
+        );
     }
     let body = assert_error(
-        put_source(&relaxed, "http://169.254.169.254/wp.tgz").await,
+        relaxed
+            .put_wordpress_source("http://169.254.169.254/wp.tgz")
+            .await,
         400,
         "settings_invalid",
     )
@@ -86,7 +92,7 @@ async fn link_local_sources_are_refused_and_loopback_only_with_the_flag() {
 async fn credentials_in_the_source_never_show() {
     let app = app(false, None).await;
     let secret_source = "https://deploy:t0ps3cret@artifacts.example.test/wp.tgz";
-    let r = put_source(&app, secret_source).await;
+    let r = app.put_wordpress_source(secret_source).await;
     assert_eq!(r.status(), 200);
     let body = r.text().await.unwrap();
     assert!(
@@ -108,7 +114,9 @@ async fn credentials_in_the_source_never_show() {
     assert!(page.contains("https://***@artifacts.example.test/wp.tgz"));
 
     // Saving the form unchanged (it shows `***`) keeps the stored credentials.
-    let r = put_source(&app, "https://***@artifacts.example.test/wp.tgz").await;
+    let r = app
+        .put_wordpress_source("https://***@artifacts.example.test/wp.tgz")
+        .await;
     assert_eq!(r.status(), 200);
     assert_eq!(
         app.store
@@ -121,17 +129,16 @@ async fn credentials_in_the_source_never_show() {
     // A failed form save does not echo credentials either.
     let html = app.text("/settings").await;
     let token = crate::helpers::csrf_field(&html);
-    let r = app
-        .client
-        .post(app.url("/settings/wordpress"))
-        .form(&[
+    let r = post_form(
+        &app.client,
+        app.url("/settings/wordpress"),
+        &[
             ("csrf_token", token.as_str()),
             ("wordpress_source", "https://u:fr3shpass@h.test/wp.tgz"),
             ("wordpress_source_sha256", "not-hex"),
-        ])
-        .send()
-        .await
-        .unwrap();
+        ],
+    )
+    .await;
     assert_eq!(r.status(), 400);
     let page = r.text().await.unwrap();
     assert!(!page.contains("fr3shpass"), "re-rendered form");
