@@ -13,18 +13,11 @@ use crate::helpers::{spawn_app_with, JobFixture, TestApp};
 /// True when ansible-playbook is available; otherwise the test is skipped, unless the test
 /// command promised it (PRESSLUFT_E2E=1).
 pub fn ansible_available() -> bool {
-    let found = std::process::Command::new("ansible-playbook")
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !found {
-        assert!(
-            std::env::var_os("PRESSLUFT_E2E").is_none(),
-            "PRESSLUFT_E2E is set but ansible-playbook is missing"
-        );
-        eprintln!("skipped: ansible-playbook not on PATH (run scripts/e2e-setup)");
-    }
-    found
+    crate::helpers::tool_available(
+        "ansible-playbook",
+        "--version",
+        "ansible-playbook not on PATH (run scripts/e2e-setup)",
+    )
 }
 
 const LOCAL_PLAY: &str =

@@ -154,12 +154,7 @@ async fn logout_revokes_the_session_and_clears_the_cookie() {
     let token = login_token(&app).await;
     assert_eq!(get_with_token(&app, &token).await, 200);
 
-    let r = reqwest::Client::new()
-        .post(app.url("/api/logout"))
-        .header("cookie", format!("session_token={token}"))
-        .send()
-        .await
-        .unwrap();
+    let r = app.logout_token(&token).await;
     assert_eq!(r.status(), 200);
     let cleared = r.headers()["set-cookie"].to_str().unwrap().to_string();
     assert!(

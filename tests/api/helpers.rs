@@ -125,24 +125,47 @@ impl TestApp {
         (status, r.json().await.expect("JSON body"))
     }
 
+    /// `method path` with a JSON body.
+    async fn send_json(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Value,
+    ) -> reqwest::Response {
+        let what = format!("{method} {path}");
+        let request = self.client.request(method, self.url(path)).json(&body);
+        request.send().await.expect(&what)
+    }
+
     /// `POST path` with a JSON body.
     pub async fn post_json(&self, path: &str, body: Value) -> reqwest::Response {
-        self.client
-            .post(self.url(path))
-            .json(&body)
-            .send()
-            .await
-            .expect("POST")
+        self.send_json(reqwest::Method::POST, path, body).await
     }
 
     /// `PUT path` with a JSON body.
     pub async fn put_json(&self, path: &str, body: Value) -> reqwest::Response {
-        self.client
-            .put(self.url(path))
-            .json(&body)
+        self.send_json(reqwest::Method::PUT, path, body).await
+    }
+
+    /// `POST /api/logout` with the session cookie `token` (from a client without cookies).
+    pub async fn logout_token(&self, token: &str) -> reqwest::Response {
+        reqwest::Client::new()
+            .post(self.url("/api/logout"))
+            .header("cookie", format!("session_token={token}"))
             .send()
             .await
-            .expect("PUT")
+            .expect("logout")
+    }
+
+    /// The distinct client addresses the login throttle recorded, sorted.
+    pub async fn recorded_login_ips(&self) -> Vec<String> {
+        sqlx::query_as::<_, (String,)>("SELECT DISTINCT remote_ip FROM login_attempts ORDER BY 1")
+            .fetch_all(self.store.pool())
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|(ip,)| ip)
+            .collect()
     }
 
     /// Sets the WordPress source (`PUT /_admin/settings/wordpress`).
@@ -364,6 +387,24 @@ pub async fn post_form(
     fields: &[(&str, &str)],
 ) -> reqwest::Response {
     c.post(url).form(fields).send().await.expect("form POST")
+}
+
+/// True when `program arg` runs (a tool a test needs, such as ansible-playbook or nginx);
+/// otherwise the test is skipped with `hint`, unless the test command promised the tool
+/// (PRESSLUFT_E2E=1).
+pub fn tool_available(program: &str, arg: &str, hint: &str) -> bool {
+    let found = Command::new(program)
+        .arg(arg)
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !found {
+        assert!(
+            std::env::var_os("PRESSLUFT_E2E").is_none(),
+            "PRESSLUFT_E2E is set but {program} is missing"
+        );
+        eprintln!("skipped: {hint}");
+    }
+    found
 }
 
 /// Spawns `command` with `input` on its stdin (secrets stay out of argv) and waits for it.

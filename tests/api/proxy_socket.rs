@@ -15,7 +15,7 @@ use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::UnixStream;
 
-use crate::helpers::{spawn_app_with, TestApp, ADMIN_EMAIL, ADMIN_PASSWORD};
+use crate::helpers::{spawn_app_with, ADMIN_EMAIL, ADMIN_PASSWORD};
 
 /// A directory for the socket: `<tmp>/run`, 0750, inside a 0711 temp dir (others may traverse
 /// the temp dir, as they may traverse `/run`).
@@ -68,16 +68,6 @@ async fn login_over(
     all.extend_from_slice(headers);
     let body = json!({"email": ADMIN_EMAIL, "password": password}).to_string();
     request(socket, "POST", "/api/login", &all, &body).await
-}
-
-async fn recorded_ips(app: &TestApp) -> Vec<String> {
-    sqlx::query_as::<_, (String,)>("SELECT DISTINCT remote_ip FROM login_attempts ORDER BY 1")
-        .fetch_all(app.store.pool())
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|(ip,)| ip)
-        .collect()
 }
 
 fn code_of(body: &str) -> String {
@@ -135,7 +125,7 @@ async fn over_the_proxy_socket_forwarded_for_is_the_client_over_tcp_it_is_not() 
     let (status, _, _) = login_over(&socket, &[], "a guess").await;
     assert_eq!(status, 401);
     assert_eq!(
-        recorded_ips(&app).await,
+        app.recorded_login_ips().await,
         vec!["127.0.0.1", "203.0.113.10", "203.0.113.9", "unknown"]
     );
 

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use crate::helpers::{assert_error, client, spawn_app_with, TestApp, ADMIN_EMAIL};
+use crate::helpers::{assert_error, client, spawn_app_with, ADMIN_EMAIL};
 
 /// A private nginx, stopped when dropped.
 struct Nginx {
@@ -29,18 +29,7 @@ impl Drop for Nginx {
 }
 
 fn nginx_available() -> bool {
-    let found = Command::new("nginx")
-        .arg("-v")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !found {
-        assert!(
-            std::env::var_os("PRESSLUFT_E2E").is_none(),
-            "PRESSLUFT_E2E is set but nginx is missing"
-        );
-        eprintln!("skipped: nginx not installed");
-    }
-    found
+    crate::helpers::tool_available("nginx", "-v", "nginx not installed")
 }
 
 fn free_port() -> u16 {
@@ -165,16 +154,6 @@ async fn login_via_from(client: &reqwest::Client, url: &str, spoofed: &str) -> r
         .unwrap()
 }
 
-async fn recorded_ips(app: &TestApp) -> Vec<String> {
-    sqlx::query_as::<_, (String,)>("SELECT DISTINCT remote_ip FROM login_attempts")
-        .fetch_all(app.store.pool())
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|(ip,)| ip)
-        .collect()
-}
-
 #[tokio::test]
 async fn through_the_vhost_a_spoofed_forwarded_for_does_not_choose_the_ip() {
     if !crate::ansible::ansible_available() || !nginx_available() {
@@ -199,7 +178,10 @@ async fn through_the_vhost_a_spoofed_forwarded_for_does_not_choose_the_ip() {
     // A fresh spoofed address does not help: the proxy reported the real one every time.
     let r = login_via(&url, "198.51.100.77").await;
     assert_error(r, 429, "login_throttled").await;
-    assert_eq!(recorded_ips(&app).await, vec!["127.0.0.1".to_string()]);
+    assert_eq!(
+        app.recorded_login_ips().await,
+        vec!["127.0.0.1".to_string()]
+    );
 }
 
 #[tokio::test]
@@ -251,7 +233,7 @@ async fn through_the_vhost_and_the_proxy_socket_the_client_is_the_address_nginx_
     // Another client address behind the same nginx is not blocked.
     let r = login_via(&url, "203.0.113.9").await;
     assert_eq!(r.status(), 401, "127.0.0.1 is another client");
-    let mut ips = recorded_ips(&app).await;
+    let mut ips = app.recorded_login_ips().await;
     ips.sort();
     assert_eq!(ips, vec!["127.0.0.1".to_string(), "127.0.0.7".to_string()]);
 }

@@ -144,12 +144,7 @@ async fn logout_ends_the_sessions_open_streams() {
     assert_eq!(api.status(), 200);
     assert_eq!(ui.status(), 200);
 
-    let r = c
-        .post(app.url("/api/logout"))
-        .header("cookie", format!("session_token={token}"))
-        .send()
-        .await
-        .unwrap();
+    let r = app.logout_token(&token).await;
     assert_eq!(r.status(), 200);
     ends_within(api, Duration::from_secs(3)).await.unwrap();
     ends_within(ui, Duration::from_secs(3)).await.unwrap();

@@ -1,17 +1,8 @@
 // Browser test of the dashboard, driven by tests/api/browser.rs, which starts the server and
 // answers on stdin. Steps: log in through the form, see the metric cards and the jobs table,
 // ask the harness to insert a job into the database, see it appear without a reload, log out.
-import { chromium } from "playwright-core";
 import { createInterface } from "node:readline";
-import { mkdtempSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-
-const base = process.env.PRESSLUFT_URL;
-const email = process.env.PRESSLUFT_EMAIL;
-const password = process.env.PRESSLUFT_PASSWORD;
-const shots = process.env.PRESSLUFT_SCREENSHOTS;
-const executablePath = process.env.CHROMIUM || "/usr/lib/chromium/chromium";
+import { base, email, launch, password, screenshot, step } from "./common.mjs";
 
 const stdin = createInterface({ input: process.stdin });
 const lines = stdin[Symbol.asyncIterator]();
@@ -20,7 +11,6 @@ async function ask(question) {
   const { value } = await lines.next();
   return value.trim();
 }
-function step(msg) { console.log(`step: ${msg}`); }
 
 // Runs in the page: every data table must lie inside its card and the viewport, and either fit
 // its scroll container or have that container scroll sideways (no column cut off unreachable).
@@ -51,16 +41,8 @@ function tableProblems(mustFit) {
   return out;
 }
 
-const ctx = await chromium.launchPersistentContext(mkdtempSync(join(tmpdir(), "pl-chromium-")), {
-  executablePath,
-  headless: true,
-  viewport: { width: 1280, height: 860 },
-  args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-});
+const { ctx, page } = await launch({ height: 860, timeout: 15000 });
 try {
-  const page = ctx.pages()[0] || await ctx.newPage();
-  page.setDefaultTimeout(15000);
 
   step("unauthenticated visit redirects to the login page");
   await page.goto(`${base}/jobs`);
@@ -84,7 +66,7 @@ try {
     if (!labels.includes(l)) throw new Error(`metric card ${l} missing: ${labels}`);
   }
   await page.waitForSelector("#jobs-table");
-  if (shots) await page.screenshot({ path: `${shots}/overview-empty.png`, fullPage: true });
+  await screenshot(page, `overview-empty`);
   const queuedBefore = await page.locator('[data-metric="Queued jobs"] .metric-value').textContent();
   if (queuedBefore.trim() !== "0") throw new Error(`queued before: ${queuedBefore}`);
 
@@ -97,13 +79,13 @@ try {
     document.querySelector('[data-metric="Queued jobs"] .metric-value').textContent.trim() === "1");
   const row = await page.textContent(`tr[data-job-id="${jobId}"]`);
   if (!row.includes("node_provision") || !row.includes("queued")) throw new Error(`row: ${row}`);
-  if (shots) await page.screenshot({ path: `${shots}/overview-live-job.png`, fullPage: true });
+  await screenshot(page, `overview-live-job`);
 
   step("jobs page shows it too, and a phone-sized viewport still works");
   await page.click('nav a[href="/jobs"]');
   await page.waitForSelector(`tr[data-job-id="${jobId}"]`);
   await page.setViewportSize({ width: 390, height: 844 });
-  if (shots) await page.screenshot({ path: `${shots}/jobs-phone.png`, fullPage: true });
+  await screenshot(page, `jobs-phone`);
   await page.setViewportSize({ width: 1280, height: 860 });
 
   step("the jobs and releases tables fit or scroll inside their card at 1280 and 390 px");
@@ -114,7 +96,7 @@ try {
       await page.goto(`${base}${path}`);
       await page.waitForSelector("#jobs-table tr[data-job-id]");
       const problems = await page.evaluate(tableProblems, width >= 1280);
-      if (shots) await page.screenshot({ path: `${shots}/tables-${name}-${width}.png`, fullPage: true });
+      await screenshot(page, `tables-${name}-${width}`);
       if (problems.length) throw new Error(`${path} at ${width} px: ${problems.join("; ")}`);
     }
   }

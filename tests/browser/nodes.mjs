@@ -2,34 +2,14 @@
 // through the API: log in, see the node active on the Nodes page with the SSH key shown, press
 // "Provision again", watch the Ansible output arrive live on the job page, see `succeeded`
 // without reloading, find the action on the Audit page and in the node page's history.
-import { chromium } from "playwright-core";
-import { mkdtempSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { base, launch, logIn, screenshot, step } from "./common.mjs";
 
-const base = process.env.PRESSLUFT_URL;
-const shots = process.env.PRESSLUFT_SCREENSHOTS;
-const executablePath = process.env.CHROMIUM || "/usr/lib/chromium/chromium";
-function step(msg) { console.log(`step: ${msg}`); }
-
-const ctx = await chromium.launchPersistentContext(mkdtempSync(join(tmpdir(), "pl-chromium-")), {
-  executablePath,
-  headless: true,
-  viewport: { width: 1280, height: 900 },
-  args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-});
+const { ctx, page } = await launch();
 try {
-  const page = ctx.pages()[0] || await ctx.newPage();
-  page.setDefaultTimeout(30000);
   page.on("dialog", (d) => d.accept());
 
   step("log in");
-  await page.goto(`${base}/login?next=/nodes`);
-  await page.fill("#email", process.env.PRESSLUFT_EMAIL);
-  await page.fill("#password", process.env.PRESSLUFT_PASSWORD);
-  await page.click("button[type=submit]");
-  await page.waitForURL(`${base}/nodes`);
+  await logIn(page, "/nodes");
 
   step("the node is active and the public key is shown");
   const row = page.locator(`tr[data-node-id="${process.env.PRESSLUFT_NODE_ID}"]`);
@@ -38,7 +18,7 @@ try {
   if (status !== "active") throw new Error(`node status ${status}`);
   const key = await page.textContent("[data-test=public-key]");
   if (!key.startsWith("ssh-ed25519 ")) throw new Error(`public key: ${key}`);
-  if (shots) await page.screenshot({ path: `${shots}/nodes.png`, fullPage: true });
+  await screenshot(page, `nodes`);
 
   step("provision again and land on the job page");
   await row.locator("[data-test=provision]").click();
@@ -48,7 +28,7 @@ try {
 
   step("Ansible output arrives live");
   await page.waitForFunction(() => document.querySelector("[data-test=job-output]").textContent.includes("TASK ["), null, { timeout: 120000 });
-  if (shots) await page.screenshot({ path: `${shots}/job-running.png`, fullPage: true });
+  await screenshot(page, `job-running`);
 
   step("the job succeeds without a reload");
   await page.waitForFunction(() => {
@@ -58,14 +38,14 @@ try {
   const out = await page.textContent("[data-test=job-output]");
   if (!out.includes("PLAY RECAP")) throw new Error("no PLAY RECAP in the live output");
   if (await page.locator("[data-test=cancel-job]").count() !== 0) throw new Error("Cancel still offered");
-  if (shots) await page.screenshot({ path: `${shots}/job-succeeded.png`, fullPage: true });
+  await screenshot(page, `job-succeeded`);
 
   step("the audit page shows who provisioned, and the result");
   await page.click('nav a[href="/audit"]');
   const audit = page.locator("#audit-table tbody tr").first();
   const text = await audit.textContent();
   if (!text.includes("node_provision") || !text.includes("succeeded")) throw new Error(`audit row: ${text}`);
-  if (shots) await page.screenshot({ path: `${shots}/audit.png`, fullPage: true });
+  await screenshot(page, `audit`);
 
   step("the node page lists the provisioning in its history");
   await page.click('nav a[href="/nodes"]');
@@ -75,7 +55,7 @@ try {
   if (nodeStatus !== "active") throw new Error(`node page status ${nodeStatus}`);
   const history = await page.locator(`[data-test=node-jobs] tr[data-job-id="${jobId}"]`).textContent();
   if (!history.includes("succeeded")) throw new Error(`node history row: ${history}`);
-  if (shots) await page.screenshot({ path: `${shots}/node.png`, fullPage: true });
+  await screenshot(page, `node`);
   console.log("BROWSER_TEST_PASSED");
 } finally {
   await ctx.close();
