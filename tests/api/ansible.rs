@@ -206,16 +206,12 @@ async fn user_data_in_variables_is_never_templated() {
     )
     .await;
     let node = app.insert_node("local", "active").await;
-    sqlx::query("UPDATE nodes SET hostname = '127.0.0.1' WHERE id = ?")
-        .bind(&node)
-        .execute(app.store.pool())
-        .await
-        .unwrap();
-    sqlx::query("INSERT INTO settings (key, value, updated_at) VALUES ('control_plane_domain', ?, '2026-01-01T00:00:00.000Z')")
-        .bind(&expression)
-        .execute(app.store.pool())
-        .await
-        .unwrap();
+    app.exec(
+        "UPDATE nodes SET hostname = '127.0.0.1' WHERE id = ?",
+        &[&node],
+    )
+    .await;
+    app.exec("INSERT INTO settings (key, value, updated_at) VALUES ('control_plane_domain', ?, '2026-01-01T00:00:00.000Z')", &[&expression]).await;
     let id = app
         .insert_job(JobFixture::new("node_provision", "queued", &node))
         .await;

@@ -96,10 +96,7 @@ async fn wrong_password_and_unknown_email_look_the_same() {
 #[tokio::test]
 async fn inactive_users_cannot_log_in() {
     let app = spawn_app().await;
-    sqlx::query("UPDATE users SET is_active = 0")
-        .execute(app.store.pool())
-        .await
-        .unwrap();
+    app.exec("UPDATE users SET is_active = 0", &[]).await;
     let r = app.login_as(&client(), ADMIN_EMAIL, ADMIN_PASSWORD).await;
     assert_error(r, 401, "unauthorized").await;
 }

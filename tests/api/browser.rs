@@ -78,11 +78,11 @@ async fn insert_busy_site(app: &TestApp, node: &str) -> String {
     let staging = app
         .insert_environment(&site, node, "Staging before the spring sale")
         .await;
-    sqlx::query("UPDATE environments SET environment_type = 'staging' WHERE id = ?")
-        .bind(&staging)
-        .execute(app.store.pool())
-        .await
-        .unwrap();
+    app.exec(
+        "UPDATE environments SET environment_type = 'staging' WHERE id = ?",
+        &[&staging],
+    )
+    .await;
     let now = app.now();
     for (i, (env, code, status)) in [
         (&prod, None, "succeeded"),

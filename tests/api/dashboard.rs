@@ -266,17 +266,14 @@ async fn node_register_form_shows_field_errors_and_starts_a_job() {
 }
 
 #[tokio::test]
-async fn sites_pages_create_a_site_and_an_environment() {
+async fn the_new_site_form_needs_a_node_and_keeps_bad_input() {
     let app = spawn_app().await;
     let c = client();
     form_login(&app, &c).await;
-    let page = |path: &'static str| {
-        let c = c.clone();
-        let url = app.url(path);
-        async move { c.get(url).send().await.unwrap().text().await.unwrap() }
-    };
-    assert!(page("/sites").await.contains("No sites yet"));
-    let html = page("/sites/new").await;
+    assert!(page_text(&c, app.url("/sites"))
+        .await
+        .contains("No sites yet"));
+    let html = page_text(&c, app.url("/sites/new")).await;
     let token = csrf_field(&html);
     assert!(html.contains("sslip.io"), "preview URL formula shown");
 
@@ -316,8 +313,32 @@ async fn sites_pages_create_a_site_and_an_environment() {
         "error next to the slug"
     );
     assert!(html.contains("value=\"Shop\""), "input kept");
+}
 
-    // An empty slug is derived from the name.
+/// A site created through the dashboard form (an empty slug, derived from the name "My Shop")
+/// on an active node, by a logged-in browser-like client.
+struct FormSite {
+    app: TestApp,
+    c: reqwest::Client,
+    token: String,
+    /// The site page the form redirected to.
+    location: String,
+    site_id: String,
+    /// The production environment's id and preview URL.
+    prod: Prod,
+}
+
+struct Prod {
+    id: String,
+    preview_url: String,
+}
+
+async fn site_from_the_form() -> FormSite {
+    let app = spawn_app().await;
+    let c = client();
+    form_login(&app, &c).await;
+    app.insert_node("edge", "active").await;
+    let token = csrf_field(&page_text(&c, app.url("/sites/new")).await);
     let r = post_form(
         &c,
         app.url("/sites"),
@@ -331,15 +352,40 @@ async fn sites_pages_create_a_site_and_an_environment() {
     assert_eq!(r.status(), 303);
     let location = r.headers()["location"].to_str().unwrap().to_string();
     let site_id = location.trim_start_matches("/sites/").to_string();
-    let site = app.store.get_site(&site_id).await.unwrap().unwrap();
-    assert_eq!(site.slug, "my-shop");
-    let html = page_text(&c, app.url(&location)).await;
     let prod = app
         .store
         .list_environments(&site_id)
         .await
         .unwrap()
         .remove(0);
+    let prod = Prod {
+        id: prod.id,
+        preview_url: prod.preview_url,
+    };
+    FormSite {
+        app,
+        c,
+        token,
+        location,
+        site_id,
+        prod,
+    }
+}
+
+/// An empty slug is derived from the name; the site page shows production deploying at once.
+#[tokio::test]
+async fn a_site_from_the_form_shows_its_production_deploying() {
+    let FormSite {
+        app,
+        c,
+        location,
+        site_id,
+        prod,
+        ..
+    } = site_from_the_form().await;
+    let site = app.store.get_site(&site_id).await.unwrap().unwrap();
+    assert_eq!(site.slug, "my-shop");
+    let html = page_text(&c, app.url(&location)).await;
     assert!(
         html.contains(&prod.preview_url),
         "preview URL shown at once"
@@ -350,62 +396,72 @@ async fn sites_pages_create_a_site_and_an_environment() {
         html.contains("site_create"),
         "the job is listed with its status"
     );
+    let html = page_text(&c, app.url(&format!("/environments/{}", prod.id))).await;
+    assert!(html.contains("No release yet") && html.contains(&prod.preview_url));
+    assert!(page_text(&c, app.url("/sites")).await.contains("my-shop"));
+}
 
+#[tokio::test]
+async fn the_environment_form_validates_then_shows_the_new_card() {
+    let FormSite {
+        app,
+        c,
+        token,
+        location,
+        site_id,
+        prod,
+    } = site_from_the_form().await;
     let html = page_text(&c, app.url(&format!("/sites/{site_id}/environments/new"))).await;
     assert!(html.contains(&prod.id), "production offered as source");
-    let r = post_form(
-        &c,
-        app.url(&format!("/sites/{site_id}/environments")),
-        &[
-            ("csrf_token", token.as_str()),
-            ("name", "Staging"),
-            ("slug", "staging"),
-            ("environment_type", "staging"),
-            ("source_environment_id", prod.id.as_str()),
-            ("promotion_preset", "nope"),
-        ],
-    )
-    .await;
+    let create = |preset: &'static str| {
+        let fields = [
+            ("csrf_token", token.clone()),
+            ("name", "Staging".into()),
+            ("slug", "staging".into()),
+            ("environment_type", "staging".into()),
+            ("source_environment_id", prod.id.clone()),
+            ("promotion_preset", preset.into()),
+        ];
+        let (c, url) = (
+            c.clone(),
+            app.url(&format!("/sites/{site_id}/environments")),
+        );
+        async move { c.post(url).form(&fields).send().await.unwrap() }
+    };
+    let r = create("nope").await;
     assert_eq!(r.status(), 400);
     assert!(r
         .text()
         .await
         .unwrap()
         .contains("must be one of: content-protect"));
-    let r = post_form(
-        &c,
-        app.url(&format!("/sites/{site_id}/environments")),
-        &[
-            ("csrf_token", token.as_str()),
-            ("name", "Staging"),
-            ("slug", "staging"),
-            ("environment_type", "staging"),
-            ("source_environment_id", prod.id.as_str()),
-            ("promotion_preset", "content-protect"),
-        ],
-    )
-    .await;
+    let r = create("content-protect").await;
     assert_eq!(r.status(), 303);
     let html = page_text(&c, app.url(&location)).await;
     assert!(
         html.contains("env-staging") && html.contains("cloning"),
         "new card at once"
     );
+}
 
-    let html = page_text(&c, app.url(&format!("/environments/{}", prod.id))).await;
-    assert!(html.contains("No release yet") && html.contains(&prod.preview_url));
-    assert!(page("/sites").await.contains("my-shop"));
-
-    // Live: the site page's stream re-renders the cards when the environment changes.
+/// Live: the site page's stream re-renders the cards when the environment changes.
+#[tokio::test]
+async fn the_site_page_stream_re_renders_changed_cards() {
+    let FormSite {
+        app,
+        c,
+        site_id,
+        prod,
+        ..
+    } = site_from_the_form().await;
     let r = get_with(&c, app.url(&format!("/ui/events?view=site&id={site_id}"))).await;
     assert_eq!(r.status(), 200);
     app.clock.advance(time::Duration::seconds(1));
-    sqlx::query("UPDATE environments SET status = 'failed', updated_at = ? WHERE id = ?")
-        .bind(app.now())
-        .bind(&prod.id)
-        .execute(app.store.pool())
-        .await
-        .unwrap();
+    app.exec(
+        "UPDATE environments SET status = 'failed', updated_at = ? WHERE id = ?",
+        &[&app.now(), &prod.id],
+    )
+    .await;
     app.state.events.jobs_changed();
     let seen = read_until(r, "status-failed").await;
     assert!(seen.contains("event: environments"), "{seen}");
@@ -467,13 +523,7 @@ async fn node_page_shows_details_history_last_failure_and_firewall() {
     form_login(&app, &c).await;
     let node = app.insert_node("alpha", "active").await;
     let other = app.insert_node("beta", "active").await;
-    sqlx::query(
-        "UPDATE nodes SET firewall_status = 'unavailable', provision_warning = 'The kernel refused nftables.' WHERE id = ?",
-    )
-    .bind(&node)
-    .execute(app.store.pool())
-    .await
-    .unwrap();
+    app.exec("UPDATE nodes SET firewall_status = 'unavailable', provision_warning = 'The kernel refused nftables.' WHERE id = ?", &[&node]).await;
     let ok = app
         .insert_job(JobFixture::new("node_provision", "succeeded", &node))
         .await;
@@ -481,11 +531,11 @@ async fn node_page_shows_details_history_last_failure_and_firewall() {
     f.offset_ms = 1000;
     f.error_code = Some("NODE_UNREACHABLE");
     let failed = app.insert_job(f).await;
-    sqlx::query("UPDATE jobs SET error_message = 'ssh: connect to host refused' WHERE id = ?")
-        .bind(&failed)
-        .execute(app.store.pool())
-        .await
-        .unwrap();
+    app.exec(
+        "UPDATE jobs SET error_message = 'ssh: connect to host refused' WHERE id = ?",
+        &[&failed],
+    )
+    .await;
     let elsewhere = app
         .insert_job(JobFixture::new("node_provision", "failed", &other))
         .await;
@@ -605,12 +655,11 @@ async fn site_stream_ignores_other_sites() {
         let app = &app;
         async move {
             app.clock.advance(time::Duration::seconds(1));
-            sqlx::query("UPDATE environments SET status = 'failed', updated_at = ? WHERE id = ?")
-                .bind(app.now())
-                .bind(&id)
-                .execute(app.store.pool())
-                .await
-                .unwrap();
+            app.exec(
+                "UPDATE environments SET status = 'failed', updated_at = ? WHERE id = ?",
+                &[&app.now(), &id],
+            )
+            .await;
             app.state.events.jobs_changed();
         }
     };
@@ -685,10 +734,7 @@ async fn dashboard_errors_are_html_pages() {
 
     // A server error: the page says so without the cause (which only the log gets).
     let node = app.insert_node("alpha", "active").await;
-    sqlx::query("ALTER TABLE jobs RENAME TO jobs_gone")
-        .execute(app.store.pool())
-        .await
-        .unwrap();
+    app.exec("ALTER TABLE jobs RENAME TO jobs_gone", &[]).await;
     let r = get_with(&c, app.url(&format!("/nodes/{node}"))).await;
     assert_eq!(r.status(), 500);
     assert!(r.headers()["content-type"]

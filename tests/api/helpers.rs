@@ -238,6 +238,18 @@ impl TestApp {
         id
     }
 
+    /// Runs one SQL statement with text parameters (fixtures and faults the API cannot make).
+    pub async fn exec(&self, sql: &str, binds: &[&str]) {
+        let mut query = sqlx::query(sql);
+        for value in binds {
+            query = query.bind(*value);
+        }
+        query
+            .execute(self.store.pool())
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}"));
+    }
+
     /// Inserts a job created at `now + offset_ms` (so order is deterministic).
     pub async fn insert_job(&self, job: JobFixture<'_>) -> String {
         let id = Uuid::new_v4().to_string();

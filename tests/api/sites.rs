@@ -554,11 +554,11 @@ async fn bad_environment_input_is_refused() {
     assert_eq!(count(&app, "environments").await, 2, "nothing half-created");
 
     // A failed source is refused.
-    sqlx::query("UPDATE environments SET status = 'failed' WHERE site_id = ?")
-        .bind(&site_id)
-        .execute(app.store.pool())
-        .await
-        .unwrap();
+    app.exec(
+        "UPDATE environments SET status = 'failed' WHERE site_id = ?",
+        &[&site_id],
+    )
+    .await;
     assert_error(app.post_json(&path, base.clone()).await, 409, "conflict").await;
     assert_eq!(count(&app, "environments").await, 2);
     let (_, audit) = app
