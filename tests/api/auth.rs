@@ -44,9 +44,8 @@ async fn login_sets_a_hardened_session_cookie_and_stores_only_its_hash() {
     assert_eq!(stored[0].0, pressluft::auth::token::hash_token(token));
 }
 
-#[tokio::test]
-async fn secure_flag_when_proxied_over_tls() {
-    let app = behind_trusted_proxy().await;
+/// The session cookie of an admin login whose request says it came over TLS.
+async fn cookie_of_a_login_claiming_tls(app: &TestApp) -> String {
     let r = client()
         .post(app.url("/api/login"))
         .header("x-forwarded-proto", "https")
@@ -54,19 +53,18 @@ async fn secure_flag_when_proxied_over_tls() {
         .send()
         .await
         .unwrap();
-    let cookie = r.headers()["set-cookie"].to_str().unwrap().to_string();
+    r.headers()["set-cookie"].to_str().unwrap().to_string()
+}
+
+#[tokio::test]
+async fn secure_flag_when_proxied_over_tls() {
+    let app = behind_trusted_proxy().await;
+    let cookie = cookie_of_a_login_claiming_tls(&app).await;
     assert!(cookie.ends_with("; Secure"), "{cookie}");
 
     // Without a configured proxy nobody may claim TLS for the request.
     let app = spawn_app().await;
-    let r = client()
-        .post(app.url("/api/login"))
-        .header("x-forwarded-proto", "https")
-        .json(&json!({"email": ADMIN_EMAIL, "password": ADMIN_PASSWORD}))
-        .send()
-        .await
-        .unwrap();
-    let cookie = r.headers()["set-cookie"].to_str().unwrap().to_string();
+    let cookie = cookie_of_a_login_claiming_tls(&app).await;
     assert!(!cookie.contains("Secure"), "{cookie}");
 }
 

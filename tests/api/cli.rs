@@ -164,12 +164,7 @@ fn dev_bootstraps_an_admin_and_serves() {
     rt.block_on(async {
         let c = crate::helpers::client();
         let base = format!("http://{}", addr.unwrap());
-        let r = c
-            .post(format!("{base}/api/login"))
-            .json(&serde_json::json!({"email": "admin@pressluft.local", "password": password}))
-            .send()
-            .await
-            .unwrap();
+        let r = crate::helpers::api_login(&c, &base, "admin@pressluft.local", &password).await;
         assert_eq!(r.status(), 200, "the printed password works");
         let r = c.get(format!("{base}/api/metrics")).send().await.unwrap();
         assert_eq!(r.status(), 200);

@@ -2,24 +2,12 @@
 
 use crate::events::read_until;
 use crate::helpers::{
-    client, csrf_field, get_with, page_text, post_form, spawn_app, JobFixture, TestApp,
-    ADMIN_EMAIL, ADMIN_PASSWORD,
+    client, csrf_field, get_with, page_text, post_form, spawn_app, submit_login_form, JobFixture,
+    TestApp, ADMIN_EMAIL, ADMIN_PASSWORD,
 };
 
 async fn form_login(app: &TestApp, c: &reqwest::Client) -> reqwest::Response {
-    let page = page_text(c, app.url("/login?next=/jobs")).await;
-    let token = csrf_field(&page);
-    post_form(
-        &c,
-        app.url("/login"),
-        &[
-            ("email", ADMIN_EMAIL),
-            ("password", ADMIN_PASSWORD),
-            ("csrf_token", &token),
-            ("next", "/jobs"),
-        ],
-    )
-    .await
+    submit_login_form(app, c, "/login?next=/jobs", ADMIN_PASSWORD, Some("/jobs")).await
 }
 
 #[tokio::test]
@@ -70,17 +58,7 @@ async fn form_login_needs_the_double_submit_token() {
 async fn form_login_failures_show_a_sentence() {
     let app = spawn_app().await;
     let c = client();
-    let page = page_text(&c, app.url("/login")).await;
-    let r = post_form(
-        &c,
-        app.url("/login"),
-        &[
-            ("email", ADMIN_EMAIL),
-            ("password", "wrong"),
-            ("csrf_token", &csrf_field(&page)),
-        ],
-    )
-    .await;
+    let r = submit_login_form(&app, &c, "/login", "wrong", None).await;
     assert_eq!(r.status(), 401);
     let html = r.text().await.unwrap();
     assert!(html.contains("Invalid email or password."), "{html}");

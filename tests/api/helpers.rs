@@ -94,12 +94,7 @@ impl TestApp {
         email: &str,
         password: &str,
     ) -> reqwest::Response {
-        client
-            .post(self.url("/api/login"))
-            .json(&json!({"email": email, "password": password}))
-            .send()
-            .await
-            .expect("login request")
+        api_login(client, &self.base, email, password).await
     }
 
     /// Logs the shared client in as the admin.
@@ -380,6 +375,39 @@ pub fn hidden_field(html: &str, name: &str) -> String {
 /// The hidden `csrf_token` value in a page.
 pub fn csrf_field(html: &str) -> String {
     hidden_field(html, "csrf_token")
+}
+
+/// `POST {base}/api/login` with `email` and `password`, from client `c`.
+pub async fn api_login(
+    c: &reqwest::Client,
+    base: &str,
+    email: &str,
+    password: &str,
+) -> reqwest::Response {
+    c.post(format!("{base}/api/login"))
+        .json(&json!({"email": email, "password": password}))
+        .send()
+        .await
+        .expect("login request")
+}
+
+/// Submits the dashboard's login form as the admin with client `c`: loads `login_page` for the
+/// form's CSRF token, then posts the e-mail, `password` and, if given, `next`.
+pub async fn submit_login_form(
+    app: &TestApp,
+    c: &reqwest::Client,
+    login_page: &str,
+    password: &str,
+    next: Option<&str>,
+) -> reqwest::Response {
+    let token = csrf_field(&page_text(c, app.url(login_page)).await);
+    let mut fields = vec![
+        ("email", ADMIN_EMAIL),
+        ("password", password),
+        ("csrf_token", &token),
+    ];
+    fields.extend(next.map(|next| ("next", next)));
+    post_form(c, app.url("/login"), &fields).await
 }
 
 /// The body of `GET url` with client `c`.

@@ -2,7 +2,7 @@
 //! open-redirect form goes to `/sites`, and a `next` with a newline still gets an answer.
 
 use crate::helpers::{
-    client, get_with, hidden_field, page_text, post_form, spawn_app, TestApp, ADMIN_EMAIL,
+    client, get_with, hidden_field, spawn_app, submit_login_form, TestApp, ADMIN_EMAIL,
     ADMIN_PASSWORD,
 };
 
@@ -66,17 +66,7 @@ async fn a_local_path_is_followed_and_no_next_goes_to_sites() {
     assert_eq!(r.headers()["location"], "/jobs?status=failed");
 
     let c = client();
-    let html = page_text(&c, app.url("/login")).await;
-    let r = post_form(
-        &c,
-        app.url("/login"),
-        &[
-            ("email", ADMIN_EMAIL),
-            ("password", ADMIN_PASSWORD),
-            ("csrf_token", &hidden_field(&html, "csrf_token")),
-        ],
-    )
-    .await;
+    let r = submit_login_form(&app, &c, "/login", ADMIN_PASSWORD, None).await;
     assert_eq!(r.status(), 303);
     assert_eq!(r.headers()["location"], "/sites");
 }

@@ -393,12 +393,8 @@ async fn every_earlier_schema_version_holding_data_upgrades_to_the_current_one()
             .unwrap();
         let client = crate::helpers::client();
         let base = format!("http://{addr}");
-        let r = client
-            .post(format!("{base}/api/login"))
-            .json(&serde_json::json!({"email": "admin@example.com", "password": UPGRADE_PASSWORD}))
-            .send()
-            .await
-            .unwrap();
+        let r =
+            crate::helpers::api_login(&client, &base, "admin@example.com", UPGRADE_PASSWORD).await;
         assert_eq!(r.status(), 200, "v{version}: login");
         let get = |path: &str| {
             let client = client.clone();

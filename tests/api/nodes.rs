@@ -41,8 +41,9 @@ async fn job_node(app: &TestApp, job_id: &str) -> String {
         .to_string()
 }
 
-#[tokio::test]
-async fn register_provision_and_read_nodes() {
+/// A local node registered through the API (its `node_provision` queued, not run yet); the
+/// stand-in answers that the firewall was refused.
+async fn registered_local_node() -> (TestApp, String, String) {
     let app = app(vec![Step::ok(json!({
         "firewall": {"status": "unavailable", "message": "The kernel refused ufw: iptables is not available."},
         "fail2ban": {"status": "active", "message": "Fail2Ban runs."}
@@ -50,6 +51,19 @@ async fn register_provision_and_read_nodes() {
     .await;
     let job_id = registered(&app, json!({"name": "This host", "hostname": "127.0.0.1", "public_ip": "127.0.0.1", "is_local": true})).await;
     let node_id = job_node(&app, &job_id).await;
+    (app, job_id, node_id)
+}
+
+/// [`registered_local_node`] after its `node_provision` ran.
+async fn provisioned_local_node() -> (TestApp, String, String) {
+    let (app, job_id, node_id) = registered_local_node().await;
+    app.state.engine.run_until_idle("w").await.unwrap();
+    (app, job_id, node_id)
+}
+
+#[tokio::test]
+async fn registering_a_node_queues_its_provisioning() {
+    let (app, job_id, node_id) = registered_local_node().await;
     let n = node(&app, &node_id).await;
     assert_eq!(n["status"], "provisioning");
     assert_eq!(
@@ -69,8 +83,11 @@ async fn register_provision_and_read_nodes() {
         ),
         (Some("node_provision"), Some("queued"), true)
     );
+}
 
-    app.state.engine.run_until_idle("w").await.unwrap();
+#[tokio::test]
+async fn a_provisioned_node_is_active_with_its_firewall_state_and_listed() {
+    let (app, _, node_id) = provisioned_local_node().await;
     let n = node(&app, &node_id).await;
     assert_eq!(n["status"], "active");
     assert!(n["last_seen_at"].is_string());
@@ -90,8 +107,12 @@ async fn register_provision_and_read_nodes() {
         .as_str()
         .unwrap()
         .starts_with("ssh-ed25519 "));
+}
 
-    // Output is kept: the log file and the stored tail.
+/// Output is kept: the log file and the stored tail; the audit row follows the job.
+#[tokio::test]
+async fn provisioning_keeps_its_output_and_audits_its_result() {
+    let (app, job_id, node_id) = provisioned_local_node().await;
     let out = app.text(&format!("/api/jobs/{job_id}/output")).await;
     assert!(out.contains("PLAY [target] scripted"), "{out}");
     let stored = app.store.get_job(&job_id).await.unwrap().unwrap();
@@ -103,7 +124,6 @@ async fn register_provision_and_read_nodes() {
         "the tail is stored with the job"
     );
 
-    // The audit row follows the job.
     let (_, audit) = app
         .get_json(&format!(
             "/api/audit-logs?resource_type=node&resource_id={node_id}"
@@ -114,8 +134,12 @@ async fn register_provision_and_read_nodes() {
     assert_eq!(audit[0]["result"], "succeeded");
     assert_eq!(audit[0]["job_id"], job_id.as_str());
     assert_eq!(audit[0]["user_email"], crate::helpers::ADMIN_EMAIL);
+}
 
-    // Provision again; a second request while it is queued is refused and audited.
+/// Provision again; a second request while it is queued is refused and audited.
+#[tokio::test]
+async fn a_second_provision_request_while_one_is_queued_is_refused_and_audited() {
+    let (app, _, node_id) = provisioned_local_node().await;
     app.clock.advance(time::Duration::seconds(1));
     let r = app
         .post_empty(&format!("/api/nodes/{node_id}/provision"))

@@ -40,6 +40,14 @@ async fn open(app: &TestApp, c: &reqwest::Client, path: &str, token: &str) -> re
         .unwrap()
 }
 
+/// A fresh app with one session that opened the stream at `path`.
+async fn one_open_stream(path: &str) -> (TestApp, reqwest::Response) {
+    let app = spawn_app().await;
+    let token = session(&app).await;
+    let r = open(&app, &reqwest::Client::new(), path, &token).await;
+    (app, r)
+}
+
 /// Waits until the server has ended the stream (end of body), at most `limit`.
 async fn ends_within(r: reqwest::Response, limit: Duration) -> Result<(), String> {
     let mut body = r.bytes_stream();
@@ -154,10 +162,7 @@ async fn logout_ends_the_sessions_open_streams() {
 
 #[tokio::test]
 async fn a_password_change_by_another_process_ends_the_streams() {
-    let app = spawn_app().await;
-    let token = session(&app).await;
-    let c = reqwest::Client::new();
-    let r = open(&app, &c, "/api/events", &token).await;
+    let (app, r) = one_open_stream("/api/events").await;
     assert_eq!(r.status(), 200);
     // Another Auth on the same database, as `pressluft admin set-password` in its own process.
     let cli = pressluft::auth::Auth::new(app.store.clone(), std::sync::Arc::new(app.clock.clone()));
@@ -169,10 +174,7 @@ async fn a_password_change_by_another_process_ends_the_streams() {
 
 #[tokio::test]
 async fn streams_end_when_their_session_expires() {
-    let app = spawn_app().await;
-    let token = session(&app).await;
-    let c = reqwest::Client::new();
-    let r = open(&app, &c, "/ui/events?view=sites", &token).await;
+    let (app, r) = one_open_stream("/ui/events?view=sites").await;
     assert_eq!(r.status(), 200);
     app.clock.advance(time::Duration::hours(24));
     ends_within(r, Duration::from_secs(5)).await.unwrap();
