@@ -321,12 +321,7 @@ pub async fn sites_on_this_machine(app: &TestApp) {
     let (_, envs) = app
         .get_json(&format!("/api/sites/{browser_site}/environments"))
         .await;
-    let types: Vec<&str> = envs
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["environment_type"].as_str().unwrap())
-        .collect();
+    let types = crate::helpers::column(&envs, "environment_type");
     assert_eq!(types, ["production", "staging"]);
 
     // Leave the node as it was (there is no site deletion in the product yet).

@@ -2,7 +2,7 @@
 
 use serde_json::json;
 
-use crate::helpers::{assert_error, spawn_app};
+use crate::helpers::{assert_error, spawn_app, spawn_logged_in};
 
 #[tokio::test]
 async fn malformed_json_is_a_400() {
@@ -84,8 +84,7 @@ async fn bodies_over_one_mib_are_413() {
 
 #[tokio::test]
 async fn malformed_ids_are_400_and_unknown_ids_404() {
-    let app = spawn_app().await;
-    app.login().await;
+    let app = spawn_logged_in().await;
     let r = app.get("/api/jobs/not-a-uuid").await;
     let body = assert_error(r, 400, "bad_request").await;
     assert!(body["details"]["fields"]["id"].is_string(), "{body}");
@@ -97,8 +96,7 @@ async fn malformed_ids_are_400_and_unknown_ids_404() {
 
 #[tokio::test]
 async fn unknown_routes_are_404_in_the_error_shape() {
-    let app = spawn_app().await;
-    app.login().await;
+    let app = spawn_logged_in().await;
     let r = app.get("/api/nothing-here").await;
     assert_error(r, 404, "not_found").await;
 }

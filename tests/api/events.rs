@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use futures_util::StreamExt;
 
-use crate::helpers::{spawn_app, JobFixture};
+use crate::helpers::{spawn_logged_in, JobFixture};
 
 /// Reads an SSE response until `needle` appears (or fails after 10 s).
 pub async fn read_until(r: reqwest::Response, needle: &str) -> String {
@@ -24,8 +24,7 @@ pub async fn read_until(r: reqwest::Response, needle: &str) -> String {
 
 #[tokio::test]
 async fn job_changes_stream_as_job_events() {
-    let app = spawn_app().await;
-    app.login().await;
+    let app = spawn_logged_in().await;
     let node = app.insert_node("alpha", "active").await;
     let r = app.get("/api/events").await;
     assert_eq!(r.status(), 200);

@@ -41,6 +41,13 @@ pub async fn spawn_app() -> TestApp {
     spawn_app_with(|_| {}, None).await
 }
 
+/// [`spawn_app`] with the shared client logged in as the admin.
+pub async fn spawn_logged_in() -> TestApp {
+    let app = spawn_app().await;
+    app.login().await;
+    app
+}
+
 /// Starts the application with a tweaked configuration and, optionally, another job runner.
 pub async fn spawn_app_with(
     tweak: impl FnOnce(&mut Config),
@@ -360,6 +367,12 @@ pub async fn assert_error(r: reqwest::Response, status: u16, code: &str) -> Valu
         "message present: {body}"
     );
     body
+}
+
+/// The string `key` of every object in the JSON array `list` (a column of a listing).
+pub fn column<'a>(list: &'a Value, key: &str) -> Vec<&'a str> {
+    let rows = list.as_array().expect("a JSON array");
+    rows.iter().map(|row| row[key].as_str().unwrap()).collect()
 }
 
 /// The value of the hidden form field `name` in a page.

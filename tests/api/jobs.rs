@@ -2,7 +2,7 @@
 
 use serde_json::Value;
 
-use crate::helpers::{assert_error, spawn_app, JobFixture, TestApp};
+use crate::helpers::{assert_error, spawn_app, spawn_logged_in, JobFixture, TestApp};
 
 struct World {
     node_a: String,
@@ -13,6 +13,14 @@ struct World {
 }
 
 /// 2 nodes, 1 site with one environment, 12 jobs of mixed status and type.
+/// A fresh app holding [`world`], with the shared client logged in afterwards.
+async fn logged_in_world() -> (TestApp, World) {
+    let app = spawn_app().await;
+    let w = world(&app).await;
+    app.login().await;
+    (app, w)
+}
+
 async fn world(app: &TestApp) -> World {
     let node_a = app.insert_node("alpha", "active").await;
     let node_b = app.insert_node("beta", "provisioning").await;
@@ -62,9 +70,7 @@ fn ids(body: &Value) -> Vec<String> {
 
 #[tokio::test]
 async fn lists_newest_first_with_every_documented_field() {
-    let app = spawn_app().await;
-    let w = world(&app).await;
-    app.login().await;
+    let (app, w) = logged_in_world().await;
     let (status, body) = app.get_json("/api/jobs").await;
     assert_eq!(status, 200);
     let mut expected = w.jobs.clone();
@@ -107,9 +113,7 @@ async fn lists_newest_first_with_every_documented_field() {
 
 #[tokio::test]
 async fn filters_combine() {
-    let app = spawn_app().await;
-    let w = world(&app).await;
-    app.login().await;
+    let (app, w) = logged_in_world().await;
 
     let (_, body) = app.get_json("/api/jobs?status=queued").await;
     assert!(body
@@ -177,9 +181,7 @@ async fn filters_by_parent_job() {
 
 #[tokio::test]
 async fn pages_with_limit_and_before() {
-    let app = spawn_app().await;
-    let w = world(&app).await;
-    app.login().await;
+    let (app, w) = logged_in_world().await;
     let mut seen = Vec::new();
     let mut path = "/api/jobs?limit=5".to_string();
     loop {
@@ -203,8 +205,7 @@ async fn pages_with_limit_and_before() {
 
 #[tokio::test]
 async fn bad_filters_name_the_parameter() {
-    let app = spawn_app().await;
-    app.login().await;
+    let app = spawn_logged_in().await;
     for (query, field) in [
         ("status=done", "status"),
         ("job_type=explode", "job_type"),
@@ -237,9 +238,7 @@ async fn bad_filters_name_the_parameter() {
 
 #[tokio::test]
 async fn gets_one_job() {
-    let app = spawn_app().await;
-    let w = world(&app).await;
-    app.login().await;
+    let (app, w) = logged_in_world().await;
     let (status, body) = app.get_json(&format!("/api/jobs/{}", w.jobs[0])).await;
     assert_eq!(status, 200);
     assert_eq!(body["id"], w.jobs[0]);
@@ -250,8 +249,7 @@ async fn gets_one_job() {
 
 #[tokio::test]
 async fn metrics_equal_row_counts() {
-    let app = spawn_app().await;
-    app.login().await;
+    let app = spawn_logged_in().await;
     let (_, empty) = app.get_json("/api/metrics").await;
     assert_eq!(
         empty,

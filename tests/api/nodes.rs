@@ -153,12 +153,7 @@ async fn a_second_provision_request_while_one_is_queued_is_refused_and_audited()
     let (_, audit) = app
         .get_json(&format!("/api/audit-logs?resource_id={node_id}"))
         .await;
-    let results: Vec<&str> = audit
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|a| a["result"].as_str().unwrap())
-        .collect();
+    let results = crate::helpers::column(&audit, "result");
     assert_eq!(results, ["rejected", "accepted", "succeeded"]);
 }
 

@@ -1,7 +1,7 @@
 //! The committed `contracts/openapi.yaml` must equal the document generated from the code.
 //! Regenerate with `UPDATE_OPENAPI=1 cargo test --test api openapi`.
 
-use crate::helpers::spawn_app;
+use crate::helpers::spawn_logged_in;
 
 const COMMITTED: &str = "contracts/openapi.yaml";
 
@@ -37,8 +37,7 @@ fn committed_openapi_matches_the_code() {
 
 #[tokio::test]
 async fn the_document_is_served() {
-    let app = spawn_app().await;
-    app.login().await;
+    let app = spawn_logged_in().await;
     let r = app.get("/api/openapi.yaml").await;
     assert_eq!(r.status(), 200);
     assert_eq!(r.text().await.unwrap(), pressluft::api::openapi::yaml());

@@ -337,19 +337,17 @@ async fn only_nginx_s_group_can_connect_to_the_proxy_socket() {
 
     // A site's PHP runs as its own user, never in www-data: permission denied.
     let user = ThrowawayUser::create();
-    let (name, s) = (user.0.clone(), socket.clone());
-    let denied = tokio::task::spawn_blocking(move || connect_as(&name, &s))
-        .await
-        .unwrap();
+    let user_connects = || {
+        let (name, s) = (user.0.clone(), socket.clone());
+        tokio::task::spawn_blocking(move || connect_as(&name, &s))
+    };
+    let denied = user_connects().await.unwrap();
     let err = denied.expect_err("a pl_-like user must not connect");
     assert!(err.contains("Permission denied"), "{err}");
 
     // Even with the directory open for traversal, the socket's own mode refuses it.
     std::fs::set_permissions(&run, std::fs::Permissions::from_mode(0o2751)).unwrap();
-    let (name, s) = (user.0.clone(), socket.clone());
-    let denied = tokio::task::spawn_blocking(move || connect_as(&name, &s))
-        .await
-        .unwrap();
+    let denied = user_connects().await.unwrap();
     let err = denied.expect_err("the socket's mode 0660 refuses others");
     assert!(err.contains("Permission denied"), "{err}");
     let (_, s) = (user.0.clone(), socket.clone());

@@ -18,6 +18,17 @@ async fn app(allow_loopback: bool, stand_in: Option<StandIn>) -> TestApp {
     app
 }
 
+/// An app with `stand_in` (loopback sources refused) after one `node_provision` ran.
+async fn one_provision_run(stand_in: StandIn) -> (TestApp, String) {
+    let app = app(false, Some(stand_in)).await;
+    let node = app.insert_node("n", "active").await;
+    let id = app
+        .insert_job(JobFixture::new("node_provision", "queued", &node))
+        .await;
+    app.state.engine.run_until_idle("w").await.unwrap();
+    (app, id)
+}
+
 #[tokio::test]
 async fn link_local_sources_are_refused_and_loopback_only_with_the_flag() {
     let strict = app(false, None).await;
@@ -154,12 +165,7 @@ async fn credentials_in_job_output_and_error_messages_are_redacted() {
         ],
         Box::new(Step::failing(JobErrorCode::SourceFetchFailed, "")),
     ));
-    let app = app(false, Some(leaky)).await;
-    let node = app.insert_node("n", "active").await;
-    let id = app
-        .insert_job(JobFixture::new("node_provision", "queued", &node))
-        .await;
-    app.state.engine.run_until_idle("w").await.unwrap();
+    let (app, id) = one_provision_run(leaky).await;
     let out = app.text(&format!("/api/jobs/{id}/output")).await;
     assert!(out.contains("https://***@artifacts.test/wp.tgz"), "{out}");
     assert!(!out.contains("t0ps3cret"), "{out}");
@@ -179,12 +185,7 @@ async fn job_output_is_capped_with_a_note_and_streamed() {
     let mut lines: Vec<String> = (0..11 * 1024).map(|i| format!("{i:06} {filler}")).collect();
     lines.push("the very last line".into());
     let chatty = StandIn::new().otherwise(Step::Print(lines, Box::new(Step::ok(json!({})))));
-    let app = app(false, Some(chatty)).await;
-    let node = app.insert_node("n", "active").await;
-    let id = app
-        .insert_job(JobFixture::new("node_provision", "queued", &node))
-        .await;
-    app.state.engine.run_until_idle("w").await.unwrap();
+    let (app, id) = one_provision_run(chatty).await;
     let log = pressluft::jobs::output::job_log_path(&app.state.config.log_dir, &id);
     let size = std::fs::metadata(&log).unwrap().len();
     assert!(

@@ -194,7 +194,17 @@ struct Table<'a, W: Write> {
     line_bytes: usize,
 }
 
-impl<W: Write> Table<'_, W> {
+impl<'a, W: Write> Table<'a, W> {
+    /// A table `name` written to `w` in INSERT lines of up to 1 MiB, as mysqldump does.
+    fn new(w: &'a mut W, name: &'static str) -> Self {
+        Table {
+            w,
+            name,
+            line: Vec::new(),
+            line_bytes: 1 << 20,
+        }
+    }
+
     fn row(&mut self, row: &[u8]) -> io::Result<()> {
         if self.line.is_empty() {
             self.line
@@ -228,12 +238,7 @@ fn generate(path: &std::path::Path, target: u64) -> io::Result<u64> {
     let mut id: u64 = 1;
     // Options: a few big serialized values.
     {
-        let mut t = Table {
-            w: &mut w,
-            name: "wp_options",
-            line: Vec::new(),
-            line_bytes: 1 << 20,
-        };
+        let mut t = Table::new(&mut w, "wp_options");
         for (k, v) in [("siteurl", FROM.to_string()), ("home", FROM.to_string())] {
             let mut r = format!("({id},'{k}',").into_bytes();
             lit(&mut r, &v);
@@ -257,12 +262,7 @@ fn generate(path: &std::path::Path, target: u64) -> io::Result<u64> {
     while written < target {
         // wp_posts
         {
-            let mut t = Table {
-                w: &mut w,
-                name: "wp_posts",
-                line: Vec::new(),
-                line_bytes: 1 << 20,
-            };
+            let mut t = Table::new(&mut w, "wp_posts");
             for _ in 0..400 {
                 let mut r =
                     format!("({id},1,'2024-01-02 03:04:05','2024-01-02 03:04:05',").into_bytes();
@@ -314,12 +314,7 @@ fn generate(path: &std::path::Path, target: u64) -> io::Result<u64> {
         }
         // WooCommerce sessions (double serialized) and Action Scheduler (NUL property names).
         {
-            let mut t = Table {
-                w: &mut w,
-                name: "wp_woocommerce_sessions",
-                line: Vec::new(),
-                line_bytes: 1 << 20,
-            };
+            let mut t = Table::new(&mut w, "wp_woocommerce_sessions");
             for _ in 0..300 {
                 let mut r = format!("({id},'t_{:x}',", rng.next()).into_bytes();
                 lit(&mut r, &wc_session(&mut rng));
@@ -328,12 +323,7 @@ fn generate(path: &std::path::Path, target: u64) -> io::Result<u64> {
                 id += 1;
             }
             t.flush()?;
-            let mut t = Table {
-                w: &mut w,
-                name: "wp_actionscheduler_actions",
-                line: Vec::new(),
-                line_bytes: 1 << 20,
-            };
+            let mut t = Table::new(&mut w, "wp_actionscheduler_actions");
             for _ in 0..500 {
                 let mut r = format!("({id},'woocommerce_cleanup_draft_orders','pending','2024-01-01 00:00:00','2024-01-01 00:00:00',").into_bytes();
                 lit(
@@ -351,12 +341,7 @@ fn generate(path: &std::path::Path, target: u64) -> io::Result<u64> {
                 id += 1;
             }
             t.flush()?;
-            let mut t = Table {
-                w: &mut w,
-                name: "wp_comments",
-                line: Vec::new(),
-                line_bytes: 1 << 20,
-            };
+            let mut t = Table::new(&mut w, "wp_comments");
             for _ in 0..300 {
                 let mut r = format!("({id},{},'Jörg','j@example.org',", rng.below(id)).into_bytes();
                 lit(
