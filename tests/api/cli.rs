@@ -17,6 +17,18 @@ fn pressluft(dir: &std::path::Path) -> Command {
     c
 }
 
+/// Runs `pressluft admin <command> --email <email> --password-stdin` with `password` on stdin.
+fn admin(
+    dir: &std::path::Path,
+    command: &str,
+    email: &str,
+    password: &str,
+) -> std::process::Output {
+    let mut cmd = pressluft(dir);
+    cmd.args(["admin", command, "--email", email, "--password-stdin"]);
+    output_with_stdin(cmd, format!("{password}\n").as_bytes())
+}
+
 #[test]
 fn migrate_is_idempotent_and_admin_create_validates() {
     let dir = tempfile::tempdir().unwrap();
@@ -29,16 +41,9 @@ fn migrate_is_idempotent_and_admin_create_validates() {
         );
     }
     assert!(dir.path().join("data/pressluft.db").is_file());
+    let d = dir.path();
 
-    let mut create = pressluft(dir.path());
-    create.args([
-        "admin",
-        "create",
-        "--email",
-        "Ops@Example.com",
-        "--password-stdin",
-    ]);
-    let out = output_with_stdin(create, "a long enough password\n".as_bytes());
+    let out = admin(d, "create", "Ops@Example.com", "a long enough password");
     assert!(
         out.status.success(),
         "{}",
@@ -46,39 +51,20 @@ fn migrate_is_idempotent_and_admin_create_validates() {
     );
     assert!(String::from_utf8_lossy(&out.stdout).contains("admin ops@example.com created"));
 
-    let mut again = pressluft(dir.path());
-    again.args([
-        "admin",
-        "create",
-        "--email",
-        "ops@example.com",
-        "--password-stdin",
-    ]);
-    let out = output_with_stdin(again, "a long enough password\n".as_bytes());
+    let out = admin(d, "create", "ops@example.com", "a long enough password");
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("already exists"));
 
-    let mut short = pressluft(dir.path());
-    short.args([
-        "admin",
-        "create",
-        "--email",
-        "x@example.com",
-        "--password-stdin",
-    ]);
-    let out = output_with_stdin(short, "short\n".as_bytes());
+    let out = admin(d, "create", "x@example.com", "short");
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("at least 12 characters"));
 
-    let mut set = pressluft(dir.path());
-    set.args([
-        "admin",
+    let out = admin(
+        d,
         "set-password",
-        "--email",
         "ops@example.com",
-        "--password-stdin",
-    ]);
-    let out = output_with_stdin(set, "another long password\n".as_bytes());
+        "another long password",
+    );
     assert!(
         out.status.success(),
         "{}",

@@ -18,7 +18,7 @@ use std::process::Command;
 
 use serde_json::json;
 
-use crate::helpers::{finished, post_job};
+use crate::helpers::{finished, post_environment, post_job};
 use crate::helpers::{output_with_stdin, run, TestApp};
 
 const MARKER: &str = "/tmp/pl-e2e-clone-attack-marker";
@@ -194,13 +194,7 @@ pub async fn clone_attacks(app: &TestApp) {
         &prod_id[..8]
     ));
 
-    let clone_job = post_job(
-        app,
-        &format!("/api/sites/{site_id}/environments"),
-        json!({"name": "Attacked", "slug": "attacked", "environment_type": "clone",
-               "promotion_preset": "content-protect"}),
-    )
-    .await;
+    let clone_job = post_environment(app, &site_id, "Attacked", "attacked", "clone").await;
     let (job, output) = finished(app, &clone_job).await;
     let clone_id = job["environment_id"].as_str().unwrap().to_string();
     environments.push(clone_id.clone());
@@ -269,13 +263,7 @@ pub async fn clone_attacks(app: &TestApp) {
     let aside = format!("{release}.aside");
     as_user(&prod_user, &["mv", "-T", &release, &aside]);
     as_user(&prod_user, &["ln", "-s", DECOY_RELEASE, &release]);
-    let swapped = post_job(
-        app,
-        &format!("/api/sites/{site_id}/environments"),
-        json!({"name": "Swapped", "slug": "swapped", "environment_type": "clone",
-               "promotion_preset": "content-protect"}),
-    )
-    .await;
+    let swapped = post_environment(app, &site_id, "Swapped", "swapped", "clone").await;
     let (job, output) = finished(app, &swapped).await;
     std::fs::remove_file(&release).unwrap();
     std::fs::rename(&aside, &release).unwrap();

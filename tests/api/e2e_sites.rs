@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use crate::helpers::{host, output_with_stdin, run, visitor, TestApp};
+use crate::helpers::{host, output_with_stdin, page_text, post_environment, run, visitor, TestApp};
 use crate::helpers::{post_job, succeeded, wait_for_job};
 
 fn sql(query: &str) -> String {
@@ -59,13 +59,7 @@ pub async fn sites_on_this_machine(app: &TestApp) {
     let (_, job) = app.get_json(&format!("/api/jobs/{create}")).await;
     let site_id = job["site_id"].as_str().unwrap().to_string();
     let prod_id = job["environment_id"].as_str().unwrap().to_string();
-    let staging_job = post_job(
-        app,
-        &format!("/api/sites/{site_id}/environments"),
-        json!({"name": "Staging", "slug": "staging", "environment_type": "staging",
-               "promotion_preset": "content-protect"}),
-    )
-    .await;
+    let staging_job = post_environment(app, &site_id, "Staging", "staging", "staging").await;
     let created = succeeded(app, &create).await;
     let staged = succeeded(app, &staging_job).await;
     assert!(
@@ -94,14 +88,7 @@ pub async fn sites_on_this_machine(app: &TestApp) {
         let login = web.get(format!("{url}/wp-login.php")).send().await.unwrap();
         assert_eq!(login.status(), 200, "{url}/wp-login.php");
     }
-    let staging_home = web
-        .get(format!("{staging_url}/"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let staging_home = page_text(&web, format!("{staging_url}/")).await;
     assert!(
         staging_home.contains(staging_host),
         "staging links to itself"
@@ -172,14 +159,7 @@ pub async fn sites_on_this_machine(app: &TestApp) {
     )
     .unwrap();
     run("chown", &[&format!("{prod_user}:www-data"), &probe]);
-    let body = web
-        .get(format!("{prod_url}/pl-e2e-probe.php"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let body = page_text(&web, format!("{prod_url}/pl-e2e-probe.php")).await;
     std::fs::remove_file(&probe).unwrap();
     assert!(
         body.contains("bool(false)"),
@@ -201,13 +181,7 @@ pub async fn sites_on_this_machine(app: &TestApp) {
         "url": prod_url, "nested": {"links": [format!("{prod_url}/shop"), "other"]}}});
     let set = bridge(&prod_user, &current, &["option-set", &value.to_string()]);
     assert_eq!(set["updated"], true, "{set}");
-    let clone_job = post_job(
-        app,
-        &format!("/api/sites/{site_id}/environments"),
-        json!({"name": "Clone", "slug": "clone", "environment_type": "clone",
-               "promotion_preset": "content-protect"}),
-    )
-    .await;
+    let clone_job = post_environment(app, &site_id, "Clone", "clone", "clone").await;
     let cloned = succeeded(app, &clone_job).await;
     let clone_id = cloned["environment_id"].as_str().unwrap().to_string();
     let clone = environment(app, &clone_id).await;
@@ -279,13 +253,7 @@ pub async fn sites_on_this_machine(app: &TestApp) {
     let uploads = format!("{prod_root}/shared/uploads");
     let aside = format!("{prod_root}/shared/uploads.e2e-aside");
     std::fs::rename(&uploads, &aside).unwrap();
-    let refused = post_job(
-        app,
-        &format!("/api/sites/{site_id}/environments"),
-        json!({"name": "Broken", "slug": "broken", "environment_type": "clone",
-               "promotion_preset": "content-protect"}),
-    )
-    .await;
+    let refused = post_environment(app, &site_id, "Broken", "broken", "clone").await;
     let job = wait_for_job(app, &refused, Duration::from_secs(5 * 60)).await;
     std::fs::rename(&aside, &uploads).unwrap();
     assert_eq!(job["status"], "failed", "{job}");

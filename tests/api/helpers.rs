@@ -313,6 +313,20 @@ pub async fn post_job(app: &TestApp, path: &str, body: Value) -> String {
     job_id(app.post_json(path, body).await).await
 }
 
+/// Requests a new environment of `site_id` (promotion preset `content-protect`), which must be
+/// accepted, and returns its `env_create` job.
+pub async fn post_environment(
+    app: &TestApp,
+    site_id: &str,
+    name: &str,
+    slug: &str,
+    environment_type: &str,
+) -> String {
+    let body = json!({"name": name, "slug": slug, "environment_type": environment_type,
+                      "promotion_preset": "content-protect"});
+    post_job(app, &format!("/api/sites/{site_id}/environments"), body).await
+}
+
 /// Waits (up to `limit`) until the job finished, or failed an attempt and waits for its retry.
 pub async fn wait_for_job(app: &TestApp, job_id: &str, limit: Duration) -> Value {
     let deadline = Instant::now() + limit;
