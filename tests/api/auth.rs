@@ -471,14 +471,6 @@ async fn login_from(app: &TestApp, ip: &str, email: &str, password: &str) -> req
         .unwrap()
 }
 
-async fn attempts_recorded(app: &TestApp) -> i64 {
-    let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM login_attempts")
-        .fetch_one(app.store.pool())
-        .await
-        .unwrap();
-    n
-}
-
 #[tokio::test]
 async fn a_parallel_burst_of_wrong_logins_gets_five_guesses() {
     let app = spawn_app().await;
@@ -499,7 +491,7 @@ async fn a_parallel_burst_of_wrong_logins_gets_five_guesses() {
     let verified = app.state.auth.verifications();
     assert!(verified <= 5, "{verified} passwords verified");
     assert_eq!(verified as usize, wrong, "each 401 is one verification");
-    assert_eq!(attempts_recorded(&app).await, wrong as i64);
+    assert_eq!(app.count("login_attempts").await, wrong as i64);
     // The block holds for the right password too.
     let r = app.login_as(&client(), ADMIN_EMAIL, ADMIN_PASSWORD).await;
     assert_error(r, 429, "login_throttled").await;
@@ -540,7 +532,7 @@ async fn password_checks_run_at_most_four_at_a_time() {
     }
     assert_eq!(app.state.auth.verifications() as usize, wrong);
     assert_eq!(
-        attempts_recorded(&app).await,
+        app.count("login_attempts").await,
         wrong as i64,
         "attempts refused for load are not recorded as failures"
     );
@@ -579,17 +571,16 @@ async fn the_admin_logs_in_from_another_ip_while_an_attacker_is_throttled() {
 async fn distributed_failures(app: &TestApp, email: &str, n: usize) {
     let now = app.now();
     for i in 0..n {
-        sqlx::query(
+        let (id, ip) = (
+            uuid::Uuid::new_v4().to_string(),
+            format!("192.0.2.{}", i % 200 + 1),
+        );
+        app.exec(
             "INSERT INTO login_attempts (id, email, remote_ip, succeeded, created_at)
              VALUES (?, ?, ?, 0, ?)",
+            &[&id, email, &ip, &now],
         )
-        .bind(uuid::Uuid::new_v4().to_string())
-        .bind(email)
-        .bind(format!("192.0.2.{}", i % 200 + 1))
-        .bind(&now)
-        .execute(app.store.pool())
-        .await
-        .unwrap();
+        .await;
     }
 }
 
@@ -668,13 +659,11 @@ async fn behind_a_trusted_proxy_the_last_untrusted_hop_is_the_client() {
 async fn cross_origin_and_non_json_posts_are_refused() {
     let app = spawn_app().await;
     let body = json!({"email": ADMIN_EMAIL, "password": ADMIN_PASSWORD});
-    let r = client()
-        .post(app.url("/api/login"))
-        .header("origin", "http://evil.example")
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
+    let login_from = |origin: &str| {
+        let request = client().post(app.url("/api/login"));
+        request.header("origin", origin).json(&body).send()
+    };
+    let r = login_from("http://evil.example").await.unwrap();
     assert_error(r, 403, "csrf_failed").await;
 
     let r = client()
@@ -686,13 +675,7 @@ async fn cross_origin_and_non_json_posts_are_refused() {
         .unwrap();
     assert_error(r, 403, "csrf_failed").await;
 
-    let r = client()
-        .post(app.url("/api/login"))
-        .header("origin", app.base.clone())
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
+    let r = login_from(&app.base).await.unwrap();
     assert_eq!(r.status(), 200, "same origin passes");
 
     // A cross-origin logout with a valid session is refused too.

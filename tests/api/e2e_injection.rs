@@ -11,7 +11,7 @@ use std::process::Command;
 use serde_json::{json, Value};
 
 use crate::helpers::TestApp;
-use crate::helpers::{post_job, succeeded};
+use crate::helpers::{post_job, run, succeeded};
 
 const MARKER: &str = "pl-injected-";
 
@@ -42,27 +42,16 @@ fn markers(app: &TestApp) -> Vec<String> {
 }
 
 fn blogname(environment_id: &str) -> String {
-    let out = Command::new("mysql")
-        .args([
-            "--batch",
-            "--skip-column-names",
-            "--raw",
-            "-e",
-            &format!(
-                "SELECT option_value FROM wp_{}.wp_options WHERE option_name = 'blogname'",
-                &environment_id[..8]
-            ),
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let query = format!(
+        "SELECT option_value FROM wp_{}.wp_options WHERE option_name = 'blogname'",
+        &environment_id[..8]
+    );
+    let out = run(
+        "mysql",
+        &["--batch", "--skip-column-names", "--raw", "-e", &query],
     );
     // WordPress stores blogname through esc_html (sanitize_option): undo exactly that.
-    String::from_utf8_lossy(&out.stdout)
-        .trim_end_matches('\n')
+    out.trim_end_matches('\n')
         .replace("&#039;", "'")
         .replace("&quot;", "\"")
         .replace("&lt;", "<")

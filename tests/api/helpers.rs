@@ -252,6 +252,15 @@ impl TestApp {
             .unwrap_or_else(|e| panic!("{sql}: {e}"));
     }
 
+    /// How many rows `table` holds.
+    pub async fn count(&self, table: &str) -> i64 {
+        let (n,): (i64,) = sqlx::query_as(&format!("SELECT COUNT(*) FROM {table}"))
+            .fetch_one(self.store.pool())
+            .await
+            .unwrap();
+        n
+    }
+
     /// Inserts a job created at `now + offset_ms` (so order is deterministic).
     pub async fn insert_job(&self, job: JobFixture<'_>) -> String {
         let id = Uuid::new_v4().to_string();

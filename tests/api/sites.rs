@@ -40,14 +40,6 @@ async fn create_site(app: &TestApp, slug: &str) -> (String, String) {
     (j["site_id"].as_str().unwrap().to_string(), job)
 }
 
-async fn count(app: &TestApp, table: &str) -> i64 {
-    let (n,): (i64,) = sqlx::query_as(&format!("SELECT COUNT(*) FROM {table}"))
-        .fetch_one(app.store.pool())
-        .await
-        .unwrap();
-    n
-}
-
 /// A site just created through the API (its `site_create` not run yet), with the WordPress
 /// source set: the shared start of the create-then-clone tests below.
 struct NewSite {
@@ -446,9 +438,9 @@ async fn bad_site_input_is_refused_and_nothing_is_created() {
     )
     .await;
     assert!(e["message"].as_str().unwrap().contains("taken"));
-    assert_eq!(count(&app, "sites").await, 1);
-    assert_eq!(count(&app, "environments").await, 1);
-    assert_eq!(count(&app, "jobs").await, 1);
+    assert_eq!(app.count("sites").await, 1);
+    assert_eq!(app.count("environments").await, 1);
+    assert_eq!(app.count("jobs").await, 1);
     let (_, audit) = app.get_json("/api/audit-logs?resource_id=taken").await;
     assert_eq!(audit[0]["result"], "rejected");
 }
@@ -465,9 +457,9 @@ async fn no_eligible_node_is_node_not_active() {
         "node_not_active",
     )
     .await;
-    assert_eq!(count(&app, "sites").await, 0);
-    assert_eq!(count(&app, "environments").await, 0);
-    assert_eq!(count(&app, "jobs").await, 0);
+    assert_eq!(app.count("sites").await, 0);
+    assert_eq!(app.count("environments").await, 0);
+    assert_eq!(app.count("jobs").await, 0);
 }
 
 #[tokio::test]
@@ -540,7 +532,7 @@ async fn bad_environment_input_is_refused() {
         "conflict",
     )
     .await;
-    assert_eq!(count(&app, "environments").await, 2, "nothing half-created");
+    assert_eq!(app.count("environments").await, 2, "nothing half-created");
 
     // A failed source is refused.
     app.exec(
@@ -549,7 +541,7 @@ async fn bad_environment_input_is_refused() {
     )
     .await;
     assert_error(app.post_json(&path, base.clone()).await, 409, "conflict").await;
-    assert_eq!(count(&app, "environments").await, 2);
+    assert_eq!(app.count("environments").await, 2);
     let (_, audit) = app
         .get_json(&format!("/api/audit-logs?resource_id={site_id}"))
         .await;
