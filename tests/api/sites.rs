@@ -59,10 +59,7 @@ async fn new_site() -> NewSite {
     let r = app.put_wordpress_source("dir:/usr/share/wordpress").await;
     assert_eq!(r.status(), 200);
     let (site_id, create_job) = create_site(&app, "shop").await;
-    let (_, envs) = app
-        .get_json(&format!("/api/sites/{site_id}/environments"))
-        .await;
-    let prod_id = envs[0]["id"].as_str().unwrap().to_string();
+    let prod_id = environment_ids(&app, &site_id).await.remove(0);
     NewSite {
         app,
         node,
@@ -70,6 +67,14 @@ async fn new_site() -> NewSite {
         create_job,
         prod_id,
     }
+}
+
+/// The ids of a site's environments, in the API's order (production first).
+async fn environment_ids(app: &TestApp, site_id: &str) -> Vec<String> {
+    let (_, envs) = app
+        .get_json(&format!("/api/sites/{site_id}/environments"))
+        .await;
+    column(&envs, "id").into_iter().map(String::from).collect()
 }
 
 /// [`new_site`] plus a staging clone submitted (one second later) before `site_create` ran.
@@ -92,11 +97,7 @@ async fn pending_clone() -> PendingClone {
             .await,
     )
     .await;
-    let (_, envs) = site
-        .app
-        .get_json(&format!("/api/sites/{}/environments", site.site_id))
-        .await;
-    let staging_id = envs[1]["id"].as_str().unwrap().to_string();
+    let staging_id = environment_ids(&site.app, &site.site_id).await.remove(1);
     PendingClone {
         site,
         clone_job,
@@ -297,13 +298,8 @@ async fn site_create_success_activates_the_site_and_records_its_release() {
 #[tokio::test]
 async fn the_clone_runs_after_site_create_with_its_own_credentials() {
     let (flow, _, create_vars, second) = clone_claimed().await;
-    let NewSite {
-        app,
-        node,
-        site_id,
-        prod_id,
-        ..
-    } = &flow.site;
+    let (app, node) = (&flow.site.app, &flow.site.node);
+    let (site_id, prod_id) = (&flow.site.site_id, &flow.site.prod_id);
     let v = &create_vars.vars;
     assert_eq!(second.id, flow.clone_job);
     let (_, site) = app.get_json(&format!("/api/sites/{site_id}")).await;
