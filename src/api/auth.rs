@@ -20,9 +20,9 @@ use crate::state::AppState;
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LoginRequest {
-    #[schema(schema_with = crate::api::schema::login_email)]
+    #[schema(schema_with = crate::http::schema::login_email)]
     pub email: String,
-    #[schema(schema_with = crate::api::schema::password)]
+    #[schema(schema_with = crate::http::schema::password)]
     pub password: String,
 }
 

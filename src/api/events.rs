@@ -145,7 +145,7 @@ fn end_event() -> SseEvent {
 /// log replayed, then live lines), `end` (the job is terminal and its output drained).
 #[utoipa::path(
     get, path = "/jobs/{id}/events", tag = "jobs",
-    params(crate::api::schema::IdPath),
+    params(crate::http::schema::IdPath),
     responses(
         (status = 200, description = "`text/event-stream`; each message is one `JobEventsMessage` (SSE `event:` = `event`, `data:` = `data` as JSON)", content_type = "text/event-stream", body = JobEventsMessage),
         (status = 400, body = ErrorBody),

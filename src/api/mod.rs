@@ -4,20 +4,20 @@
 pub mod admin_settings;
 pub mod audit;
 mod auth;
-pub mod error;
 mod events;
-pub mod extract;
 pub mod jobs;
 mod metrics;
 pub mod nodes;
 pub mod openapi;
-pub mod schema;
 pub mod sites;
 
 use axum::routing::{get, post};
 use axum::Router;
 
 use crate::state::AppState;
+
+/// The error type and extractors live in [`crate::http`], shared with the dashboard.
+pub use crate::http::{error, extract, schema};
 
 pub use jobs::JobStatusResponse;
 

@@ -92,18 +92,18 @@ pub struct PublicKeyResponse {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RegisterNodeRequest {
-    #[schema(schema_with = crate::api::schema::name)]
+    #[schema(schema_with = crate::http::schema::name)]
     pub name: String,
-    #[schema(schema_with = crate::api::schema::hostname)]
+    #[schema(schema_with = crate::http::schema::hostname)]
     pub hostname: String,
     #[serde(default)]
-    #[schema(schema_with = crate::api::schema::public_ip)]
+    #[schema(schema_with = crate::http::schema::public_ip)]
     pub public_ip: Option<String>,
     #[serde(default, deserialize_with = "json_integer")]
-    #[schema(schema_with = crate::api::schema::ssh_port)]
+    #[schema(schema_with = crate::http::schema::ssh_port)]
     pub ssh_port: Option<i64>,
     #[serde(default)]
-    #[schema(schema_with = crate::api::schema::ssh_user)]
+    #[schema(schema_with = crate::http::schema::ssh_user)]
     pub ssh_user: Option<String>,
     /// This host (the control plane's own); at most one. Default false.
     #[serde(default)]
@@ -148,7 +148,7 @@ pub async fn list_nodes(
 
 /// One node.
 #[utoipa::path(get, path = "/nodes/{id}", tag = "nodes",
-    params(crate::api::schema::IdPath),
+    params(crate::http::schema::IdPath),
     responses((status = 200, body = Node), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn get_node(
     State(state): State<AppState>,
@@ -198,7 +198,7 @@ pub async fn register_node(
 
 /// Runs `node_provision` again (converges the node to the current configuration).
 #[utoipa::path(post, path = "/nodes/{id}/provision", tag = "nodes",
-    params(crate::api::schema::IdPath),
+    params(crate::http::schema::IdPath),
     responses((status = 202, body = JobAccepted), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
         (status = 404, body = ErrorBody),
         (status = 409, description = "`conflict`: decommissioned, or a provision is already pending", body = ErrorBody)))]

@@ -173,9 +173,9 @@ impl From<SiteError> for ApiError {
 #[serde(deny_unknown_fields)]
 pub struct CreateSiteRequest {
     /// Also the WordPress site title.
-    #[schema(schema_with = crate::api::schema::name)]
+    #[schema(schema_with = crate::http::schema::name)]
     pub name: String,
-    #[schema(schema_with = crate::api::schema::slug)]
+    #[schema(schema_with = crate::http::schema::slug)]
     pub slug: String,
 }
 
@@ -183,15 +183,15 @@ pub struct CreateSiteRequest {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateEnvironmentRequest {
-    #[schema(schema_with = crate::api::schema::name)]
+    #[schema(schema_with = crate::http::schema::name)]
     pub name: String,
-    #[schema(schema_with = crate::api::schema::slug)]
+    #[schema(schema_with = crate::http::schema::slug)]
     pub slug: String,
     /// `staging` or `clone`; `production` is refused with `409 conflict` (a site has exactly one).
     #[schema(value_type = crate::domain::EnvironmentType)]
     pub environment_type: String,
     #[serde(default)]
-    #[schema(schema_with = crate::api::schema::source_environment_id)]
+    #[schema(schema_with = crate::http::schema::source_environment_id)]
     pub source_environment_id: Option<String>,
     #[schema(value_type = crate::domain::PromotionPreset)]
     pub promotion_preset: String,
@@ -246,7 +246,7 @@ pub async fn create_site(
 
 /// One site.
 #[utoipa::path(get, path = "/sites/{id}", tag = "sites",
-    params(crate::api::schema::IdPath),
+    params(crate::http::schema::IdPath),
     responses((status = 200, body = Site), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn get_site(
     State(state): State<AppState>,
@@ -263,7 +263,7 @@ pub async fn get_site(
 
 /// A site's environments, production first.
 #[utoipa::path(get, path = "/sites/{id}/environments", tag = "sites",
-    params(crate::api::schema::IdPath),
+    params(crate::http::schema::IdPath),
     responses((status = 200, body = [Environment]), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn list_environments(
     State(state): State<AppState>,
@@ -280,7 +280,7 @@ pub async fn list_environments(
 /// Adds a staging or clone environment copied from another environment of the site and
 /// starts `env_create`.
 #[utoipa::path(post, path = "/sites/{id}/environments", tag = "sites",
-    params(crate::api::schema::IdPath),
+    params(crate::http::schema::IdPath),
     request_body = CreateEnvironmentRequest,
     responses((status = 202, body = JobAccepted), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
         (status = 404, body = ErrorBody),
@@ -312,7 +312,7 @@ pub async fn create_environment(
 
 /// One environment.
 #[utoipa::path(get, path = "/environments/{id}", tag = "sites",
-    params(crate::api::schema::IdPath),
+    params(crate::http::schema::IdPath),
     responses((status = 200, body = Environment), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn get_environment(
     State(state): State<AppState>,
@@ -329,7 +329,7 @@ pub async fn get_environment(
 
 /// An environment's releases, newest first.
 #[utoipa::path(get, path = "/environments/{id}/releases", tag = "sites",
-    params(crate::api::schema::IdPath),
+    params(crate::http::schema::IdPath),
     responses((status = 200, body = [Release]), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn list_releases(
     State(state): State<AppState>,

@@ -12,9 +12,9 @@ use axum::serve::IncomingStream;
 use tokio::net::{TcpListener, UnixListener};
 
 use super::cookies;
-use crate::api::error::ApiError;
 use crate::auth::token::csrf_token_for;
 use crate::config::Config;
+use crate::http::error::ApiError;
 use crate::state::AppState;
 use crate::store::SessionUser;
 

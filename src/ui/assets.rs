@@ -4,7 +4,7 @@ use axum::extract::Path;
 use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE};
 use axum::response::{IntoResponse, Response};
 
-use crate::api::error::ApiError;
+use crate::http::error::ApiError;
 
 /// `(path, content type, bytes)` of every embedded asset.
 const ASSETS: &[(&str, &str, &[u8])] = &[

@@ -17,11 +17,11 @@ use tokio::sync::broadcast;
 
 use super::pages::{EMPTY_JOBS, JOBS_PAGE, RECENT_JOBS};
 use super::views::{metric_cards, JobRow, MetricCard};
-use crate::api::error::ApiError;
-use crate::api::extract::{parse_uuid, AppQuery};
-use crate::api::jobs::JobsQuery;
 use crate::domain::JobType;
 use crate::events::Event;
+use crate::http::error::ApiError;
+use crate::http::extract::{parse_uuid, AppQuery};
+use crate::http::query::JobsQuery;
 use crate::http::session::UiSession;
 use crate::http::streams::StreamPermit;
 use crate::state::AppState;

@@ -9,11 +9,11 @@ use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 
 use super::pages::render;
-use crate::api::error::ApiError;
 use crate::auth::token::{random_token, tokens_equal};
 use crate::auth::{AuthError, SESSION_LIFETIME};
 use crate::domain::Email;
 use crate::http::cookies;
+use crate::http::error::ApiError;
 use crate::http::session::{cookies_secure, remote_ip, Peer, UiSession};
 use crate::state::AppState;
 

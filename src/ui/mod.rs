@@ -19,8 +19,8 @@ mod views;
 use axum::routing::{get, post};
 use axum::Router;
 
-use crate::api::error::ApiError;
 use crate::auth::token::tokens_equal;
+use crate::http::error::ApiError;
 use crate::http::session::CurrentSession;
 use crate::state::AppState;
 

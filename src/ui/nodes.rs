@@ -12,9 +12,9 @@ use serde::Deserialize;
 
 use super::pages::render;
 use super::views::Layout;
-use crate::api::error::ApiError;
-use crate::api::extract::PathId;
 use crate::domain::JobType;
+use crate::http::error::ApiError;
+use crate::http::extract::PathId;
 use crate::http::session::{CurrentSession, UiSession};
 use crate::nodes::{NodeError, NodeInput};
 use crate::state::AppState;

@@ -5,10 +5,10 @@ use axum::extract::State;
 use axum::response::{Html, IntoResponse, Response};
 
 use super::views::{metric_cards, JobRow, Layout, MetricCard};
-use crate::api::error::ApiError;
-use crate::api::extract::{AppQuery, PathId};
-use crate::api::JobStatusResponse;
 use crate::domain::{JobStatus, JobType};
+use crate::http::error::ApiError;
+use crate::http::extract::{AppQuery, PathId};
+use crate::http::job_status::JobStatusResponse;
 use crate::http::session::UiSession;
 use crate::state::AppState;
 use crate::store::JobFilter;
@@ -84,7 +84,7 @@ struct JobsPage {
 }
 
 /// The jobs page's query: the API's filters (same validation).
-pub type JobsPageQuery = crate::api::jobs::JobsQuery;
+pub type JobsPageQuery = crate::http::query::JobsQuery;
 
 /// `GET /jobs`.
 pub async fn jobs(

@@ -12,7 +12,7 @@ use serde::Deserialize;
 
 use super::pages::render;
 use super::views::Layout;
-use crate::api::error::ApiError;
+use crate::http::error::ApiError;
 use crate::http::session::{CurrentSession, UiSession};
 use crate::settings::{SettingsError, WordPressSettings};
 use crate::state::AppState;

@@ -13,8 +13,8 @@ use serde::Deserialize;
 
 use super::pages::render;
 use super::views::{short_ts_str, JobRow, Layout};
-use crate::api::error::ApiError;
-use crate::api::extract::PathId;
+use crate::http::error::ApiError;
+use crate::http::extract::PathId;
 use crate::http::session::{CurrentSession, UiSession};
 use crate::sites::{slugify, Actor, EnvironmentInput, SiteError, SiteInput};
 use crate::state::AppState;
