@@ -8,8 +8,15 @@ use super::extract::AppQuery;
 use crate::http::session::CurrentSession;
 use crate::state::AppState;
 use crate::store::audit::AuditRecord;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 pub use crate::http::query::{AuditQuery, RESOURCE_TYPES};
+
+/// This resource's routes (relative to `/api`), each registered with its OpenAPI entry.
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(list_audit_logs))
+}
 
 /// Audit rows, newest first.
 #[utoipa::path(get, path = "/audit-logs", tag = "audit", params(AuditQuery),

@@ -15,6 +15,15 @@ use crate::domain::Email;
 use crate::http::cookies;
 use crate::http::session::{cookies_secure, remote_ip, CurrentSession, Peer};
 use crate::state::AppState;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+/// This resource's routes (relative to `/api`), each registered with its OpenAPI entry.
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(login))
+        .routes(routes!(logout))
+}
 
 /// Credentials.
 #[derive(Debug, Deserialize, ToSchema)]

@@ -17,6 +17,15 @@ use crate::domain::ResourceType;
 use crate::events::Event;
 use crate::http::session::CurrentSession;
 use crate::state::AppState;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+/// This resource's routes (relative to `/api`), each registered with its OpenAPI entry.
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(job_events))
+        .routes(routes!(events))
+}
 
 /// A site, environment, node, backup, domain or release changed.
 #[derive(Debug, Clone, Serialize, ToSchema)]

@@ -10,9 +10,20 @@ use super::extract::{AppQuery, PathId};
 use crate::domain::JobStatus;
 use crate::http::session::CurrentSession;
 use crate::state::AppState;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 pub use crate::http::job_status::JobStatusResponse;
 pub use crate::http::query::{parse_limit, JobsQuery, DEFAULT_LIMIT, MAX_LIMIT};
+
+/// This resource's routes (relative to `/api`), each registered with its OpenAPI entry.
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_jobs))
+        .routes(routes!(get_job))
+        .routes(routes!(cancel_job))
+        .routes(routes!(job_output))
+}
 /// Lists jobs, newest first.
 #[utoipa::path(
     get, path = "/jobs", tag = "jobs",

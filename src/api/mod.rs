@@ -11,8 +11,9 @@ pub mod nodes;
 pub mod openapi;
 pub mod sites;
 
-use axum::routing::{get, post};
-use axum::Router;
+use axum::routing::get;
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
 
 use crate::state::AppState;
 
@@ -21,30 +22,21 @@ pub use crate::http::{error, extract, schema};
 
 pub use jobs::JobStatusResponse;
 
-/// Routes relative to `/api`.
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/login", post(auth::login))
-        .route("/logout", post(auth::logout))
-        .route("/jobs", get(jobs::list_jobs))
-        .route("/jobs/{id}", get(jobs::get_job))
-        .route("/jobs/{id}/cancel", post(jobs::cancel_job))
-        .route("/jobs/{id}/output", get(jobs::job_output))
-        .route("/jobs/{id}/events", get(events::job_events))
-        .route("/nodes", get(nodes::list_nodes).post(nodes::register_node))
-        .route("/nodes/ssh-public-key", get(nodes::ssh_public_key))
-        .route("/nodes/{id}", get(nodes::get_node))
-        .route("/nodes/{id}/provision", post(nodes::provision_node))
-        .route("/sites", get(sites::list_sites).post(sites::create_site))
-        .route("/sites/{id}", get(sites::get_site))
-        .route(
-            "/sites/{id}/environments",
-            get(sites::list_environments).post(sites::create_environment),
-        )
-        .route("/environments/{id}", get(sites::get_environment))
-        .route("/environments/{id}/releases", get(sites::list_releases))
-        .route("/audit-logs", get(audit::list_audit_logs))
-        .route("/metrics", get(metrics::get_metrics))
-        .route("/events", get(events::events))
+/// Routes relative to `/api` with the OpenAPI document they describe: each resource module
+/// registers its routes together with their OpenAPI entries.
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
+        .merge(auth::router())
+        .merge(jobs::router())
+        .merge(events::router())
+        .merge(nodes::router())
+        .merge(sites::router())
+        .merge(audit::router())
+        .merge(metrics::router())
         .route("/openapi.yaml", get(openapi::serve_yaml))
+}
+
+/// Routes relative to `/api`.
+pub fn router() -> axum::Router<AppState> {
+    routes().into()
 }

@@ -12,6 +12,17 @@ use crate::http::session::CurrentSession;
 use crate::nodes::{NodeError, NodeInput};
 use crate::state::AppState;
 use crate::store::nodes::NodeRecord;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+/// This resource's routes (relative to `/api`), each registered with its OpenAPI entry.
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_nodes, register_node))
+        .routes(routes!(ssh_public_key))
+        .routes(routes!(get_node))
+        .routes(routes!(provision_node))
+}
 
 /// A managed server.
 #[derive(Debug, Clone, Serialize, ToSchema)]

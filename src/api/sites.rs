@@ -14,6 +14,18 @@ use crate::http::session::CurrentSession;
 use crate::sites::{Actor, EnvironmentInput, SiteError, SiteInput};
 use crate::state::AppState;
 use crate::store::sites::{EnvironmentRecord, ReleaseRecord, SiteRecord};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+/// This resource's routes (relative to `/api`), each registered with its OpenAPI entry.
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_sites, create_site))
+        .routes(routes!(get_site))
+        .routes(routes!(list_environments, create_environment))
+        .routes(routes!(get_environment))
+        .routes(routes!(list_releases))
+}
 
 /// A WordPress site.
 #[derive(Debug, Clone, Serialize, ToSchema)]
