@@ -4,7 +4,7 @@ use askama::Template;
 use axum::extract::State;
 use axum::response::Response;
 
-use super::pages::render;
+use super::render;
 use super::views::Layout;
 use crate::http::error::ApiError;
 use crate::http::extract::AppQuery;
@@ -12,6 +12,11 @@ use crate::http::query::{AuditQuery, RESOURCE_TYPES};
 use crate::http::session::UiSession;
 use crate::state::AppState;
 use crate::store::audit::AuditRecord;
+
+/// This page's routes.
+pub fn router() -> axum::Router<AppState> {
+    axum::Router::new().route("/audit", axum::routing::get(page))
+}
 
 #[derive(Template)]
 #[template(path = "audit.html")]

@@ -1,0 +1,121 @@
+//! The Sites forms (POST): Create Site and Create Environment, through the same site service as
+//! the API; a refused form is shown again with its values and errors.
+
+use std::collections::HashMap;
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Redirect, Response};
+use serde::Deserialize;
+
+use super::pages::{new_environment_page, new_site_page};
+use crate::http::error::ApiError;
+use crate::http::extract::PathId;
+use crate::http::session::UiSession;
+use crate::sites::{slugify, Actor, EnvironmentInput, SiteError, SiteInput};
+use crate::state::AppState;
+use crate::ui::forms::read_form;
+
+/// The Create Site form's values, echoed back after an error.
+#[derive(Debug, Default, Deserialize)]
+pub struct SiteForm {
+    #[serde(default)]
+    pub name: String,
+    #[serde(default)]
+    pub slug: String,
+}
+
+/// The Create Environment form's values.
+#[derive(Debug, Default, Deserialize)]
+pub struct EnvironmentForm {
+    #[serde(default)]
+    pub name: String,
+    #[serde(default)]
+    pub slug: String,
+    #[serde(default)]
+    pub environment_type: String,
+    #[serde(default)]
+    pub source_environment_id: String,
+    #[serde(default)]
+    pub promotion_preset: String,
+}
+
+/// What a refused form shows: its status, field errors, or a sentence for the whole form.
+type FormError = (StatusCode, HashMap<String, String>, Option<String>);
+
+fn form_error(e: SiteError) -> Result<FormError, ApiError> {
+    match e {
+        SiteError::Invalid { field, message } => Ok((
+            StatusCode::BAD_REQUEST,
+            HashMap::from([(field.to_string(), message)]),
+            None,
+        )),
+        SiteError::Conflict(m) => Ok((StatusCode::CONFLICT, HashMap::new(), Some(format!("{m}.")))),
+        SiteError::NodeNotActive(m) => Ok((
+            StatusCode::CONFLICT,
+            HashMap::new(),
+            Some(format!(
+                "{m}: register and provision a node with a public IP first."
+            )),
+        )),
+        other => Err(other.into()),
+    }
+}
+
+/// `POST /sites`: creates the site, then its page (which follows the job live).
+pub async fn create_site(
+    State(state): State<AppState>,
+    UiSession(session): UiSession,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let mut form: SiteForm = read_form(&session, &headers, &body)?;
+    if form.slug.trim().is_empty() {
+        form.slug = slugify(&form.name);
+    }
+    let input = SiteInput {
+        name: form.name.clone(),
+        slug: form.slug.trim().to_string(),
+    };
+    match state.sites.create_site(&Actor::from(&session), input).await {
+        Ok(created) => Ok(Redirect::to(&format!("/sites/{}", created.site_id)).into_response()),
+        Err(e) => {
+            let (status, errors, notice) = form_error(e)?;
+            new_site_page(&state, &session, status, form, errors, notice).await
+        }
+    }
+}
+
+/// `POST /sites/{id}/environments`: creates the environment, then the site page.
+pub async fn create_environment(
+    State(state): State<AppState>,
+    UiSession(session): UiSession,
+    PathId(id): PathId,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let mut form: EnvironmentForm = read_form(&session, &headers, &body)?;
+    if form.slug.trim().is_empty() {
+        form.slug = slugify(&form.name);
+    }
+    let input = EnvironmentInput {
+        name: form.name.clone(),
+        slug: form.slug.trim().to_string(),
+        environment_type: form.environment_type.trim().to_string(),
+        source_environment_id: Some(form.source_environment_id.trim().to_string()),
+        promotion_preset: Some(form.promotion_preset.trim().to_string()),
+    };
+    match state
+        .sites
+        .create_environment(&Actor::from(&session), &id, input)
+        .await
+    {
+        Ok(created) => Ok(Redirect::to(&format!("/sites/{}", created.site_id)).into_response()),
+        Err(SiteError::NotFound(what)) => Err(ApiError::not_found(what)),
+        Err(e) => {
+            let (status, errors, notice) = form_error(e)?;
+            new_environment_page(&state, &session, &id, status, form, errors, notice).await
+        }
+    }
+}
