@@ -160,7 +160,7 @@ pub async fn list_nodes(
 /// One node.
 #[utoipa::path(get, path = "/nodes/{id}", tag = "nodes",
     params(crate::http::schema::IdPath),
-    responses((status = 200, body = Node), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = Node), crate::http::error::IdErrors))]
 pub async fn get_node(
     State(state): State<AppState>,
     _s: CurrentSession,

@@ -103,6 +103,19 @@ pub struct ErrorBody {
     pub details: Option<Value>,
 }
 
+/// The errors of an authenticated request naming a resource by id, as the OpenAPI document
+/// lists them (`responses((status = 200, …), IdErrors)`): malformed id, no session, no such row.
+#[derive(utoipa::IntoResponses)]
+#[allow(dead_code)]
+pub enum IdErrors {
+    #[response(status = 400)]
+    BadRequest(ErrorBody),
+    #[response(status = 401)]
+    Unauthorized(ErrorBody),
+    #[response(status = 404)]
+    NotFound(ErrorBody),
+}
+
 /// An error on its way to becoming an HTTP response.
 #[derive(Debug)]
 pub struct ApiError {

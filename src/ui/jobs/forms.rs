@@ -8,17 +8,15 @@ use crate::http::error::ApiError;
 use crate::http::extract::PathId;
 use crate::http::session::UiSession;
 use crate::state::AppState;
-use crate::ui::forms::check_form_csrf;
+use crate::ui::forms::{CsrfForm, NoFields};
 
 /// `POST /jobs/{id}/cancel` (dashboard form).
 pub async fn cancel_job(
     State(state): State<AppState>,
     UiSession(session): UiSession,
     PathId(id): PathId,
-    headers: axum::http::HeaderMap,
-    body: axum::body::Bytes,
+    _: CsrfForm<NoFields>,
 ) -> Result<Response, ApiError> {
-    check_form_csrf(&session, &headers, &body)?;
     use crate::jobs::CancelOutcome;
     let notice = match state.engine.cancel(&id, &session.user.user_id).await? {
         CancelOutcome::NotFound => return Err(ApiError::not_found("job")),

@@ -1,11 +1,8 @@
 //! The Nodes forms (POST): register a node and "Provision again", through the same node service
 //! as the API; a refused form is shown again with its values and errors.
 
-use std::collections::HashMap;
-
-use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 
@@ -15,7 +12,7 @@ use crate::http::extract::PathId;
 use crate::http::session::UiSession;
 use crate::nodes::{NodeError, NodeInput};
 use crate::state::AppState;
-use crate::ui::forms::{check_form_csrf, read_form};
+use crate::ui::forms::{CsrfForm, FormState, NoFields};
 
 /// The register form's values, echoed back after an error.
 #[derive(Debug, Default, Deserialize)]
@@ -38,28 +35,15 @@ pub struct NodeForm {
 pub async fn register(
     State(state): State<AppState>,
     UiSession(session): UiSession,
-    headers: HeaderMap,
-    body: Bytes,
+    CsrfForm(form): CsrfForm<NodeForm>,
 ) -> Result<Response, ApiError> {
-    let form: NodeForm = read_form(&session, &headers, &body)?;
     let ssh_port = match form.ssh_port.trim() {
         "" => None,
         p => match p.parse::<i64>() {
             Ok(n) => Some(n),
             Err(_) => {
-                let errors = HashMap::from([(
-                    "ssh_port".to_string(),
-                    "must be a number from 1 to 65535".to_string(),
-                )]);
-                return page(
-                    &state,
-                    &session,
-                    StatusCode::BAD_REQUEST,
-                    form,
-                    errors,
-                    None,
-                )
-                .await;
+                let shown = FormState::field("ssh_port", "must be a number from 1 to 65535");
+                return page(&state, &session, form, shown).await;
             }
         },
     };
@@ -75,27 +59,11 @@ pub async fn register(
     match state.nodes.register(&session.user.user_id, input).await {
         Ok((_, job_id)) => Ok(Redirect::to(&format!("/jobs/{job_id}")).into_response()),
         Err(NodeError::Invalid { field, message }) => {
-            let errors = HashMap::from([(field.to_string(), message)]);
-            page(
-                &state,
-                &session,
-                StatusCode::BAD_REQUEST,
-                form,
-                errors,
-                None,
-            )
-            .await
+            page(&state, &session, form, FormState::field(field, message)).await
         }
         Err(NodeError::Conflict(message)) => {
-            page(
-                &state,
-                &session,
-                StatusCode::CONFLICT,
-                form,
-                HashMap::new(),
-                Some(message),
-            )
-            .await
+            let shown = FormState::notice(StatusCode::CONFLICT, message);
+            page(&state, &session, form, shown).await
         }
         Err(other) => Err(other.into()),
     }
@@ -106,23 +74,13 @@ pub async fn provision(
     State(state): State<AppState>,
     UiSession(session): UiSession,
     PathId(id): PathId,
-    headers: HeaderMap,
-    body: Bytes,
+    _: CsrfForm<NoFields>,
 ) -> Result<Response, ApiError> {
-    check_form_csrf(&session, &headers, &body)?;
     match state.nodes.provision(&session.user.user_id, &id).await {
         Ok(job_id) => Ok(Redirect::to(&format!("/jobs/{job_id}")).into_response()),
         Err(NodeError::Conflict(message)) => {
-            let notice = Some(format!("Not started: {message}."));
-            page(
-                &state,
-                &session,
-                StatusCode::CONFLICT,
-                NodeForm::default(),
-                HashMap::new(),
-                notice,
-            )
-            .await
+            let shown = FormState::notice(StatusCode::CONFLICT, format!("Not started: {message}."));
+            page(&state, &session, NodeForm::default(), shown).await
         }
         Err(other) => Err(other.into()),
     }

@@ -5,7 +5,6 @@ use std::collections::HashMap;
 
 use askama::Template;
 use axum::extract::State;
-use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 
 use super::forms::NodeForm;
@@ -15,6 +14,7 @@ use crate::http::extract::PathId;
 use crate::http::session::{CurrentSession, UiSession};
 use crate::state::AppState;
 use crate::store::nodes::NodeRecord;
+use crate::ui::forms::FormState;
 use crate::ui::render;
 use crate::ui::views::Layout;
 
@@ -33,10 +33,8 @@ struct NodesPage {
 pub(super) async fn page(
     state: &AppState,
     session: &CurrentSession,
-    status: StatusCode,
     form: NodeForm,
-    errors: HashMap<String, String>,
-    notice: Option<String>,
+    shown: FormState,
 ) -> Result<Response, ApiError> {
     let public_key = state.secrets.ssh_public_key().map_err(ApiError::internal)?;
     let page = NodesPage {
@@ -45,10 +43,10 @@ pub(super) async fn page(
         csrf_token: session.csrf_token(),
         public_key,
         form,
-        errors,
-        notice,
+        errors: shown.errors,
+        notice: shown.notice,
     };
-    Ok((status, render(&page)).into_response())
+    Ok((shown.status, render(&page)).into_response())
 }
 
 /// `GET /nodes`.
@@ -61,7 +59,7 @@ pub async fn list(
         ssh_user: "root".into(),
         ..Default::default()
     };
-    page(&state, &session, StatusCode::OK, form, HashMap::new(), None).await
+    page(&state, &session, form, FormState::default()).await
 }
 
 #[derive(Template)]

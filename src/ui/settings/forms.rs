@@ -1,11 +1,7 @@
 //! The WordPress source form (POST), through `/_admin/settings/wordpress`'s settings service
 //! and validation; a refused form is shown again with its errors.
 
-use std::collections::HashMap;
-
-use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use serde::Deserialize;
 
@@ -14,7 +10,7 @@ use crate::http::error::ApiError;
 use crate::http::session::UiSession;
 use crate::settings::{SettingsError, WordPressSettings};
 use crate::state::AppState;
-use crate::ui::forms::read_form;
+use crate::ui::forms::{CsrfForm, FormState};
 
 /// The WordPress source form's values.
 #[derive(Debug, Default, Deserialize)]
@@ -29,10 +25,8 @@ pub struct WordPressForm {
 pub async fn save_wordpress(
     State(state): State<AppState>,
     UiSession(session): UiSession,
-    headers: HeaderMap,
-    body: Bytes,
+    CsrfForm(form): CsrfForm<WordPressForm>,
 ) -> Result<Response, ApiError> {
-    let form: WordPressForm = read_form(&session, &headers, &body)?;
     let input = WordPressSettings {
         wordpress_source: Some(form.wordpress_source.clone()),
         wordpress_source_sha256: Some(form.wordpress_source_sha256.clone()),
@@ -42,24 +36,16 @@ pub async fn save_wordpress(
         .put_wordpress(&session.user.user_id, input)
         .await
     {
-        Ok(_) => page(&state, &session, StatusCode::OK, None, HashMap::new(), true).await,
+        Ok(_) => page(&state, &session, None, FormState::default(), true).await,
         Err(SettingsError::Invalid { field, message }) => {
-            let errors = HashMap::from([(field.to_string(), message)]);
             // The page shows what was sent, but never credentials in it.
             let form = WordPressForm {
                 wordpress_source: crate::sources::redact_userinfo(&form.wordpress_source)
                     .into_owned(),
                 ..form
             };
-            page(
-                &state,
-                &session,
-                StatusCode::BAD_REQUEST,
-                Some(form),
-                errors,
-                false,
-            )
-            .await
+            let shown = FormState::field(field, message);
+            page(&state, &session, Some(form), shown, false).await
         }
         Err(other) => Err(other.into()),
     }

@@ -4,13 +4,13 @@ use std::collections::HashMap;
 
 use askama::Template;
 use axum::extract::State;
-use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 
 use super::forms::WordPressForm;
 use crate::http::error::ApiError;
 use crate::http::session::{CurrentSession, UiSession};
 use crate::state::AppState;
+use crate::ui::forms::FormState;
 use crate::ui::render;
 use crate::ui::views::Layout;
 
@@ -28,9 +28,8 @@ struct SettingsPage {
 pub(super) async fn page(
     state: &AppState,
     session: &CurrentSession,
-    status: StatusCode,
     form: Option<WordPressForm>,
-    errors: HashMap<String, String>,
+    shown: FormState,
     saved: bool,
 ) -> Result<Response, ApiError> {
     let view = state.settings.view().await?;
@@ -50,10 +49,10 @@ pub(super) async fn page(
             .collect(),
         secrets: view.secrets.clone(),
         form,
-        errors,
+        errors: shown.errors,
         saved,
     };
-    Ok((status, render(&page)).into_response())
+    Ok((shown.status, render(&page)).into_response())
 }
 
 /// `GET /settings`.
@@ -61,13 +60,5 @@ pub async fn show(
     State(state): State<AppState>,
     UiSession(session): UiSession,
 ) -> Result<Response, ApiError> {
-    page(
-        &state,
-        &session,
-        StatusCode::OK,
-        None,
-        HashMap::new(),
-        false,
-    )
-    .await
+    page(&state, &session, None, FormState::default(), false).await
 }

@@ -3,9 +3,8 @@
 
 use std::collections::HashMap;
 
-use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 
@@ -15,7 +14,7 @@ use crate::http::extract::PathId;
 use crate::http::session::UiSession;
 use crate::sites::{slugify, Actor, EnvironmentInput, SiteError, SiteInput};
 use crate::state::AppState;
-use crate::ui::forms::read_form;
+use crate::ui::forms::CsrfForm;
 
 /// The Create Site form's values, echoed back after an error.
 #[derive(Debug, Default, Deserialize)]
@@ -67,10 +66,8 @@ fn form_error(e: SiteError) -> Result<FormError, ApiError> {
 pub async fn create_site(
     State(state): State<AppState>,
     UiSession(session): UiSession,
-    headers: HeaderMap,
-    body: Bytes,
+    CsrfForm(mut form): CsrfForm<SiteForm>,
 ) -> Result<Response, ApiError> {
-    let mut form: SiteForm = read_form(&session, &headers, &body)?;
     if form.slug.trim().is_empty() {
         form.slug = slugify(&form.name);
     }
@@ -80,10 +77,7 @@ pub async fn create_site(
     };
     match state.sites.create_site(&Actor::from(&session), input).await {
         Ok(created) => Ok(Redirect::to(&format!("/sites/{}", created.site_id)).into_response()),
-        Err(e) => {
-            let (status, errors, notice) = form_error(e)?;
-            new_site_page(&state, &session, status, form, errors, notice).await
-        }
+        Err(e) => new_site_page(&state, &session, form, form_error(e)?.into()).await,
     }
 }
 
@@ -92,10 +86,8 @@ pub async fn create_environment(
     State(state): State<AppState>,
     UiSession(session): UiSession,
     PathId(id): PathId,
-    headers: HeaderMap,
-    body: Bytes,
+    CsrfForm(mut form): CsrfForm<EnvironmentForm>,
 ) -> Result<Response, ApiError> {
-    let mut form: EnvironmentForm = read_form(&session, &headers, &body)?;
     if form.slug.trim().is_empty() {
         form.slug = slugify(&form.name);
     }
@@ -113,9 +105,6 @@ pub async fn create_environment(
     {
         Ok(created) => Ok(Redirect::to(&format!("/sites/{}", created.site_id)).into_response()),
         Err(SiteError::NotFound(what)) => Err(ApiError::not_found(what)),
-        Err(e) => {
-            let (status, errors, notice) = form_error(e)?;
-            new_environment_page(&state, &session, &id, status, form, errors, notice).await
-        }
+        Err(e) => new_environment_page(&state, &session, &id, form, form_error(e)?.into()).await,
     }
 }

@@ -6,7 +6,6 @@ use std::collections::HashMap;
 
 use askama::Template;
 use axum::extract::State;
-use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 
 use super::forms::{EnvironmentForm, SiteForm};
@@ -18,6 +17,7 @@ use crate::http::extract::PathId;
 use crate::http::session::{CurrentSession, UiSession};
 use crate::state::AppState;
 use crate::store::sites::SiteRecord;
+use crate::ui::forms::FormState;
 use crate::ui::render;
 use crate::ui::views::{JobRow, Layout};
 
@@ -52,10 +52,8 @@ pub(super) struct NewSitePage {
 pub(super) async fn new_site_page(
     state: &AppState,
     session: &CurrentSession,
-    status: StatusCode,
     form: SiteForm,
-    errors: HashMap<String, String>,
-    notice: Option<String>,
+    shown: FormState,
 ) -> Result<Response, ApiError> {
     let preview_domain = state.store.get_setting("preview_domain").await?;
     let preview_hint = match preview_domain {
@@ -67,11 +65,11 @@ pub(super) async fn new_site_page(
     let page = NewSitePage {
         layout: Layout::new("Create site", "sites", session),
         form,
-        errors,
-        notice,
+        errors: shown.errors,
+        notice: shown.notice,
         preview_hint,
     };
-    Ok((status, render(&page)).into_response())
+    Ok((shown.status, render(&page)).into_response())
 }
 
 /// `GET /sites/new`.
@@ -79,15 +77,7 @@ pub async fn new_site(
     State(state): State<AppState>,
     UiSession(session): UiSession,
 ) -> Result<Response, ApiError> {
-    new_site_page(
-        &state,
-        &session,
-        StatusCode::OK,
-        SiteForm::default(),
-        HashMap::new(),
-        None,
-    )
-    .await
+    new_site_page(&state, &session, SiteForm::default(), FormState::default()).await
 }
 
 #[derive(Template)]
@@ -138,10 +128,8 @@ pub(super) async fn new_environment_page(
     state: &AppState,
     session: &CurrentSession,
     site_id: &str,
-    status: StatusCode,
     form: EnvironmentForm,
-    errors: HashMap<String, String>,
-    notice: Option<String>,
+    shown: FormState,
 ) -> Result<Response, ApiError> {
     let site = state
         .store
@@ -165,10 +153,10 @@ pub(super) async fn new_environment_page(
         site,
         sources,
         form,
-        errors,
-        notice,
+        errors: shown.errors,
+        notice: shown.notice,
     };
-    Ok((status, render(&page)).into_response())
+    Ok((shown.status, render(&page)).into_response())
 }
 
 /// `GET /sites/{id}/environments/new`.
@@ -184,16 +172,7 @@ pub async fn new_environment(
         promotion_preset: "content-protect".into(),
         ..Default::default()
     };
-    new_environment_page(
-        &state,
-        &session,
-        &id,
-        StatusCode::OK,
-        form,
-        HashMap::new(),
-        None,
-    )
-    .await
+    new_environment_page(&state, &session, &id, form, FormState::default()).await
 }
 
 #[derive(Template)]
