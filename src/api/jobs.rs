@@ -13,6 +13,7 @@ use crate::state::AppState;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use crate::http::error::OrNotFound;
 pub use crate::http::job_status::JobStatusResponse;
 pub use crate::http::query::{parse_limit, JobsQuery, DEFAULT_LIMIT, MAX_LIMIT};
 
@@ -61,11 +62,7 @@ pub async fn get_job(
     _session: CurrentSession,
     PathId(id): PathId,
 ) -> Result<Json<JobStatusResponse>, ApiError> {
-    let job = state
-        .store
-        .get_job(&id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("job"))?;
+    let job = state.store.get_job(&id).await?.or_not_found("job")?;
     Ok(Json(JobStatusResponse::from(&job)))
 }
 
@@ -85,9 +82,7 @@ pub struct JobControlResponse {
     params(crate::http::schema::IdPath),
     responses(
         (status = 200, body = JobControlResponse),
-        (status = 400, body = ErrorBody),
-        (status = 401, body = ErrorBody),
-        (status = 404, body = ErrorBody),
+        crate::http::error::IdErrors,
         (status = 409, description = "`job_not_cancellable`: already finished", body = ErrorBody),
     )
 )]
@@ -117,9 +112,7 @@ pub async fn cancel_job(
     params(crate::http::schema::IdPath),
     responses(
         (status = 200, description = "Output as plain text", content_type = "text/plain", body = String),
-        (status = 400, body = ErrorBody),
-        (status = 401, body = ErrorBody),
-        (status = 404, body = ErrorBody),
+        crate::http::error::IdErrors,
     )
 )]
 pub async fn job_output(
@@ -128,11 +121,7 @@ pub async fn job_output(
     PathId(id): PathId,
 ) -> Result<axum::response::Response, ApiError> {
     use axum::response::IntoResponse;
-    let job = state
-        .store
-        .get_job(&id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("job"))?;
+    let job = state.store.get_job(&id).await?.or_not_found("job")?;
     // Streamed from the file (capped at 10 MiB when written), never read whole.
     let chunks = crate::jobs::output::stream_job_output(&state.config.log_dir, &job).await;
     Ok((

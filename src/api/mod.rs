@@ -25,14 +25,21 @@ pub use jobs::JobStatusResponse;
 /// Routes relative to `/api` with the OpenAPI document they describe: each resource module
 /// registers its routes together with their OpenAPI entries.
 pub fn routes() -> OpenApiRouter<AppState> {
-    OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
-        .merge(auth::router())
-        .merge(jobs::router())
-        .merge(events::router())
-        .merge(nodes::router())
-        .merge(sites::router())
-        .merge(audit::router())
-        .merge(metrics::router())
+    let resources = [
+        auth::router(),
+        jobs::router(),
+        events::router(),
+        nodes::router(),
+        sites::router(),
+        audit::router(),
+        metrics::router(),
+    ];
+    resources
+        .into_iter()
+        .fold(
+            OpenApiRouter::with_openapi(openapi::ApiDoc::openapi()),
+            OpenApiRouter::merge,
+        )
         .route("/openapi.yaml", get(openapi::serve_yaml))
 }
 

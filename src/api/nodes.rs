@@ -8,6 +8,7 @@ use utoipa::ToSchema;
 
 use super::error::{ApiError, ErrorBody, ErrorCode};
 use super::extract::{AppJson, PathId};
+use crate::http::error::OrNotFound;
 use crate::http::session::CurrentSession;
 use crate::nodes::{NodeError, NodeInput};
 use crate::state::AppState;
@@ -166,11 +167,7 @@ pub async fn get_node(
     _s: CurrentSession,
     PathId(id): PathId,
 ) -> Result<Json<Node>, ApiError> {
-    let node = state
-        .store
-        .get_node(&id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("node"))?;
+    let node = state.store.get_node(&id).await?.or_not_found("node")?;
     Ok(Json(node.into()))
 }
 

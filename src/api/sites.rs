@@ -10,6 +10,7 @@ use utoipa::ToSchema;
 use super::error::{ApiError, ErrorBody, ErrorCode};
 use super::extract::{AppJson, PathId};
 use super::nodes::JobAccepted;
+use crate::http::error::OrNotFound;
 use crate::http::session::CurrentSession;
 use crate::sites::{Actor, EnvironmentInput, SiteError, SiteInput};
 use crate::state::AppState;
@@ -259,24 +260,20 @@ pub async fn create_site(
 /// One site.
 #[utoipa::path(get, path = "/sites/{id}", tag = "sites",
     params(crate::http::schema::IdPath),
-    responses((status = 200, body = Site), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = Site), crate::http::error::IdErrors))]
 pub async fn get_site(
     State(state): State<AppState>,
     _s: CurrentSession,
     PathId(id): PathId,
 ) -> Result<Json<Site>, ApiError> {
-    let site = state
-        .store
-        .get_site(&id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("site"))?;
+    let site = state.store.get_site(&id).await?.or_not_found("site")?;
     Ok(Json(site.into()))
 }
 
 /// A site's environments, production first.
 #[utoipa::path(get, path = "/sites/{id}/environments", tag = "sites",
     params(crate::http::schema::IdPath),
-    responses((status = 200, body = [Environment]), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = [Environment]), crate::http::error::IdErrors))]
 pub async fn list_environments(
     State(state): State<AppState>,
     _s: CurrentSession,
@@ -325,7 +322,7 @@ pub async fn create_environment(
 /// One environment.
 #[utoipa::path(get, path = "/environments/{id}", tag = "sites",
     params(crate::http::schema::IdPath),
-    responses((status = 200, body = Environment), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = Environment), crate::http::error::IdErrors))]
 pub async fn get_environment(
     State(state): State<AppState>,
     _s: CurrentSession,
@@ -335,14 +332,14 @@ pub async fn get_environment(
         .store
         .get_environment(&id)
         .await?
-        .ok_or_else(|| ApiError::not_found("environment"))?;
+        .or_not_found("environment")?;
     Ok(Json(env.into()))
 }
 
 /// An environment's releases, newest first.
 #[utoipa::path(get, path = "/environments/{id}/releases", tag = "sites",
     params(crate::http::schema::IdPath),
-    responses((status = 200, body = [Release]), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = [Release]), crate::http::error::IdErrors))]
 pub async fn list_releases(
     State(state): State<AppState>,
     _s: CurrentSession,

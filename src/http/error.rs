@@ -182,6 +182,18 @@ impl ApiError {
     }
 }
 
+/// A row read by id, or `404 not_found` naming what is missing: `store.get_x(id).await?
+/// .or_not_found("x")?`.
+pub trait OrNotFound<T> {
+    fn or_not_found(self, what: &str) -> Result<T, ApiError>;
+}
+
+impl<T> OrNotFound<T> for Option<T> {
+    fn or_not_found(self, what: &str) -> Result<T, ApiError> {
+        self.ok_or_else(|| ApiError::not_found(what))
+    }
+}
+
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         ApiError::internal(e)

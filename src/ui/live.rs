@@ -15,11 +15,12 @@ use futures_util::{stream, Stream, StreamExt};
 use serde::Deserialize;
 use tokio::sync::broadcast;
 
-use super::jobs::views::{EMPTY_JOBS, JOBS_PAGE, RECENT_JOBS};
+use super::jobs::views::{recent_jobs, EMPTY_JOBS, JOBS_PAGE};
 use super::views::{metric_cards, JobRow, MetricCard};
 use crate::domain::JobType;
 use crate::events::Event;
 use crate::http::error::ApiError;
+use crate::http::error::OrNotFound;
 use crate::http::extract::{parse_uuid, AppQuery};
 use crate::http::query::JobsQuery;
 use crate::http::session::UiSession;
@@ -268,13 +269,7 @@ async fn render(
                     cards: metric_cards(&metrics),
                 },
             )?);
-            let jobs = state
-                .store
-                .list_jobs(&JobFilter {
-                    limit: RECENT_JOBS,
-                    ..Default::default()
-                })
-                .await?;
+            let jobs = recent_jobs(&state.store).await?;
             out.push(fragment("jobs", &rows(&jobs, EMPTY_JOBS))?);
         }
         View::Jobs(filter) => {
@@ -375,11 +370,7 @@ async fn job_stream(
 ) -> Result<Response, ApiError> {
     let jobs = state.events.subscribe();
     let output = state.events.subscribe_output();
-    state
-        .store
-        .get_job(&id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("job"))?;
+    state.store.get_job(&id).await?.or_not_found("job")?;
     let log = crate::jobs::output::job_log_path(&state.config.log_dir, &id);
     let text = crate::jobs::output::read_log_file(&log)
         .await

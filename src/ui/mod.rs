@@ -35,15 +35,19 @@ pub fn render(t: &impl Template) -> Response {
 
 /// Dashboard routes (pages, fragments and assets): each area's router, merged.
 pub fn router() -> Router<AppState> {
-    Router::new()
-        .merge(overview::router())
-        .merge(jobs::router())
-        .merge(nodes::router())
-        .merge(sites::router())
-        .merge(settings::router())
-        .merge(audit::router())
-        .merge(login::router())
-        .merge(live::router())
-        .merge(assets::router())
+    let areas = [
+        overview::router(),
+        jobs::router(),
+        nodes::router(),
+        sites::router(),
+        settings::router(),
+        audit::router(),
+        login::router(),
+        live::router(),
+        assets::router(),
+    ];
+    areas
+        .into_iter()
+        .fold(Router::new(), Router::merge)
         .layer(axum::middleware::from_fn(errors::html_errors))
 }

@@ -6,13 +6,12 @@ use axum::response::Response;
 use axum::routing::get;
 use axum::Router;
 
-use super::jobs::views::{EMPTY_JOBS, RECENT_JOBS};
+use super::jobs::views::{recent_jobs, EMPTY_JOBS};
 use super::render;
 use super::views::{metric_cards, JobRow, Layout, MetricCard};
 use crate::http::error::ApiError;
 use crate::http::session::UiSession;
 use crate::state::AppState;
-use crate::store::JobFilter;
 
 /// The overview route.
 pub fn router() -> Router<AppState> {
@@ -34,13 +33,7 @@ pub async fn overview(
     UiSession(session): UiSession,
 ) -> Result<Response, ApiError> {
     let metrics = state.store.metrics().await?;
-    let jobs = state
-        .store
-        .list_jobs(&JobFilter {
-            limit: RECENT_JOBS,
-            ..Default::default()
-        })
-        .await?;
+    let jobs = recent_jobs(&state.store).await?;
     Ok(render(&OverviewPage {
         layout: Layout::new("Overview", "overview", &session),
         cards: metric_cards(&metrics),

@@ -7,6 +7,7 @@ use axum::response::Response;
 use super::views::{JobPanel, EMPTY_JOBS, JOBS_PAGE};
 use crate::domain::{JobStatus, JobType};
 use crate::http::error::ApiError;
+use crate::http::error::OrNotFound;
 use crate::http::extract::{AppQuery, PathId};
 use crate::http::job_status::JobStatusResponse;
 use crate::http::session::UiSession;
@@ -137,11 +138,7 @@ pub async fn job_page(
     id: &str,
     notice: Option<String>,
 ) -> Result<Response, ApiError> {
-    let record = state
-        .store
-        .get_job(id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("job"))?;
+    let record = state.store.get_job(id).await?.or_not_found("job")?;
     let panel = JobPanel::new(&record, session.csrf_token());
     let text = crate::jobs::output::read_job_output(&state.config.log_dir, &record).await;
     let output: Vec<String> = text.lines().map(str::to_string).collect();

@@ -3,6 +3,8 @@
 
 use askama::Template;
 
+use crate::store::{JobFilter, JobRecord, Store, StoreError};
+
 use crate::domain::JobStatus;
 use crate::http::job_status::JobStatusResponse;
 use crate::ui::views::JobRow;
@@ -11,6 +13,16 @@ use crate::ui::views::JobRow;
 pub const RECENT_JOBS: i64 = 10;
 /// Jobs per page on the jobs page.
 pub const JOBS_PAGE: i64 = 50;
+
+/// The most recent jobs (overview).
+pub async fn recent_jobs(store: &Store) -> Result<Vec<JobRecord>, StoreError> {
+    store
+        .list_jobs(&JobFilter {
+            limit: RECENT_JOBS,
+            ..Default::default()
+        })
+        .await
+}
 
 /// What an empty jobs table says.
 pub const EMPTY_JOBS: &str =

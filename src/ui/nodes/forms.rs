@@ -16,18 +16,13 @@ use crate::ui::forms::{CsrfForm, FormState, NoFields};
 
 /// The register form's values, echoed back after an error.
 #[derive(Debug, Default, Deserialize)]
+#[serde(default)]
 pub struct NodeForm {
-    #[serde(default)]
     pub name: String,
-    #[serde(default)]
     pub hostname: String,
-    #[serde(default)]
     pub public_ip: String,
-    #[serde(default)]
     pub ssh_port: String,
-    #[serde(default)]
     pub ssh_user: String,
-    #[serde(default)]
     pub is_local: bool,
 }
 

@@ -10,6 +10,7 @@ use axum::response::{IntoResponse, Response};
 use super::forms::NodeForm;
 use super::views::NodePanel;
 use crate::http::error::ApiError;
+use crate::http::error::OrNotFound;
 use crate::http::extract::PathId;
 use crate::http::session::{CurrentSession, UiSession};
 use crate::state::AppState;
@@ -78,7 +79,7 @@ pub async fn detail(
 ) -> Result<Response, ApiError> {
     let panel = NodePanel::load(&state.store, &id, session.csrf_token())
         .await?
-        .ok_or_else(|| ApiError::not_found("node"))?;
+        .or_not_found("node")?;
     let page = NodePage {
         layout: Layout::new(&panel.node.name, "nodes", &session),
         node_id: id,

@@ -14,10 +14,9 @@ use crate::ui::forms::{CsrfForm, FormState};
 
 /// The WordPress source form's values.
 #[derive(Debug, Default, Deserialize)]
+#[serde(default)]
 pub struct WordPressForm {
-    #[serde(default)]
     pub wordpress_source: String,
-    #[serde(default)]
     pub wordpress_source_sha256: String,
 }
 

@@ -18,25 +18,20 @@ use crate::ui::forms::CsrfForm;
 
 /// The Create Site form's values, echoed back after an error.
 #[derive(Debug, Default, Deserialize)]
+#[serde(default)]
 pub struct SiteForm {
-    #[serde(default)]
     pub name: String,
-    #[serde(default)]
     pub slug: String,
 }
 
 /// The Create Environment form's values.
 #[derive(Debug, Default, Deserialize)]
+#[serde(default)]
 pub struct EnvironmentForm {
-    #[serde(default)]
     pub name: String,
-    #[serde(default)]
     pub slug: String,
-    #[serde(default)]
     pub environment_type: String,
-    #[serde(default)]
     pub source_environment_id: String,
-    #[serde(default)]
     pub promotion_preset: String,
 }
 

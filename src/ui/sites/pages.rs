@@ -13,6 +13,7 @@ use super::views::{
     site_jobs, EnvCard, EnvCards, EnvironmentPanel, ReleaseRow, SiteRow, SiteRows, EMPTY_SITE_JOBS,
 };
 use crate::http::error::ApiError;
+use crate::http::error::OrNotFound;
 use crate::http::extract::PathId;
 use crate::http::session::{CurrentSession, UiSession};
 use crate::state::AppState;
@@ -97,11 +98,7 @@ pub async fn site_page(
     UiSession(session): UiSession,
     PathId(id): PathId,
 ) -> Result<Response, ApiError> {
-    let site = state
-        .store
-        .get_site(&id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("site"))?;
+    let site = state.store.get_site(&id).await?.or_not_found("site")?;
     let cards = EnvCards::load(&state.store, &id).await?;
     Ok(render(&SitePage {
         layout: Layout::new(&site.name, "sites", &session),
@@ -131,11 +128,7 @@ pub(super) async fn new_environment_page(
     form: EnvironmentForm,
     shown: FormState,
 ) -> Result<Response, ApiError> {
-    let site = state
-        .store
-        .get_site(site_id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("site"))?;
+    let site = state.store.get_site(site_id).await?.or_not_found("site")?;
     let sources = state
         .store
         .list_environments(site_id)
@@ -192,7 +185,7 @@ pub async fn environment_page(
 ) -> Result<Response, ApiError> {
     let panel = EnvironmentPanel::load(&state.store, &id)
         .await?
-        .ok_or_else(|| ApiError::not_found("environment"))?;
+        .or_not_found("environment")?;
     Ok(render(&EnvironmentPage {
         layout: Layout::new(&panel.env.name, "sites", &session),
         env: panel.env,
