@@ -57,18 +57,25 @@ fn form_error(e: SiteError) -> Result<FormError, ApiError> {
     }
 }
 
+/// Fills a slug left empty from the name (the form shows it if refused); returns the slug to
+/// send, trimmed.
+fn slug_to_send(slug: &mut String, name: &str) -> String {
+    if slug.trim().is_empty() {
+        *slug = slugify(name);
+    }
+    slug.trim().to_string()
+}
+
 /// `POST /sites`: creates the site, then its page (which follows the job live).
 pub async fn create_site(
     State(state): State<AppState>,
     UiSession(session): UiSession,
     CsrfForm(mut form): CsrfForm<SiteForm>,
 ) -> Result<Response, ApiError> {
-    if form.slug.trim().is_empty() {
-        form.slug = slugify(&form.name);
-    }
+    let slug = slug_to_send(&mut form.slug, &form.name);
     let input = SiteInput {
         name: form.name.clone(),
-        slug: form.slug.trim().to_string(),
+        slug,
     };
     match state.sites.create_site(&Actor::from(&session), input).await {
         Ok(created) => Ok(Redirect::to(&format!("/sites/{}", created.site_id)).into_response()),
@@ -83,12 +90,10 @@ pub async fn create_environment(
     PathId(id): PathId,
     CsrfForm(mut form): CsrfForm<EnvironmentForm>,
 ) -> Result<Response, ApiError> {
-    if form.slug.trim().is_empty() {
-        form.slug = slugify(&form.name);
-    }
+    let slug = slug_to_send(&mut form.slug, &form.name);
     let input = EnvironmentInput {
         name: form.name.clone(),
-        slug: form.slug.trim().to_string(),
+        slug,
         environment_type: form.environment_type.trim().to_string(),
         source_environment_id: Some(form.source_environment_id.trim().to_string()),
         promotion_preset: Some(form.promotion_preset.trim().to_string()),
