@@ -232,7 +232,11 @@ impl Application {
         if let Some(path) = &socket_path {
             tracing::info!(socket = %path.display(), "listening for the local proxy");
         }
-        let app = crate::http::router(state.clone());
+        let routes = axum::Router::new()
+            .nest("/api", crate::api::router())
+            .nest("/_admin", crate::api::admin_settings::router())
+            .merge(crate::ui::router());
+        let app = crate::http::router(state.clone(), routes);
         let shutdown_tx = Arc::new(shutdown_tx);
         let signal_task = {
             let shutdown_tx = shutdown_tx.clone();

@@ -15,14 +15,23 @@ use crate::domain::Email;
 use crate::http::cookies;
 use crate::http::session::{cookies_secure, remote_ip, CurrentSession, Peer};
 use crate::state::AppState;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+/// This resource's routes (relative to `/api`), each registered with its OpenAPI entry.
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(login))
+        .routes(routes!(logout))
+}
 
 /// Credentials.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LoginRequest {
-    #[schema(schema_with = crate::api::schema::login_email)]
+    #[schema(schema_with = crate::http::schema::login_email)]
     pub email: String,
-    #[schema(schema_with = crate::api::schema::password)]
+    #[schema(schema_with = crate::http::schema::password)]
     pub password: String,
 }
 

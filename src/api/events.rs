@@ -15,8 +15,18 @@ use super::error::ErrorBody;
 use super::jobs::JobStatusResponse;
 use crate::domain::ResourceType;
 use crate::events::Event;
+use crate::http::error::OrNotFound;
 use crate::http::session::CurrentSession;
 use crate::state::AppState;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+/// This resource's routes (relative to `/api`), each registered with its OpenAPI entry.
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(job_events))
+        .routes(routes!(events))
+}
 
 /// A site, environment, node, backup, domain or release changed.
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -145,12 +155,10 @@ fn end_event() -> SseEvent {
 /// log replayed, then live lines), `end` (the job is terminal and its output drained).
 #[utoipa::path(
     get, path = "/jobs/{id}/events", tag = "jobs",
-    params(crate::api::schema::IdPath),
+    params(crate::http::schema::IdPath),
     responses(
         (status = 200, description = "`text/event-stream`; each message is one `JobEventsMessage` (SSE `event:` = `event`, `data:` = `data` as JSON)", content_type = "text/event-stream", body = JobEventsMessage),
-        (status = 400, body = ErrorBody),
-        (status = 401, body = ErrorBody),
-        (status = 404, body = ErrorBody),
+        crate::http::error::IdErrors,
         (status = 429, description = "`too_many_streams`: the session or the server holds the most live streams allowed", body = ErrorBody),
     )
 )]
@@ -162,11 +170,7 @@ pub async fn job_events(
     let permit = state.streams.admit(&session)?;
     let jobs = state.events.subscribe();
     let output = state.events.subscribe_output();
-    let job = state
-        .store
-        .get_job(&id)
-        .await?
-        .ok_or_else(|| crate::api::error::ApiError::not_found("job"))?;
+    let job = state.store.get_job(&id).await?.or_not_found("job")?;
     let mut pending = std::collections::VecDeque::new();
     pending.push_back(job_event(&job));
     let text = crate::jobs::output::read_job_output(&state.config.log_dir, &job).await;

@@ -7,6 +7,13 @@ use super::error::{ApiError, ErrorBody};
 use crate::http::session::CurrentSession;
 use crate::state::AppState;
 use crate::store::Metrics;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+/// This resource's routes (relative to `/api`), each registered with its OpenAPI entry.
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(get_metrics))
+}
 
 /// Running and queued jobs, active nodes and all sites, counted now.
 #[utoipa::path(

@@ -4,47 +4,46 @@
 pub mod admin_settings;
 pub mod audit;
 mod auth;
-pub mod error;
 mod events;
-pub mod extract;
 pub mod jobs;
 mod metrics;
 pub mod nodes;
 pub mod openapi;
-pub mod schema;
 pub mod sites;
 
-use axum::routing::{get, post};
-use axum::Router;
+use axum::routing::get;
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
 
 use crate::state::AppState;
 
+/// The error type and extractors live in [`crate::http`], shared with the dashboard.
+pub use crate::http::{error, extract, schema};
+
 pub use jobs::JobStatusResponse;
 
-/// Routes relative to `/api`.
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/login", post(auth::login))
-        .route("/logout", post(auth::logout))
-        .route("/jobs", get(jobs::list_jobs))
-        .route("/jobs/{id}", get(jobs::get_job))
-        .route("/jobs/{id}/cancel", post(jobs::cancel_job))
-        .route("/jobs/{id}/output", get(jobs::job_output))
-        .route("/jobs/{id}/events", get(events::job_events))
-        .route("/nodes", get(nodes::list_nodes).post(nodes::register_node))
-        .route("/nodes/ssh-public-key", get(nodes::ssh_public_key))
-        .route("/nodes/{id}", get(nodes::get_node))
-        .route("/nodes/{id}/provision", post(nodes::provision_node))
-        .route("/sites", get(sites::list_sites).post(sites::create_site))
-        .route("/sites/{id}", get(sites::get_site))
-        .route(
-            "/sites/{id}/environments",
-            get(sites::list_environments).post(sites::create_environment),
+/// Routes relative to `/api` with the OpenAPI document they describe: each resource module
+/// registers its routes together with their OpenAPI entries.
+pub fn routes() -> OpenApiRouter<AppState> {
+    let resources = [
+        auth::router(),
+        jobs::router(),
+        events::router(),
+        nodes::router(),
+        sites::router(),
+        audit::router(),
+        metrics::router(),
+    ];
+    resources
+        .into_iter()
+        .fold(
+            OpenApiRouter::with_openapi(openapi::ApiDoc::openapi()),
+            OpenApiRouter::merge,
         )
-        .route("/environments/{id}", get(sites::get_environment))
-        .route("/environments/{id}/releases", get(sites::list_releases))
-        .route("/audit-logs", get(audit::list_audit_logs))
-        .route("/metrics", get(metrics::get_metrics))
-        .route("/events", get(events::events))
         .route("/openapi.yaml", get(openapi::serve_yaml))
+}
+
+/// Routes relative to `/api`.
+pub fn router() -> axum::Router<AppState> {
+    routes().into()
 }

@@ -8,10 +8,22 @@ use utoipa::ToSchema;
 
 use super::error::{ApiError, ErrorBody, ErrorCode};
 use super::extract::{AppJson, PathId};
+use crate::http::error::OrNotFound;
 use crate::http::session::CurrentSession;
 use crate::nodes::{NodeError, NodeInput};
 use crate::state::AppState;
 use crate::store::nodes::NodeRecord;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+/// This resource's routes (relative to `/api`), each registered with its OpenAPI entry.
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_nodes, register_node))
+        .routes(routes!(ssh_public_key))
+        .routes(routes!(get_node))
+        .routes(routes!(provision_node))
+}
 
 /// A managed server.
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -92,18 +104,18 @@ pub struct PublicKeyResponse {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RegisterNodeRequest {
-    #[schema(schema_with = crate::api::schema::name)]
+    #[schema(schema_with = crate::http::schema::name)]
     pub name: String,
-    #[schema(schema_with = crate::api::schema::hostname)]
+    #[schema(schema_with = crate::http::schema::hostname)]
     pub hostname: String,
     #[serde(default)]
-    #[schema(schema_with = crate::api::schema::public_ip)]
+    #[schema(schema_with = crate::http::schema::public_ip)]
     pub public_ip: Option<String>,
     #[serde(default, deserialize_with = "json_integer")]
-    #[schema(schema_with = crate::api::schema::ssh_port)]
+    #[schema(schema_with = crate::http::schema::ssh_port)]
     pub ssh_port: Option<i64>,
     #[serde(default)]
-    #[schema(schema_with = crate::api::schema::ssh_user)]
+    #[schema(schema_with = crate::http::schema::ssh_user)]
     pub ssh_user: Option<String>,
     /// This host (the control plane's own); at most one. Default false.
     #[serde(default)]
@@ -148,18 +160,14 @@ pub async fn list_nodes(
 
 /// One node.
 #[utoipa::path(get, path = "/nodes/{id}", tag = "nodes",
-    params(crate::api::schema::IdPath),
-    responses((status = 200, body = Node), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    params(crate::http::schema::IdPath),
+    responses((status = 200, body = Node), crate::http::error::IdErrors))]
 pub async fn get_node(
     State(state): State<AppState>,
     _s: CurrentSession,
     PathId(id): PathId,
 ) -> Result<Json<Node>, ApiError> {
-    let node = state
-        .store
-        .get_node(&id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("node"))?;
+    let node = state.store.get_node(&id).await?.or_not_found("node")?;
     Ok(Json(node.into()))
 }
 
@@ -198,7 +206,7 @@ pub async fn register_node(
 
 /// Runs `node_provision` again (converges the node to the current configuration).
 #[utoipa::path(post, path = "/nodes/{id}/provision", tag = "nodes",
-    params(crate::api::schema::IdPath),
+    params(crate::http::schema::IdPath),
     responses((status = 202, body = JobAccepted), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
         (status = 404, body = ErrorBody),
         (status = 409, description = "`conflict`: decommissioned, or a provision is already pending", body = ErrorBody)))]

@@ -1,5 +1,7 @@
 //! The OpenAPI 3.1 document, generated from the handlers' annotations and committed as
-//! `contracts/openapi.yaml` (a test fails when the two differ).
+//! `contracts/openapi.yaml` (a test fails when the two differ). [`ApiDoc`] holds what is common
+//! (info, security, tags, shared schemas); the paths come from the routers that serve them
+//! ([`super::routes`]).
 
 use axum::http::header::CONTENT_TYPE;
 use axum::response::IntoResponse;
@@ -17,30 +19,6 @@ use crate::http::session::CurrentSession;
                        every error is `{code, message, details?}`."
     ),
     servers((url = "/api")),
-    paths(
-        super::auth::login,
-        super::auth::logout,
-        super::jobs::list_jobs,
-        super::jobs::get_job,
-        super::jobs::cancel_job,
-        super::jobs::job_output,
-        super::events::job_events,
-        super::nodes::list_nodes,
-        super::nodes::get_node,
-        super::nodes::ssh_public_key,
-        super::nodes::register_node,
-        super::nodes::provision_node,
-        super::sites::list_sites,
-        super::sites::create_site,
-        super::sites::get_site,
-        super::sites::list_environments,
-        super::sites::create_environment,
-        super::sites::get_environment,
-        super::sites::list_releases,
-        super::audit::list_audit_logs,
-        super::metrics::get_metrics,
-        super::events::events,
-    ),
     components(schemas(ErrorBody, ErrorCode)),
     modifiers(&SessionCookie),
     security(("session_cookie" = [])),
@@ -69,7 +47,8 @@ impl Modify for SessionCookie {
 
 /// The document as YAML, exactly as committed.
 pub fn yaml() -> String {
-    ApiDoc::openapi()
+    super::routes()
+        .into_openapi()
         .to_yaml()
         .expect("the OpenAPI document serializes")
 }

@@ -10,10 +10,23 @@ use utoipa::ToSchema;
 use super::error::{ApiError, ErrorBody, ErrorCode};
 use super::extract::{AppJson, PathId};
 use super::nodes::JobAccepted;
+use crate::http::error::OrNotFound;
 use crate::http::session::CurrentSession;
 use crate::sites::{Actor, EnvironmentInput, SiteError, SiteInput};
 use crate::state::AppState;
 use crate::store::sites::{EnvironmentRecord, ReleaseRecord, SiteRecord};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+/// This resource's routes (relative to `/api`), each registered with its OpenAPI entry.
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_sites, create_site))
+        .routes(routes!(get_site))
+        .routes(routes!(list_environments, create_environment))
+        .routes(routes!(get_environment))
+        .routes(routes!(list_releases))
+}
 
 /// A WordPress site.
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -173,9 +186,9 @@ impl From<SiteError> for ApiError {
 #[serde(deny_unknown_fields)]
 pub struct CreateSiteRequest {
     /// Also the WordPress site title.
-    #[schema(schema_with = crate::api::schema::name)]
+    #[schema(schema_with = crate::http::schema::name)]
     pub name: String,
-    #[schema(schema_with = crate::api::schema::slug)]
+    #[schema(schema_with = crate::http::schema::slug)]
     pub slug: String,
 }
 
@@ -183,15 +196,15 @@ pub struct CreateSiteRequest {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateEnvironmentRequest {
-    #[schema(schema_with = crate::api::schema::name)]
+    #[schema(schema_with = crate::http::schema::name)]
     pub name: String,
-    #[schema(schema_with = crate::api::schema::slug)]
+    #[schema(schema_with = crate::http::schema::slug)]
     pub slug: String,
     /// `staging` or `clone`; `production` is refused with `409 conflict` (a site has exactly one).
     #[schema(value_type = crate::domain::EnvironmentType)]
     pub environment_type: String,
     #[serde(default)]
-    #[schema(schema_with = crate::api::schema::source_environment_id)]
+    #[schema(schema_with = crate::http::schema::source_environment_id)]
     pub source_environment_id: Option<String>,
     #[schema(value_type = crate::domain::PromotionPreset)]
     pub promotion_preset: String,
@@ -246,25 +259,21 @@ pub async fn create_site(
 
 /// One site.
 #[utoipa::path(get, path = "/sites/{id}", tag = "sites",
-    params(crate::api::schema::IdPath),
-    responses((status = 200, body = Site), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    params(crate::http::schema::IdPath),
+    responses((status = 200, body = Site), crate::http::error::IdErrors))]
 pub async fn get_site(
     State(state): State<AppState>,
     _s: CurrentSession,
     PathId(id): PathId,
 ) -> Result<Json<Site>, ApiError> {
-    let site = state
-        .store
-        .get_site(&id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("site"))?;
+    let site = state.store.get_site(&id).await?.or_not_found("site")?;
     Ok(Json(site.into()))
 }
 
 /// A site's environments, production first.
 #[utoipa::path(get, path = "/sites/{id}/environments", tag = "sites",
-    params(crate::api::schema::IdPath),
-    responses((status = 200, body = [Environment]), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    params(crate::http::schema::IdPath),
+    responses((status = 200, body = [Environment]), crate::http::error::IdErrors))]
 pub async fn list_environments(
     State(state): State<AppState>,
     _s: CurrentSession,
@@ -280,7 +289,7 @@ pub async fn list_environments(
 /// Adds a staging or clone environment copied from another environment of the site and
 /// starts `env_create`.
 #[utoipa::path(post, path = "/sites/{id}/environments", tag = "sites",
-    params(crate::api::schema::IdPath),
+    params(crate::http::schema::IdPath),
     request_body = CreateEnvironmentRequest,
     responses((status = 202, body = JobAccepted), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
         (status = 404, body = ErrorBody),
@@ -312,8 +321,8 @@ pub async fn create_environment(
 
 /// One environment.
 #[utoipa::path(get, path = "/environments/{id}", tag = "sites",
-    params(crate::api::schema::IdPath),
-    responses((status = 200, body = Environment), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    params(crate::http::schema::IdPath),
+    responses((status = 200, body = Environment), crate::http::error::IdErrors))]
 pub async fn get_environment(
     State(state): State<AppState>,
     _s: CurrentSession,
@@ -323,14 +332,14 @@ pub async fn get_environment(
         .store
         .get_environment(&id)
         .await?
-        .ok_or_else(|| ApiError::not_found("environment"))?;
+        .or_not_found("environment")?;
     Ok(Json(env.into()))
 }
 
 /// An environment's releases, newest first.
 #[utoipa::path(get, path = "/environments/{id}/releases", tag = "sites",
-    params(crate::api::schema::IdPath),
-    responses((status = 200, body = [Release]), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    params(crate::http::schema::IdPath),
+    responses((status = 200, body = [Release]), crate::http::error::IdErrors))]
 pub async fn list_releases(
     State(state): State<AppState>,
     _s: CurrentSession,

@@ -9,8 +9,8 @@ use axum::http::{HeaderValue, Method};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
-use crate::api::error::{ApiError, ErrorCode};
-use crate::api::extract::MAX_BODY_BYTES;
+use crate::http::error::{ApiError, ErrorCode};
+use crate::http::extract::MAX_BODY_BYTES;
 
 /// Gives each request an id (`x-request-id`) and logs one line when it completes: method, path,
 /// status, latency and id. Never headers, query strings, cookies or bodies. Rejections also get

@@ -1,8 +1,15 @@
-//! The HTTP surface: composes the JSON API, the dashboard, assets and `/healthz` into one router
-//! with the cross-cutting middleware (request log, body limit, CSRF, security headers).
+//! The HTTP layer shared by the JSON API and the dashboard: the error type and extractors both
+//! answer with, sessions, cookies, stream limits, the shared list filters and wire shapes, and
+//! the cross-cutting middleware (request log, body limit, CSRF, security headers) wrapped around
+//! the routes `startup` assembles. It imports neither `api` nor `ui`.
 
 pub mod cookies;
+pub mod error;
+pub mod extract;
+pub mod job_status;
 mod middleware;
+pub mod query;
+pub mod schema;
 pub mod session;
 pub mod streams;
 
@@ -12,19 +19,16 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::json;
 
-use crate::api;
-use crate::api::error::ApiError;
-use crate::api::extract::MAX_BODY_BYTES;
 use crate::state::AppState;
-use crate::ui;
+use error::ApiError;
+use extract::MAX_BODY_BYTES;
 
-/// The whole application router.
-pub fn router(state: AppState) -> Router {
+/// The whole application router: `routes` (the API and the dashboard) plus `/healthz`, the
+/// fallback and the middleware.
+pub fn router(state: AppState, routes: Router<AppState>) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
-        .nest("/api", api::router())
-        .nest("/_admin", api::admin_settings::router())
-        .merge(ui::router())
+        .merge(routes)
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(axum::middleware::from_fn(middleware::csrf))

@@ -12,9 +12,9 @@ use axum::serve::IncomingStream;
 use tokio::net::{TcpListener, UnixListener};
 
 use super::cookies;
-use crate::api::error::ApiError;
 use crate::auth::token::csrf_token_for;
 use crate::config::Config;
+use crate::http::error::ApiError;
 use crate::state::AppState;
 use crate::store::SessionUser;
 
@@ -51,7 +51,9 @@ impl FromRequestParts<AppState> for CurrentSession {
     }
 }
 
-/// A dashboard caller; without a session the page redirects to `/login?next=<path>`.
+/// A dashboard caller; without a session the page redirects to `/login?next=<path>`. The session
+/// is left in the request's extensions for the form extractor (`ui::forms::CsrfForm`) that
+/// checks the body's CSRF token against it.
 pub struct UiSession(pub CurrentSession);
 
 impl FromRequestParts<AppState> for UiSession {
@@ -59,7 +61,10 @@ impl FromRequestParts<AppState> for UiSession {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Response> {
         match lookup(parts, state).await {
-            Ok(Some(s)) => Ok(UiSession(s)),
+            Ok(Some(s)) => {
+                parts.extensions.insert(s.clone());
+                Ok(UiSession(s))
+            }
             Ok(None) => {
                 let next = parts
                     .uri

@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use futures_util::{Stream, StreamExt};
 
-use crate::api::error::{ApiError, ErrorCode};
 use crate::auth::Auth;
+use crate::http::error::{ApiError, ErrorCode};
 use crate::http::session::CurrentSession;
 use crate::state::AppState;
 

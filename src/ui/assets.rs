@@ -4,7 +4,14 @@ use axum::extract::Path;
 use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE};
 use axum::response::{IntoResponse, Response};
 
-use crate::api::error::ApiError;
+use crate::http::error::ApiError;
+
+use crate::state::AppState;
+
+/// This page's routes.
+pub fn router() -> axum::Router<AppState> {
+    axum::Router::new().route("/assets/{*path}", axum::routing::get(serve))
+}
 
 /// `(path, content type, bytes)` of every embedded asset.
 const ASSETS: &[(&str, &str, &[u8])] = &[

@@ -4,14 +4,19 @@ use askama::Template;
 use axum::extract::State;
 use axum::response::Response;
 
-use super::pages::render;
+use super::render;
 use super::views::Layout;
-use crate::api::audit::{AuditQuery, RESOURCE_TYPES};
-use crate::api::error::ApiError;
-use crate::api::extract::AppQuery;
+use crate::http::error::ApiError;
+use crate::http::extract::AppQuery;
+use crate::http::query::{AuditQuery, RESOURCE_TYPES};
 use crate::http::session::UiSession;
 use crate::state::AppState;
 use crate::store::audit::AuditRecord;
+
+/// This page's routes.
+pub fn router() -> axum::Router<AppState> {
+    axum::Router::new().route("/audit", axum::routing::get(page))
+}
 
 #[derive(Template)]
 #[template(path = "audit.html")]

@@ -1,6 +1,6 @@
 //! Dashboard pages answer errors with an HTML page, not the API's JSON: an unknown id is a
 //! `404` page, a server error a `500` page, with the error's code and message (never its cause,
-//! which only the log gets). Handlers keep returning [`ApiError`](crate::api::error::ApiError);
+//! which only the log gets). Handlers keep returning [`ApiError`](crate::http::error::ApiError);
 //! this layer turns its JSON into the page on the way out.
 
 use askama::Template;

@@ -15,13 +15,14 @@ use futures_util::{stream, Stream, StreamExt};
 use serde::Deserialize;
 use tokio::sync::broadcast;
 
-use super::pages::{EMPTY_JOBS, JOBS_PAGE, RECENT_JOBS};
+use super::jobs::views::{recent_jobs, EMPTY_JOBS, JOBS_PAGE};
 use super::views::{metric_cards, JobRow, MetricCard};
-use crate::api::error::ApiError;
-use crate::api::extract::{parse_uuid, AppQuery};
-use crate::api::jobs::JobsQuery;
 use crate::domain::JobType;
 use crate::events::Event;
+use crate::http::error::ApiError;
+use crate::http::error::OrNotFound;
+use crate::http::extract::{parse_uuid, AppQuery};
+use crate::http::query::JobsQuery;
 use crate::http::session::UiSession;
 use crate::http::streams::StreamPermit;
 use crate::state::AppState;
@@ -69,6 +70,11 @@ enum View {
     Environment(String),
     /// A node page (id, the session's CSRF token for its button).
     Node(String, String),
+}
+
+/// The live stream's route.
+pub fn router() -> axum::Router<AppState> {
+    axum::Router::new().route("/ui/events", axum::routing::get(events))
 }
 
 /// `GET /ui/events?view=overview|jobs|job&…`.
@@ -185,7 +191,7 @@ impl Scope {
                     ids.extend(e.current_release_id);
                 }
                 let releases = store
-                    .list_site_releases(id, super::sites::SITE_RELEASES)
+                    .list_site_releases(id, super::sites::views::SITE_RELEASES)
                     .await?;
                 ids.extend(releases.into_iter().map(|(r, _, _)| r.id));
             }
@@ -263,13 +269,7 @@ async fn render(
                     cards: metric_cards(&metrics),
                 },
             )?);
-            let jobs = state
-                .store
-                .list_jobs(&JobFilter {
-                    limit: RECENT_JOBS,
-                    ..Default::default()
-                })
-                .await?;
+            let jobs = recent_jobs(&state.store).await?;
             out.push(fragment("jobs", &rows(&jobs, EMPTY_JOBS))?);
         }
         View::Jobs(filter) => {
@@ -279,31 +279,33 @@ async fn render(
         View::Sites => {
             out.push(fragment(
                 "sites",
-                &super::sites::SiteRows::load(&state.store).await?,
+                &super::sites::views::SiteRows::load(&state.store).await?,
             )?);
         }
         View::Site(id) => {
             out.push(fragment(
                 "environments",
-                &super::sites::EnvCards::load(&state.store, id).await?,
+                &super::sites::views::EnvCards::load(&state.store, id).await?,
             )?);
-            let jobs = super::sites::site_jobs(&state.store, id).await?;
+            let jobs = super::sites::views::site_jobs(&state.store, id).await?;
             out.push(fragment(
                 "jobs",
                 &JobRowsFragment {
                     jobs,
-                    empty_message: super::sites::EMPTY_SITE_JOBS,
+                    empty_message: super::sites::views::EMPTY_SITE_JOBS,
                 },
             )?);
         }
         View::Environment(id) => {
-            if let Some(panel) = super::sites::EnvironmentPanel::load(&state.store, id).await? {
+            if let Some(panel) =
+                super::sites::views::EnvironmentPanel::load(&state.store, id).await?
+            {
                 out.push(fragment("environment", &panel)?);
             }
         }
         View::Node(id, csrf_token) => {
             if let Some(panel) =
-                super::nodes::NodePanel::load(&state.store, id, csrf_token.clone()).await?
+                super::nodes::views::NodePanel::load(&state.store, id, csrf_token.clone()).await?
             {
                 out.push(fragment("node", &panel)?);
             }
@@ -312,7 +314,7 @@ async fn render(
             let nodes = state.store.list_nodes().await?;
             out.push(fragment(
                 "nodes",
-                &super::nodes::NodeRows {
+                &super::nodes::views::NodeRows {
                     nodes,
                     csrf_token: csrf_token.clone(),
                 },
@@ -368,11 +370,7 @@ async fn job_stream(
 ) -> Result<Response, ApiError> {
     let jobs = state.events.subscribe();
     let output = state.events.subscribe_output();
-    state
-        .store
-        .get_job(&id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("job"))?;
+    state.store.get_job(&id).await?.or_not_found("job")?;
     let log = crate::jobs::output::job_log_path(&state.config.log_dir, &id);
     let text = crate::jobs::output::read_log_file(&log)
         .await
@@ -394,7 +392,7 @@ async fn job_stream(
         loop {
             match jobs.recv().await {
                 Ok(Event::Job(job)) if job.id == id => {
-                    match super::pages::JobPanel::new(&job, csrf.clone()).render() {
+                    match super::jobs::views::JobPanel::new(&job, csrf.clone()).render() {
                         Ok(html) => {
                             let ev = SseEvent::default().event("job-panel").data(html);
                             return Some((ev, (jobs, csrf, id)));

@@ -8,14 +8,21 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 
-use super::pages::render;
-use crate::api::error::ApiError;
+use super::render;
 use crate::auth::token::{random_token, tokens_equal};
 use crate::auth::{AuthError, SESSION_LIFETIME};
 use crate::domain::Email;
 use crate::http::cookies;
+use crate::http::error::ApiError;
 use crate::http::session::{cookies_secure, remote_ip, Peer, UiSession};
 use crate::state::AppState;
+
+/// This page's routes.
+pub fn router() -> axum::Router<AppState> {
+    axum::Router::new()
+        .route("/login", axum::routing::get(form).post(submit))
+        .route("/logout", axum::routing::post(logout))
+}
 
 #[derive(Template)]
 #[template(path = "login.html")]
@@ -197,7 +204,7 @@ pub async fn logout(
     UiSession(session): UiSession,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    super::check_form_csrf(&session, &headers, &body)?;
+    super::forms::check_form_csrf(&session, &headers, &body)?;
     state.auth.logout(&session.user).await?;
     let secure = cookies_secure(&headers, &peer, &state).await?;
     let mut response = Redirect::to("/login").into_response();

@@ -8,79 +8,46 @@
 mod assets;
 mod audit;
 mod errors;
+pub mod forms;
+pub mod jobs;
 mod live;
 mod login;
-mod nodes;
-mod pages;
-mod settings;
-mod sites;
-mod views;
+pub mod nodes;
+mod overview;
+pub mod settings;
+pub mod sites;
+pub mod views;
 
-use axum::routing::{get, post};
+use askama::Template;
+use axum::response::{Html, IntoResponse, Response};
 use axum::Router;
 
-use crate::api::error::ApiError;
-use crate::auth::token::tokens_equal;
-use crate::http::session::CurrentSession;
+use crate::http::error::ApiError;
 use crate::state::AppState;
 
-/// Checks a dashboard form's CSRF token (`csrf_token` field, or the `X-CSRF-Token` header that
-/// htmx sends) against the session's.
-pub fn check_form_csrf(
-    session: &CurrentSession,
-    headers: &axum::http::HeaderMap,
-    body: &[u8],
-) -> Result<(), ApiError> {
-    let sent = headers
-        .get("x-csrf-token")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string)
-        .or_else(|| {
-            form_urlencoded::parse(body)
-                .find(|(k, _)| k == "csrf_token")
-                .map(|(_, v)| v.into_owned())
-        })
-        .unwrap_or_default();
-    if tokens_equal(&sent, &session.csrf_token()) {
-        Ok(())
-    } else {
-        Err(ApiError::csrf("missing or wrong form token"))
+/// Renders a template into a response; a template error is an internal error.
+pub fn render(t: &impl Template) -> Response {
+    match t.render() {
+        Ok(html) => Html(html).into_response(),
+        Err(e) => ApiError::internal(e).into_response(),
     }
 }
 
-/// Reads a dashboard form after checking its CSRF token (see [`check_form_csrf`]).
-pub fn read_form<T: serde::de::DeserializeOwned>(
-    session: &CurrentSession,
-    headers: &axum::http::HeaderMap,
-    body: &[u8],
-) -> Result<T, ApiError> {
-    check_form_csrf(session, headers, body)?;
-    serde_urlencoded::from_bytes(body)
-        .map_err(|_| ApiError::bad_request("the form could not be read"))
-}
-
-/// Dashboard routes (pages, fragments and assets).
+/// Dashboard routes (pages, fragments and assets): each area's router, merged.
 pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/", get(pages::overview))
-        .route("/jobs", get(pages::jobs))
-        .route("/jobs/{id}", get(pages::job_detail))
-        .route("/jobs/{id}/cancel", post(pages::cancel_job))
-        .route("/nodes", get(nodes::list).post(nodes::register))
-        .route("/nodes/{id}", get(nodes::detail))
-        .route("/nodes/{id}/provision", post(nodes::provision))
-        .route("/sites", get(sites::list).post(sites::create_site))
-        .route("/sites/new", get(sites::new_site))
-        .route("/sites/{id}", get(sites::site_page))
-        .route("/sites/{id}/environments", post(sites::create_environment))
-        .route("/sites/{id}/environments/new", get(sites::new_environment))
-        .route("/environments/{id}", get(sites::environment_page))
-        .route("/settings", get(settings::show))
-        .route("/settings/wordpress", post(settings::save_wordpress))
-        .route("/audit", get(audit::page))
-        .route("/login", get(login::form).post(login::submit))
-        .route("/logout", post(login::logout))
-        .route("/ui/events", get(live::events))
-        .route("/assets/{*path}", get(assets::serve))
+    let areas = [
+        overview::router(),
+        jobs::router(),
+        nodes::router(),
+        sites::router(),
+        settings::router(),
+        audit::router(),
+        login::router(),
+        live::router(),
+        assets::router(),
+    ];
+    areas
+        .into_iter()
+        .fold(Router::new(), Router::merge)
         .layer(axum::middleware::from_fn(errors::html_errors))
 }

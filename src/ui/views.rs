@@ -127,6 +127,15 @@ pub fn metric_cards(m: &Metrics) -> Vec<MetricCard> {
     ]
 }
 
+/// `—` for an empty value in templates.
+pub fn or_dash(s: &str) -> &str {
+    if s.is_empty() {
+        "—"
+    } else {
+        s
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

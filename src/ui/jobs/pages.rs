@@ -1,65 +1,19 @@
-//! Full dashboard pages: overview, jobs list, job detail.
+//! The Jobs pages (GET): the filtered, paged jobs list and the job page with its output.
 
 use askama::Template;
 use axum::extract::State;
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::Response;
 
-use super::views::{metric_cards, JobRow, Layout, MetricCard};
-use crate::api::error::ApiError;
-use crate::api::extract::{AppQuery, PathId};
-use crate::api::JobStatusResponse;
+use super::views::{JobPanel, EMPTY_JOBS, JOBS_PAGE};
 use crate::domain::{JobStatus, JobType};
+use crate::http::error::ApiError;
+use crate::http::error::OrNotFound;
+use crate::http::extract::{AppQuery, PathId};
+use crate::http::job_status::JobStatusResponse;
 use crate::http::session::UiSession;
 use crate::state::AppState;
-use crate::store::JobFilter;
-
-/// Jobs shown on the overview.
-pub const RECENT_JOBS: i64 = 10;
-/// Jobs per page on the jobs page.
-pub const JOBS_PAGE: i64 = 50;
-
-/// Renders a template into a response; a template error is an internal error.
-pub fn render(t: &impl Template) -> Response {
-    match t.render() {
-        Ok(html) => Html(html).into_response(),
-        Err(e) => ApiError::internal(e).into_response(),
-    }
-}
-
-#[derive(Template)]
-#[template(path = "overview.html")]
-struct OverviewPage {
-    layout: Layout,
-    cards: Vec<MetricCard>,
-    jobs: Vec<JobRow>,
-    empty_message: &'static str,
-}
-
-/// `GET /`.
-pub async fn overview(
-    State(state): State<AppState>,
-    UiSession(session): UiSession,
-) -> Result<Response, ApiError> {
-    let metrics = state.store.metrics().await?;
-    let jobs = state
-        .store
-        .list_jobs(&JobFilter {
-            limit: RECENT_JOBS,
-            ..Default::default()
-        })
-        .await?;
-    Ok(render(&OverviewPage {
-        layout: Layout::new("Overview", "overview", &session),
-        cards: metric_cards(&metrics),
-        jobs: jobs.iter().map(JobRow::from).collect(),
-        empty_message: EMPTY_JOBS,
-    }))
-}
-
-/// What an empty jobs table says.
-pub const EMPTY_JOBS: &str =
-    "No jobs yet. Every change Pressluft makes to a server — provisioning a node, creating a site, \
-     a backup — runs as a job and shows up here, live.";
+use crate::ui::render;
+use crate::ui::views::{JobRow, Layout};
 
 #[derive(Template)]
 #[template(path = "jobs.html")]
@@ -84,7 +38,7 @@ struct JobsPage {
 }
 
 /// The jobs page's query: the API's filters (same validation).
-pub type JobsPageQuery = crate::api::jobs::JobsQuery;
+pub type JobsPageQuery = crate::http::query::JobsQuery;
 
 /// `GET /jobs`.
 pub async fn jobs(
@@ -168,41 +122,6 @@ struct JobPage {
     notice: Option<String>,
 }
 
-/// The job panel fragment (details and the Cancel button), also sent live.
-#[derive(Template)]
-#[template(path = "partials/job_panel.html")]
-pub struct JobPanel {
-    pub row: JobRow,
-    pub job: JobStatusResponse,
-    pub csrf_token: String,
-    pub cancellable: bool,
-    pub error_summary: String,
-}
-
-impl JobPanel {
-    pub fn new(record: &crate::store::JobRecord, csrf_token: String) -> Self {
-        let job = JobStatusResponse::from(record);
-        let error_summary: String = job
-            .error_message
-            .as_deref()
-            .unwrap_or("")
-            .lines()
-            .rev()
-            .find(|l| !l.trim().is_empty())
-            .unwrap_or("")
-            .chars()
-            .take(300)
-            .collect();
-        JobPanel {
-            row: JobRow::from(record),
-            cancellable: matches!(job.status, JobStatus::Queued | JobStatus::Running),
-            job,
-            csrf_token,
-            error_summary,
-        }
-    }
-}
-
 /// `GET /jobs/{id}`.
 pub async fn job_detail(
     State(state): State<AppState>,
@@ -219,11 +138,7 @@ pub async fn job_page(
     id: &str,
     notice: Option<String>,
 ) -> Result<Response, ApiError> {
-    let record = state
-        .store
-        .get_job(id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("job"))?;
+    let record = state.store.get_job(id).await?.or_not_found("job")?;
     let panel = JobPanel::new(&record, session.csrf_token());
     let text = crate::jobs::output::read_job_output(&state.config.log_dir, &record).await;
     let output: Vec<String> = text.lines().map(str::to_string).collect();
@@ -238,27 +153,4 @@ pub async fn job_page(
         error_summary: panel.error_summary,
         notice,
     }))
-}
-
-/// `POST /jobs/{id}/cancel` (dashboard form).
-pub async fn cancel_job(
-    State(state): State<AppState>,
-    UiSession(session): UiSession,
-    PathId(id): PathId,
-    headers: axum::http::HeaderMap,
-    body: axum::body::Bytes,
-) -> Result<Response, ApiError> {
-    super::check_form_csrf(&session, &headers, &body)?;
-    use crate::jobs::CancelOutcome;
-    let notice = match state.engine.cancel(&id, &session.user.user_id).await? {
-        CancelOutcome::NotFound => return Err(ApiError::not_found("job")),
-        CancelOutcome::NotCancellable(status) => Some(format!(
-            "This job can no longer be cancelled: it is already {status}."
-        )),
-        CancelOutcome::Status(_) => None,
-    };
-    if notice.is_some() {
-        return job_page(&state, &session, &id, notice).await;
-    }
-    Ok(axum::response::Redirect::to(&format!("/jobs/{id}")).into_response())
 }

@@ -103,6 +103,19 @@ pub struct ErrorBody {
     pub details: Option<Value>,
 }
 
+/// The errors of an authenticated request naming a resource by id, as the OpenAPI document
+/// lists them (`responses((status = 200, …), IdErrors)`): malformed id, no session, no such row.
+#[derive(utoipa::IntoResponses)]
+#[allow(dead_code)]
+pub enum IdErrors {
+    #[response(status = 400)]
+    BadRequest(ErrorBody),
+    #[response(status = 401)]
+    Unauthorized(ErrorBody),
+    #[response(status = 404)]
+    NotFound(ErrorBody),
+}
+
 /// An error on its way to becoming an HTTP response.
 #[derive(Debug)]
 pub struct ApiError {
@@ -166,6 +179,18 @@ impl ApiError {
             details: None,
             source: Some(Box::new(source)),
         }
+    }
+}
+
+/// A row read by id, or `404 not_found` naming what is missing: `store.get_x(id).await?
+/// .or_not_found("x")?`.
+pub trait OrNotFound<T> {
+    fn or_not_found(self, what: &str) -> Result<T, ApiError>;
+}
+
+impl<T> OrNotFound<T> for Option<T> {
+    fn or_not_found(self, what: &str) -> Result<T, ApiError> {
+        self.ok_or_else(|| ApiError::not_found(what))
     }
 }
 

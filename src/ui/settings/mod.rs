@@ -1,0 +1,16 @@
+//! The Settings area of the dashboard: the page (GET) and the WordPress source form (POST).
+
+pub mod forms;
+pub mod pages;
+
+use axum::routing::{get, post};
+use axum::Router;
+
+use crate::state::AppState;
+
+/// The Settings routes.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/settings", get(pages::show))
+        .route("/settings/wordpress", post(forms::save_wordpress))
+}
