@@ -13,7 +13,9 @@ use super::nodes::JobAccepted;
 use crate::http::session::CurrentSession;
 use crate::sites::{Actor, EnvironmentInput, SiteError, SiteInput};
 use crate::state::AppState;
-use crate::store::sites::{EnvironmentRecord, ReleaseRecord, SiteRecord};
+use crate::store::environments::EnvironmentRecord;
+use crate::store::releases::ReleaseRecord;
+use crate::store::sites::SiteRecord;
 
 /// A WordPress site.
 #[derive(Debug, Clone, Serialize, ToSchema)]

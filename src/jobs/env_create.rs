@@ -23,11 +23,10 @@ use crate::config::Config;
 use crate::domain::SiteStatus;
 use crate::secrets::Secrets;
 use crate::sites::layout::{EnvLayout, DRIFT_PATHS, DRIFT_TABLES};
+use crate::store::drift::{insert_drift_check, NewDriftCheck};
+use crate::store::environments::{canonical_url, fetch_environment, EnvironmentRecord};
 use crate::store::nodes::NodeRecord;
-use crate::store::sites::{
-    canonical_url, fetch_environment, fetch_release, insert_drift_check, EnvironmentRecord,
-    NewDriftCheck,
-};
+use crate::store::releases::fetch_release;
 use crate::store::{JobRecord, Store, StoreError};
 
 /// The `env_create` job type.

@@ -11,12 +11,11 @@ use crate::domain::SiteStatus;
 use crate::secrets::Secrets;
 use crate::sites::layout::{self, EnvLayout};
 use crate::sites::{db_password_key, new_password, redis_password_key, wp_salts_key};
+use crate::store::environments::{fetch_environment, set_environment_status, EnvironmentRecord};
 use crate::store::nodes::NodeRecord;
 use crate::store::queue::set_payload;
-use crate::store::sites::{
-    fetch_environment, fetch_site, record_release_and_activate, set_environment_status,
-    set_site_status, EnvironmentRecord, NewRelease, SiteRecord,
-};
+use crate::store::releases::{record_release_and_activate, NewRelease};
+use crate::store::sites::{fetch_site, set_site_status, SiteRecord};
 use crate::store::{JobRecord, Store, StoreError};
 
 fn missing(what: &str, id: Option<&str>) -> StoreError {
@@ -224,7 +223,7 @@ pub async fn environment_vars(
 ) -> Result<(ResolvedVars, SiteRecord, EnvironmentRecord), VarsError> {
     let mut conn = store.pool().acquire().await.map_err(StoreError::from)?;
     let (site, env) = site_and_environment(&mut conn, job).await?;
-    let canonical = crate::store::sites::canonical_url(&mut conn, &env.id)
+    let canonical = crate::store::environments::canonical_url(&mut conn, &env.id)
         .await?
         .unwrap_or_else(|| env.preview_url.clone());
     let l = EnvLayout::new(&site.id, &env.id);

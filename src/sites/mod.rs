@@ -13,15 +13,15 @@ use crate::domain::{EnvironmentType, JobType, PromotionPreset, SiteStatus};
 use crate::jobs::Engine;
 use crate::secrets::{Secrets, SecretsError};
 use crate::store::audit::{insert_audit, NewAudit};
-use crate::store::nodes::fetch_node;
-use crate::store::queue::NewJob;
-use crate::store::queue::WriteTx;
-use crate::store::settings::fetch_setting;
-use crate::store::sites::{
-    eligible_nodes, environment_prefix_taken, environment_slug_taken, fetch_environment,
-    fetch_site, insert_environment, insert_site, set_primary_environment, site_slug_taken,
+use crate::store::environments::{
+    environment_prefix_taken, environment_slug_taken, fetch_environment, insert_environment,
     NewEnvironment,
 };
+use crate::store::nodes::{eligible_nodes, fetch_node};
+use crate::store::queue::NewJob;
+use crate::store::settings::fetch_setting;
+use crate::store::sites::{fetch_site, insert_site, set_primary_environment, site_slug_taken};
+use crate::store::WriteTx;
 use crate::store::{Store, StoreError};
 
 /// Failures of site and environment actions.

@@ -6,15 +6,20 @@
 //! allowed), so a second backend would only need its own connection setup and migrations.
 
 pub mod audit;
+pub mod drift;
+pub mod environments;
 mod jobs;
 pub mod login_attempts;
 mod metrics;
 pub mod nodes;
 pub mod queue;
+pub mod releases;
+mod resource_feed;
 mod sessions;
 pub mod settings;
 pub mod sites;
 mod users;
+mod write_tx;
 
 use std::path::Path;
 use std::str::FromStr;
@@ -25,9 +30,10 @@ use sqlx::SqlitePool;
 
 pub use jobs::{JobFilter, JobRecord};
 pub use metrics::Metrics;
+pub use resource_feed::ResourceChange;
 pub use sessions::SessionUser;
-pub use sites::ResourceChange;
 pub use users::UserRecord;
+pub use write_tx::WriteTx;
 
 /// Migrations compiled into the binary.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
@@ -41,6 +47,14 @@ pub enum StoreError {
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("a {0} with the same key already exists")]
     Duplicate(&'static str),
+}
+
+/// A guarded status change that found the row's `state_version` moved on: impossible inside
+/// the engine's write transaction, so refused loudly.
+fn lost_update(what: &str, id: &str) -> StoreError {
+    StoreError::Query(sqlx::Error::Protocol(format!(
+        "{what} {id} changed concurrently"
+    )))
 }
 
 impl StoreError {
@@ -60,7 +74,7 @@ pub struct Store {
     /// The one connection write transactions use: consecutive writes then find their pages
     /// in its cache (SQLite drops a connection's cache whenever another connection wrote).
     writer: SqlitePool,
-    /// One writer at a time within this process (see [`queue::WriteTx`]).
+    /// One writer at a time within this process (see [`WriteTx`]).
     write_gate: std::sync::Arc<tokio::sync::Mutex<()>>,
 }
 

@@ -153,3 +153,17 @@ pub async fn touch_last_seen(
         .await?;
     Ok(())
 }
+
+/// Nodes sites may be placed on, in placement order: the local node first, then oldest first
+/// (architecture.md §3). `(id, public_ip)`.
+pub async fn eligible_nodes(
+    conn: &mut SqliteConnection,
+) -> Result<Vec<(String, String)>, StoreError> {
+    Ok(sqlx::query_as(
+        "SELECT id, public_ip FROM nodes
+         WHERE status = 'active' AND public_ip IS NOT NULL AND public_ip <> ''
+         ORDER BY is_local DESC, created_at, id",
+    )
+    .fetch_all(conn)
+    .await?)
+}

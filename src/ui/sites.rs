@@ -18,7 +18,9 @@ use crate::api::extract::PathId;
 use crate::http::session::{CurrentSession, UiSession};
 use crate::sites::{slugify, Actor, EnvironmentInput, SiteError, SiteInput};
 use crate::state::AppState;
-use crate::store::sites::{EnvironmentRecord, ReleaseRecord, SiteRecord, SiteSummary};
+use crate::store::environments::EnvironmentRecord;
+use crate::store::releases::ReleaseRecord;
+use crate::store::sites::{SiteRecord, SiteSummary};
 use crate::store::{JobFilter, Store, StoreError};
 
 /// Jobs shown on a site page.
