@@ -18,13 +18,6 @@ use crate::store::releases::{record_release_and_activate, NewRelease};
 use crate::store::sites::{fetch_site, set_site_status, SiteRecord};
 use crate::store::{JobRecord, Store, StoreError};
 
-fn missing(what: &str, id: Option<&str>) -> StoreError {
-    StoreError::Query(sqlx::Error::Protocol(format!(
-        "the job's {what} {} does not exist",
-        id.unwrap_or("(none)")
-    )))
-}
-
 /// The job's site and target environment.
 pub async fn site_and_environment(
     conn: &mut SqliteConnection,
@@ -34,10 +27,10 @@ pub async fn site_and_environment(
     let env_id = job.environment_id.as_deref();
     let site = fetch_site(conn, site_id.unwrap_or_default())
         .await?
-        .ok_or_else(|| missing("site", site_id))?;
+        .ok_or_else(|| StoreError::not_found("site", site_id))?;
     let env = fetch_environment(conn, env_id.unwrap_or_default())
         .await?
-        .ok_or_else(|| missing("environment", env_id))?;
+        .ok_or_else(|| StoreError::not_found("environment", env_id))?;
     Ok((site, env))
 }
 

@@ -46,7 +46,7 @@ impl JobKind for NodeProvision {
 async fn node(conn: &mut SqliteConnection, job: &JobRecord) -> Result<NodeRecord, StoreError> {
     fetch_node(conn, &job.node_id)
         .await?
-        .ok_or(StoreError::Query(sqlx::Error::RowNotFound))
+        .ok_or_else(|| StoreError::not_found("node", Some(&job.node_id)))
 }
 
 async fn transition(
@@ -60,10 +60,10 @@ async fn transition(
     }
     if !set_node_status(conn, node, to, now).await? {
         // Impossible inside the claim/complete write transaction; refuse loudly if it happens.
-        return Err(StoreError::Query(sqlx::Error::Protocol(format!(
-            "node {} changed concurrently",
-            node.id
-        ))));
+        return Err(StoreError::LostUpdate {
+            what: "node",
+            id: node.id.clone(),
+        });
     }
     tracing::info!(node = %node.id, from = %node.status, to = to.as_str(), "node status changed");
     Ok(())

@@ -47,17 +47,32 @@ pub enum StoreError {
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("a {0} with the same key already exists")]
     Duplicate(&'static str),
+    /// A row the caller needed is missing (e.g. the site a job names).
+    #[error("{what} {id} not found")]
+    NotFound { what: &'static str, id: String },
+    /// A guarded change found the row's `state_version` moved on.
+    #[error("{what} {id} changed concurrently")]
+    LostUpdate { what: &'static str, id: String },
 }
 
 /// A guarded status change that found the row's `state_version` moved on: impossible inside
 /// the engine's write transaction, so refused loudly.
-fn lost_update(what: &str, id: &str) -> StoreError {
-    StoreError::Query(sqlx::Error::Protocol(format!(
-        "{what} {id} changed concurrently"
-    )))
+fn lost_update(what: &'static str, id: &str) -> StoreError {
+    StoreError::LostUpdate {
+        what,
+        id: id.to_string(),
+    }
 }
 
 impl StoreError {
+    /// [`StoreError::NotFound`] for the row `what` with `id` (`(none)` when the caller had no id).
+    pub fn not_found(what: &'static str, id: Option<&str>) -> StoreError {
+        StoreError::NotFound {
+            what,
+            id: id.unwrap_or("(none)").to_string(),
+        }
+    }
+
     /// Turns a unique-constraint violation into [`StoreError::Duplicate`].
     fn unique(what: &'static str) -> impl FnOnce(sqlx::Error) -> StoreError {
         move |e| match e.as_database_error() {
