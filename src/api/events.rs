@@ -175,10 +175,7 @@ pub async fn job_events(
         pending.push_back(output_event(line));
         replayed += 1;
     }
-    let terminal = job
-        .status
-        .parse::<crate::domain::JobStatus>()
-        .is_ok_and(|s| s.is_terminal());
+    let terminal = job.status.is_terminal();
     if terminal {
         pending.push_back(end_event());
     }
@@ -203,7 +200,7 @@ pub async fn job_events(
                 ev = s.jobs.recv() => match ev {
                     Ok(Event::Job(job)) if job.id == s.id => {
                         s.pending.push_back(job_event(&job));
-                        if job.status.parse::<crate::domain::JobStatus>().is_ok_and(|st| st.is_terminal()) {
+                        if job.status.is_terminal() {
                             // Output written before the job ended is already buffered: drain it.
                             while let Ok(l) = s.output.try_recv() {
                                 if *l.job_id == *s.id && l.seq > s.replayed {

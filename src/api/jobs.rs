@@ -62,7 +62,7 @@ impl From<&JobRecord> for JobStatusResponse {
                 .job_type
                 .parse()
                 .expect("job_type constrained by the schema"),
-            status: j.status.parse().expect("status constrained by the schema"),
+            status: j.status,
             site_id: j.site_id.clone(),
             environment_id: j.environment_id.clone(),
             node_id: j.node_id.clone(),
@@ -224,7 +224,7 @@ pub struct JobControlResponse {
     pub success: bool,
     /// The job's status after the request: `cancelled`, or `running` while it is still stopping.
     #[schema(value_type = JobStatus)]
-    pub status: String,
+    pub status: JobStatus,
 }
 
 /// Cancels a queued job at once, or stops a running one (SIGTERM to its Ansible process group,

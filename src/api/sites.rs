@@ -25,7 +25,7 @@ pub struct Site {
     pub name: String,
     pub slug: String,
     #[schema(value_type = crate::domain::SiteStatus)]
-    pub status: String,
+    pub status: crate::domain::SiteStatus,
     /// The production environment.
     #[schema(format = "uuid")]
     pub primary_environment_id: Option<String>,
@@ -63,7 +63,7 @@ pub struct Environment {
     #[schema(value_type = crate::domain::EnvironmentType)]
     pub environment_type: String,
     #[schema(value_type = crate::domain::SiteStatus)]
-    pub status: String,
+    pub status: crate::domain::SiteStatus,
     #[schema(format = "uuid")]
     pub node_id: String,
     /// The environment this one was copied from (staging/clone).
@@ -78,7 +78,7 @@ pub struct Environment {
     #[schema(format = "uuid")]
     pub current_release_id: Option<String>,
     #[schema(value_type = crate::domain::DriftStatus)]
-    pub drift_status: String,
+    pub drift_status: crate::domain::DriftStatus,
     #[schema(format = "date-time")]
     pub drift_checked_at: Option<String>,
     #[schema(format = "uuid")]
@@ -132,7 +132,7 @@ pub struct Release {
     /// Absolute release directory on the node.
     pub path: String,
     #[schema(value_type = crate::domain::HealthStatus)]
-    pub health_status: String,
+    pub health_status: crate::domain::HealthStatus,
     pub notes: Option<String>,
     /// The job that built it.
     #[schema(format = "uuid")]

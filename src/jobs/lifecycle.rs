@@ -7,7 +7,7 @@ use sqlx::SqliteConnection;
 
 use super::errors::JobErrorCode;
 use super::kinds::{earlier_attempt_ran, ResolvedVars, VarsError};
-use crate::domain::SiteStatus;
+use crate::domain::{NodeStatus, SiteStatus};
 use crate::secrets::Secrets;
 use crate::sites::layout::{self, EnvLayout};
 use crate::sites::{db_password_key, new_password, redis_password_key, wp_salts_key};
@@ -41,7 +41,7 @@ pub async fn site_to(
     to: SiteStatus,
     now: &str,
 ) -> Result<(), StoreError> {
-    if site.status == to.as_str() {
+    if site.status == to {
         return Ok(());
     }
     set_site_status(conn, site, to, now).await
@@ -54,7 +54,7 @@ pub async fn environment_to(
     to: SiteStatus,
     now: &str,
 ) -> Result<(), StoreError> {
-    if env.status == to.as_str() {
+    if env.status == to {
         return Ok(());
     }
     set_environment_status(conn, env, to, now).await
@@ -93,7 +93,7 @@ pub async fn release_busy_site(
     ending: Unsuccessful,
     now: &str,
 ) -> Result<(), StoreError> {
-    let is_busy = site.status == busy.as_str();
+    let is_busy = site.status == busy;
     let to = match (ending, ending.ran(job)) {
         (Unsuccessful::Failed { .. }, ran) if is_busy => Some(if ran {
             SiteStatus::Failed
@@ -119,7 +119,7 @@ pub async fn node_must_be_active(
 ) -> Result<Result<(), String>, StoreError> {
     let node = crate::store::nodes::fetch_node(conn, &job.node_id).await?;
     Ok(match node {
-        Some(n) if n.status == "active" => Ok(()),
+        Some(n) if n.status == NodeStatus::Active => Ok(()),
         Some(n) => Err(format!("node {} is {}, not active", n.name, n.status)),
         None => Err("the job's node does not exist".into()),
     })

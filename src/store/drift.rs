@@ -4,6 +4,7 @@
 use sqlx::SqliteConnection;
 
 use super::StoreError;
+use crate::domain::DriftStatus;
 
 /// A drift check row to insert.
 #[derive(Debug, Clone)]
@@ -11,7 +12,7 @@ pub struct NewDriftCheck<'a> {
     pub id: &'a str,
     pub environment_id: &'a str,
     pub promotion_preset: &'a str,
-    pub status: &'a str,
+    pub status: DriftStatus,
     pub db_checksums_json: &'a str,
     pub file_checksums_json: &'a str,
     pub is_baseline: bool,

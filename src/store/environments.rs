@@ -5,7 +5,7 @@
 use sqlx::{FromRow, SqliteConnection};
 
 use super::{lost_update, Store, StoreError};
-use crate::domain::SiteStatus;
+use crate::domain::{DriftStatus, SiteStatus};
 
 /// An `environments` row.
 #[derive(Debug, Clone, FromRow)]
@@ -15,14 +15,14 @@ pub struct EnvironmentRecord {
     pub name: String,
     pub slug: String,
     pub environment_type: String,
-    pub status: String,
+    pub status: SiteStatus,
     pub node_id: String,
     pub source_environment_id: Option<String>,
     pub promotion_preset: String,
     pub preview_url: String,
     pub primary_domain_id: Option<String>,
     pub current_release_id: Option<String>,
-    pub drift_status: String,
+    pub drift_status: DriftStatus,
     pub drift_checked_at: Option<String>,
     pub last_drift_check_id: Option<String>,
     pub fastcgi_cache_enabled: bool,

@@ -12,7 +12,7 @@ use crate::domain::{JobStatus, JobType};
 pub struct JobRecord {
     pub id: String,
     pub job_type: String,
-    pub status: String,
+    pub status: JobStatus,
     pub site_id: Option<String>,
     pub environment_id: Option<String>,
     pub node_id: String,

@@ -14,7 +14,7 @@ pub struct NodeRecord {
     pub public_ip: Option<String>,
     pub ssh_port: i64,
     pub ssh_user: String,
-    pub status: String,
+    pub status: NodeStatus,
     pub is_local: bool,
     pub last_seen_at: Option<String>,
     pub created_at: String,

@@ -11,7 +11,7 @@ use tokio::sync::{Mutex, OnceCell};
 use super::jobs::SELECT_JOB;
 use super::write_tx::{WriteTx, WriterConn};
 use super::{JobRecord, Store, StoreError};
-use crate::domain::JobType;
+use crate::domain::{JobStatus, JobType};
 
 /// The job engine's write connection for claims and completions: a connection of its own
 /// instead of the writer pool's, for speed — a pooled connection is pinged by sqlx every time
@@ -38,7 +38,7 @@ pub struct Finished {
     /// The job's new status when it was `running` (under the worker, when given); `None` when
     /// nothing may be committed (the audit rows below count only together with it). It differs
     /// from the status asked for when a cancel request won: `cancelled`.
-    pub status: Option<String>,
+    pub status: Option<JobStatus>,
     /// `accepted` audit rows of the job given their result.
     pub audited: u64,
 }
@@ -150,7 +150,13 @@ impl QueueWriter {
             status: rows
                 .iter()
                 .find_map(|r| r.strip_prefix("job:"))
-                .map(str::to_string),
+                .map(|s| {
+                    s.parse().map_err(|e| sqlx::Error::ColumnDecode {
+                        index: "status".into(),
+                        source: Box::new(e),
+                    })
+                })
+                .transpose()?,
             audited: rows.iter().filter(|r| *r == "audit").count() as u64,
         };
         Ok((tx, finished))
@@ -174,7 +180,7 @@ pub struct NewJob {
 #[derive(Debug, Clone)]
 pub struct Finish<'a> {
     /// `succeeded`, `failed`, `cancelled` or `queued` (retry).
-    pub status: &'a str,
+    pub status: JobStatus,
     /// Set for a retry: not claimable before.
     pub run_after: Option<&'a str>,
     pub error_code: Option<&'a str>,
@@ -354,7 +360,7 @@ pub async fn finish_running(
     worker: Option<&str>,
     f: &Finish<'_>,
 ) -> Result<bool, StoreError> {
-    let terminal = f.status != "queued";
+    let terminal = f.status != JobStatus::Queued;
     let r = sqlx::query(
         "UPDATE jobs SET status = ?, run_after = ?, error_code = COALESCE(?, error_code),
            error_message = COALESCE(?, error_message),
@@ -385,7 +391,7 @@ pub async fn finish_running(
 pub async fn finish_queued(
     conn: &mut SqliteConnection,
     id: &str,
-    status: &str,
+    status: JobStatus,
     error_code: Option<&str>,
     error_message: Option<&str>,
     now: &str,
@@ -483,7 +489,7 @@ mod tests {
         }
     }
 
-    fn finish<'a>(status: &'a str, run_after: Option<&'a str>) -> Finish<'a> {
+    fn finish(status: JobStatus, run_after: Option<&str>) -> Finish<'_> {
         Finish {
             status,
             run_after,
@@ -549,12 +555,12 @@ mod tests {
         }
         let writer = QueueWriter::default();
         let (tx, job) = writer.claim(&store, "w", T0).await.unwrap();
-        assert_eq!(job.unwrap().status, "running");
+        assert_eq!(job.unwrap().status, JobStatus::Running);
         tx.commit().await.unwrap();
 
         // Not this worker's run: nothing changes.
         let (tx, done) = writer
-            .finish(&store, "j", Some("other"), &finish("failed", None))
+            .finish(&store, "j", Some("other"), &finish(JobStatus::Failed, None))
             .await
             .unwrap();
         assert!(!done.job());
@@ -562,7 +568,7 @@ mod tests {
 
         // A retry leaves the audit row `accepted`.
         let (tx, done) = writer
-            .finish(&store, "j", Some("w"), &finish("queued", Some(T0)))
+            .finish(&store, "j", Some("w"), &finish(JobStatus::Queued, Some(T0)))
             .await
             .unwrap();
         assert!(done.job());
@@ -575,7 +581,7 @@ mod tests {
         assert_eq!(job.unwrap().attempt_count, 2);
         tx.commit().await.unwrap();
         let (tx, done) = writer
-            .finish(&store, "j", Some("w"), &finish("failed", None))
+            .finish(&store, "j", Some("w"), &finish(JobStatus::Failed, None))
             .await
             .unwrap();
         assert!(done.job());

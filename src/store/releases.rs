@@ -5,6 +5,7 @@ use sqlx::{FromRow, SqliteConnection};
 
 use super::environments::EnvironmentRecord;
 use super::{lost_update, Store, StoreError};
+use crate::domain::HealthStatus;
 
 /// A `releases` row.
 #[derive(Debug, Clone, FromRow)]
@@ -14,7 +15,7 @@ pub struct ReleaseRecord {
     pub source_type: String,
     pub source_ref: String,
     pub path: String,
-    pub health_status: String,
+    pub health_status: HealthStatus,
     pub notes: Option<String>,
     pub job_id: Option<String>,
     pub created_at: String,

@@ -15,7 +15,7 @@ pub struct SiteRecord {
     pub id: String,
     pub name: String,
     pub slug: String,
-    pub status: String,
+    pub status: SiteStatus,
     pub primary_environment_id: Option<String>,
     pub created_at: String,
     pub updated_at: String,

@@ -14,7 +14,7 @@ use super::pages::render;
 use super::views::Layout;
 use crate::api::error::ApiError;
 use crate::api::extract::PathId;
-use crate::domain::JobType;
+use crate::domain::{JobStatus, JobType};
 use crate::http::session::{CurrentSession, UiSession};
 use crate::nodes::{NodeError, NodeInput};
 use crate::state::AppState;
@@ -223,7 +223,7 @@ impl NodePanel {
                 ..Default::default()
             })
             .await?;
-        let last_failure = jobs.iter().find(|j| j.status == "failed").cloned();
+        let last_failure = jobs.iter().find(|j| j.status == JobStatus::Failed).cloned();
         let firewall = match node.firewall_status.as_deref() {
             Some("active") => "active: Pressluft manages the node's firewall",
             Some("unavailable") => "unavailable: the kernel refused the firewall",
