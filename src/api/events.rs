@@ -23,7 +23,7 @@ use crate::state::AppState;
 pub struct ResourceEvent {
     #[serde(rename = "type")]
     #[schema(value_type = ResourceType)]
-    pub resource_type: String,
+    pub resource_type: ResourceType,
     #[schema(format = "uuid")]
     pub id: String,
     /// The resource's status (its type's status values).
@@ -96,9 +96,9 @@ pub async fn events(
                 ))))),
                 Ok(Event::Resource(r)) => {
                     Some(Ok(frame(&EventsMessage::Resource(ResourceEvent {
-                        resource_type: r.resource_type.clone(),
+                        resource_type: r.resource_type,
                         id: r.id.clone(),
-                        status: r.status.clone(),
+                        status: r.status.to_string(),
                         state_version: r.state_version,
                     }))))
                 }

@@ -311,6 +311,32 @@ mod tests {
         assert_eq!(job_type["enum"][0], "node_provision");
     }
 
+    /// Stored values decode into the enums at the row boundary; an unknown one is a decode
+    /// error naming the value and the enum, not a panic.
+    #[tokio::test]
+    async fn stored_values_decode_and_unknown_ones_are_errors() {
+        let pool = sqlx::SqlitePool::connect("sqlite::memory:").await.unwrap();
+        let (ok,): (JobStatus,) = sqlx::query_as("SELECT 'running'")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+        assert_eq!(ok, JobStatus::Running);
+        let (back,): (String,) = sqlx::query_as("SELECT ?")
+            .bind(SiteStatus::Deploying)
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+        assert_eq!(back, "deploying");
+        let err = sqlx::query_as::<_, (JobStatus,)>("SELECT 'done'")
+            .fetch_one(&pool)
+            .await
+            .unwrap_err();
+        assert!(
+            err.to_string().contains("\"done\" is not a JobStatus"),
+            "{err}"
+        );
+    }
+
     #[test]
     fn unknown_values_list_the_allowed_ones() {
         let err = "done".parse::<JobStatus>().unwrap_err();

@@ -30,7 +30,7 @@ use sqlx::SqlitePool;
 
 pub use jobs::{JobFilter, JobRecord};
 pub use metrics::Metrics;
-pub use resource_feed::ResourceChange;
+pub use resource_feed::{ResourceChange, ResourceStatus};
 pub use sessions::SessionUser;
 pub use users::UserRecord;
 pub use write_tx::WriteTx;
