@@ -4,7 +4,8 @@
 
 use sqlx::{FromRow, SqliteConnection};
 
-use super::{lost_update, Store, StoreError};
+use super::sites::set_lifecycle_status;
+use super::{Store, StoreError};
 use crate::domain::{DriftStatus, SiteStatus};
 
 /// An `environments` row.
@@ -67,15 +68,7 @@ impl Store {
     }
 }
 
-pub async fn fetch_environment(
-    conn: &mut SqliteConnection,
-    id: &str,
-) -> Result<Option<EnvironmentRecord>, StoreError> {
-    Ok(sqlx::query_as("SELECT * FROM environments WHERE id = ?")
-        .bind(id)
-        .fetch_optional(conn)
-        .await?)
-}
+fetch_by_id!(fetch_environment, EnvironmentRecord, "environments");
 
 /// Whether an environment of `site_id` uses `slug`.
 pub async fn environment_slug_taken(
@@ -141,21 +134,8 @@ pub async fn set_environment_status(
     to: SiteStatus,
     now: &str,
 ) -> Result<(), StoreError> {
-    let r = sqlx::query(
-        "UPDATE environments SET status = ?, state_version = state_version + 1, updated_at = ?
-         WHERE id = ? AND state_version = ?",
-    )
-    .bind(to.as_str())
-    .bind(now)
-    .bind(&env.id)
-    .bind(env.state_version)
-    .execute(conn)
-    .await?;
-    if r.rows_affected() != 1 {
-        return Err(lost_update("environment", &env.id));
-    }
-    tracing::info!(environment = %env.id, from = %env.status, to = to.as_str(), "environment status changed");
-    Ok(())
+    let from = (env.status, env.state_version);
+    set_lifecycle_status(conn, "environment", &env.id, from, to, now).await
 }
 
 /// The environment's canonical URL: `https://<primary domain>` when it has one, else its

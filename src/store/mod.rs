@@ -5,6 +5,20 @@
 //! program needs. The SQL stays portable to PostgreSQL (no SQLite-only functions, `RETURNING`
 //! allowed), so a second backend would only need its own connection setup and migrations.
 
+/// Declares `pub async fn $name(conn, id)`: the `$record` row of `$table` with that id, read
+/// inside a transaction (one definition for every table group's `fetch_*`).
+macro_rules! fetch_by_id {
+    ($name:ident, $record:ty, $table:literal) => {
+        #[doc = concat!("The `", $table, "` row with `id`, inside a transaction.")]
+        pub async fn $name(
+            conn: &mut sqlx::SqliteConnection,
+            id: &str,
+        ) -> Result<Option<$record>, super::StoreError> {
+            super::row_by_id(conn, $table, id).await
+        }
+    };
+}
+
 pub mod audit;
 pub mod drift;
 pub mod environments;
@@ -53,6 +67,48 @@ pub enum StoreError {
     /// A guarded change found the row's `state_version` moved on.
     #[error("{what} {id} changed concurrently")]
     LostUpdate { what: &'static str, id: String },
+}
+
+/// The row of `table` with `id` (`SELECT *`), on the pool or inside a transaction: the one
+/// single-row read every table group shares.
+async fn row_by_id<'c, T>(
+    executor: impl sqlx::SqliteExecutor<'c>,
+    table: &'static str,
+    id: &str,
+) -> Result<Option<T>, StoreError>
+where
+    T: for<'r> sqlx::FromRow<'r, sqlx::sqlite::SqliteRow> + Send + Unpin,
+{
+    Ok(
+        sqlx::query_as(&format!("SELECT * FROM {table} WHERE id = ?"))
+            .bind(id)
+            .fetch_optional(executor)
+            .await?,
+    )
+}
+
+/// Sets the `status` of the row of `table` with `id` if it still has `state_version` (the
+/// optimistic guard of state-machines.md), bumping the version and `updated_at`. False when a
+/// concurrent change got there first.
+async fn set_status_guarded(
+    conn: &mut sqlx::SqliteConnection,
+    table: &'static str,
+    id: &str,
+    state_version: i64,
+    to: &'static str,
+    now: &str,
+) -> Result<bool, StoreError> {
+    let r = sqlx::query(&format!(
+        "UPDATE {table} SET status = ?, state_version = state_version + 1, updated_at = ?
+         WHERE id = ? AND state_version = ?"
+    ))
+    .bind(to)
+    .bind(now)
+    .bind(id)
+    .bind(state_version)
+    .execute(conn)
+    .await?;
+    Ok(r.rows_affected() == 1)
 }
 
 /// A guarded status change that found the row's `state_version` moved on: impossible inside
@@ -155,6 +211,35 @@ impl Store {
                 .fetch_one(&self.pool)
                 .await?;
         Ok(n as usize)
+    }
+
+    /// Rows of `select` (its table aliased `j`) whose `updated_at` is at or after `since`,
+    /// oldest change first: what the job and resource change feeds read.
+    async fn changed_since<T>(
+        &self,
+        select: &str,
+        since: &str,
+        limit: i64,
+    ) -> Result<Vec<T>, StoreError>
+    where
+        T: for<'r> sqlx::FromRow<'r, sqlx::sqlite::SqliteRow> + Send + Unpin,
+    {
+        Ok(sqlx::query_as(&format!(
+            "{select} WHERE j.updated_at >= ? ORDER BY j.updated_at, j.id LIMIT ?"
+        ))
+        .bind(since)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    /// The newest `updated_at` of `from` (a table or subquery), where a change feed starts.
+    async fn latest_change(&self, from: &str) -> Result<Option<String>, StoreError> {
+        let (ts,): (Option<String>,) =
+            sqlx::query_as(&format!("SELECT MAX(updated_at) FROM {from}"))
+                .fetch_one(&self.pool)
+                .await?;
+        Ok(ts)
     }
 
     /// `SELECT 1`, for the health endpoint.

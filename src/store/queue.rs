@@ -8,7 +8,7 @@ use std::sync::Arc;
 use sqlx::{ConnectOptions, SqliteConnection};
 use tokio::sync::{Mutex, OnceCell};
 
-use super::jobs::SELECT_JOB;
+use super::jobs::job_by_id;
 use super::write_tx::{WriteTx, WriterConn};
 use super::{JobRecord, Store, StoreError};
 use crate::domain::{JobStatus, JobType};
@@ -333,10 +333,7 @@ pub async fn fetch_job(
     conn: &mut SqliteConnection,
     id: &str,
 ) -> Result<Option<JobRecord>, StoreError> {
-    Ok(sqlx::query_as(&format!("{SELECT_JOB} WHERE j.id = ?"))
-        .bind(id)
-        .fetch_optional(conn)
-        .await?)
+    job_by_id(conn, id).await
 }
 
 pub async fn set_payload(

@@ -4,7 +4,7 @@
 use sqlx::{FromRow, SqliteConnection};
 
 use super::environments::EnvironmentRecord;
-use super::{lost_update, Store, StoreError};
+use super::{lost_update, row_by_id, Store, StoreError};
 use crate::domain::HealthStatus;
 
 /// A `releases` row.
@@ -78,22 +78,11 @@ impl Store {
     }
 
     pub async fn get_release(&self, id: &str) -> Result<Option<ReleaseRecord>, StoreError> {
-        Ok(sqlx::query_as("SELECT * FROM releases WHERE id = ?")
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?)
+        row_by_id(&self.pool, "releases", id).await
     }
 }
 
-pub async fn fetch_release(
-    conn: &mut SqliteConnection,
-    id: &str,
-) -> Result<Option<ReleaseRecord>, StoreError> {
-    Ok(sqlx::query_as("SELECT * FROM releases WHERE id = ?")
-        .bind(id)
-        .fetch_optional(conn)
-        .await?)
-}
+fetch_by_id!(fetch_release, ReleaseRecord, "releases");
 
 /// Records a built release and makes it the environment's current one, setting the
 /// environment `active` (one statement pair inside the completion transaction).

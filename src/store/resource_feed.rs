@@ -98,21 +98,12 @@ impl Store {
         since: &str,
         limit: i64,
     ) -> Result<Vec<ResourceChange>, StoreError> {
-        Ok(sqlx::query_as(&format!(
-            "SELECT * FROM ({RESOURCES}) WHERE updated_at >= ? ORDER BY updated_at, id LIMIT ?"
-        ))
-        .bind(since)
-        .bind(limit)
-        .fetch_all(&self.pool)
-        .await?)
+        self.changed_since(&format!("SELECT * FROM ({RESOURCES}) j"), since, limit)
+            .await
     }
 
     /// The newest `updated_at` of any resource, where the resource feed starts.
     pub async fn latest_resource_change(&self) -> Result<Option<String>, StoreError> {
-        let (ts,): (Option<String>,) =
-            sqlx::query_as(&format!("SELECT MAX(updated_at) FROM ({RESOURCES})"))
-                .fetch_one(&self.pool)
-                .await?;
-        Ok(ts)
+        self.latest_change(&format!("({RESOURCES})")).await
     }
 }

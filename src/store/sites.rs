@@ -6,7 +6,7 @@
 
 use sqlx::{FromRow, SqliteConnection};
 
-use super::{lost_update, Store, StoreError};
+use super::{lost_update, row_by_id, set_status_guarded, Store, StoreError};
 use crate::domain::SiteStatus;
 
 /// A `sites` row.
@@ -56,22 +56,11 @@ impl Store {
     }
 
     pub async fn get_site(&self, id: &str) -> Result<Option<SiteRecord>, StoreError> {
-        Ok(sqlx::query_as("SELECT * FROM sites WHERE id = ?")
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?)
+        row_by_id(&self.pool, "sites", id).await
     }
 }
 
-pub async fn fetch_site(
-    conn: &mut SqliteConnection,
-    id: &str,
-) -> Result<Option<SiteRecord>, StoreError> {
-    Ok(sqlx::query_as("SELECT * FROM sites WHERE id = ?")
-        .bind(id)
-        .fetch_optional(conn)
-        .await?)
-}
+fetch_by_id!(fetch_site, SiteRecord, "sites");
 
 /// Whether a site uses `slug`.
 pub async fn site_slug_taken(conn: &mut SqliteConnection, slug: &str) -> Result<bool, StoreError> {
@@ -129,19 +118,33 @@ pub async fn set_site_status(
     to: SiteStatus,
     now: &str,
 ) -> Result<(), StoreError> {
-    let r = sqlx::query(
-        "UPDATE sites SET status = ?, state_version = state_version + 1, updated_at = ?
-         WHERE id = ? AND state_version = ?",
-    )
-    .bind(to.as_str())
-    .bind(now)
-    .bind(&site.id)
-    .bind(site.state_version)
-    .execute(conn)
-    .await?;
-    if r.rows_affected() != 1 {
-        return Err(lost_update("site", &site.id));
+    let from = (site.status, site.state_version);
+    set_lifecycle_status(conn, "site", &site.id, from, to, now).await
+}
+
+/// Moves a site or environment row (`what`: `site` or `environment`) from `(status,
+/// state_version)` to `to`; a lost update is an error.
+pub(super) async fn set_lifecycle_status(
+    conn: &mut SqliteConnection,
+    what: &'static str,
+    id: &str,
+    (from, state_version): (SiteStatus, i64),
+    to: SiteStatus,
+    now: &str,
+) -> Result<(), StoreError> {
+    let table = if what == "site" {
+        "sites"
+    } else {
+        "environments"
+    };
+    if !set_status_guarded(conn, table, id, state_version, to.as_str(), now).await? {
+        return Err(lost_update(what, id));
     }
-    tracing::info!(site = %site.id, from = %site.status, to = to.as_str(), "site status changed");
+    tracing::info!(
+        id,
+        from = from.as_str(),
+        to = to.as_str(),
+        "{what} status changed"
+    );
     Ok(())
 }

@@ -31,24 +31,28 @@ enum TxConn {
 }
 
 impl WriteTx {
-    pub async fn commit(mut self) -> Result<(), sqlx::Error> {
-        match &mut self.conn {
-            TxConn::Pooled(tx) => tx.take().expect("transaction open").commit().await,
-            TxConn::Dedicated(w) => {
-                let w = w.as_mut().expect("transaction open");
-                sqlx::query("COMMIT").execute(&mut w.conn).await?;
-                w.open = false;
-                Ok(())
-            }
-        }
+    pub async fn commit(self) -> Result<(), sqlx::Error> {
+        self.end(true).await
     }
 
-    pub async fn rollback(mut self) -> Result<(), sqlx::Error> {
+    pub async fn rollback(self) -> Result<(), sqlx::Error> {
+        self.end(false).await
+    }
+
+    async fn end(mut self, commit: bool) -> Result<(), sqlx::Error> {
         match &mut self.conn {
-            TxConn::Pooled(tx) => tx.take().expect("transaction open").rollback().await,
+            TxConn::Pooled(tx) => {
+                let tx = tx.take().expect("transaction open");
+                if commit {
+                    tx.commit().await
+                } else {
+                    tx.rollback().await
+                }
+            }
             TxConn::Dedicated(w) => {
                 let w = w.as_mut().expect("transaction open");
-                sqlx::query("ROLLBACK").execute(&mut w.conn).await?;
+                let sql = if commit { "COMMIT" } else { "ROLLBACK" };
+                sqlx::query(sql).execute(&mut w.conn).await?;
                 w.open = false;
                 Ok(())
             }
