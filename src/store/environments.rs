@@ -54,13 +54,9 @@ impl Store {
         &self,
         site_id: &str,
     ) -> Result<Vec<EnvironmentRecord>, StoreError> {
-        Ok(sqlx::query_as(
-            "SELECT * FROM environments WHERE site_id = ?
-             ORDER BY environment_type <> 'production', created_at, id",
-        )
-        .bind(site_id)
-        .fetch_all(&self.pool)
-        .await?)
+        let order = "environment_type <> 'production', created_at, id";
+        self.rows_where("environments", "site_id", site_id, order)
+            .await
     }
 
     pub async fn get_environment(&self, id: &str) -> Result<Option<EnvironmentRecord>, StoreError> {

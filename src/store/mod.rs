@@ -233,6 +233,25 @@ impl Store {
         .await?)
     }
 
+    /// Every row of `table` whose `column` equals `value`, in `order`: the children of a parent.
+    async fn rows_where<T>(
+        &self,
+        table: &'static str,
+        column: &'static str,
+        value: &str,
+        order: &'static str,
+    ) -> Result<Vec<T>, StoreError>
+    where
+        T: for<'r> sqlx::FromRow<'r, sqlx::sqlite::SqliteRow> + Send + Unpin,
+    {
+        Ok(sqlx::query_as(&format!(
+            "SELECT * FROM {table} WHERE {column} = ? ORDER BY {order}"
+        ))
+        .bind(value)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
     /// The newest `updated_at` of `from` (a table or subquery), where a change feed starts.
     async fn latest_change(&self, from: &str) -> Result<Option<String>, StoreError> {
         let (ts,): (Option<String>,) =

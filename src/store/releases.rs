@@ -47,12 +47,9 @@ impl Store {
         &self,
         environment_id: &str,
     ) -> Result<Vec<ReleaseRecord>, StoreError> {
-        Ok(sqlx::query_as(
-            "SELECT * FROM releases WHERE environment_id = ? ORDER BY created_at DESC, id DESC",
-        )
-        .bind(environment_id)
-        .fetch_all(&self.pool)
-        .await?)
+        let order = "created_at DESC, id DESC";
+        self.rows_where("releases", "environment_id", environment_id, order)
+            .await
     }
 
     /// The releases of every environment of a site, newest first, with the environment's name
