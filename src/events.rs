@@ -236,7 +236,7 @@ mod tests {
         JobRecord {
             id: id.into(),
             job_type: "node_provision".into(),
-            status: "queued".into(),
+            status: crate::domain::JobStatus::Queued,
             site_id: None,
             environment_id: None,
             node_id: "n".into(),
@@ -286,7 +286,7 @@ mod tests {
         let mut feed = ChangeFeed::<JobRecord>::default();
         let queued = job("a", "2026-01-01T00:00:01.000Z");
         let mut done = queued.clone();
-        done.status = "succeeded".into();
+        done.status = crate::domain::JobStatus::Succeeded;
         assert_eq!(feed.accept(vec![queued]).len(), 1);
         assert_eq!(
             feed.accept(vec![done.clone()]).len(),

@@ -213,7 +213,7 @@ impl Nodes {
         let node = fetch_node(&mut tx, node_id)
             .await?
             .ok_or(NodeError::NotFound)?;
-        let refusal = if node.status == NodeStatus::Decommissioned.as_str() {
+        let refusal = if node.status == NodeStatus::Decommissioned {
             Some("the node is decommissioned")
         } else if job_pending_for_node(&mut tx, node_id, JobType::NodeProvision).await? {
             Some("a node_provision job for this node is already queued or running")

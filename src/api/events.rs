@@ -33,7 +33,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 pub struct ResourceEvent {
     #[serde(rename = "type")]
     #[schema(value_type = ResourceType)]
-    pub resource_type: String,
+    pub resource_type: ResourceType,
     #[schema(format = "uuid")]
     pub id: String,
     /// The resource's status (its type's status values).
@@ -106,9 +106,9 @@ pub async fn events(
                 ))))),
                 Ok(Event::Resource(r)) => {
                     Some(Ok(frame(&EventsMessage::Resource(ResourceEvent {
-                        resource_type: r.resource_type.clone(),
+                        resource_type: r.resource_type,
                         id: r.id.clone(),
-                        status: r.status.clone(),
+                        status: r.status.to_string(),
                         state_version: r.state_version,
                     }))))
                 }
@@ -179,10 +179,7 @@ pub async fn job_events(
         pending.push_back(output_event(line));
         replayed += 1;
     }
-    let terminal = job
-        .status
-        .parse::<crate::domain::JobStatus>()
-        .is_ok_and(|s| s.is_terminal());
+    let terminal = job.status.is_terminal();
     if terminal {
         pending.push_back(end_event());
     }
@@ -207,7 +204,7 @@ pub async fn job_events(
                 ev = s.jobs.recv() => match ev {
                     Ok(Event::Job(job)) if job.id == s.id => {
                         s.pending.push_back(job_event(&job));
-                        if job.status.parse::<crate::domain::JobStatus>().is_ok_and(|st| st.is_terminal()) {
+                        if job.status.is_terminal() {
                             // Output written before the job ended is already buffered: drain it.
                             while let Ok(l) = s.output.try_recv() {
                                 if *l.job_id == *s.id && l.seq > s.replayed {

@@ -72,7 +72,7 @@ pub struct JobControlResponse {
     pub success: bool,
     /// The job's status after the request: `cancelled`, or `running` while it is still stopping.
     #[schema(value_type = JobStatus)]
-    pub status: String,
+    pub status: JobStatus,
 }
 
 /// Cancels a queued job at once, or stops a running one (SIGTERM to its Ansible process group,

@@ -38,7 +38,7 @@ pub struct Node {
     pub ssh_port: i64,
     pub ssh_user: String,
     #[schema(value_type = crate::domain::NodeStatus)]
-    pub status: String,
+    pub status: crate::domain::NodeStatus,
     /// The control-plane host itself.
     pub is_local: bool,
     #[schema(format = "date-time")]

@@ -14,7 +14,9 @@ use crate::http::error::OrNotFound;
 use crate::http::session::CurrentSession;
 use crate::sites::{Actor, EnvironmentInput, SiteError, SiteInput};
 use crate::state::AppState;
-use crate::store::sites::{EnvironmentRecord, ReleaseRecord, SiteRecord};
+use crate::store::environments::EnvironmentRecord;
+use crate::store::releases::ReleaseRecord;
+use crate::store::sites::SiteRecord;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -36,7 +38,7 @@ pub struct Site {
     pub name: String,
     pub slug: String,
     #[schema(value_type = crate::domain::SiteStatus)]
-    pub status: String,
+    pub status: crate::domain::SiteStatus,
     /// The production environment.
     #[schema(format = "uuid")]
     pub primary_environment_id: Option<String>,
@@ -74,7 +76,7 @@ pub struct Environment {
     #[schema(value_type = crate::domain::EnvironmentType)]
     pub environment_type: String,
     #[schema(value_type = crate::domain::SiteStatus)]
-    pub status: String,
+    pub status: crate::domain::SiteStatus,
     #[schema(format = "uuid")]
     pub node_id: String,
     /// The environment this one was copied from (staging/clone).
@@ -89,7 +91,7 @@ pub struct Environment {
     #[schema(format = "uuid")]
     pub current_release_id: Option<String>,
     #[schema(value_type = crate::domain::DriftStatus)]
-    pub drift_status: String,
+    pub drift_status: crate::domain::DriftStatus,
     #[schema(format = "date-time")]
     pub drift_checked_at: Option<String>,
     #[schema(format = "uuid")]
@@ -143,7 +145,7 @@ pub struct Release {
     /// Absolute release directory on the node.
     pub path: String,
     #[schema(value_type = crate::domain::HealthStatus)]
-    pub health_status: String,
+    pub health_status: crate::domain::HealthStatus,
     pub notes: Option<String>,
     /// The job that built it.
     #[schema(format = "uuid")]

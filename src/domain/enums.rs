@@ -61,6 +61,35 @@ macro_rules! string_enum {
                 f.write_str(self.as_str())
             }
         }
+
+        impl sqlx::Type<sqlx::Sqlite> for $name {
+            fn type_info() -> sqlx::sqlite::SqliteTypeInfo {
+                <&str as sqlx::Type<sqlx::Sqlite>>::type_info()
+            }
+            fn compatible(ty: &sqlx::sqlite::SqliteTypeInfo) -> bool {
+                <&str as sqlx::Type<sqlx::Sqlite>>::compatible(ty)
+            }
+        }
+
+        impl<'r> sqlx::Decode<'r, sqlx::Sqlite> for $name {
+            fn decode(
+                value: sqlx::sqlite::SqliteValueRef<'r>,
+            ) -> Result<Self, sqlx::error::BoxDynError> {
+                let text = <&str as sqlx::Decode<sqlx::Sqlite>>::decode(value)?;
+                text.parse().map_err(|e: UnknownValue| {
+                    format!("{text:?} is not a {}: {e}", stringify!($name)).into()
+                })
+            }
+        }
+
+        impl<'q> sqlx::Encode<'q, sqlx::Sqlite> for $name {
+            fn encode_by_ref(
+                &self,
+                buf: &mut Vec<sqlx::sqlite::SqliteArgumentValue<'q>>,
+            ) -> Result<sqlx::encode::IsNull, sqlx::error::BoxDynError> {
+                <&str as sqlx::Encode<sqlx::Sqlite>>::encode(self.as_str(), buf)
+            }
+        }
     };
 }
 
@@ -280,6 +309,32 @@ mod tests {
         check(ResourceType::ALL);
         let job_type = serde_json::to_value(JobType::schema()).unwrap();
         assert_eq!(job_type["enum"][0], "node_provision");
+    }
+
+    /// Stored values decode into the enums at the row boundary; an unknown one is a decode
+    /// error naming the value and the enum, not a panic.
+    #[tokio::test]
+    async fn stored_values_decode_and_unknown_ones_are_errors() {
+        let pool = sqlx::SqlitePool::connect("sqlite::memory:").await.unwrap();
+        let (ok,): (JobStatus,) = sqlx::query_as("SELECT 'running'")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+        assert_eq!(ok, JobStatus::Running);
+        let (back,): (String,) = sqlx::query_as("SELECT ?")
+            .bind(SiteStatus::Deploying)
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+        assert_eq!(back, "deploying");
+        let err = sqlx::query_as::<_, (JobStatus,)>("SELECT 'done'")
+            .fetch_one(&pool)
+            .await
+            .unwrap_err();
+        assert!(
+            err.to_string().contains("\"done\" is not a JobStatus"),
+            "{err}"
+        );
     }
 
     #[test]

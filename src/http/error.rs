@@ -196,7 +196,10 @@ impl<T> OrNotFound<T> for Option<T> {
 
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
-        ApiError::internal(e)
+        match e {
+            StoreError::NotFound { what, .. } => ApiError::not_found(what),
+            other => ApiError::internal(other),
+        }
     }
 }
 
@@ -278,6 +281,18 @@ mod tests {
         assert_eq!(ErrorCode::CsrfFailed.status(), 403);
         assert_eq!(ErrorCode::NodeUnreachable.status(), 502);
         assert_eq!(ErrorCode::JobNotCancellable.status(), 409);
+    }
+
+    #[test]
+    fn a_missing_row_is_a_404_and_a_lost_update_a_500() {
+        let e = ApiError::from(StoreError::not_found("site", Some("s1")));
+        assert_eq!(e.code, ErrorCode::NotFound);
+        assert_eq!(e.message, "site not found");
+        let e = ApiError::from(StoreError::LostUpdate {
+            what: "site",
+            id: "s1".into(),
+        });
+        assert_eq!(e.code, ErrorCode::InternalError);
     }
 
     #[test]

@@ -57,7 +57,7 @@ impl From<&JobRecord> for JobStatusResponse {
                 .job_type
                 .parse()
                 .expect("job_type constrained by the schema"),
-            status: j.status.parse().expect("status constrained by the schema"),
+            status: j.status,
             site_id: j.site_id.clone(),
             environment_id: j.environment_id.clone(),
             node_id: j.node_id.clone(),

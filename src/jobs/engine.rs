@@ -17,6 +17,7 @@ use super::kinds;
 use super::output::OutputSink;
 use super::runner::{RunContext, RunOutcome, Runner, StopReason};
 use crate::clock::{format_ts, SharedClock};
+use crate::domain::JobStatus;
 use crate::events::Events;
 use crate::store::audit::{finish_audit_for_job, insert_audit, NewAudit};
 use crate::store::queue::{
@@ -69,10 +70,10 @@ struct Inner {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CancelOutcome {
     /// The job's status after the request (`cancelled`, or `running` while still stopping).
-    Status(String),
+    Status(JobStatus),
     NotFound,
     /// The job is already finished (`succeeded`, `failed` or `cancelled`).
-    NotCancellable(String),
+    NotCancellable(JobStatus),
 }
 
 /// How a claimed run ended, as the engine records it.
@@ -182,7 +183,7 @@ impl Engine {
                         &job.id,
                         Some(worker),
                         &Finish {
-                            status: "failed",
+                            status: JobStatus::Failed,
                             run_after: None,
                             error_code: Some(code.as_str()),
                             error_message: Some(&reason),
@@ -290,14 +291,19 @@ impl Engine {
                 tracing::warn!(id = %job.id, "run abandoned after losing its lease; nothing recorded");
                 return Ok(());
             }
-            Ending::Succeeded(_) => ("succeeded", None, None, None),
-            Ending::Cancelled => ("cancelled", None, None, None),
+            Ending::Succeeded(_) => (JobStatus::Succeeded, None, None, None),
+            Ending::Cancelled => (JobStatus::Cancelled, None, None, None),
             Ending::Failed(code, message) => {
                 if code.retryable() && job.attempt_count < job.max_attempts {
                     let at = format_ts(now_t + backoff(job.attempt_count));
-                    ("queued", Some(*code), Some(message.as_str()), Some(at))
+                    (
+                        JobStatus::Queued,
+                        Some(*code),
+                        Some(message.as_str()),
+                        Some(at),
+                    )
                 } else {
-                    ("failed", Some(*code), Some(message.as_str()), None)
+                    (JobStatus::Failed, Some(*code), Some(message.as_str()), None)
                 }
             }
         };
@@ -320,33 +326,44 @@ impl Engine {
                 },
             )
             .await?;
-        let Some(actual) = finished.status.as_deref() else {
+        let Some(actual) = finished.status else {
             tx.rollback().await?;
             tracing::warn!(id = %job.id, "job was no longer running under this worker; outcome dropped");
             return Ok(());
         };
-        let cancel_won = actual == "cancelled" && !matches!(ending, Ending::Cancelled);
+        let cancel_won = actual == JobStatus::Cancelled && !matches!(ending, Ending::Cancelled);
         match (&ending, actual) {
-            (_, "cancelled") => kinds::of(job).on_cancel(&mut tx, job, true, &now).await?,
+            (_, JobStatus::Cancelled) => kinds::of(job).on_cancel(&mut tx, job, true, &now).await?,
             (Ending::Succeeded(result), _) => {
                 kinds::of(job)
                     .on_success(&mut tx, job, result, &now)
                     .await?
             }
-            (Ending::Failed(code, _), "failed") => {
+            (Ending::Failed(code, _), JobStatus::Failed) => {
                 kinds::of(job)
                     .on_final_failure(&mut tx, job, *code, true, &now)
                     .await?
             }
-            (Ending::Failed(code, _), "queued") => kinds::on_retry(&mut tx, job, *code).await?,
-            // Not a type dispatch: the row ends as asked or `cancelled` (above), so no other
-            // pair of ending and status occurs (Abandoned returned before).
-            _ => {}
+            (Ending::Failed(code, _), JobStatus::Queued) => {
+                kinds::on_retry(&mut tx, job, *code).await?
+            }
+            // The row ends as asked or `cancelled` (above): a failure never ends `succeeded`
+            // or `running`, and Abandoned returned before writing anything.
+            (Ending::Failed(..), JobStatus::Succeeded | JobStatus::Running)
+            | (Ending::Cancelled, _)
+            | (Ending::Abandoned, _) => {
+                tracing::error!(id = %job.id, status = %actual, "run ended in a status it did not ask for");
+            }
         }
         let reached = match (&ending, actual) {
-            (Ending::Succeeded(_), "succeeded") => true,
-            (Ending::Failed(code, _), "failed" | "queued") => kinds::reached_node(*code),
-            _ => false,
+            (Ending::Succeeded(_), JobStatus::Succeeded) => true,
+            (Ending::Failed(code, _), JobStatus::Failed | JobStatus::Queued) => {
+                kinds::reached_node(*code)
+            }
+            (Ending::Succeeded(_), _)
+            | (Ending::Failed(..), _)
+            | (Ending::Cancelled, _)
+            | (Ending::Abandoned, _) => false,
         };
         if reached {
             crate::store::nodes::touch_last_seen(&mut tx, &job.node_id, &now).await?;
@@ -356,20 +373,22 @@ impl Engine {
             tracing::info!(id = %job.id, "a cancel was requested: the run ends cancelled, not {status}");
         }
         match actual {
-            "queued" => tracing::warn!(
+            JobStatus::Queued => tracing::warn!(
                 id = %job.id, code = code.map(|c| c.as_str()).unwrap_or(""),
                 run_after = run_after.as_deref().unwrap_or(""),
                 attempt = format!("{}/{}", job.attempt_count, job.max_attempts),
                 "job requeued"
             ),
-            "failed" => {
+            JobStatus::Failed => {
                 tracing::warn!(id = %job.id, code = code.map(|c| c.as_str()).unwrap_or(""), "job failed")
             }
-            other => tracing::info!(id = %job.id, status = other, "job finished"),
+            JobStatus::Running | JobStatus::Succeeded | JobStatus::Cancelled => {
+                tracing::info!(id = %job.id, status = %actual, "job finished")
+            }
         }
         tracing::info!(id = %job.id, "lock released");
         if finished.audited > 0 {
-            tracing::info!(job = %job.id, result = actual, "audit updated");
+            tracing::info!(job = %job.id, result = %actual, "audit updated");
         }
         self.inner.events.jobs_changed();
         // A site and a node lock were released: that unblocks at most one job, so one idle
@@ -418,9 +437,9 @@ impl Engine {
             job_id: Some(id),
         };
         let audit_id = Uuid::new_v4().to_string();
-        match job.status.as_str() {
-            "queued" => {
-                finish_queued(&mut tx, id, "cancelled", None, None, &now).await?;
+        match job.status {
+            JobStatus::Queued => {
+                finish_queued(&mut tx, id, JobStatus::Cancelled, None, None, &now).await?;
                 kinds::of(&job)
                     .on_cancel(&mut tx, &job, false, &now)
                     .await?;
@@ -437,9 +456,9 @@ impl Engine {
                 tx.commit().await?;
                 tracing::info!(id, "job cancelled while queued");
                 self.inner.events.jobs_changed();
-                Ok(CancelOutcome::Status("cancelled".into()))
+                Ok(CancelOutcome::Status(JobStatus::Cancelled))
             }
-            "running" => {
+            JobStatus::Running => {
                 request_cancel(&mut tx, id, &now).await?;
                 insert_audit(
                     &mut tx,
@@ -455,20 +474,16 @@ impl Engine {
                 self.inner.events.jobs_changed();
                 let deadline = tokio::time::Instant::now() + CANCEL_WAIT;
                 loop {
-                    let status = self
-                        .inner
-                        .store
-                        .get_job(id)
-                        .await?
-                        .map(|j| j.status)
-                        .unwrap_or_default();
-                    if status != "running" || tokio::time::Instant::now() >= deadline {
-                        return Ok(CancelOutcome::Status(status));
+                    let Some(job) = self.inner.store.get_job(id).await? else {
+                        return Ok(CancelOutcome::NotFound);
+                    };
+                    if job.status != JobStatus::Running || tokio::time::Instant::now() >= deadline {
+                        return Ok(CancelOutcome::Status(job.status));
                     }
                     tokio::time::sleep(Duration::from_millis(200)).await;
                 }
             }
-            other => {
+            other @ (JobStatus::Succeeded | JobStatus::Failed | JobStatus::Cancelled) => {
                 insert_audit(
                     &mut tx,
                     &NewAudit {
@@ -479,8 +494,8 @@ impl Engine {
                 )
                 .await?;
                 tx.commit().await?;
-                tracing::info!(id, status = other, "cancel refused: job already finished");
-                Ok(CancelOutcome::NotCancellable(other.to_string()))
+                tracing::info!(id, status = %other, "cancel refused: job already finished");
+                Ok(CancelOutcome::NotCancellable(other))
             }
         }
     }

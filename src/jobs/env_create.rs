@@ -20,14 +20,13 @@ use super::lifecycle::{
     release_busy_site, site_and_environment, site_to, Unsuccessful,
 };
 use crate::config::Config;
-use crate::domain::SiteStatus;
+use crate::domain::{DriftStatus, SiteStatus};
 use crate::secrets::Secrets;
 use crate::sites::layout::{EnvLayout, DRIFT_PATHS, DRIFT_TABLES};
+use crate::store::drift::{insert_drift_check, NewDriftCheck};
+use crate::store::environments::{canonical_url, fetch_environment, EnvironmentRecord};
 use crate::store::nodes::NodeRecord;
-use crate::store::sites::{
-    canonical_url, fetch_environment, fetch_release, insert_drift_check, EnvironmentRecord,
-    NewDriftCheck,
-};
+use crate::store::releases::fetch_release;
 use crate::store::{JobRecord, Store, StoreError};
 
 /// The `env_create` job type.
@@ -79,19 +78,19 @@ async fn validate_start(
 ) -> Result<Result<(), String>, StoreError> {
     let (site, env) = site_and_environment(conn, job).await?;
     // A retry finds the site still `cloning` from its first run.
-    let site_ok = site.status == SiteStatus::Active.as_str()
-        || (job.attempt_count > 1 && site.status == SiteStatus::Cloning.as_str());
+    let site_ok = site.status == SiteStatus::Active
+        || (job.attempt_count > 1 && site.status == SiteStatus::Cloning);
     if !site_ok {
         return Ok(Err(format!("the site is {}, not active", site.status)));
     }
-    if env.status != SiteStatus::Cloning.as_str() {
+    if env.status != SiteStatus::Cloning {
         return Ok(Err(format!(
             "the new environment is {}, not cloning",
             env.status
         )));
     }
     match source(conn, job).await? {
-        Some(s) if s.status == SiteStatus::Active.as_str() && s.current_release_id.is_some() => {}
+        Some(s) if s.status == SiteStatus::Active && s.current_release_id.is_some() => {}
         Some(s) => {
             return Ok(Err(format!(
                 "the source environment {} is {}, not active with a release",
@@ -143,7 +142,7 @@ async fn on_success(
             id: &check_id,
             environment_id: &env.id,
             promotion_preset: &env.promotion_preset,
-            status: "clean",
+            status: DriftStatus::Clean,
             db_checksums_json: &baseline["tables"].to_string(),
             file_checksums_json: &baseline["paths"].to_string(),
             is_baseline: true,

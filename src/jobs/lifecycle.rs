@@ -7,24 +7,16 @@ use sqlx::SqliteConnection;
 
 use super::errors::JobErrorCode;
 use super::kinds::{earlier_attempt_ran, ResolvedVars, VarsError};
-use crate::domain::SiteStatus;
+use crate::domain::{NodeStatus, SiteStatus};
 use crate::secrets::Secrets;
 use crate::sites::layout::{self, EnvLayout};
 use crate::sites::{db_password_key, new_password, redis_password_key, wp_salts_key};
+use crate::store::environments::{fetch_environment, set_environment_status, EnvironmentRecord};
 use crate::store::nodes::NodeRecord;
 use crate::store::queue::set_payload;
-use crate::store::sites::{
-    fetch_environment, fetch_site, record_release_and_activate, set_environment_status,
-    set_site_status, EnvironmentRecord, NewRelease, SiteRecord,
-};
+use crate::store::releases::{record_release_and_activate, NewRelease};
+use crate::store::sites::{fetch_site, set_site_status, SiteRecord};
 use crate::store::{JobRecord, Store, StoreError};
-
-fn missing(what: &str, id: Option<&str>) -> StoreError {
-    StoreError::Query(sqlx::Error::Protocol(format!(
-        "the job's {what} {} does not exist",
-        id.unwrap_or("(none)")
-    )))
-}
 
 /// The job's site and target environment.
 pub async fn site_and_environment(
@@ -35,10 +27,10 @@ pub async fn site_and_environment(
     let env_id = job.environment_id.as_deref();
     let site = fetch_site(conn, site_id.unwrap_or_default())
         .await?
-        .ok_or_else(|| missing("site", site_id))?;
+        .ok_or_else(|| StoreError::not_found("site", site_id))?;
     let env = fetch_environment(conn, env_id.unwrap_or_default())
         .await?
-        .ok_or_else(|| missing("environment", env_id))?;
+        .ok_or_else(|| StoreError::not_found("environment", env_id))?;
     Ok((site, env))
 }
 
@@ -49,7 +41,7 @@ pub async fn site_to(
     to: SiteStatus,
     now: &str,
 ) -> Result<(), StoreError> {
-    if site.status == to.as_str() {
+    if site.status == to {
         return Ok(());
     }
     set_site_status(conn, site, to, now).await
@@ -62,7 +54,7 @@ pub async fn environment_to(
     to: SiteStatus,
     now: &str,
 ) -> Result<(), StoreError> {
-    if env.status == to.as_str() {
+    if env.status == to {
         return Ok(());
     }
     set_environment_status(conn, env, to, now).await
@@ -101,7 +93,7 @@ pub async fn release_busy_site(
     ending: Unsuccessful,
     now: &str,
 ) -> Result<(), StoreError> {
-    let is_busy = site.status == busy.as_str();
+    let is_busy = site.status == busy;
     let to = match (ending, ending.ran(job)) {
         (Unsuccessful::Failed { .. }, ran) if is_busy => Some(if ran {
             SiteStatus::Failed
@@ -127,7 +119,7 @@ pub async fn node_must_be_active(
 ) -> Result<Result<(), String>, StoreError> {
     let node = crate::store::nodes::fetch_node(conn, &job.node_id).await?;
     Ok(match node {
-        Some(n) if n.status == "active" => Ok(()),
+        Some(n) if n.status == NodeStatus::Active => Ok(()),
         Some(n) => Err(format!("node {} is {}, not active", n.name, n.status)),
         None => Err("the job's node does not exist".into()),
     })
@@ -224,7 +216,7 @@ pub async fn environment_vars(
 ) -> Result<(ResolvedVars, SiteRecord, EnvironmentRecord), VarsError> {
     let mut conn = store.pool().acquire().await.map_err(StoreError::from)?;
     let (site, env) = site_and_environment(&mut conn, job).await?;
-    let canonical = crate::store::sites::canonical_url(&mut conn, &env.id)
+    let canonical = crate::store::environments::canonical_url(&mut conn, &env.id)
         .await?
         .unwrap_or_else(|| env.preview_url.clone());
     let l = EnvLayout::new(&site.id, &env.id);

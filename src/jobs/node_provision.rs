@@ -46,7 +46,7 @@ impl JobKind for NodeProvision {
 async fn node(conn: &mut SqliteConnection, job: &JobRecord) -> Result<NodeRecord, StoreError> {
     fetch_node(conn, &job.node_id)
         .await?
-        .ok_or(StoreError::Query(sqlx::Error::RowNotFound))
+        .ok_or_else(|| StoreError::not_found("node", Some(&job.node_id)))
 }
 
 async fn transition(
@@ -55,15 +55,15 @@ async fn transition(
     to: NodeStatus,
     now: &str,
 ) -> Result<(), StoreError> {
-    if node.status == to.as_str() {
+    if node.status == to {
         return Ok(());
     }
     if !set_node_status(conn, node, to, now).await? {
         // Impossible inside the claim/complete write transaction; refuse loudly if it happens.
-        return Err(StoreError::Query(sqlx::Error::Protocol(format!(
-            "node {} changed concurrently",
-            node.id
-        ))));
+        return Err(StoreError::LostUpdate {
+            what: "node",
+            id: node.id.clone(),
+        });
     }
     tracing::info!(node = %node.id, from = %node.status, to = to.as_str(), "node status changed");
     Ok(())
@@ -74,7 +74,7 @@ async fn validate_start(
     job: &JobRecord,
 ) -> Result<Result<(), String>, StoreError> {
     let node = node(conn, job).await?;
-    if node.status == NodeStatus::Decommissioned.as_str() {
+    if node.status == NodeStatus::Decommissioned {
         return Ok(Err(format!("node {} is decommissioned", node.name)));
     }
     Ok(Ok(()))
@@ -90,8 +90,8 @@ async fn on_start(
     now: &str,
 ) -> Result<(), StoreError> {
     let node = node(conn, job).await?;
-    let status = node.status.clone();
-    fix_payload_field(conn, job, STATUS_AT_START, || status.into()).await?;
+    let status = node.status;
+    fix_payload_field(conn, job, STATUS_AT_START, || status.as_str().into()).await?;
     transition(conn, &node, NodeStatus::Provisioning, now).await
 }
 
@@ -127,7 +127,7 @@ async fn on_final_failure(
     now: &str,
 ) -> Result<(), StoreError> {
     let node = node(conn, job).await?;
-    if node.status != NodeStatus::Provisioning.as_str() {
+    if node.status != NodeStatus::Provisioning {
         return Ok(());
     }
     let to = if !started || code == JobErrorCode::AnsibleHostUnreachable {
@@ -160,7 +160,7 @@ async fn on_cancel(
     now: &str,
 ) -> Result<(), StoreError> {
     let node = node(conn, job).await?;
-    if node.status == NodeStatus::Provisioning.as_str() {
+    if node.status == NodeStatus::Provisioning {
         transition(conn, &node, NodeStatus::Unreachable, now).await?;
     }
     Ok(())

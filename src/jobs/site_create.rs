@@ -53,7 +53,7 @@ async fn validate_start(
     job: &JobRecord,
 ) -> Result<Result<(), String>, StoreError> {
     let (site, env) = site_and_environment(conn, job).await?;
-    let deploying = SiteStatus::Deploying.as_str();
+    let deploying = SiteStatus::Deploying;
     if site.status != deploying || env.status != deploying {
         return Ok(Err(format!(
             "the site is {} and its environment {}; site_create needs both deploying",

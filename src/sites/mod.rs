@@ -9,19 +9,19 @@ use rand::distributions::{Alphanumeric, DistString};
 use uuid::Uuid;
 
 use crate::clock::{format_ts, SharedClock};
-use crate::domain::{EnvironmentType, JobType, PromotionPreset, SiteStatus};
+use crate::domain::{EnvironmentType, JobType, NodeStatus, PromotionPreset, SiteStatus};
 use crate::jobs::Engine;
 use crate::secrets::{Secrets, SecretsError};
 use crate::store::audit::{insert_audit, NewAudit};
-use crate::store::nodes::fetch_node;
-use crate::store::queue::NewJob;
-use crate::store::queue::WriteTx;
-use crate::store::settings::fetch_setting;
-use crate::store::sites::{
-    eligible_nodes, environment_prefix_taken, environment_slug_taken, fetch_environment,
-    fetch_site, insert_environment, insert_site, set_primary_environment, site_slug_taken,
+use crate::store::environments::{
+    environment_prefix_taken, environment_slug_taken, fetch_environment, insert_environment,
     NewEnvironment,
 };
+use crate::store::nodes::{eligible_nodes, fetch_node};
+use crate::store::queue::NewJob;
+use crate::store::settings::fetch_setting;
+use crate::store::sites::{fetch_site, insert_site, set_primary_environment, site_slug_taken};
+use crate::store::WriteTx;
 use crate::store::{Store, StoreError};
 
 /// Failures of site and environment actions.
@@ -423,11 +423,11 @@ impl Sites {
             Some(SiteError::Conflict(format!(
                 "the slug {slug} is already used by an environment of this site"
             )))
-        } else if site.status == SiteStatus::Failed.as_str() {
+        } else if site.status == SiteStatus::Failed {
             Some(SiteError::Conflict(
                 "the site has failed; reset it first".into(),
             ))
-        } else if source.status == SiteStatus::Failed.as_str() {
+        } else if source.status == SiteStatus::Failed {
             // A source still being built is accepted: its job runs first (one job per site)
             // and the clone waits queued (issue 4); the start-time check then needs it active.
             Some(SiteError::Conflict(
@@ -440,7 +440,8 @@ impl Sites {
             return Self::reject(tx, actor, JobType::EnvCreate, resource, e, &now).await;
         }
         let node = fetch_node(&mut tx, &source.node_id).await?;
-        let Some(node) = node.filter(|n| n.status == "active" && n.public_ip.is_some()) else {
+        let Some(node) = node.filter(|n| n.status == NodeStatus::Active && n.public_ip.is_some())
+        else {
             let e = SiteError::NodeNotActive("the source environment's node is not active".into());
             return Self::reject(tx, actor, JobType::EnvCreate, resource, e, &now).await;
         };

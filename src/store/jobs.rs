@@ -12,7 +12,7 @@ use crate::domain::{JobStatus, JobType};
 pub struct JobRecord {
     pub id: String,
     pub job_type: String,
-    pub status: String,
+    pub status: JobStatus,
     pub site_id: Option<String>,
     pub environment_id: Option<String>,
     pub node_id: String,
@@ -61,6 +61,17 @@ pub(super) const SELECT_JOB: &str =
      LEFT JOIN environments e ON e.id = j.environment_id
      LEFT JOIN nodes n ON n.id = j.node_id";
 
+/// A job with its display names, on the pool or inside a transaction.
+pub(super) async fn job_by_id<'c>(
+    executor: impl sqlx::SqliteExecutor<'c>,
+    id: &str,
+) -> Result<Option<JobRecord>, StoreError> {
+    Ok(sqlx::query_as(&format!("{SELECT_JOB} WHERE j.id = ?"))
+        .bind(id)
+        .fetch_optional(executor)
+        .await?)
+}
+
 impl Store {
     pub async fn list_jobs(&self, filter: &JobFilter) -> Result<Vec<JobRecord>, StoreError> {
         let mut q: QueryBuilder<Sqlite> = QueryBuilder::new(SELECT_JOB);
@@ -97,10 +108,7 @@ impl Store {
     }
 
     pub async fn get_job(&self, id: &str) -> Result<Option<JobRecord>, StoreError> {
-        Ok(sqlx::query_as(&format!("{SELECT_JOB} WHERE j.id = ?"))
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?)
+        job_by_id(&self.pool, id).await
     }
 
     /// `(created_at, id)` of a job, the position a page cursor refers to.
@@ -119,20 +127,11 @@ impl Store {
         since: &str,
         limit: i64,
     ) -> Result<Vec<JobRecord>, StoreError> {
-        Ok(sqlx::query_as(&format!(
-            "{SELECT_JOB} WHERE j.updated_at >= ? ORDER BY j.updated_at, j.id LIMIT ?"
-        ))
-        .bind(since)
-        .bind(limit)
-        .fetch_all(&self.pool)
-        .await?)
+        self.changed_since(SELECT_JOB, since, limit).await
     }
 
     /// The newest `updated_at` of any job, where the change feed starts.
     pub async fn latest_job_change(&self) -> Result<Option<String>, StoreError> {
-        let (ts,): (Option<String>,) = sqlx::query_as("SELECT MAX(updated_at) FROM jobs")
-            .fetch_one(&self.pool)
-            .await?;
-        Ok(ts)
+        self.latest_change("jobs").await
     }
 }

@@ -10,7 +10,7 @@
 use sqlx::pool::PoolConnection;
 use sqlx::{Sqlite, SqliteConnection};
 
-use super::queue::WriteTx;
+use super::WriteTx;
 use super::{Store, StoreError};
 
 /// Which attempts a throttling question is about.

@@ -5,16 +5,35 @@
 //! program needs. The SQL stays portable to PostgreSQL (no SQLite-only functions, `RETURNING`
 //! allowed), so a second backend would only need its own connection setup and migrations.
 
+/// Declares `pub async fn $name(conn, id)`: the `$record` row of `$table` with that id, read
+/// inside a transaction (one definition for every table group's `fetch_*`).
+macro_rules! fetch_by_id {
+    ($name:ident, $record:ty, $table:literal) => {
+        #[doc = concat!("The `", $table, "` row with `id`, inside a transaction.")]
+        pub async fn $name(
+            conn: &mut sqlx::SqliteConnection,
+            id: &str,
+        ) -> Result<Option<$record>, super::StoreError> {
+            super::row_by_id(conn, $table, id).await
+        }
+    };
+}
+
 pub mod audit;
+pub mod drift;
+pub mod environments;
 mod jobs;
 pub mod login_attempts;
 mod metrics;
 pub mod nodes;
 pub mod queue;
+pub mod releases;
+mod resource_feed;
 mod sessions;
 pub mod settings;
 pub mod sites;
 mod users;
+mod write_tx;
 
 use std::path::Path;
 use std::str::FromStr;
@@ -25,9 +44,10 @@ use sqlx::SqlitePool;
 
 pub use jobs::{JobFilter, JobRecord};
 pub use metrics::Metrics;
+pub use resource_feed::{ResourceChange, ResourceStatus};
 pub use sessions::SessionUser;
-pub use sites::ResourceChange;
 pub use users::UserRecord;
+pub use write_tx::WriteTx;
 
 /// Migrations compiled into the binary.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
@@ -41,9 +61,74 @@ pub enum StoreError {
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("a {0} with the same key already exists")]
     Duplicate(&'static str),
+    /// A row the caller needed is missing (e.g. the site a job names).
+    #[error("{what} {id} not found")]
+    NotFound { what: &'static str, id: String },
+    /// A guarded change found the row's `state_version` moved on.
+    #[error("{what} {id} changed concurrently")]
+    LostUpdate { what: &'static str, id: String },
+}
+
+/// The row of `table` with `id` (`SELECT *`), on the pool or inside a transaction: the one
+/// single-row read every table group shares.
+async fn row_by_id<'c, T>(
+    executor: impl sqlx::SqliteExecutor<'c>,
+    table: &'static str,
+    id: &str,
+) -> Result<Option<T>, StoreError>
+where
+    T: for<'r> sqlx::FromRow<'r, sqlx::sqlite::SqliteRow> + Send + Unpin,
+{
+    Ok(
+        sqlx::query_as(&format!("SELECT * FROM {table} WHERE id = ?"))
+            .bind(id)
+            .fetch_optional(executor)
+            .await?,
+    )
+}
+
+/// Sets the `status` of the row of `table` with `id` if it still has `state_version` (the
+/// optimistic guard of state-machines.md), bumping the version and `updated_at`. False when a
+/// concurrent change got there first.
+async fn set_status_guarded(
+    conn: &mut sqlx::SqliteConnection,
+    table: &'static str,
+    id: &str,
+    state_version: i64,
+    to: &'static str,
+    now: &str,
+) -> Result<bool, StoreError> {
+    let r = sqlx::query(&format!(
+        "UPDATE {table} SET status = ?, state_version = state_version + 1, updated_at = ?
+         WHERE id = ? AND state_version = ?"
+    ))
+    .bind(to)
+    .bind(now)
+    .bind(id)
+    .bind(state_version)
+    .execute(conn)
+    .await?;
+    Ok(r.rows_affected() == 1)
+}
+
+/// A guarded status change that found the row's `state_version` moved on: impossible inside
+/// the engine's write transaction, so refused loudly.
+fn lost_update(what: &'static str, id: &str) -> StoreError {
+    StoreError::LostUpdate {
+        what,
+        id: id.to_string(),
+    }
 }
 
 impl StoreError {
+    /// [`StoreError::NotFound`] for the row `what` with `id` (`(none)` when the caller had no id).
+    pub fn not_found(what: &'static str, id: Option<&str>) -> StoreError {
+        StoreError::NotFound {
+            what,
+            id: id.unwrap_or("(none)").to_string(),
+        }
+    }
+
     /// Turns a unique-constraint violation into [`StoreError::Duplicate`].
     fn unique(what: &'static str) -> impl FnOnce(sqlx::Error) -> StoreError {
         move |e| match e.as_database_error() {
@@ -60,7 +145,7 @@ pub struct Store {
     /// The one connection write transactions use: consecutive writes then find their pages
     /// in its cache (SQLite drops a connection's cache whenever another connection wrote).
     writer: SqlitePool,
-    /// One writer at a time within this process (see [`queue::WriteTx`]).
+    /// One writer at a time within this process (see [`WriteTx`]).
     write_gate: std::sync::Arc<tokio::sync::Mutex<()>>,
 }
 
@@ -126,6 +211,54 @@ impl Store {
                 .fetch_one(&self.pool)
                 .await?;
         Ok(n as usize)
+    }
+
+    /// Rows of `select` (its table aliased `j`) whose `updated_at` is at or after `since`,
+    /// oldest change first: what the job and resource change feeds read.
+    async fn changed_since<T>(
+        &self,
+        select: &str,
+        since: &str,
+        limit: i64,
+    ) -> Result<Vec<T>, StoreError>
+    where
+        T: for<'r> sqlx::FromRow<'r, sqlx::sqlite::SqliteRow> + Send + Unpin,
+    {
+        Ok(sqlx::query_as(&format!(
+            "{select} WHERE j.updated_at >= ? ORDER BY j.updated_at, j.id LIMIT ?"
+        ))
+        .bind(since)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    /// Every row of `table` whose `column` equals `value`, in `order`: the children of a parent.
+    async fn rows_where<T>(
+        &self,
+        table: &'static str,
+        column: &'static str,
+        value: &str,
+        order: &'static str,
+    ) -> Result<Vec<T>, StoreError>
+    where
+        T: for<'r> sqlx::FromRow<'r, sqlx::sqlite::SqliteRow> + Send + Unpin,
+    {
+        Ok(sqlx::query_as(&format!(
+            "SELECT * FROM {table} WHERE {column} = ? ORDER BY {order}"
+        ))
+        .bind(value)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    /// The newest `updated_at` of `from` (a table or subquery), where a change feed starts.
+    async fn latest_change(&self, from: &str) -> Result<Option<String>, StoreError> {
+        let (ts,): (Option<String>,) =
+            sqlx::query_as(&format!("SELECT MAX(updated_at) FROM {from}"))
+                .fetch_one(&self.pool)
+                .await?;
+        Ok(ts)
     }
 
     /// `SELECT 1`, for the health endpoint.

@@ -2,7 +2,7 @@
 
 use sqlx::{FromRow, SqliteConnection};
 
-use super::{Store, StoreError};
+use super::{row_by_id, set_status_guarded, Store, StoreError};
 use crate::domain::NodeStatus;
 
 /// A `nodes` row.
@@ -14,7 +14,7 @@ pub struct NodeRecord {
     pub public_ip: Option<String>,
     pub ssh_port: i64,
     pub ssh_user: String,
-    pub status: String,
+    pub status: NodeStatus,
     pub is_local: bool,
     pub last_seen_at: Option<String>,
     pub created_at: String,
@@ -46,10 +46,7 @@ impl Store {
     }
 
     pub async fn get_node(&self, id: &str) -> Result<Option<NodeRecord>, StoreError> {
-        Ok(sqlx::query_as("SELECT * FROM nodes WHERE id = ?")
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?)
+        row_by_id(&self.pool, "nodes", id).await
     }
 
     pub async fn local_node(&self) -> Result<Option<NodeRecord>, StoreError> {
@@ -85,15 +82,7 @@ pub async fn insert_node(
     Ok(())
 }
 
-pub async fn fetch_node(
-    conn: &mut SqliteConnection,
-    id: &str,
-) -> Result<Option<NodeRecord>, StoreError> {
-    Ok(sqlx::query_as("SELECT * FROM nodes WHERE id = ?")
-        .bind(id)
-        .fetch_optional(conn)
-        .await?)
-}
+fetch_by_id!(fetch_node, NodeRecord, "nodes");
 
 /// Optimistic status change: applies only if the row still has `state_version`. False when a
 /// concurrent change got there first.
@@ -103,17 +92,15 @@ pub async fn set_node_status(
     to: NodeStatus,
     now: &str,
 ) -> Result<bool, StoreError> {
-    let r = sqlx::query(
-        "UPDATE nodes SET status = ?, state_version = state_version + 1, updated_at = ?
-         WHERE id = ? AND state_version = ?",
+    set_status_guarded(
+        conn,
+        "nodes",
+        &node.id,
+        node.state_version,
+        to.as_str(),
+        now,
     )
-    .bind(to.as_str())
-    .bind(now)
-    .bind(&node.id)
-    .bind(node.state_version)
-    .execute(conn)
-    .await?;
-    Ok(r.rows_affected() == 1)
+    .await
 }
 
 /// Records a successful contact and the provisioning report.
@@ -152,4 +139,18 @@ pub async fn touch_last_seen(
         .execute(conn)
         .await?;
     Ok(())
+}
+
+/// Nodes sites may be placed on, in placement order: the local node first, then oldest first
+/// (architecture.md §3). `(id, public_ip)`.
+pub async fn eligible_nodes(
+    conn: &mut SqliteConnection,
+) -> Result<Vec<(String, String)>, StoreError> {
+    Ok(sqlx::query_as(
+        "SELECT id, public_ip FROM nodes
+         WHERE status = 'active' AND public_ip IS NOT NULL AND public_ip <> ''
+         ORDER BY is_local DESC, created_at, id",
+    )
+    .fetch_all(conn)
+    .await?)
 }

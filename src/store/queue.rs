@@ -5,119 +5,13 @@
 
 use std::sync::Arc;
 
-use sqlx::{ConnectOptions, Sqlite, SqliteConnection, Transaction};
-use tokio::sync::{Mutex, OnceCell, OwnedMutexGuard};
+use sqlx::{ConnectOptions, SqliteConnection};
+use tokio::sync::{Mutex, OnceCell};
 
-use super::jobs::SELECT_JOB;
+use super::jobs::job_by_id;
+use super::write_tx::{WriteTx, WriterConn};
 use super::{JobRecord, Store, StoreError};
-use crate::domain::JobType;
-
-/// A write transaction: `BEGIN IMMEDIATE` (the write lock up front, so two writers never
-/// deadlock upgrading a read lock), entered through the process's write gate, so writers of
-/// this process queue in order instead of starving on SQLite's busy timeout.
-///
-/// Dropped without `commit`/`rollback` (an error, a cancelled future), it rolls back: on the
-/// writer pool's connection sqlx queues the `ROLLBACK` (a next writer on another connection
-/// may wait on SQLite's busy timeout for it briefly); on a [`QueueWriter`]'s connection the
-/// write turn is given up only after the `ROLLBACK` ran.
-pub struct WriteTx {
-    conn: TxConn,
-    turn: Option<OwnedMutexGuard<()>>,
-}
-
-enum TxConn {
-    /// sqlx's transaction on the connection of the store's writer pool.
-    Pooled(Option<Transaction<'static, Sqlite>>),
-    /// A transaction on a [`QueueWriter`]'s connection, opened and ended with SQL of its own.
-    Dedicated(Option<OwnedMutexGuard<WriterConn>>),
-}
-
-impl WriteTx {
-    pub async fn commit(mut self) -> Result<(), sqlx::Error> {
-        match &mut self.conn {
-            TxConn::Pooled(tx) => tx.take().expect("transaction open").commit().await,
-            TxConn::Dedicated(w) => {
-                let w = w.as_mut().expect("transaction open");
-                sqlx::query("COMMIT").execute(&mut w.conn).await?;
-                w.open = false;
-                Ok(())
-            }
-        }
-    }
-
-    pub async fn rollback(mut self) -> Result<(), sqlx::Error> {
-        match &mut self.conn {
-            TxConn::Pooled(tx) => tx.take().expect("transaction open").rollback().await,
-            TxConn::Dedicated(w) => {
-                let w = w.as_mut().expect("transaction open");
-                sqlx::query("ROLLBACK").execute(&mut w.conn).await?;
-                w.open = false;
-                Ok(())
-            }
-        }
-    }
-}
-
-impl Drop for WriteTx {
-    fn drop(&mut self) {
-        // A pooled transaction rolls itself back (sqlx queues the ROLLBACK on drop).
-        let TxConn::Dedicated(slot) = &mut self.conn else {
-            return;
-        };
-        let Some(mut w) = slot.take() else { return };
-        if !w.open {
-            return;
-        }
-        // Roll back before the write turn goes to the next writer, which may use another
-        // connection and would otherwise wait for this one's write lock. Without a runtime
-        // the flag stays set and the connection's next transaction rolls back first.
-        let turn = self.turn.take();
-        if let Ok(rt) = tokio::runtime::Handle::try_current() {
-            rt.spawn(async move {
-                w.rollback().await;
-                drop(turn);
-            });
-        }
-    }
-}
-
-impl std::ops::Deref for WriteTx {
-    type Target = SqliteConnection;
-    fn deref(&self) -> &SqliteConnection {
-        match &self.conn {
-            TxConn::Pooled(Some(tx)) => tx,
-            TxConn::Dedicated(Some(w)) => &w.conn,
-            _ => unreachable!("a WriteTx is consumed when it ends"),
-        }
-    }
-}
-
-impl std::ops::DerefMut for WriteTx {
-    fn deref_mut(&mut self) -> &mut SqliteConnection {
-        match &mut self.conn {
-            TxConn::Pooled(Some(tx)) => tx,
-            TxConn::Dedicated(Some(w)) => &mut w.conn,
-            _ => unreachable!("a WriteTx is consumed when it ends"),
-        }
-    }
-}
-
-/// The connection of a [`QueueWriter`].
-struct WriterConn {
-    conn: SqliteConnection,
-    /// A transaction may be open on it (set before `BEGIN` is sent, cleared when it ended).
-    open: bool,
-}
-
-impl WriterConn {
-    async fn rollback(&mut self) {
-        // "no transaction is active" is fine: the BEGIN never ran, or an error rolled it back.
-        if let Err(e) = sqlx::query("ROLLBACK").execute(&mut self.conn).await {
-            tracing::debug!(error = %e, "queue writer: rollback of an abandoned transaction");
-        }
-        self.open = false;
-    }
-}
+use crate::domain::{JobStatus, JobType};
 
 /// The job engine's write connection for claims and completions: a connection of its own
 /// instead of the writer pool's, for speed — a pooled connection is pinged by sqlx every time
@@ -144,7 +38,7 @@ pub struct Finished {
     /// The job's new status when it was `running` (under the worker, when given); `None` when
     /// nothing may be committed (the audit rows below count only together with it). It differs
     /// from the status asked for when a cancel request won: `cancelled`.
-    pub status: Option<String>,
+    pub status: Option<JobStatus>,
     /// `accepted` audit rows of the job given their result.
     pub audited: u64,
 }
@@ -209,10 +103,7 @@ impl QueueWriter {
             w.rollback().await;
         }
         w.open = true;
-        Ok(WriteTx {
-            conn: TxConn::Dedicated(Some(w)),
-            turn: Some(turn),
-        })
+        Ok(WriteTx::dedicated(w, turn))
     }
 
     /// Opens a write transaction with the claim of [`claim_next`] as its first statement (one
@@ -259,7 +150,13 @@ impl QueueWriter {
             status: rows
                 .iter()
                 .find_map(|r| r.strip_prefix("job:"))
-                .map(str::to_string),
+                .map(|s| {
+                    s.parse().map_err(|e| sqlx::Error::ColumnDecode {
+                        index: "status".into(),
+                        source: Box::new(e),
+                    })
+                })
+                .transpose()?,
             audited: rows.iter().filter(|r| *r == "audit").count() as u64,
         };
         Ok((tx, finished))
@@ -283,7 +180,7 @@ pub struct NewJob {
 #[derive(Debug, Clone)]
 pub struct Finish<'a> {
     /// `succeeded`, `failed`, `cancelled` or `queued` (retry).
-    pub status: &'a str,
+    pub status: JobStatus,
     /// Set for a retry: not claimable before.
     pub run_after: Option<&'a str>,
     pub error_code: Option<&'a str>,
@@ -343,16 +240,6 @@ fn claim_sql(with_begin: bool) -> &'static str {
 }
 
 impl Store {
-    /// Opens a write transaction.
-    pub async fn begin_write(&self) -> Result<WriteTx, StoreError> {
-        let turn = self.write_gate.clone().lock_owned().await;
-        let tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
-        Ok(WriteTx {
-            conn: TxConn::Pooled(Some(tx)),
-            turn: Some(turn),
-        })
-    }
-
     /// Refreshes the lease of a job this worker runs; false when it is no longer ours.
     pub async fn heartbeat(&self, id: &str, worker: &str, now: &str) -> Result<bool, StoreError> {
         let r = sqlx::query(
@@ -446,10 +333,7 @@ pub async fn fetch_job(
     conn: &mut SqliteConnection,
     id: &str,
 ) -> Result<Option<JobRecord>, StoreError> {
-    Ok(sqlx::query_as(&format!("{SELECT_JOB} WHERE j.id = ?"))
-        .bind(id)
-        .fetch_optional(conn)
-        .await?)
+    job_by_id(conn, id).await
 }
 
 pub async fn set_payload(
@@ -473,7 +357,7 @@ pub async fn finish_running(
     worker: Option<&str>,
     f: &Finish<'_>,
 ) -> Result<bool, StoreError> {
-    let terminal = f.status != "queued";
+    let terminal = f.status != JobStatus::Queued;
     let r = sqlx::query(
         "UPDATE jobs SET status = ?, run_after = ?, error_code = COALESCE(?, error_code),
            error_message = COALESCE(?, error_message),
@@ -504,7 +388,7 @@ pub async fn finish_running(
 pub async fn finish_queued(
     conn: &mut SqliteConnection,
     id: &str,
-    status: &str,
+    status: JobStatus,
     error_code: Option<&str>,
     error_message: Option<&str>,
     now: &str,
@@ -602,7 +486,7 @@ mod tests {
         }
     }
 
-    fn finish<'a>(status: &'a str, run_after: Option<&'a str>) -> Finish<'a> {
+    fn finish(status: JobStatus, run_after: Option<&str>) -> Finish<'_> {
         Finish {
             status,
             run_after,
@@ -668,12 +552,12 @@ mod tests {
         }
         let writer = QueueWriter::default();
         let (tx, job) = writer.claim(&store, "w", T0).await.unwrap();
-        assert_eq!(job.unwrap().status, "running");
+        assert_eq!(job.unwrap().status, JobStatus::Running);
         tx.commit().await.unwrap();
 
         // Not this worker's run: nothing changes.
         let (tx, done) = writer
-            .finish(&store, "j", Some("other"), &finish("failed", None))
+            .finish(&store, "j", Some("other"), &finish(JobStatus::Failed, None))
             .await
             .unwrap();
         assert!(!done.job());
@@ -681,7 +565,7 @@ mod tests {
 
         // A retry leaves the audit row `accepted`.
         let (tx, done) = writer
-            .finish(&store, "j", Some("w"), &finish("queued", Some(T0)))
+            .finish(&store, "j", Some("w"), &finish(JobStatus::Queued, Some(T0)))
             .await
             .unwrap();
         assert!(done.job());
@@ -694,7 +578,7 @@ mod tests {
         assert_eq!(job.unwrap().attempt_count, 2);
         tx.commit().await.unwrap();
         let (tx, done) = writer
-            .finish(&store, "j", Some("w"), &finish("failed", None))
+            .finish(&store, "j", Some("w"), &finish(JobStatus::Failed, None))
             .await
             .unwrap();
         assert!(done.job());

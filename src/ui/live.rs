@@ -17,7 +17,7 @@ use tokio::sync::broadcast;
 
 use super::jobs::views::{recent_jobs, EMPTY_JOBS, JOBS_PAGE};
 use super::views::{metric_cards, JobRow, MetricCard};
-use crate::domain::JobType;
+use crate::domain::{JobType, ResourceType};
 use crate::events::Event;
 use crate::http::error::ApiError;
 use crate::http::error::OrNotFound;
@@ -216,7 +216,7 @@ impl Scope {
             // Metrics count running and queued jobs, active nodes and sites.
             (View::Overview, Event::Job(_)) => true,
             (View::Overview, Event::Resource(r)) => {
-                matches!(r.resource_type.as_str(), "site" | "node")
+                matches!(r.resource_type, ResourceType::Site | ResourceType::Node)
             }
             // A job's type, site, environment, node and parent never change; its status does,
             // so a status filter cannot exclude it (it may be leaving the list).
@@ -233,10 +233,13 @@ impl Scope {
             }
             (View::Jobs(_), Event::Resource(_)) => false,
             (View::Nodes(_), Event::Job(j)) => j.job_type == JobType::NodeProvision.as_str(),
-            (View::Nodes(_), Event::Resource(r)) => r.resource_type == "node",
+            (View::Nodes(_), Event::Resource(r)) => r.resource_type == ResourceType::Node,
             (View::Sites, Event::Job(_)) => false,
             (View::Sites, Event::Resource(r)) => {
-                matches!(r.resource_type.as_str(), "site" | "environment")
+                matches!(
+                    r.resource_type,
+                    ResourceType::Site | ResourceType::Environment
+                )
             }
             (View::Site(id), Event::Job(j)) => {
                 j.site_id.as_ref() == Some(id) || shown(&j.environment_id)

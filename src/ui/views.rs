@@ -1,5 +1,6 @@
 //! View models: how rows look on a page (labels, dates, badges), kept out of the templates.
 
+use crate::domain::JobStatus;
 use crate::store::{JobRecord, Metrics};
 
 /// What every full page needs for its frame.
@@ -49,14 +50,14 @@ impl From<&JobRecord> for JobRow {
             id: j.id.clone(),
             short_id: j.id.chars().take(8).collect(),
             job_type: j.job_type.clone(),
-            status: j.status.clone(),
+            status: j.status.to_string(),
             target: target_label(j),
             attempts: format!("{}/{}", j.attempt_count, j.max_attempts),
             created: short_ts(Some(&j.created_at)),
             started: short_ts(j.started_at.as_deref()),
             finished: short_ts(j.finished_at.as_deref()),
             error_code: j.error_code.clone().unwrap_or_default(),
-            stopping: j.status == "running" && j.cancel_requested_at.is_some(),
+            stopping: j.status == JobStatus::Running && j.cancel_requested_at.is_some(),
         }
     }
 }

@@ -447,7 +447,7 @@ async fn every_earlier_schema_version_holding_data_upgrades_to_the_current_one()
             "v{version}"
         );
         let j3 = store.get_job(&id("j3")).await.unwrap().unwrap();
-        assert_eq!(j3.status, "succeeded", "v{version}");
+        assert_eq!(j3.status.as_str(), "succeeded", "v{version}");
         let changes = store.resources_changed_since("", 100).await.unwrap();
         assert!(changes.iter().any(|c| c.id == id("r1")), "v{version}");
         let _ = stop.send(());

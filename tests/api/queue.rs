@@ -263,7 +263,7 @@ async fn a_lost_worker_is_recovered() {
     app.clock.advance(time::Duration::seconds(61));
     assert_eq!(app.state.engine.recover_stale().await.unwrap(), 1);
     let j = job(&app, &id).await;
-    assert_eq!(j.status, "queued");
+    assert_eq!(j.status.as_str(), "queued");
     assert_eq!(j.error_code.as_deref(), Some("WORKER_LOST"));
     assert!(j.error_message.unwrap().contains("dead-host:1/0"));
     app.clock.advance(time::Duration::minutes(1));
@@ -344,11 +344,11 @@ async fn a_queued_retry_blocks_the_rest_of_its_site() {
         1,
         "first fails; second must wait"
     );
-    assert_eq!(job(&app, &second).await.status, "queued");
+    assert_eq!(job(&app, &second).await.status.as_str(), "queued");
     app.clock.advance(time::Duration::minutes(1));
     assert_eq!(engine.run_until_idle("w").await.unwrap(), 2);
-    assert_eq!(job(&app, &first).await.status, "succeeded");
-    assert_eq!(job(&app, &second).await.status, "succeeded");
+    assert_eq!(job(&app, &first).await.status.as_str(), "succeeded");
+    assert_eq!(job(&app, &second).await.status.as_str(), "succeeded");
 }
 
 #[tokio::test]
@@ -366,7 +366,7 @@ async fn cancel_a_queued_job() {
         serde_json::json!({"success": true, "status": "cancelled"})
     );
     let j = job(&app, &id).await;
-    assert_eq!(j.status, "cancelled");
+    assert_eq!(j.status.as_str(), "cancelled");
     assert_eq!(j.error_code, None);
     assert!(j.finished_at.is_some());
     let r = app.post_empty(&format!("/api/jobs/{id}/cancel")).await;
@@ -416,7 +416,7 @@ async fn cancel_a_running_job_stops_its_process() {
     let engine = app.state.engine.clone();
     let worker = tokio::spawn(async move { engine.run_until_idle("w").await.unwrap() });
     let deadline = Instant::now() + Duration::from_secs(10);
-    while !(job(&app, &id).await.status == "running" && sleep_running()) {
+    while !(job(&app, &id).await.status.as_str() == "running" && sleep_running()) {
         assert!(Instant::now() < deadline, "job never started");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
@@ -429,6 +429,6 @@ async fn cancel_a_running_job_stops_its_process() {
     worker.await.unwrap();
     assert!(!sleep_running(), "the subprocess is gone");
     let j = job(&app, &id).await;
-    assert_eq!(j.status, "cancelled");
+    assert_eq!(j.status.as_str(), "cancelled");
     assert!(j.cancel_requested_at.is_none() && j.finished_at.is_some());
 }

@@ -53,7 +53,10 @@ impl NodePanel {
                 ..Default::default()
             })
             .await?;
-        let last_failure = jobs.iter().find(|j| j.status == "failed").cloned();
+        let last_failure = jobs
+            .iter()
+            .find(|j| j.status == crate::domain::JobStatus::Failed)
+            .cloned();
         let firewall = match node.firewall_status.as_deref() {
             Some("active") => "active: Pressluft manages the node's firewall",
             Some("unavailable") => "unavailable: the kernel refused the firewall",

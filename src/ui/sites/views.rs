@@ -3,7 +3,9 @@
 
 use askama::Template;
 
-use crate::store::sites::{EnvironmentRecord, ReleaseRecord, SiteRecord, SiteSummary};
+use crate::store::environments::EnvironmentRecord;
+use crate::store::releases::ReleaseRecord;
+use crate::store::sites::{SiteRecord, SiteSummary};
 use crate::store::{JobFilter, Store, StoreError};
 use crate::ui::views::{short_ts_str, JobRow};
 
@@ -32,7 +34,7 @@ impl From<SiteSummary> for SiteRow {
             id: s.site.id,
             name: s.site.name,
             slug: s.site.slug,
-            status: s.site.status,
+            status: s.site.status.to_string(),
         }
     }
 }
@@ -86,7 +88,7 @@ impl ReleaseRow {
                 r.source_type,
                 crate::sites::redact_url_password(&r.source_ref)
             ),
-            health_status: r.health_status.clone(),
+            health_status: r.health_status.to_string(),
             notes: r.notes.clone().unwrap_or_default(),
             job_id: r.job_id.clone().unwrap_or_default(),
             created: short_ts_str(&r.created_at),
@@ -116,7 +118,7 @@ pub async fn env_cards(
             name: e.name.clone(),
             slug: e.slug.clone(),
             environment_type: e.environment_type.clone(),
-            status: e.status.clone(),
+            status: e.status.to_string(),
             preview_url: e.preview_url.clone(),
             http_only: e.preview_url.starts_with("http://"),
             node_name: nodes
@@ -128,8 +130,10 @@ pub async fn env_cards(
                 .as_ref()
                 .map(|r| release_name(&r.path))
                 .unwrap_or_default(),
-            release_health: release.map(|r| r.health_status).unwrap_or_default(),
-            drift_status: e.drift_status.clone(),
+            release_health: release
+                .map(|r| r.health_status.to_string())
+                .unwrap_or_default(),
+            drift_status: e.drift_status.to_string(),
             fastcgi_cache: e.fastcgi_cache_enabled,
             redis_cache: e.redis_cache_enabled,
             source_name,
