@@ -12,6 +12,7 @@ mod metrics;
 pub mod nodes;
 pub mod openapi;
 pub mod schema;
+mod service_errors;
 pub mod sites;
 
 use axum::routing::{get, post};

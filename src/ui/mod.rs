@@ -8,6 +8,7 @@
 mod assets;
 mod audit;
 mod errors;
+mod form_errors;
 mod live;
 mod login;
 mod nodes;

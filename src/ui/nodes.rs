@@ -10,13 +10,14 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 
+use super::form_errors::form_error;
 use super::pages::render;
 use super::views::Layout;
 use crate::api::error::ApiError;
 use crate::api::extract::PathId;
 use crate::domain::JobType;
 use crate::http::session::{CurrentSession, UiSession};
-use crate::nodes::{NodeError, NodeInput};
+use crate::nodes::NodeInput;
 use crate::state::AppState;
 use crate::store::nodes::NodeRecord;
 use crate::store::{JobFilter, JobRecord, Store, StoreError};
@@ -132,30 +133,10 @@ pub async fn register(
     };
     match state.nodes.register(&session.user.user_id, input).await {
         Ok((_, job_id)) => Ok(Redirect::to(&format!("/jobs/{job_id}")).into_response()),
-        Err(NodeError::Invalid { field, message }) => {
-            let errors = HashMap::from([(field.to_string(), message)]);
-            page(
-                &state,
-                &session,
-                StatusCode::BAD_REQUEST,
-                form,
-                errors,
-                None,
-            )
-            .await
+        Err(e) => {
+            let (status, errors, notice) = form_error(e)?;
+            page(&state, &session, status, form, errors, notice).await
         }
-        Err(NodeError::Conflict(message)) => {
-            page(
-                &state,
-                &session,
-                StatusCode::CONFLICT,
-                form,
-                HashMap::new(),
-                Some(message),
-            )
-            .await
-        }
-        Err(other) => Err(other.into()),
     }
 }
 
@@ -170,19 +151,19 @@ pub async fn provision(
     super::check_form_csrf(&session, &headers, &body)?;
     match state.nodes.provision(&session.user.user_id, &id).await {
         Ok(job_id) => Ok(Redirect::to(&format!("/jobs/{job_id}")).into_response()),
-        Err(NodeError::Conflict(message)) => {
-            let notice = Some(format!("Not started: {message}."));
+        Err(e) => {
+            let (status, errors, notice) = form_error(e)?;
+            let notice = notice.map(|n| format!("Not started: {n}"));
             page(
                 &state,
                 &session,
-                StatusCode::CONFLICT,
+                status,
                 NodeForm::default(),
-                HashMap::new(),
+                errors,
                 notice,
             )
             .await
         }
-        Err(other) => Err(other.into()),
     }
 }
 

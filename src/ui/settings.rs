@@ -10,11 +10,12 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
+use super::form_errors::form_error;
 use super::pages::render;
 use super::views::Layout;
 use crate::api::error::ApiError;
 use crate::http::session::{CurrentSession, UiSession};
-use crate::settings::{SettingsError, WordPressSettings};
+use crate::settings::WordPressSettings;
 use crate::state::AppState;
 
 /// The WordPress source form's values.
@@ -102,24 +103,15 @@ pub async fn save_wordpress(
         .await
     {
         Ok(_) => page(&state, &session, StatusCode::OK, None, HashMap::new(), true).await,
-        Err(SettingsError::Invalid { field, message }) => {
-            let errors = HashMap::from([(field.to_string(), message)]);
+        Err(e) => {
+            let (status, errors, _) = form_error(e)?;
             // The page shows what was sent, but never credentials in it.
             let form = WordPressForm {
                 wordpress_source: crate::sources::redact_userinfo(&form.wordpress_source)
                     .into_owned(),
                 ..form
             };
-            page(
-                &state,
-                &session,
-                StatusCode::BAD_REQUEST,
-                Some(form),
-                errors,
-                false,
-            )
-            .await
+            page(&state, &session, status, Some(form), errors, false).await
         }
-        Err(other) => Err(other.into()),
     }
 }

@@ -11,12 +11,13 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 
+use super::form_errors::form_error;
 use super::pages::render;
 use super::views::{short_ts_str, JobRow, Layout};
 use crate::api::error::ApiError;
 use crate::api::extract::PathId;
 use crate::http::session::{CurrentSession, UiSession};
-use crate::sites::{slugify, Actor, EnvironmentInput, SiteError, SiteInput};
+use crate::sites::{slugify, Actor, EnvironmentInput, SiteInput};
 use crate::state::AppState;
 use crate::store::sites::{EnvironmentRecord, ReleaseRecord, SiteRecord, SiteSummary};
 use crate::store::{JobFilter, Store, StoreError};
@@ -334,28 +335,6 @@ pub async fn new_site(
     .await
 }
 
-/// What a refused form shows: its status, field errors, or a sentence for the whole form.
-type FormError = (StatusCode, HashMap<String, String>, Option<String>);
-
-fn form_error(e: SiteError) -> Result<FormError, ApiError> {
-    match e {
-        SiteError::Invalid { field, message } => Ok((
-            StatusCode::BAD_REQUEST,
-            HashMap::from([(field.to_string(), message)]),
-            None,
-        )),
-        SiteError::Conflict(m) => Ok((StatusCode::CONFLICT, HashMap::new(), Some(format!("{m}.")))),
-        SiteError::NodeNotActive(m) => Ok((
-            StatusCode::CONFLICT,
-            HashMap::new(),
-            Some(format!(
-                "{m}: register and provision a node with a public IP first."
-            )),
-        )),
-        other => Err(other.into()),
-    }
-}
-
 /// `POST /sites`: creates the site, then its page (which follows the job live).
 pub async fn create_site(
     State(state): State<AppState>,
@@ -526,7 +505,6 @@ pub async fn create_environment(
         .await
     {
         Ok(created) => Ok(Redirect::to(&format!("/sites/{}", created.site_id)).into_response()),
-        Err(SiteError::NotFound(what)) => Err(ApiError::not_found(what)),
         Err(e) => {
             let (status, errors, notice) = form_error(e)?;
             new_environment_page(&state, &session, &id, status, form, errors, notice).await
