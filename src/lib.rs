@@ -17,6 +17,7 @@ pub mod logging;
 pub mod node_helper;
 pub mod nodes;
 pub mod secrets;
+pub mod services;
 pub mod settings;
 pub mod sites;
 pub mod sources;

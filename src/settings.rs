@@ -4,10 +4,9 @@
 //! This version knows every key of data-model.md for reading and accepts the `wordpress` group
 //! for writing; the other groups arrive with the features that use them.
 
-use uuid::Uuid;
-
-use crate::clock::{format_ts, SharedClock};
-use crate::store::audit::{insert_audit, NewAudit};
+use crate::clock::SharedClock;
+use crate::jobs::Engine;
+use crate::services::{AuditEntry, Mutations, ServiceError};
 use crate::store::settings::{fetch_setting, put_settings};
 use crate::store::{Store, StoreError};
 
@@ -38,24 +37,6 @@ pub const KEYS: &[(&str, Option<&str>)] = &[
 /// Secret settings: only whether they are set is ever shown.
 pub const SECRET_KEYS: &[&str] = &["dns01_credentials_json", "backup_s3_credentials_json"];
 
-/// Failures of settings actions.
-#[derive(Debug, thiserror::Error)]
-pub enum SettingsError {
-    #[error("{field}: {message}")]
-    Invalid {
-        field: &'static str,
-        message: String,
-    },
-    #[error(transparent)]
-    Store(#[from] StoreError),
-}
-
-impl From<sqlx::Error> for SettingsError {
-    fn from(e: sqlx::Error) -> Self {
-        SettingsError::Store(StoreError::Query(e))
-    }
-}
-
 /// The `wordpress` group, before validation (`None` = null).
 #[derive(Debug, Clone, Default)]
 pub struct WordPressSettings {
@@ -79,9 +60,9 @@ impl SettingsView {
     }
 }
 
-fn invalid(field: &'static str, message: &str) -> SettingsError {
+fn invalid(field: &'static str, message: &str) -> ServiceError {
     tracing::info!(field, "settings validation failed");
-    SettingsError::Invalid {
+    ServiceError::SettingsInvalid {
         field,
         message: message.to_string(),
     }
@@ -114,7 +95,7 @@ fn validate_wordpress_source(s: &str, allow_loopback: bool) -> Result<(), &'stat
 
 impl WordPressSettings {
     /// Trims, treats empty strings as null, validates and normalises (sha256 lowercase).
-    pub fn validate(self, allow_loopback: bool) -> Result<WordPressSettings, SettingsError> {
+    pub fn validate(self, allow_loopback: bool) -> Result<WordPressSettings, ServiceError> {
         let clean = |v: Option<String>| v.map(|s| s.trim().to_string()).filter(|s| !s.is_empty());
         let source = clean(self.wordpress_source);
         if let Some(s) = &source {
@@ -141,23 +122,28 @@ impl WordPressSettings {
 #[derive(Clone)]
 pub struct Settings {
     store: Store,
-    clock: SharedClock,
+    mutations: Mutations,
     /// `--allow-loopback-sources`.
     allow_loopback_sources: bool,
 }
 
 impl Settings {
-    pub fn new(store: Store, clock: SharedClock, allow_loopback_sources: bool) -> Self {
+    pub fn new(
+        store: Store,
+        engine: Engine,
+        clock: SharedClock,
+        allow_loopback_sources: bool,
+    ) -> Self {
         Self {
+            mutations: Mutations::new(store.clone(), engine, clock),
             store,
-            clock,
             allow_loopback_sources,
         }
     }
 
     /// Every setting with its effective value, as shown to users: the user-info of a URL
     /// (credentials) reads `***`.
-    pub async fn view(&self) -> Result<SettingsView, SettingsError> {
+    pub async fn view(&self) -> Result<SettingsView, ServiceError> {
         let stored = self.store.all_settings().await?;
         let lookup = |key: &str| stored.iter().find(|(k, _)| k == key).map(|(_, v)| v);
         Ok(SettingsView {
@@ -183,21 +169,20 @@ impl Settings {
         &self,
         user_id: &str,
         input: WordPressSettings,
-    ) -> Result<SettingsView, SettingsError> {
+    ) -> Result<SettingsView, ServiceError> {
         let mut valid = input.validate(self.allow_loopback_sources)?;
-        let now = format_ts(self.clock.now());
-        let mut tx = self.store.begin_write().await?;
+        let mut m = self.mutations.begin().await?;
         // The form and GET show the source with its credentials as `***`: sending that back
         // unchanged keeps the stored credentials.
         if let Some(shown) = &valid.wordpress_source {
-            if let Some(stored) = fetch_setting(&mut tx, "wordpress_source").await? {
+            if let Some(stored) = fetch_setting(&mut m.tx, "wordpress_source").await? {
                 if stored != *shown && crate::sources::redact_userinfo(&stored) == shown.as_str() {
                     valid.wordpress_source = Some(stored);
                 }
             }
         }
         put_settings(
-            &mut tx,
+            &mut m.tx,
             &[
                 ("wordpress_source", valid.wordpress_source.as_deref()),
                 (
@@ -205,25 +190,16 @@ impl Settings {
                     valid.wordpress_source_sha256.as_deref(),
                 ),
             ],
-            &now,
+            &m.now,
         )
         .await?;
-        let id = Uuid::new_v4().to_string();
-        insert_audit(
-            &mut tx,
-            &NewAudit {
-                id: &id,
-                user_id,
-                action: "settings_update",
-                resource_type: "settings",
-                resource_id: "wordpress",
-                result: "succeeded",
-                job_id: None,
-            },
-            &now,
-        )
-        .await?;
-        tx.commit().await?;
+        let audit = AuditEntry {
+            user_id,
+            action: "settings_update",
+            resource_type: "settings",
+            resource_id: "wordpress",
+        };
+        self.mutations.complete(m, audit).await?;
         tracing::info!(group = "wordpress", "settings updated; audit written");
         self.view().await
     }
@@ -249,7 +225,7 @@ mod tests {
 
     fn field(s: WordPressSettings) -> &'static str {
         match s.validate(false) {
-            Err(SettingsError::Invalid { field, .. }) => field,
+            Err(ServiceError::SettingsInvalid { field, .. }) => field,
             other => panic!("{other:?}"),
         }
     }

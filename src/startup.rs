@@ -160,6 +160,7 @@ impl Application {
             ),
             settings: crate::settings::Settings::new(
                 store.clone(),
+                engine.clone(),
                 clock.clone(),
                 config.allow_loopback_sources,
             ),

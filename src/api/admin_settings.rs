@@ -8,10 +8,10 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
-use super::error::{ApiError, ErrorCode};
+use super::error::ApiError;
 use super::extract::AppJson;
 use crate::http::session::CurrentSession;
-use crate::settings::{SettingsError, SettingsView, WordPressSettings};
+use crate::settings::{SettingsView, WordPressSettings};
 use crate::state::AppState;
 
 /// Routes relative to `/_admin`.
@@ -19,18 +19,6 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/settings", get(get_settings))
         .route("/settings/wordpress", put(put_wordpress))
-}
-
-impl From<SettingsError> for ApiError {
-    fn from(e: SettingsError) -> Self {
-        match e {
-            SettingsError::Invalid { field, message } => {
-                ApiError::new(ErrorCode::SettingsInvalid, format!("{field}: {message}"))
-                    .with_details(json!({ "fields": { field: message } }))
-            }
-            SettingsError::Store(e) => ApiError::internal(e),
-        }
-    }
 }
 
 fn settings_json(view: &SettingsView) -> Value {

@@ -6,11 +6,11 @@ use axum::Json;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::error::{ApiError, ErrorBody, ErrorCode};
+use super::error::{ApiError, ErrorBody};
 use super::extract::{AppJson, PathId};
 use crate::http::error::OrNotFound;
 use crate::http::session::CurrentSession;
-use crate::nodes::{NodeError, NodeInput};
+use crate::nodes::NodeInput;
 use crate::state::AppState;
 use crate::store::nodes::NodeRecord;
 use utoipa_axum::router::OpenApiRouter;
@@ -72,17 +72,6 @@ impl From<NodeRecord> for Node {
             created_at: n.created_at,
             updated_at: n.updated_at,
             state_version: n.state_version,
-        }
-    }
-}
-
-impl From<NodeError> for ApiError {
-    fn from(e: NodeError) -> Self {
-        match e {
-            NodeError::Invalid { field, message } => ApiError::field(field, message),
-            NodeError::Conflict(message) => ApiError::new(ErrorCode::Conflict, message),
-            NodeError::NotFound => ApiError::not_found("node"),
-            NodeError::Store(e) => ApiError::internal(e),
         }
     }
 }

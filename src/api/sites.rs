@@ -7,12 +7,12 @@ use axum::Json;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::error::{ApiError, ErrorBody, ErrorCode};
+use super::error::{ApiError, ErrorBody};
 use super::extract::{AppJson, PathId};
 use super::nodes::JobAccepted;
 use crate::http::error::OrNotFound;
 use crate::http::session::CurrentSession;
-use crate::sites::{Actor, EnvironmentInput, SiteError, SiteInput};
+use crate::sites::{Actor, EnvironmentInput, SiteInput};
 use crate::state::AppState;
 use crate::store::environments::EnvironmentRecord;
 use crate::store::releases::ReleaseRecord;
@@ -166,19 +166,6 @@ impl From<ReleaseRecord> for Release {
             notes: r.notes,
             job_id: r.job_id,
             created_at: r.created_at,
-        }
-    }
-}
-
-impl From<SiteError> for ApiError {
-    fn from(e: SiteError) -> Self {
-        match e {
-            SiteError::Invalid { field, message } => ApiError::field(field, message),
-            SiteError::Conflict(m) => ApiError::new(ErrorCode::Conflict, m),
-            SiteError::NodeNotActive(m) => ApiError::new(ErrorCode::NodeNotActive, m),
-            SiteError::NotFound(what) => ApiError::not_found(what),
-            SiteError::Store(e) => ApiError::internal(e),
-            SiteError::Secrets(e) => ApiError::internal(e),
         }
     }
 }

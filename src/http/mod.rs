@@ -10,6 +10,7 @@ pub mod job_status;
 mod middleware;
 pub mod query;
 pub mod schema;
+mod service_errors;
 pub mod session;
 pub mod streams;
 

@@ -9,6 +9,7 @@
 //! ([`super::kinds::earlier_attempt_ran`]), and [`super::lifecycle::release_busy_site`] applies
 //! the rule: a refused or cancelled retry never leaves the site `cloning`.
 
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sqlx::SqliteConnection;
 use uuid::Uuid;
@@ -19,6 +20,7 @@ use super::lifecycle::{
     environment_to, environment_vars, fix_release_name, node_must_be_active, record_built_release,
     release_busy_site, site_and_environment, site_to, Unsuccessful,
 };
+use super::payload::{self, Attempts, Release};
 use crate::config::Config;
 use crate::domain::{DriftStatus, SiteStatus};
 use crate::secrets::Secrets;
@@ -31,6 +33,18 @@ use crate::store::{JobRecord, Store, StoreError};
 
 /// The `env_create` job type.
 pub struct EnvCreate;
+
+/// The payload of `env_create`, built by [`crate::sites::Sites::create_environment`].
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct EnvCreatePayload {
+    /// The environment copied.
+    pub source_environment_id: String,
+    #[serde(flatten)]
+    pub release: Release,
+    #[serde(flatten)]
+    pub attempts: Attempts,
+}
 
 impl JobKind for EnvCreate {
     fn playbook(&self) -> &'static str {
@@ -59,10 +73,7 @@ impl JobKind for EnvCreate {
 }
 
 fn source_id(job: &JobRecord) -> String {
-    serde_json::from_str::<Value>(&job.payload_json)
-        .ok()
-        .and_then(|p| p["source_environment_id"].as_str().map(str::to_string))
-        .unwrap_or_default()
+    payload::read::<EnvCreatePayload>(job).source_environment_id
 }
 
 async fn source(
@@ -109,7 +120,12 @@ async fn on_start(
 ) -> Result<(), StoreError> {
     let (site, _) = site_and_environment(conn, job).await?;
     site_to(conn, &site, SiteStatus::Cloning, now).await?;
-    fix_release_name(conn, job, now).await.map(drop)
+    let id = job.id.clone();
+    payload::update(conn, job, |p: &mut EnvCreatePayload| {
+        fix_release_name(&mut p.release, now, &id)
+    })
+    .await
+    .map(drop)
 }
 
 async fn on_success(

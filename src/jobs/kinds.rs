@@ -15,6 +15,7 @@ use serde_json::Value;
 use super::env_create::EnvCreate;
 use super::errors::JobErrorCode;
 use super::node_provision::NodeProvision;
+use super::payload::Attempts;
 use super::site_create::SiteCreate;
 use crate::config::Config;
 use crate::domain::JobType;
@@ -307,11 +308,6 @@ fn nothing<'a, T: Nothing + Send + 'a>() -> Hook<'a, T> {
     Box::pin(Ready(PhantomData))
 }
 
-/// Payload flag: an attempt that ended in a retry may have changed the node (it was not refused
-/// by the node's reachability or a pre-mutation check). Set once, never cleared, so a later
-/// refusal or a cancel of the queued retry applies the "it ran" transitions (jobs.md §3, §8).
-pub const EARLIER_ATTEMPT_RAN: &str = "earlier_attempt_ran";
-
 /// Whether a failed run with `code` may have changed the node.
 pub fn may_have_changed(code: JobErrorCode) -> bool {
     !code.pre_mutation() && code != JobErrorCode::AnsibleHostUnreachable
@@ -333,12 +329,11 @@ pub fn reached_node(code: JobErrorCode) -> bool {
     )
 }
 
-/// Whether an earlier attempt of `job` may have changed the node ([`EARLIER_ATTEMPT_RAN`]).
+/// Whether an earlier attempt of `job` may have changed the node: the payload's
+/// [`Attempts::earlier_attempt_ran`], set once at a retry and never cleared, so a later refusal
+/// or a cancel of the queued retry applies the "it ran" transitions (jobs.md §3, §8).
 pub fn earlier_attempt_ran(job: &JobRecord) -> bool {
-    serde_json::from_str::<Value>(&job.payload_json)
-        .ok()
-        .and_then(|p| p.get(EARLIER_ATTEMPT_RAN).and_then(Value::as_bool))
-        .unwrap_or(false)
+    super::payload::read::<Attempts>(job).earlier_attempt_ran
 }
 
 /// A failed attempt is retried: remember whether it may have changed the node.
@@ -351,16 +346,7 @@ pub async fn on_retry(
         return Ok(());
     }
     // The stored payload, not the in-memory one: it may hold fields fixed since the claim.
-    let stored = crate::store::queue::fetch_job(conn, &job.id)
-        .await?
-        .map(|j| j.payload_json)
-        .unwrap_or_else(|| job.payload_json.clone());
-    let mut payload = match serde_json::from_str(&stored) {
-        Ok(Value::Object(m)) => m,
-        _ => serde_json::Map::new(),
-    };
-    payload.insert(EARLIER_ATTEMPT_RAN.into(), true.into());
-    crate::store::queue::set_payload(conn, &job.id, &Value::Object(payload).to_string()).await
+    super::payload::update_stored(conn, job, |a: &mut Attempts| a.earlier_attempt_ran = true).await
 }
 
 /// DB-resolved extra-vars of a run, and which of their values are secret (masked in output).

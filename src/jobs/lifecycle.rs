@@ -7,13 +7,13 @@ use sqlx::SqliteConnection;
 
 use super::errors::JobErrorCode;
 use super::kinds::{earlier_attempt_ran, ResolvedVars, VarsError};
+use super::payload::{self, Release};
 use crate::domain::{NodeStatus, SiteStatus};
 use crate::secrets::Secrets;
 use crate::sites::layout::{self, EnvLayout};
 use crate::sites::{db_password_key, new_password, redis_password_key, wp_salts_key};
 use crate::store::environments::{fetch_environment, set_environment_status, EnvironmentRecord};
 use crate::store::nodes::NodeRecord;
-use crate::store::queue::set_payload;
 use crate::store::releases::{record_release_and_activate, NewRelease};
 use crate::store::sites::{fetch_site, set_site_status, SiteRecord};
 use crate::store::{JobRecord, Store, StoreError};
@@ -125,29 +125,8 @@ pub async fn node_must_be_active(
     })
 }
 
-/// A run-stable payload field: its stored value, or `value` stored now when it is missing or
-/// null (at the first claim, so retries see what the first attempt saw; jobs.md §3).
-pub async fn fix_payload_field(
-    conn: &mut SqliteConnection,
-    job: &mut JobRecord,
-    key: &str,
-    value: impl FnOnce() -> Value,
-) -> Result<Value, StoreError> {
-    let mut payload: Map<String, Value> = match serde_json::from_str(&job.payload_json) {
-        Ok(Value::Object(m)) => m,
-        _ => Map::new(),
-    };
-    if let Some(v) = payload.get(key).filter(|v| !v.is_null()) {
-        return Ok(v.clone());
-    }
-    let v = value();
-    payload.insert(key.into(), v.clone());
-    job.payload_json = Value::Object(payload).to_string();
-    set_payload(conn, &job.id, &job.payload_json).await?;
-    Ok(v)
-}
-
-/// A string field of the payload.
+/// A string field of the payload, for the variables of a run (they read the payload by key
+/// until they have a typed struct of their own).
 pub fn payload_str(job: &JobRecord, key: &str) -> Option<String> {
     serde_json::from_str::<Value>(&job.payload_json)
         .ok()?
@@ -156,23 +135,16 @@ pub fn payload_str(job: &JobRecord, key: &str) -> Option<String> {
         .map(str::to_string)
 }
 
-/// The payload's `release_name`, fixed at the first claim so retries reuse it (jobs.md §3).
-pub async fn fix_release_name(
-    conn: &mut SqliteConnection,
-    job: &mut JobRecord,
-    now: &str,
-) -> Result<String, StoreError> {
-    let id = job.id.clone();
-    let v = fix_payload_field(conn, job, "release_name", || {
-        layout::release_name(now, &id).into()
-    })
-    .await?;
-    Ok(v.as_str().unwrap_or_default().to_string())
+/// Fixes the run-stable `release_name` at the first start so retries reuse it (jobs.md §3).
+pub fn fix_release_name(release: &mut Release, now: &str, job_id: &str) {
+    release
+        .release_name
+        .get_or_insert_with(|| layout::release_name(now, job_id));
 }
 
-/// The payload's `release_name` (set at the first claim).
+/// The payload's `release_name` (set at the first start).
 pub fn release_name(job: &JobRecord) -> Option<String> {
-    payload_str(job, "release_name")
+    payload::read::<Release>(job).release_name
 }
 
 /// Records the release the job built (at the path its `release_name` gives) as the

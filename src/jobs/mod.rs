@@ -6,6 +6,8 @@
 //! - [`kinds`]: the [`kinds::JobKind`] trait and the registry [`kinds::kind`], with one
 //!   module per implemented job type (`node_provision`, `site_create`, `env_create`) and the
 //!   shared site-lifecycle helpers in `lifecycle`.
+//! - [`payload`]: reading and updating the typed payloads (one struct per job type, in its
+//!   module, built by the service that enqueues it).
 //! - [`worker`], [`scheduler`]: the background loops.
 //! - [`process`], [`output`]: subprocesses and their output.
 //! - [`ansible`]: the Ansible runner.
@@ -18,6 +20,7 @@ pub mod kinds;
 mod lifecycle;
 mod node_provision;
 pub mod output;
+pub mod payload;
 pub mod process;
 pub mod runner;
 pub mod scheduler;
@@ -25,5 +28,8 @@ mod site_create;
 pub mod worker;
 
 pub use engine::{CancelOutcome, Engine};
+pub use env_create::EnvCreatePayload;
 pub use errors::JobErrorCode;
+pub use node_provision::NodeProvisionPayload;
 pub use runner::{RunContext, RunOutcome, Runner, StopReason};
+pub use site_create::SiteCreatePayload;

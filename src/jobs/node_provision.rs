@@ -1,12 +1,13 @@
 //! `node_provision`: turns a host into a Pressluft node (provisioning.md), and the node state
 //! machine around it (state-machines.md, Node).
 
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sqlx::SqliteConnection;
 
 use super::errors::JobErrorCode;
 use super::kinds::{Hook, JobKind, ResolvedVars, VarsError};
-use super::lifecycle::{fix_payload_field, payload_str};
+use super::payload::{self, Attempts};
 use crate::config::Config;
 use crate::domain::{JobType, NodeStatus};
 use crate::secrets::Secrets;
@@ -16,6 +17,19 @@ use crate::store::{JobRecord, Store, StoreError};
 
 /// The `node_provision` job type.
 pub struct NodeProvision;
+
+/// The payload of `node_provision`: empty at the enqueue (`{}`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct NodeProvisionPayload {
+    /// Run-stable: the node's status when this job first started (a retry finds it
+    /// `provisioning` from the first attempt), which decides where a final failure leaves it.
+    /// Unset in rows claimed before the field existed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub node_status_at_start: Option<NodeStatus>,
+    #[serde(flatten)]
+    pub attempts: Attempts,
+}
 
 impl JobKind for NodeProvision {
     fn playbook(&self) -> &'static str {
@@ -80,18 +94,16 @@ async fn validate_start(
     Ok(Ok(()))
 }
 
-/// Run-stable payload field: the node's status when this job first started (a retry finds it
-/// `provisioning` from the first attempt), which decides where a final failure leaves it.
-pub const STATUS_AT_START: &str = "node_status_at_start";
-
 async fn on_start(
     conn: &mut SqliteConnection,
     job: &mut JobRecord,
     now: &str,
 ) -> Result<(), StoreError> {
     let node = node(conn, job).await?;
-    let status = node.status;
-    fix_payload_field(conn, job, STATUS_AT_START, || status.as_str().into()).await?;
+    payload::update(conn, job, |p: &mut NodeProvisionPayload| {
+        p.node_status_at_start.get_or_insert(node.status);
+    })
+    .await?;
     transition(conn, &node, NodeStatus::Provisioning, now).await
 }
 
@@ -146,8 +158,8 @@ async fn was_active_at_start(
     conn: &mut SqliteConnection,
     job: &JobRecord,
 ) -> Result<bool, StoreError> {
-    match payload_str(job, STATUS_AT_START) {
-        Some(status) => Ok(status == NodeStatus::Active.as_str()),
+    match payload::read::<NodeProvisionPayload>(job).node_status_at_start {
+        Some(status) => Ok(status == NodeStatus::Active),
         None => job_succeeded_for_node(conn, &job.node_id, JobType::NodeProvision).await,
     }
 }

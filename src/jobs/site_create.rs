@@ -3,15 +3,17 @@
 //! (jobs.md §11). The site and the environment were inserted `deploying` for this job, so any
 //! final failure or cancellation leaves both `failed` (state-machines.md).
 
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sqlx::SqliteConnection;
 
 use super::errors::JobErrorCode;
 use super::kinds::{Hook, JobKind, ResolvedVars, VarsError};
 use super::lifecycle::{
-    environment_to, environment_vars, fix_payload_field, fix_release_name, node_must_be_active,
-    payload_str, record_built_release, site_and_environment, site_to,
+    environment_to, environment_vars, fix_release_name, node_must_be_active, payload_str,
+    record_built_release, site_and_environment, site_to,
 };
+use super::payload::{self, Attempts, Release};
 use crate::config::Config;
 use crate::domain::SiteStatus;
 use crate::secrets::Secrets;
@@ -21,6 +23,24 @@ use crate::store::{JobRecord, Store, StoreError};
 
 /// The `site_create` job type.
 pub struct SiteCreate;
+
+/// The payload of `site_create`, built by [`crate::sites::Sites::create_site`].
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct SiteCreatePayload {
+    pub site_title: String,
+    pub wp_admin_email: String,
+    #[serde(flatten)]
+    pub release: Release,
+    /// Run-stable: the WordPress source (and its checksum) as set when the job first started,
+    /// so a retry installs from the same source even if the setting changed meanwhile.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub wordpress_source: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub wordpress_source_sha256: Option<String>,
+    #[serde(flatten)]
+    pub attempts: Attempts,
+}
 
 impl JobKind for SiteCreate {
     fn playbook(&self) -> &'static str {
@@ -63,8 +83,7 @@ async fn validate_start(
     node_must_be_active(conn, job).await
 }
 
-/// Run-stable payload fields: the WordPress source (and its checksum) as set when the job first
-/// started, so a retry installs from the same source even if the setting changed meanwhile.
+/// The run-stable payload fields of [`SiteCreatePayload`] as the variables read them.
 const SOURCE: &str = "wordpress_source";
 const SOURCE_SHA256: &str = "wordpress_source_sha256";
 
@@ -74,9 +93,14 @@ async fn on_start(
     now: &str,
 ) -> Result<(), StoreError> {
     let (source, sha) = wordpress_source(conn).await?;
-    fix_payload_field(conn, job, SOURCE, || source.into()).await?;
-    fix_payload_field(conn, job, SOURCE_SHA256, || sha.into()).await?;
-    fix_release_name(conn, job, now).await.map(drop)
+    let (id, now) = (job.id.clone(), now.to_string());
+    payload::update(conn, job, |p: &mut SiteCreatePayload| {
+        p.wordpress_source.get_or_insert(source);
+        p.wordpress_source_sha256.get_or_insert(sha);
+        fix_release_name(&mut p.release, &now, &id);
+    })
+    .await
+    .map(drop)
 }
 
 /// The source the run used: what the playbook reported (`source_ref` in its result), else the
@@ -89,7 +113,7 @@ async fn used_source(
     if let Some(s) = result["source_ref"].as_str().filter(|s| !s.is_empty()) {
         return Ok(s.to_string());
     }
-    if let Some(s) = payload_str(job, SOURCE) {
+    if let Some(s) = payload::read::<SiteCreatePayload>(job).wordpress_source {
         return Ok(s);
     }
     Ok(wordpress_source(conn).await?.0)

@@ -8,6 +8,7 @@
 mod assets;
 mod audit;
 mod errors;
+mod form_errors;
 pub mod forms;
 pub mod jobs;
 mod live;

@@ -2,7 +2,6 @@
 //! as the API; a refused form is shown again with its values and errors.
 
 use axum::extract::State;
-use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 
@@ -10,8 +9,9 @@ use super::pages::page;
 use crate::http::error::ApiError;
 use crate::http::extract::PathId;
 use crate::http::session::UiSession;
-use crate::nodes::{NodeError, NodeInput};
+use crate::nodes::NodeInput;
 use crate::state::AppState;
+use crate::ui::form_errors::form_error;
 use crate::ui::forms::{CsrfForm, FormState, NoFields};
 
 /// The register form's values, echoed back after an error.
@@ -53,14 +53,7 @@ pub async fn register(
     };
     match state.nodes.register(&session.user.user_id, input).await {
         Ok((_, job_id)) => Ok(Redirect::to(&format!("/jobs/{job_id}")).into_response()),
-        Err(NodeError::Invalid { field, message }) => {
-            page(&state, &session, form, FormState::field(field, message)).await
-        }
-        Err(NodeError::Conflict(message)) => {
-            let shown = FormState::notice(StatusCode::CONFLICT, message);
-            page(&state, &session, form, shown).await
-        }
-        Err(other) => Err(other.into()),
+        Err(e) => page(&state, &session, form, form_error(e)?).await,
     }
 }
 
@@ -73,10 +66,10 @@ pub async fn provision(
 ) -> Result<Response, ApiError> {
     match state.nodes.provision(&session.user.user_id, &id).await {
         Ok(job_id) => Ok(Redirect::to(&format!("/jobs/{job_id}")).into_response()),
-        Err(NodeError::Conflict(message)) => {
-            let shown = FormState::notice(StatusCode::CONFLICT, format!("Not started: {message}."));
+        Err(e) => {
+            let mut shown = form_error(e)?;
+            shown.notice = shown.notice.map(|n| format!("Not started: {n}"));
             page(&state, &session, NodeForm::default(), shown).await
         }
-        Err(other) => Err(other.into()),
     }
 }

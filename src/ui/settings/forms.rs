@@ -8,8 +8,9 @@ use serde::Deserialize;
 use super::pages::page;
 use crate::http::error::ApiError;
 use crate::http::session::UiSession;
-use crate::settings::{SettingsError, WordPressSettings};
+use crate::settings::WordPressSettings;
 use crate::state::AppState;
+use crate::ui::form_errors::form_error;
 use crate::ui::forms::{CsrfForm, FormState};
 
 /// The WordPress source form's values.
@@ -36,16 +37,15 @@ pub async fn save_wordpress(
         .await
     {
         Ok(_) => page(&state, &session, None, FormState::default(), true).await,
-        Err(SettingsError::Invalid { field, message }) => {
+        Err(e) => {
+            let shown = form_error(e)?;
             // The page shows what was sent, but never credentials in it.
             let form = WordPressForm {
                 wordpress_source: crate::sources::redact_userinfo(&form.wordpress_source)
                     .into_owned(),
                 ..form
             };
-            let shown = FormState::field(field, message);
             page(&state, &session, Some(form), shown, false).await
         }
-        Err(other) => Err(other.into()),
     }
 }

@@ -1,10 +1,7 @@
 //! The Sites forms (POST): Create Site and Create Environment, through the same site service as
 //! the API; a refused form is shown again with its values and errors.
 
-use std::collections::HashMap;
-
 use axum::extract::State;
-use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 
@@ -12,8 +9,9 @@ use super::pages::{new_environment_page, new_site_page};
 use crate::http::error::ApiError;
 use crate::http::extract::PathId;
 use crate::http::session::UiSession;
-use crate::sites::{slugify, Actor, EnvironmentInput, SiteError, SiteInput};
+use crate::sites::{slugify, Actor, EnvironmentInput, SiteInput};
 use crate::state::AppState;
+use crate::ui::form_errors::form_error;
 use crate::ui::forms::CsrfForm;
 
 /// The Create Site form's values, echoed back after an error.
@@ -33,28 +31,6 @@ pub struct EnvironmentForm {
     pub environment_type: String,
     pub source_environment_id: String,
     pub promotion_preset: String,
-}
-
-/// What a refused form shows: its status, field errors, or a sentence for the whole form.
-type FormError = (StatusCode, HashMap<String, String>, Option<String>);
-
-fn form_error(e: SiteError) -> Result<FormError, ApiError> {
-    match e {
-        SiteError::Invalid { field, message } => Ok((
-            StatusCode::BAD_REQUEST,
-            HashMap::from([(field.to_string(), message)]),
-            None,
-        )),
-        SiteError::Conflict(m) => Ok((StatusCode::CONFLICT, HashMap::new(), Some(format!("{m}.")))),
-        SiteError::NodeNotActive(m) => Ok((
-            StatusCode::CONFLICT,
-            HashMap::new(),
-            Some(format!(
-                "{m}: register and provision a node with a public IP first."
-            )),
-        )),
-        other => Err(other.into()),
-    }
 }
 
 /// Fills a slug left empty from the name (the form shows it if refused); returns the slug to
@@ -79,7 +55,7 @@ pub async fn create_site(
     };
     match state.sites.create_site(&Actor::from(&session), input).await {
         Ok(created) => Ok(Redirect::to(&format!("/sites/{}", created.site_id)).into_response()),
-        Err(e) => new_site_page(&state, &session, form, form_error(e)?.into()).await,
+        Err(e) => new_site_page(&state, &session, form, form_error(e)?).await,
     }
 }
 
@@ -104,7 +80,6 @@ pub async fn create_environment(
         .await
     {
         Ok(created) => Ok(Redirect::to(&format!("/sites/{}", created.site_id)).into_response()),
-        Err(SiteError::NotFound(what)) => Err(ApiError::not_found(what)),
-        Err(e) => new_environment_page(&state, &session, &id, form, form_error(e)?.into()).await,
+        Err(e) => new_environment_page(&state, &session, &id, form, form_error(e)?).await,
     }
 }
