@@ -1,0 +1,119 @@
+//! An environment's releases (`<env_root>/releases/<name>`): a release is built in
+//! `<name>.build` and renamed into place when complete, so an existing release directory is
+//! always complete and a retry rebuilds only a half-built one. Completing a release (links to
+//! `shared/`, the mu-plugin, modes) runs as the environment's user; `current` is switched
+//! atomically.
+
+use std::ffi::OsStr;
+use std::os::fd::{AsFd, OwnedFd};
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context};
+
+use super::nofollow;
+use super::process::as_user;
+use super::users::env_ids;
+
+/// A release being built: its opened `.build` directory, or `None` when the release is
+/// complete from an earlier attempt (reused as it is).
+pub struct Build {
+    pub dir: OwnedFd,
+    releases: PathBuf,
+    name: String,
+}
+
+/// Prepares `<env_root>/releases/<name>.build` (empty, the user's, web group, set-group-ID)
+/// unless the release exists complete already (`None`). An incomplete release directory or a
+/// half-built one is removed first; a link in their place is refused.
+pub fn start(env_root: &str, name: &str, user: &str) -> anyhow::Result<Option<Build>> {
+    let (uid, www) = env_ids(user)?;
+    let releases_path = format!("{env_root}/releases");
+    let releases = nofollow::open_dir(Path::new(&releases_path))?;
+    let in_releases = nofollow::fd_path(&releases);
+    let os_name = OsStr::new(name);
+    match nofollow::kind_at(releases.as_fd(), os_name)? {
+        None => {}
+        Some(libc::S_IFDIR) => {
+            let existing = nofollow::open_dir_at(releases.as_fd(), os_name)?;
+            if nofollow::has_file(existing.as_fd(), "wp-includes/version.php")? {
+                return Ok(None); // complete from an earlier attempt
+            }
+            // std's remove_dir_all never follows a link below the directory.
+            std::fs::remove_dir_all(in_releases.join(os_name))
+                .context("removing an incomplete release")?;
+        }
+        Some(_) => bail!(
+            "{releases_path}/{name} exists and is not a directory (a link?); refusing to use it"
+        ),
+    }
+    let build_name = format!("{name}.build");
+    match nofollow::kind_at(releases.as_fd(), OsStr::new(&build_name))? {
+        None => {}
+        Some(libc::S_IFDIR) => std::fs::remove_dir_all(in_releases.join(&build_name))
+            .context("removing a half-built release")?,
+        Some(_) => std::fs::remove_file(in_releases.join(&build_name))
+            .context("removing a half-built release")?,
+    }
+    let dir = nofollow::ensure_dir(
+        &Path::new(&releases_path).join(&build_name),
+        uid,
+        www,
+        0o2750,
+    )?;
+    Ok(Some(Build {
+        dir,
+        releases: in_releases,
+        name: name.to_string(),
+    }))
+}
+
+impl Build {
+    /// Completes the build as `user` (see [`COMPLETE_RELEASE`]) and renames it into place.
+    pub fn complete(self, user: &str, php_dir: &str) -> anyhow::Result<()> {
+        let mu_plugin = std::fs::read(format!("{php_dir}/pressluft-mu-plugin.php"))
+            .context("reading the mu-plugin")?;
+        as_user(user, &self.dir, COMPLETE_RELEASE, &mu_plugin).context("completing the release")?;
+        std::fs::rename(
+            self.releases.join(format!("{}.build", self.name)),
+            self.releases.join(&self.name),
+        )
+        .context("moving the release into place")?;
+        Ok(())
+    }
+}
+
+/// Run as the environment's user in the build directory: WordPress must be there, the links
+/// to `shared/`, the mu-plugin (from stdin), directories 0750 and files 0640 (links untouched;
+/// the group www-data comes from the set-group-ID build directory).
+const COMPLETE_RELEASE: &str = r#"set -eu
+if [ ! -f wp-includes/version.php ] || [ -L wp-includes ]; then
+  echo "the release holds no WordPress (no wp-includes/version.php)" >&2
+  exit 1
+fi
+if [ -L wp-content ] || [ ! -d wp-content ]; then
+  echo "wp-content is not a directory in the release" >&2
+  exit 1
+fi
+rm -rf -- wp-config.php wp-content/uploads wp-content/object-cache.php
+if [ -L wp-content/mu-plugins ]; then rm -f -- wp-content/mu-plugins; fi
+mkdir -p wp-content/mu-plugins
+rm -f -- wp-content/mu-plugins/pressluft.php
+ln -s ../../shared/wp-config.php wp-config.php
+ln -s ../../../shared/uploads wp-content/uploads
+ln -s ../../../shared/object-cache.php wp-content/object-cache.php
+cat > wp-content/mu-plugins/pressluft.php
+find . -type d -exec chmod 00750 {} +
+find . -type f -exec chmod 0640 {} +
+"#;
+
+/// Points `<env_root>/current` at `releases/<name>` (a new link renamed over the old one).
+pub fn switch_current(env_root: &str, name: &str, user: &str) -> anyhow::Result<()> {
+    let (uid, www) = env_ids(user)?;
+    let root = nofollow::open_dir(Path::new(env_root))?;
+    let tmp = nofollow::fd_path(&root).join("current.tmp");
+    let _ = std::fs::remove_file(&tmp);
+    std::os::unix::fs::symlink(format!("releases/{name}"), &tmp)?;
+    std::os::unix::fs::lchown(&tmp, Some(uid), Some(www))?;
+    std::fs::rename(&tmp, nofollow::fd_path(&root).join("current")).context("switching current")?;
+    Ok(())
+}
