@@ -180,7 +180,7 @@ async fn on_cancel(
     release_busy_site(conn, job, &site, SiteStatus::Cloning, ending, now).await
 }
 
-/// Variables of `env-create.yml` (docs/site-lifecycle-contract.md).
+/// Variables of `env-create.yml` (docs/node-helper.md).
 async fn extra_vars(
     store: &Store,
     secrets: &Secrets,

@@ -215,7 +215,7 @@ pub async fn record_built_release(
 }
 
 /// The variables of an environment playbook about the target environment (the contract in
-/// docs/site-lifecycle-contract.md), with its database and Redis passwords and salts as secrets.
+/// docs/node-helper.md), with its database and Redis passwords and salts as secrets.
 pub async fn environment_vars(
     store: &Store,
     secrets: &Secrets,

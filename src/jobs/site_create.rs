@@ -14,6 +14,8 @@ use super::lifecycle::{
 };
 use crate::config::Config;
 use crate::domain::SiteStatus;
+use crate::node_helper::releases::RELEASE_KEEP;
+use crate::node_helper::spec::{SiteCreateSpec, CONTRACT_VERSION};
 use crate::secrets::Secrets;
 use crate::settings::wordpress_source;
 use crate::store::nodes::NodeRecord;
@@ -43,8 +45,7 @@ impl JobKind for SiteCreate {
         job: &'a JobRecord,
         node: &'a NodeRecord,
     ) -> Hook<'a, Result<ResolvedVars, VarsError>> {
-        let _ = config;
-        Box::pin(extra_vars(store, secrets, job, node))
+        Box::pin(extra_vars(store, secrets, config, job, node))
     }
 }
 
@@ -130,10 +131,12 @@ async fn on_cancel(
     on_final_failure(conn, job, JobErrorCode::PreconditionFailed, false, now).await
 }
 
-/// Variables of `site-create.yml` (docs/site-lifecycle-contract.md).
+/// Variables of `site-create.yml` (docs/node-helper.md): the flat ones its
+/// templates use, and `node_spec`, what the node helper reads.
 async fn extra_vars(
     store: &Store,
     secrets: &Secrets,
+    config: &Config,
     job: &JobRecord,
     node: &NodeRecord,
 ) -> Result<ResolvedVars, VarsError> {
@@ -156,6 +159,33 @@ async fn extra_vars(
             resolved.secrets.push(decoded);
         }
     }
+    let var = |key: &str| {
+        resolved.vars[key]
+            .as_str()
+            .map(str::to_string)
+            .ok_or(VarsError::Missing("an environment variable"))
+    };
+    let spec = SiteCreateSpec {
+        contract_version: CONTRACT_VERSION,
+        environment_id: var("environment_id")?,
+        env_root: var("env_root")?,
+        env_user: var("env_user")?,
+        release_name: var("release_name")?,
+        release_path: var("release_path")?,
+        canonical_url: var("canonical_url")?,
+        site_title: payload_str(job, "site_title").unwrap_or_default(),
+        admin_email: payload_str(job, "wp_admin_email").unwrap_or_default(),
+        redis_cache_enabled: resolved.vars["redis_cache_enabled"].as_bool() == Some(true),
+        redis_prefix: var("redis_prefix")?,
+        wordpress_source: source.clone(),
+        wordpress_source_sha256: sha.clone(),
+        allow_loopback_sources: config.allow_loopback_sources,
+        release_keep: RELEASE_KEEP,
+        node: Default::default(),
+        files: Default::default(),
+    };
+    let spec = serde_json::to_value(&spec).map_err(|_| VarsError::Missing("the node spec"))?;
+    resolved.vars.insert("node_spec".into(), spec);
     resolved
         .vars
         .insert("wordpress_source".into(), source.into());

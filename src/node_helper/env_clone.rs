@@ -32,11 +32,12 @@ use serde::{Deserialize, Serialize};
 use super::database::{self, is_identifier, mysql_lines};
 use super::process::{join, timed, Steps};
 use super::services::{self, REDIS_ACL_APPLY};
+use super::spec::{Files, PRECONDITION_EXIT, TABLE_PREFIX_PLACEHOLDER};
 use super::users::{self, env_ids};
 use super::{bridge, db_copy, drift, files, nofollow, releases};
 
 /// The job's variables (a subset of env-create.yml's extra-vars, see
-/// docs/site-lifecycle-contract.md), plus what the playbook adds for `apply`.
+/// docs/node-helper.md), plus what the playbook adds for `apply`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Spec {
@@ -68,26 +69,6 @@ pub struct Spec {
     pub files: Files,
 }
 
-/// In `files.wp_config`, the table prefix (known only on the node, read from the source) is
-/// this placeholder, quoted as a PHP string; the helper puts the source's prefix in its place.
-pub const TABLE_PREFIX_PLACEHOLDER: &str = "'__PRESSLUFT_TABLE_PREFIX__'";
-
-/// Files rendered on the controller from the roles' templates.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Files {
-    /// With [`TABLE_PREFIX_PLACEHOLDER`] as the table prefix.
-    pub wp_config: String,
-    pub pool: String,
-    /// The env-database role's SQL (database, user, password, grant).
-    pub database_sql: String,
-    /// The server block for a kernel with IPv6 (`listen [::]:80` too) and for one without.
-    pub vhost: String,
-    pub vhost_without_ipv6: String,
-    /// The environment's Redis ACL user (the redis-acl-user role's fragment).
-    pub redis_acl: String,
-}
-
 /// What the read-only first phase found.
 #[derive(Debug)]
 pub struct Probe {
@@ -112,10 +93,6 @@ pub struct Applied {
     /// What took how long (`"copies (…) 4.1 s"`), for the job log.
     pub steps: Vec<String>,
 }
-
-/// Exit code of a failed precondition (nothing changed; the playbook reports
-/// `PRECONDITION_FAILED`). Other failures exit with 1.
-pub const PRECONDITION_EXIT: i32 = 3;
 
 /// Reads the spec from stdin, checks the node, creates the environment, prints the JSON result.
 pub fn run() -> anyhow::Result<()> {

@@ -9,7 +9,7 @@ use std::process::Stdio;
 use anyhow::{bail, Context};
 
 use super::nofollow::{self, OpenError};
-use super::process::{as_user_command, run_cmd, spawn_in};
+use super::process::{as_user_command, run_cmd, spawn_in, CLEAN_PATH};
 use super::users::WEB_GROUP;
 
 /// Checks a candidate file (by path) before it replaces the real one.
@@ -125,15 +125,36 @@ pub fn copy_tree(
     to_user: &str,
     keep_modes: bool,
 ) -> anyhow::Result<()> {
-    let mut command = as_user_command(from_user, None);
-    command.args([
-        "tar",
-        "--create",
-        TAR_RECORDS,
-        "--file=-",
-        "--warning=no-file-changed",
-        ".",
-    ]);
+    copy(from, Some(from_user), to, to_user, keep_modes)
+}
+
+/// As [`copy_tree`], but read as root with links dereferenced (an operator's directory, such
+/// as a `dir:` WordPress source), the umask's modes.
+pub fn copy_tree_from_root(from: &OwnedFd, to: &OwnedFd, to_user: &str) -> anyhow::Result<()> {
+    copy(from, None, to, to_user, false)
+}
+
+/// `from_user`: `None` reads as root, following links.
+fn copy(
+    from: &OwnedFd,
+    from_user: Option<&str>,
+    to: &OwnedFd,
+    to_user: &str,
+    keep_modes: bool,
+) -> anyhow::Result<()> {
+    let mut command = match from_user {
+        Some(user) => as_user_command(user, None),
+        None => {
+            let mut c = std::process::Command::new("env");
+            c.args(["-i", CLEAN_PATH]);
+            c
+        }
+    };
+    command.args(["tar", "--create", TAR_RECORDS, "--file=-"]);
+    if from_user.is_none() {
+        command.arg("--dereference");
+    }
+    command.args(["--warning=no-file-changed", "."]);
     let mut reader = spawn_in(
         command,
         from,
@@ -176,7 +197,8 @@ pub fn copy_tree(
     // tar --create exits 1 when a file changed while it was read (a live site's uploads).
     if !(read.status.success() || read.status.code() == Some(1)) {
         bail!(
-            "reading as {from_user} failed ({}): {}",
+            "reading as {} failed ({}): {}",
+            from_user.unwrap_or("root"),
             read.status,
             String::from_utf8_lossy(&read.stderr).trim()
         );

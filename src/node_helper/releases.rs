@@ -14,6 +14,9 @@ use super::nofollow;
 use super::process::as_user;
 use super::users::env_ids;
 
+/// How many releases an environment keeps (the current and the previous one always).
+pub const RELEASE_KEEP: usize = 5;
+
 /// A release being built: its opened `.build` directory, or `None` when the release is
 /// complete from an earlier attempt (reused as it is).
 pub struct Build {
@@ -116,4 +119,79 @@ pub fn switch_current(env_root: &str, name: &str, user: &str) -> anyhow::Result<
     std::os::unix::fs::lchown(&tmp, Some(uid), Some(www))?;
     std::fs::rename(&tmp, nofollow::fd_path(&root).join("current")).context("switching current")?;
     Ok(())
+}
+
+/// The release `current` points to (`releases/<name>` or the absolute form), if any.
+pub fn current(env_root: &str) -> anyhow::Result<Option<String>> {
+    let root = match nofollow::open_dir(Path::new(env_root)) {
+        Ok(root) => root,
+        Err(nofollow::OpenError::Link(p)) => bail!("{}", nofollow::OpenError::Link(p)),
+        Err(_) => return Ok(None),
+    };
+    if nofollow::kind_at(root.as_fd(), OsStr::new("current"))? != Some(libc::S_IFLNK) {
+        return Ok(None);
+    }
+    let target = nofollow::read_link_at(root.as_fd(), OsStr::new("current"))?;
+    let target = target.to_string_lossy();
+    let absolute = format!("{env_root}/releases/");
+    Ok(target
+        .strip_prefix("releases/")
+        .or_else(|| target.strip_prefix(absolute.as_str()))
+        .map(str::to_string))
+}
+
+/// Which of `names` (the release directories) pruning removes: all but the `keep` newest
+/// (names start with their UTC creation time, so name order is age order), never a
+/// `protected` one (the current release and the previous one).
+pub fn to_prune(mut names: Vec<String>, keep: usize, protected: &[&str]) -> Vec<String> {
+    names.sort_unstable_by(|a, b| b.cmp(a));
+    names
+        .into_iter()
+        .skip(keep)
+        .filter(|n| !protected.contains(&n.as_str()))
+        .collect()
+}
+
+/// Removes the oldest releases of the environment, keeping `keep` and never a `protected` one;
+/// half-built (`*.build`) and other entries are left alone. Returns the removed names. The one
+/// implementation of pruning for every job type that switches releases.
+pub fn prune(env_root: &str, keep: usize, protected: &[&str]) -> anyhow::Result<Vec<String>> {
+    let releases = nofollow::open_dir(Path::new(&format!("{env_root}/releases")))?;
+    let in_releases = nofollow::fd_path(&releases);
+    let mut names = Vec::new();
+    for entry in std::fs::read_dir(&in_releases).context("listing the releases")? {
+        let entry = entry?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.ends_with(".build") || name.starts_with('.') {
+            continue;
+        }
+        if nofollow::kind_at(releases.as_fd(), &entry.file_name())? == Some(libc::S_IFDIR) {
+            names.push(name);
+        }
+    }
+    let doomed = to_prune(names, keep, protected);
+    for name in &doomed {
+        // std's remove_dir_all never follows a link below the directory.
+        std::fs::remove_dir_all(in_releases.join(name))
+            .with_context(|| format!("pruning the release {name}"))?;
+    }
+    Ok(doomed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::to_prune;
+
+    #[test]
+    fn pruning_keeps_the_newest_and_the_protected_releases() {
+        let names = ["20260101-a", "20260301-c", "20260201-b", "20260401-d"]
+            .map(String::from)
+            .to_vec();
+        assert_eq!(
+            to_prune(names.clone(), 2, &["20260101-a"]),
+            vec!["20260201-b".to_string()]
+        );
+        assert_eq!(to_prune(names.clone(), 5, &[]), Vec::<String>::new());
+        assert_eq!(to_prune(names, 0, &["20260401-d"]).len(), 3);
+    }
 }
