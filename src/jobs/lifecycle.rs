@@ -214,6 +214,14 @@ pub async fn record_built_release(
     .await
 }
 
+/// A string variable [`environment_vars`] put in `vars` (for the node helper's spec).
+pub fn var_str(vars: &Map<String, Value>, key: &str) -> Result<String, VarsError> {
+    vars.get(key)
+        .and_then(Value::as_str)
+        .map(str::to_string)
+        .ok_or(VarsError::Missing("an environment variable"))
+}
+
 /// The variables of an environment playbook about the target environment (the contract in
 /// docs/node-helper.md), with its database and Redis passwords and salts as secrets.
 pub async fn environment_vars(

@@ -10,7 +10,7 @@ use super::errors::JobErrorCode;
 use super::kinds::{Hook, JobKind, ResolvedVars, VarsError};
 use super::lifecycle::{
     environment_to, environment_vars, fix_payload_field, fix_release_name, node_must_be_active,
-    payload_str, record_built_release, site_and_environment, site_to,
+    payload_str, record_built_release, site_and_environment, site_to, var_str,
 };
 use crate::config::Config;
 use crate::domain::SiteStatus;
@@ -159,12 +159,7 @@ async fn extra_vars(
             resolved.secrets.push(decoded);
         }
     }
-    let var = |key: &str| {
-        resolved.vars[key]
-            .as_str()
-            .map(str::to_string)
-            .ok_or(VarsError::Missing("an environment variable"))
-    };
+    let var = |key: &str| var_str(&resolved.vars, key);
     let spec = SiteCreateSpec {
         contract_version: CONTRACT_VERSION,
         environment_id: var("environment_id")?,

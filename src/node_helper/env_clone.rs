@@ -4,7 +4,7 @@
 //!
 //! 1. **Probe** (changes nothing): checks the node (supported system, the source's and
 //!    production's files and databases) and reads the table prefixes through the PHP bridge. A
-//!    failure exits with [`PRECONDITION_EXIT`], so the playbook reports `PRECONDITION_FAILED`.
+//!    failure exits with [`spec::PRECONDITION_EXIT`], so the playbook reports `PRECONDITION_FAILED`.
 //! 2. **Apply**: user, directories, database and grant, Redis ACL user; then, concurrently, the release copy, the
 //!    uploads copy and the database copy (`db_copy`, rewritten to the new URL), each preceded by
 //!    its part of production's drift baseline (paths before the uploads copy, tables before the
@@ -20,54 +20,22 @@
 //! command line). Every external program gets its arguments as a vector: no shell, no
 //! interpolation.
 
-use std::collections::BTreeMap;
 use std::ffi::OsStr;
-use std::io::Read;
 use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 use super::database::{self, is_identifier, mysql_lines};
 use super::process::{join, timed, Steps};
 use super::services::{self, REDIS_ACL_APPLY};
-use super::spec::{Files, PRECONDITION_EXIT, TABLE_PREFIX_PLACEHOLDER};
+use super::spec::{self, EnvCloneSpec, TABLE_PREFIX_PLACEHOLDER};
 use super::users::{self, env_ids};
 use super::{bridge, db_copy, drift, files, nofollow, releases};
 
-/// The job's variables (a subset of env-create.yml's extra-vars, see
-/// docs/node-helper.md), plus what the playbook adds for `apply`.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Spec {
-    pub environment_id: String,
-    pub env_root: String,
-    pub env_user: String,
-    pub release_name: String,
-    pub release_path: String,
-    pub db_name: String,
-    pub db_user: String,
-    pub db_password: String,
-    pub canonical_url: String,
-    pub redis_cache_enabled: bool,
-    pub redis_prefix: String,
-    pub source_env_root: String,
-    pub source_env_user: String,
-    pub source_db_name: String,
-    pub source_release_path: String,
-    pub source_canonical_url: String,
-    pub production_env_root: String,
-    pub production_db_name: String,
-    pub drift_tables: Vec<String>,
-    pub drift_paths: Vec<String>,
-    /// `"<distribution> <version>"` (lowercase) → PHP version, e.g. `"debian 12": "8.2"`.
-    pub supported_os: BTreeMap<String, String>,
-    /// Where node_provision installed the bridge, the mu-plugin and the drop-in.
-    pub php_dir: String,
-    /// The configuration files, rendered by the playbook from the roles' templates.
-    pub files: Files,
-}
+/// What `env-clone` reads on stdin.
+pub type Spec = EnvCloneSpec;
 
 /// What the read-only first phase found.
 #[derive(Debug)]
@@ -96,18 +64,8 @@ pub struct Applied {
 
 /// Reads the spec from stdin, checks the node, creates the environment, prints the JSON result.
 pub fn run() -> anyhow::Result<()> {
-    let mut input = String::new();
-    std::io::stdin()
-        .read_to_string(&mut input)
-        .context("reading the job variables from stdin")?;
-    let spec: Spec = serde_json::from_str(&input).context("invalid job variables")?;
-    let probed = match probe(&spec) {
-        Ok(p) => p,
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            std::process::exit(PRECONDITION_EXIT);
-        }
-    };
+    let spec: Spec = spec::read_stdin()?;
+    let probed = probe(&spec).unwrap_or_else(|e| spec::refuse(&format!("{e:#}")));
     println!("{}", serde_json::to_string(&apply(&spec, &probed)?)?);
     Ok(())
 }
@@ -147,14 +105,14 @@ fn check_names(spec: &Spec) -> anyhow::Result<()> {
 /// Read-only checks and the table prefixes (before anything changes).
 pub fn probe(spec: &Spec) -> anyhow::Result<Probe> {
     check_names(spec)?;
-    let php_version = services::php_version(&spec.supported_os)?;
+    let php_version = services::php_version(&spec.node.supported_os)?;
     let required = [
         format!("{}/wp-includes/version.php", spec.source_release_path),
         format!("{}/shared/uploads", spec.source_env_root),
         format!("{}/current", spec.production_env_root),
-        format!("{}/bridge.php", spec.php_dir),
-        format!("{}/pressluft-mu-plugin.php", spec.php_dir),
-        format!("{}/object-cache.php", spec.php_dir),
+        format!("{}/bridge.php", spec.node.php_dir),
+        format!("{}/pressluft-mu-plugin.php", spec.node.php_dir),
+        format!("{}/object-cache.php", spec.node.php_dir),
         REDIS_ACL_APPLY.to_string(),
     ];
     check_links(spec)?;
@@ -167,7 +125,7 @@ pub fn probe(spec: &Spec) -> anyhow::Result<Probe> {
     }
     database::require_existing(&[&spec.source_db_name, &spec.production_db_name])?;
     let table_prefix = bridge::table_prefix(
-        &spec.php_dir,
+        &spec.node.php_dir,
         &spec.source_env_user,
         &spec.source_release_path,
     )?;
@@ -176,7 +134,7 @@ pub fn probe(spec: &Spec) -> anyhow::Result<Probe> {
     } else {
         let root = trimmed(&spec.production_env_root);
         let owner = files::file_owner(&format!("{root}/shared/wp-config.php"))?;
-        bridge::table_prefix(&spec.php_dir, &owner, &format!("{root}/current"))?
+        bridge::table_prefix(&spec.node.php_dir, &owner, &format!("{root}/current"))?
     };
     Ok(Probe {
         php_version,
@@ -354,7 +312,7 @@ fn set_site_urls(spec: &Spec, table_prefix: &str) -> anyhow::Result<()> {
                 s.spawn(move || {
                     let value = serde_json::json!({"name": option, "value": url});
                     bridge::call(
-                        &spec.php_dir,
+                        &spec.node.php_dir,
                         &spec.env_user,
                         &spec.release_path,
                         None,
@@ -386,7 +344,7 @@ fn copy_release(spec: &Spec, env_root: &str) -> anyhow::Result<()> {
         false,
     )
     .context("copying the source's release")?;
-    build.complete(&spec.env_user, &spec.php_dir)
+    build.complete(&spec.env_user, &spec.node.php_dir)
 }
 
 fn copy_uploads(spec: &Spec, env_root: &str) -> anyhow::Result<()> {
@@ -422,7 +380,7 @@ fn install_files(
     services::sync_object_cache(
         env_root,
         &spec.env_user,
-        &spec.php_dir,
+        &spec.node.php_dir,
         spec.redis_cache_enabled,
         &spec.redis_prefix,
     )?;

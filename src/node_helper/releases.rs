@@ -6,7 +6,7 @@
 
 use std::ffi::OsStr;
 use std::os::fd::{AsFd, OwnedFd};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use anyhow::{bail, Context};
 
@@ -21,7 +21,8 @@ pub const RELEASE_KEEP: usize = 5;
 /// complete from an earlier attempt (reused as it is).
 pub struct Build {
     pub dir: OwnedFd,
-    releases: PathBuf,
+    /// The opened `releases/` directory (kept open: the rename happens inside it).
+    releases: OwnedFd,
     name: String,
 }
 
@@ -65,7 +66,7 @@ pub fn start(env_root: &str, name: &str, user: &str) -> anyhow::Result<Option<Bu
     )?;
     Ok(Some(Build {
         dir,
-        releases: in_releases,
+        releases,
         name: name.to_string(),
     }))
 }
@@ -76,9 +77,10 @@ impl Build {
         let mu_plugin = std::fs::read(format!("{php_dir}/pressluft-mu-plugin.php"))
             .context("reading the mu-plugin")?;
         as_user(user, &self.dir, COMPLETE_RELEASE, &mu_plugin).context("completing the release")?;
+        let in_releases = nofollow::fd_path(&self.releases);
         std::fs::rename(
-            self.releases.join(format!("{}.build", self.name)),
-            self.releases.join(&self.name),
+            in_releases.join(format!("{}.build", self.name)),
+            in_releases.join(&self.name),
         )
         .context("moving the release into place")?;
         Ok(())

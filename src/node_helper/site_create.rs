@@ -4,7 +4,7 @@
 //! services), so one implementation creates an environment's user, pool, server block and
 //! release, and one switches and prunes releases.
 //!
-//! 1. **Checks** (change nothing; exit [`PRECONDITION_EXIT`], `PRECONDITION_FAILED`): the
+//! 1. **Checks** (change nothing; exit [`spec::PRECONDITION_EXIT`], `PRECONDITION_FAILED`): the
 //!    contract version, consistent names, a supported system, the files node_provision
 //!    installs, no link where the environment's directories go.
 //! 2. **Apply**: user and directories; WordPress fetched into a new release (a failure exits
@@ -15,15 +15,13 @@
 //!    Idempotent: a complete release is reused, a half-built one rebuilt, the install reports
 //!    `already`.
 
-use std::io::Read;
-
 use anyhow::{bail, Context};
 use serde::Serialize;
 use serde_json::Value;
 
 use super::process::{timed, Steps};
 use super::services::{self, REDIS_ACL_APPLY};
-use super::spec::{self, SiteCreateSpec, PRECONDITION_EXIT};
+use super::spec::{self, SiteCreateSpec};
 use super::{bridge, fetch, files, releases, users};
 
 /// Exit code of a failed fetch of the WordPress source (the playbook reports
@@ -49,16 +47,8 @@ pub struct Created {
 
 /// Reads the spec from stdin, checks the node, creates the environment, prints the result.
 pub fn run() -> anyhow::Result<()> {
-    let mut input = String::new();
-    std::io::stdin()
-        .read_to_string(&mut input)
-        .context("reading the job variables from stdin")?;
-    let refuse = |message: String| -> ! {
-        eprintln!("error: {message}");
-        std::process::exit(PRECONDITION_EXIT);
-    };
-    let spec: SiteCreateSpec = spec::parse(&input).unwrap_or_else(|e| refuse(e));
-    let php_version = check(&spec).unwrap_or_else(|e| refuse(format!("{e:#}")));
+    let spec: SiteCreateSpec = spec::read_stdin()?;
+    let php_version = check(&spec).unwrap_or_else(|e| spec::refuse(&format!("{e:#}")));
     println!("{}", serde_json::to_string(&apply(&spec, &php_version)?)?);
     Ok(())
 }

@@ -41,6 +41,25 @@ pub fn parse<T: serde::de::DeserializeOwned>(input: &str) -> Result<T, String> {
     serde_json::from_value(value).map_err(|e| format!("invalid job variables: {e}"))
 }
 
+/// Ends the command with a failed precondition: the message on stderr, exit
+/// [`PRECONDITION_EXIT`] (nothing has changed).
+pub fn refuse(message: &str) -> ! {
+    eprintln!("error: {message}");
+    std::process::exit(PRECONDITION_EXIT);
+}
+
+/// Reads and parses the spec from stdin; a spec this helper cannot take is refused with
+/// [`refuse`].
+pub fn read_stdin<T: serde::de::DeserializeOwned>() -> anyhow::Result<T> {
+    use anyhow::Context;
+    use std::io::Read;
+    let mut input = String::new();
+    std::io::stdin()
+        .read_to_string(&mut input)
+        .context("reading the job variables from stdin")?;
+    Ok(parse(&input).unwrap_or_else(|e| refuse(&e)))
+}
+
 /// What the playbook adds to every spec: the node facts it knows from node_provision and the
 /// files it rendered from the roles' templates.
 #[derive(Debug, Default, Serialize, Deserialize)]
@@ -86,6 +105,40 @@ pub struct SiteCreateSpec {
     pub allow_loopback_sources: bool,
     /// How many releases the environment keeps (the current and the previous one always).
     pub release_keep: usize,
+    /// Added by the playbook (node facts and rendered files).
+    #[serde(default)]
+    pub node: NodeFacts,
+    #[serde(default)]
+    pub files: Files,
+}
+
+/// `pressluft node env-clone`: a new environment (staging or clone) copied from another one
+/// of the same site.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EnvCloneSpec {
+    pub contract_version: u32,
+    pub environment_id: String,
+    pub env_root: String,
+    pub env_user: String,
+    pub release_name: String,
+    pub release_path: String,
+    pub db_name: String,
+    pub db_user: String,
+    pub canonical_url: String,
+    pub redis_cache_enabled: bool,
+    pub redis_prefix: String,
+    pub source_env_root: String,
+    pub source_env_user: String,
+    pub source_db_name: String,
+    pub source_release_path: String,
+    pub source_canonical_url: String,
+    pub production_env_root: String,
+    pub production_db_name: String,
+    /// Table names without prefix.
+    pub drift_tables: Vec<String>,
+    /// Paths relative to a release root.
+    pub drift_paths: Vec<String>,
     /// Added by the playbook (node facts and rendered files).
     #[serde(default)]
     pub node: NodeFacts,
