@@ -16,8 +16,8 @@ use uuid::Uuid;
 use super::errors::JobErrorCode;
 use super::kinds::{Hook, JobKind, ResolvedVars, VarsError};
 use super::lifecycle::{
-    environment_to, environment_vars, fix_release_name, node_must_be_active, record_built_release,
-    release_busy_site, site_and_environment, site_to, var_str, Unsuccessful,
+    environment_to, environment_vars, fix_release_name, new_environment, node_must_be_active,
+    record_built_release, release_busy_site, site_and_environment, site_to, var_str, Unsuccessful,
 };
 use crate::config::Config;
 use crate::domain::SiteStatus;
@@ -209,6 +209,26 @@ async fn extra_vars(
         .ok_or(VarsError::Missing("the production environment"))?;
     let src_layout = EnvLayout::new(&site.id, &src.id);
     let prod_layout = EnvLayout::new(&site.id, &prod_id);
+    // What `pressluft node env-clone` reads (the playbook adds the node facts and the
+    // rendered files).
+    let spec = EnvCloneSpec {
+        contract_version: CONTRACT_VERSION,
+        env: new_environment(&resolved.vars)?,
+        db_name: var_str(&resolved.vars, "db_name")?,
+        db_user: var_str(&resolved.vars, "db_user")?,
+        source_env_root: src_layout.env_root.clone(),
+        source_env_user: src_layout.env_user.clone(),
+        source_db_name: src_layout.db_name.clone(),
+        source_release_path: src_release.path.clone(),
+        source_canonical_url: src_url.clone(),
+        production_env_root: prod_layout.env_root.clone(),
+        production_db_name: prod_layout.db_name.clone(),
+        drift_tables: DRIFT_TABLES.iter().map(|t| t.to_string()).collect(),
+        drift_paths: DRIFT_PATHS.iter().map(|p| p.to_string()).collect(),
+        node: Default::default(),
+        files: Default::default(),
+    };
+    let spec = serde_json::to_value(&spec).map_err(|_| VarsError::Missing("the node spec"))?;
     let v = &mut resolved.vars;
     v.insert("source_environment_id".into(), src.id.clone().into());
     v.insert("source_env_root".into(), src_layout.env_root.into());
@@ -221,38 +241,6 @@ async fn extra_vars(
     v.insert("production_db_name".into(), prod_layout.db_name.into());
     v.insert("drift_tables".into(), DRIFT_TABLES.to_vec().into());
     v.insert("drift_paths".into(), DRIFT_PATHS.to_vec().into());
-    let spec = node_spec(v)?;
     v.insert("node_spec".into(), spec);
     Ok(resolved)
-}
-
-/// What `pressluft node env-clone` reads (the playbook adds the node facts and the rendered
-/// files), from the variables above.
-fn node_spec(v: &serde_json::Map<String, Value>) -> Result<Value, VarsError> {
-    let var = |key: &str| var_str(v, key);
-    let spec = EnvCloneSpec {
-        contract_version: CONTRACT_VERSION,
-        environment_id: var("environment_id")?,
-        env_root: var("env_root")?,
-        env_user: var("env_user")?,
-        release_name: var("release_name")?,
-        release_path: var("release_path")?,
-        db_name: var("db_name")?,
-        db_user: var("db_user")?,
-        canonical_url: var("canonical_url")?,
-        redis_cache_enabled: v.get("redis_cache_enabled").and_then(Value::as_bool) == Some(true),
-        redis_prefix: var("redis_prefix")?,
-        source_env_root: var("source_env_root")?,
-        source_env_user: var("source_env_user")?,
-        source_db_name: var("source_db_name")?,
-        source_release_path: var("source_release_path")?,
-        source_canonical_url: var("source_canonical_url")?,
-        production_env_root: var("production_env_root")?,
-        production_db_name: var("production_db_name")?,
-        drift_tables: DRIFT_TABLES.iter().map(|t| t.to_string()).collect(),
-        drift_paths: DRIFT_PATHS.iter().map(|p| p.to_string()).collect(),
-        node: Default::default(),
-        files: Default::default(),
-    };
-    serde_json::to_value(&spec).map_err(|_| VarsError::Missing("the node spec"))
 }

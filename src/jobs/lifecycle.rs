@@ -222,6 +222,23 @@ pub fn var_str(vars: &Map<String, Value>, key: &str) -> Result<String, VarsError
         .ok_or(VarsError::Missing("an environment variable"))
 }
 
+/// The node helper's description of the new environment, from [`environment_vars`]' `vars`.
+pub fn new_environment(
+    vars: &Map<String, Value>,
+) -> Result<crate::node_helper::spec::NewEnvironment, VarsError> {
+    let var = |key: &str| var_str(vars, key);
+    Ok(crate::node_helper::spec::NewEnvironment {
+        environment_id: var("environment_id")?,
+        env_root: var("env_root")?,
+        env_user: var("env_user")?,
+        release_name: var("release_name")?,
+        release_path: var("release_path")?,
+        canonical_url: var("canonical_url")?,
+        redis_cache_enabled: vars.get("redis_cache_enabled").and_then(Value::as_bool) == Some(true),
+        redis_prefix: var("redis_prefix")?,
+    })
+}
+
 /// The variables of an environment playbook about the target environment (the contract in
 /// docs/node-helper.md), with its database and Redis passwords and salts as secrets.
 pub async fn environment_vars(

@@ -9,8 +9,8 @@ use sqlx::SqliteConnection;
 use super::errors::JobErrorCode;
 use super::kinds::{Hook, JobKind, ResolvedVars, VarsError};
 use super::lifecycle::{
-    environment_to, environment_vars, fix_payload_field, fix_release_name, node_must_be_active,
-    payload_str, record_built_release, site_and_environment, site_to, var_str,
+    environment_to, environment_vars, fix_payload_field, fix_release_name, new_environment,
+    node_must_be_active, payload_str, record_built_release, site_and_environment, site_to,
 };
 use crate::config::Config;
 use crate::domain::SiteStatus;
@@ -159,19 +159,11 @@ async fn extra_vars(
             resolved.secrets.push(decoded);
         }
     }
-    let var = |key: &str| var_str(&resolved.vars, key);
     let spec = SiteCreateSpec {
         contract_version: CONTRACT_VERSION,
-        environment_id: var("environment_id")?,
-        env_root: var("env_root")?,
-        env_user: var("env_user")?,
-        release_name: var("release_name")?,
-        release_path: var("release_path")?,
-        canonical_url: var("canonical_url")?,
+        env: new_environment(&resolved.vars)?,
         site_title: payload_str(job, "site_title").unwrap_or_default(),
         admin_email: payload_str(job, "wp_admin_email").unwrap_or_default(),
-        redis_cache_enabled: resolved.vars["redis_cache_enabled"].as_bool() == Some(true),
-        redis_prefix: var("redis_prefix")?,
         wordpress_source: source.clone(),
         wordpress_source_sha256: sha.clone(),
         allow_loopback_sources: config.allow_loopback_sources,

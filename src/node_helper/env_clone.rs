@@ -64,10 +64,7 @@ pub struct Applied {
 
 /// Reads the spec from stdin, checks the node, creates the environment, prints the JSON result.
 pub fn run() -> anyhow::Result<()> {
-    let spec: Spec = spec::read_stdin()?;
-    let probed = probe(&spec).unwrap_or_else(|e| spec::refuse(&format!("{e:#}")));
-    println!("{}", serde_json::to_string(&apply(&spec, &probed)?)?);
-    Ok(())
+    spec::run_command(probe, apply)
 }
 
 fn trimmed(url: &str) -> &str {
@@ -85,17 +82,21 @@ fn check_names(spec: &Spec) -> anyhow::Result<()> {
             bail!("{db:?} is not a plain database identifier");
         }
     }
-    let expected = format!("{}/releases/{}", trimmed(&spec.env_root), spec.release_name);
-    if spec.release_path != expected || spec.release_name.contains('/') {
+    let expected = format!(
+        "{}/releases/{}",
+        trimmed(&spec.env.env_root),
+        spec.env.release_name
+    );
+    if spec.env.release_path != expected || spec.env.release_name.contains('/') {
         bail!(
             "release_path {} does not match the release name",
-            spec.release_path
+            spec.env.release_path
         );
     }
     if spec.db_name == spec.source_db_name
         || spec.db_name == spec.production_db_name
-        || spec.env_root == spec.source_env_root
-        || spec.env_user == spec.source_env_user
+        || spec.env.env_root == spec.source_env_root
+        || spec.env.env_user == spec.source_env_user
     {
         bail!("the new environment's names equal the source's or production's");
     }
@@ -155,9 +156,9 @@ fn check_links(spec: &Spec) -> anyhow::Result<()> {
         format!("{source_root}/shared/uploads"),
         format!("{production_root}/releases"),
         // The new environment's own directories may not exist yet; links are refused.
-        trimmed(&spec.env_root).to_string(),
-        format!("{}/releases", trimmed(&spec.env_root)),
-        format!("{}/shared", trimmed(&spec.env_root)),
+        trimmed(&spec.env.env_root).to_string(),
+        format!("{}/releases", trimmed(&spec.env.env_root)),
+        format!("{}/shared", trimmed(&spec.env.env_root)),
     ] {
         files::refuse_link(&dir)?;
     }
@@ -207,7 +208,7 @@ pub fn apply(spec: &Spec, probed: &Probe) -> anyhow::Result<Applied> {
     } else {
         &spec.files.vhost_without_ipv6
     };
-    let env_root = trimmed(&spec.env_root);
+    let env_root = trimmed(&spec.env.env_root);
     let baseline = drift::Request {
         root: PathBuf::from(format!("{}/current", trimmed(&spec.production_env_root))),
         table_prefix: production_table_prefix.to_string(),
@@ -216,10 +217,10 @@ pub fn apply(spec: &Spec, probed: &Probe) -> anyhow::Result<Applied> {
     };
 
     let mut steps = Steps::default();
-    users::ensure_user(&spec.env_user, env_root)?;
-    users::ensure_directories(&spec.env_user, env_root)?;
+    users::ensure_user(&spec.env.env_user, env_root)?;
+    users::ensure_directories(&spec.env.env_user, env_root)?;
     database::ensure(&spec.files.database_sql)?;
-    services::ensure_redis_user(&spec.environment_id, &spec.files.redis_acl)?;
+    services::ensure_redis_user(&spec.env.environment_id, &spec.files.redis_acl)?;
     steps.done("user, directories, database");
 
     // Production's drift baseline is taken before the copies that could hide a change in it:
@@ -248,7 +249,7 @@ pub fn apply(spec: &Spec, probed: &Probe) -> anyhow::Result<Applied> {
                     source_db: spec.source_db_name.clone(),
                     target_db: spec.db_name.clone(),
                     from: spec.source_canonical_url.clone(),
-                    to: spec.canonical_url.clone(),
+                    to: spec.env.canonical_url.clone(),
                     connections: db_copy::default_connections(),
                 })
             })?;
@@ -268,11 +269,11 @@ pub fn apply(spec: &Spec, probed: &Probe) -> anyhow::Result<Applied> {
 
     set_site_urls(spec, table_prefix)?;
     steps.done("home and siteurl");
-    releases::switch_current(env_root, &spec.release_name, &spec.env_user)?;
+    releases::switch_current(env_root, &spec.env.release_name, &spec.env.env_user)?;
     services::reload(php_version)?;
     steps.done("switch and reloads");
     Ok(Applied {
-        release_path: spec.release_path.clone(),
+        release_path: spec.env.release_path.clone(),
         table_prefix: table_prefix.to_string(),
         drift_baseline: drift::Checksums { tables, paths },
         search_replace: report.to_string(),
@@ -290,7 +291,7 @@ pub fn apply(spec: &Spec, probed: &Probe) -> anyhow::Result<Applied> {
 /// with SQL, cheap); only an option that differs is set through the PHP bridge (which loads
 /// WordPress, so caches and hooks see the change).
 fn set_site_urls(spec: &Spec, table_prefix: &str) -> anyhow::Result<()> {
-    let url = trimmed(&spec.canonical_url);
+    let url = trimmed(&spec.env.canonical_url);
     let rows = mysql_lines(
         Some(&spec.db_name),
         &format!(
@@ -313,8 +314,8 @@ fn set_site_urls(spec: &Spec, table_prefix: &str) -> anyhow::Result<()> {
                     let value = serde_json::json!({"name": option, "value": url});
                     bridge::call(
                         &spec.node.php_dir,
-                        &spec.env_user,
-                        &spec.release_path,
+                        &spec.env.env_user,
+                        &spec.env.release_path,
                         None,
                         &["option-set", &value.to_string()],
                     )
@@ -332,7 +333,7 @@ fn set_site_urls(spec: &Spec, table_prefix: &str) -> anyhow::Result<()> {
 /// user, then the release is completed as that user (issue 9: nothing follows a link as root
 /// in either tree).
 fn copy_release(spec: &Spec, env_root: &str) -> anyhow::Result<()> {
-    let Some(build) = releases::start(env_root, &spec.release_name, &spec.env_user)? else {
+    let Some(build) = releases::start(env_root, &spec.env.release_name, &spec.env.env_user)? else {
         return Ok(());
     };
     let source = nofollow::open_dir(Path::new(&spec.source_release_path))?;
@@ -340,15 +341,15 @@ fn copy_release(spec: &Spec, env_root: &str) -> anyhow::Result<()> {
         &source,
         &spec.source_env_user,
         &build.dir,
-        &spec.env_user,
+        &spec.env.env_user,
         false,
     )
     .context("copying the source's release")?;
-    build.complete(&spec.env_user, &spec.node.php_dir)
+    build.complete(&spec.env.env_user, &spec.node.php_dir)
 }
 
 fn copy_uploads(spec: &Spec, env_root: &str) -> anyhow::Result<()> {
-    let (uid, www) = env_ids(&spec.env_user)?;
+    let (uid, www) = env_ids(&spec.env.env_user)?;
     let from = format!("{}/shared/uploads", trimmed(&spec.source_env_root));
     let from = nofollow::open_dir(Path::new(&from))?;
     let to = nofollow::ensure_dir(
@@ -357,7 +358,7 @@ fn copy_uploads(spec: &Spec, env_root: &str) -> anyhow::Result<()> {
         www,
         0o2750,
     )?;
-    files::copy_tree(&from, &spec.source_env_user, &to, &spec.env_user, true)?;
+    files::copy_tree(&from, &spec.source_env_user, &to, &spec.env.env_user, true)?;
     nofollow::set_owner_mode(&to, uid, www, 0o2750)?;
     Ok(())
 }
@@ -373,17 +374,17 @@ fn install_files(
     files::install(
         &format!("{env_root}/shared/wp-config.php"),
         wp_config,
-        &format!("{0}:{0}", spec.env_user),
+        &format!("{0}:{0}", spec.env.env_user),
         0o600,
         None,
     )?;
     services::sync_object_cache(
         env_root,
-        &spec.env_user,
+        &spec.env.env_user,
         &spec.node.php_dir,
-        spec.redis_cache_enabled,
-        &spec.redis_prefix,
+        spec.env.redis_cache_enabled,
+        &spec.env.redis_prefix,
     )?;
-    services::install_pool(php_version, &spec.environment_id, &spec.files.pool)?;
-    services::install_server_block(&spec.environment_id, vhost)
+    services::install_pool(php_version, &spec.env.environment_id, &spec.files.pool)?;
+    services::install_server_block(&spec.env.environment_id, vhost)
 }

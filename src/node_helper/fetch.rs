@@ -30,7 +30,8 @@ pub fn fetch(
     if let Some(dir) = source.strip_prefix("dir:") {
         from_directory(dir, build, user)
     } else if source.starts_with("http://") || source.starts_with("https://") {
-        from_archive(source, sha256, allow_loopback, build, user)
+        let archive = download(source, sha256, allow_loopback)?;
+        unpack(archive, source, build, user)
     } else {
         bail!("unsupported source (dir:/… or http(s)://… only)")
     }
@@ -70,13 +71,8 @@ fn check_resolved(source: &str, allow_loopback: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn from_archive(
-    source: &str,
-    sha256: &str,
-    allow_loopback: bool,
-    build: &OwnedFd,
-    user: &str,
-) -> anyhow::Result<()> {
+/// The archive at `source`, downloaded into root's own temporary file and checked.
+fn download(source: &str, sha256: &str, allow_loopback: bool) -> anyhow::Result<File> {
     check_resolved(source, allow_loopback)?;
     // Root's own temporary file (0600), outside the environment's tree.
     let mut archive = tempfile::tempfile_in("/var/tmp").context("creating the download file")?;
@@ -121,6 +117,11 @@ fn from_archive(
         }
         archive.rewind()?;
     }
+    Ok(archive)
+}
+
+/// Unpacks the archive (its top directory stripped) into `build` as `user`.
+fn unpack(mut archive: File, source: &str, build: &OwnedFd, user: &str) -> anyhow::Result<()> {
     let mut magic = [0u8; 6];
     let n = archive.read(&mut magic)?;
     archive.rewind()?;

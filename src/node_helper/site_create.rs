@@ -47,10 +47,7 @@ pub struct Created {
 
 /// Reads the spec from stdin, checks the node, creates the environment, prints the result.
 pub fn run() -> anyhow::Result<()> {
-    let spec: SiteCreateSpec = spec::read_stdin()?;
-    let php_version = check(&spec).unwrap_or_else(|e| spec::refuse(&format!("{e:#}")));
-    println!("{}", serde_json::to_string(&apply(&spec, &php_version)?)?);
-    Ok(())
+    spec::run_command(check, |spec, php_version: &String| apply(spec, php_version))
 }
 
 fn trimmed(path: &str) -> &str {
@@ -59,12 +56,12 @@ fn trimmed(path: &str) -> &str {
 
 /// Read-only checks; returns the node's PHP version.
 pub fn check(spec: &SiteCreateSpec) -> anyhow::Result<String> {
-    let env_root = trimmed(&spec.env_root);
-    let expected = format!("{env_root}/releases/{}", spec.release_name);
-    if spec.release_path != expected || spec.release_name.contains('/') {
+    let env_root = trimmed(&spec.env.env_root);
+    let expected = format!("{env_root}/releases/{}", spec.env.release_name);
+    if spec.env.release_path != expected || spec.env.release_name.contains('/') {
         bail!(
             "the job's variables are inconsistent: release_path {} does not match the release name",
-            spec.release_path
+            spec.env.release_path
         );
     }
     let depth = env_root.split('/').filter(|c| !c.is_empty()).count();
@@ -122,15 +119,15 @@ pub fn check(spec: &SiteCreateSpec) -> anyhow::Result<String> {
 
 /// Everything that changes the node.
 pub fn apply(spec: &SiteCreateSpec, php_version: &str) -> anyhow::Result<Created> {
-    let env_root = trimmed(&spec.env_root);
-    let user = spec.env_user.as_str();
+    let env_root = trimmed(&spec.env.env_root);
+    let user = spec.env.env_user.as_str();
     let php_dir = spec.node.php_dir.as_str();
     let mut steps = Steps::default();
     users::ensure_user(user, env_root)?;
     users::ensure_directories(user, env_root)?;
     steps.done("user and directories");
 
-    let build = releases::start(env_root, &spec.release_name, user)?;
+    let build = releases::start(env_root, &spec.env.release_name, user)?;
     if let Some(build) = &build {
         if let Err(e) = fetch::fetch(
             &spec.wordpress_source,
@@ -158,15 +155,15 @@ pub fn apply(spec: &SiteCreateSpec, php_version: &str) -> anyhow::Result<Created
                 0o600,
                 None,
             )?;
-            services::ensure_redis_user(&spec.environment_id, &spec.files.redis_acl)?;
+            services::ensure_redis_user(&spec.env.environment_id, &spec.files.redis_acl)?;
             services::sync_object_cache(
                 env_root,
                 user,
                 php_dir,
-                spec.redis_cache_enabled,
-                &spec.redis_prefix,
+                spec.env.redis_cache_enabled,
+                &spec.env.redis_prefix,
             )?;
-            services::install_pool(php_version, &spec.environment_id, &spec.files.pool)
+            services::install_pool(php_version, &spec.env.environment_id, &spec.files.pool)
         });
         let completed = completed.map_or(Ok(()), super::process::join);
         completed.context("completing the release")?;
@@ -177,7 +174,7 @@ pub fn apply(spec: &SiteCreateSpec, php_version: &str) -> anyhow::Result<Created
     ));
 
     let install = serde_json::json!({
-        "url": spec.canonical_url,
+        "url": spec.env.canonical_url,
         "title": spec.site_title,
         "admin_user": ADMIN_USER,
         "admin_email": spec.admin_email,
@@ -185,7 +182,7 @@ pub fn apply(spec: &SiteCreateSpec, php_version: &str) -> anyhow::Result<Created
     let answer = bridge::call(
         php_dir,
         user,
-        &spec.release_path,
+        &spec.env.release_path,
         Some(env_root),
         &["install", &install.to_string()],
     )
@@ -205,10 +202,10 @@ pub fn apply(spec: &SiteCreateSpec, php_version: &str) -> anyhow::Result<Created
     } else {
         &spec.files.vhost_without_ipv6
     };
-    services::install_server_block(&spec.environment_id, vhost)?;
+    services::install_server_block(&spec.env.environment_id, vhost)?;
     let before = releases::current(env_root)?;
-    releases::switch_current(env_root, &spec.release_name, user)?;
-    let mut protected = vec![spec.release_name.as_str()];
+    releases::switch_current(env_root, &spec.env.release_name, user)?;
+    let mut protected = vec![spec.env.release_name.as_str()];
     protected.extend(before.as_deref());
     let pruned = releases::prune(env_root, spec.release_keep, &protected)?;
     services::reload(php_version)?;
@@ -217,7 +214,7 @@ pub fn apply(spec: &SiteCreateSpec, php_version: &str) -> anyhow::Result<Created
         pruned.len()
     ));
     Ok(Created {
-        release_path: spec.release_path.clone(),
+        release_path: spec.env.release_path.clone(),
         source_ref: spec.wordpress_source.clone(),
         wordpress_version,
         table_prefix: TABLE_PREFIX.to_string(),

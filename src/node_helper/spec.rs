@@ -48,16 +48,27 @@ pub fn refuse(message: &str) -> ! {
     std::process::exit(PRECONDITION_EXIT);
 }
 
-/// Reads and parses the spec from stdin; a spec this helper cannot take is refused with
-/// [`refuse`].
-pub fn read_stdin<T: serde::de::DeserializeOwned>() -> anyhow::Result<T> {
+/// An environment command: reads and parses the spec from stdin (a spec this helper cannot
+/// take is refused with [`refuse`]), runs `check` (changes nothing; a failure is refused too),
+/// then `apply`, and prints its output as JSON.
+pub fn run_command<S, P, O>(
+    check: impl FnOnce(&S) -> anyhow::Result<P>,
+    apply: impl FnOnce(&S, &P) -> anyhow::Result<O>,
+) -> anyhow::Result<()>
+where
+    S: serde::de::DeserializeOwned,
+    O: Serialize,
+{
     use anyhow::Context;
     use std::io::Read;
     let mut input = String::new();
     std::io::stdin()
         .read_to_string(&mut input)
         .context("reading the job variables from stdin")?;
-    Ok(parse(&input).unwrap_or_else(|e| refuse(&e)))
+    let spec: S = parse(&input).unwrap_or_else(|e| refuse(&e));
+    let checked = check(&spec).unwrap_or_else(|e| refuse(&format!("{e:#}")));
+    println!("{}", serde_json::to_string(&apply(&spec, &checked)?)?);
+    Ok(())
 }
 
 /// What the playbook adds to every spec: the node facts it knows from node_provision and the
@@ -82,21 +93,30 @@ pub struct Files {
 /// prefix in its place.
 pub const TABLE_PREFIX_PLACEHOLDER: &str = "'__PRESSLUFT_TABLE_PREFIX__'";
 
+/// The environment an environment command creates (names derived by the control plane).
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewEnvironment {
+    pub environment_id: String,
+    pub env_root: String,
+    pub env_user: String,
+    pub release_name: String,
+    /// `<env_root>/releases/<release_name>`.
+    pub release_path: String,
+    /// WordPress's `home` and `siteurl`.
+    pub canonical_url: String,
+    pub redis_cache_enabled: bool,
+    pub redis_prefix: String,
+}
+
 /// `pressluft node site-create`: a new site's production environment with WordPress installed.
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SiteCreateSpec {
     pub contract_version: u32,
-    pub environment_id: String,
-    pub env_root: String,
-    pub env_user: String,
-    pub release_name: String,
-    pub release_path: String,
-    pub canonical_url: String,
+    pub env: NewEnvironment,
     pub site_title: String,
     pub admin_email: String,
-    pub redis_cache_enabled: bool,
-    pub redis_prefix: String,
     /// `dir:/path` on the node or an `http(s)://` archive (credentials in it are secrets).
     pub wordpress_source: String,
     /// Hex SHA-256 of the archive, or empty (not checked).
@@ -118,16 +138,9 @@ pub struct SiteCreateSpec {
 #[serde(deny_unknown_fields)]
 pub struct EnvCloneSpec {
     pub contract_version: u32,
-    pub environment_id: String,
-    pub env_root: String,
-    pub env_user: String,
-    pub release_name: String,
-    pub release_path: String,
+    pub env: NewEnvironment,
     pub db_name: String,
     pub db_user: String,
-    pub canonical_url: String,
-    pub redis_cache_enabled: bool,
-    pub redis_prefix: String,
     pub source_env_root: String,
     pub source_env_user: String,
     pub source_db_name: String,
