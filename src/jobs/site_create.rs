@@ -45,7 +45,13 @@ impl JobKind for SiteCreate {
         job: &'a JobRecord,
         node: &'a NodeRecord,
     ) -> Hook<'a, Result<ResolvedVars, VarsError>> {
-        Box::pin(extra_vars(store, secrets, config, job, node))
+        Box::pin(extra_vars(
+            store,
+            secrets,
+            job,
+            node,
+            config.allow_loopback_sources,
+        ))
     }
 }
 
@@ -136,9 +142,9 @@ async fn on_cancel(
 async fn extra_vars(
     store: &Store,
     secrets: &Secrets,
-    config: &Config,
     job: &JobRecord,
     node: &NodeRecord,
+    allow_loopback_sources: bool,
 ) -> Result<ResolvedVars, VarsError> {
     let (mut resolved, _, _) = environment_vars(store, secrets, job, node).await?;
     let (source, sha) = match (payload_str(job, SOURCE), payload_str(job, SOURCE_SHA256)) {
@@ -166,7 +172,7 @@ async fn extra_vars(
         admin_email: payload_str(job, "wp_admin_email").unwrap_or_default(),
         wordpress_source: source.clone(),
         wordpress_source_sha256: sha.clone(),
-        allow_loopback_sources: config.allow_loopback_sources,
+        allow_loopback_sources,
         release_keep: RELEASE_KEEP,
         node: Default::default(),
         files: Default::default(),
