@@ -73,11 +73,6 @@ pub async fn sites_on_this_machine(app: &TestApp) {
     )
     .await;
     let created = succeeded(app, &create).await;
-    // For docs/benchmarks.md: site_create from claim to finish.
-    eprintln!(
-        "site_create ran from {} to {}",
-        created["started_at"], created["finished_at"]
-    );
     let staged = succeeded(app, &staging_job).await;
     assert!(
         staged["started_at"].as_str().unwrap() >= created["finished_at"].as_str().unwrap(),
