@@ -89,6 +89,10 @@ pub enum NodeCommand {
     /// On a node: the node work of env_create; the job variables as JSON on stdin, the result
     /// as JSON on stdout (exit 3: a precondition failed, nothing changed).
     EnvClone,
+    /// On a node: the node work of site_create; the job variables as JSON on stdin, the result
+    /// as JSON on stdout (exit 3: a precondition failed, nothing changed; exit 4: the WordPress
+    /// source could not be fetched).
+    SiteCreate,
 }
 
 #[derive(Debug, Subcommand)]
@@ -155,6 +159,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Node(NodeCommand::EnvClone) => {
             return crate::node_helper::env_clone::run();
         }
+        Command::Node(NodeCommand::SiteCreate) => {
+            return crate::node_helper::site_create::run();
+        }
         _ => {}
     }
     let mode = match cli.command {
@@ -198,7 +205,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             NodeCommand::SearchReplace { .. }
             | NodeCommand::DriftChecksums { .. }
             | NodeCommand::DbCopy { .. }
-            | NodeCommand::EnvClone,
+            | NodeCommand::EnvClone
+            | NodeCommand::SiteCreate,
         ) => {
             unreachable!("handled above")
         }

@@ -17,12 +17,13 @@ use uuid::Uuid;
 use super::errors::JobErrorCode;
 use super::kinds::{Hook, JobKind, ResolvedVars, VarsError};
 use super::lifecycle::{
-    environment_to, environment_vars, fix_release_name, node_must_be_active, record_built_release,
-    release_busy_site, site_and_environment, site_to, Unsuccessful,
+    environment_to, environment_vars, fix_release_name, new_environment, node_must_be_active,
+    record_built_release, release_busy_site, site_and_environment, site_to, var_str, Unsuccessful,
 };
 use super::payload::{self, Attempts, Release};
 use crate::config::Config;
 use crate::domain::{DriftStatus, SiteStatus};
+use crate::node_helper::spec::{EnvCloneSpec, CONTRACT_VERSION};
 use crate::secrets::Secrets;
 use crate::sites::layout::{EnvLayout, DRIFT_PATHS, DRIFT_TABLES};
 use crate::store::drift::{insert_drift_check, NewDriftCheck};
@@ -195,7 +196,7 @@ async fn on_cancel(
     release_busy_site(conn, job, &site, SiteStatus::Cloning, ending, now).await
 }
 
-/// Variables of `env-create.yml` (docs/site-lifecycle-contract.md).
+/// Variables of `env-create.yml` (docs/node-helper.md).
 async fn extra_vars(
     store: &Store,
     secrets: &Secrets,
@@ -223,6 +224,26 @@ async fn extra_vars(
         .ok_or(VarsError::Missing("the production environment"))?;
     let src_layout = EnvLayout::new(&site.id, &src.id);
     let prod_layout = EnvLayout::new(&site.id, &prod_id);
+    // What `pressluft node env-clone` reads (the playbook adds the node facts and the
+    // rendered files).
+    let spec = EnvCloneSpec {
+        contract_version: CONTRACT_VERSION,
+        env: new_environment(&resolved.vars)?,
+        db_name: var_str(&resolved.vars, "db_name")?,
+        db_user: var_str(&resolved.vars, "db_user")?,
+        source_env_root: src_layout.env_root.clone(),
+        source_env_user: src_layout.env_user.clone(),
+        source_db_name: src_layout.db_name.clone(),
+        source_release_path: src_release.path.clone(),
+        source_canonical_url: src_url.clone(),
+        production_env_root: prod_layout.env_root.clone(),
+        production_db_name: prod_layout.db_name.clone(),
+        drift_tables: DRIFT_TABLES.iter().map(|t| t.to_string()).collect(),
+        drift_paths: DRIFT_PATHS.iter().map(|p| p.to_string()).collect(),
+        node: Default::default(),
+        files: Default::default(),
+    };
+    let spec = serde_json::to_value(&spec).map_err(|_| VarsError::Missing("the node spec"))?;
     let v = &mut resolved.vars;
     v.insert("source_environment_id".into(), src.id.clone().into());
     v.insert("source_env_root".into(), src_layout.env_root.into());
@@ -235,5 +256,6 @@ async fn extra_vars(
     v.insert("production_db_name".into(), prod_layout.db_name.into());
     v.insert("drift_tables".into(), DRIFT_TABLES.to_vec().into());
     v.insert("drift_paths".into(), DRIFT_PATHS.to_vec().into());
+    v.insert("node_spec".into(), spec);
     Ok(resolved)
 }

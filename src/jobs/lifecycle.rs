@@ -125,16 +125,6 @@ pub async fn node_must_be_active(
     })
 }
 
-/// A string field of the payload, for the variables of a run (they read the payload by key
-/// until they have a typed struct of their own).
-pub fn payload_str(job: &JobRecord, key: &str) -> Option<String> {
-    serde_json::from_str::<Value>(&job.payload_json)
-        .ok()?
-        .get(key)?
-        .as_str()
-        .map(str::to_string)
-}
-
 /// Fixes the run-stable `release_name` at the first start so retries reuse it (jobs.md §3).
 pub fn fix_release_name(release: &mut Release, now: &str, job_id: &str) {
     release
@@ -178,8 +168,33 @@ pub async fn record_built_release(
     .await
 }
 
+/// A string variable [`environment_vars`] put in `vars` (for the node helper's spec).
+pub fn var_str(vars: &Map<String, Value>, key: &str) -> Result<String, VarsError> {
+    vars.get(key)
+        .and_then(Value::as_str)
+        .map(str::to_string)
+        .ok_or(VarsError::Missing("an environment variable"))
+}
+
+/// The node helper's description of the new environment, from [`environment_vars`]' `vars`.
+pub fn new_environment(
+    vars: &Map<String, Value>,
+) -> Result<crate::node_helper::spec::NewEnvironment, VarsError> {
+    let var = |key: &str| var_str(vars, key);
+    Ok(crate::node_helper::spec::NewEnvironment {
+        environment_id: var("environment_id")?,
+        env_root: var("env_root")?,
+        env_user: var("env_user")?,
+        release_name: var("release_name")?,
+        release_path: var("release_path")?,
+        canonical_url: var("canonical_url")?,
+        redis_cache_enabled: vars.get("redis_cache_enabled").and_then(Value::as_bool) == Some(true),
+        redis_prefix: var("redis_prefix")?,
+    })
+}
+
 /// The variables of an environment playbook about the target environment (the contract in
-/// docs/site-lifecycle-contract.md), with its database and Redis passwords and salts as secrets.
+/// docs/node-helper.md), with its database and Redis passwords and salts as secrets.
 pub async fn environment_vars(
     store: &Store,
     secrets: &Secrets,

@@ -10,12 +10,14 @@ use sqlx::SqliteConnection;
 use super::errors::JobErrorCode;
 use super::kinds::{Hook, JobKind, ResolvedVars, VarsError};
 use super::lifecycle::{
-    environment_to, environment_vars, fix_release_name, node_must_be_active, payload_str,
+    environment_to, environment_vars, fix_release_name, new_environment, node_must_be_active,
     record_built_release, site_and_environment, site_to,
 };
 use super::payload::{self, Attempts, Release};
 use crate::config::Config;
 use crate::domain::SiteStatus;
+use crate::node_helper::releases::RELEASE_KEEP;
+use crate::node_helper::spec::{SiteCreateSpec, CONTRACT_VERSION};
 use crate::secrets::Secrets;
 use crate::settings::wordpress_source;
 use crate::store::nodes::NodeRecord;
@@ -63,8 +65,13 @@ impl JobKind for SiteCreate {
         job: &'a JobRecord,
         node: &'a NodeRecord,
     ) -> Hook<'a, Result<ResolvedVars, VarsError>> {
-        let _ = config;
-        Box::pin(extra_vars(store, secrets, job, node))
+        Box::pin(extra_vars(
+            store,
+            secrets,
+            job,
+            node,
+            config.allow_loopback_sources,
+        ))
     }
 }
 
@@ -82,10 +89,6 @@ async fn validate_start(
     }
     node_must_be_active(conn, job).await
 }
-
-/// The run-stable payload fields of [`SiteCreatePayload`] as the variables read them.
-const SOURCE: &str = "wordpress_source";
-const SOURCE_SHA256: &str = "wordpress_source_sha256";
 
 async fn on_start(
     conn: &mut SqliteConnection,
@@ -154,15 +157,18 @@ async fn on_cancel(
     on_final_failure(conn, job, JobErrorCode::PreconditionFailed, false, now).await
 }
 
-/// Variables of `site-create.yml` (docs/site-lifecycle-contract.md).
+/// Variables of `site-create.yml` (docs/node-helper.md): the flat ones its
+/// templates use, and `node_spec`, what the node helper reads.
 async fn extra_vars(
     store: &Store,
     secrets: &Secrets,
     job: &JobRecord,
     node: &NodeRecord,
+    allow_loopback_sources: bool,
 ) -> Result<ResolvedVars, VarsError> {
     let (mut resolved, _, _) = environment_vars(store, secrets, job, node).await?;
-    let (source, sha) = match (payload_str(job, SOURCE), payload_str(job, SOURCE_SHA256)) {
+    let payload = payload::read::<SiteCreatePayload>(job);
+    let (source, sha) = match (payload.wordpress_source, payload.wordpress_source_sha256) {
         (Some(source), Some(sha)) => (source, sha),
         _ => {
             let mut conn = store.pool().acquire().await.map_err(StoreError::from)?;
@@ -180,6 +186,20 @@ async fn extra_vars(
             resolved.secrets.push(decoded);
         }
     }
+    let spec = SiteCreateSpec {
+        contract_version: CONTRACT_VERSION,
+        env: new_environment(&resolved.vars)?,
+        site_title: payload.site_title,
+        admin_email: payload.wp_admin_email,
+        wordpress_source: source.clone(),
+        wordpress_source_sha256: sha.clone(),
+        allow_loopback_sources,
+        release_keep: RELEASE_KEEP,
+        node: Default::default(),
+        files: Default::default(),
+    };
+    let spec = serde_json::to_value(&spec).map_err(|_| VarsError::Missing("the node spec"))?;
+    resolved.vars.insert("node_spec".into(), spec);
     resolved
         .vars
         .insert("wordpress_source".into(), source.into());

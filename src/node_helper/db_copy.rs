@@ -35,7 +35,8 @@ use std::thread::JoinHandle;
 use anyhow::{bail, Context};
 use search_replace::{Replacements, Report, Rewriter};
 
-use super::{is_identifier, wait_child};
+use super::database::is_identifier;
+use super::process::wait_child;
 
 /// What to copy.
 #[derive(Debug, Clone)]

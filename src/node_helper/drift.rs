@@ -14,7 +14,8 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context};
 use serde::Serialize;
 
-use super::{is_identifier, mysql_lines, nofollow};
+use super::database::{is_identifier, mysql_lines};
+use super::nofollow;
 use sha2::{Digest, Sha256};
 
 /// One table's figures.

@@ -270,47 +270,17 @@ async fn stale_run_directories_are_removed_at_start_up() {
     assert!(run.parent().unwrap().is_dir(), "the runs directory stays");
 }
 
-/// Issue 9, item 11: the release role, on the node, refuses an archive whose host resolves to a
-/// link-local address (cloud metadata), and to loopback unless allowed; run directly with
-/// `ansible-playbook` against this machine (`connection: local`).
+/// Issue 9, item 11: the node helper's fetch (`pressluft node site-create`), on the node,
+/// refuses an archive whose host resolves to a link-local address (cloud metadata), and to
+/// loopback unless allowed; run directly against this machine.
 #[test]
 fn the_node_refuses_link_local_and_unallowed_loopback_sources() {
-    if !ansible_available() {
-        return;
-    }
     let scratch = tempfile::tempdir().unwrap();
-    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("ansible");
-    let play = scratch.path().join("fetch.yml");
-    let out = scratch.path().join("failure.txt");
-    std::fs::write(
-        &play,
-        format!(
-            "- name: Fetch\n  hosts: localhost\n  connection: local\n  gather_facts: false\n  tasks:\n    - name: Fetch\n      block:\n        - name: Fetch\n          ansible.builtin.import_role:\n            name: release\n            tasks_from: fetch\n          vars:\n            release_env_root: {root}/env\n            release_name: r1\n            release_owner: root\n            release_source: \"{{{{ src }}}}\"\n            release_allow_loopback: \"{{{{ allow | bool }}}}\"\n      rescue:\n        - name: Keep the failure\n          ansible.builtin.copy:\n            dest: {out}\n            content: \"{{{{ ansible_failed_result.msg }}}}\"\n            mode: \"0600\"\n",
-            root = scratch.path().display(),
-            out = out.display()
-        ),
-    )
-    .unwrap();
-    std::fs::create_dir_all(scratch.path().join("env/releases")).unwrap();
+    let build: std::os::fd::OwnedFd = std::fs::File::open(scratch.path()).unwrap().into();
     let failure = |src: &str, allow: bool| -> String {
-        let _ = std::fs::remove_file(&out);
-        let run = std::process::Command::new("ansible-playbook")
-            .arg("-i")
-            .arg("localhost,")
-            .arg("-e")
-            .arg(format!("src={src} allow={allow}"))
-            .arg(&play)
-            .env("ANSIBLE_CONFIG", repo.join("ansible.cfg"))
-            .env("ANSIBLE_ROLES_PATH", repo.join("roles"))
-            .output()
-            .unwrap();
-        assert!(
-            run.status.success(),
-            "{src}: the rescue keeps the play going\n{}\n{}",
-            String::from_utf8_lossy(&run.stdout),
-            String::from_utf8_lossy(&run.stderr)
-        );
-        std::fs::read_to_string(&out).unwrap_or_default()
+        let err =
+            pressluft::node_helper::fetch::fetch(src, "", allow, &build, "root").expect_err(src);
+        format!("{err:#}")
     };
     for (src, allow) in [
         ("http://169.254.169.254/latest/wp.tgz", true),
