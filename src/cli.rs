@@ -89,6 +89,13 @@ pub enum NodeCommand {
     /// On a node: the node work of env_create; the job variables as JSON on stdin, the result
     /// as JSON on stdout (exit 3: a precondition failed, nothing changed).
     EnvClone,
+    /// On a node: a backup (database dump and/or files archive, encrypted) into its storage;
+    /// the spec as JSON on stdin, the result as JSON on stdout (docs: "Backups: node helper").
+    BackupCreate,
+    /// On a node: re-read a stored backup and check every hash (spec as JSON on stdin).
+    BackupVerify,
+    /// On a node: one decrypted, decompressed backup artifact to stdout (spec as JSON on stdin).
+    BackupRead,
 }
 
 #[derive(Debug, Subcommand)]
@@ -155,6 +162,13 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Node(NodeCommand::EnvClone) => {
             return crate::node_helper::env_clone::run();
         }
+        Command::Node(NodeCommand::BackupCreate) => {
+            return crate::node_helper::backup::run_create()
+        }
+        Command::Node(NodeCommand::BackupVerify) => {
+            return crate::node_helper::backup::run_verify()
+        }
+        Command::Node(NodeCommand::BackupRead) => return crate::node_helper::backup::run_read(),
         _ => {}
     }
     let mode = match cli.command {
@@ -198,7 +212,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             NodeCommand::SearchReplace { .. }
             | NodeCommand::DriftChecksums { .. }
             | NodeCommand::DbCopy { .. }
-            | NodeCommand::EnvClone,
+            | NodeCommand::EnvClone
+            | NodeCommand::BackupCreate
+            | NodeCommand::BackupVerify
+            | NodeCommand::BackupRead,
         ) => {
             unreachable!("handled above")
         }

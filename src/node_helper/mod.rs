@@ -8,6 +8,7 @@ use std::process::{Child, Command, Stdio};
 
 use anyhow::{bail, Context};
 
+pub mod backup;
 pub mod db_copy;
 pub mod drift;
 pub mod env_clone;
