@@ -394,6 +394,7 @@ fn db_and_full_backups_to_local_and_s3_restore_the_rows() {
         ("s3", s3_storage(&prefix, S3_ENDPOINT)),
     ] {
         for scope in ["db", "full"] {
+            eprintln!("backup {label} {scope}");
             let spec = create_spec(scope, &root, &source.0, storage.clone(), &key);
             let result = node("backup-create", &spec).json();
             let expected: &[&str] = if scope == "db" {
@@ -418,6 +419,7 @@ fn db_and_full_backups_to_local_and_s3_restore_the_rows() {
                 );
             }
 
+            eprintln!("verified {label} {scope}; restoring");
             // The decrypted dump imports into a scratch database with the rows.
             let restored = ScratchDb::new(&format!("pl_backup_dst_{pid}"));
             let dump = read(&storage, &key, "db.sql.zst");

@@ -143,7 +143,11 @@ where
             .enable_all()
             .build()
             .map_err(|e| BackupError::Failed(format!("runtime: {e}")))?;
-        let result = work(spec, runtime.handle());
+        // The multipart upload spawns its part uploads: they need the runtime as context.
+        let result = {
+            let _context = runtime.enter();
+            work(spec, runtime.handle())
+        };
         runtime.shutdown_timeout(std::time::Duration::from_secs(5));
         result
     })
@@ -180,7 +184,10 @@ pub fn run_read() -> anyhow::Result<()> {
             .enable_all()
             .build()
             .map_err(|e| BackupError::Failed(format!("runtime: {e}")))?;
-        let result = verify::read(spec, runtime.handle(), &mut std::io::stdout().lock());
+        let result = {
+            let _context = runtime.enter();
+            verify::read(spec, runtime.handle(), &mut std::io::stdout().lock())
+        };
         runtime.shutdown_timeout(std::time::Duration::from_secs(5));
         result
     })
