@@ -488,29 +488,12 @@ fn unreachable_s3_and_failed_dumps_leave_nothing_behind() {
 
     // A dump that fails midway (no such database) removes what was written, locally and on S3.
     let dir = tmp.path().join("store/b-1");
-    let out = node(
-        "backup-create",
-        &create_spec(
-            "full",
-            &root,
-            "pl_backup_no_such_db",
-            local_storage(&dir),
-            &key,
-        ),
-    );
-    assert_eq!(out.code, 1, "{}", out.stderr);
-    assert!(!dir.exists(), "local leftovers");
     let prefix = format!("backups/failed/b-{}", std::process::id());
-    let out = node(
-        "backup-create",
-        &create_spec(
-            "full",
-            &root,
-            "pl_backup_no_such_db",
-            s3_storage(&prefix, S3_ENDPOINT),
-            &key,
-        ),
-    );
-    assert_eq!(out.code, 1, "{}", out.stderr);
+    for storage in [local_storage(&dir), s3_storage(&prefix, S3_ENDPOINT)] {
+        let spec = create_spec("full", &root, "pl_backup_no_such_db", storage, &key);
+        let out = node("backup-create", &spec);
+        assert_eq!(out.code, 1, "{}", out.stderr);
+    }
+    assert!(!dir.exists(), "local leftovers");
     assert!(!s3_keys(&prefix).contains("<Key>"), "S3 leftovers");
 }

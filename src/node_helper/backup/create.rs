@@ -47,10 +47,9 @@ impl Scope {
     }
 }
 
-/// The stdin document of `backup-create`.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct CreateSpec {
+/// What identifies a backup and what restore needs to know: in the spec and in the manifest.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct BackupMeta {
     pub backup_id: String,
     pub environment_id: String,
     pub scope: Scope,
@@ -59,6 +58,13 @@ pub struct CreateSpec {
     pub canonical_url: String,
     pub table_prefix: String,
     pub wordpress_version: String,
+}
+
+/// The stdin document of `backup-create`.
+#[derive(Debug, Deserialize)]
+pub struct CreateSpec {
+    #[serde(flatten)]
+    pub backup: BackupMeta,
     /// The environment's root (`/srv/www/<site>/<env>`); links never lead out of it.
     pub env_root: PathBuf,
     /// The current release directory (absolute, below `env_root`).
@@ -73,13 +79,8 @@ pub struct CreateSpec {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Manifest {
     pub format: String,
-    pub backup_id: String,
-    pub environment_id: String,
-    pub scope: Scope,
-    pub created_at: String,
-    pub canonical_url: String,
-    pub table_prefix: String,
-    pub wordpress_version: String,
+    #[serde(flatten)]
+    pub backup: BackupMeta,
     pub artifacts: Vec<ArtifactInfo>,
 }
 
@@ -100,13 +101,13 @@ pub struct CreateResult {
 
 fn validate(spec: &CreateSpec) -> Result<(), BackupError> {
     let invalid = |m: &str| Err(BackupError::Spec(m.to_string()));
-    if spec.backup_id.is_empty() || spec.environment_id.is_empty() {
+    if spec.backup.backup_id.is_empty() || spec.backup.environment_id.is_empty() {
         return invalid("backup_id and environment_id are required");
     }
-    if spec.scope.has_db() && !is_identifier(&spec.database) {
+    if spec.backup.scope.has_db() && !is_identifier(&spec.database) {
         return invalid("database is not a valid database name");
     }
-    if spec.scope.has_files() {
+    if spec.backup.scope.has_files() {
         if !spec.env_root.is_absolute() || !spec.release.is_absolute() {
             return invalid("env_root and release must be absolute paths");
         }
@@ -151,11 +152,11 @@ fn write_all(
     recipient: &age::x25519::Recipient,
 ) -> Result<CreateResult, BackupError> {
     let mut artifacts = Vec::new();
-    if spec.scope.has_db() {
+    if spec.backup.scope.has_db() {
         artifacts.push(dump_database(&spec.database, storage, recipient)?);
     }
     let mut files = None;
-    if spec.scope.has_files() {
+    if spec.backup.scope.has_files() {
         let encoding = Encoding::new(storage.writer(FILES_ARTIFACT)?, recipient, true)?;
         let (encoding, stats) =
             write_archive(&spec.env_root, &spec.release, encoding).map_err(from_anyhow)?;
@@ -164,13 +165,7 @@ fn write_all(
     }
     let manifest = Manifest {
         format: MANIFEST_FORMAT.into(),
-        backup_id: spec.backup_id.clone(),
-        environment_id: spec.environment_id.clone(),
-        scope: spec.scope,
-        created_at: spec.created_at.clone(),
-        canonical_url: spec.canonical_url.clone(),
-        table_prefix: spec.table_prefix.clone(),
-        wordpress_version: spec.wordpress_version.clone(),
+        backup: spec.backup.clone(),
         artifacts: artifacts.clone(),
     };
     let json = serde_json::to_vec_pretty(&manifest)
@@ -183,7 +178,7 @@ fn write_all(
     let checksum = format!("sha256:{}", stored_manifest.sha256);
     artifacts.push(stored_manifest);
     Ok(CreateResult {
-        backup_id: spec.backup_id.clone(),
+        backup_id: spec.backup.backup_id.clone(),
         checksum,
         size_bytes: artifacts.iter().map(|a| a.size_bytes).sum(),
         artifacts,

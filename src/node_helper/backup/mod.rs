@@ -126,33 +126,31 @@ impl ClassifyName for serde_json::Error {
     }
 }
 
-/// Runs `work` on its own thread with its own small runtime (the S3 client is async; the
-/// pipeline is blocking and drives it through the handle), prints its JSON result, and exits
-/// with the error's code on failure.
-fn run_command<T, S>(
-    work: fn(T, &tokio::runtime::Handle) -> Result<S, BackupError>,
-) -> anyhow::Result<()>
-where
-    T: DeserializeOwned + Send + 'static,
-    S: serde::Serialize + Send + 'static,
-{
-    let outcome = std::thread::spawn(move || -> Result<S, BackupError> {
-        let spec = read_spec::<T>()?;
+/// Runs `work` on its own thread with its own small runtime entered (the S3 client is async and
+/// the multipart upload spawns its part uploads; the pipeline is blocking and drives it through
+/// the handle).
+fn on_runtime<R: Send + 'static>(
+    work: impl FnOnce(&tokio::runtime::Handle) -> Result<R, BackupError> + Send + 'static,
+) -> anyhow::Result<Result<R, BackupError>> {
+    std::thread::spawn(move || {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
             .build()
             .map_err(|e| BackupError::Failed(format!("runtime: {e}")))?;
-        // The multipart upload spawns its part uploads: they need the runtime as context.
         let result = {
             let _context = runtime.enter();
-            work(spec, runtime.handle())
+            work(runtime.handle())
         };
         runtime.shutdown_timeout(std::time::Duration::from_secs(5));
         result
     })
     .join()
-    .map_err(|_| anyhow::anyhow!("backup thread panicked"))?;
+    .map_err(|_| anyhow::anyhow!("backup thread panicked"))
+}
+
+/// Prints the JSON result, or the error line and exits with its code.
+fn finish<S: serde::Serialize>(outcome: Result<S, BackupError>) -> anyhow::Result<()> {
     match outcome {
         Ok(result) => {
             println!("{}", serde_json::to_string(&result)?);
@@ -167,32 +165,18 @@ where
 
 /// `pressluft node backup-create`.
 pub fn run_create() -> anyhow::Result<()> {
-    run_command(create::create)
+    finish(on_runtime(|handle| create::create(read_spec()?, handle))?)
 }
 
 /// `pressluft node backup-verify`.
 pub fn run_verify() -> anyhow::Result<()> {
-    run_command(verify::verify)
+    finish(on_runtime(|handle| verify::verify(read_spec()?, handle))?)
 }
 
 /// `pressluft node backup-read`: one artifact's plaintext to stdout.
 pub fn run_read() -> anyhow::Result<()> {
-    let outcome = std::thread::spawn(|| -> Result<(), BackupError> {
-        let spec = read_spec::<verify::ReadSpec>()?;
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .map_err(|e| BackupError::Failed(format!("runtime: {e}")))?;
-        let result = {
-            let _context = runtime.enter();
-            verify::read(spec, runtime.handle(), &mut std::io::stdout().lock())
-        };
-        runtime.shutdown_timeout(std::time::Duration::from_secs(5));
-        result
-    })
-    .join()
-    .map_err(|_| anyhow::anyhow!("backup thread panicked"))?;
+    let outcome =
+        on_runtime(|handle| verify::read(read_spec()?, handle, &mut std::io::stdout().lock()))?;
     if let Err(e) = outcome {
         eprintln!("{e}");
         std::process::exit(e.exit_code());
