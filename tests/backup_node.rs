@@ -345,7 +345,12 @@ impl Drop for ScratchDb {
 
 fn s3_object(key: &str) -> Vec<u8> {
     let out = Command::new("curl")
-        .args(["-sf", &format!("{S3_ENDPOINT}/{S3_BUCKET}/{key}")])
+        .args([
+            "-sf",
+            "--max-time",
+            "30",
+            &format!("{S3_ENDPOINT}/{S3_BUCKET}/{key}"),
+        ])
         .output()
         .unwrap();
     assert!(out.status.success(), "GET {key}");
@@ -356,7 +361,9 @@ fn s3_put(key: &str, bytes: &[u8]) {
     let tmp = tempfile::NamedTempFile::new().unwrap();
     std::fs::write(tmp.path(), bytes).unwrap();
     sh(&format!(
-        "curl -sf -o /dev/null -X PUT --data-binary @{} {S3_ENDPOINT}/{S3_BUCKET}/{key}",
+        // moto parses curl's default form content type as a form and never answers.
+        "curl -sf --max-time 30 -o /dev/null -X PUT -H 'Content-Type: application/octet-stream' \
+         --data-binary @{} {S3_ENDPOINT}/{S3_BUCKET}/{key}",
         tmp.path().display()
     ));
 }
