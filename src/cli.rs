@@ -93,6 +93,13 @@ pub enum NodeCommand {
     /// as JSON on stdout (exit 3: a precondition failed, nothing changed; exit 4: the WordPress
     /// source could not be fetched).
     SiteCreate,
+    /// On a node: a backup (database dump and/or files archive, encrypted) into its storage;
+    /// the spec as JSON on stdin, the result as JSON on stdout (docs: "Backups: node helper").
+    BackupCreate,
+    /// On a node: re-read a stored backup and check every hash (spec as JSON on stdin).
+    BackupVerify,
+    /// On a node: one decrypted, decompressed backup artifact to stdout (spec as JSON on stdin).
+    BackupRead,
 }
 
 #[derive(Debug, Subcommand)]
@@ -162,6 +169,13 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Node(NodeCommand::SiteCreate) => {
             return crate::node_helper::site_create::run();
         }
+        Command::Node(NodeCommand::BackupCreate) => {
+            return crate::node_helper::backup::run_create()
+        }
+        Command::Node(NodeCommand::BackupVerify) => {
+            return crate::node_helper::backup::run_verify()
+        }
+        Command::Node(NodeCommand::BackupRead) => return crate::node_helper::backup::run_read(),
         _ => {}
     }
     let mode = match cli.command {
@@ -206,7 +220,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             | NodeCommand::DriftChecksums { .. }
             | NodeCommand::DbCopy { .. }
             | NodeCommand::EnvClone
-            | NodeCommand::SiteCreate,
+            | NodeCommand::SiteCreate
+            | NodeCommand::BackupCreate
+            | NodeCommand::BackupVerify
+            | NodeCommand::BackupRead,
         ) => {
             unreachable!("handled above")
         }

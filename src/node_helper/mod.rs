@@ -3,6 +3,7 @@
 //! input comes from arguments and environment variables, results go to stdout as JSON (or a
 //! stream), diagnostics to stderr.
 
+pub mod backup;
 pub mod bridge;
 pub mod database;
 pub mod db_copy;
