@@ -6,14 +6,12 @@ use serde_json::Value;
 use sqlx::SqliteConnection;
 
 use super::errors::JobErrorCode;
-use super::kinds::{Hook, JobKind, ResolvedVars, VarsError};
+use super::kinds::{JobKind, ResolvedVars, VarsContext, VarsError};
 use super::payload::{self, Attempts};
-use crate::config::Config;
 use crate::domain::{JobType, NodeStatus};
-use crate::secrets::Secrets;
 use crate::store::nodes::{fetch_node, record_node_provisioned, set_node_status, NodeRecord};
 use crate::store::queue::job_succeeded_for_node;
-use crate::store::{JobRecord, Store, StoreError};
+use crate::store::{JobRecord, StoreError};
 
 /// The `node_provision` job type.
 pub struct NodeProvision;
@@ -41,20 +39,9 @@ impl JobKind for NodeProvision {
         on_start,
         on_success,
         on_final_failure,
-        on_cancel
+        on_cancel,
+        extra_vars
     );
-
-    fn extra_vars<'a>(
-        &'a self,
-        store: &'a Store,
-        secrets: &'a Secrets,
-        config: &'a Config,
-        job: &'a JobRecord,
-        node: &'a NodeRecord,
-    ) -> Hook<'a, Result<ResolvedVars, VarsError>> {
-        let _ = (secrets, job);
-        Box::pin(async move { Ok(extra_vars(store, config, node).await?) })
-    }
 }
 
 async fn node(conn: &mut SqliteConnection, job: &JobRecord) -> Result<NodeRecord, StoreError> {
@@ -179,11 +166,13 @@ async fn on_cancel(
 }
 
 /// Variables of `node-provision.yml` (ansible/README.md).
-async fn extra_vars(
-    store: &Store,
-    config: &Config,
-    node: &NodeRecord,
-) -> Result<ResolvedVars, StoreError> {
+async fn extra_vars(cx: &VarsContext<'_>, _job: &JobRecord) -> Result<ResolvedVars, VarsError> {
+    let VarsContext {
+        store,
+        config,
+        node,
+        ..
+    } = *cx;
     let binary = config
         .node_binary
         .clone()
