@@ -15,7 +15,7 @@ use sqlx::SqliteConnection;
 use uuid::Uuid;
 
 use super::errors::JobErrorCode;
-use super::kinds::{JobKind, ResolvedVars, VarsContext, VarsError};
+use super::kinds::{ResolvedVars, VarsContext, VarsError};
 use super::lifecycle::{
     environment_to, environment_vars, fix_release_name, new_environment, node_must_be_active,
     record_built_release, release_busy_site, site_and_environment, site_to, var_str, Unsuccessful,
@@ -29,8 +29,7 @@ use crate::store::environments::{canonical_url, fetch_environment, EnvironmentRe
 use crate::store::releases::fetch_release;
 use crate::store::{JobRecord, StoreError};
 
-/// The `env_create` job type.
-pub struct EnvCreate;
+super::kinds::job_kind!(EnvCreate, "env-create.yml", all_hooks);
 
 /// The payload of `env_create`, built by [`crate::sites::Sites::create_environment`].
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -42,21 +41,6 @@ pub struct EnvCreatePayload {
     pub release: Release,
     #[serde(flatten)]
     pub attempts: Attempts,
-}
-
-impl JobKind for EnvCreate {
-    fn playbook(&self) -> &'static str {
-        "env-create.yml"
-    }
-
-    super::kinds::job_hooks!(
-        validate_start,
-        on_start,
-        on_success,
-        on_final_failure,
-        on_cancel,
-        extra_vars
-    );
 }
 
 fn source_id(job: &JobRecord) -> String {

@@ -104,6 +104,33 @@ macro_rules! job_hooks {
 }
 pub(crate) use job_hooks;
 
+/// A job type's zero-sized kind: `job_kind!(EnvCreate, "env-create.yml", all_hooks)` declares
+/// `pub struct EnvCreate` and its [`JobKind`] impl with that playbook and every hook forwarded
+/// by [`job_hooks!`]; `job_kind!(Kind, "kind.yml", [on_success, extra_vars])` forwards only the
+/// hooks named. A kind with other facts (`max_attempts`, `follow_up`) writes its impl by hand.
+macro_rules! job_kind {
+    ($kind:ident, $playbook:literal, all_hooks) => {
+        $crate::jobs::kinds::job_kind!(
+            $kind,
+            $playbook,
+            [validate_start, on_start, on_success, on_final_failure, on_cancel, extra_vars]
+        );
+    };
+    ($kind:ident, $playbook:literal, [$($hook:ident),* $(,)?]) => {
+        #[doc = concat!("The job type whose playbook is `", $playbook, "`.")]
+        pub struct $kind;
+
+        impl $crate::jobs::kinds::JobKind for $kind {
+            fn playbook(&self) -> &'static str {
+                $playbook
+            }
+
+            $crate::jobs::kinds::job_hooks!($($hook),*);
+        }
+    };
+}
+pub(crate) use job_kind;
+
 /// One job type: its facts and its hooks. The hooks receive the engine's open write
 /// transaction (only call `store` functions there), except [`JobKind::extra_vars`], which runs
 /// before the playbook. Every hook defaults to "no effect"; those defaults return a zero-sized
@@ -360,7 +387,6 @@ pub async fn on_retry(
 
 /// What [`JobKind::extra_vars`] reads besides the job: the store, the secrets, the
 /// configuration and the job's node.
-#[derive(Clone, Copy)]
 pub struct VarsContext<'a> {
     pub store: &'a Store,
     pub secrets: &'a Secrets,

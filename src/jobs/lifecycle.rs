@@ -197,12 +197,7 @@ pub async fn environment_vars(
     cx: &VarsContext<'_>,
     job: &JobRecord,
 ) -> Result<(ResolvedVars, SiteRecord, EnvironmentRecord), VarsError> {
-    let VarsContext {
-        store,
-        secrets,
-        node,
-        ..
-    } = *cx;
+    let (store, secrets, node) = (cx.store, cx.secrets, cx.node);
     let mut conn = store.pool().acquire().await.map_err(StoreError::from)?;
     let (site, env) = site_and_environment(&mut conn, job).await?;
     let canonical = crate::store::environments::canonical_url(&mut conn, &env.id)

@@ -8,7 +8,7 @@ use serde_json::Value;
 use sqlx::SqliteConnection;
 
 use super::errors::JobErrorCode;
-use super::kinds::{JobKind, ResolvedVars, VarsContext, VarsError};
+use super::kinds::{ResolvedVars, VarsContext, VarsError};
 use super::lifecycle::{
     environment_to, environment_vars, fix_release_name, new_environment, node_must_be_active,
     record_built_release, site_and_environment, site_to,
@@ -20,8 +20,7 @@ use crate::node_helper::spec::{SiteCreateSpec, CONTRACT_VERSION};
 use crate::settings::wordpress_source;
 use crate::store::{JobRecord, StoreError};
 
-/// The `site_create` job type.
-pub struct SiteCreate;
+super::kinds::job_kind!(SiteCreate, "site-create.yml", all_hooks);
 
 /// The payload of `site_create`, built by [`crate::sites::Sites::create_site`].
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -39,21 +38,6 @@ pub struct SiteCreatePayload {
     pub wordpress_source_sha256: Option<String>,
     #[serde(flatten)]
     pub attempts: Attempts,
-}
-
-impl JobKind for SiteCreate {
-    fn playbook(&self) -> &'static str {
-        "site-create.yml"
-    }
-
-    super::kinds::job_hooks!(
-        validate_start,
-        on_start,
-        on_success,
-        on_final_failure,
-        on_cancel,
-        extra_vars
-    );
 }
 
 async fn validate_start(
