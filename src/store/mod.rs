@@ -98,17 +98,28 @@ async fn set_status_guarded(
     to: &'static str,
     now: &str,
 ) -> Result<bool, StoreError> {
-    let r = sqlx::query(&format!(
+    let sql = format!(
         "UPDATE {table} SET status = ?, state_version = state_version + 1, updated_at = ?
          WHERE id = ? AND state_version = ?"
-    ))
-    .bind(to)
-    .bind(now)
-    .bind(id)
-    .bind(state_version)
-    .execute(conn)
-    .await?;
-    Ok(r.rows_affected() == 1)
+    );
+    let update = sqlx::query(&sql)
+        .bind(to)
+        .bind(now)
+        .bind(id)
+        .bind(state_version);
+    updated_one(conn, update).await
+}
+
+/// Runs a guarded `UPDATE` (its `WHERE` names the state the row must still be in): true when
+/// it changed the one row, false when the row had moved on.
+pub(crate) async fn updated_one<'q, 'c, E>(
+    conn: E,
+    update: sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments<'q>>,
+) -> Result<bool, StoreError>
+where
+    E: sqlx::Executor<'c, Database = sqlx::Sqlite>,
+{
+    Ok(update.execute(conn).await?.rows_affected() == 1)
 }
 
 /// A guarded status change that found the row's `state_version` moved on: impossible inside
