@@ -2,7 +2,7 @@
 
 use crate::events::read_until;
 use crate::helpers::{
-    client, csrf_field, get_with, page_text, post_form, spawn_app, submit_login_form, JobFixture,
+    client, get_with, page_text, post_form, spawn_app, submit_login_form, CsrfForms, JobFixture,
     TestApp, ADMIN_EMAIL, ADMIN_PASSWORD,
 };
 
@@ -124,7 +124,7 @@ async fn dashboard_logout_needs_its_token_and_revokes() {
     let c = client();
     form_login(&app, &c).await;
     let html = page_text(&c, app.url("/")).await;
-    let token = csrf_field(&html);
+    let forms = CsrfForms::new(&app, &c, &html);
 
     let r = post_form(&c, app.url("/logout"), &[("csrf_token", "wrong")]).await;
     assert_eq!(r.status(), 403);
@@ -134,7 +134,7 @@ async fn dashboard_logout_needs_its_token_and_revokes() {
         "still logged in"
     );
 
-    let r = post_form(&c, app.url("/logout"), &[("csrf_token", token.as_str())]).await;
+    let r = forms.post("/logout", &[]).await;
     assert_eq!(r.status(), 303);
     assert_eq!(r.headers()["location"], "/login");
     assert_eq!(
@@ -178,20 +178,19 @@ async fn node_register_form_shows_field_errors_and_starts_a_job() {
     let html = page_text(&c, app.url("/nodes")).await;
     assert!(html.contains("ssh-ed25519 "), "public key shown");
     assert!(html.contains("No nodes yet"), "helpful empty state");
-    let token = csrf_field(&html);
+    let forms = CsrfForms::new(&app, &c, &html);
 
-    let r = post_form(
-        &c,
-        app.url("/nodes"),
-        &[
-            ("csrf_token", token.as_str()),
-            ("name", "edge"),
-            ("hostname", "not a host"),
-            ("ssh_port", "22"),
-            ("ssh_user", "root"),
-        ],
-    )
-    .await;
+    let r = forms
+        .post(
+            "/nodes",
+            &[
+                ("name", "edge"),
+                ("hostname", "not a host"),
+                ("ssh_port", "22"),
+                ("ssh_user", "root"),
+            ],
+        )
+        .await;
     assert_eq!(r.status(), 400);
     let html = r.text().await.unwrap();
     assert!(
@@ -212,19 +211,18 @@ async fn node_register_form_shows_field_errors_and_starts_a_job() {
     .await;
     assert_eq!(r.status(), 403, "per-session CSRF token required");
 
-    let r = post_form(
-        &c,
-        app.url("/nodes"),
-        &[
-            ("csrf_token", token.as_str()),
-            ("name", "edge"),
-            ("hostname", "10.0.0.9"),
-            ("public_ip", ""),
-            ("ssh_port", "2222"),
-            ("ssh_user", "deploy"),
-        ],
-    )
-    .await;
+    let r = forms
+        .post(
+            "/nodes",
+            &[
+                ("name", "edge"),
+                ("hostname", "10.0.0.9"),
+                ("public_ip", ""),
+                ("ssh_port", "2222"),
+                ("ssh_user", "deploy"),
+            ],
+        )
+        .await;
     assert_eq!(r.status(), 303);
     let location = r.headers()["location"].to_str().unwrap().to_string();
     assert!(location.starts_with("/jobs/"), "{location}");
@@ -252,20 +250,13 @@ async fn the_new_site_form_needs_a_node_and_keeps_bad_input() {
         .await
         .contains("No sites yet"));
     let html = page_text(&c, app.url("/sites/new")).await;
-    let token = csrf_field(&html);
+    let forms = CsrfForms::new(&app, &c, &html);
     assert!(html.contains("sslip.io"), "preview URL formula shown");
 
     // No node yet: a sentence, not a stack trace; nothing created.
-    let r = post_form(
-        &c,
-        app.url("/sites"),
-        &[
-            ("csrf_token", token.as_str()),
-            ("name", "Shop"),
-            ("slug", "shop"),
-        ],
-    )
-    .await;
+    let r = forms
+        .post("/sites", &[("name", "Shop"), ("slug", "shop")])
+        .await;
     assert_eq!(r.status(), 409);
     assert!(r
         .text()
@@ -274,16 +265,9 @@ async fn the_new_site_form_needs_a_node_and_keeps_bad_input() {
         .contains("register and provision a node"));
 
     app.insert_node("edge", "active").await;
-    let r = post_form(
-        &c,
-        app.url("/sites"),
-        &[
-            ("csrf_token", token.as_str()),
-            ("name", "Shop"),
-            ("slug", "Bad Slug"),
-        ],
-    )
-    .await;
+    let r = forms
+        .post("/sites", &[("name", "Shop"), ("slug", "Bad Slug")])
+        .await;
     assert_eq!(r.status(), 400);
     let html = r.text().await.unwrap();
     assert!(
@@ -316,17 +300,11 @@ async fn site_from_the_form() -> FormSite {
     let c = client();
     form_login(&app, &c).await;
     app.insert_node("edge", "active").await;
-    let token = csrf_field(&page_text(&c, app.url("/sites/new")).await);
-    let r = post_form(
-        &c,
-        app.url("/sites"),
-        &[
-            ("csrf_token", token.as_str()),
-            ("name", "My Shop"),
-            ("slug", ""),
-        ],
-    )
-    .await;
+    let forms = CsrfForms::new(&app, &c, &page_text(&c, app.url("/sites/new")).await);
+    let r = forms
+        .post("/sites", &[("name", "My Shop"), ("slug", "")])
+        .await;
+    let token = forms.token;
     assert_eq!(r.status(), 303);
     let location = r.headers()["location"].to_str().unwrap().to_string();
     let site_id = location.trim_start_matches("/sites/").to_string();
@@ -452,41 +430,21 @@ async fn settings_page_saves_the_wordpress_source() {
     form_login(&app, &c).await;
     let html = page_text(&c, app.url("/settings")).await;
     assert!(html.contains("https://wordpress.org/latest.tar.gz"));
-    let token = csrf_field(&html);
-    let r = post_form(
-        &c,
-        app.url("/settings/wordpress"),
-        &[
-            ("csrf_token", token.as_str()),
-            ("wordpress_source", "ftp://x"),
-            ("wordpress_source_sha256", ""),
-        ],
-    )
-    .await;
+    let forms = CsrfForms::new(&app, &c, &html);
+    let r = forms.save_wordpress_source("ftp://x", "").await;
     assert_eq!(r.status(), 400);
     assert!(r
         .text()
         .await
         .unwrap()
         .contains("must be an http(s):// URL"));
-    let r = post_form(
-        &c,
-        app.url("/settings/wordpress"),
-        &[
-            ("csrf_token", token.as_str()),
-            ("wordpress_source", "dir:/usr/share/wordpress"),
-            ("wordpress_source_sha256", ""),
-        ],
-    )
-    .await;
+    let r = forms
+        .save_wordpress_source("dir:/usr/share/wordpress", "")
+        .await;
     assert_eq!(r.status(), 200);
     assert!(r.text().await.unwrap().contains("Settings saved"));
     assert_eq!(
-        app.store
-            .get_setting("wordpress_source")
-            .await
-            .unwrap()
-            .as_deref(),
+        app.setting("wordpress_source").await.as_deref(),
         Some("dir:/usr/share/wordpress")
     );
 }
