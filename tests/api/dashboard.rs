@@ -10,6 +10,14 @@ async fn form_login(app: &TestApp, c: &reqwest::Client) -> reqwest::Response {
     submit_login_form(app, c, "/login?next=/jobs", ADMIN_PASSWORD, Some("/jobs")).await
 }
 
+/// A fresh app and a browser-like client logged in through the form.
+async fn logged_in() -> (TestApp, reqwest::Client) {
+    let app = spawn_app().await;
+    let c = client();
+    form_login(&app, &c).await;
+    (app, c)
+}
+
 #[tokio::test]
 async fn pages_redirect_to_login_with_next() {
     let app = spawn_app().await;
@@ -70,9 +78,7 @@ async fn form_login_failures_show_a_sentence() {
 
 #[tokio::test]
 async fn overview_and_jobs_pages_render_rows() {
-    let app = spawn_app().await;
-    let c = client();
-    form_login(&app, &c).await;
+    let (app, c) = logged_in().await;
     let node = app.insert_node("alpha", "active").await;
     let mut f = JobFixture::new("node_provision", "failed", &node);
     f.error_code = Some("ANSIBLE_HOST_UNREACHABLE");
@@ -104,9 +110,7 @@ async fn overview_and_jobs_pages_render_rows() {
 
 #[tokio::test]
 async fn live_fragments_follow_job_changes() {
-    let app = spawn_app().await;
-    let c = client();
-    form_login(&app, &c).await;
+    let (app, c) = logged_in().await;
     let node = app.insert_node("alpha", "active").await;
     let r = get_with(&c, app.url("/ui/events?view=overview")).await;
     assert_eq!(r.status(), 200);
@@ -120,9 +124,7 @@ async fn live_fragments_follow_job_changes() {
 
 #[tokio::test]
 async fn dashboard_logout_needs_its_token_and_revokes() {
-    let app = spawn_app().await;
-    let c = client();
-    form_login(&app, &c).await;
+    let (app, c) = logged_in().await;
     let html = page_text(&c, app.url("/")).await;
     let forms = CsrfForms::new(&app, &c, &html);
 
@@ -172,9 +174,7 @@ async fn assets_are_embedded() {
 
 #[tokio::test]
 async fn node_register_form_shows_field_errors_and_starts_a_job() {
-    let app = spawn_app().await;
-    let c = client();
-    form_login(&app, &c).await;
+    let (app, c) = logged_in().await;
     let html = page_text(&c, app.url("/nodes")).await;
     assert!(html.contains("ssh-ed25519 "), "public key shown");
     assert!(html.contains("No nodes yet"), "helpful empty state");
@@ -243,9 +243,7 @@ async fn node_register_form_shows_field_errors_and_starts_a_job() {
 
 #[tokio::test]
 async fn the_new_site_form_needs_a_node_and_keeps_bad_input() {
-    let app = spawn_app().await;
-    let c = client();
-    form_login(&app, &c).await;
+    let (app, c) = logged_in().await;
     assert!(page_text(&c, app.url("/sites"))
         .await
         .contains("No sites yet"));
@@ -296,9 +294,7 @@ struct Prod {
 }
 
 async fn site_from_the_form() -> FormSite {
-    let app = spawn_app().await;
-    let c = client();
-    form_login(&app, &c).await;
+    let (app, c) = logged_in().await;
     app.insert_node("edge", "active").await;
     let forms = CsrfForms::new(&app, &c, &page_text(&c, app.url("/sites/new")).await);
     let r = forms
@@ -425,9 +421,7 @@ async fn the_site_page_stream_re_renders_changed_cards() {
 
 #[tokio::test]
 async fn settings_page_saves_the_wordpress_source() {
-    let app = spawn_app().await;
-    let c = client();
-    form_login(&app, &c).await;
+    let (app, c) = logged_in().await;
     let html = page_text(&c, app.url("/settings")).await;
     assert!(html.contains("https://wordpress.org/latest.tar.gz"));
     let forms = CsrfForms::new(&app, &c, &html);
@@ -454,9 +448,7 @@ async fn settings_page_saves_the_wordpress_source() {
 /// the nodes list.
 #[tokio::test]
 async fn node_page_shows_details_history_last_failure_and_firewall() {
-    let app = spawn_app().await;
-    let c = client();
-    form_login(&app, &c).await;
+    let (app, c) = logged_in().await;
     let node = app.insert_node("alpha", "active").await;
     let other = app.insert_node("beta", "active").await;
     app.exec("UPDATE nodes SET firewall_status = 'unavailable', provision_warning = 'The kernel refused nftables.' WHERE id = ?", &[&node]).await;
@@ -524,9 +516,7 @@ async fn node_page_shows_details_history_last_failure_and_firewall() {
 
 #[tokio::test]
 async fn node_page_updates_live() {
-    let app = spawn_app().await;
-    let c = client();
-    form_login(&app, &c).await;
+    let (app, c) = logged_in().await;
     let node = app.insert_node("alpha", "provisioning").await;
     let r = get_with(&c, app.url(&format!("/ui/events?view=node&id={node}"))).await;
     assert_eq!(r.status(), 200);
@@ -574,9 +564,7 @@ impl Live {
 /// environment change of another site send no fragment, while the same changes of this site do.
 #[tokio::test]
 async fn site_stream_ignores_other_sites() {
-    let app = spawn_app().await;
-    let c = client();
-    form_login(&app, &c).await;
+    let (app, c) = logged_in().await;
     let node = app.insert_node("edge", "active").await;
     let site = app.insert_site("Shop", "shop").await;
     let env = app.insert_environment(&site, &node, "Production").await;
@@ -639,9 +627,7 @@ async fn site_stream_ignores_other_sites() {
 /// (status 404/400/500), not the API's JSON; the API keeps its JSON.
 #[tokio::test]
 async fn dashboard_errors_are_html_pages() {
-    let app = spawn_app().await;
-    let c = client();
-    form_login(&app, &c).await;
+    let (app, c) = logged_in().await;
     let unknown = uuid::Uuid::new_v4();
     for path in [
         format!("/nodes/{unknown}"),
