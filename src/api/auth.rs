@@ -10,7 +10,6 @@ use utoipa::ToSchema;
 
 use super::error::{ApiError, ErrorBody};
 use super::extract::AppJson;
-use crate::auth::SESSION_LIFETIME;
 use crate::domain::Email;
 use crate::http::cookies;
 use crate::http::session::{cookies_secure, remote_ip, CurrentSession, Peer};
@@ -66,18 +65,8 @@ pub async fn login(
     let ip = remote_ip(&headers, &peer, &state.config);
     let session = state.auth.login(&email, &body.password, &ip).await?;
     let secure = cookies_secure(&headers, &peer, &state).await?;
-    let cookie = cookies::set(
-        cookies::SESSION_COOKIE,
-        &session.token,
-        "/",
-        SESSION_LIFETIME.whole_seconds(),
-        secure,
-    );
-    Ok((
-        [(SET_COOKIE, cookie)],
-        Json(SuccessResponse { success: true }),
-    )
-        .into_response())
+    let cookie = cookies::session(&session.token, secure);
+    Ok(success_setting(cookie))
 }
 
 /// Revokes the current session and clears the cookie.
@@ -97,9 +86,11 @@ pub async fn logout(
     state.auth.logout(&session.user).await?;
     let secure = cookies_secure(&headers, &peer, &state).await?;
     let cookie = cookies::clear(cookies::SESSION_COOKIE, "/", secure);
-    Ok((
-        [(SET_COOKIE, cookie)],
-        Json(SuccessResponse { success: true }),
-    )
-        .into_response())
+    Ok(success_setting(cookie))
+}
+
+/// `{"success": true}` with a `Set-Cookie` header.
+fn success_setting(cookie: axum::http::HeaderValue) -> Response {
+    let body = Json(SuccessResponse { success: true });
+    ([(SET_COOKIE, cookie)], body).into_response()
 }

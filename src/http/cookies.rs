@@ -28,6 +28,12 @@ pub fn set(name: &str, value: &str, path: &str, max_age_secs: i64, secure: bool)
     HeaderValue::from_str(&cookie).expect("cookie values are base64url or hex")
 }
 
+/// `Set-Cookie` for a new session's token (path `/`, the session's lifetime).
+pub fn session(token: &str, secure: bool) -> HeaderValue {
+    let max_age = crate::auth::SESSION_LIFETIME.whole_seconds();
+    set(SESSION_COOKIE, token, "/", max_age, secure)
+}
+
 /// `Set-Cookie` that removes a cookie.
 pub fn clear(name: &str, path: &str, secure: bool) -> HeaderValue {
     set(name, "", path, 0, secure)

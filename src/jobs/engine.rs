@@ -427,8 +427,9 @@ impl Engine {
             tx.rollback().await?;
             return Ok(CancelOutcome::NotFound);
         };
+        let audit_id = Uuid::new_v4().to_string();
         let audit = |result: &'static str| NewAudit {
-            id: "",
+            id: &audit_id,
             user_id,
             action: "job_cancel",
             resource_type: "job",
@@ -436,7 +437,6 @@ impl Engine {
             result,
             job_id: Some(id),
         };
-        let audit_id = Uuid::new_v4().to_string();
         match job.status {
             JobStatus::Queued => {
                 finish_queued(&mut tx, id, JobStatus::Cancelled, None, None, &now).await?;
@@ -444,15 +444,7 @@ impl Engine {
                     .on_cancel(&mut tx, &job, false, &now)
                     .await?;
                 finish_audit_for_job(&mut tx, id, "cancelled").await?;
-                insert_audit(
-                    &mut tx,
-                    &NewAudit {
-                        id: &audit_id,
-                        ..audit("succeeded")
-                    },
-                    &now,
-                )
-                .await?;
+                insert_audit(&mut tx, &audit("succeeded"), &now).await?;
                 tx.commit().await?;
                 tracing::info!(id, "job cancelled while queued");
                 self.inner.events.jobs_changed();
@@ -460,15 +452,7 @@ impl Engine {
             }
             JobStatus::Running => {
                 request_cancel(&mut tx, id, &now).await?;
-                insert_audit(
-                    &mut tx,
-                    &NewAudit {
-                        id: &audit_id,
-                        ..audit("succeeded")
-                    },
-                    &now,
-                )
-                .await?;
+                insert_audit(&mut tx, &audit("succeeded"), &now).await?;
                 tx.commit().await?;
                 tracing::info!(id, "cancel of running job requested");
                 self.inner.events.jobs_changed();
@@ -484,15 +468,7 @@ impl Engine {
                 }
             }
             other @ (JobStatus::Succeeded | JobStatus::Failed | JobStatus::Cancelled) => {
-                insert_audit(
-                    &mut tx,
-                    &NewAudit {
-                        id: &audit_id,
-                        ..audit("rejected")
-                    },
-                    &now,
-                )
-                .await?;
+                insert_audit(&mut tx, &audit("rejected"), &now).await?;
                 tx.commit().await?;
                 tracing::info!(id, status = %other, "cancel refused: job already finished");
                 Ok(CancelOutcome::NotCancellable(other))

@@ -15,25 +15,21 @@ use sqlx::SqliteConnection;
 use uuid::Uuid;
 
 use super::errors::JobErrorCode;
-use super::kinds::{Hook, JobKind, ResolvedVars, VarsError};
+use super::kinds::{ResolvedVars, VarsContext, VarsError};
 use super::lifecycle::{
     environment_to, environment_vars, fix_release_name, new_environment, node_must_be_active,
     record_built_release, release_busy_site, site_and_environment, site_to, var_str, Unsuccessful,
 };
 use super::payload::{self, Attempts, Release};
-use crate::config::Config;
 use crate::domain::{DriftStatus, SiteStatus};
 use crate::node_helper::spec::{EnvCloneSpec, CONTRACT_VERSION};
-use crate::secrets::Secrets;
 use crate::sites::layout::{EnvLayout, DRIFT_PATHS, DRIFT_TABLES};
 use crate::store::drift::{insert_drift_check, NewDriftCheck};
 use crate::store::environments::{canonical_url, fetch_environment, EnvironmentRecord};
-use crate::store::nodes::NodeRecord;
 use crate::store::releases::fetch_release;
-use crate::store::{JobRecord, Store, StoreError};
+use crate::store::{JobRecord, StoreError};
 
-/// The `env_create` job type.
-pub struct EnvCreate;
+super::kinds::job_kind!(EnvCreate, "env-create.yml", all_hooks);
 
 /// The payload of `env_create`, built by [`crate::sites::Sites::create_environment`].
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -45,32 +41,6 @@ pub struct EnvCreatePayload {
     pub release: Release,
     #[serde(flatten)]
     pub attempts: Attempts,
-}
-
-impl JobKind for EnvCreate {
-    fn playbook(&self) -> &'static str {
-        "env-create.yml"
-    }
-
-    super::kinds::job_hooks!(
-        validate_start,
-        on_start,
-        on_success,
-        on_final_failure,
-        on_cancel
-    );
-
-    fn extra_vars<'a>(
-        &'a self,
-        store: &'a Store,
-        secrets: &'a Secrets,
-        config: &'a Config,
-        job: &'a JobRecord,
-        node: &'a NodeRecord,
-    ) -> Hook<'a, Result<ResolvedVars, VarsError>> {
-        let _ = config;
-        Box::pin(extra_vars(store, secrets, job, node))
-    }
 }
 
 fn source_id(job: &JobRecord) -> String {
@@ -197,14 +167,9 @@ async fn on_cancel(
 }
 
 /// Variables of `env-create.yml` (docs/node-helper.md).
-async fn extra_vars(
-    store: &Store,
-    secrets: &Secrets,
-    job: &JobRecord,
-    node: &NodeRecord,
-) -> Result<ResolvedVars, VarsError> {
-    let (mut resolved, site, _) = environment_vars(store, secrets, job, node).await?;
-    let mut conn = store.pool().acquire().await.map_err(StoreError::from)?;
+async fn extra_vars(cx: &VarsContext<'_>, job: &JobRecord) -> Result<ResolvedVars, VarsError> {
+    let (mut resolved, site, _) = environment_vars(cx, job).await?;
+    let mut conn = cx.store.pool().acquire().await.map_err(StoreError::from)?;
     let src = source(&mut conn, job)
         .await?
         .ok_or(VarsError::Missing("the source environment"))?;

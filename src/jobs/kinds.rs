@@ -28,12 +28,12 @@ use sqlx::SqliteConnection;
 /// The future a hook returns.
 pub type Hook<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
-/// The five transaction hooks of a [`JobKind`] impl, each forwarding to the module's free
-/// `async fn` of the same name and signature (`validate_start(conn, job)`,
-/// `on_start(conn, job, now)`, `on_success(conn, job, result, now)`,
-/// `on_final_failure(conn, job, code, started, now)`, `on_cancel(conn, job, was_running, now)`),
-/// so a job type's module writes its behaviour once and not the boxing around it. Name only the
-/// hooks the type has; the others keep the trait's no-op default.
+/// The hooks of a [`JobKind`] impl, each forwarding to the module's free `async fn` of the same
+/// name and signature (`validate_start(conn, job)`, `on_start(conn, job, now)`,
+/// `on_success(conn, job, result, now)`, `on_final_failure(conn, job, code, started, now)`,
+/// `on_cancel(conn, job, was_running, now)`, `extra_vars(cx, job)`), so a job type's module
+/// writes its behaviour once and not the boxing around it. Name only the hooks the type has;
+/// the others keep the trait's no-op default.
 macro_rules! job_hooks {
     ($($hook:ident),* $(,)?) => { $( $crate::jobs::kinds::job_hooks!(@one $hook); )* };
     (@one validate_start) => {
@@ -89,8 +89,47 @@ macro_rules! job_hooks {
             Box::pin(on_cancel(conn, job, was_running, now))
         }
     };
+    (@one extra_vars) => {
+        fn extra_vars<'a>(
+            &'a self,
+            cx: &'a $crate::jobs::kinds::VarsContext<'a>,
+            job: &'a $crate::store::JobRecord,
+        ) -> $crate::jobs::kinds::Hook<
+            'a,
+            Result<$crate::jobs::kinds::ResolvedVars, $crate::jobs::kinds::VarsError>,
+        > {
+            Box::pin(extra_vars(cx, job))
+        }
+    };
 }
 pub(crate) use job_hooks;
+
+/// A job type's zero-sized kind: `job_kind!(EnvCreate, "env-create.yml", all_hooks)` declares
+/// `pub struct EnvCreate` and its [`JobKind`] impl with that playbook and every hook forwarded
+/// by [`job_hooks!`]; `job_kind!(Kind, "kind.yml", [on_success, extra_vars])` forwards only the
+/// hooks named. A kind with other facts (`max_attempts`, `follow_up`) writes its impl by hand.
+macro_rules! job_kind {
+    ($kind:ident, $playbook:literal, all_hooks) => {
+        $crate::jobs::kinds::job_kind!(
+            $kind,
+            $playbook,
+            [validate_start, on_start, on_success, on_final_failure, on_cancel, extra_vars]
+        );
+    };
+    ($kind:ident, $playbook:literal, [$($hook:ident),* $(,)?]) => {
+        #[doc = concat!("The job type whose playbook is `", $playbook, "`.")]
+        pub struct $kind;
+
+        impl $crate::jobs::kinds::JobKind for $kind {
+            fn playbook(&self) -> &'static str {
+                $playbook
+            }
+
+            $crate::jobs::kinds::job_hooks!($($hook),*);
+        }
+    };
+}
+pub(crate) use job_kind;
 
 /// One job type: its facts and its hooks. The hooks receive the engine's open write
 /// transaction (only call `store` functions there), except [`JobKind::extra_vars`], which runs
@@ -173,11 +212,8 @@ pub trait JobKind: Send + Sync {
     /// values among them (masked in output). Runs before the playbook, outside a transaction.
     fn extra_vars<'a>(
         &'a self,
-        _store: &'a Store,
-        _secrets: &'a Secrets,
-        _config: &'a Config,
+        _cx: &'a VarsContext<'a>,
         _job: &'a JobRecord,
-        _node: &'a NodeRecord,
     ) -> Hook<'a, Result<ResolvedVars, VarsError>> {
         nothing()
     }
@@ -349,6 +385,15 @@ pub async fn on_retry(
     super::payload::update_stored(conn, job, |a: &mut Attempts| a.earlier_attempt_ran = true).await
 }
 
+/// What [`JobKind::extra_vars`] reads besides the job: the store, the secrets, the
+/// configuration and the job's node.
+pub struct VarsContext<'a> {
+    pub store: &'a Store,
+    pub secrets: &'a Secrets,
+    pub config: &'a Config,
+    pub node: &'a NodeRecord,
+}
+
 /// DB-resolved extra-vars of a run, and which of their values are secret (masked in output).
 #[derive(Debug, Default)]
 pub struct ResolvedVars {
@@ -375,7 +420,13 @@ pub async fn extra_vars(
     job: &JobRecord,
     node: &NodeRecord,
 ) -> Result<ResolvedVars, VarsError> {
-    of(job).extra_vars(store, secrets, config, job, node).await
+    let cx = VarsContext {
+        store,
+        secrets,
+        config,
+        node,
+    };
+    of(job).extra_vars(&cx, job).await
 }
 
 #[cfg(test)]

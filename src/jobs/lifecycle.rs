@@ -6,17 +6,15 @@ use serde_json::{Map, Value};
 use sqlx::SqliteConnection;
 
 use super::errors::JobErrorCode;
-use super::kinds::{earlier_attempt_ran, ResolvedVars, VarsError};
+use super::kinds::{earlier_attempt_ran, ResolvedVars, VarsContext, VarsError};
 use super::payload::{self, Release};
 use crate::domain::{NodeStatus, SiteStatus};
-use crate::secrets::Secrets;
 use crate::sites::layout::{self, EnvLayout};
 use crate::sites::{db_password_key, new_password, redis_password_key, wp_salts_key};
 use crate::store::environments::{fetch_environment, set_environment_status, EnvironmentRecord};
-use crate::store::nodes::NodeRecord;
 use crate::store::releases::{record_release_and_activate, NewRelease};
 use crate::store::sites::{fetch_site, set_site_status, SiteRecord};
-use crate::store::{JobRecord, Store, StoreError};
+use crate::store::{JobRecord, StoreError};
 
 /// The job's site and target environment.
 pub async fn site_and_environment(
@@ -196,11 +194,10 @@ pub fn new_environment(
 /// The variables of an environment playbook about the target environment (the contract in
 /// docs/node-helper.md), with its database and Redis passwords and salts as secrets.
 pub async fn environment_vars(
-    store: &Store,
-    secrets: &Secrets,
+    cx: &VarsContext<'_>,
     job: &JobRecord,
-    node: &NodeRecord,
 ) -> Result<(ResolvedVars, SiteRecord, EnvironmentRecord), VarsError> {
+    let (store, secrets, node) = (cx.store, cx.secrets, cx.node);
     let mut conn = store.pool().acquire().await.map_err(StoreError::from)?;
     let (site, env) = site_and_environment(&mut conn, job).await?;
     let canonical = crate::store::environments::canonical_url(&mut conn, &env.id)

@@ -6,17 +6,14 @@ use serde_json::Value;
 use sqlx::SqliteConnection;
 
 use super::errors::JobErrorCode;
-use super::kinds::{Hook, JobKind, ResolvedVars, VarsError};
+use super::kinds::{ResolvedVars, VarsContext, VarsError};
 use super::payload::{self, Attempts};
-use crate::config::Config;
 use crate::domain::{JobType, NodeStatus};
-use crate::secrets::Secrets;
 use crate::store::nodes::{fetch_node, record_node_provisioned, set_node_status, NodeRecord};
 use crate::store::queue::job_succeeded_for_node;
-use crate::store::{JobRecord, Store, StoreError};
+use crate::store::{JobRecord, StoreError};
 
-/// The `node_provision` job type.
-pub struct NodeProvision;
+super::kinds::job_kind!(NodeProvision, "node-provision.yml", all_hooks);
 
 /// The payload of `node_provision`: empty at the enqueue (`{}`).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -29,32 +26,6 @@ pub struct NodeProvisionPayload {
     pub node_status_at_start: Option<NodeStatus>,
     #[serde(flatten)]
     pub attempts: Attempts,
-}
-
-impl JobKind for NodeProvision {
-    fn playbook(&self) -> &'static str {
-        "node-provision.yml"
-    }
-
-    super::kinds::job_hooks!(
-        validate_start,
-        on_start,
-        on_success,
-        on_final_failure,
-        on_cancel
-    );
-
-    fn extra_vars<'a>(
-        &'a self,
-        store: &'a Store,
-        secrets: &'a Secrets,
-        config: &'a Config,
-        job: &'a JobRecord,
-        node: &'a NodeRecord,
-    ) -> Hook<'a, Result<ResolvedVars, VarsError>> {
-        let _ = (secrets, job);
-        Box::pin(async move { Ok(extra_vars(store, config, node).await?) })
-    }
 }
 
 async fn node(conn: &mut SqliteConnection, job: &JobRecord) -> Result<NodeRecord, StoreError> {
@@ -179,11 +150,8 @@ async fn on_cancel(
 }
 
 /// Variables of `node-provision.yml` (ansible/README.md).
-async fn extra_vars(
-    store: &Store,
-    config: &Config,
-    node: &NodeRecord,
-) -> Result<ResolvedVars, StoreError> {
+async fn extra_vars(cx: &VarsContext<'_>, _job: &JobRecord) -> Result<ResolvedVars, VarsError> {
+    let (store, config, node) = (cx.store, cx.config, cx.node);
     let binary = config
         .node_binary
         .clone()

@@ -8,23 +8,19 @@ use serde_json::Value;
 use sqlx::SqliteConnection;
 
 use super::errors::JobErrorCode;
-use super::kinds::{Hook, JobKind, ResolvedVars, VarsError};
+use super::kinds::{ResolvedVars, VarsContext, VarsError};
 use super::lifecycle::{
     environment_to, environment_vars, fix_release_name, new_environment, node_must_be_active,
     record_built_release, site_and_environment, site_to,
 };
 use super::payload::{self, Attempts, Release};
-use crate::config::Config;
 use crate::domain::SiteStatus;
 use crate::node_helper::releases::RELEASE_KEEP;
 use crate::node_helper::spec::{SiteCreateSpec, CONTRACT_VERSION};
-use crate::secrets::Secrets;
 use crate::settings::wordpress_source;
-use crate::store::nodes::NodeRecord;
-use crate::store::{JobRecord, Store, StoreError};
+use crate::store::{JobRecord, StoreError};
 
-/// The `site_create` job type.
-pub struct SiteCreate;
+super::kinds::job_kind!(SiteCreate, "site-create.yml", all_hooks);
 
 /// The payload of `site_create`, built by [`crate::sites::Sites::create_site`].
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -42,37 +38,6 @@ pub struct SiteCreatePayload {
     pub wordpress_source_sha256: Option<String>,
     #[serde(flatten)]
     pub attempts: Attempts,
-}
-
-impl JobKind for SiteCreate {
-    fn playbook(&self) -> &'static str {
-        "site-create.yml"
-    }
-
-    super::kinds::job_hooks!(
-        validate_start,
-        on_start,
-        on_success,
-        on_final_failure,
-        on_cancel
-    );
-
-    fn extra_vars<'a>(
-        &'a self,
-        store: &'a Store,
-        secrets: &'a Secrets,
-        config: &'a Config,
-        job: &'a JobRecord,
-        node: &'a NodeRecord,
-    ) -> Hook<'a, Result<ResolvedVars, VarsError>> {
-        Box::pin(extra_vars(
-            store,
-            secrets,
-            job,
-            node,
-            config.allow_loopback_sources,
-        ))
-    }
 }
 
 async fn validate_start(
@@ -159,19 +124,13 @@ async fn on_cancel(
 
 /// Variables of `site-create.yml` (docs/node-helper.md): the flat ones its
 /// templates use, and `node_spec`, what the node helper reads.
-async fn extra_vars(
-    store: &Store,
-    secrets: &Secrets,
-    job: &JobRecord,
-    node: &NodeRecord,
-    allow_loopback_sources: bool,
-) -> Result<ResolvedVars, VarsError> {
-    let (mut resolved, _, _) = environment_vars(store, secrets, job, node).await?;
+async fn extra_vars(cx: &VarsContext<'_>, job: &JobRecord) -> Result<ResolvedVars, VarsError> {
+    let (mut resolved, _, _) = environment_vars(cx, job).await?;
     let payload = payload::read::<SiteCreatePayload>(job);
     let (source, sha) = match (payload.wordpress_source, payload.wordpress_source_sha256) {
         (Some(source), Some(sha)) => (source, sha),
         _ => {
-            let mut conn = store.pool().acquire().await.map_err(StoreError::from)?;
+            let mut conn = cx.store.pool().acquire().await.map_err(StoreError::from)?;
             wordpress_source(&mut conn).await?
         }
     };
@@ -193,7 +152,7 @@ async fn extra_vars(
         admin_email: payload.wp_admin_email,
         wordpress_source: source.clone(),
         wordpress_source_sha256: sha.clone(),
-        allow_loopback_sources,
+        allow_loopback_sources: cx.config.allow_loopback_sources,
         release_keep: RELEASE_KEEP,
         node: Default::default(),
         files: Default::default(),

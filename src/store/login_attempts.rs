@@ -79,23 +79,22 @@ impl Store {
     /// Settles a reserved attempt: a success clears the failure it was reserved as.
     pub async fn settle_login_attempt(&self, id: &str, succeeded: bool) -> Result<(), StoreError> {
         if succeeded {
-            let mut tx = self.begin_write().await?;
-            sqlx::query("UPDATE login_attempts SET succeeded = 1 WHERE id = ?")
-                .bind(id)
-                .execute(&mut *tx)
-                .await?;
-            tx.commit().await?;
+            let sql = "UPDATE login_attempts SET succeeded = 1 WHERE id = ?";
+            self.write_attempt(sql, id).await?;
         }
         Ok(())
     }
 
     /// Withdraws a reserved attempt whose password was never verified (refused for load).
     pub async fn withdraw_login_attempt(&self, id: &str) -> Result<(), StoreError> {
+        self.write_attempt("DELETE FROM login_attempts WHERE id = ?", id)
+            .await
+    }
+
+    /// Runs `sql` on the attempt `id` in its own write transaction.
+    async fn write_attempt(&self, sql: &str, id: &str) -> Result<(), StoreError> {
         let mut tx = self.begin_write().await?;
-        sqlx::query("DELETE FROM login_attempts WHERE id = ?")
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query(sql).bind(id).execute(&mut *tx).await?;
         tx.commit().await?;
         Ok(())
     }

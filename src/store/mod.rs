@@ -69,16 +69,18 @@ pub enum StoreError {
     LostUpdate { what: &'static str, id: String },
 }
 
+/// A record read from a row (`#[derive(FromRow)]`): what the generic reads below return.
+trait Row: for<'r> sqlx::FromRow<'r, sqlx::sqlite::SqliteRow> + Send + Unpin {}
+
+impl<T: for<'r> sqlx::FromRow<'r, sqlx::sqlite::SqliteRow> + Send + Unpin> Row for T {}
+
 /// The row of `table` with `id` (`SELECT *`), on the pool or inside a transaction: the one
 /// single-row read every table group shares.
-async fn row_by_id<'c, T>(
+async fn row_by_id<'c, T: Row>(
     executor: impl sqlx::SqliteExecutor<'c>,
     table: &'static str,
     id: &str,
-) -> Result<Option<T>, StoreError>
-where
-    T: for<'r> sqlx::FromRow<'r, sqlx::sqlite::SqliteRow> + Send + Unpin,
-{
+) -> Result<Option<T>, StoreError> {
     Ok(
         sqlx::query_as(&format!("SELECT * FROM {table} WHERE id = ?"))
             .bind(id)
@@ -98,17 +100,28 @@ async fn set_status_guarded(
     to: &'static str,
     now: &str,
 ) -> Result<bool, StoreError> {
-    let r = sqlx::query(&format!(
+    let sql = format!(
         "UPDATE {table} SET status = ?, state_version = state_version + 1, updated_at = ?
          WHERE id = ? AND state_version = ?"
-    ))
-    .bind(to)
-    .bind(now)
-    .bind(id)
-    .bind(state_version)
-    .execute(conn)
-    .await?;
-    Ok(r.rows_affected() == 1)
+    );
+    let update = sqlx::query(&sql)
+        .bind(to)
+        .bind(now)
+        .bind(id)
+        .bind(state_version);
+    updated_one(conn, update).await
+}
+
+/// Runs a guarded `UPDATE` (its `WHERE` names the state the row must still be in): true when
+/// it changed the one row, false when the row had moved on.
+pub(crate) async fn updated_one<'q, 'c, E>(
+    conn: E,
+    update: sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments<'q>>,
+) -> Result<bool, StoreError>
+where
+    E: sqlx::Executor<'c, Database = sqlx::Sqlite>,
+{
+    Ok(update.execute(conn).await?.rows_affected() == 1)
 }
 
 /// A guarded status change that found the row's `state_version` moved on: impossible inside
@@ -215,15 +228,12 @@ impl Store {
 
     /// Rows of `select` (its table aliased `j`) whose `updated_at` is at or after `since`,
     /// oldest change first: what the job and resource change feeds read.
-    async fn changed_since<T>(
+    async fn changed_since<T: Row>(
         &self,
         select: &str,
         since: &str,
         limit: i64,
-    ) -> Result<Vec<T>, StoreError>
-    where
-        T: for<'r> sqlx::FromRow<'r, sqlx::sqlite::SqliteRow> + Send + Unpin,
-    {
+    ) -> Result<Vec<T>, StoreError> {
         Ok(sqlx::query_as(&format!(
             "{select} WHERE j.updated_at >= ? ORDER BY j.updated_at, j.id LIMIT ?"
         ))
@@ -234,16 +244,13 @@ impl Store {
     }
 
     /// Every row of `table` whose `column` equals `value`, in `order`: the children of a parent.
-    async fn rows_where<T>(
+    async fn rows_where<T: Row>(
         &self,
         table: &'static str,
         column: &'static str,
         value: &str,
         order: &'static str,
-    ) -> Result<Vec<T>, StoreError>
-    where
-        T: for<'r> sqlx::FromRow<'r, sqlx::sqlite::SqliteRow> + Send + Unpin,
-    {
+    ) -> Result<Vec<T>, StoreError> {
         Ok(sqlx::query_as(&format!(
             "SELECT * FROM {table} WHERE {column} = ? ORDER BY {order}"
         ))

@@ -10,7 +10,7 @@ use tokio::sync::{Mutex, OnceCell};
 
 use super::jobs::job_by_id;
 use super::write_tx::{WriteTx, WriterConn};
-use super::{JobRecord, Store, StoreError};
+use super::{updated_one, JobRecord, Store, StoreError};
 use crate::domain::{JobStatus, JobType};
 
 /// The job engine's write connection for claims and completions: a connection of its own
@@ -242,15 +242,13 @@ fn claim_sql(with_begin: bool) -> &'static str {
 impl Store {
     /// Refreshes the lease of a job this worker runs; false when it is no longer ours.
     pub async fn heartbeat(&self, id: &str, worker: &str, now: &str) -> Result<bool, StoreError> {
-        let r = sqlx::query(
+        let update = sqlx::query(
             "UPDATE jobs SET heartbeat_at = ? WHERE id = ? AND status = 'running' AND locked_by = ?",
         )
         .bind(now)
         .bind(id)
-        .bind(worker)
-        .execute(&self.pool)
-        .await?;
-        Ok(r.rows_affected() == 1)
+        .bind(worker);
+        updated_one(&self.pool, update).await
     }
 
     /// `cancel_requested_at` of a running job, if a cancel is pending.
@@ -358,7 +356,7 @@ pub async fn finish_running(
     f: &Finish<'_>,
 ) -> Result<bool, StoreError> {
     let terminal = f.status != JobStatus::Queued;
-    let r = sqlx::query(
+    let update = sqlx::query(
         "UPDATE jobs SET status = ?, run_after = ?, error_code = COALESCE(?, error_code),
            error_message = COALESCE(?, error_message),
            output_tail = COALESCE(?, output_tail),
@@ -377,10 +375,8 @@ pub async fn finish_running(
     .bind(f.now)
     .bind(id)
     .bind(worker)
-    .bind(worker)
-    .execute(conn)
-    .await?;
-    Ok(r.rows_affected() == 1)
+    .bind(worker);
+    updated_one(conn, update).await
 }
 
 /// Ends a `queued` job without running it (cancel, or start-time refusal). False when it was
@@ -393,20 +389,17 @@ pub async fn finish_queued(
     error_message: Option<&str>,
     now: &str,
 ) -> Result<bool, StoreError> {
-    let r = sqlx::query(
-        "UPDATE jobs SET status = ?, error_code = ?, error_message = ?, finished_at = ?,
-           run_after = NULL, updated_at = ?
-         WHERE id = ? AND status = 'queued'",
+    let update = sqlx::query(
+        "UPDATE jobs SET status = ?2, error_code = ?3, error_message = ?4, finished_at = ?5,
+           run_after = NULL, updated_at = ?5
+         WHERE id = ?1 AND status = 'queued'",
     )
+    .bind(id)
     .bind(status)
     .bind(error_code)
     .bind(error_message)
-    .bind(now)
-    .bind(now)
-    .bind(id)
-    .execute(conn)
-    .await?;
-    Ok(r.rows_affected() == 1)
+    .bind(now);
+    updated_one(conn, update).await
 }
 
 /// Marks a cancel request on a running job; false when it is not running.
@@ -415,16 +408,13 @@ pub async fn request_cancel(
     id: &str,
     now: &str,
 ) -> Result<bool, StoreError> {
-    let r = sqlx::query(
-        "UPDATE jobs SET cancel_requested_at = COALESCE(cancel_requested_at, ?), updated_at = ?
-         WHERE id = ? AND status = 'running'",
+    let update = sqlx::query(
+        "UPDATE jobs SET cancel_requested_at = COALESCE(cancel_requested_at, ?2), updated_at = ?2
+         WHERE id = ?1 AND status = 'running'",
     )
-    .bind(now)
-    .bind(now)
     .bind(id)
-    .execute(conn)
-    .await?;
-    Ok(r.rows_affected() == 1)
+    .bind(now);
+    updated_one(conn, update).await
 }
 
 /// Whether a job of `job_type` for `node_id` is queued or running.

@@ -10,7 +10,7 @@ use serde::Deserialize;
 
 use super::render;
 use crate::auth::token::{random_token, tokens_equal};
-use crate::auth::{AuthError, SESSION_LIFETIME};
+use crate::auth::AuthError;
 use crate::domain::Email;
 use crate::http::cookies;
 use crate::http::error::ApiError;
@@ -173,13 +173,7 @@ pub async fn submit(
     match outcome {
         Ok(session) => {
             let secure = cookies_secure(&headers, &peer, &state).await?;
-            let session_cookie = cookies::set(
-                cookies::SESSION_COOKIE,
-                &session.token,
-                "/",
-                SESSION_LIFETIME.whole_seconds(),
-                secure,
-            );
+            let session_cookie = cookies::session(&session.token, secure);
             let clear_csrf = cookies::clear(cookies::LOGIN_CSRF_COOKIE, "/login", secure);
             let mut response = StatusCode::SEE_OTHER.into_response();
             let h = response.headers_mut();

@@ -2,12 +2,20 @@
 
 use crate::events::read_until;
 use crate::helpers::{
-    client, csrf_field, get_with, page_text, post_form, spawn_app, submit_login_form, JobFixture,
+    client, get_with, page_text, post_form, spawn_app, submit_login_form, CsrfForms, JobFixture,
     TestApp, ADMIN_EMAIL, ADMIN_PASSWORD,
 };
 
 async fn form_login(app: &TestApp, c: &reqwest::Client) -> reqwest::Response {
     submit_login_form(app, c, "/login?next=/jobs", ADMIN_PASSWORD, Some("/jobs")).await
+}
+
+/// A fresh app and a browser-like client logged in through the form.
+async fn logged_in() -> (TestApp, reqwest::Client) {
+    let app = spawn_app().await;
+    let c = client();
+    form_login(&app, &c).await;
+    (app, c)
 }
 
 #[tokio::test]
@@ -70,9 +78,7 @@ async fn form_login_failures_show_a_sentence() {
 
 #[tokio::test]
 async fn overview_and_jobs_pages_render_rows() {
-    let app = spawn_app().await;
-    let c = client();
-    form_login(&app, &c).await;
+    let (app, c) = logged_in().await;
     let node = app.insert_node("alpha", "active").await;
     let mut f = JobFixture::new("node_provision", "failed", &node);
     f.error_code = Some("ANSIBLE_HOST_UNREACHABLE");
@@ -104,9 +110,7 @@ async fn overview_and_jobs_pages_render_rows() {
 
 #[tokio::test]
 async fn live_fragments_follow_job_changes() {
-    let app = spawn_app().await;
-    let c = client();
-    form_login(&app, &c).await;
+    let (app, c) = logged_in().await;
     let node = app.insert_node("alpha", "active").await;
     let r = get_with(&c, app.url("/ui/events?view=overview")).await;
     assert_eq!(r.status(), 200);
@@ -120,11 +124,9 @@ async fn live_fragments_follow_job_changes() {
 
 #[tokio::test]
 async fn dashboard_logout_needs_its_token_and_revokes() {
-    let app = spawn_app().await;
-    let c = client();
-    form_login(&app, &c).await;
+    let (app, c) = logged_in().await;
     let html = page_text(&c, app.url("/")).await;
-    let token = csrf_field(&html);
+    let forms = CsrfForms::new(&app, &c, &html);
 
     let r = post_form(&c, app.url("/logout"), &[("csrf_token", "wrong")]).await;
     assert_eq!(r.status(), 403);
@@ -134,7 +136,7 @@ async fn dashboard_logout_needs_its_token_and_revokes() {
         "still logged in"
     );
 
-    let r = post_form(&c, app.url("/logout"), &[("csrf_token", token.as_str())]).await;
+    let r = forms.post("/logout", &[]).await;
     assert_eq!(r.status(), 303);
     assert_eq!(r.headers()["location"], "/login");
     assert_eq!(
@@ -172,26 +174,23 @@ async fn assets_are_embedded() {
 
 #[tokio::test]
 async fn node_register_form_shows_field_errors_and_starts_a_job() {
-    let app = spawn_app().await;
-    let c = client();
-    form_login(&app, &c).await;
+    let (app, c) = logged_in().await;
     let html = page_text(&c, app.url("/nodes")).await;
     assert!(html.contains("ssh-ed25519 "), "public key shown");
     assert!(html.contains("No nodes yet"), "helpful empty state");
-    let token = csrf_field(&html);
+    let forms = CsrfForms::new(&app, &c, &html);
 
-    let r = post_form(
-        &c,
-        app.url("/nodes"),
-        &[
-            ("csrf_token", token.as_str()),
-            ("name", "edge"),
-            ("hostname", "not a host"),
-            ("ssh_port", "22"),
-            ("ssh_user", "root"),
-        ],
-    )
-    .await;
+    let r = forms
+        .post(
+            "/nodes",
+            &[
+                ("name", "edge"),
+                ("hostname", "not a host"),
+                ("ssh_port", "22"),
+                ("ssh_user", "root"),
+            ],
+        )
+        .await;
     assert_eq!(r.status(), 400);
     let html = r.text().await.unwrap();
     assert!(
@@ -212,19 +211,18 @@ async fn node_register_form_shows_field_errors_and_starts_a_job() {
     .await;
     assert_eq!(r.status(), 403, "per-session CSRF token required");
 
-    let r = post_form(
-        &c,
-        app.url("/nodes"),
-        &[
-            ("csrf_token", token.as_str()),
-            ("name", "edge"),
-            ("hostname", "10.0.0.9"),
-            ("public_ip", ""),
-            ("ssh_port", "2222"),
-            ("ssh_user", "deploy"),
-        ],
-    )
-    .await;
+    let r = forms
+        .post(
+            "/nodes",
+            &[
+                ("name", "edge"),
+                ("hostname", "10.0.0.9"),
+                ("public_ip", ""),
+                ("ssh_port", "2222"),
+                ("ssh_user", "deploy"),
+            ],
+        )
+        .await;
     assert_eq!(r.status(), 303);
     let location = r.headers()["location"].to_str().unwrap().to_string();
     assert!(location.starts_with("/jobs/"), "{location}");
@@ -245,27 +243,18 @@ async fn node_register_form_shows_field_errors_and_starts_a_job() {
 
 #[tokio::test]
 async fn the_new_site_form_needs_a_node_and_keeps_bad_input() {
-    let app = spawn_app().await;
-    let c = client();
-    form_login(&app, &c).await;
+    let (app, c) = logged_in().await;
     assert!(page_text(&c, app.url("/sites"))
         .await
         .contains("No sites yet"));
     let html = page_text(&c, app.url("/sites/new")).await;
-    let token = csrf_field(&html);
+    let forms = CsrfForms::new(&app, &c, &html);
     assert!(html.contains("sslip.io"), "preview URL formula shown");
 
     // No node yet: a sentence, not a stack trace; nothing created.
-    let r = post_form(
-        &c,
-        app.url("/sites"),
-        &[
-            ("csrf_token", token.as_str()),
-            ("name", "Shop"),
-            ("slug", "shop"),
-        ],
-    )
-    .await;
+    let r = forms
+        .post("/sites", &[("name", "Shop"), ("slug", "shop")])
+        .await;
     assert_eq!(r.status(), 409);
     assert!(r
         .text()
@@ -274,16 +263,9 @@ async fn the_new_site_form_needs_a_node_and_keeps_bad_input() {
         .contains("register and provision a node"));
 
     app.insert_node("edge", "active").await;
-    let r = post_form(
-        &c,
-        app.url("/sites"),
-        &[
-            ("csrf_token", token.as_str()),
-            ("name", "Shop"),
-            ("slug", "Bad Slug"),
-        ],
-    )
-    .await;
+    let r = forms
+        .post("/sites", &[("name", "Shop"), ("slug", "Bad Slug")])
+        .await;
     assert_eq!(r.status(), 400);
     let html = r.text().await.unwrap();
     assert!(
@@ -312,21 +294,13 @@ struct Prod {
 }
 
 async fn site_from_the_form() -> FormSite {
-    let app = spawn_app().await;
-    let c = client();
-    form_login(&app, &c).await;
+    let (app, c) = logged_in().await;
     app.insert_node("edge", "active").await;
-    let token = csrf_field(&page_text(&c, app.url("/sites/new")).await);
-    let r = post_form(
-        &c,
-        app.url("/sites"),
-        &[
-            ("csrf_token", token.as_str()),
-            ("name", "My Shop"),
-            ("slug", ""),
-        ],
-    )
-    .await;
+    let forms = CsrfForms::new(&app, &c, &page_text(&c, app.url("/sites/new")).await);
+    let r = forms
+        .post("/sites", &[("name", "My Shop"), ("slug", "")])
+        .await;
+    let token = forms.token;
     assert_eq!(r.status(), 303);
     let location = r.headers()["location"].to_str().unwrap().to_string();
     let site_id = location.trim_start_matches("/sites/").to_string();
@@ -447,46 +421,24 @@ async fn the_site_page_stream_re_renders_changed_cards() {
 
 #[tokio::test]
 async fn settings_page_saves_the_wordpress_source() {
-    let app = spawn_app().await;
-    let c = client();
-    form_login(&app, &c).await;
+    let (app, c) = logged_in().await;
     let html = page_text(&c, app.url("/settings")).await;
     assert!(html.contains("https://wordpress.org/latest.tar.gz"));
-    let token = csrf_field(&html);
-    let r = post_form(
-        &c,
-        app.url("/settings/wordpress"),
-        &[
-            ("csrf_token", token.as_str()),
-            ("wordpress_source", "ftp://x"),
-            ("wordpress_source_sha256", ""),
-        ],
-    )
-    .await;
+    let forms = CsrfForms::new(&app, &c, &html);
+    let r = forms.save_wordpress_source("ftp://x", "").await;
     assert_eq!(r.status(), 400);
     assert!(r
         .text()
         .await
         .unwrap()
         .contains("must be an http(s):// URL"));
-    let r = post_form(
-        &c,
-        app.url("/settings/wordpress"),
-        &[
-            ("csrf_token", token.as_str()),
-            ("wordpress_source", "dir:/usr/share/wordpress"),
-            ("wordpress_source_sha256", ""),
-        ],
-    )
-    .await;
+    let r = forms
+        .save_wordpress_source("dir:/usr/share/wordpress", "")
+        .await;
     assert_eq!(r.status(), 200);
     assert!(r.text().await.unwrap().contains("Settings saved"));
     assert_eq!(
-        app.store
-            .get_setting("wordpress_source")
-            .await
-            .unwrap()
-            .as_deref(),
+        app.setting("wordpress_source").await.as_deref(),
         Some("dir:/usr/share/wordpress")
     );
 }
@@ -496,9 +448,7 @@ async fn settings_page_saves_the_wordpress_source() {
 /// the nodes list.
 #[tokio::test]
 async fn node_page_shows_details_history_last_failure_and_firewall() {
-    let app = spawn_app().await;
-    let c = client();
-    form_login(&app, &c).await;
+    let (app, c) = logged_in().await;
     let node = app.insert_node("alpha", "active").await;
     let other = app.insert_node("beta", "active").await;
     app.exec("UPDATE nodes SET firewall_status = 'unavailable', provision_warning = 'The kernel refused nftables.' WHERE id = ?", &[&node]).await;
@@ -566,9 +516,7 @@ async fn node_page_shows_details_history_last_failure_and_firewall() {
 
 #[tokio::test]
 async fn node_page_updates_live() {
-    let app = spawn_app().await;
-    let c = client();
-    form_login(&app, &c).await;
+    let (app, c) = logged_in().await;
     let node = app.insert_node("alpha", "provisioning").await;
     let r = get_with(&c, app.url(&format!("/ui/events?view=node&id={node}"))).await;
     assert_eq!(r.status(), 200);
@@ -616,9 +564,7 @@ impl Live {
 /// environment change of another site send no fragment, while the same changes of this site do.
 #[tokio::test]
 async fn site_stream_ignores_other_sites() {
-    let app = spawn_app().await;
-    let c = client();
-    form_login(&app, &c).await;
+    let (app, c) = logged_in().await;
     let node = app.insert_node("edge", "active").await;
     let site = app.insert_site("Shop", "shop").await;
     let env = app.insert_environment(&site, &node, "Production").await;
@@ -681,9 +627,7 @@ async fn site_stream_ignores_other_sites() {
 /// (status 404/400/500), not the API's JSON; the API keeps its JSON.
 #[tokio::test]
 async fn dashboard_errors_are_html_pages() {
-    let app = spawn_app().await;
-    let c = client();
-    form_login(&app, &c).await;
+    let (app, c) = logged_in().await;
     let unknown = uuid::Uuid::new_v4();
     for path in [
         format!("/nodes/{unknown}"),

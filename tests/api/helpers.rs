@@ -95,6 +95,11 @@ impl TestApp {
         format!("{}{}", self.base, path)
     }
 
+    /// The stored setting `key`.
+    pub async fn setting(&self, key: &str) -> Option<String> {
+        self.store.get_setting(key).await.unwrap()
+    }
+
     pub async fn login_as(
         &self,
         client: &reqwest::Client,
@@ -463,6 +468,38 @@ pub async fn post_form(
     fields: &[(&str, &str)],
 ) -> reqwest::Response {
     c.post(url).form(fields).send().await.expect("form POST")
+}
+
+/// The forms of a dashboard session: each post carries the session's CSRF token (read from
+/// one of its pages), as the browser's do.
+pub struct CsrfForms<'a> {
+    app: &'a TestApp,
+    c: &'a reqwest::Client,
+    pub token: String,
+}
+
+impl<'a> CsrfForms<'a> {
+    /// The forms of client `c`'s session, with the token of its page `html`.
+    pub fn new(app: &'a TestApp, c: &'a reqwest::Client, html: &str) -> Self {
+        let token = csrf_field(html);
+        CsrfForms { app, c, token }
+    }
+
+    /// `POST path` with the token and `fields`.
+    pub async fn post(&self, path: &str, fields: &[(&str, &str)]) -> reqwest::Response {
+        let mut all = vec![("csrf_token", self.token.as_str())];
+        all.extend_from_slice(fields);
+        post_form(self.c, self.app.url(path), &all).await
+    }
+
+    /// `POST /settings/wordpress`: the WordPress source form.
+    pub async fn save_wordpress_source(&self, source: &str, sha256: &str) -> reqwest::Response {
+        let fields = [
+            ("wordpress_source", source),
+            ("wordpress_source_sha256", sha256),
+        ];
+        self.post("/settings/wordpress", &fields).await
+    }
 }
 
 /// True when `program arg` runs (a tool a test needs, such as ansible-playbook or nginx);

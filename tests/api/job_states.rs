@@ -56,6 +56,19 @@ impl World {
             .to_string()
     }
 
+    async fn env_status(&self, env: &str) -> String {
+        self.status(&format!("/api/environments/{env}")).await
+    }
+
+    async fn site_status(&self, site: &str) -> String {
+        self.status(&format!("/api/sites/{site}")).await
+    }
+
+    /// The statuses of environment `env` and of site `site`.
+    async fn env_and_site(&self, env: &str, site: &str) -> [String; 2] {
+        [self.env_status(env).await, self.site_status(site).await]
+    }
+
     /// A new site; returns (site, production environment, site_create job).
     async fn create_site(&self, slug: &str) -> (String, String, String) {
         self.app.clock.advance(time::Duration::seconds(1));
@@ -169,11 +182,8 @@ async fn cancelling_a_running_site_create_fails_the_site_and_its_environment() {
     let answer = w.cancel_while_running(&job).await;
     assert_eq!(answer["status"], "cancelled", "{answer}");
     assert_cancelled_without_error(&w.job(&job).await);
-    assert_eq!(w.status(&format!("/api/sites/{site}")).await, "failed");
-    assert_eq!(
-        w.status(&format!("/api/environments/{prod}")).await,
-        "failed"
-    );
+    assert_eq!(w.site_status(&site).await, "failed");
+    assert_eq!(w.env_status(&prod).await, "failed");
     let audit = w.json(&format!("/api/audit-logs?resource_id={site}")).await;
     assert_eq!(audit[0]["result"], "cancelled", "{audit}");
 }
@@ -186,13 +196,9 @@ async fn cancelling_a_running_env_create_fails_the_new_environment_and_the_site(
     let answer = w.cancel_while_running(&job).await;
     assert_eq!(answer["status"], "cancelled", "{answer}");
     assert_cancelled_without_error(&w.job(&job).await);
+    assert_eq!(w.env_and_site(&env, &site).await, ["failed", "failed"]);
     assert_eq!(
-        w.status(&format!("/api/environments/{env}")).await,
-        "failed"
-    );
-    assert_eq!(w.status(&format!("/api/sites/{site}")).await, "failed");
-    assert_eq!(
-        w.status(&format!("/api/environments/{prod}")).await,
+        w.env_status(&prod).await,
         "active",
         "the source is only read"
     );
@@ -256,28 +262,20 @@ async fn clone_whose_first_attempt_ran() -> (World, String, String, String) {
 async fn cancelling_a_queued_env_create_retry_never_leaves_the_site_cloning() {
     // An attempt that may have changed the node, then a cancel of the retry: "it ran".
     let (w, site, env, job) = clone_whose_first_attempt_ran().await;
-    assert_eq!(w.status(&format!("/api/sites/{site}")).await, "cloning");
+    assert_eq!(w.site_status(&site).await, "cloning");
     assert_eq!(w.cancel(&job).await["status"], "cancelled");
     assert_cancelled_without_error(&w.job(&job).await);
-    assert_eq!(
-        w.status(&format!("/api/environments/{env}")).await,
-        "failed"
-    );
-    assert_eq!(w.status(&format!("/api/sites/{site}")).await, "failed");
+    assert_eq!(w.env_and_site(&env, &site).await, ["failed", "failed"]);
 
     // A pre-mutation failure (nothing changed), then a cancel of the retry: back to active.
     let (site, _) = w.active_site("clean").await;
     let (env, job) = w.add_clone(&site, "copy").await;
     w.run().await;
     assert_eq!(w.job(&job).await["error_code"], "SOURCE_FETCH_FAILED");
-    assert_eq!(w.status(&format!("/api/sites/{site}")).await, "cloning");
+    assert_eq!(w.site_status(&site).await, "cloning");
     assert_eq!(w.cancel(&job).await["status"], "cancelled");
     assert_cancelled_without_error(&w.job(&job).await);
-    assert_eq!(
-        w.status(&format!("/api/environments/{env}")).await,
-        "failed"
-    );
-    assert_eq!(w.status(&format!("/api/sites/{site}")).await, "active");
+    assert_eq!(w.env_and_site(&env, &site).await, ["failed", "active"]);
 }
 
 #[tokio::test]
@@ -295,11 +293,8 @@ async fn cancelling_queued_retries_of_site_create_and_node_provision_closes_thei
     assert_eq!(w.job(&job).await["status"], "queued");
     assert_eq!(w.cancel(&job).await["status"], "cancelled");
     assert_cancelled_without_error(&w.job(&job).await);
-    assert_eq!(w.status(&format!("/api/sites/{site}")).await, "failed");
-    assert_eq!(
-        w.status(&format!("/api/environments/{prod}")).await,
-        "failed"
-    );
+    assert_eq!(w.site_status(&site).await, "failed");
+    assert_eq!(w.env_status(&prod).await, "failed");
 
     let job = w
         .accepted(&format!("/api/nodes/{}/provision", w.node), None)
@@ -355,11 +350,8 @@ async fn a_site_create_on_a_node_no_longer_active_is_refused_at_start() {
     assert_refused(&w, &job).await;
     assert_eq!(w.runs_of(&job), 0, "no playbook ran");
     // The rows exist only for this job: closed as on cancellation.
-    assert_eq!(w.status(&format!("/api/sites/{site}")).await, "failed");
-    assert_eq!(
-        w.status(&format!("/api/environments/{prod}")).await,
-        "failed"
-    );
+    assert_eq!(w.site_status(&site).await, "failed");
+    assert_eq!(w.env_status(&prod).await, "failed");
 }
 
 #[tokio::test]
@@ -371,16 +363,10 @@ async fn an_env_create_on_a_node_no_longer_active_is_refused_at_start() {
     w.run().await;
     assert_refused(&w, &job).await;
     assert_eq!(w.runs_of(&job), 0, "no playbook ran");
-    assert_eq!(
-        w.status(&format!("/api/environments/{env}")).await,
-        "failed"
-    );
+    assert_eq!(w.env_status(&env).await, "failed");
     // An existing site keeps its status.
-    assert_eq!(w.status(&format!("/api/sites/{site}")).await, "active");
-    assert_eq!(
-        w.status(&format!("/api/environments/{prod}")).await,
-        "active"
-    );
+    assert_eq!(w.site_status(&site).await, "active");
+    assert_eq!(w.env_status(&prod).await, "active");
 }
 
 #[tokio::test]
@@ -392,11 +378,7 @@ async fn a_refused_env_create_retry_applies_the_transitions_of_the_attempt_that_
     w.run().await;
     assert_refused(&w, &job).await;
     assert_eq!(w.runs_of(&job), 1, "only the first attempt ran");
-    assert_eq!(
-        w.status(&format!("/api/environments/{env}")).await,
-        "failed"
-    );
-    assert_eq!(w.status(&format!("/api/sites/{site}")).await, "failed");
+    assert_eq!(w.env_and_site(&env, &site).await, ["failed", "failed"]);
 
     // The first attempt failed before any change; its retry is refused: site active again.
     w.set_node_status("active").await;
@@ -408,11 +390,7 @@ async fn a_refused_env_create_retry_applies_the_transitions_of_the_attempt_that_
     w.after_backoff();
     w.run().await;
     assert_refused(&w, &job).await;
-    assert_eq!(
-        w.status(&format!("/api/environments/{env}")).await,
-        "failed"
-    );
-    assert_eq!(w.status(&format!("/api/sites/{site}")).await, "active");
+    assert_eq!(w.env_and_site(&env, &site).await, ["failed", "active"]);
 }
 
 // ---- a cancel request wins ------------------------------------------------------------------
@@ -455,11 +433,8 @@ async fn a_cancel_requested_while_the_worker_died_is_not_lost() {
     let answer = pending.await.unwrap();
     assert_eq!(answer["status"], "cancelled", "{answer}");
     assert_cancelled_without_error(&w.job(&job).await);
-    assert_eq!(w.status(&format!("/api/sites/{site}")).await, "failed");
-    assert_eq!(
-        w.status(&format!("/api/environments/{prod}")).await,
-        "failed"
-    );
+    assert_eq!(w.site_status(&site).await, "failed");
+    assert_eq!(w.env_status(&prod).await, "failed");
     assert_eq!(w.run().await, 0, "nothing left to run");
     assert_eq!(w.runs_of(&job), 0);
 }
@@ -477,11 +452,7 @@ async fn a_cancel_requested_while_the_run_failed_is_not_lost_to_a_retry() {
     let j = w.job(&job).await;
     assert_cancelled_without_error(&j);
     assert_eq!(j["attempt_count"], 1);
-    assert_eq!(
-        w.status(&format!("/api/environments/{env}")).await,
-        "failed"
-    );
-    assert_eq!(w.status(&format!("/api/sites/{site}")).await, "failed");
+    assert_eq!(w.env_and_site(&env, &site).await, ["failed", "failed"]);
     let audit = w.json(&format!("/api/audit-logs?resource_id={env}")).await;
     assert_eq!(audit[0]["result"], "cancelled", "{audit}");
 }

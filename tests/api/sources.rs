@@ -5,7 +5,7 @@
 use pressluft::jobs::JobErrorCode;
 use serde_json::json;
 
-use crate::helpers::{assert_error, post_form, spawn_app_with, JobFixture, TestApp};
+use crate::helpers::{assert_error, spawn_app_with, CsrfForms, JobFixture, TestApp};
 use crate::stand_in::{StandIn, Step};
 
 async fn app(allow_loopback: bool, stand_in: Option<StandIn>) -> TestApp {
@@ -60,7 +60,7 @@ async fn link_local_sources_are_refused_and_loopback_only_with_the_flag() {
         );
     }
     assert_eq!(
-        strict.store.get_setting("wordpress_source").await.unwrap(),
+        strict.setting("wordpress_source").await,
         None,
         "nothing was stored"
     );
@@ -130,26 +130,15 @@ async fn credentials_in_the_source_never_show() {
         .await;
     assert_eq!(r.status(), 200);
     assert_eq!(
-        app.store
-            .get_setting("wordpress_source")
-            .await
-            .unwrap()
-            .as_deref(),
+        app.setting("wordpress_source").await.as_deref(),
         Some(secret_source)
     );
     // A failed form save does not echo credentials either.
     let html = app.text("/settings").await;
-    let token = crate::helpers::csrf_field(&html);
-    let r = post_form(
-        &app.client,
-        app.url("/settings/wordpress"),
-        &[
-            ("csrf_token", token.as_str()),
-            ("wordpress_source", "https://u:fr3shpass@h.test/wp.tgz"),
-            ("wordpress_source_sha256", "not-hex"),
-        ],
-    )
-    .await;
+    let forms = CsrfForms::new(&app, &app.client, &html);
+    let r = forms
+        .save_wordpress_source("https://u:fr3shpass@h.test/wp.tgz", "not-hex")
+        .await;
     assert_eq!(r.status(), 400);
     let page = r.text().await.unwrap();
     assert!(!page.contains("fr3shpass"), "re-rendered form");
