@@ -93,6 +93,10 @@ pub enum NodeCommand {
     /// as JSON on stdout (exit 3: a precondition failed, nothing changed; exit 4: the WordPress
     /// source could not be fetched).
     SiteCreate,
+    /// On a node: the health checks of an environment (HTTP, WordPress installed, database);
+    /// the job variables as JSON on stdin, the checks as JSON on stdout (exit 0 whatever their
+    /// outcome; exit 3: a precondition failed).
+    HealthCheck,
 }
 
 #[derive(Debug, Subcommand)]
@@ -162,6 +166,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Node(NodeCommand::SiteCreate) => {
             return crate::node_helper::site_create::run();
         }
+        Command::Node(NodeCommand::HealthCheck) => {
+            return crate::node_helper::health::run();
+        }
         _ => {}
     }
     let mode = match cli.command {
@@ -206,7 +213,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             | NodeCommand::DriftChecksums { .. }
             | NodeCommand::DbCopy { .. }
             | NodeCommand::EnvClone
-            | NodeCommand::SiteCreate,
+            | NodeCommand::SiteCreate
+            | NodeCommand::HealthCheck,
         ) => {
             unreachable!("handled above")
         }

@@ -218,10 +218,6 @@ const BACKUP_CREATE: Planned = planned("backup-create.yml");
 const DOMAIN_ADD: Planned = planned("domain-add.yml");
 const DOMAIN_REMOVE: Planned = planned("domain-remove.yml");
 const DRIFT_CHECK: Planned = planned("drift-check.yml");
-const HEALTH_CHECK: Planned = Planned {
-    playbook: "health-check.yml",
-    follow_up: true,
-};
 const BACKUP_CLEANUP: Planned = planned("backup-cleanup.yml");
 const RELEASE_ROLLBACK: Planned = Planned {
     playbook: "release-rollback.yml",
@@ -245,7 +241,7 @@ pub fn kind(job_type: JobType) -> &'static dyn JobKind {
         JobType::DomainAdd => &DOMAIN_ADD,
         JobType::DomainRemove => &DOMAIN_REMOVE,
         JobType::DriftCheck => &DRIFT_CHECK,
-        JobType::HealthCheck => &HEALTH_CHECK,
+        JobType::HealthCheck => &super::health_check::HealthCheck,
         JobType::BackupCleanup => &BACKUP_CLEANUP,
         JobType::ReleaseRollback => &RELEASE_ROLLBACK,
     }
