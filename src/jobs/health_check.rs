@@ -29,26 +29,6 @@ use crate::store::{JobRecord, Store, StoreError};
 /// The `health_check` job type.
 pub struct HealthCheck;
 
-/// The payload of `health_check` (jobs.md §11): the release it gates, the job it follows and
-/// what a rollback restores.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
-pub struct HealthCheckPayload {
-    /// The release the gated job made current.
-    pub release_id: String,
-    /// The job this one follows up.
-    pub gated_job_id: String,
-    /// The release current before the gated job.
-    pub rollback_target_release_id: String,
-    /// The backup a rollback restores from, if any.
-    pub rollback_backup_id: Option<String>,
-    pub rollback_restore_uploads: bool,
-    /// Tables a rollback leaves alone (promotion only).
-    pub rollback_skip_tables: Vec<String>,
-    #[serde(flatten)]
-    pub attempts: Attempts,
-}
-
 impl JobKind for HealthCheck {
     fn playbook(&self) -> &'static str {
         "health-check.yml"
@@ -70,6 +50,26 @@ impl JobKind for HealthCheck {
     ) -> Hook<'a, Result<ResolvedVars, VarsError>> {
         Box::pin(extra_vars(store, job))
     }
+}
+
+/// The payload of `health_check` (jobs.md §11): the release it gates, the job it follows and
+/// what a rollback restores.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct HealthCheckPayload {
+    /// The release the gated job made current.
+    pub release_id: String,
+    /// The job this one follows up.
+    pub gated_job_id: String,
+    /// The release current before the gated job.
+    pub rollback_target_release_id: String,
+    /// The backup a rollback restores from, if any.
+    pub rollback_backup_id: Option<String>,
+    pub rollback_restore_uploads: bool,
+    /// Tables a rollback leaves alone (promotion only).
+    pub rollback_skip_tables: Vec<String>,
+    #[serde(flatten)]
+    pub attempts: Attempts,
 }
 
 /// The environment must have a current release to check, on an active node.

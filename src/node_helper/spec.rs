@@ -159,6 +159,16 @@ pub struct EnvCloneSpec {
     pub files: Files,
 }
 
+/// What the playbook knows about the node from node_provision.
+#[derive(Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeFacts {
+    /// `"<distribution> <version>"` (lowercase) → PHP version, e.g. `"debian 12": "8.2"`.
+    pub supported_os: BTreeMap<String, String>,
+    /// Where node_provision installed the bridge, the mu-plugin and the drop-in.
+    pub php_dir: String,
+}
+
 /// `pressluft node health-check`: the three checks of backups-restore-promotion.md §6 against
 /// an existing environment. Reads only: it changes nothing on the node.
 #[derive(Debug, Serialize, Deserialize)]
@@ -175,16 +185,6 @@ pub struct HealthCheckSpec {
     pub hosts: Vec<String>,
     /// Where node_provision installed the PHP bridge; added by the playbook.
     #[serde(default)]
-    pub php_dir: String,
-}
-
-/// What the playbook knows about the node from node_provision.
-#[derive(Debug, Default, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct NodeFacts {
-    /// `"<distribution> <version>"` (lowercase) → PHP version, e.g. `"debian 12": "8.2"`.
-    pub supported_os: BTreeMap<String, String>,
-    /// Where node_provision installed the bridge, the mu-plugin and the drop-in.
     pub php_dir: String,
 }
 

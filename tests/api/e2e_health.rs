@@ -17,7 +17,7 @@ pub async fn health_checks(app: &TestApp, site_id: &str, env_id: &str, gated: &s
     assert_eq!(job["status"], "succeeded", "{job}\n{output}");
     for check in ["http", "is-installed", "db-ping"] {
         assert!(
-            output.contains(&format!("{check}: passed (1 attempt(s)")),
+            output.contains(&format!("{check}: passed after 1 attempt(s)")),
             "{check} passed at once: {output}"
         );
     }
@@ -47,7 +47,7 @@ pub async fn health_checks(app: &TestApp, site_id: &str, env_id: &str, gated: &s
     for check in ["is-installed", "db-ping"] {
         assert!(message.contains(check), "{check} is named: {message}");
         assert!(
-            output.contains(&format!("{check}: FAILED (2 attempt(s)")),
+            output.contains(&format!("{check}: FAILED after 2 attempt(s)")),
             "{check} failed after its retry: {output}"
         );
     }
