@@ -6,17 +6,18 @@
 //! This is the skeleton: the kind, its payload, its variables and its playbook. The playbook
 //! exits 0 whenever it could evaluate the checks and writes them to the result file; when one
 //! failed it also reports `HEALTH_CHECK_FAILED` with a message naming the failing checks, so
-//! the job fails (not retried). A successful run records nothing. What the gate does with the
+//! the job fails (not retried). A successful run records nothing, and the kind has no hooks:
+//! an environment without a current release is refused by the helper on the node (exit 3,
+//! `PRECONDITION_FAILED`). What the gate does with the
 //! outcome is the deploy issue's work: enqueueing `health_check` as the follow-up of
 //! `env_deploy`, `env_update`, `env_restore`, `env_promote` and `site_import`, marking the
 //! release `healthy`/`unhealthy`, returning environment and site to `active` or `failed`, and
 //! enqueueing `release_rollback` from the payload's `rollback_*` fields.
 
 use serde::{Deserialize, Serialize};
-use sqlx::SqliteConnection;
 
 use super::kinds::{Hook, JobKind, ResolvedVars, VarsError};
-use super::lifecycle::{node_must_be_active, site_and_environment};
+use super::lifecycle::site_and_environment;
 use super::payload::Attempts;
 use crate::config::Config;
 use crate::node_helper::spec::{HealthCheckSpec, CONTRACT_VERSION};
@@ -37,8 +38,6 @@ impl JobKind for HealthCheck {
     fn follow_up(&self) -> bool {
         true
     }
-
-    super::kinds::job_hooks!(validate_start);
 
     fn extra_vars<'a>(
         &'a self,
@@ -70,21 +69,6 @@ pub struct HealthCheckPayload {
     pub rollback_skip_tables: Vec<String>,
     #[serde(flatten)]
     pub attempts: Attempts,
-}
-
-/// The environment must have a current release to check, on an active node.
-async fn validate_start(
-    conn: &mut SqliteConnection,
-    job: &JobRecord,
-) -> Result<Result<(), String>, StoreError> {
-    let (_, env) = site_and_environment(conn, job).await?;
-    if env.current_release_id.is_none() {
-        return Ok(Err(format!(
-            "the environment {} has no current release to check",
-            env.name
-        )));
-    }
-    node_must_be_active(conn, job).await
 }
 
 /// The environment's own hosts: its preview host and the canonical URL's host (its primary

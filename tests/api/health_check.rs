@@ -1,8 +1,7 @@
 //! The `health_check` skeleton through the stand-in runner: enqueued as a service would (there is
 //! no endpoint yet), it runs to `succeeded` and changes nothing (what the gate does with its
 //! outcome is the deploy issue's work); a failed check fails it with `HEALTH_CHECK_FAILED`, not
-//! retried; an environment without a current release is refused. Also the enqueue helper the
-//! end-to-end test (`e2e_health.rs`) uses.
+//! retried. Also the enqueue helper the end-to-end test (`e2e_health.rs`) uses.
 
 use pressluft::domain::JobType;
 use pressluft::jobs::{HealthCheckPayload, JobErrorCode};
@@ -114,22 +113,4 @@ async fn a_failed_check_fails_the_job_without_a_retry() {
     assert_eq!(job["error_code"], "HEALTH_CHECK_FAILED");
     assert_eq!(job["error_message"], "health checks failed: db-ping");
     assert_eq!(runner.runs_of(&id), 1);
-}
-
-#[tokio::test]
-async fn an_environment_without_a_release_is_refused() {
-    let (app, runner, env, create) = active_site(Step::Plausible).await;
-    app.exec(
-        "UPDATE environments SET current_release_id = NULL WHERE id = ?",
-        &[&env],
-    )
-    .await;
-    let id = enqueue_health_check(&app, &env, &create).await;
-    app.state.engine.run_until_idle("w").await.unwrap();
-    let job = app.job(&id).await;
-    assert_eq!(job["status"], "failed", "{job}");
-    assert_eq!(job["error_code"], "PRECONDITION_FAILED");
-    let message = job["error_message"].as_str().unwrap_or_default();
-    assert!(message.contains("no current release"), "{job}");
-    assert_eq!(runner.runs_of(&id), 0);
 }
