@@ -100,6 +100,10 @@ pub enum NodeCommand {
     BackupVerify,
     /// On a node: one decrypted, decompressed backup artifact to stdout (spec as JSON on stdin).
     BackupRead,
+    /// On a node: the health checks of an environment (HTTP, WordPress installed, database);
+    /// the job variables as JSON on stdin, the checks as JSON on stdout (exit 0 whatever their
+    /// outcome; exit 3: a precondition failed).
+    HealthCheck,
 }
 
 #[derive(Debug, Subcommand)]
@@ -176,6 +180,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             return crate::node_helper::backup::run_verify()
         }
         Command::Node(NodeCommand::BackupRead) => return crate::node_helper::backup::run_read(),
+        Command::Node(NodeCommand::HealthCheck) => {
+            return crate::node_helper::health::run();
+        }
         _ => {}
     }
     let mode = match cli.command {
@@ -223,7 +230,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             | NodeCommand::SiteCreate
             | NodeCommand::BackupCreate
             | NodeCommand::BackupVerify
-            | NodeCommand::BackupRead,
+            | NodeCommand::BackupRead
+            | NodeCommand::HealthCheck,
         ) => {
             unreachable!("handled above")
         }

@@ -1,7 +1,8 @@
 //! Job types: the [`JobKind`] trait (a type's facts and its hooks) and the registry [`kind`],
 //! which names every [`JobType`] (no wildcard: a new variant does not compile until it is
 //! listed). Each implemented type is one zero-sized type in its own module
-//! ([`super::node_provision`], [`super::site_create`], [`super::env_create`]); the specified
+//! ([`super::node_provision`], [`super::site_create`], [`super::env_create`],
+//! [`super::health_check`]); the specified
 //! types without an implementation yet are [`Planned`] (their playbook and follow-up flag, no
 //! resource effects). See docs/adding-a-job-type.md.
 
@@ -254,10 +255,6 @@ const BACKUP_CREATE: Planned = planned("backup-create.yml");
 const DOMAIN_ADD: Planned = planned("domain-add.yml");
 const DOMAIN_REMOVE: Planned = planned("domain-remove.yml");
 const DRIFT_CHECK: Planned = planned("drift-check.yml");
-const HEALTH_CHECK: Planned = Planned {
-    playbook: "health-check.yml",
-    follow_up: true,
-};
 const BACKUP_CLEANUP: Planned = planned("backup-cleanup.yml");
 const RELEASE_ROLLBACK: Planned = Planned {
     playbook: "release-rollback.yml",
@@ -281,7 +278,7 @@ pub fn kind(job_type: JobType) -> &'static dyn JobKind {
         JobType::DomainAdd => &DOMAIN_ADD,
         JobType::DomainRemove => &DOMAIN_REMOVE,
         JobType::DriftCheck => &DRIFT_CHECK,
-        JobType::HealthCheck => &HEALTH_CHECK,
+        JobType::HealthCheck => &super::health_check::HealthCheck,
         JobType::BackupCleanup => &BACKUP_CLEANUP,
         JobType::ReleaseRollback => &RELEASE_ROLLBACK,
     }

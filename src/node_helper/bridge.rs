@@ -19,12 +19,38 @@ pub fn call(
     home: Option<&str>,
     args: &[&str],
 ) -> anyhow::Result<Value> {
+    run(php_dir, user, wp_root, home, args, None)
+}
+
+/// [`call`] stopped after `seconds` (coreutils `timeout`; killed 2 s after its TERM), for the
+/// health checks, whose bridge calls must not hang.
+pub fn call_within(
+    php_dir: &str,
+    user: &str,
+    wp_root: &str,
+    args: &[&str],
+    seconds: u32,
+) -> anyhow::Result<Value> {
+    run(php_dir, user, wp_root, None, args, Some(seconds))
+}
+
+fn run(
+    php_dir: &str,
+    user: &str,
+    wp_root: &str,
+    home: Option<&str>,
+    args: &[&str],
+    seconds: Option<u32>,
+) -> anyhow::Result<Value> {
     let mut command = as_user_command(user, None);
     if let Some(home) = home {
         command.arg(format!("HOME={home}"));
     }
+    command.arg(format!("PRESSLUFT_WP_ROOT={wp_root}"));
+    if let Some(seconds) = seconds {
+        command.args(["timeout", "-k", "2", &seconds.to_string()]);
+    }
     let out = command
-        .arg(format!("PRESSLUFT_WP_ROOT={wp_root}"))
         .arg("php")
         .arg(format!("{php_dir}/bridge.php"))
         .args(args)
@@ -45,6 +71,11 @@ pub fn call(
             v.get("error")
                 .and_then(Value::as_str)
                 .unwrap_or("no message")
+        ),
+        None if seconds.is_some() && out.status.code() == Some(124) => bail!(
+            "the PHP bridge ({}) timed out after {} s",
+            args[0],
+            seconds.unwrap_or_default()
         ),
         None => bail!(
             "the PHP bridge ({}) gave no answer ({}): {}",

@@ -11,6 +11,7 @@ pub mod drift;
 pub mod env_clone;
 pub mod fetch;
 pub mod files;
+pub mod health;
 pub mod nofollow;
 pub mod process;
 pub mod releases;

@@ -169,6 +169,25 @@ pub struct NodeFacts {
     pub php_dir: String,
 }
 
+/// `pressluft node health-check`: the three checks of backups-restore-promotion.md §6 against
+/// an existing environment. Reads only: it changes nothing on the node.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HealthCheckSpec {
+    pub contract_version: u32,
+    pub environment_id: String,
+    pub env_root: String,
+    pub env_user: String,
+    /// The URL checked (primary domain, else preview URL).
+    pub canonical_url: String,
+    /// The environment's own hosts (preview host, then its domains): redirects may go only to
+    /// these.
+    pub hosts: Vec<String>,
+    /// Where node_provision installed the PHP bridge; added by the playbook.
+    #[serde(default)]
+    pub php_dir: String,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -174,6 +174,7 @@ pub async fn sites_on_this_machine(app: &TestApp) {
         &staging_url,
     )
     .await;
+    crate::e2e_health::health_checks(app, &site_id, &prod_id, &create).await;
 
     // A serialized option holding the production URL comes out rewritten in a new clone.
     let current = format!("{prod_root}/current");

@@ -21,7 +21,8 @@ pub enum Step {
     /// Ends with this outcome.
     Answer(RunOutcome),
     /// Succeeds like the real playbook would: `site_create` reports the source it installed
-    /// from, `env_create` a drift baseline, every other type `{}`.
+    /// from, `env_create` a drift baseline, `health_check` its passed checks, every other type
+    /// `{}`.
     Plausible,
     /// Prints these output lines, then does the next step.
     Print(Vec<String>, Box<Step>),
@@ -221,6 +222,10 @@ fn plausible_result(job: &JobRecord) -> Value {
             "wordpress_version": "6.1.9", "source_ref": payload["wordpress_source"]}),
         "env_create" => json!({"release_path": "/x", "table_prefix": "wp_",
             "drift_baseline": {"tables": {}, "paths": {}}}),
+        "health_check" => json!({"passed": true, "checks": [
+            {"name": "http", "passed": true, "detail": "200", "attempts": 1},
+            {"name": "is-installed", "passed": true, "detail": "{}", "attempts": 1},
+            {"name": "db-ping", "passed": true, "detail": "{}", "attempts": 1}]}),
         _ => json!({}),
     }
 }
