@@ -256,6 +256,20 @@ fn quoted_name(s: &[u8], p: &mut usize) -> Result<(usize, usize), SerializedErro
 
 /// Parses one value without output; `on_string` sees each string content that a rewrite would
 /// touch (array keys/values, property values), for deep validation.
+/// A container's header after its type letter: `:<n>:{` (array) or `:"<class>":<n>:{`
+/// (`named`: object, custom object); returns `n`.
+fn container_header(s: &[u8], p: &mut usize, named: bool) -> Result<usize, SerializedError> {
+    *p += 1;
+    expect(s, p, b":", "expected `:`")?;
+    if named {
+        quoted_name(s, p)?;
+        expect(s, p, b":", "expected `:`")?;
+    }
+    let n = uint(s, p)?;
+    expect(s, p, b":{", "expected `:{`")?;
+    Ok(n)
+}
+
 fn skip_value(
     s: &[u8],
     p: &mut usize,
@@ -285,10 +299,7 @@ fn skip_value(
             expect(s, p, b";", "expected `;`")
         }
         Some(b'a') => {
-            *p += 1;
-            expect(s, p, b":", "expected `:`")?;
-            let n = uint(s, p)?;
-            expect(s, p, b":{", "expected `:{`")?;
+            let n = container_header(s, p, false)?;
             for _ in 0..n {
                 match s.get(*p) {
                     Some(b'i') => scalar(s, p)?,
@@ -303,12 +314,7 @@ fn skip_value(
             expect(s, p, b"}", "expected `}` (element count mismatch)")
         }
         Some(b'O') => {
-            *p += 1;
-            expect(s, p, b":", "expected `:`")?;
-            quoted_name(s, p)?;
-            expect(s, p, b":", "expected `:`")?;
-            let n = uint(s, p)?;
-            expect(s, p, b":{", "expected `:{`")?;
+            let n = container_header(s, p, true)?;
             for _ in 0..n {
                 match s.get(*p) {
                     Some(b'i') => scalar(s, p)?,
@@ -322,12 +328,7 @@ fn skip_value(
             expect(s, p, b"}", "expected `}` (property count mismatch)")
         }
         Some(b'C') => {
-            *p += 1;
-            expect(s, p, b":", "expected `:`")?;
-            quoted_name(s, p)?;
-            expect(s, p, b":", "expected `:`")?;
-            let n = uint(s, p)?;
-            expect(s, p, b":{", "expected `:{`")?;
+            let n = container_header(s, p, true)?;
             match p.checked_add(n) {
                 Some(e) if e <= s.len() => *p = e,
                 _ => return err(*p, "custom payload length runs past the end"),
@@ -470,10 +471,7 @@ impl SerRewriter {
         match s.get(start) {
             Some(b's') => return self.string(m, s, p, out, depth),
             Some(b'a') => {
-                *p += 1;
-                expect(s, p, b":", "expected `:`")?;
-                let n = uint(s, p)?;
-                expect(s, p, b":{", "expected `:{`")?;
+                let n = container_header(s, p, false)?;
                 out.extend_from_slice(&s[start..*p]);
                 for _ in 0..n {
                     match s.get(*p) {
@@ -492,12 +490,7 @@ impl SerRewriter {
                 return Ok(());
             }
             Some(b'O') => {
-                *p += 1;
-                expect(s, p, b":", "expected `:`")?;
-                quoted_name(s, p)?;
-                expect(s, p, b":", "expected `:`")?;
-                let n = uint(s, p)?;
-                expect(s, p, b":{", "expected `:{`")?;
+                let n = container_header(s, p, true)?;
                 out.extend_from_slice(&s[start..*p]);
                 for _ in 0..n {
                     let k = *p;
