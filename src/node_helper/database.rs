@@ -3,7 +3,7 @@
 //! identifiers before they are put into SQL.
 
 use std::io::{BufRead, BufReader, Write};
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
 
 use anyhow::Context;
 
@@ -17,6 +17,21 @@ pub fn is_identifier(name: &str) -> bool {
         && name
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'$')
+}
+
+/// Starts `mysqldump <common> <extra> -- <database>` (stdout and stderr piped, stdin closed):
+/// `common` is the caller's fixed options, `extra` those of one dump.
+pub fn mysqldump(common: &[&str], extra: &[&str], database: &str) -> anyhow::Result<Child> {
+    Command::new("mysqldump")
+        .args(common)
+        .args(extra)
+        .arg("--")
+        .arg(database)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .context("starting mysqldump")
 }
 
 /// Runs `sql` with the MariaDB client as the invoking user (root on a node: unix-socket

@@ -35,7 +35,7 @@ use std::thread::JoinHandle;
 use anyhow::{bail, Context};
 use search_replace::{Replacements, Report, Rewriter};
 
-use super::database::is_identifier;
+use super::database::{self, is_identifier};
 use super::process::wait_child;
 
 /// What to copy.
@@ -111,16 +111,7 @@ pub fn copy(request: &Request) -> anyhow::Result<Report> {
 }
 
 fn mysqldump(extra: &[&str], database: &str) -> anyhow::Result<Child> {
-    Command::new("mysqldump")
-        .args(DUMP_ARGS)
-        .args(extra)
-        .arg("--")
-        .arg(database)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .context("starting mysqldump")
+    database::mysqldump(&DUMP_ARGS, extra, database)
 }
 
 fn mysql_client(database: &str) -> anyhow::Result<Child> {

@@ -254,15 +254,7 @@ mod tests {
     #[test]
     fn path_digest_records_links_as_links_and_never_leaves_the_environment() {
         let dir = tempfile::tempdir().unwrap();
-        let env = dir.path().join("env");
-        std::fs::create_dir_all(env.join("releases/r1/wp-content")).unwrap();
-        std::fs::create_dir_all(env.join("shared/uploads")).unwrap();
-        std::os::unix::fs::symlink("releases/r1", env.join("current")).unwrap();
-        std::os::unix::fs::symlink(
-            "../../../shared/uploads",
-            env.join("releases/r1/wp-content/uploads"),
-        )
-        .unwrap();
+        let env = nofollow::release_layout(dir.path());
         let root = env.join("current");
         let empty = path_digest(&root, "wp-content/uploads").unwrap();
         std::os::unix::fs::symlink("/etc", env.join("shared/uploads/etc")).unwrap();

@@ -47,15 +47,16 @@ fn cstr(name: &OsStr) -> io::Result<CString> {
     CString::new(name.as_bytes()).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))
 }
 
-/// `openat(dir, name, O_NOFOLLOW | O_DIRECTORY)`.
-pub fn open_dir_at(dir: BorrowedFd<'_>, name: &OsStr) -> io::Result<OwnedFd> {
+/// `openat(dir, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | flags)`: a link as the last component
+/// fails with `ELOOP`.
+pub fn open_at(dir: BorrowedFd<'_>, name: &OsStr, flags: libc::c_int) -> io::Result<OwnedFd> {
     let c = cstr(name)?;
     // SAFETY: a valid descriptor and NUL-terminated name; the result is checked.
     let fd = unsafe {
         libc::openat(
             dir.as_raw_fd(),
             c.as_ptr(),
-            libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC,
+            libc::O_RDONLY | libc::O_NOFOLLOW | libc::O_CLOEXEC | flags,
         )
     };
     if fd < 0 {
@@ -63,6 +64,11 @@ pub fn open_dir_at(dir: BorrowedFd<'_>, name: &OsStr) -> io::Result<OwnedFd> {
     }
     // SAFETY: `fd` was just opened and is owned by nobody else.
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// `openat(dir, name, O_NOFOLLOW | O_DIRECTORY)`.
+pub fn open_dir_at(dir: BorrowedFd<'_>, name: &OsStr) -> io::Result<OwnedFd> {
+    open_at(dir, name, libc::O_DIRECTORY)
 }
 
 /// What `name` in `dir` is, without following it (`None` when absent).
@@ -323,6 +329,23 @@ fn absolute(walked: &[OsString]) -> PathBuf {
     p
 }
 
+/// An environment's layout below `root` (returned: `root/env`): `current` links to
+/// `releases/r1`, whose `wp-content/uploads` links to the empty `shared/uploads`.
+#[cfg(test)]
+pub fn release_layout(root: &Path) -> PathBuf {
+    use std::os::unix::fs::symlink;
+    let env = root.join("env");
+    std::fs::create_dir_all(env.join("releases/r1/wp-content")).unwrap();
+    std::fs::create_dir_all(env.join("shared/uploads")).unwrap();
+    symlink("releases/r1", env.join("current")).unwrap();
+    symlink(
+        "../../../shared/uploads",
+        env.join("releases/r1/wp-content/uploads"),
+    )
+    .unwrap();
+    env
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -380,15 +403,7 @@ mod tests {
     #[test]
     fn confined_resolution_follows_the_layouts_links_only_inside() {
         let dir = tempfile::tempdir().unwrap();
-        let env = dir.path().join("env");
-        std::fs::create_dir_all(env.join("releases/r1/wp-content")).unwrap();
-        std::fs::create_dir_all(env.join("shared/uploads")).unwrap();
-        symlink("releases/r1", env.join("current")).unwrap();
-        symlink(
-            "../../../shared/uploads",
-            env.join("releases/r1/wp-content/uploads"),
-        )
-        .unwrap();
+        let env = release_layout(dir.path());
         symlink("/etc", env.join("releases/r1/wp-content/etc")).unwrap();
         symlink("../../../../..", env.join("releases/r1/wp-content/up")).unwrap();
         let fd = open_dir_confined(&env.join("current/wp-content/uploads"), &env)

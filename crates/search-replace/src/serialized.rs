@@ -230,32 +230,77 @@ fn string_token(s: &[u8], p: &mut usize) -> Result<(usize, usize), SerializedErr
     expect(s, p, b"s:", "expected `s:`")?;
     let n = uint(s, p)?;
     expect(s, p, b":\"", "expected `:\"`")?;
-    let cs = *p;
-    let ce = match cs.checked_add(n) {
-        Some(ce) if ce <= s.len() => ce,
-        _ => return err(cs, "string length runs past the end"),
-    };
-    *p = ce;
-    expect(s, p, b"\";", "string length mismatch (expected `\";`)")?;
-    Ok((cs, ce))
+    sized(
+        s,
+        p,
+        n,
+        b"\";",
+        "string length runs past the end",
+        "string length mismatch (expected `\";`)",
+    )
 }
 
 /// `<len>:"<len bytes>"` after a type letter and colon — returns the name range.
 fn quoted_name(s: &[u8], p: &mut usize) -> Result<(usize, usize), SerializedError> {
     let n = uint(s, p)?;
     expect(s, p, b":\"", "expected `:\"`")?;
-    let ns = *p;
-    let ne = match ns.checked_add(n) {
-        Some(ne) if ne <= s.len() => ne,
-        _ => return err(ns, "name length runs past the end"),
+    sized(
+        s,
+        p,
+        n,
+        b"\"",
+        "name length runs past the end",
+        "name length mismatch (expected `\"`)",
+    )
+}
+
+/// `n` bytes from `*p`, then `close`: returns their range and advances past `close`.
+fn sized(
+    s: &[u8],
+    p: &mut usize,
+    n: usize,
+    close: &[u8],
+    past_end: &'static str,
+    mismatch: &'static str,
+) -> Result<(usize, usize), SerializedError> {
+    let start = *p;
+    let end = match start.checked_add(n) {
+        Some(end) if end <= s.len() => end,
+        _ => return err(start, past_end),
     };
-    *p = ne;
-    expect(s, p, b"\"", "name length mismatch (expected `\"`)")?;
-    Ok((ns, ne))
+    *p = end;
+    expect(s, p, close, mismatch)?;
+    Ok((start, end))
+}
+
+/// A custom object's payload (`n` bytes, then `}`): returns its range.
+fn payload(s: &[u8], p: &mut usize, n: usize) -> Result<(usize, usize), SerializedError> {
+    sized(
+        s,
+        p,
+        n,
+        b"}",
+        "custom payload length runs past the end",
+        "custom payload length mismatch (expected `}`)",
+    )
 }
 
 /// Parses one value without output; `on_string` sees each string content that a rewrite would
 /// touch (array keys/values, property values), for deep validation.
+/// A container's header after its type letter: `:<n>:{` (array) or `:"<class>":<n>:{`
+/// (`named`: object, custom object); returns `n`.
+fn container_header(s: &[u8], p: &mut usize, named: bool) -> Result<usize, SerializedError> {
+    *p += 1;
+    expect(s, p, b":", "expected `:`")?;
+    if named {
+        quoted_name(s, p)?;
+        expect(s, p, b":", "expected `:`")?;
+    }
+    let n = uint(s, p)?;
+    expect(s, p, b":{", "expected `:{`")?;
+    Ok(n)
+}
+
 fn skip_value(
     s: &[u8],
     p: &mut usize,
@@ -285,10 +330,7 @@ fn skip_value(
             expect(s, p, b";", "expected `;`")
         }
         Some(b'a') => {
-            *p += 1;
-            expect(s, p, b":", "expected `:`")?;
-            let n = uint(s, p)?;
-            expect(s, p, b":{", "expected `:{`")?;
+            let n = container_header(s, p, false)?;
             for _ in 0..n {
                 match s.get(*p) {
                     Some(b'i') => scalar(s, p)?,
@@ -303,12 +345,7 @@ fn skip_value(
             expect(s, p, b"}", "expected `}` (element count mismatch)")
         }
         Some(b'O') => {
-            *p += 1;
-            expect(s, p, b":", "expected `:`")?;
-            quoted_name(s, p)?;
-            expect(s, p, b":", "expected `:`")?;
-            let n = uint(s, p)?;
-            expect(s, p, b":{", "expected `:{`")?;
+            let n = container_header(s, p, true)?;
             for _ in 0..n {
                 match s.get(*p) {
                     Some(b'i') => scalar(s, p)?,
@@ -322,17 +359,8 @@ fn skip_value(
             expect(s, p, b"}", "expected `}` (property count mismatch)")
         }
         Some(b'C') => {
-            *p += 1;
-            expect(s, p, b":", "expected `:`")?;
-            quoted_name(s, p)?;
-            expect(s, p, b":", "expected `:`")?;
-            let n = uint(s, p)?;
-            expect(s, p, b":{", "expected `:{`")?;
-            match p.checked_add(n) {
-                Some(e) if e <= s.len() => *p = e,
-                _ => return err(*p, "custom payload length runs past the end"),
-            }
-            expect(s, p, b"}", "custom payload length mismatch (expected `}`)")
+            let n = container_header(s, p, true)?;
+            payload(s, p, n).map(drop)
         }
         Some(_) => err(*p, "unknown type"),
         None => err(*p, "unexpected end"),
@@ -470,10 +498,7 @@ impl SerRewriter {
         match s.get(start) {
             Some(b's') => return self.string(m, s, p, out, depth),
             Some(b'a') => {
-                *p += 1;
-                expect(s, p, b":", "expected `:`")?;
-                let n = uint(s, p)?;
-                expect(s, p, b":{", "expected `:{`")?;
+                let n = container_header(s, p, false)?;
                 out.extend_from_slice(&s[start..*p]);
                 for _ in 0..n {
                     match s.get(*p) {
@@ -492,12 +517,7 @@ impl SerRewriter {
                 return Ok(());
             }
             Some(b'O') => {
-                *p += 1;
-                expect(s, p, b":", "expected `:`")?;
-                quoted_name(s, p)?;
-                expect(s, p, b":", "expected `:`")?;
-                let n = uint(s, p)?;
-                expect(s, p, b":{", "expected `:{`")?;
+                let n = container_header(s, p, true)?;
                 out.extend_from_slice(&s[start..*p]);
                 for _ in 0..n {
                     let k = *p;
@@ -523,13 +543,7 @@ impl SerRewriter {
                 expect(s, p, b":", "expected `:`")?;
                 let n = uint(s, p)?;
                 expect(s, p, b":{", "expected `:{`")?;
-                let ds = *p;
-                let de = match ds.checked_add(n) {
-                    Some(e) if e <= s.len() => e,
-                    _ => return err(ds, "custom payload length runs past the end"),
-                };
-                *p = de;
-                expect(s, p, b"}", "custom payload length mismatch (expected `}`)")?;
+                let (ds, de) = payload(s, p, n)?;
                 let data = &s[ds..de];
                 if !m.contains_any(data) {
                     out.extend_from_slice(&s[start..*p]);

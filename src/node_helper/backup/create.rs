@@ -5,7 +5,6 @@
 
 use std::io::{self, Read, Write};
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
 
 use serde::{Deserialize, Serialize};
 use tokio::runtime::Handle;
@@ -14,7 +13,7 @@ use super::artifact::{manifest_encoding, ArtifactInfo, Encoding};
 use super::files_archive::{write_archive, ArchiveStats};
 use super::storage::{Storage, StorageSpec};
 use super::{BackupError, DataKey, DB_ARTIFACT, FILES_ARTIFACT, MANIFEST};
-use crate::node_helper::database::is_identifier;
+use crate::node_helper::database::{is_identifier, mysqldump};
 use crate::node_helper::process::wait_child;
 
 /// The dump options of backups-restore-promotion.md §1.
@@ -195,15 +194,8 @@ fn dump_database(
     recipient: &age::x25519::Recipient,
 ) -> Result<ArtifactInfo, BackupError> {
     let mut encoding = Encoding::new(storage.writer(DB_ARTIFACT)?, recipient, true)?;
-    let mut child = Command::new("mysqldump")
-        .args(DUMP_ARGS)
-        .arg("--")
-        .arg(database)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| BackupError::Failed(format!("starting mysqldump: {e}")))?;
+    let mut child =
+        mysqldump(DUMP_ARGS, &[], database).map_err(|e| BackupError::Failed(format!("{e:#}")))?;
     let mut stdout = child.stdout.take().expect("piped stdout");
     if let Err(e) = copy(&mut stdout, &mut encoding) {
         let _ = child.kill();

@@ -10,12 +10,11 @@
 use std::ffi::{OsStr, OsString};
 use std::fs::File;
 use std::io::{self, Read, Write};
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
-use std::os::unix::ffi::OsStrExt;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
-use crate::node_helper::nofollow::{fd_path, open_dir_at, open_dir_confined, stat_at};
+use crate::node_helper::nofollow::{fd_path, open_at, open_dir_at, open_dir_confined, stat_at};
 
 /// Release-relative paths never archived: secrets, generated drop-ins, caches.
 pub const EXCLUDED: &[&str] = &[
@@ -114,25 +113,13 @@ fn walk<W: Write>(
 
 /// Opens a regular file without following a link (`None`: it is a link or no regular file now).
 fn open_file_at(dir: BorrowedFd<'_>, name: &OsStr) -> io::Result<Option<File>> {
-    let c = std::ffi::CString::new(name.as_bytes())
-        .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
-    // SAFETY: a valid descriptor and NUL-terminated name; the result is checked.
-    let fd = unsafe {
-        libc::openat(
-            dir.as_raw_fd(),
-            c.as_ptr(),
-            libc::O_RDONLY | libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC,
-        )
+    let file = match open_at(dir, name, libc::O_NONBLOCK) {
+        Ok(fd) => File::from(fd),
+        Err(e) if matches!(e.raw_os_error(), Some(libc::ELOOP) | Some(libc::ENOENT)) => {
+            return Ok(None)
+        }
+        Err(e) => return Err(e),
     };
-    if fd < 0 {
-        let e = io::Error::last_os_error();
-        return match e.raw_os_error() {
-            Some(libc::ELOOP) | Some(libc::ENOENT) => Ok(None),
-            _ => Err(e),
-        };
-    }
-    // SAFETY: `fd` was just opened and is owned by nobody else.
-    let file = File::from(unsafe { OwnedFd::from_raw_fd(fd) });
     Ok(file.metadata()?.is_file().then_some(file))
 }
 
