@@ -4,7 +4,8 @@ use serde_json::{json, Value};
 use time::Duration;
 
 use crate::helpers::{
-    assert_error, client, spawn_app, spawn_app_with, TestApp, ADMIN_EMAIL, ADMIN_PASSWORD,
+    assert_error, assert_field_error, client, spawn_app, spawn_app_with, TestApp, ADMIN_EMAIL,
+    ADMIN_PASSWORD,
 };
 
 #[tokio::test]
@@ -108,8 +109,7 @@ async fn login_validates_its_body() {
         .send()
         .await
         .unwrap();
-    let body = assert_error(r, 400, "bad_request").await;
-    assert!(body["details"]["fields"]["email"].is_string(), "{body}");
+    assert_field_error(r, 400, "bad_request", "email").await;
 
     let r = client()
         .post(app.url("/api/login"))
@@ -117,8 +117,7 @@ async fn login_validates_its_body() {
         .send()
         .await
         .unwrap();
-    let body = assert_error(r, 400, "bad_request").await;
-    assert!(body["details"]["fields"]["password"].is_string(), "{body}");
+    assert_field_error(r, 400, "bad_request", "password").await;
 }
 
 /// A client that sends one fixed session cookie (no cookie store).

@@ -397,6 +397,21 @@ pub async fn assert_error(r: reqwest::Response, status: u16, code: &str) -> Valu
     body
 }
 
+/// An input error: `assert_error` and the field it names in `details.fields`.
+pub async fn assert_field_error(
+    r: reqwest::Response,
+    status: u16,
+    code: &str,
+    field: &str,
+) -> Value {
+    let body = assert_error(r, status, code).await;
+    assert!(
+        body["details"]["fields"][field].is_string(),
+        "{field} named: {body}"
+    );
+    body
+}
+
 /// The string `key` of every object in the JSON array `list` (a column of a listing).
 pub fn column<'a>(list: &'a Value, key: &str) -> Vec<&'a str> {
     let rows = list.as_array().expect("a JSON array");

@@ -321,6 +321,14 @@ async fn assert_refused(w: &World, job: &str) {
     assert!(j["error_message"].as_str().is_some_and(|m| !m.is_empty()));
 }
 
+/// The node stops being active before `job` starts: the job is refused, no playbook runs.
+async fn refused_once_the_node_is_unreachable(w: &World, job: &str) {
+    w.set_node_status("unreachable").await;
+    w.run().await;
+    assert_refused(w, job).await;
+    assert_eq!(w.runs_of(job), 0, "no playbook ran");
+}
+
 #[tokio::test]
 async fn a_provision_of_a_decommissioned_node_is_refused_at_start() {
     let w = world(vec![]).await;
@@ -345,10 +353,7 @@ async fn a_provision_of_a_decommissioned_node_is_refused_at_start() {
 async fn a_site_create_on_a_node_no_longer_active_is_refused_at_start() {
     let w = world(vec![]).await;
     let (site, prod, job) = w.create_site("shop").await;
-    w.set_node_status("unreachable").await;
-    w.run().await;
-    assert_refused(&w, &job).await;
-    assert_eq!(w.runs_of(&job), 0, "no playbook ran");
+    refused_once_the_node_is_unreachable(&w, &job).await;
     // The rows exist only for this job: closed as on cancellation.
     assert_eq!(w.site_status(&site).await, "failed");
     assert_eq!(w.env_status(&prod).await, "failed");
@@ -359,10 +364,7 @@ async fn an_env_create_on_a_node_no_longer_active_is_refused_at_start() {
     let w = world(vec![]).await;
     let (site, prod) = w.active_site("shop").await;
     let (env, job) = w.add_clone(&site, "copy").await;
-    w.set_node_status("unreachable").await;
-    w.run().await;
-    assert_refused(&w, &job).await;
-    assert_eq!(w.runs_of(&job), 0, "no playbook ran");
+    refused_once_the_node_is_unreachable(&w, &job).await;
     assert_eq!(w.env_status(&env).await, "failed");
     // An existing site keeps its status.
     assert_eq!(w.site_status(&site).await, "active");

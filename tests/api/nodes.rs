@@ -5,7 +5,7 @@
 use pressluft::jobs::JobErrorCode;
 use serde_json::{json, Value};
 
-use crate::helpers::{assert_error, job_id, TestApp};
+use crate::helpers::{assert_error, assert_field_error, job_id, TestApp};
 use crate::stand_in::{StandIn, Step};
 
 /// Answers each run with the next scripted step (the last one repeats), printing a line first.
@@ -198,8 +198,7 @@ async fn registration_validates_every_field() {
         ),
     ] {
         let r = register(&app, body.clone()).await;
-        let e = assert_error(r, 400, "bad_request").await;
-        assert!(e["details"]["fields"][field].is_string(), "{body} → {e}");
+        assert_field_error(r, 400, "bad_request", field).await;
     }
     let (_, list) = app.get_json("/api/nodes").await;
     assert!(list.as_array().unwrap().is_empty());
@@ -296,8 +295,7 @@ async fn cancelling_a_queued_provision_marks_the_node_unreachable() {
 async fn audit_log_filters_are_validated() {
     let app = app(vec![Step::ok(json!({}))]).await;
     let r = app.get("/api/audit-logs?resource_type=planet").await;
-    let e = assert_error(r, 400, "bad_request").await;
-    assert!(e["details"]["fields"]["resource_type"].is_string());
+    assert_field_error(r, 400, "bad_request", "resource_type").await;
     let r = app.get("/api/audit-logs?limit=0").await;
     assert_error(r, 400, "bad_request").await;
 }

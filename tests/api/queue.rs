@@ -30,6 +30,13 @@ async fn job(app: &TestApp, id: &str) -> JobRecord {
     app.store.get_job(id).await.unwrap().unwrap()
 }
 
+/// `id`'s status and attempt count now.
+async fn assert_job(app: &TestApp, id: &str, status: &str, attempts: i64) -> JobRecord {
+    let j = job(app, id).await;
+    assert_eq!((j.status.as_str(), j.attempt_count), (status, attempts));
+    j
+}
+
 fn assert_no_overlap(label: &str, mut intervals: Vec<(Instant, Instant)>) {
     intervals.sort();
     for w in intervals.windows(2) {
@@ -184,8 +191,7 @@ async fn retries_follow_the_backoff_schedule() {
     let engine = &app.state.engine;
 
     assert_eq!(engine.run_until_idle("w").await.unwrap(), 1);
-    let j = job(&app, &id).await;
-    assert_eq!((j.status.as_str(), j.attempt_count), ("queued", 1));
+    let j = assert_job(&app, &id, "queued", 1).await;
     assert_eq!(j.error_code.as_deref(), Some("ANSIBLE_PLAY_ERROR"));
     assert_eq!(j.locked_by, None, "lock cleared on retry");
     let first_run_after = pressluft::clock::parse_ts(j.run_after.as_deref().unwrap()).unwrap();
@@ -202,8 +208,7 @@ async fn retries_follow_the_backoff_schedule() {
     );
     app.clock.advance(time::Duration::seconds(1));
     assert_eq!(engine.run_until_idle("w").await.unwrap(), 1);
-    let j = job(&app, &id).await;
-    assert_eq!((j.status.as_str(), j.attempt_count), ("queued", 2));
+    let j = assert_job(&app, &id, "queued", 2).await;
     let second = pressluft::clock::parse_ts(j.run_after.as_deref().unwrap()).unwrap();
     assert_eq!(
         second - pressluft::clock::parse_ts(&app.now()).unwrap(),
@@ -212,8 +217,7 @@ async fn retries_follow_the_backoff_schedule() {
 
     app.clock.advance(time::Duration::minutes(5));
     assert_eq!(engine.run_until_idle("w").await.unwrap(), 1);
-    let j = job(&app, &id).await;
-    assert_eq!((j.status.as_str(), j.attempt_count), ("failed", 3));
+    let j = assert_job(&app, &id, "failed", 3).await;
     assert!(j.finished_at.is_some() && j.run_after.is_none());
     assert_eq!(
         j.error_message.as_deref(),
@@ -235,8 +239,7 @@ async fn non_retryable_failures_end_at_once() {
     )
     .await;
     app.state.engine.run_until_idle("w").await.unwrap();
-    let j = job(&app, &id).await;
-    assert_eq!((j.status.as_str(), j.attempt_count), ("failed", 1));
+    assert_job(&app, &id, "failed", 1).await;
 }
 
 #[tokio::test]
@@ -268,8 +271,7 @@ async fn a_lost_worker_is_recovered() {
     assert!(j.error_message.unwrap().contains("dead-host:1/0"));
     app.clock.advance(time::Duration::minutes(1));
     app.state.engine.run_until_idle("w").await.unwrap();
-    let j = job(&app, &id).await;
-    assert_eq!((j.status.as_str(), j.attempt_count), ("succeeded", 2));
+    assert_job(&app, &id, "succeeded", 2).await;
 }
 
 #[tokio::test]

@@ -9,7 +9,7 @@ use serde_json::{json, Value};
 use pressluft::jobs::kinds::ResolvedVars;
 use pressluft::store::JobRecord;
 
-use crate::helpers::{assert_error, column, job_id, TestApp, ADMIN_EMAIL};
+use crate::helpers::{assert_error, assert_field_error, column, job_id, TestApp, ADMIN_EMAIL};
 use crate::stand_in::{StandIn, Step};
 
 fn baseline() -> Value {
@@ -407,8 +407,13 @@ async fn bad_site_input_is_refused_and_nothing_is_created() {
         (json!({"name": "A", "slug": "Upper"}), "slug"),
         (json!({"name": "A", "slug": "x".repeat(41)}), "slug"),
     ] {
-        let e = assert_error(app.post_json("/api/sites", body).await, 400, "bad_request").await;
-        assert!(e["details"]["fields"][field].is_string(), "{e}");
+        assert_field_error(
+            app.post_json("/api/sites", body).await,
+            400,
+            "bad_request",
+            field,
+        )
+        .await;
     }
     assert_error(
         app.post_json("/api/sites", json!({"name": "A", "slug": "a", "x": 1}))
@@ -504,30 +509,21 @@ async fn bad_environment_input_is_refused() {
             "source_environment_id",
         ),
     ] {
-        let e = assert_error(app.post_json(&path, body).await, 400, "bad_request").await;
-        assert!(e["details"]["fields"][field].is_string(), "{field}: {e}");
+        assert_field_error(app.post_json(&path, body).await, 400, "bad_request", field).await;
     }
     let unknown = format!("/api/sites/{}/environments", uuid::Uuid::new_v4());
-    assert_error(
-        app.post_json(&unknown, base.clone()).await,
-        404,
-        "not_found",
-    )
-    .await;
-    assert_error(
-        app.post_json(&path, with("environment_type", json!("production")))
-            .await,
-        409,
-        "conflict",
-    )
-    .await;
-    assert_error(
-        app.post_json(&path, with("slug", json!("production")))
-            .await,
-        409,
-        "conflict",
-    )
-    .await;
+    for (to, body, status, code) in [
+        (&unknown, base.clone(), 404, "not_found"),
+        (
+            &path,
+            with("environment_type", json!("production")),
+            409,
+            "conflict",
+        ),
+        (&path, with("slug", json!("production")), 409, "conflict"),
+    ] {
+        assert_error(app.post_json(to, body).await, status, code).await;
+    }
     assert_eq!(app.count("environments").await, 2, "nothing half-created");
 
     // A failed source is refused.
@@ -651,26 +647,20 @@ async fn wordpress_settings_are_validated_and_audited() {
                 .unwrap()
         }
     };
-    let e = assert_error(
+    assert_field_error(
         put(json!({"wordpress_source": "ftp://x/y"})).await,
         400,
         "settings_invalid",
+        "wordpress_source",
     )
     .await;
-    assert!(
-        e["details"]["fields"]["wordpress_source"].is_string(),
-        "{e}"
-    );
-    let e = assert_error(
+    assert_field_error(
         put(json!({"wordpress_source_sha256": "xyz"})).await,
         400,
         "settings_invalid",
+        "wordpress_source_sha256",
     )
     .await;
-    assert!(
-        e["details"]["fields"]["wordpress_source_sha256"].is_string(),
-        "{e}"
-    );
     assert_error(put(json!({"colour": "red"})).await, 400, "bad_request").await;
     let (_, s) = app.get_json("/_admin/settings").await;
     assert_eq!(

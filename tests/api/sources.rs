@@ -5,7 +5,9 @@
 use pressluft::jobs::JobErrorCode;
 use serde_json::json;
 
-use crate::helpers::{assert_error, spawn_app_with, CsrfForms, JobFixture, TestApp};
+use crate::helpers::{
+    assert_error, assert_field_error, spawn_app_with, CsrfForms, JobFixture, TestApp,
+};
 use crate::stand_in::{StandIn, Step};
 
 async fn app(allow_loopback: bool, stand_in: Option<StandIn>) -> TestApp {
@@ -41,16 +43,13 @@ async fn link_local_sources_are_refused_and_loopback_only_with_the_flag() {
         "http://localhost/wp.tgz",
         "https://user:pw@[::1]/wp.tgz",
     ] {
-        let body = assert_error(
+        let body = assert_field_error(
             strict.put_wordpress_source(source).await,
             400,
             "settings_invalid",
+            "wordpress_source",
         )
         .await;
-        assert!(
-            body["details"]["fields"]["wordpress_source"].is_string(),
-            "{source}: {body}"
-        );
         assert!(
             body["message"]
                 .as_str()
