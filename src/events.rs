@@ -235,7 +235,7 @@ mod tests {
     fn job(id: &str, updated_at: &str) -> JobRecord {
         JobRecord {
             id: id.into(),
-            job_type: "node_provision".into(),
+            job_type: crate::domain::JobType::NodeProvision,
             status: crate::domain::JobStatus::Queued,
             site_id: None,
             environment_id: None,

@@ -6,6 +6,7 @@
 
 pub mod api;
 pub mod auth;
+pub mod backups;
 pub mod cli;
 pub mod clock;
 pub mod config;

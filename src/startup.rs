@@ -158,6 +158,12 @@ impl Application {
                 secrets.clone(),
                 clock.clone(),
             ),
+            backups: crate::backups::Backups::new(
+                store.clone(),
+                engine.clone(),
+                secrets.clone(),
+                clock.clone(),
+            ),
             settings: crate::settings::Settings::new(
                 store.clone(),
                 engine.clone(),

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use tokio::sync::watch;
 
 use crate::auth::Auth;
+use crate::backups::Backups;
 use crate::clock::SharedClock;
 use crate::config::Config;
 use crate::events::Events;
@@ -26,6 +27,7 @@ pub struct AppState {
     pub engine: Engine,
     pub nodes: Nodes,
     pub sites: Sites,
+    pub backups: Backups,
     pub settings: Settings,
     pub secrets: Secrets,
     /// Open live streams, limited per session and overall.

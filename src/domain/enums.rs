@@ -140,6 +140,7 @@ string_enum!(
         HealthCheck => "health_check",
         BackupCleanup => "backup_cleanup",
         ReleaseRollback => "release_rollback",
+        BackupVerify => "backup_verify",
     }
 );
 
@@ -178,6 +179,52 @@ string_enum!(
     PromotionPreset {
         ContentProtect => "content-protect",
         CommerceProtect => "commerce-protect",
+    }
+);
+
+string_enum!(
+    /// What a backup holds (backups-restore-promotion.md §1).
+    BackupScope {
+        Db => "db",
+        Files => "files",
+        Full => "full",
+    }
+);
+
+impl BackupScope {
+    pub fn has_db(self) -> bool {
+        matches!(self, BackupScope::Db | BackupScope::Full)
+    }
+    pub fn has_files(self) -> bool {
+        matches!(self, BackupScope::Files | BackupScope::Full)
+    }
+}
+
+string_enum!(
+    /// Lifecycle state of a backup (state-machines.md).
+    BackupStatus {
+        Pending => "pending",
+        Running => "running",
+        Completed => "completed",
+        Failed => "failed",
+        Expired => "expired",
+    }
+);
+
+string_enum!(
+    /// Where a backup's artifacts are kept, fixed at creation: an S3-compatible bucket
+    /// (off-site) or a directory on the environment's node (not off-site).
+    BackupStorageType {
+        S3 => "s3",
+        Local => "local",
+    }
+);
+
+string_enum!(
+    /// What the last Verify of a backup found.
+    VerifyStatus {
+        Ok => "ok",
+        Mismatch => "mismatch",
     }
 );
 
@@ -277,7 +324,7 @@ mod tests {
         for t in JobType::ALL {
             assert_eq!(t.as_str().parse::<JobType>().unwrap(), *t);
         }
-        assert_eq!(JobType::ALL.len(), 17);
+        assert_eq!(JobType::ALL.len(), 18);
     }
 
     /// The OpenAPI schema of every enum lists exactly its wire values (the review found

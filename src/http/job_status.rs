@@ -52,11 +52,7 @@ impl From<&JobRecord> for JobStatusResponse {
     fn from(j: &JobRecord) -> Self {
         JobStatusResponse {
             id: j.id.clone(),
-            // The database CHECK constraints admit only registered values.
-            job_type: j
-                .job_type
-                .parse()
-                .expect("job_type constrained by the schema"),
+            job_type: j.job_type,
             status: j.status,
             site_id: j.site_id.clone(),
             environment_id: j.environment_id.clone(),

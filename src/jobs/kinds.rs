@@ -256,6 +256,7 @@ const DOMAIN_ADD: Planned = planned("domain-add.yml");
 const DOMAIN_REMOVE: Planned = planned("domain-remove.yml");
 const DRIFT_CHECK: Planned = planned("drift-check.yml");
 const BACKUP_CLEANUP: Planned = planned("backup-cleanup.yml");
+const BACKUP_VERIFY: Planned = planned("backup-verify.yml");
 const RELEASE_ROLLBACK: Planned = Planned {
     playbook: "release-rollback.yml",
     follow_up: true,
@@ -281,16 +282,13 @@ pub fn kind(job_type: JobType) -> &'static dyn JobKind {
         JobType::HealthCheck => &super::health_check::HealthCheck,
         JobType::BackupCleanup => &BACKUP_CLEANUP,
         JobType::ReleaseRollback => &RELEASE_ROLLBACK,
+        JobType::BackupVerify => &BACKUP_VERIFY,
     }
 }
 
 /// The kind of a stored job.
 pub fn of(job: &JobRecord) -> &'static dyn JobKind {
-    kind(
-        job.job_type
-            .parse()
-            .expect("job_type constrained by the schema"),
-    )
+    kind(job.job_type)
 }
 
 /// The follow-up types as an SQL list, `('health_check', 'release_rollback')`, in declaration

@@ -13,6 +13,8 @@
 //! - [`ansible`]: the Ansible runner.
 
 pub mod ansible;
+mod backup_create;
+mod backup_verify;
 pub mod engine;
 mod env_create;
 pub mod errors;
@@ -28,6 +30,8 @@ pub mod scheduler;
 mod site_create;
 pub mod worker;
 
+pub use backup_create::BackupCreatePayload;
+pub use backup_verify::BackupVerifyPayload;
 pub use engine::{CancelOutcome, Engine};
 pub use env_create::EnvCreatePayload;
 pub use errors::JobErrorCode;

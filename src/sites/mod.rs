@@ -50,7 +50,11 @@ pub struct Actor {
 
 impl Actor {
     /// The audit row of this actor's `action` on `resource` (type, id).
-    fn audit<'a>(&'a self, action: JobType, resource: (&'a str, &'a str)) -> AuditEntry<'a> {
+    pub(crate) fn audit<'a>(
+        &'a self,
+        action: JobType,
+        resource: (&'a str, &'a str),
+    ) -> AuditEntry<'a> {
         AuditEntry {
             user_id: &self.user_id,
             action: action.as_str(),

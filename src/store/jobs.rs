@@ -11,7 +11,7 @@ use crate::domain::{JobStatus, JobType};
 #[derive(Debug, Clone, FromRow)]
 pub struct JobRecord {
     pub id: String,
-    pub job_type: String,
+    pub job_type: JobType,
     pub status: JobStatus,
     pub site_id: Option<String>,
     pub environment_id: Option<String>,

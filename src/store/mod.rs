@@ -20,6 +20,7 @@ macro_rules! fetch_by_id {
 }
 
 pub mod audit;
+pub mod backups;
 pub mod drift;
 pub mod environments;
 mod jobs;
@@ -64,6 +65,9 @@ pub enum StoreError {
     /// A row the caller needed is missing (e.g. the site a job names).
     #[error("{what} {id} not found")]
     NotFound { what: &'static str, id: String },
+    /// The database broke one of its own rules (found after the migrations).
+    #[error("database integrity: {0}")]
+    Integrity(String),
     /// A guarded change found the row's `state_version` moved on.
     #[error("{what} {id} changed concurrently")]
     LostUpdate { what: &'static str, id: String },
@@ -200,9 +204,30 @@ impl Store {
     }
 
     /// Applies pending embedded migrations; safe to run any number of times.
+    ///
+    /// They run on one connection with foreign keys off, as SQLite's table rebuilds need
+    /// (`0006_job_types.sql`), and every reference is checked before the connection goes
+    /// back to the pool with them on again.
     pub async fn migrate(&self) -> Result<MigrationReport, StoreError> {
         let before = self.applied_migrations().await?;
-        MIGRATOR.run(&self.pool).await?;
+        let mut conn = self.pool.acquire().await?;
+        sqlx::query("PRAGMA foreign_keys = OFF")
+            .execute(&mut *conn)
+            .await?;
+        let applied = MIGRATOR.run(&mut *conn).await;
+        let dangling: Vec<(String,)> =
+            sqlx::query_as("SELECT \"table\" FROM pragma_foreign_key_check")
+                .fetch_all(&mut *conn)
+                .await?;
+        sqlx::query("PRAGMA foreign_keys = ON")
+            .execute(&mut *conn)
+            .await?;
+        applied?;
+        if let Some((table,)) = dangling.first() {
+            return Err(StoreError::Integrity(format!(
+                "after the migrations, {table} references a missing row"
+            )));
+        }
         let after = self.applied_migrations().await?;
         Ok(MigrationReport {
             applied_now: after.saturating_sub(before),

@@ -1,4 +1,4 @@
-//! The resource feed: sites, environments, nodes and releases that changed since a point in
+//! The resource feed: sites, environments, nodes, releases and backups that changed since a point in
 //! time, for the live `resource` events (api.md §5). One `UNION ALL` over the tables, so the
 //! event stream needs no table of its own.
 
@@ -8,7 +8,7 @@ use sqlx::sqlite::SqliteRow;
 use sqlx::{FromRow, Row};
 
 use super::{Store, StoreError};
-use crate::domain::{HealthStatus, NodeStatus, ResourceType, SiteStatus};
+use crate::domain::{BackupStatus, HealthStatus, NodeStatus, ResourceType, SiteStatus};
 
 /// A site, environment, node or release row's state, for the live `resource` events
 /// (api.md §5). A release's status is its `health_status`; releases have no `state_version`
@@ -31,6 +31,7 @@ pub enum ResourceStatus {
     Node(NodeStatus),
     /// A release's `health_status`.
     Release(HealthStatus),
+    Backup(BackupStatus),
 }
 
 impl ResourceStatus {
@@ -39,6 +40,7 @@ impl ResourceStatus {
             ResourceStatus::Site(s) => s.as_str(),
             ResourceStatus::Node(s) => s.as_str(),
             ResourceStatus::Release(s) => s.as_str(),
+            ResourceStatus::Backup(s) => s.as_str(),
         }
     }
 }
@@ -69,7 +71,10 @@ impl FromRow<'_, SqliteRow> for ResourceChange {
             ResourceType::Release => {
                 ResourceStatus::Release(text.parse().map_err(|e| decode(Box::new(e)))?)
             }
-            ResourceType::Backup | ResourceType::Domain => {
+            ResourceType::Backup => {
+                ResourceStatus::Backup(text.parse().map_err(|e| decode(Box::new(e)))?)
+            }
+            ResourceType::Domain => {
                 return Err(decode(
                     format!("the resource feed has no {resource_type} rows").into(),
                 ))
@@ -89,7 +94,8 @@ const RESOURCES: &str =
     "SELECT 'site' AS resource_type, id, status, state_version, updated_at FROM sites
   UNION ALL SELECT 'environment', id, status, state_version, updated_at FROM environments
   UNION ALL SELECT 'node', id, status, state_version, updated_at FROM nodes
-  UNION ALL SELECT 'release', id, health_status, 1, created_at FROM releases";
+  UNION ALL SELECT 'release', id, health_status, 1, created_at FROM releases
+  UNION ALL SELECT 'backup', id, status, state_version, updated_at FROM backups";
 
 impl Store {
     /// Resources whose `updated_at` is at or after `since`, oldest change first.

@@ -221,7 +221,7 @@ impl Scope {
             // A job's type, site, environment, node and parent never change; its status does,
             // so a status filter cannot exclude it (it may be leaving the list).
             (View::Jobs(f), Event::Job(j)) => {
-                f.job_type.is_none_or(|t| t.as_str() == j.job_type)
+                f.job_type.is_none_or(|t| t == j.job_type)
                     && [
                         (&f.site_id, &j.site_id),
                         (&f.environment_id, &j.environment_id),
@@ -232,7 +232,7 @@ impl Scope {
                     && f.node_id.as_ref().is_none_or(|n| *n == j.node_id)
             }
             (View::Jobs(_), Event::Resource(_)) => false,
-            (View::Nodes(_), Event::Job(j)) => j.job_type == JobType::NodeProvision.as_str(),
+            (View::Nodes(_), Event::Job(j)) => j.job_type == JobType::NodeProvision,
             (View::Nodes(_), Event::Resource(r)) => r.resource_type == ResourceType::Node,
             (View::Sites, Event::Job(_)) => false,
             (View::Sites, Event::Resource(r)) => {

@@ -49,7 +49,7 @@ impl From<&JobRecord> for JobRow {
         JobRow {
             id: j.id.clone(),
             short_id: j.id.chars().take(8).collect(),
-            job_type: j.job_type.clone(),
+            job_type: j.job_type.to_string(),
             status: j.status.to_string(),
             target: target_label(j),
             attempts: format!("{}/{}", j.attempt_count, j.max_attempts),

@@ -144,10 +144,18 @@ async fn constraints_reject_bad_rows() {
         .execute(pool)
         .await
         .expect("valid job");
-    assert!(
-        job("j2", "make_coffee", "n1").execute(pool).await.is_err(),
-        "job_type CHECK"
-    );
+    // The JobType enum is the list of job types (0006 dropped the CHECK): a row written around
+    // it does not read back as a job but as a clear column error.
+    job("j2", "make_coffee", "n1")
+        .execute(pool)
+        .await
+        .expect("no CHECK on job_type");
+    let err = store.get_job("j2").await.unwrap_err();
+    assert!(format!("{err:?}").contains("make_coffee"), "{err:?}");
+    sqlx::query("DELETE FROM jobs WHERE id = 'j2'")
+        .execute(pool)
+        .await
+        .unwrap();
     assert!(
         job("j3", "node_provision", "missing")
             .execute(pool)
@@ -452,4 +460,56 @@ async fn every_earlier_schema_version_holding_data_upgrades_to_the_current_one()
         assert!(changes.iter().any(|c| c.id == id("r1")), "v{version}");
         let _ = stop.send(());
     }
+}
+
+/// A database made before 0006 keeps its jobs and every reference to them through the rebuild
+/// of the `jobs` table, and then takes the new job types.
+#[tokio::test]
+async fn the_jobs_rebuild_keeps_rows_and_references() {
+    use pressluft::store::MIGRATOR;
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("m.db")).await.unwrap();
+    let before_rebuild = sqlx::migrate::Migrator {
+        migrations: MIGRATOR
+            .iter()
+            .filter(|m| m.version < 6)
+            .cloned()
+            .collect::<Vec<_>>()
+            .into(),
+        ..sqlx::migrate::Migrator::DEFAULT
+    };
+    before_rebuild.run(store.pool()).await.unwrap();
+    let now = "2026-01-01T00:00:00.000Z";
+    for sql in [
+        "INSERT INTO nodes (id, name, hostname, status, created_at, updated_at) VALUES ('n', 'n', 'h', 'active', ?1, ?1)",
+        "INSERT INTO users (id, email, display_name, password_hash, role, created_at, updated_at) VALUES ('u', 'a@b.test', 'A', 'x', 'admin', ?1, ?1)",
+        "INSERT INTO jobs (id, job_type, status, node_id, payload_json, created_at, updated_at) VALUES ('j1', 'node_provision', 'succeeded', 'n', '{}', ?1, ?1)",
+        "INSERT INTO jobs (id, job_type, status, node_id, payload_json, parent_job_id, created_at, updated_at) VALUES ('j2', 'health_check', 'queued', 'n', '{}', 'j1', ?1, ?1)",
+        "INSERT INTO audit_logs (id, user_id, action, resource_type, resource_id, result, job_id, created_at) VALUES ('a', 'u', 'node_provision', 'node', 'n', 'accepted', 'j1', ?1)",
+    ] {
+        sqlx::query(sql).bind(now).execute(store.pool()).await.unwrap();
+    }
+    let report = store.migrate().await.unwrap();
+    assert!(report.applied_now >= 1);
+    let j2 = store.get_job("j2").await.unwrap().unwrap();
+    assert_eq!(j2.parent_job_id.as_deref(), Some("j1"));
+    let schema: Vec<(String,)> =
+        sqlx::query_as("SELECT sql FROM sqlite_master WHERE sql LIKE '%REFERENCES%jobs%'")
+            .fetch_all(store.pool())
+            .await
+            .unwrap();
+    assert!(schema.iter().all(|(sql,)| !sql.contains("jobs_rebuilt")));
+    // References still hold after the rebuild: a dangling parent is refused.
+    let insert = |id: &'static str, job_type: &'static str, parent: &'static str| {
+        sqlx::query("INSERT INTO jobs (id, job_type, status, node_id, payload_json, parent_job_id, created_at, updated_at) VALUES (?, ?, 'queued', 'n', '{}', ?, ?, ?)")
+            .bind(id).bind(job_type).bind(parent).bind(now).bind(now)
+    };
+    insert("j3", "backup_verify", "j1")
+        .execute(store.pool())
+        .await
+        .expect("a new job type");
+    assert!(insert("j4", "backup_verify", "missing")
+        .execute(store.pool())
+        .await
+        .is_err());
 }

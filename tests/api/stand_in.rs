@@ -241,7 +241,7 @@ impl Runner for StandIn {
             let step = {
                 let mut s = self.steps.lock().unwrap();
                 s.iter()
-                    .position(|(t, _)| *t == job.job_type)
+                    .position(|(t, _)| *t == job.job_type.as_str())
                     .map(|i| s.remove(i).1)
             }
             .unwrap_or_else(|| self.fallback.clone());
