@@ -18,7 +18,7 @@ use futures_util::StreamExt;
 use object_store::aws::{AmazonS3, AmazonS3Builder};
 use object_store::path::Path as ObjectPath;
 use object_store::{ClientOptions, ObjectStore, RetryConfig, WriteMultipart};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use tokio::runtime::Handle;
 
 use super::BackupError;
@@ -29,7 +29,7 @@ const PART_SIZE: usize = 5 * 1024 * 1024;
 const UPLOAD_CONCURRENCY: usize = 2;
 
 /// A backup's storage as the control plane sends it (credentials on stdin only).
-#[derive(Clone, Deserialize)]
+#[derive(Clone, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 pub enum StorageSpec {
     /// A directory on the node: `/var/backups/pressluft/<site_id>/<environment_id>/<backup_id>/`.
