@@ -27,6 +27,14 @@ pub const LOCAL_BACKUP_ROOT: &str = "/var/backups/pressluft";
 /// Default `backup_retention_days`.
 pub const DEFAULT_RETENTION_DAYS: i64 = 30;
 
+/// Default `backup_schedule_hours` (0 turns scheduled backups off).
+pub const DEFAULT_SCHEDULE_HOURS: i64 = 24;
+
+/// How often each site's backups are cleaned up (jobs.md §9), and how long after start-up
+/// the first check runs.
+pub const CLEANUP_EVERY: time::Duration = time::Duration::hours(6);
+pub const CLEANUP_FIRST_CHECK_AFTER: time::Duration = time::Duration::minutes(1);
+
 /// The secrets-store key of a backup's data key (an age X25519 identity).
 pub fn data_key_secret(backup_id: &str) -> String {
     format!("backup/{backup_id}/key")
