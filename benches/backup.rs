@@ -196,6 +196,6 @@ async fn run() {
     if backup.storage_type == pressluft::domain::BackupStorageType::Local {
         let _ = std::fs::remove_dir_all(backup.storage_path.trim_end_matches('/'));
     }
-    remove_site(&site_id, &[prod.id.clone()]);
+    remove_site(&site_id, std::slice::from_ref(&prod.id));
     bench.finish().await;
 }
