@@ -542,7 +542,10 @@ async fn s3_credentials_stay_in_the_secrets_store() {
             .unwrap();
 
     let log = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
-    assert!(log.contains("settings updated"), "the log was captured: {log}");
+    assert!(
+        log.contains("settings updated"),
+        "the log was captured: {log}"
+    );
     for (what, text) in responses
         .iter()
         .map(|r| ("response", r.as_str()))
@@ -551,4 +554,83 @@ async fn s3_credentials_stay_in_the_secrets_store() {
     {
         assert!(!text.contains(SECRET_KEY), "{what}: {text}");
     }
+}
+
+#[tokio::test]
+async fn the_settings_page_edits_the_backups_group() {
+    let app = spawn_logged_in().await;
+    let html = app.text("/settings").await;
+    assert!(html.contains("not off-site"), "local storage warned");
+    assert!(html.contains("No credentials stored."));
+    let forms = CsrfForms::new(&app, &app.client, &html);
+    let fields = |bucket: &'static str, key_id: &'static str, secret: &'static str| {
+        vec![
+            ("backup_retention_days", "14"),
+            ("backup_schedule_hours", "12"),
+            ("backup_s3_endpoint", "https://s3.example.test"),
+            ("backup_s3_region", ""),
+            ("backup_s3_bucket", bucket),
+            ("backup_s3_prefix", "pressluft"),
+            ("access_key_id", key_id),
+            ("secret_access_key", secret),
+        ]
+    };
+
+    // A bucket without credentials: refused next to the credentials, nothing echoed.
+    let r = forms
+        .post("/settings/backups", &fields("pl-backups", "", ""))
+        .await;
+    assert_eq!(r.status(), 400);
+    let page = r.text().await.unwrap();
+    assert!(page.contains("field-error"), "{page}");
+    assert!(page.contains("a bucket needs credentials"));
+    let r = forms
+        .post("/settings/backups", &fields("pl-backups", "AKIDFORM", ""))
+        .await;
+    assert_eq!(r.status(), 400);
+    let page = r.text().await.unwrap();
+    assert!(page.contains("the secret access key must be"), "{page}");
+    assert!(!page.contains("AKIDFORM"), "the key id is not echoed");
+    assert_eq!(app.setting("backup_s3_bucket").await, None);
+    let r = forms
+        .post(
+            "/settings/backups",
+            &fields("Bad_Bucket", "AKIDFORM", SECRET_KEY),
+        )
+        .await;
+    assert_eq!(r.status(), 400);
+    let page = r.text().await.unwrap();
+    assert!(page.contains("Bad_Bucket"), "values shown as sent");
+    assert!(!page.contains(SECRET_KEY));
+
+    let r = forms
+        .post(
+            "/settings/backups",
+            &fields("pl-backups", "AKIDFORM", SECRET_KEY),
+        )
+        .await;
+    assert_eq!(r.status(), 200);
+    let page = r.text().await.unwrap();
+    assert!(page.contains("Settings saved."));
+    assert!(page.contains("S3 (off-site)"), "{page}");
+    assert!(page.contains("Credentials are stored"));
+    assert!(!page.contains(SECRET_KEY) && !page.contains("AKIDFORM"));
+    assert_eq!(
+        app.setting("backup_retention_days").await.as_deref(),
+        Some("14")
+    );
+
+    // Empty key fields keep the credentials; the checkbox removes them (with the bucket).
+    let r = forms
+        .post("/settings/backups", &fields("pl-backups", "", ""))
+        .await;
+    assert_eq!(r.status(), 200);
+    assert!(app.setting("backup_s3_credentials_json").await.is_some());
+    let mut remove = fields("", "", "");
+    remove.push(("remove_credentials", "true"));
+    let r = forms.post("/settings/backups", &remove).await;
+    assert_eq!(r.status(), 200);
+    let page = r.text().await.unwrap();
+    assert!(page.contains("not off-site"));
+    assert_eq!(app.setting("backup_s3_credentials_json").await, None);
 }
