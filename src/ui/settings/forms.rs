@@ -9,7 +9,8 @@ use serde::Deserialize;
 use super::pages::{page, Shown};
 use crate::backups::storage::S3Credentials;
 use crate::http::error::ApiError;
-use crate::http::session::UiSession;
+use crate::http::session::{CurrentSession, UiSession};
+use crate::services::ServiceError;
 use crate::settings::backups::{BackupSettings, CredentialsChange};
 use crate::settings::WordPressSettings;
 use crate::state::AppState;
@@ -34,34 +35,34 @@ pub async fn save_wordpress(
         wordpress_source: Some(form.wordpress_source.clone()),
         wordpress_source_sha256: Some(form.wordpress_source_sha256.clone()),
     };
-    match state
+    let result = state
         .settings
         .put_wordpress(&session.user.user_id, input)
-        .await
-    {
-        Ok(_) => {
-            page(
-                &state,
-                &session,
-                Shown::default(),
-                FormState::default(),
-                true,
-            )
-            .await
-        }
+        .await;
+    // The page shows what was sent, but never credentials in it.
+    let refused = || Shown {
+        wordpress: Some(WordPressForm {
+            wordpress_source: crate::sources::redact_userinfo(&form.wordpress_source).into_owned(),
+            ..form
+        }),
+        ..Shown::default()
+    };
+    after_save(&state, &session, result, refused).await
+}
+
+/// The page after a save: "saved", or the refused form shown again (as `refused` makes it)
+/// with its errors.
+async fn after_save<T>(
+    state: &AppState,
+    session: &CurrentSession,
+    result: Result<T, ServiceError>,
+    refused: impl FnOnce() -> Shown,
+) -> Result<Response, ApiError> {
+    match result {
+        Ok(_) => page(state, session, Shown::default(), FormState::default(), true).await,
         Err(e) => {
             let shown = form_error(e)?;
-            // The page shows what was sent, but never credentials in it.
-            let form = WordPressForm {
-                wordpress_source: crate::sources::redact_userinfo(&form.wordpress_source)
-                    .into_owned(),
-                ..form
-            };
-            let forms = Shown {
-                wordpress: Some(form),
-                ..Shown::default()
-            };
-            page(&state, &session, forms, shown, false).await
+            page(state, session, refused(), shown, false).await
         }
     }
 }
@@ -112,34 +113,18 @@ pub async fn save_backups(
         backup_s3_prefix: Some(form.backup_s3_prefix.clone()),
         backup_s3_credentials: form.credentials(),
     };
-    match state
+    let result = state
         .settings
         .put_backups(&session.user.user_id, input)
-        .await
-    {
-        Ok(_) => {
-            page(
-                &state,
-                &session,
-                Shown::default(),
-                FormState::default(),
-                true,
-            )
-            .await
-        }
-        Err(e) => {
-            let shown = form_error(e)?;
-            // Shown again as sent, except the credentials (never echoed).
-            let form = BackupsForm {
-                access_key_id: String::new(),
-                secret_access_key: String::new(),
-                ..form
-            };
-            let forms = Shown {
-                backups: Some(form),
-                ..Shown::default()
-            };
-            page(&state, &session, forms, shown, false).await
-        }
-    }
+        .await;
+    // Shown again as sent, except the credentials (never echoed).
+    let refused = || Shown {
+        backups: Some(BackupsForm {
+            access_key_id: String::new(),
+            secret_access_key: String::new(),
+            ..form
+        }),
+        ..Shown::default()
+    };
+    after_save(&state, &session, result, refused).await
 }
