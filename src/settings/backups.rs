@@ -274,212 +274,56 @@ mod tests {
 
     #[test]
     fn each_refusal_names_its_field() {
-        let table: Vec<(BackupSettings, &str)> = vec![
-            (
-                BackupSettings {
-                    backup_retention_days: Some("0".into()),
-                    ..Default::default()
-                },
-                "backup_retention_days",
-            ),
-            (
-                BackupSettings {
-                    backup_retention_days: Some("3651".into()),
-                    ..Default::default()
-                },
-                "backup_retention_days",
-            ),
-            (
-                BackupSettings {
-                    backup_retention_days: Some("+5".into()),
-                    ..Default::default()
-                },
-                "backup_retention_days",
-            ),
-            (
-                BackupSettings {
-                    backup_schedule_hours: Some("169".into()),
-                    ..Default::default()
-                },
-                "backup_schedule_hours",
-            ),
-            (
-                BackupSettings {
-                    backup_schedule_hours: Some("-1".into()),
-                    ..Default::default()
-                },
-                "backup_schedule_hours",
-            ),
-            (
-                BackupSettings {
-                    backup_schedule_hours: Some("1.5".into()),
-                    ..Default::default()
-                },
-                "backup_schedule_hours",
-            ),
-            (
-                BackupSettings {
-                    backup_s3_endpoint: Some("ftp://s3.test".into()),
-                    ..Default::default()
-                },
-                "backup_s3_endpoint",
-            ),
-            (
-                BackupSettings {
-                    backup_s3_endpoint: Some("http://169.254.169.254".into()),
-                    ..Default::default()
-                },
-                "backup_s3_endpoint",
-            ),
-            (
-                BackupSettings {
-                    backup_s3_endpoint: Some("http://127.0.0.1:9900".into()),
-                    ..Default::default()
-                },
-                "backup_s3_endpoint",
-            ),
-            (
-                BackupSettings {
-                    backup_s3_endpoint: Some("https://u:p@s3.test".into()),
-                    ..Default::default()
-                },
-                "backup_s3_endpoint",
-            ),
-            (
-                BackupSettings {
-                    backup_s3_endpoint: Some("https://s3.test/path".into()),
-                    ..Default::default()
-                },
-                "backup_s3_endpoint",
-            ),
-            (
-                BackupSettings {
-                    backup_s3_endpoint: Some("https://s3.test:99999".into()),
-                    ..Default::default()
-                },
-                "backup_s3_endpoint",
-            ),
-            (
-                BackupSettings {
-                    backup_s3_region: Some("us east".into()),
-                    ..Default::default()
-                },
-                "backup_s3_region",
-            ),
-            (
-                BackupSettings {
-                    backup_s3_bucket: Some("Upper".into()),
-                    backup_s3_credentials: creds(),
-                    ..Default::default()
-                },
-                "backup_s3_bucket",
-            ),
-            (
-                BackupSettings {
-                    backup_s3_bucket: Some("ab".into()),
-                    backup_s3_credentials: creds(),
-                    ..Default::default()
-                },
-                "backup_s3_bucket",
-            ),
-            (
-                BackupSettings {
-                    backup_s3_bucket: Some("a..b".into()),
-                    backup_s3_credentials: creds(),
-                    ..Default::default()
-                },
-                "backup_s3_bucket",
-            ),
-            (
-                BackupSettings {
-                    backup_s3_bucket: Some("192.168.1.1".into()),
-                    backup_s3_credentials: creds(),
-                    ..Default::default()
-                },
-                "backup_s3_bucket",
-            ),
-            (
-                BackupSettings {
-                    backup_s3_bucket: Some("xn--abc".into()),
-                    backup_s3_credentials: creds(),
-                    ..Default::default()
-                },
-                "backup_s3_bucket",
-            ),
-            (
-                BackupSettings {
-                    backup_s3_bucket: Some("-abc".into()),
-                    backup_s3_credentials: creds(),
-                    ..Default::default()
-                },
-                "backup_s3_bucket",
-            ),
-            (
-                BackupSettings {
-                    backup_s3_prefix: Some("/abs".into()),
-                    ..Default::default()
-                },
-                "backup_s3_prefix",
-            ),
-            (
-                BackupSettings {
-                    backup_s3_prefix: Some("a/../b".into()),
-                    ..Default::default()
-                },
-                "backup_s3_prefix",
-            ),
-            (
-                BackupSettings {
-                    backup_s3_prefix: Some("a//b".into()),
-                    ..Default::default()
-                },
-                "backup_s3_prefix",
-            ),
-            (
-                BackupSettings {
-                    backup_s3_prefix: Some("a b".into()),
-                    ..Default::default()
-                },
-                "backup_s3_prefix",
-            ),
-            (
-                BackupSettings {
-                    backup_s3_bucket: Some("bk1".into()),
-                    ..Default::default()
-                },
-                "backup_s3_credentials",
-            ),
-            (
-                BackupSettings {
-                    backup_s3_bucket: Some("bk1".into()),
-                    backup_s3_credentials: CredentialsChange::Set(S3Credentials {
-                        access_key_id: "".into(),
-                        secret_access_key: "x".into(),
-                    }),
-                    ..Default::default()
-                },
-                "backup_s3_credentials",
-            ),
-            (
-                BackupSettings {
-                    backup_s3_credentials: CredentialsChange::Set(S3Credentials {
-                        access_key_id: "id".into(),
-                        secret_access_key: "a b".into(),
-                    }),
-                    ..Default::default()
-                },
-                "backup_s3_credentials",
-            ),
+        #[rustfmt::skip]
+        let table = [
+            ("backup_retention_days", "0"), ("backup_retention_days", "3651"),
+            ("backup_retention_days", "+5"), ("backup_schedule_hours", "169"),
+            ("backup_schedule_hours", "-1"), ("backup_schedule_hours", "1.5"),
+            ("backup_s3_endpoint", "ftp://s3.test"),
+            ("backup_s3_endpoint", "http://169.254.169.254"),
+            ("backup_s3_endpoint", "http://127.0.0.1:9900"),
+            ("backup_s3_endpoint", "https://u:p@s3.test"),
+            ("backup_s3_endpoint", "https://s3.test/path"),
+            ("backup_s3_endpoint", "https://s3.test:99999"),
+            ("backup_s3_region", "us east"),
+            ("backup_s3_bucket", "Upper"), ("backup_s3_bucket", "ab"),
+            ("backup_s3_bucket", "a..b"), ("backup_s3_bucket", "192.168.1.1"),
+            ("backup_s3_bucket", "xn--abc"), ("backup_s3_bucket", "-abc"),
+            ("backup_s3_prefix", "/abs"), ("backup_s3_prefix", "a/../b"),
+            ("backup_s3_prefix", "a//b"), ("backup_s3_prefix", "a b"),
         ];
-        for (input, expected) in table {
-            let shown = format!("{input:?}");
-            assert_eq!(field(input, false), expected, "{shown}");
+        for (name, value) in table {
+            // Each value alone in its field; a bucket comes with credentials.
+            let v = Some(value.to_string());
+            let mut s = BackupSettings::default();
+            match name {
+                "backup_retention_days" => s.backup_retention_days = v,
+                "backup_schedule_hours" => s.backup_schedule_hours = v,
+                "backup_s3_endpoint" => s.backup_s3_endpoint = v,
+                "backup_s3_region" => s.backup_s3_region = v,
+                "backup_s3_prefix" => s.backup_s3_prefix = v,
+                _ => {
+                    s.backup_s3_bucket = v;
+                    s.backup_s3_credentials = creds();
+                }
+            }
+            assert_eq!(field(s, false), name, "{value}");
         }
-        // A stored secret counts; deleting it with a bucket set does not.
         let bucket = || BackupSettings {
             backup_s3_bucket: Some("bk1".into()),
             ..Default::default()
         };
+        let with = |access_key_id: &str, secret_access_key: &str| BackupSettings {
+            backup_s3_credentials: CredentialsChange::Set(S3Credentials {
+                access_key_id: access_key_id.into(),
+                secret_access_key: secret_access_key.into(),
+            }),
+            ..bucket()
+        };
+        assert_eq!(field(bucket(), false), "backup_s3_credentials");
+        assert_eq!(field(with("", "x"), false), "backup_s3_credentials");
+        assert_eq!(field(with("id", "a b"), false), "backup_s3_credentials");
+        // A stored secret counts; deleting it with a bucket set does not.
         assert!(bucket().validate(false, true).is_ok());
         let delete = BackupSettings {
             backup_s3_credentials: CredentialsChange::Delete,

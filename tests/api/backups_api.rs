@@ -20,6 +20,34 @@ async fn app_with_environment() -> (TestApp, String, String, String) {
     (app, node, site, env)
 }
 
+/// `POST /api/environments/{env}/backups` with `scope`, accepted: the 202 body.
+async fn new_backup(app: &TestApp, env: &str, scope: &str) -> Value {
+    let path = format!("/api/environments/{env}/backups");
+    let r = app.post_json(&path, json!({ "backup_scope": scope })).await;
+    assert_eq!(r.status(), 202);
+    r.json().await.unwrap()
+}
+
+/// The new backup's row as the API shows it.
+async fn backup_of(app: &TestApp, accepted: &Value) -> Value {
+    let id = accepted["backup_id"].as_str().unwrap();
+    let (status, backup) = app.get_json(&format!("/api/backups/{id}")).await;
+    assert_eq!(status, 200);
+    backup
+}
+
+/// Marks a backup completed (what `backup_create` does on the node).
+async fn complete(app: &TestApp, backup_id: &str) {
+    let sql = "UPDATE backups SET status = 'completed', checksum = 'sha256:00', size_bytes = 1
+               WHERE id = ?";
+    app.exec(sql, &[backup_id]).await;
+}
+
+/// `PUT /_admin/settings/backups`.
+async fn put_backups(app: &TestApp, body: Value) -> reqwest::Response {
+    app.put_json("/_admin/settings/backups", body).await
+}
+
 fn s3_settings() -> Value {
     json!({
         "backup_s3_endpoint": "https://s3.example.test",
@@ -38,14 +66,7 @@ async fn backups_are_created_listed_read_and_verified() {
         .await;
     assert_eq!((status, list.clone()), (200, json!([])));
 
-    let r = app
-        .post_json(
-            &format!("/api/environments/{env}/backups"),
-            json!({"backup_scope": "db"}),
-        )
-        .await;
-    assert_eq!(r.status(), 202);
-    let body: Value = r.json().await.unwrap();
+    let body = new_backup(&app, &env, "db").await;
     let keys: Vec<&String> = body.as_object().unwrap().keys().collect();
     assert_eq!(keys, ["backup_id", "job_id"], "{body}");
     let backup_id = body["backup_id"].as_str().unwrap().to_string();
@@ -53,8 +74,7 @@ async fn backups_are_created_listed_read_and_verified() {
     assert_eq!(job["job_type"], "backup_create");
     assert_eq!(job["environment_id"], env.as_str());
 
-    let (status, backup) = app.get_json(&format!("/api/backups/{backup_id}")).await;
-    assert_eq!(status, 200);
+    let backup = backup_of(&app, &body).await;
     assert_eq!(backup["status"], "pending");
     assert_eq!(backup["backup_scope"], "db");
     assert_eq!(backup["storage_type"], "local");
@@ -86,14 +106,7 @@ async fn backups_are_created_listed_read_and_verified() {
 
     // A second one is listed first (newest first).
     app.clock.advance(time::Duration::seconds(5));
-    let second = app
-        .post_json(
-            &format!("/api/environments/{env}/backups"),
-            json!({"backup_scope": "full"}),
-        )
-        .await;
-    assert_eq!(second.status(), 202);
-    let second: Value = second.json().await.unwrap();
+    let second = new_backup(&app, &env, "full").await;
     let (_, list) = app
         .get_json(&format!("/api/environments/{env}/backups"))
         .await;
@@ -106,11 +119,7 @@ async fn backups_are_created_listed_read_and_verified() {
     // Verify: only a completed backup.
     let verify = format!("/api/backups/{backup_id}/verify");
     assert_error(app.post_empty(&verify).await, 409, "conflict").await;
-    app.exec(
-        "UPDATE backups SET status = 'completed', checksum = 'sha256:00', size_bytes = 1 WHERE id = ?",
-        &[&backup_id],
-    )
-    .await;
+    complete(&app, &backup_id).await;
     let r = app.post_empty(&verify).await;
     assert_eq!(r.status(), 202);
     let body: Value = r.json().await.unwrap();
@@ -155,18 +164,9 @@ async fn backup_requests_are_refused_with_their_reasons() {
     assert_field_error(r, 400, "bad_request", "id").await;
 
     // A completed backup on a node that is no longer active: 409 node_not_active for both.
-    let r = app
-        .post_json(&create, json!({"backup_scope": "files"}))
-        .await;
-    let backup_id = r.json::<Value>().await.unwrap()["backup_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    app.exec(
-        "UPDATE backups SET status = 'completed', checksum = 'sha256:00', size_bytes = 1 WHERE id = ?",
-        &[&backup_id],
-    )
-    .await;
+    let accepted = new_backup(&app, &env, "files").await;
+    let backup_id = accepted["backup_id"].as_str().unwrap().to_string();
+    complete(&app, &backup_id).await;
     app.exec(
         "UPDATE nodes SET status = 'unreachable' WHERE id = ?",
         &[&node],
@@ -218,28 +218,17 @@ async fn backup_requests_are_refused_with_their_reasons() {
 #[tokio::test]
 async fn the_storage_of_a_backup_is_fixed_by_the_settings_at_creation() {
     let (app, _node, site, env) = app_with_environment().await;
-    let create = format!("/api/environments/{env}/backups");
-    let before = app.post_json(&create, json!({"backup_scope": "db"})).await;
-    let before: Value = before.json().await.unwrap();
-    let before_id = before["backup_id"].as_str().unwrap();
-
-    let r = app
-        .put_json("/_admin/settings/backups", s3_settings())
-        .await;
+    let before = backup_of(&app, &new_backup(&app, &env, "db").await).await;
+    let r = put_backups(&app, s3_settings()).await;
     assert_eq!(r.status(), 200);
-    let after = app
-        .post_json(&create, json!({"backup_scope": "full"}))
-        .await;
-    let after: Value = after.json().await.unwrap();
-    let after_id = after["backup_id"].as_str().unwrap();
+    let new = backup_of(&app, &new_backup(&app, &env, "full").await).await;
+    let (before_id, after_id) = (before["id"].as_str().unwrap(), new["id"].as_str().unwrap());
 
-    let (_, old) = app.get_json(&format!("/api/backups/{before_id}")).await;
-    assert_eq!(old["storage_type"], "local");
+    assert_eq!(before["storage_type"], "local");
     assert_eq!(
-        old["storage_path"],
+        before["storage_path"],
         format!("/var/backups/pressluft/{site}/{env}/{before_id}/")
     );
-    let (_, new) = app.get_json(&format!("/api/backups/{after_id}")).await;
     assert_eq!(new["storage_type"], "s3");
     assert_eq!(
         new["storage_path"],
@@ -247,24 +236,12 @@ async fn the_storage_of_a_backup_is_fixed_by_the_settings_at_creation() {
     );
 
     // Turning S3 off again changes neither existing backup.
-    let r = app
-        .put_json(
-            "/_admin/settings/backups",
-            json!({"backup_s3_credentials": null}),
-        )
-        .await;
+    let r = put_backups(&app, json!({"backup_s3_credentials": null})).await;
     assert_eq!(r.status(), 200);
     let (_, still) = app.get_json(&format!("/api/backups/{after_id}")).await;
     assert_eq!(still["storage_type"], "s3");
     assert_eq!(still["storage_path"], new["storage_path"]);
-    let third = app.post_json(&create, json!({"backup_scope": "db"})).await;
-    let third: Value = third.json().await.unwrap();
-    let (_, third) = app
-        .get_json(&format!(
-            "/api/backups/{}",
-            third["backup_id"].as_str().unwrap()
-        ))
-        .await;
+    let third = backup_of(&app, &new_backup(&app, &env, "db").await).await;
     assert_eq!(third["storage_type"], "local");
 }
 
@@ -272,96 +249,47 @@ async fn the_storage_of_a_backup_is_fixed_by_the_settings_at_creation() {
 async fn backup_settings_refusals_name_their_field() {
     let app = spawn_logged_in().await;
     let creds = json!({"access_key_id": "AKID", "secret_access_key": "s3cr3t"});
+    // Each value alone under its field (a bucket comes with credentials).
+    #[rustfmt::skip]
     let table = [
-        (json!({"backup_retention_days": 0}), "backup_retention_days"),
-        (
-            json!({"backup_retention_days": 3651}),
-            "backup_retention_days",
-        ),
-        (
-            json!({"backup_retention_days": "ten"}),
-            "backup_retention_days",
-        ),
-        (
-            json!({"backup_retention_days": 1.5}),
-            "backup_retention_days",
-        ),
-        (
-            json!({"backup_schedule_hours": 169}),
-            "backup_schedule_hours",
-        ),
-        (
-            json!({"backup_schedule_hours": -1}),
-            "backup_schedule_hours",
-        ),
-        (
-            json!({"backup_schedule_hours": true}),
-            "backup_schedule_hours",
-        ),
-        (
-            json!({"backup_s3_endpoint": "s3.example.test"}),
-            "backup_s3_endpoint",
-        ),
-        (
-            json!({"backup_s3_endpoint": "http://169.254.169.254"}),
-            "backup_s3_endpoint",
-        ),
-        (
-            json!({"backup_s3_endpoint": "http://[fe80::1]:9000"}),
-            "backup_s3_endpoint",
-        ),
-        (
-            json!({"backup_s3_endpoint": "http://127.0.0.1:9900"}),
-            "backup_s3_endpoint",
-        ),
-        (
-            json!({"backup_s3_endpoint": "http://localhost:9900"}),
-            "backup_s3_endpoint",
-        ),
-        (
-            json!({"backup_s3_endpoint": "https://k:s@s3.example.test"}),
-            "backup_s3_endpoint",
-        ),
-        (
-            json!({"backup_s3_region": "eu central"}),
-            "backup_s3_region",
-        ),
-        (
-            json!({"backup_s3_bucket": "Bad_Bucket", "backup_s3_credentials": creds}),
-            "backup_s3_bucket",
-        ),
-        (
-            json!({"backup_s3_bucket": "10.0.0.1", "backup_s3_credentials": creds}),
-            "backup_s3_bucket",
-        ),
-        (json!({"backup_s3_prefix": "/abs"}), "backup_s3_prefix"),
-        (json!({"backup_s3_prefix": " /abs"}), "backup_s3_prefix"),
-        (json!({"backup_s3_prefix": "a/../b"}), "backup_s3_prefix"),
-        (
-            json!({"backup_s3_bucket": "pl-backups"}),
-            "backup_s3_credentials",
-        ),
-        (
-            json!({"backup_s3_credentials": "AKID:s3cr3t"}),
-            "backup_s3_credentials",
-        ),
-        (
-            json!({"backup_s3_credentials": {"access_key_id": "AKID"}}),
-            "backup_s3_credentials",
-        ),
-        (
-            json!({"backup_s3_credentials": {"access_key_id": "", "secret_access_key": "x"}}),
-            "backup_s3_credentials",
-        ),
+        ("backup_retention_days", json!(0)), ("backup_retention_days", json!(3651)),
+        ("backup_retention_days", json!("ten")), ("backup_retention_days", json!(1.5)),
+        ("backup_schedule_hours", json!(169)), ("backup_schedule_hours", json!(-1)),
+        ("backup_schedule_hours", json!(true)),
+        ("backup_s3_endpoint", json!("s3.example.test")),
+        ("backup_s3_endpoint", json!("http://169.254.169.254")),
+        ("backup_s3_endpoint", json!("http://[fe80::1]:9000")),
+        ("backup_s3_endpoint", json!("http://127.0.0.1:9900")),
+        ("backup_s3_endpoint", json!("http://localhost:9900")),
+        ("backup_s3_endpoint", json!("https://k:s@s3.example.test")),
+        ("backup_s3_region", json!("eu central")),
+        ("backup_s3_bucket", json!("Bad_Bucket")), ("backup_s3_bucket", json!("10.0.0.1")),
+        ("backup_s3_prefix", json!("/abs")), ("backup_s3_prefix", json!(" /abs")),
+        ("backup_s3_prefix", json!("a/../b")),
+        ("backup_s3_credentials", json!("AKID:s3cr3t")),
+        ("backup_s3_credentials", json!({"access_key_id": "AKID"})),
+        ("backup_s3_credentials", json!({"access_key_id": "", "secret_access_key": "s3cr3t"})),
     ];
-    for (body, field) in table {
-        let r = app.put_json("/_admin/settings/backups", body.clone()).await;
+    let mut bodies: Vec<(Value, &str)> = table
+        .into_iter()
+        .map(|(field, value)| {
+            let mut body = json!({ field: value });
+            if field == "backup_s3_bucket" {
+                body["backup_s3_credentials"] = creds.clone();
+            }
+            (body, field)
+        })
+        .collect();
+    bodies.push((
+        json!({"backup_s3_bucket": "pl-backups"}),
+        "backup_s3_credentials",
+    ));
+    for (body, field) in bodies {
+        let r = put_backups(&app, body.clone()).await;
         let e = assert_field_error(r, 400, "settings_invalid", field).await;
         assert!(!e.to_string().contains("s3cr3t"), "{body}: {e}");
     }
-    let r = app
-        .put_json("/_admin/settings/backups", json!({"backup_retention": 3}))
-        .await;
+    let r = put_backups(&app, json!({"backup_retention": 3})).await;
     assert_field_error(r, 400, "bad_request", "backup_retention").await;
     // Nothing was stored by any refusal.
     let (_, settings) = app.get_json("/_admin/settings").await;
@@ -373,19 +301,18 @@ async fn backup_settings_refusals_name_their_field() {
     );
 
     // Accepted: numbers or strings, defaults restored by null.
-    let r = app
-        .put_json(
-            "/_admin/settings/backups",
-            json!({"backup_retention_days": "7", "backup_schedule_hours": 0}),
-        )
-        .await;
+    let r = put_backups(
+        &app,
+        json!({"backup_retention_days": "7", "backup_schedule_hours": 0}),
+    )
+    .await;
     assert_eq!(r.status(), 200);
     let body: Value = r.json().await.unwrap();
     assert_eq!(body.as_object().unwrap().len(), 1, "only settings: {body}");
     assert_eq!(body["settings"]["backup_retention_days"], "7");
     assert_eq!(body["settings"]["backup_schedule_hours"], "0");
     assert_eq!(body["settings"]["backup_s3_prefix"], "pressluft");
-    let r = app.put_json("/_admin/settings/backups", json!({})).await;
+    let r = put_backups(&app, json!({})).await;
     let body: Value = r.json().await.unwrap();
     assert_eq!(body["settings"]["backup_retention_days"], "30");
     assert_eq!(body["settings"]["backup_schedule_hours"], "24");
@@ -398,7 +325,7 @@ async fn a_loopback_endpoint_needs_the_flag() {
     app.login().await;
     let mut body = s3_settings();
     body["backup_s3_endpoint"] = json!("http://127.0.0.1:9900/");
-    let r = app.put_json("/_admin/settings/backups", body).await;
+    let r = put_backups(&app, body).await;
     assert_eq!(r.status(), 200);
     assert_eq!(
         app.setting("backup_s3_endpoint").await.as_deref(),
@@ -406,7 +333,7 @@ async fn a_loopback_endpoint_needs_the_flag() {
     );
     let mut body = s3_settings();
     body["backup_s3_endpoint"] = json!("http://169.254.169.254");
-    let r = app.put_json("/_admin/settings/backups", body).await;
+    let r = put_backups(&app, body).await;
     assert_field_error(r, 400, "settings_invalid", "backup_s3_endpoint").await;
 }
 
@@ -437,9 +364,7 @@ async fn s3_credentials_stay_in_the_secrets_store() {
 
     let (app, _node, _site, env) = app_with_environment().await;
     let mut responses = Vec::new();
-    let r = app
-        .put_json("/_admin/settings/backups", s3_settings())
-        .await;
+    let r = put_backups(&app, s3_settings()).await;
     assert_eq!(r.status(), 200);
     responses.push(r.text().await.unwrap());
     // The row refers to the secret; the secret holds the credentials.
@@ -471,7 +396,7 @@ async fn s3_credentials_stay_in_the_secrets_store() {
         .unwrap()
         .remove("backup_s3_credentials");
     keep["backup_retention_days"] = json!(14);
-    let r = app.put_json("/_admin/settings/backups", keep).await;
+    let r = put_backups(&app, keep).await;
     assert_eq!(r.status(), 200);
     responses.push(r.text().await.unwrap());
     assert!(app
@@ -482,15 +407,9 @@ async fn s3_credentials_stay_in_the_secrets_store() {
         .is_some());
     let mut bad = s3_settings();
     bad["backup_s3_bucket"] = json!("NO");
-    let r = app.put_json("/_admin/settings/backups", bad).await;
+    let r = put_backups(&app, bad).await;
     responses.push(r.text().await.unwrap());
-    let backup = app
-        .post_json(
-            &format!("/api/environments/{env}/backups"),
-            json!({"backup_scope": "db"}),
-        )
-        .await;
-    responses.push(backup.text().await.unwrap());
+    responses.push(new_backup(&app, &env, "db").await.to_string());
     for path in [
         format!("/api/environments/{env}/backups"),
         "/api/audit-logs?resource_type=settings".to_string(),
@@ -500,19 +419,13 @@ async fn s3_credentials_stay_in_the_secrets_store() {
     }
 
     // Null = delete, only without a bucket.
-    let r = app
-        .put_json(
-            "/_admin/settings/backups",
-            json!({"backup_s3_credentials": null, "backup_s3_bucket": "pl-backups"}),
-        )
-        .await;
+    let r = put_backups(
+        &app,
+        json!({"backup_s3_credentials": null, "backup_s3_bucket": "pl-backups"}),
+    )
+    .await;
     assert_field_error(r, 400, "settings_invalid", "backup_s3_credentials").await;
-    let r = app
-        .put_json(
-            "/_admin/settings/backups",
-            json!({"backup_s3_credentials": null}),
-        )
-        .await;
+    let r = put_backups(&app, json!({"backup_s3_credentials": null})).await;
     assert_eq!(r.status(), 200);
     assert_eq!(app.setting("backup_s3_credentials_json").await, None);
     assert!(app
@@ -576,55 +489,41 @@ async fn the_settings_page_edits_the_backups_group() {
         ]
     };
 
+    let save = |bucket, key_id, secret| {
+        let fields = fields(bucket, key_id, secret);
+        let forms = &forms;
+        async move {
+            let r = forms.post("/settings/backups", &fields).await;
+            (r.status().as_u16(), r.text().await.unwrap())
+        }
+    };
+
     // A bucket without credentials: refused next to the credentials, nothing echoed.
-    let r = forms
-        .post("/settings/backups", &fields("pl-backups", "", ""))
-        .await;
-    assert_eq!(r.status(), 400);
-    let page = r.text().await.unwrap();
+    let (status, page) = save("pl-backups", "", "").await;
+    assert_eq!(status, 400);
     assert!(page.contains("field-error"), "{page}");
     assert!(page.contains("a bucket needs credentials"));
-    let r = forms
-        .post("/settings/backups", &fields("pl-backups", "AKIDFORM", ""))
-        .await;
-    assert_eq!(r.status(), 400);
-    let page = r.text().await.unwrap();
+    let (status, page) = save("pl-backups", "AKIDFORM", "").await;
+    assert_eq!(status, 400);
     assert!(page.contains("the secret access key must be"), "{page}");
     assert!(!page.contains("AKIDFORM"), "the key id is not echoed");
     assert_eq!(app.setting("backup_s3_bucket").await, None);
-    let r = forms
-        .post(
-            "/settings/backups",
-            &fields("Bad_Bucket", "AKIDFORM", SECRET_KEY),
-        )
-        .await;
-    assert_eq!(r.status(), 400);
-    let page = r.text().await.unwrap();
+    let (status, page) = save("Bad_Bucket", "AKIDFORM", SECRET_KEY).await;
+    assert_eq!(status, 400);
     assert!(page.contains("Bad_Bucket"), "values shown as sent");
     assert!(!page.contains(SECRET_KEY));
 
-    let r = forms
-        .post(
-            "/settings/backups",
-            &fields("pl-backups", "AKIDFORM", SECRET_KEY),
-        )
-        .await;
-    assert_eq!(r.status(), 200);
-    let page = r.text().await.unwrap();
+    let (status, page) = save("pl-backups", "AKIDFORM", SECRET_KEY).await;
+    assert_eq!(status, 200);
     assert!(page.contains("Settings saved."));
     assert!(page.contains("S3 (off-site)"), "{page}");
     assert!(page.contains("Credentials are stored"));
     assert!(!page.contains(SECRET_KEY) && !page.contains("AKIDFORM"));
-    assert_eq!(
-        app.setting("backup_retention_days").await.as_deref(),
-        Some("14")
-    );
+    let retention = app.setting("backup_retention_days").await;
+    assert_eq!(retention.as_deref(), Some("14"));
 
     // Empty key fields keep the credentials; the checkbox removes them (with the bucket).
-    let r = forms
-        .post("/settings/backups", &fields("pl-backups", "", ""))
-        .await;
-    assert_eq!(r.status(), 200);
+    assert_eq!(save("pl-backups", "", "").await.0, 200);
     assert!(app.setting("backup_s3_credentials_json").await.is_some());
     let mut remove = fields("", "", "");
     remove.push(("remove_credentials", "true"));
