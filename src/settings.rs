@@ -1,11 +1,14 @@
 //! The settings service (`/_admin/settings`, api.md §7): effective values with their defaults,
 //! and the validated replacement of a settings group, audited as `settings_update`.
 //!
-//! This version knows every key of data-model.md for reading and accepts the `wordpress` group
-//! for writing; the other groups arrive with the features that use them.
+//! This version knows every key of data-model.md for reading and accepts the `wordpress` and
+//! `backups` groups for writing; the other groups arrive with the features that use them.
+
+pub mod backups;
 
 use crate::clock::SharedClock;
 use crate::jobs::Engine;
+use crate::secrets::Secrets;
 use crate::services::{AuditEntry, Mutations, ServiceError};
 use crate::store::settings::{fetch_setting, put_settings};
 use crate::store::{Store, StoreError};
@@ -60,7 +63,7 @@ impl SettingsView {
     }
 }
 
-fn invalid(field: &'static str, message: &str) -> ServiceError {
+pub(crate) fn invalid(field: &'static str, message: &str) -> ServiceError {
     tracing::info!(field, "settings validation failed");
     ServiceError::SettingsInvalid {
         field,
@@ -123,6 +126,7 @@ impl WordPressSettings {
 pub struct Settings {
     store: Store,
     mutations: Mutations,
+    secrets: Secrets,
     /// `--allow-loopback-sources`.
     allow_loopback_sources: bool,
 }
@@ -131,12 +135,14 @@ impl Settings {
     pub fn new(
         store: Store,
         engine: Engine,
+        secrets: Secrets,
         clock: SharedClock,
         allow_loopback_sources: bool,
     ) -> Self {
         Self {
             mutations: Mutations::new(store.clone(), engine, clock),
             store,
+            secrets,
             allow_loopback_sources,
         }
     }
@@ -201,6 +207,53 @@ impl Settings {
         };
         self.mutations.complete(m, audit).await?;
         tracing::info!(group = "wordpress", "settings updated; audit written");
+        self.view().await
+    }
+    /// Replaces the `backups` group after validation; audited for `user_id`. New credentials
+    /// go to the secrets store before the commit (a failed commit leaves them unreferenced);
+    /// deleted ones are removed after it.
+    pub async fn put_backups(
+        &self,
+        user_id: &str,
+        input: backups::BackupSettings,
+    ) -> Result<SettingsView, ServiceError> {
+        let mut m = self.mutations.begin().await?;
+        let stored = fetch_setting(&mut m.tx, backups::CREDENTIALS_KEY)
+            .await?
+            .is_some();
+        let valid = input.validate(self.allow_loopback_sources, stored)?;
+        let mut values: Vec<(&str, Option<&str>)> = valid
+            .values
+            .iter()
+            .map(|(k, v)| (*k, v.as_deref()))
+            .collect();
+        match &valid.credentials {
+            backups::CredentialsChange::Keep => {}
+            backups::CredentialsChange::Delete => values.push((backups::CREDENTIALS_KEY, None)),
+            backups::CredentialsChange::Set(c) => {
+                self.secrets.put(
+                    crate::backups::storage::S3_CREDENTIALS_SECRET,
+                    &backups::credentials_json(c),
+                )?;
+                values.push((
+                    backups::CREDENTIALS_KEY,
+                    Some(backups::CREDENTIALS_REFERENCE),
+                ));
+            }
+        }
+        put_settings(&mut m.tx, &values, &m.now).await?;
+        let audit = AuditEntry {
+            user_id,
+            action: "settings_update",
+            resource_type: "settings",
+            resource_id: "backups",
+        };
+        self.mutations.complete(m, audit).await?;
+        if matches!(valid.credentials, backups::CredentialsChange::Delete) {
+            self.secrets
+                .remove(crate::backups::storage::S3_CREDENTIALS_SECRET)?;
+        }
+        tracing::info!(group = "backups", "settings updated; audit written");
         self.view().await
     }
 }

@@ -167,6 +167,7 @@ impl Application {
             settings: crate::settings::Settings::new(
                 store.clone(),
                 engine.clone(),
+                secrets.clone(),
                 clock.clone(),
                 config.allow_loopback_sources,
             ),

@@ -10,7 +10,10 @@ use serde_json::{json, Map, Value};
 
 use super::error::ApiError;
 use super::extract::AppJson;
+use crate::backups::storage::S3Credentials;
 use crate::http::session::CurrentSession;
+use crate::services::ServiceError;
+use crate::settings::backups::{BackupSettings, CredentialsChange};
 use crate::settings::{SettingsView, WordPressSettings};
 use crate::state::AppState;
 
@@ -19,6 +22,7 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/settings", get(get_settings))
         .route("/settings/wordpress", put(put_wordpress))
+        .route("/settings/backups", put(put_backups))
 }
 
 fn settings_json(view: &SettingsView) -> Value {
@@ -52,6 +56,108 @@ struct WordPressBody {
     wordpress_source_sha256: Option<String>,
 }
 
+/// `PUT /_admin/settings/backups` body. Numbers may be JSON numbers or strings (the stored
+/// settings are text); a missing field or null is unset (its default). `backup_s3_credentials`:
+/// omitted = keep, null = delete, `{access_key_id, secret_access_key}` = replace.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BackupsBody {
+    #[serde(default)]
+    backup_retention_days: Option<Value>,
+    #[serde(default)]
+    backup_schedule_hours: Option<Value>,
+    #[serde(default)]
+    backup_s3_endpoint: Option<Value>,
+    #[serde(default)]
+    backup_s3_region: Option<Value>,
+    #[serde(default)]
+    backup_s3_bucket: Option<Value>,
+    #[serde(default)]
+    backup_s3_prefix: Option<Value>,
+    #[serde(default, deserialize_with = "present")]
+    backup_s3_credentials: Option<Option<Value>>,
+}
+
+/// A field that is present (even as null) is `Some`; a missing one stays `None` (default).
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<Value>>, D::Error> {
+    Option::<Value>::deserialize(d).map(Some)
+}
+
+fn settings_invalid(field: &'static str, message: &str) -> ApiError {
+    ServiceError::SettingsInvalid {
+        field,
+        message: message.to_string(),
+    }
+    .into()
+}
+
+/// A scalar setting as text: strings as sent, integers in decimal, null as unset.
+fn text(field: &'static str, v: Option<Value>) -> Result<Option<String>, ApiError> {
+    match v {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s)),
+        Some(Value::Number(n)) if n.is_i64() => Ok(Some(n.to_string())),
+        Some(_) => Err(settings_invalid(
+            field,
+            "must be a string or a whole number",
+        )),
+    }
+}
+
+fn credentials(v: Option<Option<Value>>) -> Result<CredentialsChange, ApiError> {
+    let field = "backup_s3_credentials";
+    let shape = "must be null or an object {access_key_id, secret_access_key} of strings";
+    match v {
+        None => Ok(CredentialsChange::Keep),
+        Some(None) | Some(Some(Value::Null)) => Ok(CredentialsChange::Delete),
+        Some(Some(Value::Object(o))) => {
+            let string = |k: &str| o.get(k).and_then(Value::as_str).map(str::to_string);
+            match (
+                string("access_key_id"),
+                string("secret_access_key"),
+                o.len(),
+            ) {
+                (Some(access_key_id), Some(secret_access_key), 2) => {
+                    Ok(CredentialsChange::Set(S3Credentials {
+                        access_key_id,
+                        secret_access_key,
+                    }))
+                }
+                _ => Err(settings_invalid(field, shape)),
+            }
+        }
+        Some(Some(_)) => Err(settings_invalid(field, shape)),
+    }
+}
+
+async fn put_backups(
+    State(state): State<AppState>,
+    session: CurrentSession,
+    AppJson(body): AppJson<BackupsBody>,
+) -> Result<Json<Value>, ApiError> {
+    let input = BackupSettings {
+        backup_retention_days: text("backup_retention_days", body.backup_retention_days)?,
+        backup_schedule_hours: text("backup_schedule_hours", body.backup_schedule_hours)?,
+        backup_s3_endpoint: text("backup_s3_endpoint", body.backup_s3_endpoint)?,
+        backup_s3_region: text("backup_s3_region", body.backup_s3_region)?,
+        backup_s3_bucket: text("backup_s3_bucket", body.backup_s3_bucket)?,
+        backup_s3_prefix: text("backup_s3_prefix", body.backup_s3_prefix)?,
+        backup_s3_credentials: credentials(body.backup_s3_credentials)?,
+    };
+    let view = state
+        .settings
+        .put_backups(&session.user.user_id, input)
+        .await?;
+    Ok(Json(settings_only(&view)))
+}
+
+/// `{"settings": …}`: what a PUT answers (api.md §7).
+fn settings_only(view: &SettingsView) -> Value {
+    let mut out = settings_json(view);
+    out.as_object_mut().expect("object").remove("secrets");
+    out
+}
+
 async fn put_wordpress(
     State(state): State<AppState>,
     session: CurrentSession,
@@ -67,7 +173,5 @@ async fn put_wordpress(
             },
         )
         .await?;
-    let mut out = settings_json(&view);
-    out.as_object_mut().expect("object").remove("secrets");
-    Ok(Json(out))
+    Ok(Json(settings_only(&view)))
 }

@@ -4,6 +4,7 @@
 pub mod admin_settings;
 pub mod audit;
 mod auth;
+pub mod backups;
 mod events;
 pub mod jobs;
 mod metrics;
@@ -31,6 +32,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         events::router(),
         nodes::router(),
         sites::router(),
+        backups::router(),
         audit::router(),
         metrics::router(),
     ];

@@ -27,6 +27,7 @@ use crate::http::session::CurrentSession;
         (name = "jobs", description = "Jobs, metrics and live events"),
         (name = "nodes", description = "Managed servers"),
         (name = "sites", description = "Sites, environments and releases"),
+        (name = "backups", description = "Backups of environments"),
         (name = "audit", description = "Who did what"),
     )
 )]

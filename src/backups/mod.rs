@@ -15,7 +15,7 @@ use crate::jobs::{BackupCreatePayload, BackupVerifyPayload, Engine};
 use crate::secrets::Secrets;
 use crate::services::{JobRequest, Mutation, Mutations, ServiceError};
 use crate::sites::Actor;
-use crate::store::backups::{fetch_backup, insert_backup, NewBackup};
+use crate::store::backups::{fetch_backup, insert_backup, BackupRecord, NewBackup};
 use crate::store::environments::{fetch_environment, EnvironmentRecord};
 use crate::store::nodes::fetch_node;
 use crate::store::settings::fetch_setting;
@@ -88,6 +88,22 @@ impl Backups {
 
     pub fn store(&self) -> &Store {
         &self.store
+    }
+
+    /// An environment's backups, newest first; `NotFound` for an unknown environment.
+    pub async fn list(&self, environment_id: &str) -> Result<Vec<BackupRecord>, ServiceError> {
+        if self.store.get_environment(environment_id).await?.is_none() {
+            return Err(ServiceError::NotFound("environment"));
+        }
+        Ok(self.store.list_backups(environment_id).await?)
+    }
+
+    /// One backup; `NotFound` when there is none.
+    pub async fn get(&self, backup_id: &str) -> Result<BackupRecord, ServiceError> {
+        self.store
+            .get_backup(backup_id)
+            .await?
+            .ok_or(ServiceError::NotFound("backup"))
     }
 
     /// `POST /api/environments/{id}/backups`: a `pending` backup of `scope` and its

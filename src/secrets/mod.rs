@@ -147,6 +147,15 @@ impl Secrets {
         write_private(&path, &sealed, 0o600)
     }
 
+    /// Deletes a secret (nothing to do when it is not stored).
+    pub fn remove(&self, key: &str) -> Result<(), SecretsError> {
+        let path = self.path(key)?;
+        match std::fs::remove_file(&path) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(io(&path)(e)),
+            _ => Ok(()),
+        }
+    }
+
     /// Reads a secret; `None` when it was never stored.
     pub fn get(&self, key: &str) -> Result<Option<Secret>, SecretsError> {
         let path = self.path(key)?;

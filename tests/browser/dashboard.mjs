@@ -1,6 +1,7 @@
 // Browser test of the dashboard, driven by tests/api/browser.rs, which starts the server and
 // answers on stdin. Steps: log in through the form, see the metric cards and the jobs table,
-// ask the harness to insert a job into the database, see it appear without a reload, log out.
+// ask the harness to insert a job into the database, see it appear without a reload, save the
+// backup settings (a field error, then S3), log out.
 import { createInterface } from "node:readline";
 import { base, email, launch, password, screenshot, step } from "./common.mjs";
 
@@ -101,6 +102,27 @@ try {
     }
   }
   await page.setViewportSize({ width: 1280, height: 860 });
+
+  step("backup settings: a field error next to its field, then saved with S3 (off-site)");
+  await page.goto(`${base}/settings`);
+  const storage = async () => (await page.textContent("[data-test=backup-storage]")).trim();
+  if (!(await storage()).includes("not off-site")) throw new Error(`storage: ${await storage()}`);
+  const form = page.locator("[data-test=backup-settings]");
+  await form.locator("[name=backup_retention_days]").fill("0");
+  await form.locator("[name=backup_s3_bucket]").fill("pl-backups");
+  await form.locator("button[type=submit]").click();
+  await page.waitForSelector("[data-test=backup-settings] #b-retention.invalid ~ .field-error");
+  await screenshot(page, `settings-backups-error`);
+  const refused = page.locator("[data-test=backup-settings]");
+  await refused.locator("[name=backup_retention_days]").fill("14");
+  await refused.locator("[name=access_key_id]").fill("AKIDBROWSER");
+  await refused.locator("[name=secret_access_key]").fill("browser-secret-key");
+  await refused.locator("button[type=submit]").click();
+  await page.waitForSelector("[data-test=settings-saved]");
+  if (!(await storage()).includes("S3 (off-site)")) throw new Error(`storage: ${await storage()}`);
+  const secretShown = await page.locator("[data-test=backup-settings] [name=secret_access_key]").inputValue();
+  if (secretShown !== "" || (await page.content()).includes("browser-secret-key")) throw new Error("the secret is shown");
+  await screenshot(page, `settings-backups-saved`);
 
   step("log out");
   await page.click("[data-test=logout]");

@@ -1,4 +1,5 @@
-//! The Settings area of the dashboard: the page (GET) and the WordPress source form (POST).
+//! The Settings area of the dashboard: the page (GET), the WordPress source and the backups
+//! forms (POST).
 
 pub mod forms;
 pub mod pages;
@@ -13,4 +14,5 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/settings", get(pages::show))
         .route("/settings/wordpress", post(forms::save_wordpress))
+        .route("/settings/backups", post(forms::save_backups))
 }
