@@ -3,6 +3,7 @@
 
 mod ansible;
 mod auth;
+mod backups_ui;
 mod browser;
 mod cli;
 mod dashboard;
