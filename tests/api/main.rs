@@ -3,6 +3,7 @@
 
 mod ansible;
 mod auth;
+mod backups_download;
 mod backups_ui;
 mod browser;
 mod cli;
