@@ -5,15 +5,14 @@
 //! archive `backup-read` returns. A backup the key cannot open is an error page without the
 //! node's output. Runs when PRESSLUFT_E2E=1, under the node lock.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use serde_json::{json, Value};
 
 use crate::backups_ui::{fixture, insert_backup, Fixture};
 use crate::e2e::AuthorizedKey;
-use crate::helpers::get_with;
+use crate::helpers::{get_with, output_with_stdin};
 
 const HELPER: &str = "/usr/local/bin/pressluft";
 
@@ -50,21 +49,11 @@ impl Drop for Removed {
     }
 }
 
+/// `pressluft node <command>` of this build with `input` on stdin; must succeed.
 fn node(command: &str, input: &Value) -> std::process::Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_pressluft"))
-        .args(["node", command])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(input.to_string().as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_pressluft"));
+    cmd.args(["node", command]);
+    let out = output_with_stdin(cmd, input.to_string().as_bytes());
     assert!(
         out.status.success(),
         "{command}: {}",

@@ -7,7 +7,7 @@ use pressluft::clock::Clock;
 use time::Duration;
 
 use crate::events::read_until;
-use crate::helpers::{client, get_with, CsrfForms, TestApp};
+use crate::helpers::{client, get_with, page_text, CsrfForms, TestApp};
 use crate::stand_in::StandIn;
 
 /// A site's production environment on an active node, and a logged-in browser-like client.
@@ -92,11 +92,7 @@ async fn the_section_lists_backups_with_their_labels() {
     )
     .await;
 
-    let html = get_with(&c, app.url(&format!("/environments/{env}")))
-        .await
-        .text()
-        .await
-        .unwrap();
+    let html = page_text(&c, app.url(&format!("/environments/{env}"))).await;
     assert!(html.contains("data-test=\"create-backup-form\""), "{html}");
     assert_eq!(html.matches("data-test=\"backup-row\"").count(), 3);
     assert!(html.contains(">not off-site<") && html.contains(">off-site<"));
@@ -128,22 +124,14 @@ async fn the_section_lists_backups_with_their_labels() {
         &[&app.now()],
     )
     .await;
-    let html = get_with(&c, app.url(&format!("/environments/{env}")))
-        .await
-        .text()
-        .await
-        .unwrap();
+    let html = page_text(&c, app.url(&format!("/environments/{env}"))).await;
     assert!(html.contains("scheduled backups are off"), "{html}");
 }
 
 #[tokio::test]
 async fn create_backup_form_starts_the_job_and_names_a_bad_scope() {
     let Fixture { app, c, env } = fixture().await;
-    let html = get_with(&c, app.url(&format!("/environments/{env}")))
-        .await
-        .text()
-        .await
-        .unwrap();
+    let html = page_text(&c, app.url(&format!("/environments/{env}"))).await;
     let forms = CsrfForms::new(&app, &c, &html);
     let path = format!("/environments/{env}/backups");
 
@@ -163,11 +151,7 @@ async fn create_backup_form_starts_the_job_and_names_a_bad_scope() {
     let job_id = location.strip_prefix("/jobs/").expect("the job's page");
     let job = app.store.get_job(job_id).await.unwrap().expect("job");
     assert_eq!(job.job_type.as_str(), "backup_create");
-    let html = get_with(&c, app.url(&format!("/environments/{env}")))
-        .await
-        .text()
-        .await
-        .unwrap();
+    let html = page_text(&c, app.url(&format!("/environments/{env}"))).await;
     assert_eq!(html.matches("data-test=\"backup-row\"").count(), 1);
     assert!(html.contains("<td>db</td>"), "{html}");
 }
@@ -177,11 +161,7 @@ async fn verify_button_starts_a_verify_or_says_why_not() {
     let Fixture { app, c, env } = fixture().await;
     let done = insert_backup(&app, &env, "full", "completed", LOCAL).await;
     let pending = insert_backup(&app, &env, "full", "pending", LOCAL).await;
-    let html = get_with(&c, app.url(&format!("/environments/{env}")))
-        .await
-        .text()
-        .await
-        .unwrap();
+    let html = page_text(&c, app.url(&format!("/environments/{env}"))).await;
     let forms = CsrfForms::new(&app, &c, &html);
 
     let r = forms.post(&format!("/backups/{done}/verify"), &[]).await;
