@@ -225,6 +225,22 @@ fn files_backup_to_local_storage_is_encrypted_verified_and_never_follows_links()
     for (_, data) in &entries {
         assert!(!contains(data, "outside secret") && !contains(data, "root:x:0:0"));
     }
+    // `compressed`: the decrypted zstd stream (what a download serves), which standard zstd
+    // decodes to the same archive.
+    let compressed = node(
+        "backup-read",
+        &json!({"artifact": "files.tar.zst", "storage": storage, "data_key": key, "compressed": true}),
+    );
+    assert_eq!(compressed.code, 0, "{}", compressed.stderr);
+    assert_eq!(
+        &compressed.stdout[..4],
+        &[0x28, 0xb5, 0x2f, 0xfd],
+        "a zstd frame"
+    );
+    assert_eq!(
+        zstd::stream::decode_all(&compressed.stdout[..]).unwrap(),
+        read(&storage, &key, "files.tar.zst")
+    );
     let manifest: Value = serde_json::from_slice(&read(&storage, &key, "manifest.json")).unwrap();
     assert_eq!(manifest["backup_id"], "b-1");
     assert_eq!(manifest["canonical_url"], "https://example.test");

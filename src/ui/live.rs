@@ -66,8 +66,8 @@ enum View {
     Sites,
     /// A site page: its environment cards and jobs.
     Site(String),
-    /// An environment page.
-    Environment(String),
+    /// An environment page (id, the session's CSRF token for its backups' buttons).
+    Environment(String, String),
     /// A node page (id, the session's CSRF token for its button).
     Node(String, String),
 }
@@ -123,7 +123,7 @@ pub async fn events(
             match q.view.as_str() {
                 "site" => View::Site(id),
                 "node" => View::Node(id, session.csrf_token()),
-                _ => View::Environment(id),
+                _ => View::Environment(id, session.csrf_token()),
             }
         }
         _ => {
@@ -195,8 +195,9 @@ impl Scope {
                     .await?;
                 ids.extend(releases.into_iter().map(|(r, _, _)| r.id));
             }
-            View::Environment(id) => {
+            View::Environment(id, _) => {
                 ids.insert(id.clone());
+                ids.extend(store.list_backups(id).await?.into_iter().map(|b| b.id));
                 if let Some(e) = store.get_environment(id).await? {
                     ids.extend([e.site_id, e.node_id]);
                     ids.extend(e.source_environment_id);
@@ -244,8 +245,8 @@ impl Scope {
             (View::Site(id), Event::Job(j)) => {
                 j.site_id.as_ref() == Some(id) || shown(&j.environment_id)
             }
-            (View::Environment(id), Event::Job(j)) => j.environment_id.as_ref() == Some(id),
-            (View::Site(_) | View::Environment(_), Event::Resource(r)) => self.ids.contains(&r.id),
+            (View::Environment(id, _), Event::Job(j)) => j.environment_id.as_ref() == Some(id),
+            (View::Site(_) | View::Environment(..), Event::Resource(r)) => self.ids.contains(&r.id),
             (View::Node(id, _), Event::Job(j)) => j.node_id == *id,
             (View::Node(id, _), Event::Resource(r)) => r.id == *id,
         }
@@ -299,11 +300,22 @@ async fn render(
                 },
             )?);
         }
-        View::Environment(id) => {
+        View::Environment(id, csrf_token) => {
             if let Some(panel) =
                 super::sites::views::EnvironmentPanel::load(&state.store, id).await?
             {
                 out.push(fragment("environment", &panel)?);
+            }
+            if let Some(env) = state.store.get_environment(id).await? {
+                let now = state.clock.now();
+                let backups = super::backups::views::BackupsPanel::load(
+                    &state.store,
+                    &env,
+                    csrf_token.clone(),
+                    now,
+                )
+                .await?;
+                out.push(fragment("backups", &backups)?);
             }
         }
         View::Node(id, csrf_token) => {

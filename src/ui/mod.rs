@@ -7,6 +7,7 @@
 
 mod assets;
 mod audit;
+pub mod backups;
 mod errors;
 mod form_errors;
 pub mod forms;
@@ -41,6 +42,7 @@ pub fn router() -> Router<AppState> {
         jobs::router(),
         nodes::router(),
         sites::router(),
+        backups::router(),
         settings::router(),
         audit::router(),
         login::router(),

@@ -386,7 +386,10 @@ async fn every_protected_endpoint_requires_a_session() {
         if PUBLIC_ROUTES.contains(&(method.as_str(), path.as_str())) {
             continue;
         }
-        let concrete = path.replace("{id}", &id).replace("{*path}", "app.css");
+        let concrete = path
+            .replace("{id}", &id)
+            .replace("{*path}", "app.css")
+            .replace("{name}", "db.sql.zst");
         assert!(!concrete.contains('{'), "unknown parameter in {path}");
         let url = app.url(&concrete);
         let req = match method.as_str() {

@@ -10,10 +10,10 @@ use serde_json::json;
 use crate::helpers::{finished, finished_within, post_job, spawn_app_with, TestApp};
 
 /// Authorizes the control plane's key for root while alive (as install.sh does).
-struct AuthorizedKey(String);
+pub struct AuthorizedKey(String);
 
 impl AuthorizedKey {
-    fn add(public_key: &str) -> Self {
+    pub fn add(public_key: &str) -> Self {
         let line = format!("from=\"127.0.0.1,::1\" {public_key}");
         std::fs::create_dir_all("/root/.ssh").unwrap();
         let path = "/root/.ssh/authorized_keys";

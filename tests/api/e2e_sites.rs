@@ -293,6 +293,23 @@ pub async fn sites_on_this_machine(app: &TestApp) {
     let types = crate::helpers::column(&envs, "environment_type");
     assert_eq!(types, ["production", "staging"]);
 
+    // Backups from the dashboard on the live production environment (create, watch it
+    // complete, download, verify), once the backup jobs have their playbooks.
+    let playbooks = concat!(env!("CARGO_MANIFEST_DIR"), "/ansible/playbooks");
+    if ["backup-create.yml", "backup-verify.yml"]
+        .iter()
+        .all(|p| std::path::Path::new(playbooks).join(p).exists())
+    {
+        crate::e2e::browser_script(
+            app,
+            "backups.mjs",
+            &[("PRESSLUFT_ENVIRONMENT_ID", &prod_id)],
+        )
+        .await;
+    } else {
+        eprintln!("skipped tests/browser/backups.mjs: the backup jobs have no playbooks yet");
+    }
+
     // Leave the node as it was (there is no site deletion in the product yet).
     let remove = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/e2e/remove-site.sh");
     for (site, envs) in [

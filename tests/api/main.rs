@@ -4,6 +4,8 @@
 mod ansible;
 mod auth;
 mod backups_api;
+mod backups_download;
+mod backups_ui;
 mod browser;
 mod cli;
 mod dashboard;

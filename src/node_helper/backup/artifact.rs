@@ -144,15 +144,23 @@ pub fn manifest_encoding(
     Encoding::new(sink, recipient, false)
 }
 
-/// Plaintext of stored bytes: age-decrypt with `identity`, then zstd-decode.
-pub fn decoding(
+/// The zstd stream inside stored bytes: age-decrypt with `identity` (what a download serves).
+pub fn decrypting(
     stored: Box<dyn Read + Send>,
     identity: &x25519::Identity,
 ) -> Result<impl Read, BackupError> {
     let decryptor = age::Decryptor::new_buffered(BufReader::new(stored))
         .map_err(|e| BackupError::Failed(format!("age: {e}")))?;
-    let plain = decryptor
+    decryptor
         .decrypt(std::iter::once(identity as &dyn age::Identity))
-        .map_err(|e| BackupError::Failed(format!("age: {e} (wrong data key?)")))?;
-    zstd::stream::read::Decoder::new(plain).map_err(|e| BackupError::Failed(format!("zstd: {e}")))
+        .map_err(|e| BackupError::Failed(format!("age: {e} (wrong data key?)")))
+}
+
+/// Plaintext of stored bytes: age-decrypt with `identity`, then zstd-decode.
+pub fn decoding(
+    stored: Box<dyn Read + Send>,
+    identity: &x25519::Identity,
+) -> Result<impl Read, BackupError> {
+    zstd::stream::read::Decoder::new(decrypting(stored, identity)?)
+        .map_err(|e| BackupError::Failed(format!("zstd: {e}")))
 }

@@ -1,14 +1,15 @@
 //! `backup-verify` and `backup-read`: re-read a stored backup. Verify hashes the stored bytes of
 //! the manifest against the recorded checksum, then every artifact the manifest lists against
 //! its manifest entry (BACKUP_CHECKSUM_MISMATCH names the first that differs). Read decrypts
-//! and decompresses one artifact to a writer (tests now, `env_restore` later).
+//! and decompresses one artifact to a writer (tests now, `env_restore` later), or only decrypts
+//! it (`compressed`: the zstd stream the dashboard's download serves).
 
 use std::io::{self, Read, Write};
 
 use serde::{Deserialize, Serialize};
 use tokio::runtime::Handle;
 
-use super::artifact::{decoding, hash_reader, ArtifactInfo};
+use super::artifact::{decoding, decrypting, hash_reader, ArtifactInfo};
 use super::create::Manifest;
 use super::storage::{Storage, StorageSpec};
 use super::{BackupError, DataKey, DB_ARTIFACT, FILES_ARTIFACT, MANIFEST};
@@ -39,6 +40,10 @@ pub struct ReadSpec {
     pub artifact: String,
     pub storage: StorageSpec,
     pub data_key: DataKey,
+    /// Emit the decrypted zstd stream instead of the plaintext (a download: smaller, and
+    /// `zstd -d` restores it).
+    #[serde(default)]
+    pub compressed: bool,
 }
 
 fn hashed(storage: &Storage, name: &str) -> Result<(u64, String), BackupError> {
@@ -89,7 +94,7 @@ pub fn verify(spec: VerifySpec, handle: &Handle) -> Result<VerifyResult, BackupE
     })
 }
 
-/// Writes the plaintext of one artifact to `out`.
+/// Writes the plaintext of one artifact to `out` (its zstd stream when `compressed`).
 pub fn read(spec: ReadSpec, handle: &Handle, out: &mut impl Write) -> Result<(), BackupError> {
     if ![DB_ARTIFACT, FILES_ARTIFACT, MANIFEST].contains(&spec.artifact.as_str()) {
         return Err(BackupError::Spec(format!(
@@ -99,8 +104,13 @@ pub fn read(spec: ReadSpec, handle: &Handle, out: &mut impl Write) -> Result<(),
     }
     let identity = spec.data_key.identity()?;
     let storage = Storage::open(&spec.storage, handle)?;
-    let mut plain = decoding(storage.reader(&spec.artifact)?, &identity)?;
-    io::copy(&mut plain, out).map_err(|e| BackupError::from_io(e, &spec.artifact))?;
+    let stored = storage.reader(&spec.artifact)?;
+    let mut bytes: Box<dyn Read> = if spec.compressed {
+        Box::new(decrypting(stored, &identity)?)
+    } else {
+        Box::new(decoding(stored, &identity)?)
+    };
+    io::copy(&mut bytes, out).map_err(|e| BackupError::from_io(e, &spec.artifact))?;
     out.flush()
         .map_err(|e| BackupError::Failed(format!("stdout: {e}")))
 }

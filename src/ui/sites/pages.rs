@@ -18,6 +18,8 @@ use crate::http::extract::PathId;
 use crate::http::session::{CurrentSession, UiSession};
 use crate::state::AppState;
 use crate::store::sites::SiteRecord;
+use crate::ui::backups::forms::BackupForm;
+use crate::ui::backups::pages::{section, BackupsSection};
 use crate::ui::forms::FormState;
 use crate::ui::render;
 use crate::ui::views::{JobRow, Layout};
@@ -175,6 +177,7 @@ struct EnvironmentPage {
     env: EnvCard,
     site: SiteRecord,
     releases: Vec<ReleaseRow>,
+    backups: BackupsSection,
 }
 
 /// `GET /environments/{id}`.
@@ -183,13 +186,39 @@ pub async fn environment_page(
     UiSession(session): UiSession,
     PathId(id): PathId,
 ) -> Result<Response, ApiError> {
-    let panel = EnvironmentPanel::load(&state.store, &id)
+    environment_page_with(
+        &state,
+        &session,
+        &id,
+        BackupForm::default(),
+        FormState::default(),
+    )
+    .await
+}
+
+/// The environment page, its Create Backup form showing `form` in state `shown`.
+pub(crate) async fn environment_page_with(
+    state: &AppState,
+    session: &CurrentSession,
+    id: &str,
+    form: BackupForm,
+    shown: FormState,
+) -> Result<Response, ApiError> {
+    let panel = EnvironmentPanel::load(&state.store, id)
         .await?
         .or_not_found("environment")?;
-    Ok(render(&EnvironmentPage {
-        layout: Layout::new(&panel.env.name, "sites", &session),
+    let env = state
+        .store
+        .get_environment(id)
+        .await?
+        .or_not_found("environment")?;
+    let backups = section(state, session, &env, form, shown.errors, shown.notice).await?;
+    let page = EnvironmentPage {
+        layout: Layout::new(&panel.env.name, "sites", session),
         env: panel.env,
         site: panel.site,
         releases: panel.releases,
-    }))
+        backups,
+    };
+    Ok((shown.status, render(&page)).into_response())
 }
