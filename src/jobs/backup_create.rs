@@ -26,7 +26,14 @@ use crate::store::{JobRecord, StoreError};
 super::kinds::job_kind!(
     BackupCreate,
     "backup-create.yml",
-    [validate_start, on_start, on_success, on_final_failure, on_cancel, extra_vars]
+    [
+        validate_start,
+        on_start,
+        on_success,
+        on_final_failure,
+        on_cancel,
+        extra_vars
+    ]
 );
 
 /// The payload of `backup_create` (jobs.md §11).
@@ -53,7 +60,10 @@ impl Default for BackupCreatePayload {
 pub const RESULT_WITHOUT_CHECKSUM: JobErrorCode = JobErrorCode::AnsibleUnexpectedError;
 
 /// The job's backup row.
-async fn backup_of(conn: &mut SqliteConnection, job: &JobRecord) -> Result<BackupRecord, StoreError> {
+async fn backup_of(
+    conn: &mut SqliteConnection,
+    job: &JobRecord,
+) -> Result<BackupRecord, StoreError> {
     let id = payload::read::<BackupCreatePayload>(job).backup_id;
     fetch_backup(conn, &id)
         .await?
@@ -89,9 +99,16 @@ async fn on_start(
 ) -> Result<(), StoreError> {
     let backup = backup_of(conn, job).await?;
     // A retry finds it `running` already: nothing changes.
-    set_backup_status(conn, &backup.id, &[BackupStatus::Pending], BackupStatus::Running, None, now)
-        .await
-        .map(drop)
+    set_backup_status(
+        conn,
+        &backup.id,
+        &[BackupStatus::Pending],
+        BackupStatus::Running,
+        None,
+        now,
+    )
+    .await
+    .map(drop)
 }
 
 /// The checksum and size the run reported, when both are what a completed backup needs.
@@ -208,7 +225,10 @@ mod tests {
     fn only_a_sha256_checksum_and_a_size_complete_a_backup() {
         let hex = "a".repeat(64);
         let ok = json!({"checksum": format!("sha256:{hex}"), "size_bytes": 10});
-        assert_eq!(checksum_and_size(&ok), Some((&*format!("sha256:{hex}"), 10)));
+        assert_eq!(
+            checksum_and_size(&ok),
+            Some((&*format!("sha256:{hex}"), 10))
+        );
         for bad in [
             json!({}),
             json!({"checksum": format!("sha256:{hex}")}),

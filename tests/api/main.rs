@@ -3,6 +3,7 @@
 
 mod ansible;
 mod auth;
+mod backup_jobs;
 mod browser;
 mod cli;
 mod dashboard;

@@ -21,8 +21,8 @@ pub enum Step {
     /// Ends with this outcome.
     Answer(RunOutcome),
     /// Succeeds like the real playbook would: `site_create` reports the source it installed
-    /// from, `env_create` a drift baseline, `health_check` its passed checks, every other type
-    /// `{}`.
+    /// from, `env_create` a drift baseline, `health_check` its passed checks, `backup_create`
+    /// a checksum and size, `backup_verify` ok, every other type `{}`.
     Plausible,
     /// Prints these output lines, then does the next step.
     Print(Vec<String>, Box<Step>),
@@ -226,6 +226,11 @@ fn plausible_result(job: &JobRecord) -> Value {
             {"name": "http", "passed": true, "detail": "200", "attempts": 1},
             {"name": "is-installed", "passed": true, "detail": "{}", "attempts": 1},
             {"name": "db-ping", "passed": true, "detail": "{}", "attempts": 1}]}),
+        "backup_create" => json!({"checksum": format!("sha256:{}", "ab".repeat(32)),
+            "size_bytes": 4242, "artifacts": []}),
+        "backup_verify" => {
+            json!({"status": "ok", "checksum": format!("sha256:{}", "ab".repeat(32))})
+        }
         _ => json!({}),
     }
 }

@@ -113,9 +113,9 @@ fn read_spec<T: DeserializeOwned>() -> Result<T, BackupError> {
         .ok()
         .and_then(|v| v.get("contract_version").and_then(|v| v.as_u64()));
     if version != Some(u64::from(crate::node_helper::spec::CONTRACT_VERSION)) {
-        return Err(BackupError::Spec(crate::node_helper::spec::version_refusal(
-            version,
-        )));
+        return Err(BackupError::Spec(
+            crate::node_helper::spec::version_refusal(version),
+        ));
     }
     // The message names the field, never echoes the input (it holds secrets).
     let de = &mut serde_json::Deserializer::from_str(&input);
