@@ -206,12 +206,22 @@ async fn extra_vars(cx: &VarsContext<'_>, job: &JobRecord) -> Result<ResolvedVar
         env_user: layout.env_user,
         php_dir: String::new(),
     };
-    let spec = serde_json::to_value(&spec).map_err(|_| VarsError::Missing("the node spec"))?;
+    playbook_vars(backup.id, &spec, access.secrets)
+}
+
+/// The variables of a backup playbook: `backup_id` and `node_spec` (the helper's spec), with
+/// the secret values among them (storage credentials, data key) for the output masking.
+pub(super) fn playbook_vars(
+    backup_id: String,
+    spec: &impl Serialize,
+    secrets: Vec<String>,
+) -> Result<ResolvedVars, VarsError> {
+    let spec = serde_json::to_value(spec).map_err(|_| VarsError::Missing("the node spec"))?;
     let mut resolved = ResolvedVars {
-        secrets: access.secrets,
+        secrets,
         ..Default::default()
     };
-    resolved.vars.insert("backup_id".into(), backup.id.into());
+    resolved.vars.insert("backup_id".into(), backup_id.into());
     resolved.vars.insert("node_spec".into(), spec);
     Ok(resolved)
 }

@@ -102,12 +102,5 @@ async fn extra_vars(cx: &VarsContext<'_>, job: &JobRecord) -> Result<ResolvedVar
         storage: access.storage,
         data_key: access.data_key.into(),
     };
-    let spec = serde_json::to_value(&spec).map_err(|_| VarsError::Missing("the node spec"))?;
-    let mut resolved = ResolvedVars {
-        secrets: access.secrets,
-        ..Default::default()
-    };
-    resolved.vars.insert("backup_id".into(), backup.id.into());
-    resolved.vars.insert("node_spec".into(), spec);
-    Ok(resolved)
+    super::backup_create::playbook_vars(backup.id, &spec, access.secrets)
 }

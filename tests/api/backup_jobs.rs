@@ -11,7 +11,7 @@ use pressluft::sites::Actor;
 use pressluft::store::backups::BackupRecord;
 use serde_json::json;
 
-use crate::helpers::{job_id, TestApp};
+use crate::helpers::TestApp;
 use crate::stand_in::{StandIn, Step};
 
 // --- Until the backup API exists (i11-api): the lead switches these two to
@@ -56,22 +56,11 @@ pub async fn backup(app: &TestApp, id: &str) -> BackupRecord {
 async fn site_with(
     script: Vec<(&'static str, Step)>,
 ) -> (TestApp, std::sync::Arc<StandIn>, String) {
-    let (app, runner) = StandIn::new()
+    let (app, runner, env, _) = StandIn::new()
         .script(script)
         .otherwise(Step::Plausible)
-        .spawn()
+        .spawn_with_site()
         .await;
-    app.login().await;
-    app.insert_node("edge", "active").await;
-    let create = job_id(
-        app.post_json("/api/sites", json!({"name": "Shop", "slug": "shop"}))
-            .await,
-    )
-    .await;
-    app.state.engine.run_until_idle("w").await.unwrap();
-    let job = app.job(&create).await;
-    assert_eq!(job["status"], "succeeded", "{job}");
-    let env = job["environment_id"].as_str().unwrap().to_string();
     (app, runner, env)
 }
 

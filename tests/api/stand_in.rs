@@ -131,6 +131,24 @@ impl StandIn {
         (app, runner)
     }
 
+    /// Starts the application with this runner, logged in, with an active node and a site
+    /// whose `site_create` ran (with this runner); returns (app, runner, production
+    /// environment, site_create job).
+    pub async fn spawn_with_site(self) -> (TestApp, Arc<StandIn>, String, String) {
+        let (app, runner) = self.spawn().await;
+        app.login().await;
+        app.insert_node("edge", "active").await;
+        let r = app
+            .post_json("/api/sites", json!({"name": "Shop", "slug": "shop"}))
+            .await;
+        let create = crate::helpers::job_id(r).await;
+        app.state.engine.run_until_idle("w").await.unwrap();
+        let job = app.job(&create).await;
+        assert_eq!(job["status"], "succeeded", "{job}");
+        let env = job["environment_id"].as_str().unwrap().to_string();
+        (app, runner, env, create)
+    }
+
     /// How many runs of job `id` started.
     pub fn runs_of(&self, id: &str) -> usize {
         self.started
