@@ -21,10 +21,11 @@ pub enum JobErrorCode {
     BackupChecksumMismatch,
     ArchiveInvalid,
     SourceFetchFailed,
+    BackupStorageUnreachable,
 }
 
 impl JobErrorCode {
-    pub const ALL: [JobErrorCode; 16] = [
+    pub const ALL: [JobErrorCode; 17] = [
         Self::JobTimeout,
         Self::AnsibleTimeout,
         Self::AnsiblePlayError,
@@ -41,6 +42,7 @@ impl JobErrorCode {
         Self::BackupChecksumMismatch,
         Self::ArchiveInvalid,
         Self::SourceFetchFailed,
+        Self::BackupStorageUnreachable,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -61,6 +63,7 @@ impl JobErrorCode {
             Self::BackupChecksumMismatch => "BACKUP_CHECKSUM_MISMATCH",
             Self::ArchiveInvalid => "ARCHIVE_INVALID",
             Self::SourceFetchFailed => "SOURCE_FETCH_FAILED",
+            Self::BackupStorageUnreachable => "BACKUP_STORAGE_UNREACHABLE",
         }
     }
 
@@ -79,6 +82,7 @@ impl JobErrorCode {
                 | Self::WorkerLost
                 | Self::DnsMismatch
                 | Self::SourceFetchFailed
+                | Self::BackupStorageUnreachable
         )
     }
 
@@ -125,7 +129,8 @@ mod tests {
                 "ANSIBLE_HOST_UNREACHABLE",
                 "WORKER_LOST",
                 "DNS_MISMATCH",
-                "SOURCE_FETCH_FAILED"
+                "SOURCE_FETCH_FAILED",
+                "BACKUP_STORAGE_UNREACHABLE"
             ]
         );
     }

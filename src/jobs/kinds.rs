@@ -2,7 +2,7 @@
 //! which names every [`JobType`] (no wildcard: a new variant does not compile until it is
 //! listed). Each implemented type is one zero-sized type in its own module
 //! ([`super::node_provision`], [`super::site_create`], [`super::env_create`],
-//! [`super::health_check`]); the specified
+//! [`super::health_check`], [`super::backup_create`], [`super::backup_verify`]); the specified
 //! types without an implementation yet are [`Planned`] (their playbook and follow-up flag, no
 //! resource effects). See docs/adding-a-job-type.md.
 
@@ -251,12 +251,10 @@ const ENV_RESTORE: Planned = planned("env-restore.yml");
 const ENV_PROMOTE: Planned = planned("env-promote.yml");
 const ENV_CACHE_TOGGLE: Planned = planned("env-cache-toggle.yml");
 const CACHE_PURGE: Planned = planned("cache-purge.yml");
-const BACKUP_CREATE: Planned = planned("backup-create.yml");
 const DOMAIN_ADD: Planned = planned("domain-add.yml");
 const DOMAIN_REMOVE: Planned = planned("domain-remove.yml");
 const DRIFT_CHECK: Planned = planned("drift-check.yml");
 const BACKUP_CLEANUP: Planned = planned("backup-cleanup.yml");
-const BACKUP_VERIFY: Planned = planned("backup-verify.yml");
 const RELEASE_ROLLBACK: Planned = Planned {
     playbook: "release-rollback.yml",
     follow_up: true,
@@ -275,14 +273,14 @@ pub fn kind(job_type: JobType) -> &'static dyn JobKind {
         JobType::EnvPromote => &ENV_PROMOTE,
         JobType::EnvCacheToggle => &ENV_CACHE_TOGGLE,
         JobType::CachePurge => &CACHE_PURGE,
-        JobType::BackupCreate => &BACKUP_CREATE,
+        JobType::BackupCreate => &super::backup_create::BackupCreate,
         JobType::DomainAdd => &DOMAIN_ADD,
         JobType::DomainRemove => &DOMAIN_REMOVE,
         JobType::DriftCheck => &DRIFT_CHECK,
         JobType::HealthCheck => &super::health_check::HealthCheck,
         JobType::BackupCleanup => &BACKUP_CLEANUP,
         JobType::ReleaseRollback => &RELEASE_ROLLBACK,
-        JobType::BackupVerify => &BACKUP_VERIFY,
+        JobType::BackupVerify => &super::backup_verify::BackupVerify,
     }
 }
 
@@ -357,6 +355,7 @@ pub fn reached_node(code: JobErrorCode) -> bool {
             | C::BackupChecksumMismatch
             | C::ArchiveInvalid
             | C::SourceFetchFailed
+            | C::BackupStorageUnreachable
     )
 }
 

@@ -6,9 +6,9 @@
 use pressluft::domain::JobType;
 use pressluft::jobs::{HealthCheckPayload, JobErrorCode};
 use pressluft::services::accept::{JobRequest, Mutations};
-use serde_json::{json, Value};
+use serde_json::Value;
 
-use crate::helpers::{job_id, TestApp};
+use crate::helpers::TestApp;
 use crate::stand_in::{StandIn, Step};
 
 /// Enqueues a `health_check` of `environment_id` as a service would (`Mutations::accept`, no
@@ -48,23 +48,11 @@ pub async fn enqueue_health_check(
 /// A site whose `site_create` ran with the stand-in; returns (app, runner, production
 /// environment, site_create job).
 async fn active_site(step: Step) -> (TestApp, std::sync::Arc<StandIn>, String, String) {
-    let (app, runner) = StandIn::new()
+    StandIn::new()
         .then("health_check", step)
         .otherwise(Step::Plausible)
-        .spawn()
-        .await;
-    app.login().await;
-    app.insert_node("edge", "active").await;
-    let create = job_id(
-        app.post_json("/api/sites", json!({"name": "Shop", "slug": "shop"}))
-            .await,
-    )
-    .await;
-    app.state.engine.run_until_idle("w").await.unwrap();
-    let job = app.job(&create).await;
-    assert_eq!(job["status"], "succeeded", "{job}");
-    let env = job["environment_id"].as_str().unwrap().to_string();
-    (app, runner, env, create)
+        .spawn_with_site()
+        .await
 }
 
 async fn statuses(app: &TestApp, env: &str) -> (Value, Value) {

@@ -3,6 +3,7 @@
 
 mod ansible;
 mod auth;
+mod backup_jobs;
 mod backups_api;
 mod backups_download;
 mod backups_ui;
@@ -10,6 +11,7 @@ mod browser;
 mod cli;
 mod dashboard;
 mod e2e;
+mod e2e_backups;
 mod e2e_clone_attacks;
 mod e2e_health;
 mod e2e_injection;

@@ -206,7 +206,7 @@ const FIXTURE_0001: &[&str] = &[
     "INSERT INTO jobs (id, job_type, status, site_id, environment_id, node_id, payload_json, attempt_count, max_attempts, error_code, error_message, finished_at, created_at, updated_at)
      VALUES ('j2', 'env_create', 'failed', 's1', 'e2', 'n1', '{}', 3, 3, 'ANSIBLE_HOST_FAILED', 'a task failed', '{T}', '{T}', '{T}')",
     "INSERT INTO jobs (id, job_type, status, site_id, environment_id, node_id, payload_json, attempt_count, max_attempts, parent_job_id, created_at, updated_at)
-     VALUES ('j3', 'backup_create', 'queued', 's1', 'e1', 'n1', '{}', 0, 3, 'j1', '{T}', '{T}')",
+     VALUES ('j3', 'cache_purge', 'queued', 's1', 'e1', 'n1', '{}', 0, 3, 'j1', '{T}', '{T}')",
     "INSERT INTO releases (id, environment_id, source_type, source_ref, path, health_status, notes, job_id, created_at)
      VALUES ('r1', 'e1', 'upload', 'dir:/usr/share/wordpress', '/var/www/sites/s1/e1/releases/r1', 'unknown', 'WordPress installed', 'j1', '{T}')",
     "UPDATE environments SET current_release_id = 'r1' WHERE id IN ('e1', 'e2')",
@@ -221,7 +221,7 @@ const FIXTURE_0001: &[&str] = &[
     "INSERT INTO audit_logs (id, user_id, action, resource_type, resource_id, result, job_id, created_at)
      VALUES ('al1', 'u1', 'site_create', 'site', 's1', 'succeeded', 'j1', '{T}')",
     "INSERT INTO audit_logs (id, user_id, action, resource_type, resource_id, result, job_id, created_at)
-     VALUES ('al2', 'u1', 'backup_create', 'environment', 'e1', 'accepted', 'j3', '{T}')",
+     VALUES ('al2', 'u1', 'cache_purge', 'environment', 'e1', 'accepted', 'j3', '{T}')",
 ];
 
 /// Values of the columns later migrations added, by the version that added them: a migration

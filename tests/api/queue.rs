@@ -71,7 +71,7 @@ async fn two_thousand_jobs_never_overlap_per_site_or_node() {
             app.insert_job(f).await
         } else {
             let (site, env, node) = &sites[rng.gen_range(0..50)];
-            let mut f = JobFixture::new("backup_create", "queued", node);
+            let mut f = JobFixture::new("cache_purge", "queued", node);
             f.site_id = Some(site);
             f.environment_id = Some(env);
             f.offset_ms = i;
@@ -185,7 +185,7 @@ async fn retries_follow_the_backoff_schedule() {
     let app = scripted().await.0;
     let node = app.insert_node("n", "active").await;
     let id = app
-        .insert_job(JobFixture::new("backup_create", "queued", &node))
+        .insert_job(JobFixture::new("cache_purge", "queued", &node))
         .await;
     set_payload(&app, &id, serde_json::json!({"fail": "ANSIBLE_PLAY_ERROR"})).await;
     let engine = &app.state.engine;
@@ -230,7 +230,7 @@ async fn non_retryable_failures_end_at_once() {
     let app = scripted().await.0;
     let node = app.insert_node("n", "active").await;
     let id = app
-        .insert_job(JobFixture::new("backup_create", "queued", &node))
+        .insert_job(JobFixture::new("cache_purge", "queued", &node))
         .await;
     set_payload(
         &app,
@@ -247,7 +247,7 @@ async fn a_lost_worker_is_recovered() {
     let app = scripted().await.0;
     let node = app.insert_node("n", "active").await;
     let id = app
-        .insert_job(JobFixture::new("backup_create", "queued", &node))
+        .insert_job(JobFixture::new("cache_purge", "queued", &node))
         .await;
     // A worker claims the job and dies before finishing (never heartbeats again).
     let claimed = app
@@ -286,7 +286,7 @@ async fn follow_ups_jump_the_queue_and_hold_their_site() {
         .insert_environment(&other_site, &node_b, "Production")
         .await;
 
-    let mut older = JobFixture::new("backup_create", "queued", &node_a);
+    let mut older = JobFixture::new("cache_purge", "queued", &node_a);
     older.site_id = Some(&site);
     older.environment_id = Some(&env);
     let older = app.insert_job(older).await;
@@ -295,7 +295,7 @@ async fn follow_ups_jump_the_queue_and_hold_their_site() {
     follow_up.environment_id = Some(&env);
     follow_up.offset_ms = 10;
     let follow_up = app.insert_job(follow_up).await;
-    let mut elsewhere = JobFixture::new("backup_create", "queued", &node_b);
+    let mut elsewhere = JobFixture::new("cache_purge", "queued", &node_b);
     elsewhere.site_id = Some(&other_site);
     elsewhere.environment_id = Some(&other_env);
     elsewhere.offset_ms = 5;
@@ -324,7 +324,7 @@ async fn a_queued_retry_blocks_the_rest_of_its_site() {
     let node = app.insert_node("a", "active").await;
     let site = app.insert_site("S", "s").await;
     let env = app.insert_environment(&site, &node, "Production").await;
-    let mut first = JobFixture::new("backup_create", "queued", &node);
+    let mut first = JobFixture::new("cache_purge", "queued", &node);
     first.site_id = Some(&site);
     first.environment_id = Some(&env);
     let first = app.insert_job(first).await;
@@ -334,7 +334,7 @@ async fn a_queued_retry_blocks_the_rest_of_its_site() {
         serde_json::json!({"fail": "ANSIBLE_HOST_FAILED", "times": 1}),
     )
     .await;
-    let mut second = JobFixture::new("backup_create", "queued", &node);
+    let mut second = JobFixture::new("cache_purge", "queued", &node);
     second.site_id = Some(&site);
     second.environment_id = Some(&env);
     second.offset_ms = 10;
@@ -359,7 +359,7 @@ async fn cancel_a_queued_job() {
     app.login().await;
     let node = app.insert_node("a", "active").await;
     let id = app
-        .insert_job(JobFixture::new("backup_create", "queued", &node))
+        .insert_job(JobFixture::new("cache_purge", "queued", &node))
         .await;
     let r = app.post_empty(&format!("/api/jobs/{id}/cancel")).await;
     assert_eq!(r.status(), 200);
@@ -413,7 +413,7 @@ async fn cancel_a_running_job_stops_its_process() {
     app.login().await;
     let node = app.insert_node("a", "active").await;
     let id = app
-        .insert_job(JobFixture::new("backup_create", "queued", &node))
+        .insert_job(JobFixture::new("cache_purge", "queued", &node))
         .await;
     let engine = app.state.engine.clone();
     let worker = tokio::spawn(async move { engine.run_until_idle("w").await.unwrap() });

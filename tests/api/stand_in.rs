@@ -21,8 +21,8 @@ pub enum Step {
     /// Ends with this outcome.
     Answer(RunOutcome),
     /// Succeeds like the real playbook would: `site_create` reports the source it installed
-    /// from, `env_create` a drift baseline, `health_check` its passed checks, every other type
-    /// `{}`.
+    /// from, `env_create` a drift baseline, `health_check` its passed checks, `backup_create`
+    /// a checksum and size, `backup_verify` ok, every other type `{}`.
     Plausible,
     /// Prints these output lines, then does the next step.
     Print(Vec<String>, Box<Step>),
@@ -131,6 +131,24 @@ impl StandIn {
         (app, runner)
     }
 
+    /// Starts the application with this runner, logged in, with an active node and a site
+    /// whose `site_create` ran (with this runner); returns (app, runner, production
+    /// environment, site_create job).
+    pub async fn spawn_with_site(self) -> (TestApp, Arc<StandIn>, String, String) {
+        let (app, runner) = self.spawn().await;
+        app.login().await;
+        app.insert_node("edge", "active").await;
+        let r = app
+            .post_json("/api/sites", json!({"name": "Shop", "slug": "shop"}))
+            .await;
+        let create = crate::helpers::job_id(r).await;
+        app.state.engine.run_until_idle("w").await.unwrap();
+        let job = app.job(&create).await;
+        assert_eq!(job["status"], "succeeded", "{job}");
+        let env = job["environment_id"].as_str().unwrap().to_string();
+        (app, runner, env, create)
+    }
+
     /// How many runs of job `id` started.
     pub fn runs_of(&self, id: &str) -> usize {
         self.started
@@ -226,6 +244,11 @@ fn plausible_result(job: &JobRecord) -> Value {
             {"name": "http", "passed": true, "detail": "200", "attempts": 1},
             {"name": "is-installed", "passed": true, "detail": "{}", "attempts": 1},
             {"name": "db-ping", "passed": true, "detail": "{}", "attempts": 1}]}),
+        "backup_create" => json!({"checksum": format!("sha256:{}", "ab".repeat(32)),
+            "size_bytes": 4242, "artifacts": []}),
+        "backup_verify" => {
+            json!({"status": "ok", "checksum": format!("sha256:{}", "ab".repeat(32))})
+        }
         _ => json!({}),
     }
 }

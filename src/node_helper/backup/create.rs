@@ -30,22 +30,8 @@ pub const DUMP_ARGS: &[&str] = &[
 /// Format tag of the manifest.
 pub const MANIFEST_FORMAT: &str = "pressluft-backup/1";
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Scope {
-    Db,
-    Files,
-    Full,
-}
-
-impl Scope {
-    fn has_db(self) -> bool {
-        matches!(self, Scope::Db | Scope::Full)
-    }
-    fn has_files(self) -> bool {
-        matches!(self, Scope::Files | Scope::Full)
-    }
-}
+/// What a backup holds: the control plane's own enum (`db`, `files`, `full`).
+pub use crate::domain::BackupScope as Scope;
 
 /// What identifies a backup and what restore needs to know: in the spec and in the manifest.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -60,9 +46,11 @@ pub struct BackupMeta {
     pub wordpress_version: String,
 }
 
-/// The stdin document of `backup-create`.
-#[derive(Debug, Deserialize)]
+/// The stdin document of `backup-create` (built by the `backup_create` job kind).
+#[derive(Debug, Serialize, Deserialize)]
 pub struct CreateSpec {
+    /// [`crate::node_helper::spec::CONTRACT_VERSION`] (checked before the rest is read).
+    pub contract_version: u32,
     #[serde(flatten)]
     pub backup: BackupMeta,
     /// The environment's root (`/srv/www/<site>/<env>`); links never lead out of it.
@@ -73,6 +61,12 @@ pub struct CreateSpec {
     pub database: String,
     pub storage: StorageSpec,
     pub data_key: DataKey,
+    /// The environment's Linux user and where node_provision installed the PHP bridge: needed
+    /// only when `table_prefix` is empty, to read it on the node ([`super::meta`]).
+    #[serde(default)]
+    pub env_user: String,
+    #[serde(default)]
+    pub php_dir: String,
 }
 
 /// `manifest.json` (stored age-encrypted like every artifact).
@@ -119,8 +113,9 @@ fn validate(spec: &CreateSpec) -> Result<(), BackupError> {
 }
 
 /// Runs the backup; see the module doc.
-pub fn create(spec: CreateSpec, handle: &Handle) -> Result<CreateResult, BackupError> {
+pub fn create(mut spec: CreateSpec, handle: &Handle) -> Result<CreateResult, BackupError> {
     validate(&spec)?;
+    super::meta::fill(&mut spec)?;
     let identity = spec.data_key.identity()?;
     let recipient = identity.to_public();
     let storage = Storage::open(&spec.storage, handle)?;

@@ -16,6 +16,7 @@ use serde::de::DeserializeOwned;
 pub mod artifact;
 pub mod create;
 pub mod files_archive;
+pub mod meta;
 pub mod storage;
 pub mod verify;
 
@@ -68,9 +69,15 @@ impl BackupError {
 
 /// The backup's data key: an age X25519 identity (`AGE-SECRET-KEY-1…`), generated per backup
 /// by the control plane and kept in its secrets store.
-#[derive(serde::Deserialize)]
+#[derive(serde::Serialize, serde::Deserialize)]
 #[serde(transparent)]
 pub struct DataKey(String);
+
+impl From<String> for DataKey {
+    fn from(key: String) -> Self {
+        DataKey(key)
+    }
+}
 
 impl std::fmt::Debug for DataKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -100,6 +107,16 @@ fn read_spec<T: DeserializeOwned>() -> Result<T, BackupError> {
     std::io::stdin()
         .read_to_string(&mut input)
         .map_err(|e| BackupError::Spec(format!("reading stdin: {e}")))?;
+    // The contract version first, so a spec from another control plane version gets the
+    // clear refusal whatever its fields (node_helper::spec).
+    let version = serde_json::from_str::<serde_json::Value>(&input)
+        .ok()
+        .and_then(|v| v.get("contract_version").and_then(|v| v.as_u64()));
+    if version != Some(u64::from(crate::node_helper::spec::CONTRACT_VERSION)) {
+        return Err(BackupError::Spec(
+            crate::node_helper::spec::version_refusal(version),
+        ));
+    }
     // The message names the field, never echoes the input (it holds secrets).
     let de = &mut serde_json::Deserializer::from_str(&input);
     serde_path_to_error::deserialize(de).map_err(|e| {

@@ -14,10 +14,11 @@ use super::create::Manifest;
 use super::storage::{Storage, StorageSpec};
 use super::{BackupError, DataKey, DB_ARTIFACT, FILES_ARTIFACT, MANIFEST};
 
-/// The stdin document of `backup-verify`.
-#[derive(Debug, Deserialize)]
+/// The stdin document of `backup-verify` (built by the `backup_verify` job kind).
+#[derive(Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct VerifySpec {
+    pub contract_version: u32,
     /// The recorded `sha256:<hex>` of the stored manifest.
     pub checksum: String,
     pub storage: StorageSpec,
@@ -36,6 +37,7 @@ pub struct VerifyResult {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ReadSpec {
+    pub contract_version: u32,
     /// `db.sql.zst`, `files.tar.zst` or `manifest.json`.
     pub artifact: String,
     pub storage: StorageSpec,
