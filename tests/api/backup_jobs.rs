@@ -7,41 +7,32 @@
 
 use pressluft::domain::{BackupStatus, VerifyStatus};
 use pressluft::jobs::JobErrorCode;
-use pressluft::sites::Actor;
 use pressluft::store::backups::BackupRecord;
 use serde_json::json;
 
 use crate::helpers::TestApp;
 use crate::stand_in::{StandIn, Step};
 
-// --- Until the backup API exists (i11-api): the lead switches these two to
-// `POST /api/environments/{id}/backups` and `POST /api/backups/{id}/verify` at merge. ---------
-
-/// Starts a backup of `environment_id` through the backup service; returns (backup, job).
+/// Starts a backup of `environment_id` through `POST /api/environments/{id}/backups`; returns
+/// (backup, job).
 pub async fn start_backup(app: &TestApp, environment_id: &str, scope: &str) -> (String, String) {
-    let created = app
-        .state
-        .backups
-        .create(None, environment_id, scope)
-        .await
-        .expect("backup accepted");
-    (created.backup_id, created.job_id)
+    let r = app
+        .post_json(
+            &format!("/api/environments/{environment_id}/backups"),
+            json!({ "backup_scope": scope }),
+        )
+        .await;
+    assert_eq!(r.status(), 202, "backup accepted");
+    let body: serde_json::Value = r.json().await.unwrap();
+    (
+        body["backup_id"].as_str().unwrap().to_string(),
+        body["job_id"].as_str().unwrap().to_string(),
+    )
 }
 
-/// Starts a Verify of `backup_id` through the backup service (as the first user); returns the
-/// job.
+/// Starts a Verify of `backup_id` through `POST /api/backups/{id}/verify`; returns the job.
 pub async fn start_verify(app: &TestApp, backup_id: &str) -> String {
-    let (user_id, email): (String, String) =
-        sqlx::query_as("SELECT id, email FROM users ORDER BY created_at LIMIT 1")
-            .fetch_one(app.store.pool())
-            .await
-            .unwrap();
-    let actor = Actor { user_id, email };
-    app.state
-        .backups
-        .verify(&actor, backup_id)
-        .await
-        .expect("verify accepted")
+    crate::helpers::job_id(app.post_empty(&format!("/api/backups/{backup_id}/verify")).await).await
 }
 
 // ----------------------------------------------------------------------------------------------

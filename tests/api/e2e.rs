@@ -55,6 +55,8 @@ async fn provision_this_machine_through_the_api() {
             // ufw would also close the ports this sandbox's own tooling uses; the firewall
             // tasks are covered by the playbook's own checks (ansible/README.md).
             c.manage_firewall = false;
+            // The S3 test server (backups) listens on loopback.
+            c.allow_loopback_sources = true;
         },
         None,
     )

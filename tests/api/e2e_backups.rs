@@ -14,9 +14,7 @@ use futures_util::TryStreamExt;
 use object_store::aws::AmazonS3Builder;
 use object_store::ObjectStore;
 use pressluft::backups::data_key_secret;
-use pressluft::backups::storage::S3_CREDENTIALS_SECRET;
 use pressluft::domain::{BackupStatus, VerifyStatus};
-use pressluft::store::settings::put_settings;
 use serde_json::{json, Value};
 
 use crate::backup_jobs::{backup, start_backup, start_verify};
@@ -34,31 +32,24 @@ fn sql(query: &str) -> String {
         .to_string()
 }
 
-/// Configures S3 backups: the settings rows and the credentials in the secrets store. The lead
-/// replaces this body with `PUT /_admin/settings/backups` once that endpoint exists (i11-api).
+/// Configures S3 backups through `PUT /_admin/settings/backups` (`None`: back to local
+/// storage, credentials deleted).
 async fn configure_s3(app: &TestApp, endpoint: Option<&str>) {
-    let mut conn = app.store.pool().acquire().await.unwrap();
-    let values: [(&str, Option<&str>); 4] = match endpoint {
-        Some(e) => [
-            ("backup_s3_bucket", Some(S3_BUCKET)),
-            ("backup_s3_endpoint", Some(e)),
-            ("backup_s3_region", Some("us-east-1")),
-            ("backup_s3_prefix", Some("pressluft")),
-        ],
-        None => [
-            ("backup_s3_bucket", None),
-            ("backup_s3_endpoint", None),
-            ("backup_s3_region", None),
-            ("backup_s3_prefix", None),
-        ],
+    let body = match endpoint {
+        Some(e) => json!({
+            "backup_s3_bucket": S3_BUCKET,
+            "backup_s3_endpoint": e,
+            "backup_s3_region": "us-east-1",
+            "backup_s3_prefix": "pressluft",
+            "backup_s3_credentials": {"access_key_id": S3_ACCESS_KEY, "secret_access_key": S3_SECRET_KEY},
+        }),
+        None => json!({"backup_s3_credentials": null}),
     };
-    put_settings(&mut conn, &values, &app.now()).await.unwrap();
-    let credentials =
-        json!({"access_key_id": S3_ACCESS_KEY, "secret_access_key": S3_SECRET_KEY}).to_string();
-    app.state
-        .secrets
-        .put(S3_CREDENTIALS_SECRET, &credentials)
-        .unwrap();
+    let r = app.put_json("/_admin/settings/backups", body).await;
+    let status = r.status();
+    let text = r.text().await.unwrap();
+    assert_eq!(status, 200, "{text}");
+    assert!(!text.contains(S3_SECRET_KEY), "settings response shows the secret");
 }
 
 /// What the flow saw: every job (JSON and output) and every secret it must not show.
