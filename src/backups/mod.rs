@@ -4,6 +4,7 @@
 //! here, once, at creation: an S3-compatible bucket when `backup_s3_bucket` is set, else a
 //! directory on the environment's node.
 
+pub mod schedule;
 pub mod storage;
 
 use time::Duration;
