@@ -3,6 +3,7 @@
 
 mod ansible;
 mod auth;
+mod backup_schedule;
 mod browser;
 mod cli;
 mod dashboard;

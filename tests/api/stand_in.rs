@@ -99,6 +99,12 @@ impl StandIn {
         self
     }
 
+    /// Scripts the next run of `job_type` on a runner already in use (when the step needs ids
+    /// the running application made).
+    pub fn push(&self, job_type: &'static str, step: Step) {
+        self.steps.lock().unwrap().push((job_type, step));
+    }
+
     /// Scripts runs in order, each `(job_type, step)`.
     pub fn script(self, steps: Vec<(&'static str, Step)>) -> StandIn {
         steps
