@@ -384,3 +384,85 @@ async fn a_failed_cleanup_is_retried_and_its_backups_keep_the_error_code() {
     s.tick().await;
     assert!(!key_exists(&app, &b));
 }
+
+#[tokio::test]
+async fn the_cleanup_sends_each_storage_on_stdin_with_its_secrets_masked_and_skips_backups_in_use()
+{
+    let app = crate::helpers::spawn_app().await;
+    set_setting(&app, "backup_schedule_hours", "0").await;
+    let (site, env, node) = production(&app, "shop").await;
+    let local = backup(&app, &env, "completed").await;
+    set_setting(&app, "backup_s3_bucket", "bk").await;
+    set_setting(&app, "backup_s3_endpoint", "http://127.0.0.1:9900").await;
+    app.state
+        .secrets
+        .put(
+            "backup_s3_credentials",
+            r#"{"access_key_id": "AKIDCLEANUP", "secret_access_key": "s3cr3t-cleanup-key"}"#,
+        )
+        .unwrap();
+    let s3 = backup(&app, &env, "failed").await;
+    let needed = backup(&app, &env, "completed").await;
+    app.clock.advance(Duration::days(31));
+    let mut s = scheduler(&app);
+    app.clock.advance(Duration::minutes(2));
+    s.tick().await;
+    let job_id = jobs_of(&app, "backup_cleanup").await[0].0.clone();
+    // A restore of one of them accepted after the enqueue: the run leaves it alone.
+    let mut restore = JobFixture::new("env_restore", "queued", &node);
+    restore.site_id = Some(&site);
+    let restore = app.insert_job(restore).await;
+    let payload = json!({ "backup_id": needed }).to_string();
+    app.exec(
+        "UPDATE jobs SET payload_json = ? WHERE id = ?",
+        &[&payload, &restore],
+    )
+    .await;
+
+    let job = app.store.get_job(&job_id).await.unwrap().unwrap();
+    let node_row = app.store.get_node(&node).await.unwrap().unwrap();
+    let state = &app.state;
+    let vars = pressluft::jobs::kinds::extra_vars(
+        &app.store,
+        &state.secrets,
+        &state.config,
+        &job,
+        &node_row,
+    )
+    .await
+    .unwrap();
+    let spec = &vars.vars["delete_spec"]["backups"];
+    assert_eq!(vars.vars["backup_count"], 2);
+    let ids: Vec<&str> = spec
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["backup_id"].as_str().unwrap())
+        .collect();
+    assert!(ids.contains(&local.as_str()) && ids.contains(&s3.as_str()));
+    assert!(!ids.contains(&needed.as_str()), "in use by the restore");
+    let s3_spec = spec
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|b| b["backup_id"] == s3.as_str())
+        .unwrap();
+    assert_eq!(s3_spec["storage"]["type"], "s3");
+    assert_eq!(s3_spec["storage"]["bucket"], "bk");
+    assert_eq!(
+        s3_spec["storage"]["prefix"],
+        format!("pressluft/{site}/{env}/{s3}")
+    );
+    assert!(vars.secrets.iter().any(|v| v == "s3cr3t-cleanup-key"));
+    let local_spec = spec
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|b| b["backup_id"] == local.as_str())
+        .unwrap();
+    assert_eq!(
+        local_spec["storage"],
+        json!({"type": "local", "path": format!("/var/backups/pressluft/{site}/{env}/{local}")})
+    );
+    assert!(!spec.to_string().contains("AGE-SECRET-KEY"), "no data keys");
+}
