@@ -505,6 +505,14 @@ fn unreachable_s3_and_failed_dumps_leave_nothing_behind() {
     assert!(!s3_keys(&prefix).contains("<Key>"), "S3 leftovers");
 }
 
+/// A temporary directory holding an [`env_tree`] at `env`.
+fn scratch_env() -> (tempfile::TempDir, PathBuf) {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("env");
+    env_tree(&root);
+    (tmp, root)
+}
+
 fn delete(backups: Value) -> (i32, Value, String) {
     let out = node("backup-delete", &json!({ "backups": backups }));
     let report = serde_json::from_slice(&out.stdout)
@@ -554,9 +562,7 @@ fn backup_delete_removes_local_and_s3_backups_without_following_links() {
         return;
     }
     node_services();
-    let tmp = tempfile::tempdir().unwrap();
-    let root = tmp.path().join("env");
-    env_tree(&root);
+    let (tmp, root) = scratch_env();
     let key = data_key();
     let run = format!("test-delete-{}", std::process::id());
 

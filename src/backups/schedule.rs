@@ -90,13 +90,12 @@ pub async fn expired_backups(
             AND NOT {BACKUP_IN_USE}
           ORDER BY b.retention_until, b.id"
     );
-    let rows: Vec<(String,)> = sqlx::query_as(&sql)
+    Ok(sqlx::query_scalar(&sql)
         .bind(exclude_job)
         .bind(site_id)
         .bind(now)
         .fetch_all(conn)
-        .await?;
-    Ok(rows.into_iter().map(|(id,)| id).collect())
+        .await?)
 }
 
 /// Sites with at least one backup past its retention in `completed`/`failed`.
@@ -104,15 +103,14 @@ async fn sites_with_expired_backups(
     conn: &mut SqliteConnection,
     now: &str,
 ) -> Result<Vec<String>, StoreError> {
-    let rows: Vec<(String,)> = sqlx::query_as(
+    Ok(sqlx::query_scalar(
         "SELECT DISTINCT e.site_id FROM backups b JOIN environments e ON e.id = b.environment_id
           WHERE b.status IN ('completed', 'failed') AND b.retention_until <= ?
           ORDER BY e.site_id",
     )
     .bind(now)
     .fetch_all(conn)
-    .await?;
-    Ok(rows.into_iter().map(|(id,)| id).collect())
+    .await?)
 }
 
 /// The production environment's node of `site_id` when it is active and the site has no
@@ -122,7 +120,7 @@ async fn cleanup_node(
     site_id: &str,
     since: &str,
 ) -> Result<Option<String>, StoreError> {
-    let row: Option<(String,)> = sqlx::query_as(
+    Ok(sqlx::query_scalar(
         "SELECT p.node_id FROM environments p JOIN nodes n ON n.id = p.node_id
           WHERE p.site_id = ?1 AND p.environment_type = 'production' AND n.status = 'active'
             AND NOT EXISTS (SELECT 1 FROM jobs j
@@ -132,22 +130,21 @@ async fn cleanup_node(
     .bind(site_id)
     .bind(since)
     .fetch_optional(conn)
-    .await?;
-    Ok(row.map(|(node,)| node))
+    .await?)
 }
 
 impl Backups {
+    /// A pooled connection for the runs' reads (writes go through `mutations`).
+    async fn read_conn(&self) -> Result<sqlx::pool::PoolConnection<sqlx::Sqlite>, StoreError> {
+        Ok(self.store.pool().acquire().await?)
+    }
+
     /// One run of the backup schedule: a `full` backup of every due production environment,
     /// through [`Backups::create`] (no actor, so no audit row).
     pub async fn run_schedule(&self) -> Result<RunCount, ServiceError> {
         let now_text = self.mutations.now();
         let now = parse_ts(&now_text).expect("the clock's timestamps parse");
-        let mut conn = self
-            .store
-            .pool()
-            .acquire()
-            .await
-            .map_err(StoreError::from)?;
+        let mut conn = self.read_conn().await?;
         let Some(interval) = schedule_interval(&mut conn).await? else {
             return Ok(RunCount::default());
         };
@@ -190,12 +187,7 @@ impl Backups {
     /// and the enqueue of a site share one write transaction.
     pub async fn run_cleanup(&self) -> Result<RunCount, ServiceError> {
         let sites = {
-            let mut conn = self
-                .store
-                .pool()
-                .acquire()
-                .await
-                .map_err(StoreError::from)?;
+            let mut conn = self.read_conn().await?;
             sites_with_expired_backups(&mut conn, &self.mutations.now()).await?
         };
         let mut count = RunCount::default();
@@ -236,7 +228,7 @@ impl Backups {
         if ids.is_empty() {
             return Ok(0);
         }
-        let expired: Vec<(String,)> = sqlx::query_as(
+        let expired: Vec<String> = sqlx::query_scalar(
             "SELECT id FROM backups
               WHERE status = 'expired' AND id IN (SELECT value FROM json_each(?))",
         )
@@ -244,7 +236,7 @@ impl Backups {
         .fetch_all(self.store.pool())
         .await
         .map_err(StoreError::from)?;
-        for (id,) in &expired {
+        for id in &expired {
             self.secrets.delete(&data_key_secret(id))?;
             tracing::info!(backup = %id, "data key of an expired backup removed");
         }

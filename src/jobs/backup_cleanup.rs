@@ -42,20 +42,20 @@ async fn deletable(
     conn: &mut SqliteConnection,
     job: &JobRecord,
 ) -> Result<Vec<BackupRecord>, StoreError> {
-    let ids = payload::read::<BackupCleanupPayload>(job).backup_ids;
+    let named = payload::read::<BackupCleanupPayload>(job).backup_ids;
     let sql = format!(
         "SELECT b.id FROM backups b
           WHERE b.id IN (SELECT value FROM json_each(?2))
             AND b.status IN ('completed', 'failed') AND NOT {BACKUP_IN_USE}
           ORDER BY b.retention_until, b.id"
     );
-    let rows: Vec<(String,)> = sqlx::query_as(&sql)
+    let ids: Vec<String> = sqlx::query_scalar(&sql)
         .bind(&job.id)
-        .bind(Value::from(ids).to_string())
+        .bind(Value::from(named).to_string())
         .fetch_all(&mut *conn)
         .await?;
     let mut backups = Vec::new();
-    for (id,) in rows {
+    for id in ids {
         if let Some(b) = fetch_backup(conn, &id).await? {
             backups.push(b);
         }
