@@ -8,6 +8,7 @@ mod browser;
 mod cli;
 mod dashboard;
 mod e2e;
+mod e2e_backup_cleanup;
 mod e2e_clone_attacks;
 mod e2e_health;
 mod e2e_injection;
