@@ -514,7 +514,10 @@ fn scratch_env() -> (tempfile::TempDir, PathBuf) {
 }
 
 fn delete(backups: Value) -> (i32, Value, String) {
-    let out = node("backup-delete", &json!({ "backups": backups }));
+    let out = node(
+        "backup-delete",
+        &json!({"contract_version": 1, "backups": backups}),
+    );
     let report = serde_json::from_slice(&out.stdout)
         .unwrap_or_else(|_| panic!("one JSON line; stderr: {}", out.stderr));
     (out.code, report, out.stderr)
@@ -554,6 +557,16 @@ fn backup_delete_touches_nothing_outside_the_local_backup_root() {
     }
     assert!(outside.join("manifest.json").exists());
     assert!(Path::new("/etc/passwd").exists());
+
+    // A spec of another contract version is refused before anything is touched.
+    let spec = json!({"contract_version": 99, "backups": []});
+    let out = node("backup-delete", &spec);
+    assert_eq!(out.code, 3, "{}", out.stderr);
+    assert!(
+        out.stderr.contains("older than the control plane"),
+        "{}",
+        out.stderr
+    );
 }
 
 #[test]

@@ -18,6 +18,7 @@ use super::payload::{self, Attempts};
 use crate::backups::schedule::BACKUP_IN_USE;
 use crate::backups::storage::backup_access;
 use crate::domain::BackupStatus;
+use crate::node_helper::spec::CONTRACT_VERSION;
 use crate::store::backups::{fetch_backup, set_backup_status, BackupRecord};
 use crate::store::{JobRecord, StoreError};
 
@@ -81,9 +82,10 @@ async fn extra_vars(cx: &VarsContext<'_>, job: &JobRecord) -> Result<ResolvedVar
     resolved
         .vars
         .insert("backup_count".into(), targets.len().into());
-    resolved
-        .vars
-        .insert("delete_spec".into(), json!({"backups": targets}));
+    resolved.vars.insert(
+        "delete_spec".into(),
+        json!({"contract_version": CONTRACT_VERSION, "backups": targets}),
+    );
     Ok(resolved)
 }
 

@@ -375,10 +375,7 @@ async fn a_failed_cleanup_is_retried_and_its_backups_keep_the_error_code() {
     s.tick().await;
     let jobs = jobs_of(&app, "backup_cleanup").await;
     assert_eq!(jobs.len(), 2);
-    stand_in.push(
-        "backup_cleanup",
-        Step::ok(json!({"backups": [{"backup_id": b, "status": "deleted", "removed": 3}]})),
-    );
+    stand_in.push("backup_cleanup", Step::Plausible);
     app.state.engine.run_until_idle("w").await.unwrap();
     assert_eq!(backup_row(&app, &b).await.0, "expired");
     s.tick().await;

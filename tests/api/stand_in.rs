@@ -21,8 +21,8 @@ pub enum Step {
     /// Ends with this outcome.
     Answer(RunOutcome),
     /// Succeeds like the real playbook would: `site_create` reports the source it installed
-    /// from, `env_create` a drift baseline, `health_check` its passed checks, every other type
-    /// `{}`.
+    /// from, `env_create` a drift baseline, `health_check` its passed checks, `backup_cleanup`
+    /// every named backup deleted, every other type `{}`.
     Plausible,
     /// Prints these output lines, then does the next step.
     Print(Vec<String>, Box<Step>),
@@ -232,6 +232,9 @@ fn plausible_result(job: &JobRecord) -> Value {
             {"name": "http", "passed": true, "detail": "200", "attempts": 1},
             {"name": "is-installed", "passed": true, "detail": "{}", "attempts": 1},
             {"name": "db-ping", "passed": true, "detail": "{}", "attempts": 1}]}),
+        "backup_cleanup" => json!({"backups": payload["backup_ids"].as_array().into_iter()
+            .flatten().map(|id| json!({"backup_id": id, "status": "deleted", "removed": 2}))
+            .collect::<Vec<_>>()}),
         _ => json!({}),
     }
 }

@@ -28,7 +28,23 @@ pub const LOCAL_ROOT: &str = "/var/backups/pressluft";
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DeleteSpec {
+    /// [`crate::node_helper::spec::CONTRACT_VERSION`]; another is refused (exit 3).
+    pub contract_version: u32,
     pub backups: Vec<DeleteTarget>,
+}
+
+impl DeleteSpec {
+    /// The spec, refused (`BACKUP_SPEC_INVALID`, exit 3) when it comes from a control plane of
+    /// another contract version.
+    pub fn checked(self) -> Result<Self, BackupError> {
+        use crate::node_helper::spec::{version_refusal, CONTRACT_VERSION};
+        if self.contract_version != CONTRACT_VERSION {
+            return Err(BackupError::Spec(version_refusal(Some(u64::from(
+                self.contract_version,
+            )))));
+        }
+        Ok(self)
+    }
 }
 
 /// One backup to delete.

@@ -188,7 +188,10 @@ pub fn run_read() -> anyhow::Result<()> {
 /// `pressluft node backup-delete`: the per-backup report on stdout whatever the outcome, then
 /// the exit code of the worst failure (an invalid spec: the error line and exit 3).
 pub fn run_delete() -> anyhow::Result<()> {
-    let outcome = on_runtime(|handle| Ok(delete::delete(read_spec()?, handle)))?;
+    let outcome = on_runtime(|handle| {
+        let spec: delete::DeleteSpec = read_spec()?;
+        Ok(delete::delete(spec.checked()?, handle))
+    })?;
     let (report, failures) = match outcome {
         Ok(done) => done,
         Err(e) => {
