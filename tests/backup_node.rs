@@ -653,7 +653,12 @@ fn backup_delete_removes_local_and_s3_backups_without_following_links() {
     assert!(!reason.contains("testtest") && !stderr.contains("testtest"));
     assert_eq!(outcome(&report, "b-other")["status"], "deleted");
     assert!(!site_dir.exists());
-    sh(&format!(
-        "curl -sf -o /dev/null -X DELETE {S3_ENDPOINT}/{S3_BUCKET}/{prefix}-2/manifest.json"
-    ));
+
+    // The neighbour goes with its own prefix.
+    let neighbour =
+        json!([{"backup_id": "b-2", "storage": s3_storage(&format!("{prefix}-2"), S3_ENDPOINT)}]);
+    let (code, report, stderr) = delete(neighbour);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(outcome(&report, "b-2")["removed"], 1);
+    assert!(!s3_keys(&format!("{prefix}-2/")).contains("<Key>"));
 }
