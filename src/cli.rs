@@ -100,6 +100,9 @@ pub enum NodeCommand {
     BackupVerify,
     /// On a node: one decrypted, decompressed backup artifact to stdout (spec as JSON on stdin).
     BackupRead,
+    /// On a node: delete every stored object of expired backups (spec as JSON on stdin; a
+    /// per-backup report on stdout).
+    BackupDelete,
     /// On a node: the health checks of an environment (HTTP, WordPress installed, database);
     /// the job variables as JSON on stdin, the checks as JSON on stdout (exit 0 whatever their
     /// outcome; exit 3: a precondition failed).
@@ -180,6 +183,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             return crate::node_helper::backup::run_verify()
         }
         Command::Node(NodeCommand::BackupRead) => return crate::node_helper::backup::run_read(),
+        Command::Node(NodeCommand::BackupDelete) => {
+            return crate::node_helper::backup::run_delete()
+        }
         Command::Node(NodeCommand::HealthCheck) => {
             return crate::node_helper::health::run();
         }
@@ -231,6 +237,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             | NodeCommand::BackupCreate
             | NodeCommand::BackupVerify
             | NodeCommand::BackupRead
+            | NodeCommand::BackupDelete
             | NodeCommand::HealthCheck,
         ) => {
             unreachable!("handled above")

@@ -251,7 +251,7 @@ impl Settings {
         self.mutations.complete(m, audit).await?;
         if matches!(valid.credentials, backups::CredentialsChange::Delete) {
             self.secrets
-                .remove(crate::backups::storage::S3_CREDENTIALS_SECRET)?;
+                .delete(crate::backups::storage::S3_CREDENTIALS_SECRET)?;
         }
         tracing::info!(group = "backups", "settings updated; audit written");
         self.view().await

@@ -227,6 +227,7 @@ impl Application {
         if state.config.workers > 0 {
             tasks.push(tokio::spawn(crate::jobs::scheduler::run(
                 state.engine.clone(),
+                state.backups.clone(),
                 state.clock.clone(),
                 state.shutdown.clone(),
             )));

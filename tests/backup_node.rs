@@ -1,7 +1,7 @@
-//! `pressluft node backup-create | backup-verify | backup-read` against the real thing: a
-//! scratch environment tree with link attacks, a scratch MariaDB database, node-local storage
-//! and the S3-compatible test server (scripts/s3-test-server). The files-only case runs always;
-//! the database and S3 cases run when PRESSLUFT_E2E=1 (this machine is a node; run them under
+//! `pressluft node backup-create | backup-verify | backup-read | backup-delete` against the real
+//! thing: a scratch environment tree with link attacks, a scratch MariaDB database, node-local
+//! storage and the S3-compatible test server (scripts/s3-test-server). The files-only cases run
+//! always; the database, S3 and /var/backups cases run when PRESSLUFT_E2E=1 (this machine is a node; run them under
 //! the node lock: `flock /tmp/pressluft-node.lock …`).
 
 use std::io::{Read, Write};
@@ -519,4 +519,162 @@ fn unreachable_s3_and_failed_dumps_leave_nothing_behind() {
     }
     assert!(!dir.exists(), "local leftovers");
     assert!(!s3_keys(&prefix).contains("<Key>"), "S3 leftovers");
+}
+
+/// A temporary directory holding an [`env_tree`] at `env`.
+fn scratch_env() -> (tempfile::TempDir, PathBuf) {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("env");
+    env_tree(&root);
+    (tmp, root)
+}
+
+fn delete(backups: Value) -> (i32, Value, String) {
+    let out = node(
+        "backup-delete",
+        &json!({"contract_version": 1, "backups": backups}),
+    );
+    let report = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|_| panic!("one JSON line; stderr: {}", out.stderr));
+    (out.code, report, out.stderr)
+}
+
+fn outcome<'a>(report: &'a Value, backup_id: &str) -> &'a Value {
+    report["backups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|b| b["backup_id"] == backup_id)
+        .unwrap_or_else(|| panic!("{backup_id} in {report}"))
+}
+
+#[test]
+fn backup_delete_touches_nothing_outside_the_local_backup_root() {
+    let tmp = tempfile::tempdir().unwrap();
+    let outside = tmp.path().join("site/env/b-1");
+    std::fs::create_dir_all(&outside).unwrap();
+    std::fs::write(outside.join("manifest.json"), "keep").unwrap();
+    let escape = "/var/backups/pressluft/s/../../../../etc";
+    let (code, report, _) = delete(json!([
+        {"backup_id": "b-out", "storage": local_storage(&outside)},
+        {"backup_id": "b-up", "storage": {"type": "local", "path": escape}},
+    ]));
+    assert_eq!(code, 1);
+    for id in ["b-out", "b-up"] {
+        let o = outcome(&report, id);
+        assert_eq!(o["status"], "failed");
+        assert!(
+            o["reason"]
+                .as_str()
+                .unwrap()
+                .starts_with("BACKUP_SPEC_INVALID"),
+            "{o}"
+        );
+    }
+    assert!(outside.join("manifest.json").exists());
+    assert!(Path::new("/etc/passwd").exists());
+
+    // A spec of another contract version is refused before anything is touched.
+    let out = node(
+        "backup-delete",
+        &json!({"contract_version": 99, "backups": []}),
+    );
+    let refused = out.code == 3 && out.stderr.contains("older than the control plane");
+    assert!(refused, "exit {}: {}", out.code, out.stderr);
+}
+
+#[test]
+fn backup_delete_removes_local_and_s3_backups_without_following_links() {
+    if !e2e() {
+        return;
+    }
+    node_services();
+    let (tmp, root) = scratch_env();
+    let key = data_key();
+    let run = format!("test-delete-{}", std::process::id());
+
+    // A local backup made by backup-create, with links planted in its directory.
+    let site_dir = PathBuf::from(format!("/var/backups/pressluft/{run}"));
+    let dir = site_dir.join("env/b-local");
+    let local = local_storage(&dir);
+    node(
+        "backup-create",
+        &create_spec("files", &root, "unused", local.clone(), &key),
+    )
+    .json();
+    let victim = tmp.path().join("victim");
+    std::fs::create_dir_all(&victim).unwrap();
+    std::fs::write(victim.join("precious.txt"), "keep me").unwrap();
+    symlink(&victim, dir.join("evil-dir")).unwrap();
+    symlink(victim.join("precious.txt"), dir.join("evil-file")).unwrap();
+    std::fs::create_dir_all(dir.join("nested")).unwrap();
+    symlink("/etc", dir.join("nested/etc")).unwrap();
+
+    // An S3 backup, a stray object under its prefix, and a neighbour sharing the name's start.
+    let prefix = format!("{run}/site/env/b-s3");
+    let s3 = s3_storage(&prefix, S3_ENDPOINT);
+    node(
+        "backup-create",
+        &create_spec("files", &root, "unused", s3.clone(), &key),
+    )
+    .json();
+    s3_put(&format!("{prefix}/files.tar.zst.partial"), b"stray");
+    s3_put(&format!("{prefix}-2/manifest.json"), b"neighbour");
+    assert_eq!(s3_keys(&format!("{prefix}/")).matches("<Key>").count(), 3);
+
+    let targets = json!([
+        {"backup_id": "b-local", "storage": local},
+        {"backup_id": "b-s3", "storage": s3},
+    ]);
+    let (code, report, stderr) = delete(targets.clone());
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(outcome(&report, "b-local")["status"], "deleted");
+    assert_eq!(outcome(&report, "b-s3")["status"], "deleted");
+    assert_eq!(outcome(&report, "b-s3")["removed"], 3);
+    assert!(!dir.exists(), "the local backup is gone");
+    assert!(!site_dir.exists(), "the emptied site directory too");
+    assert_eq!(
+        std::fs::read_to_string(victim.join("precious.txt")).unwrap(),
+        "keep me",
+        "links were removed, never followed"
+    );
+    assert!(Path::new("/etc/passwd").exists());
+    assert!(
+        !s3_keys(&format!("{prefix}/")).contains("<Key>"),
+        "S3 objects gone"
+    );
+    assert!(
+        s3_keys(&format!("{prefix}-2/")).contains("<Key>"),
+        "neighbour kept"
+    );
+
+    // Again: already absent is deleted.
+    let (code, report, _) = delete(targets);
+    assert_eq!(code, 0);
+    assert_eq!(outcome(&report, "b-s3")["removed"], 0);
+
+    // An unreachable bucket fails alone (exit 4); the other backup is still deleted.
+    let other = site_dir.join("env/b-other");
+    std::fs::create_dir_all(&other).unwrap();
+    std::fs::write(other.join("manifest.json"), "x").unwrap();
+    let (code, report, stderr) = delete(json!([
+        {"backup_id": "b-down", "storage": s3_storage(&prefix, "http://127.0.0.1:9")},
+        {"backup_id": "b-other", "storage": local_storage(&other)},
+    ]));
+    assert_eq!(code, 4, "{stderr}");
+    let down = outcome(&report, "b-down");
+    assert_eq!(down["status"], "failed");
+    let reason = down["reason"].as_str().unwrap();
+    assert!(reason.starts_with("BACKUP_STORAGE_UNREACHABLE"), "{reason}");
+    assert!(!reason.contains("testtest") && !stderr.contains("testtest"));
+    assert_eq!(outcome(&report, "b-other")["status"], "deleted");
+    assert!(!site_dir.exists());
+
+    // The neighbour goes with its own prefix.
+    let neighbour =
+        json!([{"backup_id": "b-2", "storage": s3_storage(&format!("{prefix}-2"), S3_ENDPOINT)}]);
+    let (code, report, stderr) = delete(neighbour);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(outcome(&report, "b-2")["removed"], 1);
+    assert!(!s3_keys(&format!("{prefix}-2/")).contains("<Key>"));
 }

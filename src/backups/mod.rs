@@ -5,6 +5,7 @@
 //! directory on the environment's node.
 
 pub mod download;
+pub mod schedule;
 pub mod schedule_view;
 pub mod storage;
 

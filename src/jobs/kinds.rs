@@ -254,7 +254,6 @@ const CACHE_PURGE: Planned = planned("cache-purge.yml");
 const DOMAIN_ADD: Planned = planned("domain-add.yml");
 const DOMAIN_REMOVE: Planned = planned("domain-remove.yml");
 const DRIFT_CHECK: Planned = planned("drift-check.yml");
-const BACKUP_CLEANUP: Planned = planned("backup-cleanup.yml");
 const RELEASE_ROLLBACK: Planned = Planned {
     playbook: "release-rollback.yml",
     follow_up: true,
@@ -278,7 +277,7 @@ pub fn kind(job_type: JobType) -> &'static dyn JobKind {
         JobType::DomainRemove => &DOMAIN_REMOVE,
         JobType::DriftCheck => &DRIFT_CHECK,
         JobType::HealthCheck => &super::health_check::HealthCheck,
-        JobType::BackupCleanup => &BACKUP_CLEANUP,
+        JobType::BackupCleanup => &super::backup_cleanup::BackupCleanup,
         JobType::ReleaseRollback => &RELEASE_ROLLBACK,
         JobType::BackupVerify => &super::backup_verify::BackupVerify,
     }

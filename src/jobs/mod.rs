@@ -13,6 +13,7 @@
 //! - [`ansible`]: the Ansible runner.
 
 pub mod ansible;
+mod backup_cleanup;
 mod backup_create;
 mod backup_verify;
 pub mod engine;
@@ -30,6 +31,7 @@ pub mod scheduler;
 mod site_create;
 pub mod worker;
 
+pub use backup_cleanup::BackupCleanupPayload;
 pub use backup_create::BackupCreatePayload;
 pub use backup_verify::BackupVerifyPayload;
 pub use engine::{CancelOutcome, Engine};

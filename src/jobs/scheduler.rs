@@ -1,22 +1,42 @@
 //! The scheduler loop (jobs.md §9): every 30 s, recover jobs whose worker stopped heartbeating;
-//! once a day (and at start-up), purge old sessions and login attempts. Recurring backup jobs
-//! join here with backups.
+//! once a day (and at start-up), purge old sessions and login attempts; every tick, the backup
+//! duties whose rules live in [`crate::backups::schedule`]: scheduled `full` backups, and (from
+//! [`CLEANUP_FIRST_CHECK_AFTER`] after start-up) the per-site `backup_cleanup` and the removal
+//! of expired backups' data keys. Due times derive from rows, so a tick is safe to repeat.
 
 use std::time::Duration;
 
 use tokio::sync::watch;
 
 use super::engine::Engine;
+use crate::backups::schedule::RunCount;
+use crate::backups::{Backups, CLEANUP_FIRST_CHECK_AFTER};
 use crate::clock::{format_ts, SharedClock};
+use crate::services::ServiceError;
 
 pub const TICK: Duration = Duration::from_secs(30);
 const PURGE_EVERY: time::Duration = time::Duration::hours(24);
 
+/// The scheduler's duties and the little it remembers between ticks (when it started, when it
+/// last purged).
+pub struct Scheduler {
+    engine: Engine,
+    backups: Backups,
+    clock: SharedClock,
+    started: time::OffsetDateTime,
+    last_purge: Option<time::OffsetDateTime>,
+}
+
 /// Runs until `shutdown` turns true.
-pub async fn run(engine: Engine, clock: SharedClock, mut shutdown: watch::Receiver<bool>) {
-    let mut last_purge: Option<time::OffsetDateTime> = None;
+pub async fn run(
+    engine: Engine,
+    backups: Backups,
+    clock: SharedClock,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let mut scheduler = Scheduler::new(engine, backups, clock);
     loop {
-        tick(&engine, &clock, &mut last_purge).await;
+        scheduler.tick().await;
         tokio::select! {
             _ = tokio::time::sleep(TICK) => {}
             _ = shutdown.wait_for(|s| *s) => return,
@@ -24,12 +44,53 @@ pub async fn run(engine: Engine, clock: SharedClock, mut shutdown: watch::Receiv
     }
 }
 
-/// One pass of every scheduler duty.
-pub async fn tick(
-    engine: &Engine,
-    clock: &SharedClock,
-    last_purge: &mut Option<time::OffsetDateTime>,
-) {
+impl Scheduler {
+    pub fn new(engine: Engine, backups: Backups, clock: SharedClock) -> Self {
+        let started = clock.now();
+        Self {
+            engine,
+            backups,
+            clock,
+            started,
+            last_purge: None,
+        }
+    }
+
+    /// One pass of every scheduler duty.
+    pub async fn tick(&mut self) {
+        tick(&self.engine, &self.clock, &mut self.last_purge).await;
+        log_run("backup_schedule", self.backups.run_schedule().await);
+        if self.clock.now() - self.started < CLEANUP_FIRST_CHECK_AFTER {
+            return;
+        }
+        log_run("backup_cleanup", self.backups.run_cleanup().await);
+        match self.backups.remove_expired_keys().await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(run = "backup_keys", removed = n, "scheduler run"),
+            Err(e) => tracing::error!(error = %e, "scheduler: removing expired data keys failed"),
+        }
+    }
+}
+
+/// `scheduler run=<name> enqueued=n skipped=m` (jobs.md §9); at debug level when the run found
+/// nothing to do (every 30 s).
+fn log_run(name: &str, outcome: Result<RunCount, ServiceError>) {
+    match outcome {
+        Ok(n) if n == RunCount::default() => {
+            tracing::debug!(run = name, enqueued = 0, skipped = 0, "scheduler run")
+        }
+        Ok(n) => tracing::info!(
+            run = name,
+            enqueued = n.enqueued,
+            skipped = n.skipped,
+            "scheduler run"
+        ),
+        Err(e) => tracing::error!(run = name, error = %e, "scheduler run failed"),
+    }
+}
+
+/// The stale-heartbeat recovery and the auth purge.
+async fn tick(engine: &Engine, clock: &SharedClock, last_purge: &mut Option<time::OffsetDateTime>) {
     match engine.recover_stale().await {
         Ok(n) => tracing::debug!(run = "stale_heartbeats", recovered = n, "scheduler run"),
         Err(e) => tracing::error!(error = %e, "scheduler: stale-heartbeat recovery failed"),

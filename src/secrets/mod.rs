@@ -147,15 +147,6 @@ impl Secrets {
         write_private(&path, &sealed, 0o600)
     }
 
-    /// Deletes a secret (nothing to do when it is not stored).
-    pub fn remove(&self, key: &str) -> Result<(), SecretsError> {
-        let path = self.path(key)?;
-        match std::fs::remove_file(&path) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(io(&path)(e)),
-            _ => Ok(()),
-        }
-    }
-
     /// Reads a secret; `None` when it was never stored.
     pub fn get(&self, key: &str) -> Result<Option<Secret>, SecretsError> {
         let path = self.path(key)?;
@@ -168,6 +159,41 @@ impl Secrets {
             .map_err(|_| SecretsError::Decrypt(key.to_string()))?;
         let text = String::from_utf8(plain).map_err(|_| SecretsError::Decrypt(key.to_string()))?;
         Ok(Some(Secret(text)))
+    }
+
+    /// Removes a secret; removing one that is not there is fine. Directories the key leaves
+    /// empty below the store's root go too (`backup/<id>/`).
+    pub fn delete(&self, key: &str) -> Result<(), SecretsError> {
+        let path = self.path(key)?;
+        match std::fs::remove_file(&path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(io(&path)(e)),
+        }
+        let mut dir = path.parent();
+        while let Some(d) = dir.filter(|d| *d != self.dir && d.starts_with(&self.dir)) {
+            if std::fs::remove_dir(d).is_err() {
+                break; // not empty (or gone)
+            }
+            dir = d.parent();
+        }
+        Ok(())
+    }
+
+    /// The names directly below `prefix` (`backup` → the ids of `backup/<id>/…`), sorted.
+    pub fn children(&self, prefix: &str) -> Result<Vec<String>, SecretsError> {
+        self.path(prefix)?; // the same key rules
+        let dir = self.dir.join(prefix);
+        let entries = match std::fs::read_dir(&dir) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(io(&dir)(e)),
+        };
+        let mut names: Vec<String> = entries
+            .filter_map(|e| e.ok()?.file_name().into_string().ok())
+            .collect();
+        names.sort();
+        Ok(names)
     }
 
     /// Creates the control plane's ed25519 key pair unless it exists; returns the public key.
@@ -224,6 +250,16 @@ mod tests {
         );
         assert!(s.get("missing").unwrap().is_none());
         assert!(s.put("../escape", "x").is_err());
+        s.put("backup/b1/key", "k1").unwrap();
+        s.put("backup/b2/key", "k2").unwrap();
+        s.delete("backup/b1/key").unwrap();
+        s.delete("backup/b1/key").unwrap(); // idempotent
+        assert!(s.get("backup/b1/key").unwrap().is_none());
+        assert!(!dir.path().join("secrets/backup/b1").exists());
+        assert_eq!(s.get("backup/b2/key").unwrap().unwrap().expose(), "k2");
+        assert!(s.delete("../escape").is_err());
+        assert_eq!(s.children("backup").unwrap(), vec!["b2"]);
+        assert!(s.children("nothing").unwrap().is_empty());
         let mode = std::fs::metadata(dir.path().join("age.key"))
             .unwrap()
             .permissions()

@@ -4,6 +4,7 @@
 mod ansible;
 mod auth;
 mod backup_jobs;
+mod backup_schedule;
 mod backups_api;
 mod backups_download;
 mod backups_ui;
@@ -11,6 +12,7 @@ mod browser;
 mod cli;
 mod dashboard;
 mod e2e;
+mod e2e_backup_cleanup;
 mod e2e_backups;
 mod e2e_clone_attacks;
 mod e2e_health;

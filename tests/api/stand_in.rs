@@ -22,7 +22,8 @@ pub enum Step {
     Answer(RunOutcome),
     /// Succeeds like the real playbook would: `site_create` reports the source it installed
     /// from, `env_create` a drift baseline, `health_check` its passed checks, `backup_create`
-    /// a checksum and size, `backup_verify` ok, every other type `{}`.
+    /// a checksum and size, `backup_verify` ok, `backup_cleanup` every named backup deleted,
+    /// every other type `{}`.
     Plausible,
     /// Prints these output lines, then does the next step.
     Print(Vec<String>, Box<Step>),
@@ -97,6 +98,12 @@ impl StandIn {
     pub fn then(self, job_type: &'static str, step: Step) -> StandIn {
         self.steps.lock().unwrap().push((job_type, step));
         self
+    }
+
+    /// Scripts the next run of `job_type` on a runner already in use (when the step needs ids
+    /// the running application made).
+    pub fn push(&self, job_type: &'static str, step: Step) {
+        self.steps.lock().unwrap().push((job_type, step));
     }
 
     /// Scripts runs in order, each `(job_type, step)`.
@@ -249,6 +256,9 @@ fn plausible_result(job: &JobRecord) -> Value {
         "backup_verify" => {
             json!({"status": "ok", "checksum": format!("sha256:{}", "ab".repeat(32))})
         }
+        "backup_cleanup" => json!({"backups": payload["backup_ids"].as_array().into_iter()
+            .flatten().map(|id| json!({"backup_id": id, "status": "deleted", "removed": 2}))
+            .collect::<Vec<_>>()}),
         _ => json!({}),
     }
 }

@@ -1,4 +1,4 @@
-//! `pressluft node backup-create | backup-verify | backup-read`: the node side of backups
+//! `pressluft node backup-create | backup-verify | backup-read | backup-delete`: the node side of backups
 //! (issue 11, backups-restore-promotion.md §1). Everything arrives as one JSON document on stdin
 //! (storage credentials and the backup's data key are secrets: never in argv), one JSON line goes
 //! to stdout, and a failure is one line on stderr starting with its error code, with an exit
@@ -15,6 +15,7 @@ use serde::de::DeserializeOwned;
 
 pub mod artifact;
 pub mod create;
+pub mod delete;
 pub mod files_archive;
 pub mod meta;
 pub mod storage;
@@ -199,4 +200,28 @@ pub fn run_read() -> anyhow::Result<()> {
         std::process::exit(e.exit_code());
     }
     Ok(())
+}
+
+/// `pressluft node backup-delete`: the per-backup report on stdout whatever the outcome, then
+/// the exit code of the worst failure (an invalid spec: the error line and exit 3).
+pub fn run_delete() -> anyhow::Result<()> {
+    let outcome = on_runtime(|handle| {
+        let spec: delete::DeleteSpec = read_spec()?;
+        Ok(delete::delete(spec.checked()?, handle))
+    })?;
+    let (report, failures) = match outcome {
+        Ok(done) => done,
+        Err(e) => {
+            eprintln!("{e}");
+            std::process::exit(e.exit_code());
+        }
+    };
+    println!("{}", serde_json::to_string(&report)?);
+    for e in &failures {
+        eprintln!("{e}");
+    }
+    match delete::exit_code(&failures) {
+        0 => Ok(()),
+        code => std::process::exit(code),
+    }
 }
