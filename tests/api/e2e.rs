@@ -62,6 +62,14 @@ async fn provision_this_machine_through_the_api() {
     )
     .await;
     app.login().await;
+    // No scheduled backups in this flow: one would hold the site between its steps (the
+    // backup jobs' own end-to-end tests make backups on purpose).
+    app.exec(
+        "INSERT INTO settings (key, value, updated_at) VALUES ('backup_schedule_hours', '0', ?)
+           ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+        &[&app.now()],
+    )
+    .await;
     let (_, key) = app.get_json("/api/nodes/ssh-public-key").await;
     let _authorized = AuthorizedKey::add(key["public_key"].as_str().unwrap());
 
