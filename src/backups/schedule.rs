@@ -8,7 +8,7 @@
 use sqlx::SqliteConnection;
 use time::{Duration, OffsetDateTime};
 
-use super::{data_key_secret, Backups, CLEANUP_EVERY, DEFAULT_SCHEDULE_HOURS};
+use super::{data_key_secret, Backups, CLEANUP_EVERY};
 use crate::clock::{format_ts, parse_ts};
 use crate::domain::JobType;
 use crate::jobs::BackupCleanupPayload;
@@ -63,10 +63,8 @@ pub fn schedule_decision(
 pub async fn schedule_interval(
     conn: &mut SqliteConnection,
 ) -> Result<Option<Duration>, StoreError> {
-    let hours = fetch_setting(conn, "backup_schedule_hours")
-        .await?
-        .and_then(|h| h.trim().parse::<i64>().ok())
-        .unwrap_or(DEFAULT_SCHEDULE_HOURS);
+    let setting = fetch_setting(conn, "backup_schedule_hours").await?;
+    let hours = super::schedule_view::schedule_hours(setting.as_deref());
     Ok((hours > 0).then(|| Duration::hours(hours)))
 }
 
