@@ -11,6 +11,9 @@
 use std::os::unix::fs::PermissionsExt;
 use std::process::Stdio;
 
+use crate::node_helper::backup::verify::ReadSpec;
+use crate::node_helper::spec::CONTRACT_VERSION;
+
 use axum::body::Bytes;
 use futures_util::{stream, Stream};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
@@ -182,13 +185,14 @@ impl Backups {
         let access = backup_access(&mut conn, &self.secrets, &backup)
             .await
             .map_err(|e| ServiceError::Conflict(format!("the backup cannot be read: {e}")))?;
-        let spec = serde_json::json!({
-            "artifact": artifact,
-            "storage": access.storage,
-            "data_key": access.data_key,
-            "compressed": true,
+        let spec = serde_json::to_string(&ReadSpec {
+            contract_version: CONTRACT_VERSION,
+            artifact: artifact.to_string(),
+            storage: access.storage,
+            data_key: access.data_key.into(),
+            compressed: true,
         })
-        .to_string();
+        .expect("the read spec serializes");
         Ok(Plan {
             file_name: file_name(&site.slug, &env.slug, &backup.created_at, artifact),
             backup,

@@ -34,7 +34,7 @@ pub struct VerifyResult {
 }
 
 /// The stdin document of `backup-read`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ReadSpec {
     pub contract_version: u32,
