@@ -138,6 +138,7 @@ fn with_note(e: BackupError, note: &str) -> BackupError {
         BackupError::Unreachable(m) => BackupError::Unreachable(m + note),
         BackupError::Mismatch(m) => BackupError::Mismatch(m + note),
         BackupError::Failed(m) => BackupError::Failed(m + note),
+        BackupError::Precondition(m) => BackupError::Precondition(m + note),
     }
 }
 

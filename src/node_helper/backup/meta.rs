@@ -2,7 +2,9 @@
 //! PHP bridge's `table-prefix`, which parses `wp-config.php` without running WordPress) and the
 //! WordPress version (`$wp_version` in the release's `wp-includes/version.php`, read without
 //! following a link). The control plane sends them empty; `backup-create` fills them in here
-//! before anything is written, so the manifest always carries what a restore needs.
+//! before anything is written, so the manifest always carries what a restore needs. When they
+//! cannot be read the environment is not in a state to be backed up: `PRECONDITION_FAILED`
+//! (exit 3), not retried.
 
 use std::ffi::OsStr;
 use std::io::Read;
@@ -22,7 +24,7 @@ pub fn fill(spec: &mut CreateSpec) -> Result<(), BackupError> {
             ));
         }
         spec.backup.table_prefix = bridge::table_prefix(&spec.php_dir, &spec.env_user, &release)
-            .map_err(|e| BackupError::Failed(format!("{e:#}")))?;
+            .map_err(|e| BackupError::Precondition(format!("{e:#}")))?;
     }
     if spec.backup.wordpress_version.is_empty() {
         spec.backup.wordpress_version = wordpress_version(spec)?;
@@ -32,7 +34,8 @@ pub fn fill(spec: &mut CreateSpec) -> Result<(), BackupError> {
 
 /// `$wp_version` of the release, read through descriptors opened without following links.
 fn wordpress_version(spec: &CreateSpec) -> Result<String, BackupError> {
-    let failed = |m: String| BackupError::Failed(format!("reading the WordPress version: {m}"));
+    let failed =
+        |m: String| BackupError::Precondition(format!("reading the WordPress version: {m}"));
     let release = nofollow::open_dir_confined(&spec.release, &spec.env_root)
         .map_err(|e| failed(format!("{e:#}")))?
         .ok_or_else(|| failed(format!("{} does not exist", spec.release.display())))?;

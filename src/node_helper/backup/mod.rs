@@ -40,6 +40,10 @@ pub const MANIFEST: &str = "manifest.json";
 pub enum BackupError {
     #[error("BACKUP_SPEC_INVALID: {0}")]
     Spec(String),
+    /// The environment cannot be backed up as it is (e.g. its `wp-config.php` cannot be read):
+    /// nothing written, and a retry would find the same.
+    #[error("PRECONDITION_FAILED: {0}")]
+    Precondition(String),
     #[error("BACKUP_STORAGE_UNREACHABLE: {0}")]
     Unreachable(String),
     #[error("BACKUP_CHECKSUM_MISMATCH: {0}")]
@@ -51,7 +55,7 @@ pub enum BackupError {
 impl BackupError {
     pub fn exit_code(&self) -> i32 {
         match self {
-            BackupError::Spec(_) => EXIT_INVALID,
+            BackupError::Spec(_) | BackupError::Precondition(_) => EXIT_INVALID,
             BackupError::Unreachable(_) => EXIT_UNREACHABLE,
             BackupError::Mismatch(_) => EXIT_MISMATCH,
             BackupError::Failed(_) => EXIT_FAILED,
