@@ -288,12 +288,19 @@ fn invalid_input_is_refused_without_echoing_secrets() {
     // An environment whose WordPress cannot be read (no wp-includes/version.php here) is not
     // in a state to be backed up: PRECONDITION_FAILED (exit 3, not retried), nothing written.
     env_tree(tmp.path());
-    let mut spec = create_spec("files", tmp.path(), "unused", local_storage(&dir), &data_key());
+    let mut spec = create_spec(
+        "files",
+        tmp.path(),
+        "unused",
+        local_storage(&dir),
+        &data_key(),
+    );
     spec["wordpress_version"] = json!("");
     let out = node("backup-create", &spec);
     assert_eq!(out.code, 3, "{}", out.stderr);
     assert!(
-        out.stderr.starts_with("PRECONDITION_FAILED: reading the WordPress version"),
+        out.stderr
+            .starts_with("PRECONDITION_FAILED: reading the WordPress version"),
         "{}",
         out.stderr
     );

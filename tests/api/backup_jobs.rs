@@ -32,7 +32,11 @@ pub async fn start_backup(app: &TestApp, environment_id: &str, scope: &str) -> (
 
 /// Starts a Verify of `backup_id` through `POST /api/backups/{id}/verify`; returns the job.
 pub async fn start_verify(app: &TestApp, backup_id: &str) -> String {
-    crate::helpers::job_id(app.post_empty(&format!("/api/backups/{backup_id}/verify")).await).await
+    crate::helpers::job_id(
+        app.post_empty(&format!("/api/backups/{backup_id}/verify"))
+            .await,
+    )
+    .await
 }
 
 // ----------------------------------------------------------------------------------------------

@@ -51,7 +51,10 @@ async fn configure_s3(app: &TestApp, endpoint: Option<&str>) {
     let status = r.status();
     let text = r.text().await.unwrap();
     assert_eq!(status, 200, "{text}");
-    assert!(!text.contains(S3_SECRET_KEY), "settings response shows the secret");
+    assert!(
+        !text.contains(S3_SECRET_KEY),
+        "settings response shows the secret"
+    );
 }
 
 /// What the flow saw: every job (JSON and output) and every secret it must not show.
