@@ -229,7 +229,7 @@ fn files_backup_to_local_storage_is_encrypted_verified_and_never_follows_links()
     // decodes to the same archive.
     let compressed = node(
         "backup-read",
-        &json!({"artifact": "files.tar.zst", "storage": storage, "data_key": key, "compressed": true}),
+        &json!({"contract_version": 1, "artifact": "files.tar.zst", "storage": storage, "data_key": key, "compressed": true}),
     );
     assert_eq!(compressed.code, 0, "{}", compressed.stderr);
     assert_eq!(
