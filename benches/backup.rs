@@ -7,8 +7,9 @@
 //! makes (`Backups::create`) to the backup row `completed`, so the queue, Ansible over SSH and
 //! the node helper all count — against the same run's baseline:
 //! `mysqldump --single-transaction | zstd -3 -T0` plus `tar | zstd -3 -T0` of the same
-//! release and uploads, written to the same disk. While the job runs, the node helper's peak
-//! RSS is sampled from /proc (`VmHWM` of `pressluft node backup-create`).
+//! release and uploads, written to the same disk, run before and after the product (the ratio
+//! uses the faster of the two, so a warm cache never favours the product). While the job runs,
+//! the node helper's peak RSS is sampled from /proc (`VmHWM` of `pressluft node backup-create`).
 //! Targets: backup ≤ 1.2× the baseline; helper peak RSS < 64 MB.
 //!
 //! `PL_BENCH_S3=1` stores the backup in the moto S3 server (scripts/s3-test-server) instead
@@ -89,47 +90,9 @@ async fn run() {
         &["-c", &format!("tar -cf - -C {uploads} . > /dev/null")],
     );
 
-    println!("baseline (same data, same run, same disk):");
-    let scratch = format!("/var/backups/pl-bench-baseline-{uuid8}");
-    std::fs::create_dir_all(&scratch).unwrap();
-    let dump = timed("mysqldump --single-transaction | zstd -3 -T0", || {
-        sh(
-            "bash",
-            &[
-                "-o",
-                "pipefail",
-                "-c",
-                &format!("mysqldump --single-transaction --quick {db} | zstd -q -3 -T0 > {scratch}/db.sql.zst"),
-            ],
-        );
-    });
-    let files = timed("tar | zstd -3 -T0", || {
-        sh(
-            "bash",
-            &[
-                "-o",
-                "pipefail",
-                "-c",
-                &format!(
-                    "tar -cf - -C {prod_root}/current/ . -C {prod_root}/shared uploads | zstd -q -3 -T0 > {scratch}/files.tar.zst"
-                ),
-            ],
-        );
-    });
-    let baseline = dump + files;
-    let baseline_size = sh("du", &["-sb", &scratch]);
-    println!(
-        "  baseline total: {:.1} s, {} MB written",
-        baseline.as_secs_f64(),
-        baseline_size
-            .split_whitespace()
-            .next()
-            .and_then(|b| b.parse::<u64>().ok())
-            .unwrap_or(0)
-            >> 20
-    );
-    let _ = std::fs::remove_dir_all(&scratch);
-
+    // The baseline runs before and after the product, so neither side profits alone from a
+    // warm page cache or buffer pool; the ratio uses the faster baseline.
+    let before = baseline(&db, &prod_root, uuid8);
     println!("backup_create (the product: queue, Ansible over SSH, dump/tar | zstd | age | sha256 | store):");
     let stop = Arc::new(AtomicBool::new(false));
     let peak_kb = Arc::new(AtomicU64::new(0));
@@ -178,6 +141,8 @@ async fn run() {
         backup.size_bytes.unwrap_or(0) >> 20,
         backup.checksum.as_deref().unwrap_or("no checksum")
     );
+    let after = baseline(&db, &prod_root, uuid8);
+    let baseline = before.min(after);
     let ratio = wall.as_secs_f64() / baseline.as_secs_f64();
     println!(
         "backup / baseline = {ratio:.2} (target <= 1.20): {}",
@@ -198,4 +163,50 @@ async fn run() {
     }
     remove_site(&site_id, std::slice::from_ref(&prod.id));
     bench.finish().await;
+}
+
+/// `mysqldump --single-transaction | zstd -3 -T0` plus `tar | zstd -3 -T0` of the same release
+/// and uploads, written to the same disk as the product's local backups; returns the total.
+fn baseline(db: &str, prod_root: &str, uuid8: &str) -> Duration {
+    println!("baseline (same data, same run, same disk):");
+    let scratch = format!("/var/backups/pl-bench-baseline-{uuid8}");
+    std::fs::create_dir_all(&scratch).unwrap();
+    let dump = timed("mysqldump --single-transaction | zstd -3 -T0", || {
+        sh(
+            "bash",
+            &[
+                "-o",
+                "pipefail",
+                "-c",
+                &format!("mysqldump --single-transaction --quick {db} | zstd -q -3 -T0 > {scratch}/db.sql.zst"),
+            ],
+        );
+    });
+    let files = timed("tar | zstd -3 -T0", || {
+        sh(
+            "bash",
+            &[
+                "-o",
+                "pipefail",
+                "-c",
+                &format!(
+                    "tar -cf - -C {prod_root}/current/ . -C {prod_root}/shared uploads | zstd -q -3 -T0 > {scratch}/files.tar.zst"
+                ),
+            ],
+        );
+    });
+    let baseline = dump + files;
+    let baseline_size = sh("du", &["-sb", &scratch]);
+    println!(
+        "  baseline total: {:.1} s, {} MB written",
+        baseline.as_secs_f64(),
+        baseline_size
+            .split_whitespace()
+            .next()
+            .and_then(|b| b.parse::<u64>().ok())
+            .unwrap_or(0)
+            >> 20
+    );
+    let _ = std::fs::remove_dir_all(&scratch);
+    baseline
 }
