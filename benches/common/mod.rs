@@ -213,6 +213,12 @@ impl Bench {
         sqlx::query("INSERT INTO nodes (id, name, hostname, public_ip, ssh_port, ssh_user, status, is_local, created_at, updated_at) VALUES (?, 'bench', '127.0.0.1', '127.0.0.1', 22, 'root', 'active', 1, ?, ?)")
         .bind(uuid::Uuid::new_v4().to_string()).bind(&now).bind(&now)
         .execute(state.store.pool()).await.unwrap();
+        // No scheduled backups: one would run beside what a bench measures.
+        sqlx::query("INSERT INTO settings (key, value, updated_at) VALUES ('backup_schedule_hours', '0', ?)")
+        .bind(&now)
+        .execute(state.store.pool())
+        .await
+        .unwrap();
         let auth = Auth::new(state.store.clone(), Arc::new(SystemClock));
         auth.create_admin("bench@example.com", None, "bench password 123")
             .await
