@@ -17,12 +17,11 @@
 
 mod common;
 
-use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{fill_database, fill_uploads, mb, remove_site, sh, timed};
+use common::{mb, remove_site, sh, timed};
 use pressluft::domain::BackupStatus;
 
 fn main() {
@@ -77,22 +76,13 @@ async fn run() {
     if s3 {
         common::use_s3_storage(&bench).await;
     }
-    let (site_id, prod) = bench.create_site("Backup Bench").await;
-    let uuid8 = &prod.id[..8];
-    let prod_root = format!("/var/www/sites/{}/{}", site_id, prod.id);
-    let uploads = format!("{prod_root}/shared/uploads");
-    let db = format!("wp_{uuid8}");
-    fill_uploads(Path::new(&uploads), &format!("pl_{uuid8}"), uploads_mb);
-    fill_database(&db, &prod.preview_url, db_mb);
-    // Warm the page cache so neither side pays for the first read.
-    sh(
-        "sh",
-        &["-c", &format!("tar -cf - -C {uploads} . > /dev/null")],
-    );
+    let site = bench.filled_site("Backup Bench", uploads_mb, db_mb).await;
+    let (site_id, prod, uuid8) = (&site.site_id, &site.prod, site.uuid8.as_str());
+    let (prod_root, db) = (&site.prod_root, &site.db);
 
     // The baseline runs before and after the product, so neither side profits alone from a
     // warm page cache or buffer pool; the ratio uses the faster baseline.
-    let before = baseline(&db, &prod_root, uuid8);
+    let before = baseline(db, prod_root, uuid8);
     println!("backup_create (the product: queue, Ansible over SSH, dump/tar | zstd | age | sha256 | store):");
     let stop = Arc::new(AtomicBool::new(false));
     let peak_kb = Arc::new(AtomicU64::new(0));
@@ -141,7 +131,7 @@ async fn run() {
         backup.size_bytes.unwrap_or(0) >> 20,
         backup.checksum.as_deref().unwrap_or("no checksum")
     );
-    let after = baseline(&db, &prod_root, uuid8);
+    let after = baseline(db, prod_root, uuid8);
     let baseline = before.min(after);
     let ratio = wall.as_secs_f64() / baseline.as_secs_f64();
     println!(
@@ -161,7 +151,7 @@ async fn run() {
     if backup.storage_type == pressluft::domain::BackupStorageType::Local {
         let _ = std::fs::remove_dir_all(backup.storage_path.trim_end_matches('/'));
     }
-    remove_site(&site_id, std::slice::from_ref(&prod.id));
+    remove_site(site_id, std::slice::from_ref(&prod.id));
     bench.finish().await;
 }
 

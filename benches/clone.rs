@@ -12,10 +12,9 @@
 
 mod common;
 
-use std::path::Path;
 use std::time::Instant;
 
-use common::{fill_database, fill_uploads, mb, remove_site, sh, timed, wait_for};
+use common::{mb, remove_site, sh, timed, wait_for};
 use pressluft::sites::EnvironmentInput;
 
 fn main() {
@@ -34,25 +33,16 @@ async fn run() {
     let bench = common::Bench::start().await;
     let state = bench.state.clone();
     println!("clone benchmark: {uploads_mb} MB uploads, {db_mb} MB database");
-    let (site_id, prod) = bench.create_site("Clone Bench").await;
+    let site = bench.filled_site("Clone Bench", uploads_mb, db_mb).await;
+    let (site_id, prod, uuid8) = (site.site_id.clone(), &site.prod, site.uuid8.as_str());
+    let (uploads, db) = (&site.uploads, &site.db);
     let mut env_ids = vec![prod.id.clone()];
-    let uuid8 = &prod.id[..8];
-    let prod_root = format!("/var/www/sites/{}/{}", site_id, prod.id);
-    let uploads = format!("{prod_root}/shared/uploads");
-    let db = format!("wp_{uuid8}");
-    fill_uploads(Path::new(&uploads), &format!("pl_{uuid8}"), uploads_mb);
-    fill_database(&db, &prod.preview_url, db_mb);
-    // Warm the page cache so neither side pays for the first read.
-    sh(
-        "sh",
-        &["-c", &format!("tar -cf - -C {uploads} . > /dev/null")],
-    );
 
     println!("baseline (same data, same run):");
     let scratch = format!("/var/tmp/pl-bench-copy-{uuid8}");
     let baseline_db = format!("pl_bench_{uuid8}");
     let cp = timed("cp -a uploads", || {
-        sh("cp", &["-a", &uploads, &scratch]);
+        sh("cp", &["-a", uploads, &scratch]);
     });
     sh("mysql", &["-e", &format!("CREATE DATABASE {baseline_db}")]);
     let dump = timed("mysqldump | mysql", || {

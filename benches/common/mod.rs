@@ -184,6 +184,16 @@ pub struct Bench {
     server: tokio::task::JoinHandle<anyhow::Result<()>>,
 }
 
+/// A filled site: its production environment's names on this node.
+pub struct FilledSite {
+    pub site_id: String,
+    pub prod: pressluft::store::environments::EnvironmentRecord,
+    pub uuid8: String,
+    pub prod_root: String,
+    pub uploads: String,
+    pub db: String,
+}
+
 const KEYS_PATH: &str = "/root/.ssh/authorized_keys";
 
 impl Bench {
@@ -284,6 +294,31 @@ impl Bench {
             .unwrap()
             .unwrap();
         (created.site_id, prod)
+    }
+
+    /// A site (through [`Bench::create_site`]) whose production environment holds `uploads_mb`
+    /// MB of uploads and a database grown to `db_mb` MB, read once so the page cache is warm
+    /// for whatever is measured first.
+    pub async fn filled_site(&self, name: &str, uploads_mb: u64, db_mb: u64) -> FilledSite {
+        let (site_id, prod) = self.create_site(name).await;
+        let uuid8 = prod.id[..8].to_string();
+        let prod_root = format!("/var/www/sites/{}/{}", site_id, prod.id);
+        let uploads = format!("{prod_root}/shared/uploads");
+        let db = format!("wp_{uuid8}");
+        fill_uploads(Path::new(&uploads), &format!("pl_{uuid8}"), uploads_mb);
+        fill_database(&db, &prod.preview_url, db_mb);
+        sh(
+            "sh",
+            &["-c", &format!("tar -cf - -C {uploads} . > /dev/null")],
+        );
+        FilledSite {
+            site_id,
+            prod,
+            uuid8,
+            prod_root,
+            uploads,
+            db,
+        }
     }
 
     /// Stops the server and gives the SSH keys back.
