@@ -24,8 +24,9 @@ use crate::store::nodes::fetch_node;
 use crate::store::settings::fetch_setting;
 use crate::store::Store;
 
-/// Where local backups live on a node (backups-restore-promotion.md §1).
-pub const LOCAL_BACKUP_ROOT: &str = "/var/backups/pressluft";
+/// Where local backups live on a node (backups-restore-promotion.md §1): the node helper's
+/// own constant, so the paths the control plane records are the ones `backup-delete` accepts.
+pub use crate::node_helper::backup::delete::LOCAL_ROOT as LOCAL_BACKUP_ROOT;
 
 /// Default `backup_retention_days`.
 pub const DEFAULT_RETENTION_DAYS: i64 = 30;
@@ -87,10 +88,6 @@ impl Backups {
             store,
             secrets,
         }
-    }
-
-    pub fn store(&self) -> &Store {
-        &self.store
     }
 
     /// An environment's backups, newest first; `NotFound` for an unknown environment.

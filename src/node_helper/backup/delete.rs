@@ -21,7 +21,8 @@ use super::storage::{classify, Storage, StorageSpec};
 use super::BackupError;
 use crate::node_helper::nofollow::{self, OpenError};
 
-/// The only directory local backups live in (`backups::LOCAL_BACKUP_ROOT` on the control plane).
+/// The only directory local backups live in (the control plane records paths below it as
+/// `backups::LOCAL_BACKUP_ROOT`).
 pub const LOCAL_ROOT: &str = "/var/backups/pressluft";
 
 /// The stdin document of `backup-delete`.
