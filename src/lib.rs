@@ -10,6 +10,7 @@ pub mod backups;
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod deploys;
 pub mod domain;
 pub mod events;
 pub mod http;

@@ -149,6 +149,12 @@ impl Application {
             config.log_dir.clone(),
             config.job_timeout,
         );
+        let backups = crate::backups::Backups::new(
+            store.clone(),
+            engine.clone(),
+            secrets.clone(),
+            clock.clone(),
+        );
         let state = AppState {
             auth: Auth::new(store.clone(), clock.clone()),
             nodes: Nodes::new(store.clone(), engine.clone(), clock.clone()),
@@ -158,12 +164,15 @@ impl Application {
                 secrets.clone(),
                 clock.clone(),
             ),
-            backups: crate::backups::Backups::new(
+            deploys: crate::deploys::Deploys::new(
                 store.clone(),
                 engine.clone(),
                 secrets.clone(),
                 clock.clone(),
+                backups.clone(),
+                config.allow_loopback_sources,
             ),
+            backups,
             settings: crate::settings::Settings::new(
                 store.clone(),
                 engine.clone(),

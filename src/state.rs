@@ -8,6 +8,7 @@ use crate::auth::Auth;
 use crate::backups::Backups;
 use crate::clock::SharedClock;
 use crate::config::Config;
+use crate::deploys::Deploys;
 use crate::events::Events;
 use crate::jobs::Engine;
 use crate::nodes::Nodes;
@@ -28,6 +29,7 @@ pub struct AppState {
     pub nodes: Nodes,
     pub sites: Sites,
     pub backups: Backups,
+    pub deploys: Deploys,
     pub settings: Settings,
     pub secrets: Secrets,
     /// Open live streams, limited per session and overall.

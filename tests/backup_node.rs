@@ -103,7 +103,7 @@ fn s3_storage(prefix: &str, endpoint: &str) -> Value {
 
 fn create_spec(scope: &str, root: &Path, database: &str, storage: Value, key: &str) -> Value {
     json!({
-        "contract_version": 1, "backup_id": "b-1", "environment_id": "e-1", "scope": scope,
+        "contract_version": pressluft::node_helper::spec::CONTRACT_VERSION, "backup_id": "b-1", "environment_id": "e-1", "scope": scope,
         "created_at": "2026-12-02T10:00:00Z", "canonical_url": "https://example.test",
         "table_prefix": "wp_", "wordpress_version": "6.7",
         "env_root": root, "release": root.join("current"), "database": database,
@@ -114,14 +114,14 @@ fn create_spec(scope: &str, root: &Path, database: &str, storage: Value, key: &s
 fn verify(storage: &Value, key: &str, checksum: &str) -> Output {
     node(
         "backup-verify",
-        &json!({"contract_version": 1, "checksum": checksum, "storage": storage, "data_key": key}),
+        &json!({"contract_version": pressluft::node_helper::spec::CONTRACT_VERSION, "checksum": checksum, "storage": storage, "data_key": key}),
     )
 }
 
 fn read(storage: &Value, key: &str, artifact: &str) -> Vec<u8> {
     let out = node(
         "backup-read",
-        &json!({"contract_version": 1, "artifact": artifact, "storage": storage, "data_key": key}),
+        &json!({"contract_version": pressluft::node_helper::spec::CONTRACT_VERSION, "artifact": artifact, "storage": storage, "data_key": key}),
     );
     assert_eq!(out.code, 0, "{}", out.stderr);
     out.stdout
@@ -229,7 +229,7 @@ fn files_backup_to_local_storage_is_encrypted_verified_and_never_follows_links()
     // decodes to the same archive.
     let compressed = node(
         "backup-read",
-        &json!({"contract_version": 1, "artifact": "files.tar.zst", "storage": storage, "data_key": key, "compressed": true}),
+        &json!({"contract_version": pressluft::node_helper::spec::CONTRACT_VERSION, "artifact": "files.tar.zst", "storage": storage, "data_key": key, "compressed": true}),
     );
     assert_eq!(compressed.code, 0, "{}", compressed.stderr);
     assert_eq!(
@@ -248,7 +248,7 @@ fn files_backup_to_local_storage_is_encrypted_verified_and_never_follows_links()
     // A wrong key cannot read it.
     let other = node(
         "backup-read",
-        &json!({"contract_version": 1, "artifact": "files.tar.zst", "storage": storage, "data_key": data_key()}),
+        &json!({"contract_version": pressluft::node_helper::spec::CONTRACT_VERSION, "artifact": "files.tar.zst", "storage": storage, "data_key": data_key()}),
     );
     assert_eq!(other.code, 1, "{}", other.stderr);
 
@@ -553,7 +553,7 @@ fn scratch_env() -> (tempfile::TempDir, PathBuf) {
 fn delete(backups: Value) -> (i32, Value, String) {
     let out = node(
         "backup-delete",
-        &json!({"contract_version": 1, "backups": backups}),
+        &json!({"contract_version": pressluft::node_helper::spec::CONTRACT_VERSION, "backups": backups}),
     );
     let report = serde_json::from_slice(&out.stdout)
         .unwrap_or_else(|_| panic!("one JSON line; stderr: {}", out.stderr));

@@ -131,9 +131,36 @@ impl Backups {
                 None => e,
             });
         }
+        let backup_id = self.add_pending(&mut m, &env, scope).await?;
+        let job = JobRequest {
+            job_type: JobType::BackupCreate,
+            site_id: Some(&env.site_id),
+            environment_id: Some(&env.id),
+            node_id: &env.node_id,
+            payload: BackupCreatePayload {
+                backup_id: backup_id.clone(),
+                backup_scope: scope,
+                ..Default::default()
+            },
+        };
+        let audit = actor.map(|a| a.audit(JobType::BackupCreate, ("backup", &backup_id)));
+        let job_id = self.mutations.accept(m, job, audit).await?;
+        tracing::info!(environment = %env.id, backup = %backup_id, %scope, job = %job_id, "backup accepted");
+        Ok(BackupCreated { backup_id, job_id })
+    }
+
+    /// Inserts a `pending` backup of `env` inside another mutation (the pre-operation backup of
+    /// an update, a restore, an import: jobs.md §11), with its data key; where it is kept is
+    /// decided now, from the settings in force. Returns its id; the caller's job produces it.
+    pub async fn add_pending(
+        &self,
+        m: &mut Mutation,
+        env: &EnvironmentRecord,
+        scope: BackupScope,
+    ) -> Result<String, ServiceError> {
         let backup_id = Uuid::new_v4().to_string();
         let (storage_type, storage_path) =
-            storage_for(&mut m, &env.site_id, &env.id, &backup_id).await?;
+            storage_for(m, &env.site_id, &env.id, &backup_id).await?;
         let retention_days = fetch_setting(&mut m.tx, "backup_retention_days")
             .await?
             .and_then(|d| d.parse::<i64>().ok())
@@ -159,21 +186,8 @@ impl Backups {
             &m.now,
         )
         .await?;
-        let job = JobRequest {
-            job_type: JobType::BackupCreate,
-            site_id: Some(&env.site_id),
-            environment_id: Some(&env.id),
-            node_id: &env.node_id,
-            payload: BackupCreatePayload {
-                backup_id: backup_id.clone(),
-                backup_scope: scope,
-                ..Default::default()
-            },
-        };
-        let audit = actor.map(|a| a.audit(JobType::BackupCreate, ("backup", &backup_id)));
-        let job_id = self.mutations.accept(m, job, audit).await?;
-        tracing::info!(environment = %env.id, backup = %backup_id, %scope, storage = %storage_type, job = %job_id, "backup accepted");
-        Ok(BackupCreated { backup_id, job_id })
+        tracing::info!(environment = %env.id, backup = %backup_id, %scope, storage = %storage_type, "backup row added (pending)");
+        Ok(backup_id)
     }
 
     /// `POST /api/backups/{id}/verify`: a `backup_verify` job for a `completed` backup.

@@ -262,6 +262,16 @@ string_enum!(
 );
 
 string_enum!(
+    /// What an update applies (backups-restore-promotion.md §7).
+    UpdateScope {
+        Core => "core",
+        Plugins => "plugins",
+        Themes => "themes",
+        All => "all",
+    }
+);
+
+string_enum!(
     /// What the last successful provisioning found about the firewall: `active`, `unavailable`
     /// (the kernel refused it) or `skipped` (`PRESSLUFT_MANAGE_FIREWALL=false`).
     FirewallStatus {
@@ -350,6 +360,7 @@ mod tests {
         check(DriftStatus::ALL);
         check(HealthStatus::ALL);
         check(ReleaseSourceType::ALL);
+        check(UpdateScope::ALL);
         check(FirewallStatus::ALL);
         check(AuditResult::ALL);
         check(AuditResourceType::ALL);

@@ -245,8 +245,6 @@ const fn planned(playbook: &'static str) -> Planned {
 }
 
 const SITE_IMPORT: Planned = planned("site-import.yml");
-const ENV_DEPLOY: Planned = planned("env-deploy.yml");
-const ENV_UPDATE: Planned = planned("env-update.yml");
 const ENV_RESTORE: Planned = planned("env-restore.yml");
 const ENV_PROMOTE: Planned = planned("env-promote.yml");
 const ENV_CACHE_TOGGLE: Planned = planned("env-cache-toggle.yml");
@@ -254,10 +252,6 @@ const CACHE_PURGE: Planned = planned("cache-purge.yml");
 const DOMAIN_ADD: Planned = planned("domain-add.yml");
 const DOMAIN_REMOVE: Planned = planned("domain-remove.yml");
 const DRIFT_CHECK: Planned = planned("drift-check.yml");
-const RELEASE_ROLLBACK: Planned = Planned {
-    playbook: "release-rollback.yml",
-    follow_up: true,
-};
 
 /// The registry: the kind of every job type.
 pub fn kind(job_type: JobType) -> &'static dyn JobKind {
@@ -266,8 +260,8 @@ pub fn kind(job_type: JobType) -> &'static dyn JobKind {
         JobType::SiteCreate => &SiteCreate,
         JobType::EnvCreate => &EnvCreate,
         JobType::SiteImport => &SITE_IMPORT,
-        JobType::EnvDeploy => &ENV_DEPLOY,
-        JobType::EnvUpdate => &ENV_UPDATE,
+        JobType::EnvDeploy => &super::env_deploy::EnvDeploy,
+        JobType::EnvUpdate => &super::env_update::EnvUpdate,
         JobType::EnvRestore => &ENV_RESTORE,
         JobType::EnvPromote => &ENV_PROMOTE,
         JobType::EnvCacheToggle => &ENV_CACHE_TOGGLE,
@@ -278,7 +272,7 @@ pub fn kind(job_type: JobType) -> &'static dyn JobKind {
         JobType::DriftCheck => &DRIFT_CHECK,
         JobType::HealthCheck => &super::health_check::HealthCheck,
         JobType::BackupCleanup => &super::backup_cleanup::BackupCleanup,
-        JobType::ReleaseRollback => &RELEASE_ROLLBACK,
+        JobType::ReleaseRollback => &super::release_rollback::ReleaseRollback,
         JobType::BackupVerify => &super::backup_verify::BackupVerify,
     }
 }

@@ -19,4 +19,5 @@ pub mod search_replace;
 pub mod services;
 pub mod site_create;
 pub mod spec;
+pub mod switch;
 pub mod users;

@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 /// The version of the stdin contract this build speaks.
-pub const CONTRACT_VERSION: u32 = 1;
+pub const CONTRACT_VERSION: u32 = 2;
 
 /// Exit code of a failed precondition (nothing changed; the playbook reports
 /// `PRECONDITION_FAILED`). Other failures exit with 1.
@@ -188,6 +188,152 @@ pub struct HealthCheckSpec {
     pub php_dir: String,
 }
 
+/// What every command that makes a release live shares (src/node_helper/switch.rs): the
+/// atomic `current` switch, the PHP-FPM reload, the purge of the environment's FastCGI cache
+/// entries (by its hosts) and Redis keys (by its prefix), and pruning to `release_keep`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GoLive {
+    pub env_root: String,
+    pub env_user: String,
+    /// The environment's own hosts (preview host, then its domains): its FastCGI cache keys.
+    pub hosts: Vec<String>,
+    /// The environment's Redis key prefix (`pressluft_<env id>:`).
+    pub redis_prefix: String,
+    /// How many releases the environment keeps (the current and the previous one always).
+    pub release_keep: usize,
+}
+
+/// `pressluft node release-deploy` (`env_deploy`): a new release from a git repository or an
+/// archive (api.md, `source_ref` formats), validated before anything changes, then made live.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReleaseDeploySpec {
+    pub contract_version: u32,
+    pub environment_id: String,
+    /// The new release's directory name (`<env_root>/releases/<release_name>`).
+    pub release_name: String,
+    /// The release live before this deploy: its WordPress core is combined with a
+    /// `wp-content`-only source, and pruning keeps it.
+    pub current_release_name: String,
+    /// `git` or `upload`.
+    pub source_type: String,
+    /// As requested (credentials in it are secrets).
+    pub source_ref: String,
+    /// The site's deploy key (OpenSSH private key) for `ssh://` and `user@host:path` git
+    /// repositories; a secret.
+    #[serde(default)]
+    pub git_ssh_key: Option<String>,
+    /// The backup S3 storage's access (bucket and prefix empty) for an `s3://bucket/key` upload.
+    #[serde(default)]
+    pub s3: Option<crate::node_helper::backup::storage::StorageSpec>,
+    /// Whether the source's host may resolve to a loopback address (link-local: never).
+    pub allow_loopback_sources: bool,
+    pub go_live: GoLive,
+    /// Added by the playbook.
+    #[serde(default)]
+    pub node: NodeFacts,
+}
+
+/// `pressluft node env-update` (`env_update`): the pre-update backup (unless an earlier
+/// attempt completed it), a new release copied from the current one, WordPress's own upgrader
+/// classes run on it through the PHP bridge as the environment user, then made live.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EnvUpdateSpec {
+    pub contract_version: u32,
+    pub environment_id: String,
+    pub release_name: String,
+    pub current_release_name: String,
+    /// `core`, `plugins`, `themes` or `all`.
+    pub scope: String,
+    /// Where WordPress looks for updates instead of api.wordpress.org (the `update_source`
+    /// setting; tests point it at a local feed); `None`: WordPress's normal source.
+    #[serde(default)]
+    pub update_source: Option<String>,
+    pub allow_loopback_sources: bool,
+    /// The pre-update backup to produce first; `None` when an earlier attempt completed it.
+    #[serde(default)]
+    pub pre_backup: Option<crate::node_helper::backup::create::CreateSpec>,
+    pub go_live: GoLive,
+    #[serde(default)]
+    pub node: NodeFacts,
+}
+
+/// What `release-rollback` restores from the pre-operation backup.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RollbackRestore {
+    /// The backup's recorded `sha256:<hex>` manifest checksum (verified before anything changes:
+    /// `BACKUP_CHECKSUM_MISMATCH`).
+    pub checksum: String,
+    pub storage: crate::node_helper::backup::storage::StorageSpec,
+    pub data_key: crate::node_helper::backup::DataKey,
+    /// The environment's database.
+    pub database: String,
+    /// Tables (without prefix) left as they are (promotion's protected tables).
+    #[serde(default)]
+    pub skip_tables: Vec<String>,
+    /// Restore `shared/uploads` from the files artifact too.
+    pub uploads: bool,
+}
+
+/// `pressluft node release-rollback` (`release_rollback`): `current` back to the target
+/// release, the database (and uploads) from the pre-operation backup when set, made live.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReleaseRollbackSpec {
+    pub contract_version: u32,
+    pub environment_id: String,
+    /// The release switched back to (it must exist complete).
+    pub target_release_name: String,
+    /// The release that failed its health gate (kept, not pruned by this run).
+    pub failed_release_name: String,
+    #[serde(default)]
+    pub restore: Option<RollbackRestore>,
+    pub go_live: GoLive,
+    #[serde(default)]
+    pub node: NodeFacts,
+}
+
+/// `pressluft node update-check`: the updates WordPress reports for an environment, asked
+/// through the PHP bridge as the environment user (a node query over one SSH command, for the
+/// dashboard's Apply updates list). Changes no files; WordPress caches the answer in its own
+/// update transients, as its dashboard does.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateCheckSpec {
+    pub contract_version: u32,
+    pub environment_id: String,
+    pub env_root: String,
+    pub env_user: String,
+    /// As [`EnvUpdateSpec::update_source`].
+    #[serde(default)]
+    pub update_source: Option<String>,
+    pub allow_loopback_sources: bool,
+    /// Where node_provision installed the PHP bridge.
+    pub php_dir: String,
+}
+
+/// One available update.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct AvailableUpdate {
+    /// What it is called (`WordPress`, the plugin's or theme's name).
+    pub name: String,
+    /// `core`, the plugin's file (`akismet/akismet.php`) or the theme's directory.
+    pub id: String,
+    pub current_version: String,
+    pub new_version: String,
+}
+
+/// What `update-check` prints.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct AvailableUpdates {
+    pub core: Option<AvailableUpdate>,
+    pub plugins: Vec<AvailableUpdate>,
+    pub themes: Vec<AvailableUpdate>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -207,7 +353,8 @@ mod tests {
 
     #[test]
     fn a_known_version_parses_strictly() {
-        let err = parse::<NodeFacts>(r#"{"contract_version": 1}"#).unwrap_err();
+        let err = parse::<NodeFacts>(&format!(r#"{{"contract_version": {CONTRACT_VERSION}}}"#))
+            .unwrap_err();
         assert!(err.starts_with("invalid job variables"), "{err}");
     }
 }

@@ -19,6 +19,9 @@ pub struct ReleaseRecord {
     pub notes: Option<String>,
     pub job_id: Option<String>,
     pub created_at: String,
+    /// Moves with every change of `health_status` or `notes` (the live resource feed).
+    pub state_version: i64,
+    pub updated_at: String,
 }
 
 #[derive(FromRow)]
@@ -91,8 +94,8 @@ pub async fn record_release_and_activate(
 ) -> Result<(), StoreError> {
     sqlx::query(
         "INSERT INTO releases (id, environment_id, source_type, source_ref, path, health_status,
-           notes, job_id, created_at)
-         VALUES (?, ?, ?, ?, ?, 'unknown', ?, ?, ?)",
+           notes, job_id, created_at, updated_at)
+         VALUES (?, ?, ?, ?, ?, 'unknown', ?, ?, ?, ?)",
     )
     .bind(r.id)
     .bind(r.environment_id)
@@ -101,6 +104,7 @@ pub async fn record_release_and_activate(
     .bind(r.path)
     .bind(r.notes)
     .bind(r.job_id)
+    .bind(now)
     .bind(now)
     .execute(&mut *conn)
     .await?;

@@ -94,7 +94,7 @@ const RESOURCES: &str =
     "SELECT 'site' AS resource_type, id, status, state_version, updated_at FROM sites
   UNION ALL SELECT 'environment', id, status, state_version, updated_at FROM environments
   UNION ALL SELECT 'node', id, status, state_version, updated_at FROM nodes
-  UNION ALL SELECT 'release', id, health_status, 1, created_at FROM releases
+  UNION ALL SELECT 'release', id, health_status, state_version, updated_at FROM releases
   UNION ALL SELECT 'backup', id, status, state_version, updated_at FROM backups";
 
 impl Store {

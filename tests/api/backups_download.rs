@@ -109,7 +109,7 @@ async fn a_local_backup_downloads_from_the_node_as_zstd() {
     node(
         "backup-create",
         &json!({
-            "contract_version": 1, "backup_id": id, "environment_id": env, "scope": "files",
+            "contract_version": pressluft::node_helper::spec::CONTRACT_VERSION, "backup_id": id, "environment_id": env, "scope": "files",
             "created_at": "2026-12-02T10:00:00Z", "canonical_url": "https://example.test",
             "table_prefix": "wp_", "wordpress_version": "6.7",
             "env_root": root, "release": root.join("current"), "database": "unused",
@@ -118,7 +118,7 @@ async fn a_local_backup_downloads_from_the_node_as_zstd() {
     );
     let plain = node(
         "backup-read",
-        &json!({"contract_version": 1, "artifact": "files.tar.zst", "storage": storage, "data_key": key}),
+        &json!({"contract_version": pressluft::node_helper::spec::CONTRACT_VERSION, "artifact": "files.tar.zst", "storage": storage, "data_key": key}),
     )
     .stdout;
 

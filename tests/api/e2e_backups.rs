@@ -196,7 +196,7 @@ async fn s3_objects(
 
 /// The database artifact's plaintext through `pressluft node backup-read`.
 fn read_db_artifact(storage: Value, data_key: &str) -> Vec<u8> {
-    let spec = json!({"contract_version": 1, "artifact": "db.sql.zst", "storage": storage,
+    let spec = json!({"contract_version": pressluft::node_helper::spec::CONTRACT_VERSION, "artifact": "db.sql.zst", "storage": storage,
         "data_key": data_key});
     let mut read = std::process::Command::new(env!("CARGO_BIN_EXE_pressluft"));
     read.args(["node", "backup-read"]);

@@ -1,0 +1,42 @@
+//! `env_deploy`: a new release of an environment from a git repository or an archive
+//! (jobs.md §11, architecture.md §5), built and made live by `pressluft node release-deploy`
+//! through `env-deploy.yml`, then health-gated by a `health_check` follow-up.
+//!
+//! Submodules: [`vars`] (what the playbook and the node helper get).
+
+mod vars;
+
+use serde::{Deserialize, Serialize};
+
+use super::payload::{Attempts, Release};
+use crate::domain::ReleaseSourceType;
+use vars::extra_vars;
+
+super::kinds::job_kind!(EnvDeploy, "env-deploy.yml", [extra_vars]);
+
+/// The payload of `env_deploy` (jobs.md §11), built by [`crate::deploys::Deploys::deploy`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct EnvDeployPayload {
+    pub source_type: ReleaseSourceType,
+    /// As requested (it may hold credentials: never logged or shown unredacted).
+    pub source_ref: String,
+    #[serde(flatten)]
+    pub release: Release,
+    /// The environment's current release at the first start: the rollback target (run-stable).
+    pub previous_release_id: Option<String>,
+    #[serde(flatten)]
+    pub attempts: Attempts,
+}
+
+impl Default for EnvDeployPayload {
+    fn default() -> Self {
+        Self {
+            source_type: ReleaseSourceType::Git,
+            source_ref: String::new(),
+            release: Release::default(),
+            previous_release_id: None,
+            attempts: Attempts::default(),
+        }
+    }
+}
