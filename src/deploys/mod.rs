@@ -31,6 +31,11 @@ pub use source::Source;
 /// target only one of them).
 pub use crate::node_helper::releases::RELEASE_KEEP;
 
+/// The secrets-store key holding a deploy's whole `source_ref` when it has credentials.
+pub fn source_ref_secret_key(id: &str) -> String {
+    format!("deploy/{id}/source_ref")
+}
+
 /// A deploy request (`POST /api/environments/{id}/deploy`).
 #[derive(Debug, Clone)]
 pub struct DeployInput {
@@ -91,9 +96,21 @@ impl Deploys {
             // Created now, so the public key the operator copies is the one the job uses.
             deploy_key::ensure(&self.secrets, &env.site_id)?;
         }
+        // Credentials in the source's URL live only in the secrets store; the payload (and so
+        // the job row, the audit and the API) holds the redacted form.
+        let source_ref = input.source_ref.trim();
+        let redacted = crate::sources::redact_userinfo(source_ref).into_owned();
+        let source_ref_secret = if redacted != source_ref {
+            let key = source_ref_secret_key(&uuid::Uuid::new_v4().to_string());
+            self.secrets.put(&key, source_ref)?;
+            Some(key)
+        } else {
+            None
+        };
         let payload = EnvDeployPayload {
             source_type,
-            source_ref: input.source_ref.trim().to_string(),
+            source_ref: redacted,
+            source_ref_secret,
             ..Default::default()
         };
         let job = JobRequest {
@@ -105,7 +122,7 @@ impl Deploys {
         };
         let audit = actor.audit(JobType::EnvDeploy, ("environment", &env.id));
         let job_id = self.mutations.accept(m, job, Some(audit)).await?;
-        tracing::info!(environment = %env.id, %source_type, source = %crate::sources::redact_userinfo(input.source_ref.trim()), job = %job_id, "deploy accepted");
+        tracing::info!(environment = %env.id, %source_type, source = %crate::sources::redact_userinfo(source_ref), job = %job_id, "deploy accepted");
         Ok(job_id)
     }
 

@@ -19,8 +19,12 @@ super::kinds::job_kind!(EnvDeploy, "env-deploy.yml", [extra_vars]);
 #[serde(default)]
 pub struct EnvDeployPayload {
     pub source_type: ReleaseSourceType,
-    /// As requested (it may hold credentials: never logged or shown unredacted).
+    /// As requested, with the credentials of a URL's user-info replaced by `***`.
     pub source_ref: String,
+    /// The secrets-store key of the whole `source_ref` when it had credentials
+    /// ([`crate::deploys::source_ref_secret_key`]); the kind deletes it when the job ends.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub source_ref_secret: Option<String>,
     #[serde(flatten)]
     pub release: Release,
     /// The environment's current release at the first start: the rollback target (run-stable).
@@ -34,6 +38,7 @@ impl Default for EnvDeployPayload {
         Self {
             source_type: ReleaseSourceType::Git,
             source_ref: String::new(),
+            source_ref_secret: None,
             release: Release::default(),
             previous_release_id: None,
             attempts: Attempts::default(),
