@@ -152,6 +152,19 @@ pub trait JobKind: Send + Sync {
         false
     }
 
+    /// Whether a success of `job` leaves its audit rows `accepted` (api.md §6): a health-gated
+    /// operation's audit is finished by its `health_check` follow-up (or the rollback after
+    /// it), not by its own success.
+    fn health_gated(&self, _job: &JobRecord) -> bool {
+        false
+    }
+
+    /// Secrets-store keys that live only as long as `job`: the engine deletes them once the
+    /// job reached a terminal state (`succeeded`, `failed`, `cancelled`), after the commit.
+    fn secrets_to_forget(&self, _job: &JobRecord) -> Vec<String> {
+        Vec::new()
+    }
+
     /// Start-time validation (jobs.md §3): `Ok(Err(message))` refuses the job with
     /// `PRECONDITION_FAILED` before anything runs.
     fn validate_start<'a>(
