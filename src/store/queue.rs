@@ -551,7 +551,13 @@ mod tests {
 
         // Not this worker's run: nothing changes.
         let (tx, done) = writer
-            .finish(&store, "j", Some("other"), &finish(JobStatus::Failed, None), true)
+            .finish(
+                &store,
+                "j",
+                Some("other"),
+                &finish(JobStatus::Failed, None),
+                true,
+            )
             .await
             .unwrap();
         assert!(!done.job());
@@ -559,7 +565,13 @@ mod tests {
 
         // A retry leaves the audit row `accepted`.
         let (tx, done) = writer
-            .finish(&store, "j", Some("w"), &finish(JobStatus::Queued, Some(T0)), true)
+            .finish(
+                &store,
+                "j",
+                Some("w"),
+                &finish(JobStatus::Queued, Some(T0)),
+                true,
+            )
             .await
             .unwrap();
         assert!(done.job());
@@ -572,7 +584,13 @@ mod tests {
         assert_eq!(job.unwrap().attempt_count, 2);
         tx.commit().await.unwrap();
         let (tx, done) = writer
-            .finish(&store, "j", Some("w"), &finish(JobStatus::Failed, None), true)
+            .finish(
+                &store,
+                "j",
+                Some("w"),
+                &finish(JobStatus::Failed, None),
+                true,
+            )
             .await
             .unwrap();
         assert!(done.job());
