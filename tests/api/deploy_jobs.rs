@@ -39,7 +39,9 @@ async fn actor(app: &TestApp) -> Actor {
     Actor { user_id, email }
 }
 
+/// Each operation a second later than the last (releases list newest first by `created_at`).
 async fn deploy(app: &TestApp, env: &str, source_ref: &str) -> String {
+    app.clock.advance(time::Duration::seconds(1));
     let input = DeployInput {
         source_type: "git".into(),
         source_ref: source_ref.into(),
@@ -49,6 +51,7 @@ async fn deploy(app: &TestApp, env: &str, source_ref: &str) -> String {
 }
 
 async fn update(app: &TestApp, env: &str) -> String {
+    app.clock.advance(time::Duration::seconds(1));
     let a = actor(app).await;
     app.state.deploys.update(&a, env, "all").await.unwrap()
 }
