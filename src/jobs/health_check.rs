@@ -27,7 +27,7 @@ use crate::node_helper::spec::{HealthCheckSpec, CONTRACT_VERSION};
 use crate::sites::layout::{url_host, EnvLayout};
 use crate::store::environments::canonical_url;
 use crate::store::queue::fetch_job;
-use crate::store::releases::set_release_health;
+use crate::store::releases::{fetch_release, set_release_health};
 use crate::store::{JobRecord, StoreError};
 
 /// The `health_check` job type.
@@ -43,6 +43,23 @@ impl JobKind for HealthCheck {
     }
 
     super::kinds::job_hooks!(on_success, on_final_failure, on_cancel, extra_vars);
+}
+
+/// Sets the gated release's health; a payload naming no existing release (a gate enqueued by
+/// hand) changes no release, logged.
+async fn mark(
+    conn: &mut SqliteConnection,
+    job: &JobRecord,
+    release_id: &str,
+    health: HealthStatus,
+    note: Option<&str>,
+    now: &str,
+) -> Result<(), StoreError> {
+    if fetch_release(conn, release_id).await?.is_none() {
+        tracing::warn!(id = %job.id, release = release_id, "the gated release does not exist; no health recorded");
+        return Ok(());
+    }
+    set_release_health(conn, release_id, health, note, now).await
 }
 
 /// The longest failing-checks text kept in a release note and a rollback's reason.
@@ -64,7 +81,7 @@ async fn on_success(
         return unhealthy(conn, job, &reason, now).await;
     }
     let p = payload::read::<HealthCheckPayload>(job);
-    set_release_health(conn, &p.release_id, HealthStatus::Healthy, None, now).await?;
+    mark(conn, job, &p.release_id, HealthStatus::Healthy, None, now).await?;
     gate::both_to(conn, job, SiteStatus::Active, now).await?;
     gate::finish_gated_audit(conn, &p.gated_job_id, "succeeded").await
 }
@@ -114,14 +131,8 @@ async fn unhealthy(
     now: &str,
 ) -> Result<(), StoreError> {
     let p = payload::read::<HealthCheckPayload>(job);
-    set_release_health(
-        conn,
-        &p.release_id,
-        HealthStatus::Unhealthy,
-        Some(reason),
-        now,
-    )
-    .await?;
+    let bad = HealthStatus::Unhealthy;
+    mark(conn, job, &p.release_id, bad, Some(reason), now).await?;
     if p.rollback_target_release_id.is_empty() {
         tracing::error!(id = %job.id, "health gate failed with no release to roll back to");
         gate::both_to(conn, job, SiteStatus::Failed, now).await?;
