@@ -230,6 +230,25 @@ mod tests {
     use crate::jobs::payload::to_json;
 
     #[test]
+    fn a_failed_gate_names_the_failing_checks_or_the_code() {
+        let c = JobErrorCode::HealthCheckFailed;
+        assert_eq!(
+            failing_checks(c, "health check failed: http: HTTP 500"),
+            "health check failed: http: HTTP 500"
+        );
+        assert_eq!(
+            failing_checks(c, "db-ping: refused"),
+            "health check failed: db-ping: refused"
+        );
+        assert_eq!(
+            failing_checks(JobErrorCode::WorkerLost, "the worker w stopped"),
+            "health check failed: WORKER_LOST"
+        );
+        let long = failing_checks(c, &"é".repeat(2000));
+        assert_eq!(long.chars().count(), REASON_CHARS + 1);
+    }
+
+    #[test]
     fn the_hosts_are_the_preview_host_and_the_primary_domain() {
         let preview = "http://a1b2c3d4.127-0-0-1.sslip.io";
         assert_eq!(

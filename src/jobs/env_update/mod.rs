@@ -132,21 +132,22 @@ fn updated_summary(updated: &Value) -> String {
     let mut parts = Vec::new();
     for (key, label) in [("core", "core"), ("plugins", "plugin"), ("themes", "theme")] {
         for item in updated[key].as_array().into_iter().flatten() {
-            let text = match item {
-                Value::String(s) => format!("{label} {s}"),
-                Value::Object(o) => {
-                    let field = |k: &str| o.get(k).and_then(Value::as_str).unwrap_or("?");
-                    let id = o.get("id").and_then(Value::as_str).unwrap_or(label);
-                    let id = if key == "core" { "core" } else { id };
-                    if key == "core" {
-                        format!("{id} {} → {}", field("from"), field("to"))
-                    } else {
-                        format!("{label} {id} {} → {}", field("from"), field("to"))
-                    }
+            let field = |k: &str| item[k].as_str().unwrap_or("?").to_string();
+            parts.push(match item {
+                Value::Object(_) if key == "core" => {
+                    format!("core {} → {}", field("from"), field("to"))
                 }
+                Value::Object(_) => {
+                    format!(
+                        "{label} {} {} → {}",
+                        field("id"),
+                        field("from"),
+                        field("to")
+                    )
+                }
+                Value::String(s) => format!("{label} {s}"),
                 other => format!("{label} {other}"),
-            };
-            parts.push(text);
+            });
         }
     }
     if parts.is_empty() {
@@ -279,5 +280,23 @@ impl Default for EnvUpdatePayload {
             previous_release_id: None,
             attempts: Attempts::default(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_note_names_what_was_updated() {
+        let updated = serde_json::json!({
+            "core": [{"id": "wordpress", "from": "6.4.1", "to": "6.5"}],
+            "plugins": [{"id": "akismet", "from": "5.0", "to": "5.1"}],
+            "themes": []});
+        assert_eq!(
+            updated_summary(&updated),
+            "core 6.4.1 → 6.5, plugin akismet 5.0 → 5.1"
+        );
+        assert_eq!(updated_summary(&Value::Null), "nothing");
     }
 }
