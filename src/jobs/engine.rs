@@ -265,6 +265,7 @@ impl Engine {
                         break RunOutcome::Failed {
                             code: JobErrorCode::JobTimeout,
                             message: "the job did not finish within its timeout".into(),
+                            result: None,
                         };
                     }
                 }
@@ -272,6 +273,7 @@ impl Engine {
         };
         drop(run);
         let stop = *stop_tx.borrow();
+        let mut partial = None;
         let ending = match (outcome, stop) {
             (RunOutcome::Succeeded { result }, _) => Ending::Succeeded(result),
             (_, Some(StopReason::LeaseLost)) => Ending::Abandoned,
@@ -280,7 +282,15 @@ impl Engine {
                 JobErrorCode::JobTimeout,
                 "the job did not finish within its timeout".into(),
             ),
-            (RunOutcome::Failed { code, message }, _) => {
+            (
+                RunOutcome::Failed {
+                    code,
+                    message,
+                    result,
+                },
+                _,
+            ) => {
+                partial = result;
                 let message = if message.trim().is_empty() {
                     output.tail_bytes(ERROR_OUTPUT_BYTES)
                 } else {
@@ -290,17 +300,19 @@ impl Engine {
             }
         };
         tracing::debug!(id = %job.id, duration_ms = started.elapsed().as_millis() as u64, "run ended");
-        self.complete(&job, Some(worker), ending, Some(output.tail()))
+        self.complete(&job, Some(worker), ending, Some(output.tail()), partial)
             .await
     }
 
-    /// Records the end of a run in one transaction.
+    /// Records the end of a run in one transaction (`partial`: what a failed run reported,
+    /// handed to the kind before its failure transitions).
     async fn complete(
         &self,
         job: &JobRecord,
         worker: Option<&str>,
         ending: Ending,
         output_tail: Option<String>,
+        partial: Option<Value>,
     ) -> Result<(), StoreError> {
         let now_t = self.now();
         let now = format_ts(now_t);
@@ -352,6 +364,11 @@ impl Engine {
             return Ok(());
         };
         let cancel_won = actual == JobStatus::Cancelled && !matches!(ending, Ending::Cancelled);
+        if let (Some(result), Ending::Failed(..)) = (&partial, &ending) {
+            kinds::of(job)
+                .on_partial_result(&mut tx, job, result, &now)
+                .await?;
+        }
         match (&ending, actual) {
             (_, JobStatus::Cancelled) => kinds::of(job).on_cancel(&mut tx, job, true, &now).await?,
             (Ending::Succeeded(result), _) => {
@@ -435,6 +452,7 @@ impl Engine {
                 &job,
                 None,
                 Ending::Failed(JobErrorCode::WorkerLost, message),
+                None,
                 None,
             )
             .await?;

@@ -564,3 +564,41 @@ async fn a_source_credential_is_deleted_from_the_secrets_store_when_the_deploy_e
         assert!(!r.source_ref.contains("s3cr3t"));
     }
 }
+
+#[tokio::test]
+async fn a_pre_backup_reported_by_a_failed_attempt_is_kept_completed() {
+    let partial = Step::Answer(pressluft::jobs::RunOutcome::Failed {
+        code: JobErrorCode::AnsibleHostFailed,
+        message: "wp core update failed".into(),
+        result: Some(
+            json!({"release_name": null, "error_code": "ANSIBLE_HOST_FAILED",
+            "pre_backup": {"checksum": format!("sha256:{}", "12".repeat(32)),
+                "size_bytes": 999, "artifacts": []}}),
+        ),
+    });
+    let host = || Step::fail(JobErrorCode::AnsibleHostFailed);
+    let (app, _runner, env) = site(vec![
+        ("env_update", partial),
+        ("env_update", host()),
+        ("env_update", host()),
+    ])
+    .await;
+    let job = update(&app, &env).await;
+    run_all(&app).await;
+    assert_eq!(app.job(&job).await["status"], "queued");
+    let id = payload(&app, &job).await["pre_backup_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let b = app.store.get_backup(&id).await.unwrap().unwrap();
+    assert_eq!(b.status, BackupStatus::Completed);
+    assert_eq!(b.size_bytes, Some(999));
+    run_after_backoff(&app).await;
+    assert_eq!(
+        app.job(&job).await["status"],
+        "failed",
+        "the retry was not refused"
+    );
+    let b = app.store.get_backup(&id).await.unwrap().unwrap();
+    assert_eq!(b.status, BackupStatus::Completed, "kept");
+}

@@ -56,6 +56,7 @@ impl Step {
         Step::Answer(RunOutcome::Failed {
             code,
             message: message.into(),
+            result: None,
         })
     }
 }
@@ -206,6 +207,7 @@ impl StandIn {
                         other => RunOutcome::Failed {
                             code: JobErrorCode::AnsibleUnknownExit,
                             message: format!("{other:?}"),
+                            result: None,
                         },
                     }
                 }
@@ -219,6 +221,7 @@ impl StandIn {
                     RunOutcome::Failed {
                         code,
                         message: "scripted failure".into(),
+                        result: None,
                     }
                 }
                 Step::FromPayload => {
@@ -231,6 +234,7 @@ impl StandIn {
                         Some(code) if job.attempt_count <= fail_times => RunOutcome::Failed {
                             code: JobErrorCode::parse(code).unwrap(),
                             message: format!("scripted {code}"),
+                            result: None,
                         },
                         _ => RunOutcome::Succeeded { result: json!({}) },
                     }

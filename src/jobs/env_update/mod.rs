@@ -6,8 +6,9 @@
 //! Gated like `env_deploy` ([`super::gate`]), plus the pre-update backup row
 //! (`payload.pre_backup_id`, inserted `pending` with the job): `running` at the start (a retry
 //! finds it running), `completed` with the result's `pre_backup` checksum and size at the
-//! success, `failed` on a final failure or a cancel. A failed attempt reports no result, so a
-//! retry makes the pre-update backup again (docs/decisions.md). "Nothing to update" (result
+//! success — or at a failed attempt whose partial result names it (the backup completed before
+//! a later step failed; a retry keeps it and the node spec omits it) — and `failed` on a final
+//! failure or a cancel unless it completed. "Nothing to update" (result
 //! `release_name: null`) records no release and enqueues no gate: environment and site
 //! `active`, the audit `succeeded`. Otherwise the release (source copied from the previous
 //! release, notes naming what was updated) is gated with the pre-update backup as the
@@ -51,6 +52,7 @@ impl JobKind for EnvUpdate {
         validate_start,
         on_start,
         on_success,
+        on_partial_result,
         on_final_failure,
         on_cancel,
         extra_vars
@@ -125,6 +127,23 @@ async fn complete_pre_backup(
     let code = Some(RESULT_WITHOUT_CHECKSUM.as_str());
     set_backup_status(conn, &id, &from, BackupStatus::Failed, code, now).await?;
     Ok(false)
+}
+
+/// A failed attempt that reported its pre-update backup: the backup is `completed` (a retry
+/// finds it so and does not make it again).
+async fn on_partial_result(
+    conn: &mut SqliteConnection,
+    job: &JobRecord,
+    result: &Value,
+    now: &str,
+) -> Result<(), StoreError> {
+    let id = payload::read::<EnvUpdatePayload>(job).pre_backup_id;
+    if let Some((checksum, size)) = checksum_and_size(&result["pre_backup"]) {
+        if complete_backup(conn, &id, checksum, size, now).await? {
+            tracing::info!(job = %job.id, backup = %id, "pre-update backup completed before the run failed");
+        }
+    }
+    Ok(())
 }
 
 /// "core 6.4.1 → 6.5, plugin akismet 5.0 → 5.1, …" from the result's `updated`.
