@@ -146,6 +146,7 @@ impl Application {
             clock.clone(),
             events.clone(),
             runner,
+            secrets.clone(),
             config.log_dir.clone(),
             config.job_timeout,
         );

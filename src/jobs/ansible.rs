@@ -222,6 +222,7 @@ impl AnsibleRunner {
                 return RunOutcome::Failed {
                     code: JobErrorCode::AnsibleUnexpectedError,
                     message: format!("the run could not be prepared: {e}"),
+                    result: None,
                 };
             }
         };
@@ -235,12 +236,14 @@ impl AnsibleRunner {
             Err(e) => RunOutcome::Failed {
                 code: JobErrorCode::AnsibleUnexpectedError,
                 message: format!("ansible-playbook could not be started: {e}"),
+                result: None,
             },
             Ok(ProcessEnd::Stopped(StopReason::Timeout)) => {
                 tracing::warn!(id = %job.id, duration, "ansible killed at the job timeout");
                 RunOutcome::Failed {
                     code: JobErrorCode::AnsibleTimeout,
                     message: "Ansible was stopped when the job timeout elapsed".into(),
+                    result: None,
                 }
             }
             Ok(ProcessEnd::Stopped(reason)) => {
@@ -253,9 +256,14 @@ impl AnsibleRunner {
                 let result = read_result(&prepared.result_path);
                 match interpret(exit, result, &ctx.output.tail()) {
                     // The playbook's message reaches users: same masking as the output.
-                    RunOutcome::Failed { code, message } => RunOutcome::Failed {
+                    RunOutcome::Failed {
+                        code,
+                        message,
+                        result,
+                    } => RunOutcome::Failed {
                         code,
                         message: ctx.output.redact(&message),
+                        result,
                     },
                     other => other,
                 }
@@ -391,7 +399,8 @@ fn read_result(path: &Path) -> Option<Value> {
     serde_json::from_str(&text).ok()
 }
 
-/// Maps an exit code (and a reported result) to an outcome (jobs.md §12).
+/// Maps an exit code (and a reported result) to an outcome (jobs.md §12). A failure keeps
+/// the result the playbook wrote, if any (a partial result, [`RunOutcome::Failed`]).
 pub fn interpret(exit: Option<i32>, result: Option<Value>, output: &str) -> RunOutcome {
     if let Some(reported) = result.as_ref().and_then(|r| r["error_code"].as_str()) {
         if let Some(code) = JobErrorCode::parse(reported) {
@@ -402,6 +411,7 @@ pub fn interpret(exit: Option<i32>, result: Option<Value>, output: &str) -> RunO
             return RunOutcome::Failed {
                 code,
                 message: message.to_string(),
+                result: result.clone(),
             };
         }
     }
@@ -422,6 +432,7 @@ pub fn interpret(exit: Option<i32>, result: Option<Value>, output: &str) -> RunO
     RunOutcome::Failed {
         code,
         message: String::new(),
+        result,
     }
 }
 
@@ -481,9 +492,14 @@ mod tests {
     fn a_reported_error_overrides_the_exit_code() {
         let r = json!({"error_code": "PRECONDITION_FAILED", "error_message": "unsupported OS: alpine 3"});
         match interpret(Some(2), Some(r), "") {
-            RunOutcome::Failed { code, message } => {
+            RunOutcome::Failed {
+                code,
+                message,
+                result,
+            } => {
                 assert_eq!(code, JobErrorCode::PreconditionFailed);
                 assert_eq!(message, "unsupported OS: alpine 3");
+                assert_eq!(result.unwrap()["error_code"], "PRECONDITION_FAILED");
             }
             other => panic!("{other:?}"),
         }

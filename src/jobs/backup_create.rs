@@ -112,7 +112,7 @@ async fn on_start(
 }
 
 /// The checksum and size the run reported, when both are what a completed backup needs.
-fn checksum_and_size(result: &Value) -> Option<(&str, i64)> {
+pub(super) fn checksum_and_size(result: &Value) -> Option<(&str, i64)> {
     let checksum = result["checksum"].as_str().filter(|c| {
         c.strip_prefix("sha256:")
             .is_some_and(|h| h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit()))

@@ -19,6 +19,7 @@ use super::runner::{RunContext, RunOutcome, Runner, StopReason};
 use crate::clock::{format_ts, SharedClock};
 use crate::domain::JobStatus;
 use crate::events::Events;
+use crate::secrets::Secrets;
 use crate::store::audit::{finish_audit_for_job, insert_audit, NewAudit};
 use crate::store::queue::{
     fetch_job, finish_queued, finish_running, request_cancel, Finish, NewJob, QueueWriter,
@@ -56,6 +57,8 @@ struct Inner {
     clock: SharedClock,
     events: Events,
     runner: Arc<dyn Runner>,
+    /// Where the secrets a kind names in [`kinds::JobKind::secrets_to_forget`] are deleted.
+    secrets: Secrets,
     log_dir: std::path::PathBuf,
     job_timeout: Duration,
     wake: Notify,
@@ -92,6 +95,7 @@ impl Engine {
         clock: SharedClock,
         events: Events,
         runner: Arc<dyn Runner>,
+        secrets: Secrets,
         log_dir: std::path::PathBuf,
         job_timeout: Duration,
     ) -> Engine {
@@ -101,6 +105,7 @@ impl Engine {
                 clock,
                 events,
                 runner,
+                secrets,
                 log_dir,
                 job_timeout,
                 wake: Notify::new(),
@@ -112,6 +117,19 @@ impl Engine {
 
     pub fn store(&self) -> &Store {
         &self.inner.store
+    }
+
+    /// Deletes the secrets that lived only as long as `job`, which just reached a terminal
+    /// state (committed). A failure is logged, not fatal: the job's outcome stands.
+    fn forget_secrets(&self, job: &JobRecord) {
+        for key in kinds::of(job).secrets_to_forget(job) {
+            match self.inner.secrets.delete(&key) {
+                Ok(()) => tracing::info!(id = %job.id, key = %key, "job secret deleted"),
+                Err(e) => {
+                    tracing::error!(id = %job.id, key = %key, error = %e, "deleting a job secret failed")
+                }
+            }
+        }
     }
 
     fn now(&self) -> OffsetDateTime {
@@ -197,6 +215,7 @@ impl Engine {
                         .await?;
                     finish_audit_for_job(&mut tx, &job.id, "failed").await?;
                     tx.commit().await?;
+                    self.forget_secrets(&job);
                     tracing::warn!(id = %job.id, code = code.as_str(), reason = %reason, "job refused at start");
                     self.inner.events.jobs_changed();
                 }
@@ -246,6 +265,7 @@ impl Engine {
                         break RunOutcome::Failed {
                             code: JobErrorCode::JobTimeout,
                             message: "the job did not finish within its timeout".into(),
+                            result: None,
                         };
                     }
                 }
@@ -253,6 +273,7 @@ impl Engine {
         };
         drop(run);
         let stop = *stop_tx.borrow();
+        let mut partial = None;
         let ending = match (outcome, stop) {
             (RunOutcome::Succeeded { result }, _) => Ending::Succeeded(result),
             (_, Some(StopReason::LeaseLost)) => Ending::Abandoned,
@@ -261,7 +282,15 @@ impl Engine {
                 JobErrorCode::JobTimeout,
                 "the job did not finish within its timeout".into(),
             ),
-            (RunOutcome::Failed { code, message }, _) => {
+            (
+                RunOutcome::Failed {
+                    code,
+                    message,
+                    result,
+                },
+                _,
+            ) => {
+                partial = result;
                 let message = if message.trim().is_empty() {
                     output.tail_bytes(ERROR_OUTPUT_BYTES)
                 } else {
@@ -271,17 +300,19 @@ impl Engine {
             }
         };
         tracing::debug!(id = %job.id, duration_ms = started.elapsed().as_millis() as u64, "run ended");
-        self.complete(&job, Some(worker), ending, Some(output.tail()))
+        self.complete(&job, Some(worker), ending, Some(output.tail()), partial)
             .await
     }
 
-    /// Records the end of a run in one transaction.
+    /// Records the end of a run in one transaction (`partial`: what a failed run reported,
+    /// handed to the kind before its failure transitions).
     async fn complete(
         &self,
         job: &JobRecord,
         worker: Option<&str>,
         ending: Ending,
         output_tail: Option<String>,
+        partial: Option<Value>,
     ) -> Result<(), StoreError> {
         let now_t = self.now();
         let now = format_ts(now_t);
@@ -324,6 +355,7 @@ impl Engine {
                     output_tail: tail,
                     now: &now,
                 },
+                !kinds::of(job).health_gated(job),
             )
             .await?;
         let Some(actual) = finished.status else {
@@ -332,6 +364,11 @@ impl Engine {
             return Ok(());
         };
         let cancel_won = actual == JobStatus::Cancelled && !matches!(ending, Ending::Cancelled);
+        if let (Some(result), Ending::Failed(..)) = (&partial, &ending) {
+            kinds::of(job)
+                .on_partial_result(&mut tx, job, result, &now)
+                .await?;
+        }
         match (&ending, actual) {
             (_, JobStatus::Cancelled) => kinds::of(job).on_cancel(&mut tx, job, true, &now).await?,
             (Ending::Succeeded(result), _) => {
@@ -369,6 +406,9 @@ impl Engine {
             crate::store::nodes::touch_last_seen(&mut tx, &job.node_id, &now).await?;
         }
         tx.commit().await?;
+        if actual != JobStatus::Queued {
+            self.forget_secrets(job);
+        }
         if cancel_won {
             tracing::info!(id = %job.id, "a cancel was requested: the run ends cancelled, not {status}");
         }
@@ -413,6 +453,7 @@ impl Engine {
                 None,
                 Ending::Failed(JobErrorCode::WorkerLost, message),
                 None,
+                None,
             )
             .await?;
         }
@@ -446,6 +487,7 @@ impl Engine {
                 finish_audit_for_job(&mut tx, id, "cancelled").await?;
                 insert_audit(&mut tx, &audit("succeeded"), &now).await?;
                 tx.commit().await?;
+                self.forget_secrets(&job);
                 tracing::info!(id, "job cancelled while queued");
                 self.inner.events.jobs_changed();
                 Ok(CancelOutcome::Status(JobStatus::Cancelled))

@@ -3,25 +3,31 @@
 //! reachable — run on the node by `pressluft node health-check` (src/node_helper/health.rs)
 //! through `health-check.yml`.
 //!
-//! This is the skeleton: the kind, its payload, its variables and its playbook. The playbook
-//! exits 0 whenever it could evaluate the checks and writes them to the result file; when one
-//! failed it also reports `HEALTH_CHECK_FAILED` with a message naming the failing checks, so
-//! the job fails (not retried). A successful run records nothing, and the kind has no hooks:
-//! an environment without a current release is refused by the helper on the node (exit 3,
-//! `PRECONDITION_FAILED`). What the gate does with the
-//! outcome is the deploy issue's work: enqueueing `health_check` as the follow-up of
-//! `env_deploy`, `env_update`, `env_restore`, `env_promote` and `site_import`, marking the
-//! release `healthy`/`unhealthy`, returning environment and site to `active` or `failed`, and
-//! enqueueing `release_rollback` from the payload's `rollback_*` fields.
+//! It is the gate of [`super::gate`]: the follow-up of a gated job (jobs.md §3: claimed first,
+//! never refused at start). `passed: true` → the release `healthy`, environment and site
+//! `active`, the gated job's audit `succeeded`. A final failure — `HEALTH_CHECK_FAILED` (the
+//! message names the failing checks) or any other, which counts as unhealthy — marks the
+//! release `unhealthy` with that message as a note and enqueues `release_rollback` from the
+//! payload's `rollback_*` fields in the same transaction; environment and site stay
+//! `deploying` until the rollback ends. A cancelled gate leaves both `failed` (jobs.md §8).
 
 use serde::{Deserialize, Serialize};
 
+use serde_json::Value;
+use sqlx::SqliteConnection;
+
+use super::errors::JobErrorCode;
+use super::gate;
 use super::kinds::{JobKind, ResolvedVars, VarsContext, VarsError};
 use super::lifecycle::site_and_environment;
-use super::payload::Attempts;
+use super::payload::{self, Attempts};
+use super::release_rollback::ReleaseRollbackPayload;
+use crate::domain::{HealthStatus, JobType, SiteStatus};
 use crate::node_helper::spec::{HealthCheckSpec, CONTRACT_VERSION};
 use crate::sites::layout::{url_host, EnvLayout};
 use crate::store::environments::canonical_url;
+use crate::store::queue::fetch_job;
+use crate::store::releases::{fetch_release, set_release_health};
 use crate::store::{JobRecord, StoreError};
 
 /// The `health_check` job type.
@@ -36,7 +42,127 @@ impl JobKind for HealthCheck {
         true
     }
 
-    super::kinds::job_hooks!(extra_vars);
+    super::kinds::job_hooks!(on_success, on_final_failure, on_cancel, extra_vars);
+}
+
+/// Sets the gated release's health; a payload naming no existing release (a gate enqueued by
+/// hand) changes no release, logged.
+async fn mark(
+    conn: &mut SqliteConnection,
+    job: &JobRecord,
+    release_id: &str,
+    health: HealthStatus,
+    note: Option<&str>,
+    now: &str,
+) -> Result<(), StoreError> {
+    if fetch_release(conn, release_id).await?.is_none() {
+        tracing::warn!(id = %job.id, release = release_id, "the gated release does not exist; no health recorded");
+        return Ok(());
+    }
+    set_release_health(conn, release_id, health, note, now).await
+}
+
+/// The longest failing-checks text kept in a release note and a rollback's reason.
+const REASON_CHARS: usize = 500;
+
+async fn on_success(
+    conn: &mut SqliteConnection,
+    job: &JobRecord,
+    result: &Value,
+    now: &str,
+) -> Result<(), StoreError> {
+    if result["passed"].as_bool() != Some(true) {
+        // The playbook reports a failed check as HEALTH_CHECK_FAILED; a "success" without
+        // `passed: true` is not a pass.
+        let reason = format!(
+            "health check failed: the checks did not pass: {}",
+            result["checks"]
+        );
+        return unhealthy(conn, job, &reason, now).await;
+    }
+    let p = payload::read::<HealthCheckPayload>(job);
+    mark(conn, job, &p.release_id, HealthStatus::Healthy, None, now).await?;
+    gate::both_to(conn, job, SiteStatus::Active, now).await?;
+    gate::finish_gated_audit(conn, &p.gated_job_id, "succeeded").await
+}
+
+async fn on_final_failure(
+    conn: &mut SqliteConnection,
+    job: &JobRecord,
+    code: JobErrorCode,
+    _started: bool,
+    now: &str,
+) -> Result<(), StoreError> {
+    // The engine wrote the error message to the row earlier in this transaction.
+    let message = fetch_job(conn, &job.id)
+        .await?
+        .and_then(|j| j.error_message)
+        .unwrap_or_default();
+    let reason = failing_checks(code, &message);
+    unhealthy(conn, job, &reason, now).await
+}
+
+/// The note and rollback reason of a failed gate: the message naming the failing checks, or
+/// the code of another failure (which counts as unhealthy).
+fn failing_checks(code: JobErrorCode, message: &str) -> String {
+    let message = message.trim();
+    let text = if code == JobErrorCode::HealthCheckFailed && !message.is_empty() {
+        if message.starts_with("health check failed") {
+            message.to_string()
+        } else {
+            format!("health check failed: {message}")
+        }
+    } else {
+        format!("health check failed: {code}")
+    };
+    match text.char_indices().nth(REASON_CHARS) {
+        Some((i, _)) => format!("{}…", &text[..i]),
+        None => text,
+    }
+}
+
+/// The gated release is unhealthy: marked so, and the rollback the payload describes enqueued
+/// (site and environment stay `deploying`). Without a target there is nothing to roll back to:
+/// both `failed`, the gated job's audit `failed`.
+async fn unhealthy(
+    conn: &mut SqliteConnection,
+    job: &JobRecord,
+    reason: &str,
+    now: &str,
+) -> Result<(), StoreError> {
+    let p = payload::read::<HealthCheckPayload>(job);
+    let bad = HealthStatus::Unhealthy;
+    mark(conn, job, &p.release_id, bad, Some(reason), now).await?;
+    if p.rollback_target_release_id.is_empty() {
+        tracing::error!(id = %job.id, "health gate failed with no release to roll back to");
+        gate::both_to(conn, job, SiteStatus::Failed, now).await?;
+        return gate::finish_gated_audit(conn, &p.gated_job_id, "failed").await;
+    }
+    let rollback = ReleaseRollbackPayload {
+        failed_release_id: p.release_id.clone(),
+        target_release_id: p.rollback_target_release_id.clone(),
+        restore_backup_id: p.rollback_backup_id.clone(),
+        restore_uploads: p.rollback_restore_uploads,
+        restore_skip_tables: p.rollback_skip_tables.clone(),
+        reason: reason.to_string(),
+        attempts: Attempts::default(),
+    };
+    let id = gate::enqueue_follow_up(conn, job, JobType::ReleaseRollback, &rollback, now).await?;
+    tracing::warn!(id = %job.id, release = %p.release_id, rollback = %id, "release unhealthy; rollback enqueued");
+    Ok(())
+}
+
+/// A cancelled gate: the release's health stays unknown; environment and site `failed`
+/// (jobs.md §8), the gated job's audit `failed`.
+async fn on_cancel(
+    conn: &mut SqliteConnection,
+    job: &JobRecord,
+    _was_running: bool,
+    now: &str,
+) -> Result<(), StoreError> {
+    let p = payload::read::<HealthCheckPayload>(job);
+    gate::both_to(conn, job, SiteStatus::Failed, now).await?;
+    gate::finish_gated_audit(conn, &p.gated_job_id, "failed").await
 }
 
 /// The payload of `health_check` (jobs.md §11): the release it gates, the job it follows and
@@ -102,6 +228,25 @@ async fn extra_vars(cx: &VarsContext<'_>, job: &JobRecord) -> Result<ResolvedVar
 mod tests {
     use super::*;
     use crate::jobs::payload::to_json;
+
+    #[test]
+    fn a_failed_gate_names_the_failing_checks_or_the_code() {
+        let c = JobErrorCode::HealthCheckFailed;
+        assert_eq!(
+            failing_checks(c, "health check failed: http: HTTP 500"),
+            "health check failed: http: HTTP 500"
+        );
+        assert_eq!(
+            failing_checks(c, "db-ping: refused"),
+            "health check failed: db-ping: refused"
+        );
+        assert_eq!(
+            failing_checks(JobErrorCode::WorkerLost, "the worker w stopped"),
+            "health check failed: WORKER_LOST"
+        );
+        let long = failing_checks(c, &"é".repeat(2000));
+        assert_eq!(long.chars().count(), REASON_CHARS + 1);
+    }
 
     #[test]
     fn the_hosts_are_the_preview_host_and_the_primary_domain() {

@@ -67,6 +67,17 @@ macro_rules! job_hooks {
             Box::pin(on_success(conn, job, result, now))
         }
     };
+    (@one on_partial_result) => {
+        fn on_partial_result<'a>(
+            &'a self,
+            conn: &'a mut ::sqlx::SqliteConnection,
+            job: &'a $crate::store::JobRecord,
+            result: &'a ::serde_json::Value,
+            now: &'a str,
+        ) -> $crate::jobs::kinds::Hook<'a, Result<(), $crate::store::StoreError>> {
+            Box::pin(on_partial_result(conn, job, result, now))
+        }
+    };
     (@one on_final_failure) => {
         fn on_final_failure<'a>(
             &'a self,
@@ -152,6 +163,19 @@ pub trait JobKind: Send + Sync {
         false
     }
 
+    /// Whether a success of `job` leaves its audit rows `accepted` (api.md §6): a health-gated
+    /// operation's audit is finished by its `health_check` follow-up (or the rollback after
+    /// it), not by its own success.
+    fn health_gated(&self, _job: &JobRecord) -> bool {
+        false
+    }
+
+    /// Secrets-store keys that live only as long as `job`: the engine deletes them once the
+    /// job reached a terminal state (`succeeded`, `failed`, `cancelled`), after the commit.
+    fn secrets_to_forget(&self, _job: &JobRecord) -> Vec<String> {
+        Vec::new()
+    }
+
     /// Start-time validation (jobs.md §3): `Ok(Err(message))` refuses the job with
     /// `PRECONDITION_FAILED` before anything runs.
     fn validate_start<'a>(
@@ -174,6 +198,19 @@ pub trait JobKind: Send + Sync {
 
     /// Transitions and recorded results when a run succeeded (`result`: the playbook's JSON).
     fn on_success<'a>(
+        &'a self,
+        _conn: &'a mut SqliteConnection,
+        _job: &'a JobRecord,
+        _result: &'a Value,
+        _now: &'a str,
+    ) -> Hook<'a, Result<(), StoreError>> {
+        nothing()
+    }
+
+    /// What a FAILED run reported before it failed (its result file, when the playbook wrote
+    /// one), recorded before the retry or final-failure transitions: e.g. `env_update`'s
+    /// pre-update backup that completed before a later step failed.
+    fn on_partial_result<'a>(
         &'a self,
         _conn: &'a mut SqliteConnection,
         _job: &'a JobRecord,

@@ -91,8 +91,32 @@ pub async fn release_busy_site(
     ending: Unsuccessful,
     now: &str,
 ) -> Result<(), StoreError> {
-    let is_busy = site.status == busy;
-    let to = match (ending, ending.ran(job)) {
+    match after_busy(job, site.status == busy, ending) {
+        Some(to) => site_to(conn, site, to, now).await,
+        None => Ok(()),
+    }
+}
+
+/// [`release_busy_site`]'s rule for an existing environment the job made `busy` at its start
+/// (`deploying`, …).
+pub async fn release_busy_environment(
+    conn: &mut SqliteConnection,
+    job: &JobRecord,
+    env: &EnvironmentRecord,
+    busy: SiteStatus,
+    ending: Unsuccessful,
+    now: &str,
+) -> Result<(), StoreError> {
+    match after_busy(job, env.status == busy, ending) {
+        Some(to) => environment_to(conn, env, to, now).await,
+        None => Ok(()),
+    }
+}
+
+/// Where a resource the job made busy goes when the job ends without success (`None`: it
+/// stays): see [`release_busy_site`].
+fn after_busy(job: &JobRecord, is_busy: bool, ending: Unsuccessful) -> Option<SiteStatus> {
+    match (ending, ending.ran(job)) {
         (Unsuccessful::Failed { .. }, ran) if is_busy => Some(if ran {
             SiteStatus::Failed
         } else {
@@ -103,10 +127,6 @@ pub async fn release_busy_site(
         (Unsuccessful::Cancelled { .. }, false) => {
             (job.attempt_count > 0 && is_busy).then_some(SiteStatus::Active)
         }
-    };
-    match to {
-        Some(to) => site_to(conn, site, to, now).await,
-        None => Ok(()),
     }
 }
 

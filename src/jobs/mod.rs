@@ -21,6 +21,7 @@ mod env_create;
 mod env_deploy;
 mod env_update;
 pub mod errors;
+mod gate;
 mod health_check;
 pub mod kinds;
 mod lifecycle;

@@ -29,8 +29,13 @@ pub enum StopReason {
 pub enum RunOutcome {
     /// Done; `result` is what the playbook reported (`{}` when nothing).
     Succeeded { result: Value },
-    /// Failed with a registered job error code.
-    Failed { code: JobErrorCode, message: String },
+    /// Failed with a registered job error code; `result`: what the playbook reported before it
+    /// failed (a partial result some kinds record, e.g. a completed pre-update backup).
+    Failed {
+        code: JobErrorCode,
+        message: String,
+        result: Option<Value>,
+    },
     /// Stopped because the worker asked (see [`StopReason`]); no result.
     Stopped,
 }

@@ -72,6 +72,7 @@ RETURNING 'job:' || status;
 UPDATE audit_logs SET result = (SELECT status FROM jobs WHERE id = ?7)
 WHERE job_id = ?7 AND result = 'accepted'
   AND (SELECT status FROM jobs WHERE id = ?7) IN ('succeeded', 'failed', 'cancelled')
+  AND NOT (?9 = 0 AND (SELECT status FROM jobs WHERE id = ?7) = 'succeeded')
 RETURNING 'audit'";
 
 fn finish_sql() -> &'static str {
@@ -125,14 +126,16 @@ impl QueueWriter {
 
     /// Opens a write transaction that ends a run as [`finish_running`] does and, unless the
     /// run is retried (`queued`), sets the result of the job's `accepted` audit rows
-    /// (api.md §6), all in one hand-off. The transaction stays open for the resource
-    /// transitions; roll it back when `job` is false.
+    /// (api.md §6), all in one hand-off — except a success when `audit_success` is false (a
+    /// health-gated job: its gate finishes the audit rows). The transaction stays open for the
+    /// resource transitions; roll it back when `job` is false.
     pub async fn finish(
         &self,
         store: &Store,
         id: &str,
         worker: Option<&str>,
         f: &Finish<'_>,
+        audit_success: bool,
     ) -> Result<(WriteTx, Finished), StoreError> {
         let mut tx = self.enter(store).await?;
         let rows: Vec<String> = sqlx::query_scalar(finish_sql())
@@ -144,6 +147,7 @@ impl QueueWriter {
             .bind(f.now)
             .bind(id)
             .bind(worker)
+            .bind(audit_success)
             .fetch_all(&mut *tx)
             .await?;
         let finished = Finished {
@@ -547,7 +551,13 @@ mod tests {
 
         // Not this worker's run: nothing changes.
         let (tx, done) = writer
-            .finish(&store, "j", Some("other"), &finish(JobStatus::Failed, None))
+            .finish(
+                &store,
+                "j",
+                Some("other"),
+                &finish(JobStatus::Failed, None),
+                true,
+            )
             .await
             .unwrap();
         assert!(!done.job());
@@ -555,7 +565,13 @@ mod tests {
 
         // A retry leaves the audit row `accepted`.
         let (tx, done) = writer
-            .finish(&store, "j", Some("w"), &finish(JobStatus::Queued, Some(T0)))
+            .finish(
+                &store,
+                "j",
+                Some("w"),
+                &finish(JobStatus::Queued, Some(T0)),
+                true,
+            )
             .await
             .unwrap();
         assert!(done.job());
@@ -568,7 +584,13 @@ mod tests {
         assert_eq!(job.unwrap().attempt_count, 2);
         tx.commit().await.unwrap();
         let (tx, done) = writer
-            .finish(&store, "j", Some("w"), &finish(JobStatus::Failed, None))
+            .finish(
+                &store,
+                "j",
+                Some("w"),
+                &finish(JobStatus::Failed, None),
+                true,
+            )
             .await
             .unwrap();
         assert!(done.job());

@@ -1,5 +1,6 @@
 //! Releases: the `releases` table, one row per built copy of an environment's code; recording
-//! one makes it the environment's current release (releases-and-rollback.md).
+//! one makes it the environment's current release (releases-and-rollback.md). A release is
+//! immutable except its `health_status` and appended notes (data-model.md).
 
 use sqlx::{FromRow, SqliteConnection};
 
@@ -84,11 +85,8 @@ impl Store {
 
 fetch_by_id!(fetch_release, ReleaseRecord, "releases");
 
-/// Records a built release and makes it the environment's current one, setting the
-/// environment `active` (one statement pair inside the completion transaction).
-pub async fn record_release_and_activate(
+async fn insert_release(
     conn: &mut SqliteConnection,
-    env: &EnvironmentRecord,
     r: &NewRelease<'_>,
     now: &str,
 ) -> Result<(), StoreError> {
@@ -106,8 +104,101 @@ pub async fn record_release_and_activate(
     .bind(r.job_id)
     .bind(now)
     .bind(now)
-    .execute(&mut *conn)
+    .execute(conn)
     .await?;
+    Ok(())
+}
+
+/// Records a built release (health `unknown`) and makes it the environment's current one
+/// WITHOUT touching the environment's status: a health-gated job leaves it `deploying` until
+/// its gate ends.
+pub async fn record_release(
+    conn: &mut SqliteConnection,
+    env: &EnvironmentRecord,
+    r: &NewRelease<'_>,
+    now: &str,
+) -> Result<(), StoreError> {
+    insert_release(conn, r, now).await?;
+    set_current_release(conn, &env.id, r.id, now).await?;
+    tracing::info!(environment = %env.id, release = r.id, path = r.path, "release recorded; current");
+    Ok(())
+}
+
+/// Makes `release_id` the environment's current release (status unchanged).
+pub async fn set_current_release(
+    conn: &mut SqliteConnection,
+    environment_id: &str,
+    release_id: &str,
+    now: &str,
+) -> Result<(), StoreError> {
+    let u = sqlx::query(
+        "UPDATE environments SET current_release_id = ?,
+           state_version = state_version + 1, updated_at = ?
+         WHERE id = ?",
+    )
+    .bind(release_id)
+    .bind(now)
+    .bind(environment_id)
+    .execute(conn)
+    .await?;
+    if u.rows_affected() != 1 {
+        return Err(lost_update("environment", environment_id));
+    }
+    Ok(())
+}
+
+/// Sets a release's health, appending `append_note` to its notes ("; "-separated); bumps
+/// `state_version` and `updated_at` (the live feed).
+pub async fn set_release_health(
+    conn: &mut SqliteConnection,
+    release_id: &str,
+    health: HealthStatus,
+    append_note: Option<&str>,
+    now: &str,
+) -> Result<(), StoreError> {
+    let u = sqlx::query(
+        "UPDATE releases SET health_status = ?1,
+           notes = CASE WHEN ?2 IS NULL THEN notes
+                        WHEN notes IS NULL OR notes = '' THEN ?2
+                        ELSE notes || '; ' || ?2 END,
+           state_version = state_version + 1, updated_at = ?3
+         WHERE id = ?4",
+    )
+    .bind(health)
+    .bind(append_note)
+    .bind(now)
+    .bind(release_id)
+    .execute(conn)
+    .await?;
+    if u.rows_affected() != 1 {
+        return Err(lost_update("release", release_id));
+    }
+    tracing::info!(release = release_id, health = %health, "release health set");
+    Ok(())
+}
+
+/// Appends `note` to a release's notes, health unchanged.
+pub async fn append_release_note(
+    conn: &mut SqliteConnection,
+    release_id: &str,
+    note: &str,
+    now: &str,
+) -> Result<(), StoreError> {
+    let Some(r) = fetch_release(&mut *conn, release_id).await? else {
+        return Err(lost_update("release", release_id));
+    };
+    set_release_health(conn, release_id, r.health_status, Some(note), now).await
+}
+
+/// Records a built release and makes it the environment's current one, setting the
+/// environment `active` (one statement pair inside the completion transaction).
+pub async fn record_release_and_activate(
+    conn: &mut SqliteConnection,
+    env: &EnvironmentRecord,
+    r: &NewRelease<'_>,
+    now: &str,
+) -> Result<(), StoreError> {
+    insert_release(conn, r, now).await?;
     let u = sqlx::query(
         "UPDATE environments SET current_release_id = ?, status = 'active',
            state_version = state_version + 1, updated_at = ?

@@ -11,6 +11,7 @@ mod backups_ui;
 mod browser;
 mod cli;
 mod dashboard;
+mod deploy_jobs;
 mod e2e;
 mod e2e_backup_cleanup;
 mod e2e_backups;

@@ -551,6 +551,7 @@ async fn failures_and_cancels_follow_the_state_machine() {
     let fail = |code| RunOutcome::Failed {
         code,
         message: "scripted".into(),
+        result: None,
     };
     let (app, _) = app_with(vec![
         ("site_create", fail(JobErrorCode::AnsibleSyntaxError)),

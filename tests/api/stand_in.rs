@@ -23,7 +23,8 @@ pub enum Step {
     /// Succeeds like the real playbook would: `site_create` reports the source it installed
     /// from, `env_create` a drift baseline, `health_check` its passed checks, `backup_create`
     /// a checksum and size, `backup_verify` ok, `backup_cleanup` every named backup deleted,
-    /// every other type `{}`.
+    /// `env_deploy`/`env_update` the payload's release (an update with its pre-backup and one
+    /// plugin updated), `release_rollback` what it restored, every other type `{}`.
     Plausible,
     /// Prints these output lines, then does the next step.
     Print(Vec<String>, Box<Step>),
@@ -55,6 +56,7 @@ impl Step {
         Step::Answer(RunOutcome::Failed {
             code,
             message: message.into(),
+            result: None,
         })
     }
 }
@@ -205,6 +207,7 @@ impl StandIn {
                         other => RunOutcome::Failed {
                             code: JobErrorCode::AnsibleUnknownExit,
                             message: format!("{other:?}"),
+                            result: None,
                         },
                     }
                 }
@@ -218,6 +221,7 @@ impl StandIn {
                     RunOutcome::Failed {
                         code,
                         message: "scripted failure".into(),
+                        result: None,
                     }
                 }
                 Step::FromPayload => {
@@ -230,6 +234,7 @@ impl StandIn {
                         Some(code) if job.attempt_count <= fail_times => RunOutcome::Failed {
                             code: JobErrorCode::parse(code).unwrap(),
                             message: format!("scripted {code}"),
+                            result: None,
                         },
                         _ => RunOutcome::Succeeded { result: json!({}) },
                     }
@@ -259,6 +264,18 @@ fn plausible_result(job: &JobRecord) -> Value {
         "backup_cleanup" => json!({"backups": payload["backup_ids"].as_array().into_iter()
             .flatten().map(|id| json!({"backup_id": id, "status": "deleted", "removed": 2}))
             .collect::<Vec<_>>()}),
+        "env_deploy" => json!({"release_name": payload["release_name"], "release_path": "/x",
+            "source_revision": "0123456789abcdef0123456789abcdef01234567",
+            "layout": "wp-content", "composer": false,
+            "went_live": {"fastcgi_purged": 0, "pruned": []}}),
+        "env_update" => json!({"release_name": payload["release_name"],
+            "pre_backup": {"checksum": format!("sha256:{}", "cd".repeat(32)),
+                "size_bytes": 5151, "artifacts": []},
+            "updated": {"core": [], "plugins": [{"id": "akismet", "from": "5.0", "to": "5.1"}],
+                "themes": []}}),
+        "release_rollback" => json!({"current_release_name": "r",
+            "restored": {"database": !payload["restore_backup_id"].is_null(),
+                "uploads": payload["restore_uploads"]}}),
         _ => json!({}),
     }
 }

@@ -2,17 +2,152 @@
 //! (jobs.md §11, architecture.md §5), built and made live by `pressluft node release-deploy`
 //! through `env-deploy.yml`, then health-gated by a `health_check` follow-up.
 //!
+//! Site and environment are `deploying` from the start until the gate ends
+//! ([`super::gate`]); the release is recorded (health `unknown`, current) at the success, with
+//! the `health_check` follow-up. A failure before the switch (`SOURCE_FETCH_FAILED`,
+//! `ARCHIVE_INVALID`, `PRECONDITION_FAILED`: pre-mutation) returns both to `active`; any other
+//! failure or a cancel while running leaves them `failed`. The secret holding a source URL's
+//! credentials is deleted by the engine when the job ends, however it ends
+//! ([`super::kinds::JobKind::secrets_to_forget`]).
+//!
 //! Submodules: [`vars`] (what the playbook and the node helper get).
 
 mod vars;
 
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use sqlx::SqliteConnection;
 
-use super::payload::{Attempts, Release};
-use crate::domain::ReleaseSourceType;
+use super::errors::JobErrorCode;
+use super::gate;
+use super::health_check::HealthCheckPayload;
+use super::kinds::JobKind;
+use super::lifecycle::{fix_release_name, site_and_environment, Unsuccessful};
+use super::payload::{self, Attempts, Release};
+use crate::domain::{JobType, ReleaseSourceType, SiteStatus};
+use crate::sites::layout::EnvLayout;
+use crate::store::releases::{record_release, NewRelease};
+use crate::store::{JobRecord, StoreError};
 use vars::extra_vars;
 
-super::kinds::job_kind!(EnvDeploy, "env-deploy.yml", [extra_vars]);
+/// The `env_deploy` job type (health-gated).
+pub struct EnvDeploy;
+
+impl JobKind for EnvDeploy {
+    fn playbook(&self) -> &'static str {
+        "env-deploy.yml"
+    }
+
+    fn health_gated(&self, _job: &JobRecord) -> bool {
+        true
+    }
+
+    fn secrets_to_forget(&self, job: &JobRecord) -> Vec<String> {
+        payload::read::<EnvDeployPayload>(job)
+            .source_ref_secret
+            .into_iter()
+            .collect()
+    }
+
+    super::kinds::job_hooks!(
+        validate_start,
+        on_start,
+        on_success,
+        on_final_failure,
+        on_cancel,
+        extra_vars
+    );
+}
+
+async fn validate_start(
+    conn: &mut SqliteConnection,
+    job: &JobRecord,
+) -> Result<Result<(), String>, StoreError> {
+    gate::validate_start(conn, job).await
+}
+
+async fn on_start(
+    conn: &mut SqliteConnection,
+    job: &mut JobRecord,
+    now: &str,
+) -> Result<(), StoreError> {
+    gate::enter(conn, job, now).await?;
+    let (_, env) = site_and_environment(conn, job).await?;
+    let id = job.id.clone();
+    payload::update(conn, job, |p: &mut EnvDeployPayload| {
+        fix_release_name(&mut p.release, now, &id);
+        if p.previous_release_id.is_none() {
+            p.previous_release_id = env.current_release_id.clone();
+        }
+    })
+    .await
+    .map(drop)
+}
+
+async fn on_success(
+    conn: &mut SqliteConnection,
+    job: &JobRecord,
+    result: &Value,
+    now: &str,
+) -> Result<(), StoreError> {
+    let p = payload::read::<EnvDeployPayload>(job);
+    let name = p.release.release_name.clone();
+    if !gate::names_release(job, result["release_name"].as_str(), name.as_deref()) {
+        gate::both_to(conn, job, SiteStatus::Failed, now).await?;
+        return gate::finish_gated_audit(conn, &job.id, "failed").await;
+    }
+    let name = name.unwrap_or_default();
+    let (site, env) = site_and_environment(conn, job).await?;
+    let path = EnvLayout::new(&site.id, &env.id).release_path(&name);
+    let revision = result["source_revision"]
+        .as_str()
+        .unwrap_or("(unknown revision)");
+    let notes = format!("deployed {revision}");
+    let release_id = uuid::Uuid::new_v4().to_string();
+    record_release(
+        conn,
+        &env,
+        &NewRelease {
+            id: &release_id,
+            environment_id: &env.id,
+            source_type: p.source_type.as_str(),
+            source_ref: &p.source_ref,
+            path: &path,
+            notes: Some(&notes),
+            job_id: &job.id,
+        },
+        now,
+    )
+    .await?;
+    let gate = HealthCheckPayload {
+        release_id,
+        gated_job_id: job.id.clone(),
+        rollback_target_release_id: p.previous_release_id.unwrap_or_default(),
+        ..Default::default()
+    };
+    gate::enqueue_follow_up(conn, job, JobType::HealthCheck, &gate, now)
+        .await
+        .map(drop)
+}
+
+async fn on_final_failure(
+    conn: &mut SqliteConnection,
+    job: &JobRecord,
+    code: JobErrorCode,
+    started: bool,
+    now: &str,
+) -> Result<(), StoreError> {
+    gate::release_busy(conn, job, Unsuccessful::Failed { code, started }, now).await
+}
+
+async fn on_cancel(
+    conn: &mut SqliteConnection,
+    job: &JobRecord,
+    was_running: bool,
+    now: &str,
+) -> Result<(), StoreError> {
+    gate::release_busy(conn, job, Unsuccessful::Cancelled { was_running }, now).await
+}
 
 /// The payload of `env_deploy` (jobs.md §11), built by [`crate::deploys::Deploys::deploy`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -3,17 +3,277 @@
 //! current release updated by WordPress's own upgrader classes through the PHP bridge, made
 //! live by `pressluft node env-update` through `env-update.yml`, then health-gated.
 //!
+//! Gated like `env_deploy` ([`super::gate`]), plus the pre-update backup row
+//! (`payload.pre_backup_id`, inserted `pending` with the job): `running` at the start (a retry
+//! finds it running), `completed` with the result's `pre_backup` checksum and size at the
+//! success — or at a failed attempt whose partial result names it (the backup completed before
+//! a later step failed; a retry keeps it and the node spec omits it) — and `failed` on a final
+//! failure or a cancel unless it completed. "Nothing to update" (result
+//! `release_name: null`) records no release and enqueues no gate: environment and site
+//! `active`, the audit `succeeded`. Otherwise the release (source copied from the previous
+//! release, notes naming what was updated) is gated with the pre-update backup as the
+//! rollback's database source.
+//!
 //! Submodules: [`vars`] (what the playbook and the node helper get).
 
 mod vars;
 
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use sqlx::SqliteConnection;
 
-use super::payload::{Attempts, Release};
-use crate::domain::UpdateScope;
+use super::backup_create::{checksum_and_size, RESULT_WITHOUT_CHECKSUM};
+use super::errors::JobErrorCode;
+use super::gate;
+use super::health_check::HealthCheckPayload;
+use super::kinds::JobKind;
+use super::lifecycle::{fix_release_name, site_and_environment, Unsuccessful};
+use super::payload::{self, Attempts, Release};
+use crate::domain::{BackupStatus, JobType, SiteStatus, UpdateScope};
+use crate::sites::layout::EnvLayout;
+use crate::store::backups::{complete_backup, fetch_backup, set_backup_status};
+use crate::store::releases::{fetch_release, record_release, NewRelease};
+use crate::store::{JobRecord, StoreError};
 use vars::extra_vars;
 
-super::kinds::job_kind!(EnvUpdate, "env-update.yml", [extra_vars]);
+/// The `env_update` job type (health-gated).
+pub struct EnvUpdate;
+
+impl JobKind for EnvUpdate {
+    fn playbook(&self) -> &'static str {
+        "env-update.yml"
+    }
+
+    fn health_gated(&self, _job: &JobRecord) -> bool {
+        true
+    }
+
+    super::kinds::job_hooks!(
+        validate_start,
+        on_start,
+        on_success,
+        on_partial_result,
+        on_final_failure,
+        on_cancel,
+        extra_vars
+    );
+}
+
+async fn validate_start(
+    conn: &mut SqliteConnection,
+    job: &JobRecord,
+) -> Result<Result<(), String>, StoreError> {
+    if let Err(reason) = gate::validate_start(conn, job).await? {
+        return Ok(Err(reason));
+    }
+    let id = payload::read::<EnvUpdatePayload>(job).pre_backup_id;
+    match fetch_backup(conn, &id).await? {
+        Some(b)
+            if job.environment_id.as_deref() == Some(b.environment_id.as_str())
+                && matches!(
+                    b.status,
+                    BackupStatus::Pending | BackupStatus::Running | BackupStatus::Completed
+                ) =>
+        {
+            Ok(Ok(()))
+        }
+        Some(b) => Ok(Err(format!(
+            "the pre-update backup {id} is {} or of another environment",
+            b.status
+        ))),
+        None => Ok(Err(format!("the pre-update backup {id} does not exist"))),
+    }
+}
+
+async fn on_start(
+    conn: &mut SqliteConnection,
+    job: &mut JobRecord,
+    now: &str,
+) -> Result<(), StoreError> {
+    gate::enter(conn, job, now).await?;
+    let (_, env) = site_and_environment(conn, job).await?;
+    let id = job.id.clone();
+    let p = payload::update(conn, job, |p: &mut EnvUpdatePayload| {
+        fix_release_name(&mut p.release, now, &id);
+        if p.previous_release_id.is_none() {
+            p.previous_release_id = env.current_release_id.clone();
+        }
+    })
+    .await?;
+    let (from, to) = ([BackupStatus::Pending], BackupStatus::Running);
+    set_backup_status(conn, &p.pre_backup_id, &from, to, None, now)
+        .await
+        .map(drop)
+}
+
+/// Records the pre-update backup from the result; true when it is `completed`.
+async fn complete_pre_backup(
+    conn: &mut SqliteConnection,
+    job: &JobRecord,
+    result: &Value,
+    now: &str,
+) -> Result<bool, StoreError> {
+    let id = payload::read::<EnvUpdatePayload>(job).pre_backup_id;
+    if let Some((checksum, size)) = checksum_and_size(&result["pre_backup"]) {
+        if complete_backup(conn, &id, checksum, size, now).await? {
+            return Ok(true);
+        }
+    }
+    if fetch_backup(conn, &id).await?.map(|b| b.status) == Some(BackupStatus::Completed) {
+        return Ok(true);
+    }
+    tracing::warn!(job = %job.id, backup = %id, "env_update reported no valid pre-update backup; it failed");
+    let from = [BackupStatus::Pending, BackupStatus::Running];
+    let code = Some(RESULT_WITHOUT_CHECKSUM.as_str());
+    set_backup_status(conn, &id, &from, BackupStatus::Failed, code, now).await?;
+    Ok(false)
+}
+
+/// A failed attempt that reported its pre-update backup: the backup is `completed` (a retry
+/// finds it so and does not make it again).
+async fn on_partial_result(
+    conn: &mut SqliteConnection,
+    job: &JobRecord,
+    result: &Value,
+    now: &str,
+) -> Result<(), StoreError> {
+    let id = payload::read::<EnvUpdatePayload>(job).pre_backup_id;
+    if let Some((checksum, size)) = checksum_and_size(&result["pre_backup"]) {
+        if complete_backup(conn, &id, checksum, size, now).await? {
+            tracing::info!(job = %job.id, backup = %id, "pre-update backup completed before the run failed");
+        }
+    }
+    Ok(())
+}
+
+/// "core 6.4.1 → 6.5, plugin akismet 5.0 → 5.1, …" from the result's `updated`.
+fn updated_summary(updated: &Value) -> String {
+    let mut parts = Vec::new();
+    for (key, label) in [("core", "core"), ("plugins", "plugin"), ("themes", "theme")] {
+        for item in updated[key].as_array().into_iter().flatten() {
+            let field = |k: &str| item[k].as_str().unwrap_or("?").to_string();
+            parts.push(match item {
+                Value::Object(_) if key == "core" => {
+                    format!("core {} → {}", field("from"), field("to"))
+                }
+                Value::Object(_) => {
+                    format!(
+                        "{label} {} {} → {}",
+                        field("id"),
+                        field("from"),
+                        field("to")
+                    )
+                }
+                Value::String(s) => format!("{label} {s}"),
+                other => format!("{label} {other}"),
+            });
+        }
+    }
+    if parts.is_empty() {
+        "nothing".into()
+    } else {
+        parts.join(", ")
+    }
+}
+
+async fn on_success(
+    conn: &mut SqliteConnection,
+    job: &JobRecord,
+    result: &Value,
+    now: &str,
+) -> Result<(), StoreError> {
+    let p = payload::read::<EnvUpdatePayload>(job);
+    let backup_ok = complete_pre_backup(conn, job, result, now).await?;
+    if result["release_name"].is_null() {
+        tracing::info!(id = %job.id, "nothing to update; no release");
+        gate::both_to(conn, job, SiteStatus::Active, now).await?;
+        return gate::finish_gated_audit(conn, &job.id, "succeeded").await;
+    }
+    let name = p.release.release_name.clone();
+    if !gate::names_release(job, result["release_name"].as_str(), name.as_deref()) {
+        gate::both_to(conn, job, SiteStatus::Failed, now).await?;
+        return gate::finish_gated_audit(conn, &job.id, "failed").await;
+    }
+    let name = name.unwrap_or_default();
+    let (site, env) = site_and_environment(conn, job).await?;
+    let previous = match &p.previous_release_id {
+        Some(id) => fetch_release(conn, id).await?,
+        None => None,
+    };
+    // data-model.md: an update keeps the source of the release it updated.
+    let (source_type, source_ref) = previous
+        .map(|r| (r.source_type, r.source_ref))
+        .unwrap_or_else(|| ("upload".into(), String::new()));
+    let path = EnvLayout::new(&site.id, &env.id).release_path(&name);
+    let notes = format!(
+        "updates: {}: {}",
+        p.scope,
+        updated_summary(&result["updated"])
+    );
+    let release_id = uuid::Uuid::new_v4().to_string();
+    record_release(
+        conn,
+        &env,
+        &NewRelease {
+            id: &release_id,
+            environment_id: &env.id,
+            source_type: &source_type,
+            source_ref: &source_ref,
+            path: &path,
+            notes: Some(&notes),
+            job_id: &job.id,
+        },
+        now,
+    )
+    .await?;
+    let gate = HealthCheckPayload {
+        release_id,
+        gated_job_id: job.id.clone(),
+        rollback_target_release_id: p.previous_release_id.unwrap_or_default(),
+        // The rollback matrix: previous release + database from the pre-update backup.
+        rollback_backup_id: backup_ok.then_some(p.pre_backup_id),
+        ..Default::default()
+    };
+    gate::enqueue_follow_up(conn, job, JobType::HealthCheck, &gate, now)
+        .await
+        .map(drop)
+}
+
+/// The pre-update backup `failed` unless it completed (`code`: the job's, if it failed).
+async fn fail_pre_backup(
+    conn: &mut SqliteConnection,
+    job: &JobRecord,
+    code: Option<JobErrorCode>,
+    now: &str,
+) -> Result<(), StoreError> {
+    let id = payload::read::<EnvUpdatePayload>(job).pre_backup_id;
+    let from = [BackupStatus::Pending, BackupStatus::Running];
+    let code = code.map(|c| c.as_str());
+    set_backup_status(conn, &id, &from, BackupStatus::Failed, code, now)
+        .await
+        .map(drop)
+}
+
+async fn on_final_failure(
+    conn: &mut SqliteConnection,
+    job: &JobRecord,
+    code: JobErrorCode,
+    started: bool,
+    now: &str,
+) -> Result<(), StoreError> {
+    fail_pre_backup(conn, job, Some(code), now).await?;
+    gate::release_busy(conn, job, Unsuccessful::Failed { code, started }, now).await
+}
+
+async fn on_cancel(
+    conn: &mut SqliteConnection,
+    job: &JobRecord,
+    was_running: bool,
+    now: &str,
+) -> Result<(), StoreError> {
+    fail_pre_backup(conn, job, None, now).await?;
+    gate::release_busy(conn, job, Unsuccessful::Cancelled { was_running }, now).await
+}
 
 /// The payload of `env_update` (jobs.md §11), built by [`crate::deploys::Deploys::update`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -39,5 +299,23 @@ impl Default for EnvUpdatePayload {
             previous_release_id: None,
             attempts: Attempts::default(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_note_names_what_was_updated() {
+        let updated = serde_json::json!({
+            "core": [{"id": "wordpress", "from": "6.4.1", "to": "6.5"}],
+            "plugins": [{"id": "akismet", "from": "5.0", "to": "5.1"}],
+            "themes": []});
+        assert_eq!(
+            updated_summary(&updated),
+            "core 6.4.1 → 6.5, plugin akismet 5.0 → 5.1"
+        );
+        assert_eq!(updated_summary(&Value::Null), "nothing");
     }
 }

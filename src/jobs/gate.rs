@@ -1,0 +1,143 @@
+//! The health gate (jobs.md §3, §7, §8; backups-restore-promotion.md §6): what the job types
+//! that change an existing environment's live release share — `env_deploy`, `env_update` and a
+//! manual `release_rollback` — and what their follow-ups (`health_check`, then
+//! `release_rollback`) do when the gate ends.
+//!
+//! A gated job makes its site and environment `deploying` at its start; its success records
+//! the new current release and enqueues `health_check` in the same transaction, leaving both
+//! `deploying` and its audit row `accepted` ([`super::kinds::JobKind::health_gated`]). The gate
+//! ends the audit: `succeeded` when the check passed, `failed` when a rollback followed (or
+//! the gate was cancelled or its rollback failed).
+
+use serde::Serialize;
+use sqlx::SqliteConnection;
+use uuid::Uuid;
+
+use super::engine::Engine;
+use super::lifecycle::{
+    environment_to, node_must_be_active, release_busy_environment, release_busy_site,
+    site_and_environment, site_to, Unsuccessful,
+};
+use crate::domain::{JobType, SiteStatus};
+use crate::store::audit::finish_audit_for_job;
+use crate::store::queue::NewJob;
+use crate::store::{JobRecord, StoreError};
+
+/// The status of a site and environment while a gated job or its gate runs.
+pub const BUSY: SiteStatus = SiteStatus::Deploying;
+
+/// Start-time validation of a gated job (jobs.md §3): the environment and its site `active`
+/// (a retry finds them `deploying` from its first run), the environment with a current
+/// release, the node `active`.
+pub async fn validate_start(
+    conn: &mut SqliteConnection,
+    job: &JobRecord,
+) -> Result<Result<(), String>, StoreError> {
+    let (site, env) = site_and_environment(conn, job).await?;
+    let ok = |s: SiteStatus| s == SiteStatus::Active || (job.attempt_count > 1 && s == BUSY);
+    if !ok(site.status) {
+        return Ok(Err(format!("the site is {}, not active", site.status)));
+    }
+    if !ok(env.status) {
+        return Ok(Err(format!(
+            "the environment is {}, not active",
+            env.status
+        )));
+    }
+    if env.current_release_id.is_none() {
+        return Ok(Err("the environment has no current release".into()));
+    }
+    node_must_be_active(conn, job).await
+}
+
+/// Site and environment → `deploying` (a retry finds them there).
+pub async fn enter(
+    conn: &mut SqliteConnection,
+    job: &JobRecord,
+    now: &str,
+) -> Result<(), StoreError> {
+    let (site, env) = site_and_environment(conn, job).await?;
+    site_to(conn, &site, BUSY, now).await?;
+    environment_to(conn, &env, BUSY, now).await
+}
+
+/// Site and environment → `to`.
+pub async fn both_to(
+    conn: &mut SqliteConnection,
+    job: &JobRecord,
+    to: SiteStatus,
+    now: &str,
+) -> Result<(), StoreError> {
+    let (site, env) = site_and_environment(conn, job).await?;
+    site_to(conn, &site, to, now).await?;
+    environment_to(conn, &env, to, now).await
+}
+
+/// A gated job ended without success: site and environment back to `active` when nothing
+/// changed (a pre-mutation failure, a refusal), `failed` otherwise
+/// ([`release_busy_site`]'s rule, for both).
+pub async fn release_busy(
+    conn: &mut SqliteConnection,
+    job: &JobRecord,
+    ending: Unsuccessful,
+    now: &str,
+) -> Result<(), StoreError> {
+    let (site, env) = site_and_environment(conn, job).await?;
+    release_busy_site(conn, job, &site, BUSY, ending, now).await?;
+    release_busy_environment(conn, job, &env, BUSY, ending, now).await
+}
+
+/// Enqueues a follow-up of `parent` (same site, environment and node; `parent_job_id` set)
+/// inside the parent's completion transaction; the engine wakes a worker after the commit.
+/// Returns the new job's id.
+pub async fn enqueue_follow_up<P: Serialize>(
+    conn: &mut SqliteConnection,
+    parent: &JobRecord,
+    job_type: JobType,
+    payload: &P,
+    now: &str,
+) -> Result<String, StoreError> {
+    let id = Uuid::new_v4().to_string();
+    let job = NewJob {
+        id: id.clone(),
+        job_type,
+        site_id: parent.site_id.clone(),
+        environment_id: parent.environment_id.clone(),
+        node_id: parent.node_id.clone(),
+        payload_json: super::payload::to_json(payload),
+        max_attempts: super::kinds::kind(job_type).max_attempts(),
+        parent_job_id: Some(parent.id.clone()),
+    };
+    Engine::enqueue(conn, &job, now).await?;
+    Ok(id)
+}
+
+/// Ends the audit rows of the gated job `gated_job_id` (api.md §6) with `result`.
+pub async fn finish_gated_audit(
+    conn: &mut SqliteConnection,
+    gated_job_id: &str,
+    result: &str,
+) -> Result<(), StoreError> {
+    let n = finish_audit_for_job(conn, gated_job_id, result).await?;
+    if n > 0 {
+        tracing::info!(
+            job = gated_job_id,
+            result,
+            "gated job's audit finished by its gate"
+        );
+    }
+    Ok(())
+}
+
+/// Whether a gated job's result names the release the payload fixed; a run that reports
+/// another one did not do what it was asked (logged).
+pub fn names_release(job: &JobRecord, reported: Option<&str>, expected: Option<&str>) -> bool {
+    let ok = reported.is_some() && reported == expected;
+    if !ok {
+        tracing::error!(
+            id = %job.id, reported = reported.unwrap_or("-"), expected = expected.unwrap_or("-"),
+            "the run reported another release than the one it was asked to build"
+        );
+    }
+    ok
+}
