@@ -219,22 +219,20 @@ fn check_scope(scope: &str) -> anyhow::Result<()> {
 
 /// `pressluft node update-check`.
 pub fn run_check() -> anyhow::Result<()> {
-    spec::run_command(check_query, |spec: &UpdateCheckSpec, source: &Option<String>| {
-        let wp_root = format!("{}/current", spec.env_root.trim_end_matches('/'));
-        available(
-            &spec.php_dir,
-            &spec.env_user,
-            &wp_root,
-            source.as_deref(),
-            "all",
-        )
-        .map_err(|e| {
-            exit_with(
-                if e.is_fetch() { EXIT_FETCH } else { 1 },
-                &e.message,
+    spec::run_command(
+        check_query,
+        |spec: &UpdateCheckSpec, source: &Option<String>| {
+            let wp_root = format!("{}/current", spec.env_root.trim_end_matches('/'));
+            available(
+                &spec.php_dir,
+                &spec.env_user,
+                &wp_root,
+                source.as_deref(),
+                "all",
             )
-        })
-    })
+            .map_err(|e| exit_with(if e.is_fetch() { EXIT_FETCH } else { 1 }, &e.message))
+        },
+    )
 }
 
 fn check_query(spec: &UpdateCheckSpec) -> anyhow::Result<Option<String>> {
