@@ -311,6 +311,16 @@ pub async fn wordpress_source(
     Ok((source, sha))
 }
 
+/// The update source override (`wordpress_update_source`), `None` when WordPress asks
+/// api.wordpress.org (the specs of `env-update` and `update-check`).
+pub async fn wordpress_update_source(
+    conn: &mut sqlx::SqliteConnection,
+) -> Result<Option<String>, StoreError> {
+    Ok(fetch_setting(conn, "wordpress_update_source")
+        .await?
+        .filter(|s| !s.trim().is_empty()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

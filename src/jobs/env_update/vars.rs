@@ -11,17 +11,14 @@ use crate::jobs::lifecycle::site_and_environment;
 use crate::jobs::payload;
 use crate::node_helper::releases::RELEASE_KEEP;
 use crate::node_helper::spec::{EnvUpdateSpec, GoLive, CONTRACT_VERSION};
+use crate::settings::wordpress_update_source;
 use crate::sites::layout::{self, EnvLayout};
 use crate::store::backups::fetch_backup;
 use crate::store::environments::canonical_url;
 use crate::store::releases::fetch_release;
-use crate::store::settings::fetch_setting;
 use crate::store::{JobRecord, StoreError};
 
 use super::EnvUpdatePayload;
-
-/// The setting naming where WordPress looks for updates (empty: api.wordpress.org).
-pub const UPDATE_SOURCE_SETTING: &str = "wordpress_update_source";
 
 /// The directory name of a release path (`…/releases/<name>`).
 fn release_dir_name(path: &str) -> String {
@@ -73,9 +70,7 @@ pub(super) async fn extra_vars(
     let canonical = canonical_url(&mut conn, &env.id)
         .await?
         .unwrap_or_else(|| env.preview_url.clone());
-    let update_source = fetch_setting(&mut conn, UPDATE_SOURCE_SETTING)
-        .await?
-        .filter(|s| !s.trim().is_empty());
+    let update_source = wordpress_update_source(&mut conn).await?;
     let spec = EnvUpdateSpec {
         contract_version: CONTRACT_VERSION,
         environment_id: env.id.clone(),
