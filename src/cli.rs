@@ -107,6 +107,13 @@ pub enum NodeCommand {
     /// the job variables as JSON on stdin, the checks as JSON on stdout (exit 0 whatever their
     /// outcome; exit 3: a precondition failed).
     HealthCheck,
+    /// On a node: WordPress updates as a new release (pre-update backup, copy, upgraders, go
+    /// live); spec as JSON on stdin, result as JSON on stdout (exit 3: precondition, 4: backup
+    /// storage unreachable, 6: update service or download failed; nothing live changed).
+    EnvUpdate,
+    /// On a node: the updates WordPress reports for an environment (spec as JSON on stdin,
+    /// AvailableUpdates on stdout; exit 6: the update service could not be reached).
+    UpdateCheck,
 }
 
 #[derive(Debug, Subcommand)]
@@ -189,6 +196,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Node(NodeCommand::HealthCheck) => {
             return crate::node_helper::health::run();
         }
+        Command::Node(NodeCommand::EnvUpdate) => return crate::node_helper::update::run(),
+        Command::Node(NodeCommand::UpdateCheck) => return crate::node_helper::update::run_check(),
         _ => {}
     }
     let mode = match cli.command {
@@ -238,7 +247,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             | NodeCommand::BackupVerify
             | NodeCommand::BackupRead
             | NodeCommand::BackupDelete
-            | NodeCommand::HealthCheck,
+            | NodeCommand::HealthCheck
+            | NodeCommand::EnvUpdate
+            | NodeCommand::UpdateCheck,
         ) => {
             unreachable!("handled above")
         }

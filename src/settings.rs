@@ -35,6 +35,7 @@ pub const KEYS: &[(&str, Option<&str>)] = &[
     ("backup_s3_prefix", Some("pressluft")),
     ("wordpress_source", Some(DEFAULT_WORDPRESS_SOURCE)),
     ("wordpress_source_sha256", None),
+    ("wordpress_update_source", None),
 ];
 
 /// Secret settings: only whether they are set is ever shown.
@@ -45,6 +46,8 @@ pub const SECRET_KEYS: &[&str] = &["dns01_credentials_json", "backup_s3_credenti
 pub struct WordPressSettings {
     pub wordpress_source: Option<String>,
     pub wordpress_source_sha256: Option<String>,
+    /// Where WordPress looks for updates instead of api.wordpress.org (null: there).
+    pub wordpress_update_source: Option<String>,
 }
 
 /// Effective settings: every key with its value or default, and which secrets are set.
@@ -96,6 +99,32 @@ fn validate_wordpress_source(s: &str, allow_loopback: bool) -> Result<(), &'stat
     crate::sources::check_source_host(&host, allow_loopback)
 }
 
+/// The update source: an `http(s)://` base URL without credentials that stands in for
+/// api.wordpress.org (same paths); its host must not be link-local, nor loopback unless
+/// `allow_loopback` ([`crate::sources::check_source_host`]; the node checks the resolved
+/// addresses again).
+fn validate_update_source(s: &str, allow_loopback: bool) -> Result<(), &'static str> {
+    if s.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err("must not contain spaces or control characters");
+    }
+    let rest = s
+        .strip_prefix("https://")
+        .or_else(|| s.strip_prefix("http://"))
+        .ok_or("must be an http(s):// URL")?;
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    if authority.contains('@') {
+        return Err("must not contain credentials");
+    }
+    if rest.contains(['?', '#']) {
+        return Err("must be a base URL without query or fragment");
+    }
+    if authority.is_empty() || authority.starts_with(':') {
+        return Err("the URL has no host");
+    }
+    let host = crate::sources::url_host(s).ok_or("the URL has no host")?;
+    crate::sources::check_source_host(&host, allow_loopback)
+}
+
 impl WordPressSettings {
     /// Trims, treats empty strings as null, validates and normalises (sha256 lowercase).
     pub fn validate(self, allow_loopback: bool) -> Result<WordPressSettings, ServiceError> {
@@ -114,9 +143,15 @@ impl WordPressSettings {
                 ));
             }
         }
+        let update_source = clean(self.wordpress_update_source);
+        if let Some(s) = &update_source {
+            validate_update_source(s, allow_loopback)
+                .map_err(|m| invalid("wordpress_update_source", m))?;
+        }
         Ok(WordPressSettings {
             wordpress_source: source,
             wordpress_source_sha256: sha,
+            wordpress_update_source: update_source.map(|s| s.trim_end_matches('/').to_string()),
         })
     }
 }
@@ -195,6 +230,10 @@ impl Settings {
                     "wordpress_source_sha256",
                     valid.wordpress_source_sha256.as_deref(),
                 ),
+                (
+                    "wordpress_update_source",
+                    valid.wordpress_update_source.as_deref(),
+                ),
             ],
             &m.now,
         )
@@ -272,6 +311,16 @@ pub async fn wordpress_source(
     Ok((source, sha))
 }
 
+/// The update source override (`wordpress_update_source`), `None` when WordPress asks
+/// api.wordpress.org (the specs of `env-update` and `update-check`).
+pub async fn wordpress_update_source(
+    conn: &mut sqlx::SqliteConnection,
+) -> Result<Option<String>, StoreError> {
+    Ok(fetch_setting(conn, "wordpress_update_source")
+        .await?
+        .filter(|s| !s.trim().is_empty()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -327,6 +376,7 @@ mod tests {
         let v = WordPressSettings {
             wordpress_source: Some("  ".into()),
             wordpress_source_sha256: Some("AB".repeat(32)),
+            ..Default::default()
         }
         .validate(false)
         .unwrap();
@@ -345,6 +395,46 @@ mod tests {
                 ..Default::default()
             }),
             "wordpress_source_sha256"
+        );
+    }
+
+    #[test]
+    fn update_sources() {
+        for (source, loopback, ok) in [
+            ("https://updates.example.org", false, true),
+            ("http://10.0.0.5:8080/wp-api", false, true),
+            ("http://127.0.0.1:9000", true, true),
+            ("http://127.0.0.1:9000", false, false),
+            ("http://169.254.169.254", true, false),
+            ("http://[fe80::1]/", true, false),
+            ("https://u:p@updates.example.org", true, false),
+            ("https://updates.example.org/?x=1", true, false),
+            ("ftp://updates.example.org", true, false),
+            ("dir:/srv/updates", true, false),
+            ("https://", true, false),
+        ] {
+            assert_eq!(
+                validate_update_source(source, loopback).is_ok(),
+                ok,
+                "{source}"
+            );
+        }
+        assert_eq!(
+            field(WordPressSettings {
+                wordpress_update_source: Some("file:///etc/passwd".into()),
+                ..Default::default()
+            }),
+            "wordpress_update_source"
+        );
+        let v = WordPressSettings {
+            wordpress_update_source: Some(" https://updates.example.org/ ".into()),
+            ..Default::default()
+        }
+        .validate(false)
+        .unwrap();
+        assert_eq!(
+            v.wordpress_update_source.as_deref(),
+            Some("https://updates.example.org")
         );
     }
 }

@@ -248,6 +248,7 @@ impl Bench {
             .put_wordpress(
                 &user.id,
                 WordPressSettings {
+                    wordpress_update_source: None,
                     wordpress_source: Some("dir:/usr/share/wordpress".into()),
                     wordpress_source_sha256: None,
                 },

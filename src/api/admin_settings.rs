@@ -54,6 +54,8 @@ struct WordPressBody {
     wordpress_source: Option<String>,
     #[serde(default)]
     wordpress_source_sha256: Option<String>,
+    #[serde(default)]
+    wordpress_update_source: Option<String>,
 }
 
 /// `PUT /_admin/settings/backups` body. Numbers may be JSON numbers or strings (the stored
@@ -170,6 +172,7 @@ async fn put_wordpress(
             WordPressSettings {
                 wordpress_source: body.wordpress_source,
                 wordpress_source_sha256: body.wordpress_source_sha256,
+                wordpress_update_source: body.wordpress_update_source,
             },
         )
         .await?;

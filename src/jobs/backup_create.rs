@@ -20,7 +20,7 @@ use crate::node_helper::backup::create::{BackupMeta, CreateSpec};
 use crate::node_helper::spec::CONTRACT_VERSION;
 use crate::sites::layout::EnvLayout;
 use crate::store::backups::{complete_backup, fetch_backup, set_backup_status, BackupRecord};
-use crate::store::environments::canonical_url;
+use crate::store::environments::{canonical_url, EnvironmentRecord};
 use crate::store::{JobRecord, StoreError};
 
 super::kinds::job_kind!(
@@ -180,12 +180,25 @@ async fn on_cancel(
 async fn extra_vars(cx: &VarsContext<'_>, job: &JobRecord) -> Result<ResolvedVars, VarsError> {
     let mut conn = cx.store.pool().acquire().await.map_err(StoreError::from)?;
     let backup = backup_of(&mut conn, job).await?;
-    let (site, env) = site_and_environment(&mut conn, job).await?;
-    let canonical = canonical_url(&mut conn, &env.id)
+    let (_site, env) = site_and_environment(&mut conn, job).await?;
+    let (spec, secrets) = create_spec(&mut conn, cx.secrets, &backup, &env).await?;
+    playbook_vars(backup.id, &spec, secrets)
+}
+
+/// The helper's [`CreateSpec`] for `backup` of `env` (without `php_dir`: the playbook or the
+/// node helper adds it) and the secret values in it (storage credentials, data key). Shared
+/// with `env_update`, whose pre-update backup is made by the same library call.
+pub async fn create_spec(
+    conn: &mut SqliteConnection,
+    secrets: &crate::secrets::Secrets,
+    backup: &BackupRecord,
+    env: &EnvironmentRecord,
+) -> Result<(CreateSpec, Vec<String>), VarsError> {
+    let canonical = canonical_url(conn, &env.id)
         .await?
         .unwrap_or_else(|| env.preview_url.clone());
-    let access = backup_access(&mut conn, cx.secrets, &backup).await?;
-    let layout = EnvLayout::new(&site.id, &env.id);
+    let access = backup_access(conn, secrets, backup).await?;
+    let layout = EnvLayout::new(&env.site_id, &env.id);
     let spec = CreateSpec {
         contract_version: CONTRACT_VERSION,
         backup: BackupMeta {
@@ -206,7 +219,7 @@ async fn extra_vars(cx: &VarsContext<'_>, job: &JobRecord) -> Result<ResolvedVar
         env_user: layout.env_user,
         php_dir: String::new(),
     };
-    playbook_vars(backup.id, &spec, access.secrets)
+    Ok((spec, access.secrets))
 }
 
 /// The variables of a backup playbook: `backup_id` and `node_spec` (the helper's spec), with

@@ -20,4 +20,5 @@ pub mod services;
 pub mod site_create;
 pub mod spec;
 pub mod switch;
+pub mod update;
 pub mod users;

@@ -443,6 +443,45 @@ async fn settings_page_saves_the_wordpress_source() {
     );
 }
 
+/// Issue 12: the update source is a field of the Settings page's WordPress form, validated
+/// as the API does.
+#[tokio::test]
+async fn settings_page_saves_the_update_source() {
+    let (app, c) = logged_in().await;
+    let html = page_text(&c, app.url("/settings")).await;
+    assert!(html.contains("name=\"wordpress_update_source\""), "{html}");
+    let forms = CsrfForms::new(&app, &c, &html);
+    let fields = |source: &'static str| {
+        [
+            ("wordpress_source", "dir:/usr/share/wordpress"),
+            ("wordpress_source_sha256", ""),
+            ("wordpress_update_source", source),
+        ]
+    };
+    let r = forms
+        .post("/settings/wordpress", &fields("http://169.254.169.254/"))
+        .await;
+    assert_eq!(r.status(), 400);
+    assert!(r.text().await.unwrap().contains("link-local"));
+    assert_eq!(app.setting("wordpress_update_source").await, None);
+    let r = forms
+        .post(
+            "/settings/wordpress",
+            &fields("https://updates.example.org"),
+        )
+        .await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(
+        app.setting("wordpress_update_source").await.as_deref(),
+        Some("https://updates.example.org")
+    );
+    let html = page_text(&c, app.url("/settings")).await;
+    assert!(
+        html.contains("value=\"https://updates.example.org\""),
+        "{html}"
+    );
+}
+
 /// The node page (issue 9): details, firewall state, the last failure with its code and
 /// message, and the provisioning history (only this node's `node_provision` jobs); linked from
 /// the nodes list.

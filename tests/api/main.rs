@@ -20,6 +20,7 @@ mod e2e_health;
 mod e2e_injection;
 mod e2e_isolation;
 mod e2e_sites;
+mod e2e_updates;
 mod errors;
 mod events;
 mod health_check;

@@ -198,3 +198,62 @@ async fn job_output_is_capped_with_a_note_and_streamed() {
     let job = app.store.get_job(&id).await.unwrap().unwrap();
     assert!(job.output_tail.unwrap().ends_with("the very last line\n"));
 }
+
+/// Issue 12: the update source (`wordpress_update_source`, the `wordpress` group) follows the
+/// same host rules; it is a base URL without credentials; empty is WordPress.org.
+#[tokio::test]
+async fn the_update_source_is_validated_like_a_source() {
+    let strict = app(false, None).await;
+    let put = |source: &'static str| {
+        strict.put_json(
+            "/_admin/settings/wordpress",
+            json!({ "wordpress_source": "dir:/usr/share/wordpress", "wordpress_update_source": source }),
+        )
+    };
+    for source in [
+        "http://169.254.169.254/",
+        "http://[fe80::1]/",
+        "http://127.0.0.1:8099",
+        "https://user:pw@updates.example.org",
+        "ftp://updates.example.org",
+        "dir:/srv/feed",
+    ] {
+        let body = assert_field_error(
+            put(source).await,
+            400,
+            "settings_invalid",
+            "wordpress_update_source",
+        )
+        .await;
+        assert!(
+            body["message"]
+                .as_str()
+                .unwrap()
+                .starts_with("wordpress_update_source: "),
+            "{body}"
+        );
+    }
+    assert_eq!(strict.setting("wordpress_update_source").await, None);
+    assert_eq!(put("https://updates.example.org/").await.status(), 200);
+    assert_eq!(
+        strict.setting("wordpress_update_source").await.as_deref(),
+        Some("https://updates.example.org")
+    );
+    let (_, settings) = strict.get_json("/_admin/settings").await;
+    assert!(
+        settings.to_string().contains("https://updates.example.org"),
+        "{settings}"
+    );
+    // Empty: back to WordPress.org.
+    assert_eq!(put("").await.status(), 200);
+    assert_eq!(strict.setting("wordpress_update_source").await, None);
+
+    let relaxed = app(true, None).await;
+    let r = relaxed
+        .put_json(
+            "/_admin/settings/wordpress",
+            json!({ "wordpress_update_source": "http://127.0.0.1:8099" }),
+        )
+        .await;
+    assert_eq!(r.status(), 200);
+}

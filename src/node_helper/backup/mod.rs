@@ -151,7 +151,7 @@ impl ClassifyName for serde_json::Error {
 /// Runs `work` on its own thread with its own small runtime entered (the S3 client is async and
 /// the multipart upload spawns its part uploads; the pipeline is blocking and drives it through
 /// the handle).
-fn on_runtime<R: Send + 'static>(
+pub fn on_runtime<R: Send + 'static>(
     work: impl FnOnce(&tokio::runtime::Handle) -> Result<R, BackupError> + Send + 'static,
 ) -> anyhow::Result<Result<R, BackupError>> {
     std::thread::spawn(move || {

@@ -23,6 +23,7 @@ use crate::ui::forms::{CsrfForm, FormState};
 pub struct WordPressForm {
     pub wordpress_source: String,
     pub wordpress_source_sha256: String,
+    pub wordpress_update_source: String,
 }
 
 /// `POST /settings/wordpress`.
@@ -34,6 +35,7 @@ pub async fn save_wordpress(
     let input = WordPressSettings {
         wordpress_source: Some(form.wordpress_source.clone()),
         wordpress_source_sha256: Some(form.wordpress_source_sha256.clone()),
+        wordpress_update_source: Some(form.wordpress_update_source.clone()),
     };
     let result = state
         .settings

@@ -65,6 +65,10 @@ pub(super) async fn page(
             .get("wordpress_source_sha256")
             .unwrap_or_default()
             .to_string(),
+        wordpress_update_source: view
+            .get("wordpress_update_source")
+            .unwrap_or_default()
+            .to_string(),
     });
     let page = SettingsPage {
         layout: Layout::new("Settings", "settings", session),

@@ -12,7 +12,7 @@
  * listings, and they are never printed.
  *
  * Exit codes: 0 success, 1 command failed, 2 usage error (unknown command, bad arguments, missing
- * environment variable).
+ * environment variable), 6 the update service or a package download could not be reached.
  *
  * Commands (provisioning.md §12; arguments are one JSON object):
  *
@@ -23,6 +23,16 @@
  *     install {"url","title","admin_user","admin_email"} {"installed": true, "already": bool, "version"}
  *     option-get {"name"}                                {"name", "value"}
  *     option-set {"name", "value"}                       {"name", "updated": bool}
+ *     update-check {"scope"?}                            {"core": {...}|null, "plugins": [...], "themes": [...]}
+ *     update {"scope"}                                   {"updated": {"core": [...], "plugins": [...], "themes": [...]}}
+ *
+ * `update-check` and `update` (scope: core, plugins, themes or all) are the only commands that
+ * reach the network: WordPress's own update checks (forced) and upgrader classes. With
+ * PRESSLUFT_UPDATE_SOURCE set (an http(s) base URL the node helper has checked), requests to
+ * api.wordpress.org, and only those, go to that base instead (same path and query); the package
+ * URLs come from its answers, and its host (and port) are allowed to WordPress's "safe" HTTP.
+ * When the update service or a package download fails they exit 6 (the helper's
+ * SOURCE_FETCH_FAILED).
  *
  * Commands that need WordPress load it from PRESSLUFT_WP_ROOT in the global scope (wp-config.php and
  * plugins set file-level variables that must be globals), with outbound HTTP blocked, wp_die()
@@ -36,11 +46,14 @@ const PRESSLUFT_BRIDGE_VERSION = '0.2.0';
 const EXIT_OK = 0;
 const EXIT_FAILED = 1;
 const EXIT_USAGE = 2;
+const EXIT_FETCH = 6;
 
 /** How a command needs WordPress: not at all, fully loaded, or loaded in installation mode. */
 const BRIDGE_WP_NONE = 'none';
 const BRIDGE_WP_LOADED = 'loaded';
 const BRIDGE_WP_INSTALLING = 'installing';
+/** Loaded, with outbound HTTP allowed (WordPress's update service) and file changes allowed. */
+const BRIDGE_WP_UPDATING = 'updating';
 
 const BRIDGE_JSON_FLAGS = JSON_UNESCAPED_SLASHES | JSON_UNESCAPED_UNICODE | JSON_INVALID_UTF8_SUBSTITUTE
     | JSON_PRESERVE_ZERO_FRACTION;
@@ -280,7 +293,19 @@ function bridge_prepare_wordpress(string $mode): string
     $_SERVER['REQUEST_METHOD'] ??= 'GET';
 
     bridge_preload_filter('wp_die_handler', 'bridge_wp_die_handler_name', 1);
-    bridge_preload_filter('pre_http_request', 'bridge_block_http', 3);
+    if ($mode === BRIDGE_WP_UPDATING) {
+        // wp-config.php disallows file changes unless this is defined first (update runs only).
+        define('DISALLOW_FILE_MODS', false);
+        define('FS_METHOD', 'direct');
+        // A release's modes (node_helper::releases): directories 0750, files 0640.
+        define('FS_CHMOD_DIR', 0750);
+        define('FS_CHMOD_FILE', 0640);
+        bridge_preload_filter('pre_http_request', 'bridge_update_source_http', 3);
+        bridge_preload_filter('http_request_host_is_external', 'bridge_update_source_external', 2);
+        bridge_preload_filter('http_allowed_safe_ports', 'bridge_update_source_ports', 2);
+    } else {
+        bridge_preload_filter('pre_http_request', 'bridge_block_http', 3);
+    }
     return $wpLoad;
 }
 
@@ -318,6 +343,102 @@ function bridge_block_http(mixed $response, mixed $parsedArgs, mixed $url): mixe
     return class_exists('WP_Error')
         ? new WP_Error('pressluft_bridge_offline', 'Outbound HTTP is disabled in the Pressluft bridge.')
         : $response;
+}
+
+/** The update source override (PRESSLUFT_UPDATE_SOURCE without a trailing slash), or null. */
+function bridge_update_source(): ?array
+{
+    $base = getenv('PRESSLUFT_UPDATE_SOURCE');
+    if ($base === false || $base === '') {
+        return null;
+    }
+    $parts = parse_url($base);
+    if ($parts === false || !in_array(strtolower($parts['scheme'] ?? ''), ['http', 'https'], true) || ($parts['host'] ?? '') === '') {
+        throw new BridgeError('PRESSLUFT_UPDATE_SOURCE is not an http(s) URL', EXIT_USAGE);
+    }
+    return ['base' => rtrim($base, '/'), 'host' => strtolower($parts['host']), 'port' => $parts['port'] ?? null];
+}
+
+/** Whether a URL is one of WordPress.org's update service (api.wordpress.org). */
+function bridge_is_update_service(string $url): bool
+{
+    return strtolower((string) parse_url($url, PHP_URL_HOST)) === 'api.wordpress.org';
+}
+
+/**
+ * `pre_http_request` filter of update runs: with an update source override, a request to
+ * api.wordpress.org is sent to the override instead (same path and query, same arguments);
+ * every other request goes out unchanged. Each update-service answer is recorded
+ * (bridge_update_service_log) so a failed check is reported, not taken for "no updates".
+ */
+function bridge_update_source_http(mixed $response, mixed $parsedArgs, mixed $url): mixed
+{
+    if ($response !== false || !is_string($url) || !bridge_is_update_service($url)) {
+        return $response;
+    }
+    $source = bridge_update_source();
+    $target = $url;
+    if ($source !== null) {
+        $path = (string) parse_url($url, PHP_URL_PATH);
+        $query = parse_url($url, PHP_URL_QUERY);
+        $target = $source['base'] . $path . ($query !== null && $query !== false ? "?$query" : '');
+    }
+    $args = is_array($parsedArgs) ? $parsedArgs : [];
+    // The override is not api.wordpress.org: this filter lets the inner request through.
+    $answer = $source !== null ? wp_remote_request($target, $args) : bridge_http_unfiltered($url, $args);
+    bridge_update_service_log((string) parse_url($url, PHP_URL_PATH), $answer);
+    return $answer;
+}
+
+/** A request to the real api.wordpress.org, past this bridge's filter (no override set). */
+function bridge_http_unfiltered(string $url, array $args): mixed
+{
+    remove_filter('pre_http_request', 'bridge_update_source_http', 10);
+    try {
+        return wp_remote_request($url, $args);
+    } finally {
+        add_filter('pre_http_request', 'bridge_update_source_http', 10, 3);
+    }
+}
+
+/**
+ * The last answer per update-service path (e.g. `/plugins/update-check/1.1/`): null when it was
+ * fine, else what went wrong. `$answer` given: records it.
+ *
+ * @return array<string, ?string>
+ */
+function bridge_update_service_log(?string $path = null, mixed $answer = null): array
+{
+    static $log = [];
+    if ($path !== null) {
+        $key = rtrim($path, '/');
+        if ($answer instanceof WP_Error) {
+            $log[$key] = $answer->get_error_message();
+        } elseif (is_array($answer) && (int) wp_remote_retrieve_response_code($answer) !== 200) {
+            $log[$key] = 'HTTP ' . wp_remote_retrieve_response_code($answer);
+        } else {
+            $log[$key] = null;
+        }
+    }
+    return $log;
+}
+
+/** `http_request_host_is_external` filter of update runs: the override's host counts as external. */
+function bridge_update_source_external(mixed $external, mixed $host): mixed
+{
+    $source = bridge_update_source();
+    return ($source !== null && is_string($host) && strtolower($host) === $source['host']) ? true : $external;
+}
+
+/** `http_allowed_safe_ports` filter of update runs: the override's port is allowed. */
+function bridge_update_source_ports(mixed $ports, mixed $host): mixed
+{
+    $source = bridge_update_source();
+    if ($source === null || $source['port'] === null || !is_array($ports) || !is_string($host) || strtolower($host) !== $source['host']) {
+        return $ports;
+    }
+    $ports[] = (int) $source['port'];
+    return $ports;
 }
 
 /**
@@ -594,6 +715,183 @@ function bridge_cmd_option_set(array $args): array
     return ['name' => $name, 'updated' => update_option($name, $args['value'])];
 }
 
+/** The `scope` argument: core, plugins, themes or all (default all when optional). */
+function bridge_update_scope(array $args, bool $required): array
+{
+    $scope = $args['scope'] ?? ($required ? null : 'all');
+    $scopes = ['core' => ['core'], 'plugins' => ['plugins'], 'themes' => ['themes'], 'all' => ['core', 'plugins', 'themes']];
+    if (!is_string($scope) || !isset($scopes[$scope])) {
+        throw new BridgeError('argument "scope" must be one of core, plugins, themes, all', EXIT_USAGE);
+    }
+    return $scopes[$scope];
+}
+
+/** Before WordPress loads for `update-check` / `update`: checks the arguments and the override. */
+function bridge_prepare_update_check(array $args): void
+{
+    bridge_update_scope($args, false);
+    bridge_update_source();
+}
+
+function bridge_prepare_update(array $args): void
+{
+    bridge_update_scope($args, true);
+    bridge_update_source();
+}
+
+/**
+ * Runs WordPress's own update checks for `$parts`, forced (the cached answers are deleted first),
+ * and fails (exit 6) when the update service did not answer.
+ */
+function bridge_check_updates(array $parts): void
+{
+    require_once ABSPATH . 'wp-admin/includes/plugin.php';
+    require_once ABSPATH . 'wp-admin/includes/update.php';
+    $checks = [
+        'core' => ['update_core', 'wp_version_check', '/core/version-check/1.7'],
+        'plugins' => ['update_plugins', 'wp_update_plugins', '/plugins/update-check/1.1'],
+        'themes' => ['update_themes', 'wp_update_themes', '/themes/update-check/1.1'],
+    ];
+    foreach ($parts as $part) {
+        [$transient, $check, $path] = $checks[$part];
+        delete_site_transient($transient);
+        $part === 'core' ? wp_version_check([], true) : $check();
+        $log = bridge_update_service_log();
+        if (!array_key_exists($path, $log)) {
+            throw new BridgeError("the update service was not asked for $part updates", EXIT_FETCH);
+        }
+        if ($log[$path] !== null) {
+            throw new BridgeError("the update service could not be reached for $part updates: {$log[$path]}", EXIT_FETCH);
+        }
+    }
+}
+
+/**
+ * The updates WordPress knows of (after bridge_check_updates) for `$parts`: the AvailableUpdates
+ * shape of src/node_helper/spec.rs, plus each update's package object for `update`.
+ */
+function bridge_available_updates(array $parts): array
+{
+    global $wp_version;
+    $out = ['core' => null, 'plugins' => [], 'themes' => []];
+    if (in_array('core', $parts, true)) {
+        $core = get_site_transient('update_core');
+        foreach ((is_object($core) && isset($core->updates) && is_array($core->updates)) ? $core->updates : [] as $offer) {
+            if (is_object($offer) && ($offer->response ?? '') === 'upgrade' && version_compare((string) $offer->current, $wp_version, '>')) {
+                $out['core'] = ['name' => 'WordPress', 'id' => 'core', 'current_version' => $wp_version,
+                    'new_version' => (string) $offer->current, 'offer' => $offer];
+                break;
+            }
+        }
+    }
+    if (in_array('plugins', $parts, true)) {
+        $installed = get_plugins();
+        $response = get_site_transient('update_plugins')->response ?? [];
+        foreach (is_array($response) ? $response : [] as $file => $offer) {
+            if (!isset($installed[$file]) || !is_object($offer)) {
+                continue;
+            }
+            $out['plugins'][] = ['name' => (string) $installed[$file]['Name'], 'id' => (string) $file,
+                'current_version' => (string) $installed[$file]['Version'], 'new_version' => (string) ($offer->new_version ?? '')];
+        }
+    }
+    if (in_array('themes', $parts, true)) {
+        $response = get_site_transient('update_themes')->response ?? [];
+        foreach (is_array($response) ? $response : [] as $stylesheet => $offer) {
+            $theme = wp_get_theme((string) $stylesheet);
+            if (!$theme->exists()) {
+                continue;
+            }
+            $out['themes'][] = ['name' => (string) $theme->get('Name'), 'id' => (string) $stylesheet,
+                'current_version' => (string) $theme->get('Version'), 'new_version' => (string) ($offer['new_version'] ?? '')];
+        }
+    }
+    return $out;
+}
+
+/** `update-check`: the available updates for the scope (default all), asked with a forced check. */
+function bridge_cmd_update_check(array $args): array
+{
+    $parts = bridge_update_scope($args, false);
+    bridge_check_updates($parts);
+    $available = bridge_available_updates($parts);
+    if ($available['core'] !== null) {
+        unset($available['core']['offer']);
+    }
+    return $available;
+}
+
+/** A failed upgrade's message, and whether it was a download (exit 6) or anything else. */
+function bridge_upgrade_failure(string $what, mixed $result, Automatic_Upgrader_Skin $skin): BridgeError
+{
+    $messages = [];
+    $fetch = false;
+    foreach (array_merge([$result], [$skin->result ?? null]) as $r) {
+        if ($r instanceof WP_Error) {
+            foreach ($r->get_error_codes() as $code) {
+                $fetch = $fetch || in_array($code, ['download_failed', 'http_request_failed', 'http_404', 'http_no_url'], true);
+                $data = $r->get_error_data($code);
+                $messages[] = $r->get_error_message($code) . (is_string($data) && $data !== '' ? " ($data)" : '');
+            }
+        }
+    }
+    foreach ($skin->get_upgrade_messages() as $m) {
+        $messages[] = is_string($m) ? $m : '';
+    }
+    $text = trim((string) preg_replace('/\s+/u', ' ', html_entity_decode(strip_tags(implode('; ', array_filter(array_unique($messages)))), ENT_QUOTES | ENT_HTML5, 'UTF-8')));
+    return new BridgeError("updating $what failed: " . ($text !== '' ? $text : 'no message'), $fetch ? EXIT_FETCH : EXIT_FAILED);
+}
+
+/**
+ * `update`: on the WordPress of PRESSLUFT_WP_ROOT (a new release, not yet live), WordPress's own
+ * upgrader classes for the scope's available updates, with a quiet skin and the `direct`
+ * filesystem: Core_Upgrader (then wp_upgrade() for the database), Plugin_Upgrader::bulk_upgrade,
+ * Theme_Upgrader::bulk_upgrade. Stops at the first failure.
+ */
+function bridge_cmd_update(array $args): array
+{
+    global $wp_version;
+    $parts = bridge_update_scope($args, true);
+    require_once ABSPATH . 'wp-admin/includes/admin.php';
+    require_once ABSPATH . 'wp-admin/includes/class-wp-upgrader.php';
+    // The upgrader's follow-ups (checks again, translations) are not part of this run.
+    remove_action('upgrader_process_complete', ['Language_Pack_Upgrader', 'async_upgrade'], 20);
+    remove_action('upgrader_process_complete', 'wp_version_check', 10);
+    remove_action('upgrader_process_complete', 'wp_update_plugins', 10);
+    remove_action('upgrader_process_complete', 'wp_update_themes', 10);
+
+    bridge_check_updates($parts);
+    $available = bridge_available_updates($parts);
+    $updated = ['core' => [], 'plugins' => [], 'themes' => []];
+
+    if ($available['core'] !== null) {
+        $skin = new Automatic_Upgrader_Skin();
+        $result = (new Core_Upgrader($skin))->upgrade($available['core']['offer']);
+        if (!is_string($result)) {
+            throw bridge_upgrade_failure('WordPress core', $result, $skin);
+        }
+        require_once ABSPATH . 'wp-admin/includes/upgrade.php';
+        wp_upgrade();
+        $updated['core'][] = ['id' => 'core', 'from' => $wp_version, 'to' => $result];
+    }
+    foreach (['plugins' => Plugin_Upgrader::class, 'themes' => Theme_Upgrader::class] as $part => $class) {
+        if ($available[$part] === []) {
+            continue;
+        }
+        $skin = new Automatic_Upgrader_Skin();
+        $ids = array_column($available[$part], 'id');
+        $results = (new $class($skin))->bulk_upgrade($ids);
+        foreach ($available[$part] as $item) {
+            $result = is_array($results) ? ($results[$item['id']] ?? null) : $results;
+            if ($result === null || $result === false || $result instanceof WP_Error) {
+                throw bridge_upgrade_failure($item['id'], $result, $skin);
+            }
+            $updated[$part][] = ['id' => $item['id'], 'from' => $item['current_version'], 'to' => $item['new_version']];
+        }
+    }
+    return ['updated' => $updated];
+}
+
 // ---------------------------------------------------------------------------------------------
 // Dispatcher
 // ---------------------------------------------------------------------------------------------
@@ -610,6 +908,8 @@ const BRIDGE_COMMANDS = [
     'install' => ['run' => 'bridge_cmd_install', 'wordpress' => BRIDGE_WP_INSTALLING, 'prepare' => 'bridge_prepare_install'],
     'option-get' => ['run' => 'bridge_cmd_option_get', 'wordpress' => BRIDGE_WP_LOADED, 'prepare' => 'bridge_prepare_option'],
     'option-set' => ['run' => 'bridge_cmd_option_set', 'wordpress' => BRIDGE_WP_LOADED, 'prepare' => 'bridge_prepare_option'],
+    'update-check' => ['run' => 'bridge_cmd_update_check', 'wordpress' => BRIDGE_WP_UPDATING, 'prepare' => 'bridge_prepare_update_check'],
+    'update' => ['run' => 'bridge_cmd_update', 'wordpress' => BRIDGE_WP_UPDATING, 'prepare' => 'bridge_prepare_update'],
 ];
 
 /**

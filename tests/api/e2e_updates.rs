@@ -1,0 +1,335 @@
+//! WordPress updates end to end on this machine (issue 12; called by the site flow of
+//! `e2e_sites.rs` on the live production environment): a local update feed
+//! (tests/e2e/update-feed.py) stands in for api.wordpress.org through the
+//! `wordpress_update_source` setting; the fixture plugin v1.0 is installed and activated, the
+//! node's `update-check` lists v1.1, and `env_update` (scope plugins) makes a new release with
+//! v1.1 live after the pre-update backup, keeping the old release as it was. Updating again
+//! with nothing new succeeds without a release.
+
+use std::io::{BufRead, BufReader};
+use std::os::unix::fs::PermissionsExt;
+use std::process::{Child, Command, Stdio};
+use std::time::SystemTime;
+
+use pressluft::sites::layout::EnvLayout;
+use pressluft::sites::Actor;
+use serde_json::{json, Value};
+
+use crate::helpers::{host, output_with_stdin, run, succeeded, visitor, TestApp};
+
+pub const FIXTURE: &str = "pressluft-fixture/pressluft-fixture.php";
+const FEED: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/e2e/update-feed.py");
+
+/// The local update feed: a directory of offered packages and the server (stopped on drop).
+pub struct UpdateFeed {
+    pub dir: tempfile::TempDir,
+    pub url: String,
+    server: Child,
+}
+
+impl UpdateFeed {
+    /// Builds the fixture zips and starts the feed on 127.0.0.1 (a free port).
+    pub fn start() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().to_str().unwrap().to_string();
+        run("python3", &[FEED, "fixtures", &root]);
+        let mut server = Command::new("python3")
+            .args([FEED, "serve", &root])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(server.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let port: u16 = line.trim().parse().expect("the feed printed its port");
+        UpdateFeed {
+            dir,
+            url: format!("http://127.0.0.1:{port}"),
+            server,
+        }
+    }
+
+    /// The fixture plugin's zip of `version` (1.0, 1.1 or 2.0, the broken one).
+    pub fn fixture_zip(&self, version: &str) -> std::path::PathBuf {
+        self.dir.path().join(format!("fixtures/{version}.zip"))
+    }
+
+    /// Offers the fixture plugin at `version` from now on.
+    pub fn offer(&self, version: &str) {
+        let d = self.dir.path().join("plugins/pressluft-fixture");
+        std::fs::create_dir_all(&d).unwrap();
+        std::fs::copy(self.fixture_zip(version), d.join(format!("{version}.zip"))).unwrap();
+    }
+}
+
+impl Drop for UpdateFeed {
+    fn drop(&mut self) {
+        let _ = self.server.kill();
+        let _ = self.server.wait();
+    }
+}
+
+/// Runs the PHP bridge as an environment's user.
+fn bridge(env_user: &str, wp_root: &str, args: &[&str]) -> Value {
+    let wp_root = format!("PRESSLUFT_WP_ROOT={wp_root}");
+    let mut argv = vec![
+        "-u",
+        env_user,
+        "--",
+        "env",
+        wp_root.as_str(),
+        "php",
+        "/usr/local/lib/pressluft/php/bridge.php",
+    ];
+    argv.extend_from_slice(args);
+    serde_json::from_str(run("runuser", &argv).trim()).unwrap()
+}
+
+/// Installs the fixture plugin `version` into the current release as the environment's user
+/// and activates it.
+pub fn install_fixture(feed: &UpdateFeed, layout: &EnvLayout, version: &str) {
+    // Readable by the environment's user (the feed's directory is root's).
+    let zip = format!("/tmp/pl-e2e-fixture-{}.zip", uuid::Uuid::new_v4().simple());
+    std::fs::copy(feed.fixture_zip(version), &zip).unwrap();
+    std::fs::set_permissions(&zip, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let plugins = format!("{}/current/wp-content/plugins", layout.env_root);
+    run(
+        "runuser",
+        &[
+            "-u",
+            &layout.env_user,
+            "--",
+            "unzip",
+            "-q",
+            "-o",
+            &zip,
+            "-d",
+            &plugins,
+        ],
+    );
+    std::fs::remove_file(&zip).unwrap();
+    let current = format!("{}/current", layout.env_root);
+    let active = bridge(
+        &layout.env_user,
+        &current,
+        &["option-get", r#"{"name":"active_plugins"}"#],
+    );
+    let mut plugins: Vec<Value> = active["value"].as_array().cloned().unwrap_or_default();
+    if !plugins.contains(&json!(FIXTURE)) {
+        plugins.push(json!(FIXTURE));
+    }
+    let set = json!({"name": "active_plugins", "value": plugins}).to_string();
+    bridge(&layout.env_user, &current, &["option-set", &set]);
+}
+
+/// Points WordPress's updates of every environment at `source` (the `wordpress` group is
+/// written whole: the WordPress source is kept).
+pub async fn set_update_source(app: &TestApp, source: &str) {
+    let wordpress_source = app.setting("wordpress_source").await;
+    let r = app
+        .put_json(
+            "/_admin/settings/wordpress",
+            json!({"wordpress_source": wordpress_source, "wordpress_update_source": source}),
+        )
+        .await;
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+}
+
+/// The release `current` points to.
+pub fn current_release(layout: &EnvLayout) -> String {
+    std::fs::read_link(format!("{}/current", layout.env_root))
+        .unwrap()
+        .to_string_lossy()
+        .trim_start_matches("releases/")
+        .to_string()
+}
+
+fn release_names(layout: &EnvLayout) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(format!("{}/releases", layout.env_root))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+fn plugin_version(layout: &EnvLayout, release: &str) -> String {
+    let php = std::fs::read_to_string(format!(
+        "{}/releases/{release}/wp-content/plugins/{FIXTURE}",
+        layout.env_root
+    ))
+    .unwrap();
+    php.lines()
+        .find_map(|l| l.trim().strip_prefix("* Version: "))
+        .unwrap()
+        .to_string()
+}
+
+fn modified(path: &str) -> SystemTime {
+    std::fs::metadata(path)
+        .unwrap_or_else(|e| panic!("{path}: {e}"))
+        .modified()
+        .unwrap()
+}
+
+/// The admin as the actor of a service call.
+pub async fn admin(app: &TestApp) -> Actor {
+    let (user_id, email): (String, String) =
+        sqlx::query_as("SELECT id, email FROM users WHERE email = ?")
+            .bind(crate::helpers::ADMIN_EMAIL)
+            .fetch_one(app.state.store.pool())
+            .await
+            .unwrap();
+    Actor { user_id, email }
+}
+
+/// Starts `env_update` through the deploy service and waits until it succeeded; returns the
+/// job's payload.
+async fn updated(app: &TestApp, env_id: &str, scope: &str) -> Value {
+    let job_id = app
+        .state
+        .deploys
+        .update(&admin(app).await, env_id, scope)
+        .await
+        .unwrap();
+    succeeded(app, &job_id).await;
+    let (payload,): (String,) = sqlx::query_as("SELECT payload_json FROM jobs WHERE id = ?")
+        .bind(&job_id)
+        .fetch_one(app.state.store.pool())
+        .await
+        .unwrap();
+    serde_json::from_str(&payload).unwrap()
+}
+
+/// Until the engine's `env_update` hooks record the new release (i12-engine), the test does
+/// what they do: a release row for `release`, made the environment's current one, so the next
+/// job's spec names the release that is live on the node.
+async fn record_release_unless_recorded(
+    app: &TestApp,
+    env_id: &str,
+    layout: &EnvLayout,
+    release: &str,
+) {
+    let path = format!("{}/releases/{release}", layout.env_root);
+    let (current_id, current_path): (String, String) = sqlx::query_as(
+        "SELECT r.id, r.path FROM environments e JOIN releases r ON r.id = e.current_release_id
+         WHERE e.id = ?",
+    )
+    .bind(env_id)
+    .fetch_one(app.state.store.pool())
+    .await
+    .unwrap();
+    if current_path.trim_end_matches('/') == path {
+        return;
+    }
+    let id = uuid::Uuid::new_v4().to_string();
+    let now = app.now();
+    app.exec(
+        "INSERT INTO releases (id, environment_id, source_type, source_ref, path, health_status,
+           job_id, created_at, updated_at)
+         SELECT ?, environment_id, source_type, source_ref, ?, 'unknown', NULL, ?, ?
+         FROM releases WHERE id = ?",
+        &[&id, &path, &now, &now, &current_id],
+    )
+    .await;
+    app.exec(
+        "UPDATE environments SET current_release_id = ?, state_version = state_version + 1,
+           updated_at = ? WHERE id = ?",
+        &[&id, &now, env_id],
+    )
+    .await;
+}
+
+pub async fn updates(app: &TestApp, site_id: &str, env_id: &str) {
+    let layout = EnvLayout::new(site_id, env_id);
+    let (_, env) = app.get_json(&format!("/api/environments/{env_id}")).await;
+    let preview = env["preview_url"].as_str().unwrap().to_string();
+    let feed = UpdateFeed::start();
+    install_fixture(&feed, &layout, "1.0");
+    set_update_source(app, &feed.url).await;
+    feed.offer("1.1");
+
+    // The node's update-check (one command, as the control plane runs it over SSH).
+    let spec = json!({
+        "contract_version": pressluft::node_helper::spec::CONTRACT_VERSION,
+        "environment_id": env_id,
+        "env_root": layout.env_root,
+        "env_user": layout.env_user,
+        "update_source": feed.url,
+        "allow_loopback_sources": true,
+        "php_dir": "/usr/local/lib/pressluft/php",
+    });
+    let mut check = Command::new(env!("CARGO_BIN_EXE_pressluft"));
+    check.args(["node", "update-check"]);
+    let out = output_with_stdin(check, spec.to_string().as_bytes());
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let available: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let plugin = available["plugins"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["id"] == FIXTURE)
+        .unwrap_or_else(|| panic!("the fixture's update is listed: {available}"));
+    assert_eq!(plugin["current_version"], "1.0", "{available}");
+    assert_eq!(plugin["new_version"], "1.1", "{available}");
+    assert_eq!(plugin["name"], "Pressluft Fixture", "{available}");
+    // Without loopback sources the node refuses the feed (exit 3, nothing asked).
+    let mut strict = spec.clone();
+    strict["allow_loopback_sources"] = json!(false);
+    let mut check = Command::new(env!("CARGO_BIN_EXE_pressluft"));
+    check.args(["node", "update-check"]);
+    let out = output_with_stdin(check, strict.to_string().as_bytes());
+    assert_eq!(out.status.code(), Some(3), "{out:?}");
+
+    // The update: a new release with v1.1, live; the old one untouched.
+    let before = current_release(&layout);
+    let payload = updated(app, env_id, "plugins").await;
+    let after = current_release(&layout);
+    assert_ne!(before, after, "a new release is live");
+    assert_eq!(plugin_version(&layout, &after), "1.1");
+    assert_eq!(
+        plugin_version(&layout, &before),
+        "1.0",
+        "the old release is kept as it was"
+    );
+    let r = visitor(&[host(&preview)])
+        .get(&preview)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "the site answers after the update");
+
+    // The pre-update backup was written first.
+    let backup_id = payload["pre_backup_id"].as_str().unwrap();
+    let dir = format!("/var/backups/pressluft/{site_id}/{env_id}/{backup_id}");
+    for artifact in ["db.sql.zst", "files.tar.zst", "manifest.json"] {
+        assert!(
+            std::path::Path::new(&format!("{dir}/{artifact}")).is_file(),
+            "{dir}/{artifact}"
+        );
+    }
+    let updated_file = format!(
+        "{}/releases/{after}/wp-content/plugins/{FIXTURE}",
+        layout.env_root
+    );
+    assert!(
+        modified(&format!("{dir}/manifest.json")) <= modified(&updated_file),
+        "the backup was complete before the release was updated"
+    );
+
+    record_release_unless_recorded(app, env_id, &layout, &after).await;
+
+    // Nothing new: success, no release.
+    let releases = release_names(&layout);
+    updated(app, env_id, "plugins").await;
+    assert_eq!(release_names(&layout), releases, "no new release directory");
+    assert_eq!(current_release(&layout), after);
+
+    set_update_source(app, "").await;
+}
