@@ -107,6 +107,9 @@ pub enum NodeCommand {
     /// the job variables as JSON on stdin, the checks as JSON on stdout (exit 0 whatever their
     /// outcome; exit 3: a precondition failed).
     HealthCheck,
+    /// On a node: an environment back on an earlier release, its database (and uploads)
+    /// restored from a backup when set; the spec as JSON on stdin, the result on stdout.
+    ReleaseRollback,
 }
 
 #[derive(Debug, Subcommand)]
@@ -189,6 +192,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Node(NodeCommand::HealthCheck) => {
             return crate::node_helper::health::run();
         }
+        Command::Node(NodeCommand::ReleaseRollback) => {
+            return crate::node_helper::rollback::run();
+        }
         _ => {}
     }
     let mode = match cli.command {
@@ -238,7 +244,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             | NodeCommand::BackupVerify
             | NodeCommand::BackupRead
             | NodeCommand::BackupDelete
-            | NodeCommand::HealthCheck,
+            | NodeCommand::HealthCheck
+            | NodeCommand::ReleaseRollback,
         ) => {
             unreachable!("handled above")
         }

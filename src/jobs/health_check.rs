@@ -61,7 +61,7 @@ pub struct HealthCheckPayload {
 
 /// The environment's own hosts: its preview host and the canonical URL's host (its primary
 /// domain, when it has one), without repeats.
-fn own_hosts(preview_url: &str, canonical: &str) -> Vec<String> {
+pub(crate) fn own_hosts(preview_url: &str, canonical: &str) -> Vec<String> {
     let mut hosts = vec![url_host(preview_url).to_ascii_lowercase()];
     let primary = url_host(canonical).to_ascii_lowercase();
     if !hosts.contains(&primary) {

@@ -18,6 +18,7 @@ pub mod create;
 pub mod delete;
 pub mod files_archive;
 pub mod meta;
+pub mod restore;
 pub mod storage;
 pub mod verify;
 
@@ -107,7 +108,7 @@ pub fn generate_data_key() -> String {
         .to_string()
 }
 
-fn read_spec<T: DeserializeOwned>() -> Result<T, BackupError> {
+pub(crate) fn read_spec<T: DeserializeOwned>() -> Result<T, BackupError> {
     let mut input = String::new();
     std::io::stdin()
         .read_to_string(&mut input)
@@ -151,7 +152,7 @@ impl ClassifyName for serde_json::Error {
 /// Runs `work` on its own thread with its own small runtime entered (the S3 client is async and
 /// the multipart upload spawns its part uploads; the pipeline is blocking and drives it through
 /// the handle).
-fn on_runtime<R: Send + 'static>(
+pub(crate) fn on_runtime<R: Send + 'static>(
     work: impl FnOnce(&tokio::runtime::Handle) -> Result<R, BackupError> + Send + 'static,
 ) -> anyhow::Result<Result<R, BackupError>> {
     std::thread::spawn(move || {
@@ -172,7 +173,7 @@ fn on_runtime<R: Send + 'static>(
 }
 
 /// Prints the JSON result, or the error line and exits with its code.
-fn finish<S: serde::Serialize>(outcome: Result<S, BackupError>) -> anyhow::Result<()> {
+pub(crate) fn finish<S: serde::Serialize>(outcome: Result<S, BackupError>) -> anyhow::Result<()> {
     match outcome {
         Ok(result) => {
             println!("{}", serde_json::to_string(&result)?);
