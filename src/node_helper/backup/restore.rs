@@ -392,13 +392,22 @@ fn repack_uploads(archive: impl Read, out: impl io::Write) -> Result<(), BackupE
             continue;
         };
         let kind = entry.header().entry_type();
+        if !matches!(
+            kind,
+            tar::EntryType::Directory | tar::EntryType::Regular | tar::EntryType::Continuous
+        ) {
+            return Err(BackupError::Failed(format!(
+                "refusing the archive entry {}: a {kind:?} entry (only files and directories \
+                 are restored)",
+                path.display()
+            )));
+        }
         let mode = entry.header().mode().map_err(bad)? & 0o777;
         let mtime = entry.header().mtime().unwrap_or(0);
         let mut header = tar::Header::new_gnu();
         header.set_mtime(mtime);
-        match kind {
-            tar::EntryType::Directory => {
-                header.set_entry_type(tar::EntryType::Directory);
+        if kind == tar::EntryType::Directory {
+            header.set_entry_type(tar::EntryType::Directory);
                 header.set_mode(mode | 0o700);
                 header.set_size(0);
                 builder
@@ -411,13 +420,7 @@ fn repack_uploads(archive: impl Read, out: impl io::Write) -> Result<(), BackupE
                 header.set_size(entry.size());
                 builder.append_data(&mut header, &rel, entry).map_err(bad)?;
             }
-            other => {
-                return Err(BackupError::Failed(format!(
-                    "refusing the archive entry {}: a {other:?} entry (only files and \
-                     directories are restored)",
-                    path.display()
-                )))
-            }
+            _ => unreachable!("refused above"),
         }
     }
     builder.into_inner().map_err(bad)?.flush().map_err(bad)?;
