@@ -408,19 +408,16 @@ fn repack_uploads(archive: impl Read, out: impl io::Write) -> Result<(), BackupE
         header.set_mtime(mtime);
         if kind == tar::EntryType::Directory {
             header.set_entry_type(tar::EntryType::Directory);
-                header.set_mode(mode | 0o700);
-                header.set_size(0);
-                builder
-                    .append_data(&mut header, &rel, io::empty())
-                    .map_err(bad)?;
-            }
-            tar::EntryType::Regular | tar::EntryType::Continuous => {
-                header.set_entry_type(tar::EntryType::Regular);
-                header.set_mode(mode | 0o600);
-                header.set_size(entry.size());
-                builder.append_data(&mut header, &rel, entry).map_err(bad)?;
-            }
-            _ => unreachable!("refused above"),
+            header.set_mode(mode | 0o700);
+            header.set_size(0);
+            builder
+                .append_data(&mut header, &rel, io::empty())
+                .map_err(bad)?;
+        } else {
+            header.set_entry_type(tar::EntryType::Regular);
+            header.set_mode(mode | 0o600);
+            header.set_size(entry.size());
+            builder.append_data(&mut header, &rel, entry).map_err(bad)?;
         }
     }
     builder.into_inner().map_err(bad)?.flush().map_err(bad)?;
