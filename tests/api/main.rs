@@ -18,6 +18,7 @@ mod e2e_clone_attacks;
 mod e2e_health;
 mod e2e_injection;
 mod e2e_isolation;
+mod e2e_rollback;
 mod e2e_sites;
 mod errors;
 mod events;
