@@ -20,7 +20,7 @@ use serde::Serialize;
 use tokio::runtime::Handle;
 
 use super::backup::{self, restore, BackupError, DB_ARTIFACT, FILES_ARTIFACT};
-use super::database::is_identifier;
+use super::database::{is_identifier, require_existing};
 use super::spec::ReleaseRollbackSpec;
 use super::switch::{go_live, WentLive};
 use super::{nofollow, services};
@@ -99,6 +99,7 @@ pub fn rollback(
                     "restore.database is not a valid database name".into(),
                 ));
             }
+            require_existing(&[r.database.as_str()]).map_err(|e| precondition(format!("{e:#}")))?;
             let verified = restore::open_verified(r, handle)?;
             verified.skipped_tables(&r.skip_tables)?;
             if !verified.has(DB_ARTIFACT) {

@@ -114,7 +114,10 @@ pub async fn rollback_restores_the_database(app: &TestApp, site_id: &str, env_id
     let web = visitor(&[host]);
     let r = web.get(format!("{url}/")).send().await.unwrap();
     assert_eq!(r.status(), 200, "{url} after the rollback");
-    assert!(!output.contains("AGE-SECRET-KEY"), "no data key in the output");
+    assert!(
+        !output.contains("AGE-SECRET-KEY"),
+        "no data key in the output"
+    );
 
     // A tampered backup: refused before anything changes.
     sql(&format!(
