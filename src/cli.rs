@@ -114,6 +114,9 @@ pub enum NodeCommand {
     /// On a node: the updates WordPress reports for an environment (spec as JSON on stdin,
     /// AvailableUpdates on stdout; exit 6: the update service could not be reached).
     UpdateCheck,
+    /// On a node: an environment back on an earlier release, its database (and uploads)
+    /// restored from a backup when set; the spec as JSON on stdin, the result on stdout.
+    ReleaseRollback,
 }
 
 #[derive(Debug, Subcommand)]
@@ -198,6 +201,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Node(NodeCommand::EnvUpdate) => return crate::node_helper::update::run(),
         Command::Node(NodeCommand::UpdateCheck) => return crate::node_helper::update::run_check(),
+        Command::Node(NodeCommand::ReleaseRollback) => {
+            return crate::node_helper::rollback::run();
+        }
         _ => {}
     }
     let mode = match cli.command {
@@ -249,7 +255,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             | NodeCommand::BackupDelete
             | NodeCommand::HealthCheck
             | NodeCommand::EnvUpdate
-            | NodeCommand::UpdateCheck,
+            | NodeCommand::UpdateCheck
+            | NodeCommand::ReleaseRollback,
         ) => {
             unreachable!("handled above")
         }

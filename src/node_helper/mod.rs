@@ -15,6 +15,7 @@ pub mod health;
 pub mod nofollow;
 pub mod process;
 pub mod releases;
+pub mod rollback;
 pub mod search_replace;
 pub mod services;
 pub mod site_create;

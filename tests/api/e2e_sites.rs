@@ -178,6 +178,7 @@ pub async fn sites_on_this_machine(app: &TestApp) {
     crate::e2e_backups::backups(app, &site_id, &prod_id).await;
     crate::e2e_backup_cleanup::expired_backups_are_deleted(app, &site_id, &prod_id).await;
     crate::e2e_updates::updates(app, &site_id, &prod_id).await;
+    crate::e2e_rollback::rollback_restores_the_database(app, &site_id, &prod_id).await;
 
     // A serialized option holding the production URL comes out rewritten in a new clone.
     let current = format!("{prod_root}/current");

@@ -19,6 +19,7 @@ mod e2e_clone_attacks;
 mod e2e_health;
 mod e2e_injection;
 mod e2e_isolation;
+mod e2e_rollback;
 mod e2e_sites;
 mod e2e_updates;
 mod errors;

@@ -18,6 +18,7 @@ pub mod create;
 pub mod delete;
 pub mod files_archive;
 pub mod meta;
+pub mod restore;
 pub mod storage;
 pub mod verify;
 
@@ -107,7 +108,7 @@ pub fn generate_data_key() -> String {
         .to_string()
 }
 
-fn read_spec<T: DeserializeOwned>() -> Result<T, BackupError> {
+pub(crate) fn read_spec<T: DeserializeOwned>() -> Result<T, BackupError> {
     let mut input = String::new();
     std::io::stdin()
         .read_to_string(&mut input)
@@ -172,7 +173,7 @@ pub fn on_runtime<R: Send + 'static>(
 }
 
 /// Prints the JSON result, or the error line and exits with its code.
-fn finish<S: serde::Serialize>(outcome: Result<S, BackupError>) -> anyhow::Result<()> {
+pub(crate) fn finish<S: serde::Serialize>(outcome: Result<S, BackupError>) -> anyhow::Result<()> {
     match outcome {
         Ok(result) => {
             println!("{}", serde_json::to_string(&result)?);

@@ -55,27 +55,42 @@ fn hashed(storage: &Storage, name: &str) -> Result<(u64, String), BackupError> {
 /// See the module doc.
 pub fn verify(spec: VerifySpec, handle: &Handle) -> Result<VerifyResult, BackupError> {
     let identity = spec.data_key.identity()?;
-    let expected = spec
-        .checksum
+    let storage = Storage::open(&spec.storage, handle)?;
+    let (_, artifacts) = verified_manifest(&storage, &spec.checksum, &identity)?;
+    Ok(VerifyResult {
+        status: "ok",
+        checksum: spec.checksum,
+        artifacts,
+    })
+}
+
+/// Checks the stored manifest against `checksum` and every artifact it lists against its entry;
+/// returns the manifest and what was checked (the manifest last). Shared by `backup-verify`
+/// and the restore library ([`super::restore`]), which verifies before it changes anything.
+pub fn verified_manifest(
+    storage: &Storage,
+    checksum: &str,
+    identity: &age::x25519::Identity,
+) -> Result<(Manifest, Vec<ArtifactInfo>), BackupError> {
+    let expected = checksum
         .strip_prefix("sha256:")
         .ok_or_else(|| BackupError::Spec("checksum must start with sha256:".into()))?
         .to_ascii_lowercase();
-    let storage = Storage::open(&spec.storage, handle)?;
-    let (manifest_size, manifest_sha) = hashed(&storage, MANIFEST)?;
+    let (manifest_size, manifest_sha) = hashed(storage, MANIFEST)?;
     if manifest_sha != expected {
         return Err(BackupError::Mismatch(format!(
             "artifact {MANIFEST}: sha256 {manifest_sha} differs from the recorded checksum"
         )));
     }
     let mut plain = Vec::new();
-    decoding(storage.reader(MANIFEST)?, &identity)?
+    decoding(storage.reader(MANIFEST)?, identity)?
         .read_to_end(&mut plain)
         .map_err(|e| BackupError::Failed(format!("{MANIFEST}: {e}")))?;
     let manifest: Manifest = serde_json::from_slice(&plain)
         .map_err(|e| BackupError::Failed(format!("{MANIFEST}: {e}")))?;
     let mut artifacts = Vec::new();
     for entry in &manifest.artifacts {
-        let (size, sha) = hashed(&storage, &entry.name)?;
+        let (size, sha) = hashed(storage, &entry.name)?;
         if sha != entry.sha256 || size != entry.size_bytes {
             return Err(BackupError::Mismatch(format!(
                 "artifact {}: sha256 {sha} ({size} bytes) differs from the manifest's {} ({} bytes)",
@@ -89,11 +104,7 @@ pub fn verify(spec: VerifySpec, handle: &Handle) -> Result<VerifyResult, BackupE
         size_bytes: manifest_size,
         sha256: manifest_sha,
     });
-    Ok(VerifyResult {
-        status: "ok",
-        checksum: spec.checksum,
-        artifacts,
-    })
+    Ok((manifest, artifacts))
 }
 
 /// Writes the plaintext of one artifact to `out` (its zstd stream when `compressed`).
