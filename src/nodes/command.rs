@@ -224,7 +224,10 @@ mod tests {
 
     #[test]
     fn failures_keep_the_code_only() {
-        assert!(matches!(failure(Some(255), "ssh: refused"), CommandError::Unreachable));
+        assert!(matches!(
+            failure(Some(255), "ssh: refused"),
+            CommandError::Unreachable
+        ));
         match failure(Some(4), "WP_CLI_ERROR: /var/www/secret exploded") {
             CommandError::Failed { helper_code, .. } => {
                 assert_eq!(helper_code.as_deref(), Some("WP_CLI_ERROR"))
