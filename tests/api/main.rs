@@ -11,6 +11,8 @@ mod backups_ui;
 mod browser;
 mod cli;
 mod dashboard;
+mod deploys_api;
+mod deploys_ui;
 mod e2e;
 mod e2e_backup_cleanup;
 mod e2e_backups;
