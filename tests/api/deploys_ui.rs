@@ -63,8 +63,13 @@ async fn the_deploy_form_posts_names_bad_fields_and_needs_csrf() {
     let r = forms.post(&path, &good).await;
     assert_eq!(r.status(), 303);
     let location = r.headers()["location"].to_str().unwrap().to_string();
-    let job = app.job(location.strip_prefix("/jobs/").unwrap()).await;
-    assert_eq!(job["job_type"], "env_deploy");
+    let job_id = location.strip_prefix("/jobs/").unwrap();
+    let (kind,): (String,) = sqlx::query_as("SELECT job_type FROM jobs WHERE id = ?")
+        .bind(job_id)
+        .fetch_one(app.store.pool())
+        .await
+        .unwrap();
+    assert_eq!(kind, "env_deploy");
 }
 
 #[tokio::test]

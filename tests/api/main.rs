@@ -12,6 +12,7 @@ mod browser;
 mod cli;
 mod dashboard;
 mod deploys_api;
+mod deploys_browser;
 mod deploys_ui;
 mod e2e;
 mod e2e_backup_cleanup;
