@@ -1,5 +1,5 @@
 //! The deploy flow in a real browser (`tests/browser/deploys.mjs`) against the server with the
-//! stand-in runner: the first deploy succeeds, the second fails with a non-retryable code (and, once the engine hooks
+//! stand-in runner (the test runs the queue as the browser works): the first deploy succeeds, the second fails with a non-retryable code (and, once the engine hooks
 //! run the health gate, the second health check fails). The same script runs against the real
 //! node with PRESSLUFT_WAIT_HEALTH=1 and real sources (see its header). Set
 //! PRESSLUFT_SKIP_BROWSER=1 to skip it on a machine without chromium.
@@ -63,23 +63,35 @@ async fn deploy_form_and_live_timeline_in_a_browser() {
             "PRESSLUFT_BROKEN_SOURCE",
             "https://git.example.test/acme/site.git#broken",
         )
+        .env("PRESSLUFT_DEPLOY_TIMEOUT_MS", "60000")
         .env_remove("PRESSLUFT_WAIT_HEALTH")
         .stdout(Stdio::piped())
         .spawn()
         .expect("node runs");
     let stdout = child.stdout.take().unwrap();
-    let transcript = tokio::task::spawn_blocking(move || {
+    let mut reader = tokio::task::spawn_blocking(move || {
         BufReader::new(stdout)
             .lines()
             .map_while(Result::ok)
             .collect::<Vec<_>>()
-    })
-    .await
-    .unwrap();
+    });
+    // Tests have no background worker: run the queue while the browser works.
+    let transcript = loop {
+        app.state.engine.run_until_idle("w").await.unwrap();
+        tokio::select! {
+            done = &mut reader => break done.unwrap(),
+            _ = tokio::time::sleep(std::time::Duration::from_millis(200)) => {}
+        }
+    };
     let status = child.wait().expect("node exits");
+    let jobs: Vec<(String, String, Option<String>)> =
+        sqlx::query_as("SELECT job_type, status, error_code FROM jobs ORDER BY created_at")
+            .fetch_all(app.store.pool())
+            .await
+            .unwrap();
     assert!(
         status.success() && transcript.iter().any(|l| l == "BROWSER_TEST_PASSED"),
-        "browser test failed:\n{}",
+        "browser test failed:\n{}\njobs: {jobs:?}",
         transcript.join("\n")
     );
 }

@@ -11,7 +11,7 @@
 // it shows a new `unhealthy` release, a rollback event, and the healthy release current again.
 import { base, launch, logIn, screenshot, step } from "./common.mjs";
 
-const TIMEOUT = 10 * 60 * 1000;
+const TIMEOUT = Number(process.env.PRESSLUFT_DEPLOY_TIMEOUT_MS || 10 * 60 * 1000);
 const envId = process.env.PRESSLUFT_ENVIRONMENT_ID;
 const sourceType = process.env.PRESSLUFT_SOURCE_TYPE || "git";
 const good = process.env.PRESSLUFT_GOOD_SOURCE;
