@@ -89,6 +89,11 @@ pub async fn deploy(
     PathId(id): PathId,
     AppJson(body): AppJson<DeployRequest>,
 ) -> Result<(StatusCode, Json<JobAccepted>), ApiError> {
+    // An unknown environment is 404 whatever the body says (the service checks the source
+    // first, so that nothing is looked up for a bad one).
+    if state.store.get_environment(&id).await?.is_none() {
+        return Err(ApiError::not_found("environment"));
+    }
     let input = DeployInput {
         source_type: body.source_type,
         source_ref: body.source_ref,
