@@ -35,3 +35,11 @@ document.addEventListener("input", function (event) {
     t.dataset.edited = t.value ? "1" : "";
   }
 });
+// 5. A button with data-copy="<element id>" copies that element's value (or text).
+document.addEventListener("click", function (event) {
+  var t = event.target;
+  var id = t.getAttribute && t.getAttribute("data-copy");
+  if (!id) { return; }
+  var el = document.getElementById(id);
+  if (el && navigator.clipboard) { navigator.clipboard.writeText(el.value || el.textContent); }
+});

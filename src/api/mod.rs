@@ -5,6 +5,7 @@ pub mod admin_settings;
 pub mod audit;
 mod auth;
 pub mod backups;
+pub mod deploys;
 mod events;
 pub mod jobs;
 mod metrics;
@@ -33,6 +34,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         nodes::router(),
         sites::router(),
         backups::router(),
+        deploys::router(),
         audit::router(),
         metrics::router(),
     ];

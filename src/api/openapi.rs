@@ -28,6 +28,7 @@ use crate::http::session::CurrentSession;
         (name = "nodes", description = "Managed servers"),
         (name = "sites", description = "Sites, environments and releases"),
         (name = "backups", description = "Backups of environments"),
+        (name = "deploys", description = "Deploys, updates, rollbacks and deploy keys"),
         (name = "audit", description = "Who did what"),
     )
 )]

@@ -152,6 +152,10 @@ pub struct Release {
     pub job_id: Option<String>,
     #[schema(format = "date-time")]
     pub created_at: String,
+    /// Moves with every change of `health_status` or `notes`.
+    pub state_version: i64,
+    #[schema(format = "date-time")]
+    pub updated_at: String,
 }
 
 impl From<ReleaseRecord> for Release {
@@ -166,6 +170,8 @@ impl From<ReleaseRecord> for Release {
             notes: r.notes,
             job_id: r.job_id,
             created_at: r.created_at,
+            state_version: r.state_version,
+            updated_at: r.updated_at,
         }
     }
 }

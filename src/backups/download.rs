@@ -1,23 +1,19 @@
 //! Download of one artifact of a completed backup (dashboard, session auth): the node reads it
 //! from its storage with `pressluft node backup-read` (`compressed`: decrypted, still zstd, so
-//! `zstd -d` opens it), run over SSH with the control plane's key like the Ansible runner's
-//! connections, the read spec (storage credentials, data key) on stdin only. Its stdout is the
+//! `zstd -d` opens it), run over SSH with the control plane's key ([`crate::nodes::command`]), the read spec (storage credentials, data key) on stdin only. Its stdout is the
 //! response body, read in bounded chunks. The node helper's stderr is never shown: a failure
 //! before the first byte is a `node_unreachable` error naming the helper's code only.
 //!
 //! Downloads are audited `backup_download` on the backup: `succeeded` when the first bytes
 //! arrive, `failed` when the node could not serve it, `rejected` when refused up front.
 
-use std::os::unix::fs::PermissionsExt;
-use std::process::Stdio;
-
 use crate::node_helper::backup::verify::ReadSpec;
 use crate::node_helper::spec::CONTRACT_VERSION;
 
 use axum::body::Bytes;
 use futures_util::{stream, Stream};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
-use tokio::process::{Child, ChildStdout, Command};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::process::{Child, ChildStdout};
 use uuid::Uuid;
 
 use super::storage::backup_access;
@@ -25,6 +21,7 @@ use super::Backups;
 use crate::config::Config;
 use crate::domain::BackupStatus;
 use crate::node_helper::backup::{DB_ARTIFACT, FILES_ARTIFACT};
+use crate::nodes::command::{read_bounded, ssh_command, KeyDir};
 use crate::secrets::Secrets;
 use crate::services::{AuditEntry, ServiceError};
 use crate::sites::Actor;
@@ -34,9 +31,6 @@ use crate::store::nodes::NodeRecord;
 
 /// The audit action of a download.
 pub const DOWNLOAD_ACTION: &str = "backup_download";
-
-/// The node helper's path on a provisioned node.
-const NODE_HELPER: &str = "/usr/local/bin/pressluft";
 
 /// Bytes read from the node per body chunk.
 const CHUNK: usize = 64 * 1024;
@@ -222,40 +216,8 @@ async fn open(
         tracing::warn!(error = %e, "backup download: {what}");
         format!("the download could not start ({what})")
     };
-    let runs = crate::jobs::ansible::runs_dir(&config.data_dir);
-    std::fs::create_dir_all(&runs).map_err(|e| internal("creating the run directory", &e))?;
-    let dir = tempfile::Builder::new()
-        .prefix("download-")
-        .tempdir_in(&runs)
-        .map_err(|e| internal("creating the run directory", &e))?;
-    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o700))
-        .map_err(|e| internal("restricting the run directory", &e))?;
-    let key_path = dir.path().join("id_ed25519");
-    write_key(secrets, &key_path).map_err(|e| internal("writing the SSH key", &e))?;
-    let helper = if plan.node.ssh_user == "root" {
-        format!("{NODE_HELPER} node backup-read")
-    } else {
-        format!("sudo -n {NODE_HELPER} node backup-read")
-    };
-    let mut child = Command::new("ssh")
-        .arg("-i")
-        .arg(&key_path)
-        .args(["-p", &plan.node.ssh_port.to_string()])
-        .args(["-o", "BatchMode=yes", "-o", "IdentitiesOnly=yes"])
-        .args(["-o", "StrictHostKeyChecking=accept-new"])
-        .arg("-o")
-        .arg(format!(
-            "UserKnownHostsFile={}",
-            config.data_dir.join("known_hosts").display()
-        ))
-        .args(["-o", "ConnectTimeout=10", "-o", "LogLevel=ERROR"])
-        .arg(format!("{}@{}", plan.node.ssh_user, plan.node.hostname))
-        .arg("--")
-        .arg(helper)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
+    let dir = KeyDir::new(config, secrets, "download-").map_err(|e| e.to_string())?;
+    let mut child = ssh_command(config, &dir.key_path(), &plan.node, "backup-read")
         .spawn()
         .map_err(|e| internal("starting ssh", &e))?;
     let mut stdin = child.stdin.take().expect("piped");
@@ -266,7 +228,9 @@ async fn open(
     drop(stdin);
     let mut stdout = child.stdout.take().expect("piped");
     let stderr = child.stderr.take().expect("piped");
-    let stderr = tokio::spawn(read_bounded(stderr));
+    let stderr = tokio::spawn(async move {
+        String::from_utf8_lossy(&read_bounded(stderr, 16 * 1024).await).into_owned()
+    });
     let mut first = vec![0u8; CHUNK];
     let n = stdout
         .read(&mut first)
@@ -292,21 +256,6 @@ async fn open(
     Ok(Box::pin(stream::unfold(state, Reading::next)))
 }
 
-/// The control plane's SSH private key, in a private file.
-fn write_key(secrets: &Secrets, path: &std::path::Path) -> Result<(), String> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let key = secrets.ssh_private_key().map_err(|e| e.to_string())?;
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)
-        .map_err(|e| e.to_string())?;
-    f.write_all(key.expose().as_bytes())
-        .map_err(|e| e.to_string())
-}
-
 /// The user-facing sentence of a failed read: the helper's code (its stderr's first word when
 /// it is one) or SSH's failure, nothing else of the output.
 fn node_failure(code: Option<i32>, stderr: &str) -> String {
@@ -323,24 +272,10 @@ fn node_failure(code: Option<i32>, stderr: &str) -> String {
     }
 }
 
-async fn read_bounded(mut r: impl AsyncRead + Unpin) -> String {
-    let mut buf = Vec::new();
-    let mut chunk = [0u8; 4096];
-    while let Ok(n) = r.read(&mut chunk).await {
-        if n == 0 {
-            break;
-        }
-        if buf.len() < 16 * 1024 {
-            buf.extend_from_slice(&chunk[..n]);
-        }
-    }
-    String::from_utf8_lossy(&buf).into_owned()
-}
-
 struct Reading {
     child: Child,
     stdout: ChildStdout,
-    _dir: tempfile::TempDir,
+    _dir: KeyDir,
     first: Option<Bytes>,
     done: bool,
 }

@@ -9,6 +9,7 @@
 
 pub mod deploy_key;
 pub mod source;
+pub mod updates;
 
 use crate::backups::Backups;
 use crate::clock::SharedClock;

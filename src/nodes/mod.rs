@@ -2,6 +2,7 @@
 //! Each action enqueues `node_provision` in the same transaction as the rows it creates and its
 //! audit row ([`crate::services::Mutations`]); input validation is in [`validate`].
 
+pub mod command;
 pub mod validate;
 
 use std::net::Ipv4Addr;

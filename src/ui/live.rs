@@ -316,6 +316,10 @@ async fn render(
                 )
                 .await?;
                 out.push(fragment("backups", &backups)?);
+                let timeline =
+                    super::deploys::views::Timeline::load(&state.store, &env, csrf_token.clone())
+                        .await?;
+                out.push(fragment("timeline", &timeline)?);
             }
         }
         View::Node(id, csrf_token) => {

@@ -8,6 +8,7 @@
 mod assets;
 mod audit;
 pub mod backups;
+pub mod deploys;
 mod errors;
 mod form_errors;
 pub mod forms;
@@ -43,6 +44,7 @@ pub fn router() -> Router<AppState> {
         nodes::router(),
         sites::router(),
         backups::router(),
+        deploys::router(),
         settings::router(),
         audit::router(),
         login::router(),

@@ -388,6 +388,7 @@ async fn every_protected_endpoint_requires_a_session() {
         }
         let concrete = path
             .replace("{id}", &id)
+            .replace("{release_id}", &id)
             .replace("{*path}", "app.css")
             .replace("{name}", "db.sql.zst");
         assert!(!concrete.contains('{'), "unknown parameter in {path}");

@@ -20,6 +20,8 @@ use crate::state::AppState;
 use crate::store::sites::SiteRecord;
 use crate::ui::backups::forms::BackupForm;
 use crate::ui::backups::pages::{section, BackupsSection};
+use crate::ui::deploys::forms::DeploysShown;
+use crate::ui::deploys::pages::DeploysSection;
 use crate::ui::forms::FormState;
 use crate::ui::render;
 use crate::ui::views::{JobRow, Layout};
@@ -176,8 +178,8 @@ struct EnvironmentPage {
     layout: Layout,
     env: EnvCard,
     site: SiteRecord,
-    releases: Vec<ReleaseRow>,
     backups: BackupsSection,
+    deploys: DeploysSection,
 }
 
 /// `GET /environments/{id}`.
@@ -204,6 +206,33 @@ pub(crate) async fn environment_page_with(
     form: BackupForm,
     shown: FormState,
 ) -> Result<Response, ApiError> {
+    environment_page_full(state, session, id, form, shown, DeploysShown::default()).await
+}
+
+/// The environment page, its Deploys forms showing `deploys`.
+pub(crate) async fn environment_page_with_deploys(
+    state: &AppState,
+    session: &CurrentSession,
+    id: &str,
+    deploys: DeploysShown,
+) -> Result<Response, ApiError> {
+    let form = BackupForm::default();
+    environment_page_full(state, session, id, form, FormState::default(), deploys).await
+}
+
+async fn environment_page_full(
+    state: &AppState,
+    session: &CurrentSession,
+    id: &str,
+    form: BackupForm,
+    shown: FormState,
+    deploys: DeploysShown,
+) -> Result<Response, ApiError> {
+    let status = if shown.status != axum::http::StatusCode::OK {
+        shown.status
+    } else {
+        deploys.status()
+    };
     let panel = EnvironmentPanel::load(&state.store, id)
         .await?
         .or_not_found("environment")?;
@@ -213,12 +242,13 @@ pub(crate) async fn environment_page_with(
         .await?
         .or_not_found("environment")?;
     let backups = section(state, session, &env, form, shown.errors, shown.notice).await?;
+    let deploys = crate::ui::deploys::pages::section(state, session, &env, deploys).await?;
     let page = EnvironmentPage {
         layout: Layout::new(&panel.env.name, "sites", session),
         env: panel.env,
         site: panel.site,
-        releases: panel.releases,
         backups,
+        deploys,
     };
-    Ok((shown.status, render(&page)).into_response())
+    Ok((status, render(&page)).into_response())
 }

@@ -158,13 +158,13 @@ pub struct EnvCards {
     pub releases: Vec<ReleaseRow>,
 }
 
-/// The environment page's live panel: header and releases.
+/// The environment page's live panel: its header (the releases are in the Deploys section's
+/// timeline, `ui::deploys`).
 #[derive(Template)]
 #[template(path = "partials/environment_panel.html")]
 pub struct EnvironmentPanel {
     pub env: EnvCard,
     pub site: SiteRecord,
-    pub releases: Vec<ReleaseRow>,
 }
 
 impl SiteRows {
@@ -221,16 +221,9 @@ impl EnvironmentPanel {
         let Some(pos) = cards.iter().position(|c| c.id == env.id) else {
             return Ok(None);
         };
-        let releases = store
-            .list_releases(&env.id)
-            .await?
-            .iter()
-            .map(|r| ReleaseRow::new(r, env.current_release_id.as_deref()))
-            .collect();
         Ok(Some(EnvironmentPanel {
             env: cards.swap_remove(pos),
             site,
-            releases,
         }))
     }
 }
