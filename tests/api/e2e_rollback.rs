@@ -4,8 +4,9 @@
 //! backup as `restore_backup_id` runs `release-rollback.yml` and the node helper: the job
 //! succeeds, the row is gone, `current` still points at a complete release and the site
 //! answers 200. With one byte of the stored dump flipped the job fails with
-//! `BACKUP_CHECKSUM_MISMATCH` and nothing changed. The job is enqueued directly (as the health
-//! gate's follow-up would be; the engine's hooks record its outcome).
+//! `BACKUP_CHECKSUM_MISMATCH` and nothing changed. The job is enqueued directly, without a
+//! parent: a manual rollback that restores a backup (the API's manual rollback never does; the
+//! update flow in `e2e_updates.rs` covers the automatic one), so its own health gate follows.
 
 use std::path::Path;
 
@@ -14,7 +15,7 @@ use pressluft::jobs::ReleaseRollbackPayload;
 use pressluft::services::accept::{JobRequest, Mutations};
 use serde_json::Value;
 
-use crate::helpers::{finished, run, succeeded, visitor, TestApp};
+use crate::helpers::{finished, gate_ended, run, succeeded, visitor, TestApp};
 
 const MARKER: &str = "pl_e2e_after_backup";
 
@@ -100,6 +101,9 @@ pub async fn rollback_restores_the_database(app: &TestApp, site_id: &str, env_id
     let job = enqueue_release_rollback(app, &env, &release, &created.backup_id).await;
     let (done, output) = finished(app, &job).await;
     assert_eq!(done["status"], "succeeded", "{done}\n{output}");
+    // Enqueued without a parent, it is a manual rollback: gated like a deploy.
+    let (gate, rolled_back) = gate_ended(app, &job).await;
+    assert!(rolled_back.is_none(), "{gate}");
     assert_eq!(marker_count(&db), "0", "the row is gone");
     let current = std::fs::read_link(format!("{env_root}/current")).unwrap();
     assert_eq!(current, current_before);

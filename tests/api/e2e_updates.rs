@@ -15,7 +15,7 @@ use pressluft::sites::layout::EnvLayout;
 use pressluft::sites::Actor;
 use serde_json::{json, Value};
 
-use crate::helpers::{host, output_with_stdin, run, succeeded, visitor, TestApp};
+use crate::helpers::{gate_ended, host, output_with_stdin, run, succeeded, visitor, TestApp};
 
 pub const FIXTURE: &str = "pressluft-fixture/pressluft-fixture.php";
 const FEED: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/e2e/update-feed.py");
@@ -186,8 +186,8 @@ pub async fn admin(app: &TestApp) -> Actor {
 }
 
 /// Starts `env_update` through the deploy service and waits until it succeeded; returns the
-/// job's payload.
-async fn updated(app: &TestApp, env_id: &str, scope: &str) -> Value {
+/// job's id and payload.
+async fn update(app: &TestApp, env_id: &str, scope: &str) -> (String, Value) {
     let job_id = app
         .state
         .deploys
@@ -200,46 +200,34 @@ async fn updated(app: &TestApp, env_id: &str, scope: &str) -> Value {
         .fetch_one(app.state.store.pool())
         .await
         .unwrap();
-    serde_json::from_str(&payload).unwrap()
+    (job_id, serde_json::from_str(&payload).unwrap())
 }
 
-/// Until the engine's `env_update` hooks record the new release (i12-engine), the test does
-/// what they do: a release row for `release`, made the environment's current one, so the next
-/// job's spec names the release that is live on the node.
-async fn record_release_unless_recorded(
-    app: &TestApp,
-    env_id: &str,
-    layout: &EnvLayout,
-    release: &str,
-) {
-    let path = format!("{}/releases/{release}", layout.env_root);
-    let (current_id, current_path): (String, String) = sqlx::query_as(
-        "SELECT r.id, r.path FROM environments e JOIN releases r ON r.id = e.current_release_id
-         WHERE e.id = ?",
+/// The option the broken fixture (v2.0) writes when it loads, before its fatal error.
+const V2_RAN: &str = "pressluft_fixture_v2_ran";
+
+fn v2_ran(db: &str) -> String {
+    run(
+        "mysql",
+        &[
+            "--batch",
+            "--skip-column-names",
+            "-e",
+            &format!("SELECT COUNT(*) FROM {db}.wp_options WHERE option_name = '{V2_RAN}'"),
+        ],
     )
-    .bind(env_id)
-    .fetch_one(app.state.store.pool())
-    .await
-    .unwrap();
-    if current_path.trim_end_matches('/') == path {
-        return;
-    }
-    let id = uuid::Uuid::new_v4().to_string();
-    let now = app.now();
-    app.exec(
-        "INSERT INTO releases (id, environment_id, source_type, source_ref, path, health_status,
-           job_id, created_at, updated_at)
-         SELECT ?, environment_id, source_type, source_ref, ?, 'unknown', NULL, ?, ?
-         FROM releases WHERE id = ?",
-        &[&id, &path, &now, &now, &current_id],
-    )
-    .await;
-    app.exec(
-        "UPDATE environments SET current_release_id = ?, state_version = state_version + 1,
-           updated_at = ? WHERE id = ?",
-        &[&id, &now, env_id],
-    )
-    .await;
+    .trim()
+    .to_string()
+}
+
+/// The audit row's result of the request that enqueued `job_id`.
+async fn audit_result(app: &TestApp, job_id: &str) -> String {
+    let (result,): (String,) = sqlx::query_as("SELECT result FROM audit_logs WHERE job_id = ?")
+        .bind(job_id)
+        .fetch_one(app.state.store.pool())
+        .await
+        .unwrap();
+    result
 }
 
 pub async fn updates(app: &TestApp, site_id: &str, env_id: &str) {
@@ -289,7 +277,9 @@ pub async fn updates(app: &TestApp, site_id: &str, env_id: &str) {
 
     // The update: a new release with v1.1, live; the old one untouched.
     let before = current_release(&layout);
-    let payload = updated(app, env_id, "plugins").await;
+    let (job_id, payload) = update(app, env_id, "plugins").await;
+    let (_, rollback) = gate_ended(app, &job_id).await;
+    assert!(rollback.is_none(), "the update passed its health gate");
     let after = current_release(&layout);
     assert_ne!(before, after, "a new release is live");
     assert_eq!(plugin_version(&layout, &after), "1.1");
@@ -323,13 +313,87 @@ pub async fn updates(app: &TestApp, site_id: &str, env_id: &str) {
         "the backup was complete before the release was updated"
     );
 
-    record_release_unless_recorded(app, env_id, &layout, &after).await;
+    // Recorded: the release is current and healthy, the pre-update backup completed before it.
+    let (_, releases) = app
+        .get_json(&format!("/api/environments/{env_id}/releases"))
+        .await;
+    let newest = &releases[0];
+    assert!(
+        newest["path"].as_str().unwrap().ends_with(&after),
+        "{releases}"
+    );
+    assert_eq!(newest["health_status"], "healthy", "{newest}");
+    assert!(
+        newest["notes"].as_str().unwrap().contains("updates: plugins"),
+        "{newest}"
+    );
+    let (_, env) = app.get_json(&format!("/api/environments/{env_id}")).await;
+    assert_eq!(env["current_release_id"], newest["id"]);
+    assert_eq!(env["status"], "active");
+    let (_, backup) = app.get_json(&format!("/api/backups/{backup_id}")).await;
+    assert_eq!(backup["status"], "completed", "{backup}");
+    assert!(
+        backup["completed_at"].as_str().unwrap() <= newest["created_at"].as_str().unwrap(),
+        "the pre-update backup completed before the release: {backup} {newest}"
+    );
+    assert_eq!(audit_result(app, &job_id).await, "succeeded");
 
-    // Nothing new: success, no release.
+    // Nothing new: success, no release, no gate.
     let releases = release_names(&layout);
-    updated(app, env_id, "plugins").await;
+    let (job_id, _) = update(app, env_id, "plugins").await;
     assert_eq!(release_names(&layout), releases, "no new release directory");
     assert_eq!(current_release(&layout), after);
+    let gates: i64 = app
+        .count(&format!("jobs WHERE parent_job_id = '{job_id}'"))
+        .await;
+    assert_eq!(gates, 0, "nothing to update: no health gate");
+
+    // An update that breaks the site: the newer package fatals on every page. The health gate
+    // fails and the rollback restores the previous release AND the database from the
+    // pre-update backup: the option the broken plugin wrote when it loaded is gone.
+    let db = layout.db_name.clone();
+    feed.offer("2.0");
+    let (job_id, payload) = update(app, env_id, "plugins").await;
+    let broken = current_release(&layout);
+    assert_eq!(plugin_version(&layout, &broken), "2.0");
+    let (gate, rollback) = gate_ended(app, &job_id).await;
+    let rollback = rollback.expect("the broken update is rolled back");
+    assert!(
+        gate["error_message"].as_str().unwrap().contains("http"),
+        "{gate}"
+    );
+    assert_eq!(current_release(&layout), after, "the previous release is live again");
+    assert_eq!(v2_ran(&db), "0", "the database came back from the pre-update backup");
+    let rollback_payload: Value = serde_json::from_str(
+        &sqlx::query_as::<_, (String,)>("SELECT payload_json FROM jobs WHERE id = ?")
+            .bind(rollback["id"].as_str().unwrap())
+            .fetch_one(app.state.store.pool())
+            .await
+            .unwrap()
+            .0,
+    )
+    .unwrap();
+    assert_eq!(rollback_payload["restore_backup_id"], payload["pre_backup_id"]);
+    let r = visitor(&[host(&preview)])
+        .get(&preview)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "the site answers with the previous release");
+    let (_, releases) = app
+        .get_json(&format!("/api/environments/{env_id}/releases"))
+        .await;
+    assert_eq!(releases[0]["health_status"], "unhealthy", "{releases}");
+    assert!(
+        releases[0]["notes"].as_str().unwrap().contains("rolled back"),
+        "{releases}"
+    );
+    let (_, env) = app.get_json(&format!("/api/environments/{env_id}")).await;
+    assert_eq!(env["status"], "active");
+    assert!(env["current_release_id"] != releases[0]["id"]);
+    assert_eq!(audit_result(app, &job_id).await, "failed", "rolled back");
+    // The broken plugin stays on disk only in the failed release (kept for inspection).
+    assert_eq!(plugin_version(&layout, &after), "1.1");
 
     set_update_source(app, "").await;
 }

@@ -588,3 +588,38 @@ pub fn visitor(hosts: &[&str]) -> reqwest::Client {
     }
     b.build().unwrap()
 }
+
+/// The follow-up job of `parent` (its `health_check` or `release_rollback`), once enqueued.
+pub async fn follow_up(app: &TestApp, parent: &str) -> String {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let id: Option<(String,)> = sqlx::query_as(
+            "SELECT id FROM jobs WHERE parent_job_id = ? ORDER BY created_at LIMIT 1",
+        )
+        .bind(parent)
+        .fetch_optional(app.state.store.pool())
+        .await
+        .unwrap();
+        if let Some((id,)) = id {
+            return id;
+        }
+        assert!(Instant::now() < deadline, "no follow-up of job {parent}");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+/// Waits until the gated job `job_id` and its follow-ups ended; returns (the gate's
+/// `health_check` job, the `release_rollback` that followed a failed gate, if any).
+pub async fn gate_ended(app: &TestApp, job_id: &str) -> (Value, Option<Value>) {
+    let job = succeeded(app, job_id).await;
+    let gate = follow_up(app, job["id"].as_str().unwrap()).await;
+    let (gate, output) = finished(app, &gate).await;
+    if gate["status"] == "succeeded" {
+        return (gate, None);
+    }
+    assert_eq!(gate["error_code"], "HEALTH_CHECK_FAILED", "{gate}\n{output}");
+    let rollback = follow_up(app, gate["id"].as_str().unwrap()).await;
+    let (rollback, output) = finished(app, &rollback).await;
+    assert_eq!(rollback["status"], "succeeded", "{rollback}\n{output}");
+    (gate, Some(rollback))
+}
