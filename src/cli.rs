@@ -107,6 +107,9 @@ pub enum NodeCommand {
     /// the job variables as JSON on stdin, the checks as JSON on stdout (exit 0 whatever their
     /// outcome; exit 3: a precondition failed).
     HealthCheck,
+    /// On a node: a new release from a git repository or an archive, made live
+    /// (`env_deploy`; the spec on stdin).
+    ReleaseDeploy,
 }
 
 #[derive(Debug, Subcommand)]
@@ -189,6 +192,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Node(NodeCommand::HealthCheck) => {
             return crate::node_helper::health::run();
         }
+        Command::Node(NodeCommand::ReleaseDeploy) => return crate::node_helper::deploy::run(),
         _ => {}
     }
     let mode = match cli.command {
@@ -238,7 +242,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             | NodeCommand::BackupVerify
             | NodeCommand::BackupRead
             | NodeCommand::BackupDelete
-            | NodeCommand::HealthCheck,
+            | NodeCommand::HealthCheck
+            | NodeCommand::ReleaseDeploy,
         ) => {
             unreachable!("handled above")
         }
