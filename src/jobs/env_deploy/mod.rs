@@ -12,7 +12,7 @@ use super::payload::{Attempts, Release};
 use crate::domain::ReleaseSourceType;
 use vars::extra_vars;
 
-super::kinds::job_kind!(EnvDeploy, "env-deploy.yml", [extra_vars]);
+super::kinds::job_kind!(EnvDeploy, "env-deploy.yml", [on_start, extra_vars]);
 
 /// The payload of `env_deploy` (jobs.md §11), built by [`crate::deploys::Deploys::deploy`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -44,4 +44,24 @@ impl Default for EnvDeployPayload {
             attempts: Attempts::default(),
         }
     }
+}
+
+// STAND-IN (i12-deploy, until the engine hooks of i12-engine land; the lead replaces it at
+// merge): fixes the run-stable release name and the previous release at the first start so
+// that `extra_vars` can build the node spec.
+async fn on_start(
+    conn: &mut sqlx::SqliteConnection,
+    job: &mut crate::store::JobRecord,
+    now: &str,
+) -> Result<(), crate::store::StoreError> {
+    let (_, env) = super::lifecycle::site_and_environment(conn, job).await?;
+    let id = job.id.clone();
+    super::payload::update(conn, job, |p: &mut EnvDeployPayload| {
+        super::lifecycle::fix_release_name(&mut p.release, now, &id);
+        if p.previous_release_id.is_none() {
+            p.previous_release_id = env.current_release_id.clone();
+        }
+    })
+    .await
+    .map(drop)
 }
