@@ -72,7 +72,11 @@ fn test_repo() -> TestRepo {
     }
 }
 
-fn fetch_git(url: &str, git_ref: Option<&str>, transport: GitTransport) -> (Result<String, DeployError>, tempfile::TempDir) {
+fn fetch_git(
+    url: &str,
+    git_ref: Option<&str>,
+    transport: GitTransport,
+) -> (Result<String, DeployError>, tempfile::TempDir) {
     let tmp = tempfile::tempdir().unwrap();
     let known = tmp.path().join("known_hosts");
     let result = git::fetch(
@@ -132,7 +136,10 @@ fn a_missing_ref_or_repository_is_a_source_fetch_failure() {
         }
     }
     let (result, _tmp) = fetch_git("file:///nonexistent/repo.git", None, GitTransport::File);
-    assert!(matches!(result, Err(DeployError::SourceFetch(_))), "{result:?}");
+    assert!(
+        matches!(result, Err(DeployError::SourceFetch(_))),
+        "{result:?}"
+    );
 }
 
 #[test]
@@ -141,7 +148,11 @@ fn repository_hooks_never_run() {
     let marker = repo.path.join("hook-ran");
     let hook = repo.path.join(".git/hooks/post-checkout");
     std::fs::write(&hook, format!("#!/bin/sh\ntouch {}\n", marker.display())).unwrap();
-    Command::new("chmod").args(["755"]).arg(&hook).status().unwrap();
+    Command::new("chmod")
+        .args(["755"])
+        .arg(&hook)
+        .status()
+        .unwrap();
     let url = format!("file://{}", repo.path.display());
     let (sha, _tmp) = fetch_git(&url, Some("main"), GitTransport::File);
     sha.unwrap();
@@ -281,7 +292,10 @@ fn hostile_archives_are_refused() {
     };
     let cases: Vec<(&str, Vec<u8>)> = vec![
         ("dotdot", gz(&raw_tar(&[file("site/../../x", b"x")]))),
-        ("absolute", gz(&raw_tar(&[file("/tmp/pressluft-absolute", b"x")]))),
+        (
+            "absolute",
+            gz(&raw_tar(&[file("/tmp/pressluft-absolute", b"x")])),
+        ),
         (
             "link out",
             gz(&raw_tar(&[Entry {
@@ -348,15 +362,30 @@ fn hostile_archives_are_refused() {
         zip.finish().unwrap();
     }
     let (result, _tmp) = unpack(&zip_bytes.into_inner());
-    assert!(matches!(result, Err(DeployError::ArchiveInvalid(_))), "{result:?}");
+    assert!(
+        matches!(result, Err(DeployError::ArchiveInvalid(_))),
+        "{result:?}"
+    );
 }
 
 #[test]
 fn links_inside_the_archive_are_kept() {
-    assert!(archive::link_stays_inside(Path::new("a/b/l"), Path::new("../c")));
-    assert!(archive::link_stays_inside(Path::new("a/l"), Path::new("../c")));
-    assert!(!archive::link_stays_inside(Path::new("l"), Path::new("../c")));
-    assert!(!archive::link_stays_inside(Path::new("a/l"), Path::new("/etc")));
+    assert!(archive::link_stays_inside(
+        Path::new("a/b/l"),
+        Path::new("../c")
+    ));
+    assert!(archive::link_stays_inside(
+        Path::new("a/l"),
+        Path::new("../c")
+    ));
+    assert!(!archive::link_stays_inside(
+        Path::new("l"),
+        Path::new("../c")
+    ));
+    assert!(!archive::link_stays_inside(
+        Path::new("a/l"),
+        Path::new("/etc")
+    ));
     let (root, _tmp) = unpack(&gz(&wp_content_tar()));
     let root = root.unwrap();
     assert_eq!(
@@ -382,8 +411,11 @@ fn full_trees_and_wp_content_sources_are_told_apart() {
 
     // A link named wp-includes does not make a full tree; nothing usable is ARCHIVE_INVALID.
     let neither = tempfile::tempdir().unwrap();
-    std::os::unix::fs::symlink(full.path().join("wp-includes"), neither.path().join("wp-includes"))
-        .unwrap();
+    std::os::unix::fs::symlink(
+        full.path().join("wp-includes"),
+        neither.path().join("wp-includes"),
+    )
+    .unwrap();
     std::fs::write(neither.path().join("README"), "hi").unwrap();
     match layout::prepare(neither.path()) {
         Err(DeployError::ArchiveInvalid(m)) => assert!(m.contains("wp-content"), "{m}"),

@@ -133,7 +133,14 @@ fn rand_suffix() -> String {
 }
 
 /// A job that succeeded made a new release current, and the site serves `marker`.
-async fn assert_live(app: &TestApp, job_id: &str, env_root: &str, before: &str, host: &str, marker: &str) {
+async fn assert_live(
+    app: &TestApp,
+    job_id: &str,
+    env_root: &str,
+    before: &str,
+    host: &str,
+    marker: &str,
+) {
     let (job, output) = finish(app, job_id).await;
     assert_eq!(job["status"], "succeeded", "{job}\n{output}");
     let now = current(env_root);
@@ -237,7 +244,9 @@ pub async fn deploys(app: &TestApp, site_id: &str, env_id: &str) {
         ("http.tar.gz", "PL-E2E-DEPLOY-HTTP-3"),
         ("node.tar.gz", "PL-E2E-DEPLOY-PATH-4"),
     ] {
-        let content = Path::new(REPOS).join(format!("content-{name}")).join("wp-content");
+        let content = Path::new(REPOS)
+            .join(format!("content-{name}"))
+            .join("wp-content");
         write_theme(&content, marker);
         std::fs::create_dir_all(&www).unwrap();
         run(
@@ -254,7 +263,13 @@ pub async fn deploys(app: &TestApp, site_id: &str, env_id: &str) {
     let port = free_port();
     let server = Server(
         Command::new("python3")
-            .args(["-m", "http.server", "--bind", "127.0.0.1", &port.to_string()])
+            .args([
+                "-m",
+                "http.server",
+                "--bind",
+                "127.0.0.1",
+                &port.to_string(),
+            ])
             .current_dir(&www)
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
@@ -292,7 +307,14 @@ pub async fn deploys(app: &TestApp, site_id: &str, env_id: &str) {
     // (4) a missing ref: SOURCE_FETCH_FAILED, nothing changed.
     let before = current(&env_root);
     let dirs = releases(&env_root);
-    let job = deploy(app, &actor, env_id, "git", &format!("{repo_url}#no-such-ref")).await;
+    let job = deploy(
+        app,
+        &actor,
+        env_id,
+        "git",
+        &format!("{repo_url}#no-such-ref"),
+    )
+    .await;
     let (job, output) = finish(app, &job).await;
     assert_eq!(job["status"], "failed", "{job}\n{output}");
     assert_eq!(job["error_code"], "SOURCE_FETCH_FAILED", "{job}");

@@ -32,11 +32,9 @@ pub(super) async fn extra_vars(
     job: &JobRecord,
 ) -> Result<ResolvedVars, VarsError> {
     let p: EnvDeployPayload = payload::read(job);
-    let release_name = p
-        .release
-        .release_name
-        .clone()
-        .ok_or(VarsError::Missing("the release name (fixed at the job's start)"))?;
+    let release_name = p.release.release_name.clone().ok_or(VarsError::Missing(
+        "the release name (fixed at the job's start)",
+    ))?;
     let mut conn = cx.store.pool().acquire().await.map_err(StoreError::from)?;
     let (site, env) = site_and_environment(&mut conn, job).await?;
     let current_id = env
@@ -72,12 +70,9 @@ pub(super) async fn extra_vars(
         }
         None => p.source_ref.clone(),
     };
-    let source = crate::deploys::source::parse(
-        p.source_type,
-        &source_ref,
-        cx.config.allow_loopback_sources,
-    )
-    .map_err(|_| VarsError::Missing("a valid source_ref"))?;
+    let source =
+        crate::deploys::source::parse(p.source_type, &source_ref, cx.config.allow_loopback_sources)
+            .map_err(|_| VarsError::Missing("a valid source_ref"))?;
     let git_ssh_key = if source.needs_deploy_key() {
         let key = deploy_key::private_key(cx.secrets, &site.id)?
             .ok_or(VarsError::Missing("the site's deploy key"))?;

@@ -73,15 +73,23 @@ pub fn fetch(repo: &Repo<'_>, dest: &Path, tmp: &Path) -> Result<String, DeployE
             let sha = git
                 .run(
                     dest,
-                    &["rev-parse", "--quiet", "--verify", "--end-of-options", &spec],
+                    &[
+                        "rev-parse",
+                        "--quiet",
+                        "--verify",
+                        "--end-of-options",
+                        &spec,
+                    ],
                     false,
                 )
                 .map_err(|_| {
-                    DeployError::SourceFetch(format!(
-                        "the ref {r} was not found in the repository"
-                    ))
+                    DeployError::SourceFetch(format!("the ref {r} was not found in the repository"))
                 })?;
-            git.run(dest, &["checkout", "--quiet", "--detach", sha.trim()], false)?;
+            git.run(
+                dest,
+                &["checkout", "--quiet", "--detach", sha.trim()],
+                false,
+            )?;
         }
         r => {
             let wanted = r.unwrap_or("HEAD");

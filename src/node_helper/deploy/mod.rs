@@ -293,12 +293,15 @@ pub fn apply(
         ));
     }
     let live = &spec.go_live;
-    let started = releases::start(&live.env_root, &spec.release_name, &live.env_user)
-        .map_err(failed)?;
+    let started =
+        releases::start(&live.env_root, &spec.release_name, &live.env_user).map_err(failed)?;
     let release_path = format!("{}/releases/{}", live.env_root, spec.release_name);
     if let Some(build) = started {
-        let built = build_release(spec, &fetched, &build.dir)
-            .and_then(|()| build.complete(&live.env_user, &spec.node.php_dir).map_err(failed));
+        let built = build_release(spec, &fetched, &build.dir).and_then(|()| {
+            build
+                .complete(&live.env_user, &spec.node.php_dir)
+                .map_err(failed)
+        });
         if let Err(e) = built {
             remove_release(&live.env_root, &spec.release_name);
             return Err(e);
