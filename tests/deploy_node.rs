@@ -422,3 +422,12 @@ fn full_trees_and_wp_content_sources_are_told_apart() {
         other => panic!("{other:?}"),
     }
 }
+
+#[test]
+fn a_lone_themes_directory_is_not_stripped() {
+    let tar = raw_tar(&[file("themes/t/style.css", b"/* t */")]);
+    let (root, tmp) = unpack(&gz(&tar));
+    let root = root.unwrap();
+    assert_eq!(root, tmp.path().join("src"));
+    assert_eq!(layout::prepare(&root).unwrap(), Layout::WpContent);
+}

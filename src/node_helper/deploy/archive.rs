@@ -59,7 +59,8 @@ pub fn unpack(mut file: File, into: &Path) -> Result<PathBuf, DeployError> {
     source_root(into)
 }
 
-/// `dir`, or its only entry when that is a directory (a single top directory is stripped).
+/// `dir`, or its only entry when that is a directory (a single top directory is stripped),
+/// unless that directory is one a `wp-content` source has at its root (`themes`, `plugins`…).
 pub fn source_root(dir: &Path) -> Result<PathBuf, DeployError> {
     let entries: Vec<_> = std::fs::read_dir(dir)
         .map_err(|e| invalid(format!("reading the unpacked archive: {e}")))?
@@ -67,7 +68,13 @@ pub fn source_root(dir: &Path) -> Result<PathBuf, DeployError> {
         .map_err(|e| invalid(format!("reading the unpacked archive: {e}")))?;
     match entries.as_slice() {
         [] => Err(invalid("the source is empty")),
-        [only] if only.file_type().is_ok_and(|t| t.is_dir()) => {
+        // `themes/` alone is a wp-content source, not a wrapper directory.
+        [only]
+            if only.file_type().is_ok_and(|t| t.is_dir())
+                && !super::layout::WP_CONTENT_DIRS
+                    .iter()
+                    .any(|d| only.file_name() == std::ffi::OsStr::new(d)) =>
+        {
             let root = only.path();
             if std::fs::read_dir(&root).map_or(true, |mut d| d.next().is_none()) {
                 return Err(invalid("the source is empty"));

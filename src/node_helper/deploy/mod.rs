@@ -182,7 +182,13 @@ pub fn fetch_source(
                 &dest,
                 tmp,
             )?;
-            (archive::source_root(&dest)?, sha)
+            // A repository's root is the source's root (never stripped).
+            if std::fs::read_dir(&dest).map_or(true, |mut d| d.next().is_none()) {
+                return Err(DeployError::ArchiveInvalid(
+                    "the repository is empty at that ref".into(),
+                ));
+            }
+            (dest, sha)
         }
         Source::Upload { location } => {
             let mut file = download(spec, *location)?;
