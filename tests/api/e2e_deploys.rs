@@ -327,19 +327,4 @@ pub async fn deploys(app: &TestApp, site_id: &str, env_id: &str) {
     assert!(body.contains("PL-E2E-DEPLOY-PATH-4"), "{body}");
 
     let _ = std::fs::remove_dir_all(REPOS);
-
-    // The page requests above started on-demand PHP-FPM workers as the environment's user;
-    // tests/e2e/remove-site.sh deletes that user before it reloads PHP-FPM, so let them idle
-    // out first (at most 30 s).
-    let user = format!("pl_{}", &env_id[..8]);
-    for _ in 0..30 {
-        let busy = Command::new("pgrep")
-            .args(["-u", &user])
-            .output()
-            .is_ok_and(|o| o.status.success());
-        if !busy {
-            break;
-        }
-        tokio::time::sleep(Duration::from_secs(1)).await;
-    }
 }
