@@ -117,6 +117,9 @@ pub enum NodeCommand {
     /// On a node: an environment back on an earlier release, its database (and uploads)
     /// restored from a backup when set; the spec as JSON on stdin, the result on stdout.
     ReleaseRollback,
+    /// On a node: a new release from a git repository or an archive, made live
+    /// (`env_deploy`; the spec on stdin).
+    ReleaseDeploy,
 }
 
 #[derive(Debug, Subcommand)]
@@ -204,6 +207,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Node(NodeCommand::ReleaseRollback) => {
             return crate::node_helper::rollback::run();
         }
+        Command::Node(NodeCommand::ReleaseDeploy) => return crate::node_helper::deploy::run(),
         _ => {}
     }
     let mode = match cli.command {
@@ -256,7 +260,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             | NodeCommand::HealthCheck
             | NodeCommand::EnvUpdate
             | NodeCommand::UpdateCheck
-            | NodeCommand::ReleaseRollback,
+            | NodeCommand::ReleaseRollback
+            | NodeCommand::ReleaseDeploy,
         ) => {
             unreachable!("handled above")
         }

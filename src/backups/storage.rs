@@ -94,6 +94,34 @@ pub async fn backup_access(
     })
 }
 
+/// The backup S3 storage's access without a backup (bucket and prefix empty; the node fills
+/// them from the `s3://bucket/key` it reads): for a deploy archive in the backup bucket or
+/// another one the same credentials reach. The secret key is among the returned secrets.
+pub async fn s3_source_access(
+    conn: &mut SqliteConnection,
+    secrets: &Secrets,
+) -> Result<BackupAccess, VarsError> {
+    let credentials: S3Credentials = secrets
+        .get(S3_CREDENTIALS_SECRET)?
+        .and_then(|s| serde_json::from_str(s.expose()).ok())
+        .ok_or(VarsError::Missing("the S3 credentials (backup settings)"))?;
+    let secret_values = vec![credentials.secret_access_key.clone()];
+    Ok(BackupAccess {
+        storage: StorageSpec::S3 {
+            bucket: String::new(),
+            prefix: String::new(),
+            endpoint: fetch_setting(conn, "backup_s3_endpoint").await?,
+            region: fetch_setting(conn, "backup_s3_region")
+                .await?
+                .unwrap_or_else(|| DEFAULT_S3_REGION.to_string()),
+            access_key_id: credentials.access_key_id,
+            secret_access_key: credentials.secret_access_key,
+        },
+        data_key: String::new(),
+        secrets: secret_values,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -51,7 +51,7 @@ fn from_directory(dir: &str, build: &OwnedFd, user: &str) -> anyhow::Result<()> 
 }
 
 /// The archive's host resolved on the node: every address must be allowed.
-fn check_resolved(source: &str, allow_loopback: bool) -> anyhow::Result<()> {
+pub fn check_resolved(source: &str, allow_loopback: bool) -> anyhow::Result<()> {
     let host = sources::url_host(source).context("the source URL has no host")?;
     let Ok(addresses) = (host.as_str(), 0).to_socket_addrs() else {
         return Ok(()); // an unknown host is the download's error to report
@@ -72,7 +72,7 @@ fn check_resolved(source: &str, allow_loopback: bool) -> anyhow::Result<()> {
 }
 
 /// The archive at `source`, downloaded into root's own temporary file and checked.
-fn download(source: &str, sha256: &str, allow_loopback: bool) -> anyhow::Result<File> {
+pub fn download(source: &str, sha256: &str, allow_loopback: bool) -> anyhow::Result<File> {
     check_resolved(source, allow_loopback)?;
     // Root's own temporary file (0600), outside the environment's tree.
     let mut archive = tempfile::tempfile_in("/var/tmp").context("creating the download file")?;

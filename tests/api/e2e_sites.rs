@@ -314,6 +314,8 @@ pub async fn sites_on_this_machine(app: &TestApp) {
         eprintln!("skipped tests/browser/backups.mjs: the backup jobs have no playbooks yet");
     }
 
+    crate::e2e_deploys::deploys(app, &site_id, &prod_id).await;
+
     // Leave the node as it was (there is no site deletion in the product yet).
     let remove = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/e2e/remove-site.sh");
     for (site, envs) in [

@@ -324,7 +324,10 @@ pub async fn updates(app: &TestApp, site_id: &str, env_id: &str) {
     );
     assert_eq!(newest["health_status"], "healthy", "{newest}");
     assert!(
-        newest["notes"].as_str().unwrap().contains("updates: plugins"),
+        newest["notes"]
+            .as_str()
+            .unwrap()
+            .contains("updates: plugins"),
         "{newest}"
     );
     let (_, env) = app.get_json(&format!("/api/environments/{env_id}")).await;
@@ -362,8 +365,16 @@ pub async fn updates(app: &TestApp, site_id: &str, env_id: &str) {
         gate["error_message"].as_str().unwrap().contains("http"),
         "{gate}"
     );
-    assert_eq!(current_release(&layout), after, "the previous release is live again");
-    assert_eq!(v2_ran(&db), "0", "the database came back from the pre-update backup");
+    assert_eq!(
+        current_release(&layout),
+        after,
+        "the previous release is live again"
+    );
+    assert_eq!(
+        v2_ran(&db),
+        "0",
+        "the database came back from the pre-update backup"
+    );
     let rollback_payload: Value = serde_json::from_str(
         &sqlx::query_as::<_, (String,)>("SELECT payload_json FROM jobs WHERE id = ?")
             .bind(rollback["id"].as_str().unwrap())
@@ -373,19 +384,29 @@ pub async fn updates(app: &TestApp, site_id: &str, env_id: &str) {
             .0,
     )
     .unwrap();
-    assert_eq!(rollback_payload["restore_backup_id"], payload["pre_backup_id"]);
+    assert_eq!(
+        rollback_payload["restore_backup_id"],
+        payload["pre_backup_id"]
+    );
     let r = visitor(&[host(&preview)])
         .get(&preview)
         .send()
         .await
         .unwrap();
-    assert_eq!(r.status(), 200, "the site answers with the previous release");
+    assert_eq!(
+        r.status(),
+        200,
+        "the site answers with the previous release"
+    );
     let (_, releases) = app
         .get_json(&format!("/api/environments/{env_id}/releases"))
         .await;
     assert_eq!(releases[0]["health_status"], "unhealthy", "{releases}");
     assert!(
-        releases[0]["notes"].as_str().unwrap().contains("rolled back"),
+        releases[0]["notes"]
+            .as_str()
+            .unwrap()
+            .contains("rolled back"),
         "{releases}"
     );
     let (_, env) = app.get_json(&format!("/api/environments/{env_id}")).await;

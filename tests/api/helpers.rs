@@ -617,7 +617,10 @@ pub async fn gate_ended(app: &TestApp, job_id: &str) -> (Value, Option<Value>) {
     if gate["status"] == "succeeded" {
         return (gate, None);
     }
-    assert_eq!(gate["error_code"], "HEALTH_CHECK_FAILED", "{gate}\n{output}");
+    assert_eq!(
+        gate["error_code"], "HEALTH_CHECK_FAILED",
+        "{gate}\n{output}"
+    );
     let rollback = follow_up(app, gate["id"].as_str().unwrap()).await;
     let (rollback, output) = finished(app, &rollback).await;
     assert_eq!(rollback["status"], "succeeded", "{rollback}\n{output}");
