@@ -5,20 +5,23 @@
 //! `allow_loopback_sources`) and from a node path; a missing ref failing with
 //! `SOURCE_FETCH_FAILED` with `current` and the release directories unchanged.
 //!
-//! Without the engine hooks (i12-engine) the release rows are not recorded here: the
-//! assertions are on the node (the `current` link, the release directories, HTTP) and on the
-//! job's outcome.
+//! Every deploy goes through `POST /api/environments/{id}/deploy` and its health gate: a good
+//! one ends with its release recorded, current and `healthy`; a theme whose `functions.php`
+//! fatals (HTTP 500) is marked `unhealthy` and rolled back automatically — the previous
+//! release is current and serves 200 again, and the release list (the timeline) shows both.
+//! The node side of a deploy killed mid-build is retried and converges: `current` is the
+//! recorded current release, and every release directory is a recorded release. Last, the
+//! dashboard's browser test deploys a good and a broken ref and watches the gate and the
+//! rollback appear live.
 
 use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use pressluft::deploys::DeployInput;
-use pressluft::sites::Actor;
-use serde_json::Value;
+use serde_json::{json, Value};
 
 use crate::e2e::AuthorizedKey;
-use crate::helpers::{run, wait_for_job, TestApp};
+use crate::helpers::{finished, follow_up, gate_ended, post_job, run, wait_for_job, TestApp};
 
 const REPOS: &str = "/var/tmp/pressluft-e2e-repos";
 const THEME: &str = "pl-e2e-theme";
@@ -76,19 +79,23 @@ async fn finish(app: &TestApp, job_id: &str) -> (Value, String) {
     }
 }
 
-async fn deploy(app: &TestApp, actor: &Actor, env_id: &str, kind: &str, source: &str) -> String {
-    app.state
-        .deploys
-        .deploy(
-            actor,
-            env_id,
-            DeployInput {
-                source_type: kind.into(),
-                source_ref: source.into(),
-            },
-        )
-        .await
-        .unwrap_or_else(|e| panic!("deploy {source}: {e:?}"))
+/// `POST /api/environments/{id}/deploy`; the job's id.
+async fn deploy(app: &TestApp, env_id: &str, kind: &str, source: &str) -> String {
+    post_job(
+        app,
+        &format!("/api/environments/{env_id}/deploy"),
+        json!({"source_type": kind, "source_ref": source}),
+    )
+    .await
+}
+
+/// The environment's releases as the API lists them (newest first).
+async fn recorded(app: &TestApp, env_id: &str) -> Vec<Value> {
+    let (status, list) = app
+        .get_json(&format!("/api/environments/{env_id}/releases"))
+        .await;
+    assert_eq!(status, 200, "{list}");
+    list.as_array().unwrap().clone()
 }
 
 fn current(env_root: &str) -> String {
@@ -141,8 +148,8 @@ async fn assert_live(
     host: &str,
     marker: &str,
 ) {
-    let (job, output) = finish(app, job_id).await;
-    assert_eq!(job["status"], "succeeded", "{job}\n{output}");
+    let (gate, rollback) = gate_ended(app, job_id).await;
+    assert!(rollback.is_none(), "the deploy passed its gate: {gate}");
     let now = current(env_root);
     assert_ne!(now, before, "current moved");
     assert!(now.starts_with("releases/"), "{now}");
@@ -158,6 +165,19 @@ async fn assert_live(
     let (code, body) = page(host);
     assert_eq!(code, "200", "{body}");
     assert!(body.contains(marker), "{marker} served: {body}");
+    // Recorded: the newest release is this job's, current and healthy.
+    let env_id = env_root.rsplit('/').next().unwrap();
+    let list = recorded(app, env_id).await;
+    let newest = &list[0];
+    assert_eq!(newest["job_id"], job_id, "{newest}");
+    assert_eq!(newest["health_status"], "healthy", "{newest}");
+    assert_eq!(
+        format!("{env_root}/{now}"),
+        newest["path"].as_str().unwrap()
+    );
+    let (_, env) = app.get_json(&format!("/api/environments/{env_id}")).await;
+    assert_eq!(env["current_release_id"], newest["id"]);
+    assert_eq!(env["status"], "active");
 }
 
 /// An unused TCP port on 127.0.0.1.
@@ -183,14 +203,6 @@ pub async fn deploys(app: &TestApp, site_id: &str, env_id: &str) {
     let (_, env) = app.get_json(&format!("/api/environments/{env_id}")).await;
     let preview = env["preview_url"].as_str().unwrap();
     let host = pressluft::sites::layout::url_host(preview).to_string();
-    let (user_id,): (String,) = sqlx::query_as("SELECT id FROM users LIMIT 1")
-        .fetch_one(app.store.pool())
-        .await
-        .unwrap();
-    let actor = Actor {
-        user_id,
-        email: crate::helpers::ADMIN_EMAIL.into(),
-    };
 
     // A repository owned by root, as an operator's.
     let _ = std::fs::remove_dir_all(REPOS);
@@ -218,7 +230,7 @@ pub async fn deploys(app: &TestApp, site_id: &str, env_id: &str) {
 
     // (1) git over file://, a branch.
     let before = current(&env_root);
-    let job = deploy(app, &actor, env_id, "git", &format!("{repo_url}#main")).await;
+    let job = deploy(app, env_id, "git", &format!("{repo_url}#main")).await;
     assert_live(app, &job, &env_root, &before, &host, "PL-E2E-DEPLOY-GIT-1").await;
 
     // (2) git over SSH with the site's deploy key, root's repository on this machine.
@@ -229,7 +241,6 @@ pub async fn deploys(app: &TestApp, site_id: &str, env_id: &str) {
     let before = current(&env_root);
     let job = deploy(
         app,
-        &actor,
         env_id,
         "git",
         &format!("ssh://root@127.0.0.1{}#main", repo.display()),
@@ -285,7 +296,6 @@ pub async fn deploys(app: &TestApp, site_id: &str, env_id: &str) {
     let before = current(&env_root);
     let job = deploy(
         app,
-        &actor,
         env_id,
         "upload",
         &format!("http://127.0.0.1:{port}/http.tar.gz"),
@@ -296,7 +306,6 @@ pub async fn deploys(app: &TestApp, site_id: &str, env_id: &str) {
     let before = current(&env_root);
     let job = deploy(
         app,
-        &actor,
         env_id,
         "upload",
         www.join("node.tar.gz").to_str().unwrap(),
@@ -307,14 +316,7 @@ pub async fn deploys(app: &TestApp, site_id: &str, env_id: &str) {
     // (4) a missing ref: SOURCE_FETCH_FAILED, nothing changed.
     let before = current(&env_root);
     let dirs = releases(&env_root);
-    let job = deploy(
-        app,
-        &actor,
-        env_id,
-        "git",
-        &format!("{repo_url}#no-such-ref"),
-    )
-    .await;
+    let job = deploy(app, env_id, "git", &format!("{repo_url}#no-such-ref")).await;
     let (job, output) = finish(app, &job).await;
     assert_eq!(job["status"], "failed", "{job}\n{output}");
     assert_eq!(job["error_code"], "SOURCE_FETCH_FAILED", "{job}");
@@ -325,6 +327,155 @@ pub async fn deploys(app: &TestApp, site_id: &str, env_id: &str) {
     let (code, body) = page(&host);
     assert_eq!(code, "200");
     assert!(body.contains("PL-E2E-DEPLOY-PATH-4"), "{body}");
+    let (_, env) = app.get_json(&format!("/api/environments/{env_id}")).await;
+    assert_eq!(
+        env["status"], "active",
+        "a pre-mutation failure changes nothing"
+    );
+
+    // (5) a theme whose functions.php fatals: unhealthy, rolled back automatically.
+    let healthy_before = recorded(app, env_id).await[0].clone();
+    let before = current(&env_root);
+    git(&repo, &["checkout", "--quiet", "-b", "broken"]);
+    std::fs::write(
+        repo.join("themes").join(THEME).join("functions.php"),
+        "<?php\npressluft_e2e_undefined_function();\n",
+    )
+    .unwrap();
+    git(&repo, &["add", "."]);
+    git(&repo, &["commit", "--quiet", "-m", "broken"]);
+    git(&repo, &["checkout", "--quiet", "main"]);
+    let job = deploy(app, env_id, "git", &format!("{repo_url}#broken")).await;
+    let (gate, rollback) = gate_ended(app, &job).await;
+    let rollback = rollback.expect("the broken theme is rolled back");
+    assert!(
+        gate["error_message"].as_str().unwrap().contains("500"),
+        "{gate}"
+    );
+    assert_eq!(
+        current(&env_root),
+        before,
+        "current points at the previous release"
+    );
+    let (code, body) = page(&host);
+    assert_eq!(code, "200", "the previous release serves again: {body}");
+    assert!(body.contains("PL-E2E-DEPLOY-PATH-4"), "{body}");
+    let list = recorded(app, env_id).await;
+    assert_eq!(list[0]["job_id"], job, "{list:?}");
+    assert_eq!(list[0]["health_status"], "unhealthy");
+    assert!(
+        list[0]["notes"].as_str().unwrap().contains("rolled back"),
+        "{}",
+        list[0]
+    );
+    assert_eq!(list[1]["id"], healthy_before["id"]);
+    assert_eq!(list[1]["health_status"], "healthy");
+    let (_, env) = app.get_json(&format!("/api/environments/{env_id}")).await;
+    assert_eq!(env["current_release_id"], healthy_before["id"]);
+    assert_eq!(env["status"], "active");
+    let (_, rollback_job) = app
+        .get_json(&format!("/api/jobs/{}", rollback["id"].as_str().unwrap()))
+        .await;
+    assert_eq!(rollback_job["parent_job_id"], gate["id"]);
+
+    // (6) the node side killed mid-deploy: retried, converged.
+    killed_mid_deploy_converges(app, env_id, &env_root, &format!("{repo_url}#main")).await;
+
+    // (7) the dashboard: deploy a good and a broken ref, watch the gate and the rollback.
+    crate::e2e::browser_script(
+        app,
+        "deploys.mjs",
+        &[
+            ("PRESSLUFT_ENVIRONMENT_ID", env_id),
+            ("PRESSLUFT_GOOD_SOURCE", &format!("{repo_url}#main")),
+            ("PRESSLUFT_BROKEN_SOURCE", &format!("{repo_url}#broken")),
+            ("PRESSLUFT_WAIT_HEALTH", "1"),
+        ],
+    )
+    .await;
 
     let _ = std::fs::remove_dir_all(REPOS);
+}
+
+/// The pid of a running `pressluft node release-deploy`, if any.
+fn release_deploy_pid() -> Option<i32> {
+    std::fs::read_dir("/proc").ok()?.flatten().find_map(|e| {
+        let pid: i32 = e.file_name().to_str()?.parse().ok()?;
+        let cmdline = std::fs::read(e.path().join("cmdline")).ok()?;
+        let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
+        (args.len() >= 3 && args[1] == b"node" && args[2] == b"release-deploy").then_some(pid)
+    })
+}
+
+/// A deploy whose node helper is killed while it builds the release (as a crash of the node
+/// or of the connection would): the attempt fails, the retry converges — `current` points at
+/// the release the control plane records as current, no half-built release is left, and
+/// every release directory is a recorded release.
+async fn killed_mid_deploy_converges(app: &TestApp, env_id: &str, env_root: &str, source: &str) {
+    let job = deploy(app, env_id, "git", source).await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    let pid = loop {
+        if let Some(pid) = release_deploy_pid() {
+            break pid;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the deploy never started"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    };
+    // Killed once the release is being built, or as soon as seen if the build is not reached.
+    let building = std::time::Instant::now() + Duration::from_secs(5);
+    while std::time::Instant::now() < building
+        && !releases(env_root).iter().any(|r| r.ends_with(".build"))
+    {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // SAFETY: kill(2) with a pid read from /proc; no memory is involved.
+    unsafe { libc::kill(pid, libc::SIGKILL) };
+    let first = wait_for_job(app, &job, Duration::from_secs(300)).await;
+    assert_eq!(
+        first["status"], "queued",
+        "the killed attempt is retried: {first}"
+    );
+    assert!(!first["error_code"].is_null(), "{first}");
+    let (done, output) = finish(app, &job).await;
+    assert_eq!(done["status"], "succeeded", "{done}\n{output}");
+    assert_eq!(done["attempt_count"], 2, "{done}");
+    let gate = follow_up(app, &job).await;
+    let (gate, output) = finished(app, &gate).await;
+    assert_eq!(gate["status"], "succeeded", "{gate}\n{output}");
+    let (_, env) = app.get_json(&format!("/api/environments/{env_id}")).await;
+    assert_eq!(env["status"], "active");
+    let list = recorded(app, env_id).await;
+    let current_row = list
+        .iter()
+        .find(|r| r["id"] == env["current_release_id"])
+        .unwrap();
+    assert_eq!(
+        current_row["job_id"],
+        job.as_str(),
+        "one release for the retried job"
+    );
+    assert_eq!(
+        list.iter().filter(|r| r["job_id"] == job.as_str()).count(),
+        1,
+        "{list:?}"
+    );
+    assert_eq!(
+        format!("{env_root}/{}", current(env_root)),
+        current_row["path"].as_str().unwrap(),
+        "current is the recorded current release"
+    );
+    let recorded_paths: Vec<&str> = list.iter().filter_map(|r| r["path"].as_str()).collect();
+    for dir in releases(env_root) {
+        assert!(
+            !dir.ends_with(".build"),
+            "a half-built release is left: {dir}"
+        );
+        assert!(
+            recorded_paths.contains(&format!("{env_root}/releases/{dir}").as_str()),
+            "{dir} is on the node but not recorded"
+        );
+    }
 }

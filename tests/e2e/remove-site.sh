@@ -16,10 +16,20 @@ for env in "$@"; do
   redis_admin=/usr/local/lib/pressluft/redis-admin
   "$redis_admin" --scan --pattern "pressluft_${env}:*" | xargs -r "$redis_admin" unlink >/dev/null
   rm -f "/etc/redis/acl.d/env-${env}.acl"
-  if id "pl_${u8}" >/dev/null 2>&1; then userdel "pl_${u8}"; fi
+done
+# The pools go first, so no PHP-FPM worker runs as an environment's user when it is deleted.
+for fpm in /etc/init.d/php*-fpm; do [ -x "$fpm" ] && service "$(basename "$fpm")" reload >/dev/null; done
+service nginx reload >/dev/null
+for env in "$@"; do
+  u8="${env:0:8}"
+  if id "pl_${u8}" >/dev/null 2>&1; then
+    # A reloaded pool's workers finish their request first; anything left is stopped.
+    for _ in 1 2 3 4 5 6 7 8 9 10; do pgrep -u "pl_${u8}" >/dev/null || break; sleep 0.5; done
+    pkill -KILL -u "pl_${u8}" 2>/dev/null || true
+    sleep 0.2
+    userdel "pl_${u8}"
+  fi
 done
 rm -rf "/var/www/sites/${site}"
 /usr/local/lib/pressluft/redis-acl-apply >/dev/null
-for fpm in /etc/init.d/php*-fpm; do [ -x "$fpm" ] && service "$(basename "$fpm")" reload >/dev/null; done
-service nginx reload >/dev/null
 echo "removed site $site ($# environments)"
