@@ -313,6 +313,45 @@ pub async fn deploys(app: &TestApp, site_id: &str, env_id: &str) {
     .await;
     assert_live(app, &job, &env_root, &before, &host, "PL-E2E-DEPLOY-PATH-4").await;
 
+    // (3b) a source with composer.json: `composer install --no-dev` ran in the release.
+    // Composer is optional on nodes (provisioning.md); the operator installs it, as here.
+    run(
+        "apt-get",
+        &[
+            "install",
+            "-y",
+            "-qq",
+            "--no-install-recommends",
+            "composer",
+        ],
+    );
+    git(&repo, &["checkout", "--quiet", "-b", "composer"]);
+    write_theme(&repo, "PL-E2E-DEPLOY-COMPOSER-5");
+    std::fs::write(
+        repo.join("composer.json"),
+        r#"{"name": "pressluft/e2e-theme", "require": {}}"#,
+    )
+    .unwrap();
+    git(&repo, &["add", "."]);
+    git(&repo, &["commit", "--quiet", "-m", "composer"]);
+    git(&repo, &["checkout", "--quiet", "main"]);
+    let before = current(&env_root);
+    let job = deploy(app, env_id, "git", &format!("{repo_url}#composer")).await;
+    assert_live(
+        app,
+        &job,
+        &env_root,
+        &before,
+        &host,
+        "PL-E2E-DEPLOY-COMPOSER-5",
+    )
+    .await;
+    let release = format!("{env_root}/{}", current(&env_root));
+    assert!(
+        Path::new(&format!("{release}/wp-content/vendor/autoload.php")).is_file(),
+        "composer install ran in the release"
+    );
+
     // (4) a missing ref: SOURCE_FETCH_FAILED, nothing changed.
     let before = current(&env_root);
     let dirs = releases(&env_root);
@@ -326,7 +365,7 @@ pub async fn deploys(app: &TestApp, site_id: &str, env_id: &str) {
     assert_eq!(releases(&env_root), dirs, "no release directory left");
     let (code, body) = page(&host);
     assert_eq!(code, "200");
-    assert!(body.contains("PL-E2E-DEPLOY-PATH-4"), "{body}");
+    assert!(body.contains("PL-E2E-DEPLOY-COMPOSER-5"), "{body}");
     let (_, env) = app.get_json(&format!("/api/environments/{env_id}")).await;
     assert_eq!(
         env["status"], "active",
@@ -359,7 +398,7 @@ pub async fn deploys(app: &TestApp, site_id: &str, env_id: &str) {
     );
     let (code, body) = page(&host);
     assert_eq!(code, "200", "the previous release serves again: {body}");
-    assert!(body.contains("PL-E2E-DEPLOY-PATH-4"), "{body}");
+    assert!(body.contains("PL-E2E-DEPLOY-COMPOSER-5"), "{body}");
     let list = recorded(app, env_id).await;
     assert_eq!(list[0]["job_id"], job, "{list:?}");
     assert_eq!(list[0]["health_status"], "unhealthy");

@@ -364,7 +364,7 @@ fn build_release(
         Layout::Full => {
             files::copy_tree(&source, user, build, user, true).map_err(failed)?;
             if fetched.composer {
-                composer(user, build)?;
+                composer(user, &spec.go_live.env_root, build)?;
             }
         }
         Layout::WpContent => {
@@ -379,7 +379,7 @@ fn build_release(
                 .map_err(|e| DeployError::Failed(format!("opening wp-content: {e}")))?;
             files::copy_tree(&source, user, &content, user, true).map_err(failed)?;
             if fetched.composer {
-                composer(user, &content)?;
+                composer(user, &spec.go_live.env_root, &content)?;
             }
         }
     }
@@ -389,11 +389,14 @@ fn build_release(
 /// Run as the environment's user in the build directory: an empty `wp-content` for the source.
 const REPLACE_WP_CONTENT: &str = "set -eu\nrm -rf -- wp-content\nmkdir wp-content\n";
 
-/// `composer install --no-dev --no-interaction` as the user in `dir`.
-fn composer(user: &str, dir: &OwnedFd) -> Result<(), DeployError> {
+/// `composer install --no-dev --no-interaction` as the user in `dir`, its home and temporary
+/// files in the environment's own `tmp/` (never a shared, guessable path under /tmp).
+fn composer(user: &str, env_root: &str, dir: &OwnedFd) -> Result<(), DeployError> {
+    let tmp = format!("{}/tmp", env_root.trim_end_matches('/'));
     let mut command = as_user_command(user, Some(WEB_GROUP));
     command.args([
-        &format!("COMPOSER_HOME=/tmp/pressluft-composer-{user}"),
+        &format!("COMPOSER_HOME={tmp}/composer"),
+        &format!("TMPDIR={tmp}"),
         "COMPOSER_NO_INTERACTION=1",
         "composer",
         "install",
