@@ -81,6 +81,8 @@ async fn finish(app: &TestApp, job_id: &str) -> (Value, String) {
 
 /// `POST /api/environments/{id}/deploy`; the job's id.
 async fn deploy(app: &TestApp, env_id: &str, kind: &str, source: &str) -> String {
+    // The test clock stands still: a second apart, releases list in the order they were made.
+    app.clock.advance(time::Duration::seconds(1));
     post_job(
         app,
         &format!("/api/environments/{env_id}/deploy"),

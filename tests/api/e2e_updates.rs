@@ -188,6 +188,8 @@ pub async fn admin(app: &TestApp) -> Actor {
 /// Starts `env_update` through the deploy service and waits until it succeeded; returns the
 /// job's id and payload.
 async fn update(app: &TestApp, env_id: &str, scope: &str) -> (String, Value) {
+    // The test clock stands still: a second apart, releases list in the order they were made.
+    app.clock.advance(time::Duration::seconds(1));
     let job_id = app
         .state
         .deploys
