@@ -8,18 +8,25 @@
 //! `deploying` and its audit row `accepted` ([`super::kinds::JobKind::health_gated`]). The gate
 //! ends the audit: `succeeded` when the check passed, `failed` when a rollback followed (or
 //! the gate was cancelled or its rollback failed).
+//!
+//! Also the part of their node specs that makes a release live ([`go_live_spec`]).
 
 use serde::Serialize;
 use sqlx::SqliteConnection;
 use uuid::Uuid;
 
 use super::engine::Engine;
+use super::health_check::own_hosts;
 use super::lifecycle::{
     environment_to, node_must_be_active, release_busy_environment, release_busy_site,
     site_and_environment, site_to, Unsuccessful,
 };
 use crate::domain::{JobType, SiteStatus};
+use crate::node_helper::releases::RELEASE_KEEP;
+use crate::node_helper::spec::GoLive;
+use crate::sites::layout::EnvLayout;
 use crate::store::audit::finish_audit_for_job;
+use crate::store::environments::{canonical_url, EnvironmentRecord};
 use crate::store::queue::NewJob;
 use crate::store::{JobRecord, StoreError};
 
@@ -140,4 +147,33 @@ pub fn names_release(job: &JobRecord, reported: Option<&str>, expected: Option<&
         );
     }
     ok
+}
+
+/// The environment's canonical URL: its primary domain's, else its preview URL.
+pub async fn canonical_or_preview(
+    conn: &mut SqliteConnection,
+    env: &EnvironmentRecord,
+) -> Result<String, StoreError> {
+    Ok(canonical_url(conn, &env.id)
+        .await?
+        .unwrap_or_else(|| env.preview_url.clone()))
+}
+
+/// The node spec's [`GoLive`] of `env` (of site `site_id`): what making a release live needs —
+/// its root, user, own hosts (preview host, then primary domain), Redis prefix and how many
+/// releases it keeps.
+pub async fn go_live_spec(
+    conn: &mut SqliteConnection,
+    site_id: &str,
+    env: &EnvironmentRecord,
+) -> Result<GoLive, StoreError> {
+    let canonical = canonical_or_preview(conn, env).await?;
+    let layout = EnvLayout::new(site_id, &env.id);
+    Ok(GoLive {
+        env_root: layout.env_root,
+        env_user: layout.env_user,
+        hosts: own_hosts(&env.preview_url, &canonical),
+        redis_prefix: layout.redis_prefix,
+        release_keep: RELEASE_KEEP,
+    })
 }
