@@ -20,6 +20,7 @@ use sqlx::SqliteConnection;
 use uuid::Uuid;
 
 use super::engine::Engine;
+use super::errors::JobErrorCode;
 use super::health_check::{own_hosts, HealthCheckPayload};
 use super::lifecycle::{
     environment_to, fix_release_name, node_must_be_active, release_busy_environment,
@@ -196,6 +197,27 @@ pub async fn release_busy(
     let (site, env) = site_and_environment(conn, job).await?;
     release_busy_site(conn, job, &site, BUSY, ending, now).await?;
     release_busy_environment(conn, job, &env, BUSY, ending, now).await
+}
+
+/// The `on_final_failure` hook of a gated job: [`release_busy`].
+pub async fn on_final_failure(
+    conn: &mut SqliteConnection,
+    job: &JobRecord,
+    code: JobErrorCode,
+    started: bool,
+    now: &str,
+) -> Result<(), StoreError> {
+    release_busy(conn, job, Unsuccessful::Failed { code, started }, now).await
+}
+
+/// The `on_cancel` hook of a gated job: [`release_busy`].
+pub async fn on_cancel(
+    conn: &mut SqliteConnection,
+    job: &JobRecord,
+    was_running: bool,
+    now: &str,
+) -> Result<(), StoreError> {
+    release_busy(conn, job, Unsuccessful::Cancelled { was_running }, now).await
 }
 
 /// Enqueues a follow-up of `parent` (same site, environment and node; `parent_job_id` set)

@@ -18,10 +18,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sqlx::SqliteConnection;
 
-use super::errors::JobErrorCode;
-use super::gate;
+use super::gate::{self, on_cancel, on_final_failure, validate_start};
 use super::kinds::JobKind;
-use super::lifecycle::Unsuccessful;
 use super::payload::{self, Attempts, Release};
 use crate::domain::ReleaseSourceType;
 use crate::store::{JobRecord, StoreError};
@@ -56,13 +54,6 @@ impl JobKind for EnvDeploy {
     );
 }
 
-async fn validate_start(
-    conn: &mut SqliteConnection,
-    job: &JobRecord,
-) -> Result<Result<(), String>, StoreError> {
-    gate::validate_start(conn, job).await
-}
-
 async fn on_start(
     conn: &mut SqliteConnection,
     job: &mut JobRecord,
@@ -89,25 +80,6 @@ async fn on_success(
         rollback_backup_id: None,
     };
     gate::gate_built_release(conn, job, result, built, now).await
-}
-
-async fn on_final_failure(
-    conn: &mut SqliteConnection,
-    job: &JobRecord,
-    code: JobErrorCode,
-    started: bool,
-    now: &str,
-) -> Result<(), StoreError> {
-    gate::release_busy(conn, job, Unsuccessful::Failed { code, started }, now).await
-}
-
-async fn on_cancel(
-    conn: &mut SqliteConnection,
-    job: &JobRecord,
-    was_running: bool,
-    now: &str,
-) -> Result<(), StoreError> {
-    gate::release_busy(conn, job, Unsuccessful::Cancelled { was_running }, now).await
 }
 
 /// The payload of `env_deploy` (jobs.md §11), built by [`crate::deploys::Deploys::deploy`].

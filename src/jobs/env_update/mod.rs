@@ -28,7 +28,6 @@ use super::backup_create::{
 use super::errors::JobErrorCode;
 use super::gate;
 use super::kinds::JobKind;
-use super::lifecycle::Unsuccessful;
 use super::payload::{self, Attempts, Release};
 use crate::domain::{BackupStatus, SiteStatus, UpdateScope};
 use crate::store::backups::fetch_backup;
@@ -213,7 +212,7 @@ async fn on_final_failure(
     now: &str,
 ) -> Result<(), StoreError> {
     fail_pre_backup(conn, job, Some(code), now).await?;
-    gate::release_busy(conn, job, Unsuccessful::Failed { code, started }, now).await
+    gate::on_final_failure(conn, job, code, started, now).await
 }
 
 async fn on_cancel(
@@ -223,7 +222,7 @@ async fn on_cancel(
     now: &str,
 ) -> Result<(), StoreError> {
     fail_pre_backup(conn, job, None, now).await?;
-    gate::release_busy(conn, job, Unsuccessful::Cancelled { was_running }, now).await
+    gate::on_cancel(conn, job, was_running, now).await
 }
 
 /// The payload of `env_update` (jobs.md §11), built by [`crate::deploys::Deploys::update`].
