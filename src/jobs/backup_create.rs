@@ -98,21 +98,53 @@ async fn on_start(
     now: &str,
 ) -> Result<(), StoreError> {
     let backup = backup_of(conn, job).await?;
-    // A retry finds it `running` already: nothing changes.
-    set_backup_status(
-        conn,
-        &backup.id,
-        &[BackupStatus::Pending],
-        BackupStatus::Running,
-        None,
-        now,
-    )
-    .await
-    .map(drop)
+    start_backup(conn, &backup.id, now).await
+}
+
+/// A backup row `pending → running` (a retry finds it `running` already: nothing changes).
+/// Shared with `env_update`'s pre-update backup, as are [`complete_backup_from`] and
+/// [`fail_backup`].
+pub(super) async fn start_backup(
+    conn: &mut SqliteConnection,
+    id: &str,
+    now: &str,
+) -> Result<(), StoreError> {
+    let (from, to) = ([BackupStatus::Pending], BackupStatus::Running);
+    set_backup_status(conn, id, &from, to, None, now)
+        .await
+        .map(drop)
+}
+
+/// The backup row `completed` with the checksum and size `result` reports, when both are valid
+/// ([`checksum_and_size`]); whether it became so.
+pub(super) async fn complete_backup_from(
+    conn: &mut SqliteConnection,
+    id: &str,
+    result: &Value,
+    now: &str,
+) -> Result<bool, StoreError> {
+    match checksum_and_size(result) {
+        Some((checksum, size)) => complete_backup(conn, id, checksum, size, now).await,
+        None => Ok(false),
+    }
+}
+
+/// A backup row `pending | running → failed` with `code`.
+pub(super) async fn fail_backup(
+    conn: &mut SqliteConnection,
+    id: &str,
+    code: Option<JobErrorCode>,
+    now: &str,
+) -> Result<(), StoreError> {
+    let from = [BackupStatus::Pending, BackupStatus::Running];
+    let code = code.map(|c| c.as_str());
+    set_backup_status(conn, id, &from, BackupStatus::Failed, code, now)
+        .await
+        .map(drop)
 }
 
 /// The checksum and size the run reported, when both are what a completed backup needs.
-pub(super) fn checksum_and_size(result: &Value) -> Option<(&str, i64)> {
+fn checksum_and_size(result: &Value) -> Option<(&str, i64)> {
     let checksum = result["checksum"].as_str().filter(|c| {
         c.strip_prefix("sha256:")
             .is_some_and(|h| h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit()))
@@ -128,10 +160,8 @@ async fn on_success(
     now: &str,
 ) -> Result<(), StoreError> {
     let backup = backup_of(conn, job).await?;
-    if let Some((checksum, size)) = checksum_and_size(result) {
-        if complete_backup(conn, &backup.id, checksum, size, now).await? {
-            return Ok(());
-        }
+    if complete_backup_from(conn, &backup.id, result, now).await? {
+        return Ok(());
     }
     // Never `completed` without a checksum: the backup failed.
     tracing::warn!(job = %job.id, backup = %backup.id, "backup_create reported no valid checksum and size; the backup failed");
@@ -146,11 +176,7 @@ async fn fail(
     now: &str,
 ) -> Result<(), StoreError> {
     let id = payload::read::<BackupCreatePayload>(job).backup_id;
-    let from = [BackupStatus::Pending, BackupStatus::Running];
-    let code = code.map(|c| c.as_str());
-    set_backup_status(conn, &id, &from, BackupStatus::Failed, code, now)
-        .await
-        .map(drop)
+    fail_backup(conn, &id, code, now).await
 }
 
 async fn on_final_failure(

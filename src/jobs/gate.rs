@@ -8,19 +8,33 @@
 //! `deploying` and its audit row `accepted` ([`super::kinds::JobKind::health_gated`]). The gate
 //! ends the audit: `succeeded` when the check passed, `failed` when a rollback followed (or
 //! the gate was cancelled or its rollback failed).
+//!
+//! What `env_deploy` and `env_update` share beyond that: the release name and rollback target
+//! fixed at the first start ([`enter_fixing_release`]) and the success that records the built
+//! release and enqueues its gate ([`gate_built_release`]). Also the part of the gated kinds'
+//! node specs that makes a release live ([`go_live_spec`]).
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
 use sqlx::SqliteConnection;
 use uuid::Uuid;
 
 use super::engine::Engine;
+use super::errors::JobErrorCode;
+use super::health_check::{own_hosts, HealthCheckPayload};
 use super::lifecycle::{
-    environment_to, node_must_be_active, release_busy_environment, release_busy_site,
-    site_and_environment, site_to, Unsuccessful,
+    environment_to, fix_release_name, node_must_be_active, release_busy_environment,
+    release_busy_site, site_and_environment, site_to, Unsuccessful,
 };
+use super::payload::{self, Release};
 use crate::domain::{JobType, SiteStatus};
+use crate::node_helper::releases::RELEASE_KEEP;
+use crate::node_helper::spec::GoLive;
+use crate::sites::layout::EnvLayout;
 use crate::store::audit::finish_audit_for_job;
+use crate::store::environments::{canonical_url, EnvironmentRecord};
 use crate::store::queue::NewJob;
+use crate::store::releases::{record_release, NewRelease};
 use crate::store::{JobRecord, StoreError};
 
 /// The status of a site and environment while a gated job or its gate runs.
@@ -73,6 +87,104 @@ pub async fn both_to(
     environment_to(conn, &env, to, now).await
 }
 
+/// Site and environment → `to`, and the job's own audit ended with `result`.
+pub async fn end(
+    conn: &mut SqliteConnection,
+    job: &JobRecord,
+    to: SiteStatus,
+    result: &str,
+    now: &str,
+) -> Result<(), StoreError> {
+    both_to(conn, job, to, now).await?;
+    finish_gated_audit(conn, &job.id, result).await
+}
+
+/// The part of a release-building gated job's payload fixed at its first start: the run-stable
+/// `release_name` and the rollback target (the environment's current release then).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct FixedRelease {
+    #[serde(flatten)]
+    pub release: Release,
+    pub previous_release_id: Option<String>,
+}
+
+/// [`enter`], then the payload's [`FixedRelease`] fixed (a retry keeps what the first start
+/// fixed).
+pub async fn enter_fixing_release(
+    conn: &mut SqliteConnection,
+    job: &mut JobRecord,
+    now: &str,
+) -> Result<(), StoreError> {
+    enter(conn, job, now).await?;
+    let (_, env) = site_and_environment(conn, job).await?;
+    let id = job.id.clone();
+    payload::update(conn, job, |p: &mut FixedRelease| {
+        fix_release_name(&mut p.release, now, &id);
+        if p.previous_release_id.is_none() {
+            p.previous_release_id = env.current_release_id.clone();
+        }
+    })
+    .await
+    .map(drop)
+}
+
+/// What a release-building gated job records of the release it built.
+pub struct BuiltRelease<'a> {
+    pub source_type: &'a str,
+    pub source_ref: &'a str,
+    pub notes: &'a str,
+    /// The backup the gate's rollback restores the database from, if any.
+    pub rollback_backup_id: Option<String>,
+}
+
+/// A release-building gated job's success: unless the result names the payload's release
+/// ([`names_release`]; otherwise both `failed`, the audit `failed`), the release is recorded
+/// as current (health `unknown`) and its `health_check` enqueued, rolling back to the payload's
+/// `previous_release_id`.
+pub async fn gate_built_release(
+    conn: &mut SqliteConnection,
+    job: &JobRecord,
+    result: &Value,
+    built: BuiltRelease<'_>,
+    now: &str,
+) -> Result<(), StoreError> {
+    let fixed = payload::read::<FixedRelease>(job);
+    let name = fixed.release.release_name;
+    if !names_release(job, result["release_name"].as_str(), name.as_deref()) {
+        return end(conn, job, SiteStatus::Failed, "failed", now).await;
+    }
+    let name = name.unwrap_or_default();
+    let (site, env) = site_and_environment(conn, job).await?;
+    let path = EnvLayout::new(&site.id, &env.id).release_path(&name);
+    let release_id = Uuid::new_v4().to_string();
+    record_release(
+        conn,
+        &env,
+        &NewRelease {
+            id: &release_id,
+            environment_id: &env.id,
+            source_type: built.source_type,
+            source_ref: built.source_ref,
+            path: &path,
+            notes: Some(built.notes),
+            job_id: &job.id,
+        },
+        now,
+    )
+    .await?;
+    let gate = HealthCheckPayload {
+        release_id,
+        gated_job_id: job.id.clone(),
+        rollback_target_release_id: fixed.previous_release_id.unwrap_or_default(),
+        rollback_backup_id: built.rollback_backup_id,
+        ..Default::default()
+    };
+    enqueue_follow_up(conn, job, JobType::HealthCheck, &gate, now)
+        .await
+        .map(drop)
+}
+
 /// A gated job ended without success: site and environment back to `active` when nothing
 /// changed (a pre-mutation failure, a refusal), `failed` otherwise
 /// ([`release_busy_site`]'s rule, for both).
@@ -85,6 +197,27 @@ pub async fn release_busy(
     let (site, env) = site_and_environment(conn, job).await?;
     release_busy_site(conn, job, &site, BUSY, ending, now).await?;
     release_busy_environment(conn, job, &env, BUSY, ending, now).await
+}
+
+/// The `on_final_failure` hook of a gated job: [`release_busy`].
+pub async fn on_final_failure(
+    conn: &mut SqliteConnection,
+    job: &JobRecord,
+    code: JobErrorCode,
+    started: bool,
+    now: &str,
+) -> Result<(), StoreError> {
+    release_busy(conn, job, Unsuccessful::Failed { code, started }, now).await
+}
+
+/// The `on_cancel` hook of a gated job: [`release_busy`].
+pub async fn on_cancel(
+    conn: &mut SqliteConnection,
+    job: &JobRecord,
+    was_running: bool,
+    now: &str,
+) -> Result<(), StoreError> {
+    release_busy(conn, job, Unsuccessful::Cancelled { was_running }, now).await
 }
 
 /// Enqueues a follow-up of `parent` (same site, environment and node; `parent_job_id` set)
@@ -140,4 +273,33 @@ pub fn names_release(job: &JobRecord, reported: Option<&str>, expected: Option<&
         );
     }
     ok
+}
+
+/// The environment's canonical URL: its primary domain's, else its preview URL.
+pub async fn canonical_or_preview(
+    conn: &mut SqliteConnection,
+    env: &EnvironmentRecord,
+) -> Result<String, StoreError> {
+    Ok(canonical_url(conn, &env.id)
+        .await?
+        .unwrap_or_else(|| env.preview_url.clone()))
+}
+
+/// The node spec's [`GoLive`] of `env` (of site `site_id`): what making a release live needs —
+/// its root, user, own hosts (preview host, then primary domain), Redis prefix and how many
+/// releases it keeps.
+pub async fn go_live_spec(
+    conn: &mut SqliteConnection,
+    site_id: &str,
+    env: &EnvironmentRecord,
+) -> Result<GoLive, StoreError> {
+    let canonical = canonical_or_preview(conn, env).await?;
+    let layout = EnvLayout::new(site_id, &env.id);
+    Ok(GoLive {
+        env_root: layout.env_root,
+        env_user: layout.env_user,
+        hosts: own_hosts(&env.preview_url, &canonical),
+        redis_prefix: layout.redis_prefix,
+        release_keep: RELEASE_KEEP,
+    })
 }

@@ -25,7 +25,6 @@ use super::release_rollback::ReleaseRollbackPayload;
 use crate::domain::{HealthStatus, JobType, SiteStatus};
 use crate::node_helper::spec::{HealthCheckSpec, CONTRACT_VERSION};
 use crate::sites::layout::{url_host, EnvLayout};
-use crate::store::environments::canonical_url;
 use crate::store::queue::fetch_job;
 use crate::store::releases::{fetch_release, set_release_health};
 use crate::store::{JobRecord, StoreError};
@@ -202,9 +201,7 @@ pub(crate) fn own_hosts(preview_url: &str, canonical: &str) -> Vec<String> {
 async fn extra_vars(cx: &VarsContext<'_>, job: &JobRecord) -> Result<ResolvedVars, VarsError> {
     let mut conn = cx.store.pool().acquire().await.map_err(StoreError::from)?;
     let (site, env) = site_and_environment(&mut conn, job).await?;
-    let canonical = canonical_url(&mut conn, &env.id)
-        .await?
-        .unwrap_or_else(|| env.preview_url.clone());
+    let canonical = super::gate::canonical_or_preview(&mut conn, &env).await?;
     let layout = EnvLayout::new(&site.id, &env.id);
     let spec = HealthCheckSpec {
         contract_version: CONTRACT_VERSION,
@@ -215,13 +212,7 @@ async fn extra_vars(cx: &VarsContext<'_>, job: &JobRecord) -> Result<ResolvedVar
         canonical_url: canonical,
         php_dir: String::new(),
     };
-    let spec = serde_json::to_value(&spec).map_err(|_| VarsError::Missing("the node spec"))?;
-    let mut resolved = ResolvedVars::default();
-    resolved
-        .vars
-        .insert("environment_id".into(), env.id.clone().into());
-    resolved.vars.insert("node_spec".into(), spec);
-    Ok(resolved)
+    super::lifecycle::node_spec_vars(&env.id, &spec, Vec::new())
 }
 
 #[cfg(test)]

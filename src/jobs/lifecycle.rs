@@ -1,6 +1,7 @@
 //! What the site-lifecycle job types share: loading the job's site and environment inside the
 //! engine's transaction, status transitions, the run-stable `release_name`, and the
-//! environment variables every environment playbook receives (jobs.md §12).
+//! environment variables every environment playbook receives (jobs.md §12), and the
+//! `environment_id` + `node_spec` variables of a playbook that hands a spec to the node helper.
 
 use serde_json::{Map, Value};
 use sqlx::SqliteConnection;
@@ -184,6 +185,25 @@ pub async fn record_built_release(
         now,
     )
     .await
+}
+
+/// The variables of a playbook that passes `spec` to the node helper: `environment_id` and
+/// `node_spec`, with the spec's secret values (masked in output).
+pub fn node_spec_vars<S: serde::Serialize>(
+    environment_id: &str,
+    spec: &S,
+    secrets: Vec<String>,
+) -> Result<ResolvedVars, VarsError> {
+    let spec = serde_json::to_value(spec).map_err(|_| VarsError::Missing("the node spec"))?;
+    let mut resolved = ResolvedVars {
+        secrets,
+        ..Default::default()
+    };
+    resolved
+        .vars
+        .insert("environment_id".into(), environment_id.into());
+    resolved.vars.insert("node_spec".into(), spec);
+    Ok(resolved)
 }
 
 /// A string variable [`environment_vars`] put in `vars` (for the node helper's spec).

@@ -2,7 +2,7 @@
 //! helper's only way into WordPress. Each command loads WordPress as the environment's user
 //! and answers one JSON line.
 
-use std::process::Stdio;
+use std::process::{Command, Output, Stdio};
 
 use anyhow::{bail, Context};
 use serde_json::Value;
@@ -34,6 +34,29 @@ pub fn call_within(
     run(php_dir, user, wp_root, None, args, Some(seconds))
 }
 
+/// Runs `command` (an [`as_user_command`] with the bridge's environment variables) on
+/// `php <php_dir>/bridge.php <args>` from `/` without stdin: its output and its JSON answer
+/// (the last stdout line), if it gave one. Shared with the update calls
+/// ([`super::update::bridge_update_call`]).
+pub(super) fn answer(
+    mut command: Command,
+    php_dir: &str,
+    args: &[&str],
+) -> std::io::Result<(Output, Option<Value>)> {
+    let out = command
+        .arg("php")
+        .arg(format!("{php_dir}/bridge.php"))
+        .args(args)
+        .current_dir("/")
+        .stdin(Stdio::null())
+        .output()?;
+    let answer = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .last()
+        .and_then(|l| serde_json::from_str(l).ok());
+    Ok((out, answer))
+}
+
 fn run(
     php_dir: &str,
     user: &str,
@@ -50,19 +73,7 @@ fn run(
     if let Some(seconds) = seconds {
         command.args(["timeout", "-k", "2", &seconds.to_string()]);
     }
-    let out = command
-        .arg("php")
-        .arg(format!("{php_dir}/bridge.php"))
-        .args(args)
-        .current_dir("/")
-        .stdin(Stdio::null())
-        .output()
-        .context("starting the PHP bridge")?;
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let answer: Option<Value> = stdout
-        .lines()
-        .last()
-        .and_then(|l| serde_json::from_str(l).ok());
+    let (out, answer) = answer(command, php_dir, args).context("starting the PHP bridge")?;
     match answer {
         Some(v) if out.status.success() => Ok(v),
         Some(v) => bail!(

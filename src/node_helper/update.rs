@@ -19,7 +19,6 @@
 use std::net::ToSocketAddrs;
 use std::os::fd::AsFd;
 use std::path::Path;
-use std::process::Stdio;
 
 use anyhow::{bail, Context};
 use serde::Serialize;
@@ -139,22 +138,11 @@ pub fn bridge_update_call(
     if let Some(source) = update_source {
         command.arg(format!("PRESSLUFT_UPDATE_SOURCE={source}"));
     }
-    let out = command
-        .arg("php")
-        .arg(format!("{php_dir}/bridge.php"))
-        .args(args)
-        .current_dir("/")
-        .stdin(Stdio::null())
-        .output()
-        .map_err(|e| BridgeFailure {
+    let (out, answer) =
+        super::bridge::answer(command, php_dir, args).map_err(|e| BridgeFailure {
             code: None,
             message: format!("starting the PHP bridge: {e}"),
         })?;
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let answer: Option<Value> = stdout
-        .lines()
-        .last()
-        .and_then(|l| serde_json::from_str(l).ok());
     match answer {
         Some(v) if out.status.success() => Ok(v),
         Some(v) => Err(BridgeFailure {

@@ -11,7 +11,7 @@ use pressluft::store::backups::BackupRecord;
 use serde_json::json;
 
 use crate::helpers::TestApp;
-use crate::stand_in::{StandIn, Step};
+use crate::stand_in::{failing_three_times, StandIn, Step};
 
 /// Starts a backup of `environment_id` through `POST /api/environments/{id}/backups`; returns
 /// (backup, job).
@@ -117,13 +117,8 @@ async fn a_result_without_a_checksum_fails_the_backup() {
 
 #[tokio::test]
 async fn the_last_failed_attempt_fails_the_backup_with_its_code() {
-    let unreachable = || Step::fail(JobErrorCode::BackupStorageUnreachable);
-    let (app, runner, env) = site_with(vec![
-        ("backup_create", unreachable()),
-        ("backup_create", unreachable()),
-        ("backup_create", unreachable()),
-    ])
-    .await;
+    let unreachable = JobErrorCode::BackupStorageUnreachable;
+    let (app, runner, env) = site_with(failing_three_times("backup_create", unreachable)).await;
     let (id, job) = start_backup(&app, &env, "files").await;
     app.state.engine.run_until_idle("w").await.unwrap();
     run_after_backoff(&app).await;

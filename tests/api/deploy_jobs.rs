@@ -16,7 +16,7 @@ use pressluft::store::releases::ReleaseRecord;
 use serde_json::{json, Value};
 
 use crate::helpers::TestApp;
-use crate::stand_in::{StandIn, Step};
+use crate::stand_in::{failing_three_times, StandIn, Step};
 
 const GIT: &str = "https://git.example.com/shop/theme.git#main";
 
@@ -279,13 +279,8 @@ async fn a_failed_rollback_or_a_cancelled_gate_leaves_the_environment_failed() {
 
 #[tokio::test]
 async fn a_pre_mutation_failure_returns_to_active_without_a_release() {
-    let fetch = || Step::fail(JobErrorCode::SourceFetchFailed);
-    let (app, runner, env) = site(vec![
-        ("env_deploy", fetch()),
-        ("env_deploy", fetch()),
-        ("env_deploy", fetch()),
-    ])
-    .await;
+    let fetch = JobErrorCode::SourceFetchFailed;
+    let (app, runner, env) = site(failing_three_times("env_deploy", fetch)).await;
     let (.., before) = statuses(&app, &env).await;
     let job = deploy(&app, &env, GIT).await;
     run_all(&app).await;
@@ -425,13 +420,8 @@ async fn an_update_with_nothing_to_update_records_no_release() {
 
 #[tokio::test]
 async fn a_failed_update_fails_its_pre_backup() {
-    let host = || Step::fail(JobErrorCode::AnsibleHostFailed);
-    let (app, _runner, env) = site(vec![
-        ("env_update", host()),
-        ("env_update", host()),
-        ("env_update", host()),
-    ])
-    .await;
+    let host = JobErrorCode::AnsibleHostFailed;
+    let (app, _runner, env) = site(failing_three_times("env_update", host)).await;
     let job = update(&app, &env).await;
     run_all(&app).await;
     let id = payload(&app, &job).await["pre_backup_id"]

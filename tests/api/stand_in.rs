@@ -61,6 +61,15 @@ impl Step {
     }
 }
 
+/// A script in which all three attempts of `job_type` (the default `max_attempts`) fail with
+/// `code`.
+pub fn failing_three_times(
+    job_type: &'static str,
+    code: JobErrorCode,
+) -> Vec<(&'static str, Step)> {
+    vec![(job_type, Step::fail(code)); 3]
+}
+
 /// One finished run: job id, site, node, start, end.
 pub type Run = (String, Option<String>, String, Instant, Instant);
 

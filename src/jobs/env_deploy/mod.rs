@@ -18,15 +18,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sqlx::SqliteConnection;
 
-use super::errors::JobErrorCode;
-use super::gate;
-use super::health_check::HealthCheckPayload;
+use super::gate::{self, on_cancel, on_final_failure, validate_start};
 use super::kinds::JobKind;
-use super::lifecycle::{fix_release_name, site_and_environment, Unsuccessful};
 use super::payload::{self, Attempts, Release};
-use crate::domain::{JobType, ReleaseSourceType, SiteStatus};
-use crate::sites::layout::EnvLayout;
-use crate::store::releases::{record_release, NewRelease};
+use crate::domain::ReleaseSourceType;
 use crate::store::{JobRecord, StoreError};
 use vars::extra_vars;
 
@@ -59,29 +54,12 @@ impl JobKind for EnvDeploy {
     );
 }
 
-async fn validate_start(
-    conn: &mut SqliteConnection,
-    job: &JobRecord,
-) -> Result<Result<(), String>, StoreError> {
-    gate::validate_start(conn, job).await
-}
-
 async fn on_start(
     conn: &mut SqliteConnection,
     job: &mut JobRecord,
     now: &str,
 ) -> Result<(), StoreError> {
-    gate::enter(conn, job, now).await?;
-    let (_, env) = site_and_environment(conn, job).await?;
-    let id = job.id.clone();
-    payload::update(conn, job, |p: &mut EnvDeployPayload| {
-        fix_release_name(&mut p.release, now, &id);
-        if p.previous_release_id.is_none() {
-            p.previous_release_id = env.current_release_id.clone();
-        }
-    })
-    .await
-    .map(drop)
+    gate::enter_fixing_release(conn, job, now).await
 }
 
 async fn on_success(
@@ -91,62 +69,17 @@ async fn on_success(
     now: &str,
 ) -> Result<(), StoreError> {
     let p = payload::read::<EnvDeployPayload>(job);
-    let name = p.release.release_name.clone();
-    if !gate::names_release(job, result["release_name"].as_str(), name.as_deref()) {
-        gate::both_to(conn, job, SiteStatus::Failed, now).await?;
-        return gate::finish_gated_audit(conn, &job.id, "failed").await;
-    }
-    let name = name.unwrap_or_default();
-    let (site, env) = site_and_environment(conn, job).await?;
-    let path = EnvLayout::new(&site.id, &env.id).release_path(&name);
     let revision = result["source_revision"]
         .as_str()
         .unwrap_or("(unknown revision)");
     let notes = format!("deployed {revision}");
-    let release_id = uuid::Uuid::new_v4().to_string();
-    record_release(
-        conn,
-        &env,
-        &NewRelease {
-            id: &release_id,
-            environment_id: &env.id,
-            source_type: p.source_type.as_str(),
-            source_ref: &p.source_ref,
-            path: &path,
-            notes: Some(&notes),
-            job_id: &job.id,
-        },
-        now,
-    )
-    .await?;
-    let gate = HealthCheckPayload {
-        release_id,
-        gated_job_id: job.id.clone(),
-        rollback_target_release_id: p.previous_release_id.unwrap_or_default(),
-        ..Default::default()
+    let built = gate::BuiltRelease {
+        source_type: p.source_type.as_str(),
+        source_ref: &p.source_ref,
+        notes: &notes,
+        rollback_backup_id: None,
     };
-    gate::enqueue_follow_up(conn, job, JobType::HealthCheck, &gate, now)
-        .await
-        .map(drop)
-}
-
-async fn on_final_failure(
-    conn: &mut SqliteConnection,
-    job: &JobRecord,
-    code: JobErrorCode,
-    started: bool,
-    now: &str,
-) -> Result<(), StoreError> {
-    gate::release_busy(conn, job, Unsuccessful::Failed { code, started }, now).await
-}
-
-async fn on_cancel(
-    conn: &mut SqliteConnection,
-    job: &JobRecord,
-    was_running: bool,
-    now: &str,
-) -> Result<(), StoreError> {
-    gate::release_busy(conn, job, Unsuccessful::Cancelled { was_running }, now).await
+    gate::gate_built_release(conn, job, result, built, now).await
 }
 
 /// The payload of `env_deploy` (jobs.md §11), built by [`crate::deploys::Deploys::deploy`].

@@ -8,24 +8,12 @@ use std::path::Path;
 use super::EnvDeployPayload;
 use crate::backups::storage::s3_source_access;
 use crate::deploys::deploy_key;
+use crate::jobs::gate::go_live_spec;
 use crate::jobs::kinds::{ResolvedVars, VarsContext, VarsError};
-use crate::jobs::lifecycle::site_and_environment;
+use crate::jobs::lifecycle::{node_spec_vars, site_and_environment};
 use crate::jobs::payload;
-use crate::node_helper::releases::RELEASE_KEEP;
-use crate::node_helper::spec::{GoLive, NodeFacts, ReleaseDeploySpec, CONTRACT_VERSION};
-use crate::sites::layout::{url_host, EnvLayout};
-use crate::store::environments::canonical_url;
+use crate::node_helper::spec::{NodeFacts, ReleaseDeploySpec, CONTRACT_VERSION};
 use crate::store::{JobRecord, StoreError};
-
-/// The environment's own hosts: its preview host, then its primary domain (as health_check).
-fn own_hosts(preview_url: &str, canonical: &str) -> Vec<String> {
-    let mut hosts = vec![url_host(preview_url).to_ascii_lowercase()];
-    let primary = url_host(canonical).to_ascii_lowercase();
-    if !hosts.contains(&primary) {
-        hosts.push(primary);
-    }
-    hosts
-}
 
 pub(super) async fn extra_vars(
     cx: &VarsContext<'_>,
@@ -51,10 +39,6 @@ pub(super) async fn extra_vars(
         .and_then(|n| n.to_str())
         .ok_or(VarsError::Missing("the current release's directory name"))?
         .to_string();
-    let canonical = canonical_url(&mut conn, &env.id)
-        .await?
-        .unwrap_or_else(|| env.preview_url.clone());
-    let layout = EnvLayout::new(&site.id, &env.id);
     let mut secrets = Vec::new();
 
     let source_ref = match &p.source_ref_secret {
@@ -99,21 +83,8 @@ pub(super) async fn extra_vars(
         git_ssh_key,
         s3,
         allow_loopback_sources: cx.config.allow_loopback_sources,
-        go_live: GoLive {
-            env_root: layout.env_root,
-            env_user: layout.env_user,
-            hosts: own_hosts(&env.preview_url, &canonical),
-            redis_prefix: layout.redis_prefix,
-            release_keep: RELEASE_KEEP,
-        },
+        go_live: go_live_spec(&mut conn, &site.id, &env).await?,
         node: NodeFacts::default(),
     };
-    let spec = serde_json::to_value(&spec).map_err(|_| VarsError::Missing("the node spec"))?;
-    let mut resolved = ResolvedVars::default();
-    resolved
-        .vars
-        .insert("environment_id".into(), env.id.clone().into());
-    resolved.vars.insert("node_spec".into(), spec);
-    resolved.secrets = secrets;
-    Ok(resolved)
+    node_spec_vars(&env.id, &spec, secrets)
 }

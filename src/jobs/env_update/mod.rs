@@ -22,17 +22,16 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sqlx::SqliteConnection;
 
-use super::backup_create::{checksum_and_size, RESULT_WITHOUT_CHECKSUM};
+use super::backup_create::{
+    complete_backup_from, fail_backup, start_backup, RESULT_WITHOUT_CHECKSUM,
+};
 use super::errors::JobErrorCode;
 use super::gate;
-use super::health_check::HealthCheckPayload;
 use super::kinds::JobKind;
-use super::lifecycle::{fix_release_name, site_and_environment, Unsuccessful};
 use super::payload::{self, Attempts, Release};
-use crate::domain::{BackupStatus, JobType, SiteStatus, UpdateScope};
-use crate::sites::layout::EnvLayout;
-use crate::store::backups::{complete_backup, fetch_backup, set_backup_status};
-use crate::store::releases::{fetch_release, record_release, NewRelease};
+use crate::domain::{BackupStatus, SiteStatus, UpdateScope};
+use crate::store::backups::fetch_backup;
+use crate::store::releases::fetch_release;
 use crate::store::{JobRecord, StoreError};
 use vars::extra_vars;
 
@@ -90,20 +89,9 @@ async fn on_start(
     job: &mut JobRecord,
     now: &str,
 ) -> Result<(), StoreError> {
-    gate::enter(conn, job, now).await?;
-    let (_, env) = site_and_environment(conn, job).await?;
-    let id = job.id.clone();
-    let p = payload::update(conn, job, |p: &mut EnvUpdatePayload| {
-        fix_release_name(&mut p.release, now, &id);
-        if p.previous_release_id.is_none() {
-            p.previous_release_id = env.current_release_id.clone();
-        }
-    })
-    .await?;
-    let (from, to) = ([BackupStatus::Pending], BackupStatus::Running);
-    set_backup_status(conn, &p.pre_backup_id, &from, to, None, now)
-        .await
-        .map(drop)
+    gate::enter_fixing_release(conn, job, now).await?;
+    let p = payload::read::<EnvUpdatePayload>(job);
+    start_backup(conn, &p.pre_backup_id, now).await
 }
 
 /// Records the pre-update backup from the result; true when it is `completed`.
@@ -114,18 +102,14 @@ async fn complete_pre_backup(
     now: &str,
 ) -> Result<bool, StoreError> {
     let id = payload::read::<EnvUpdatePayload>(job).pre_backup_id;
-    if let Some((checksum, size)) = checksum_and_size(&result["pre_backup"]) {
-        if complete_backup(conn, &id, checksum, size, now).await? {
-            return Ok(true);
-        }
+    if complete_backup_from(conn, &id, &result["pre_backup"], now).await? {
+        return Ok(true);
     }
     if fetch_backup(conn, &id).await?.map(|b| b.status) == Some(BackupStatus::Completed) {
         return Ok(true);
     }
     tracing::warn!(job = %job.id, backup = %id, "env_update reported no valid pre-update backup; it failed");
-    let from = [BackupStatus::Pending, BackupStatus::Running];
-    let code = Some(RESULT_WITHOUT_CHECKSUM.as_str());
-    set_backup_status(conn, &id, &from, BackupStatus::Failed, code, now).await?;
+    fail_backup(conn, &id, Some(RESULT_WITHOUT_CHECKSUM), now).await?;
     Ok(false)
 }
 
@@ -138,10 +122,8 @@ async fn on_partial_result(
     now: &str,
 ) -> Result<(), StoreError> {
     let id = payload::read::<EnvUpdatePayload>(job).pre_backup_id;
-    if let Some((checksum, size)) = checksum_and_size(&result["pre_backup"]) {
-        if complete_backup(conn, &id, checksum, size, now).await? {
-            tracing::info!(job = %job.id, backup = %id, "pre-update backup completed before the run failed");
-        }
+    if complete_backup_from(conn, &id, &result["pre_backup"], now).await? {
+        tracing::info!(job = %job.id, backup = %id, "pre-update backup completed before the run failed");
     }
     Ok(())
 }
@@ -186,16 +168,8 @@ async fn on_success(
     let backup_ok = complete_pre_backup(conn, job, result, now).await?;
     if result["release_name"].is_null() {
         tracing::info!(id = %job.id, "nothing to update; no release");
-        gate::both_to(conn, job, SiteStatus::Active, now).await?;
-        return gate::finish_gated_audit(conn, &job.id, "succeeded").await;
+        return gate::end(conn, job, SiteStatus::Active, "succeeded", now).await;
     }
-    let name = p.release.release_name.clone();
-    if !gate::names_release(job, result["release_name"].as_str(), name.as_deref()) {
-        gate::both_to(conn, job, SiteStatus::Failed, now).await?;
-        return gate::finish_gated_audit(conn, &job.id, "failed").await;
-    }
-    let name = name.unwrap_or_default();
-    let (site, env) = site_and_environment(conn, job).await?;
     let previous = match &p.previous_release_id {
         Some(id) => fetch_release(conn, id).await?,
         None => None,
@@ -204,39 +178,19 @@ async fn on_success(
     let (source_type, source_ref) = previous
         .map(|r| (r.source_type, r.source_ref))
         .unwrap_or_else(|| ("upload".into(), String::new()));
-    let path = EnvLayout::new(&site.id, &env.id).release_path(&name);
     let notes = format!(
         "updates: {}: {}",
         p.scope,
         updated_summary(&result["updated"])
     );
-    let release_id = uuid::Uuid::new_v4().to_string();
-    record_release(
-        conn,
-        &env,
-        &NewRelease {
-            id: &release_id,
-            environment_id: &env.id,
-            source_type: &source_type,
-            source_ref: &source_ref,
-            path: &path,
-            notes: Some(&notes),
-            job_id: &job.id,
-        },
-        now,
-    )
-    .await?;
-    let gate = HealthCheckPayload {
-        release_id,
-        gated_job_id: job.id.clone(),
-        rollback_target_release_id: p.previous_release_id.unwrap_or_default(),
+    let built = gate::BuiltRelease {
+        source_type: &source_type,
+        source_ref: &source_ref,
+        notes: &notes,
         // The rollback matrix: previous release + database from the pre-update backup.
         rollback_backup_id: backup_ok.then_some(p.pre_backup_id),
-        ..Default::default()
     };
-    gate::enqueue_follow_up(conn, job, JobType::HealthCheck, &gate, now)
-        .await
-        .map(drop)
+    gate::gate_built_release(conn, job, result, built, now).await
 }
 
 /// The pre-update backup `failed` unless it completed (`code`: the job's, if it failed).
@@ -247,11 +201,7 @@ async fn fail_pre_backup(
     now: &str,
 ) -> Result<(), StoreError> {
     let id = payload::read::<EnvUpdatePayload>(job).pre_backup_id;
-    let from = [BackupStatus::Pending, BackupStatus::Running];
-    let code = code.map(|c| c.as_str());
-    set_backup_status(conn, &id, &from, BackupStatus::Failed, code, now)
-        .await
-        .map(drop)
+    fail_backup(conn, &id, code, now).await
 }
 
 async fn on_final_failure(
@@ -262,7 +212,7 @@ async fn on_final_failure(
     now: &str,
 ) -> Result<(), StoreError> {
     fail_pre_backup(conn, job, Some(code), now).await?;
-    gate::release_busy(conn, job, Unsuccessful::Failed { code, started }, now).await
+    gate::on_final_failure(conn, job, code, started, now).await
 }
 
 async fn on_cancel(
@@ -272,7 +222,7 @@ async fn on_cancel(
     now: &str,
 ) -> Result<(), StoreError> {
     fail_pre_backup(conn, job, None, now).await?;
-    gate::release_busy(conn, job, Unsuccessful::Cancelled { was_running }, now).await
+    gate::on_cancel(conn, job, was_running, now).await
 }
 
 /// The payload of `env_update` (jobs.md §11), built by [`crate::deploys::Deploys::update`].

@@ -5,16 +5,14 @@
 
 use crate::domain::BackupStatus;
 use crate::jobs::backup_create::create_spec;
-use crate::jobs::health_check::own_hosts;
+use crate::jobs::gate::go_live_spec;
 use crate::jobs::kinds::{ResolvedVars, VarsContext, VarsError};
-use crate::jobs::lifecycle::site_and_environment;
+use crate::jobs::lifecycle::{node_spec_vars, site_and_environment};
 use crate::jobs::payload;
-use crate::node_helper::releases::RELEASE_KEEP;
-use crate::node_helper::spec::{EnvUpdateSpec, GoLive, CONTRACT_VERSION};
+use crate::node_helper::spec::{EnvUpdateSpec, CONTRACT_VERSION};
 use crate::settings::wordpress_update_source;
-use crate::sites::layout::{self, EnvLayout};
+use crate::sites::layout;
 use crate::store::backups::fetch_backup;
-use crate::store::environments::canonical_url;
 use crate::store::releases::fetch_release;
 use crate::store::{JobRecord, StoreError};
 
@@ -36,7 +34,6 @@ pub(super) async fn extra_vars(
     let mut conn = cx.store.pool().acquire().await.map_err(StoreError::from)?;
     let p = payload::read::<EnvUpdatePayload>(job);
     let (site, env) = site_and_environment(&mut conn, job).await?;
-    let layout = EnvLayout::new(&site.id, &env.id);
 
     // Fixed at the first start (the engine's hook); a job that has none yet gets the name
     // derived from its own creation time and id, which is as stable across retries.
@@ -67,9 +64,6 @@ pub(super) async fn extra_vars(
         None => return Err(VarsError::Missing("the pre-update backup")),
     };
 
-    let canonical = canonical_url(&mut conn, &env.id)
-        .await?
-        .unwrap_or_else(|| env.preview_url.clone());
     let update_source = wordpress_update_source(&mut conn).await?;
     let spec = EnvUpdateSpec {
         contract_version: CONTRACT_VERSION,
@@ -80,27 +74,13 @@ pub(super) async fn extra_vars(
         update_source,
         allow_loopback_sources: cx.config.allow_loopback_sources,
         pre_backup,
-        go_live: GoLive {
-            env_root: layout.env_root,
-            env_user: layout.env_user,
-            hosts: own_hosts(&env.preview_url, &canonical),
-            redis_prefix: layout.redis_prefix,
-            release_keep: RELEASE_KEEP,
-        },
+        go_live: go_live_spec(&mut conn, &site.id, &env).await?,
         node: Default::default(),
     };
-    let spec = serde_json::to_value(&spec).map_err(|_| VarsError::Missing("the node spec"))?;
-    let mut resolved = ResolvedVars {
-        secrets,
-        ..Default::default()
-    };
-    resolved
-        .vars
-        .insert("environment_id".into(), env.id.clone().into());
+    let mut resolved = node_spec_vars(&env.id, &spec, secrets)?;
     resolved
         .vars
         .insert("release_name".into(), release_name.into());
-    resolved.vars.insert("node_spec".into(), spec);
     Ok(resolved)
 }
 

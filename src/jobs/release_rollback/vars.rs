@@ -9,15 +9,13 @@
 use super::ReleaseRollbackPayload;
 use crate::backups::storage::backup_access;
 use crate::domain::BackupStatus;
-use crate::jobs::health_check::own_hosts;
+use crate::jobs::gate::go_live_spec;
 use crate::jobs::kinds::{ResolvedVars, VarsContext, VarsError};
-use crate::jobs::lifecycle::site_and_environment;
+use crate::jobs::lifecycle::{node_spec_vars, site_and_environment};
 use crate::jobs::payload;
-use crate::node_helper::releases::RELEASE_KEEP;
-use crate::node_helper::spec::{GoLive, ReleaseRollbackSpec, RollbackRestore, CONTRACT_VERSION};
+use crate::node_helper::spec::{ReleaseRollbackSpec, RollbackRestore, CONTRACT_VERSION};
 use crate::sites::layout::EnvLayout;
 use crate::store::backups::fetch_backup;
-use crate::store::environments::canonical_url;
 use crate::store::releases::fetch_release;
 use crate::store::{JobRecord, StoreError};
 
@@ -77,34 +75,16 @@ pub(super) async fn extra_vars(
             })
         }
     };
-    let canonical = canonical_url(&mut conn, &env.id)
-        .await?
-        .unwrap_or_else(|| env.preview_url.clone());
     let spec = ReleaseRollbackSpec {
         contract_version: CONTRACT_VERSION,
         environment_id: env.id.clone(),
         target_release_name: target,
         failed_release_name: failed,
         restore,
-        go_live: GoLive {
-            env_root: layout.env_root,
-            env_user: layout.env_user,
-            hosts: own_hosts(&env.preview_url, &canonical),
-            redis_prefix: layout.redis_prefix,
-            release_keep: RELEASE_KEEP,
-        },
+        go_live: go_live_spec(&mut conn, &site.id, &env).await?,
         node: Default::default(),
     };
-    let spec = serde_json::to_value(&spec).map_err(|_| VarsError::Missing("the node spec"))?;
-    let mut resolved = ResolvedVars {
-        secrets,
-        ..Default::default()
-    };
-    resolved
-        .vars
-        .insert("environment_id".into(), env.id.clone().into());
-    resolved.vars.insert("node_spec".into(), spec);
-    Ok(resolved)
+    node_spec_vars(&env.id, &spec, secrets)
 }
 
 #[cfg(test)]
