@@ -11,45 +11,16 @@ use std::process::{Command, Stdio};
 
 use serde_json::{json, Value};
 
+mod node_common;
+use node_common::{node, Output};
+
 const S3_ENDPOINT: &str = "http://127.0.0.1:9900";
 const S3_BUCKET: &str = "pressluft-test";
 const KNOWN_TITLE: &str = "Pressluft canary post 7f3a91";
 const KNOWN_UPLOAD: &str = "Pressluft canary upload c0ffee";
 
-struct Output {
-    code: i32,
-    stdout: Vec<u8>,
-    stderr: String,
-}
 
-impl Output {
-    fn json(&self) -> Value {
-        assert_eq!(self.code, 0, "stderr: {}", self.stderr);
-        serde_json::from_slice(&self.stdout).expect("one JSON line")
-    }
-}
 
-fn node(command: &str, input: &Value) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_pressluft"))
-        .args(["node", command])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start pressluft");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(input.to_string().as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    Output {
-        code: out.status.code().unwrap_or(-1),
-        stdout: out.stdout,
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
-}
 
 fn data_key() -> String {
     pressluft::node_helper::backup::generate_data_key()

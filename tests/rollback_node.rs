@@ -15,36 +15,13 @@ use pressluft::node_helper::backup::BackupError;
 use pressluft::node_helper::spec::{RollbackRestore, CONTRACT_VERSION};
 use serde_json::{json, Value};
 
+mod node_common;
+use node_common::node;
+
 /// The environment user of the uploads cases (exists on every Debian: the web server's).
 const ENV_USER: &str = "www-data";
 
-struct Output {
-    code: i32,
-    stdout: Vec<u8>,
-    stderr: String,
-}
 
-fn node(command: &str, input: &Value) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_pressluft"))
-        .args(["node", command])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start pressluft");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(input.to_string().as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    Output {
-        code: out.status.code().unwrap_or(-1),
-        stdout: out.stdout,
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
-}
 
 fn is_root() -> bool {
     // SAFETY: no arguments, no memory.
