@@ -19,9 +19,6 @@ const S3_BUCKET: &str = "pressluft-test";
 const KNOWN_TITLE: &str = "Pressluft canary post 7f3a91";
 const KNOWN_UPLOAD: &str = "Pressluft canary upload c0ffee";
 
-
-
-
 fn data_key() -> String {
     pressluft::node_helper::backup::generate_data_key()
 }

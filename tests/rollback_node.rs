@@ -21,8 +21,6 @@ use node_common::node;
 /// The environment user of the uploads cases (exists on every Debian: the web server's).
 const ENV_USER: &str = "www-data";
 
-
-
 fn is_root() -> bool {
     // SAFETY: no arguments, no memory.
     unsafe { libc::geteuid() == 0 }

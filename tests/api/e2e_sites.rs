@@ -25,7 +25,7 @@ async fn environment(app: &TestApp, id: &str) -> Value {
 }
 
 /// Runs the PHP bridge as an environment's user.
-fn bridge(env_user: &str, wp_root: &str, args: &[&str]) -> Value {
+pub fn bridge(env_user: &str, wp_root: &str, args: &[&str]) -> Value {
     let wp_root = format!("PRESSLUFT_WP_ROOT={wp_root}");
     let mut argv = vec![
         "-u",

@@ -15,6 +15,7 @@ use pressluft::sites::layout::EnvLayout;
 use pressluft::sites::Actor;
 use serde_json::{json, Value};
 
+use crate::e2e_sites::bridge;
 use crate::helpers::{gate_ended, host, output_with_stdin, run, succeeded, visitor, TestApp};
 
 pub const FIXTURE: &str = "pressluft-fixture/pressluft-fixture.php";
@@ -69,22 +70,6 @@ impl Drop for UpdateFeed {
         let _ = self.server.kill();
         let _ = self.server.wait();
     }
-}
-
-/// Runs the PHP bridge as an environment's user.
-fn bridge(env_user: &str, wp_root: &str, args: &[&str]) -> Value {
-    let wp_root = format!("PRESSLUFT_WP_ROOT={wp_root}");
-    let mut argv = vec![
-        "-u",
-        env_user,
-        "--",
-        "env",
-        wp_root.as_str(),
-        "php",
-        "/usr/local/lib/pressluft/php/bridge.php",
-    ];
-    argv.extend_from_slice(args);
-    serde_json::from_str(run("runuser", &argv).trim()).unwrap()
 }
 
 /// Installs the fixture plugin `version` into the current release as the environment's user
