@@ -12,7 +12,7 @@ use std::process::{Command, Stdio};
 use serde_json::{json, Value};
 
 mod node_common;
-use node_common::{node, Output};
+use node_common::{mysql, node, Output};
 
 const S3_ENDPOINT: &str = "http://127.0.0.1:9900";
 const S3_BUCKET: &str = "pressluft-test";
@@ -291,29 +291,6 @@ fn sh(script: &str) -> String {
     assert!(
         out.status.success(),
         "{script}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn mysql(sql: &str) -> String {
-    let mut child = Command::new("mysql")
-        .args(["--batch", "--skip-column-names"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(sql.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "{sql}: {}",
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8_lossy(&out.stdout).into_owned()

@@ -5,10 +5,9 @@
 //! PRESSLUFT_E2E=1 (this machine is a node; run them under the node lock:
 //! `flock /tmp/pressluft-node.lock …`).
 
-use std::io::Write;
 use std::os::unix::fs::symlink;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use pressluft::node_helper::backup::restore::{self, Verified};
 use pressluft::node_helper::backup::BackupError;
@@ -16,7 +15,7 @@ use pressluft::node_helper::spec::{RollbackRestore, CONTRACT_VERSION};
 use serde_json::{json, Value};
 
 mod node_common;
-use node_common::node;
+use node_common::{mysql, node};
 
 /// The environment user of the uploads cases (exists on every Debian: the web server's).
 const ENV_USER: &str = "www-data";
@@ -32,29 +31,6 @@ fn e2e() -> bool {
         return false;
     }
     true
-}
-
-fn mysql(sql: &str) -> String {
-    let mut child = Command::new("mysql")
-        .args(["--batch", "--skip-column-names"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(sql.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "{sql}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 struct ScratchDb(String);

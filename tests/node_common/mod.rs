@@ -1,5 +1,6 @@
 //! What the node-helper test files (backup_node.rs, rollback_node.rs) share: running
-//! `pressluft node <command>` with a JSON spec on stdin, as a playbook does, and its outcome.
+//! `pressluft node <command>` with a JSON spec on stdin, as a playbook does, and the `mysql`
+//! client for the scratch databases.
 
 #![allow(dead_code)] // each test file uses its own part
 
@@ -44,4 +45,28 @@ pub fn node(command: &str, input: &Value) -> Output {
         stdout: out.stdout,
         stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
     }
+}
+
+/// Runs `sql` through the `mysql` client as root over the socket; its tab-separated output.
+pub fn mysql(sql: &str) -> String {
+    let mut child = Command::new("mysql")
+        .args(["--batch", "--skip-column-names"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(sql.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{sql}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
 }
