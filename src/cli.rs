@@ -120,6 +120,13 @@ pub enum NodeCommand {
     /// On a node: a new release from a git repository or an archive, made live
     /// (`env_deploy`; the spec on stdin).
     ReleaseDeploy,
+    /// On a node: an environment's server blocks with or without the FastCGI cache, its Redis
+    /// drop-in added or removed, Nginx reloaded, its caches purged (`env_cache_toggle`; the
+    /// spec on stdin, the result on stdout; exit 3: a precondition failed, nothing changed).
+    EnvCache,
+    /// On a node: an environment's FastCGI cache entries and Redis keys deleted, nobody
+    /// else's (`cache_purge`; the spec on stdin, the counts on stdout).
+    CachePurge,
 }
 
 #[derive(Debug, Subcommand)]
@@ -208,6 +215,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             return crate::node_helper::rollback::run();
         }
         Command::Node(NodeCommand::ReleaseDeploy) => return crate::node_helper::deploy::run(),
+        Command::Node(NodeCommand::EnvCache) => return crate::node_helper::cache::run_toggle(),
+        Command::Node(NodeCommand::CachePurge) => return crate::node_helper::cache::run_purge(),
         _ => {}
     }
     let mode = match cli.command {
@@ -261,7 +270,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             | NodeCommand::EnvUpdate
             | NodeCommand::UpdateCheck
             | NodeCommand::ReleaseRollback
-            | NodeCommand::ReleaseDeploy,
+            | NodeCommand::ReleaseDeploy
+            | NodeCommand::EnvCache
+            | NodeCommand::CachePurge,
         ) => {
             unreachable!("handled above")
         }

@@ -5,6 +5,7 @@ pub mod admin_settings;
 pub mod audit;
 mod auth;
 pub mod backups;
+pub mod cache;
 pub mod deploys;
 mod events;
 pub mod jobs;
@@ -35,6 +36,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         sites::router(),
         backups::router(),
         deploys::router(),
+        cache::router(),
         audit::router(),
         metrics::router(),
     ];

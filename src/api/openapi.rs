@@ -29,6 +29,7 @@ use crate::http::session::CurrentSession;
         (name = "sites", description = "Sites, environments and releases"),
         (name = "backups", description = "Backups of environments"),
         (name = "deploys", description = "Deploys, updates, rollbacks and deploy keys"),
+        (name = "cache", description = "Page and object cache of environments"),
         (name = "audit", description = "Who did what"),
     )
 )]

@@ -7,6 +7,7 @@
 //! `accepted` one; what happens on the node and the health gate after it belong to the job
 //! kinds (src/jobs/env_deploy, env_update, release_rollback, health_check).
 
+pub mod cache;
 pub mod deploy_key;
 pub mod source;
 pub mod updates;

@@ -284,8 +284,6 @@ const fn planned(playbook: &'static str) -> Planned {
 const SITE_IMPORT: Planned = planned("site-import.yml");
 const ENV_RESTORE: Planned = planned("env-restore.yml");
 const ENV_PROMOTE: Planned = planned("env-promote.yml");
-const ENV_CACHE_TOGGLE: Planned = planned("env-cache-toggle.yml");
-const CACHE_PURGE: Planned = planned("cache-purge.yml");
 const DOMAIN_ADD: Planned = planned("domain-add.yml");
 const DOMAIN_REMOVE: Planned = planned("domain-remove.yml");
 const DRIFT_CHECK: Planned = planned("drift-check.yml");
@@ -301,8 +299,8 @@ pub fn kind(job_type: JobType) -> &'static dyn JobKind {
         JobType::EnvUpdate => &super::env_update::EnvUpdate,
         JobType::EnvRestore => &ENV_RESTORE,
         JobType::EnvPromote => &ENV_PROMOTE,
-        JobType::EnvCacheToggle => &ENV_CACHE_TOGGLE,
-        JobType::CachePurge => &CACHE_PURGE,
+        JobType::EnvCacheToggle => &super::env_cache_toggle::EnvCacheToggle,
+        JobType::CachePurge => &super::cache_purge::CachePurge,
         JobType::BackupCreate => &super::backup_create::BackupCreate,
         JobType::DomainAdd => &DOMAIN_ADD,
         JobType::DomainRemove => &DOMAIN_REMOVE,

@@ -5,6 +5,7 @@
 
 pub mod backup;
 pub mod bridge;
+pub mod cache;
 pub mod database;
 pub mod db_copy;
 pub mod deploy;

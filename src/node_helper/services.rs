@@ -119,7 +119,22 @@ pub fn install_pool(php_version: &str, environment_id: &str, pool: &str) -> anyh
 
 /// Installs the environment's server block, checked by `nginx-validate` first.
 pub fn install_server_block(environment_id: &str, vhost: &str) -> anyhow::Result<()> {
-    let dest = format!("/etc/nginx/sites-enabled/pressluft-env-{environment_id}.conf");
+    install_nginx_block(&format!("pressluft-env-{environment_id}.conf"), vhost)
+}
+
+/// Installs the server block of one of the environment's custom domains
+/// (`pressluft-domain-<domain id>.conf`, domains-and-tls.md §6), checked like the
+/// environment's own.
+pub fn install_domain_block(domain_id: &str, vhost: &str) -> anyhow::Result<()> {
+    install_nginx_block(&format!("pressluft-domain-{domain_id}.conf"), vhost)
+}
+
+/// Installs `/etc/nginx/sites-enabled/<file_name>`, checked by `nginx-validate` first.
+fn install_nginx_block(file_name: &str, vhost: &str) -> anyhow::Result<()> {
+    if file_name.contains('/') || file_name.starts_with('.') {
+        bail!("{file_name:?} is not a server block's file name");
+    }
+    let dest = format!("/etc/nginx/sites-enabled/{file_name}");
     // The candidate sits in the same directory as the server block; nginx-validate copies it
     // to the destination for the test, so the temporary name is never included by nginx.
     let check = |candidate: &str| run_cmd(NGINX_VALIDATE, &[candidate, &dest]).map(drop);
@@ -127,8 +142,13 @@ pub fn install_server_block(environment_id: &str, vhost: &str) -> anyhow::Result
 }
 
 /// Deletes the environment's Redis keys (never FLUSHDB: Redis is shared by the node), as the
-/// admin user.
-pub fn purge_redis(prefix: &str) -> anyhow::Result<()> {
+/// admin user; returns how many there were.
+pub fn purge_redis(prefix: &str) -> anyhow::Result<usize> {
+    // The prefix is `pressluft_<uuid>:` (sites::layout); anything else could widen the
+    // pattern to other environments' keys.
+    if !prefix.ends_with(':') || prefix.len() < 2 || prefix.contains(['*', '?', '[', ']', '\\']) {
+        bail!("{prefix:?} is not an environment's Redis key prefix");
+    }
     let pattern = format!("{prefix}*");
     let keys = run_cmd(REDIS_ADMIN, &["--scan", "--pattern", &pattern])?;
     let keys: Vec<&str> = keys.lines().filter(|k| !k.is_empty()).collect();
@@ -137,7 +157,7 @@ pub fn purge_redis(prefix: &str) -> anyhow::Result<()> {
         args.extend_from_slice(batch);
         run_cmd(REDIS_ADMIN, &args)?;
     }
-    Ok(())
+    Ok(keys.len())
 }
 
 /// Checks and reloads PHP-FPM and Nginx, both at once (`service` works with and without
@@ -148,12 +168,15 @@ pub fn reload(php_version: &str) -> anyhow::Result<()> {
             run_cmd(&format!("/usr/sbin/php-fpm{php_version}"), &["-t"])?;
             run_cmd("service", &[&format!("php{php_version}-fpm"), "reload"]).map(drop)
         });
-        let nginx = s.spawn(|| {
-            run_cmd("nginx", &["-t", "-q"])?;
-            run_cmd("service", &["nginx", "reload"]).map(drop)
-        });
+        let nginx = s.spawn(reload_nginx);
         join(php).and(join(nginx))
     })
+}
+
+/// Checks and reloads Nginx alone (a server block changed, PHP did not).
+pub fn reload_nginx() -> anyhow::Result<()> {
+    run_cmd("nginx", &["-t", "-q"])?;
+    run_cmd("service", &["nginx", "reload"]).map(drop)
 }
 
 #[cfg(test)]

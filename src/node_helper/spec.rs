@@ -334,6 +334,68 @@ pub struct AvailableUpdates {
     pub themes: Vec<AvailableUpdate>,
 }
 
+/// A server block as the playbook rendered it from the env-vhost role's template.
+#[derive(Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerBlock {
+    /// For a kernel with IPv6 (`listen [::]:80` too) and for one without.
+    pub vhost: String,
+    pub vhost_without_ipv6: String,
+}
+
+/// One custom domain's server block (`pressluft-domain-<domain_id>.conf`), rewritten with the
+/// environment's cache flags. None exist before custom domains (issue 15).
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DomainBlock {
+    pub domain_id: String,
+    #[serde(flatten)]
+    pub block: ServerBlock,
+}
+
+/// `pressluft node env-cache` (`env_cache_toggle`): the environment's server blocks rewritten
+/// with or without the FastCGI page cache, the Redis drop-in added or removed, Nginx reloaded,
+/// the environment's FastCGI entries and Redis keys purged (domains-and-tls.md §6).
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EnvCacheSpec {
+    pub contract_version: u32,
+    pub environment_id: String,
+    pub env_root: String,
+    pub env_user: String,
+    /// The flags as the database holds them when the job runs (they win over the payload).
+    pub fastcgi_cache_enabled: bool,
+    pub redis_cache_enabled: bool,
+    /// The environment's own hosts (preview host, then its domains): its FastCGI cache keys.
+    pub hosts: Vec<String>,
+    /// The environment's Redis key prefix (`pressluft_<env id>:`).
+    pub redis_prefix: String,
+    /// Added by the playbook: the preview server block rendered with the flags.
+    #[serde(default)]
+    pub server_block: ServerBlock,
+    /// Added by the playbook: the custom domains' blocks (empty until issue 15).
+    #[serde(default)]
+    pub domain_blocks: Vec<DomainBlock>,
+    /// Added by the playbook.
+    #[serde(default)]
+    pub node: NodeFacts,
+}
+
+/// `pressluft node cache-purge` (`cache_purge`): the environment's FastCGI entries (by its
+/// hosts) and Redis keys (by its prefix) deleted, nobody else's.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CachePurgeSpec {
+    pub contract_version: u32,
+    pub environment_id: String,
+    /// The environment's own hosts (preview host, then its domains).
+    pub hosts: Vec<String>,
+    pub redis_prefix: String,
+    /// What to purge (the payload's `fastcgi`, `redis`).
+    pub fastcgi: bool,
+    pub redis: bool,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -43,8 +43,7 @@ pub fn go_live(
 ) -> anyhow::Result<WentLive> {
     releases::switch_current(&live.env_root, release_name, &live.env_user)?;
     services::reload(php_version)?;
-    let fastcgi_purged = purge_fastcgi(Path::new(FASTCGI_CACHE_DIR), &live.hosts)?;
-    services::purge_redis(&live.redis_prefix)?;
+    let purged = purge_environment(&live.hosts, Some(&live.redis_prefix))?;
     let mut keep: Vec<&str> = vec![release_name];
     keep.extend_from_slice(protected);
     let pruned = match releases::prune(&live.env_root, live.release_keep, &keep) {
@@ -55,8 +54,32 @@ pub fn go_live(
         }
     };
     Ok(WentLive {
-        fastcgi_purged,
+        fastcgi_purged: purged.fastcgi_purged,
         pruned,
+    })
+}
+
+/// What purging an environment's caches removed.
+#[derive(Debug, Default, Serialize)]
+pub struct Purged {
+    /// FastCGI cache entries removed.
+    pub fastcgi_purged: usize,
+    /// Redis keys removed.
+    pub redis_purged: usize,
+}
+
+/// Purges the environment's caches: its FastCGI entries (the node's shared zone, by its
+/// `hosts`) and, when `redis_prefix` is given, its Redis keys. Used by [`go_live`] and by the
+/// cache commands (src/node_helper/cache.rs).
+pub fn purge_environment(hosts: &[String], redis_prefix: Option<&str>) -> anyhow::Result<Purged> {
+    let fastcgi_purged = purge_fastcgi(Path::new(FASTCGI_CACHE_DIR), hosts)?;
+    let redis_purged = match redis_prefix {
+        Some(prefix) => services::purge_redis(prefix)?,
+        None => 0,
+    };
+    Ok(Purged {
+        fastcgi_purged,
+        redis_purged,
     })
 }
 

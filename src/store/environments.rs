@@ -150,3 +150,39 @@ pub async fn canonical_url(
     .await?;
     Ok(row.map(|(u,)| u))
 }
+
+/// Writes an environment's cache flags (the intent; `env_cache_toggle` converges the node to
+/// them). Not a status change: `state_version` stays.
+pub async fn set_cache_flags(
+    conn: &mut SqliteConnection,
+    environment_id: &str,
+    fastcgi_cache_enabled: bool,
+    redis_cache_enabled: bool,
+    now: &str,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "UPDATE environments SET fastcgi_cache_enabled = ?, redis_cache_enabled = ?, updated_at = ?
+         WHERE id = ?",
+    )
+    .bind(fastcgi_cache_enabled)
+    .bind(redis_cache_enabled)
+    .bind(now)
+    .bind(environment_id)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// The host names of an environment's custom domains (oldest first).
+pub async fn domain_hostnames(
+    conn: &mut SqliteConnection,
+    environment_id: &str,
+) -> Result<Vec<String>, StoreError> {
+    let rows: Vec<(String,)> = sqlx::query_as(
+        "SELECT hostname FROM domains WHERE environment_id = ? ORDER BY created_at, id",
+    )
+    .bind(environment_id)
+    .fetch_all(conn)
+    .await?;
+    Ok(rows.into_iter().map(|(h,)| h).collect())
+}

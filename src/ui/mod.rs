@@ -8,6 +8,7 @@
 mod assets;
 mod audit;
 pub mod backups;
+pub mod cache;
 pub mod deploys;
 mod errors;
 mod form_errors;
@@ -45,6 +46,7 @@ pub fn router() -> Router<AppState> {
         sites::router(),
         backups::router(),
         deploys::router(),
+        cache::router(),
         settings::router(),
         audit::router(),
         login::router(),
