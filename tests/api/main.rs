@@ -10,6 +10,7 @@ mod backups_download;
 mod backups_ui;
 mod browser;
 mod cache_api;
+mod cache_browser;
 mod cli;
 mod dashboard;
 mod deploy_jobs;
