@@ -111,6 +111,25 @@ impl Store {
         job_by_id(&self.pool, id).await
     }
 
+    /// The environment's newest job of one of `types`: by creation time, then insertion order
+    /// (two jobs created in the same millisecond, or under a test clock, still have an order).
+    pub async fn latest_environment_job(
+        &self,
+        environment_id: &str,
+        types: &[JobType],
+    ) -> Result<Option<JobRecord>, StoreError> {
+        let mut q: QueryBuilder<Sqlite> = QueryBuilder::new(SELECT_JOB);
+        q.push(" WHERE j.environment_id = ")
+            .push_bind(environment_id.to_string())
+            .push(" AND j.job_type IN (");
+        let mut list = q.separated(", ");
+        for t in types {
+            list.push_bind(t.as_str());
+        }
+        q.push(") ORDER BY j.created_at DESC, j.rowid DESC LIMIT 1");
+        Ok(q.build_query_as().fetch_optional(&self.pool).await?)
+    }
+
     /// `(created_at, id)` of a job, the position a page cursor refers to.
     pub async fn job_position(&self, id: &str) -> Result<Option<(String, String)>, StoreError> {
         Ok(

@@ -25,7 +25,7 @@ use crate::jobs::EnvCacheTogglePayload;
 use crate::sites::Actor;
 use crate::state::AppState;
 use crate::store::environments::EnvironmentRecord;
-use crate::store::{JobFilter, Store, StoreError};
+use crate::store::{Store, StoreError};
 use crate::ui::form_errors::form_error;
 use crate::ui::forms::{CsrfForm, NoFields};
 use crate::ui::render;
@@ -78,52 +78,46 @@ impl CachePanel {
         env: &EnvironmentRecord,
         csrf_token: String,
     ) -> Result<Self, StoreError> {
-        let filter = |job_type| JobFilter {
-            environment_id: Some(env.id.clone()),
-            job_type: Some(job_type),
-            limit: 1,
-            ..Default::default()
-        };
-        let mut jobs = store.list_jobs(&filter(JobType::EnvCacheToggle)).await?;
-        jobs.extend(store.list_jobs(&filter(JobType::CachePurge)).await?);
-        jobs.sort_by(|a, b| b.created_at.cmp(&a.created_at));
-        let last = jobs.into_iter().next().map(|j| {
-            let what = if j.job_type == JobType::CachePurge {
-                "Purge".to_string()
-            } else {
-                let p: EnvCacheTogglePayload = crate::jobs::payload::read(&j);
-                format!(
-                    "Page cache {} · object cache {}",
-                    on_off(p.fastcgi_cache_enabled),
-                    on_off(p.redis_cache_enabled)
-                )
-            };
-            let error = if j.status == JobStatus::Failed {
-                let message = j.error_message.as_deref().unwrap_or("");
-                let line: String = message
-                    .lines()
-                    .next()
-                    .unwrap_or("")
-                    .chars()
-                    .take(300)
-                    .collect();
-                match j.error_code.as_deref() {
-                    Some(c) if line.is_empty() => c.to_string(),
-                    Some(c) => format!("{c}: {line}"),
-                    None => line,
+        let last = store
+            .latest_environment_job(&env.id, &[JobType::EnvCacheToggle, JobType::CachePurge])
+            .await?
+            .map(|j| {
+                let what = if j.job_type == JobType::CachePurge {
+                    "Purge".to_string()
+                } else {
+                    let p: EnvCacheTogglePayload = crate::jobs::payload::read(&j);
+                    format!(
+                        "Page cache {} · object cache {}",
+                        on_off(p.fastcgi_cache_enabled),
+                        on_off(p.redis_cache_enabled)
+                    )
+                };
+                let error = if j.status == JobStatus::Failed {
+                    let message = j.error_message.as_deref().unwrap_or("");
+                    let line: String = message
+                        .lines()
+                        .next()
+                        .unwrap_or("")
+                        .chars()
+                        .take(300)
+                        .collect();
+                    match j.error_code.as_deref() {
+                        Some(c) if line.is_empty() => c.to_string(),
+                        Some(c) => format!("{c}: {line}"),
+                        None => line,
+                    }
+                } else {
+                    String::new()
+                };
+                CacheJob {
+                    busy: matches!(j.status, JobStatus::Queued | JobStatus::Running),
+                    status: j.status.to_string(),
+                    created: short_ts_str(&j.created_at),
+                    job_id: j.id,
+                    what,
+                    error,
                 }
-            } else {
-                String::new()
-            };
-            CacheJob {
-                busy: matches!(j.status, JobStatus::Queued | JobStatus::Running),
-                status: j.status.to_string(),
-                created: short_ts_str(&j.created_at),
-                job_id: j.id,
-                what,
-                error,
-            }
-        });
+            });
         Ok(CachePanel {
             environment_id: env.id.clone(),
             csrf_token,
