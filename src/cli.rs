@@ -120,6 +120,9 @@ pub enum NodeCommand {
     /// On a node: a new release from a git repository or an archive, made live
     /// (`env_deploy`; the spec on stdin).
     ReleaseDeploy,
+    /// On a node: a one-time WordPress login token for an environment (magic login; the spec
+    /// as JSON on stdin, `{"token", "expires_at"}` on stdout).
+    MagicLogin,
 }
 
 #[derive(Debug, Subcommand)]
@@ -208,6 +211,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             return crate::node_helper::rollback::run();
         }
         Command::Node(NodeCommand::ReleaseDeploy) => return crate::node_helper::deploy::run(),
+        Command::Node(NodeCommand::MagicLogin) => return crate::node_helper::magic_login::run(),
         _ => {}
     }
     let mode = match cli.command {
@@ -261,7 +265,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             | NodeCommand::EnvUpdate
             | NodeCommand::UpdateCheck
             | NodeCommand::ReleaseRollback
-            | NodeCommand::ReleaseDeploy,
+            | NodeCommand::ReleaseDeploy
+            | NodeCommand::MagicLogin,
         ) => {
             unreachable!("handled above")
         }

@@ -8,6 +8,7 @@ pub mod backups;
 pub mod deploys;
 mod events;
 pub mod jobs;
+pub mod magic;
 mod metrics;
 pub mod nodes;
 pub mod openapi;
@@ -35,6 +36,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         sites::router(),
         backups::router(),
         deploys::router(),
+        magic::router(),
         audit::router(),
         metrics::router(),
     ];

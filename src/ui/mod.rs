@@ -15,6 +15,7 @@ pub mod forms;
 pub mod jobs;
 mod live;
 mod login;
+pub mod magic;
 pub mod nodes;
 mod overview;
 pub mod settings;
@@ -45,6 +46,7 @@ pub fn router() -> Router<AppState> {
         sites::router(),
         backups::router(),
         deploys::router(),
+        magic::router(),
         settings::router(),
         audit::router(),
         login::router(),
