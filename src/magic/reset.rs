@@ -255,7 +255,8 @@ async fn own_current_release(
         Some(id) => fetch_release(&mut *conn, id).await?,
         None => None,
     };
-    if !release.is_some_and(|r| r.environment_id == env.id) {
+    let own = matches!(release, Some(r) if r.environment_id == env.id);
+    if !own {
         return Err(invalid(
             reason::NO_CURRENT_RELEASE,
             format!(

@@ -55,7 +55,9 @@ async fn logs_in(url: &str, preview_host: &str) -> bool {
     let body = r.text().await.unwrap();
     if status == 302 {
         assert!(location.unwrap_or_default().ends_with("/wp-admin/"));
-        assert!(cookies.iter().any(|c| c.starts_with("wordpress_logged_in_")));
+        assert!(cookies
+            .iter()
+            .any(|c| c.starts_with("wordpress_logged_in_")));
         return true;
     }
     assert_eq!(status, 200, "{body}");
@@ -63,7 +65,9 @@ async fn logs_in(url: &str, preview_host: &str) -> bool {
         body.contains("invalid, has expired or was already used"),
         "{body}"
     );
-    assert!(!cookies.iter().any(|c| c.starts_with("wordpress_logged_in_")));
+    assert!(!cookies
+        .iter()
+        .any(|c| c.starts_with("wordpress_logged_in_")));
     false
 }
 
@@ -71,8 +75,15 @@ pub async fn magic_login(app: &TestApp, site_id: &str, env_id: &str) {
     let (_, env) = app.get_json(&format!("/api/environments/{env_id}")).await;
     assert_eq!(env["site_id"], site_id);
     assert_eq!(env["status"], "active");
-    assert_eq!(env["redis_cache_enabled"], true, "the flow runs with the object cache on");
-    let canonical = env["preview_url"].as_str().unwrap().trim_end_matches('/').to_string();
+    assert_eq!(
+        env["redis_cache_enabled"], true,
+        "the flow runs with the object cache on"
+    );
+    let canonical = env["preview_url"]
+        .as_str()
+        .unwrap()
+        .trim_end_matches('/')
+        .to_string();
     let preview_host = host(&canonical).to_string();
 
     // Two links: one for the browser, one to try after 60 s (the wait overlaps the browser).
@@ -99,7 +110,10 @@ pub async fn magic_login(app: &TestApp, site_id: &str, env_id: &str) {
         ],
     )
     .await;
-    eprintln!("magic login: browser checks done after {:?}", started.elapsed());
+    eprintln!(
+        "magic login: browser checks done after {:?}",
+        started.elapsed()
+    );
     // Used once by the browser: refused now too.
     assert!(!logs_in(&first, &preview_host).await);
 
@@ -123,7 +137,11 @@ pub async fn magic_login(app: &TestApp, site_id: &str, env_id: &str) {
         assert!(!rows.iter().any(|(r,)| r.contains(token.as_str())));
         for log in walk(&app.state.config.log_dir) {
             let text = std::fs::read_to_string(&log).unwrap_or_default();
-            assert!(!text.contains(token.as_str()), "{} holds a token", log.display());
+            assert!(
+                !text.contains(token.as_str()),
+                "{} holds a token",
+                log.display()
+            );
         }
     }
 
