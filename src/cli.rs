@@ -127,6 +127,9 @@ pub enum NodeCommand {
     /// On a node: an environment's FastCGI cache entries and Redis keys deleted, nobody
     /// else's (`cache_purge`; the spec on stdin, the counts on stdout).
     CachePurge,
+    /// On a node: a one-time WordPress login token for an environment (magic login; the spec
+    /// as JSON on stdin, `{"token", "expires_at"}` on stdout).
+    MagicLogin,
 }
 
 #[derive(Debug, Subcommand)]
@@ -217,6 +220,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Node(NodeCommand::ReleaseDeploy) => return crate::node_helper::deploy::run(),
         Command::Node(NodeCommand::EnvCache) => return crate::node_helper::cache::run_toggle(),
         Command::Node(NodeCommand::CachePurge) => return crate::node_helper::cache::run_purge(),
+        Command::Node(NodeCommand::MagicLogin) => return crate::node_helper::magic_login::run(),
         _ => {}
     }
     let mode = match cli.command {
@@ -272,7 +276,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             | NodeCommand::ReleaseRollback
             | NodeCommand::ReleaseDeploy
             | NodeCommand::EnvCache
-            | NodeCommand::CachePurge,
+            | NodeCommand::CachePurge
+            | NodeCommand::MagicLogin,
         ) => {
             unreachable!("handled above")
         }

@@ -16,6 +16,7 @@ pub mod events;
 pub mod http;
 pub mod jobs;
 pub mod logging;
+pub mod magic;
 pub mod node_helper;
 pub mod nodes;
 pub mod secrets;

@@ -9,6 +9,7 @@ pub mod cache;
 pub mod deploys;
 mod events;
 pub mod jobs;
+pub mod magic;
 mod metrics;
 pub mod nodes;
 pub mod openapi;
@@ -37,6 +38,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         backups::router(),
         deploys::router(),
         cache::router(),
+        magic::router(),
         audit::router(),
         metrics::router(),
     ];

@@ -14,6 +14,7 @@ pub mod env_clone;
 pub mod fetch;
 pub mod files;
 pub mod health;
+pub mod magic_login;
 pub mod nofollow;
 pub mod process;
 pub mod releases;

@@ -16,6 +16,7 @@ pub mod forms;
 pub mod jobs;
 mod live;
 mod login;
+pub mod magic;
 pub mod nodes;
 mod overview;
 pub mod settings;
@@ -47,6 +48,7 @@ pub fn router() -> Router<AppState> {
         backups::router(),
         deploys::router(),
         cache::router(),
+        magic::router(),
         settings::router(),
         audit::router(),
         login::router(),

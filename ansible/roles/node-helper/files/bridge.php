@@ -25,6 +25,7 @@
  *     option-set {"name", "value"}                       {"name", "updated": bool}
  *     update-check {"scope"?}                            {"core": {...}|null, "plugins": [...], "themes": [...]}
  *     update {"scope"}                                   {"updated": {"core": [...], "plugins": [...], "themes": [...]}}
+ *     magic-login                                        {"token", "expires_at"}
  *
  * `update-check` and `update` (scope: core, plugins, themes or all) are the only commands that
  * reach the network: WordPress's own update checks (forced) and upgrader classes. With
@@ -893,6 +894,40 @@ function bridge_cmd_update(array $args): array
 }
 
 // ---------------------------------------------------------------------------------------------
+// Magic login (backups-restore-promotion.md §10)
+// ---------------------------------------------------------------------------------------------
+
+/** How long a magic-login token is valid, in seconds. */
+const BRIDGE_MAGIC_LOGIN_TTL = 60;
+
+/**
+ * `magic-login`: a one-time login token for the administrator with the lowest ID. Only the
+ * token's SHA-256 is stored (transient `pressluft_ml_<sha256>`, 60 s, value = the user ID; in the
+ * object cache when one is on, else in the options table); the token itself is printed once.
+ * The Pressluft mu-plugin consumes it on wp-login.php.
+ */
+function bridge_cmd_magic_login(array $args): array
+{
+    $ids = get_users([
+        'role' => 'administrator',
+        'orderby' => 'ID',
+        'order' => 'ASC',
+        'number' => 1,
+        'fields' => 'ID',
+    ]);
+    if ($ids === []) {
+        throw new BridgeError('the site has no administrator');
+    }
+    $userId = (int) $ids[0];
+    $token = bin2hex(random_bytes(32));
+    $created = time();
+    if (!set_transient('pressluft_ml_' . hash('sha256', $token), $userId, BRIDGE_MAGIC_LOGIN_TTL)) {
+        throw new BridgeError('the login token could not be stored');
+    }
+    return ['token' => $token, 'expires_at' => gmdate('Y-m-d\TH:i:s\Z', $created + BRIDGE_MAGIC_LOGIN_TTL)];
+}
+
+// ---------------------------------------------------------------------------------------------
 // Dispatcher
 // ---------------------------------------------------------------------------------------------
 
@@ -910,6 +945,7 @@ const BRIDGE_COMMANDS = [
     'option-set' => ['run' => 'bridge_cmd_option_set', 'wordpress' => BRIDGE_WP_LOADED, 'prepare' => 'bridge_prepare_option'],
     'update-check' => ['run' => 'bridge_cmd_update_check', 'wordpress' => BRIDGE_WP_UPDATING, 'prepare' => 'bridge_prepare_update_check'],
     'update' => ['run' => 'bridge_cmd_update', 'wordpress' => BRIDGE_WP_UPDATING, 'prepare' => 'bridge_prepare_update'],
+    'magic-login' => ['run' => 'bridge_cmd_magic_login', 'wordpress' => BRIDGE_WP_LOADED],
 ];
 
 /**

@@ -1,7 +1,7 @@
 <?php
 /**
  * Plugin Name: Pressluft
- * Description: Shows this environment's type (production, staging, clone) in the admin bar.
+ * Description: Shows this environment's type (production, staging, clone) in the admin bar; consumes Pressluft's one-time login links.
  * Author: Pressluft
  *
  * Must-use plugin managed by Pressluft (copied into every release as
@@ -56,3 +56,41 @@ function pressluft_environment_badge_style(): void
 }
 add_action('wp_enqueue_scripts', 'pressluft_environment_badge_style');
 add_action('admin_enqueue_scripts', 'pressluft_environment_badge_style');
+
+/**
+ * Magic login (backups-restore-promotion.md §10): `wp-login.php?pressluft_magic_login=<token>`
+ * logs in as the user the PHP bridge's `magic-login` made the token for, once, within its 60 s.
+ * The token is looked up by its SHA-256 (transient `pressluft_ml_<sha256>`) and deleted before
+ * it is used; an unknown, expired or used token shows the normal login page with an error.
+ * wp-login.php is never served from the page cache (the server block bypasses it).
+ */
+add_action('login_init', static function (): void {
+    if (!isset($_GET['pressluft_magic_login'])) {
+        return;
+    }
+    nocache_headers();
+    $token = is_string($_GET['pressluft_magic_login']) ? wp_unslash($_GET['pressluft_magic_login']) : '';
+    $userId = 0;
+    if (preg_match('/^[0-9a-f]{64}$/', $token) === 1) {
+        $key = 'pressluft_ml_' . hash('sha256', $token);
+        $stored = get_transient($key);
+        if ($stored !== false && delete_transient($key)) {
+            $userId = (int) $stored;
+        }
+    }
+    $user = $userId > 0 ? get_userdata($userId) : false;
+    if (!$user) {
+        add_filter('wp_login_errors', static function ($errors) {
+            if (is_object($errors) && method_exists($errors, 'add')) {
+                $errors->add('pressluft_magic_login', 'This login link is invalid, has expired or was already used. Open WordPress admin from Pressluft again for a new one.');
+            }
+            return $errors;
+        });
+        return;
+    }
+    wp_set_current_user($user->ID);
+    wp_set_auth_cookie($user->ID, false, is_ssl());
+    do_action('wp_login', $user->user_login, $user);
+    wp_safe_redirect(admin_url());
+    exit;
+});
