@@ -120,6 +120,10 @@ pub enum NodeCommand {
     /// On a node: a new release from a git repository or an archive, made live
     /// (`env_deploy`; the spec on stdin).
     ReleaseDeploy,
+    /// On a node: another WordPress imported from an archive (db.sql, files/, meta.json) as a
+    /// new release and database, made live (`site_import`; the spec on stdin; exit 6: fetch
+    /// failed, 7: archive invalid, 3: precondition, 4: backup storage; nothing live changed).
+    SiteImport,
 }
 
 #[derive(Debug, Subcommand)]
@@ -208,6 +212,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             return crate::node_helper::rollback::run();
         }
         Command::Node(NodeCommand::ReleaseDeploy) => return crate::node_helper::deploy::run(),
+        Command::Node(NodeCommand::SiteImport) => return crate::node_helper::import::run(),
         _ => {}
     }
     let mode = match cli.command {
@@ -261,7 +266,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             | NodeCommand::EnvUpdate
             | NodeCommand::UpdateCheck
             | NodeCommand::ReleaseRollback
-            | NodeCommand::ReleaseDeploy,
+            | NodeCommand::ReleaseDeploy
+            | NodeCommand::SiteImport,
         ) => {
             unreachable!("handled above")
         }

@@ -7,6 +7,7 @@ mod auth;
 pub mod backups;
 pub mod deploys;
 mod events;
+mod imports;
 pub mod jobs;
 mod metrics;
 pub mod nodes;
@@ -35,6 +36,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         sites::router(),
         backups::router(),
         deploys::router(),
+        imports::router(),
         audit::router(),
         metrics::router(),
     ];

@@ -8,6 +8,7 @@
 //! kinds (src/jobs/env_deploy, env_update, release_rollback, health_check).
 
 pub mod deploy_key;
+pub mod import;
 pub mod source;
 pub mod updates;
 

@@ -12,6 +12,7 @@ pub mod deploys;
 mod errors;
 mod form_errors;
 pub mod forms;
+pub mod imports;
 pub mod jobs;
 mod live;
 mod login;
@@ -45,6 +46,7 @@ pub fn router() -> Router<AppState> {
         sites::router(),
         backups::router(),
         deploys::router(),
+        imports::router(),
         settings::router(),
         audit::router(),
         login::router(),
