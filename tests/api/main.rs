@@ -30,6 +30,7 @@ mod errors;
 mod events;
 mod health_check;
 mod helpers;
+mod import_api;
 mod job_states;
 mod jobs;
 mod login_redirect;
