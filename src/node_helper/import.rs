@@ -404,6 +404,8 @@ pub fn apply(spec: &SiteImportSpec, checked: &Checked) -> Result<Imported, Deplo
     })
     .map_err(|e| failed(e.context("rewriting the imported database")))?;
     set_site_urls(&rewritten, &prefix, &target_url).map_err(failed)?;
+    // The raw import is no longer needed; its database receives the old live tables next.
+    scratch.empty_incoming().map_err(failed)?;
 
     // The release: the current core with files/ as wp-content.
     layout::chown_tree(&validated.files, user)?;
@@ -510,6 +512,21 @@ impl Scratch {
             ),
         )
         .context("preparing the scratch databases")?;
+        Ok(())
+    }
+
+    /// The first scratch database emptied (the grant on it revoked): the swap moves the live
+    /// tables there, and an imported table of the same name must not be in the way.
+    fn empty_incoming(&self) -> anyhow::Result<()> {
+        self.revoke();
+        mysql_lines(
+            None,
+            &format!(
+                "DROP DATABASE IF EXISTS `{0}`; CREATE DATABASE `{0}` CHARACTER SET utf8mb4;",
+                self.incoming
+            ),
+        )
+        .context("emptying the scratch database")?;
         Ok(())
     }
 

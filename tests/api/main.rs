@@ -21,6 +21,7 @@ mod e2e_backups;
 mod e2e_clone_attacks;
 mod e2e_deploys;
 mod e2e_health;
+mod e2e_import;
 mod e2e_injection;
 mod e2e_isolation;
 mod e2e_rollback;
