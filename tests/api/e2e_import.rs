@@ -412,6 +412,7 @@ pub async fn imports(app: &TestApp, site_id: &str) {
         .map(|d| d.filter_map(Result::ok).collect())
         .unwrap_or_default();
     assert!(on_node.is_empty(), "uploads left on the node: {on_node:?}");
+    sql("DROP DATABASE IF EXISTS pl_e2e_import_src");
     let _ = std::fs::remove_dir_all(WORK);
 }
 
