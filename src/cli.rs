@@ -130,6 +130,10 @@ pub enum NodeCommand {
     /// On a node: a one-time WordPress login token for an environment (magic login; the spec
     /// as JSON on stdin, `{"token", "expires_at"}` on stdout).
     MagicLogin,
+    /// On a node: another WordPress imported from an archive (db.sql, files/, meta.json) as a
+    /// new release and database, made live (`site_import`; the spec on stdin; exit 6: fetch
+    /// failed, 7: archive invalid, 3: precondition, 4: backup storage; nothing live changed).
+    SiteImport,
 }
 
 #[derive(Debug, Subcommand)]
@@ -221,6 +225,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Node(NodeCommand::EnvCache) => return crate::node_helper::cache::run_toggle(),
         Command::Node(NodeCommand::CachePurge) => return crate::node_helper::cache::run_purge(),
         Command::Node(NodeCommand::MagicLogin) => return crate::node_helper::magic_login::run(),
+        Command::Node(NodeCommand::SiteImport) => return crate::node_helper::import::run(),
         _ => {}
     }
     let mode = match cli.command {
@@ -277,7 +282,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             | NodeCommand::ReleaseDeploy
             | NodeCommand::EnvCache
             | NodeCommand::CachePurge
-            | NodeCommand::MagicLogin,
+            | NodeCommand::MagicLogin
+            | NodeCommand::SiteImport,
         ) => {
             unreachable!("handled above")
         }

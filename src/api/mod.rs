@@ -8,6 +8,7 @@ pub mod backups;
 pub mod cache;
 pub mod deploys;
 mod events;
+mod imports;
 pub mod jobs;
 pub mod magic;
 mod metrics;
@@ -39,6 +40,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         deploys::router(),
         cache::router(),
         magic::router(),
+        imports::router(),
         audit::router(),
         metrics::router(),
     ];

@@ -50,10 +50,24 @@ pub async fn body_limit(req: Request, next: Next) -> Response {
         .get(CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > MAX_BODY_BYTES as u64) {
+    // The dashboard's archive upload (`POST /sites/{id}/import`) streams to disk with its own
+    // limit (crate::ui::imports).
+    let limit = if is_import_upload(req.uri().path()) {
+        crate::ui::imports::UPLOAD_MAX_BYTES as u64 + 64 * 1024
+    } else {
+        MAX_BODY_BYTES as u64
+    };
+    if declared.is_some_and(|n| n > limit) {
         return ApiError::payload_too_large().into_response();
     }
     next.run(req).await
+}
+
+/// Whether `path` is the dashboard's archive upload, `/sites/<id>/import`.
+fn is_import_upload(path: &str) -> bool {
+    path.strip_prefix("/sites/")
+        .and_then(|rest| rest.strip_suffix("/import"))
+        .is_some_and(|id| !id.is_empty() && !id.contains('/'))
 }
 
 /// CSRF rules for state-changing requests (api.md §2): a present `Origin` must name this host;

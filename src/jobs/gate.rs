@@ -136,6 +136,8 @@ pub struct BuiltRelease<'a> {
     pub notes: &'a str,
     /// The backup the gate's rollback restores the database from, if any.
     pub rollback_backup_id: Option<String>,
+    /// Whether that rollback restores `shared/uploads` too (an import replaced them).
+    pub rollback_restore_uploads: bool,
 }
 
 /// A release-building gated job's success: unless the result names the payload's release
@@ -178,6 +180,7 @@ pub async fn gate_built_release(
         gated_job_id: job.id.clone(),
         rollback_target_release_id: fixed.previous_release_id.unwrap_or_default(),
         rollback_backup_id: built.rollback_backup_id,
+        rollback_restore_uploads: built.rollback_restore_uploads,
         ..Default::default()
     };
     enqueue_follow_up(conn, job, JobType::HealthCheck, &gate, now)

@@ -281,7 +281,6 @@ const fn planned(playbook: &'static str) -> Planned {
     }
 }
 
-const SITE_IMPORT: Planned = planned("site-import.yml");
 const ENV_RESTORE: Planned = planned("env-restore.yml");
 const ENV_PROMOTE: Planned = planned("env-promote.yml");
 const DOMAIN_ADD: Planned = planned("domain-add.yml");
@@ -294,7 +293,7 @@ pub fn kind(job_type: JobType) -> &'static dyn JobKind {
         JobType::NodeProvision => &NodeProvision,
         JobType::SiteCreate => &SiteCreate,
         JobType::EnvCreate => &EnvCreate,
-        JobType::SiteImport => &SITE_IMPORT,
+        JobType::SiteImport => &super::site_import::SiteImport,
         JobType::EnvDeploy => &super::env_deploy::EnvDeploy,
         JobType::EnvUpdate => &super::env_update::EnvUpdate,
         JobType::EnvRestore => &ENV_RESTORE,

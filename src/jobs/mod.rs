@@ -35,6 +35,7 @@ mod release_rollback;
 pub mod runner;
 pub mod scheduler;
 mod site_create;
+mod site_import;
 pub mod worker;
 
 pub use backup_cleanup::BackupCleanupPayload;
@@ -52,3 +53,4 @@ pub use node_provision::NodeProvisionPayload;
 pub use release_rollback::ReleaseRollbackPayload;
 pub use runner::{RunContext, RunOutcome, Runner, StopReason};
 pub use site_create::SiteCreatePayload;
+pub use site_import::SiteImportPayload;

@@ -120,6 +120,16 @@ pub fn rollback(
     if let Some((r, verified)) = &verified {
         verified.restore_database(&r.database, &r.skip_tables)?;
         restored.database = true;
+        // An import may have changed the table prefix: the restored tables have the backup's.
+        let prefix = &verified.manifest.backup.table_prefix;
+        if super::wp_config::is_table_prefix(prefix) {
+            super::wp_config::set_table_prefix(
+                &spec.go_live.env_root,
+                &spec.go_live.env_user,
+                prefix,
+            )
+            .map_err(|e| BackupError::Failed(format!("restoring the table prefix: {e:#}")))?;
+        }
         if r.uploads {
             verified.restore_uploads(env_root, &spec.go_live.env_user)?;
             restored.uploads = true;

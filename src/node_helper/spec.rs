@@ -260,6 +260,42 @@ pub struct EnvUpdateSpec {
     pub node: NodeFacts,
 }
 
+/// `pressluft node site-import` (`site_import`): an archive of another WordPress (`db.sql`,
+/// `files/`, optional `meta.json`) fetched and validated before anything changes, the
+/// pre-import backup, a new release of the current core with `files/` as `wp-content`, the
+/// database imported (the environment's database user, through a scratch database swapped in
+/// whole) and rewritten to the canonical URL, then made live (docs/node-helper.md).
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SiteImportSpec {
+    pub contract_version: u32,
+    pub environment_id: String,
+    pub release_name: String,
+    /// The release live before the import: its WordPress core is the new release's.
+    pub current_release_name: String,
+    /// An `upload` source (http(s), `s3://bucket/key`, `file:///abs` or `/abs` on the node);
+    /// credentials in it are secrets.
+    pub archive_url: String,
+    /// The backup S3 storage's access (bucket and prefix empty) for an `s3://` archive.
+    #[serde(default)]
+    pub s3: Option<crate::node_helper::backup::storage::StorageSpec>,
+    pub allow_loopback_sources: bool,
+    /// The environment's database and its user (the import runs as that user; the password
+    /// is a secret).
+    pub db_name: String,
+    pub db_user: String,
+    pub db_password: String,
+    /// The rewrite's target: the primary domain's URL, else the preview URL.
+    pub canonical_url: String,
+    pub redis_cache_enabled: bool,
+    /// The pre-import backup to produce first; `None` when an earlier attempt completed it.
+    #[serde(default)]
+    pub pre_backup: Option<crate::node_helper::backup::create::CreateSpec>,
+    pub go_live: GoLive,
+    #[serde(default)]
+    pub node: NodeFacts,
+}
+
 /// What `release-rollback` restores from the pre-operation backup.
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

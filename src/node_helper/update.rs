@@ -373,11 +373,23 @@ fn apply(spec: &EnvUpdateSpec, checked: &Checked) -> anyhow::Result<EnvUpdateRes
 /// The pre-update backup through the backup library (as `backup-create`); a failure ends the
 /// command with the backup's exit code (4: storage unreachable).
 fn pre_backup(spec: &EnvUpdateSpec) -> anyhow::Result<PreBackup> {
-    let json = serde_json::to_value(spec.pre_backup.as_ref()).context("the pre-backup spec")?;
+    let create = spec.pre_backup.as_ref().context("the pre-backup spec")?;
+    pre_operation_backup(create, &spec.node.php_dir, "the pre-update backup")
+}
+
+/// A pre-operation full backup (`env-update`, `site-import`) through the backup library, as
+/// `backup-create`; a failure ends the command with the backup's exit code (4: storage
+/// unreachable), `what` naming it in the message.
+pub fn pre_operation_backup(
+    create: &backup::create::CreateSpec,
+    php_dir: &str,
+    what: &str,
+) -> anyhow::Result<PreBackup> {
+    let json = serde_json::to_value(create).context("the pre-backup spec")?;
     let mut create: backup::create::CreateSpec =
         serde_json::from_value(json).context("the pre-backup spec")?;
     if create.php_dir.is_empty() {
-        create.php_dir = spec.node.php_dir.clone();
+        create.php_dir = php_dir.to_string();
     }
     let outcome = backup::on_runtime(move |handle| backup::create::create(create, handle))?;
     match outcome {
@@ -391,7 +403,7 @@ fn pre_backup(spec: &EnvUpdateSpec) -> anyhow::Result<PreBackup> {
             size_bytes,
             artifacts,
         }),
-        Err(e) => exit_with(e.exit_code(), &format!("the pre-update backup: {e}")),
+        Err(e) => exit_with(e.exit_code(), &format!("{what}: {e}")),
     }
 }
 

@@ -13,6 +13,7 @@ pub mod deploys;
 mod errors;
 mod form_errors;
 pub mod forms;
+pub mod imports;
 pub mod jobs;
 mod live;
 mod login;
@@ -49,6 +50,7 @@ pub fn router() -> Router<AppState> {
         deploys::router(),
         cache::router(),
         magic::router(),
+        imports::router(),
         settings::router(),
         audit::router(),
         login::router(),

@@ -317,6 +317,7 @@ pub async fn sites_on_this_machine(app: &TestApp) {
     crate::e2e_deploys::deploys(app, &site_id, &prod_id).await;
     crate::e2e_cache::cache_controls(app, &site_id, &prod_id, &staging_id).await;
     crate::e2e_magic_login::magic_login(app, &site_id, &prod_id).await;
+    crate::e2e_import::imports(app, browser_site).await;
 
     // Leave the node as it was (there is no site deletion in the product yet).
     let remove = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/e2e/remove-site.sh");

@@ -78,6 +78,7 @@ async fn on_success(
         source_ref: &p.source_ref,
         notes: &notes,
         rollback_backup_id: None,
+        rollback_restore_uploads: false,
     };
     gate::gate_built_release(conn, job, result, built, now).await
 }

@@ -189,6 +189,7 @@ async fn on_success(
         notes: &notes,
         // The rollback matrix: previous release + database from the pre-update backup.
         rollback_backup_id: backup_ok.then_some(p.pre_backup_id),
+        rollback_restore_uploads: false,
     };
     gate::gate_built_release(conn, job, result, built, now).await
 }

@@ -238,7 +238,7 @@ fn quoted(name: &str) -> String {
 }
 
 /// The base tables of `database`, read hex-encoded (a table name may hold any character).
-fn base_tables(database: &str) -> Result<Vec<String>, BackupError> {
+pub(crate) fn base_tables(database: &str) -> Result<Vec<String>, BackupError> {
     let lines = mysql_lines(
         None,
         &format!(
@@ -259,7 +259,7 @@ fn base_tables(database: &str) -> Result<Vec<String>, BackupError> {
 }
 
 /// The one `RENAME TABLE` of the module doc.
-fn swap_tables(
+pub(crate) fn swap_tables(
     database: &str,
     incoming: &str,
     outgoing: &str,
@@ -305,7 +305,7 @@ fn uploads_not_a_directory() -> BackupError {
 }
 
 /// `<env_root>/shared`, opened without following a link, with `uploads` checked.
-fn open_shared(env_root: &Path) -> Result<OwnedFd, BackupError> {
+pub(crate) fn open_shared(env_root: &Path) -> Result<OwnedFd, BackupError> {
     let precondition = |m: String| BackupError::Precondition(m);
     let root = nofollow::open_dir(env_root).map_err(|e| precondition(e.to_string()))?;
     let shared = nofollow::open_dir_at(root.as_fd(), OsStr::new("shared"))
@@ -323,7 +323,7 @@ fn cstring(name: &str) -> CString {
 }
 
 /// Removes `name` in `dir` whatever it is, never following a link (absent: nothing to do).
-fn remove_entry(dir: &OwnedFd, name: &str) -> io::Result<()> {
+pub(crate) fn remove_entry(dir: &OwnedFd, name: &str) -> io::Result<()> {
     match nofollow::kind_at(dir.as_fd(), OsStr::new(name))? {
         None => Ok(()),
         // std's remove_dir_all never follows a link below the directory.
@@ -333,7 +333,12 @@ fn remove_entry(dir: &OwnedFd, name: &str) -> io::Result<()> {
 }
 
 /// `renameat2(dir, from, dir, to, flags)`.
-fn rename_at(dir: &OwnedFd, from: &str, to: &str, flags: libc::c_uint) -> io::Result<()> {
+pub(crate) fn rename_at(
+    dir: &OwnedFd,
+    from: &str,
+    to: &str,
+    flags: libc::c_uint,
+) -> io::Result<()> {
     let (from, to) = (cstring(from), cstring(to));
     // SAFETY: a valid descriptor and NUL-terminated names.
     let r = unsafe {

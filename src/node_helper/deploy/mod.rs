@@ -210,11 +210,27 @@ pub fn fetch_source(
 
 /// The archive as an open file (root's temporary file for a download).
 fn download(spec: &ReleaseDeploySpec, location: UploadLocation) -> Result<File, DeployError> {
-    let url = spec.source_ref.as_str();
+    fetch_archive(
+        &spec.source_ref,
+        location,
+        spec.s3.as_ref(),
+        spec.allow_loopback_sources,
+    )
+}
+
+/// The archive at `url` (an `upload` source: http(s), `s3://bucket/key` with the backup
+/// storage's access `s3`, or a node path) as an open file — root's temporary file for a
+/// download. Shared by `release-deploy` and `site-import`.
+pub fn fetch_archive(
+    url: &str,
+    location: UploadLocation,
+    s3: Option<&super::backup::storage::StorageSpec>,
+    allow_loopback_sources: bool,
+) -> Result<File, DeployError> {
     let fetch_failed =
         |e: String| DeployError::SourceFetch(crate::sources::redact_userinfo(&e).into_owned());
     match location {
-        UploadLocation::Http => fetch::download(url, "", spec.allow_loopback_sources)
+        UploadLocation::Http => fetch::download(url, "", allow_loopback_sources)
             .map_err(|e| fetch_failed(format!("{e:#}"))),
         UploadLocation::NodePath => {
             let path = url.strip_prefix("file://").unwrap_or(url);
@@ -233,7 +249,7 @@ fn download(spec: &ReleaseDeploySpec, location: UploadLocation) -> Result<File, 
                 access_key_id,
                 secret_access_key,
                 ..
-            }) = spec.s3.clone()
+            }) = s3.cloned()
             else {
                 return Err(DeployError::Precondition(
                     "an s3:// source needs the backup storage's S3 access".into(),

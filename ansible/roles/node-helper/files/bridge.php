@@ -590,6 +590,22 @@ function bridge_cmd_is_installed(array $args): array
     return ['installed' => bridge_wp_is_installed()];
 }
 
+// --- site import (issue 13: import) ------------------------------------------------------
+
+/**
+ * `db-upgrade` (site-import): WordPress's database upgrade of an imported database, as
+ * wp-admin/upgrade.php runs it. Loaded as an installation (WP_INSTALLING): no plugin or theme
+ * of the imported site runs here; the health gate judges those.
+ */
+function bridge_cmd_db_upgrade(array $args): array
+{
+    global $wp_db_version;
+    require_once ABSPATH . 'wp-admin/includes/upgrade.php';
+    $before = (int) get_option('db_version');
+    wp_upgrade();
+    return ['db_version_before' => $before, 'db_version' => (int) $wp_db_version];
+}
+
 /**
  * The site URL of `install`: http(s), a host, optionally a port and a path; no trailing slash
  * (WordPress stores `home` and `siteurl` without one).
@@ -946,6 +962,7 @@ const BRIDGE_COMMANDS = [
     'update-check' => ['run' => 'bridge_cmd_update_check', 'wordpress' => BRIDGE_WP_UPDATING, 'prepare' => 'bridge_prepare_update_check'],
     'update' => ['run' => 'bridge_cmd_update', 'wordpress' => BRIDGE_WP_UPDATING, 'prepare' => 'bridge_prepare_update'],
     'magic-login' => ['run' => 'bridge_cmd_magic_login', 'wordpress' => BRIDGE_WP_LOADED],
+    'db-upgrade' => ['run' => 'bridge_cmd_db_upgrade', 'wordpress' => BRIDGE_WP_INSTALLING],
 ];
 
 /**
