@@ -120,6 +120,11 @@ pub enum NodeCommand {
     /// On a node: a new release from a git repository or an archive, made live
     /// (`env_deploy`; the spec on stdin).
     ReleaseDeploy,
+    /// On a node: deletes environments (`env_delete`, `site_delete`): a final backup of each
+    /// first, then its pool, server blocks, certificates, database, Redis user and keys, Linux
+    /// user and directory (spec as JSON on stdin, result on stdout; exit 3: precondition, 4:
+    /// backup storage unreachable; nothing removed before every final backup completed).
+    EnvDelete,
 }
 
 #[derive(Debug, Subcommand)]
@@ -208,6 +213,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             return crate::node_helper::rollback::run();
         }
         Command::Node(NodeCommand::ReleaseDeploy) => return crate::node_helper::deploy::run(),
+        Command::Node(NodeCommand::EnvDelete) => return crate::node_helper::delete::run(),
         _ => {}
     }
     let mode = match cli.command {
@@ -261,7 +267,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             | NodeCommand::EnvUpdate
             | NodeCommand::UpdateCheck
             | NodeCommand::ReleaseRollback
-            | NodeCommand::ReleaseDeploy,
+            | NodeCommand::ReleaseDeploy
+            | NodeCommand::EnvDelete,
         ) => {
             unreachable!("handled above")
         }

@@ -7,6 +7,7 @@ pub mod backup;
 pub mod bridge;
 pub mod database;
 pub mod db_copy;
+pub mod delete;
 pub mod deploy;
 pub mod drift;
 pub mod env_clone;

@@ -8,6 +8,7 @@
 mod assets;
 mod audit;
 pub mod backups;
+pub mod delete;
 pub mod deploys;
 mod errors;
 mod form_errors;
@@ -45,6 +46,7 @@ pub fn router() -> Router<AppState> {
         sites::router(),
         backups::router(),
         deploys::router(),
+        delete::router(),
         settings::router(),
         audit::router(),
         login::router(),
