@@ -307,7 +307,14 @@ async fn on_cancel(
     was_running: bool,
     now: &str,
 ) -> Result<(), StoreError> {
-    unsuccessful(conn, job, Unsuccessful::Cancelled { was_running }, None, now).await
+    unsuccessful(
+        conn,
+        job,
+        Unsuccessful::Cancelled { was_running },
+        None,
+        now,
+    )
+    .await
 }
 
 /// Variables of `env-delete.yml` / `site-delete.yml` (docs/node-helper.md): `node_spec`, the

@@ -379,7 +379,10 @@ fn drop_database(e: &DeleteEnvironment, removed: &mut Vec<String>) -> anyhow::Re
         }
         sql.push_str(&format!("DROP DATABASE IF EXISTS `{db}`;\n"));
     }
-    sql.push_str(&format!("DROP USER IF EXISTS '{}'@'localhost';\n", e.db_user));
+    sql.push_str(&format!(
+        "DROP USER IF EXISTS '{}'@'localhost';\n",
+        e.db_user
+    ));
     let existing = mysql_lines(
         None,
         &format!(
@@ -426,7 +429,9 @@ fn remove_dir_below(parent: &str, name: &str, removed: &mut Vec<String>) -> anyh
         Some(libc::S_IFDIR) => {
             std::fs::remove_dir_all(&path).with_context(|| format!("removing {parent}/{name}"))?
         }
-        Some(_) => std::fs::remove_file(&path).with_context(|| format!("removing {parent}/{name}"))?,
+        Some(_) => {
+            std::fs::remove_file(&path).with_context(|| format!("removing {parent}/{name}"))?
+        }
     }
     removed.push(format!("{parent}/{name}"));
     Ok(())

@@ -130,8 +130,15 @@ impl Deletions {
             targets.push(self.prepare(&mut m, env).await?);
         }
         let from = (site.status, site.state_version);
-        set_deletion_status(&mut m.tx, "site", &site.id, from, SiteStatus::Deleting, &m.now)
-            .await?;
+        set_deletion_status(
+            &mut m.tx,
+            "site",
+            &site.id,
+            from,
+            SiteStatus::Deleting,
+            &m.now,
+        )
+        .await?;
         let job = JobRequest {
             job_type: JobType::SiteDelete,
             site_id: Some(&site.id),

@@ -75,9 +75,9 @@ fetch_by_id!(fetch_site, SiteRecord, "sites");
 pub async fn site_slug_taken(conn: &mut SqliteConnection, slug: &str) -> Result<bool, StoreError> {
     let row: Option<(i64,)> =
         sqlx::query_as("SELECT 1 FROM sites WHERE slug = ? AND status <> 'deleted'")
-        .bind(slug)
-        .fetch_optional(conn)
-        .await?;
+            .bind(slug)
+            .fetch_optional(conn)
+            .await?;
     Ok(row.is_some())
 }
 

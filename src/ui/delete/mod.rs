@@ -63,12 +63,7 @@ struct Target {
     back: String,
 }
 
-fn confirm_page(
-    session: &CurrentSession,
-    t: Target,
-    typed: String,
-    shown: FormState,
-) -> Response {
+fn confirm_page(session: &CurrentSession, t: Target, typed: String, shown: FormState) -> Response {
     let page = ConfirmPage {
         layout: Layout::new(&format!("Delete {}", t.name), "sites", session),
         what: t.what,
