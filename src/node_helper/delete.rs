@@ -104,7 +104,7 @@ pub struct DeleteResult {
 
 /// `pressluft node env-delete`.
 pub fn run() -> anyhow::Result<()> {
-    spec::run_command(check, apply)
+    spec::run_command(check, |spec, php_version: &String| apply(spec, php_version))
 }
 
 fn is_uuid(s: &str) -> bool {
@@ -189,7 +189,7 @@ fn check(spec: &EnvDeleteSpec) -> anyhow::Result<String> {
     services::php_version(&spec.node.supported_os)
 }
 
-fn apply(spec: &EnvDeleteSpec, php_version: &String) -> anyhow::Result<DeleteResult> {
+fn apply(spec: &EnvDeleteSpec, php_version: &str) -> anyhow::Result<DeleteResult> {
     let mut result = DeleteResult::default();
     // (1) Every final backup first; a failure ends the command, nothing removed.
     for e in &spec.environments {
@@ -462,17 +462,17 @@ mod tests {
     #[test]
     fn only_the_derived_names_are_accepted() {
         check_environment(SITE, &env()).unwrap();
-        let cases: Vec<Box<dyn Fn(&mut DeleteEnvironment)>> = vec![
-            Box::new(|e| e.env_root = "/".into()),
-            Box::new(|e| e.env_root = format!("/var/www/sites/{SITE}/../{ENV}")),
-            Box::new(|e| e.env_user = "root".into()),
-            Box::new(|e| e.database = "mysql".into()),
-            Box::new(|e| e.db_user = "root".into()),
-            Box::new(|e| e.redis_prefix = "".into()),
-            Box::new(|e| e.environment_id = "../../etc".into()),
-            Box::new(|e| e.domain_ids = vec!["../x".into()]),
-            Box::new(|e| e.certificates = vec!["x; rm -rf /".into()]),
-            Box::new(|e| e.hosts = vec!["-x".into()]),
+        let cases: [fn(&mut DeleteEnvironment); 10] = [
+            |e| e.env_root = "/".into(),
+            |e| e.env_root = format!("/var/www/sites/{SITE}/../{ENV}"),
+            |e| e.env_user = "root".into(),
+            |e| e.database = "mysql".into(),
+            |e| e.db_user = "root".into(),
+            |e| e.redis_prefix = "".into(),
+            |e| e.environment_id = "../../etc".into(),
+            |e| e.domain_ids = vec!["../x".into()],
+            |e| e.certificates = vec!["x; rm -rf /".into()],
+            |e| e.hosts = vec!["-x".into()],
         ];
         for (i, change) in cases.iter().enumerate() {
             let mut e = env();
