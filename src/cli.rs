@@ -134,6 +134,11 @@ pub enum NodeCommand {
     /// new release and database, made live (`site_import`; the spec on stdin; exit 6: fetch
     /// failed, 7: archive invalid, 3: precondition, 4: backup storage; nothing live changed).
     SiteImport,
+    /// On a node: deletes environments (`env_delete`, `site_delete`): a final backup of each
+    /// first, then its pool, server blocks, certificates, database, Redis user and keys, Linux
+    /// user and directory (spec as JSON on stdin, result on stdout; exit 3: precondition, 4:
+    /// backup storage unreachable; nothing removed before every final backup completed).
+    EnvDelete,
 }
 
 #[derive(Debug, Subcommand)]
@@ -226,6 +231,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Node(NodeCommand::CachePurge) => return crate::node_helper::cache::run_purge(),
         Command::Node(NodeCommand::MagicLogin) => return crate::node_helper::magic_login::run(),
         Command::Node(NodeCommand::SiteImport) => return crate::node_helper::import::run(),
+        Command::Node(NodeCommand::EnvDelete) => return crate::node_helper::delete::run(),
         _ => {}
     }
     let mode = match cli.command {
@@ -283,7 +289,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             | NodeCommand::EnvCache
             | NodeCommand::CachePurge
             | NodeCommand::MagicLogin
-            | NodeCommand::SiteImport,
+            | NodeCommand::SiteImport
+            | NodeCommand::EnvDelete,
         ) => {
             unreachable!("handled above")
         }

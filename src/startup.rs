@@ -173,6 +173,12 @@ impl Application {
                 backups.clone(),
                 config.allow_loopback_sources,
             ),
+            deletions: crate::sites::Deletions::new(
+                store.clone(),
+                engine.clone(),
+                clock.clone(),
+                backups.clone(),
+            ),
             backups,
             settings: crate::settings::Settings::new(
                 store.clone(),

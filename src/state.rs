@@ -30,6 +30,7 @@ pub struct AppState {
     pub sites: Sites,
     pub backups: Backups,
     pub deploys: Deploys,
+    pub deletions: crate::sites::Deletions,
     pub settings: Settings,
     pub secrets: Secrets,
     /// Open live streams, limited per session and overall.

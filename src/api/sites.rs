@@ -1,5 +1,7 @@
 //! Site and environment endpoints (api.md Sites, Environments): list and read, create a site
-//! (`site_create`), add an environment (`env_create`), list an environment's releases.
+//! (`site_create`), add an environment (`env_create`), list an environment's releases, and
+//! delete an environment or a site (`env_delete`, `site_delete`; issue 13): lists leave
+//! deleted rows out unless `?include_deleted=true`, a read by id still answers.
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -8,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::error::{ApiError, ErrorBody};
-use super::extract::{AppJson, PathId};
+use super::extract::{AppJson, AppQuery, PathId};
 use super::nodes::JobAccepted;
 use crate::http::error::OrNotFound;
 use crate::http::session::CurrentSession;
@@ -24,9 +26,9 @@ use utoipa_axum::routes;
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(list_sites, create_site))
-        .routes(routes!(get_site))
+        .routes(routes!(get_site, delete_site))
         .routes(routes!(list_environments, create_environment))
-        .routes(routes!(get_environment))
+        .routes(routes!(get_environment, delete_environment))
         .routes(routes!(list_releases))
 }
 
@@ -47,6 +49,9 @@ pub struct Site {
     #[schema(format = "date-time")]
     pub updated_at: String,
     pub state_version: i64,
+    /// When the site was deleted (status `deleted`).
+    #[schema(format = "date-time")]
+    pub deleted_at: Option<String>,
 }
 
 impl From<SiteRecord> for Site {
@@ -60,6 +65,7 @@ impl From<SiteRecord> for Site {
             created_at: s.created_at,
             updated_at: s.updated_at,
             state_version: s.state_version,
+            deleted_at: s.deleted_at,
         }
     }
 }
@@ -103,6 +109,9 @@ pub struct Environment {
     #[schema(format = "date-time")]
     pub updated_at: String,
     pub state_version: i64,
+    /// When the environment was deleted (status `deleted`).
+    #[schema(format = "date-time")]
+    pub deleted_at: Option<String>,
 }
 
 impl From<EnvironmentRecord> for Environment {
@@ -128,6 +137,7 @@ impl From<EnvironmentRecord> for Environment {
             created_at: e.created_at,
             updated_at: e.updated_at,
             state_version: e.state_version,
+            deleted_at: e.deleted_at,
         }
     }
 }
@@ -215,14 +225,35 @@ impl From<&CurrentSession> for Actor {
     }
 }
 
-/// All sites, newest first.
-#[utoipa::path(get, path = "/sites", tag = "sites",
-    responses((status = 200, body = [Site]), (status = 401, body = ErrorBody)))]
+/// `?include_deleted=true` of the site and environment lists.
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct ListQuery {
+    /// `true`: deleted rows too (default `false`).
+    #[param(value_type = Option<bool>)]
+    pub include_deleted: Option<String>,
+}
+
+impl ListQuery {
+    fn include_deleted(&self) -> Result<bool, ApiError> {
+        match self.include_deleted.as_deref() {
+            None | Some("") | Some("false") => Ok(false),
+            Some("true") => Ok(true),
+            Some(_) => Err(ApiError::field("include_deleted", "must be true or false")),
+        }
+    }
+}
+
+/// All sites not deleted (`?include_deleted=true`: all sites), newest first.
+#[utoipa::path(get, path = "/sites", tag = "sites", params(ListQuery),
+    responses((status = 200, body = [Site]), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)))]
 pub async fn list_sites(
     State(state): State<AppState>,
     _s: CurrentSession,
+    AppQuery(q): AppQuery<ListQuery>,
 ) -> Result<Json<Vec<Site>>, ApiError> {
-    let sites = state.store.list_sites().await?;
+    let sites = state.store.list_sites(q.include_deleted()?).await?;
     Ok(Json(sites.into_iter().map(|s| s.site.into()).collect()))
 }
 
@@ -265,20 +296,27 @@ pub async fn get_site(
     Ok(Json(site.into()))
 }
 
-/// A site's environments, production first.
+/// A site's environments not deleted (`?include_deleted=true`: all), production first.
 #[utoipa::path(get, path = "/sites/{id}/environments", tag = "sites",
-    params(crate::http::schema::IdPath),
+    params(crate::http::schema::IdPath, ListQuery),
     responses((status = 200, body = [Environment]), crate::http::error::IdErrors))]
 pub async fn list_environments(
     State(state): State<AppState>,
     _s: CurrentSession,
     PathId(id): PathId,
+    AppQuery(q): AppQuery<ListQuery>,
 ) -> Result<Json<Vec<Environment>>, ApiError> {
+    let include_deleted = q.include_deleted()?;
     if state.store.get_site(&id).await?.is_none() {
         return Err(ApiError::not_found("site"));
     }
     let envs = state.store.list_environments(&id).await?;
-    Ok(Json(envs.into_iter().map(Environment::from).collect()))
+    Ok(Json(
+        envs.into_iter()
+            .filter(|e| include_deleted || e.status != crate::domain::SiteStatus::Deleted)
+            .map(Environment::from)
+            .collect(),
+    ))
 }
 
 /// Adds a staging or clone environment copied from another environment of the site and
@@ -345,4 +383,45 @@ pub async fn list_releases(
     }
     let releases = state.store.list_releases(&id).await?;
     Ok(Json(releases.into_iter().map(Release::from).collect()))
+}
+
+/// Deletes the site with every environment it has (`site_delete`): a final full backup of each
+/// environment with a release first (kept until its retention ends), then everything of theirs
+/// on the node. The site and its environments are `deleting` from now on and `deleted` after
+/// the job (kept as history; the slug is free again).
+#[utoipa::path(delete, path = "/sites/{id}", tag = "sites",
+    params(crate::http::schema::IdPath),
+    responses((status = 202, body = JobAccepted), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 404, body = ErrorBody),
+        (status = 409, description = "`conflict`: the site is deleting or deleted, or an environment of it is being deleted; `node_not_active`: its node is not active", body = ErrorBody)))]
+pub async fn delete_site(
+    State(state): State<AppState>,
+    session: CurrentSession,
+    PathId(id): PathId,
+) -> Result<(StatusCode, Json<JobAccepted>), ApiError> {
+    let job_id = state
+        .deletions
+        .delete_site(&Actor::from(&session), &id)
+        .await?;
+    Ok((StatusCode::ACCEPTED, Json(JobAccepted { job_id })))
+}
+
+/// Deletes a staging or clone environment (`env_delete`): a final full backup first (kept
+/// until its retention ends), then everything of it on the node. The production environment
+/// goes only with its site.
+#[utoipa::path(delete, path = "/environments/{id}", tag = "sites",
+    params(crate::http::schema::IdPath),
+    responses((status = 202, body = JobAccepted), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 404, body = ErrorBody),
+        (status = 409, description = "`conflict`: production (delete the site), or the environment or its site is deleting or deleted; `node_not_active`: its node is not active", body = ErrorBody)))]
+pub async fn delete_environment(
+    State(state): State<AppState>,
+    session: CurrentSession,
+    PathId(id): PathId,
+) -> Result<(StatusCode, Json<JobAccepted>), ApiError> {
+    let job_id = state
+        .deletions
+        .delete_environment(&Actor::from(&session), &id)
+        .await?;
+    Ok((StatusCode::ACCEPTED, Json(JobAccepted { job_id })))
 }

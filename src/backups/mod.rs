@@ -122,7 +122,10 @@ impl Backups {
         let env = fetch_environment(&mut m.tx, environment_id)
             .await?
             .ok_or(ServiceError::NotFound("environment"))?;
-        if let Err(e) = node_active(&mut m, &env).await? {
+        let refused = crate::sites::deletion_refusal("environment", env.status)
+            .map(Err)
+            .unwrap_or(node_active(&mut m, &env).await?);
+        if let Err(e) = refused {
             return Err(match actor {
                 Some(a) => {
                     let audit = a.audit(JobType::BackupCreate, ("environment", &env.id));

@@ -231,7 +231,11 @@ impl Deploys {
             .await?
             .ok_or(ServiceError::NotFound("site"))?;
         let node = fetch_node(&mut m.tx, &env.node_id).await?;
-        let refusal = if env.status == SiteStatus::Failed {
+        let refusal = if let Some(e) = crate::sites::deletion_refusal("environment", env.status)
+            .or_else(|| crate::sites::deletion_refusal("site", site.status))
+        {
+            Some(e)
+        } else if env.status == SiteStatus::Failed {
             Some(ServiceError::Conflict(
                 "the environment has failed; reset it first".into(),
             ))

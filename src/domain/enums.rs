@@ -141,6 +141,8 @@ string_enum!(
         BackupCleanup => "backup_cleanup",
         ReleaseRollback => "release_rollback",
         BackupVerify => "backup_verify",
+        EnvDelete => "env_delete",
+        SiteDelete => "site_delete",
     }
 );
 
@@ -155,15 +157,25 @@ string_enum!(
 );
 
 string_enum!(
-    /// State of a site or an environment (both share one set).
+    /// State of a site or an environment (both share one set). `deleting` while its delete
+    /// job is queued or running, `deleted` after it (the row is kept as history).
     SiteStatus {
         Active => "active",
         Cloning => "cloning",
         Deploying => "deploying",
         Restoring => "restoring",
         Failed => "failed",
+        Deleting => "deleting",
+        Deleted => "deleted",
     }
 );
+
+impl SiteStatus {
+    /// `deleting` or `deleted`: nothing but its delete job changes such a site or environment.
+    pub fn is_deletion(self) -> bool {
+        matches!(self, SiteStatus::Deleting | SiteStatus::Deleted)
+    }
+}
 
 string_enum!(
     /// What an environment is for; `staging` and `clone` behave the same (a label).
@@ -334,7 +346,7 @@ mod tests {
         for t in JobType::ALL {
             assert_eq!(t.as_str().parse::<JobType>().unwrap(), *t);
         }
-        assert_eq!(JobType::ALL.len(), 18);
+        assert_eq!(JobType::ALL.len(), 20);
     }
 
     /// The OpenAPI schema of every enum lists exactly its wire values (the review found

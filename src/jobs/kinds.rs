@@ -308,6 +308,8 @@ pub fn kind(job_type: JobType) -> &'static dyn JobKind {
         JobType::BackupCleanup => &super::backup_cleanup::BackupCleanup,
         JobType::ReleaseRollback => &super::release_rollback::ReleaseRollback,
         JobType::BackupVerify => &super::backup_verify::BackupVerify,
+        JobType::EnvDelete => &super::env_delete::EnvDelete,
+        JobType::SiteDelete => &super::env_delete::SiteDelete,
     }
 }
 

@@ -8,6 +8,7 @@ pub mod bridge;
 pub mod cache;
 pub mod database;
 pub mod db_copy;
+pub mod delete;
 pub mod deploy;
 pub mod drift;
 pub mod env_clone;

@@ -80,6 +80,10 @@ impl Sites {
             Some(ServiceError::Conflict(
                 "a site has exactly one production environment".into(),
             ))
+        } else if let Some(e) = super::deletion_refusal("site", site.status) {
+            Some(e)
+        } else if let Some(e) = super::deletion_refusal("source environment", source.status) {
+            Some(e)
         } else if environment_slug_taken(&mut m.tx, &site.id, &slug).await? {
             Some(ServiceError::Conflict(format!(
                 "the slug {slug} is already used by an environment of this site"

@@ -5,6 +5,7 @@
 //! one transaction ([`crate::services::Mutations`]; jobs.md §2, api.md Sites/Environments).
 
 mod create;
+mod delete;
 mod environments;
 pub mod layout;
 pub mod secrets;
@@ -21,6 +22,7 @@ use crate::store::environments::environment_prefix_taken;
 use crate::store::Store;
 use crate::store::WriteTx;
 
+pub use delete::{deletion_refusal, Deletions};
 pub use secrets::{db_password_key, new_password, redis_password_key, wp_salts_key};
 pub use validate::{is_slug, slugify};
 

@@ -31,6 +31,8 @@ pub struct EnvironmentRecord {
     pub created_at: String,
     pub updated_at: String,
     pub state_version: i64,
+    /// When its `env_delete` (or its site's `site_delete`) finished (status `deleted`).
+    pub deleted_at: Option<String>,
 }
 
 /// An environment to insert.
@@ -66,19 +68,34 @@ impl Store {
 
 fetch_by_id!(fetch_environment, EnvironmentRecord, "environments");
 
-/// Whether an environment of `site_id` uses `slug`.
+/// Whether an environment of `site_id` not deleted uses `slug`.
 pub async fn environment_slug_taken(
     conn: &mut SqliteConnection,
     site_id: &str,
     slug: &str,
 ) -> Result<bool, StoreError> {
-    let row: Option<(i64,)> =
-        sqlx::query_as("SELECT 1 FROM environments WHERE site_id = ? AND slug = ?")
-            .bind(site_id)
-            .bind(slug)
-            .fetch_optional(conn)
-            .await?;
+    let row: Option<(i64,)> = sqlx::query_as(
+        "SELECT 1 FROM environments WHERE site_id = ? AND slug = ? AND status <> 'deleted'",
+    )
+    .bind(site_id)
+    .bind(slug)
+    .fetch_optional(conn)
+    .await?;
     Ok(row.is_some())
+}
+
+/// The environments of `site_id` not `deleted`, production first.
+pub async fn live_environments(
+    conn: &mut SqliteConnection,
+    site_id: &str,
+) -> Result<Vec<EnvironmentRecord>, StoreError> {
+    Ok(sqlx::query_as(
+        "SELECT * FROM environments WHERE site_id = ? AND status <> 'deleted'
+          ORDER BY environment_type <> 'production', created_at, id",
+    )
+    .bind(site_id)
+    .fetch_all(conn)
+    .await?)
 }
 
 /// Whether any environment's id starts with the same 8 characters (architecture.md §4).

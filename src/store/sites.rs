@@ -20,6 +20,8 @@ pub struct SiteRecord {
     pub created_at: String,
     pub updated_at: String,
     pub state_version: i64,
+    /// When its `site_delete` finished (status `deleted`).
+    pub deleted_at: Option<String>,
 }
 
 /// A site listed with what the Sites page shows.
@@ -33,7 +35,8 @@ pub struct SiteSummary {
 
 const SITE_SUMMARY: &str = "SELECT s.*,
     (SELECT e.preview_url FROM environments e WHERE e.id = s.primary_environment_id) AS production_url,
-    (SELECT COUNT(*) FROM environments e WHERE e.site_id = s.id) AS environment_count
+    (SELECT COUNT(*) FROM environments e WHERE e.site_id = s.id AND e.status <> 'deleted')
+      AS environment_count
   FROM sites s";
 
 impl Store {
@@ -46,10 +49,15 @@ impl Store {
         )
     }
 
-    /// Every site, newest first.
-    pub async fn list_sites(&self) -> Result<Vec<SiteSummary>, StoreError> {
+    /// Every site not deleted (`include_deleted`: every site), newest first.
+    pub async fn list_sites(&self, include_deleted: bool) -> Result<Vec<SiteSummary>, StoreError> {
+        let filter = if include_deleted {
+            ""
+        } else {
+            " WHERE s.status <> 'deleted'"
+        };
         Ok(sqlx::query_as(&format!(
-            "{SITE_SUMMARY} ORDER BY s.created_at DESC, s.id DESC"
+            "{SITE_SUMMARY}{filter} ORDER BY s.created_at DESC, s.id DESC"
         ))
         .fetch_all(&self.pool)
         .await?)
@@ -62,12 +70,14 @@ impl Store {
 
 fetch_by_id!(fetch_site, SiteRecord, "sites");
 
-/// Whether a site uses `slug`.
+/// Whether a site not deleted uses `slug` (a deleted site's slug is free again; one being
+/// deleted still holds it).
 pub async fn site_slug_taken(conn: &mut SqliteConnection, slug: &str) -> Result<bool, StoreError> {
-    let row: Option<(i64,)> = sqlx::query_as("SELECT 1 FROM sites WHERE slug = ?")
-        .bind(slug)
-        .fetch_optional(conn)
-        .await?;
+    let row: Option<(i64,)> =
+        sqlx::query_as("SELECT 1 FROM sites WHERE slug = ? AND status <> 'deleted'")
+            .bind(slug)
+            .fetch_optional(conn)
+            .await?;
     Ok(row.is_some())
 }
 
@@ -123,8 +133,73 @@ pub async fn set_site_status(
 }
 
 /// Moves a site or environment row (`what`: `site` or `environment`) from `(status,
-/// state_version)` to `to`; a lost update is an error.
+/// state_version)` to `to`; a lost update is an error. A row that is `deleting` or `deleted`
+/// stays so (deletion wins): a job that was running when the delete was accepted, or that
+/// is refused at its start behind it, does not bring it back; only the delete kinds move it,
+/// with [`set_deletion_status`].
 pub(super) async fn set_lifecycle_status(
+    conn: &mut SqliteConnection,
+    what: &'static str,
+    id: &str,
+    (from, state_version): (SiteStatus, i64),
+    to: SiteStatus,
+    now: &str,
+) -> Result<(), StoreError> {
+    if from.is_deletion() {
+        tracing::info!(
+            id,
+            status = from.as_str(),
+            ignored = to.as_str(),
+            "{what} is being deleted; status change ignored"
+        );
+        return Ok(());
+    }
+    set_status_any(conn, what, id, (from, state_version), to, now).await
+}
+
+/// The delete kinds' status change of a site or environment row (`deleting`, `deleted` with
+/// `deleted_at`, `failed`, or back to the status before a refused or cancelled delete).
+pub async fn set_deletion_status(
+    conn: &mut SqliteConnection,
+    what: &'static str,
+    id: &str,
+    (from, state_version): (SiteStatus, i64),
+    to: SiteStatus,
+    now: &str,
+) -> Result<(), StoreError> {
+    if from == to {
+        return Ok(());
+    }
+    let table = if what == "site" {
+        "sites"
+    } else {
+        "environments"
+    };
+    let deleted_at = (to == SiteStatus::Deleted).then_some(now);
+    // One statement: the CHECK ties `deleted` to `deleted_at`.
+    let sql = format!(
+        "UPDATE {table} SET status = ?, deleted_at = ?, state_version = state_version + 1,
+           updated_at = ? WHERE id = ? AND state_version = ?"
+    );
+    let update = sqlx::query(&sql)
+        .bind(to.as_str())
+        .bind(deleted_at)
+        .bind(now)
+        .bind(id)
+        .bind(state_version);
+    if !super::updated_one(&mut *conn, update).await? {
+        return Err(lost_update(what, id));
+    }
+    tracing::info!(
+        id,
+        from = from.as_str(),
+        to = to.as_str(),
+        "{what} status changed"
+    );
+    Ok(())
+}
+
+async fn set_status_any(
     conn: &mut SqliteConnection,
     what: &'static str,
     id: &str,

@@ -63,7 +63,8 @@ enum View {
     Jobs(JobFilter),
     /// The nodes page; rows carry the session's CSRF token for their buttons.
     Nodes(String),
-    Sites,
+    /// The sites page; `true`: with deleted sites (its "Show deleted" toggle, `status=all`).
+    Sites(bool),
     /// A site page: its environment cards and jobs.
     Site(String),
     /// An environment page (id, the session's CSRF token for its backups' buttons).
@@ -114,7 +115,7 @@ pub async fn events(
             View::Jobs(filter)
         }
         "nodes" => View::Nodes(session.csrf_token()),
-        "sites" => View::Sites,
+        "sites" => View::Sites(q.status.as_deref() == Some("all")),
         "site" | "environment" | "node" => {
             let id =
                 q.id.as_deref()
@@ -235,8 +236,8 @@ impl Scope {
             (View::Jobs(_), Event::Resource(_)) => false,
             (View::Nodes(_), Event::Job(j)) => j.job_type == JobType::NodeProvision,
             (View::Nodes(_), Event::Resource(r)) => r.resource_type == ResourceType::Node,
-            (View::Sites, Event::Job(_)) => false,
-            (View::Sites, Event::Resource(r)) => {
+            (View::Sites(_), Event::Job(_)) => false,
+            (View::Sites(_), Event::Resource(r)) => {
                 matches!(
                     r.resource_type,
                     ResourceType::Site | ResourceType::Environment
@@ -280,10 +281,10 @@ async fn render(
             let jobs = state.store.list_jobs(filter).await?;
             out.push(fragment("jobs", &rows(&jobs, EMPTY_JOBS))?);
         }
-        View::Sites => {
+        View::Sites(include_deleted) => {
             out.push(fragment(
                 "sites",
-                &super::sites::views::SiteRows::load(&state.store).await?,
+                &super::sites::views::SiteRows::load(&state.store, *include_deleted).await?,
             )?);
         }
         View::Site(id) => {

@@ -9,6 +9,7 @@ mod assets;
 mod audit;
 pub mod backups;
 pub mod cache;
+pub mod delete;
 pub mod deploys;
 mod errors;
 mod form_errors;
@@ -51,6 +52,7 @@ pub fn router() -> Router<AppState> {
         cache::router(),
         magic::router(),
         imports::router(),
+        delete::router(),
         settings::router(),
         audit::router(),
         login::router(),

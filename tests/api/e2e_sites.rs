@@ -319,26 +319,9 @@ pub async fn sites_on_this_machine(app: &TestApp) {
     crate::e2e_magic_login::magic_login(app, &site_id, &prod_id).await;
     crate::e2e_import::imports(app, browser_site).await;
 
-    // Leave the node as it was (there is no site deletion in the product yet).
-    let remove = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/e2e/remove-site.sh");
-    for (site, envs) in [
-        (
-            site_id.clone(),
-            vec![prod_id.clone(), staging_id.clone(), clone_id.clone()],
-        ),
-        (
-            browser_site.to_string(),
-            envs.as_array()
-                .unwrap()
-                .iter()
-                .map(|e| e["id"].as_str().unwrap().to_string())
-                .collect(),
-        ),
-    ] {
-        let mut args = vec![site.as_str()];
-        args.extend(envs.iter().map(String::as_str));
-        run(remove, &args);
-    }
+    // Delete both sites through the product (staging first, then the site; the browser's
+    // from the dashboard): the node is left as it was for the steps after this one.
+    crate::e2e_delete::deletes(app, &site_id, browser_site).await;
     crate::e2e_clone_attacks::clone_attacks(app).await;
     crate::e2e_injection::user_data_is_never_templated(app).await;
 }

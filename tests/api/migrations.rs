@@ -513,3 +513,87 @@ async fn the_jobs_rebuild_keeps_rows_and_references() {
         .await
         .is_err());
 }
+
+/// 0008 rebuilds `sites` and `environments` (statuses `deleting`/`deleted`, `deleted_at`): a
+/// database made before it keeps its rows and every reference to them, and a slug is unique
+/// only among rows not deleted (a deleted site's slug is free; one being deleted holds it).
+#[tokio::test]
+async fn the_deletion_rebuild_keeps_rows_and_frees_deleted_slugs() {
+    use pressluft::store::MIGRATOR;
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("m.db")).await.unwrap();
+    let before = sqlx::migrate::Migrator {
+        migrations: MIGRATOR
+            .iter()
+            .filter(|m| m.version < 8)
+            .cloned()
+            .collect::<Vec<_>>()
+            .into(),
+        ..sqlx::migrate::Migrator::DEFAULT
+    };
+    before.run(store.pool()).await.unwrap();
+    let now = "2026-01-01T00:00:00.000Z";
+    for sql in [
+        "INSERT INTO nodes (id, name, hostname, status, created_at, updated_at) VALUES ('n', 'n', 'h', 'active', ?1, ?1)",
+        "INSERT INTO sites (id, name, slug, status, created_at, updated_at, state_version) VALUES ('s', 'Shop', 'shop', 'active', ?1, ?1, 7)",
+        "INSERT INTO environments (id, site_id, name, slug, environment_type, status, node_id, promotion_preset, preview_url, created_at, updated_at) VALUES ('e', 's', 'P', 'production', 'production', 'active', 'n', 'content-protect', 'http://x', ?1, ?1)",
+        "INSERT INTO environments (id, site_id, name, slug, environment_type, status, node_id, source_environment_id, promotion_preset, preview_url, created_at, updated_at) VALUES ('e2', 's', 'S', 'staging', 'staging', 'failed', 'n', 'e', 'content-protect', 'http://y', ?1, ?1)",
+        "UPDATE sites SET primary_environment_id = 'e'",
+        "INSERT INTO backups (id, environment_id, backup_scope, status, storage_type, storage_path, retention_until, created_at, updated_at) VALUES ('b', 'e2', 'full', 'completed', 'local', '/p/', ?1, ?1, ?1)",
+        "INSERT INTO jobs (id, job_type, status, site_id, environment_id, node_id, payload_json, created_at, updated_at) VALUES ('j', 'env_create', 'succeeded', 's', 'e2', 'n', '{}', ?1, ?1)",
+    ] {
+        sqlx::query(sql).bind(now).execute(store.pool()).await.unwrap_or_else(|e| panic!("{sql}: {e}"));
+    }
+    store.migrate().await.unwrap();
+    // As at start-up: the rows are read by connections opened after the migrations.
+    store.close().await;
+    let store = Store::open(&dir.path().join("m.db")).await.unwrap();
+    let site = store.get_site("s").await.unwrap().unwrap();
+    assert_eq!((site.slug.as_str(), site.state_version), ("shop", 7));
+    assert_eq!(site.primary_environment_id.as_deref(), Some("e"));
+    assert_eq!(site.deleted_at, None);
+    let staging = store.get_environment("e2").await.unwrap().unwrap();
+    assert_eq!(staging.status.as_str(), "failed");
+    assert_eq!(staging.source_environment_id.as_deref(), Some("e"));
+    let schema: Vec<(String,)> =
+        sqlx::query_as("SELECT sql FROM sqlite_master WHERE sql LIKE '%_rebuilt%'")
+            .fetch_all(store.pool())
+            .await
+            .unwrap();
+    assert!(schema.is_empty(), "{schema:?}");
+    let exec = |sql: &'static str| {
+        let pool = store.pool().clone();
+        async move { sqlx::query(sql).bind(now).execute(&pool).await }
+    };
+    // References hold: an environment of a missing site is refused.
+    assert!(exec("INSERT INTO environments (id, site_id, name, slug, environment_type, status, node_id, promotion_preset, preview_url, created_at, updated_at) VALUES ('x', 'missing', 'X', 'x', 'staging', 'active', 'n', 'content-protect', 'http://z', ?1, ?1)").await.is_err());
+    // `deleted` needs `deleted_at`, and the reverse.
+    assert!(exec("UPDATE sites SET status = 'deleted' WHERE id = 's'")
+        .await
+        .is_err());
+    assert!(exec("UPDATE sites SET deleted_at = ?1 WHERE id = 's'")
+        .await
+        .is_err());
+    // While the site is deleting its slug is taken; once deleted it is free.
+    exec("UPDATE sites SET status = 'deleting' WHERE id = 's'")
+        .await
+        .unwrap();
+    let second = "INSERT INTO sites (id, name, slug, status, created_at, updated_at) VALUES ('s2', 'Shop', 'shop', 'active', ?1, ?1)";
+    assert!(
+        exec(second).await.is_err(),
+        "the slug is held while deleting"
+    );
+    exec("UPDATE sites SET status = 'deleted', deleted_at = ?1 WHERE id = 's'")
+        .await
+        .unwrap();
+    exec(second).await.expect("a deleted site's slug is free");
+    // The same within a site's environments.
+    let env = "INSERT INTO environments (id, site_id, name, slug, environment_type, status, node_id, promotion_preset, preview_url, created_at, updated_at) VALUES ('e3', 's', 'S', 'staging', 'staging', 'active', 'n', 'content-protect', 'http://w', ?1, ?1)";
+    assert!(exec(env).await.is_err());
+    exec("UPDATE environments SET status = 'deleted', deleted_at = ?1 WHERE id = 'e2'")
+        .await
+        .unwrap();
+    exec(env)
+        .await
+        .expect("a deleted environment's slug is free in its site");
+}

@@ -285,6 +285,13 @@ fn plausible_result(job: &JobRecord) -> Value {
         "release_rollback" => json!({"current_release_name": "r",
             "restored": {"database": !payload["restore_backup_id"].is_null(),
                 "uploads": payload["restore_uploads"]}}),
+        "env_delete" | "site_delete" => json!({"deleted": [], "removed": [],
+            "final_backups": payload["environments"].as_array().into_iter().flatten()
+                .filter(|t| t["final_backup_id"].is_string())
+                .map(|t| json!({"environment_id": t["environment_id"],
+                    "backup_id": t["final_backup_id"],
+                    "checksum": format!("sha256:{}", "ef".repeat(32)), "size_bytes": 6161}))
+                .collect::<Vec<_>>()}),
         _ => json!({}),
     }
 }

@@ -1,7 +1,11 @@
 #!/usr/bin/env bash
-# Removes what a site's environments created on this node (test and benchmark clean-up; there is
-# no site deletion in the product yet): databases and users, PHP-FPM pools, server blocks, Linux
-# users, Redis ACL users and keys, and the site directory.
+# Removes what a site's environments created on this node, without a final backup and without
+# touching the control plane's rows: the clean-up of benchmarks and of a killed end-to-end run.
+# The product deletes environments and sites itself (DELETE /api/environments/{id},
+# DELETE /api/sites/{id}: `pressluft node env-delete`, src/node_helper/delete.rs), and the
+# end-to-end flow uses that; this script stays for what has no control plane to ask.
+# Removes databases and users, PHP-FPM pools, server blocks, Linux users, Redis ACL users and
+# keys, and the site directory.
 # Usage: remove-site.sh <site_id> <environment_id>...
 set -euo pipefail
 [ "$#" -ge 2 ] || { echo "usage: $0 <site_id> <environment_id>..." >&2; exit 2; }

@@ -31,16 +31,28 @@ use crate::ui::views::{JobRow, Layout};
 struct SitesPage {
     layout: Layout,
     sites: Vec<SiteRow>,
+    /// The "Show deleted" toggle is on.
+    show_deleted: bool,
+}
+
+/// `GET /sites?show_deleted=true` (the toggle: deleted sites too).
+#[derive(Debug, Default, serde::Deserialize)]
+pub struct SitesQuery {
+    #[serde(default)]
+    show_deleted: Option<String>,
 }
 
 /// `GET /sites`.
 pub async fn list(
     State(state): State<AppState>,
     UiSession(session): UiSession,
+    axum::extract::Query(q): axum::extract::Query<SitesQuery>,
 ) -> Result<Response, ApiError> {
+    let show_deleted = q.show_deleted.as_deref() == Some("true");
     Ok(render(&SitesPage {
         layout: Layout::new("Sites", "sites", &session),
-        sites: SiteRows::load(&state.store).await?.sites,
+        sites: SiteRows::load(&state.store, show_deleted).await?.sites,
+        show_deleted,
     }))
 }
 

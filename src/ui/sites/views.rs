@@ -168,10 +168,11 @@ pub struct EnvironmentPanel {
 }
 
 impl SiteRows {
-    pub async fn load(store: &Store) -> Result<Self, StoreError> {
+    /// The sites not deleted (`include_deleted`: all of them).
+    pub async fn load(store: &Store, include_deleted: bool) -> Result<Self, StoreError> {
         Ok(SiteRows {
             sites: store
-                .list_sites()
+                .list_sites(include_deleted)
                 .await?
                 .into_iter()
                 .map(SiteRow::from)
