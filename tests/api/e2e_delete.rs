@@ -14,7 +14,7 @@ use std::process::Command;
 
 use serde_json::{json, Value};
 
-use crate::helpers::{host, page_text, run, succeeded, visitor, TestApp};
+use crate::helpers::{get_with, host, run, succeeded, visitor, TestApp};
 
 const REDIS_ADMIN: &str = "/usr/local/lib/pressluft/redis-admin";
 
@@ -175,8 +175,8 @@ pub async fn deletes(app: &TestApp, site_id: &str, browser_site: &str) {
         !listed.to_string().contains(&staging_id),
         "a deleted environment is not listed: {listed}"
     );
-    let home = page_text(&web, format!("{prod_url}/")).await;
-    assert!(home.contains(host(&prod_url)), "production still serves");
+    let home = get_with(&web, format!("{prod_url}/")).await;
+    assert_eq!(home.status(), 200, "production still serves");
 
     // The whole site.
     let with_release: Vec<String> = environments(app, site_id)
