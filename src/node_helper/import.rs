@@ -409,10 +409,12 @@ pub fn apply(spec: &SiteImportSpec, checked: &Checked) -> Result<Imported, Deplo
 
     // The release: the current core with files/ as wp-content.
     layout::chown_tree(&validated.files, user)?;
+    // An earlier attempt's release (not live: `current` is the previous one) is rebuilt from
+    // this archive.
     remove_release(env_root, &spec.release_name);
     let build = releases::start(env_root, &spec.release_name, user)
         .map_err(failed)?
-        .ok_or_else(|| DeployError::Failed("the new release exists already".into()))?;
+        .ok_or_else(|| DeployError::Failed("the new release could not be started".into()))?;
     let built = build_release(spec, &validated.files, &build.dir)
         .and_then(|()| build.complete(user, php_dir).map_err(failed));
     if let Err(e) = built {
@@ -689,13 +691,25 @@ fn replace_uploads(env_root: &str, user: &str, uploads: &Path) -> Result<(), Dep
     let io_failed = |what: &str, e: std::io::Error| DeployError::Failed(format!("{what}: {e}"));
     remove_entry(&shared, UPLOADS_INCOMING)
         .map_err(|e| io_failed("removing an earlier shared/uploads.import", e))?;
-    let incoming = nofollow::ensure_dir(
-        &nofollow::fd_path(&shared).join(UPLOADS_INCOMING),
-        uid,
-        www,
-        0o2750,
-    )
-    .map_err(failed)?;
+    let name = std::ffi::CString::new(UPLOADS_INCOMING).expect("a constant name");
+    // SAFETY: a valid descriptor and a NUL-terminated name.
+    if unsafe {
+        libc::mkdirat(
+            std::os::fd::AsRawFd::as_raw_fd(&shared),
+            name.as_ptr(),
+            0o700,
+        )
+    } < 0
+    {
+        return Err(io_failed(
+            "creating shared/uploads.import",
+            std::io::Error::last_os_error(),
+        ));
+    }
+    let incoming = nofollow::open_dir_at(shared.as_fd(), OsStr::new(UPLOADS_INCOMING))
+        .map_err(|e| io_failed("opening shared/uploads.import", e))?;
+    nofollow::set_owner_mode(&incoming, uid, www, 0o2750)
+        .map_err(|e| io_failed("shared/uploads.import", e))?;
     if std::fs::symlink_metadata(uploads).is_ok_and(|m| m.is_dir()) {
         let from = nofollow::open_dir(uploads)
             .map_err(|e| DeployError::Failed(format!("opening files/uploads: {e}")))?;
