@@ -82,6 +82,24 @@ async fn purge(app: &TestApp, env_id: &str) -> Value {
     succeeded(app, &job_id).await
 }
 
+/// [`two_loads`] of fresh URLs until `settled` holds (at most 5 s): an Nginx reload is
+/// graceful, so the old workers may answer a moment after the job that reloaded it ended.
+async fn two_loads_settled(
+    web: &reqwest::Client,
+    url: &str,
+    settled: impl Fn(&(Option<String>, Option<String>)) -> bool,
+) -> (Option<String>, Option<String>) {
+    let mut seen = two_loads(web, url).await;
+    for _ in 0..20 {
+        if settled(&seen) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+        seen = two_loads(web, url).await;
+    }
+    seen
+}
+
 /// Two anonymous GETs of a fresh URL: their `X-FastCGI-Cache` headers (status 200 asserted).
 async fn two_loads(web: &reqwest::Client, url: &str) -> (Option<String>, Option<String>) {
     let url = format!(
@@ -129,7 +147,7 @@ pub async fn cache_controls(app: &TestApp, site_id: &str, prod_id: &str, staging
     let conf = std::fs::read_to_string(&block).unwrap();
     assert!(!conf.contains("fastcgi_cache WORDPRESS"), "{conf}");
     assert_eq!(
-        two_loads(&web, &prod_url).await,
+        two_loads_settled(&web, &prod_url, |s| *s == (None, None)).await,
         (None, None),
         "no X-FastCGI-Cache header with the page cache off"
     );
@@ -139,7 +157,7 @@ pub async fn cache_controls(app: &TestApp, site_id: &str, prod_id: &str, staging
     toggle(app, prod_id, json!({"fastcgi_cache_enabled": true})).await;
     let conf = std::fs::read_to_string(&block).unwrap();
     assert!(conf.contains("fastcgi_cache WORDPRESS"), "{conf}");
-    let (first, second) = two_loads(&web, &prod_url).await;
+    let (first, second) = two_loads_settled(&web, &prod_url, |s| s.0.is_some()).await;
     assert_eq!(first.as_deref(), Some("MISS"));
     assert_eq!(second.as_deref(), Some("HIT"));
 
@@ -209,7 +227,7 @@ pub async fn cache_controls(app: &TestApp, site_id: &str, prod_id: &str, staging
     assert!(std::fs::read_to_string(&block)
         .unwrap()
         .contains("fastcgi_cache WORDPRESS"));
-    let (_, second) = two_loads(&web, &prod_url).await;
+    let (_, second) = two_loads_settled(&web, &prod_url, |s| s.1.as_deref() == Some("HIT")).await;
     assert_eq!(second.as_deref(), Some("HIT"));
     assert_eq!(flags(app, staging_id).await, (true, true));
 }
