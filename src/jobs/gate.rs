@@ -39,6 +39,32 @@ use crate::store::{JobRecord, StoreError};
 
 /// The status of a site and environment while a gated job or its gate runs.
 pub const BUSY: SiteStatus = SiteStatus::Deploying;
+/// Start-time check of a gated operation's pre-operation backup (`what`: "pre-update",
+/// "pre-import"): it must exist, belong to the job's environment and not have failed.
+pub async fn pre_backup_usable(
+    conn: &mut SqliteConnection,
+    job: &JobRecord,
+    id: &str,
+    what: &str,
+) -> Result<Result<(), String>, StoreError> {
+    use crate::domain::BackupStatus;
+    match crate::store::backups::fetch_backup(conn, id).await? {
+        Some(b)
+            if job.environment_id.as_deref() == Some(b.environment_id.as_str())
+                && matches!(
+                    b.status,
+                    BackupStatus::Pending | BackupStatus::Running | BackupStatus::Completed
+                ) =>
+        {
+            Ok(Ok(()))
+        }
+        Some(b) => Ok(Err(format!(
+            "the {what} backup {id} is {} or of another environment",
+            b.status
+        ))),
+        None => Ok(Err(format!("the {what} backup {id} does not exist"))),
+    }
+}
 
 /// Start-time validation of a gated job (jobs.md §3): the environment and its site `active`
 /// (a retry finds them `deploying` from its first run), the environment with a current

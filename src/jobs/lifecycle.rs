@@ -230,6 +230,47 @@ pub fn new_environment(
         redis_prefix: var("redis_prefix")?,
     })
 }
+/// The directory name of release `id` (`None`: the environment has no current release): what
+/// a new release copies its core from.
+pub async fn release_dir_name(
+    cx: &VarsContext<'_>,
+    id: Option<String>,
+) -> Result<String, VarsError> {
+    let id = id.ok_or(VarsError::Missing("the environment's current release"))?;
+    let release = cx
+        .store
+        .get_release(&id)
+        .await?
+        .ok_or(VarsError::Missing("the environment's current release"))?;
+    std::path::Path::new(&release.path)
+        .file_name()
+        .and_then(|n| n.to_str())
+        .map(str::to_string)
+        .ok_or(VarsError::Missing("the current release's directory name"))
+}
+
+/// A payload value whose credential-bearing form lives in the secrets store under `key`
+/// (`None`: the payload holds it whole): the full value, listed in `secrets` so the runner
+/// masks it.
+pub fn revealed(
+    cx: &VarsContext<'_>,
+    key: Option<&str>,
+    plain: &str,
+    what: &'static str,
+    secrets: &mut Vec<String>,
+) -> Result<String, VarsError> {
+    let Some(key) = key else {
+        return Ok(plain.to_string());
+    };
+    let full = cx
+        .secrets
+        .get(key)?
+        .ok_or(VarsError::Missing(what))?
+        .expose()
+        .to_string();
+    secrets.push(full.clone());
+    Ok(full)
+}
 
 /// The variables of an environment playbook about the target environment (the contract in
 /// docs/node-helper.md), with its database and Redis passwords and salts as secrets.

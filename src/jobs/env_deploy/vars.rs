@@ -3,14 +3,12 @@
 //! credentials, the site's deploy key for an SSH repository, the S3 secret for an `s3://`
 //! archive) in [`ResolvedVars::secrets`].
 
-use std::path::Path;
-
 use super::EnvDeployPayload;
 use crate::backups::storage::s3_source_access;
 use crate::deploys::deploy_key;
 use crate::jobs::gate::go_live_spec;
 use crate::jobs::kinds::{ResolvedVars, VarsContext, VarsError};
-use crate::jobs::lifecycle::{node_spec_vars, site_and_environment};
+use crate::jobs::lifecycle::{node_spec_vars, release_dir_name, revealed, site_and_environment};
 use crate::jobs::payload;
 use crate::node_helper::spec::{NodeFacts, ReleaseDeploySpec, CONTRACT_VERSION};
 use crate::store::{JobRecord, StoreError};
@@ -25,35 +23,16 @@ pub(super) async fn extra_vars(
     ))?;
     let mut conn = cx.store.pool().acquire().await.map_err(StoreError::from)?;
     let (site, env) = site_and_environment(&mut conn, job).await?;
-    let current_id = env
-        .current_release_id
-        .clone()
-        .ok_or(VarsError::Missing("the environment's current release"))?;
-    let current = cx
-        .store
-        .get_release(&current_id)
-        .await?
-        .ok_or(VarsError::Missing("the environment's current release"))?;
-    let current_release_name = Path::new(&current.path)
-        .file_name()
-        .and_then(|n| n.to_str())
-        .ok_or(VarsError::Missing("the current release's directory name"))?
-        .to_string();
+    let current_release_name = release_dir_name(cx, env.current_release_id.clone()).await?;
     let mut secrets = Vec::new();
 
-    let source_ref = match &p.source_ref_secret {
-        Some(key) => {
-            let full = cx
-                .secrets
-                .get(key)?
-                .ok_or(VarsError::Missing("the source_ref's credentials"))?
-                .expose()
-                .to_string();
-            secrets.push(full.clone());
-            full
-        }
-        None => p.source_ref.clone(),
-    };
+    let source_ref = revealed(
+        cx,
+        p.source_ref_secret.as_deref(),
+        &p.source_ref,
+        "the source_ref's credentials",
+        &mut secrets,
+    )?;
     let source =
         crate::deploys::source::parse(p.source_type, &source_ref, cx.config.allow_loopback_sources)
             .map_err(|_| VarsError::Missing("a valid source_ref"))?;

@@ -66,22 +66,7 @@ async fn validate_start(
         return Ok(Err(reason));
     }
     let id = payload::read::<EnvUpdatePayload>(job).pre_backup_id;
-    match fetch_backup(conn, &id).await? {
-        Some(b)
-            if job.environment_id.as_deref() == Some(b.environment_id.as_str())
-                && matches!(
-                    b.status,
-                    BackupStatus::Pending | BackupStatus::Running | BackupStatus::Completed
-                ) =>
-        {
-            Ok(Ok(()))
-        }
-        Some(b) => Ok(Err(format!(
-            "the pre-update backup {id} is {} or of another environment",
-            b.status
-        ))),
-        None => Ok(Err(format!("the pre-update backup {id} does not exist"))),
-    }
+    gate::pre_backup_usable(conn, job, &id, "pre-update").await
 }
 
 async fn on_start(

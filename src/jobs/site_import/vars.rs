@@ -5,8 +5,6 @@
 //! archive uploaded through the dashboard, `import_upload_src` (the control plane's file) and
 //! `import_upload_dest` (the node path the playbook copies it to).
 
-use std::path::Path;
-
 use super::SiteImportPayload;
 use crate::backups::storage::s3_source_access;
 use crate::deploys::source::Source;
@@ -14,7 +12,9 @@ use crate::domain::{BackupStatus, ReleaseSourceType};
 use crate::jobs::backup_create::create_spec;
 use crate::jobs::gate::go_live_spec;
 use crate::jobs::kinds::{ResolvedVars, VarsContext, VarsError};
-use crate::jobs::lifecycle::{environment_vars, node_spec_vars, var_str};
+use crate::jobs::lifecycle::{
+    environment_vars, node_spec_vars, release_dir_name, revealed, var_str,
+};
 use crate::jobs::payload;
 use crate::node_helper::spec::{NodeFacts, SiteImportSpec, CONTRACT_VERSION};
 use crate::store::backups::fetch_backup;
@@ -30,37 +30,23 @@ pub(super) async fn extra_vars(
     ))?;
     let (env_vars, site, env) = environment_vars(cx, job).await?;
     let mut conn = cx.store.pool().acquire().await.map_err(StoreError::from)?;
-    let current_id = p
-        .previous_release_id
-        .clone()
-        .or_else(|| env.current_release_id.clone())
-        .ok_or(VarsError::Missing("the environment's current release"))?;
-    let current = cx
-        .store
-        .get_release(&current_id)
-        .await?
-        .ok_or(VarsError::Missing("the environment's current release"))?;
-    let current_release_name = Path::new(&current.path)
-        .file_name()
-        .and_then(|n| n.to_str())
-        .ok_or(VarsError::Missing("the current release's directory name"))?
-        .to_string();
+    let current_release_name = release_dir_name(
+        cx,
+        p.previous_release_id
+            .clone()
+            .or_else(|| env.current_release_id.clone()),
+    )
+    .await?;
 
     let db_password = var_str(&env_vars.vars, "db_password")?;
     let mut secrets = vec![db_password.clone()];
-    let archive_url = match &p.archive_url_secret {
-        Some(key) => {
-            let full = cx
-                .secrets
-                .get(key)?
-                .ok_or(VarsError::Missing("the archive URL's credentials"))?
-                .expose()
-                .to_string();
-            secrets.push(full.clone());
-            full
-        }
-        None => p.archive_url.clone(),
-    };
+    let archive_url = revealed(
+        cx,
+        p.archive_url_secret.as_deref(),
+        &p.archive_url,
+        "the archive URL's credentials",
+        &mut secrets,
+    )?;
     let source = crate::deploys::source::parse(
         ReleaseSourceType::Upload,
         &archive_url,

@@ -87,6 +87,23 @@ fn mismatch(typed: &str, slug: &str) -> Option<FormState> {
         )
     })
 }
+/// The typed slug checked, then `delete` run: the job page on success, the confirmation page
+/// again with the field error or the refusal otherwise.
+async fn confirmed(
+    session: &CurrentSession,
+    target: Target,
+    typed: String,
+    slug: &str,
+    delete: impl std::future::Future<Output = Result<String, crate::services::ServiceError>>,
+) -> Result<Response, ApiError> {
+    if let Some(shown) = mismatch(&typed, slug) {
+        return Ok(confirm_page(session, target, typed, shown));
+    }
+    match delete.await {
+        Ok(job_id) => Ok(Redirect::to(&format!("/jobs/{job_id}")).into_response()),
+        Err(e) => Ok(confirm_page(session, target, typed, form_error(e)?)),
+    }
+}
 
 /// `POST /environments/{id}/delete`.
 async fn delete_environment(
@@ -112,22 +129,11 @@ async fn delete_environment(
         action: format!("/environments/{id}/delete"),
         back: format!("/environments/{id}"),
     };
-    if let Some(shown) = mismatch(&form.confirm_slug, &site.slug) {
-        return Ok(confirm_page(&session, target, form.confirm_slug, shown));
-    }
-    match state
-        .deletions
-        .delete_environment(&Actor::from(&session), &id)
-        .await
-    {
-        Ok(job_id) => Ok(Redirect::to(&format!("/jobs/{job_id}")).into_response()),
-        Err(e) => Ok(confirm_page(
-            &session,
-            target,
-            form.confirm_slug,
-            form_error(e)?,
-        )),
-    }
+    let actor = Actor::from(&session);
+    confirmed(&session, target, form.confirm_slug, &site.slug, async {
+        state.deletions.delete_environment(&actor, &id).await
+    })
+    .await
 }
 
 /// `POST /sites/{id}/delete`.
@@ -145,22 +151,11 @@ async fn delete_site(
         action: format!("/sites/{id}/delete"),
         back: format!("/sites/{id}"),
     };
-    if let Some(shown) = mismatch(&form.confirm_slug, &site.slug) {
-        return Ok(confirm_page(&session, target, form.confirm_slug, shown));
-    }
-    match state
-        .deletions
-        .delete_site(&Actor::from(&session), &id)
-        .await
-    {
-        Ok(job_id) => Ok(Redirect::to(&format!("/jobs/{job_id}")).into_response()),
-        Err(e) => Ok(confirm_page(
-            &session,
-            target,
-            form.confirm_slug,
-            form_error(e)?,
-        )),
-    }
+    let actor = Actor::from(&session);
+    confirmed(&session, target, form.confirm_slug, &site.slug, async {
+        state.deletions.delete_site(&actor, &id).await
+    })
+    .await
 }
 
 #[cfg(test)]
