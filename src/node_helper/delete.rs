@@ -25,14 +25,14 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use anyhow::{bail, Context};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 use super::backup::{self, create::CreateResult};
 use super::database::{is_identifier, mysql_lines};
 use super::nofollow;
 use super::process::run_cmd;
 use super::services::{self, REDIS_ACL_APPLY};
-use super::spec::{self, NodeFacts};
+use super::spec::{self, DeleteEnvironment, EnvDeleteSpec};
 use super::switch::{purge_fastcgi, FASTCGI_CACHE_DIR};
 
 /// Where environments live (`<SITES_ROOT>/<site id>/<environment id>`).
@@ -42,44 +42,6 @@ const NGINX_SITES: &str = "/etc/nginx/sites-enabled";
 const LETSENCRYPT_RENEWAL: &str = "/etc/letsencrypt/renewal";
 /// Exit code of a final backup whose storage could not be reached (`BACKUP_STORAGE_UNREACHABLE`).
 pub const STORAGE_EXIT: i32 = 4;
-
-/// `pressluft node env-delete`: what to delete.
-#[derive(Debug, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct EnvDeleteSpec {
-    pub contract_version: u32,
-    pub site_id: String,
-    /// Remove `<SITES_ROOT>/<site id>` after the environments (`site_delete`).
-    pub remove_site_dir: bool,
-    pub environments: Vec<DeleteEnvironment>,
-    /// Added by the playbook.
-    #[serde(default)]
-    pub node: NodeFacts,
-}
-
-/// One environment to delete (names derived by the control plane, checked here).
-#[derive(Debug, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct DeleteEnvironment {
-    pub environment_id: String,
-    pub env_root: String,
-    pub env_user: String,
-    pub database: String,
-    pub db_user: String,
-    pub redis_prefix: String,
-    /// Its hosts (preview host, then its domains): its FastCGI cache keys.
-    pub hosts: Vec<String>,
-    /// Its domains' ids (`pressluft-domain-<id>.conf` server blocks).
-    #[serde(default)]
-    pub domain_ids: Vec<String>,
-    /// Its domains' hostnames (certificate names).
-    #[serde(default)]
-    pub certificates: Vec<String>,
-    /// The final backup to make first; `None` when there is none to make (an earlier attempt
-    /// completed it, or the environment never had a release).
-    #[serde(default)]
-    pub final_backup: Option<backup::create::CreateSpec>,
-}
 
 /// A completed final backup (the `backup_create` result's fields).
 #[derive(Debug, Serialize)]

@@ -456,3 +456,41 @@ mod tests {
         assert!(err.starts_with("invalid job variables"), "{err}");
     }
 }
+
+/// `pressluft node env-delete`: what to delete.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EnvDeleteSpec {
+    pub contract_version: u32,
+    pub site_id: String,
+    /// Remove `<SITES_ROOT>/<site id>` after the environments (`site_delete`).
+    pub remove_site_dir: bool,
+    pub environments: Vec<DeleteEnvironment>,
+    /// Added by the playbook.
+    #[serde(default)]
+    pub node: NodeFacts,
+}
+
+/// One environment to delete (names derived by the control plane, checked here).
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeleteEnvironment {
+    pub environment_id: String,
+    pub env_root: String,
+    pub env_user: String,
+    pub database: String,
+    pub db_user: String,
+    pub redis_prefix: String,
+    /// Its hosts (preview host, then its domains): its FastCGI cache keys.
+    pub hosts: Vec<String>,
+    /// Its domains' ids (`pressluft-domain-<id>.conf` server blocks).
+    #[serde(default)]
+    pub domain_ids: Vec<String>,
+    /// Its domains' hostnames (certificate names).
+    #[serde(default)]
+    pub certificates: Vec<String>,
+    /// The final backup to make first; `None` when there is none to make (an earlier attempt
+    /// completed it, or the environment never had a release).
+    #[serde(default)]
+    pub final_backup: Option<crate::node_helper::backup::create::CreateSpec>,
+}
