@@ -64,7 +64,9 @@ pub async fn expired_backups_are_deleted(app: &TestApp, site_id: &str, env_id: &
     );
     assert!(Path::new("/etc/passwd").exists());
 
-    assert_eq!(app.state.backups.remove_expired_keys().await.unwrap(), 1);
+    // The scheduler's own periodic pass may have shredded the key first (0 then).
+    let removed = app.state.backups.remove_expired_keys().await.unwrap();
+    assert!(removed <= 1, "only this backup's key: {removed}");
     let gone = app.state.secrets.get(&data_key_secret(&backup_id)).unwrap();
     assert!(gone.is_none(), "crypto-shredded");
 }
