@@ -31,8 +31,10 @@ pub fn router() -> OpenApiRouter<AppState> {
 #[serde(deny_unknown_fields)]
 pub struct CacheRequest {
     /// The FastCGI page cache in the environment's server blocks.
+    #[schema(nullable = false)]
     pub fastcgi_cache_enabled: Option<bool>,
     /// The Redis object-cache drop-in (`object-cache.php`).
+    #[schema(nullable = false)]
     pub redis_cache_enabled: Option<bool>,
 }
 

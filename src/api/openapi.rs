@@ -50,10 +50,24 @@ impl Modify for SessionCookie {
 
 /// The document as YAML, exactly as committed.
 pub fn yaml() -> String {
-    super::routes()
-        .into_openapi()
-        .to_yaml()
+    let mut doc = super::routes().into_openapi();
+    require_a_property(&mut doc, "CacheRequest");
+    doc.to_yaml()
         .expect("the OpenAPI document serializes")
+}
+
+/// Sets `minProperties: 1` on a body schema whose fields are each optional but not all at
+/// once. utoipa-gen 5.5 writes `#[schema(min_properties = …)]` as `maxProperties`, so the
+/// constraint is added here.
+fn require_a_property(doc: &mut utoipa::openapi::OpenApi, schema: &str) {
+    use utoipa::openapi::{schema::Schema, RefOr};
+    if let Some(RefOr::T(Schema::Object(object))) = doc
+        .components
+        .as_mut()
+        .and_then(|c| c.schemas.get_mut(schema))
+    {
+        object.min_properties = Some(1);
+    }
 }
 
 /// `GET /api/openapi.yaml`.
