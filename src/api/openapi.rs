@@ -52,8 +52,7 @@ impl Modify for SessionCookie {
 pub fn yaml() -> String {
     let mut doc = super::routes().into_openapi();
     require_a_property(&mut doc, "CacheRequest");
-    doc.to_yaml()
-        .expect("the OpenAPI document serializes")
+    doc.to_yaml().expect("the OpenAPI document serializes")
 }
 
 /// Sets `minProperties: 1` on a body schema whose fields are each optional but not all at
