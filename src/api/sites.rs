@@ -238,7 +238,7 @@ pub struct ListQuery {
 impl ListQuery {
     fn include_deleted(&self) -> Result<bool, ApiError> {
         match self.include_deleted.as_deref() {
-            None | Some("") | Some("false") => Ok(false),
+            None | Some("false") => Ok(false),
             Some("true") => Ok(true),
             Some(_) => Err(ApiError::field("include_deleted", "must be true or false")),
         }
