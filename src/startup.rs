@@ -179,6 +179,12 @@ impl Application {
                 clock.clone(),
                 backups.clone(),
             ),
+            drills: crate::drills::Drills::new(
+                store.clone(),
+                engine.clone(),
+                secrets.clone(),
+                clock.clone(),
+            ),
             backups,
             settings: crate::settings::Settings::new(
                 store.clone(),
@@ -244,6 +250,7 @@ impl Application {
             tasks.push(tokio::spawn(crate::jobs::scheduler::run(
                 state.engine.clone(),
                 state.backups.clone(),
+                state.drills.clone(),
                 state.clock.clone(),
                 state.shutdown.clone(),
             )));

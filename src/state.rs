@@ -31,6 +31,7 @@ pub struct AppState {
     pub backups: Backups,
     pub deploys: Deploys,
     pub deletions: crate::sites::Deletions,
+    pub drills: crate::drills::Drills,
     pub settings: Settings,
     pub secrets: Secrets,
     /// Open live streams, limited per session and overall.

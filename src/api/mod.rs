@@ -7,6 +7,7 @@ mod auth;
 pub mod backups;
 pub mod cache;
 pub mod deploys;
+pub mod drills;
 mod events;
 mod imports;
 pub mod jobs;
@@ -41,6 +42,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         cache::router(),
         magic::router(),
         imports::router(),
+        drills::router(),
         audit::router(),
         metrics::router(),
     ];

@@ -26,7 +26,7 @@ use utoipa_axum::routes;
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(list_sites, create_site))
-        .routes(routes!(get_site, delete_site))
+        .routes(routes!(get_site, delete_site, super::drills::update_site))
         .routes(routes!(list_environments, create_environment))
         .routes(routes!(get_environment, delete_environment))
         .routes(routes!(list_releases))
@@ -52,6 +52,9 @@ pub struct Site {
     /// When the site was deleted (status `deleted`).
     #[schema(format = "date-time")]
     pub deleted_at: Option<String>,
+    /// How often a restore drill runs by itself (`PATCH /api/sites/{id}` sets it).
+    #[schema(value_type = crate::domain::DrillSchedule)]
+    pub drill_schedule: crate::domain::DrillSchedule,
 }
 
 impl From<SiteRecord> for Site {
@@ -66,6 +69,7 @@ impl From<SiteRecord> for Site {
             updated_at: s.updated_at,
             state_version: s.state_version,
             deleted_at: s.deleted_at,
+            drill_schedule: s.drill_schedule,
         }
     }
 }

@@ -143,6 +143,25 @@ string_enum!(
         BackupVerify => "backup_verify",
         EnvDelete => "env_delete",
         SiteDelete => "site_delete",
+        RestoreDrill => "restore_drill",
+    }
+);
+
+string_enum!(
+    /// How often a site's restore drill runs by itself (issue 14; `sites.drill_schedule`).
+    DrillSchedule {
+        Off => "off",
+        Weekly => "weekly",
+        Monthly => "monthly",
+    }
+);
+
+string_enum!(
+    /// Outcome of a restore drill (issue 14; `restore_drills.status`).
+    DrillStatus {
+        Running => "running",
+        Passed => "passed",
+        Failed => "failed",
     }
 );
 
@@ -346,7 +365,7 @@ mod tests {
         for t in JobType::ALL {
             assert_eq!(t.as_str().parse::<JobType>().unwrap(), *t);
         }
-        assert_eq!(JobType::ALL.len(), 20);
+        assert_eq!(JobType::ALL.len(), 21);
     }
 
     /// The OpenAPI schema of every enum lists exactly its wire values (the review found

@@ -22,10 +22,11 @@ pub enum JobErrorCode {
     ArchiveInvalid,
     SourceFetchFailed,
     BackupStorageUnreachable,
+    DrillFailed,
 }
 
 impl JobErrorCode {
-    pub const ALL: [JobErrorCode; 17] = [
+    pub const ALL: [JobErrorCode; 18] = [
         Self::JobTimeout,
         Self::AnsibleTimeout,
         Self::AnsiblePlayError,
@@ -43,6 +44,7 @@ impl JobErrorCode {
         Self::ArchiveInvalid,
         Self::SourceFetchFailed,
         Self::BackupStorageUnreachable,
+        Self::DrillFailed,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -64,6 +66,7 @@ impl JobErrorCode {
             Self::ArchiveInvalid => "ARCHIVE_INVALID",
             Self::SourceFetchFailed => "SOURCE_FETCH_FAILED",
             Self::BackupStorageUnreachable => "BACKUP_STORAGE_UNREACHABLE",
+            Self::DrillFailed => "DRILL_FAILED",
         }
     }
 

@@ -310,6 +310,7 @@ pub fn kind(job_type: JobType) -> &'static dyn JobKind {
         JobType::BackupVerify => &super::backup_verify::BackupVerify,
         JobType::EnvDelete => &super::env_delete::EnvDelete,
         JobType::SiteDelete => &super::env_delete::SiteDelete,
+        JobType::RestoreDrill => &super::restore_drill::RestoreDrill,
     }
 }
 
@@ -385,6 +386,7 @@ pub fn reached_node(code: JobErrorCode) -> bool {
             | C::ArchiveInvalid
             | C::SourceFetchFailed
             | C::BackupStorageUnreachable
+            | C::DrillFailed
     )
 }
 

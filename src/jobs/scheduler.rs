@@ -2,7 +2,9 @@
 //! once a day (and at start-up), purge old sessions and login attempts; every tick, the backup
 //! duties whose rules live in [`crate::backups::schedule`]: scheduled `full` backups, and (from
 //! [`CLEANUP_FIRST_CHECK_AFTER`] after start-up) the per-site `backup_cleanup` and the removal
-//! of expired backups' data keys. Due times derive from rows, so a tick is safe to repeat.
+//! of expired backups' data keys; and the weekly/monthly restore drills
+//! ([`crate::drills::Drills::run_schedule`], issue 14). Due times derive from rows, so a tick
+//! is safe to repeat.
 
 use std::time::Duration;
 
@@ -12,6 +14,7 @@ use super::engine::Engine;
 use crate::backups::schedule::RunCount;
 use crate::backups::{Backups, CLEANUP_FIRST_CHECK_AFTER};
 use crate::clock::{format_ts, SharedClock};
+use crate::drills::Drills;
 use crate::services::ServiceError;
 
 pub const TICK: Duration = Duration::from_secs(30);
@@ -25,16 +28,19 @@ pub struct Scheduler {
     clock: SharedClock,
     started: time::OffsetDateTime,
     last_purge: Option<time::OffsetDateTime>,
+    /// The restore drill schedule (issue 14); `None`: not this scheduler's duty.
+    drills: Option<Drills>,
 }
 
 /// Runs until `shutdown` turns true.
 pub async fn run(
     engine: Engine,
     backups: Backups,
+    drills: Drills,
     clock: SharedClock,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    let mut scheduler = Scheduler::new(engine, backups, clock);
+    let mut scheduler = Scheduler::new(engine, backups, clock).with_drills(drills);
     loop {
         scheduler.tick().await;
         tokio::select! {
@@ -53,13 +59,23 @@ impl Scheduler {
             clock,
             started,
             last_purge: None,
+            drills: None,
         }
+    }
+
+    /// Adds the weekly/monthly restore drills ([`Drills::run_schedule`]) to the duties.
+    pub fn with_drills(mut self, drills: Drills) -> Self {
+        self.drills = Some(drills);
+        self
     }
 
     /// One pass of every scheduler duty.
     pub async fn tick(&mut self) {
         tick(&self.engine, &self.clock, &mut self.last_purge).await;
         log_run("backup_schedule", self.backups.run_schedule().await);
+        if let Some(drills) = &self.drills {
+            log_run("drill_schedule", drills.run_schedule().await);
+        }
         if self.clock.now() - self.started < CLEANUP_FIRST_CHECK_AFTER {
             return;
         }

@@ -494,3 +494,33 @@ pub struct DeleteEnvironment {
     #[serde(default)]
     pub final_backup: Option<crate::node_helper::backup::create::CreateSpec>,
 }
+
+/// `pressluft node restore-drill` (`restore_drill`, issue 14): a temporary environment created
+/// as `env-clone` creates one (without copying anything), the backup restored into it, the
+/// health checks run against it, and the environment removed again as `env-delete` removes
+/// one — whatever the restore or the checks found.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RestoreDrillSpec {
+    pub contract_version: u32,
+    pub site_id: String,
+    /// The temporary environment (names derived by the control plane).
+    pub env: NewEnvironment,
+    pub db_name: String,
+    pub db_user: String,
+    /// The production backup drilled.
+    pub backup_id: String,
+    /// Its checksum, storage and data key (secrets); `database` is the temporary one.
+    pub restore: RollbackRestore,
+    /// What makes the restored release live in the temporary environment.
+    pub go_live: GoLive,
+    /// The health checks' target (the temporary environment's preview URL and host).
+    pub health: HealthCheckSpec,
+    /// The removal of the temporary environment (no final backup).
+    pub delete: DeleteEnvironment,
+    /// Added by the playbook (node facts and rendered files).
+    #[serde(default)]
+    pub node: NodeFacts,
+    #[serde(default)]
+    pub files: Files,
+}

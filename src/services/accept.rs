@@ -36,9 +36,9 @@ pub struct JobRequest<'a, P: Serialize> {
 }
 
 impl<P: Serialize> JobRequest<'_, P> {
-    fn new_job(&self) -> NewJob {
+    fn new_job(&self, id: String) -> NewJob {
         NewJob {
-            id: Uuid::new_v4().to_string(),
+            id,
             job_type: self.job_type,
             site_id: self.site_id.map(str::to_string),
             environment_id: self.environment_id.map(str::to_string),
@@ -89,11 +89,24 @@ impl Mutations {
     /// mutation's transaction, commits, then wakes the engine; returns the job's id.
     pub async fn accept<P: Serialize>(
         &self,
-        mut m: Mutation,
+        m: Mutation,
         job: JobRequest<'_, P>,
         audit: Option<AuditEntry<'_>>,
     ) -> Result<String, ServiceError> {
-        let job = job.new_job();
+        self.accept_as(m, Uuid::new_v4().to_string(), job, audit)
+            .await
+    }
+
+    /// [`Mutations::accept`] with the job's id chosen by the caller, for a row the mutation
+    /// inserts that names its job (a restore drill's record).
+    pub async fn accept_as<P: Serialize>(
+        &self,
+        mut m: Mutation,
+        job_id: String,
+        job: JobRequest<'_, P>,
+        audit: Option<AuditEntry<'_>>,
+    ) -> Result<String, ServiceError> {
+        let job = job.new_job(job_id);
         Engine::enqueue(&mut m.tx, &job, &m.now).await?;
         if let Some(audit) = audit {
             write_audit(&mut m.tx, &audit, "accepted", Some(&job.id), &m.now).await?;

@@ -97,7 +97,7 @@ impl Sites {
 }
 
 /// A new environment id whose first 8 characters no other environment uses.
-async fn new_environment_id(tx: &mut WriteTx) -> Result<String, ServiceError> {
+pub(crate) async fn new_environment_id(tx: &mut WriteTx) -> Result<String, ServiceError> {
     loop {
         let id = Uuid::new_v4().to_string();
         if !environment_prefix_taken(tx, &id).await? {

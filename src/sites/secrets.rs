@@ -26,7 +26,7 @@ pub fn new_password() -> String {
 
 /// The database and Redis passwords and WordPress salts of a new environment, in the
 /// secrets store.
-pub(super) fn create_environment_secrets(
+pub(crate) fn create_environment_secrets(
     secrets: &Secrets,
     environment_id: &str,
 ) -> Result<(), SecretsError> {

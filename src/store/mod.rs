@@ -22,6 +22,7 @@ macro_rules! fetch_by_id {
 pub mod audit;
 pub mod backups;
 pub mod drift;
+pub mod drills;
 pub mod environments;
 mod jobs;
 pub mod login_attempts;

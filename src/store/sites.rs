@@ -22,6 +22,8 @@ pub struct SiteRecord {
     pub state_version: i64,
     /// When its `site_delete` finished (status `deleted`).
     pub deleted_at: Option<String>,
+    /// How often its restore drill runs by itself (issue 14).
+    pub drill_schedule: crate::domain::DrillSchedule,
 }
 
 /// A site listed with what the Sites page shows.

@@ -1,0 +1,148 @@
+//! Restore drill endpoints (issue 14, item 4; beyond the spec): `POST /api/sites/{id}/drills`
+//! runs a drill (`restore_drill`), `GET /api/sites/{id}/drills` lists a site's drills and
+//! `PATCH /api/sites/{id}` sets its `drill_schedule`. The rules live in the drill service
+//! ([`crate::drills::Drills`]); this module maps HTTP to it.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::Json;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::error::{ApiError, ErrorBody};
+use super::extract::{AppJson, PathId};
+use super::nodes::JobAccepted;
+use super::sites::Site;
+use crate::http::error::OrNotFound;
+use crate::http::session::CurrentSession;
+use crate::sites::Actor;
+use crate::state::AppState;
+use crate::store::drills::DrillRecord;
+
+/// This resource's routes (relative to `/api`), each registered with its OpenAPI entry. The
+/// `PATCH /api/sites/{id}` handler ([`update_site`]) is registered with the site routes.
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(list_drills, run_drill))
+}
+
+/// One restore drill of a site.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Drill {
+    #[schema(format = "uuid")]
+    pub id: String,
+    #[schema(format = "uuid")]
+    pub site_id: String,
+    /// The production backup restored.
+    #[schema(format = "uuid")]
+    pub backup_id: String,
+    /// The temporary environment (deleted when the drill's job ends).
+    #[schema(format = "uuid")]
+    pub environment_id: String,
+    /// The `restore_drill` job.
+    #[schema(format = "uuid")]
+    pub job_id: String,
+    #[schema(value_type = crate::domain::DrillStatus)]
+    pub status: crate::domain::DrillStatus,
+    /// Why a failed drill failed (e.g. `health check failed: http …`, `backup checksum
+    /// mismatch …`).
+    pub reason: Option<String>,
+    #[schema(format = "date-time")]
+    pub started_at: String,
+    #[schema(format = "date-time")]
+    pub finished_at: Option<String>,
+    /// From the request to the end of the job, in milliseconds.
+    pub duration_ms: Option<i64>,
+}
+
+impl From<DrillRecord> for Drill {
+    fn from(d: DrillRecord) -> Self {
+        Drill {
+            id: d.id,
+            site_id: d.site_id,
+            backup_id: d.backup_id,
+            environment_id: d.environment_id,
+            job_id: d.job_id,
+            status: d.status,
+            reason: d.reason,
+            started_at: d.started_at,
+            finished_at: d.finished_at,
+            duration_ms: d.duration_ms,
+        }
+    }
+}
+
+/// A site's restore drills, newest first.
+#[utoipa::path(get, path = "/sites/{id}/drills", tag = "drills",
+    params(crate::http::schema::IdPath),
+    responses((status = 200, body = [Drill]), crate::http::error::IdErrors))]
+pub async fn list_drills(
+    State(state): State<AppState>,
+    _s: CurrentSession,
+    PathId(id): PathId,
+) -> Result<Json<Vec<Drill>>, ApiError> {
+    let drills = state.drills.list(&id).await?;
+    Ok(Json(drills.into_iter().map(Drill::from).collect()))
+}
+
+/// Runs a restore drill: the site's latest completed full production backup restored into a
+/// temporary environment, health-checked there, the temporary environment removed again
+/// (`restore_drill`; a drill that does not pass fails its job with `DRILL_FAILED`).
+#[utoipa::path(post, path = "/sites/{id}/drills", tag = "drills",
+    params(crate::http::schema::IdPath),
+    responses((status = 202, body = JobAccepted), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 404, body = ErrorBody),
+        (status = 409, description = "`conflict`: no completed full backup of production, a drill already queued or running, the site failed or deleted; `node_not_active`: production's node is not active", body = ErrorBody)))]
+pub async fn run_drill(
+    State(state): State<AppState>,
+    session: CurrentSession,
+    PathId(id): PathId,
+) -> Result<(StatusCode, Json<JobAccepted>), ApiError> {
+    let started = state
+        .drills
+        .start(Some(&Actor::from(&session)), &id)
+        .await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(JobAccepted {
+            job_id: started.job_id,
+        }),
+    ))
+}
+
+/// Site settings body.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateSiteRequest {
+    /// How often a restore drill runs by itself: `off`, `weekly` (7 days after the last
+    /// drill) or `monthly` (30 days).
+    #[schema(value_type = crate::domain::DrillSchedule)]
+    pub drill_schedule: String,
+}
+
+/// Changes a site's settings (its restore drill schedule); answers the site.
+#[utoipa::path(patch, path = "/sites/{id}", tag = "sites",
+    params(crate::http::schema::IdPath),
+    request_body = UpdateSiteRequest,
+    responses((status = 200, body = Site),
+        (status = 400, description = "`validation_failed` naming `drill_schedule`, or a malformed body", body = ErrorBody),
+        (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 409, description = "`conflict`: the site is being deleted or deleted", body = ErrorBody)))]
+pub async fn update_site(
+    State(state): State<AppState>,
+    session: CurrentSession,
+    PathId(id): PathId,
+    AppJson(body): AppJson<UpdateSiteRequest>,
+) -> Result<Json<Site>, ApiError> {
+    // An unknown site is 404 whatever the body says.
+    if state.store.get_site(&id).await?.is_none() {
+        return Err(ApiError::not_found("site"));
+    }
+    state
+        .drills
+        .set_schedule(&Actor::from(&session), &id, &body.drill_schedule)
+        .await?;
+    let site = state.store.get_site(&id).await?.or_not_found("site")?;
+    Ok(Json(site.into()))
+}
