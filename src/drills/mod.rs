@@ -136,7 +136,9 @@ impl Drills {
             .await?
             .filter(|n| n.status == NodeStatus::Active && n.public_ip.is_some());
         let Some(node) = node else {
-            let e = ServiceError::NodeNotActive("the production environment's node is not active".into());
+            let e = ServiceError::NodeNotActive(
+                "the production environment's node is not active".into(),
+            );
             return Err(refuse(m, e).await);
         };
 
@@ -148,7 +150,10 @@ impl Drills {
             node.public_ip.as_deref().unwrap_or_default(),
         );
         let slug = format!("drill-{}", &env_id[..8]);
-        let name = format!("Restore drill {}", m.now.get(..16).unwrap_or(&m.now).replace('T', " "));
+        let name = format!(
+            "Restore drill {}",
+            m.now.get(..16).unwrap_or(&m.now).replace('T', " ")
+        );
         create_environment_secrets(&self.secrets, &env_id)?;
         insert_environment(
             &mut m.tx,

@@ -24,8 +24,8 @@ use super::errors::JobErrorCode;
 use super::gate::go_live_spec;
 use super::kinds::{JobKind, ResolvedVars, VarsContext, VarsError};
 use super::lifecycle::{
-    environment_vars, fix_release_name, new_environment, node_must_be_active,
-    site_and_environment, var_str, Unsuccessful,
+    environment_vars, fix_release_name, new_environment, node_must_be_active, site_and_environment,
+    var_str, Unsuccessful,
 };
 use super::payload::{self, Attempts, Release};
 use crate::backups::storage::backup_access;
@@ -52,7 +52,11 @@ impl JobKind for RestoreDrill {
     /// The temporary environment's passwords and salts live only as long as the drill.
     fn secrets_to_forget(&self, job: &JobRecord) -> Vec<String> {
         match job.environment_id.as_deref() {
-            Some(id) => vec![db_password_key(id), wp_salts_key(id), redis_password_key(id)],
+            Some(id) => vec![
+                db_password_key(id),
+                wp_salts_key(id),
+                redis_password_key(id),
+            ],
             None => Vec::new(),
         }
     }
@@ -155,7 +159,10 @@ async fn record_report(
 }
 
 /// Whether the drill's record says the node removed the temporary environment.
-async fn reported_removed(conn: &mut SqliteConnection, job: &JobRecord) -> Result<bool, StoreError> {
+async fn reported_removed(
+    conn: &mut SqliteConnection,
+    job: &JobRecord,
+) -> Result<bool, StoreError> {
     let drill = fetch_drill(conn, &read(job).drill_id).await?;
     Ok(drill
         .and_then(|d| d.timings_json)

@@ -90,7 +90,7 @@ fn is_hostname(s: &str) -> bool {
 
 /// Every name is the one the control plane derives from the ids (sites/layout.rs): nothing
 /// else on the node can be named by a spec.
-fn check_environment(site_id: &str, e: &DeleteEnvironment) -> anyhow::Result<()> {
+pub(crate) fn check_environment(site_id: &str, e: &DeleteEnvironment) -> anyhow::Result<()> {
     let id = &e.environment_id;
     if !is_uuid(id) {
         bail!("invalid environment id {id:?}");
@@ -194,7 +194,7 @@ fn final_backup(spec: &backup::create::CreateSpec, php_dir: &str) -> anyhow::Res
     }
 }
 
-fn remove_all(
+pub(crate) fn remove_all(
     spec: &EnvDeleteSpec,
     php_version: &str,
     result: &mut DeleteResult,

@@ -31,8 +31,8 @@ use super::database::{self, is_identifier, mysql_lines};
 use super::process::{join, timed, Steps};
 use super::services::{self, REDIS_ACL_APPLY};
 use super::spec::{self, EnvCloneSpec, TABLE_PREFIX_PLACEHOLDER};
-use super::users::{self, env_ids};
-use super::{bridge, db_copy, drift, files, nofollow, releases};
+use super::users::env_ids;
+use super::{bridge, db_copy, drift, environment, files, nofollow, releases};
 
 /// What `env-clone` reads on stdin.
 pub type Spec = EnvCloneSpec;
@@ -217,10 +217,7 @@ pub fn apply(spec: &Spec, probed: &Probe) -> anyhow::Result<Applied> {
     };
 
     let mut steps = Steps::default();
-    users::ensure_user(&spec.env.env_user, env_root)?;
-    users::ensure_directories(&spec.env.env_user, env_root)?;
-    database::ensure(&spec.files.database_sql)?;
-    services::ensure_redis_user(&spec.env.environment_id, &spec.files.redis_acl)?;
+    environment::create_base(&spec.env, &spec.files)?;
     steps.done("user, directories, database");
 
     // Production's drift baseline is taken before the copies that could hide a change in it:
@@ -255,7 +252,16 @@ pub fn apply(spec: &Spec, probed: &Probe) -> anyhow::Result<Applied> {
             })?;
             Ok::<_, anyhow::Error>((tables, report, checksummed, copied))
         });
-        let installed = timed(|| install_files(spec, &wp_config, vhost, php_version, env_root));
+        let installed = timed(|| {
+            environment::install_files(
+                &spec.env,
+                &spec.node,
+                &spec.files,
+                &wp_config,
+                vhost,
+                php_version,
+            )
+        });
         (join(release), join(uploads), join(database), installed)
     });
     let ((), release) = release.context("copying the release")?;
@@ -361,30 +367,4 @@ fn copy_uploads(spec: &Spec, env_root: &str) -> anyhow::Result<()> {
     files::copy_tree(&from, &spec.source_env_user, &to, &spec.env.env_user, true)?;
     nofollow::set_owner_mode(&to, uid, www, 0o2750)?;
     Ok(())
-}
-
-/// `wp_config` with the table prefix in place, `vhost` the variant for this kernel.
-fn install_files(
-    spec: &Spec,
-    wp_config: &str,
-    vhost: &str,
-    php_version: &str,
-    env_root: &str,
-) -> anyhow::Result<()> {
-    files::install(
-        &format!("{env_root}/shared/wp-config.php"),
-        wp_config,
-        &format!("{0}:{0}", spec.env.env_user),
-        0o600,
-        None,
-    )?;
-    services::sync_object_cache(
-        env_root,
-        &spec.env.env_user,
-        &spec.node.php_dir,
-        spec.env.redis_cache_enabled,
-        &spec.env.redis_prefix,
-    )?;
-    services::install_pool(php_version, &spec.env.environment_id, &spec.files.pool)?;
-    services::install_server_block(&spec.env.environment_id, vhost)
 }

@@ -11,6 +11,7 @@ pub mod backups;
 pub mod cache;
 pub mod delete;
 pub mod deploys;
+pub mod drills;
 mod errors;
 mod form_errors;
 pub mod forms;
@@ -53,6 +54,7 @@ pub fn router() -> Router<AppState> {
         magic::router(),
         imports::router(),
         delete::router(),
+        drills::router(),
         settings::router(),
         audit::router(),
         login::router(),
