@@ -134,6 +134,11 @@ pub enum NodeCommand {
     /// new release and database, made live (`site_import`; the spec on stdin; exit 6: fetch
     /// failed, 7: archive invalid, 3: precondition, 4: backup storage; nothing live changed).
     SiteImport,
+    /// On a node: a completed backup restored into an existing environment (verified first;
+    /// pre-restore backup, new release, uploads, database with the URL rewrite, made live;
+    /// `env_restore`; the spec on stdin; exit 5: checksum mismatch, 3: precondition, 4: backup
+    /// storage; nothing live changed).
+    EnvRestore,
     /// On a node: deletes environments (`env_delete`, `site_delete`): a final backup of each
     /// first, then its pool, server blocks, certificates, database, Redis user and keys, Linux
     /// user and directory (spec as JSON on stdin, result on stdout; exit 3: precondition, 4:
@@ -231,6 +236,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Node(NodeCommand::CachePurge) => return crate::node_helper::cache::run_purge(),
         Command::Node(NodeCommand::MagicLogin) => return crate::node_helper::magic_login::run(),
         Command::Node(NodeCommand::SiteImport) => return crate::node_helper::import::run(),
+        Command::Node(NodeCommand::EnvRestore) => return crate::node_helper::env_restore::run(),
         Command::Node(NodeCommand::EnvDelete) => return crate::node_helper::delete::run(),
         _ => {}
     }
@@ -290,6 +296,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             | NodeCommand::CachePurge
             | NodeCommand::MagicLogin
             | NodeCommand::SiteImport
+            | NodeCommand::EnvRestore
             | NodeCommand::EnvDelete,
         ) => {
             unreachable!("handled above")

@@ -12,6 +12,7 @@ pub mod delete;
 pub mod deploy;
 pub mod drift;
 pub mod env_clone;
+pub mod env_restore;
 pub mod fetch;
 pub mod files;
 pub mod health;
