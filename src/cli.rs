@@ -134,6 +134,16 @@ pub enum NodeCommand {
     /// new release and database, made live (`site_import`; the spec on stdin; exit 6: fetch
     /// failed, 7: archive invalid, 3: precondition, 4: backup storage; nothing live changed).
     SiteImport,
+    /// On a node: a completed backup restored into an existing environment (verified first;
+    /// pre-restore backup, new release, uploads, database with the URL rewrite, made live;
+    /// `env_restore`; the spec on stdin; exit 5: checksum mismatch, 3: precondition, 4: backup
+    /// storage; nothing live changed).
+    EnvRestore,
+    /// On a node: a restore drill (`restore_drill`): a temporary environment created, the
+    /// backup restored into it, the health checks run, the environment removed again whatever
+    /// they found (the spec on stdin, the report on stdout; exit 0 passed or not, 3:
+    /// precondition, 1: the removal failed).
+    RestoreDrill,
     /// On a node: deletes environments (`env_delete`, `site_delete`): a final backup of each
     /// first, then its pool, server blocks, certificates, database, Redis user and keys, Linux
     /// user and directory (spec as JSON on stdin, result on stdout; exit 3: precondition, 4:
@@ -231,7 +241,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Node(NodeCommand::CachePurge) => return crate::node_helper::cache::run_purge(),
         Command::Node(NodeCommand::MagicLogin) => return crate::node_helper::magic_login::run(),
         Command::Node(NodeCommand::SiteImport) => return crate::node_helper::import::run(),
+        Command::Node(NodeCommand::EnvRestore) => return crate::node_helper::env_restore::run(),
         Command::Node(NodeCommand::EnvDelete) => return crate::node_helper::delete::run(),
+        Command::Node(NodeCommand::RestoreDrill) => return crate::node_helper::drill::run(),
         _ => {}
     }
     let mode = match cli.command {
@@ -290,6 +302,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             | NodeCommand::CachePurge
             | NodeCommand::MagicLogin
             | NodeCommand::SiteImport
+            | NodeCommand::EnvRestore
+            | NodeCommand::RestoreDrill
             | NodeCommand::EnvDelete,
         ) => {
             unreachable!("handled above")

@@ -32,7 +32,8 @@ use crate::backups::storage::backup_access;
 use crate::clock::parse_ts;
 use crate::domain::{BackupStatus, DrillStatus, SiteStatus};
 use crate::node_helper::spec::{
-    DeleteEnvironment, HealthCheckSpec, RestoreDrillSpec, RollbackRestore, CONTRACT_VERSION,
+    DeleteEnvironment, EnvRestoreSpec, HealthCheckSpec, RestoreBackup, RestoreDrillSpec,
+    CONTRACT_VERSION,
 };
 use crate::sites::layout::{url_host, EnvLayout};
 use crate::sites::{db_password_key, redis_password_key, wp_salts_key};
@@ -310,14 +311,24 @@ async fn extra_vars(cx: &VarsContext<'_>, job: &JobRecord) -> Result<ResolvedVar
         env: new_environment(&resolved.vars)?,
         db_name: var_str(&resolved.vars, "db_name")?,
         db_user: var_str(&resolved.vars, "db_user")?,
-        backup_id: backup.id.clone(),
-        restore: RollbackRestore {
-            checksum,
-            storage: access.storage,
-            data_key: access.data_key.into(),
-            database: layout.db_name.clone(),
-            skip_tables: Vec::new(),
-            uploads: true,
+        restore: EnvRestoreSpec {
+            contract_version: CONTRACT_VERSION,
+            environment_id: env.id.clone(),
+            release_name: var_str(&resolved.vars, "release_name")?,
+            // A new environment: no release yet (env-restore then needs the files artifact).
+            current_release_name: String::new(),
+            backup: RestoreBackup {
+                backup_id: backup.id.clone(),
+                checksum,
+                storage: access.storage,
+                data_key: access.data_key.into(),
+            },
+            db_name: layout.db_name.clone(),
+            canonical_url: env.preview_url.clone(),
+            redis_cache_enabled: env.redis_cache_enabled,
+            pre_backup: None,
+            go_live: go_live.clone(),
+            node: Default::default(),
         },
         health: HealthCheckSpec {
             contract_version: CONTRACT_VERSION,
@@ -340,7 +351,6 @@ async fn extra_vars(cx: &VarsContext<'_>, job: &JobRecord) -> Result<ResolvedVar
             certificates: Vec::new(),
             final_backup: None,
         },
-        go_live,
         node: Default::default(),
         files: Default::default(),
     };

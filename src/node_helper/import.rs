@@ -631,7 +631,7 @@ fn source_url_from_options(database: &str, prefix: &str) -> Result<String, Deplo
 }
 
 /// `home` and `siteurl` = `url` (base64 into SQL: no quoting of the value).
-fn set_site_urls(database: &str, prefix: &str, url: &str) -> anyhow::Result<()> {
+pub(crate) fn set_site_urls(database: &str, prefix: &str, url: &str) -> anyhow::Result<()> {
     use base64::Engine;
     let b64 = base64::engine::general_purpose::STANDARD.encode(url.as_bytes());
     mysql_lines(

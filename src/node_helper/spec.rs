@@ -314,6 +314,47 @@ pub struct RollbackRestore {
     pub uploads: bool,
 }
 
+/// The backup `env-restore` restores: its id, recorded manifest checksum (verified before
+/// anything changes: `BACKUP_CHECKSUM_MISMATCH`), storage and data key (secrets).
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RestoreBackup {
+    pub backup_id: String,
+    pub checksum: String,
+    pub storage: crate::node_helper::backup::storage::StorageSpec,
+    pub data_key: crate::node_helper::backup::DataKey,
+}
+
+/// `pressluft node env-restore` (`env_restore`, and the restore drill's temporary environment):
+/// a completed backup of the site restored into an existing environment — verified first, the
+/// optional pre-restore backup, a new release from the files artifact (else a copy of the
+/// current release), `shared/uploads` and the database (rewritten to `canonical_url` when the
+/// backup's differs) swapped in, then made live (src/node_helper/env_restore.rs).
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EnvRestoreSpec {
+    pub contract_version: u32,
+    pub environment_id: String,
+    /// The new release's directory name.
+    pub release_name: String,
+    /// The release live before the restore (protected from pruning; copied when the backup has
+    /// no files artifact).
+    pub current_release_name: String,
+    pub backup: RestoreBackup,
+    /// The environment's database.
+    pub db_name: String,
+    /// The environment's canonical URL (primary domain, else preview URL): the rewrite's target.
+    pub canonical_url: String,
+    pub redis_cache_enabled: bool,
+    /// The pre-restore backup, made after the verification and before anything live changes;
+    /// `None` when an earlier attempt completed it, or for a drill's temporary environment.
+    #[serde(default)]
+    pub pre_backup: Option<crate::node_helper::backup::create::CreateSpec>,
+    pub go_live: GoLive,
+    #[serde(default)]
+    pub node: NodeFacts,
+}
+
 /// `pressluft node release-rollback` (`release_rollback`): `current` back to the target
 /// release, the database (and uploads) from the pre-operation backup when set, made live.
 #[derive(Debug, Serialize, Deserialize)]
@@ -508,12 +549,9 @@ pub struct RestoreDrillSpec {
     pub env: NewEnvironment,
     pub db_name: String,
     pub db_user: String,
-    /// The production backup drilled.
-    pub backup_id: String,
-    /// Its checksum, storage and data key (secrets); `database` is the temporary one.
-    pub restore: RollbackRestore,
-    /// What makes the restored release live in the temporary environment.
-    pub go_live: GoLive,
+    /// The restore of the production backup into the temporary environment (`env-restore`'s
+    /// spec: no current release, no pre-restore backup; its `node` is this spec's).
+    pub restore: EnvRestoreSpec,
     /// The health checks' target (the temporary environment's preview URL and host).
     pub health: HealthCheckSpec,
     /// The removal of the temporary environment (no final backup).

@@ -30,19 +30,21 @@
 
 use std::collections::BTreeSet;
 use std::ffi::{CString, OsStr};
-use std::io::{self, Read};
+use std::io::{self, Read, Write};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::{Component, Path, PathBuf};
 use std::process::Stdio;
 
+use search_replace::{Replacements, Report, Rewriter};
 use sha2::{Digest, Sha256};
 use tokio::runtime::Handle;
 
 use super::artifact::decoding;
 use super::create::Manifest;
-use super::storage::Storage;
+use super::files_archive::EXCLUDED;
+use super::storage::{Storage, StorageSpec};
 use super::verify::verified_manifest;
-use super::{BackupError, DB_ARTIFACT, FILES_ARTIFACT};
+use super::{BackupError, DataKey, DB_ARTIFACT, FILES_ARTIFACT};
 use crate::node_helper::database::{is_identifier, mysql_lines};
 use crate::node_helper::db_copy::CLIENT_ARGS;
 use crate::node_helper::nofollow;
@@ -62,9 +64,25 @@ pub struct Verified {
 
 /// Opens the backup's storage and verifies it (see the module doc); changes nothing.
 pub fn open_verified(restore: &RollbackRestore, handle: &Handle) -> Result<Verified, BackupError> {
-    let identity = restore.data_key.identity()?;
-    let storage = Storage::open(&restore.storage, handle)?;
-    let (manifest, _) = verified_manifest(&storage, &restore.checksum, &identity)?;
+    open(
+        &restore.checksum,
+        &restore.storage,
+        &restore.data_key,
+        handle,
+    )
+}
+
+/// [`open_verified`] from the backup's parts (its recorded manifest checksum, storage and data
+/// key): `env-restore` names a backup without the rollback's restore options.
+pub fn open(
+    checksum: &str,
+    storage: &StorageSpec,
+    data_key: &DataKey,
+    handle: &Handle,
+) -> Result<Verified, BackupError> {
+    let identity = data_key.identity()?;
+    let storage = Storage::open(storage, handle)?;
+    let (manifest, _) = verified_manifest(&storage, checksum, &identity)?;
     Ok(Verified {
         manifest,
         storage,
@@ -107,6 +125,19 @@ impl Verified {
         database: &str,
         skip_tables: &[String],
     ) -> Result<(), BackupError> {
+        let skipped = self.skipped_tables(skip_tables)?;
+        self.import_aside(database, None)?.swap(&skipped)
+    }
+
+    /// The first half of [`Self::restore_database`]: the dump imported into the scratch
+    /// database (the live one untouched), with the serialized-safe URL rewrite `from → to`
+    /// applied to the stream when `rewrite` is set. [`Aside::swap`] is the second half;
+    /// dropping the [`Aside`] instead drops the scratch databases and changes nothing.
+    pub fn import_aside(
+        &self,
+        database: &str,
+        rewrite: Option<(&str, &str)>,
+    ) -> Result<Aside, BackupError> {
         if !is_identifier(database) {
             return Err(BackupError::Spec(
                 "database is not a valid database name".into(),
@@ -117,30 +148,43 @@ impl Verified {
                 "the backup holds no database dump".into(),
             ));
         }
-        let skipped = self.skipped_tables(skip_tables)?;
+        let replacements =
+            match rewrite {
+                None => None,
+                Some((from, to)) => Some(Replacements::url(from, to).map_err(|e| {
+                    BackupError::Spec(format!("the URL rewrite {from} → {to}: {e}"))
+                })?),
+            };
         let (incoming, outgoing) = scratch_databases(database);
-        let drop_scratch =
-            format!("DROP DATABASE IF EXISTS `{incoming}`; DROP DATABASE IF EXISTS `{outgoing}`;");
-        let failed = |what: &str, e: anyhow::Error| BackupError::Failed(format!("{what}: {e:#}"));
+        let mut aside = Aside {
+            database: database.to_string(),
+            incoming,
+            outgoing,
+            report: None,
+            dropped: false,
+        };
         mysql_lines(
             None,
             &format!(
-                "{drop_scratch} CREATE DATABASE `{incoming}` CHARACTER SET utf8mb4; \
-                 CREATE DATABASE `{outgoing}` CHARACTER SET utf8mb4;"
+                "{} CREATE DATABASE `{}` CHARACTER SET utf8mb4; \
+                 CREATE DATABASE `{}` CHARACTER SET utf8mb4;",
+                aside.drop_sql(),
+                aside.incoming,
+                aside.outgoing
             ),
         )
-        .map_err(|e| failed("preparing the scratch databases", e))?;
-        let swapped = self
-            .import(&incoming)
-            .and_then(|()| swap_tables(database, &incoming, &outgoing, &skipped));
-        let cleaned = mysql_lines(None, &drop_scratch);
-        swapped?;
-        cleaned.map_err(|e| failed("dropping the scratch databases", e))?;
-        Ok(())
+        .map_err(|e| BackupError::Failed(format!("preparing the scratch databases: {e:#}")))?;
+        aside.report = self.import(&aside.incoming, replacements)?;
+        Ok(aside)
     }
 
-    /// Streams the dump into `mysql --binary-mode --database <scratch>`.
-    fn import(&self, scratch: &str) -> Result<(), BackupError> {
+    /// Streams the dump (rewritten when `replacements` is set) into
+    /// `mysql --binary-mode --database <scratch>`.
+    fn import(
+        &self,
+        scratch: &str,
+        replacements: Option<Replacements>,
+    ) -> Result<Option<Report>, BackupError> {
         let mut dump = self.plaintext(DB_ARTIFACT)?;
         let mut child = std::process::Command::new("mysql")
             .args(CLIENT_ARGS)
@@ -152,14 +196,18 @@ impl Verified {
             .stderr(Stdio::piped())
             .spawn()
             .map_err(|e| BackupError::Failed(format!("starting the mysql client: {e}")))?;
-        let mut stdin = child.stdin.take().expect("piped stdin");
-        let copied = io::copy(&mut dump, &mut stdin);
+        let mut stdin =
+            io::BufWriter::with_capacity(1 << 20, child.stdin.take().expect("piped stdin"));
+        let copied = match replacements {
+            None => io::copy(&mut dump, &mut stdin).map(|_| None),
+            Some(r) => Rewriter::new(r).rewrite(&mut dump, &mut stdin).map(Some),
+        }
+        .and_then(|report| stdin.flush().map(|()| report));
         drop(stdin);
         let waited = wait_child(child, "importing the database dump");
         // The client's error (with its stderr) says more than the broken pipe it caused.
         waited.map_err(|e| BackupError::Failed(format!("{e:#}")))?;
-        copied.map_err(|e| BackupError::from_io(e, DB_ARTIFACT))?;
-        Ok(())
+        copied.map_err(|e| BackupError::from_io(e, DB_ARTIFACT))
     }
 
     /// Restores `<env_root>/shared/uploads` from `files.tar.zst` (see the module doc).
@@ -169,6 +217,73 @@ impl Verified {
                 "the backup holds no files archive".into(),
             ));
         }
+        let incoming = UploadsIncoming::prepare(env_root, env_user)?;
+        let extracted = self.extract_files(None, Some(&incoming.dir), env_user);
+        incoming.finish(extracted)
+    }
+
+    /// One pass over `files.tar.zst`: the release's entries re-packed and piped into `tar -x`
+    /// run as `env_user` in the opened `release` directory, the `wp-content/uploads/` entries
+    /// into another in `uploads` (either `None`: those entries are skipped). Only plain relative
+    /// paths of files and directories pass (a link, device, `..` or absolute path refuses the
+    /// restore); the archive's excluded paths ([`EXCLUDED`]) never reach the release.
+    pub fn extract_files(
+        &self,
+        release: Option<&OwnedFd>,
+        uploads: Option<&OwnedFd>,
+        env_user: &str,
+    ) -> Result<(), BackupError> {
+        let start = |dir: Option<&OwnedFd>, what: &str| -> Result<_, BackupError> {
+            let Some(dir) = dir else { return Ok(None) };
+            let mut command = as_user_command(env_user, None);
+            command.args(["tar", "-x", "-f", "-", "--no-same-owner"]);
+            let mut child = spawn_in(command, dir, Stdio::piped(), Stdio::null(), "tar")
+                .map_err(|e| BackupError::Failed(format!("{what}: {e:#}")))?;
+            let stdin = child.stdin.take().expect("piped stdin");
+            Ok(Some((child, io::BufWriter::with_capacity(1 << 20, stdin))))
+        };
+        let release_tar = start(release, "extracting the release")?;
+        let uploads_tar = match start(uploads, "extracting the uploads") {
+            Ok(tar) => tar,
+            Err(e) => {
+                if let Some((mut child, stdin)) = release_tar {
+                    drop(stdin);
+                    let _ = child.wait();
+                }
+                return Err(e);
+            }
+        };
+        let (release_child, release_in) = release_tar.unzip();
+        let (uploads_child, uploads_in) = uploads_tar.unzip();
+        let repacked = self
+            .plaintext(FILES_ARTIFACT)
+            .and_then(|archive| repack(archive, release_in, uploads_in));
+        let mut waited = Ok(());
+        for (child, what) in [
+            (release_child, "extracting the release"),
+            (uploads_child, "extracting the uploads"),
+        ] {
+            if let Some(child) = child {
+                let w = wait_child(child, what).map_err(|e| BackupError::Failed(format!("{e:#}")));
+                waited = waited.and(w);
+            }
+        }
+        repacked?;
+        waited
+    }
+}
+
+/// `shared/uploads.restore` prepared for an extraction: created empty (the environment user's,
+/// mode 2750), no link followed ([`Self::finish`] swaps it in).
+pub struct UploadsIncoming {
+    shared: OwnedFd,
+    /// The opened `shared/uploads.restore`.
+    pub dir: OwnedFd,
+}
+
+impl UploadsIncoming {
+    /// Creates `<env_root>/shared/uploads.restore` (an earlier one removed first).
+    pub fn prepare(env_root: &Path, env_user: &str) -> Result<Self, BackupError> {
         let shared = open_shared(env_root)?;
         let (uid, www) =
             env_ids(env_user).map_err(|e| BackupError::Precondition(format!("{e:#}")))?;
@@ -183,16 +298,30 @@ impl Verified {
                 io::Error::last_os_error(),
             ));
         }
-        let incoming = nofollow::open_dir_at(shared.as_fd(), OsStr::new(UPLOADS_INCOMING))
+        let dir = nofollow::open_dir_at(shared.as_fd(), OsStr::new(UPLOADS_INCOMING))
             .map_err(|e| failed("opening shared/uploads.restore", e))?;
-        nofollow::set_owner_mode(&incoming, uid, www, 0o2750)
+        nofollow::set_owner_mode(&dir, uid, www, 0o2750)
             .map_err(|e| failed("shared/uploads.restore", e))?;
-        let extracted = self.extract_uploads(&incoming, env_user);
-        drop(incoming);
+        Ok(UploadsIncoming { shared, dir })
+    }
+
+    /// Removes the incoming tree (nothing live changed).
+    pub fn discard(self) {
+        let UploadsIncoming { shared, dir } = self;
+        drop(dir);
+        let _ = remove_entry(&shared, UPLOADS_INCOMING);
+    }
+
+    /// After the extraction (`extracted`): on success the incoming tree trades places with
+    /// `shared/uploads` and the old tree is removed; on failure it is removed.
+    pub fn finish(self, extracted: Result<(), BackupError>) -> Result<(), BackupError> {
         if let Err(e) = extracted {
-            let _ = remove_entry(&shared, UPLOADS_INCOMING);
+            self.discard();
             return Err(e);
         }
+        let UploadsIncoming { shared, dir } = self;
+        drop(dir);
+        let failed = |what: &str, e: io::Error| BackupError::Failed(format!("{what}: {e}"));
         // The kind is checked again right before the swap; whatever the user puts in place of
         // `uploads` meanwhile ends up as `uploads.restore` and is removed without following it.
         match nofollow::kind_at(shared.as_fd(), OsStr::new("uploads"))
@@ -202,26 +331,15 @@ impl Verified {
             Some(libc::S_IFDIR) => {
                 rename_at(&shared, UPLOADS_INCOMING, "uploads", libc::RENAME_EXCHANGE)
             }
-            Some(_) => return Err(uploads_not_a_directory()),
+            Some(_) => {
+                let _ = remove_entry(&shared, UPLOADS_INCOMING);
+                return Err(uploads_not_a_directory());
+            }
         }
         .map_err(|e| failed("swapping shared/uploads", e))?;
         remove_entry(&shared, UPLOADS_INCOMING)
             .map_err(|e| failed("removing the previous shared/uploads", e))?;
         Ok(())
-    }
-
-    /// Re-packs the `wp-content/uploads/` entries of the files archive and pipes them into
-    /// `tar -x` run as `env_user` in the opened `dir`.
-    fn extract_uploads(&self, dir: &OwnedFd, env_user: &str) -> Result<(), BackupError> {
-        let mut command = as_user_command(env_user, None);
-        command.args(["tar", "-x", "-f", "-", "--no-same-owner"]);
-        let mut child = spawn_in(command, dir, Stdio::piped(), Stdio::null(), "tar")
-            .map_err(|e| BackupError::Failed(format!("{e:#}")))?;
-        let stdin = child.stdin.take().expect("piped stdin");
-        let repacked = repack_uploads(self.plaintext(FILES_ARTIFACT)?, stdin);
-        let waited = wait_child(child, "extracting the uploads");
-        repacked?;
-        waited.map_err(|e| BackupError::Failed(format!("{e:#}")))
     }
 }
 
@@ -230,6 +348,49 @@ pub fn scratch_databases(database: &str) -> (String, String) {
     let hash = hex::encode(Sha256::digest(database.as_bytes()));
     let base = format!("pressluft_rs_{}", &hash[..16]);
     (format!("{base}_in"), format!("{base}_out"))
+}
+
+/// A backup's database imported into a scratch database beside the live one
+/// ([`Verified::import_aside`]); the scratch databases are dropped when this goes out of scope.
+pub struct Aside {
+    database: String,
+    /// The scratch database holding the imported tables.
+    pub incoming: String,
+    outgoing: String,
+    /// The URL rewrite's summary, when the import rewrote.
+    pub report: Option<Report>,
+    /// Whether [`Aside::swap`] dropped the scratch databases already.
+    dropped: bool,
+}
+
+impl Aside {
+    fn drop_sql(&self) -> String {
+        format!(
+            "DROP DATABASE IF EXISTS `{}`; DROP DATABASE IF EXISTS `{}`;",
+            self.incoming, self.outgoing
+        )
+    }
+
+    /// The one `RENAME TABLE` of the module doc (`skipped`: full names kept as they are), then
+    /// the scratch databases dropped.
+    pub fn swap(mut self, skipped: &BTreeSet<String>) -> Result<(), BackupError> {
+        swap_tables(&self.database, &self.incoming, &self.outgoing, skipped)?;
+        self.dropped = true;
+        mysql_lines(None, &self.drop_sql())
+            .map(|_| ())
+            .map_err(|e| BackupError::Failed(format!("dropping the scratch databases: {e:#}")))
+    }
+}
+
+impl Drop for Aside {
+    fn drop(&mut self) {
+        if self.dropped {
+            return;
+        }
+        if let Err(e) = mysql_lines(None, &self.drop_sql()) {
+            eprintln!("warning: dropping the restore's scratch databases: {e:#}");
+        }
+    }
 }
 
 /// `name` quoted for MariaDB (backticks doubled).
@@ -384,18 +545,59 @@ pub fn uploads_relative(path: &Path) -> Result<Option<PathBuf>, BackupError> {
     Ok((!rel.as_os_str().is_empty()).then_some(rel))
 }
 
+/// The release-relative path of an archive entry outside `wp-content/uploads` (`None`: an
+/// excluded path — [`EXCLUDED`] or below one — or the archive's root); anything but plain
+/// relative components is refused.
+pub fn release_relative(path: &Path) -> Result<Option<PathBuf>, BackupError> {
+    let mut rel = PathBuf::new();
+    for c in path.components() {
+        match c {
+            Component::Normal(n) => rel.push(n),
+            Component::CurDir => {}
+            _ => {
+                return Err(BackupError::Failed(format!(
+                    "refusing the archive entry {}: not a plain relative path",
+                    path.display()
+                )))
+            }
+        }
+    }
+    if rel.as_os_str().is_empty() || EXCLUDED.iter().any(|x| rel.starts_with(x)) {
+        return Ok(None);
+    }
+    Ok(Some(rel))
+}
+
 /// Copies the uploads entries of the tar stream `archive` into a new tar stream on `out`
 /// (paths relative to the uploads directory, modes without set-ID bits).
+#[cfg(test)]
 fn repack_uploads(archive: impl Read, out: impl io::Write) -> Result<(), BackupError> {
+    repack(archive, None, Some(out))
+}
+
+/// Splits the tar stream `archive` into two new ones: the release's entries on `release`, the
+/// uploads entries (relative to the uploads directory) on `uploads`; either `None`: skipped.
+/// Files and directories only, modes without set-ID bits.
+fn repack<W: io::Write>(
+    archive: impl Read,
+    release: Option<W>,
+    uploads: Option<W>,
+) -> Result<(), BackupError> {
     let bad = |e: io::Error| BackupError::Failed(format!("{FILES_ARTIFACT}: {e}"));
     let mut archive = tar::Archive::new(archive);
-    let mut builder = tar::Builder::new(out);
+    let mut release = release.map(tar::Builder::new);
+    let mut uploads = uploads.map(tar::Builder::new);
     for entry in archive.entries().map_err(bad)? {
         let entry = entry.map_err(bad)?;
         let path = entry.path().map_err(bad)?.into_owned();
-        let Some(rel) = uploads_relative(&path)? else {
-            continue;
+        let (builder, rel) = match uploads_relative(&path)? {
+            Some(rel) => (uploads.as_mut(), rel),
+            None => match release_relative(&path)? {
+                Some(rel) => (release.as_mut(), rel),
+                None => continue,
+            },
         };
+        let Some(builder) = builder else { continue };
         let kind = entry.header().entry_type();
         if !matches!(
             kind,
@@ -425,7 +627,12 @@ fn repack_uploads(archive: impl Read, out: impl io::Write) -> Result<(), BackupE
             builder.append_data(&mut header, &rel, entry).map_err(bad)?;
         }
     }
-    builder.into_inner().map_err(bad)?.flush().map_err(bad)?;
+    if let Some(builder) = release {
+        builder.into_inner().map_err(bad)?.flush().map_err(bad)?;
+    }
+    if let Some(builder) = uploads {
+        builder.into_inner().map_err(bad)?.flush().map_err(bad)?;
+    }
     Ok(())
 }
 
