@@ -14,6 +14,7 @@ mod cache_browser;
 mod cli;
 mod dashboard;
 mod delete_api;
+mod drills_api;
 mod deploy_jobs;
 mod deploys_api;
 mod deploys_browser;
