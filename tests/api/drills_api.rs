@@ -71,7 +71,9 @@ async fn a_drill_needs_a_completed_full_backup_and_runs_one_at_a_time() {
         .await;
     let site = site_of(&app, &env).await;
     let missing = uuid::Uuid::new_v4();
-    let r = app.post_empty(&format!("/api/sites/{missing}/drills")).await;
+    let r = app
+        .post_empty(&format!("/api/sites/{missing}/drills"))
+        .await;
     assert_error(r, 404, "not_found").await;
     let r = app.post_empty("/api/sites/not-a-uuid/drills").await;
     assert_eq!(r.status(), 400);
@@ -107,7 +109,10 @@ async fn a_drill_needs_a_completed_full_backup_and_runs_one_at_a_time() {
     assert_eq!(e["environment_type"], "clone");
     assert_eq!(e["status"], "cloning");
     assert!(e["slug"].as_str().unwrap().starts_with("drill-"), "{e}");
-    assert!(e["name"].as_str().unwrap().starts_with("Restore drill"), "{e}");
+    assert!(
+        e["name"].as_str().unwrap().starts_with("Restore drill"),
+        "{e}"
+    );
 
     app.state.engine.run_until_idle("w").await.unwrap();
     let j = app.job(&job).await;
@@ -121,7 +126,9 @@ async fn a_drill_needs_a_completed_full_backup_and_runs_one_at_a_time() {
     let (_, e) = app.get_json(&format!("/api/environments/{temp}")).await;
     assert_eq!(e["status"], "deleted", "{e}");
     // Lists hide it; the site stays active.
-    let (_, envs) = app.get_json(&format!("/api/sites/{site}/environments")).await;
+    let (_, envs) = app
+        .get_json(&format!("/api/sites/{site}/environments"))
+        .await;
     assert!(!envs.to_string().contains(temp));
     let (_, s) = app.get_json(&format!("/api/sites/{site}")).await;
     assert_eq!(s["status"], "active");
@@ -177,7 +184,10 @@ async fn a_failed_drill_fails_its_job_with_drill_failed_and_leaves_the_site_acti
     assert!(alerts.contains("Restore drill failed") && alerts.contains(&site));
     assert!(app.text("/").await.contains("/ui/drills/alerts"));
     assert!(app.text("/sites").await.contains("/ui/drills/alerts"));
-    assert!(app.text(&format!("/sites/{site}")).await.contains(&format!("/ui/sites/{site}/drills")));
+    assert!(app
+        .text(&format!("/sites/{site}"))
+        .await
+        .contains(&format!("/ui/sites/{site}/drills")));
 }
 
 #[tokio::test]
@@ -221,7 +231,10 @@ async fn the_schedule_is_validated_naming_the_field_and_audited() {
     let site = site_of(&app, &env).await;
     let (_, s) = app.get_json(&format!("/api/sites/{site}")).await;
     assert_eq!(s["drill_schedule"], "off");
-    for bad in [json!({"drill_schedule": "daily"}), json!({"drill_schedule": ""})] {
+    for bad in [
+        json!({"drill_schedule": "daily"}),
+        json!({"drill_schedule": ""}),
+    ] {
         let r = patch_site(&app, &site, bad).await;
         assert_field_error(r, 400, "bad_request", "drill_schedule").await;
     }
@@ -229,7 +242,12 @@ async fn the_schedule_is_validated_naming_the_field_and_audited() {
     assert_eq!(r.status(), 400);
     let r = patch_site(&app, &site, json!({"drill_schedule": "weekly", "x": 1})).await;
     assert_eq!(r.status(), 400);
-    let r = patch_site(&app, &uuid::Uuid::new_v4().to_string(), json!({"drill_schedule": "weekly"})).await;
+    let r = patch_site(
+        &app,
+        &uuid::Uuid::new_v4().to_string(),
+        json!({"drill_schedule": "weekly"}),
+    )
+    .await;
     assert_error(r, 404, "not_found").await;
     let r = patch_site(&app, &site, json!({"drill_schedule": "monthly"})).await;
     assert_eq!(r.status(), 200);
@@ -271,7 +289,11 @@ async fn the_scheduler_runs_one_drill_per_period() {
             n
         }
     };
-    app.exec("INSERT INTO settings (key, value, updated_at) VALUES ('backup_schedule_hours', '0', ?)", &[&app.now()]).await;
+    app.exec(
+        "INSERT INTO settings (key, value, updated_at) VALUES ('backup_schedule_hours', '0', ?)",
+        &[&app.now()],
+    )
+    .await;
     // Off: nothing.
     s.tick().await;
     assert_eq!(drill_jobs(&app).await, 0);
@@ -294,7 +316,11 @@ async fn the_scheduler_runs_one_drill_per_period() {
     s.tick().await;
     s.tick().await;
     assert_eq!(drill_jobs(&app).await, 2);
-    assert_eq!(audit_results(&app, "restore_drill").await, Vec::<String>::new(), "scheduled: no audit");
+    assert_eq!(
+        audit_results(&app, "restore_drill").await,
+        Vec::<String>::new(),
+        "scheduled: no audit"
+    );
     app.state.engine.run_until_idle("w").await.unwrap();
     // Monthly: 8 days after the last drill is not due (the session idled out meanwhile).
     app.login().await;

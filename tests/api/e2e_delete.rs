@@ -42,7 +42,7 @@ async fn delete(app: &TestApp, path: &str) -> Value {
 }
 
 /// Nothing of environment `env` of `site` is left on the node.
-fn assert_gone(site: &str, env: &str) {
+pub(crate) fn assert_gone(site: &str, env: &str) {
     let u8 = &env[..8];
     let user = format!("pl_{u8}");
     assert!(
