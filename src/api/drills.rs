@@ -126,7 +126,7 @@ pub struct UpdateSiteRequest {
     params(crate::http::schema::IdPath),
     request_body = UpdateSiteRequest,
     responses((status = 200, body = Site),
-        (status = 400, description = "`validation_failed` naming `drill_schedule`, or a malformed body", body = ErrorBody),
+        (status = 400, description = "`bad_request`: a `drill_schedule` that is not one of the values (naming the field), a malformed body or an unknown field", body = ErrorBody),
         (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
         (status = 409, description = "`conflict`: the site is being deleted or deleted", body = ErrorBody)))]
 pub async fn update_site(

@@ -130,8 +130,11 @@ impl Drills {
         if let Some(e) = refusal {
             return Err(refuse(m, e).await);
         }
-        let (production, backup_id) = (production.unwrap_or_else(|| unreachable!()), backup);
-        let backup_id = backup_id.unwrap_or_default();
+        let (Some(production), Some(backup_id)) = (production, backup) else {
+            // Both refused above.
+            let e = ServiceError::Conflict("the site cannot be drilled".into());
+            return Err(refuse(m, e).await);
+        };
         let node = fetch_node(&mut m.tx, &production.node_id)
             .await?
             .filter(|n| n.status == NodeStatus::Active && n.public_ip.is_some());
