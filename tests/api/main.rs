@@ -45,6 +45,7 @@ mod magic_login_api;
 mod migrations;
 mod nodes;
 mod openapi;
+mod promote_api;
 mod proxy_socket;
 mod proxy_vhost;
 mod queue;
