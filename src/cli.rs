@@ -68,6 +68,9 @@ pub enum NodeCommand {
         #[arg(long = "path")]
         paths: Vec<String>,
     },
+    /// On a node: production's drift checksums of a preset's protected tables and paths (spec
+    /// as JSON on stdin, table prefix and checksums as JSON on stdout; exit 3: precondition).
+    DriftCheck,
     /// On a node: copy a database into another with the URL rewritten (parallel import).
     DbCopy {
         /// Database copied from.
@@ -225,6 +228,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Node(NodeCommand::HealthCheck) => {
             return crate::node_helper::health::run();
         }
+        Command::Node(NodeCommand::DriftCheck) => return crate::node_helper::drift::run_check(),
         Command::Node(NodeCommand::EnvUpdate) => return crate::node_helper::update::run(),
         Command::Node(NodeCommand::EnvPromote) => return crate::node_helper::promote::run(),
         Command::Node(NodeCommand::UpdateCheck) => return crate::node_helper::update::run_check(),
@@ -287,6 +291,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             | NodeCommand::BackupRead
             | NodeCommand::BackupDelete
             | NodeCommand::HealthCheck
+            | NodeCommand::DriftCheck
             | NodeCommand::EnvUpdate
             | NodeCommand::EnvPromote
             | NodeCommand::UpdateCheck

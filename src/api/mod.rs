@@ -7,6 +7,7 @@ mod auth;
 pub mod backups;
 pub mod cache;
 pub mod deploys;
+pub mod drift;
 mod events;
 mod imports;
 pub mod jobs;
@@ -40,6 +41,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         backups::router(),
         deploys::router(),
         cache::router(),
+        drift::router(),
         magic::router(),
         imports::router(),
         promote::router(),

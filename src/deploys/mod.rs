@@ -9,6 +9,7 @@
 
 pub mod cache;
 pub mod deploy_key;
+pub mod drift;
 pub mod import;
 pub mod promote;
 pub mod source;

@@ -284,7 +284,6 @@ const fn planned(playbook: &'static str) -> Planned {
 const ENV_RESTORE: Planned = planned("env-restore.yml");
 const DOMAIN_ADD: Planned = planned("domain-add.yml");
 const DOMAIN_REMOVE: Planned = planned("domain-remove.yml");
-const DRIFT_CHECK: Planned = planned("drift-check.yml");
 
 /// The registry: the kind of every job type.
 pub fn kind(job_type: JobType) -> &'static dyn JobKind {
@@ -302,7 +301,7 @@ pub fn kind(job_type: JobType) -> &'static dyn JobKind {
         JobType::BackupCreate => &super::backup_create::BackupCreate,
         JobType::DomainAdd => &DOMAIN_ADD,
         JobType::DomainRemove => &DOMAIN_REMOVE,
-        JobType::DriftCheck => &DRIFT_CHECK,
+        JobType::DriftCheck => &super::drift_check::DriftCheck,
         JobType::HealthCheck => &super::health_check::HealthCheck,
         JobType::BackupCleanup => &super::backup_cleanup::BackupCleanup,
         JobType::ReleaseRollback => &super::release_rollback::ReleaseRollback,

@@ -188,6 +188,29 @@ pub struct HealthCheckSpec {
     pub php_dir: String,
 }
 
+/// `pressluft node drift-check`: production's checksums of a preset's protected tables and
+/// paths (src/node_helper/drift.rs); the control plane compares them with the baseline.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DriftCheckSpec {
+    pub contract_version: u32,
+    /// Production's environment id (checked against the playbook's variable).
+    pub environment_id: String,
+    /// Production's environment root; the paths are relative to `<env_root>/current`.
+    pub env_root: String,
+    /// Production's system user (the PHP bridge reads the table prefix as this user).
+    pub env_user: String,
+    /// Production's database.
+    pub db_name: String,
+    /// Table names without the prefix (the preset's protected tables).
+    pub tables: Vec<String>,
+    /// Paths relative to the release root (the preset's protected paths).
+    pub paths: Vec<String>,
+    /// Where node_provision installed the PHP bridge; added by the playbook.
+    #[serde(default)]
+    pub php_dir: String,
+}
+
 /// What every command that makes a release live shares (src/node_helper/switch.rs): the
 /// atomic `current` switch, the PHP-FPM reload, the purge of the environment's FastCGI cache
 /// entries (by its hosts) and Redis keys (by its prefix), and pruning to `release_keep`.

@@ -18,6 +18,7 @@ mod deploy_jobs;
 mod deploys_api;
 mod deploys_browser;
 mod deploys_ui;
+mod drift_api;
 mod e2e;
 mod e2e_backup_cleanup;
 mod e2e_backups;
