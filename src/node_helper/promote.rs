@@ -38,6 +38,7 @@ use super::process::Steps;
 use super::spec::{self, EnvPromoteSpec};
 use super::{bridge, db_copy, drift, files, nofollow, releases, services, switch};
 use crate::domain::drift::{differences, Checksums, Difference, DriftValue};
+use crate::domain::PromotionPreset;
 
 /// Exit code of a promotion refused because production drifted from the baseline
 /// (`DRIFT_DETECTED`; nothing changed).
@@ -177,11 +178,10 @@ pub fn check(spec: &EnvPromoteSpec) -> anyhow::Result<Checked> {
 
 /// Production's differences from the baseline in what the preset protects.
 fn drift_now(spec: &EnvPromoteSpec, prefix: &str) -> anyhow::Result<Vec<Difference>> {
-    let names: Vec<String> = spec
-        .protected_tables
-        .iter()
-        .map(|t| format!("{prefix}{t}"))
-        .collect();
+    let preset: PromotionPreset = spec
+        .promotion_preset
+        .parse()
+        .map_err(|_| anyhow::anyhow!("unknown promotion preset {:?}", spec.promotion_preset))?;
     let request = drift::Request {
         root: format!("{}/current", trimmed(&spec.go_live.env_root)).into(),
         table_prefix: prefix.to_string(),
@@ -189,27 +189,18 @@ fn drift_now(spec: &EnvPromoteSpec, prefix: &str) -> anyhow::Result<Vec<Differen
         paths: spec.protected_paths.clone(),
     };
     let now = drift::checksums(&spec.db_name, &request)?;
-    let now: Checksums = serde_json::from_value(serde_json::to_value(&now)?)
-        .context("production's checksums")?;
     let baseline = Checksums {
         tables: serde_json::from_value(spec.baseline_tables.clone())
             .context("the baseline's table checksums")?,
         paths: serde_json::from_value(spec.baseline_paths.clone())
             .context("the baseline's path digests")?,
     };
-    // Only what the preset protects, on both sides (the baseline covers both presets).
-    let restrict = |c: &Checksums| Checksums {
-        tables: names
-            .iter()
-            .map(|n| (n.clone(), c.tables.get(n).cloned().flatten()))
-            .collect(),
-        paths: spec
-            .protected_paths
-            .iter()
-            .filter_map(|p| c.paths.get(p).map(|d| (p.clone(), d.clone())))
-            .collect(),
-    };
-    Ok(differences(&restrict(&baseline), &restrict(&now)))
+    // Only what the preset protects, on both sides (the baseline covers both presets): the
+    // drift check's own comparison.
+    Ok(differences(
+        &baseline.for_preset(preset, prefix),
+        &now.for_preset(preset, prefix),
+    ))
 }
 
 /// "wp_posts (rows 12 → 13), wp-content/uploads (changed)".
