@@ -15,6 +15,7 @@ mod errors;
 mod form_errors;
 pub mod forms;
 pub mod imports;
+pub mod promote;
 pub mod jobs;
 mod live;
 mod login;
@@ -52,6 +53,7 @@ pub fn router() -> Router<AppState> {
         cache::router(),
         magic::router(),
         imports::router(),
+        promote::router(),
         delete::router(),
         settings::router(),
         audit::router(),

@@ -338,3 +338,63 @@ async fn promote_requires_a_session() {
         .unwrap();
     assert_error(r, 401, "unauthorized").await;
 }
+
+#[tokio::test]
+async fn the_promotion_page_shows_each_gate_and_keeps_promote_disabled_until_both_pass() {
+    let f = fixture().await;
+    let page_path = format!("/environments/{}/promote", f.staging);
+    // Linked from the staging page, not from production's.
+    let staging_page = f.app.text(&format!("/environments/{}", f.staging)).await;
+    assert!(staging_page.contains(&page_path), "Promote link on staging");
+    let prod_page = f.app.text(&format!("/environments/{}", f.prod)).await;
+    assert!(!prod_page.contains("data-test=\"promote-link\""));
+    assert_eq!(
+        f.app
+            .get(&format!("/environments/{}/promote", f.prod))
+            .await
+            .status(),
+        404
+    );
+
+    // Drifted and no backup: both reasons in words, Promote disabled, backup button offered.
+    f.drift_check("drifted", "content-protect", 1).await;
+    let html = f.app.text(&page_path).await;
+    assert!(html.contains("data-test=\"drift-blocking\""), "{html}");
+    assert!(html.contains("Production has changed"));
+    assert!(html.contains("data-test=\"backup-blocking\""));
+    assert!(html.contains("Create production backup now"));
+    assert!(html.contains("data-test=\"promote-submit\" disabled"), "{html}");
+
+    // A forged post (the button was disabled) is refused inline by the server's gate.
+    let forms = CsrfForms::new(&f.app, &f.app.client, &html);
+    let r = forms.post(&page_path, &[("acknowledge", "yes")]).await;
+    assert_eq!(r.status(), 409);
+    let body = r.text().await.unwrap();
+    assert!(body.contains("data-test=\"promote-refusal\""), "{body}");
+    assert!(body.contains("Not promoted: Production has changed"), "{body}");
+
+    // Both gates pass: enabled; without the acknowledgement it is still refused.
+    f.drift_check("clean", "content-protect", 1).await;
+    f.backup("full", "completed", 3).await;
+    let html = f.app.text(&page_path).await;
+    assert!(html.contains("data-test=\"drift-passes\""), "{html}");
+    assert!(html.contains("data-test=\"backup-passes\""), "{html}");
+    assert!(!html.contains("data-test=\"promote-submit\" disabled"), "{html}");
+    let r = forms.post(&page_path, &[]).await;
+    assert_eq!(r.status(), 400);
+    assert!(r.text().await.unwrap().contains("Tick the acknowledgement"));
+    assert_eq!(f.app.count("jobs").await, 0);
+    let r = forms.post(&page_path, &[("acknowledge", "yes")]).await;
+    assert!(r.status().is_redirection() || r.status() == 200, "{}", r.status());
+    let (n,): (i64,) =
+        sqlx::query_as("SELECT COUNT(*) FROM jobs WHERE job_type = 'env_promote' AND environment_id = ?")
+            .bind(&f.prod)
+            .fetch_one(f.app.store.pool())
+            .await
+            .unwrap();
+    assert_eq!(n, 1);
+    // The live fragment shows the promotion running and disables the button.
+    let fragment = f.app.text(&format!("{page_path}/status")).await;
+    assert!(fragment.contains("Promotion running"), "{fragment}");
+    assert!(fragment.contains("data-test=\"promote-submit\" disabled"));
+}
