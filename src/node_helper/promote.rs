@@ -137,7 +137,10 @@ pub fn check(spec: &EnvPromoteSpec) -> anyhow::Result<Checked> {
     let required = [format!("{source_release}/wp-includes/version.php")];
     let missing = files::missing(&required)?;
     if !missing.is_empty() {
-        bail!("the source's release is incomplete: {} is missing", missing.join(", "));
+        bail!(
+            "the source's release is incomplete: {} is missing",
+            missing.join(", ")
+        );
     }
     let current =
         releases::current(env_root)?.context("the target environment has no current release")?;
@@ -309,10 +312,7 @@ fn copy_release(spec: &EnvPromoteSpec, env_root: &str) -> anyhow::Result<()> {
 
 /// The source's database without the protected tables, rewritten, copied aside and swapped in;
 /// returns the rewrite summary and the replaced tables.
-fn promote_database(
-    spec: &EnvPromoteSpec,
-    prefix: &str,
-) -> anyhow::Result<(String, Vec<String>)> {
+fn promote_database(spec: &EnvPromoteSpec, prefix: &str) -> anyhow::Result<(String, Vec<String>)> {
     let (incoming, outgoing) = scratch_databases(&spec.db_name);
     let drop_scratch =
         format!("DROP DATABASE IF EXISTS `{incoming}`; DROP DATABASE IF EXISTS `{outgoing}`;");

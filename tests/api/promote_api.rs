@@ -87,10 +87,7 @@ impl Fixture {
 
     async fn promote(&self, body: Value) -> reqwest::Response {
         self.app
-            .post_json(
-                &format!("/api/environments/{}/promote", self.staging),
-                body,
-            )
+            .post_json(&format!("/api/environments/{}/promote", self.staging), body)
             .await
     }
 
@@ -145,9 +142,7 @@ async fn validations_name_their_field_in_order() {
         .await;
     assert_field_error(r, 400, "bad_request", "target_environment_id").await;
     // The target is not production (staging into itself, or into another staging).
-    let r = f
-        .promote(json!({"target_environment_id": f.staging}))
-        .await;
+    let r = f.promote(json!({"target_environment_id": f.staging})).await;
     assert_field_error(r, 400, "bad_request", "target_environment_id").await;
     // The source is production.
     let r = f
@@ -197,7 +192,10 @@ async fn another_node_or_a_failed_environment_is_a_conflict() {
         )
         .await;
     f.app
-        .exec("UPDATE nodes SET status = 'unreachable' WHERE id = ?", &[&f.node])
+        .exec(
+            "UPDATE nodes SET status = 'unreachable' WHERE id = ?",
+            &[&f.node],
+        )
         .await;
     assert_error(f.promote_to_prod().await, 409, "node_not_active").await;
     assert_eq!(f.audit_results().await, ["rejected"; 3]);
@@ -331,7 +329,10 @@ async fn promote_requires_a_session() {
     let f = fixture().await;
     let anonymous = client();
     let r = anonymous
-        .post(f.app.url(&format!("/api/environments/{}/promote", f.staging)))
+        .post(
+            f.app
+                .url(&format!("/api/environments/{}/promote", f.staging)),
+        )
         .json(&json!({"target_environment_id": f.prod}))
         .send()
         .await
@@ -363,7 +364,10 @@ async fn the_promotion_page_shows_each_gate_and_keeps_promote_disabled_until_bot
     assert!(html.contains("Production has changed"));
     assert!(html.contains("data-test=\"backup-blocking\""));
     assert!(html.contains("Create production backup now"));
-    assert!(html.contains("data-test=\"promote-submit\" disabled"), "{html}");
+    assert!(
+        html.contains("data-test=\"promote-submit\" disabled"),
+        "{html}"
+    );
 
     // A forged post (the button was disabled) is refused inline by the server's gate.
     let forms = CsrfForms::new(&f.app, &f.app.client, &html);
@@ -371,7 +375,10 @@ async fn the_promotion_page_shows_each_gate_and_keeps_promote_disabled_until_bot
     assert_eq!(r.status(), 409);
     let body = r.text().await.unwrap();
     assert!(body.contains("data-test=\"promote-refusal\""), "{body}");
-    assert!(body.contains("Not promoted: Production has changed"), "{body}");
+    assert!(
+        body.contains("Not promoted: Production has changed"),
+        "{body}"
+    );
 
     // Both gates pass: enabled; without the acknowledgement it is still refused.
     f.drift_check("clean", "content-protect", 1).await;
@@ -379,19 +386,27 @@ async fn the_promotion_page_shows_each_gate_and_keeps_promote_disabled_until_bot
     let html = f.app.text(&page_path).await;
     assert!(html.contains("data-test=\"drift-passes\""), "{html}");
     assert!(html.contains("data-test=\"backup-passes\""), "{html}");
-    assert!(!html.contains("data-test=\"promote-submit\" disabled"), "{html}");
+    assert!(
+        !html.contains("data-test=\"promote-submit\" disabled"),
+        "{html}"
+    );
     let r = forms.post(&page_path, &[]).await;
     assert_eq!(r.status(), 400);
     assert!(r.text().await.unwrap().contains("Tick the acknowledgement"));
     assert_eq!(f.app.count("jobs").await, 0);
     let r = forms.post(&page_path, &[("acknowledge", "yes")]).await;
-    assert!(r.status().is_redirection() || r.status() == 200, "{}", r.status());
-    let (n,): (i64,) =
-        sqlx::query_as("SELECT COUNT(*) FROM jobs WHERE job_type = 'env_promote' AND environment_id = ?")
-            .bind(&f.prod)
-            .fetch_one(f.app.store.pool())
-            .await
-            .unwrap();
+    assert!(
+        r.status().is_redirection() || r.status() == 200,
+        "{}",
+        r.status()
+    );
+    let (n,): (i64,) = sqlx::query_as(
+        "SELECT COUNT(*) FROM jobs WHERE job_type = 'env_promote' AND environment_id = ?",
+    )
+    .bind(&f.prod)
+    .fetch_one(f.app.store.pool())
+    .await
+    .unwrap();
     assert_eq!(n, 1);
     // The live fragment shows the promotion running and disables the button.
     let fragment = f.app.text(&format!("{page_path}/status")).await;

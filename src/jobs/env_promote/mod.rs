@@ -206,6 +206,9 @@ mod tests {
         assert!(protected_tables("content-protect").contains(&"posts".to_string()));
         assert!(!protected_tables("content-protect").contains(&"users".to_string()));
         assert!(protected_tables("commerce-protect").contains(&"wc_orders".to_string()));
-        assert_eq!(protected_tables("bogus"), protected_tables("commerce-protect"));
+        assert_eq!(
+            protected_tables("bogus"),
+            protected_tables("commerce-protect")
+        );
     }
 }

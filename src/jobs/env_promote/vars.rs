@@ -131,6 +131,9 @@ mod tests {
 
     #[test]
     fn the_release_name_is_the_paths_last_part() {
-        assert_eq!(release_dir_name("/var/www/x/releases/20260101T000000Z-ab/"), "20260101T000000Z-ab");
+        assert_eq!(
+            release_dir_name("/var/www/x/releases/20260101T000000Z-ab/"),
+            "20260101T000000Z-ab"
+        );
     }
 }

@@ -118,7 +118,12 @@ async fn pair(
     if env.environment_type == EnvironmentType::Production.as_str() {
         return Err(ApiError::not_found("promotion of a production environment"));
     }
-    let mut conn = state.store.pool().acquire().await.map_err(ApiError::internal)?;
+    let mut conn = state
+        .store
+        .pool()
+        .acquire()
+        .await
+        .map_err(ApiError::internal)?;
     let prod = production_of(&mut conn, &env.site_id)
         .await?
         .or_not_found("production environment")?;
@@ -224,7 +229,12 @@ async fn load_status(
     prod: &EnvironmentRecord,
 ) -> Result<PromoteStatus, ApiError> {
     let now = OffsetDateTime::now_utc();
-    let mut conn = state.store.pool().acquire().await.map_err(ApiError::internal)?;
+    let mut conn = state
+        .store
+        .pool()
+        .acquire()
+        .await
+        .map_err(ApiError::internal)?;
     let gates: Gates = evaluate(&mut conn, env, prod, now).await?;
     drop(conn);
     let differences = match &gates.drift.subject {
@@ -252,9 +262,7 @@ async fn load_status(
     let jobs = related_jobs(state, env, prod).await?;
     let running = |t: JobType, e: &EnvironmentRecord| {
         jobs.iter().any(|j| {
-            j.job_type == t
-                && j.environment_id.as_deref() == Some(e.id.as_str())
-                && unfinished(j)
+            j.job_type == t && j.environment_id.as_deref() == Some(e.id.as_str()) && unfinished(j)
         })
     };
     let promote_running = ["env_promote", "health_check", "release_rollback"]
