@@ -68,6 +68,9 @@ pub enum NodeCommand {
         #[arg(long = "path")]
         paths: Vec<String>,
     },
+    /// On a node: production's drift checksums of a preset's protected tables and paths (spec
+    /// as JSON on stdin, table prefix and checksums as JSON on stdout; exit 3: precondition).
+    DriftCheck,
     /// On a node: copy a database into another with the URL rewritten (parallel import).
     DbCopy {
         /// Database copied from.
@@ -111,6 +114,10 @@ pub enum NodeCommand {
     /// live); spec as JSON on stdin, result as JSON on stdout (exit 3: precondition, 4: backup
     /// storage unreachable, 6: update service or download failed; nothing live changed).
     EnvUpdate,
+    /// On a node: a non-production environment's release and unprotected tables made
+    /// production's (`env_promote`; spec on stdin, result on stdout; exit 3: precondition, 8:
+    /// production drifted since the clone; nothing changed then).
+    EnvPromote,
     /// On a node: the updates WordPress reports for an environment (spec as JSON on stdin,
     /// AvailableUpdates on stdout; exit 6: the update service could not be reached).
     UpdateCheck,
@@ -231,7 +238,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Node(NodeCommand::HealthCheck) => {
             return crate::node_helper::health::run();
         }
+        Command::Node(NodeCommand::DriftCheck) => return crate::node_helper::drift::run_check(),
         Command::Node(NodeCommand::EnvUpdate) => return crate::node_helper::update::run(),
+        Command::Node(NodeCommand::EnvPromote) => return crate::node_helper::promote::run(),
         Command::Node(NodeCommand::UpdateCheck) => return crate::node_helper::update::run_check(),
         Command::Node(NodeCommand::ReleaseRollback) => {
             return crate::node_helper::rollback::run();
@@ -294,7 +303,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             | NodeCommand::BackupRead
             | NodeCommand::BackupDelete
             | NodeCommand::HealthCheck
+            | NodeCommand::DriftCheck
             | NodeCommand::EnvUpdate
+            | NodeCommand::EnvPromote
             | NodeCommand::UpdateCheck
             | NodeCommand::ReleaseRollback
             | NodeCommand::ReleaseDeploy

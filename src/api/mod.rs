@@ -8,6 +8,7 @@ pub mod backups;
 pub mod cache;
 pub mod deploys;
 pub mod drills;
+pub mod drift;
 mod events;
 mod imports;
 pub mod jobs;
@@ -15,6 +16,7 @@ pub mod magic;
 mod metrics;
 pub mod nodes;
 pub mod openapi;
+mod promote;
 pub mod sites;
 
 use axum::routing::get;
@@ -40,9 +42,11 @@ pub fn routes() -> OpenApiRouter<AppState> {
         backups::router(),
         deploys::router(),
         cache::router(),
+        drift::router(),
         magic::router(),
         imports::router(),
         drills::router(),
+        promote::router(),
         audit::router(),
         metrics::router(),
     ];

@@ -30,6 +30,7 @@ use crate::http::session::CurrentSession;
         (name = "backups", description = "Backups of environments"),
         (name = "deploys", description = "Deploys, updates, rollbacks and deploy keys"),
         (name = "cache", description = "Page and object cache of environments"),
+        (name = "drift", description = "Drift checks: production's changes since a clone"),
         (name = "audit", description = "Who did what"),
     )
 )]

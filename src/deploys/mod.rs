@@ -9,7 +9,9 @@
 
 pub mod cache;
 pub mod deploy_key;
+pub mod drift;
 pub mod import;
+pub mod promote;
 pub mod source;
 pub mod updates;
 

@@ -3,6 +3,7 @@
 //! Each enum's wire form (JSON, database, query strings) is its snake_case name; the database
 //! enforces the same values with CHECK constraints, so the two lists must change together.
 
+pub mod drift;
 mod email;
 mod enums;
 

@@ -16,6 +16,8 @@ impl From<ServiceError> for ApiError {
             }
             ServiceError::Conflict(m) => ApiError::new(ErrorCode::Conflict, m),
             ServiceError::NodeNotActive(m) => ApiError::new(ErrorCode::NodeNotActive, m),
+            ServiceError::DriftGateFailed(m) => ApiError::new(ErrorCode::DriftGateFailed, m),
+            ServiceError::BackupGateFailed(m) => ApiError::new(ErrorCode::BackupGateFailed, m),
             ServiceError::NotFound(what) => ApiError::not_found(what),
             ServiceError::Store(e) => ApiError::internal(e),
             ServiceError::Secrets(e) => ApiError::internal(e),

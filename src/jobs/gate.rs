@@ -177,6 +177,19 @@ pub async fn gate_built_release(
     built: BuiltRelease<'_>,
     now: &str,
 ) -> Result<(), StoreError> {
+    gate_built_release_skipping(conn, job, result, built, Vec::new(), now).await
+}
+
+/// [`gate_built_release`] whose rollback leaves `skip_tables` (without prefix) as they are
+/// (`env_promote`: the preset's protected tables, backups-restore-promotion.md §5–6).
+pub async fn gate_built_release_skipping(
+    conn: &mut SqliteConnection,
+    job: &JobRecord,
+    result: &Value,
+    built: BuiltRelease<'_>,
+    skip_tables: Vec<String>,
+    now: &str,
+) -> Result<(), StoreError> {
     let fixed = payload::read::<FixedRelease>(job);
     let name = fixed.release.release_name;
     if !names_release(job, result["release_name"].as_str(), name.as_deref()) {
@@ -207,6 +220,7 @@ pub async fn gate_built_release(
         rollback_target_release_id: fixed.previous_release_id.unwrap_or_default(),
         rollback_backup_id: built.rollback_backup_id,
         rollback_restore_uploads: built.rollback_restore_uploads,
+        rollback_skip_tables: skip_tables,
         ..Default::default()
     };
     enqueue_follow_up(conn, job, JobType::HealthCheck, &gate, now)

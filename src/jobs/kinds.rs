@@ -282,10 +282,8 @@ const fn planned(playbook: &'static str) -> Planned {
 }
 
 const ENV_RESTORE: Planned = planned("env-restore.yml");
-const ENV_PROMOTE: Planned = planned("env-promote.yml");
 const DOMAIN_ADD: Planned = planned("domain-add.yml");
 const DOMAIN_REMOVE: Planned = planned("domain-remove.yml");
-const DRIFT_CHECK: Planned = planned("drift-check.yml");
 
 /// The registry: the kind of every job type.
 pub fn kind(job_type: JobType) -> &'static dyn JobKind {
@@ -297,13 +295,13 @@ pub fn kind(job_type: JobType) -> &'static dyn JobKind {
         JobType::EnvDeploy => &super::env_deploy::EnvDeploy,
         JobType::EnvUpdate => &super::env_update::EnvUpdate,
         JobType::EnvRestore => &ENV_RESTORE,
-        JobType::EnvPromote => &ENV_PROMOTE,
+        JobType::EnvPromote => &super::env_promote::EnvPromote,
         JobType::EnvCacheToggle => &super::env_cache_toggle::EnvCacheToggle,
         JobType::CachePurge => &super::cache_purge::CachePurge,
         JobType::BackupCreate => &super::backup_create::BackupCreate,
         JobType::DomainAdd => &DOMAIN_ADD,
         JobType::DomainRemove => &DOMAIN_REMOVE,
-        JobType::DriftCheck => &DRIFT_CHECK,
+        JobType::DriftCheck => &super::drift_check::DriftCheck,
         JobType::HealthCheck => &super::health_check::HealthCheck,
         JobType::BackupCleanup => &super::backup_cleanup::BackupCleanup,
         JobType::ReleaseRollback => &super::release_rollback::ReleaseRollback,

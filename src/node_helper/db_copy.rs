@@ -78,6 +78,20 @@ pub const CLIENT_ARGS: [&str; 2] = ["--default-character-set=utf8mb4", "--binary
 
 /// Copies `source_db` into `target_db` (tables in the target with the same names are replaced).
 pub fn copy(request: &Request) -> anyhow::Result<Report> {
+    copy_excluding(request, &[])
+}
+
+/// As [`copy`], without the tables `exclude` of the source (full names, validated identifiers;
+/// promotion leaves the preset's protected tables out).
+pub fn copy_excluding(request: &Request, exclude: &[String]) -> anyhow::Result<Report> {
+    if let Some(bad) = exclude.iter().find(|t| !is_identifier(t)) {
+        bail!("invalid table name {bad:?}");
+    }
+    let ignored: Vec<String> = exclude
+        .iter()
+        .map(|t| format!("--ignore-table={}.{t}", request.source_db))
+        .collect();
+    let ignored: Vec<&str> = ignored.iter().map(String::as_str).collect();
     for name in [&request.source_db, &request.target_db] {
         if !is_identifier(name) {
             bail!("invalid database name {name:?}");
@@ -92,16 +106,20 @@ pub fn copy(request: &Request) -> anyhow::Result<Report> {
 
     let mut report = pipe(
         &mut rewriter,
-        &["--no-data", "--skip-triggers"],
+        &[&["--no-data", "--skip-triggers"], ignored.as_slice()].concat(),
         &request.source_db,
         &request.target_db,
     )
     .context("copying the schema")?;
-    report.merge(copy_rows(&mut rewriter, request).context("copying the rows")?);
+    report.merge(copy_rows(&mut rewriter, request, &ignored).context("copying the rows")?);
     report.merge(
         pipe(
             &mut rewriter,
-            &["--no-data", "--no-create-info", "--triggers"],
+            &[
+                &["--no-data", "--no-create-info", "--triggers"],
+                ignored.as_slice(),
+            ]
+            .concat(),
             &request.source_db,
             &request.target_db,
         )
@@ -145,14 +163,22 @@ fn pipe(
     rewritten.context("rewriting the dump")
 }
 
-fn copy_rows(rewriter: &mut Rewriter, request: &Request) -> anyhow::Result<Report> {
+fn copy_rows(
+    rewriter: &mut Rewriter,
+    request: &Request,
+    ignored: &[&str],
+) -> anyhow::Result<Report> {
     let mut dump = mysqldump(
         &[
-            "--no-create-info",
-            "--skip-triggers",
-            "--skip-add-locks",
-            "--skip-disable-keys",
-        ],
+            &[
+                "--no-create-info",
+                "--skip-triggers",
+                "--skip-add-locks",
+                "--skip-disable-keys",
+            ],
+            ignored,
+        ]
+        .concat(),
         &request.source_db,
     )?;
     let input = dump.stdout.take().context("mysqldump stdout")?;

@@ -2,9 +2,14 @@
 //! (backups-restore-promotion.md §3): per table its row count and `CHECKSUM TABLE` value (or
 //! `null` when the table does not exist), per path a digest of its file listing.
 //!
+//! `pressluft node drift-check` (the `drift_check` job's one helper call): the same checksums
+//! of production's tables and paths for one preset, spec on stdin ([`DriftCheckSpec`]), the
+//! table prefix read from production's `wp-config.php` through the PHP bridge. The comparison
+//! with the baseline is the control plane's ([`crate::domain::drift::differences`]).
+//!
 //! The database is reached with the MariaDB client as the invoking user (root on a node:
-//! unix-socket authentication), the database name from `PRESSLUFT_DB_NAME`; table names are
-//! validated identifiers, never interpolated from anything else.
+//! unix-socket authentication), the database name from `PRESSLUFT_DB_NAME` (or the spec);
+//! table names are validated identifiers, never interpolated from anything else.
 
 use std::collections::BTreeMap;
 use std::os::fd::{AsFd, OwnedFd};
@@ -15,22 +20,13 @@ use anyhow::{bail, Context};
 use serde::Serialize;
 
 use super::database::{is_identifier, mysql_lines};
-use super::nofollow;
+use super::spec::DriftCheckSpec;
+use super::{bridge, database, nofollow, spec};
 use sha2::{Digest, Sha256};
 
-/// One table's figures.
-#[derive(Debug, Serialize, PartialEq, Eq)]
-pub struct TableChecksum {
-    pub rows: u64,
-    pub checksum: String,
-}
-
-/// The command's JSON output.
-#[derive(Debug, Serialize)]
-pub struct Checksums {
-    pub tables: BTreeMap<String, Option<TableChecksum>>,
-    pub paths: BTreeMap<String, String>,
-}
+/// The command's JSON output and one table's figures: the shared drift types, so what the
+/// node prints is what the control plane compares (src/domain/drift.rs).
+pub use crate::domain::drift::{Checksums, TableChecksum};
 
 /// Arguments of the command.
 #[derive(Debug)]
@@ -50,6 +46,71 @@ pub fn run(request: &Request) -> anyhow::Result<()> {
         serde_json::to_string(&checksums(&database, request)?)?
     );
     Ok(())
+}
+
+/// What `drift-check` prints: production's table prefix and its checksums.
+#[derive(Debug, Serialize)]
+pub struct DriftCheckOutput {
+    pub table_prefix: String,
+    #[serde(flatten)]
+    pub checksums: Checksums,
+}
+
+/// `pressluft node drift-check`: spec on stdin, [`DriftCheckOutput`] on stdout; exit 3 when a
+/// precondition fails (nothing is read then).
+pub fn run_check() -> anyhow::Result<()> {
+    spec::run_command(check, |spec: &DriftCheckSpec, request: &Request| {
+        Ok(DriftCheckOutput {
+            table_prefix: request.table_prefix.clone(),
+            checksums: checksums(&spec.db_name, request)?,
+        })
+    })
+}
+
+/// Preconditions of `drift-check` (read-only): plain names, relative paths without `..`,
+/// production's database and current release present, the bridge installed; then the table
+/// prefix. Returns the request to compute.
+pub fn check(spec: &DriftCheckSpec) -> anyhow::Result<Request> {
+    if !is_identifier(&spec.db_name) {
+        bail!("invalid database name {:?}", spec.db_name);
+    }
+    if let Some(bad) = spec.tables.iter().find(|t| !is_identifier(t)) {
+        bail!("invalid table name {bad:?}");
+    }
+    if let Some(bad) = spec.paths.iter().find(|p| !plain_relative(p)) {
+        bail!("invalid path {bad:?}: must be relative, without . or .. components");
+    }
+    if spec.env_user.is_empty() || spec.env_root.is_empty() {
+        bail!("the environment's user and root are required");
+    }
+    let root = PathBuf::from(format!("{}/current", spec.env_root.trim_end_matches('/')));
+    if !root.is_dir() {
+        bail!(
+            "{} does not exist: production has no current release",
+            root.display()
+        );
+    }
+    let bridge_php = format!("{}/bridge.php", spec.php_dir);
+    if spec.php_dir.is_empty() || !Path::new(&bridge_php).is_file() {
+        bail!("the PHP bridge {bridge_php} is missing: provision the node again");
+    }
+    database::require_existing(&[&spec.db_name])?;
+    let table_prefix =
+        bridge::table_prefix(&spec.php_dir, &spec.env_user, &root.display().to_string())?;
+    Ok(Request {
+        root,
+        table_prefix,
+        tables: spec.tables.clone(),
+        paths: spec.paths.clone(),
+    })
+}
+
+/// A relative path of plain components (no `.`, `..`, empty or absolute parts).
+fn plain_relative(path: &str) -> bool {
+    !path.is_empty()
+        && path
+            .split('/')
+            .all(|c| !c.is_empty() && c != "." && c != ".." && !c.contains('\0'))
 }
 
 /// The checksums of `request`'s tables in `database` and of its paths.
@@ -207,6 +268,44 @@ fn walk(dir: OwnedFd, rel: &Path, lines: &mut Vec<Vec<u8>>) -> anyhow::Result<()
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_plain_relative_paths_are_checked() {
+        assert!(plain_relative("wp-content/uploads"));
+        for bad in ["", "/etc", "wp-content/../..", "./x", "a//b", "a/"] {
+            assert!(!plain_relative(bad), "{bad:?}");
+        }
+        let spec = DriftCheckSpec {
+            db_name: "pl_db".into(),
+            env_root: "/nonexistent".into(),
+            env_user: "u".into(),
+            tables: vec!["posts".into()],
+            paths: vec!["../etc".into()],
+            ..Default::default()
+        };
+        assert!(check(&spec)
+            .unwrap_err()
+            .to_string()
+            .contains("invalid path"));
+        let spec = DriftCheckSpec {
+            tables: vec!["posts`; DROP".into()],
+            paths: vec![],
+            ..spec
+        };
+        assert!(check(&spec)
+            .unwrap_err()
+            .to_string()
+            .contains("invalid table"));
+        let spec = DriftCheckSpec {
+            tables: vec![],
+            db_name: "x'y".into(),
+            ..spec
+        };
+        assert!(check(&spec)
+            .unwrap_err()
+            .to_string()
+            .contains("invalid database"));
+    }
 
     #[test]
     fn path_digest_sees_added_changed_and_removed_files() {

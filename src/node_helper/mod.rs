@@ -22,6 +22,7 @@ pub mod import;
 pub mod magic_login;
 pub mod nofollow;
 pub mod process;
+pub mod promote;
 pub mod releases;
 pub mod rollback;
 pub mod search_replace;

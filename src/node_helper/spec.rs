@@ -188,6 +188,29 @@ pub struct HealthCheckSpec {
     pub php_dir: String,
 }
 
+/// `pressluft node drift-check`: production's checksums of a preset's protected tables and
+/// paths (src/node_helper/drift.rs); the control plane compares them with the baseline.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DriftCheckSpec {
+    pub contract_version: u32,
+    /// Production's environment id (checked against the playbook's variable).
+    pub environment_id: String,
+    /// Production's environment root; the paths are relative to `<env_root>/current`.
+    pub env_root: String,
+    /// Production's system user (the PHP bridge reads the table prefix as this user).
+    pub env_user: String,
+    /// Production's database.
+    pub db_name: String,
+    /// Table names without the prefix (the preset's protected tables).
+    pub tables: Vec<String>,
+    /// Paths relative to the release root (the preset's protected paths).
+    pub paths: Vec<String>,
+    /// Where node_provision installed the PHP bridge; added by the playbook.
+    #[serde(default)]
+    pub php_dir: String,
+}
+
 /// What every command that makes a release live shares (src/node_helper/switch.rs): the
 /// atomic `current` switch, the PHP-FPM reload, the purge of the environment's FastCGI cache
 /// entries (by its hosts) and Redis keys (by its prefix), and pruning to `release_keep`.
@@ -291,6 +314,50 @@ pub struct SiteImportSpec {
     /// The pre-import backup to produce first; `None` when an earlier attempt completed it.
     #[serde(default)]
     pub pre_backup: Option<crate::node_helper::backup::create::CreateSpec>,
+    pub go_live: GoLive,
+    #[serde(default)]
+    pub node: NodeFacts,
+}
+
+/// The environment a promotion copies from (read only; backups-restore-promotion.md §5).
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PromoteSource {
+    pub env_root: String,
+    pub env_user: String,
+    /// The directory name of its current release (copied into the target's new release).
+    pub release_name: String,
+    pub db_name: String,
+    /// Rewritten to the target's canonical URL in every copied string.
+    pub canonical_url: String,
+}
+
+/// `pressluft node env-promote` (`env_promote`): a non-production environment's code and
+/// unprotected tables made production's (backups-restore-promotion.md §5), after the drift
+/// comparison re-run against the clone-time baseline and the table prefixes checked (both
+/// before anything changes).
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EnvPromoteSpec {
+    pub contract_version: u32,
+    /// The target (production) environment.
+    pub environment_id: String,
+    pub release_name: String,
+    /// The target's release live before the promotion (rollback target, kept from pruning).
+    pub current_release_name: String,
+    pub source: PromoteSource,
+    /// The target's database and canonical URL.
+    pub db_name: String,
+    pub canonical_url: String,
+    /// The preset: its protected tables (without prefix) are neither dumped nor replaced,
+    /// its protected paths (relative to a release root) never copied.
+    pub promotion_preset: String,
+    pub protected_tables: Vec<String>,
+    pub protected_paths: Vec<String>,
+    /// The clone-time drift baseline of production (`drift_checks` row, `is_baseline = 1`):
+    /// `{"<prefixed table>": {"rows", "checksum"} | null}` and `{"<path>": "sha256:…"}`.
+    pub baseline_tables: serde_json::Value,
+    pub baseline_paths: serde_json::Value,
     pub go_live: GoLive,
     #[serde(default)]
     pub node: NodeFacts,

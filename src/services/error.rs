@@ -26,6 +26,13 @@ pub enum ServiceError {
     /// 409 `node_not_active`: no active node can take the work.
     #[error("{0}")]
     NodeNotActive(String),
+    /// 409 `drift_gate_failed`: no clean, fresh drift check for the source's preset (the
+    /// message names the reason in plain words).
+    #[error("{0}")]
+    DriftGateFailed(String),
+    /// 409 `backup_gate_failed`: no fresh completed full backup of the target.
+    #[error("{0}")]
+    BackupGateFailed(String),
     /// 404: the named resource does not exist.
     #[error("{0} not found")]
     NotFound(&'static str),

@@ -40,3 +40,75 @@ pub async fn insert_drift_check(
     .await?;
     Ok(())
 }
+
+/// A `drift_checks` row.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct DriftCheckRecord {
+    pub id: String,
+    pub environment_id: String,
+    pub promotion_preset: String,
+    pub status: DriftStatus,
+    pub db_checksums_json: Option<String>,
+    pub file_checksums_json: Option<String>,
+    pub is_baseline: bool,
+    pub checked_at: String,
+}
+
+impl DriftCheckRecord {
+    /// The checksums the row holds.
+    pub fn checksums(
+        &self,
+    ) -> Result<crate::domain::drift::Checksums, crate::domain::drift::ChecksumsError> {
+        crate::domain::drift::Checksums::from_row_json(
+            self.db_checksums_json.as_deref(),
+            self.file_checksums_json.as_deref(),
+        )
+    }
+}
+
+fetch_by_id!(fetch_drift_check, DriftCheckRecord, "drift_checks");
+
+impl super::Store {
+    pub async fn get_drift_check(&self, id: &str) -> Result<Option<DriftCheckRecord>, StoreError> {
+        fetch_drift_check(&mut *self.pool.acquire().await?, id).await
+    }
+}
+
+/// The clone-time baseline of an environment (the newest, should there be several).
+pub async fn fetch_baseline(
+    conn: &mut SqliteConnection,
+    environment_id: &str,
+) -> Result<Option<DriftCheckRecord>, StoreError> {
+    Ok(sqlx::query_as(
+        "SELECT * FROM drift_checks WHERE environment_id = ? AND is_baseline = 1
+         ORDER BY checked_at DESC, id DESC LIMIT 1",
+    )
+    .bind(environment_id)
+    .fetch_optional(conn)
+    .await?)
+}
+
+/// Records a drift check's outcome on its environment: `drift_status`, `drift_checked_at`,
+/// `last_drift_check_id` (state-machines.md, drift status). Not a lifecycle change:
+/// `state_version` stays.
+pub async fn set_environment_drift(
+    conn: &mut SqliteConnection,
+    environment_id: &str,
+    status: DriftStatus,
+    check_id: &str,
+    now: &str,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "UPDATE environments SET drift_status = ?, drift_checked_at = ?, last_drift_check_id = ?,
+           updated_at = ?
+         WHERE id = ?",
+    )
+    .bind(status)
+    .bind(now)
+    .bind(check_id)
+    .bind(now)
+    .bind(environment_id)
+    .execute(conn)
+    .await?;
+    Ok(())
+}

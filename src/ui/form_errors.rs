@@ -14,6 +14,9 @@ pub fn form_error(e: ServiceError) -> Result<FormState, ApiError> {
         ServiceError::Invalid { field, message }
         | ServiceError::SettingsInvalid { field, message } => Ok(FormState::field(field, message)),
         ServiceError::Conflict(m) => Ok(FormState::notice(StatusCode::CONFLICT, format!("{m}."))),
+        ServiceError::DriftGateFailed(m) | ServiceError::BackupGateFailed(m) => {
+            Ok(FormState::notice(StatusCode::CONFLICT, m))
+        }
         ServiceError::NodeNotActive(m) => Ok(FormState::notice(
             StatusCode::CONFLICT,
             format!("{m}: register and provision a node with a public IP first."),

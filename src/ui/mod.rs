@@ -22,6 +22,7 @@ mod login;
 pub mod magic;
 pub mod nodes;
 mod overview;
+pub mod promote;
 pub mod settings;
 pub mod sites;
 pub mod views;
@@ -53,6 +54,7 @@ pub fn router() -> Router<AppState> {
         cache::router(),
         magic::router(),
         imports::router(),
+        promote::router(),
         delete::router(),
         drills::router(),
         settings::router(),

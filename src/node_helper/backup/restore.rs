@@ -451,6 +451,32 @@ pub(crate) fn swap_tables(
     Ok(())
 }
 
+/// Promotion's swap (backups-restore-promotion.md §5, "replaces only the tables in the dump"):
+/// in one `RENAME TABLE`, every base table of `incoming` moves into `database`, the live table
+/// of the same name (if any) out to `outgoing`; live tables the import does not hold stay.
+/// Returns the names moved in.
+pub(crate) fn replace_tables(
+    database: &str,
+    incoming: &str,
+    outgoing: &str,
+) -> Result<Vec<String>, BackupError> {
+    let live: BTreeSet<String> = base_tables(database)?.into_iter().collect();
+    let moved_in = base_tables(incoming)?;
+    let mut pairs = Vec::new();
+    for table in &moved_in {
+        let t = quoted(table);
+        if live.contains(table) {
+            pairs.push(format!("`{database}`.{t} TO `{outgoing}`.{t}"));
+        }
+        pairs.push(format!("`{incoming}`.{t} TO `{database}`.{t}"));
+    }
+    if !pairs.is_empty() {
+        mysql_lines(None, &format!("RENAME TABLE {};", pairs.join(", ")))
+            .map_err(|e| BackupError::Failed(format!("swapping in the promoted tables: {e:#}")))?;
+    }
+    Ok(moved_in)
+}
+
 /// Fails (exit 3) unless `<env_root>/shared/uploads` can be replaced: no link on the way, and
 /// `uploads` a directory or missing. Changes nothing.
 pub fn check_uploads_target(env_root: &Path) -> Result<(), BackupError> {
