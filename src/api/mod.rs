@@ -14,6 +14,7 @@ pub mod magic;
 mod metrics;
 pub mod nodes;
 pub mod openapi;
+mod restores;
 pub mod sites;
 
 use axum::routing::get;
@@ -41,6 +42,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         cache::router(),
         magic::router(),
         imports::router(),
+        restores::router(),
         audit::router(),
         metrics::router(),
     ];

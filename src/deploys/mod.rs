@@ -10,6 +10,7 @@
 pub mod cache;
 pub mod deploy_key;
 pub mod import;
+pub mod restore;
 pub mod source;
 pub mod updates;
 

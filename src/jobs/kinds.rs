@@ -281,7 +281,6 @@ const fn planned(playbook: &'static str) -> Planned {
     }
 }
 
-const ENV_RESTORE: Planned = planned("env-restore.yml");
 const ENV_PROMOTE: Planned = planned("env-promote.yml");
 const DOMAIN_ADD: Planned = planned("domain-add.yml");
 const DOMAIN_REMOVE: Planned = planned("domain-remove.yml");
@@ -296,7 +295,7 @@ pub fn kind(job_type: JobType) -> &'static dyn JobKind {
         JobType::SiteImport => &super::site_import::SiteImport,
         JobType::EnvDeploy => &super::env_deploy::EnvDeploy,
         JobType::EnvUpdate => &super::env_update::EnvUpdate,
-        JobType::EnvRestore => &ENV_RESTORE,
+        JobType::EnvRestore => &super::env_restore::EnvRestore,
         JobType::EnvPromote => &ENV_PROMOTE,
         JobType::EnvCacheToggle => &super::env_cache_toggle::EnvCacheToggle,
         JobType::CachePurge => &super::cache_purge::CachePurge,

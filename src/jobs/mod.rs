@@ -22,6 +22,7 @@ mod env_cache_toggle;
 mod env_create;
 mod env_delete;
 mod env_deploy;
+pub mod env_restore;
 mod env_update;
 pub mod errors;
 mod gate;
