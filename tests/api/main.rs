@@ -49,6 +49,7 @@ mod proxy_socket;
 mod proxy_vhost;
 mod queue;
 mod reset_api;
+mod restore_api;
 mod sites;
 mod sources;
 mod stand_in;
