@@ -21,6 +21,7 @@ mod login;
 pub mod magic;
 pub mod nodes;
 mod overview;
+pub mod restore;
 pub mod settings;
 pub mod sites;
 pub mod views;
@@ -52,6 +53,7 @@ pub fn router() -> Router<AppState> {
         cache::router(),
         magic::router(),
         imports::router(),
+        restore::router(),
         delete::router(),
         settings::router(),
         audit::router(),

@@ -7,6 +7,7 @@
 use serde_json::{json, Value};
 
 use crate::deploys_api::{app_with_environment, payload};
+use crate::helpers::page_text;
 use crate::helpers::*;
 
 /// Inserts a backup of `env` with `status` (completed ones get a checksum).
@@ -94,7 +95,11 @@ async fn bad_restores_are_refused_with_their_codes() {
     let path = format!("/api/environments/{env}/restore");
 
     // Validation: the field named.
-    for body in [json!({}), json!({"backup_id": ""}), json!({"backup_id": "  "})] {
+    for body in [
+        json!({}),
+        json!({"backup_id": ""}),
+        json!({"backup_id": "  "}),
+    ] {
         let r = app.post_json(&path, body.clone()).await;
         let e: Value = assert_error(r, 400, "bad_request").await;
         assert!(e.to_string().contains("backup_id"), "{body}: {e}");
@@ -118,7 +123,9 @@ async fn bad_restores_are_refused_with_their_codes() {
 
     // Another site's completed backup: 400 naming backup_id, audited as rejected.
     let other_site = app.insert_site("Other", "other").await;
-    let other_env = app.insert_environment(&other_site, &node, "Production").await;
+    let other_env = app
+        .insert_environment(&other_site, &node, "Production")
+        .await;
     let foreign = insert_backup(&app, &other_env, "completed").await;
     let r = app.post_json(&path, json!({"backup_id": foreign})).await;
     let e = assert_error(r, 400, "bad_request").await;
@@ -133,14 +140,20 @@ async fn bad_restores_are_refused_with_their_codes() {
 
     // A failed environment: 409 conflict, even with a good backup.
     let good = insert_backup(&app, &env, "completed").await;
-    app.exec("UPDATE environments SET status = 'failed' WHERE id = ?", &[&env])
-        .await;
+    app.exec(
+        "UPDATE environments SET status = 'failed' WHERE id = ?",
+        &[&env],
+    )
+    .await;
     let r = app.post_json(&path, json!({"backup_id": good})).await;
     assert_error(r, 409, "conflict").await;
 
     let audit = audit_results(&app).await;
     assert_eq!(audit.len(), 5, "{audit:?}");
-    assert!(audit.iter().all(|(r, id)| r == "rejected" && id == &env), "{audit:?}");
+    assert!(
+        audit.iter().all(|(r, id)| r == "rejected" && id == &env),
+        "{audit:?}"
+    );
     let (count,): (i64,) =
         sqlx::query_as("SELECT COUNT(*) FROM jobs WHERE job_type = 'env_restore'")
             .fetch_one(app.store.pool())
@@ -148,4 +161,101 @@ async fn bad_restores_are_refused_with_their_codes() {
             .unwrap();
     assert_eq!(count, 0, "nothing enqueued");
     let _ = site;
+}
+
+/// The dashboard: the environment page's Restore section, the list of the site's completed
+/// backups (any environment), the confirmation naming the backup and what is replaced, the
+/// Backups panel's "Restore", the form (CSRF) → the job's page, a refusal shown on the page.
+#[tokio::test]
+async fn the_dashboard_restores_with_a_confirmation() {
+    use crate::backups_ui::{fixture, insert_backup as insert_ui_backup, Fixture};
+    let Fixture { app, c, env } = fixture().await;
+    let site: (String,) = sqlx::query_as("SELECT site_id FROM environments WHERE id = ?")
+        .bind(&env)
+        .fetch_one(app.store.pool())
+        .await
+        .unwrap();
+    let node: (String,) = sqlx::query_as("SELECT node_id FROM environments WHERE id = ?")
+        .bind(&env)
+        .fetch_one(app.store.pool())
+        .await
+        .unwrap();
+    let staging = app.insert_environment(&site.0, &node.0, "Staging").await;
+    let db_backup =
+        insert_ui_backup(&app, &env, "db", "completed", ("local", "/var/backups/x")).await;
+    let pending =
+        insert_ui_backup(&app, &env, "full", "pending", ("local", "/var/backups/y")).await;
+
+    let html = page_text(&c, app.url(&format!("/environments/{env}"))).await;
+    assert!(
+        html.contains(&format!("href=\"/environments/{env}/restore\"")),
+        "restore link"
+    );
+    assert!(
+        html.contains(&format!("href=\"/backups/{db_backup}/restore\"")),
+        "Restore per completed backup"
+    );
+    assert!(
+        !html.contains(&format!("href=\"/backups/{pending}/restore\"")),
+        "none for a pending one"
+    );
+
+    // From staging: production's completed backup is listed, the pending one is not.
+    let list = page_text(&c, app.url(&format!("/environments/{staging}/restore"))).await;
+    assert!(
+        list.contains(&format!("data-backup-id=\"{db_backup}\"")),
+        "{list}"
+    );
+    assert!(!list.contains(&format!("data-backup-id=\"{pending}\"")));
+    assert!(!list.contains("data-test=\"restore-confirm\""));
+
+    // The confirmation: the backup, its source, its scope, what is replaced.
+    let confirm = page_text(
+        &c,
+        app.url(&format!(
+            "/environments/{staging}/restore?backup_id={db_backup}"
+        )),
+    )
+    .await;
+    assert!(
+        confirm.contains("data-test=\"restore-confirm\""),
+        "{confirm}"
+    );
+    assert!(confirm.contains(&db_backup));
+    assert!(confirm.contains("Production"), "source environment named");
+    assert!(confirm.contains("another environment"));
+    assert!(confirm.contains("the database (every table)"));
+    assert!(confirm.contains("full pre-restore backup"));
+    assert!(confirm.contains("rewritten"));
+
+    // The panel's Restore leads to the confirmation for the backup's own environment.
+    let r = crate::helpers::get_with(&c, app.url(&format!("/backups/{db_backup}/restore"))).await;
+    let location = r.headers()["location"].to_str().unwrap().to_string();
+    assert_eq!(
+        location,
+        format!("/environments/{env}/restore?backup_id={db_backup}")
+    );
+
+    // Without the CSRF token: refused; with it: the job's page.
+    let path = format!("/environments/{staging}/restore");
+    let r = crate::helpers::post_form(&c, app.url(&path), &[("backup_id", &db_backup)]).await;
+    assert_eq!(r.status(), 403);
+    let forms = crate::helpers::CsrfForms::new(&app, &c, &confirm);
+    let r = forms.post(&path, &[("backup_id", &pending)]).await;
+    assert_eq!(r.status(), 409);
+    assert!(r
+        .text()
+        .await
+        .unwrap()
+        .contains("data-test=\"restore-error\""));
+    let r = forms.post(&path, &[("backup_id", &db_backup)]).await;
+    assert_eq!(r.status(), 303);
+    let location = r.headers()["location"].to_str().unwrap().to_string();
+    let job_id = location.strip_prefix("/jobs/").unwrap();
+    let (kind,): (String,) = sqlx::query_as("SELECT job_type FROM jobs WHERE id = ?")
+        .bind(job_id)
+        .fetch_one(app.store.pool())
+        .await
+        .unwrap();
+    assert_eq!(kind, "env_restore");
 }
