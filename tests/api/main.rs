@@ -30,6 +30,7 @@ mod e2e_import;
 mod e2e_injection;
 mod e2e_isolation;
 mod e2e_magic_login;
+mod e2e_restore;
 mod e2e_rollback;
 mod e2e_sites;
 mod e2e_updates;
