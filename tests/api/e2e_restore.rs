@@ -217,7 +217,11 @@ pub async fn restores(app: &TestApp, site_id: &str, prod_id: &str, staging_id: &
         "the serialized option holds staging's URL with the right lengths"
     );
     assert_eq!(posts(&staging_db), "1", "production's content");
-    assert_ne!(current(&staging_root), staging_before, "a new release on staging");
+    assert_ne!(
+        current(&staging_root),
+        staging_before,
+        "a new release on staging"
+    );
     assert_eq!(
         unserialized(&prod_db),
         [prod_url.clone(), format!("{prod_url}/shop")],
