@@ -17,6 +17,7 @@ mod metrics;
 pub mod nodes;
 pub mod openapi;
 mod promote;
+mod restores;
 pub mod sites;
 
 use axum::routing::get;
@@ -47,6 +48,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         imports::router(),
         drills::router(),
         promote::router(),
+        restores::router(),
         audit::router(),
         metrics::router(),
     ];

@@ -12,6 +12,7 @@ pub mod deploy_key;
 pub mod drift;
 pub mod import;
 pub mod promote;
+pub mod restore;
 pub mod source;
 pub mod updates;
 

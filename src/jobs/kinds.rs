@@ -281,7 +281,6 @@ const fn planned(playbook: &'static str) -> Planned {
     }
 }
 
-const ENV_RESTORE: Planned = planned("env-restore.yml");
 const DOMAIN_ADD: Planned = planned("domain-add.yml");
 const DOMAIN_REMOVE: Planned = planned("domain-remove.yml");
 
@@ -294,8 +293,8 @@ pub fn kind(job_type: JobType) -> &'static dyn JobKind {
         JobType::SiteImport => &super::site_import::SiteImport,
         JobType::EnvDeploy => &super::env_deploy::EnvDeploy,
         JobType::EnvUpdate => &super::env_update::EnvUpdate,
-        JobType::EnvRestore => &ENV_RESTORE,
         JobType::EnvPromote => &super::env_promote::EnvPromote,
+        JobType::EnvRestore => &super::env_restore::EnvRestore,
         JobType::EnvCacheToggle => &super::env_cache_toggle::EnvCacheToggle,
         JobType::CachePurge => &super::cache_purge::CachePurge,
         JobType::BackupCreate => &super::backup_create::BackupCreate,

@@ -24,6 +24,7 @@ mod env_create;
 mod env_delete;
 mod env_deploy;
 mod env_promote;
+pub mod env_restore;
 mod env_update;
 pub mod errors;
 mod gate;

@@ -23,6 +23,7 @@ pub mod magic;
 pub mod nodes;
 mod overview;
 pub mod promote;
+pub mod restore;
 pub mod settings;
 pub mod sites;
 pub mod views;
@@ -55,6 +56,7 @@ pub fn router() -> Router<AppState> {
         magic::router(),
         imports::router(),
         promote::router(),
+        restore::router(),
         delete::router(),
         drills::router(),
         settings::router(),

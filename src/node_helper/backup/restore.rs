@@ -694,6 +694,69 @@ mod tests {
     }
 
     #[test]
+    fn release_entries_are_plain_and_never_secrets_or_uploads() {
+        let rel = |p: &str| release_relative(Path::new(p));
+        assert_eq!(
+            rel("wp-content/themes/t/style.css").unwrap(),
+            Some(PathBuf::from("wp-content/themes/t/style.css"))
+        );
+        assert_eq!(
+            rel("./index.php").unwrap(),
+            Some(PathBuf::from("index.php"))
+        );
+        for excluded in [
+            "wp-config.php",
+            "wp-content/uploads/a.jpg",
+            "wp-content/cache/x",
+            "wp-content/object-cache.php",
+        ] {
+            assert_eq!(rel(excluded).unwrap(), None, "{excluded}");
+        }
+        assert!(rel("../etc/passwd").is_err());
+        assert!(rel("/etc/passwd").is_err());
+    }
+
+    #[test]
+    fn one_pass_splits_the_release_from_the_uploads() {
+        let mut builder = tar::Builder::new(Vec::new());
+        for (path, data) in [
+            ("index.php", &b"<?php"[..]),
+            ("wp-config.php", b"secret"),
+            ("wp-content/uploads/2024/a.txt", b"a"),
+        ] {
+            let mut header = tar::Header::new_gnu();
+            header.set_entry_type(tar::EntryType::Regular);
+            header.set_size(data.len() as u64);
+            header.set_mode(0o644);
+            builder.append_data(&mut header, path, data).unwrap();
+        }
+        let archive = builder.into_inner().unwrap();
+        let (mut release, mut uploads) = (Vec::new(), Vec::new());
+        repack(archive.as_slice(), Some(&mut release), Some(&mut uploads)).unwrap();
+        let names = |bytes: &[u8]| -> Vec<String> {
+            tar::Archive::new(bytes)
+                .entries()
+                .unwrap()
+                .map(|e| e.unwrap().path().unwrap().display().to_string())
+                .collect()
+        };
+        assert_eq!(names(&release), ["index.php"]);
+        assert_eq!(names(&uploads), ["2024/a.txt"]);
+
+        // A link among the release's entries refuses the restore.
+        let mut builder = tar::Builder::new(Vec::new());
+        let mut header = tar::Header::new_gnu();
+        header.set_entry_type(tar::EntryType::Symlink);
+        header.set_size(0);
+        builder
+            .append_link(&mut header, "wp-content/themes/evil", "/etc")
+            .unwrap();
+        let archive = builder.into_inner().unwrap();
+        let err = repack(archive.as_slice(), Some(Vec::new()), Some(Vec::new())).unwrap_err();
+        assert!(err.to_string().contains("Symlink"), "{err}");
+    }
+
+    #[test]
     fn scratch_names_are_identifiers() {
         let (a, b) = scratch_databases(&"x".repeat(64));
         assert!(is_identifier(&a) && is_identifier(&b) && a != b);
