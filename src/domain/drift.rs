@@ -215,7 +215,9 @@ pub struct Difference {
     pub kind: DifferenceKind,
     /// The full table name (prefix included) or the path relative to the release root.
     pub name: String,
+    #[schema(required = true)]
     pub baseline: Option<DriftValue>,
+    #[schema(required = true)]
     pub current: Option<DriftValue>,
 }
 

@@ -12,6 +12,7 @@ pub mod cache;
 pub mod delete;
 pub mod deploys;
 pub mod drills;
+pub mod drift;
 mod errors;
 mod form_errors;
 pub mod forms;
@@ -53,6 +54,7 @@ pub fn router() -> Router<AppState> {
         backups::router(),
         deploys::router(),
         cache::router(),
+        drift::router(),
         magic::router(),
         imports::router(),
         promote::router(),

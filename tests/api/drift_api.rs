@@ -314,3 +314,85 @@ async fn unknown_ids_are_404_and_anonymous_requests_401() {
         .unwrap();
     assert_eq!(r.status(), 401);
 }
+
+#[tokio::test]
+async fn the_drift_panel_runs_a_check_and_lists_the_differences() {
+    let (app, runner, _, prod, staging) = app_with_clone("commerce-protect").await;
+    // Production's page has no Drift section; staging's loads the panel.
+    let page = app.text(&format!("/environments/{prod}")).await;
+    assert!(!page.contains("/drift\""), "no drift panel on production");
+    let page = app.text(&format!("/environments/{staging}")).await;
+    assert!(
+        page.contains(&format!("hx-get=\"/environments/{staging}/drift\"")),
+        "the page loads the Drift panel"
+    );
+    let token = csrf_field(&page);
+    let panel = app.text(&format!("/environments/{staging}/drift")).await;
+    assert!(
+        panel.contains("data-test=\"drift-status\">unknown<"),
+        "{panel}"
+    );
+    assert!(panel.contains("never checked"), "{panel}");
+    assert!(panel.contains("commerce-protect"), "{panel}");
+
+    // "Run drift check" with htmx: the panel comes back with the job queued.
+    let report = now(&[("wp_wc_orders", table(1, "555"))], "sha256:bb");
+    runner.push("drift_check", Step::ok(report));
+    let r = app
+        .client
+        .post(app.url(&format!("/environments/{staging}/drift-check")))
+        .header("HX-Request", "true")
+        .form(&[("csrf_token", token.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let panel = r.text().await.unwrap();
+    assert!(panel.contains("data-status=\"queued\""), "{panel}");
+    app.state.engine.run_until_idle("w").await.unwrap();
+    let panel = app.text(&format!("/environments/{staging}/drift")).await;
+    assert!(
+        panel.contains("data-test=\"drift-status\">drifted<"),
+        "{panel}"
+    );
+    assert!(panel.contains("create a fresh clone"), "{panel}");
+    assert!(
+        panel.contains("data-name=\"wp_wc_orders\"") && panel.contains("absent → 1 row"),
+        "{panel}"
+    );
+    assert!(
+        panel.contains("data-name=\"wp-content/uploads\"")
+            && panel.contains("listing digest changed"),
+        "{panel}"
+    );
+    // The check's own page.
+    let (_, env) = app.get_json(&format!("/api/environments/{staging}")).await;
+    let id = env["last_drift_check_id"].as_str().unwrap();
+    let page = app.text(&format!("/drift-checks/{id}")).await;
+    assert!(page.contains("data-name=\"wp_wc_orders\""), "{page}");
+    assert!(page.contains("create a fresh clone"), "{page}");
+
+    // Refused on production: the sentence in the panel, nothing enqueued.
+    let jobs = app.count("jobs").await;
+    let r = app
+        .client
+        .post(app.url(&format!("/environments/{prod}/drift-check")))
+        .header("HX-Request", "true")
+        .form(&[("csrf_token", token.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let panel = r.text().await.unwrap();
+    assert!(panel.contains("data-test=\"drift-error\""), "{panel}");
+    assert_eq!(app.count("jobs").await, jobs);
+    // Without the token: refused.
+    let r = app
+        .client
+        .post(app.url(&format!("/environments/{staging}/drift-check")))
+        .header("HX-Request", "true")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+}

@@ -227,7 +227,7 @@ pub async fn deletes(app: &TestApp, site_id: &str, browser_site: &str) {
     let benvs = environments(app, browser_site).await;
     let bstaging = benvs
         .iter()
-        .find(|e| e["environment_type"] == "staging")
+        .find(|e| e["environment_type"] == "staging" && e["status"] != "deleted")
         .expect("the browser site has a staging environment");
     let bstaging_id = bstaging["id"].as_str().unwrap().to_string();
     crate::e2e::browser_script(
