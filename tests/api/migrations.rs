@@ -2,7 +2,7 @@
 
 use pressluft::store::Store;
 
-const TABLES: [&str; 13] = [
+const TABLES: [&str; 14] = [
     "audit_logs",
     "auth_sessions",
     "backups",
@@ -13,6 +13,7 @@ const TABLES: [&str; 13] = [
     "login_attempts",
     "nodes",
     "releases",
+    "restore_drills",
     "settings",
     "sites",
     "users",
