@@ -11,6 +11,7 @@ pub mod backups;
 pub mod cache;
 pub mod delete;
 pub mod deploys;
+pub mod drift;
 mod errors;
 mod form_errors;
 pub mod forms;
@@ -51,6 +52,7 @@ pub fn router() -> Router<AppState> {
         backups::router(),
         deploys::router(),
         cache::router(),
+        drift::router(),
         magic::router(),
         imports::router(),
         promote::router(),

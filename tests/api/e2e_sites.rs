@@ -318,6 +318,7 @@ pub async fn sites_on_this_machine(app: &TestApp) {
     crate::e2e_cache::cache_controls(app, &site_id, &prod_id, &staging_id).await;
     crate::e2e_magic_login::magic_login(app, &site_id, &prod_id).await;
     crate::e2e_import::imports(app, browser_site).await;
+    crate::e2e_drift::drift(app, browser_site).await;
 
     // Delete both sites through the product (staging first, then the site; the browser's
     // from the dashboard): the node is left as it was for the steps after this one.

@@ -26,6 +26,7 @@ mod e2e_cache;
 mod e2e_clone_attacks;
 mod e2e_delete;
 mod e2e_deploys;
+mod e2e_drift;
 mod e2e_health;
 mod e2e_import;
 mod e2e_injection;
