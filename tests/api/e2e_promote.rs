@@ -360,12 +360,16 @@ pub async fn promotion(app: &TestApp, site_id: &str, prod_id: &str) {
     // (4) commerce-protect: orders (HPOS) and a customer in production before the clone.
     let pdb = db(prod_id);
     sql(&format!(
-        "CREATE TABLE IF NOT EXISTS {pdb}.wp_wc_orders (id BIGINT UNSIGNED NOT NULL PRIMARY KEY,
-           status VARCHAR(20), customer_id BIGINT UNSIGNED, total_amount DECIMAL(26,8))"
+        "CREATE TABLE IF NOT EXISTS {pdb}.wp_wc_orders (id BIGINT UNSIGNED NOT NULL,
+           status VARCHAR(20) NULL, currency VARCHAR(10) NULL, type VARCHAR(20) NULL,
+           total_amount DECIMAL(26,8) NULL, customer_id BIGINT UNSIGNED NULL,
+           billing_email VARCHAR(320) NULL, date_created_gmt DATETIME NULL, PRIMARY KEY (id))"
     ));
     sql(&format!(
-        "INSERT INTO {pdb}.wp_wc_orders (id, status, customer_id, total_amount)
-         VALUES (990001, 'wc-completed', 0, 19.90), (990002, 'wc-processing', 0, 5.00)
+        "INSERT INTO {pdb}.wp_wc_orders (id, status, currency, type, total_amount, customer_id,
+           billing_email, date_created_gmt)
+         VALUES (990001, 'wc-completed', 'EUR', 'shop_order', 19.90, 0, 'a@example.test', UTC_TIMESTAMP()),
+                (990002, 'wc-processing', 'EUR', 'shop_order', 5.00, 0, 'b@example.test', UTC_TIMESTAMP())
          ON DUPLICATE KEY UPDATE status = VALUES(status)"
     ));
     let customer = format!("pl-e2e-customer-{tag}");

@@ -23,16 +23,23 @@ try {
   step("drifted: the reason in words, the differing table, Promote disabled");
   const reason = await page.textContent("[data-test=drift-blocking]");
   if (!reason.includes("Production has changed")) throw new Error(`drift reason: ${reason}`);
+  await page.waitForSelector("[data-test=drift-differences]");
   const diffs = await page.textContent("[data-test=drift-differences]");
   if (!diffs.includes("posts")) throw new Error(`differences: ${diffs}`);
   await page.check("[data-test=promote-acknowledge]");
   if (!(await page.isDisabled("[data-test=promote-submit]"))) throw new Error("Promote is enabled while drifted");
   await screenshot(page, "promote-blocked");
 
-  step("passing: run the drift check, watch it come back clean");
+  step("passing: run the drift check in the drift panel, watch the gate pass");
   await page.goto(`${process.env.PRESSLUFT_URL}/environments/${passing}/promote`);
-  await page.click("[data-test=run-drift-check]");
-  await page.waitForSelector("[data-test=drift-passes]", { timeout: JOB_TIMEOUT });
+  await page.waitForSelector("[data-test=drift-run]");
+  const checks = await page.getAttribute("[data-test=drift-job]", "data-job");
+  await page.click("[data-test=drift-run]");
+  await page.waitForFunction((before) => {
+    const j = document.querySelector("[data-test=drift-job]");
+    return j && j.dataset.job && j.dataset.job !== before && j.dataset.status === "succeeded";
+  }, checks, { timeout: JOB_TIMEOUT });
+  await page.waitForSelector("[data-test=drift-passes]", { timeout: 60000 });
   if (!(await page.isDisabled("[data-test=promote-submit]"))) throw new Error("Promote enabled without a fresh backup");
   const backupReason = await page.textContent("[data-test=backup-blocking]");
   if (!backupReason.includes("min")) throw new Error(`backup reason: ${backupReason}`);

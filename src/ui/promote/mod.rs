@@ -1,6 +1,8 @@
 //! The promotion page (ui.md, Promotion): `/environments/{id}/promote`, linked as "Promote"
 //! from every non-production environment page. It shows both gates exactly as the API judges
-//! them ([`crate::deploys::promote::evaluate`]): the drift check (run one; its differences),
+//! them ([`crate::deploys::promote::evaluate`]): the drift panel of the drift area
+//! (`partials/drift_section.html`: run a drift check, its differences) with the drift gate's
+//! verdict,
 //! the backup gate (production's newest full backup and its age; "Create production backup
 //! now" while none is fresh), each blocking reason in plain words, and keeps Promote disabled
 //! while any gate fails. An acknowledgement checkbox is required as well, and never bypasses
@@ -18,7 +20,6 @@ use time::OffsetDateTime;
 
 use crate::clock::{ago, parse_ts};
 use crate::deploys::promote::{evaluate, production_of, Gates};
-use crate::domain::drift::{Difference, DriftValue};
 use crate::domain::{EnvironmentType, JobStatus, JobType};
 use crate::http::error::{ApiError, OrNotFound};
 use crate::http::extract::PathId;
@@ -37,38 +38,7 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/environments/{id}/promote", get(page).post(submit))
         .route("/environments/{id}/promote/status", get(status))
-        .route("/environments/{id}/promote/drift-check", post(drift_check))
         .route("/environments/{id}/promote/backup", post(backup))
-}
-
-/// One difference as shown.
-pub struct DiffRow {
-    pub kind: &'static str,
-    pub name: String,
-    pub baseline: String,
-    pub current: String,
-}
-
-fn value(v: &Option<DriftValue>) -> String {
-    match v {
-        None => "absent".into(),
-        Some(DriftValue::Table(t)) => format!("{} rows", t.rows),
-        Some(DriftValue::Path(d)) => d.chars().take(19).collect::<String>() + "…",
-    }
-}
-
-impl From<&Difference> for DiffRow {
-    fn from(d: &Difference) -> Self {
-        DiffRow {
-            kind: match d.kind {
-                crate::domain::drift::DifferenceKind::Table => "table",
-                crate::domain::drift::DifferenceKind::Path => "path",
-            },
-            name: d.name.clone(),
-            baseline: value(&d.baseline),
-            current: value(&d.current),
-        }
-    }
 }
 
 /// The live part of the page: gates, buttons, jobs, outcome.
@@ -82,7 +52,6 @@ pub struct PromoteStatus {
     pub drift_status: String,
     pub drift_age: String,
     pub drift_failure: Option<String>,
-    pub differences: Vec<DiffRow>,
     pub drift_running: bool,
     pub backup_desc: String,
     pub backup_failure: Option<String>,
@@ -237,15 +206,6 @@ async fn load_status(
         .map_err(ApiError::internal)?;
     let gates: Gates = evaluate(&mut conn, env, prod, now).await?;
     drop(conn);
-    let differences = match &gates.drift.subject {
-        Some(c) if !c.is_baseline => state
-            .deploys
-            .get_drift_check(&c.id)
-            .await
-            .map(|v| v.differences.iter().map(DiffRow::from).collect())
-            .unwrap_or_default(),
-        _ => Vec::new(),
-    };
     let age = |at: &str| parse_ts(at).map(|t| ago(t, now)).unwrap_or_default();
     let (drift_status, drift_age) = match &gates.drift.subject {
         Some(c) if !c.is_baseline => (c.status.to_string(), age(&c.checked_at)),
@@ -276,7 +236,6 @@ async fn load_status(
         drift_status,
         drift_age,
         drift_failure: gates.drift.failure.clone(),
-        differences,
         drift_running: running(JobType::DriftCheck, env),
         backup_desc,
         backup_failure: gates.backup.failure.clone(),
@@ -362,23 +321,6 @@ async fn submit(
         Err(e) => {
             let mut shown = form_error(e)?;
             shown.notice = shown.notice.map(|n| format!("Not promoted: {n}"));
-            show(&state, &session, &id, shown).await
-        }
-    }
-}
-
-/// `POST /environments/{id}/promote/drift-check`: runs a drift check, back to the page.
-async fn drift_check(
-    State(state): State<AppState>,
-    UiSession(session): UiSession,
-    PathId(id): PathId,
-    _: CsrfForm<NoFields>,
-) -> Result<Response, ApiError> {
-    match state.deploys.drift_check(&Actor::from(&session), &id).await {
-        Ok(_) => Ok(Redirect::to(&format!("/environments/{id}/promote")).into_response()),
-        Err(e) => {
-            let mut shown = form_error(e)?;
-            shown.notice = shown.notice.map(|n| format!("No drift check: {n}"));
             show(&state, &session, &id, shown).await
         }
     }
