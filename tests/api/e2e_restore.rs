@@ -58,8 +58,8 @@ fn db_checksum(db: &str) -> String {
     sql(&format!("CHECKSUM TABLE {}", list.join(", ")))
 }
 
-/// `GET url/` through nginx on this machine: (status, body).
-fn page(url: &str) -> (String, String) {
+/// `GET url/path` through nginx on this machine: (status, body).
+fn page(url: &str, path: &str) -> (String, String) {
     let host = pressluft::sites::layout::url_host(url).to_string();
     let out = Command::new("curl")
         .args([
@@ -71,7 +71,7 @@ fn page(url: &str) -> (String, String) {
             "--resolve",
             &format!("{host}:80:127.0.0.1"),
             &format!(
-                "http://{host}/?pl-restore={}",
+                "http://{host}/{path}?pl-restore={}",
                 uuid::Uuid::new_v4().simple()
             ),
         ])
@@ -191,7 +191,7 @@ pub async fn restores(app: &TestApp, site_id: &str, prod_id: &str, staging_id: &
     assert_eq!(pre["status"], "completed", "{pre}");
     assert_eq!(pre["backup_scope"], "full", "{pre}");
     assert_eq!(environment(app, prod_id).await["status"], "active");
-    let (code, body) = page(&prod_url);
+    let (code, body) = page(&prod_url, "");
     assert_eq!(code, "200", "{body}");
 
     // (b) Production's backup into staging: URLs rewritten, serialized values intact.
@@ -227,12 +227,20 @@ pub async fn restores(app: &TestApp, site_id: &str, prod_id: &str, staging_id: &
         [prod_url.clone(), format!("{prod_url}/shop")],
         "production untouched"
     );
-    let (code, body) = page(&staging_url);
+    let (code, body) = page(&staging_url, "");
     assert_eq!(code, "200", "{body}");
     let staging_host = pressluft::sites::layout::url_host(&staging_url).to_string();
     let prod_host = pressluft::sites::layout::url_host(&prod_url).to_string();
-    assert!(body.contains(&staging_host), "staging links to itself");
     assert!(!body.contains(&prod_host), "no production URL on staging");
+    // The home page is the deployed theme's (it may print no link); WordPress's login page
+    // links to the site through home/siteurl.
+    let (code, login) = page(&staging_url, "wp-login.php");
+    assert_eq!(code, "200", "{login}");
+    assert!(
+        login.contains(&staging_host),
+        "staging links to itself: {login}"
+    );
+    assert!(!login.contains(&prod_host), "no production URL on staging");
     let (_, releases) = app
         .get_json(&format!("/api/environments/{staging_id}/releases"))
         .await;
@@ -311,8 +319,8 @@ pub async fn restores(app: &TestApp, site_id: &str, prod_id: &str, staging_id: &
     for env in [prod_id, staging_id] {
         assert_eq!(environment(app, env).await["status"], "active");
     }
-    let (code, _) = page(&staging_url);
+    let (code, _) = page(&staging_url, "");
     assert_eq!(code, "200");
-    let (code, _) = page(&prod_url);
+    let (code, _) = page(&prod_url, "");
     assert_eq!(code, "200");
 }
