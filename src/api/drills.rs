@@ -52,7 +52,8 @@ pub struct Drill {
     pub started_at: String,
     #[schema(format = "date-time")]
     pub finished_at: Option<String>,
-    /// From the request to the end of the job, in milliseconds.
+    /// How long the drill took on the node (create, restore, checks, removal), in
+    /// milliseconds; without a node report, from the request to the end of the job.
     pub duration_ms: Option<i64>,
 }
 

@@ -183,8 +183,16 @@ async fn finish(
 ) -> Result<(), StoreError> {
     let p = read(job);
     if let Some(drill) = fetch_drill(conn, &p.drill_id).await? {
-        let duration = match (parse_ts(&drill.started_at), parse_ts(now)) {
-            (Some(a), Some(b)) => (b - a).whole_milliseconds() as i64,
+        // The drill's own time as the node measured it (create, restore, checks, removal);
+        // without a report (the run never got there), request to end on this clock.
+        let reported = drill
+            .timings_json
+            .as_deref()
+            .and_then(|t| serde_json::from_str::<Value>(t).ok())
+            .and_then(|t| t["timings"]["total_ms"].as_i64());
+        let duration = match (reported, parse_ts(&drill.started_at), parse_ts(now)) {
+            (Some(ms), _, _) => ms,
+            (None, Some(a), Some(b)) => (b - a).whole_milliseconds() as i64,
             _ => 0,
         };
         finish_drill(conn, &drill.id, status, reason, duration, now).await?;

@@ -57,6 +57,9 @@ pub async fn drills(app: &TestApp, site_id: &str, prod_id: &str) {
     let (_, backup) = app.get_json(&format!("/api/backups/{backup_id}")).await;
     assert_eq!(backup["status"], "completed", "{backup}");
 
+    // Drills are listed newest first by their start; the test's clock stands still unless
+    // moved, so each drill starts a second after the one before.
+    app.clock.advance(time::Duration::seconds(1));
     // A healthy backup: the drill passes and leaves nothing behind.
     let started = std::time::Instant::now();
     let job = job_id(
@@ -91,6 +94,7 @@ pub async fn drills(app: &TestApp, site_id: &str, prod_id: &str) {
     assert_eq!(backup["storage_type"], "local", "{backup}");
     let artifact = Path::new(backup["storage_path"].as_str().unwrap()).join("files.tar.zst");
     flip_byte(&artifact);
+    app.clock.advance(time::Duration::seconds(1));
     let job = job_id(
         app.post_empty(&format!("/api/sites/{site_id}/drills"))
             .await,
@@ -118,6 +122,7 @@ pub async fn drills(app: &TestApp, site_id: &str, prod_id: &str) {
     flip_byte(&artifact);
 
     // From the dashboard: Run drill, watch it pass (the failed one was shown before).
+    app.clock.advance(time::Duration::seconds(1));
     crate::e2e::browser_script(app, "drill.mjs", &[("PRESSLUFT_SITE_ID", site_id)]).await;
     let drill = last_drill(app, site_id).await;
     assert_eq!(drill["status"], "passed", "{drill}");
