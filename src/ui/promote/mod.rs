@@ -16,7 +16,6 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use serde::Deserialize;
-use time::OffsetDateTime;
 
 use crate::clock::{ago, parse_ts};
 use crate::deploys::promote::{evaluate, production_of, Gates};
@@ -197,7 +196,7 @@ async fn load_status(
     env: &EnvironmentRecord,
     prod: &EnvironmentRecord,
 ) -> Result<PromoteStatus, ApiError> {
-    let now = OffsetDateTime::now_utc();
+    let now = state.clock.now();
     let mut conn = state
         .store
         .pool()
