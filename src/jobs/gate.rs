@@ -73,8 +73,18 @@ pub async fn validate_start(
     conn: &mut SqliteConnection,
     job: &JobRecord,
 ) -> Result<Result<(), String>, StoreError> {
+    validate_start_as(conn, job, BUSY).await
+}
+
+/// [`validate_start`] of a gated kind whose busy status is `busy` (`restoring` for a restore
+/// or an import).
+pub async fn validate_start_as(
+    conn: &mut SqliteConnection,
+    job: &JobRecord,
+    busy: SiteStatus,
+) -> Result<Result<(), String>, StoreError> {
     let (site, env) = site_and_environment(conn, job).await?;
-    let ok = |s: SiteStatus| s == SiteStatus::Active || (job.attempt_count > 1 && s == BUSY);
+    let ok = |s: SiteStatus| s == SiteStatus::Active || (job.attempt_count > 1 && s == busy);
     if !ok(site.status) {
         return Ok(Err(format!("the site is {}, not active", site.status)));
     }
@@ -96,9 +106,7 @@ pub async fn enter(
     job: &JobRecord,
     now: &str,
 ) -> Result<(), StoreError> {
-    let (site, env) = site_and_environment(conn, job).await?;
-    site_to(conn, &site, BUSY, now).await?;
-    environment_to(conn, &env, BUSY, now).await
+    both_to(conn, job, BUSY, now).await
 }
 
 /// Site and environment → `to`.
@@ -142,7 +150,17 @@ pub async fn enter_fixing_release(
     job: &mut JobRecord,
     now: &str,
 ) -> Result<(), StoreError> {
-    enter(conn, job, now).await?;
+    enter_fixing_release_as(conn, job, BUSY, now).await
+}
+
+/// [`enter_fixing_release`] of a gated kind whose busy status is `busy`.
+pub async fn enter_fixing_release_as(
+    conn: &mut SqliteConnection,
+    job: &mut JobRecord,
+    busy: SiteStatus,
+    now: &str,
+) -> Result<(), StoreError> {
+    both_to(conn, job, busy, now).await?;
     let (_, env) = site_and_environment(conn, job).await?;
     let id = job.id.clone();
     payload::update(conn, job, |p: &mut FixedRelease| {
@@ -153,6 +171,50 @@ pub async fn enter_fixing_release(
     })
     .await
     .map(drop)
+}
+
+/// Records a gated operation's pre-operation backup `id` from a successful run's
+/// `result["pre_backup"]`: true when it is `completed` (now, or already by an earlier attempt);
+/// a run that reported no valid one fails it (`what`: "pre-update", "pre-restore", …).
+pub async fn pre_backup_completed(
+    conn: &mut SqliteConnection,
+    job: &JobRecord,
+    id: &str,
+    result: &Value,
+    what: &str,
+    now: &str,
+) -> Result<bool, StoreError> {
+    use super::backup_create::{complete_backup_from, fail_backup, RESULT_WITHOUT_CHECKSUM};
+    if complete_backup_from(conn, id, &result["pre_backup"], now).await? {
+        return Ok(true);
+    }
+    let status = crate::store::backups::fetch_backup(conn, id)
+        .await?
+        .map(|b| b.status);
+    if status == Some(crate::domain::BackupStatus::Completed) {
+        return Ok(true);
+    }
+    tracing::warn!(job = %job.id, backup = %id, "{} reported no valid {what} backup; it failed", job.job_type);
+    fail_backup(conn, id, Some(RESULT_WITHOUT_CHECKSUM), now).await?;
+    Ok(false)
+}
+
+/// The `on_partial_result` of a gated operation with a pre-operation backup `id`: a failed
+/// attempt that reported it leaves it `completed` (a retry finds it so and does not make it
+/// again).
+pub async fn pre_backup_partial(
+    conn: &mut SqliteConnection,
+    job: &JobRecord,
+    id: &str,
+    result: &Value,
+    what: &str,
+    now: &str,
+) -> Result<(), StoreError> {
+    use super::backup_create::complete_backup_from;
+    if complete_backup_from(conn, id, &result["pre_backup"], now).await? {
+        tracing::info!(job = %job.id, backup = %id, "{what} backup completed before the run failed");
+    }
+    Ok(())
 }
 
 /// What a release-building gated job records of the release it built.
@@ -237,9 +299,20 @@ pub async fn release_busy(
     ending: Unsuccessful,
     now: &str,
 ) -> Result<(), StoreError> {
+    release_busy_as(conn, job, BUSY, ending, now).await
+}
+
+/// [`release_busy`] of a gated kind whose busy status is `busy`.
+pub async fn release_busy_as(
+    conn: &mut SqliteConnection,
+    job: &JobRecord,
+    busy: SiteStatus,
+    ending: Unsuccessful,
+    now: &str,
+) -> Result<(), StoreError> {
     let (site, env) = site_and_environment(conn, job).await?;
-    release_busy_site(conn, job, &site, BUSY, ending, now).await?;
-    release_busy_environment(conn, job, &env, BUSY, ending, now).await
+    release_busy_site(conn, job, &site, busy, ending, now).await?;
+    release_busy_environment(conn, job, &env, busy, ending, now).await
 }
 
 /// The `on_final_failure` hook of a gated job: [`release_busy`].

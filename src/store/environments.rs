@@ -203,3 +203,16 @@ pub async fn domain_hostnames(
     .await?;
     Ok(rows.into_iter().map(|(h,)| h).collect())
 }
+
+/// The site an environment belongs to (`None`: no such environment).
+pub async fn environment_site_id(
+    conn: &mut SqliteConnection,
+    id: &str,
+) -> Result<Option<String>, StoreError> {
+    Ok(
+        sqlx::query_scalar("SELECT site_id FROM environments WHERE id = ?")
+            .bind(id)
+            .fetch_optional(&mut *conn)
+            .await?,
+    )
+}

@@ -22,19 +22,15 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sqlx::SqliteConnection;
 
-use super::backup_create::{
-    complete_backup_from, fail_backup, start_backup, RESULT_WITHOUT_CHECKSUM,
-};
+use super::backup_create::{fail_backup, start_backup};
 use super::errors::JobErrorCode;
 use super::gate;
 use super::kinds::JobKind;
-use super::lifecycle::{
-    environment_to, fix_release_name, node_must_be_active, release_busy_environment,
-    release_busy_site, site_and_environment, site_to, Unsuccessful,
-};
+use super::lifecycle::Unsuccessful;
 use super::payload::{self, Attempts, Release};
 use crate::domain::{BackupStatus, SiteStatus};
 use crate::store::backups::fetch_backup;
+use crate::store::environments::environment_site_id;
 use crate::store::{JobRecord, StoreError};
 use vars::extra_vars;
 
@@ -68,25 +64,17 @@ async fn validate_start(
     conn: &mut SqliteConnection,
     job: &JobRecord,
 ) -> Result<Result<(), String>, StoreError> {
-    let (site, env) = site_and_environment(conn, job).await?;
-    let ok = |s: SiteStatus| s == SiteStatus::Active || (job.attempt_count > 1 && s == BUSY);
-    if !ok(site.status) {
-        return Ok(Err(format!("the site is {}, not active", site.status)));
-    }
-    if !ok(env.status) {
-        return Ok(Err(format!(
-            "the environment is {}, not active",
-            env.status
-        )));
-    }
-    if env.current_release_id.is_none() {
-        return Ok(Err("the environment has no current release".into()));
-    }
-    if let Err(reason) = node_must_be_active(conn, job).await? {
+    if let Err(reason) = gate::validate_start_as(conn, job, BUSY).await? {
         return Ok(Err(reason));
     }
     let p = payload::read::<EnvRestorePayload>(job);
-    if let Err(reason) = restorable(conn, &site.id, &p.backup_id).await? {
+    if let Err(reason) = restorable(
+        conn,
+        job.site_id.as_deref().unwrap_or_default(),
+        &p.backup_id,
+    )
+    .await?
+    {
         return Ok(Err(reason));
     }
     gate::pre_backup_usable(conn, job, &p.pre_backup_id, "pre-restore").await
@@ -102,10 +90,7 @@ pub async fn restorable(
     let Some(backup) = fetch_backup(conn, backup_id).await? else {
         return Ok(Err(format!("the backup {backup_id} does not exist")));
     };
-    let owner: Option<String> = sqlx::query_scalar("SELECT site_id FROM environments WHERE id = ?")
-        .bind(&backup.environment_id)
-        .fetch_optional(&mut *conn)
-        .await?;
+    let owner = environment_site_id(conn, &backup.environment_id).await?;
     if owner.as_deref() != Some(site_id) {
         return Ok(Err(format!(
             "the backup {backup_id} belongs to another site"
@@ -125,18 +110,8 @@ async fn on_start(
     job: &mut JobRecord,
     now: &str,
 ) -> Result<(), StoreError> {
-    let (site, env) = site_and_environment(conn, job).await?;
-    site_to(conn, &site, BUSY, now).await?;
-    environment_to(conn, &env, BUSY, now).await?;
-    let id = job.id.clone();
-    let current = env.current_release_id.clone();
-    let p = payload::update(conn, job, |p: &mut EnvRestorePayload| {
-        fix_release_name(&mut p.release, now, &id);
-        if p.previous_release_id.is_none() {
-            p.previous_release_id = current;
-        }
-    })
-    .await?;
+    gate::enter_fixing_release_as(conn, job, BUSY, now).await?;
+    let p = payload::read::<EnvRestorePayload>(job);
     start_backup(conn, &p.pre_backup_id, now).await
 }
 
@@ -148,10 +123,7 @@ async fn on_partial_result(
     now: &str,
 ) -> Result<(), StoreError> {
     let id = payload::read::<EnvRestorePayload>(job).pre_backup_id;
-    if complete_backup_from(conn, &id, &result["pre_backup"], now).await? {
-        tracing::info!(job = %job.id, backup = %id, "pre-restore backup completed before the run failed");
-    }
-    Ok(())
+    gate::pre_backup_partial(conn, job, &id, result, "pre-restore", now).await
 }
 
 async fn on_success(
@@ -161,16 +133,8 @@ async fn on_success(
     now: &str,
 ) -> Result<(), StoreError> {
     let p = payload::read::<EnvRestorePayload>(job);
-    let backup_ok = complete_backup_from(conn, &p.pre_backup_id, &result["pre_backup"], now)
-        .await?
-        || fetch_backup(conn, &p.pre_backup_id)
-            .await?
-            .map(|b| b.status)
-            == Some(BackupStatus::Completed);
-    if !backup_ok {
-        tracing::warn!(job = %job.id, backup = %p.pre_backup_id, "env_restore reported no valid pre-restore backup; it failed");
-        fail_backup(conn, &p.pre_backup_id, Some(RESULT_WITHOUT_CHECKSUM), now).await?;
-    }
+    let backup_ok =
+        gate::pre_backup_completed(conn, job, &p.pre_backup_id, result, "pre-restore", now).await?;
     let text = |k: &str| result[k].as_str().unwrap_or("?").to_string();
     let notes = if result["search_replace"].is_string() {
         format!(
@@ -205,9 +169,7 @@ async fn unsuccessful(
         Unsuccessful::Cancelled { .. } => None,
     };
     fail_backup(conn, &p.pre_backup_id, code, now).await?;
-    let (site, env) = site_and_environment(conn, job).await?;
-    release_busy_site(conn, job, &site, BUSY, ending, now).await?;
-    release_busy_environment(conn, job, &env, BUSY, ending, now).await
+    gate::release_busy_as(conn, job, BUSY, ending, now).await
 }
 
 async fn on_final_failure(

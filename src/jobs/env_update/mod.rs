@@ -22,15 +22,12 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sqlx::SqliteConnection;
 
-use super::backup_create::{
-    complete_backup_from, fail_backup, start_backup, RESULT_WITHOUT_CHECKSUM,
-};
+use super::backup_create::{fail_backup, start_backup};
 use super::errors::JobErrorCode;
 use super::gate;
 use super::kinds::JobKind;
 use super::payload::{self, Attempts, Release};
-use crate::domain::{BackupStatus, SiteStatus, UpdateScope};
-use crate::store::backups::fetch_backup;
+use crate::domain::{SiteStatus, UpdateScope};
 use crate::store::releases::fetch_release;
 use crate::store::{JobRecord, StoreError};
 use vars::extra_vars;
@@ -79,27 +76,7 @@ async fn on_start(
     start_backup(conn, &p.pre_backup_id, now).await
 }
 
-/// Records the pre-update backup from the result; true when it is `completed`.
-async fn complete_pre_backup(
-    conn: &mut SqliteConnection,
-    job: &JobRecord,
-    result: &Value,
-    now: &str,
-) -> Result<bool, StoreError> {
-    let id = payload::read::<EnvUpdatePayload>(job).pre_backup_id;
-    if complete_backup_from(conn, &id, &result["pre_backup"], now).await? {
-        return Ok(true);
-    }
-    if fetch_backup(conn, &id).await?.map(|b| b.status) == Some(BackupStatus::Completed) {
-        return Ok(true);
-    }
-    tracing::warn!(job = %job.id, backup = %id, "env_update reported no valid pre-update backup; it failed");
-    fail_backup(conn, &id, Some(RESULT_WITHOUT_CHECKSUM), now).await?;
-    Ok(false)
-}
-
-/// A failed attempt that reported its pre-update backup: the backup is `completed` (a retry
-/// finds it so and does not make it again).
+/// A failed attempt that reported its pre-update backup.
 async fn on_partial_result(
     conn: &mut SqliteConnection,
     job: &JobRecord,
@@ -107,10 +84,7 @@ async fn on_partial_result(
     now: &str,
 ) -> Result<(), StoreError> {
     let id = payload::read::<EnvUpdatePayload>(job).pre_backup_id;
-    if complete_backup_from(conn, &id, &result["pre_backup"], now).await? {
-        tracing::info!(job = %job.id, backup = %id, "pre-update backup completed before the run failed");
-    }
-    Ok(())
+    gate::pre_backup_partial(conn, job, &id, result, "pre-update", now).await
 }
 
 /// "core 6.4.1 → 6.5, plugin akismet 5.0 → 5.1, …" from the result's `updated`.
@@ -150,7 +124,8 @@ async fn on_success(
     now: &str,
 ) -> Result<(), StoreError> {
     let p = payload::read::<EnvUpdatePayload>(job);
-    let backup_ok = complete_pre_backup(conn, job, result, now).await?;
+    let backup_ok =
+        gate::pre_backup_completed(conn, job, &p.pre_backup_id, result, "pre-update", now).await?;
     if result["release_name"].is_null() {
         tracing::info!(id = %job.id, "nothing to update; no release");
         return gate::end(conn, job, SiteStatus::Active, "succeeded", now).await;

@@ -24,19 +24,13 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sqlx::SqliteConnection;
 
-use super::backup_create::{
-    complete_backup_from, fail_backup, start_backup, RESULT_WITHOUT_CHECKSUM,
-};
+use super::backup_create::{fail_backup, start_backup};
 use super::errors::JobErrorCode;
 use super::gate;
 use super::kinds::JobKind;
-use super::lifecycle::{
-    environment_to, fix_release_name, node_must_be_active, release_busy_environment,
-    release_busy_site, site_and_environment, site_to, Unsuccessful,
-};
+use super::lifecycle::Unsuccessful;
 use super::payload::{self, Attempts, Release};
-use crate::domain::{BackupStatus, SiteStatus};
-use crate::store::backups::fetch_backup;
+use crate::domain::SiteStatus;
 use crate::store::{JobRecord, StoreError};
 use vars::extra_vars;
 
@@ -77,21 +71,7 @@ async fn validate_start(
     conn: &mut SqliteConnection,
     job: &JobRecord,
 ) -> Result<Result<(), String>, StoreError> {
-    let (site, env) = site_and_environment(conn, job).await?;
-    let ok = |s: SiteStatus| s == SiteStatus::Active || (job.attempt_count > 1 && s == BUSY);
-    if !ok(site.status) {
-        return Ok(Err(format!("the site is {}, not active", site.status)));
-    }
-    if !ok(env.status) {
-        return Ok(Err(format!(
-            "the environment is {}, not active",
-            env.status
-        )));
-    }
-    if env.current_release_id.is_none() {
-        return Ok(Err("the environment has no current release".into()));
-    }
-    if let Err(reason) = node_must_be_active(conn, job).await? {
+    if let Err(reason) = gate::validate_start_as(conn, job, BUSY).await? {
         return Ok(Err(reason));
     }
     let id = payload::read::<SiteImportPayload>(job).pre_backup_id;
@@ -103,18 +83,8 @@ async fn on_start(
     job: &mut JobRecord,
     now: &str,
 ) -> Result<(), StoreError> {
-    let (site, env) = site_and_environment(conn, job).await?;
-    site_to(conn, &site, BUSY, now).await?;
-    environment_to(conn, &env, BUSY, now).await?;
-    let id = job.id.clone();
-    let current = env.current_release_id.clone();
-    let p = payload::update(conn, job, |p: &mut SiteImportPayload| {
-        fix_release_name(&mut p.release, now, &id);
-        if p.previous_release_id.is_none() {
-            p.previous_release_id = current;
-        }
-    })
-    .await?;
+    gate::enter_fixing_release_as(conn, job, BUSY, now).await?;
+    let p = payload::read::<SiteImportPayload>(job);
     start_backup(conn, &p.pre_backup_id, now).await
 }
 
@@ -126,10 +96,7 @@ async fn on_partial_result(
     now: &str,
 ) -> Result<(), StoreError> {
     let id = payload::read::<SiteImportPayload>(job).pre_backup_id;
-    if complete_backup_from(conn, &id, &result["pre_backup"], now).await? {
-        tracing::info!(job = %job.id, backup = %id, "pre-import backup completed before the run failed");
-    }
-    Ok(())
+    gate::pre_backup_partial(conn, job, &id, result, "pre-import", now).await
 }
 
 async fn on_success(
@@ -140,16 +107,8 @@ async fn on_success(
 ) -> Result<(), StoreError> {
     let p = payload::read::<SiteImportPayload>(job);
     forget_upload(&p);
-    let backup_ok = complete_backup_from(conn, &p.pre_backup_id, &result["pre_backup"], now)
-        .await?
-        || fetch_backup(conn, &p.pre_backup_id)
-            .await?
-            .map(|b| b.status)
-            == Some(BackupStatus::Completed);
-    if !backup_ok {
-        tracing::warn!(job = %job.id, backup = %p.pre_backup_id, "site_import reported no valid pre-import backup; it failed");
-        fail_backup(conn, &p.pre_backup_id, Some(RESULT_WITHOUT_CHECKSUM), now).await?;
-    }
+    let backup_ok =
+        gate::pre_backup_completed(conn, job, &p.pre_backup_id, result, "pre-import", now).await?;
     let text = |k: &str| result[k].as_str().unwrap_or("?").to_string();
     let notes = format!(
         "imported from {} (table prefix {})",
@@ -183,9 +142,7 @@ async fn unsuccessful(
         Unsuccessful::Cancelled { .. } => None,
     };
     fail_backup(conn, &p.pre_backup_id, code, now).await?;
-    let (site, env) = site_and_environment(conn, job).await?;
-    release_busy_site(conn, job, &site, BUSY, ending, now).await?;
-    release_busy_environment(conn, job, &env, BUSY, ending, now).await
+    gate::release_busy_as(conn, job, BUSY, ending, now).await
 }
 
 async fn on_final_failure(
