@@ -84,6 +84,9 @@ async fn promote(app: &TestApp, source: &str, target: &str) -> reqwest::Response
 
 /// A full backup of `env_id`, completed.
 async fn full_backup(app: &TestApp, env_id: &str) -> String {
+    // The test's clock stands still: a second later, so this backup is the newest by
+    // `completed_at` (the gate backup is the newest fresh one).
+    app.clock.advance(time::Duration::seconds(1));
     let created = app
         .state
         .backups
