@@ -28,7 +28,7 @@ const CONTENT_TABLES: &[&str] = &[
 
 /// commerce-protect's tables (without the table prefix), §4: content-protect's, the legacy
 /// WooCommerce order tables, WooCommerce's HPOS order tables and the customer accounts.
-const COMMERCE_TABLES: &[&str] = &[
+pub(crate) const COMMERCE_TABLES: &[&str] = &[
     "posts",
     "postmeta",
     "terms",

@@ -217,6 +217,28 @@ pub async fn pre_backup_partial(
     Ok(())
 }
 
+/// The release names a release-building gated job's vars need: the run-stable new release
+/// (fixed at the first start) and the directory of the release it replaces (the rollback
+/// target fixed then, else the environment's current release).
+pub async fn release_names(
+    cx: &super::kinds::VarsContext<'_>,
+    job: &JobRecord,
+    env: &EnvironmentRecord,
+) -> Result<(String, String), super::kinds::VarsError> {
+    let fixed: FixedRelease = payload::read(job);
+    let release_name = fixed
+        .release
+        .release_name
+        .ok_or(super::kinds::VarsError::Missing(
+            "the release name (fixed at the job's start)",
+        ))?;
+    let previous = fixed
+        .previous_release_id
+        .or_else(|| env.current_release_id.clone());
+    let current = super::lifecycle::release_dir_name(cx, previous).await?;
+    Ok((release_name, current))
+}
+
 /// What a release-building gated job records of the release it built.
 pub struct BuiltRelease<'a> {
     pub source_type: &'a str,

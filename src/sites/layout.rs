@@ -3,27 +3,9 @@
 //! playbooks never disagree; the playbooks receive them as variables and derive nothing.
 
 /// Table names (without prefix) a drift baseline covers: the union of both presets
-/// (data-model.md: "drift checksums always cover the union of both presets' tables").
-pub const DRIFT_TABLES: &[&str] = &[
-    "posts",
-    "postmeta",
-    "terms",
-    "term_taxonomy",
-    "term_relationships",
-    "comments",
-    "commentmeta",
-    "woocommerce_orders",
-    "woocommerce_order_items",
-    "woocommerce_order_itemmeta",
-    "wc_customer_lookup",
-    "wc_order_stats",
-    "wc_orders",
-    "wc_orders_meta",
-    "wc_order_addresses",
-    "wc_order_operational_data",
-    "users",
-    "usermeta",
-];
+/// (data-model.md: "drift checksums always cover the union of both presets' tables"), which is
+/// commerce-protect's list (a superset of content-protect's).
+pub const DRIFT_TABLES: &[&str] = crate::domain::drift::COMMERCE_TABLES;
 
 /// Paths (relative to a release root) a drift baseline covers; uploads are always protected.
 pub const DRIFT_PATHS: &[&str] = &["wp-content/uploads"];

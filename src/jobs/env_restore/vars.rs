@@ -6,9 +6,10 @@ use super::EnvRestorePayload;
 use crate::backups::storage::backup_access;
 use crate::domain::BackupStatus;
 use crate::jobs::backup_create::create_spec;
+use crate::jobs::gate;
 use crate::jobs::gate::go_live_spec;
 use crate::jobs::kinds::{ResolvedVars, VarsContext, VarsError};
-use crate::jobs::lifecycle::{environment_vars, node_spec_vars, release_dir_name, var_str};
+use crate::jobs::lifecycle::{environment_vars, node_spec_vars, var_str};
 use crate::jobs::payload;
 use crate::node_helper::spec::{EnvRestoreSpec, NodeFacts, RestoreBackup, CONTRACT_VERSION};
 use crate::store::backups::fetch_backup;
@@ -19,18 +20,9 @@ pub(super) async fn extra_vars(
     job: &JobRecord,
 ) -> Result<ResolvedVars, VarsError> {
     let p: EnvRestorePayload = payload::read(job);
-    let release_name = p.release.release_name.clone().ok_or(VarsError::Missing(
-        "the release name (fixed at the job's start)",
-    ))?;
     let (env_vars, site, env) = environment_vars(cx, job).await?;
+    let (release_name, current_release_name) = gate::release_names(cx, job, &env).await?;
     let mut conn = cx.store.pool().acquire().await.map_err(StoreError::from)?;
-    let current_release_name = release_dir_name(
-        cx,
-        p.previous_release_id
-            .clone()
-            .or_else(|| env.current_release_id.clone()),
-    )
-    .await?;
 
     // The backup restored: completed (checked at the start, again here).
     let backup = fetch_backup(&mut conn, &p.backup_id)

@@ -10,11 +10,10 @@ use crate::backups::storage::s3_source_access;
 use crate::deploys::source::Source;
 use crate::domain::{BackupStatus, ReleaseSourceType};
 use crate::jobs::backup_create::create_spec;
+use crate::jobs::gate;
 use crate::jobs::gate::go_live_spec;
 use crate::jobs::kinds::{ResolvedVars, VarsContext, VarsError};
-use crate::jobs::lifecycle::{
-    environment_vars, node_spec_vars, release_dir_name, revealed, var_str,
-};
+use crate::jobs::lifecycle::{environment_vars, node_spec_vars, revealed, var_str};
 use crate::jobs::payload;
 use crate::node_helper::spec::{NodeFacts, SiteImportSpec, CONTRACT_VERSION};
 use crate::store::backups::fetch_backup;
@@ -25,18 +24,9 @@ pub(super) async fn extra_vars(
     job: &JobRecord,
 ) -> Result<ResolvedVars, VarsError> {
     let p: SiteImportPayload = payload::read(job);
-    let release_name = p.release.release_name.clone().ok_or(VarsError::Missing(
-        "the release name (fixed at the job's start)",
-    ))?;
     let (env_vars, site, env) = environment_vars(cx, job).await?;
+    let (release_name, current_release_name) = gate::release_names(cx, job, &env).await?;
     let mut conn = cx.store.pool().acquire().await.map_err(StoreError::from)?;
-    let current_release_name = release_dir_name(
-        cx,
-        p.previous_release_id
-            .clone()
-            .or_else(|| env.current_release_id.clone()),
-    )
-    .await?;
 
     let db_password = var_str(&env_vars.vars, "db_password")?;
     let mut secrets = vec![db_password.clone()];
