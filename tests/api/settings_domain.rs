@@ -517,3 +517,163 @@ async fn the_groups_need_a_session_and_csrf() {
     assert_eq!(app.setting("preview_domain").await, None);
     assert_eq!(app.count("audit_logs").await, 0);
 }
+
+/// The domain form's fields.
+fn fields<'a>(preview: &'a str, credentials: &'a str) -> Vec<(&'static str, &'a str)> {
+    vec![
+        ("control_plane_domain", ""),
+        ("preview_domain", preview),
+        ("dns01_provider", "rfc2136"),
+        ("dns01_credentials", credentials),
+    ]
+}
+
+#[tokio::test]
+async fn the_settings_page_saves_both_groups_and_lists_the_started_jobs() {
+    let (app, local, other, _pending) = app_with_nodes().await;
+    let html = app.text("/settings").await;
+    assert!(html.contains("data-test=\"domain-settings\""));
+    assert!(html.contains("data-test=\"acme-settings\""));
+    assert!(html.contains("sse-connect=\"/ui/events?view=jobs&amp;job_type=node_provision\""));
+    assert!(html.contains("<option value=\"rfc2136\""));
+    assert!(html.contains("server, port, key_name, key_algorithm, key_secret"));
+    let forms = CsrfForms::new(&app, &app.client, &html);
+    let credentials = rfc2136().to_string();
+    let credentials = credentials.as_str();
+
+    // Refused inline, naming the field, the credentials never echoed.
+    let r = forms
+        .post(
+            "/settings/domain-config",
+            &fields("WP.example.test", credentials),
+        )
+        .await;
+    assert_eq!(r.status(), 400);
+    let page = r.text().await.unwrap();
+    assert!(page.contains("must be lowercase"), "inline error");
+    assert!(page.contains("value=\"WP.example.test\""), "shown as sent");
+    assert!(!page.contains(TSIG_SECRET));
+    let r = forms
+        .post(
+            "/settings/domain-config",
+            &fields("wp.example.test", "{not json"),
+        )
+        .await;
+    assert_eq!(r.status(), 400);
+    let page = r.text().await.unwrap();
+    assert!(page.contains("must be a JSON object of strings"));
+    assert!(!page.contains("{not json"));
+    let r = forms
+        .post("/settings/domain-config", &fields("wp.example.test", ""))
+        .await;
+    assert_eq!(r.status(), 400);
+    assert!(r
+        .text()
+        .await
+        .unwrap()
+        .contains("are required with a preview domain"));
+    assert_eq!(app.count("jobs").await, 0);
+
+    // Saved: the started jobs are listed and in the live table.
+    let r = forms
+        .post(
+            "/settings/domain-config",
+            &fields("wp.example.test", credentials),
+        )
+        .await;
+    assert_eq!(r.status(), 200);
+    let page = r.text().await.unwrap();
+    assert!(!page.contains(TSIG_SECRET));
+    let jobs = provision_jobs(&app).await;
+    assert_eq!(
+        jobs.iter().map(|(_, n)| n.as_str()).collect::<Vec<_>>(),
+        [local.as_str(), other.as_str()]
+    );
+    assert!(page.contains("data-test=\"started-jobs\""));
+    for (id, _) in &jobs {
+        assert!(
+            page.contains(&format!("data-job-id=\"{id}\"")),
+            "{id} listed"
+        );
+        assert!(page.contains(&format!("/jobs/{id}")));
+    }
+    assert!(page.contains("data-test=\"dns01-credentials-state\">set<"));
+    assert!(page.contains("value=\"wp.example.test\""));
+
+    // Unchanged (credentials left empty = kept): saved, no job.
+    let r = forms
+        .post("/settings/domain-config", &fields("wp.example.test", ""))
+        .await;
+    assert_eq!(r.status(), 200);
+    assert!(r
+        .text()
+        .await
+        .unwrap()
+        .contains("no node_provision job started"));
+    assert_eq!(provision_jobs(&app).await.len(), 2);
+
+    // Delete the stored credentials together with the preview domain.
+    let r = forms
+        .post(
+            "/settings/domain-config",
+            &[
+                ("preview_domain", ""),
+                ("dns01_provider", ""),
+                ("dns01_credentials", ""),
+                ("delete_credentials", "true"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status(), 200);
+    assert!(r
+        .text()
+        .await
+        .unwrap()
+        .contains("data-test=\"dns01-credentials-state\">not set<"));
+    assert!(app
+        .state
+        .secrets
+        .get("dns01_credentials")
+        .unwrap()
+        .is_none());
+
+    // ACME: refused inline, then saved; no job.
+    let r = forms
+        .post(
+            "/settings/acme",
+            &[
+                ("acme_email", "ops@example.test"),
+                ("acme_directory_url", "http://acme.example.test/dir"),
+                ("acme_ca_bundle", ""),
+            ],
+        )
+        .await;
+    assert_eq!(r.status(), 400);
+    assert!(r.text().await.unwrap().contains("must be an https:// URL"));
+    let before = app.count("jobs").await;
+    let r = forms
+        .post(
+            "/settings/acme",
+            &[
+                ("acme_email", "ops@example.test"),
+                ("acme_directory_url", "https://acme.example.test/dir"),
+                ("acme_ca_bundle", "/etc/ssl/private-ca.pem"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(app.count("jobs").await, before);
+    assert_eq!(
+        app.setting("acme_ca_bundle").await.as_deref(),
+        Some("/etc/ssl/private-ca.pem")
+    );
+
+    // Without the CSRF token a form is refused.
+    let r = post_form(
+        &app.client,
+        app.url("/settings/acme"),
+        &[("acme_email", "x@example.test")],
+    )
+    .await;
+    assert_eq!(r.status(), 403);
+}
