@@ -677,3 +677,97 @@ async fn the_settings_page_saves_both_groups_and_lists_the_started_jobs() {
     .await;
     assert_eq!(r.status(), 403);
 }
+
+/// tests/browser/settings.mjs against the server with the stand-in runner: the Settings page
+/// saves the domain configuration and shows the node_provision jobs it started reach
+/// `succeeded` live (the test runs the queue once the page listens). The same script runs
+/// against the real node in the end-to-end flow (`e2e_settings.rs`). Set
+/// PRESSLUFT_SKIP_BROWSER=1 to skip it on a machine without chromium.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_settings_page_shows_the_started_jobs_live_in_a_browser() {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+    if std::env::var_os("PRESSLUFT_SKIP_BROWSER").is_some() {
+        eprintln!("browser test skipped: PRESSLUFT_SKIP_BROWSER is set");
+        return;
+    }
+    let script_dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser");
+    assert!(
+        script_dir.join("node_modules/playwright-core").is_dir(),
+        "run `npm ci` in tests/browser (the test command does) or set PRESSLUFT_SKIP_BROWSER=1"
+    );
+    let (app, stand_in) = crate::stand_in::StandIn::new().spawn().await;
+    let local = app.insert_node("local", "active").await;
+    app.exec("UPDATE nodes SET is_local = 1 WHERE id = ?", &[&local])
+        .await;
+    let other = app.insert_node("n2", "active").await;
+    let form = json!({
+        "control_plane_domain": "", "preview_domain": "wp.example.test",
+        "dns01_provider": "rfc2136", "dns01_credentials": rfc2136().to_string(),
+    });
+    let mut child = Command::new("node")
+        .arg("settings.mjs")
+        .current_dir(&script_dir)
+        .env("PRESSLUFT_URL", &app.base)
+        .env("PRESSLUFT_EMAIL", ADMIN_EMAIL)
+        .env("PRESSLUFT_PASSWORD", ADMIN_PASSWORD)
+        .env(
+            "PRESSLUFT_SCREENSHOTS",
+            std::env::var("PRESSLUFT_SCREENSHOTS").unwrap_or_default(),
+        )
+        .env("PRESSLUFT_DOMAIN_FORM", form.to_string())
+        .env("PRESSLUFT_SECRET", TSIG_SECRET)
+        .env("PRESSLUFT_HANDSHAKE", "1")
+        .env("PRESSLUFT_SETTINGS_TIMEOUT_MS", "60000")
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("node runs");
+    let stdout = child.stdout.take().unwrap();
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let mut transcript = Vec::new();
+    let mut run_queue = false;
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(180);
+    loop {
+        if run_queue {
+            app.state.engine.run_until_idle("w").await.unwrap();
+        }
+        let wait = std::time::Duration::from_millis(200);
+        match tokio::time::timeout_at(deadline.min(tokio::time::Instant::now() + wait), rx.recv())
+            .await
+        {
+            Ok(Some(line)) => {
+                run_queue |= line == "RUN_QUEUE";
+                transcript.push(line);
+            }
+            Ok(None) => break,
+            Err(_) if tokio::time::Instant::now() >= deadline => break,
+            Err(_) => {}
+        }
+    }
+    let status = child.wait().expect("node exits");
+    assert!(
+        status.success() && transcript.iter().any(|l| l == "BROWSER_TEST_PASSED"),
+        "browser test failed:\n{}",
+        transcript.join("\n")
+    );
+    let jobs = provision_jobs(&app).await;
+    assert_eq!(
+        jobs.iter().map(|(_, n)| n.as_str()).collect::<Vec<_>>(),
+        [local.as_str(), other.as_str()]
+    );
+    app.login().await;
+    for (id, _) in &jobs {
+        assert!(transcript.contains(&format!("JOB {id}")), "{id} seen live");
+        assert_eq!(app.job(id).await["status"], "succeeded");
+    }
+    assert_eq!(stand_in.runs().len(), 2);
+    assert_eq!(
+        app.setting("preview_domain").await.as_deref(),
+        Some("wp.example.test")
+    );
+}
