@@ -102,7 +102,7 @@ pub async fn list_domains(
     params(crate::http::schema::IdPath),
     request_body = AddDomainRequest,
     responses((status = 202, body = DomainAccepted),
-        (status = 400, description = "`validation_failed` naming `hostname`", body = ErrorBody),
+        (status = 400, description = "`bad_request` naming `hostname`", body = ErrorBody),
         (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
         (status = 409, description = "`conflict`: the host name is already a domain, or the environment is being deleted or failed; `node_not_active`: the environment's node is not active", body = ErrorBody)))]
 pub async fn add_domain(

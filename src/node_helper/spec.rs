@@ -488,7 +488,7 @@ pub struct ServerBlock {
 }
 
 /// One custom domain's server block (`pressluft-domain-<domain_id>.conf`), rewritten with the
-/// environment's cache flags. None exist before custom domains (issue 15).
+/// environment's cache flags (and by `domain-apply` when domains come, go or change primary).
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DomainBlock {
@@ -517,7 +517,7 @@ pub struct EnvCacheSpec {
     /// Added by the playbook: the preview server block rendered with the flags.
     #[serde(default)]
     pub server_block: ServerBlock,
-    /// Added by the playbook: the custom domains' blocks (empty until issue 15).
+    /// Added by the playbook: the active custom domains' blocks.
     #[serde(default)]
     pub domain_blocks: Vec<DomainBlock>,
     /// Added by the playbook.

@@ -18,6 +18,7 @@ mod deploy_jobs;
 mod deploys_api;
 mod deploys_browser;
 mod deploys_ui;
+mod domains_api;
 mod drift_api;
 mod drills_api;
 mod e2e;
