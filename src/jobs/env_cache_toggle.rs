@@ -87,6 +87,10 @@ async fn extra_vars(cx: &VarsContext<'_>, job: &JobRecord) -> Result<ResolvedVar
     put("site_slug", site.slug.clone().into());
     put("environment_slug", env.slug.clone().into());
     put("preview_host", url_host(&env.preview_url).into());
+    put(
+        "preview_tls",
+        env.preview_url.starts_with("https://").into(),
+    );
     put("env_root", layout.env_root.into());
     put("php_fpm_socket", layout.php_fpm_socket.into());
     put("fastcgi_cache_enabled", env.fastcgi_cache_enabled.into());

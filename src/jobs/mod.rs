@@ -36,6 +36,7 @@ mod lifecycle;
 mod node_provision;
 pub mod output;
 pub mod payload;
+pub mod preview_certificate;
 pub mod process;
 mod release_rollback;
 mod restore_drill;

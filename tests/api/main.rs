@@ -40,6 +40,7 @@ mod e2e_restore;
 mod e2e_rollback;
 mod e2e_sites;
 mod e2e_updates;
+mod e2e_wildcard;
 mod errors;
 mod events;
 mod health_check;
