@@ -29,7 +29,6 @@ use crate::store::domains::{
 };
 use crate::store::environments::{canonical_url, fetch_environment, EnvironmentRecord};
 use crate::store::nodes::fetch_node;
-use crate::store::settings::fetch_setting;
 use crate::store::sites::SiteRecord;
 use crate::store::{JobRecord, StoreError};
 
@@ -54,9 +53,6 @@ pub struct DomainAddPayload {
     #[serde(flatten)]
     pub attempts: Attempts,
 }
-
-/// The default ACME directory (settings key `acme_directory_url`).
-const DEFAULT_ACME_DIRECTORY: &str = "https://acme-v02.api.letsencrypt.org/directory";
 
 /// The entries of the env-vhost role's `domain_blocks` task: one per domain with a
 /// certificate (`tls`), each naming the primary's host name (serve when equal, else 301 there).
@@ -88,7 +84,8 @@ pub(super) async fn active_domains(
 }
 
 /// The variables every domain playbook renders the blocks with (flat, for the env-vhost
-/// role), and the ACME settings certbot uses.
+/// role), and the ACME settings certbot uses (`acme_email`, `acme_directory_url`,
+/// `acme_ca_bundle`: [`crate::settings::acme::vars_in`]).
 pub(super) async fn common_vars(
     conn: &mut SqliteConnection,
     site: &SiteRecord,
@@ -96,14 +93,8 @@ pub(super) async fn common_vars(
     layout: &EnvLayout,
     resolved: &mut ResolvedVars,
 ) -> Result<(), StoreError> {
-    let acme_email = fetch_setting(conn, "acme_email").await?.unwrap_or_default();
-    let acme_directory = fetch_setting(conn, "acme_directory_url")
-        .await?
-        .filter(|d| !d.is_empty())
-        .unwrap_or_else(|| DEFAULT_ACME_DIRECTORY.to_string());
-    let acme_ca_bundle = fetch_setting(conn, "acme_ca_bundle")
-        .await?
-        .unwrap_or_default();
+    let acme = crate::settings::acme::vars_in(conn).await?;
+    resolved.vars.extend(acme);
     let mut put = |k: &str, v: Value| {
         resolved.vars.insert(k.to_string(), v);
     };
@@ -113,9 +104,6 @@ pub(super) async fn common_vars(
     put("env_root", layout.env_root.clone().into());
     put("php_fpm_socket", layout.php_fpm_socket.clone().into());
     put("fastcgi_cache_enabled", env.fastcgi_cache_enabled.into());
-    put("acme_email", acme_email.into());
-    put("acme_directory_url", acme_directory.into());
-    put("acme_ca_bundle", acme_ca_bundle.into());
     Ok(())
 }
 

@@ -194,11 +194,18 @@ async fn extra_vars(cx: &VarsContext<'_>, _job: &JobRecord) -> Result<ResolvedVa
             .into(),
     );
     vars.insert("pressluft_binary_path".into(), binary.into());
+    let mut resolved = ResolvedVars {
+        vars,
+        secrets: Vec::new(),
+    };
+    // Settings (issue 15): preview domain, DNS-01 provider and credentials (secret), ACME.
+    crate::settings::domain_config::provision_vars(store, cx.secrets, &mut resolved).await?;
+    resolved
+        .vars
+        .extend(crate::settings::acme::vars(store).await?);
     // The wildcard preview certificate (its own module: credentials, plugin, ACME account).
     let preview = super::preview_certificate::provision_vars(cx).await?;
-    vars.extend(preview.vars);
-    Ok(ResolvedVars {
-        vars,
-        secrets: preview.secrets,
-    })
+    resolved.vars.extend(preview.vars);
+    resolved.secrets.extend(preview.secrets);
+    Ok(resolved)
 }
