@@ -33,7 +33,9 @@ async fn remove(app: &TestApp, domain: &str) -> reqwest::Response {
 }
 
 async fn list(app: &TestApp, env: &str) -> Vec<Value> {
-    let (status, v) = app.get_json(&format!("/api/environments/{env}/domains")).await;
+    let (status, v) = app
+        .get_json(&format!("/api/environments/{env}/domains"))
+        .await;
     assert_eq!(status, 200, "{v}");
     v.as_array().unwrap().clone()
 }
@@ -97,7 +99,10 @@ async fn bad_host_names_are_refused_naming_hostname_and_store_nothing() {
     }
     // Not a string, an unknown field, no body.
     let r = app
-        .post_json(&format!("/api/environments/{env}/domains"), json!({"hostname": 5}))
+        .post_json(
+            &format!("/api/environments/{env}/domains"),
+            json!({"hostname": 5}),
+        )
         .await;
     assert_eq!(r.status(), 400);
     let r = app
@@ -109,7 +114,10 @@ async fn bad_host_names_are_refused_naming_hostname_and_store_nothing() {
     assert_eq!(r.status(), 400);
     assert_eq!(app.count("domains").await, 0);
     assert_eq!(app.count("jobs").await, 0);
-    assert!(audit(&app, "domain_add").await.is_empty(), "a 400 is only logged");
+    assert!(
+        audit(&app, "domain_add").await.is_empty(),
+        "a 400 is only logged"
+    );
 }
 
 #[tokio::test]
@@ -122,7 +130,10 @@ async fn an_added_domain_is_pending_with_its_job_payload_and_audit() {
     assert_eq!(domains.len(), 1);
     let d = &domains[0];
     assert_eq!(d["id"], domain.as_str());
-    assert_eq!(d["hostname"], "shop.example.test", "lower-cased, trailing dot dropped");
+    assert_eq!(
+        d["hostname"], "shop.example.test",
+        "lower-cased, trailing dot dropped"
+    );
     assert_eq!(d["tls_status"], "pending");
     assert_eq!(d["tls_issuer"], "letsencrypt");
     assert_eq!(d["environment_id"], env.as_str());
@@ -139,9 +150,17 @@ async fn an_added_domain_is_pending_with_its_job_payload_and_audit() {
     assert_eq!(p["hostname"], "shop.example.test");
     assert_eq!(
         audit(&app, "domain_add").await,
-        [("domain_add".into(), "domain".into(), domain.clone(), "accepted".into())]
+        [(
+            "domain_add".into(),
+            "domain".into(),
+            domain.clone(),
+            "accepted".into()
+        )]
     );
-    assert!(primary(&app, &env).await.is_null(), "not primary before it is active");
+    assert!(
+        primary(&app, &env).await.is_null(),
+        "not primary before it is active"
+    );
 
     // Pending: no DELETE (cancel or await the add).
     assert_error(remove(&app, &domain).await, 409, "conflict").await;
@@ -156,13 +175,29 @@ async fn host_names_are_unique_across_environments() {
     accepted(add(&app, &env, "shop.example.test").await).await;
     let r = add(&app, &env, "SHOP.example.test.").await;
     let body = assert_error(r, 409, "conflict").await;
-    assert!(body["message"].as_str().unwrap().contains("this environment"), "{body}");
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("this environment"),
+        "{body}"
+    );
     let other = app.insert_environment(&site, &node, "Staging").await;
     let r = add(&app, &other, "shop.example.test").await;
     let body = assert_error(r, 409, "conflict").await;
-    assert!(body["message"].as_str().unwrap().contains("another environment"), "{body}");
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("another environment"),
+        "{body}"
+    );
     assert_eq!(app.count("domains").await, 1);
-    let results: Vec<String> = audit(&app, "domain_add").await.into_iter().map(|r| r.3).collect();
+    let results: Vec<String> = audit(&app, "domain_add")
+        .await
+        .into_iter()
+        .map(|r| r.3)
+        .collect();
     assert_eq!(results, ["accepted", "rejected", "rejected"]);
 }
 
@@ -170,16 +205,40 @@ async fn host_names_are_unique_across_environments() {
 async fn unknown_resources_and_env_rules() {
     let (app, node, _site, env) = app_with_environment().await;
     let missing = uuid::Uuid::new_v4().to_string();
-    assert_error(add(&app, &missing, "shop.example.test").await, 404, "not_found").await;
-    let (status, _) = app.get_json(&format!("/api/environments/{missing}/domains")).await;
+    assert_error(
+        add(&app, &missing, "shop.example.test").await,
+        404,
+        "not_found",
+    )
+    .await;
+    let (status, _) = app
+        .get_json(&format!("/api/environments/{missing}/domains"))
+        .await;
     assert_eq!(status, 404);
     assert_error(remove(&app, &missing).await, 404, "not_found").await;
     // A failed environment, then an inactive node.
-    app.exec("UPDATE environments SET status = 'failed' WHERE id = ?", &[&env]).await;
+    app.exec(
+        "UPDATE environments SET status = 'failed' WHERE id = ?",
+        &[&env],
+    )
+    .await;
     assert_error(add(&app, &env, "shop.example.test").await, 409, "conflict").await;
-    app.exec("UPDATE environments SET status = 'active' WHERE id = ?", &[&env]).await;
-    app.exec("UPDATE nodes SET status = 'unreachable' WHERE id = ?", &[&node]).await;
-    assert_error(add(&app, &env, "shop.example.test").await, 409, "node_not_active").await;
+    app.exec(
+        "UPDATE environments SET status = 'active' WHERE id = ?",
+        &[&env],
+    )
+    .await;
+    app.exec(
+        "UPDATE nodes SET status = 'unreachable' WHERE id = ?",
+        &[&node],
+    )
+    .await;
+    assert_error(
+        add(&app, &env, "shop.example.test").await,
+        409,
+        "node_not_active",
+    )
+    .await;
     assert_eq!(app.count("domains").await, 0);
 }
 
@@ -192,13 +251,23 @@ async fn the_first_active_domain_is_primary_and_removals_hand_it_on() {
     let first = accepted(add(&app, &env, "shop.example.test").await).await;
     let first_id = first["domain_id"].as_str().unwrap().to_string();
     app.state.engine.run_until_idle("w").await.unwrap();
-    assert_eq!(app.job(first["job_id"].as_str().unwrap()).await["status"], "succeeded");
+    assert_eq!(
+        app.job(first["job_id"].as_str().unwrap()).await["status"],
+        "succeeded"
+    );
     let second = accepted(add(&app, &env, "www.example.test").await).await;
     let second_id = second["domain_id"].as_str().unwrap().to_string();
     app.state.engine.run_until_idle("w").await.unwrap();
     let domains = list(&app, &env).await;
-    assert_eq!(column(&Value::Array(domains.clone()), "tls_status"), ["active", "active"]);
-    assert_eq!(primary(&app, &env).await, first_id.as_str(), "the first active domain");
+    assert_eq!(
+        column(&Value::Array(domains.clone()), "tls_status"),
+        ["active", "active"]
+    );
+    assert_eq!(
+        primary(&app, &env).await,
+        first_id.as_str(),
+        "the first active domain"
+    );
     // The canonical URL follows the primary (jobs of this environment use it).
     let url = pressluft::store::environments::canonical_url(
         &mut app.store.pool().acquire().await.unwrap(),
@@ -212,15 +281,21 @@ async fn the_first_active_domain_is_primary_and_removals_hand_it_on() {
     // job is queued is refused.
     let job = job_id(remove(&app, &first_id).await).await;
     let p = payload(&app, &job).await;
-    assert_eq!((&p["domain_id"], &p["hostname"], &p["was_primary"]),
-        (&json!(first_id), &json!("shop.example.test"), &json!(true)));
+    assert_eq!(
+        (&p["domain_id"], &p["hostname"], &p["was_primary"]),
+        (&json!(first_id), &json!("shop.example.test"), &json!(true))
+    );
     assert_eq!(list(&app, &env).await[0]["tls_status"], "disabled");
     assert_error(remove(&app, &first_id).await, 409, "conflict").await;
     app.state.engine.run_until_idle("w").await.unwrap();
     assert_eq!(app.job(&job).await["status"], "succeeded");
     let left = list(&app, &env).await;
     assert_eq!(left.len(), 1, "the row is deleted: {left:?}");
-    assert_eq!(primary(&app, &env).await, second_id.as_str(), "the oldest remaining takes over");
+    assert_eq!(
+        primary(&app, &env).await,
+        second_id.as_str(),
+        "the oldest remaining takes over"
+    );
 
     // Removing the last one: back to the preview URL.
     let job = job_id(remove(&app, &second_id).await).await;
@@ -228,7 +303,11 @@ async fn the_first_active_domain_is_primary_and_removals_hand_it_on() {
     app.state.engine.run_until_idle("w").await.unwrap();
     assert!(list(&app, &env).await.is_empty());
     assert!(primary(&app, &env).await.is_null());
-    let results: Vec<String> = audit(&app, "domain_remove").await.into_iter().map(|r| r.3).collect();
+    let results: Vec<String> = audit(&app, "domain_remove")
+        .await
+        .into_iter()
+        .map(|r| r.3)
+        .collect();
     assert_eq!(results, ["succeeded", "rejected", "succeeded"]);
     assert_eq!(runner.runs().len(), 5, "site_create, two adds, two removes");
 }
@@ -282,7 +361,10 @@ async fn a_node_without_public_ip_is_refused_before_the_playbook() {
     let j = app.job(&job).await;
     assert_eq!(j["status"], "failed");
     assert_eq!(j["error_code"], "PRECONDITION_FAILED");
-    assert!(j["error_message"].as_str().unwrap().contains("public_ip"), "{j}");
+    assert!(
+        j["error_message"].as_str().unwrap().contains("public_ip"),
+        "{j}"
+    );
     assert_eq!(runner.runs_of(&job), 0);
     assert_eq!(list(&app, &env).await[0]["tls_status"], "failed");
 }
@@ -307,11 +389,126 @@ async fn domain_changes_reach_the_resource_feed() {
     let (app, _node, _site, env) = app_with_environment().await;
     let since = app.now();
     let body = accepted(add(&app, &env, "shop.example.test").await).await;
-    let changes = app.store.resources_changed_since(&since, 100).await.unwrap();
+    let changes = app
+        .store
+        .resources_changed_since(&since, 100)
+        .await
+        .unwrap();
     let d = changes
         .iter()
         .find(|c| c.id == body["domain_id"].as_str().unwrap())
         .expect("the domain is in the feed");
     assert_eq!(d.resource_type.as_str(), "domain");
     assert_eq!(d.status.as_str(), "pending");
+}
+
+async fn htmx_post(app: &TestApp, path: &str, fields: &[(&str, &str)]) -> reqwest::Response {
+    app.client
+        .post(app.url(path))
+        .header("HX-Request", "true")
+        .form(fields)
+        .send()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn the_domains_panel_adds_shows_the_dns_message_and_removes() {
+    let message = "DNS for shop.example.test does not point to this server (127.0.0.1). Please create an A record pointing shop.example.test to 127.0.0.1 and try again.";
+    let (app, _runner, env, _) = StandIn::new()
+        .then(
+            "domain_add",
+            Step::failing(JobErrorCode::DnsMismatch, message),
+        )
+        .otherwise(Step::Plausible)
+        .spawn_with_site()
+        .await;
+    let page = app.text(&format!("/environments/{env}")).await;
+    assert!(
+        page.contains(&format!("hx-get=\"/environments/{env}/domains\"")),
+        "the page loads the panel"
+    );
+    let token = csrf_field(&page);
+    let path = format!("/environments/{env}/domains");
+    let panel = app.text(&path).await;
+    assert!(panel.contains("data-test=\"domains-empty\""), "{panel}");
+    assert!(
+        panel.contains("data-test=\"domain-ip\">127.0.0.1<"),
+        "the A record's target: {panel}"
+    );
+
+    // A refused host name comes back in the form with the reason; nothing is stored.
+    let r = htmx_post(
+        &app,
+        &path,
+        &[("csrf_token", &token), ("hostname", "*.example.test")],
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+    let panel = r.text().await.unwrap();
+    assert!(panel.contains("wildcard"), "{panel}");
+    assert!(panel.contains("value=\"*.example.test\""), "{panel}");
+    // Without the token: refused.
+    let r = htmx_post(&app, &path, &[("hostname", "shop.example.test")]).await;
+    assert_eq!(r.status(), 403);
+    assert_eq!(app.count("domains").await, 0);
+
+    let r = htmx_post(
+        &app,
+        &path,
+        &[("csrf_token", &token), ("hostname", "shop.example.test")],
+    )
+    .await;
+    let panel = r.text().await.unwrap();
+    assert!(panel.contains("data-status=\"pending\""), "{panel}");
+    assert!(
+        panel.contains("shop.example.test → 127.0.0.1"),
+        "the A record to create: {panel}"
+    );
+    assert!(
+        !panel.contains("data-test=\"domain-remove\""),
+        "no Remove while pending: {panel}"
+    );
+
+    // The first attempt finds the DNS elsewhere: the exact message, while the retry waits.
+    app.state.engine.run_until_idle("w").await.unwrap();
+    let panel = app.text(&path).await;
+    assert!(
+        panel.contains(&format!("data-test=\"domain-dns-error\">{}<", message)),
+        "{panel}"
+    );
+    // The retry succeeds: active and primary.
+    app.clock.advance(Duration::minutes(2));
+    app.state.engine.run_until_idle("w").await.unwrap();
+    let panel = app.text(&path).await;
+    assert!(
+        panel.contains("data-status=\"active\" data-primary=\"true\""),
+        "{panel}"
+    );
+    assert!(panel.contains("data-test=\"domain-primary\""), "{panel}");
+    assert!(!panel.contains("domain-dns-error"), "{panel}");
+
+    // Remove (without htmx: back to the page).
+    let domain = list(&app, &env).await[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let r = post_form(
+        &app.client,
+        app.url(&format!("/domains/{domain}/remove")),
+        &[("csrf_token", &token)],
+    )
+    .await;
+    assert_eq!(r.status(), 303);
+    assert_eq!(
+        r.headers()["location"].to_str().unwrap(),
+        format!("/environments/{env}#domains")
+    );
+    let panel = app.text(&path).await;
+    assert!(panel.contains("data-status=\"disabled\""), "{panel}");
+    app.state.engine.run_until_idle("w").await.unwrap();
+    assert!(app
+        .text(&path)
+        .await
+        .contains("data-test=\"domains-empty\""));
 }
