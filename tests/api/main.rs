@@ -28,6 +28,7 @@ mod e2e_cache;
 mod e2e_clone_attacks;
 mod e2e_delete;
 mod e2e_deploys;
+mod e2e_domains;
 mod e2e_drift;
 mod e2e_drill;
 mod e2e_health;
