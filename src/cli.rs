@@ -134,6 +134,11 @@ pub enum NodeCommand {
     /// On a node: an environment's FastCGI cache entries and Redis keys deleted, nobody
     /// else's (`cache_purge`; the spec on stdin, the counts on stdout).
     CachePurge,
+    /// On a node: an environment's custom-domain server blocks installed or removed, Nginx
+    /// reloaded, its database rewritten to a new canonical URL when it changes, its caches
+    /// purged (`domain_add`, `domain_remove`; the spec on stdin, the result on stdout; exit 3:
+    /// a precondition failed, nothing changed).
+    DomainApply,
     /// On a node: a one-time WordPress login token for an environment (magic login; the spec
     /// as JSON on stdin, `{"token", "expires_at"}` on stdout).
     MagicLogin,
@@ -248,6 +253,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Node(NodeCommand::ReleaseDeploy) => return crate::node_helper::deploy::run(),
         Command::Node(NodeCommand::EnvCache) => return crate::node_helper::cache::run_toggle(),
         Command::Node(NodeCommand::CachePurge) => return crate::node_helper::cache::run_purge(),
+        Command::Node(NodeCommand::DomainApply) => return crate::node_helper::domains::run(),
         Command::Node(NodeCommand::MagicLogin) => return crate::node_helper::magic_login::run(),
         Command::Node(NodeCommand::SiteImport) => return crate::node_helper::import::run(),
         Command::Node(NodeCommand::EnvRestore) => return crate::node_helper::env_restore::run(),
@@ -311,6 +317,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             | NodeCommand::ReleaseDeploy
             | NodeCommand::EnvCache
             | NodeCommand::CachePurge
+            | NodeCommand::DomainApply
             | NodeCommand::MagicLogin
             | NodeCommand::SiteImport
             | NodeCommand::EnvRestore

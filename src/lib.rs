@@ -12,6 +12,7 @@ pub mod clock;
 pub mod config;
 pub mod deploys;
 pub mod domain;
+pub mod domains;
 pub mod drills;
 pub mod events;
 pub mod http;

@@ -179,6 +179,7 @@ impl Application {
                 clock.clone(),
                 backups.clone(),
             ),
+            domains: crate::domains::Domains::new(store.clone(), engine.clone(), clock.clone()),
             drills: crate::drills::Drills::new(
                 store.clone(),
                 engine.clone(),

@@ -32,6 +32,7 @@ pub struct AppState {
     pub deploys: Deploys,
     pub deletions: crate::sites::Deletions,
     pub drills: crate::drills::Drills,
+    pub domains: crate::domains::Domains,
     pub settings: Settings,
     pub secrets: Secrets,
     /// Open live streams, limited per session and overall.

@@ -7,6 +7,7 @@ mod auth;
 pub mod backups;
 pub mod cache;
 pub mod deploys;
+pub mod domains;
 pub mod drift;
 pub mod drills;
 mod events;
@@ -41,6 +42,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         nodes::router(),
         sites::router(),
         backups::router(),
+        domains::router(),
         deploys::router(),
         cache::router(),
         drift::router(),

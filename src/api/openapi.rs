@@ -28,6 +28,7 @@ use crate::http::session::CurrentSession;
         (name = "nodes", description = "Managed servers"),
         (name = "sites", description = "Sites, environments and releases"),
         (name = "backups", description = "Backups of environments"),
+        (name = "domains", description = "Custom domains of environments"),
         (name = "deploys", description = "Deploys, updates, rollbacks and deploy keys"),
         (name = "cache", description = "Page and object cache of environments"),
         (name = "drift", description = "Drift checks: production's changes since a clone"),

@@ -148,6 +148,16 @@ string_enum!(
 );
 
 string_enum!(
+    /// TLS state of a custom domain (`domains.tls_status`; domains-and-tls.md §3).
+    TlsStatus {
+        Pending => "pending",
+        Active => "active",
+        Failed => "failed",
+        Disabled => "disabled",
+    }
+);
+
+string_enum!(
     /// How often a site's restore drill runs by itself (issue 14; `sites.drill_schedule`).
     DrillSchedule {
         Off => "off",

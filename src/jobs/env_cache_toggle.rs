@@ -7,9 +7,10 @@
 //! keeps what was requested for the record, and the playbook gets both flags as the database
 //! holds them when the job runs (they win: of two quick toggles, each run converges to the
 //! latest). The environment's server block is rendered on the controller from the env-vhost
-//! role's template with those flags; custom domains' blocks (`pressluft-domain-<id>.conf`,
-//! issue 15) are a list the helper rewrites too, empty until domains exist, while their host
-//! names (domains table) are already among the hosts whose FastCGI entries are purged. No
+//! role's template with those flags, and so are the active custom domains' blocks
+//! (`pressluft-domain-<id>.conf`, issue 15: `domain_blocks_wanted`, the primary serving, the
+//! others redirecting), which the helper rewrites too; their host names are among the hosts
+//! whose FastCGI entries are purged. No
 //! status changes (state-machines.md: cache jobs change none), so the kind has no transition
 //! hooks.
 
@@ -70,6 +71,15 @@ async fn extra_vars(cx: &VarsContext<'_>, job: &JobRecord) -> Result<ResolvedVar
         domain_blocks: Vec::new(),
         node: Default::default(),
     };
+    // The active custom domains' blocks, rendered by the playbook with the same flags: the
+    // primary serves, the others redirect to it.
+    let (active, primary) = super::domain_add::active_domains(&mut conn, &env).await?;
+    let primary_host = primary
+        .or_else(|| active.first().cloned())
+        .map(|d| d.hostname)
+        .unwrap_or_default();
+    let with_tls: Vec<_> = active.iter().map(|d| (d, true)).collect();
+    let domain_blocks = super::domain_add::render_list(&with_tls, &primary_host);
     let mut resolved = node_spec_vars(&env.id, &spec, Vec::new())?;
     let mut put = |k: &str, v: serde_json::Value| {
         resolved.vars.insert(k.to_string(), v);
@@ -77,9 +87,14 @@ async fn extra_vars(cx: &VarsContext<'_>, job: &JobRecord) -> Result<ResolvedVar
     put("site_slug", site.slug.clone().into());
     put("environment_slug", env.slug.clone().into());
     put("preview_host", url_host(&env.preview_url).into());
+    put(
+        "preview_tls",
+        env.preview_url.starts_with("https://").into(),
+    );
     put("env_root", layout.env_root.into());
     put("php_fpm_socket", layout.php_fpm_socket.into());
     put("fastcgi_cache_enabled", env.fastcgi_cache_enabled.into());
     put("redis_cache_enabled", env.redis_cache_enabled.into());
+    put("domain_blocks_wanted", domain_blocks);
     Ok(resolved)
 }

@@ -81,6 +81,12 @@ async fn validate_start(
         }
         None => return Ok(Err("the source environment does not exist".into())),
     }
+    // An https:// preview host needs the node's wildcard certificate (domains-and-tls.md §4).
+    if let Err(m) =
+        super::preview_certificate::required_for(conn, &job.node_id, &env.preview_url).await?
+    {
+        return Ok(Err(m));
+    }
     node_must_be_active(conn, job).await
 }
 

@@ -2,9 +2,9 @@
 //! which names every [`JobType`] (no wildcard: a new variant does not compile until it is
 //! listed). Each implemented type is one zero-sized type in its own module
 //! ([`super::node_provision`], [`super::site_create`], [`super::env_create`],
-//! [`super::health_check`], [`super::backup_create`], [`super::backup_verify`]); the specified
-//! types without an implementation yet are [`Planned`] (their playbook and follow-up flag, no
-//! resource effects). See docs/adding-a-job-type.md.
+//! [`super::health_check`], [`super::backup_create`], [`super::backup_verify`], …); every
+//! specified type is implemented (`domain_add` and `domain_remove` were the last, issue 15).
+//! See docs/adding-a-job-type.md.
 
 use std::future::Future;
 use std::marker::PhantomData;
@@ -257,33 +257,6 @@ pub trait JobKind: Send + Sync {
     }
 }
 
-/// A specified job type without an implementation yet: its playbook and follow-up flag, and no
-/// resource effects (every hook is the default).
-pub struct Planned {
-    pub playbook: &'static str,
-    pub follow_up: bool,
-}
-
-impl JobKind for Planned {
-    fn playbook(&self) -> &'static str {
-        self.playbook
-    }
-
-    fn follow_up(&self) -> bool {
-        self.follow_up
-    }
-}
-
-const fn planned(playbook: &'static str) -> Planned {
-    Planned {
-        playbook,
-        follow_up: false,
-    }
-}
-
-const DOMAIN_ADD: Planned = planned("domain-add.yml");
-const DOMAIN_REMOVE: Planned = planned("domain-remove.yml");
-
 /// The registry: the kind of every job type.
 pub fn kind(job_type: JobType) -> &'static dyn JobKind {
     match job_type {
@@ -298,8 +271,8 @@ pub fn kind(job_type: JobType) -> &'static dyn JobKind {
         JobType::EnvCacheToggle => &super::env_cache_toggle::EnvCacheToggle,
         JobType::CachePurge => &super::cache_purge::CachePurge,
         JobType::BackupCreate => &super::backup_create::BackupCreate,
-        JobType::DomainAdd => &DOMAIN_ADD,
-        JobType::DomainRemove => &DOMAIN_REMOVE,
+        JobType::DomainAdd => &super::domain_add::DomainAdd,
+        JobType::DomainRemove => &super::domain_remove::DomainRemove,
         JobType::DriftCheck => &super::drift_check::DriftCheck,
         JobType::HealthCheck => &super::health_check::HealthCheck,
         JobType::BackupCleanup => &super::backup_cleanup::BackupCleanup,

@@ -327,6 +327,11 @@ pub async fn environment_vars(
     put("php_fpm_socket", l.php_fpm_socket.clone().into());
     put("preview_url", env.preview_url.clone().into());
     put("preview_host", layout::url_host(&env.preview_url).into());
+    // https:// previews are served with the wildcard certificate (env-vhost role).
+    put(
+        "preview_tls",
+        env.preview_url.starts_with("https://").into(),
+    );
     put("canonical_url", canonical.into());
     put("release_name", release.clone().into());
     put("release_path", l.release_path(&release).into());

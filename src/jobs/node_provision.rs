@@ -24,6 +24,11 @@ pub struct NodeProvisionPayload {
     /// Unset in rows claimed before the field existed.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub node_status_at_start: Option<NodeStatus>,
+    /// What the successful run reported about the wildcard preview certificate (its result's
+    /// `preview_certificate`): read by the jobs that mint `https://` preview hosts and the
+    /// node page ([`super::preview_certificate::fact_of`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub preview_certificate: Option<super::preview_certificate::PreviewCertificateFact>,
     #[serde(flatten)]
     pub attempts: Attempts,
 }
@@ -93,6 +98,11 @@ async fn on_success(
         .filter_map(|k| result[*k]["message"].as_str().map(str::to_string))
         .collect();
     let warning = (!warnings.is_empty()).then(|| warnings.join(" "));
+    let fact = serde_json::from_value(result["preview_certificate"].clone()).ok();
+    payload::update_stored(conn, job, |p: &mut NodeProvisionPayload| {
+        p.preview_certificate = fact;
+    })
+    .await?;
     if let Some(w) = &warning {
         tracing::warn!(node = %node.id, warning = %w, "node provisioned with warnings");
     }
@@ -193,5 +203,9 @@ async fn extra_vars(cx: &VarsContext<'_>, _job: &JobRecord) -> Result<ResolvedVa
     resolved
         .vars
         .extend(crate::settings::acme::vars(store).await?);
+    // The wildcard preview certificate (its own module: credentials, plugin, ACME account).
+    let preview = super::preview_certificate::provision_vars(cx).await?;
+    resolved.vars.extend(preview.vars);
+    resolved.secrets.extend(preview.secrets);
     Ok(resolved)
 }

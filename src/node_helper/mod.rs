@@ -10,6 +10,7 @@ pub mod database;
 pub mod db_copy;
 pub mod delete;
 pub mod deploy;
+pub mod domains;
 pub mod drift;
 pub mod drill;
 pub mod env_clone;

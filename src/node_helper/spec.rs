@@ -488,7 +488,7 @@ pub struct ServerBlock {
 }
 
 /// One custom domain's server block (`pressluft-domain-<domain_id>.conf`), rewritten with the
-/// environment's cache flags. None exist before custom domains (issue 15).
+/// environment's cache flags (and by `domain-apply` when domains come, go or change primary).
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DomainBlock {
@@ -517,7 +517,7 @@ pub struct EnvCacheSpec {
     /// Added by the playbook: the preview server block rendered with the flags.
     #[serde(default)]
     pub server_block: ServerBlock,
-    /// Added by the playbook: the custom domains' blocks (empty until issue 15).
+    /// Added by the playbook: the active custom domains' blocks.
     #[serde(default)]
     pub domain_blocks: Vec<DomainBlock>,
     /// Added by the playbook.
@@ -628,4 +628,47 @@ pub struct RestoreDrillSpec {
     pub node: NodeFacts,
     #[serde(default)]
     pub files: Files,
+}
+
+/// `pressluft node domain-apply` (`domain_add`, `domain_remove`; issue 15): an environment's
+/// custom-domain server blocks installed or removed, Nginx reloaded, then, when the canonical
+/// URL changes, the serialized-safe rewrite of its database (domains-and-tls.md §7) and its
+/// caches purged.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DomainApplySpec {
+    pub contract_version: u32,
+    pub environment_id: String,
+    pub env_root: String,
+    pub env_user: String,
+    /// The environment's database (rewritten in place).
+    pub db_name: String,
+    /// The environment's own hosts (preview host, then its domains, the removed one included):
+    /// its FastCGI cache keys.
+    pub hosts: Vec<String>,
+    pub redis_prefix: String,
+    /// The canonical URL's change, when there is one.
+    #[serde(default)]
+    pub rewrite: Option<UrlRewrite>,
+    /// Purge the environment's FastCGI entries and Redis keys after the reload.
+    #[serde(default)]
+    pub purge: bool,
+    /// Domains whose `pressluft-domain-<id>.conf` is deleted.
+    #[serde(default)]
+    pub remove_domain_ids: Vec<String>,
+    /// Added by the playbook: the domain blocks to install, rendered from the env-vhost role.
+    #[serde(default)]
+    pub domain_blocks: Vec<DomainBlock>,
+    /// Added by the playbook.
+    #[serde(default)]
+    pub node: NodeFacts,
+}
+
+/// A canonical-URL change: every occurrence of `from` in the database becomes `to`
+/// (serialized-safe), and `home`/`siteurl` are `to` afterwards.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UrlRewrite {
+    pub from: String,
+    pub to: String,
 }

@@ -154,3 +154,20 @@ impl Store {
         self.latest_change("jobs").await
     }
 }
+
+impl Store {
+    /// The newest `domain_add` or `domain_remove` job of a custom domain (payload `domain_id`;
+    /// compact JSON written by serde, the id a UUID, so the `LIKE` is exact).
+    pub async fn latest_domain_job(
+        &self,
+        domain_id: &str,
+    ) -> Result<Option<JobRecord>, StoreError> {
+        Ok(sqlx::query_as(&format!(
+            "{SELECT_JOB} WHERE j.job_type IN ('domain_add', 'domain_remove')
+               AND j.payload_json LIKE ? ORDER BY j.created_at DESC, j.rowid DESC LIMIT 1"
+        ))
+        .bind(format!("%\"domain_id\":\"{domain_id}\"%"))
+        .fetch_optional(&self.pool)
+        .await?)
+    }
+}

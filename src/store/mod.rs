@@ -21,6 +21,7 @@ macro_rules! fetch_by_id {
 
 pub mod audit;
 pub mod backups;
+pub mod domains;
 pub mod drift;
 pub mod drills;
 pub mod environments;

@@ -1,4 +1,4 @@
-//! The resource feed: sites, environments, nodes, releases and backups that changed since a point in
+//! The resource feed: sites, environments, nodes, releases, backups and domains that changed since a point in
 //! time, for the live `resource` events (api.md §5). One `UNION ALL` over the tables, so the
 //! event stream needs no table of its own.
 
@@ -8,7 +8,7 @@ use sqlx::sqlite::SqliteRow;
 use sqlx::{FromRow, Row};
 
 use super::{Store, StoreError};
-use crate::domain::{BackupStatus, HealthStatus, NodeStatus, ResourceType, SiteStatus};
+use crate::domain::{BackupStatus, HealthStatus, NodeStatus, ResourceType, SiteStatus, TlsStatus};
 
 /// A site, environment, node or release row's state, for the live `resource` events
 /// (api.md §5). A release's status is its `health_status`; releases have no `state_version`
@@ -32,6 +32,8 @@ pub enum ResourceStatus {
     /// A release's `health_status`.
     Release(HealthStatus),
     Backup(BackupStatus),
+    /// A custom domain's `tls_status`.
+    Domain(TlsStatus),
 }
 
 impl ResourceStatus {
@@ -41,6 +43,7 @@ impl ResourceStatus {
             ResourceStatus::Node(s) => s.as_str(),
             ResourceStatus::Release(s) => s.as_str(),
             ResourceStatus::Backup(s) => s.as_str(),
+            ResourceStatus::Domain(s) => s.as_str(),
         }
     }
 }
@@ -75,9 +78,7 @@ impl FromRow<'_, SqliteRow> for ResourceChange {
                 ResourceStatus::Backup(text.parse().map_err(|e| decode(Box::new(e)))?)
             }
             ResourceType::Domain => {
-                return Err(decode(
-                    format!("the resource feed has no {resource_type} rows").into(),
-                ))
+                ResourceStatus::Domain(text.parse().map_err(|e| decode(Box::new(e)))?)
             }
         };
         Ok(ResourceChange {
@@ -95,7 +96,8 @@ const RESOURCES: &str =
   UNION ALL SELECT 'environment', id, status, state_version, updated_at FROM environments
   UNION ALL SELECT 'node', id, status, state_version, updated_at FROM nodes
   UNION ALL SELECT 'release', id, health_status, state_version, updated_at FROM releases
-  UNION ALL SELECT 'backup', id, status, state_version, updated_at FROM backups";
+  UNION ALL SELECT 'backup', id, status, state_version, updated_at FROM backups
+  UNION ALL SELECT 'domain', id, tls_status, 1, updated_at FROM domains";
 
 impl Store {
     /// Resources whose `updated_at` is at or after `since`, oldest change first.

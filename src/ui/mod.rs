@@ -11,6 +11,7 @@ pub mod backups;
 pub mod cache;
 pub mod delete;
 pub mod deploys;
+pub mod domains;
 pub mod drift;
 pub mod drills;
 mod errors;
@@ -54,6 +55,7 @@ pub fn router() -> Router<AppState> {
         backups::router(),
         deploys::router(),
         cache::router(),
+        domains::router(),
         drift::router(),
         magic::router(),
         imports::router(),

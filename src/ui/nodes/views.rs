@@ -33,6 +33,9 @@ pub struct NodePanel {
     pub last_failure: Option<JobRecord>,
     pub jobs: Vec<JobRow>,
     pub empty_message: &'static str,
+    /// The wildcard preview certificate as the newest successful provisioning reported it
+    /// (partials/wildcard_node.html).
+    pub preview_certificate: Option<crate::jobs::preview_certificate::PreviewCertificateFact>,
 }
 
 impl NodePanel {
@@ -63,7 +66,11 @@ impl NodePanel {
             Some("skipped") => "not managed (PRESSLUFT_MANAGE_FIREWALL=false)",
             _ => "unknown until the first successful provisioning",
         };
+        let mut conn = store.pool().acquire().await?;
+        let preview_certificate = crate::jobs::preview_certificate::fact_of(&mut conn, id).await?;
+        drop(conn);
         Ok(Some(NodePanel {
+            preview_certificate,
             node,
             csrf_token,
             firewall,

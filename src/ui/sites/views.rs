@@ -120,7 +120,7 @@ pub async fn env_cards(
             environment_type: e.environment_type.clone(),
             status: e.status.to_string(),
             preview_url: e.preview_url.clone(),
-            http_only: e.preview_url.starts_with("http://"),
+            http_only: e.preview_url.starts_with("http://") && e.preview_url.contains(".sslip.io"),
             node_name: nodes
                 .iter()
                 .find(|n| n.id == e.node_id)
