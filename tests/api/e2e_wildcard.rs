@@ -3,7 +3,7 @@
 //! authoritative for `preview.pressluft.test` with a TSIG key, Pebble resolving through it) as
 //! the DNS provider (`rfc2136`) and the ACME server; the domain settings name
 //! `preview.pressluft.test` → `node_provision` issues `*.preview.pressluft.test` by DNS-01
-//! (a Pebble certificate, verified against Pebble's root) and reports it; a new staging
+//! (a Pebble certificate, verified against Pebble's root) and reports it; a new (clone)
 //! environment gets `https://<uuid8>.preview.pressluft.test`, answers over TLS with the
 //! wildcard (curl --resolve, --cacert the Pebble root) with WordPress, redirects port 80 to
 //! https, passes the node helper's health check; no secret in any job output. Then the
@@ -169,7 +169,9 @@ pub async fn wildcard_previews(app: &TestApp, site_id: &str, prod_id: &str) {
     );
 
     // A new staging environment is served over https with the wildcard.
-    let create = post_environment(app, site_id, "Wildcard", "wildcard", "staging").await;
+    // A clone, not a second staging environment: the delete step finds the site's staging
+    // environment by its type.
+    let create = post_environment(app, site_id, "Wildcard", "wildcard", "clone").await;
     let (job, output) = finished_within(app, &create, Duration::from_secs(10 * 60)).await;
     assert_eq!(job["status"], "succeeded", "{job}\n{output}");
     let env_id = job["environment_id"].as_str().unwrap().to_string();
