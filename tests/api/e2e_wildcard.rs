@@ -121,7 +121,21 @@ pub async fn wildcard_previews(app: &TestApp, site_id: &str, prod_id: &str) {
     )
     .await;
 
-    // node_provision issues the wildcard by DNS-01 through BIND.
+    // node_provision issues the wildcard by DNS-01 through BIND. A certificate left by an
+    // earlier run of this flow is replaced: without its state file the role orders again
+    // (--force-renewal), so every run really validates through BIND.
+    let _ = std::fs::remove_file("/etc/letsencrypt/pressluft-preview.state");
+    let serial_before = std::path::Path::new(&format!("{LIVE}/cert.pem"))
+        .exists()
+        .then(|| {
+            openssl(&[
+                "x509",
+                "-in",
+                &format!("{LIVE}/cert.pem"),
+                "-noout",
+                "-serial",
+            ])
+        });
     let started = Instant::now();
     let provision = post_job(app, &format!("/api/nodes/{node_id}/provision"), json!({})).await;
     let (job, output) = finished_within(app, &provision, Duration::from_secs(15 * 60)).await;
@@ -141,6 +155,8 @@ pub async fn wildcard_previews(app: &TestApp, site_id: &str, prod_id: &str) {
         "{subject}"
     );
     assert!(subject.contains("Pebble"), "{subject}");
+    let serial = openssl(&["x509", "-in", &cert, "-noout", "-serial"]);
+    assert_ne!(Some(serial), serial_before, "a new certificate was issued");
     let verified = openssl(&[
         "verify",
         "-CAfile",
