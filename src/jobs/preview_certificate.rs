@@ -257,7 +257,8 @@ pub struct PreviewCertificateFact {
 }
 
 /// The fact the newest successful `node_provision` of `node_id` recorded (`None`: none did, or
-/// it ran before this version).
+/// it ran before this version). Ties of the timestamps (a still test clock) go to the row
+/// inserted last.
 pub async fn fact_of(
     conn: &mut SqliteConnection,
     node_id: &str,
@@ -265,7 +266,7 @@ pub async fn fact_of(
     let row: Option<(String,)> = sqlx::query_as(
         "SELECT payload_json FROM jobs
           WHERE node_id = ? AND job_type = ? AND status = 'succeeded'
-          ORDER BY finished_at DESC, created_at DESC LIMIT 1",
+          ORDER BY finished_at DESC, created_at DESC, rowid DESC LIMIT 1",
     )
     .bind(node_id)
     .bind(JobType::NodeProvision.as_str())

@@ -3,7 +3,7 @@
 //! authoritative for `preview.pressluft.test` with a TSIG key, Pebble resolving through it) as
 //! the DNS provider (`rfc2136`) and the ACME server; the domain settings name
 //! `preview.pressluft.test` → `node_provision` issues `*.preview.pressluft.test` by DNS-01
-//! (a Pebble certificate, verified against Pebble's root) and reports it; a new staging
+//! (a Pebble certificate, verified against Pebble's root) and reports it; a new (clone)
 //! environment gets `https://<uuid8>.preview.pressluft.test`, answers over TLS with the
 //! wildcard (curl --resolve, --cacert the Pebble root) with WordPress, redirects port 80 to
 //! https, passes the node helper's health check; no secret in any job output. Then the
@@ -121,7 +121,21 @@ pub async fn wildcard_previews(app: &TestApp, site_id: &str, prod_id: &str) {
     )
     .await;
 
-    // node_provision issues the wildcard by DNS-01 through BIND.
+    // node_provision issues the wildcard by DNS-01 through BIND. A certificate left by an
+    // earlier run of this flow is replaced: without its state file the role orders again
+    // (--force-renewal), so every run really validates through BIND.
+    let _ = std::fs::remove_file("/etc/letsencrypt/pressluft-preview.state");
+    let serial_before = std::path::Path::new(&format!("{LIVE}/cert.pem"))
+        .exists()
+        .then(|| {
+            openssl(&[
+                "x509",
+                "-in",
+                &format!("{LIVE}/cert.pem"),
+                "-noout",
+                "-serial",
+            ])
+        });
     let started = Instant::now();
     let provision = post_job(app, &format!("/api/nodes/{node_id}/provision"), json!({})).await;
     let (job, output) = finished_within(app, &provision, Duration::from_secs(15 * 60)).await;
@@ -141,6 +155,8 @@ pub async fn wildcard_previews(app: &TestApp, site_id: &str, prod_id: &str) {
         "{subject}"
     );
     assert!(subject.contains("Pebble"), "{subject}");
+    let serial = openssl(&["x509", "-in", &cert, "-noout", "-serial"]);
+    assert_ne!(Some(serial), serial_before, "a new certificate was issued");
     let verified = openssl(&[
         "verify",
         "-CAfile",
@@ -169,7 +185,9 @@ pub async fn wildcard_previews(app: &TestApp, site_id: &str, prod_id: &str) {
     );
 
     // A new staging environment is served over https with the wildcard.
-    let create = post_environment(app, site_id, "Wildcard", "wildcard", "staging").await;
+    // A clone, not a second staging environment: the delete step finds the site's staging
+    // environment by its type.
+    let create = post_environment(app, site_id, "Wildcard", "wildcard", "clone").await;
     let (job, output) = finished_within(app, &create, Duration::from_secs(10 * 60)).await;
     assert_eq!(job["status"], "succeeded", "{job}\n{output}");
     let env_id = job["environment_id"].as_str().unwrap().to_string();

@@ -67,3 +67,4 @@ mod sources;
 mod stand_in;
 mod streams;
 mod test_guard;
+mod wildcard_api;
