@@ -23,10 +23,11 @@ pub enum JobErrorCode {
     SourceFetchFailed,
     BackupStorageUnreachable,
     DrillFailed,
+    CertificateFailed,
 }
 
 impl JobErrorCode {
-    pub const ALL: [JobErrorCode; 18] = [
+    pub const ALL: [JobErrorCode; 19] = [
         Self::JobTimeout,
         Self::AnsibleTimeout,
         Self::AnsiblePlayError,
@@ -45,6 +46,7 @@ impl JobErrorCode {
         Self::SourceFetchFailed,
         Self::BackupStorageUnreachable,
         Self::DrillFailed,
+        Self::CertificateFailed,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -67,6 +69,7 @@ impl JobErrorCode {
             Self::SourceFetchFailed => "SOURCE_FETCH_FAILED",
             Self::BackupStorageUnreachable => "BACKUP_STORAGE_UNREACHABLE",
             Self::DrillFailed => "DRILL_FAILED",
+            Self::CertificateFailed => "CERTIFICATE_FAILED",
         }
     }
 
@@ -86,6 +89,7 @@ impl JobErrorCode {
                 | Self::DnsMismatch
                 | Self::SourceFetchFailed
                 | Self::BackupStorageUnreachable
+                | Self::CertificateFailed
         )
     }
 
@@ -133,7 +137,8 @@ mod tests {
                 "WORKER_LOST",
                 "DNS_MISMATCH",
                 "SOURCE_FETCH_FAILED",
-                "BACKUP_STORAGE_UNREACHABLE"
+                "BACKUP_STORAGE_UNREACHABLE",
+                "CERTIFICATE_FAILED"
             ]
         );
     }
