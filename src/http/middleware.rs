@@ -144,10 +144,7 @@ pub async fn security_headers(State(state): State<AppState>, req: Request, next:
     let mut response = next.run(req).await;
     let h = response.headers_mut();
     if tls {
-        h.insert(
-            "strict-transport-security",
-            HeaderValue::from_static(HSTS),
-        );
+        h.insert("strict-transport-security", HeaderValue::from_static(HSTS));
     }
     h.insert("x-frame-options", HeaderValue::from_static("DENY"));
     h.insert(

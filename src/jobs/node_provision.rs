@@ -87,11 +87,13 @@ async fn on_success(
     let node = node(conn, job).await?;
     transition(conn, &node, NodeStatus::Active, now).await?;
     let firewall = result["firewall"]["status"].as_str();
-    let warnings: Vec<String> = ["firewall", "fail2ban"]
+    let mut warnings: Vec<String> = ["firewall", "fail2ban"]
         .iter()
         .filter(|k| result[**k]["status"] == "unavailable")
         .filter_map(|k| result[*k]["message"].as_str().map(str::to_string))
         .collect();
+    // The dashboard without its certificate (issue 15): why, from the control-plane vhost.
+    warnings.extend(crate::control_plane_tls::result_warning(result));
     let warning = (!warnings.is_empty()).then(|| warnings.join(" "));
     if let Some(w) = &warning {
         tracing::warn!(node = %node.id, warning = %w, "node provisioned with warnings");
@@ -183,6 +185,11 @@ async fn extra_vars(cx: &VarsContext<'_>, _job: &JobRecord) -> Result<ResolvedVa
             .unwrap_or_default()
             .into(),
     );
+    // The dashboard on HTTPS (issue 15): the sslip.io name and whether the port stays open.
+    vars.extend(crate::control_plane_tls::provision_vars(
+        config,
+        node.public_ip.as_deref(),
+    ));
     vars.insert("pressluft_binary_path".into(), binary.into());
     Ok(ResolvedVars {
         vars,
