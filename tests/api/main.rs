@@ -13,6 +13,7 @@ mod cache_api;
 mod cache_browser;
 mod cli;
 mod dashboard;
+mod dashboard_https;
 mod delete_api;
 mod deploy_jobs;
 mod deploys_api;
