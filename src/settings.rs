@@ -1,10 +1,13 @@
 //! The settings service (`/_admin/settings`, api.md §7): effective values with their defaults,
 //! and the validated replacement of a settings group, audited as `settings_update`.
 //!
-//! This version knows every key of data-model.md for reading and accepts the `wordpress` and
-//! `backups` groups for writing; the other groups arrive with the features that use them.
+//! Every key of data-model.md is known for reading; the groups `wordpress`, `backups`,
+//! `acme` ([`acme`]) and `domain-config` ([`domain_config`], the one whose save enqueues the
+//! reconciling `node_provision` jobs) are written here.
 
+pub mod acme;
 pub mod backups;
+pub mod domain_config;
 
 use crate::clock::SharedClock;
 use crate::jobs::Engine;
@@ -22,10 +25,7 @@ pub const KEYS: &[(&str, Option<&str>)] = &[
     ("preview_domain", None),
     ("dns01_provider", None),
     ("acme_email", None),
-    (
-        "acme_directory_url",
-        Some("https://acme-v02.api.letsencrypt.org/directory"),
-    ),
+    ("acme_directory_url", Some(acme::DEFAULT_DIRECTORY_URL)),
     ("acme_ca_bundle", None),
     ("backup_retention_days", Some("30")),
     ("backup_schedule_hours", Some("24")),
@@ -294,6 +294,124 @@ impl Settings {
         }
         tracing::info!(group = "backups", "settings updated; audit written");
         self.view().await
+    }
+}
+
+impl Settings {
+    /// Replaces the `acme` group after validation; audited for `user_id`. Enqueues nothing:
+    /// the next certificate request reads the values ([`acme::vars`]).
+    pub async fn put_acme(
+        &self,
+        user_id: &str,
+        input: acme::AcmeSettings,
+    ) -> Result<SettingsView, ServiceError> {
+        let valid = input.validate(self.allow_loopback_sources)?;
+        let mut m = self.mutations.begin().await?;
+        let values: Vec<(&str, Option<&str>)> = valid
+            .values
+            .iter()
+            .map(|(k, v)| (*k, v.as_deref()))
+            .collect();
+        put_settings(&mut m.tx, &values, &m.now).await?;
+        let audit = AuditEntry {
+            user_id,
+            action: "settings_update",
+            resource_type: "settings",
+            resource_id: "acme",
+        };
+        self.mutations.complete(m, audit).await?;
+        tracing::info!(group = "acme", "settings updated; audit written");
+        self.view().await
+    }
+
+    /// Replaces the `domain-config` group after validation (domains-and-tls.md §8) and enqueues
+    /// the reconciling `node_provision` jobs (api.md §7) in the same transaction as the rows
+    /// and the audit row; returns the view and the jobs' ids. New credentials go to the
+    /// secrets store before the commit, deleted ones are removed after it.
+    pub async fn put_domain_config(
+        &self,
+        user_id: &str,
+        input: domain_config::DomainConfig,
+    ) -> Result<(SettingsView, Vec<String>), ServiceError> {
+        use domain_config::{CredentialsChange, CREDENTIALS_KEY, CREDENTIALS_REFERENCE};
+        let mut m = self.mutations.begin().await?;
+        let referenced = fetch_setting(&mut m.tx, CREDENTIALS_KEY).await?.is_some();
+        let stored = if referenced {
+            domain_config::stored_credentials(&self.secrets)?
+        } else {
+            None
+        };
+        let valid = input.validate(stored.as_ref())?;
+        let old_control = fetch_setting(&mut m.tx, "control_plane_domain").await?;
+        let old_preview = fetch_setting(&mut m.tx, "preview_domain").await?;
+        let old_provider = fetch_setting(&mut m.tx, "dns01_provider").await?;
+        let credentials_changed = match &valid.dns01_credentials {
+            CredentialsChange::Keep => false,
+            CredentialsChange::Delete => referenced,
+            CredentialsChange::Set(c) => stored.as_ref() != Some(c),
+        };
+        let changes = domain_config::Changes {
+            control_plane: old_control != valid.control_plane_domain,
+            preview_or_dns01: old_preview != valid.preview_domain
+                || old_provider != valid.dns01_provider
+                || credentials_changed,
+        };
+        let mut values: Vec<(&str, Option<&str>)> = vec![
+            (
+                "control_plane_domain",
+                valid.control_plane_domain.as_deref(),
+            ),
+            ("preview_domain", valid.preview_domain.as_deref()),
+            ("dns01_provider", valid.dns01_provider.as_deref()),
+        ];
+        match &valid.dns01_credentials {
+            CredentialsChange::Keep => {}
+            CredentialsChange::Delete => values.push((CREDENTIALS_KEY, None)),
+            CredentialsChange::Set(c) => {
+                if credentials_changed {
+                    self.secrets.put(
+                        domain_config::CREDENTIALS_SECRET,
+                        &domain_config::credentials_json(c),
+                    )?;
+                }
+                values.push((CREDENTIALS_KEY, Some(CREDENTIALS_REFERENCE)));
+            }
+        }
+        put_settings(&mut m.tx, &values, &m.now).await?;
+        let nodes = crate::store::nodes::reconcile_targets(
+            &mut m.tx,
+            changes.preview_or_dns01,
+            changes.control_plane,
+        )
+        .await?;
+        let jobs = nodes
+            .iter()
+            .map(|node_id| crate::services::JobRequest {
+                job_type: crate::domain::JobType::NodeProvision,
+                site_id: None,
+                environment_id: None,
+                node_id,
+                payload: crate::jobs::NodeProvisionPayload::default(),
+            })
+            .collect();
+        let audit = AuditEntry {
+            user_id,
+            action: "settings_update",
+            resource_type: "settings",
+            resource_id: "domain-config",
+        };
+        let job_ids = self.mutations.complete_with_jobs(m, jobs, audit).await?;
+        if matches!(valid.dns01_credentials, CredentialsChange::Delete) {
+            self.secrets.delete(domain_config::CREDENTIALS_SECRET)?;
+        }
+        tracing::info!(
+            group = "domain-config",
+            control_plane_changed = changes.control_plane,
+            preview_or_dns01_changed = changes.preview_or_dns01,
+            jobs = job_ids.len(),
+            "settings updated; audit written"
+        );
+        Ok((self.view().await?, job_ids))
     }
 }
 

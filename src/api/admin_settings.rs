@@ -13,7 +13,9 @@ use super::extract::AppJson;
 use crate::backups::storage::S3Credentials;
 use crate::http::session::CurrentSession;
 use crate::services::ServiceError;
+use crate::settings::acme::AcmeSettings;
 use crate::settings::backups::{BackupSettings, CredentialsChange};
+use crate::settings::domain_config::{CredentialsChange as DnsCredentialsChange, DomainConfig};
 use crate::settings::{SettingsView, WordPressSettings};
 use crate::state::AppState;
 
@@ -23,6 +25,8 @@ pub fn router() -> Router<AppState> {
         .route("/settings", get(get_settings))
         .route("/settings/wordpress", put(put_wordpress))
         .route("/settings/backups", put(put_backups))
+        .route("/settings/acme", put(put_acme))
+        .route("/settings/domain-config", put(put_domain_config))
 }
 
 fn settings_json(view: &SettingsView) -> Value {
@@ -177,4 +181,94 @@ async fn put_wordpress(
         )
         .await?;
     Ok(Json(settings_only(&view)))
+}
+
+/// `PUT /_admin/settings/acme` body; a missing field or null is unset (its default).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AcmeBody {
+    #[serde(default)]
+    acme_email: Option<Value>,
+    #[serde(default)]
+    acme_directory_url: Option<Value>,
+    #[serde(default)]
+    acme_ca_bundle: Option<Value>,
+}
+
+/// A string setting: a string as sent, null or missing as unset.
+fn string(field: &'static str, v: Option<Value>) -> Result<Option<String>, ApiError> {
+    match v {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s)),
+        Some(_) => Err(settings_invalid(field, "must be a string or null")),
+    }
+}
+
+async fn put_acme(
+    State(state): State<AppState>,
+    session: CurrentSession,
+    AppJson(body): AppJson<AcmeBody>,
+) -> Result<Json<Value>, ApiError> {
+    let input = AcmeSettings {
+        acme_email: string("acme_email", body.acme_email)?,
+        acme_directory_url: string("acme_directory_url", body.acme_directory_url)?,
+        acme_ca_bundle: string("acme_ca_bundle", body.acme_ca_bundle)?,
+    };
+    let view = state
+        .settings
+        .put_acme(&session.user.user_id, input)
+        .await?;
+    Ok(Json(settings_only(&view)))
+}
+
+/// `PUT /_admin/settings/domain-config` body; a missing field or null is unset, except
+/// `dns01_credentials`: omitted = keep, null = delete, an object of strings = replace.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DomainConfigBody {
+    #[serde(default)]
+    control_plane_domain: Option<Value>,
+    #[serde(default)]
+    preview_domain: Option<Value>,
+    #[serde(default)]
+    dns01_provider: Option<Value>,
+    #[serde(default, deserialize_with = "present")]
+    dns01_credentials: Option<Option<Value>>,
+}
+
+fn dns01_credentials(v: Option<Option<Value>>) -> Result<DnsCredentialsChange, ApiError> {
+    let shape = "must be null or a JSON object of strings";
+    match v {
+        None => Ok(DnsCredentialsChange::Keep),
+        Some(None) | Some(Some(Value::Null)) => Ok(DnsCredentialsChange::Delete),
+        Some(Some(Value::Object(o))) => o
+            .into_iter()
+            .map(|(k, v)| match v {
+                Value::String(s) => Ok((k, s)),
+                _ => Err(settings_invalid("dns01_credentials", shape)),
+            })
+            .collect::<Result<_, _>>()
+            .map(DnsCredentialsChange::Set),
+        Some(Some(_)) => Err(settings_invalid("dns01_credentials", shape)),
+    }
+}
+
+async fn put_domain_config(
+    State(state): State<AppState>,
+    session: CurrentSession,
+    AppJson(body): AppJson<DomainConfigBody>,
+) -> Result<Json<Value>, ApiError> {
+    let input = DomainConfig {
+        control_plane_domain: string("control_plane_domain", body.control_plane_domain)?,
+        preview_domain: string("preview_domain", body.preview_domain)?,
+        dns01_provider: string("dns01_provider", body.dns01_provider)?,
+        dns01_credentials: dns01_credentials(body.dns01_credentials)?,
+    };
+    let (view, job_ids) = state
+        .settings
+        .put_domain_config(&session.user.user_id, input)
+        .await?;
+    let mut out = settings_only(&view);
+    out["job_ids"] = json!(job_ids);
+    Ok(Json(out))
 }

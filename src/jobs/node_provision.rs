@@ -191,8 +191,14 @@ async fn extra_vars(cx: &VarsContext<'_>, _job: &JobRecord) -> Result<ResolvedVa
         node.public_ip.as_deref(),
     ));
     vars.insert("pressluft_binary_path".into(), binary.into());
-    Ok(ResolvedVars {
+    let mut resolved = ResolvedVars {
         vars,
         secrets: Vec::new(),
-    })
+    };
+    // Settings (issue 15): preview domain, DNS-01 provider and credentials (secret), ACME.
+    crate::settings::domain_config::provision_vars(store, cx.secrets, &mut resolved).await?;
+    resolved
+        .vars
+        .extend(crate::settings::acme::vars(store).await?);
+    Ok(resolved)
 }

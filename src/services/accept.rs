@@ -127,6 +127,29 @@ impl Mutations {
         Ok(())
     }
 
+    /// Completes a synchronous mutation that also starts jobs (a settings save reconciling
+    /// nodes): the jobs, its `succeeded` audit row, the commit, then the engine is woken;
+    /// returns the jobs' ids in order.
+    pub async fn complete_with_jobs<P: Serialize>(
+        &self,
+        mut m: Mutation,
+        jobs: Vec<JobRequest<'_, P>>,
+        audit: AuditEntry<'_>,
+    ) -> Result<Vec<String>, ServiceError> {
+        let mut ids = Vec::with_capacity(jobs.len());
+        for job in jobs {
+            let job = job.new_job(Uuid::new_v4().to_string());
+            Engine::enqueue(&mut m.tx, &job, &m.now).await?;
+            ids.push(job.id);
+        }
+        write_audit(&mut m.tx, &audit, "succeeded", None, &m.now).await?;
+        m.tx.commit().await?;
+        if !ids.is_empty() {
+            self.engine.enqueued();
+        }
+        Ok(ids)
+    }
+
     /// Refuses the request: writes its `rejected` audit row, commits, and returns `error`
     /// for the caller to return (api.md §6).
     pub async fn refuse(

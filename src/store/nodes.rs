@@ -154,3 +154,22 @@ pub async fn eligible_nodes(
     .fetch_all(conn)
     .await?)
 }
+
+/// The nodes a domain-config save reconciles (api.md §7): every `active` node when
+/// `all_active`, plus the local node (unless decommissioned) when `local`; local first.
+pub async fn reconcile_targets(
+    conn: &mut SqliteConnection,
+    all_active: bool,
+    local: bool,
+) -> Result<Vec<String>, StoreError> {
+    let rows: Vec<(String,)> = sqlx::query_as(
+        "SELECT id FROM nodes
+         WHERE (?1 AND status = 'active') OR (?2 AND is_local = 1 AND status <> 'decommissioned')
+         ORDER BY is_local DESC, created_at, id",
+    )
+    .bind(all_active)
+    .bind(local)
+    .fetch_all(conn)
+    .await?;
+    Ok(rows.into_iter().map(|(id,)| id).collect())
+}

@@ -58,6 +58,7 @@ mod proxy_vhost;
 mod queue;
 mod reset_api;
 mod restore_api;
+mod settings_domain;
 mod sites;
 mod sources;
 mod stand_in;

@@ -1,6 +1,6 @@
-//! The Settings forms (POST): the WordPress source and the backups group, through the same
-//! settings service and validation as `/_admin/settings/*`; a refused form is shown again with
-//! its errors.
+//! The Settings forms (POST): the WordPress source, the backups group, the domain
+//! configuration and the ACME server, through the same settings service and validation as
+//! `/_admin/settings/*`; a refused form is shown again with its errors (never its secrets).
 
 use axum::extract::State;
 use axum::response::Response;
@@ -11,7 +11,9 @@ use crate::backups::storage::S3Credentials;
 use crate::http::error::ApiError;
 use crate::http::session::{CurrentSession, UiSession};
 use crate::services::ServiceError;
+use crate::settings::acme::AcmeSettings;
 use crate::settings::backups::{BackupSettings, CredentialsChange};
+use crate::settings::domain_config::{CredentialsChange as DnsCredentialsChange, DomainConfig};
 use crate::settings::WordPressSettings;
 use crate::state::AppState;
 use crate::ui::form_errors::form_error;
@@ -126,6 +128,115 @@ pub async fn save_backups(
             secret_access_key: String::new(),
             ..form
         }),
+        ..Shown::default()
+    };
+    after_save(&state, &session, result, refused).await
+}
+
+/// The domain configuration form's values. The credentials textarea is never pre-filled:
+/// empty keeps the stored credentials, `delete_credentials` deletes them.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct DomainForm {
+    pub control_plane_domain: String,
+    pub preview_domain: String,
+    pub dns01_provider: String,
+    pub dns01_credentials: String,
+    pub delete_credentials: bool,
+}
+
+impl DomainForm {
+    /// The credentials change the form asks for; JSON that is not an object of strings is a
+    /// `settings_invalid` on `dns01_credentials` (its text is never echoed).
+    fn credentials(&self) -> Result<DnsCredentialsChange, ServiceError> {
+        if self.delete_credentials {
+            return Ok(DnsCredentialsChange::Delete);
+        }
+        let text = self.dns01_credentials.trim();
+        if text.is_empty() {
+            return Ok(DnsCredentialsChange::Keep);
+        }
+        serde_json::from_str::<crate::settings::domain_config::Credentials>(text)
+            .map(DnsCredentialsChange::Set)
+            .map_err(|_| {
+                crate::settings::invalid(
+                    "dns01_credentials",
+                    "must be a JSON object of strings, e.g. {\"api_token\": \"…\"}",
+                )
+            })
+    }
+}
+
+/// `POST /settings/domain-config`: saved, the page lists the `node_provision` jobs the save
+/// started (and shows them live).
+pub async fn save_domain_config(
+    State(state): State<AppState>,
+    UiSession(session): UiSession,
+    CsrfForm(form): CsrfForm<DomainForm>,
+) -> Result<Response, ApiError> {
+    let result = match form.credentials() {
+        Ok(credentials) => {
+            let input = DomainConfig {
+                control_plane_domain: Some(form.control_plane_domain.clone()),
+                preview_domain: Some(form.preview_domain.clone()),
+                dns01_provider: Some(form.dns01_provider.clone()),
+                dns01_credentials: credentials,
+            };
+            state
+                .settings
+                .put_domain_config(&session.user.user_id, input)
+                .await
+        }
+        Err(e) => Err(e),
+    };
+    let started = match &result {
+        Ok((_, ids)) => ids.clone(),
+        Err(_) => Vec::new(),
+    };
+    // Shown again as sent, except the credentials (never echoed).
+    let refused = || Shown {
+        domain: Some(DomainForm {
+            dns01_credentials: String::new(),
+            delete_credentials: false,
+            ..form
+        }),
+        ..Shown::default()
+    };
+    match result {
+        Ok(_) => {
+            let shown = Shown {
+                started_jobs: Some(started),
+                ..Shown::default()
+            };
+            page(&state, &session, shown, FormState::default(), true).await
+        }
+        Err(e) => after_save(&state, &session, Err::<(), _>(e), refused).await,
+    }
+}
+
+/// The ACME form's values.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct AcmeForm {
+    pub acme_email: String,
+    pub acme_directory_url: String,
+    pub acme_ca_bundle: String,
+}
+
+/// `POST /settings/acme`.
+pub async fn save_acme(
+    State(state): State<AppState>,
+    UiSession(session): UiSession,
+    CsrfForm(form): CsrfForm<AcmeForm>,
+) -> Result<Response, ApiError> {
+    let input = AcmeSettings {
+        acme_email: Some(form.acme_email.clone()),
+        acme_directory_url: Some(form.acme_directory_url.clone()),
+        acme_ca_bundle: Some(form.acme_ca_bundle.clone()),
+    };
+    let result = state.settings.put_acme(&session.user.user_id, input).await;
+    let refused = || Shown {
+        acme: Some(form),
         ..Shown::default()
     };
     after_save(&state, &session, result, refused).await

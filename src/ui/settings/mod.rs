@@ -1,5 +1,5 @@
-//! The Settings area of the dashboard: the page (GET), the WordPress source and the backups
-//! forms (POST).
+//! The Settings area of the dashboard: the page (GET), the WordPress source, backups, domain
+//! configuration and ACME forms (POST).
 
 pub mod forms;
 pub mod pages;
@@ -15,4 +15,6 @@ pub fn router() -> Router<AppState> {
         .route("/settings", get(pages::show))
         .route("/settings/wordpress", post(forms::save_wordpress))
         .route("/settings/backups", post(forms::save_backups))
+        .route("/settings/domain-config", post(forms::save_domain_config))
+        .route("/settings/acme", post(forms::save_acme))
 }
