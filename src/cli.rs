@@ -303,12 +303,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::ControlPlaneVhostVars(args) => {
             use crate::control_plane_tls as tls;
-            let options = tls::AcmeOptions {
+            let mut options = tls::AcmeOptions {
                 directory_url: args.acme_directory_url,
                 ca_bundle: args.acme_ca_bundle,
                 email: args.acme_email,
             };
-            if let Err(message) = tls::validate_acme(&options) {
+            if let Err(message) = tls::validate_acme(&mut options) {
                 bail!(message);
             }
             prepare_directories(&config)?;

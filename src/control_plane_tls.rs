@@ -51,16 +51,6 @@ pub fn provision_vars(config: &Config, public_ip: Option<&str>) -> Map<String, V
     vars
 }
 
-/// The ACME settings as the playbooks' variables (null settings → "", the roles' defaults).
-pub async fn acme_vars(store: &Store) -> Result<Map<String, Value>, StoreError> {
-    let mut vars = Map::new();
-    for key in ["acme_email", "acme_directory_url", "acme_ca_bundle"] {
-        let value = store.get_setting(key).await?.unwrap_or_default();
-        vars.insert(key.into(), value.into());
-    }
-    Ok(vars)
-}
-
 /// Every variable of `playbooks/control-plane-https.yml` (the installer's run of the role on
 /// this host): the same values `node_provision` gives the local node. The public IP is the
 /// local node's once it is registered, else the configured `PRESSLUFT_PUBLIC_IP`.
@@ -98,7 +88,7 @@ pub async fn installer_vars(
             .into(),
     );
     vars.extend(provision_vars(config, public_ip.as_deref()));
-    vars.extend(acme_vars(store).await?);
+    vars.extend(crate::settings::acme::vars(store).await?);
     vars.insert("pressluft_result_path".into(), result_path.into());
     Ok(vars)
 }
@@ -122,37 +112,23 @@ pub struct AcmeOptions {
     pub email: Option<String>,
 }
 
-/// Checks the installer's ACME values: the directory an `https://` URL, the CA bundle an
-/// absolute plain path, the e-mail one address. The message names the option.
-pub fn validate_acme(o: &AcmeOptions) -> Result<(), String> {
-    let plain = |v: &str, extra: &[u8]| {
-        v.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b) || extra.contains(&b))
-    };
+/// Checks the installer's ACME values with the settings group's own rules
+/// (`crate::settings::acme`), loopback directories allowed: the installer is run by root on the
+/// host, not by a dashboard user (the rule that keeps loopback out guards against requests from
+/// the web). Normalises the e-mail. The message names the option.
+pub fn validate_acme(o: &mut AcmeOptions) -> Result<(), String> {
+    use crate::settings::acme::{validate_ca_bundle, validate_directory_url};
     if let Some(url) = o.directory_url.as_deref().filter(|v| !v.is_empty()) {
-        let rest = url.strip_prefix("https://").unwrap_or("");
-        if rest.is_empty() || !plain(rest, b"/:%~+=?&[]") {
-            return Err(format!(
-                "--acme-directory-url {url:?}: expected an https:// URL of plain characters"
-            ));
-        }
+        validate_directory_url(url, true)
+            .map_err(|m| format!("--acme-directory-url {url:?}: {m}"))?;
     }
     if let Some(path) = o.ca_bundle.as_deref().filter(|v| !v.is_empty()) {
-        if !path.starts_with('/') || path.split('/').any(|c| c == "..") || !plain(path, b"/") {
-            return Err(format!(
-                "--acme-ca-bundle {path:?}: expected an absolute path of letters, digits and . _ - /"
-            ));
-        }
+        validate_ca_bundle(path).map_err(|m| format!("--acme-ca-bundle {path:?}: {m}"))?;
     }
-    if let Some(email) = o.email.as_deref().filter(|v| !v.is_empty()) {
-        let ok = email.split_once('@').is_some_and(|(l, d)| {
-            !l.is_empty() && d.contains('.') && plain(l, b"+") && plain(d, b"")
-        });
-        if !ok {
-            return Err(format!(
-                "--acme-email {email:?}: expected one e-mail address"
-            ));
-        }
+    if let Some(email) = o.email.as_mut().filter(|v| !v.is_empty()) {
+        let parsed = crate::domain::Email::parse(email)
+            .map_err(|m| format!("--acme-email {email:?}: {m}"))?;
+        *email = parsed.as_str().to_string();
     }
     Ok(())
 }
@@ -211,19 +187,19 @@ mod tests {
 
     #[test]
     fn installer_acme_values_are_checked() {
-        let ok = AcmeOptions {
+        let mut ok = AcmeOptions {
             directory_url: Some("https://127.0.0.1:14000/dir".into()),
             ca_bundle: Some("/var/lib/pressluft-test/acme/directory-ca.pem".into()),
             email: Some("ops+tls@example.com".into()),
         };
-        assert_eq!(validate_acme(&ok), Ok(()));
-        let clear = AcmeOptions {
+        assert_eq!(validate_acme(&mut ok), Ok(()));
+        let mut clear = AcmeOptions {
             directory_url: Some(String::new()),
             ca_bundle: Some(String::new()),
             email: Some(String::new()),
         };
-        assert_eq!(validate_acme(&clear), Ok(()));
-        for (bad, option) in [
+        assert_eq!(validate_acme(&mut clear), Ok(()));
+        for (mut bad, option) in [
             (
                 AcmeOptions {
                     directory_url: Some("http://acme.example/dir".into()),
@@ -253,7 +229,7 @@ mod tests {
                 "--acme-email",
             ),
         ] {
-            let err = validate_acme(&bad).unwrap_err();
+            let err = validate_acme(&mut bad).unwrap_err();
             assert!(err.starts_with(option), "{err}");
         }
     }

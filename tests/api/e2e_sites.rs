@@ -322,6 +322,7 @@ pub async fn sites_on_this_machine(app: &TestApp) {
     crate::e2e_restore::restores(app, &site_id, &prod_id, &staging_id).await;
     crate::e2e_drift::drift(app, browser_site).await;
     crate::e2e_promote::promotion(app, &site_id, &prod_id).await;
+    crate::e2e_cphttps::dashboard_https(app).await;
 
     // Delete both sites through the product (staging first, then the site; the browser's
     // from the dashboard): the node is left as it was for the steps after this one.

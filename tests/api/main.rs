@@ -26,6 +26,7 @@ mod e2e_backup_cleanup;
 mod e2e_backups;
 mod e2e_cache;
 mod e2e_clone_attacks;
+mod e2e_cphttps;
 mod e2e_delete;
 mod e2e_deploys;
 mod e2e_drift;
