@@ -26,7 +26,8 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Run the control plane as a service (system paths, all interfaces).
+    /// Run the control plane as a service (system paths, 127.0.0.1:8080 behind nginx unless given
+    /// an address).
     Serve,
     /// Run locally: data in ./.pressluft, 127.0.0.1:8080, a bootstrap admin on first start.
     Dev,
