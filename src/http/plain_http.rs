@@ -16,8 +16,9 @@ use axum::response::Response;
 use super::session::{plain_http_over_network, Peer, Via};
 use crate::state::AppState;
 
-/// Full pages are small; a bigger HTML body is passed through untouched rather than buffered.
-const MAX_PAGE_BYTES: usize = 4 * 1024 * 1024;
+/// Pages are buffered to insert the banner. The biggest are job pages with a long Ansible log
+/// (a few MiB at most); a body declared bigger is passed through untouched.
+const MAX_PAGE_BYTES: usize = 32 * 1024 * 1024;
 
 #[derive(Template)]
 #[template(path = "partials/cphttps_plain_http_banner.html")]
