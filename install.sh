@@ -3,10 +3,19 @@
 # Pressluft control plane that is also its own first node (single-server mode).
 #
 #   ./install.sh [--binary PATH] [--env KEY=VALUE]... [--admin-email E [--admin-password-stdin]]
+#                [--public-ip IPV4] [--acme-directory-url URL] [--acme-ca-bundle FILE] [--acme-email E]
 #
 # Steps: 1 checks, 2 packages (OpenSSH, git, Python, ansible-core >= 2.16), 3 user `pressluft` and
 # its directories, 4 binary /usr/local/bin/pressluft and /etc/pressluft/pressluft.env, 5 `pressluft
-# migrate` and root's authorized key for 127.0.0.1, 6 first admin, 7 service, 8 health check.
+# migrate` and root's authorized key for 127.0.0.1, 6 first admin, 7 HTTPS for the dashboard (nginx
+# and an HTTP-01 certificate for <public IP with dashes>.sslip.io, or the control-plane domain, by
+# the same Ansible roles node_provision runs), 8 service, 9 health check.
+#
+# The dashboard is served over HTTPS from the first minute (issue 15): `pressluft serve` listens on
+# 127.0.0.1:8080 and the proxy socket only, nginx terminates TLS in front of it. Only when no
+# certificate can be issued does the installer fall back to plain HTTP on 0.0.0.0:8080 (marked in
+# the env file; every dashboard page then shows a warning); a later run that gets the certificate
+# moves it back behind nginx.
 #
 # Idempotent: every step compares before it changes anything, a re-run only repairs what differs,
 # and the last line says how many changes were made ("install: 0 changes" when nothing was to do).
@@ -28,7 +37,9 @@ readonly UNIT_FILE=/etc/systemd/system/pressluft.service
 readonly PID_FILE=/run/pressluft.pid
 readonly SAFE_PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 readonly APT_PACKAGES=(openssh-server openssh-client git python3 python3-venv sudo curl ca-certificates iproute2)
-readonly DEFAULT_LISTEN=0.0.0.0:8080
+readonly DEFAULT_LISTEN=127.0.0.1:8080   # `serve`'s own default: loopback, behind nginx
+readonly FALLBACK_LISTEN=0.0.0.0:8080    # plain HTTP while no certificate could be issued
+readonly FALLBACK_MARK='# install.sh: plain-HTTP fallback, no certificate could be issued; removed once one is'
 readonly SOCKET_DIR=/run/pressluft # the proxy socket's directory: SVC_USER:www-data 2750
 readonly WEB_GROUP=www-data         # nginx's group: the only group that reaches the proxy socket
 
@@ -95,6 +106,12 @@ Options:
   --admin-email EMAIL     e-mail of the first admin (asked interactively when missing)
   --admin-password-stdin  read the first admin's password from the first line of standard input
                           (non-interactive installs, CI); requires --admin-email
+  --public-ip IPV4        this server's public IPv4 (default: detected); the dashboard is served at
+                          https://<IPV4 with dashes>.sslip.io until a control-plane domain is set
+  --acme-directory-url URL  ACME server for the dashboard's certificate and node provisioning
+                          (setting acme_directory_url; default Let's Encrypt); an empty URL resets it
+  --acme-ca-bundle FILE   CA bundle certbot trusts for a private ACME server (setting acme_ca_bundle)
+  --acme-email EMAIL      ACME account e-mail (setting acme_email; default: none)
   -h, --help              this text
 EOF
 }
@@ -104,6 +121,8 @@ BINARY_SRC=
 ADMIN_EMAIL=
 ADMIN_PASSWORD_STDIN_FLAG=
 ENV_ARGS=()
+ACME_ARGS=()
+PUBLIC_IP_ARG=
 while [ $# -gt 0 ]; do
   case "$1" in
     --binary) [ $# -ge 2 ] || die "--binary needs a path"; BINARY_SRC=$2; shift 2 ;;
@@ -113,10 +132,19 @@ while [ $# -gt 0 ]; do
     --admin-email) [ $# -ge 2 ] || die "--admin-email needs an e-mail address"; ADMIN_EMAIL=$2; shift 2 ;;
     --admin-email=*) ADMIN_EMAIL=${1#*=}; shift ;;
     --admin-password-stdin) ADMIN_PASSWORD_STDIN_FLAG=1; shift ;;
+    --public-ip) [ $# -ge 2 ] || die "--public-ip needs an IPv4 address"; PUBLIC_IP_ARG=$2; shift 2 ;;
+    --public-ip=*) PUBLIC_IP_ARG=${1#*=}; shift ;;
+    --acme-directory-url | --acme-ca-bundle | --acme-email)
+      [ $# -ge 2 ] || die "$1 needs a value"; ACME_ARGS+=("$1=$2"); shift 2 ;;
+    --acme-directory-url=* | --acme-ca-bundle=* | --acme-email=*) ACME_ARGS+=("$1"); shift ;;
     -h | --help) usage; exit 0 ;;
     *) usage >&2; die "unknown argument: $1" ;;
   esac
 done
+if [ -n "$PUBLIC_IP_ARG" ]; then
+  [[ $PUBLIC_IP_ARG =~ ^[0-9]{1,3}(\.[0-9]{1,3}){3}$ ]] || die "--public-ip $PUBLIC_IP_ARG: expected an IPv4 address"
+  ENV_ARGS+=("PRESSLUFT_PUBLIC_IP=$PUBLIC_IP_ARG")
+fi
 if [ -n "$ADMIN_PASSWORD_STDIN_FLAG" ] && [ -z "$ADMIN_EMAIL" ]; then
   die "--admin-password-stdin needs --admin-email"
 fi
@@ -185,12 +213,14 @@ systemd_present() { [ -d /run/systemd/system ]; }
 
 # --- configuration: /etc/pressluft/pressluft.env (kept, merged with --env) --------------------------
 declare -A ENV_VALUES=()
+LISTEN_FALLBACK=   # the env file's PRESSLUFT_LISTEN_ADDR is the installer's plain-HTTP fallback
 valid_key() { [[ $1 =~ ^(PRESSLUFT_[A-Z0-9_]+|RUST_LOG)$ ]]; }
 VALUE_RE='^[]A-Za-z0-9_.,:=/@+%[-]*$' # also [ ] for IPv6 listen addresses
 valid_value() { [[ $1 =~ $VALUE_RE ]]; }
 if [ -r "$ENV_FILE" ]; then
   while IFS= read -r line || [ -n "$line" ]; do
     line=${line%$'\r'}
+    [ "$line" = "$FALLBACK_MARK" ] && LISTEN_FALLBACK=1
     [[ $line =~ ^[[:space:]]*(#|$) ]] && continue
     [[ $line =~ ^([A-Za-z_][A-Za-z0-9_]*)=(.*)$ ]] || die "$ENV_FILE: unreadable line: $line"
     key=${BASH_REMATCH[1]}
@@ -208,13 +238,31 @@ for kv in "${ENV_ARGS[@]}"; do
   valid_key "$key" || die "--env $key: only PRESSLUFT_* variables and RUST_LOG are accepted"
   valid_value "$value" || die "--env $key: value may hold only letters, digits and _ . , : = / @ + % [ ] -"
   if [ -z "$value" ]; then unset "ENV_VALUES[$key]"; else ENV_VALUES[$key]=$value; fi
+  [ "$key" = PRESSLUFT_LISTEN_ADDR ] && LISTEN_FALLBACK= # the operator's own choice from now on
 done
+# The fallback is the installer's: decided again in step 7 (a value no longer the fallback's is
+# the operator's).
+if [ -n "$LISTEN_FALLBACK" ]; then
+  if [ "${ENV_VALUES[PRESSLUFT_LISTEN_ADDR]:-}" = "$FALLBACK_LISTEN" ]; then
+    unset "ENV_VALUES[PRESSLUFT_LISTEN_ADDR]"
+  else
+    LISTEN_FALLBACK=
+  fi
+fi
+LISTEN_OPERATOR=${ENV_VALUES[PRESSLUFT_LISTEN_ADDR]:-}
 DATA_DIR=${ENV_VALUES[PRESSLUFT_DATA_DIR]:-$HOME_DIR}
 LOG_DIR=${ENV_VALUES[PRESSLUFT_LOG_DIR]:-/var/log/pressluft}
-LISTEN_ADDR=${ENV_VALUES[PRESSLUFT_LISTEN_ADDR]:-$DEFAULT_LISTEN}
-[[ $LISTEN_ADDR =~ ^(.+):([0-9]+)$ ]] || die "PRESSLUFT_LISTEN_ADDR=$LISTEN_ADDR: expected HOST:PORT"
-LISTEN_HOST=${BASH_REMATCH[1]}
-LISTEN_PORT=${BASH_REMATCH[2]}
+listen_of() { # sets LISTEN_ADDR, LISTEN_HOST, LISTEN_PORT from ENV_VALUES (or the fallback)
+  if [ -n "$LISTEN_FALLBACK" ]; then
+    LISTEN_ADDR=$FALLBACK_LISTEN
+  else
+    LISTEN_ADDR=${ENV_VALUES[PRESSLUFT_LISTEN_ADDR]:-$DEFAULT_LISTEN}
+  fi
+  [[ $LISTEN_ADDR =~ ^(.+):([0-9]+)$ ]] || die "PRESSLUFT_LISTEN_ADDR=$LISTEN_ADDR: expected HOST:PORT"
+  LISTEN_HOST=${BASH_REMATCH[1]}
+  LISTEN_PORT=${BASH_REMATCH[2]}
+}
+listen_of
 SERVE_OUT=$LOG_DIR/serve.out
 PROXY_SOCKET=${ENV_VALUES[PRESSLUFT_PROXY_SOCKET]:-$SOCKET_DIR/proxy.sock}
 [[ $PROXY_SOCKET =~ ^/run/pressluft/[A-Za-z0-9._-]+$ ]] ||
@@ -240,7 +288,7 @@ as_pressluft() {
 START_CMD="install -d -o $SVC_USER -g $WEB_GROUP -m 2750 $SOCKET_DIR; setsid setpriv --reuid=$SVC_USER --regid=$SVC_USER --init-groups env -i HOME=$HOME_DIR USER=$SVC_USER LOGNAME=$SVC_USER PATH=$SAFE_PATH LANG=C.UTF-8 sh -c 'umask 027; set -a; . $ENV_FILE; exec $BIN_DEST serve' </dev/null >>$SERVE_OUT 2>&1 & echo \$! >$PID_FILE"
 
 # ==================================================================================================
-step 1/8 "checking the system"
+step 1/9 "checking the system"
 [ "$(id -u)" = 0 ] || die "must run as root (try: sudo $(rerun_command))"
 [ -r /etc/os-release ] || die "/etc/os-release is missing: unsupported system (need Debian 12 or Ubuntu 24.04)"
 # shellcheck source=/dev/null
@@ -270,7 +318,7 @@ say "binary $BINARY_SRC ($BINARY_VERSION)"
 cd /
 
 # ==================================================================================================
-step 2/8 "packages: OpenSSH, git, Python, ansible-core >= $ANSIBLE_MIN"
+step 2/9 "packages: OpenSSH, git, Python, ansible-core >= $ANSIBLE_MIN"
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
   pkg_installed "$pkg" || missing+=("$pkg")
@@ -362,7 +410,7 @@ if grep -qix 'pubkeyauthentication no' <<<"$sshd_effective"; then
 fi
 
 # ==================================================================================================
-step 3/8 "system user $SVC_USER and directories"
+step 3/9 "system user $SVC_USER and directories"
 if ! getent passwd "$SVC_USER" >/dev/null; then
   if getent group "$SVC_USER" >/dev/null; then
     useradd --system --gid "$SVC_USER" --home-dir "$HOME_DIR" --no-create-home --shell /usr/sbin/nologin "$SVC_USER"
@@ -388,7 +436,7 @@ ensure_dir "$SOCKET_DIR" "$SVC_USER" "$WEB_GROUP" 2750
 say "$SOCKET_DIR ($SVC_USER:$WEB_GROUP 2750) for the proxy socket"
 
 # ==================================================================================================
-step 4/8 "binary $BIN_DEST and $ENV_FILE"
+step 4/9 "binary $BIN_DEST and $ENV_FILE"
 BINARY_CHANGED=
 if [ "$BINARY_SRC" = "$BIN_DEST" ]; then
   :
@@ -444,27 +492,36 @@ if [ "${ENV_VALUES[PRESSLUFT_PROXY_SOCKET]:-}" != "$PROXY_SOCKET" ]; then
 fi
 say "proxy socket $PROXY_SOCKET (the control-plane vhost on this host connects there)"
 ensure_dir "$ETC_DIR" root "$SVC_GROUP" 0750
-env_tmp=$(mktemp)
-{
-  printf '# Environment of the Pressluft control plane (pressluft serve; install.sh runs migrate and admin with it).\n'
-  printf '# Written by install.sh, which keeps these values on re-runs: change one with\n'
-  printf '# %s (an empty VALUE removes KEY) or edit this file, then restart the service.\n' 'install.sh --env KEY=VALUE'
-  while IFS= read -r key; do
-    [ -n "$key" ] && printf '%s=%s\n' "$key" "${ENV_VALUES[$key]}"
-  done < <(printf '%s\n' "${!ENV_VALUES[@]}" | LC_ALL=C sort)
-} >"$env_tmp"
 ENV_CHANGED=
-if ensure_file "$env_tmp" "$ENV_FILE" root "$SVC_GROUP" 0640; then
-  changed "wrote $ENV_FILE"
-  ENV_CHANGED=1
-else
-  say "$ENV_FILE unchanged"
-fi
-rm -f "$env_tmp"
+write_env_file() { # writes ENV_VALUES (+ the fallback listen address) when they differ
+  local env_tmp key
+  env_tmp=$(mktemp)
+  {
+    printf '# Environment of the Pressluft control plane (pressluft serve; install.sh runs migrate and admin with it).\n'
+    printf '# Written by install.sh, which keeps these values on re-runs: change one with\n'
+    printf '# %s (an empty VALUE removes KEY) or edit this file, then restart the service.\n' 'install.sh --env KEY=VALUE'
+    printf '# Without PRESSLUFT_LISTEN_ADDR, serve listens on %s (nginx serves the dashboard over HTTPS).\n' "$DEFAULT_LISTEN"
+    while IFS= read -r key; do
+      [ -n "$key" ] && printf '%s=%s\n' "$key" "${ENV_VALUES[$key]}"
+    done < <(printf '%s\n' "${!ENV_VALUES[@]}" | LC_ALL=C sort)
+    if [ -n "$LISTEN_FALLBACK" ]; then
+      printf '%s\n' "$FALLBACK_MARK"
+      printf 'PRESSLUFT_LISTEN_ADDR=%s\n' "$FALLBACK_LISTEN"
+    fi
+  } >"$env_tmp"
+  if ensure_file "$env_tmp" "$ENV_FILE" root "$SVC_GROUP" 0640; then
+    changed "wrote $ENV_FILE"
+    ENV_CHANGED=1
+  else
+    say "$ENV_FILE unchanged"
+  fi
+  rm -f "$env_tmp"
+}
+write_env_file
 grep -v '^#' "$ENV_FILE" | sed 's/^/      /'
 
 # ==================================================================================================
-step 5/8 "database migrations, SSH key pair, root's authorized key"
+step 5/9 "database migrations, SSH key pair, root's authorized key"
 migrate_out=$(as_pressluft "$BIN_DEST" migrate 2>&1) || {
   printf '%s\n' "$migrate_out" >&2
   die "pressluft migrate failed"
@@ -503,7 +560,7 @@ if [ "$(stat -c '%U %a' "$AUTH_KEYS")" != "root 600" ]; then
 fi
 
 # ==================================================================================================
-step 6/8 "first admin"
+step 6/9 "first admin"
 list_out=$(as_pressluft env RUST_LOG=warn "$BIN_DEST" admin list 2>/dev/null) || die "pressluft admin list failed"
 # Only e-mail-shaped lines: any log line on stdout is not an admin.
 admins=$(grep -E '^[^[:space:]@]+@[^[:space:]@]+$' <<<"$list_out" || true)
@@ -544,7 +601,64 @@ fi
 ADMIN_PASSWORD=
 
 # ==================================================================================================
-step 7/8 "service pressluft serve"
+step 7/9 "HTTPS for the dashboard: nginx and its certificate"
+# The same roles node_provision runs for the local node (playbooks/control-plane-https.yml), with
+# the values `pressluft control-plane-vhost-vars` computes like node_provision does; it also stores
+# the --acme-* options as settings, so node_provision and the domain jobs reuse them.
+HTTPS_LOG=$LOG_DIR/install-https.log
+HTTPS_WORK=$(mktemp -d /tmp/pressluft-install-https.XXXXXX)
+vars_out=$(as_pressluft env RUST_LOG=warn "$BIN_DEST" control-plane-vhost-vars "${ACME_ARGS[@]}" \
+  --result-path "$HTTPS_WORK/result.json" 2>"$HTTPS_WORK/vars.err") || {
+  cat "$HTTPS_WORK/vars.err" >&2
+  die "pressluft control-plane-vhost-vars failed (message above)"
+}
+ANSIBLE_DIR=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["ansible_dir"])' "$vars_out")
+python3 -c 'import json,sys; json.dump(json.loads(sys.argv[1])["vars"], open(sys.argv[2], "w"))' \
+  "$vars_out" "$HTTPS_WORK/vars.json"
+chmod 0600 "$HTTPS_WORK/vars.json"
+if python3 -c 'import json,sys; sys.exit(0 if json.loads(sys.argv[1])["acme_settings_changed"] else 1)' "$vars_out"; then
+  changed "stored the ACME settings (${ACME_ARGS[*]})"
+fi
+[ -f "$ANSIBLE_DIR/playbooks/control-plane-https.yml" ] || die "$ANSIBLE_DIR/playbooks/control-plane-https.yml is missing"
+say "running $ANSIBLE_DIR/playbooks/control-plane-https.yml against this host (log $HTTPS_LOG)"
+# A clean environment: nothing of the caller's (proxies, CA bundles) reaches Ansible or certbot.
+https_status=0
+(cd "$ANSIBLE_DIR" && env -i HOME=/root PATH="$SAFE_PATH" LANG=C.UTF-8 ANSIBLE_CONFIG="$ANSIBLE_DIR/ansible.cfg" \
+  ANSIBLE_LOCALHOST_WARNING=false ANSIBLE_NOCOLOR=1 \
+  ansible-playbook -i localhost, -c local playbooks/control-plane-https.yml -e "@$HTTPS_WORK/vars.json") \
+  >"$HTTPS_LOG" 2>&1 || https_status=$?
+chmod 0640 "$HTTPS_LOG"
+if [ "$https_status" != 0 ] || [ ! -s "$HTTPS_WORK/result.json" ]; then
+  tail -n 25 "$HTTPS_LOG" >&2
+  rm -rf "$HTTPS_WORK"
+  die "setting up nginx for the dashboard failed (exit $https_status; full output in $HTTPS_LOG)"
+fi
+recap_changed=$(sed -n 's/.* changed=\([0-9]*\) .*/\1/p' "$HTTPS_LOG" | tail -n 1)
+read -r HTTPS_STATUS HTTPS_NAME HTTPS_MESSAGE < <(python3 -c '
+import json, sys
+cp = json.load(open(sys.argv[1]))["control_plane"]
+print(cp["status"], cp["name"] or "-", " ".join((cp.get("message") or "").split()))' "$HTTPS_WORK/result.json")
+rm -rf "$HTTPS_WORK"
+if [ "${recap_changed:-0}" != 0 ]; then
+  changed "nginx and the dashboard's certificate: $recap_changed Ansible change(s) (details in $HTTPS_LOG)"
+fi
+if [ "$HTTPS_STATUS" = https ]; then
+  say "the dashboard is served at https://$HTTPS_NAME/ (nginx, certificate /etc/letsencrypt/live/$HTTPS_NAME/)"
+  LISTEN_FALLBACK=
+else
+  warn "no certificate for the dashboard: $HTTPS_MESSAGE"
+  if [ -n "$LISTEN_OPERATOR" ]; then
+    warn "PRESSLUFT_LISTEN_ADDR=$LISTEN_OPERATOR is yours: left as it is"
+  else
+    warn "falling back to plain HTTP on $FALLBACK_LISTEN (a warning banner on every dashboard page); re-run this installer once the cause is fixed"
+    LISTEN_FALLBACK=1
+  fi
+fi
+listen_of
+write_env_file
+
+# ==================================================================================================
+step 8/9 "service pressluft serve"
 if systemd_present; then
   CAPS=
   AMBIENT=
@@ -710,7 +824,7 @@ else
 fi
 
 # ==================================================================================================
-step 8/8 "health check"
+step 9/9 "health check"
 case "$LISTEN_HOST" in
   0.0.0.0 | '*') PROBE_HOST=127.0.0.1 ;;
   '[::]' | '::') PROBE_HOST='[::1]' ;;
@@ -736,11 +850,29 @@ fi
 say "$HEALTH_URL: ok"
 
 PUBLIC_IP=${ENV_VALUES[PRESSLUFT_PUBLIC_IP]:-$PROBE_HOST}
+if [ "$HTTPS_STATUS" = https ]; then
+  https_ok=
+  for _ in $(seq 1 20); do
+    if curl -ksS --max-time 3 --resolve "$HTTPS_NAME:443:127.0.0.1" "https://$HTTPS_NAME/healthz" 2>/dev/null | grep -q '"status":"ok"'; then
+      https_ok=1
+      break
+    fi
+    sleep 0.5
+  done
+  [ -n "$https_ok" ] || die "https://$HTTPS_NAME/healthz (through nginx on this host) did not answer {\"status\":\"ok\"}; see $SERVICE_HINT"
+  say "https://$HTTPS_NAME/healthz through nginx: ok"
+fi
 STEP=finished
-printf '\n==> Pressluft is running: http://%s:%s\n' "$PUBLIC_IP" "$LISTEN_PORT"
+if [ "$HTTPS_STATUS" = https ]; then
+  printf '\n==> Pressluft is running: https://%s/\n' "$HTTPS_NAME"
+else
+  printf '\n==> Pressluft is running over PLAIN HTTP: http://%s:%s\n' "$PUBLIC_IP" "$LISTEN_PORT"
+  say "WARNING: no certificate could be issued ($HTTPS_MESSAGE)"
+  say "fix the cause (DNS, port 80 reachable from the ACME server, --acme-* options) and re-run this installer"
+fi
 case "$LISTEN_HOST" in
   0.0.0.0 | '*' | '[::]' | '::') ;;
-  *) say "note: it listens on $LISTEN_ADDR only (PRESSLUFT_LISTEN_ADDR); from elsewhere use an SSH tunnel to $PROBE_HOST:$LISTEN_PORT" ;;
+  *) say "the control plane itself listens on $LISTEN_ADDR only (and the proxy socket $PROXY_SOCKET for nginx)" ;;
 esac
 say "service: $SERVICE_HINT"
 say "on its first start the service registers this host as the local node and provisions it (Ansible, several minutes); follow it in the dashboard"

@@ -26,18 +26,40 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Run the control plane as a service (system paths, all interfaces).
+    /// Run the control plane as a service (system paths, 127.0.0.1:8080 behind nginx unless given
+    /// an address).
     Serve,
     /// Run locally: data in ./.pressluft, 127.0.0.1:8080, a bootstrap admin on first start.
     Dev,
     /// Apply database migrations and exit.
     Migrate,
+    /// For install.sh: store the given ACME settings, extract the playbooks and print, as one
+    /// JSON object, the playbook directory and the variables of playbooks/control-plane-https.yml
+    /// (the dashboard's nginx block and certificate, the same the local node_provision uses).
+    ControlPlaneVhostVars(ControlPlaneVhostVarsArgs),
     /// Manage admin accounts.
     #[command(subcommand)]
     Admin(AdminCommand),
     /// Node helpers.
     #[command(subcommand)]
     Node(NodeCommand),
+}
+
+/// `pressluft control-plane-vhost-vars`: values given are stored; an empty value clears one.
+#[derive(Debug, clap::Args)]
+pub struct ControlPlaneVhostVarsArgs {
+    /// ACME directory URL (setting acme_directory_url; https only).
+    #[arg(long, value_name = "URL")]
+    pub acme_directory_url: Option<String>,
+    /// CA bundle certbot trusts for the ACME server (setting acme_ca_bundle; absolute path).
+    #[arg(long, value_name = "FILE")]
+    pub acme_ca_bundle: Option<String>,
+    /// ACME account e-mail (setting acme_email).
+    #[arg(long, value_name = "EMAIL")]
+    pub acme_email: Option<String>,
+    /// Where the playbook writes its result file (variable pressluft_result_path).
+    #[arg(long, value_name = "FILE")]
+    pub result_path: String,
 }
 
 #[derive(Debug, Subcommand)]
@@ -285,6 +307,32 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 }
             }
             app.run(shutdown_signal()).await
+        }
+        Command::ControlPlaneVhostVars(args) => {
+            use crate::control_plane_tls as tls;
+            let mut options = tls::AcmeOptions {
+                directory_url: args.acme_directory_url,
+                ca_bundle: args.acme_ca_bundle,
+                email: args.acme_email,
+            };
+            if let Err(message) = tls::validate_acme(&mut options) {
+                bail!(message);
+            }
+            prepare_directories(&config)?;
+            let _guard = crate::logging::init(mode, None);
+            let store = open_store(&config).await?;
+            let now = crate::clock::now_ts(&*clock);
+            let stored = tls::store_acme(&store, &options, &now).await?;
+            crate::startup::prepare_ansible_dir(&config)?;
+            let vars = tls::installer_vars(&store, &config, &args.result_path).await?;
+            store.close().await;
+            let out = serde_json::json!({
+                "ansible_dir": config.ansible_dir.display().to_string(),
+                "acme_settings_changed": stored,
+                "vars": vars,
+            });
+            println!("{out}");
+            Ok(())
         }
         Command::Migrate => {
             prepare_directories(&config)?;

@@ -13,7 +13,8 @@ use std::time::Duration;
 /// How the binary runs; decides the defaults.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
-    /// Production service: system paths, listens on all interfaces.
+    /// Production service: system paths, listens on loopback only (nginx terminates TLS in
+    /// front of it, domains-and-tls.md §5 as revised by issue 15) unless given an address.
     Serve,
     /// Local development: everything under `./.pressluft`, loopback only.
     Dev,
@@ -31,7 +32,7 @@ impl Mode {
 /// Raw values given as flags; `None` = not given.
 #[derive(Debug, Clone, Default, clap::Args)]
 pub struct ConfigFlags {
-    /// Address to listen on [env: PRESSLUFT_LISTEN_ADDR] [default: 0.0.0.0:8080, dev 127.0.0.1:8080]
+    /// Address to listen on [env: PRESSLUFT_LISTEN_ADDR] [default: 127.0.0.1:8080]
     #[arg(long, global = true, value_name = "ADDR")]
     pub listen_addr: Option<String>,
     /// Data directory [env: PRESSLUFT_DATA_DIR] [default: /var/lib/pressluft, dev ./.pressluft]
@@ -108,6 +109,9 @@ pub struct Config {
     /// setting: tests point it at the built `pressluft` binary.
     pub node_binary: Option<PathBuf>,
 }
+
+/// The control plane's port when no listen address is given.
+pub const DEFAULT_PORT: u16 = 8080;
 
 /// A setting that could not be accepted.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -263,8 +267,10 @@ impl Config {
                 |v| v.parse::<SocketAddr>().ok(),
             )?
             .unwrap_or_else(|| match mode {
-                Mode::Serve => SocketAddr::from(([0, 0, 0, 0], 8080)),
-                Mode::Dev => SocketAddr::from(([127, 0, 0, 1], 8080)),
+                // Both modes: loopback. `serve` is reached through the local nginx (TLS, the
+                // proxy socket); an explicit address keeps plain HTTP there (tests, own proxies,
+                // the installer's fallback when no certificate could be issued).
+                Mode::Serve | Mode::Dev => SocketAddr::from(([127, 0, 0, 1], DEFAULT_PORT)),
             });
         let data_dir = r
             .path(&DATA_DIR, &flags.data_dir)?
@@ -484,10 +490,26 @@ mod tests {
     }
 
     #[test]
+    fn an_explicit_listen_address_is_kept_in_both_modes() {
+        for mode in [Mode::Serve, Mode::Dev] {
+            let flags = ConfigFlags {
+                listen_addr: Some("0.0.0.0:9090".into()),
+                ..ConfigFlags::default()
+            };
+            let c = Config::resolve(mode, &flags, &env_of(&[])).unwrap();
+            assert_eq!(c.listen_addr.to_string(), "0.0.0.0:9090", "{mode:?}");
+            let env = env_of(&[("PRESSLUFT_LISTEN_ADDR", "0.0.0.0:8080")]);
+            let c = Config::resolve(mode, &ConfigFlags::default(), &env).unwrap();
+            assert_eq!(c.listen_addr.to_string(), "0.0.0.0:8080", "{mode:?}");
+        }
+    }
+
+    #[test]
     fn defaults_differ_by_mode() {
         let none = env_of(&[]);
         let serve = Config::resolve(Mode::Serve, &ConfigFlags::default(), &none).unwrap();
-        assert_eq!(serve.listen_addr.to_string(), "0.0.0.0:8080");
+        // Issue 15: `serve` listens on loopback only; nginx terminates TLS in front of it.
+        assert_eq!(serve.listen_addr.to_string(), "127.0.0.1:8080");
         assert_eq!(
             serve.db_path,
             PathBuf::from("/var/lib/pressluft/pressluft.db")

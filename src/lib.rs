@@ -10,6 +10,7 @@ pub mod backups;
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod control_plane_tls;
 pub mod deploys;
 pub mod domain;
 pub mod domains;

@@ -66,7 +66,7 @@ pub fn open_secrets(config: &Config) -> anyhow::Result<Secrets> {
 }
 
 /// Fills the default Ansible directory from the copy embedded in the binary.
-fn prepare_ansible_dir(config: &Config) -> anyhow::Result<()> {
+pub fn prepare_ansible_dir(config: &Config) -> anyhow::Result<()> {
     if config.ansible_dir_embedded {
         let n = extract_embedded(&config.ansible_dir)
             .with_context(|| format!("extracting playbooks to {}", config.ansible_dir.display()))?;
@@ -124,6 +124,10 @@ impl Application {
         let listener = TcpListener::bind(config.listen_addr)
             .await
             .with_context(|| format!("binding {}", config.listen_addr))?;
+        // The bound address (port 0 in tests becomes the real one): node_provision tells the
+        // control-plane vhost which port to proxy to.
+        let mut config = config;
+        config.listen_addr = listener.local_addr().context("reading the bound address")?;
         // Bound: no other instance serves this address. Run directories left by an earlier
         // process (killed before it could remove them) hold a decrypted key and secrets.
         crate::jobs::ansible::remove_stale_run_dirs(&config.data_dir);

@@ -9,7 +9,14 @@ use axum::http::{HeaderValue, Method};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
+use axum::extract::{ConnectInfo, State};
+
 use crate::http::error::{ApiError, ErrorCode};
+use crate::http::session::{over_tls, Peer, Via};
+use crate::state::AppState;
+
+/// `Strict-Transport-Security` for TLS requests.
+pub const HSTS: &str = "max-age=31536000";
 use crate::http::extract::MAX_BODY_BYTES;
 
 /// Gives each request an id (`x-request-id`) and logs one line when it completes: method, path,
@@ -127,10 +134,18 @@ fn is_json(req: &Request) -> bool {
 }
 
 /// Headers every response carries: no framing, no sniffing, same-origin referrers, and a
-/// content security policy that allows only our own embedded assets.
-pub async fn security_headers(req: Request, next: Next) -> Response {
+/// content security policy that allows only our own embedded assets. Responses to requests that
+/// came over TLS (through a trusted proxy saying `https`: nginx's control-plane block) also carry
+/// HSTS, one year, without `includeSubDomains` (the sslip.io name's subdomains are plain-HTTP
+/// previews) and never on plain HTTP, where browsers ignore it anyway (issue 15).
+pub async fn security_headers(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let peer = Peer(req.extensions().get::<ConnectInfo<Via>>().map(|c| c.0));
+    let tls = over_tls(req.headers(), &peer, &state.config);
     let mut response = next.run(req).await;
     let h = response.headers_mut();
+    if tls {
+        h.insert("strict-transport-security", HeaderValue::from_static(HSTS));
+    }
     h.insert("x-frame-options", HeaderValue::from_static("DENY"));
     h.insert(
         "x-content-type-options",

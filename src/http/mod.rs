@@ -1,6 +1,7 @@
 //! The HTTP layer shared by the JSON API and the dashboard: the error type and extractors both
 //! answer with, sessions, cookies, stream limits, the shared list filters and wire shapes, and
-//! the cross-cutting middleware (request log, body limit, CSRF, security headers) wrapped around
+//! the cross-cutting middleware (request log, body limit, CSRF, security headers, the
+//! plain-HTTP banner) wrapped around
 //! the routes `startup` assembles. It imports neither `api` nor `ui`.
 
 pub mod cookies;
@@ -8,6 +9,7 @@ pub mod error;
 pub mod extract;
 pub mod job_status;
 mod middleware;
+pub mod plain_http;
 pub mod query;
 pub mod schema;
 mod service_errors;
@@ -34,7 +36,14 @@ pub fn router(state: AppState, routes: Router<AppState>) -> Router {
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(axum::middleware::from_fn(middleware::csrf))
         .layer(axum::middleware::from_fn(middleware::body_limit))
-        .layer(axum::middleware::from_fn(middleware::security_headers))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            plain_http::banner,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            middleware::security_headers,
+        ))
         .layer(axum::middleware::from_fn(middleware::request_log))
         .with_state(state)
 }

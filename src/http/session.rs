@@ -170,6 +170,37 @@ pub fn remote_ip(headers: &HeaderMap, peer: &Peer, config: &Config) -> String {
     client.map_or_else(|| "unknown".into(), |ip| ip.to_string())
 }
 
+/// Whether a trusted proxy (the proxy socket, or a TCP peer in `--trusted-proxy`) says the
+/// client spoke TLS to it (`X-Forwarded-Proto: https`). The control plane never terminates TLS
+/// itself, so this is the only way a request counts as "over TLS".
+pub fn over_tls(headers: &HeaderMap, peer: &Peer, config: &Config) -> bool {
+    peer.is_trusted_proxy(config) && forwarded_https(headers)
+}
+
+fn forwarded_https(headers: &HeaderMap) -> bool {
+    headers
+        .get("x-forwarded-proto")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("https"))
+}
+
+/// Whether the request crossed the network in cleartext, which earns the plain-HTTP warning
+/// banner on every dashboard page (issue 15, decisions.md "the dashboard on HTTPS"): it came
+/// through a trusted proxy that does not say `https`, or straight over TCP from a peer that is
+/// not loopback. A direct loopback peer (`dev`, tests, an operator's own proxy or SSH tunnel on
+/// this host) and a TLS-terminating trusted proxy see no banner. It depends only on how the
+/// request arrived, never on the mode, so the installer's fallback (`serve` on `0.0.0.0:8080`
+/// when no certificate could be issued) shows it and the same server reached through nginx's
+/// TLS block does not.
+pub fn plain_http_over_network(headers: &HeaderMap, peer: &Peer, config: &Config) -> bool {
+    match peer.0 {
+        None => false,
+        Some(Via::ProxySocket) => !forwarded_https(headers),
+        Some(Via::Tcp(addr)) if config.is_trusted_proxy(addr.ip()) => !forwarded_https(headers),
+        Some(Via::Tcp(addr)) => !addr.ip().to_canonical().is_loopback(),
+    }
+}
+
 /// Whether cookies must carry `Secure`: the request came over TLS through a trusted proxy, or a
 /// control-plane domain is configured (which implies HTTPS).
 pub async fn cookies_secure(
@@ -177,12 +208,7 @@ pub async fn cookies_secure(
     peer: &Peer,
     state: &AppState,
 ) -> Result<bool, ApiError> {
-    let via_tls_proxy = peer.is_trusted_proxy(&state.config)
-        && headers
-            .get("x-forwarded-proto")
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| v.eq_ignore_ascii_case("https"));
-    if via_tls_proxy {
+    if over_tls(headers, peer, &state.config) {
         return Ok(true);
     }
     Ok(state

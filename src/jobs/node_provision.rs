@@ -92,11 +92,13 @@ async fn on_success(
     let node = node(conn, job).await?;
     transition(conn, &node, NodeStatus::Active, now).await?;
     let firewall = result["firewall"]["status"].as_str();
-    let warnings: Vec<String> = ["firewall", "fail2ban"]
+    let mut warnings: Vec<String> = ["firewall", "fail2ban"]
         .iter()
         .filter(|k| result[**k]["status"] == "unavailable")
         .filter_map(|k| result[*k]["message"].as_str().map(str::to_string))
         .collect();
+    // The dashboard without its certificate (issue 15): why, from the control-plane vhost.
+    warnings.extend(crate::control_plane_tls::result_warning(result));
     let warning = (!warnings.is_empty()).then(|| warnings.join(" "));
     let fact = serde_json::from_value(result["preview_certificate"].clone()).ok();
     payload::update_stored(conn, job, |p: &mut NodeProvisionPayload| {
@@ -193,6 +195,11 @@ async fn extra_vars(cx: &VarsContext<'_>, _job: &JobRecord) -> Result<ResolvedVa
             .unwrap_or_default()
             .into(),
     );
+    // The dashboard on HTTPS (issue 15): the sslip.io name and whether the port stays open.
+    vars.extend(crate::control_plane_tls::provision_vars(
+        config,
+        node.public_ip.as_deref(),
+    ));
     vars.insert("pressluft_binary_path".into(), binary.into());
     let mut resolved = ResolvedVars {
         vars,

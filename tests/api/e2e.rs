@@ -70,6 +70,7 @@ async fn provision_this_machine_through_the_api() {
         &[&app.now()],
     )
     .await;
+    crate::e2e_cphttps::prepare(&app).await;
     let (_, key) = app.get_json("/api/nodes/ssh-public-key").await;
     let _authorized = AuthorizedKey::add(key["public_key"].as_str().unwrap());
 

@@ -29,7 +29,7 @@ pub fn socket_dir() -> (tempfile::TempDir, PathBuf) {
 }
 
 /// One raw HTTP/1.1 request over the Unix socket: status and body.
-async fn request(
+pub async fn request(
     socket: &Path,
     method: &str,
     path: &str,

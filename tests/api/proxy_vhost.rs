@@ -46,10 +46,11 @@ fn render_vhost(dir: &Path, upstream_port: u16, socket: Option<&Path>) -> String
     let role = Path::new(env!("CARGO_MANIFEST_DIR")).join("ansible/roles/control-plane-vhost");
     let dest = dir.join("rendered.conf");
     let vars = json!({
-        "control_plane_vhost_domain": "cp.example.test",
+        "control_plane_vhost_name": "cp.example.test",
+        "control_plane_vhost_spare": "",
+        "control_plane_vhost_tls_name": "cp.example.test",
         "control_plane_vhost_port": upstream_port,
         "control_plane_vhost_socket": socket.map(|s| s.display().to_string()).unwrap_or_default(),
-        "control_plane_vhost_tls": true,
         "control_plane_vhost_ipv6": false,
         "control_plane_vhost_acme_webroot": dir.join("acme"),
     });

@@ -7,8 +7,14 @@
 # holds data and PRESSLUFT_TEST_DISPOSABLE=1 is not set): it stops any running `pressluft serve`, removes /var/lib/pressluft,
 # /etc/pressluft and /var/log/pressluft and the old control-plane keys in /root/.ssh/authorized_keys,
 # then installs twice (the second run must report 0 changes) and a third time without options, and
-# checks: one serve process, one admin, the key authorized once, login over HTTP and exactly one
-# node, the local one. The service's first start enqueues the local node's provisioning (Ansible
+# checks: one serve process, one admin, the key authorized once, login and exactly one node, the
+# local one. HTTPS from the first minute (issue 15): with Pebble (scripts/acme-test-server; its BIND
+# resolves 192-0-2-2.sslip.io to 192.0.2.2) as the ACME server, the dashboard answers on
+# https://192-0-2-2.sslip.io with a Pebble certificate, http:// redirects, the control plane listens
+# on loopback only (192.0.2.2:8080 refuses), the session cookie is Secure and HSTS is sent. Then the
+# fallback: with an unreachable ACME directory and no certificate, a run serves plain HTTP on
+# 0.0.0.0:8080 with the warning banner, and the next run with Pebble moves it back behind nginx.
+# The dashboard's certificate and server block are removed at the end (nginx left as found). The service's first start enqueues the local node's provisioning (Ansible
 # against root@127.0.0.1, minutes long); the test does not wait for it and stops the service (and
 # what it started) at the end. The installation itself is left in place, stopped.
 set -euo pipefail
@@ -21,8 +27,11 @@ readonly BIN=/usr/local/bin/pressluft
 readonly PID_FILE=/run/pressluft.pid
 readonly ENV_FILE=/etc/pressluft/pressluft.env
 readonly EMAIL=admin@install.test
-readonly LISTEN=127.0.0.1:18080
-readonly BASE=http://$LISTEN
+readonly PUBLIC_IP=192.0.2.2
+readonly NAME=192-0-2-2.sslip.io
+readonly BASE=http://127.0.0.1:8080 # serve's default listener: loopback
+readonly HTTPS=https://$NAME
+readonly CP_CONF=/etc/nginx/sites-enabled/pressluft-control-plane.conf
 password="install-check-$(od -An -N12 -tx1 /dev/urandom | tr -d ' \n')"
 
 say() { printf '\n==> %s\n' "$*"; }
@@ -38,6 +47,22 @@ fail() {
 [ -x "$binary" ] || fail "$binary is not an executable file"
 [ -x "$installer" ] || fail "$installer missing or not executable"
 work=$(mktemp -d /tmp/pressluft-install-check.XXXXXX)
+# Pebble and its BIND (idempotent when running): the ACME server of this test.
+"$repo/scripts/acme-test-server" >/dev/null
+# shellcheck source=/dev/null
+. /var/lib/pressluft-test/acme/env
+CURL_TLS=(--resolve "$NAME:443:$PUBLIC_IP" --resolve "$NAME:80:$PUBLIC_IP" --cacert "$ACME_ISSUING_ROOT")
+# The dashboard's nginx block and certificate: removed before and after (this machine's nginx also
+# serves the e2e's sites; nothing else is touched).
+remove_dashboard_tls() {
+  if [ -e "/etc/letsencrypt/live/$NAME" ] || [ -e "/etc/letsencrypt/renewal/$NAME.conf" ]; then
+    certbot delete --non-interactive --cert-name "$NAME" >/dev/null 2>&1 || true
+  fi
+  if [ -e "$CP_CONF" ]; then
+    rm -f "$CP_CONF"
+    nginx -t -q && nginx -s reload
+  fi
+}
 
 # A `pressluft serve` started from the installed binary (or an older, replaced copy of it).
 is_serve() {
@@ -90,6 +115,8 @@ finish() {
   set +e
   say "stopping the service"
   stop_service
+  say "removing the dashboard's server block and certificate"
+  remove_dashboard_tls
   [ -z "$(serve_pids)" ] || echo "WARNING: a pressluft serve process is still running" >&2
   if [ "$status" = 0 ]; then
     rm -rf "$work"
@@ -112,6 +139,7 @@ as_pressluft() { # the installed binary as user pressluft with the service's env
 say "clean slate (CI machine): stopping pressluft serve, removing /var/lib/pressluft /etc/pressluft /var/log/pressluft"
 stop_service
 rm -rf /var/lib/pressluft /etc/pressluft /var/log/pressluft
+remove_dashboard_tls
 if [ -f /root/.ssh/authorized_keys ] && grep -q ' pressluft-control-plane$' /root/.ssh/authorized_keys; then
   echo "removing old pressluft-control-plane keys from /root/.ssh/authorized_keys"
   grep -v '^from="127.0.0.1,::1" ssh-[a-z0-9-]* [A-Za-z0-9+/=]* pressluft-control-plane$' \
@@ -130,7 +158,8 @@ run_install() { # N LOG [ARGS...]: runs the installer, prints its output and dur
   printf -- '--- run %s: exit %s, %d.%d s\n' "$n" "$status" $((ms / 1000)) $((ms % 1000 / 100))
   [ "$status" = 0 ] || fail "install.sh run $n failed (exit $status)"
 }
-args=(--binary "$binary" --env PRESSLUFT_MANAGE_FIREWALL=false --env "PRESSLUFT_LISTEN_ADDR=$LISTEN"
+args=(--binary "$binary" --env PRESSLUFT_MANAGE_FIREWALL=false --public-ip "$PUBLIC_IP"
+  --acme-directory-url "$ACME_DIRECTORY_URL" --acme-ca-bundle "$ACME_CA_BUNDLE" --acme-email "$EMAIL"
   --admin-email "$EMAIL" --admin-password-stdin)
 printf '%s\n' "$password" | run_install 1 "$work/run1.log" "${args[@]}"
 grep -Eq '^install: [1-9][0-9]* changes?$' "$work/run1.log" || fail "run 1 reports no changes on a clean slate"
@@ -155,8 +184,8 @@ ok "exactly one pressluft serve process (pid ${pids[0]}, user pressluft)"
 [ "$(stat -c '%U %a' "$BIN")" = "root 755" ] || fail "$BIN is not root 0755"
 cmp -s "$binary" "$BIN" || fail "$BIN differs from $binary"
 grep -qx 'PRESSLUFT_MANAGE_FIREWALL=false' "$ENV_FILE" || fail "$ENV_FILE lacks PRESSLUFT_MANAGE_FIREWALL=false"
-grep -qx "PRESSLUFT_LISTEN_ADDR=$LISTEN" "$ENV_FILE" || fail "$ENV_FILE lacks PRESSLUFT_LISTEN_ADDR=$LISTEN"
-grep -Eqx 'PRESSLUFT_PUBLIC_IP=[0-9]+\.[0-9]+\.[0-9]+\.[0-9]+' "$ENV_FILE" || fail "$ENV_FILE has no detected PRESSLUFT_PUBLIC_IP"
+! grep -q '^PRESSLUFT_LISTEN_ADDR=' "$ENV_FILE" || fail "$ENV_FILE sets PRESSLUFT_LISTEN_ADDR (serve's loopback default expected)"
+grep -qx "PRESSLUFT_PUBLIC_IP=$PUBLIC_IP" "$ENV_FILE" || fail "$ENV_FILE lacks PRESSLUFT_PUBLIC_IP=$PUBLIC_IP (--public-ip)"
 grep -qx 'PRESSLUFT_PROXY_SOCKET=/run/pressluft/proxy.sock' "$ENV_FILE" || fail "$ENV_FILE lacks PRESSLUFT_PROXY_SOCKET=/run/pressluft/proxy.sock"
 ! grep -q '^PRESSLUFT_TRUSTED_PROXY=' "$ENV_FILE" || fail "$ENV_FILE trusts a TCP proxy by default (any local process could then choose its X-Forwarded-For)"
 [ "$(stat -c '%U:%G %a' /run/pressluft)" = "pressluft:www-data 2750" ] || fail "/run/pressluft is not pressluft:www-data 2750"
@@ -186,16 +215,47 @@ if runuser -u nobody -- curl -sS --unix-socket "$sock" http://localhost/healthz 
   fail "user nobody (not in www-data) reached $sock"
 fi
 ok "proxy socket $sock: pressluft:www-data 0660, reachable by www-data, not by nobody"
+say "HTTPS for the dashboard"
+grep -q "server_name $NAME;" "$CP_CONF" || fail "$CP_CONF does not serve $NAME"
+code=$(curl -sS -o "$work/login.html" -w '%{http_code}' "${CURL_TLS[@]}" "$HTTPS/login") ||
+  fail "GET $HTTPS/login with Pebble's root as the only trusted CA failed"
+[ "$code" = 200 ] || fail "GET $HTTPS/login: HTTP $code"
+issuer=$(openssl s_client -connect "$PUBLIC_IP:443" -servername "$NAME" </dev/null 2>/dev/null |
+  openssl x509 -noout -issuer)
+grep -qi pebble <<<"$issuer" || fail "the certificate of $NAME is not Pebble's: $issuer"
+ok "GET $HTTPS/login: 200 over TLS, certificate verified against Pebble's root ($issuer)"
+location=$(curl -sS -o /dev/null -w '%{http_code} %{redirect_url}' "${CURL_TLS[@]}" "http://$NAME/login?x=1")
+[ "$location" = "301 $HTTPS/login?x=1" ] || fail "http://$NAME/login?x=1 answered $location, expected 301 to $HTTPS/login?x=1"
+ok "http://$NAME/ redirects to https (301, same path)"
+listeners=$(ss -Htln "sport = :8080" | awk '{ print $4 }' | sort -u | tr '\n' ' ')
+[ "$listeners" = "127.0.0.1:8080 " ] || fail "port 8080 listeners: '$listeners', expected 127.0.0.1:8080 only"
+rc=0
+curl -sS --max-time 5 -o /dev/null "http://$PUBLIC_IP:8080/healthz" 2>"$work/refused.err" || rc=$?
+# curl's exit 7: the connection was refused (nothing listens there), not a timeout or an answer.
+[ "$rc" = 7 ] || fail "http://$PUBLIC_IP:8080: curl exit $rc, expected 7 (refused): $(cat "$work/refused.err")"
+ok "$PUBLIC_IP:8080 refuses connections; the control plane listens on 127.0.0.1:8080 only"
+
 jar=$work/cookies
 body=$(python3 -c 'import json,sys; print(json.dumps({"email": sys.argv[1], "password": sys.stdin.readline().rstrip("\n")}))' \
   "$EMAIL" <<<"$password")
-code=$(curl -sS -o "$work/login.json" -w '%{http_code}' -c "$jar" -H 'Content-Type: application/json' \
-  --data-binary @- "$BASE/api/login" <<<"$body")
-[[ $code == 2?? ]] || fail "POST /api/login: HTTP $code $(cat "$work/login.json")"
-ok "logged in as $EMAIL over HTTP"
+code=$(curl -sS -o "$work/login.json" -D "$work/login.headers" -w '%{http_code}' -c "$jar" \
+  "${CURL_TLS[@]}" -H 'Content-Type: application/json' --data-binary @- "$HTTPS/api/login" <<<"$body")
+[[ $code == 2?? ]] || fail "POST $HTTPS/api/login: HTTP $code $(cat "$work/login.json")"
+cookie=$(grep -i '^set-cookie: session_token=' "$work/login.headers" | tr -d '\r')
+[[ $cookie == *"; Secure"* ]] || fail "the session cookie lacks Secure: $cookie"
+hsts=$(grep -i '^strict-transport-security:' "$work/login.headers" | tr -d '\r')
+[ -n "$hsts" ] || fail "no Strict-Transport-Security over HTTPS: $(cat "$work/login.headers")"
+ok "logged in as $EMAIL over HTTPS: cookie Secure ($cookie), $hsts"
+if curl -sS -D - -o /dev/null "$BASE/healthz" | grep -qi '^strict-transport-security'; then
+  fail "HSTS sent over plain HTTP"
+fi
+if grep -q 'data-test="plain-http-banner"' "$work/login.html"; then
+  fail "the plain-HTTP banner shows over HTTPS"
+fi
+ok "no HSTS over plain HTTP; no plain-HTTP banner over HTTPS"
 nodes=
 for _ in $(seq 1 20); do # the local node is registered at start-up; allow a moment
-  nodes=$(curl -fsS -b "$jar" "$BASE/api/nodes")
+  nodes=$(curl -fsS -b "$jar" "${CURL_TLS[@]}" "$HTTPS/api/nodes")
   [ "$nodes" != "[]" ] && break
   sleep 0.5
 done
@@ -207,6 +267,49 @@ assert nodes[0]["is_local"] is True, nodes
 EOF
 grep -q '"is_local":true' <<<"$nodes" || fail "GET /api/nodes: no \"is_local\":true in $nodes"
 ok "GET /api/nodes: exactly one node, the local one: $nodes"
-api_key=$(curl -fsS -b "$jar" "$BASE/api/nodes/ssh-public-key" | python3 -c 'import json,sys; print(json.load(sys.stdin)["public_key"])')
+api_key=$(curl -fsS -b "$jar" "${CURL_TLS[@]}" "$HTTPS/api/nodes/ssh-public-key" | python3 -c 'import json,sys; print(json.load(sys.stdin)["public_key"])')
 [ "$(awk '{ print $2 }' <<<"$api_key")" = "$blob" ] || fail "GET /api/nodes/ssh-public-key differs from the authorized key"
 ok "GET /api/nodes/ssh-public-key is the authorized key"
+
+say "the service's first node_provision (the local node, same control-plane vhost): waiting for it"
+# It runs the same roles in the background; the fallback below must not race it.
+node=
+for _ in $(seq 1 360); do
+  node=$(curl -fsS -b "$jar" "${CURL_TLS[@]}" "$HTTPS/api/nodes")
+  status=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])[0]["status"])' "$node")
+  [ "$status" = provisioning ] || break
+  sleep 5
+done
+python3 -c '
+import json, sys
+n = json.loads(sys.argv[1])[0]
+assert n["status"] == "active", n
+assert n["provision_warning"] is None, n' "$node" || fail "the local node after its node_provision: $node"
+grep -q "server_name $NAME;" "$CP_CONF" && grep -q 'listen 443 ssl' "$CP_CONF" || fail "node_provision changed $CP_CONF"
+ok "node_provision converged on the same HTTPS server block, no warning"
+
+say "fallback: no certificate can be issued (unreachable ACME directory)"
+certbot delete --non-interactive --cert-name "$NAME" >/dev/null 2>&1 || fail "certbot delete --cert-name $NAME"
+run_install 4 "$work/run4.log" --binary "$binary" --acme-directory-url https://127.0.0.1:9/directory </dev/null
+grep -q 'Pressluft is running over PLAIN HTTP' "$work/run4.log" || fail "run 4 did not report the plain-HTTP fallback"
+grep -qx 'PRESSLUFT_LISTEN_ADDR=0.0.0.0:8080' "$ENV_FILE" || fail "run 4 did not write the fallback listen address"
+! grep -q "listen 443" "$CP_CONF" || fail "$CP_CONF still has a TLS block without a certificate"
+page=$(curl -fsS "http://$PUBLIC_IP:8080/login") || fail "GET http://$PUBLIC_IP:8080/login in the fallback"
+grep -q 'data-test="plain-http-banner"' <<<"$page" || fail "no plain-HTTP banner on http://$PUBLIC_IP:8080/login"
+grep -q 'This dashboard is served over plain HTTP' <<<"$page" || fail "the banner lacks its text"
+if curl -fsS "$BASE/login" | grep -q 'data-test="plain-http-banner"'; then
+  fail "the banner shows to a loopback client (an SSH tunnel)"
+fi
+ok "fallback: plain HTTP on 0.0.0.0:8080, the banner on http://$PUBLIC_IP:8080/login, none over loopback"
+
+say "back to HTTPS once a certificate can be issued"
+run_install 5 "$work/run5.log" --binary "$binary" --acme-directory-url "$ACME_DIRECTORY_URL" </dev/null
+grep -q "Pressluft is running: $HTTPS/" "$work/run5.log" || fail "run 5 did not move the dashboard back to HTTPS"
+! grep -q '^PRESSLUFT_LISTEN_ADDR=' "$ENV_FILE" || fail "run 5 kept the fallback listen address"
+[ "$(curl -sS -o /dev/null -w '%{http_code}' "${CURL_TLS[@]}" "$HTTPS/login")" = 200 ] || fail "GET $HTTPS/login after run 5"
+rc=0
+curl -sS --max-time 5 -o /dev/null "http://$PUBLIC_IP:8080/healthz" 2>/dev/null || rc=$?
+[ "$rc" = 7 ] || fail "http://$PUBLIC_IP:8080 after run 5: curl exit $rc, expected 7 (refused)"
+run_install 6 "$work/run6.log" --binary "$binary" </dev/null
+grep -Eq '^install: 0 changes' "$work/run6.log" || fail "run 6 changed something: $(grep -E '^install: ' "$work/run6.log")"
+ok "HTTPS again, loopback only, and a further run: 0 changes"
