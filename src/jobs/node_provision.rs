@@ -205,8 +205,7 @@ async fn extra_vars(cx: &VarsContext<'_>, _job: &JobRecord) -> Result<ResolvedVa
         vars,
         secrets: Vec::new(),
     };
-    // Settings (issue 15): preview domain, DNS-01 provider and credentials (secret), ACME.
-    crate::settings::domain_config::provision_vars(store, cx.secrets, &mut resolved).await?;
+    // Settings (issue 15): the ACME account and directory (the control plane's certificate).
     resolved
         .vars
         .extend(crate::settings::acme::vars(store).await?);

@@ -9,14 +9,9 @@
 
 use std::collections::BTreeMap;
 
-use serde_json::{Map, Value};
-
 use super::invalid;
-use crate::jobs::kinds::{ResolvedVars, VarsError};
 use crate::secrets::Secrets;
 use crate::services::ServiceError;
-use crate::store::settings::fetch_setting;
-use crate::store::Store;
 
 /// The secrets-store key of the DNS-01 credentials (data-model.md).
 pub const CREDENTIALS_SECRET: &str = "dns01_credentials";
@@ -305,46 +300,6 @@ impl DomainConfig {
 pub struct Changes {
     pub control_plane: bool,
     pub preview_or_dns01: bool,
-}
-
-/// The DNS-01 and preview extra-vars of `node_provision`: `preview_domain` and
-/// `dns01_provider` (`""` when unset) and `dns01_credentials` (the stored object of strings,
-/// `{}` when unset) whose values are added to the run's secrets (masked, never logged).
-pub async fn provision_vars(
-    store: &Store,
-    secrets: &Secrets,
-    resolved: &mut ResolvedVars,
-) -> Result<(), VarsError> {
-    let mut conn = store
-        .pool()
-        .acquire()
-        .await
-        .map_err(crate::store::StoreError::from)?;
-    let preview = fetch_setting(&mut conn, "preview_domain").await?;
-    let provider = fetch_setting(&mut conn, "dns01_provider").await?;
-    let referenced = fetch_setting(&mut conn, CREDENTIALS_KEY).await?.is_some();
-    drop(conn);
-    let credentials = if referenced {
-        stored_credentials(secrets)?
-    } else {
-        None
-    };
-    if preview.is_some() && credentials.is_none() {
-        return Err(VarsError::Missing(
-            "the DNS-01 credentials (domain settings)",
-        ));
-    }
-    let credentials = credentials.unwrap_or_default();
-    resolved.secrets.extend(credentials.values().cloned());
-    let object: Map<String, Value> = credentials
-        .into_iter()
-        .map(|(k, v)| (k, Value::String(v)))
-        .collect();
-    let vars = &mut resolved.vars;
-    vars.insert("preview_domain".into(), preview.unwrap_or_default().into());
-    vars.insert("dns01_provider".into(), provider.unwrap_or_default().into());
-    vars.insert("dns01_credentials".into(), Value::Object(object));
-    Ok(())
 }
 
 #[cfg(test)]

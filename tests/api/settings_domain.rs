@@ -449,9 +449,12 @@ async fn dns01_credentials_stay_in_the_secrets_store() {
     )
     .await
     .unwrap();
-    assert_eq!(vars.vars["preview_domain"], "wp.example.test");
-    assert_eq!(vars.vars["dns01_provider"], "cloudflare");
-    assert_eq!(vars.vars["dns01_credentials"], json!({"api_token": TOKEN}));
+    assert_eq!(vars.vars["preview_certificate_domain"], "wp.example.test");
+    assert_eq!(vars.vars["preview_certificate_provider"], "cloudflare");
+    assert!(vars.vars["preview_certificate_credentials_ini"]
+        .as_str()
+        .unwrap()
+        .contains(&format!("dns_cloudflare_api_token = {TOKEN}")));
     assert!(vars.secrets.contains(&TOKEN.to_string()));
     assert_eq!(
         vars.vars["acme_directory_url"],
