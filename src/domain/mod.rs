@@ -6,6 +6,7 @@
 pub mod drift;
 mod email;
 mod enums;
+pub mod hostname;
 
 pub use email::Email;
 pub use enums::*;

@@ -7,6 +7,7 @@
 use uuid::Uuid;
 
 use crate::clock::SharedClock;
+use crate::domain::hostname::{check_fqdn, is_under};
 use crate::domain::{JobType, NodeStatus, SiteStatus, TlsStatus};
 use crate::jobs::{DomainAddPayload, DomainRemovePayload, Engine};
 use crate::services::{JobRequest, Mutation, Mutations, ServiceError};
@@ -46,53 +47,13 @@ fn refuse(message: &str) -> ServiceError {
 pub fn normalize_hostname(raw: &str) -> Result<String, ServiceError> {
     let lower = raw.trim().to_ascii_lowercase();
     let host = lower.strip_suffix('.').unwrap_or(&lower);
-    if host.is_empty() {
-        return Err(refuse("must not be empty"));
-    }
-    if host.contains('*') {
-        return Err(refuse(
-            "must not be a wildcard; add each host name on its own",
-        ));
-    }
-    if host.contains(':') || host.parse::<std::net::Ipv4Addr>().is_ok() {
-        return Err(refuse("must be a domain name, not an IP address"));
-    }
-    if host.len() > 253 {
-        return Err(refuse("must be at most 253 characters"));
-    }
-    let labels: Vec<&str> = host.split('.').collect();
-    if labels.len() < 2 {
-        return Err(refuse(
-            "must be a fully qualified domain name (e.g. shop.example.com)",
-        ));
-    }
-    for label in &labels {
-        let ok = (1..=63).contains(&label.len())
-            && label
-                .bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-            && !label.starts_with('-')
-            && !label.ends_with('-');
-        if !ok {
-            return Err(refuse(
-                "must be a domain name: labels of 1-63 letters, digits and inner hyphens",
-            ));
-        }
-    }
-    if labels.iter().all(|l| l.bytes().all(|b| b.is_ascii_digit())) {
-        return Err(refuse("must be a domain name, not an IP address"));
-    }
+    check_fqdn(host).map_err(refuse)?;
     if host == "sslip.io" || host.ends_with(".sslip.io") {
         return Err(refuse(
             "must not be an sslip.io name (those are preview URLs)",
         ));
     }
     Ok(host.to_string())
-}
-
-/// Whether `host` is `parent` or a name under it.
-fn is_under(host: &str, parent: &str) -> bool {
-    host == parent || host.ends_with(&format!(".{parent}"))
 }
 
 /// The rules that depend on the settings: not under `preview_domain`, not the

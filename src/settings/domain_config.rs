@@ -10,6 +10,7 @@
 use std::collections::BTreeMap;
 
 use super::invalid;
+use crate::domain::hostname::{check_fqdn, is_under};
 use crate::secrets::Secrets;
 use crate::services::ServiceError;
 
@@ -91,41 +92,13 @@ fn clean(v: Option<String>) -> Option<String> {
     v.map(|s| s.trim().to_string()).filter(|s| !s.is_empty())
 }
 
-/// The custom-domain hostname rule (api.md, domains), without lower-casing: a lowercase FQDN
-/// of labels 1–63 of `[a-z0-9-]` without an edge hyphen, at least two labels, at most 253
-/// characters, not an IP address (its last label is not numeric), no wildcard, no trailing dot.
+/// The custom-domain hostname rule (api.md, domains, [`check_fqdn`]) without its
+/// normalisation: what is stored is exactly what was sent, so no trailing dot either.
 pub fn validate_fqdn(s: &str) -> Result<(), &'static str> {
-    if s.parse::<std::net::IpAddr>().is_ok() {
-        return Err("must be a domain name, not an IP address");
-    }
-    if s.bytes().any(|b| b.is_ascii_uppercase()) {
-        return Err("must be lowercase");
-    }
-    if s.contains('*') {
-        return Err("must not be a wildcard (the preview domain's wildcard is implied)");
-    }
     if s.ends_with('.') {
         return Err("must not end with a dot");
     }
-    let labels: Vec<&str> = s.split('.').collect();
-    let label_ok = |l: &&str| {
-        !l.is_empty()
-            && l.len() <= 63
-            && !l.starts_with('-')
-            && !l.ends_with('-')
-            && l.bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-    };
-    if s.len() > 253 || labels.len() < 2 || !labels.iter().all(label_ok) {
-        return Err("must be a fully qualified domain name (labels of a-z, 0-9 and '-', at least two, at most 253 characters)");
-    }
-    if labels
-        .last()
-        .is_some_and(|l| l.bytes().all(|b| b.is_ascii_digit()))
-    {
-        return Err("must be a domain name, not an IP address");
-    }
-    Ok(())
+    check_fqdn(s)
 }
 
 /// One credential value: 1–1024 visible ASCII characters (no spaces, no line breaks: the
@@ -278,7 +251,7 @@ impl DomainConfig {
             }
         }
         if let (Some(c), Some(p)) = (&control, &preview) {
-            if c == p || c.ends_with(&format!(".{p}")) {
+            if is_under(c, p) {
                 return Err(invalid(
                     "control_plane_domain",
                     "must differ from the preview domain and not be under it",
