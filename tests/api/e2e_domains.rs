@@ -266,6 +266,14 @@ pub async fn custom_domains(app: &TestApp, _site_id: &str, prod_id: &str) {
     hosts.set(&[("127.0.0.1", &first), ("127.0.0.1", &second)]);
     app.clock.advance(time::Duration::minutes(2));
     app.state.engine.enqueued();
+    // The first attempt's error stays on the queued job until the retry has run.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10 * 60);
+    while app.job(&job).await["attempt_count"].as_i64() < Some(2)
+        || app.job(&job).await["status"] == "running"
+    {
+        assert!(std::time::Instant::now() < deadline, "the retry never ran");
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
     let output = succeeds(app, &job).await;
     for raw in [
         "Saving debug log",
