@@ -12,6 +12,7 @@ pub mod delete;
 pub mod deploy;
 pub mod drift;
 pub mod drill;
+pub mod dump_import;
 pub mod env_clone;
 pub mod env_restore;
 pub mod environment;
