@@ -30,6 +30,10 @@ fn main() {
     if !common::node_ready("restore") {
         return;
     }
+    // The node's phases (check, aside, live) of the restore, as the job logs them.
+    tracing_subscriber::fmt()
+        .with_env_filter("pressluft::jobs::env_restore=info")
+        .init();
     tokio::runtime::Runtime::new().unwrap().block_on(run());
 }
 

@@ -132,7 +132,8 @@ fn mysqldump(extra: &[&str], database: &str) -> anyhow::Result<Child> {
     database::mysqldump(&DUMP_ARGS, extra, database)
 }
 
-fn mysql_client(database: &str) -> anyhow::Result<Child> {
+/// A `mysql` client on `database` ([`CLIENT_ARGS`]) reading SQL from its stdin.
+pub(crate) fn mysql_client(database: &str) -> anyhow::Result<Child> {
     Command::new("mysql")
         .args(CLIENT_ARGS)
         .arg("--database")
@@ -320,14 +321,18 @@ impl<S: Sink> Write for Router<S> {
 
 /// The parallel `mysql` clients, fed from one bounded queue (a busy connection takes the next
 /// statement later; memory stays bounded by the queue length times the largest statement).
-struct Pool {
+pub(crate) struct Pool {
     sender: Option<SyncSender<Vec<u8>>>,
     workers: Vec<JoinHandle<anyhow::Result<()>>>,
     failed: Arc<AtomicBool>,
 }
 
 impl Pool {
-    fn start(target_db: &str, connections: usize, prelude: &[u8]) -> anyhow::Result<Pool> {
+    pub(crate) fn start(
+        target_db: &str,
+        connections: usize,
+        prelude: &[u8],
+    ) -> anyhow::Result<Pool> {
         let (sender, receiver) = sync_channel::<Vec<u8>>(connections * 2);
         let receiver = Arc::new(Mutex::new(receiver));
         let failed = Arc::new(AtomicBool::new(false));
@@ -353,7 +358,7 @@ impl Pool {
         })
     }
 
-    fn send(&self, statement: Vec<u8>) -> io::Result<()> {
+    pub(crate) fn send(&self, statement: Vec<u8>) -> io::Result<()> {
         let broken = || io::Error::new(io::ErrorKind::BrokenPipe, "a mysql connection failed");
         if self.failed.load(Ordering::SeqCst) {
             return Err(broken());
@@ -362,7 +367,7 @@ impl Pool {
         sender.send(statement).map_err(|_| broken())
     }
 
-    fn finish(mut self) -> anyhow::Result<()> {
+    pub(crate) fn finish(mut self) -> anyhow::Result<()> {
         drop(self.sender.take());
         let mut first_error = None;
         for worker in self.workers.drain(..) {

@@ -13,6 +13,7 @@ pub mod deploy;
 pub mod domains;
 pub mod drift;
 pub mod drill;
+pub mod dump_import;
 pub mod env_clone;
 pub mod env_restore;
 pub mod environment;

@@ -133,6 +133,14 @@ async fn on_success(
     now: &str,
 ) -> Result<(), StoreError> {
     let p = payload::read::<EnvRestorePayload>(job);
+    let d = &result["durations_ms"];
+    tracing::info!(
+        job = %job.id,
+        check_ms = d["check"].as_u64(),
+        aside_ms = d["aside"].as_u64(),
+        live_ms = d["live"].as_u64(),
+        "restore phases on the node"
+    );
     let backup_ok =
         gate::pre_backup_completed(conn, job, &p.pre_backup_id, result, "pre-restore", now).await?;
     let text = |k: &str| result[k].as_str().unwrap_or("?").to_string();

@@ -30,7 +30,7 @@
 
 use std::collections::BTreeSet;
 use std::ffi::{CString, OsStr};
-use std::io::{self, Read, Write};
+use std::io::{self, Read};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::{Component, Path, PathBuf};
 use std::process::Stdio;
@@ -46,7 +46,8 @@ use super::storage::{Storage, StorageSpec};
 use super::verify::verified_manifest;
 use super::{BackupError, DataKey, DB_ARTIFACT, FILES_ARTIFACT};
 use crate::node_helper::database::{is_identifier, mysql_lines};
-use crate::node_helper::db_copy::CLIENT_ARGS;
+use crate::node_helper::db_copy;
+use crate::node_helper::dump_import::Importer;
 use crate::node_helper::nofollow;
 use crate::node_helper::process::{as_user_command, spawn_in, wait_child};
 use crate::node_helper::spec::RollbackRestore;
@@ -178,36 +179,28 @@ impl Verified {
         Ok(aside)
     }
 
-    /// Streams the dump (rewritten when `replacements` is set) into
-    /// `mysql --binary-mode --database <scratch>`.
+    /// Streams the dump (rewritten when `replacements` is set) into the scratch database over
+    /// several connections ([`dump_import`]: a table's rows in parallel, its schema before them,
+    /// triggers and what follows them in the dump's order).
     fn import(
         &self,
         scratch: &str,
         replacements: Option<Replacements>,
     ) -> Result<Option<Report>, BackupError> {
         let mut dump = self.plaintext(DB_ARTIFACT)?;
-        let mut child = std::process::Command::new("mysql")
-            .args(CLIENT_ARGS)
-            .arg("--database")
-            .arg(scratch)
-            .current_dir("/")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .map_err(|e| BackupError::Failed(format!("starting the mysql client: {e}")))?;
-        let mut stdin =
-            io::BufWriter::with_capacity(1 << 20, child.stdin.take().expect("piped stdin"));
+        let mut importer = Importer::new(scratch, db_copy::default_connections());
         let copied = match replacements {
-            None => io::copy(&mut dump, &mut stdin).map(|_| None),
-            Some(r) => Rewriter::new(r).rewrite(&mut dump, &mut stdin).map(Some),
+            None => io::copy(&mut dump, &mut importer).map(|_| None),
+            Some(r) => Rewriter::new(r).rewrite(&mut dump, &mut importer).map(Some),
+        };
+        match copied {
+            Ok(report) => importer.finish().map(|()| report).map_err(importing),
+            // The client's error (with its stderr) says more than the broken pipe it caused.
+            Err(e) => match importer.stop() {
+                Err(client) => Err(importing(client)),
+                Ok(()) => Err(BackupError::from_io(e, DB_ARTIFACT)),
+            },
         }
-        .and_then(|report| stdin.flush().map(|()| report));
-        drop(stdin);
-        let waited = wait_child(child, "importing the database dump");
-        // The client's error (with its stderr) says more than the broken pipe it caused.
-        waited.map_err(|e| BackupError::Failed(format!("{e:#}")))?;
-        copied.map_err(|e| BackupError::from_io(e, DB_ARTIFACT))
     }
 
     /// Restores `<env_root>/shared/uploads` from `files.tar.zst` (see the module doc).
@@ -271,6 +264,10 @@ impl Verified {
         repacked?;
         waited
     }
+}
+
+fn importing(e: anyhow::Error) -> BackupError {
+    BackupError::Failed(format!("importing the database dump: {e:#}"))
 }
 
 /// `shared/uploads.restore` prepared for an extraction: created empty (the environment user's,
