@@ -255,6 +255,9 @@ async fn the_first_active_domain_is_primary_and_removals_hand_it_on() {
         app.job(first["job_id"].as_str().unwrap()).await["status"],
         "succeeded"
     );
+    // The still test clock would give both rows the same created_at ("oldest" then falls to
+    // the random id); a real clock differs by at least a millisecond.
+    app.clock.advance(time::Duration::seconds(1));
     let second = accepted(add(&app, &env, "www.example.test").await).await;
     let second_id = second["domain_id"].as_str().unwrap().to_string();
     app.state.engine.run_until_idle("w").await.unwrap();
