@@ -223,12 +223,48 @@ impl Sink for LazyPool {
     }
 }
 
+/// A byte stream written in any chunks, cut into lines (each with its `\n`): only an
+/// unfinished line is buffered. The routers of `db-copy` and of the restore's dump import
+/// ([`super::dump_import`]) read dumps through it.
+#[derive(Default)]
+pub(crate) struct LineBuffer {
+    line: Vec<u8>,
+}
+
+impl LineBuffer {
+    /// Hands every complete line of `buf` (joined with what was buffered) to `on_line`.
+    pub(crate) fn feed(
+        &mut self,
+        buf: &[u8],
+        mut on_line: impl FnMut(&[u8]) -> io::Result<()>,
+    ) -> io::Result<()> {
+        let mut rest = buf;
+        while let Some(i) = rest.iter().position(|&b| b == b'\n') {
+            let (head, tail) = rest.split_at(i + 1);
+            if self.line.is_empty() {
+                on_line(head)?;
+            } else {
+                let mut line = std::mem::take(&mut self.line);
+                line.extend_from_slice(head);
+                on_line(&line)?;
+            }
+            rest = tail;
+        }
+        self.line.extend_from_slice(rest);
+        Ok(())
+    }
+
+    /// The last line when the stream did not end with a newline.
+    pub(crate) fn rest(&mut self) -> Option<Vec<u8>> {
+        (!self.line.is_empty()).then(|| std::mem::take(&mut self.line))
+    }
+}
+
 /// Splits the rewritten row dump into statements: the prelude (everything before the first
 /// INSERT) goes to every connection first, each INSERT to whichever connection is free.
 struct Router<S: Sink> {
     sink: S,
-    /// Bytes of an unfinished line.
-    line: Vec<u8>,
+    lines: LineBuffer,
     /// The INSERT being collected (it may span lines: MariaDB puts each row on its own line).
     statement: Vec<u8>,
     prelude: Vec<u8>,
@@ -240,7 +276,7 @@ impl<S: Sink> Router<S> {
     fn new(sink: S) -> Self {
         Router {
             sink,
-            line: Vec::new(),
+            lines: LineBuffer::default(),
             statement: Vec::new(),
             prelude: Vec::new(),
             started: false,
@@ -285,8 +321,7 @@ impl<S: Sink> Router<S> {
 
     /// Ends the stream (a last line without a newline is processed) and returns the sink.
     fn end(mut self) -> anyhow::Result<S> {
-        if !self.line.is_empty() {
-            let line = std::mem::take(&mut self.line);
+        if let Some(line) = self.lines.rest() {
             self.on_line(&line)?;
         }
         if !self.statement.is_empty() {
@@ -298,20 +333,10 @@ impl<S: Sink> Router<S> {
 
 impl<S: Sink> Write for Router<S> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let mut rest = buf;
-        while let Some(i) = rest.iter().position(|&b| b == b'\n') {
-            let (head, tail) = rest.split_at(i + 1);
-            if self.line.is_empty() {
-                self.on_line(head)?;
-            } else {
-                let mut line = std::mem::take(&mut self.line);
-                line.extend_from_slice(head);
-                self.on_line(&line)?;
-            }
-            rest = tail;
-        }
-        self.line.extend_from_slice(rest);
-        Ok(buf.len())
+        let mut lines = std::mem::take(&mut self.lines);
+        let fed = lines.feed(buf, |line| self.on_line(line));
+        self.lines = lines;
+        fed.map(|()| buf.len())
     }
 
     fn flush(&mut self) -> io::Result<()> {

@@ -26,15 +26,14 @@ use std::process::{Child, ChildStdin};
 
 use anyhow::{bail, Context};
 
-use super::db_copy::{self, Pool};
+use super::db_copy::{self, LineBuffer, Pool};
 use super::process::wait_child;
 
 /// Where a dump goes: [`Importer::write`] it (any chunking), then [`Importer::finish`].
 pub struct Importer {
     database: String,
     connections: usize,
-    /// Bytes of an unfinished line.
-    line: Vec<u8>,
+    lines: LineBuffer,
     /// The session settings before the first statement.
     prelude: Vec<u8>,
     in_prelude: bool,
@@ -53,7 +52,7 @@ impl Importer {
         Importer {
             database: database.to_string(),
             connections: connections.max(1),
-            line: Vec::new(),
+            lines: LineBuffer::default(),
             prelude: Vec::new(),
             in_prelude: true,
             pending: Vec::new(),
@@ -141,8 +140,7 @@ impl Importer {
 
     /// Ends the stream: the last line, the INSERTs still running, the last batch.
     pub fn finish(mut self) -> anyhow::Result<()> {
-        if !self.line.is_empty() {
-            let line = std::mem::take(&mut self.line);
+        if let Some(line) = self.lines.rest() {
             self.on_line(&line)?;
         }
         if let Some((client, stdin)) = self.sequential.take() {
@@ -179,20 +177,10 @@ impl Importer {
 
 impl Write for Importer {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let mut rest = buf;
-        while let Some(i) = rest.iter().position(|&b| b == b'\n') {
-            let (head, tail) = rest.split_at(i + 1);
-            if self.line.is_empty() {
-                self.on_line(head)?;
-            } else {
-                let mut line = std::mem::take(&mut self.line);
-                line.extend_from_slice(head);
-                self.on_line(&line)?;
-            }
-            rest = tail;
-        }
-        self.line.extend_from_slice(rest);
-        Ok(buf.len())
+        let mut lines = std::mem::take(&mut self.lines);
+        let fed = lines.feed(buf, |line| self.on_line(line));
+        self.lines = lines;
+        fed.map(|()| buf.len())
     }
 
     fn flush(&mut self) -> io::Result<()> {

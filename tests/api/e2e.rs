@@ -147,3 +147,18 @@ pub async fn browser_script(app: &TestApp, script: &str, env: &[(&str, &str)]) -
     );
     stdout
 }
+
+/// Starts (or finds) the ACME test servers (`scripts/acme-test-server`: BIND and Pebble) and
+/// reads their facts (`/var/lib/pressluft-test/acme/env`: directory URL, CA bundle, TSIG key).
+pub fn acme_servers() -> std::collections::HashMap<String, String> {
+    crate::helpers::run(
+        concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/acme-test-server"),
+        &[],
+    );
+    std::fs::read_to_string("/var/lib/pressluft-test/acme/env")
+        .unwrap()
+        .lines()
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}

@@ -20,7 +20,6 @@
 //!
 //! The environment ends as it began: no domains, its preview URL canonical, serving.
 
-use std::collections::HashMap;
 use std::process::Command;
 use std::time::Duration;
 
@@ -28,24 +27,9 @@ use serde_json::{json, Value};
 
 use crate::helpers::{finished_within, run, TestApp};
 
-const ACME_ENV: &str = "/var/lib/pressluft-test/acme/env";
 const PEBBLE_LOG: &str = "/var/lib/pressluft-test/acme/pebble/pebble.log";
 const HOSTS: &str = "/etc/hosts";
 const MISMATCH_IP: &str = "192.0.2.55";
-
-/// Starts (or finds) the ACME test servers and reads their facts.
-fn acme_servers() -> HashMap<String, String> {
-    run(
-        concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/acme-test-server"),
-        &[],
-    );
-    std::fs::read_to_string(ACME_ENV)
-        .unwrap()
-        .lines()
-        .filter_map(|l| l.split_once('='))
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect()
-}
 
 /// /etc/hosts as it was, put back when dropped (also when a check fails).
 struct HostsFile {
@@ -174,7 +158,7 @@ fn conf(domain_id: &str) -> String {
 }
 
 pub async fn custom_domains(app: &TestApp, _site_id: &str, prod_id: &str) {
-    let acme = acme_servers();
+    let acme = crate::e2e::acme_servers();
     let root = acme["ACME_ISSUING_ROOT"].clone();
     // The ACME settings through the settings API (put back at the end).
     let (_, before) = app.get_json("/_admin/settings").await;

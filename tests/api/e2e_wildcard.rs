@@ -10,30 +10,14 @@
 //! environment is deleted through the product and the settings are put back (preview domain
 //! unset: the later steps see sslip.io previews again; the certificate stays on the node).
 
-use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
 use crate::helpers::{finished_within, post_environment, post_job, run, run_with_stdin, TestApp};
 
-const ACME_ENV: &str = "/var/lib/pressluft-test/acme/env";
 const PREVIEW_DOMAIN: &str = "preview.pressluft.test";
 const LIVE: &str = "/etc/letsencrypt/live/pressluft-preview";
-
-/// Starts (or finds) the ACME test servers and reads their facts.
-fn acme_servers() -> HashMap<String, String> {
-    run(
-        concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/acme-test-server"),
-        &[],
-    );
-    std::fs::read_to_string(ACME_ENV)
-        .unwrap()
-        .lines()
-        .filter_map(|l| l.split_once('='))
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect()
-}
 
 /// Sets (or, with `None`, removes) settings rows directly.
 async fn set(app: &TestApp, pairs: &[(&str, Option<&str>)]) {
@@ -91,7 +75,7 @@ fn curl(url: &str, host: &str, port: u16, root: &str) -> (u16, String, String) {
 }
 
 pub async fn wildcard_previews(app: &TestApp, site_id: &str, prod_id: &str) {
-    let acme = acme_servers();
+    let acme = crate::e2e::acme_servers();
     let root = acme["ACME_ISSUING_ROOT"].clone();
     let secret = acme["ACME_TSIG_SECRET"].clone();
     let (_, prod) = app.get_json(&format!("/api/environments/{prod_id}")).await;
