@@ -103,10 +103,26 @@ async fn provision_this_machine_through_the_api() {
         .unwrap_or("");
     assert!(
         recap.contains("changed=0") && recap.contains("failed=0"),
-        "second run changed something: {recap}\n{output}"
+        "second run changed something: {recap}\nchanged tasks: {:?}\n{output}",
+        changed_tasks(&output)
     );
 
     crate::e2e_sites::sites_on_this_machine(&app).await;
+}
+
+/// The TASK lines of an ansible-playbook output followed by a `changed:` line: what a run that
+/// should change nothing changed (CI shows only a part of the output).
+fn changed_tasks(output: &str) -> Vec<&str> {
+    let mut task = "";
+    let mut changed = Vec::new();
+    for line in output.lines() {
+        if line.starts_with("TASK [") || line.starts_with("RUNNING HANDLER [") {
+            task = line.trim_end_matches(['*', ' ']);
+        } else if line.starts_with("changed:") && changed.last() != Some(&task) {
+            changed.push(task);
+        }
+    }
+    changed
 }
 
 /// Runs tests/browser/nodes.mjs; returns the id of the job the browser started.
