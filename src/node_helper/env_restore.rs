@@ -49,7 +49,7 @@ use super::database::{is_identifier, require_existing};
 use super::spec::EnvRestoreSpec;
 use super::switch::{self, WentLive};
 use super::update::PreBackup;
-use super::{bridge, files, import, nofollow, releases, services, wp_config};
+use super::{bridge, files, import, nofollow, process, releases, services, wp_config};
 
 /// What was restored.
 #[derive(Debug, Default, Serialize)]
@@ -89,10 +89,32 @@ pub struct Durations {
     pub aside: u64,
     /// The swaps, the database upgrade and the switch.
     pub live: u64,
+    /// Inside the aside phase, each part on its own (they overlap): the pre-restore backup
+    /// (at a lower CPU priority), the database import, the release and uploads extraction.
+    pub pre_backup: u64,
+    pub import: u64,
+    pub extract: u64,
 }
 
 fn millis_since(start: Instant) -> u64 {
     u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX)
+}
+
+/// A timed part's thread joined, a panic turned into an error.
+fn joined<T>(
+    thread: std::thread::ScopedJoinHandle<'_, (Result<T, BackupError>, u64)>,
+    what: &str,
+) -> (Result<T, BackupError>, u64) {
+    thread
+        .join()
+        .unwrap_or_else(|_| (Err(BackupError::Failed(format!("{what} panicked"))), 0))
+}
+
+/// `work`'s result and how long it took (milliseconds).
+fn timed<T>(work: impl FnOnce() -> T) -> (T, u64) {
+    let started = Instant::now();
+    let result = work();
+    (result, millis_since(started))
 }
 
 /// What the check established.
@@ -365,32 +387,34 @@ pub fn apply(
     let (pre, db, built) = std::thread::scope(|scope| {
         let pre = spec.pre_backup.as_ref().map(|create_spec| {
             let handle = handle.clone();
-            scope.spawn(move || pre_backup(create_spec, php_dir, &handle))
+            scope.spawn(move || {
+                // The import is the critical path: the safety copy takes the spare cycles.
+                process::lower_this_threads_priority();
+                timed(|| pre_backup(create_spec, php_dir, &handle))
+            })
         });
         let db = has_db.then(|| {
             let handle = handle.clone();
             scope.spawn(move || {
-                let _entered = handle.enter();
-                let aside = verified.import_aside(&spec.db_name, rewrite)?;
-                if rewrite.is_some() {
-                    import::set_site_urls(&aside.incoming, &meta.table_prefix, target)
-                        .map_err(failed("setting home and siteurl"))?;
-                }
-                Ok::<_, BackupError>(aside)
+                timed(|| {
+                    let _entered = handle.enter();
+                    let aside = verified.import_aside(&spec.db_name, rewrite)?;
+                    if rewrite.is_some() {
+                        import::set_site_urls(&aside.incoming, &meta.table_prefix, target)
+                            .map_err(failed("setting home and siteurl"))?;
+                    }
+                    Ok::<_, BackupError>(aside)
+                })
             })
         });
-        let built = build_release(spec, checked, has_files);
-        let join = |what: &str| BackupError::Failed(format!("{what} panicked"));
-        let pre = pre.map(|t| {
-            t.join()
-                .unwrap_or_else(|_| Err(join("the pre-restore backup")))
-        });
-        let db = db.map(|t| {
-            t.join()
-                .unwrap_or_else(|_| Err(join("the database import")))
-        });
+        let built = timed(|| build_release(spec, checked, has_files));
+        let pre = pre.map(|t| joined(t, "the pre-restore backup"));
+        let db = db.map(|t| joined(t, "the database import"));
         (pre, db, built)
     });
+    let (pre, pre_backup_ms) = pre.map_or((None, 0), |(r, ms)| (Some(r), ms));
+    let (db, import_ms) = db.map_or((None, 0), |(r, ms)| (Some(r), ms));
+    let (built, extract_ms) = built;
     // The pre-restore backup's error first (its storage: exit 4), then the others'; what was
     // built aside goes (the scratch databases with the `Aside`).
     let (pre_backup, built) = match (pre.transpose(), db.transpose(), built) {
@@ -480,6 +504,9 @@ pub fn apply(
             check: checked.check_ms,
             aside: aside_ms,
             live: millis_since(live_started),
+            pre_backup: pre_backup_ms,
+            import: import_ms,
+            extract: extract_ms,
         },
     })
 }

@@ -96,6 +96,19 @@ pub fn join<T>(handle: std::thread::ScopedJoinHandle<'_, anyhow::Result<T>>) -> 
         .unwrap_or_else(|_| Err(anyhow::anyhow!("a worker thread panicked")))
 }
 
+/// Lowers the calling thread's CPU priority to nice 10. Threads it starts afterwards (zstd's
+/// workers) and programs it runs (mysqldump) inherit it: work beside a critical path (the
+/// pre-restore backup beside the restore's import) gets the cores the critical path leaves.
+/// Best effort: an error leaves the priority as it was.
+pub fn lower_this_threads_priority() {
+    // SAFETY: gettid and setpriority take no pointers; on Linux, PRIO_PROCESS with a thread id
+    // changes only that thread.
+    unsafe {
+        let tid = libc::gettid();
+        libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, 10);
+    }
+}
+
 /// Step durations for the job log.
 #[derive(Debug)]
 pub struct Steps(Vec<String>, std::time::Instant);

@@ -139,6 +139,9 @@ async fn on_success(
         check_ms = d["check"].as_u64(),
         aside_ms = d["aside"].as_u64(),
         live_ms = d["live"].as_u64(),
+        pre_backup_ms = d["pre_backup"].as_u64(),
+        import_ms = d["import"].as_u64(),
+        extract_ms = d["extract"].as_u64(),
         "restore phases on the node"
     );
     let backup_ok =
