@@ -63,6 +63,7 @@ mod proxy_vhost;
 mod queue;
 mod reset_api;
 mod restore_api;
+mod safe_updates_api;
 mod settings_domain;
 mod sites;
 mod sources;
