@@ -248,30 +248,22 @@ fn php_fatals(layout: &EnvLayout, env_id: &str, since: &str) -> Vec<String> {
     serde_json::from_value(answer["fatals"].clone()).unwrap()
 }
 
-/// `pressluft node menu-paths` on production: without a menu, the pages (Twenty Twenty-Three
-/// has no classic menu; its navigation falls back to them); with a navigation menu, its links
-/// on the site's own host only, deduplicated, `/` first. The menu is removed again.
-fn menu_paths(layout: &EnvLayout, env_id: &str, preview: &str) {
-    let spec = json!({
-        "contract_version": pressluft::node_helper::spec::CONTRACT_VERSION,
-        "environment_id": env_id,
-        "env_root": layout.env_root,
-        "env_user": layout.env_user,
-        "php_dir": "/usr/local/lib/pressluft/php",
-    });
-    let paths = || -> Vec<String> {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_pressluft"));
-        cmd.args(["node", "menu-paths"]);
-        let out = output_with_stdin(cmd, spec.to_string().as_bytes());
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let answer: Value = serde_json::from_slice(&out.stdout).unwrap();
-        serde_json::from_value(answer["paths"].clone()).unwrap()
+/// `pressluft node menu-paths` on production, as the control plane asks it (one SSH command,
+/// `deploys::updates::menu_paths`): without a menu, the pages (Twenty Twenty-Three has no
+/// classic menu; its navigation falls back to them); with a navigation menu, its links on the
+/// site's own host only, deduplicated, `/` first. The menu is removed again.
+async fn menu_paths(app: &TestApp, layout: &EnvLayout, env_id: &str, preview: &str) {
+    let paths = || async {
+        pressluft::deploys::updates::menu_paths(
+            &app.state.store,
+            &app.state.secrets,
+            &app.state.config,
+            env_id,
+        )
+        .await
+        .unwrap()
     };
-    let pages = paths();
+    let pages = paths().await;
     assert_eq!(pages[0], "/", "{pages:?}");
     assert!(pages.len() >= 2, "the sample page is listed: {pages:?}");
     assert!(
@@ -310,7 +302,7 @@ fn menu_paths(layout: &EnvLayout, env_id: &str, preview: &str) {
         content.replace('\\', "\\\\").replace('\'', "''")
     );
     run("mysql", &["-e", &sql]);
-    let menu = paths();
+    let menu = paths().await;
     run(
         "mysql",
         &[
@@ -356,7 +348,7 @@ pub async fn updates(app: &TestApp, site_id: &str, env_id: &str) {
     install_fixture(&feed, &layout, "1.0");
     set_update_source(app, &feed.url).await;
     feed.offer("1.1");
-    menu_paths(&layout, env_id, &preview);
+    menu_paths(app, &layout, env_id, &preview).await;
 
     // The node's update-check (one command, as the control plane runs it over SSH).
     let spec = json!({
