@@ -153,16 +153,22 @@ pub fn bridge_update_call(
         })?;
     match answer {
         Some(v) if out.status.success() => Ok(v),
-        Some(v) => Err(BridgeFailure {
-            code: out.status.code(),
-            message: format!(
-                "the PHP bridge ({}) failed: {}",
-                args[0],
-                v.get("error")
-                    .and_then(Value::as_str)
-                    .unwrap_or("no message")
-            ),
-        }),
+        Some(v) => {
+            let error = v
+                .get("error")
+                .and_then(Value::as_str)
+                .unwrap_or("no message");
+            Err(BridgeFailure {
+                code: out.status.code(),
+                // Exit 3 (an offered version is not the tested one): the bridge's sentence as
+                // is, the message of the job's PRECONDITION_FAILED.
+                message: if out.status.code() == Some(spec::PRECONDITION_EXIT) {
+                    error.to_string()
+                } else {
+                    format!("the PHP bridge ({}) failed: {error}", args[0])
+                },
+            })
+        }
         None => Err(BridgeFailure {
             code: out.status.code(),
             message: format!(
