@@ -1111,8 +1111,9 @@ function bridge_cmd_menu_paths(array $args): array
             $urls[] = (string) $item->url;
         }
     } else {
+        // Uncached: a persistent object cache must not answer with an older query's result.
         $navigation = get_posts(['post_type' => 'wp_navigation', 'post_status' => 'publish', 'numberposts' => 1,
-            'orderby' => 'date', 'order' => 'DESC']);
+            'orderby' => 'date', 'order' => 'DESC', 'cache_results' => false]);
         $urls = $navigation !== [] ? bridge_navigation_block_urls(parse_blocks($navigation[0]->post_content)) : bridge_page_urls();
     }
     $paths = ['/'];
