@@ -43,6 +43,15 @@ pub enum Command {
     /// Node helpers.
     #[command(subcommand)]
     Node(NodeCommand),
+    /// For the safe-update playbook (control plane): screenshots of a temporary environment's
+    /// check pages with the system chromium, compared with the earlier ones in phase `after`;
+    /// prints one JSON line.
+    #[command(hide = true)]
+    SafeUpdateShots {
+        /// The spec file (JSON; src/safe_updates/shots.rs).
+        #[arg(long, value_name = "FILE")]
+        spec: std::path::PathBuf,
+    },
 }
 
 /// `pressluft control-plane-vhost-vars`: values given are stored; an empty value clears one.
@@ -281,6 +290,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Node(NodeCommand::EnvRestore) => return crate::node_helper::env_restore::run(),
         Command::Node(NodeCommand::EnvDelete) => return crate::node_helper::delete::run(),
         Command::Node(NodeCommand::RestoreDrill) => return crate::node_helper::drill::run(),
+        Command::SafeUpdateShots { spec } => {
+            return crate::safe_updates::shots::run_cli(spec).await;
+        }
         _ => {}
     }
     let mode = match cli.command {
@@ -371,7 +383,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             | NodeCommand::EnvRestore
             | NodeCommand::RestoreDrill
             | NodeCommand::EnvDelete,
-        ) => {
+        )
+        | Command::SafeUpdateShots { .. } => {
             unreachable!("handled above")
         }
         Command::Node(NodeCommand::Pubkey) => {
