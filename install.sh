@@ -35,6 +35,7 @@ readonly ANSIBLE_BELOW=2.20
 readonly ANSIBLE_PIP_SPEC="ansible-core>=${ANSIBLE_MIN},<${ANSIBLE_BELOW}"
 readonly UNIT_FILE=/etc/systemd/system/pressluft.service
 readonly PID_FILE=/run/pressluft.pid
+readonly CHROMIUM_DEFAULT=/usr/lib/chromium/chromium # `pressluft serve`'s default chromium_path
 readonly SAFE_PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 readonly APT_PACKAGES=(openssh-server openssh-client git python3 python3-venv sudo curl ca-certificates iproute2)
 readonly DEFAULT_LISTEN=127.0.0.1:8080   # `serve`'s own default: loopback, behind nginx
@@ -318,7 +319,7 @@ say "binary $BINARY_SRC ($BINARY_VERSION)"
 cd /
 
 # ==================================================================================================
-step 2/9 "packages: OpenSSH, git, Python, ansible-core >= $ANSIBLE_MIN"
+step 2/9 "packages: OpenSSH, git, Python, ansible-core >= $ANSIBLE_MIN, chromium"
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
   pkg_installed "$pkg" || missing+=("$pkg")
@@ -377,6 +378,33 @@ if [ "$ANSIBLE_SOURCE" = venv ]; then
     fi
   done
 fi
+# chromium, for the screenshots of safe updates (issue 16): the distribution's build, never a
+# downloaded one. Debian: the package `chromium` (/usr/lib/chromium/chromium). Ubuntu 24.04 has no
+# chromium deb: its `chromium-browser` (and any `chromium` whose version names a snap) only installs
+# the snap, which is not installed here (snapd, and a confined browser that cannot run under the
+# service's hardening); a `chromium` deb from a repository the operator added is installed as on
+# Debian. Without one the installer goes on and says how to give safe updates a chromium.
+CHROMIUM_PATH=${ENV_VALUES[PRESSLUFT_CHROMIUM_PATH]:-$CHROMIUM_DEFAULT}
+if [ -x "$CHROMIUM_PATH" ]; then
+  say "chromium $CHROMIUM_PATH (safe updates' screenshots)"
+elif [ "$CHROMIUM_PATH" != "$CHROMIUM_DEFAULT" ]; then
+  warn "PRESSLUFT_CHROMIUM_PATH=$CHROMIUM_PATH is not an executable: safe updates cannot take screenshots"
+else
+  candidate=$(apt-cache policy chromium 2>/dev/null | sed -n 's/^ *Candidate: *//p')
+  if [ -z "$candidate" ] || [ "$candidate" = "(none)" ]; then
+    [ -n "${APT_UPDATED:-}" ] || { apt-get -o DPkg::Lock::Timeout=300 update -qq; APT_UPDATED=1; }
+    candidate=$(apt-cache policy chromium 2>/dev/null | sed -n 's/^ *Candidate: *//p')
+  fi
+  if [ -n "$candidate" ] && [ "$candidate" != "(none)" ] && [[ $candidate != *snap* ]]; then
+    say "installing the distribution's chromium $candidate (safe updates' screenshots)"
+    apt_install chromium
+    [ -x "$CHROMIUM_DEFAULT" ] || die "package chromium installed but $CHROMIUM_DEFAULT is missing"
+    changed "installed package chromium $candidate"
+  else
+    warn "no chromium deb for $OS_NAME (only the snap): safe updates need a chromium; install a deb build and set it with --env PRESSLUFT_CHROMIUM_PATH=/path/to/chrome, then re-run"
+  fi
+fi
+
 effective=$(PATH=$SAFE_PATH command -v ansible-playbook || true)
 [ -n "$effective" ] || die "ansible-playbook is not on the service's PATH ($SAFE_PATH)"
 effective_version=$(ansible_version_of "$effective")
@@ -708,7 +736,9 @@ ProtectClock=true
 ProtectHostname=true
 RestrictSUIDSGID=true
 RestrictRealtime=true
-RestrictNamespaces=true
+# chromium's sandbox (safe updates' screenshots, issue 16) runs its renderers in new user, PID and
+# network namespaces; every other kind stays refused.
+RestrictNamespaces=user pid net
 LockPersonality=true
 RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6 AF_NETLINK
 

@@ -43,6 +43,15 @@ pub enum Command {
     /// Node helpers.
     #[command(subcommand)]
     Node(NodeCommand),
+    /// For the safe-update playbook (control plane): screenshots of a temporary environment's
+    /// check pages with the system chromium, compared with the earlier ones in phase `after`;
+    /// prints one JSON line.
+    #[command(hide = true)]
+    SafeUpdateShots {
+        /// The spec file (JSON; src/safe_updates/shots.rs).
+        #[arg(long, value_name = "FILE")]
+        spec: std::path::PathBuf,
+    },
 }
 
 /// `pressluft control-plane-vhost-vars`: values given are stored; an empty value clears one.
@@ -289,6 +298,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Node(NodeCommand::RestoreDrill) => return crate::node_helper::drill::run(),
         Command::Node(NodeCommand::PhpFatals) => return crate::node_helper::php_fatals::run(),
         Command::Node(NodeCommand::MenuPaths) => return crate::node_helper::menu_paths::run(),
+        Command::SafeUpdateShots { spec } => {
+            return crate::safe_updates::shots::run_cli(spec).await;
+        }
         _ => {}
     }
     let mode = match cli.command {
@@ -381,7 +393,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             | NodeCommand::PhpFatals
             | NodeCommand::MenuPaths
             | NodeCommand::EnvDelete,
-        ) => {
+        )
+        | Command::SafeUpdateShots { .. } => {
             unreachable!("handled above")
         }
         Command::Node(NodeCommand::Pubkey) => {

@@ -78,6 +78,10 @@ pub struct ConfigFlags {
     /// the client from `X-Forwarded-For` [env: PRESSLUFT_PROXY_SOCKET] [default: none]
     #[arg(long, global = true, value_name = "PATH")]
     pub proxy_socket: Option<String>,
+    /// The chromium binary safe updates take screenshots with [env: PRESSLUFT_CHROMIUM_PATH]
+    /// [default: /usr/lib/chromium/chromium]
+    #[arg(long, global = true, value_name = "FILE")]
+    pub chromium_path: Option<String>,
 }
 
 /// The resolved, validated configuration.
@@ -105,6 +109,9 @@ pub struct Config {
     /// A Unix socket served besides `listen_addr`, for the reverse proxy on this host only
     /// (its directory decides who may connect); `None` = TCP only.
     pub proxy_socket: Option<PathBuf>,
+    /// The system chromium that `pressluft safe-update-shots` drives (absolute; existence is
+    /// checked when a run needs it, not at start-up: safe updates are optional).
+    pub chromium_path: PathBuf,
     /// The binary installed on nodes as the node helper; `None` = this executable. Not a
     /// setting: tests point it at the built `pressluft` binary.
     pub node_binary: Option<PathBuf>,
@@ -182,9 +189,16 @@ const PROXY_SOCKET: Key = Key {
     flag: "--proxy-socket",
     env: "PRESSLUFT_PROXY_SOCKET",
 };
+const CHROMIUM_PATH: Key = Key {
+    flag: "--chromium-path",
+    env: "PRESSLUFT_CHROMIUM_PATH",
+};
+
+/// The distribution's chromium (Debian's package `chromium`).
+pub const DEFAULT_CHROMIUM_PATH: &str = "/usr/lib/chromium/chromium";
 
 /// Every variable the control plane reads, for documentation and `--help`.
-pub const ENV_VARS: [&str; 13] = [
+pub const ENV_VARS: [&str; 14] = [
     LISTEN_ADDR.env,
     DATA_DIR.env,
     DB_PATH.env,
@@ -198,6 +212,7 @@ pub const ENV_VARS: [&str; 13] = [
     ALLOW_LOOPBACK_SOURCES.env,
     TRUSTED_PROXY.env,
     PROXY_SOCKET.env,
+    CHROMIUM_PATH.env,
 ];
 
 struct Resolver<'a> {
@@ -348,6 +363,17 @@ impl Config {
                 (plain && p.is_absolute() && p.file_name().is_some()).then(|| p.to_path_buf())
             },
         )?;
+        let chromium_path = r
+            .parse(
+                &CHROMIUM_PATH,
+                &flags.chromium_path,
+                "an absolute path like /usr/lib/chromium/chromium",
+                |v| {
+                    let p = Path::new(v);
+                    p.is_absolute().then(|| p.to_path_buf())
+                },
+            )?
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_CHROMIUM_PATH));
         Ok(Config {
             mode,
             listen_addr,
@@ -365,6 +391,7 @@ impl Config {
 
             trusted_proxies,
             proxy_socket,
+            chromium_path,
             node_binary: None,
         })
     }
@@ -394,6 +421,7 @@ impl Config {
 
             trusted_proxies: Vec::new(),
             proxy_socket: None,
+            chromium_path: PathBuf::from(DEFAULT_CHROMIUM_PATH),
             node_binary: None,
         }
     }
@@ -659,6 +687,28 @@ mod tests {
             let err = Config::resolve(Mode::Serve, &ConfigFlags::default(), &env).unwrap_err();
             assert_eq!(err.origin, "PRESSLUFT_PROXY_SOCKET", "{bad}");
         }
+    }
+
+    #[test]
+    fn chromium_path_defaults_to_the_distribution_s_and_must_be_absolute() {
+        let c = Config::resolve(Mode::Serve, &ConfigFlags::default(), &env_of(&[])).unwrap();
+        assert_eq!(c.chromium_path, PathBuf::from("/usr/lib/chromium/chromium"));
+        let env = env_of(&[("PRESSLUFT_CHROMIUM_PATH", "/opt/chrome/chrome")]);
+        let flags = ConfigFlags {
+            chromium_path: Some("/usr/bin/chromium-x".into()),
+            ..ConfigFlags::default()
+        };
+        let c = Config::resolve(Mode::Serve, &ConfigFlags::default(), &env).unwrap();
+        assert_eq!(c.chromium_path, PathBuf::from("/opt/chrome/chrome"));
+        let c = Config::resolve(Mode::Serve, &flags, &env).unwrap();
+        assert_eq!(
+            c.chromium_path,
+            PathBuf::from("/usr/bin/chromium-x"),
+            "the flag wins"
+        );
+        let env = env_of(&[("PRESSLUFT_CHROMIUM_PATH", "chromium")]);
+        let err = Config::resolve(Mode::Serve, &ConfigFlags::default(), &env).unwrap_err();
+        assert_eq!(err.origin, "PRESSLUFT_CHROMIUM_PATH");
     }
 
     #[test]

@@ -7,10 +7,14 @@
 //!
 //! Submodules: [`service`] (runs, decisions, the schedule, retention), [`validate`] (the site's
 //! safe-update settings as `PATCH /api/sites/{id}` accepts them), [`decide`] (the verdicts
-//! from what the job's playbook reported).
+//! from what the job's playbook reported), [`compare`] (the perceptual pixel diff of two
+//! screenshots) and [`shots`] (the system chromium driven for the control-plane command
+//! `pressluft safe-update-shots`).
 
+pub mod compare;
 pub mod decide;
 pub mod service;
+pub mod shots;
 pub mod validate;
 
 pub use service::SafeUpdates;

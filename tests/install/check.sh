@@ -191,6 +191,11 @@ grep -qx 'PRESSLUFT_PROXY_SOCKET=/run/pressluft/proxy.sock' "$ENV_FILE" || fail 
 [ "$(stat -c '%U:%G %a' /run/pressluft)" = "pressluft:www-data 2750" ] || fail "/run/pressluft is not pressluft:www-data 2750"
 ok "directories, binary and $ENV_FILE: $(grep -v '^#' "$ENV_FILE" | tr '\n' ' ')"
 
+# Safe updates (issue 16) take screenshots with the distribution's chromium: installed by step 2.
+[ "$(dpkg-query -W -f='${db:Status-Status}' chromium 2>/dev/null || true)" = installed ] || fail "package chromium is not installed"
+chromium_version=$(/usr/lib/chromium/chromium --version 2>/dev/null) || fail "/usr/lib/chromium/chromium --version fails"
+ok "chromium installed: $chromium_version"
+
 version=$(ansible-playbook --version) # no `| head`: Ansible dies of SIGPIPE noisily
 ok "${version%%$'\n'*}"
 

@@ -22,16 +22,14 @@ use crate::node_helper::spec::{
     UpdateCheckSpec, CONTRACT_VERSION,
 };
 use crate::settings::wordpress_update_source;
+use crate::sites::db_password_key;
 use crate::sites::layout::{self, url_host, EnvLayout, DRIFT_PATHS, DRIFT_TABLES};
 use crate::sites::secrets::create_environment_secrets;
-use crate::sites::db_password_key;
 use crate::store::environments::{canonical_url, fetch_environment};
 use crate::store::releases::fetch_release;
 use crate::store::sites::fetch_site;
 use crate::store::{JobRecord, StoreError};
 
-/// The chromium the screenshots use until the configuration names one.
-pub const DEFAULT_CHROMIUM: &str = "/usr/lib/chromium/chromium";
 /// At most this many check pages in all.
 pub const MAX_PAGES: usize = 10;
 
@@ -177,7 +175,7 @@ pub(super) async fn extra_vars(
         "resolve": {"host": preview_host, "ip": cx.node.public_ip.clone().unwrap_or_default()},
         "masks": masks,
         "threshold_percent": settings.safe_updates_threshold,
-        "chromium": DEFAULT_CHROMIUM,
+        "chromium": cx.config.chromium_path.to_string_lossy(),
     });
 
     let v = &mut resolved.vars;
