@@ -83,5 +83,8 @@ async fn a_held_run_is_reviewed_and_approved_in_a_browser() {
             .fetch_one(app.store.pool())
             .await
             .unwrap();
-    assert_eq!((kind.as_str(), job_env.as_str()), ("env_update", env.as_str()));
+    assert_eq!(
+        (kind.as_str(), job_env.as_str()),
+        ("env_update", env.as_str())
+    );
 }

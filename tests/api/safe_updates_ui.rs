@@ -91,6 +91,38 @@ pub async fn insert_held_run(app: &TestApp, site: &str, node: &str) -> String {
     run
 }
 
+/// A solid `width` x `height` RGB PNG (zlib via flate2; enough for a browser to decode).
+pub fn solid_png(width: u32, height: u32, rgb: [u8; 3]) -> Vec<u8> {
+    use std::io::Write;
+    fn chunk(out: &mut Vec<u8>, kind: &[u8; 4], data: &[u8]) {
+        out.extend_from_slice(&(data.len() as u32).to_be_bytes());
+        let mut crc = flate2::Crc::new();
+        crc.update(kind);
+        crc.update(data);
+        out.extend_from_slice(kind);
+        out.extend_from_slice(data);
+        out.extend_from_slice(&crc.sum().to_be_bytes());
+    }
+    let mut raw = Vec::new();
+    for _ in 0..height {
+        raw.push(0u8);
+        for _ in 0..width {
+            raw.extend_from_slice(&rgb);
+        }
+    }
+    let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
+    z.write_all(&raw).unwrap();
+    let mut header = Vec::new();
+    header.extend_from_slice(&width.to_be_bytes());
+    header.extend_from_slice(&height.to_be_bytes());
+    header.extend_from_slice(&[8, 2, 0, 0, 0]);
+    let mut out = b"\x89PNG\r\n\x1a\n".to_vec();
+    chunk(&mut out, b"IHDR", &header);
+    chunk(&mut out, b"IDAT", &z.finish().unwrap());
+    chunk(&mut out, b"IEND", &[]);
+    out
+}
+
 /// Writes small PNGs `<i>-before.png`, `-after.png`, `-diff.png` into the run's directory.
 pub fn write_images(app: &TestApp, run: &str, i: usize) {
     let dir = app.state.config.data_dir.join("safe-updates").join(run);
@@ -100,9 +132,11 @@ pub fn write_images(app: &TestApp, run: &str, i: usize) {
         ("after", [200, 30, 30]),
         ("diff", [255, 0, 255]),
     ] {
-        image::RgbImage::from_pixel(64, 40, image::Rgb(colour))
-            .save(dir.join(format!("{i}-{kind}.png")))
-            .unwrap();
+        std::fs::write(
+            dir.join(format!("{i}-{kind}.png")),
+            solid_png(64, 40, colour),
+        )
+        .unwrap();
     }
 }
 
@@ -113,7 +147,10 @@ async fn a_held_run_shows_its_images_and_approve_starts_the_production_update() 
     let run = insert_held_run(&app, &site, &node).await;
 
     let html = page_text(&c, app.url(&format!("/sites/{site}/safe-updates"))).await;
-    assert!(html.contains(&format!("data-run-id=\"{run}\" data-outcome=\"held\"")), "{html}");
+    assert!(
+        html.contains(&format!("data-run-id=\"{run}\" data-outcome=\"held\"")),
+        "{html}"
+    );
     assert!(html.contains("plugin pl-fixture/pl-fixture.php 1.0 → 1.2"));
 
     let page = page_text(&c, app.url(&format!("/safe-updates/{run}"))).await;
@@ -126,16 +163,26 @@ async fn a_held_run_shows_its_images_and_approve_starts_the_production_update() 
     assert!(page.contains("data-test=\"approve-safe-update\""));
     assert!(page.contains("data-test=\"dismiss-safe-update\""));
     // User and node text is escaped, never markup.
-    assert!(page.contains("&lt;script&gt;alert(1)&lt;/script&gt;"), "{page}");
+    assert!(
+        page.contains("&#60;script&#62;alert(1)&#60;/script&#62;"),
+        "{page}"
+    );
     assert!(!page.contains("<script>alert(1)"));
-    assert!(page.contains("&lt;i&gt;boom&lt;/i&gt;"));
-    assert!(page.contains("Uncaught &lt;b&gt;TypeError&lt;/b&gt;"));
+    assert!(page.contains("&#60;i&#62;boom&#60;/i&#62;"));
+    assert!(page.contains("Uncaught &#60;b&#62;TypeError&#60;/b&#62;"));
     // The run's job, live with the job page's panel.
     assert!(page.contains("data-test=\"safe-update-job\""));
-    assert!(!page.contains("data-test=\"approve-form\""), "no confirmation yet");
+    assert!(
+        !page.contains("data-test=\"approve-form\""),
+        "no confirmation yet"
+    );
 
     // The images the page links are served to the session.
-    let r = get_with(&c, app.url(&format!("/api/safe-updates/{run}/images/0-diff.png"))).await;
+    let r = get_with(
+        &c,
+        app.url(&format!("/api/safe-updates/{run}/images/0-diff.png")),
+    )
+    .await;
     assert_eq!(r.status(), 200);
     assert_eq!(r.headers()["content-type"], "image/png");
 
@@ -177,11 +224,19 @@ async fn a_held_run_shows_its_images_and_approve_starts_the_production_update() 
             .fetch_one(app.store.pool())
             .await
             .unwrap();
-    assert_eq!((kind.as_str(), job_env.as_str()), ("env_update", env.as_str()));
+    assert_eq!(
+        (kind.as_str(), job_env.as_str()),
+        ("env_update", env.as_str())
+    );
 
     let page = page_text(&c, app.url(&format!("/safe-updates/{run}?approved=1"))).await;
-    assert!(page.contains("data-test=\"safe-update-approved\""), "{page}");
-    assert!(page.contains(&format!("href=\"/jobs/{apply}\" data-test=\"approved-job-link\"")));
+    assert!(
+        page.contains("data-test=\"safe-update-approved\""),
+        "{page}"
+    );
+    assert!(page.contains(&format!(
+        "href=\"/jobs/{apply}\" data-test=\"approved-job-link\""
+    )));
     assert!(page.contains(&format!(
         "data-test=\"safe-update-apply-job\" data-job-id=\"{apply}\""
     )));
@@ -196,10 +251,22 @@ async fn a_held_run_shows_its_images_and_approve_starts_the_production_update() 
     assert!(body.contains("Not approved"));
 
     // The live fragment: the same outcome renders the panel; another reloads the page.
-    let r = get_with(&c, app.url(&format!("/ui/safe-updates/{run}/status?shown=approved"))).await;
+    let r = get_with(
+        &c,
+        app.url(&format!("/ui/safe-updates/{run}/status?shown=approved")),
+    )
+    .await;
     assert!(r.headers().get("hx-refresh").is_none());
-    assert!(r.text().await.unwrap().contains("data-outcome=\"approved\""));
-    let r = get_with(&c, app.url(&format!("/ui/safe-updates/{run}/status?shown=held"))).await;
+    assert!(r
+        .text()
+        .await
+        .unwrap()
+        .contains("data-outcome=\"approved\""));
+    let r = get_with(
+        &c,
+        app.url(&format!("/ui/safe-updates/{run}/status?shown=held")),
+    )
+    .await;
     assert_eq!(r.headers()["hx-refresh"], "true");
 }
 
@@ -219,7 +286,9 @@ async fn a_no_updates_run_says_so_and_offers_no_decision() {
     .await;
     let html = page_text(&c, app.url(&format!("/ui/sites/{site}/safe-updates/runs"))).await;
     assert!(
-        html.contains(&format!("data-run-id=\"{run}\" data-outcome=\"no_updates\"")),
+        html.contains(&format!(
+            "data-run-id=\"{run}\" data-outcome=\"no_updates\""
+        )),
         "{html}"
     );
     assert!(html.contains("status-passed"));
@@ -232,15 +301,24 @@ async fn a_no_updates_run_says_so_and_offers_no_decision() {
     let page = page_text(&c, app.url(&format!("/safe-updates/{run}?confirm=approve"))).await;
     assert!(!page.contains("data-test=\"approve-form\""));
     let forms = CsrfForms::new(&app, &c, &page);
-    let r = forms.post(&format!("/safe-updates/{run}/approve"), &[]).await;
-    assert_eq!(r.status(), 409);
-    let r = forms.post(&format!("/safe-updates/{run}/dismiss"), &[]).await;
-    assert_eq!(r.status(), 409);
+    for action in ["approve", "dismiss"] {
+        let r = forms
+            .post(&format!("/safe-updates/{run}/{action}"), &[])
+            .await;
+        let status = r.status();
+        let body = r.text().await.unwrap();
+        assert_eq!(status, 409, "{action}: {body}");
+        assert!(body.contains("only a held run"), "{action}: {body}");
+    }
     // The overview lists nothing.
     let pending = page_text(&c, app.url("/ui/safe-updates/pending")).await;
     assert!(pending.contains("data-count=\"0\""), "{pending}");
     // Unknown and malformed run ids.
-    let r = get_with(&c, app.url(&format!("/safe-updates/{}", uuid::Uuid::new_v4()))).await;
+    let r = get_with(
+        &c,
+        app.url(&format!("/safe-updates/{}", uuid::Uuid::new_v4())),
+    )
+    .await;
     assert_eq!(r.status(), 404);
     let r = get_with(&c, app.url("/safe-updates/..%2F..%2Fetc")).await;
     assert_eq!(r.status(), 400);
@@ -263,7 +341,12 @@ async fn the_overview_lists_sites_with_a_held_run_and_dismiss_clears_it() {
 
     let pending = page_text(&c, app.url("/ui/safe-updates/pending")).await;
     assert!(pending.contains(&format!("data-site-id=\"{site}\" data-run-id=\"{run}\"")));
-    assert!(pending.contains(&format!("<a href=\"/safe-updates/{run}\">Shop &lt;em&gt;one&lt;/em&gt;</a>")), "{pending}");
+    assert!(
+        pending.contains(&format!(
+            "<a href=\"/safe-updates/{run}\">Shop &#60;em&#62;one&#60;/em&#62;</a>"
+        )),
+        "{pending}"
+    );
 
     let page = page_text(&c, app.url(&format!("/safe-updates/{run}"))).await;
     let forms = CsrfForms::new(&app, &c, &page);
@@ -303,31 +386,78 @@ async fn the_settings_form_names_each_bad_field_and_saves() {
         f
     };
     let cases = [
-        (with("safe_updates_window", "2-4"), "safe-updates-window-error", "value=\"2-4\""),
-        (with("safe_updates_threshold", "lots"), "safe-updates-threshold-error", "value=\"lots\""),
-        (with("safe_updates_threshold", "101"), "safe-updates-threshold-error", "value=\"101\""),
-        (with("safe_updates_paths", "//evil.example/"), "safe-updates-paths-error", "//evil.example/"),
-        (with("safe_updates_paths", "/a/../b"), "safe-updates-paths-error", "/a/../b"),
-        (with("safe_updates_schedule", "hourly"), "safe-updates-schedule-error", ""),
-        (with("mask_0", "0,0,1280"), "safe-updates-mask-error", "0,0,1280"),
-        (with("mask_0", "0,0,0,10"), "safe-updates-masks-error", "0,0,0,10"),
+        (
+            with("safe_updates_window", "2-4"),
+            "safe-updates-window-error",
+            "value=\"2-4\"",
+        ),
+        (
+            with("safe_updates_threshold", "lots"),
+            "safe-updates-threshold-error",
+            "value=\"lots\"",
+        ),
+        (
+            with("safe_updates_threshold", "101"),
+            "safe-updates-threshold-error",
+            "value=\"101\"",
+        ),
+        (
+            with("safe_updates_paths", "//evil.example/"),
+            "safe-updates-paths-error",
+            "//evil.example/",
+        ),
+        (
+            with("safe_updates_paths", "/a/../b"),
+            "safe-updates-paths-error",
+            "/a/../b",
+        ),
+        (
+            with("safe_updates_schedule", "hourly"),
+            "safe-updates-schedule-error",
+            "",
+        ),
+        (
+            with("mask_0", "0,0,1280"),
+            "safe-updates-mask-error",
+            "0,0,1280",
+        ),
+        (
+            with("mask_0", "0,0,0,10"),
+            "safe-updates-masks-error",
+            "0,0,0,10",
+        ),
     ];
     for (fields, error, kept) in cases {
         let r = forms.post(&path, &fields).await;
         assert_eq!(r.status(), 400, "{error}");
         let page = r.text().await.unwrap();
-        assert!(page.contains(&format!("data-test=\"{error}\"")), "{error}: {page}");
-        assert_eq!(page.matches("class=\"field-error\"").count(), 1, "{error}: one error");
-        assert!(page.contains(kept), "{error}: the value sent is shown again");
+        assert!(
+            page.contains(&format!("data-test=\"{error}\"")),
+            "{error}: {page}"
+        );
+        assert_eq!(
+            page.matches("class=\"field-error\"").count(),
+            1,
+            "{error}: one error"
+        );
+        assert!(
+            page.contains(kept),
+            "{error}: the value sent is shown again"
+        );
     }
-    let (schedule,): (String,) = sqlx::query_as("SELECT safe_updates_schedule FROM sites WHERE id = ?")
-        .bind(&site)
-        .fetch_one(app.store.pool())
-        .await
-        .unwrap();
+    let (schedule,): (String,) =
+        sqlx::query_as("SELECT safe_updates_schedule FROM sites WHERE id = ?")
+            .bind(&site)
+            .fetch_one(app.store.pool())
+            .await
+            .unwrap();
     assert_eq!(schedule, "off", "nothing saved");
 
-    assert_eq!(post_form(&c, app.url(&path), &good).await.status(), 403, "no CSRF token");
+    assert_eq!(
+        post_form(&c, app.url(&path), &good).await.status(),
+        403,
+        "no CSRF token"
+    );
     let r = forms.post(&path, &good).await;
     assert_eq!(r.status(), 303);
     let row: (String, Option<String>, String, f64, String) = sqlx::query_as(
@@ -340,7 +470,10 @@ async fn the_settings_form_names_each_bad_field_and_saves() {
     .unwrap();
     assert_eq!(row.0, "daily");
     assert_eq!(row.1.as_deref(), Some("02:00-04:00"));
-    assert_eq!(serde_json::from_str::<serde_json::Value>(&row.2).unwrap(), json!(["/", "/about/"]));
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&row.2).unwrap(),
+        json!(["/", "/about/"])
+    );
     assert_eq!(row.3, 1.5);
     assert_eq!(
         serde_json::from_str::<serde_json::Value>(&row.4).unwrap(),
@@ -349,7 +482,10 @@ async fn the_settings_form_names_each_bad_field_and_saves() {
     let html = page_text(&c, app.url(&format!("/sites/{site}/safe-updates?saved=1"))).await;
     assert!(html.contains("data-test=\"safe-updates-saved\""));
     assert!(html.contains("value=\"02:00-04:00\""));
-    assert!(html.contains("data-path=\"/about/\""), "a masks field per check page");
+    assert!(
+        html.contains("data-path=\"/about/\""),
+        "a masks field per check page"
+    );
     assert!(html.contains(">0,0,1280,90</textarea>"));
 
     // Removing a page removes its masks with it; an empty window is "any time".
@@ -411,5 +547,9 @@ async fn run_now_leads_to_the_runs_page_with_its_job() {
     // A second run while one runs is refused on the page.
     let r = forms.post(&path, &[]).await;
     assert_eq!(r.status(), 409);
-    assert!(r.text().await.unwrap().contains("data-test=\"safe-updates-notice\""));
+    assert!(r
+        .text()
+        .await
+        .unwrap()
+        .contains("data-test=\"safe-updates-notice\""));
 }

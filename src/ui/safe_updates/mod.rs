@@ -249,7 +249,9 @@ async fn run_now(
         .start(Some(&Actor::from(&session)), &site.id)
         .await
     {
-        Ok(started) => Ok(Redirect::to(&format!("/safe-updates/{}", started.run_id)).into_response()),
+        Ok(started) => {
+            Ok(Redirect::to(&format!("/safe-updates/{}", started.run_id)).into_response())
+        }
         Err(e) => {
             let mut shown = form_error(e)?;
             shown.notice = Some(format!(
@@ -303,7 +305,9 @@ async fn save_settings(
         .update_site(&Actor::from(&session), &site.id, &change)
         .await
     {
-        Ok(_) => Ok(Redirect::to(&format!("/sites/{}/safe-updates?saved=1", site.id)).into_response()),
+        Ok(_) => {
+            Ok(Redirect::to(&format!("/sites/{}/safe-updates?saved=1", site.id)).into_response())
+        }
         Err(e) => {
             let shown = form_error(e)?;
             show_page(&state, &session, site, Some(sent.shown()), shown, false).await
@@ -320,6 +324,8 @@ pub struct RunJob {
     pub id: String,
     pub short_id: String,
     pub status: String,
+    /// Still queued or running: shown open.
+    pub open: bool,
     pub panel_html: String,
 }
 
@@ -366,6 +372,7 @@ async fn run_status(
             id: panel.row.id.clone(),
             short_id: panel.row.short_id.clone(),
             status: panel.row.status.clone(),
+            open: panel.cancellable,
             panel_html: panel.render().map_err(ApiError::internal)?,
         });
     }
@@ -399,7 +406,8 @@ struct RunPage {
     outcome: String,
     notice: Option<String>,
     confirm: bool,
-    approved_job: Option<String>,
+    /// The production update's job (id, short id) right after the approval.
+    approved_job: Option<(String, String)>,
     updates: Vec<String>,
     fatals: Vec<String>,
     threshold: String,
@@ -474,13 +482,12 @@ async fn show_run(
             view
         })
         .collect();
-    let threshold = run
-        .threshold_percent
-        .unwrap_or(site.safe_updates_threshold);
+    let threshold = run.threshold_percent.unwrap_or(site.safe_updates_threshold);
     let held = run.outcome == "held";
     let approved_job = (q.approved.is_some() && run.outcome == "approved")
         .then(|| run.apply_job_id.clone())
-        .flatten();
+        .flatten()
+        .map(|id| (id.clone(), id.chars().take(8).collect()));
     let page = RunPage {
         layout: Layout::new(
             &format!("Safe update {}", &run.id[..8.min(run.id.len())]),

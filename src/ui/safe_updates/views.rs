@@ -149,9 +149,11 @@ pub fn outcome_words(outcome: &str) -> &'static str {
     match outcome {
         "running" => "Running: trying the updates on a temporary clone…",
         "no_updates" => "Nothing to update.",
-        "applied" => "Every page looked the same: the updates were applied to production.",
+        "applied" => {
+            "Every page looked the same: the production update job applies the updates tried."
+        }
         "held" => "Held for review: production is untouched until someone approves or dismisses.",
-        "approved" => "Approved: the updates were applied to production.",
+        "approved" => "Approved: the production update job applies the updates tried.",
         "dismissed" => "Dismissed: production keeps its versions.",
         "failed" => "The run failed: production is untouched.",
         _ => "",
@@ -214,7 +216,8 @@ pub struct PageView {
 pub fn image_url(run_id: &str, file: Option<&str>) -> Option<String> {
     let file = file?;
     let (index, kind) = file.strip_suffix(".png")?.split_once('-')?;
-    let index_ok = !index.is_empty() && index.len() <= 2 && index.bytes().all(|b| b.is_ascii_digit());
+    let index_ok =
+        !index.is_empty() && index.len() <= 2 && index.bytes().all(|b| b.is_ascii_digit());
     (index_ok && matches!(kind, "before" | "after" | "diff"))
         .then(|| format!("/api/safe-updates/{run_id}/images/{file}"))
 }
