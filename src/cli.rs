@@ -178,6 +178,12 @@ pub enum NodeCommand {
     /// they found (the spec on stdin, the report on stdout; exit 0 passed or not, 3:
     /// precondition, 1: the removal failed).
     RestoreDrill,
+    /// On a node: the PHP fatal errors an environment logged since a moment (issue 16; the
+    /// spec on stdin, `{"fatals": […]}` on stdout; exit 3: a precondition failed).
+    PhpFatals,
+    /// On a node: `/` and the same-host paths of an environment's primary menu, at most 10
+    /// (issue 16; the spec on stdin, `{"paths": […]}` on stdout).
+    MenuPaths,
     /// On a node: deletes environments (`env_delete`, `site_delete`): a final backup of each
     /// first, then its pool, server blocks, certificates, database, Redis user and keys, Linux
     /// user and directory (spec as JSON on stdin, result on stdout; exit 3: precondition, 4:
@@ -281,6 +287,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Node(NodeCommand::EnvRestore) => return crate::node_helper::env_restore::run(),
         Command::Node(NodeCommand::EnvDelete) => return crate::node_helper::delete::run(),
         Command::Node(NodeCommand::RestoreDrill) => return crate::node_helper::drill::run(),
+        Command::Node(NodeCommand::PhpFatals) => return crate::node_helper::php_fatals::run(),
+        Command::Node(NodeCommand::MenuPaths) => return crate::node_helper::menu_paths::run(),
         _ => {}
     }
     let mode = match cli.command {
@@ -370,6 +378,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             | NodeCommand::SiteImport
             | NodeCommand::EnvRestore
             | NodeCommand::RestoreDrill
+            | NodeCommand::PhpFatals
+            | NodeCommand::MenuPaths
             | NodeCommand::EnvDelete,
         ) => {
             unreachable!("handled above")

@@ -22,6 +22,7 @@ pub mod logging;
 pub mod magic;
 pub mod node_helper;
 pub mod nodes;
+pub mod safe_updates;
 pub mod secrets;
 pub mod services;
 pub mod settings;

@@ -190,6 +190,14 @@ impl Application {
                 secrets.clone(),
                 clock.clone(),
             ),
+            safe_updates: crate::safe_updates::SafeUpdates::new(
+                store.clone(),
+                engine.clone(),
+                secrets.clone(),
+                clock.clone(),
+                backups.clone(),
+                config.data_dir.clone(),
+            ),
             backups,
             settings: crate::settings::Settings::new(
                 store.clone(),
@@ -256,6 +264,7 @@ impl Application {
                 state.engine.clone(),
                 state.backups.clone(),
                 state.drills.clone(),
+                state.safe_updates.clone(),
                 state.clock.clone(),
                 state.shutdown.clone(),
             )));

@@ -32,6 +32,7 @@ pub struct AppState {
     pub deploys: Deploys,
     pub deletions: crate::sites::Deletions,
     pub drills: crate::drills::Drills,
+    pub safe_updates: crate::safe_updates::SafeUpdates,
     pub domains: crate::domains::Domains,
     pub settings: Settings,
     pub secrets: Secrets,

@@ -17,6 +17,7 @@ use super::nodes::JobAccepted;
 use super::sites::Site;
 use crate::http::error::OrNotFound;
 use crate::http::session::CurrentSession;
+use crate::safe_updates::service::SiteSettingsChange;
 use crate::sites::Actor;
 use crate::state::AppState;
 use crate::store::drills::DrillRecord;
@@ -112,22 +113,59 @@ pub async fn run_drill(
     ))
 }
 
-/// Site settings body.
+/// `Some(None)` for an explicit `null`, `Some(Some(v))` for a value, `None` (the field's
+/// default) when absent.
+fn double_option<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(d).map(Some)
+}
+
+/// Site settings body: at least one field; each field left out stays as it is.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateSiteRequest {
     /// How often a restore drill runs by itself: `off`, `weekly` (7 days after the last
     /// drill) or `monthly` (30 days).
-    #[schema(value_type = crate::domain::DrillSchedule)]
-    pub drill_schedule: String,
+    #[serde(default)]
+    #[schema(value_type = Option<crate::domain::DrillSchedule>)]
+    pub drill_schedule: Option<String>,
+    /// How often a safe-update run starts by itself (issue 16): `off`, `daily` or `weekly`,
+    /// inside `safe_updates_window`.
+    #[serde(default)]
+    #[schema(value_type = Option<crate::domain::SafeUpdateSchedule>)]
+    pub safe_updates_schedule: Option<String>,
+    /// `HH:MM-HH:MM` (24-hour, UTC; may wrap past midnight) scheduled runs start in; `null`:
+    /// any time.
+    #[serde(default, deserialize_with = "double_option")]
+    #[schema(value_type = Option<String>, nullable, pattern = "^[0-2][0-9]:[0-5][0-9]-[0-2][0-9]:[0-5][0-9]$")]
+    pub safe_updates_window: Option<Option<String>>,
+    /// The check pages: at most 10 paths of the site (each starting with `/`, at most 200
+    /// characters, no `//` start, `\\`, `..`, `#`, spaces or control characters); empty: the
+    /// home page plus the main menu's paths.
+    #[serde(default)]
+    #[schema(value_type = Option<Vec<String>>, max_items = 10)]
+    pub safe_updates_paths: Option<serde_json::Value>,
+    /// The most a page may change (percent of its pixels, 0–100) and still pass; default 0.5.
+    #[serde(default)]
+    #[schema(value_type = Option<f64>, minimum = 0, maximum = 100)]
+    pub safe_updates_threshold: Option<serde_json::Value>,
+    /// Regions the comparison ignores, per page (`/` or a listed path): at most 20 per page,
+    /// `x`, `y`, `width`, `height` whole numbers from 0 to 10000 (width and height at least 1).
+    #[serde(default)]
+    #[schema(value_type = Option<std::collections::BTreeMap<String, Vec<super::safe_updates::Region>>>)]
+    pub safe_updates_masks: Option<serde_json::Value>,
 }
 
-/// Changes a site's settings (its restore drill schedule); answers the site.
+/// Changes a site's settings (its restore drill schedule and safe-update settings); answers
+/// the site.
 #[utoipa::path(patch, path = "/sites/{id}", tag = "sites",
     params(crate::http::schema::IdPath),
     request_body = UpdateSiteRequest,
     responses((status = 200, body = Site),
-        (status = 400, description = "`bad_request`: a `drill_schedule` that is not one of the values (naming the field), a malformed body or an unknown field", body = ErrorBody),
+        (status = 400, description = "`bad_request`: a field that is not valid (naming it), no field at all, a malformed body or an unknown field", body = ErrorBody),
         (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
         (status = 409, description = "`conflict`: the site is being deleted or deleted", body = ErrorBody)))]
 pub async fn update_site(
@@ -140,9 +178,28 @@ pub async fn update_site(
     if state.store.get_site(&id).await?.is_none() {
         return Err(ApiError::not_found("site"));
     }
+    let change = SiteSettingsChange {
+        drill_schedule: body.drill_schedule,
+        schedule: body.safe_updates_schedule,
+        window: body.safe_updates_window,
+        paths: body.safe_updates_paths,
+        threshold: body.safe_updates_threshold,
+        masks: body.safe_updates_masks,
+    };
+    if change.drill_schedule.is_none()
+        && change.schedule.is_none()
+        && change.window.is_none()
+        && change.paths.is_none()
+        && change.threshold.is_none()
+        && change.masks.is_none()
+    {
+        return Err(ApiError::bad_request(
+            "at least one setting is required (e.g. drill_schedule, safe_updates_schedule)",
+        ));
+    }
     state
-        .drills
-        .set_schedule(&Actor::from(&session), &id, &body.drill_schedule)
+        .safe_updates
+        .update_site(&Actor::from(&session), &id, &change)
         .await?;
     let site = state.store.get_site(&id).await?.or_not_found("site")?;
     Ok(Json(site.into()))

@@ -19,6 +19,7 @@ pub mod nodes;
 pub mod openapi;
 mod promote;
 mod restores;
+pub mod safe_updates;
 pub mod sites;
 
 use axum::routing::get;
@@ -51,6 +52,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         drills::router(),
         promote::router(),
         restores::router(),
+        safe_updates::router(),
         audit::router(),
         metrics::router(),
     ];

@@ -32,6 +32,7 @@ use crate::http::session::CurrentSession;
         (name = "deploys", description = "Deploys, updates, rollbacks and deploy keys"),
         (name = "cache", description = "Page and object cache of environments"),
         (name = "drift", description = "Drift checks: production's changes since a clone"),
+        (name = "safe-updates", description = "Safe automatic updates: tried on a temporary clone, compared visually, applied or held for review"),
         (name = "audit", description = "Who did what"),
     )
 )]
@@ -54,6 +55,7 @@ impl Modify for SessionCookie {
 pub fn yaml() -> String {
     let mut doc = super::routes().into_openapi();
     require_a_property(&mut doc, "CacheRequest");
+    require_a_property(&mut doc, "UpdateSiteRequest");
     doc.to_yaml().expect("the OpenAPI document serializes")
 }
 

@@ -55,6 +55,18 @@ pub struct Site {
     /// How often a restore drill runs by itself (`PATCH /api/sites/{id}` sets it).
     #[schema(value_type = crate::domain::DrillSchedule)]
     pub drill_schedule: crate::domain::DrillSchedule,
+    /// How often a safe-update run starts by itself (issue 16; `PATCH` sets the
+    /// `safe_updates_*` fields).
+    #[schema(value_type = crate::domain::SafeUpdateSchedule)]
+    pub safe_updates_schedule: crate::domain::SafeUpdateSchedule,
+    /// `HH:MM-HH:MM` (UTC) scheduled runs start in; `null`: any time.
+    pub safe_updates_window: Option<String>,
+    /// The check pages (empty: the home page plus the main menu's paths).
+    pub safe_updates_paths: Vec<String>,
+    /// The most a page may change (percent of its pixels) and still pass.
+    pub safe_updates_threshold: f64,
+    /// Regions the comparison ignores, per page.
+    pub safe_updates_masks: std::collections::BTreeMap<String, Vec<super::safe_updates::Region>>,
 }
 
 impl From<SiteRecord> for Site {
@@ -70,6 +82,11 @@ impl From<SiteRecord> for Site {
             state_version: s.state_version,
             deleted_at: s.deleted_at,
             drill_schedule: s.drill_schedule,
+            safe_updates_schedule: s.safe_updates_schedule,
+            safe_updates_window: s.safe_updates_window,
+            safe_updates_paths: serde_json::from_str(&s.safe_updates_paths).unwrap_or_default(),
+            safe_updates_threshold: s.safe_updates_threshold,
+            safe_updates_masks: super::safe_updates::masks_of(&s.safe_updates_masks),
         }
     }
 }

@@ -22,7 +22,7 @@ use crate::store::backups::{fetch_backup, insert_backup, BackupRecord, NewBackup
 use crate::store::environments::{fetch_environment, EnvironmentRecord};
 use crate::store::nodes::fetch_node;
 use crate::store::settings::fetch_setting;
-use crate::store::Store;
+use crate::store::{Store, StoreError};
 
 /// Where local backups live on a node (backups-restore-promotion.md §1): the node helper's
 /// own constant, so the paths the control plane records are the ones `backup-delete` accepts.
@@ -162,34 +162,13 @@ impl Backups {
         scope: BackupScope,
     ) -> Result<String, ServiceError> {
         let backup_id = Uuid::new_v4().to_string();
-        let (storage_type, storage_path) =
-            storage_for(m, &env.site_id, &env.id, &backup_id).await?;
-        let retention_days = fetch_setting(&mut m.tx, "backup_retention_days")
-            .await?
-            .and_then(|d| d.parse::<i64>().ok())
-            .unwrap_or(DEFAULT_RETENTION_DAYS);
-        let created = parse_ts(&m.now).expect("the clock's timestamps parse");
-        let retention_until = format_ts(created + Duration::days(retention_days));
         // The data key exists before the row that needs it; a refusal after this point is
         // impossible (only the commit can fail, leaving an unused secret).
         self.secrets.put(
             &data_key_secret(&backup_id),
             &crate::node_helper::backup::generate_data_key(),
         )?;
-        insert_backup(
-            &mut m.tx,
-            &NewBackup {
-                id: &backup_id,
-                environment_id: &env.id,
-                scope,
-                storage_type,
-                storage_path: &storage_path,
-                retention_until: &retention_until,
-            },
-            &m.now,
-        )
-        .await?;
-        tracing::info!(environment = %env.id, backup = %backup_id, %scope, storage = %storage_type, "backup row added (pending)");
+        insert_pending(&mut m.tx, env, &backup_id, scope, &m.now).await?;
         Ok(backup_id)
     }
 
@@ -244,16 +223,51 @@ async fn node_active(
 }
 
 /// The storage of a new backup, from the settings at creation.
+/// Inserts the `pending` row of backup `backup_id` of `env` whose data key is already in the
+/// secrets store (inside the caller's transaction): where it is kept and how long, decided now
+/// from the settings in force. [`Backups::add_pending`] and a job hook that prepared the key
+/// before its run (a safe update's automatic apply, issue 16) share it.
+pub(crate) async fn insert_pending(
+    conn: &mut sqlx::SqliteConnection,
+    env: &EnvironmentRecord,
+    backup_id: &str,
+    scope: BackupScope,
+    now: &str,
+) -> Result<(), StoreError> {
+    let (storage_type, storage_path) = storage_for(conn, &env.site_id, &env.id, backup_id).await?;
+    let retention_days = fetch_setting(conn, "backup_retention_days")
+        .await?
+        .and_then(|d| d.parse::<i64>().ok())
+        .unwrap_or(DEFAULT_RETENTION_DAYS);
+    let created = parse_ts(now).expect("the clock's timestamps parse");
+    let retention_until = format_ts(created + Duration::days(retention_days));
+    insert_backup(
+        conn,
+        &NewBackup {
+            id: backup_id,
+            environment_id: &env.id,
+            scope,
+            storage_type,
+            storage_path: &storage_path,
+            retention_until: &retention_until,
+        },
+        now,
+    )
+    .await?;
+    tracing::info!(environment = %env.id, backup = %backup_id, %scope, storage = %storage_type, "backup row added (pending)");
+    Ok(())
+}
+
 async fn storage_for(
-    m: &mut Mutation,
+    conn: &mut sqlx::SqliteConnection,
     site_id: &str,
     environment_id: &str,
     backup_id: &str,
-) -> Result<(BackupStorageType, String), ServiceError> {
-    let bucket = fetch_setting(&mut m.tx, "backup_s3_bucket").await?;
+) -> Result<(BackupStorageType, String), StoreError> {
+    let bucket = fetch_setting(conn, "backup_s3_bucket").await?;
     Ok(match bucket.filter(|b| !b.is_empty()) {
         Some(bucket) => {
-            let prefix = fetch_setting(&mut m.tx, "backup_s3_prefix")
+            let prefix = fetch_setting(conn, "backup_s3_prefix")
                 .await?
                 .unwrap_or_else(|| "pressluft".into());
             (

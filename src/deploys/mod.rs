@@ -22,6 +22,7 @@ use crate::domain::{
     BackupScope, HealthStatus, JobType, NodeStatus, ReleaseSourceType, SiteStatus, UpdateScope,
 };
 use crate::jobs::{Engine, EnvDeployPayload, EnvUpdatePayload, ReleaseRollbackPayload};
+use crate::node_helper::spec::UpdateVersion;
 use crate::secrets::Secrets;
 use crate::services::{JobRequest, Mutation, Mutations, ServiceError};
 use crate::sites::Actor;
@@ -143,6 +144,32 @@ impl Deploys {
         let scope: UpdateScope = scope.parse().map_err(|_| {
             ServiceError::invalid("scope", "must be one of: core, plugins, themes, all")
         })?;
+        self.enqueue_update(actor, environment_id, scope, None)
+            .await
+    }
+
+    /// An `env_update` of exactly `versions` (scope `all`; issue 16: a safe-update run's tested
+    /// updates, applied automatically or approved by a person): the node applies each item only
+    /// at exactly its version and refuses the whole update (`PRECONDITION_FAILED`, nothing
+    /// changed) when WordPress offers another one. Otherwise as [`Self::update`].
+    pub async fn update_versions(
+        &self,
+        actor: &Actor,
+        environment_id: &str,
+        versions: Vec<UpdateVersion>,
+    ) -> Result<String, ServiceError> {
+        validate_versions(&versions)?;
+        self.enqueue_update(actor, environment_id, UpdateScope::All, Some(versions))
+            .await
+    }
+
+    async fn enqueue_update(
+        &self,
+        actor: &Actor,
+        environment_id: &str,
+        scope: UpdateScope,
+        versions: Option<Vec<UpdateVersion>>,
+    ) -> Result<String, ServiceError> {
         let m = self.mutations.begin().await?;
         let (mut m, env) = self
             .env_ok(m, actor, JobType::EnvUpdate, environment_id)
@@ -158,6 +185,7 @@ impl Deploys {
             node_id: &env.node_id,
             payload: EnvUpdatePayload {
                 scope,
+                versions,
                 pre_backup_id: pre_backup_id.clone(),
                 ..Default::default()
             },
@@ -288,4 +316,61 @@ pub fn rollback_target_ok(
         )));
     }
     Ok(())
+}
+
+/// How many items an exact-versions update may list.
+pub const MAX_UPDATE_VERSIONS: usize = 200;
+
+/// An exact-versions update's list (issue 16): 1 to [`MAX_UPDATE_VERSIONS`] items, each
+/// [`UpdateVersion::validate`] (kind core/plugin/theme, `id` 1–200 characters without control
+/// characters, `version` `^[0-9A-Za-z.+-]{1,64}$`), no item twice. The field named is
+/// `versions`, the message names the item.
+pub fn validate_versions(versions: &[UpdateVersion]) -> Result<(), ServiceError> {
+    if versions.is_empty() || versions.len() > MAX_UPDATE_VERSIONS {
+        return Err(ServiceError::invalid(
+            "versions",
+            &format!("must list 1 to {MAX_UPDATE_VERSIONS} updates"),
+        ));
+    }
+    crate::node_helper::update::check_versions_form("all", versions)
+        .map_err(|e| ServiceError::invalid("versions", &e.to_string()))
+}
+
+#[cfg(test)]
+mod version_tests {
+    use super::*;
+    use crate::node_helper::spec::UpdateKind;
+
+    fn v(kind: UpdateKind, id: &str, version: &str) -> UpdateVersion {
+        UpdateVersion {
+            kind,
+            id: id.into(),
+            version: version.into(),
+        }
+    }
+
+    #[test]
+    fn exact_versions_are_validated() {
+        let ok = [v(UpdateKind::Plugin, "a/a.php", "1.1")];
+        assert!(validate_versions(&ok).is_ok());
+        let err = validate_versions(&[]).unwrap_err();
+        assert_eq!(err.field(), Some("versions"));
+        for bad in [
+            v(UpdateKind::Plugin, "a/a.php", "1.1\n"),
+            v(UpdateKind::Plugin, "a\u{0}", "1.1"),
+            v(UpdateKind::Theme, "", "1.1"),
+            v(UpdateKind::Core, "core", "$(id)"),
+        ] {
+            let err = validate_versions(&[bad]).unwrap_err();
+            assert_eq!(err.field(), Some("versions"), "{err}");
+            assert!(err.to_string().contains("versions[0]"), "{err}");
+        }
+        let many = vec![v(UpdateKind::Plugin, "a/a.php", "1"); MAX_UPDATE_VERSIONS + 1];
+        assert!(validate_versions(&many).is_err());
+        // An unknown kind never gets this far: the JSON does not parse.
+        assert!(serde_json::from_str::<UpdateVersion>(
+            r#"{"kind": "mu-plugin", "id": "a", "version": "1"}"#
+        )
+        .is_err());
+    }
 }

@@ -144,6 +144,7 @@ string_enum!(
         EnvDelete => "env_delete",
         SiteDelete => "site_delete",
         RestoreDrill => "restore_drill",
+        SafeUpdate => "safe_update",
     }
 );
 
@@ -171,6 +172,39 @@ string_enum!(
     DrillStatus {
         Running => "running",
         Passed => "passed",
+        Failed => "failed",
+    }
+);
+
+string_enum!(
+    /// How often a site's safe-update run starts by itself (issue 16;
+    /// `sites.safe_updates_schedule`), inside the site's window.
+    SafeUpdateSchedule {
+        Off => "off",
+        Daily => "daily",
+        Weekly => "weekly",
+    }
+);
+
+string_enum!(
+    /// What started a safe-update run (issue 16).
+    SafeUpdateTrigger {
+        Manual => "manual",
+        Schedule => "schedule",
+    }
+);
+
+string_enum!(
+    /// Outcome of a safe-update run (issue 16; `safe_update_runs.outcome`): `running` while its
+    /// job runs; `no_updates`; `applied` (every page passed: the same versions enqueued on
+    /// production); `held` (waits for a person) then `approved` or `dismissed`; `failed`.
+    SafeUpdateOutcome {
+        Running => "running",
+        NoUpdates => "no_updates",
+        Applied => "applied",
+        Held => "held",
+        Approved => "approved",
+        Dismissed => "dismissed",
         Failed => "failed",
     }
 );

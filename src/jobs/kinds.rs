@@ -281,6 +281,7 @@ pub fn kind(job_type: JobType) -> &'static dyn JobKind {
         JobType::EnvDelete => &super::env_delete::EnvDelete,
         JobType::SiteDelete => &super::env_delete::SiteDelete,
         JobType::RestoreDrill => &super::restore_drill::RestoreDrill,
+        JobType::SafeUpdate => &super::safe_update::SafeUpdate,
     }
 }
 

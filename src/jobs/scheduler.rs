@@ -3,8 +3,10 @@
 //! duties whose rules live in [`crate::backups::schedule`]: scheduled `full` backups, and (from
 //! [`CLEANUP_FIRST_CHECK_AFTER`] after start-up) the per-site `backup_cleanup` and the removal
 //! of expired backups' data keys; and the weekly/monthly restore drills
-//! ([`crate::drills::Drills::run_schedule`], issue 14). Due times derive from rows, so a tick
-//! is safe to repeat.
+//! ([`crate::drills::Drills::run_schedule`], issue 14); the daily/weekly safe-update runs in
+//! each site's window and the retention of finished runs with their images
+//! ([`crate::safe_updates::SafeUpdates`], issue 16). Due times derive from rows, so a tick is
+//! safe to repeat.
 
 use std::time::Duration;
 
@@ -15,6 +17,7 @@ use crate::backups::schedule::RunCount;
 use crate::backups::{Backups, CLEANUP_FIRST_CHECK_AFTER};
 use crate::clock::{format_ts, SharedClock};
 use crate::drills::Drills;
+use crate::safe_updates::SafeUpdates;
 use crate::services::ServiceError;
 
 pub const TICK: Duration = Duration::from_secs(30);
@@ -30,6 +33,8 @@ pub struct Scheduler {
     last_purge: Option<time::OffsetDateTime>,
     /// The restore drill schedule (issue 14); `None`: not this scheduler's duty.
     drills: Option<Drills>,
+    /// The safe-update schedule and retention (issue 16); `None`: not this scheduler's duty.
+    safe_updates: Option<SafeUpdates>,
 }
 
 /// Runs until `shutdown` turns true.
@@ -37,10 +42,13 @@ pub async fn run(
     engine: Engine,
     backups: Backups,
     drills: Drills,
+    safe_updates: SafeUpdates,
     clock: SharedClock,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    let mut scheduler = Scheduler::new(engine, backups, clock).with_drills(drills);
+    let mut scheduler = Scheduler::new(engine, backups, clock)
+        .with_drills(drills)
+        .with_safe_updates(safe_updates);
     loop {
         scheduler.tick().await;
         tokio::select! {
@@ -60,12 +68,20 @@ impl Scheduler {
             started,
             last_purge: None,
             drills: None,
+            safe_updates: None,
         }
     }
 
     /// Adds the weekly/monthly restore drills ([`Drills::run_schedule`]) to the duties.
     pub fn with_drills(mut self, drills: Drills) -> Self {
         self.drills = Some(drills);
+        self
+    }
+
+    /// Adds the safe-update schedule and retention ([`SafeUpdates::run_schedule`],
+    /// [`SafeUpdates::prune`]) to the duties.
+    pub fn with_safe_updates(mut self, safe_updates: SafeUpdates) -> Self {
+        self.safe_updates = Some(safe_updates);
         self
     }
 
@@ -76,10 +92,22 @@ impl Scheduler {
         if let Some(drills) = &self.drills {
             log_run("drill_schedule", drills.run_schedule().await);
         }
+        if let Some(safe_updates) = &self.safe_updates {
+            log_run("safe_update_schedule", safe_updates.run_schedule().await);
+        }
         if self.clock.now() - self.started < CLEANUP_FIRST_CHECK_AFTER {
             return;
         }
         log_run("backup_cleanup", self.backups.run_cleanup().await);
+        if let Some(safe_updates) = &self.safe_updates {
+            match safe_updates.prune().await {
+                Ok(0) => {}
+                Ok(n) => {
+                    tracing::info!(run = "safe_update_retention", removed = n, "scheduler run")
+                }
+                Err(e) => tracing::error!(error = %e, "scheduler: pruning safe-update runs failed"),
+            }
+        }
         match self.backups.remove_expired_keys().await {
             Ok(0) => {}
             Ok(n) => tracing::info!(run = "backup_keys", removed = n, "scheduler run"),

@@ -91,9 +91,25 @@ fn check_names(spec: &MagicLoginSpec) -> anyhow::Result<()> {
 }
 
 fn apply(spec: &MagicLoginSpec, _: &()) -> anyhow::Result<MagicLoginToken> {
-    let env_root = spec.env_root.as_str();
-    let php_dir = spec.php_dir.trim_end_matches('/');
-    let mut command = as_user_command(&spec.env_user, None);
+    parse_answer(bridge_query(
+        &spec.env_root,
+        &spec.env_user,
+        &spec.php_dir,
+        "magic-login",
+    )?)
+}
+
+/// Runs a read-only bridge command (no arguments) as the environment's user with
+/// `open_basedir` limited to the environment root and the bridge's directory, within
+/// [`BRIDGE_SECONDS`]: `magic-login`, `menu-paths`. The names must have been checked.
+pub fn bridge_query(
+    env_root: &str,
+    env_user: &str,
+    php_dir: &str,
+    bridge_command: &str,
+) -> anyhow::Result<Value> {
+    let php_dir = php_dir.trim_end_matches('/');
+    let mut command = as_user_command(env_user, None);
     command
         .arg(format!("PRESSLUFT_WP_ROOT={env_root}/current"))
         .args(["timeout", "-k", "1", &BRIDGE_SECONDS.to_string()])
@@ -103,7 +119,7 @@ fn apply(spec: &MagicLoginSpec, _: &()) -> anyhow::Result<MagicLoginToken> {
         .arg("-d")
         .arg(format!("sys_temp_dir={env_root}/tmp"))
         .arg(format!("{php_dir}/bridge.php"))
-        .arg("magic-login")
+        .arg(bridge_command)
         .current_dir("/")
         .stdin(Stdio::null());
     let out = command.output().context("starting the PHP bridge")?;
@@ -111,20 +127,19 @@ fn apply(spec: &MagicLoginSpec, _: &()) -> anyhow::Result<MagicLoginToken> {
         .lines()
         .last()
         .and_then(|l| serde_json::from_str(l).ok());
-    let answer = match answer {
-        Some(v) if out.status.success() => v,
+    match answer {
+        Some(v) if out.status.success() => Ok(v),
         Some(v) => bail!(
-            "the PHP bridge (magic-login) failed: {}",
+            "the PHP bridge ({bridge_command}) failed: {}",
             v.get("error")
                 .and_then(Value::as_str)
                 .unwrap_or("no message")
         ),
         None => bail!(
-            "the PHP bridge (magic-login) gave no answer ({})",
+            "the PHP bridge ({bridge_command}) gave no answer ({})",
             out.status
         ),
-    };
-    parse_answer(answer)
+    }
 }
 
 /// The bridge's answer, checked: a 64-hex-character token and an expiry.

@@ -278,9 +278,144 @@ pub struct EnvUpdateSpec {
     /// The pre-update backup to produce first; `None` when an earlier attempt completed it.
     #[serde(default)]
     pub pre_backup: Option<crate::node_helper::backup::create::CreateSpec>,
+    /// Exactly these items at exactly these versions (a safe-update run's tested updates,
+    /// issue 16); every other offered update is left alone, and an item WordPress offers at
+    /// another version (or not at all) refuses the run before anything live changes (exit 3).
+    /// `None` or empty: every update of `scope`. Omitted when `None`, so a spec without it is
+    /// the one an older helper knows.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub versions: Option<Vec<UpdateVersion>>,
     pub go_live: GoLive,
     #[serde(default)]
     pub node: NodeFacts,
+}
+
+/// What kind of update an [`UpdateVersion`] is.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, utoipa::ToSchema,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum UpdateKind {
+    Core,
+    Plugin,
+    Theme,
+}
+
+impl UpdateKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            UpdateKind::Core => "core",
+            UpdateKind::Plugin => "plugin",
+            UpdateKind::Theme => "theme",
+        }
+    }
+}
+
+impl std::fmt::Display for UpdateKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One update at one exact version (`env_update`'s optional `versions`, issue 16): `id` is the
+/// id `update-check` reports (`core` — `wordpress` is accepted too —, the plugin file
+/// `dir/file.php`, the theme's stylesheet), `version` the `new_version` that was tested.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateVersion {
+    pub kind: UpdateKind,
+    pub id: String,
+    pub version: String,
+}
+
+impl UpdateVersion {
+    /// Every update of an `update-check` answer at the version it offers (what a safe-update
+    /// run tries and then applies).
+    pub fn from_available(available: &AvailableUpdates) -> Vec<UpdateVersion> {
+        let item = |kind, u: &AvailableUpdate| UpdateVersion {
+            kind,
+            id: u.id.clone(),
+            version: u.new_version.clone(),
+        };
+        available
+            .core
+            .iter()
+            .map(|u| item(UpdateKind::Core, u))
+            .chain(
+                available
+                    .plugins
+                    .iter()
+                    .map(|u| item(UpdateKind::Plugin, u)),
+            )
+            .chain(available.themes.iter().map(|u| item(UpdateKind::Theme, u)))
+            .collect()
+    }
+
+    /// Checks the item's form (the API's and the helper's rule): `id` 1–200 characters without
+    /// control characters (`core`/`wordpress` for core), `version` `^[0-9A-Za-z.+-]{1,64}$`.
+    /// `Err` names the field.
+    pub fn validate(&self) -> Result<(), (&'static str, String)> {
+        let id = self.id.as_str();
+        if id.is_empty() || id.chars().count() > 200 || id.chars().any(char::is_control) {
+            return Err((
+                "id",
+                "must be 1 to 200 characters without control characters".into(),
+            ));
+        }
+        if self.kind == UpdateKind::Core && !is_core_id(id) {
+            return Err(("id", "must be core for a core update".into()));
+        }
+        let v = self.version.as_str();
+        if v.is_empty()
+            || v.len() > 64
+            || !v
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b".+-".contains(&b))
+        {
+            return Err((
+                "version",
+                "must be 1 to 64 characters of letters, digits, '.', '+' and '-'".into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Whether `id` names WordPress core in an [`UpdateVersion`] (`update-check` says `core`).
+pub fn is_core_id(id: &str) -> bool {
+    id == "core" || id == "wordpress"
+}
+
+/// `pressluft node php-fatals` (issue 16): the PHP fatal errors an environment logged since a
+/// moment (a safe-update run's step 6). The log read is derived from `env_root`
+/// (`<env_root>/logs/php-error.log`, the pool's `error_log`), never named by the spec.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PhpFatalsSpec {
+    pub contract_version: u32,
+    pub environment_id: String,
+    /// `/var/www/sites/<site id>/<environment id>`.
+    pub env_root: String,
+    /// `pl_<uuid8>`.
+    pub env_user: String,
+    /// RFC 3339: only lines logged at or after this moment count.
+    pub since: String,
+}
+
+/// `pressluft node menu-paths` (issue 16): the same-host paths of an environment's primary
+/// menu (a safe-update run's default check pages), read by the PHP bridge's `menu-paths` as
+/// the environment's user.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MenuPathsSpec {
+    pub contract_version: u32,
+    pub environment_id: String,
+    /// `/var/www/sites/<site id>/<environment id>`.
+    pub env_root: String,
+    /// `pl_<uuid8>`.
+    pub env_user: String,
+    /// Where node_provision installed the PHP bridge.
+    pub php_dir: String,
 }
 
 /// `pressluft node site-import` (`site_import`): an archive of another WordPress (`db.sql`,

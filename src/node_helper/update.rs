@@ -11,6 +11,12 @@
 //! failing exits [`EXIT_FETCH`] (`SOURCE_FETCH_FAILED`), the pre-update backup's storage
 //! failing exits 4 (`BACKUP_STORAGE_UNREACHABLE`).
 //!
+//! With `versions` (a safe-update run's tested updates, issue 16) exactly those items are
+//! updated, each only at exactly its version: the offered versions are compared before the
+//! pre-update backup (a difference exits 3, `PRECONDITION_FAILED`, naming the item and both
+//! versions), and the bridge compares them again after its own forced check, before any
+//! upgrader runs (the feed may change in between).
+//!
 //! The update source override (the `wordpress_update_source` setting) is checked here, on
 //! the node, before WordPress sees it: http(s) only, no credentials, and its host must not
 //! resolve to a link-local address (nor a loopback one unless the control plane allows
@@ -26,7 +32,9 @@ use serde_json::Value;
 
 use super::backup::create::CreateResult;
 use super::process::as_user_command;
-use super::spec::{self, AvailableUpdates, EnvUpdateSpec, UpdateCheckSpec};
+use super::spec::{
+    self, AvailableUpdates, EnvUpdateSpec, UpdateCheckSpec, UpdateKind, UpdateVersion,
+};
 use super::{backup, files, nofollow, releases, services, switch};
 use crate::sources;
 
@@ -145,16 +153,22 @@ pub fn bridge_update_call(
         })?;
     match answer {
         Some(v) if out.status.success() => Ok(v),
-        Some(v) => Err(BridgeFailure {
-            code: out.status.code(),
-            message: format!(
-                "the PHP bridge ({}) failed: {}",
-                args[0],
-                v.get("error")
-                    .and_then(Value::as_str)
-                    .unwrap_or("no message")
-            ),
-        }),
+        Some(v) => {
+            let error = v
+                .get("error")
+                .and_then(Value::as_str)
+                .unwrap_or("no message");
+            Err(BridgeFailure {
+                code: out.status.code(),
+                // Exit 3 (an offered version is not the tested one): the bridge's sentence as
+                // is, the message of the job's PRECONDITION_FAILED.
+                message: if out.status.code() == Some(spec::PRECONDITION_EXIT) {
+                    error.to_string()
+                } else {
+                    format!("the PHP bridge ({}) failed: {error}", args[0])
+                },
+            })
+        }
         None => Err(BridgeFailure {
             code: out.status.code(),
             message: format!(
@@ -199,6 +213,87 @@ fn check_scope(scope: &str) -> anyhow::Result<()> {
         bail!("scope must be one of core, plugins, themes, all");
     }
     Ok(())
+}
+
+/// Whether `scope` covers updates of `kind`.
+fn in_scope(scope: &str, kind: UpdateKind) -> bool {
+    scope == "all"
+        || matches!(
+            (scope, kind),
+            ("core", UpdateKind::Core)
+                | ("plugins", UpdateKind::Plugin)
+                | ("themes", UpdateKind::Theme)
+        )
+}
+
+/// The form of a `versions` list: each item valid, within the scope, listed once.
+pub fn check_versions_form(scope: &str, versions: &[UpdateVersion]) -> anyhow::Result<()> {
+    let mut seen = std::collections::BTreeSet::new();
+    for (i, v) in versions.iter().enumerate() {
+        v.validate()
+            .map_err(|(field, rule)| anyhow::anyhow!("versions[{i}].{field} {rule}"))?;
+        if !in_scope(scope, v.kind) {
+            bail!(
+                "versions[{i}]: a {} update is outside the scope {scope}",
+                v.kind
+            );
+        }
+        let key = (
+            v.kind,
+            if v.kind == UpdateKind::Core {
+                "core"
+            } else {
+                v.id.as_str()
+            },
+        );
+        if !seen.insert(key) {
+            bail!("versions[{i}]: {} {} is listed twice", v.kind, v.id);
+        }
+    }
+    Ok(())
+}
+
+/// Compares the tested `versions` with what WordPress offers now: `Err` names the first item
+/// whose offered version differs (or that is not offered at all) and both versions.
+pub fn check_offered(offered: &AvailableUpdates, versions: &[UpdateVersion]) -> Result<(), String> {
+    for v in versions {
+        let now = match v.kind {
+            UpdateKind::Core => offered.core.as_ref(),
+            UpdateKind::Plugin => offered.plugins.iter().find(|u| u.id == v.id),
+            UpdateKind::Theme => offered.themes.iter().find(|u| u.id == v.id),
+        };
+        let id = if v.kind == UpdateKind::Core {
+            "core"
+        } else {
+            v.id.as_str()
+        };
+        match now {
+            Some(u) if u.new_version == v.version => {}
+            Some(u) => {
+                return Err(format!(
+                    "{} {id}: {} is offered now, {} was tested",
+                    v.kind, u.new_version, v.version
+                ))
+            }
+            None => {
+                return Err(format!(
+                    "{} {id}: no update is offered now, {} was tested",
+                    v.kind, v.version
+                ))
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The exit code for a failed bridge update call: 6 (fetch), 3 (the bridge found an offered
+/// version other than the tested one: nothing was updated) or 1.
+fn bridge_exit(e: &BridgeFailure) -> i32 {
+    match e.code {
+        Some(EXIT_FETCH) => EXIT_FETCH,
+        Some(spec::PRECONDITION_EXIT) => spec::PRECONDITION_EXIT,
+        _ => 1,
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -250,6 +345,7 @@ pub fn run() -> anyhow::Result<()> {
 
 fn check(spec: &EnvUpdateSpec) -> anyhow::Result<Checked> {
     check_scope(&spec.scope)?;
+    check_versions_form(&spec.scope, spec.versions.as_deref().unwrap_or_default())?;
     check_bridge(&spec.node.php_dir)?;
     let php_version = services::php_version(&spec.node.supported_os)?;
     let source = check_update_source(spec.update_source.as_deref(), spec.allow_loopback_sources)?;
@@ -283,6 +379,21 @@ fn apply(spec: &EnvUpdateSpec, checked: &Checked) -> anyhow::Result<EnvUpdateRes
     let user = spec.go_live.env_user.as_str();
     let php_dir = spec.node.php_dir.as_str();
     let source = checked.source.as_deref();
+    let current_root = format!("{env_root}/current");
+    let versions = spec.versions.as_deref().filter(|v| !v.is_empty());
+
+    // Exact versions: compared before anything (the backup included) happens.
+    let offered_first = match versions {
+        Some(versions) if checked.current != spec.release_name => {
+            let offered = available(php_dir, user, &current_root, source, &spec.scope)
+                .unwrap_or_else(|e| exit_with(bridge_exit(&e), &e.message));
+            if let Err(message) = check_offered(&offered, versions) {
+                spec::refuse(&message);
+            }
+            Some(offered)
+        }
+        _ => None,
+    };
 
     // (a) The pre-update backup, first.
     let pre_backup = match &spec.pre_backup {
@@ -307,9 +418,11 @@ fn apply(spec: &EnvUpdateSpec, checked: &Checked) -> anyhow::Result<EnvUpdateRes
     }
 
     // (b) Anything to update?
-    let current_root = format!("{env_root}/current");
-    let offered = available(php_dir, user, &current_root, source, &spec.scope)
-        .unwrap_or_else(|e| exit_with(if e.is_fetch() { EXIT_FETCH } else { 1 }, &e.message));
+    let offered = match offered_first {
+        Some(offered) => offered,
+        None => available(php_dir, user, &current_root, source, &spec.scope)
+            .unwrap_or_else(|e| exit_with(bridge_exit(&e), &e.message)),
+    };
     if is_empty(&offered) {
         return Ok(EnvUpdateResult {
             release_name: None,
@@ -338,13 +451,17 @@ fn apply(spec: &EnvUpdateSpec, checked: &Checked) -> anyhow::Result<EnvUpdateRes
     }
 
     // (d) WordPress's upgraders on the copy.
-    let args = serde_json::json!({ "scope": spec.scope }).to_string();
+    let mut args = serde_json::json!({ "scope": spec.scope });
+    if let Some(versions) = versions {
+        args["versions"] = serde_json::to_value(versions)?;
+    }
+    let args = args.to_string();
     let answer = match bridge_update_call(php_dir, user, &release_path, source, &["update", &args])
     {
         Ok(answer) => answer,
         Err(e) => {
             let _ = remove_release(env_root, &spec.release_name);
-            exit_with(if e.is_fetch() { EXIT_FETCH } else { 1 }, &e.message)
+            exit_with(bridge_exit(&e), &e.message)
         }
     };
     let updated: Updated = match serde_json::from_value(answer["updated"].clone()) {
@@ -436,5 +553,158 @@ mod tests {
         assert!(check_update_source(Some("http://169.254.169.254/"), true).is_err());
         assert!(check_update_source(Some("ftp://example.org/"), true).is_err());
         assert!(check_update_source(Some("http://u:p@example.org/"), true).is_err());
+    }
+
+    const FIXTURE: &str = "pressluft-fixture/pressluft-fixture.php";
+
+    fn offer(id: &str, from: &str, to: &str) -> spec::AvailableUpdate {
+        spec::AvailableUpdate {
+            name: id.into(),
+            id: id.into(),
+            current_version: from.into(),
+            new_version: to.into(),
+        }
+    }
+
+    fn version(kind: UpdateKind, id: &str, v: &str) -> UpdateVersion {
+        UpdateVersion {
+            kind,
+            id: id.into(),
+            version: v.into(),
+        }
+    }
+
+    #[test]
+    fn exact_versions_must_be_the_offered_ones() {
+        let offered = AvailableUpdates {
+            core: Some(offer("core", "6.4", "6.5")),
+            plugins: vec![offer(FIXTURE, "1.0", "1.3")],
+            themes: vec![offer("twentytwentythree", "1.0", "1.1")],
+        };
+        assert_eq!(
+            check_offered(&offered, &[version(UpdateKind::Plugin, FIXTURE, "1.3")]),
+            Ok(())
+        );
+        assert_eq!(
+            check_offered(&offered, &[version(UpdateKind::Plugin, FIXTURE, "1.2")]),
+            Err(format!(
+                "plugin {FIXTURE}: 1.3 is offered now, 1.2 was tested"
+            ))
+        );
+        assert_eq!(
+            check_offered(
+                &offered,
+                &[
+                    version(UpdateKind::Core, "wordpress", "6.5"),
+                    version(UpdateKind::Theme, "twentytwentythree", "1.1"),
+                ]
+            ),
+            Ok(())
+        );
+        assert_eq!(
+            check_offered(&offered, &[version(UpdateKind::Theme, "other", "1.1")]),
+            Err("theme other: no update is offered now, 1.1 was tested".into())
+        );
+        // A plugin id is not a theme's.
+        assert!(check_offered(&offered, &[version(UpdateKind::Theme, FIXTURE, "1.3")]).is_err());
+        let none = AvailableUpdates::default();
+        assert_eq!(
+            check_offered(&none, &[version(UpdateKind::Core, "core", "6.5")]),
+            Err("core core: no update is offered now, 6.5 was tested".into())
+        );
+    }
+
+    #[test]
+    fn a_versions_list_is_checked_before_anything() {
+        let ok = [
+            version(UpdateKind::Plugin, FIXTURE, "1.1"),
+            version(UpdateKind::Core, "core", "6.5.2-RC1+build"),
+        ];
+        assert!(check_versions_form("all", &ok).is_ok());
+        assert!(check_versions_form("all", &[]).is_ok());
+        for (scope, bad, needle) in [
+            (
+                "plugins",
+                version(UpdateKind::Theme, "t", "1"),
+                "outside the scope",
+            ),
+            (
+                "all",
+                version(UpdateKind::Plugin, "", "1"),
+                "versions[0].id",
+            ),
+            (
+                "all",
+                version(UpdateKind::Plugin, "a\nb", "1"),
+                "versions[0].id",
+            ),
+            (
+                "all",
+                version(UpdateKind::Plugin, &"a".repeat(201), "1"),
+                "versions[0].id",
+            ),
+            (
+                "all",
+                version(UpdateKind::Plugin, "p/p.php", ""),
+                "versions[0].version",
+            ),
+            (
+                "all",
+                version(UpdateKind::Plugin, "p/p.php", "1.0; rm"),
+                "versions[0].version",
+            ),
+            (
+                "all",
+                version(UpdateKind::Plugin, "p/p.php", &"1".repeat(65)),
+                "versions[0].version",
+            ),
+            (
+                "all",
+                version(UpdateKind::Core, "akismet", "6.5"),
+                "versions[0].id",
+            ),
+        ] {
+            let err = check_versions_form(scope, &[bad]).unwrap_err().to_string();
+            assert!(err.contains(needle), "{err}");
+        }
+        let twice = [
+            version(UpdateKind::Plugin, FIXTURE, "1.1"),
+            version(UpdateKind::Plugin, FIXTURE, "1.2"),
+        ];
+        assert!(check_versions_form("all", &twice)
+            .unwrap_err()
+            .to_string()
+            .contains("listed twice"));
+        // The same id as a plugin and as a theme is two items.
+        assert!(check_versions_form(
+            "all",
+            &[
+                version(UpdateKind::Plugin, "x", "1"),
+                version(UpdateKind::Theme, "x", "1")
+            ]
+        )
+        .is_ok());
+    }
+
+    #[test]
+    fn the_available_updates_become_versions() {
+        let offered = AvailableUpdates {
+            core: Some(offer("core", "6.4", "6.5")),
+            plugins: vec![offer(FIXTURE, "1.0", "1.1")],
+            themes: vec![],
+        };
+        let versions = UpdateVersion::from_available(&offered);
+        assert_eq!(
+            versions,
+            vec![
+                version(UpdateKind::Core, "core", "6.5"),
+                version(UpdateKind::Plugin, FIXTURE, "1.1")
+            ]
+        );
+        assert_eq!(check_offered(&offered, &versions), Ok(()));
+        assert_eq!(
+            serde_json::to_value(&versions[1]).unwrap(),
+            serde_json::json!({"kind": "plugin", "id": FIXTURE, "version": "1.1"})
+        );
     }
 }

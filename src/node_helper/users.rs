@@ -18,8 +18,8 @@ pub const WEB_GROUP: &str = "www-data";
 const SITE_OWNER: &str = "pressluft";
 
 /// Directories of an environment only its PHP uses (the pool's `sys_temp_dir`,
-/// `upload_tmp_dir`, `session.save_path`).
-pub const PHP_PRIVATE_DIRS: [&str; 3] = ["tmp", "upload-tmp", "sessions"];
+/// `upload_tmp_dir`, `session.save_path`, and `logs` for its `error_log`).
+pub const PHP_PRIVATE_DIRS: [&str; 4] = ["tmp", "upload-tmp", "sessions", "logs"];
 
 /// The environment's user and group (`home` is its root, never created by `useradd`).
 pub fn ensure_user(user: &str, home: &str) -> anyhow::Result<()> {

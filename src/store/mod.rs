@@ -32,6 +32,7 @@ pub mod nodes;
 pub mod queue;
 pub mod releases;
 mod resource_feed;
+pub mod safe_updates;
 mod sessions;
 pub mod settings;
 pub mod sites;

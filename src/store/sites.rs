@@ -24,6 +24,16 @@ pub struct SiteRecord {
     pub deleted_at: Option<String>,
     /// How often its restore drill runs by itself (issue 14).
     pub drill_schedule: crate::domain::DrillSchedule,
+    /// How often its safe-update run starts by itself (issue 16).
+    pub safe_updates_schedule: crate::domain::SafeUpdateSchedule,
+    /// `HH:MM-HH:MM` (UTC) scheduled runs start in, or `None`: any time.
+    pub safe_updates_window: Option<String>,
+    /// JSON array of the check pages' paths (empty: home plus the main menu's paths).
+    pub safe_updates_paths: String,
+    /// The most a page may change (percent of its pixels) and still pass.
+    pub safe_updates_threshold: f64,
+    /// JSON object: path → regions the comparison ignores.
+    pub safe_updates_masks: String,
 }
 
 /// A site listed with what the Sites page shows.

@@ -1,10 +1,15 @@
 //! WordPress updates end to end on this machine (issue 12; called by the site flow of
 //! `e2e_sites.rs` on the live production environment): a local update feed
 //! (tests/e2e/update-feed.py) stands in for api.wordpress.org through the
-//! `wordpress_update_source` setting; the fixture plugin v1.0 is installed and activated, the
-//! node's `update-check` lists v1.1, and `env_update` (scope plugins) makes a new release with
+//! `wordpress_update_source` setting. The fixture plugin's versions: 1.0 (installed), 1.1
+//! (changes nothing visible), 1.2 (turns the theme's header red: a visible change; issue 16's
+//! safe updates), 2.0 (fatals on load). v1.0 is installed and activated, the node's
+//! `update-check` lists v1.1; an exact-versions update (issue 16) that tested 1.2 is refused
+//! (`PRECONDITION_FAILED`, nothing changed), the one that tested 1.1 makes a new release with
 //! v1.1 live after the pre-update backup, keeping the old release as it was. Updating again
-//! with nothing new succeeds without a release.
+//! (scope plugins) with nothing new succeeds without a release; the broken 2.0 is rolled back
+//! and its fatal error is what `pressluft node php-fatals` reports from production's PHP error
+//! log. `pressluft node menu-paths` lists the primary menu's same-host paths.
 
 use std::io::{BufRead, BufReader};
 use std::os::unix::fs::PermissionsExt;
@@ -16,7 +21,10 @@ use pressluft::sites::Actor;
 use serde_json::{json, Value};
 
 use crate::e2e_sites::bridge;
-use crate::helpers::{gate_ended, host, output_with_stdin, run, succeeded, visitor, TestApp};
+use crate::helpers::{
+    finished, gate_ended, host, output_with_stdin, run, succeeded, visitor, TestApp,
+};
+use pressluft::node_helper::spec::UpdateVersion;
 
 pub const FIXTURE: &str = "pressluft-fixture/pressluft-fixture.php";
 const FEED: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/e2e/update-feed.py");
@@ -52,7 +60,8 @@ impl UpdateFeed {
         }
     }
 
-    /// The fixture plugin's zip of `version` (1.0, 1.1 or 2.0, the broken one).
+    /// The fixture plugin's zip of `version` (1.0, 1.1, 1.2 with the red header, or 2.0, the
+    /// broken one).
     pub fn fixture_zip(&self, version: &str) -> std::path::PathBuf {
         self.dir.path().join(format!("fixtures/{version}.zip"))
     }
@@ -62,6 +71,15 @@ impl UpdateFeed {
         let d = self.dir.path().join("plugins/pressluft-fixture");
         std::fs::create_dir_all(&d).unwrap();
         std::fs::copy(self.fixture_zip(version), d.join(format!("{version}.zip"))).unwrap();
+    }
+
+    /// Offers the fixture plugin at `version` no more (the feed offers the newest one left).
+    pub fn withdraw(&self, version: &str) {
+        let zip = self
+            .dir
+            .path()
+            .join(format!("plugins/pressluft-fixture/{version}.zip"));
+        let _ = std::fs::remove_file(zip);
     }
 }
 
@@ -190,6 +208,111 @@ async fn update(app: &TestApp, env_id: &str, scope: &str) -> (String, Value) {
     (job_id, serde_json::from_str(&payload).unwrap())
 }
 
+/// Starts `env_update` of exactly `versions` through the deploy service (issue 16) and waits
+/// until it finished; returns the job.
+async fn update_versions(app: &TestApp, env_id: &str, versions: Value) -> Value {
+    app.clock.advance(time::Duration::seconds(1));
+    let versions: Vec<UpdateVersion> = serde_json::from_value(versions).unwrap();
+    let job_id = app
+        .state
+        .deploys
+        .update_versions(&admin(app).await, env_id, versions)
+        .await
+        .unwrap();
+    let (job, output) = finished(app, &job_id).await;
+    assert!(
+        matches!(job["status"].as_str(), Some("succeeded" | "failed")),
+        "{job}\n{output}"
+    );
+    job
+}
+
+/// The PHP fatal errors production logged since `since` (`pressluft node php-fatals`).
+fn php_fatals(layout: &EnvLayout, env_id: &str, since: &str) -> Vec<String> {
+    let spec = json!({
+        "contract_version": pressluft::node_helper::spec::CONTRACT_VERSION,
+        "environment_id": env_id,
+        "env_root": layout.env_root,
+        "env_user": layout.env_user,
+        "since": since,
+    });
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_pressluft"));
+    cmd.args(["node", "php-fatals"]);
+    let out = output_with_stdin(cmd, spec.to_string().as_bytes());
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let answer: Value = serde_json::from_slice(&out.stdout).unwrap();
+    serde_json::from_value(answer["fatals"].clone()).unwrap()
+}
+
+/// `pressluft node menu-paths` on production, as the control plane asks it (one SSH command,
+/// `deploys::updates::menu_paths`): without a menu, the pages (Twenty Twenty-Three has no
+/// classic menu; its navigation falls back to them); with a navigation menu, its links on the
+/// site's own host only, deduplicated, `/` first. The menu is removed again.
+async fn menu_paths(app: &TestApp, layout: &EnvLayout, env_id: &str, preview: &str) {
+    let paths = || async {
+        pressluft::deploys::updates::menu_paths(
+            &app.state.store,
+            &app.state.secrets,
+            &app.state.config,
+            env_id,
+        )
+        .await
+        .unwrap()
+    };
+    let pages = paths().await;
+    assert_eq!(pages[0], "/", "{pages:?}");
+    assert!(pages.len() >= 2, "the sample page is listed: {pages:?}");
+    assert!(
+        pages
+            .iter()
+            .all(|p| p.starts_with('/') && !p.starts_with("//")),
+        "{pages:?}"
+    );
+
+    let home = preview.trim_end_matches('/');
+    let links = [
+        format!("{home}/about/#team"),
+        "https://evil.example/x".into(),
+        "//evil.example/y".into(),
+        "/shop/".into(),
+        "/about/".into(),
+        "javascript:alert(1)".into(),
+        format!("{home}:8443/other-port/"),
+    ];
+    let content: String = links
+        .iter()
+        .map(|url| {
+            format!(
+                "<!-- wp:navigation-link {} /-->",
+                json!({"label": "x", "url": url})
+            )
+        })
+        .collect();
+    let db = &layout.db_name;
+    let sql = format!(
+        "INSERT INTO {db}.wp_posts (post_author, post_date, post_date_gmt, post_content, \
+         post_title, post_excerpt, post_status, post_name, to_ping, pinged, post_modified, \
+         post_modified_gmt, post_content_filtered, post_type) VALUES (1, NOW(), \
+         UTC_TIMESTAMP(), '{}', 'pressluft-e2e-nav', '', 'publish', 'pressluft-e2e-nav', '', \
+         '', NOW(), UTC_TIMESTAMP(), '', 'wp_navigation')",
+        content.replace('\\', "\\\\").replace('\'', "''")
+    );
+    run("mysql", &["-e", &sql]);
+    let menu = paths().await;
+    run(
+        "mysql",
+        &[
+            "-e",
+            &format!("DELETE FROM {db}.wp_posts WHERE post_name = 'pressluft-e2e-nav'"),
+        ],
+    );
+    assert_eq!(menu, vec!["/", "/about/", "/shop/"]);
+}
+
 /// The option the broken fixture (v2.0) writes when it loads, before its fatal error.
 const V2_RAN: &str = "pressluft_fixture_v2_ran";
 
@@ -225,6 +348,7 @@ pub async fn updates(app: &TestApp, site_id: &str, env_id: &str) {
     install_fixture(&feed, &layout, "1.0");
     set_update_source(app, &feed.url).await;
     feed.offer("1.1");
+    menu_paths(app, &layout, env_id, &preview).await;
 
     // The node's update-check (one command, as the control plane runs it over SSH).
     let spec = json!({
@@ -262,9 +386,50 @@ pub async fn updates(app: &TestApp, site_id: &str, env_id: &str) {
     let out = output_with_stdin(check, strict.to_string().as_bytes());
     assert_eq!(out.status.code(), Some(3), "{out:?}");
 
-    // The update: a new release with v1.1, live; the old one untouched.
+    // Exact versions (issue 16): an update that tested 1.2 while 1.1 is offered is refused
+    // before anything changes (no backup, no release).
     let before = current_release(&layout);
-    let (job_id, payload) = update(app, env_id, "plugins").await;
+    let releases_before = release_names(&layout);
+    let refused = update_versions(
+        app,
+        env_id,
+        json!([{"kind": "plugin", "id": FIXTURE, "version": "1.2"}]),
+    )
+    .await;
+    assert_eq!(refused["status"], "failed", "{refused}");
+    assert_eq!(refused["error_code"], "PRECONDITION_FAILED", "{refused}");
+    assert_eq!(
+        refused["error_message"],
+        format!("plugin {FIXTURE}: 1.1 is offered now, 1.2 was tested"),
+        "{refused}"
+    );
+    assert_eq!(current_release(&layout), before);
+    assert_eq!(
+        release_names(&layout),
+        releases_before,
+        "no release was made"
+    );
+    assert_eq!(plugin_version(&layout, &before), "1.0");
+
+    // The update of exactly 1.1: a new release with v1.1, live; the old one untouched.
+    let job = update_versions(
+        app,
+        env_id,
+        json!([{"kind": "plugin", "id": FIXTURE, "version": "1.1"}]),
+    )
+    .await;
+    assert_eq!(job["status"], "succeeded", "{job}");
+    let job_id = job["id"].as_str().unwrap().to_string();
+    let (payload,): (String,) = sqlx::query_as("SELECT payload_json FROM jobs WHERE id = ?")
+        .bind(&job_id)
+        .fetch_one(app.state.store.pool())
+        .await
+        .unwrap();
+    let payload: Value = serde_json::from_str(&payload).unwrap();
+    assert_eq!(
+        payload["versions"],
+        json!([{"kind": "plugin", "id": FIXTURE, "version": "1.1"}])
+    );
     let (_, rollback) = gate_ended(app, &job_id).await;
     assert!(rollback.is_none(), "the update passed its health gate");
     let after = current_release(&layout);
@@ -311,10 +476,9 @@ pub async fn updates(app: &TestApp, site_id: &str, env_id: &str) {
     );
     assert_eq!(newest["health_status"], "healthy", "{newest}");
     assert!(
-        newest["notes"]
-            .as_str()
-            .unwrap()
-            .contains("updates: plugins"),
+        newest["notes"].as_str().unwrap().contains(&format!(
+            "updates: all (exact versions): plugin {FIXTURE} 1.0 → 1.1"
+        )),
         "{newest}"
     );
     let (_, env) = app.get_json(&format!("/api/environments/{env_id}")).await;
@@ -343,6 +507,9 @@ pub async fn updates(app: &TestApp, site_id: &str, env_id: &str) {
     // pre-update backup: the option the broken plugin wrote when it loaded is gone.
     let db = layout.db_name.clone();
     feed.offer("2.0");
+    let before_broken = time::OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap();
     let (job_id, payload) = update(app, env_id, "plugins").await;
     let broken = current_release(&layout);
     assert_eq!(plugin_version(&layout, &broken), "2.0");
@@ -402,6 +569,36 @@ pub async fn updates(app: &TestApp, site_id: &str, env_id: &str) {
     assert_eq!(audit_result(app, &job_id).await, "failed", "rolled back");
     // The broken plugin stays on disk only in the failed release (kept for inspection).
     assert_eq!(plugin_version(&layout, &after), "1.1");
+
+    // Its fatal error is in production's own PHP error log (the pool's error_log), as
+    // `php-fatals` reports it (issue 16); nothing from before the update.
+    let fatals = php_fatals(&layout, env_id, &before_broken);
+    assert!(
+        fatals.iter().any(|f| f.starts_with("PHP Fatal error")
+            && f.contains("pressluft_fixture_v2_undefined_function")),
+        "{fatals:?}"
+    );
+    assert!(fatals.len() <= 20 && fatals.iter().all(|f| f.chars().count() <= 300));
+    let later = (time::OffsetDateTime::now_utc() + time::Duration::minutes(1))
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap();
+    assert!(php_fatals(&layout, env_id, &later).is_empty());
+
+    // 2.0 withdrawn: nothing is offered, so an update that tested 2.0 is refused too.
+    feed.withdraw("2.0");
+    let refused = update_versions(
+        app,
+        env_id,
+        json!([{"kind": "plugin", "id": FIXTURE, "version": "2.0"}]),
+    )
+    .await;
+    assert_eq!(refused["error_code"], "PRECONDITION_FAILED", "{refused}");
+    assert_eq!(
+        refused["error_message"],
+        format!("plugin {FIXTURE}: no update is offered now, 2.0 was tested"),
+        "{refused}"
+    );
+    assert_eq!(current_release(&layout), after);
 
     set_update_source(app, "").await;
 }

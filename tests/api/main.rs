@@ -65,6 +65,7 @@ mod reset_api;
 mod restore_api;
 mod safe_updates_browser;
 mod safe_updates_ui;
+mod safe_updates_api;
 mod settings_domain;
 mod sites;
 mod sources;

@@ -2,7 +2,7 @@
 
 use pressluft::store::Store;
 
-const TABLES: [&str; 14] = [
+const TABLES: [&str; 15] = [
     "audit_logs",
     "auth_sessions",
     "backups",
@@ -14,6 +14,7 @@ const TABLES: [&str; 14] = [
     "nodes",
     "releases",
     "restore_drills",
+    "safe_update_runs",
     "settings",
     "sites",
     "users",

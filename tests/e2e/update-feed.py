@@ -141,11 +141,27 @@ def plugin_zip(path, version, body):
         z.writestr(f"{FIXTURE}/{FIXTURE}.php", header + body)
 
 
+# v1.2's visible change: the theme's header (Twenty Twenty-Three, the e2e sites' theme: the block
+# template part <header class="wp-block-template-part">; classic themes' #masthead /
+# .site-header) turns a strong red, its site title white.
+RED_HEADER = (
+    "add_action('wp_head', function () {\n"
+    "    echo '<style id=\"pressluft-fixture-red-header\">'\n"
+    "        . 'header.wp-block-template-part, .wp-site-blocks > header, #masthead, .site-header'\n"
+    "        . '{background:#d00 !important;}'\n"
+    "        . 'header.wp-block-template-part .wp-block-site-title a, .site-title a'\n"
+    "        . '{color:#fff !important;}</style>';\n"
+    "});\n"
+)
+
+
 def fixtures(root):
-    """v1.0 and v1.1 (harmless); v2.0 "broken": on load it records that it ran, then dies."""
+    """v1.0 and v1.1 (harmless: nothing visible changes); v1.2 turns the theme's header red (a
+    visible change, nothing else); v2.0 "broken": on load it records that it ran, then dies."""
     d = os.path.join(root, "fixtures")
     plugin_zip(os.path.join(d, "1.0.zip"), "1.0", "defined('ABSPATH') || exit;\n")
     plugin_zip(os.path.join(d, "1.1.zip"), "1.1", "defined('ABSPATH') || exit;\n")
+    plugin_zip(os.path.join(d, "1.2.zip"), "1.2", "defined('ABSPATH') || exit;\n" + RED_HEADER)
     plugin_zip(os.path.join(d, "2.0.zip"), "2.0",
                "defined('ABSPATH') || exit;\nupdate_option('pressluft_fixture_v2_ran', '1');\n"
                "pressluft_fixture_v2_undefined_function();\n")

@@ -28,6 +28,7 @@ use super::gate;
 use super::kinds::JobKind;
 use super::payload::{self, Attempts, Release};
 use crate::domain::{SiteStatus, UpdateScope};
+use crate::node_helper::spec::UpdateVersion;
 use crate::store::releases::fetch_release;
 use crate::store::{JobRecord, StoreError};
 use vars::extra_vars;
@@ -139,8 +140,13 @@ async fn on_success(
         .map(|r| (r.source_type, r.source_ref))
         .unwrap_or_else(|| ("upload".into(), String::new()));
     let notes = format!(
-        "updates: {}: {}",
+        "updates: {}{}: {}",
         p.scope,
+        if p.versions.as_ref().is_some_and(|v| !v.is_empty()) {
+            " (exact versions)"
+        } else {
+            ""
+        },
         updated_summary(&result["updated"])
     );
     let built = gate::BuiltRelease {
@@ -191,6 +197,10 @@ async fn on_cancel(
 #[serde(default)]
 pub struct EnvUpdatePayload {
     pub scope: UpdateScope,
+    /// Exactly these updates at exactly these versions (issue 16: what a safe-update run
+    /// tested; [`crate::deploys::Deploys::update_versions`]); `None`: every update of `scope`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub versions: Option<Vec<UpdateVersion>>,
     /// The pre-update full backup, inserted `pending` with the job.
     pub pre_backup_id: String,
     #[serde(flatten)]
@@ -205,6 +215,7 @@ impl Default for EnvUpdatePayload {
     fn default() -> Self {
         Self {
             scope: UpdateScope::All,
+            versions: None,
             pre_backup_id: String::new(),
             release: Release::default(),
             previous_release_id: None,
@@ -228,5 +239,24 @@ mod tests {
             "core 6.4.1 → 6.5, plugin akismet 5.0 → 5.1"
         );
         assert_eq!(updated_summary(&Value::Null), "nothing");
+    }
+
+    #[test]
+    fn versions_are_optional_in_the_payload() {
+        let old: EnvUpdatePayload =
+            serde_json::from_str(r#"{"scope": "plugins", "pre_backup_id": "b"}"#).unwrap();
+        assert_eq!(old.versions, None);
+        let json = serde_json::to_value(&old).unwrap();
+        assert!(json.get("versions").is_none(), "{json}");
+        let exact: EnvUpdatePayload = serde_json::from_value(serde_json::json!({
+            "scope": "all", "pre_backup_id": "b",
+            "versions": [{"kind": "plugin", "id": "a/a.php", "version": "1.1"}]}))
+        .unwrap();
+        let versions = exact.versions.unwrap();
+        assert_eq!(
+            versions[0].kind,
+            crate::node_helper::spec::UpdateKind::Plugin
+        );
+        assert_eq!(versions[0].version, "1.1");
     }
 }

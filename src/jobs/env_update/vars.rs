@@ -74,6 +74,7 @@ pub(super) async fn extra_vars(
         update_source,
         allow_loopback_sources: cx.config.allow_loopback_sources,
         pre_backup,
+        versions: p.versions.clone().filter(|v| !v.is_empty()),
         go_live: go_live_spec(&mut conn, &site.id, &env).await?,
         node: Default::default(),
     };

@@ -12,7 +12,8 @@
  * listings, and they are never printed.
  *
  * Exit codes: 0 success, 1 command failed, 2 usage error (unknown command, bad arguments, missing
- * environment variable), 6 the update service or a package download could not be reached.
+ * environment variable), 3 `update` with `versions`: an item is offered at another version (nothing
+ * updated), 6 the update service or a package download could not be reached.
  *
  * Commands (provisioning.md §12; arguments are one JSON object):
  *
@@ -24,8 +25,9 @@
  *     option-get {"name"}                                {"name", "value"}
  *     option-set {"name", "value"}                       {"name", "updated": bool}
  *     update-check {"scope"?}                            {"core": {...}|null, "plugins": [...], "themes": [...]}
- *     update {"scope"}                                   {"updated": {"core": [...], "plugins": [...], "themes": [...]}}
+ *     update {"scope", "versions"?}                      {"updated": {"core": [...], "plugins": [...], "themes": [...]}}
  *     magic-login                                        {"token", "expires_at"}
+ *     menu-paths                                         {"paths": ["/", "/about/", ...]}
  *
  * `update-check` and `update` (scope: core, plugins, themes or all) are the only commands that
  * reach the network: WordPress's own update checks (forced) and upgrader classes. With
@@ -48,6 +50,7 @@ const EXIT_OK = 0;
 const EXIT_FAILED = 1;
 const EXIT_USAGE = 2;
 const EXIT_FETCH = 6;
+const EXIT_PRECONDITION = 3;
 
 /** How a command needs WordPress: not at all, fully loaded, or loaded in installation mode. */
 const BRIDGE_WP_NONE = 'none';
@@ -752,7 +755,7 @@ function bridge_prepare_update_check(array $args): void
 
 function bridge_prepare_update(array $args): void
 {
-    bridge_update_scope($args, true);
+    bridge_update_versions($args, bridge_update_scope($args, true));
     bridge_update_source();
 }
 
@@ -879,6 +882,10 @@ function bridge_cmd_update(array $args): array
 
     bridge_check_updates($parts);
     $available = bridge_available_updates($parts);
+    $versions = bridge_update_versions($args, $parts);
+    if ($versions !== null) {
+        $available = bridge_select_versions($available, $versions);
+    }
     $updated = ['core' => [], 'plugins' => [], 'themes' => []];
 
     if ($available['core'] !== null) {
@@ -944,6 +951,185 @@ function bridge_cmd_magic_login(array $args): array
 }
 
 // ---------------------------------------------------------------------------------------------
+// Safe updates (issue 16): exact versions and the check pages
+// ---------------------------------------------------------------------------------------------
+
+/**
+ * `update`'s optional `versions` argument: `[{"kind": "core"|"plugin"|"theme", "id", "version"}]`
+ * (the ids `update-check` reports; `wordpress` is accepted for core). Null when absent or empty
+ * (every update of the scope); a malformed item or one outside the scope is a usage error.
+ *
+ * @return ?list<array{part: string, kind: string, id: string, version: string}>
+ */
+function bridge_update_versions(array $args, array $parts): ?array
+{
+    $versions = $args['versions'] ?? null;
+    if ($versions === null || $versions === []) {
+        return null;
+    }
+    if (!is_array($versions) || !array_is_list($versions)) {
+        throw new BridgeError('argument "versions" must be a list', EXIT_USAGE);
+    }
+    $kinds = ['core' => 'core', 'plugin' => 'plugins', 'theme' => 'themes'];
+    $out = [];
+    foreach ($versions as $i => $v) {
+        $ok = is_array($v) && is_string($v['kind'] ?? null) && isset($kinds[$v['kind']])
+            && is_string($v['id'] ?? null) && $v['id'] !== '' && strlen($v['id']) <= 800
+            && preg_match('/[\x00-\x1f\x7f]/', $v['id']) !== 1
+            && is_string($v['version'] ?? null) && preg_match('/^[0-9A-Za-z.+-]{1,64}$/', $v['version']) === 1;
+        if (!$ok) {
+            throw new BridgeError("argument \"versions\"[$i] must be {\"kind\": core|plugin|theme, \"id\", \"version\"}", EXIT_USAGE);
+        }
+        $part = $kinds[$v['kind']];
+        if (!in_array($part, $parts, true)) {
+            throw new BridgeError("argument \"versions\"[$i]: a {$v['kind']} update is outside the scope", EXIT_USAGE);
+        }
+        if ($part === 'core' && !in_array($v['id'], ['core', 'wordpress'], true)) {
+            throw new BridgeError("argument \"versions\"[$i]: a core update's id is core", EXIT_USAGE);
+        }
+        $out[] = ['part' => $part, 'kind' => $v['kind'], 'id' => $part === 'core' ? 'core' : $v['id'], 'version' => $v['version']];
+    }
+    return $out;
+}
+
+/**
+ * The available updates narrowed to exactly `$versions`, each only when WordPress offers exactly
+ * that version now; otherwise nothing is updated and the command exits 3 naming the item and both
+ * versions ("plugin a/a.php: 1.3 is offered now, 1.2 was tested").
+ */
+function bridge_select_versions(array $available, array $versions): array
+{
+    $selected = ['core' => null, 'plugins' => [], 'themes' => []];
+    foreach ($versions as $v) {
+        $offer = null;
+        if ($v['part'] === 'core') {
+            $offer = $available['core'];
+        } else {
+            foreach ($available[$v['part']] as $item) {
+                if ($item['id'] === $v['id']) {
+                    $offer = $item;
+                }
+            }
+        }
+        $name = "{$v['kind']} {$v['id']}";
+        if ($offer === null) {
+            throw new BridgeError("$name: no update is offered now, {$v['version']} was tested", EXIT_PRECONDITION);
+        }
+        if ((string) $offer['new_version'] !== $v['version']) {
+            throw new BridgeError("$name: {$offer['new_version']} is offered now, {$v['version']} was tested", EXIT_PRECONDITION);
+        }
+        if ($v['part'] === 'core') {
+            $selected['core'] = $offer;
+        } else {
+            $selected[$v['part']][] = $offer;
+        }
+    }
+    return $selected;
+}
+
+/** How many paths `menu-paths` returns at most (the home page included). */
+const BRIDGE_MENU_PATHS_MAX = 10;
+
+/**
+ * A menu link as a path on the site's own host (`/about/`, `/?page_id=2`; the fragment dropped),
+ * or null: another host or port, another scheme, credentials, a protocol-relative link, control
+ * characters or more than 200 characters.
+ */
+function bridge_same_host_path(string $url, string $homeHost, ?int $homePort): ?string
+{
+    $url = trim($url);
+    if ($url === '' || str_starts_with($url, '//') || str_contains($url, '\\') || preg_match('/[\x00-\x20\x7f]/', $url) === 1) {
+        return null;
+    }
+    if (!str_starts_with($url, '/')) {
+        $parts = parse_url($url);
+        if ($parts === false || !in_array(strtolower($parts['scheme'] ?? ''), ['http', 'https'], true)
+            || strtolower($parts['host'] ?? '') !== $homeHost || ($parts['port'] ?? null) !== $homePort
+            || isset($parts['user']) || isset($parts['pass'])) {
+            return null;
+        }
+        $url = ($parts['path'] ?? '') . (isset($parts['query']) ? '?' . $parts['query'] : '');
+        $url = $url === '' || $url[0] !== '/' ? "/$url" : $url;
+    }
+    $path = explode('#', $url, 2)[0];
+    return ($path === '' || strlen($path) > 200) ? null : $path;
+}
+
+/** The links of a navigation block tree (navigation-link, submenu, home-link, page-list). */
+function bridge_navigation_block_urls(array $blocks): array
+{
+    $urls = [];
+    foreach ($blocks as $block) {
+        $name = $block['blockName'] ?? '';
+        if (in_array($name, ['core/navigation-link', 'core/navigation-submenu'], true) && is_string($block['attrs']['url'] ?? null)) {
+            $urls[] = $block['attrs']['url'];
+        } elseif ($name === 'core/home-link') {
+            $urls[] = home_url('/');
+        } elseif ($name === 'core/page-list') {
+            $urls = array_merge($urls, bridge_page_urls());
+        }
+        $urls = array_merge($urls, bridge_navigation_block_urls($block['innerBlocks'] ?? []));
+    }
+    return $urls;
+}
+
+/** The published pages in menu order (what a theme's page-list fallback shows). */
+function bridge_page_urls(): array
+{
+    $pages = get_pages(['sort_column' => 'menu_order,post_title', 'post_status' => 'publish', 'number' => 50]);
+    return array_values(array_filter(array_map(static fn ($p) => (string) get_permalink($p), is_array($pages) ? $pages : [])));
+}
+
+/**
+ * `menu-paths`: the default check pages of a safe-update run — `/` and the same-host paths of the
+ * primary menu, deduplicated, at most BRIDGE_MENU_PATHS_MAX. The primary menu is the one at the
+ * theme location `primary` (else `menu-1`), else the first nav menu, else the most recently
+ * published navigation block menu (block themes; the one the navigation block itself falls back
+ * to), else the published pages (the themes' own fallback).
+ */
+function bridge_cmd_menu_paths(array $args): array
+{
+    $home = home_url('/');
+    $homeHost = strtolower((string) parse_url($home, PHP_URL_HOST));
+    $homePort = parse_url($home, PHP_URL_PORT);
+    $homePort = is_int($homePort) ? $homePort : null;
+    $locations = get_nav_menu_locations();
+    $menu = null;
+    foreach (['primary', 'menu-1'] as $location) {
+        if (!empty($locations[$location])) {
+            $menu = (int) $locations[$location];
+            break;
+        }
+    }
+    if ($menu === null) {
+        $menus = wp_get_nav_menus(['orderby' => 'term_id']);
+        $menu = (is_array($menus) && $menus !== []) ? (int) $menus[0]->term_id : null;
+    }
+    $urls = [];
+    if ($menu !== null) {
+        foreach (wp_get_nav_menu_items($menu) ?: [] as $item) {
+            $urls[] = (string) $item->url;
+        }
+    } else {
+        // Uncached: a persistent object cache must not answer with an older query's result.
+        $navigation = get_posts(['post_type' => 'wp_navigation', 'post_status' => 'publish', 'numberposts' => 1,
+            'orderby' => 'date', 'order' => 'DESC', 'cache_results' => false]);
+        $urls = $navigation !== [] ? bridge_navigation_block_urls(parse_blocks($navigation[0]->post_content)) : bridge_page_urls();
+    }
+    $paths = ['/'];
+    foreach ($urls as $url) {
+        $path = bridge_same_host_path($url, $homeHost, $homePort);
+        if ($path !== null && !in_array($path, $paths, true)) {
+            $paths[] = $path;
+        }
+        if (count($paths) >= BRIDGE_MENU_PATHS_MAX) {
+            break;
+        }
+    }
+    return ['paths' => $paths];
+}
+
+// ---------------------------------------------------------------------------------------------
 // Dispatcher
 // ---------------------------------------------------------------------------------------------
 
@@ -963,6 +1149,7 @@ const BRIDGE_COMMANDS = [
     'update' => ['run' => 'bridge_cmd_update', 'wordpress' => BRIDGE_WP_UPDATING, 'prepare' => 'bridge_prepare_update'],
     'magic-login' => ['run' => 'bridge_cmd_magic_login', 'wordpress' => BRIDGE_WP_LOADED],
     'db-upgrade' => ['run' => 'bridge_cmd_db_upgrade', 'wordpress' => BRIDGE_WP_INSTALLING],
+    'menu-paths' => ['run' => 'bridge_cmd_menu_paths', 'wordpress' => BRIDGE_WP_LOADED],
 ];
 
 /**
