@@ -342,6 +342,7 @@ struct RunStatus {
     started: String,
     finished: String,
     decided: Option<String>,
+    reason: Option<String>,
     held: bool,
     jobs: Vec<RunJob>,
 }
@@ -390,6 +391,7 @@ async fn run_status(
         started: short_ts(Some(&run.created_at)),
         finished: short_ts(run.finished_at.as_deref()),
         decided,
+        reason: run.reason.clone(),
         held: run.outcome == "held",
         jobs,
     })
@@ -420,6 +422,7 @@ struct RunPage {
     started: String,
     finished: String,
     decided: Option<String>,
+    reason: Option<String>,
     held: bool,
     jobs: Vec<RunJob>,
 }
@@ -513,6 +516,7 @@ async fn show_run(
         started: status.started,
         finished: status.finished,
         decided: status.decided,
+        reason: status.reason,
         held: status.held,
         jobs: status.jobs,
     };

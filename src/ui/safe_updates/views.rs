@@ -42,7 +42,7 @@ impl RunUpdate {
     }
 }
 
-/// The images of a page (file names inside the run's directory).
+/// The images of a page: the images endpoint's URLs (`null`: not taken).
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default)]
 pub struct PageImages {
@@ -98,36 +98,20 @@ impl RunJson {
         serde_json::from_value(v)
     }
 
-    /// The run of a stored row: its JSON columns read leniently (an unreadable column is
-    /// empty), a page without image names gets its index's (`<i>-before.png`, …), which the
-    /// page links only when the file exists.
+    /// The run of a stored row exactly as the API answers it
+    /// ([`crate::api::safe_updates::SafeUpdateRun`]), read back into the view's shape.
     pub fn from_record(r: &crate::store::safe_updates::SafeUpdateRunRecord) -> Self {
-        let mut pages: Vec<RunPage> = serde_json::from_str(&r.pages_json).unwrap_or_default();
-        for (i, p) in pages.iter_mut().enumerate() {
-            let name = |kind: &str| Some(format!("{i}-{kind}.png"));
-            p.images.before = p.images.before.take().or_else(|| name("before"));
-            p.images.after = p.images.after.take().or_else(|| name("after"));
-            p.images.diff = p.images.diff.take().or_else(|| name("diff"));
-        }
-        RunJson {
-            id: r.id.clone(),
-            site_id: r.site_id.clone(),
-            job_id: Some(r.job_id.clone()),
-            trigger: r.run_trigger.to_string(),
-            outcome: r.outcome.to_string(),
-            updates: serde_json::from_str(&r.updates_json).unwrap_or_default(),
-            pages,
-            fatals: serde_json::from_str(&r.fatals_json).unwrap_or_default(),
-            temp_environment_id: r.temp_environment_id.clone(),
-            apply_job_id: r.apply_job_id.clone(),
-            decided_by: r.decided_by.clone(),
-            decided_at: r.decided_at.clone(),
-            created_at: r.created_at.clone(),
-            finished_at: r.finished_at.clone(),
-            threshold_percent: None,
-            reason: r.reason.clone(),
-            decided_by_email: None,
-        }
+        let api = crate::api::safe_updates::SafeUpdateRun::from(r.clone());
+        serde_json::to_value(api)
+            .ok()
+            .and_then(|v| Self::from_value(v).ok())
+            .unwrap_or_else(|| RunJson {
+                id: r.id.clone(),
+                site_id: r.site_id.clone(),
+                outcome: r.outcome.to_string(),
+                created_at: r.created_at.clone(),
+                ..Default::default()
+            })
     }
 }
 
@@ -211,6 +195,14 @@ pub struct PageView {
     pub shots: Vec<Shot>,
 }
 
+/// The file name of an images endpoint URL of run `run_id`, when it is a run image name (one or
+/// two digits, `-before`, `-after` or `-diff`, `.png`): anything else is not linked.
+pub fn image_file(run_id: &str, url: Option<&str>) -> Option<String> {
+    let prefix = format!("/api/safe-updates/{run_id}/images/");
+    let file = url?.strip_prefix(&prefix)?;
+    image_url(run_id, Some(file)).map(|_| file.to_string())
+}
+
 /// The images endpoint's URL of `file`, when `file` is a run image name (digits, `-before`,
 /// `-after` or `-diff`, `.png`): anything else is not linked.
 pub fn image_url(run_id: &str, file: Option<&str>) -> Option<String> {
@@ -248,18 +240,27 @@ impl PageView {
             shots: vec![
                 Shot {
                     label: "Before",
-                    file: p.images.before.clone(),
-                    url: image_url(run_id, p.images.before.as_deref()),
+                    file: image_file(run_id, p.images.before.as_deref()),
+                    url: image_url(
+                        run_id,
+                        image_file(run_id, p.images.before.as_deref()).as_deref(),
+                    ),
                 },
                 Shot {
                     label: "After",
-                    file: p.images.after.clone(),
-                    url: image_url(run_id, p.images.after.as_deref()),
+                    file: image_file(run_id, p.images.after.as_deref()),
+                    url: image_url(
+                        run_id,
+                        image_file(run_id, p.images.after.as_deref()).as_deref(),
+                    ),
                 },
                 Shot {
                     label: "Difference",
-                    file: p.images.diff.clone(),
-                    url: image_url(run_id, p.images.diff.as_deref()),
+                    file: image_file(run_id, p.images.diff.as_deref()),
+                    url: image_url(
+                        run_id,
+                        image_file(run_id, p.images.diff.as_deref()).as_deref(),
+                    ),
                 },
             ],
         }
@@ -405,6 +406,18 @@ mod tests {
             assert!(image_url("r1", Some(bad)).is_none(), "{bad}");
         }
         assert!(image_url("r1", None).is_none());
+        assert_eq!(
+            image_file("r1", Some("/api/safe-updates/r1/images/3-diff.png")).as_deref(),
+            Some("3-diff.png")
+        );
+        for bad in [
+            "/api/safe-updates/r1/images/../0-diff.png",
+            "/api/safe-updates/r2/images/0-diff.png",
+            "https://evil.example/api/safe-updates/r1/images/0-diff.png",
+            "0-diff.png",
+        ] {
+            assert!(image_file("r1", Some(bad)).is_none(), "{bad}");
+        }
     }
 
     #[test]
@@ -448,7 +461,9 @@ mod tests {
             "outcome": "held", "updates": [{"kind": "plugin", "id": "a/a.php", "from": "1.0", "to": "1.2"}],
             "pages": [{"path": "/", "status_before": 200, "status_after": 200, "changed_percent": 12.345,
                        "passed": false, "reasons": ["header changed"], "console_errors": [],
-                       "images": {"before": "0-before.png", "after": "0-after.png", "diff": "0-diff.png"}}],
+                       "images": {"before": "/api/safe-updates/abcdef0123/images/0-before.png",
+                                  "after": "/api/safe-updates/abcdef0123/images/0-after.png",
+                                  "diff": "/api/safe-updates/other/images/0-diff.png"}}],
             "fatals": [], "created_at": "2026-12-03T10:00:00.000Z", "extra": 1
         }))
         .unwrap();
@@ -457,6 +472,11 @@ mod tests {
         assert_eq!(row.badge, "held");
         let p = PageView::new(&r.id, &r.pages[0]);
         assert_eq!(p.changed, "12.35 %");
-        assert!(p.shots.iter().all(|s| s.url.is_some()));
+        assert!(p.shots[0].url.is_some() && p.shots[1].url.is_some());
+        assert_eq!(p.shots[1].file.as_deref(), Some("0-after.png"));
+        assert!(
+            p.shots[2].url.is_none(),
+            "another run's image is not linked"
+        );
     }
 }
