@@ -2,12 +2,13 @@
 //! (`tests/browser/safe-updates.mjs`) against the server with the stand-in runner: the run and
 //! its images (small PNGs in the run's directory) are inserted through the store, the browser
 //! sees the three images loaded, approves, and sees the confirmation and the production
-//! update's job (left queued: no worker runs in this test). Set PRESSLUFT_SKIP_BROWSER=1 to
+//! update's job (the test runs the queue as the browser works, so the job's panel turns succeeded live). Set PRESSLUFT_SKIP_BROWSER=1 to
 //! skip it on a machine without chromium.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 
+use crate::deploys_api::insert_release;
 use crate::helpers::{ADMIN_EMAIL, ADMIN_PASSWORD};
 use crate::safe_updates_ui::insert_held_run;
 use crate::stand_in::StandIn;
@@ -32,39 +33,55 @@ async fn a_held_run_is_reviewed_and_approved_in_a_browser() {
         &[&env, &site],
     )
     .await;
+    // Production has a current release (an update builds the next one from it).
+    let release = insert_release(&app, &env, "20261201-100000", "healthy", 0).await;
+    app.exec(
+        "UPDATE environments SET current_release_id = ? WHERE id = ?",
+        &[&release, &env],
+    )
+    .await;
     let run = insert_held_run(&app, &site, &node).await;
-    let output = tokio::task::spawn_blocking({
-        let base = app.base.clone();
-        let (site, run) = (site.clone(), run.clone());
-        move || {
-            let mut child = Command::new("node")
-                .arg("safe-updates.mjs")
-                .current_dir(&script_dir)
-                .env("PRESSLUFT_URL", &base)
-                .env("PRESSLUFT_EMAIL", ADMIN_EMAIL)
-                .env("PRESSLUFT_PASSWORD", ADMIN_PASSWORD)
-                .env(
-                    "PRESSLUFT_SCREENSHOTS",
-                    std::env::var("PRESSLUFT_SCREENSHOTS").unwrap_or_default(),
-                )
-                .env("PRESSLUFT_SITE_ID", &site)
-                .env("PRESSLUFT_RUN_ID", &run)
-                .stdout(Stdio::piped())
-                .spawn()
-                .expect("node runs");
-            let lines: Vec<String> = BufReader::new(child.stdout.take().unwrap())
-                .lines()
-                .map_while(Result::ok)
-                .collect();
-            (child.wait().expect("node exits"), lines)
+    let mut child = Command::new("node")
+        .arg("safe-updates.mjs")
+        .current_dir(&script_dir)
+        .env("PRESSLUFT_URL", &app.base)
+        .env("PRESSLUFT_EMAIL", ADMIN_EMAIL)
+        .env("PRESSLUFT_PASSWORD", ADMIN_PASSWORD)
+        .env(
+            "PRESSLUFT_SCREENSHOTS",
+            std::env::var("PRESSLUFT_SCREENSHOTS").unwrap_or_default(),
+        )
+        .env("PRESSLUFT_SITE_ID", &site)
+        .env("PRESSLUFT_RUN_ID", &run)
+        .env("PRESSLUFT_JOB_TIMEOUT_MS", "60000")
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("node runs");
+    let stdout = child.stdout.take().unwrap();
+    let mut reader = tokio::task::spawn_blocking(move || {
+        BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+            .collect::<Vec<_>>()
+    });
+    // Tests have no background worker: run the queue while the browser works (the approved
+    // update, once the browser started it).
+    let transcript = loop {
+        app.state.engine.run_until_idle("w").await.unwrap();
+        tokio::select! {
+            done = &mut reader => break done.unwrap(),
+            _ = tokio::time::sleep(std::time::Duration::from_millis(200)) => {}
         }
-    })
-    .await
-    .unwrap();
-    let (status, transcript) = output;
+    };
+    let status = child.wait().expect("node exits");
+    let jobs: Vec<(String, String, Option<String>)> =
+        sqlx::query_as("SELECT job_type, status, error_code FROM jobs ORDER BY created_at")
+            .fetch_all(app.store.pool())
+            .await
+            .unwrap();
     assert!(
         status.success() && transcript.iter().any(|l| l == "BROWSER_TEST_PASSED"),
-        "browser test failed:\n{}",
+        "browser test failed:\n{}\njobs: {jobs:?}",
         transcript.join("\n")
     );
     // What the browser did is what the store holds: approved, production's update queued.

@@ -3,9 +3,11 @@
 // exist: the overview lists the site as pending review; the site page links to its Safe updates
 // page; the history shows the held run; the run's page shows the three images side by side
 // (each loaded: naturalWidth > 0) with the reason; Approve asks for confirmation, then starts the
-// production update and the page shows the confirmation and the started job.
+// production update and the page shows the confirmation and the started job, which the
+// harness then runs: its panel turns succeeded live.
 import { base, launch, logIn, screenshot, step } from "./common.mjs";
 
+const JOB_TIMEOUT = Number(process.env.PRESSLUFT_JOB_TIMEOUT_MS || 60000);
 const siteId = process.env.PRESSLUFT_SITE_ID;
 const runId = process.env.PRESSLUFT_RUN_ID;
 if (!siteId || !runId) throw new Error("PRESSLUFT_SITE_ID and PRESSLUFT_RUN_ID are required");
@@ -55,6 +57,12 @@ try {
   if (link !== `/jobs/${job}`) throw new Error(`job link ${link}`);
   console.log(`JOB ${job}`);
   if (await page.locator("[data-test=approve-safe-update]").count()) throw new Error("still offers Approve");
+
+  step("the production update's job ends, live (no reload)");
+  await page.evaluate(() => { window.__notReloaded = true; });
+  await page.waitForSelector(`[data-test=safe-update-apply-job][data-job-id="${job}"][data-job-status=succeeded]`,
+    { timeout: JOB_TIMEOUT });
+  if (!(await page.evaluate(() => window.__notReloaded))) throw new Error("the page reloaded");
   await screenshot(page, "safe-updates-approved");
 
   step("the overview no longer lists the run");
