@@ -551,3 +551,36 @@ async fn run_now_leads_to_the_runs_page_with_its_job() {
         .unwrap()
         .contains("data-test=\"safe-updates-notice\""));
 }
+
+#[tokio::test]
+async fn an_image_the_run_did_not_take_is_not_linked() {
+    let Fixture { app, c, env } = fixture().await;
+    let (site, node) = site_and_node(&app, &env).await;
+    let run = insert_finished_run(
+        &app,
+        &site,
+        &node,
+        SafeUpdateOutcome::Held,
+        json!([{"kind": "core", "id": "wordpress", "from": "6.8", "to": "6.9"}]),
+        json!([{
+            "path": "/shop/", "status_before": 200, "status_after": 500, "changed_percent": null,
+            "passed": false, "reasons": ["HTTP 500 after the update"], "console_errors": [],
+            "images": {"before": "0-before.png", "after": null, "diff": null}
+        }]),
+        json!([]),
+    )
+    .await;
+    write_images(&app, &run, 0);
+    let page = page_text(&c, app.url(&format!("/safe-updates/{run}"))).await;
+    assert_eq!(
+        page.matches("data-test=\"safe-update-shot\"").count(),
+        1,
+        "{page}"
+    );
+    assert!(page.contains(&format!("/api/safe-updates/{run}/images/0-before.png")));
+    assert!(!page.contains("0-after.png") && !page.contains("0-diff.png"));
+    assert_eq!(page.matches("No image.").count(), 2);
+    assert!(page.contains("200 → 500"));
+    assert!(page.contains("HTTP 500 after the update"));
+    assert!(page.contains("core wordpress 6.8 → 6.9"));
+}

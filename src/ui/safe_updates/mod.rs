@@ -163,6 +163,8 @@ struct SafeUpdatesPage {
     errors: HashMap<String, String>,
     notice: Option<String>,
     saved: bool,
+    /// A run of the site waiting for review (its id).
+    held_run: Option<String>,
     runs: Vec<RunRow>,
 }
 
@@ -191,6 +193,10 @@ async fn show_page(
     saved: bool,
 ) -> Result<Response, ApiError> {
     let runs = run_rows(state, &site.id).await?;
+    let held_run = runs
+        .iter()
+        .find(|r| r.outcome == "held")
+        .map(|r| r.id.clone());
     let page = SafeUpdatesPage {
         layout: Layout::new(&format!("Safe updates · {}", site.name), "sites", session),
         form: form.unwrap_or_else(|| SettingsForm::of(&site)),
@@ -200,6 +206,7 @@ async fn show_page(
         errors: shown.errors,
         notice: shown.notice,
         saved,
+        held_run,
         runs,
     };
     Ok((shown.status, render(&page)).into_response())
