@@ -325,6 +325,7 @@ pub async fn sites_on_this_machine(app: &TestApp) {
     crate::e2e_settings::settings(app).await;
     crate::e2e_wildcard::wildcard_previews(app, &site_id, &prod_id).await;
     crate::e2e_domains::custom_domains(app, &site_id, &prod_id).await;
+    crate::e2e_safe_updates::safe_updates(app, &site_id, &prod_id).await;
     crate::e2e_cphttps::dashboard_https(app).await;
 
     // Delete both sites through the product (staging first, then the site; the browser's

@@ -41,6 +41,7 @@ mod e2e_magic_login;
 mod e2e_promote;
 mod e2e_restore;
 mod e2e_rollback;
+mod e2e_safe_updates;
 mod e2e_settings;
 mod e2e_sites;
 mod e2e_updates;
