@@ -534,6 +534,10 @@ async fn run_now_leads_to_the_runs_page_with_its_job() {
     let page = page_text(&c, app.url(&location)).await;
     assert!(page.contains("data-outcome=\"running\""), "{page}");
     assert!(page.contains("data-test=\"safe-update-job\""));
+    assert!(
+        page.contains("hx-trigger=\"sse:jobs, every 5s\""),
+        "polls while it runs"
+    );
     let (job_type,): (String,) = sqlx::query_as(
         "SELECT j.job_type FROM jobs j JOIN safe_update_runs r ON r.job_id = j.id WHERE r.id = ?",
     )

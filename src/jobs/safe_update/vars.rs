@@ -22,9 +22,9 @@ use crate::node_helper::spec::{
     UpdateCheckSpec, CONTRACT_VERSION,
 };
 use crate::settings::wordpress_update_source;
+use crate::sites::db_password_key;
 use crate::sites::layout::{self, url_host, EnvLayout, DRIFT_PATHS, DRIFT_TABLES};
 use crate::sites::secrets::create_environment_secrets;
-use crate::sites::db_password_key;
 use crate::store::environments::{canonical_url, fetch_environment};
 use crate::store::releases::fetch_release;
 use crate::store::sites::fetch_site;

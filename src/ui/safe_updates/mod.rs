@@ -165,6 +165,8 @@ struct SafeUpdatesPage {
     saved: bool,
     /// A run of the site waiting for review (its id).
     held_run: Option<String>,
+    /// A run is running: the history also polls.
+    polling: bool,
     runs: Vec<RunRow>,
 }
 
@@ -207,6 +209,7 @@ async fn show_page(
         notice: shown.notice,
         saved,
         held_run,
+        polling: runs.iter().any(|r| r.outcome == "running"),
         runs,
     };
     Ok((shown.status, render(&page)).into_response())
@@ -432,6 +435,9 @@ struct RunPage {
     reason: Option<String>,
     held: bool,
     jobs: Vec<RunJob>,
+    /// The run or one of its jobs is unfinished: the live part also polls (a job event sent
+    /// before the page's stream connected would otherwise be missed).
+    polling: bool,
 }
 
 /// The run (as the API shows it) with the e-mail of whoever decided it.
@@ -525,6 +531,7 @@ async fn show_run(
         decided: status.decided,
         reason: status.reason,
         held: status.held,
+        polling: run.outcome == "running" || status.jobs.iter().any(|j| j.open),
         jobs: status.jobs,
     };
     Ok((shown.status, render(&page)).into_response())
