@@ -26,6 +26,7 @@ pub mod nodes;
 mod overview;
 pub mod promote;
 pub mod restore;
+pub mod safe_updates;
 pub mod settings;
 pub mod sites;
 pub mod views;
@@ -63,6 +64,7 @@ pub fn router() -> Router<AppState> {
         restore::router(),
         delete::router(),
         drills::router(),
+        safe_updates::router(),
         settings::router(),
         audit::router(),
         login::router(),

@@ -65,6 +65,8 @@ mod queue;
 mod reset_api;
 mod restore_api;
 mod safe_updates_api;
+mod safe_updates_browser;
+mod safe_updates_ui;
 mod settings_domain;
 mod sites;
 mod sources;
