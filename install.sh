@@ -397,9 +397,11 @@ else
   fi
   if [ -n "$candidate" ] && [ "$candidate" != "(none)" ] && [[ $candidate != *snap* ]]; then
     say "installing the distribution's chromium $candidate (safe updates' screenshots)"
-    apt_install chromium
+    # fonts-liberation (a recommendation, which apt_install skips): metric-compatible Arial,
+    # Times and Courier, the fallbacks of most sites' font stacks.
+    apt_install chromium fonts-liberation
     [ -x "$CHROMIUM_DEFAULT" ] || die "package chromium installed but $CHROMIUM_DEFAULT is missing"
-    changed "installed package chromium $candidate"
+    changed "installed packages chromium $candidate, fonts-liberation"
   else
     warn "no chromium deb for $OS_NAME (only the snap): safe updates need a chromium; install a deb build and set it with --env PRESSLUFT_CHROMIUM_PATH=/path/to/chrome, then re-run"
   fi

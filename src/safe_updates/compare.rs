@@ -109,10 +109,7 @@ pub fn compare(
             let is_change = if x < overlap.0 && y < overlap.1 {
                 let p1 = before.get_pixel(x, y).0;
                 let p2 = after.get_pixel(x, y).0;
-                if p1 == p2 {
-                    out.put_pixel(x, y, image::Rgba(grey(p1)));
-                    false
-                } else if color_delta(p1, p2, false).abs() <= max_delta {
+                if p1 == p2 || color_delta(p1, p2, false).abs() <= max_delta {
                     out.put_pixel(x, y, image::Rgba(grey(p1)));
                     false
                 } else if antialiased(&before, x, y, overlap, &after)

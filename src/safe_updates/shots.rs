@@ -298,8 +298,13 @@ pub async fn run(spec: &ShotsSpec) -> Result<ShotsResult, ShotsError> {
         pages.push(result);
     }
 
-    let _ = browser.close().await;
-    let _ = browser.wait().await;
+    // A browser that does not quit in time is killed (it is also killed when dropped on an
+    // early return).
+    let closed = tokio::time::timeout(Duration::from_secs(10), browser.close()).await;
+    if !matches!(closed, Ok(Ok(_))) {
+        let _ = browser.kill().await;
+    }
+    let _ = tokio::time::timeout(Duration::from_secs(10), browser.wait()).await;
     handler.abort();
     drop(profile);
     Ok(ShotsResult { pages })
@@ -757,7 +762,8 @@ mod tests {
 
     #[test]
     fn odd_specs_are_refused() {
-        let cases: [(&str, fn(&mut ShotsSpec)); 8] = [
+        type Change = fn(&mut ShotsSpec);
+        let cases: [(&str, Change); 8] = [
             ("relative run_dir", |s| s.run_dir = "x".into()),
             ("ftp", |s| s.base_url = "ftp://abc.example.test/".into()),
             ("path", |s| {
