@@ -409,7 +409,7 @@ mod tests {
         for t in JobType::ALL {
             assert_eq!(t.as_str().parse::<JobType>().unwrap(), *t);
         }
-        assert_eq!(JobType::ALL.len(), 21);
+        assert_eq!(JobType::ALL.len(), 22);
     }
 
     /// The OpenAPI schema of every enum lists exactly its wire values (the review found
