@@ -390,7 +390,8 @@ async fn every_protected_endpoint_requires_a_session() {
             .replace("{id}", &id)
             .replace("{release_id}", &id)
             .replace("{*path}", "app.css")
-            .replace("{name}", "db.sql.zst");
+            .replace("{name}", "db.sql.zst")
+            .replace("{file}", "0-before.png");
         assert!(!concrete.contains('{'), "unknown parameter in {path}");
         let url = app.url(&concrete);
         let req = match method.as_str() {
