@@ -14,7 +14,7 @@ use crate::sites::layout::{self, EnvLayout};
 use crate::sites::{db_password_key, new_password, redis_password_key, wp_salts_key};
 use crate::store::environments::{fetch_environment, set_environment_status, EnvironmentRecord};
 use crate::store::releases::{record_release_and_activate, NewRelease};
-use crate::store::sites::{fetch_site, set_site_status, SiteRecord};
+use crate::store::sites::{fetch_site, set_deletion_status, set_site_status, SiteRecord};
 use crate::store::{JobRecord, StoreError};
 
 /// The job's site and target environment.
@@ -57,6 +57,31 @@ pub async fn environment_to(
         return Ok(());
     }
     set_environment_status(conn, env, to, now).await
+}
+
+/// The end of a temporary environment's row (a restore drill's, a safe-update run's): the job
+/// removed it from the node inside its own run, so the row becomes `deleted` — or `failed`
+/// when `env_left` (its removal did not finish; the operator sees what is left).
+pub async fn end_temporary_environment(
+    conn: &mut SqliteConnection,
+    env: &EnvironmentRecord,
+    env_left: bool,
+    now: &str,
+) -> Result<(), StoreError> {
+    let to = if env_left {
+        SiteStatus::Failed
+    } else {
+        SiteStatus::Deleted
+    };
+    set_deletion_status(
+        conn,
+        "environment",
+        &env.id,
+        (env.status, env.state_version),
+        to,
+        now,
+    )
+    .await
 }
 
 /// How a job that did not succeed ended, for [`release_busy_site`].

@@ -24,8 +24,8 @@ use super::errors::JobErrorCode;
 use super::gate::go_live_spec;
 use super::kinds::{JobKind, ResolvedVars, VarsContext, VarsError};
 use super::lifecycle::{
-    environment_vars, fix_release_name, new_environment, node_must_be_active, site_and_environment,
-    var_str, Unsuccessful,
+    end_temporary_environment, environment_vars, fix_release_name, new_environment,
+    node_must_be_active, site_and_environment, var_str, Unsuccessful,
 };
 use super::payload::{self, Attempts, Release};
 use crate::backups::storage::backup_access;
@@ -39,7 +39,6 @@ use crate::sites::layout::{url_host, EnvLayout};
 use crate::sites::{db_password_key, redis_password_key, wp_salts_key};
 use crate::store::backups::fetch_backup;
 use crate::store::drills::{fetch_drill, finish_drill, set_drill_timings};
-use crate::store::sites::set_deletion_status;
 use crate::store::{JobRecord, StoreError};
 
 /// The `restore_drill` job type.
@@ -205,20 +204,7 @@ async fn finish(
         tracing::info!(job = %job.id, drill = %drill.id, status = %status, reason = reason.unwrap_or(""), "restore drill finished");
     }
     let (_, env) = site_and_environment(conn, job).await?;
-    let to = if env_left {
-        SiteStatus::Failed
-    } else {
-        SiteStatus::Deleted
-    };
-    set_deletion_status(
-        conn,
-        "environment",
-        &env.id,
-        (env.status, env.state_version),
-        to,
-        now,
-    )
-    .await
+    end_temporary_environment(conn, &env, env_left, now).await
 }
 
 async fn on_success(

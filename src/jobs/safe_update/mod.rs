@@ -29,7 +29,10 @@ use sqlx::SqliteConnection;
 
 use super::errors::JobErrorCode;
 use super::kinds::JobKind;
-use super::lifecycle::{fix_release_name, node_must_be_active, site_and_environment, Unsuccessful};
+use super::lifecycle::{
+    end_temporary_environment, fix_release_name, node_must_be_active, site_and_environment,
+    Unsuccessful,
+};
 use super::payload::{self, Attempts, Release};
 use crate::domain::{BackupScope, JobType, SafeUpdateOutcome, SiteStatus};
 use crate::safe_updates::decide::{decide, summary};
@@ -41,7 +44,6 @@ use crate::store::nodes::fetch_node;
 use crate::store::queue::NewJob;
 use crate::store::safe_updates::{fetch_run, finish_run, set_temp_environment, RunFindings};
 use crate::store::settings::fetch_setting;
-use crate::store::sites::set_deletion_status;
 use crate::store::{JobRecord, StoreError};
 use vars::extra_vars;
 
@@ -201,20 +203,7 @@ async fn end_temp_environment(
     let Some(env) = fetch_environment(conn, &id).await? else {
         return Ok(());
     };
-    let to = if env_left {
-        SiteStatus::Failed
-    } else {
-        SiteStatus::Deleted
-    };
-    set_deletion_status(
-        conn,
-        "environment",
-        &env.id,
-        (env.status, env.state_version),
-        to,
-        now,
-    )
-    .await
+    end_temporary_environment(conn, &env, env_left, now).await
 }
 
 /// A run that found nothing to update never created its temporary environment on the node:
