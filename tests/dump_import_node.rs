@@ -35,17 +35,9 @@ fn ready() -> bool {
     Path::new("/run/mysqld/mysqld.sock").exists()
 }
 
+/// One query's answer, trimmed ([`mysql`] asserts it succeeded).
 fn value(sql: &str) -> String {
-    let out = Command::new("mysql")
-        .args(["--batch", "--skip-column-names", "-e", sql])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap().trim().to_string()
+    mysql(sql).trim().to_string()
 }
 
 fn seed() {
