@@ -65,7 +65,7 @@ fn page(preview_url: &str) -> (u16, String) {
 /// The follow-up of `parent`, once it is enqueued.
 async fn follow_up(state: &pressluft::state::AppState, parent: &str) -> JobRecord {
     loop {
-        let id: Option<(String,)> = sqlx::query_as(
+        let id: Option<(String,)> = pressluft::store::query_as(
             "SELECT id FROM jobs WHERE parent_job_id = ? ORDER BY created_at LIMIT 1",
         )
         .bind(parent)

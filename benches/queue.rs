@@ -59,7 +59,7 @@ async fn insert_fixtures(
     let mut node_ids = Vec::new();
     for i in 0..nodes {
         let id = uuid::Uuid::new_v4().to_string();
-        sqlx::query("INSERT INTO nodes (id, name, hostname, ssh_port, ssh_user, status, is_local, created_at, updated_at) VALUES (?, ?, 'h', 22, 'root', 'active', 0, ?, ?)")
+        pressluft::store::query("INSERT INTO nodes (id, name, hostname, ssh_port, ssh_user, status, is_local, created_at, updated_at) VALUES (?, ?, 'h', 22, 'root', 'active', 0, ?, ?)")
             .bind(&id).bind(format!("n{i}")).bind(&now).bind(&now).execute(pool).await.unwrap();
         node_ids.push(id);
     }
@@ -68,9 +68,9 @@ async fn insert_fixtures(
         let site = uuid::Uuid::new_v4().to_string();
         let env = uuid::Uuid::new_v4().to_string();
         let node = node_ids[i % nodes].clone();
-        sqlx::query("INSERT INTO sites (id, name, slug, status, created_at, updated_at) VALUES (?, ?, ?, 'active', ?, ?)")
+        pressluft::store::query("INSERT INTO sites (id, name, slug, status, created_at, updated_at) VALUES (?, ?, ?, 'active', ?, ?)")
             .bind(&site).bind(format!("s{i}")).bind(format!("s-{i}")).bind(&now).bind(&now).execute(pool).await.unwrap();
-        sqlx::query("INSERT INTO environments (id, site_id, name, slug, environment_type, status, node_id, promotion_preset, preview_url, created_at, updated_at) VALUES (?, ?, 'P', 'production', 'production', 'active', ?, 'content-protect', 'http://x', ?, ?)")
+        pressluft::store::query("INSERT INTO environments (id, site_id, name, slug, environment_type, status, node_id, promotion_preset, preview_url, created_at, updated_at) VALUES (?, ?, 'P', 'production', 'production', 'active', ?, 'content-protect', 'http://x', ?, ?)")
             .bind(&env).bind(&site).bind(&node).bind(&now).bind(&now).execute(pool).await.unwrap();
         out.push((site, env, node));
     }
@@ -169,7 +169,7 @@ async fn throughput() {
         total += h.await.unwrap();
     }
     let elapsed = started.elapsed();
-    let (left,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM jobs WHERE status <> 'succeeded'")
+    let (left,): (i64,) = pressluft::store::query_as("SELECT COUNT(*) FROM jobs WHERE status <> 'succeeded'")
         .fetch_one(state.store.pool())
         .await
         .unwrap();

@@ -41,6 +41,10 @@ pub struct ConfigFlags {
     /// SQLite database file [env: PRESSLUFT_DB_PATH] [default: <data dir>/pressluft.db]
     #[arg(long, global = true, value_name = "FILE")]
     pub db_path: Option<String>,
+    /// PostgreSQL database (postgres://user:password@host:port/db); wins over the SQLite file
+    /// [env: PRESSLUFT_DATABASE_URL] [default: none: SQLite]
+    #[arg(long, global = true, value_name = "URL")]
+    pub database_url: Option<String>,
     /// Encrypted secrets store [env: PRESSLUFT_SECRETS_DIR] [default: <data dir>/secrets]
     #[arg(long, global = true, value_name = "DIR")]
     pub secrets_dir: Option<String>,
@@ -91,6 +95,8 @@ pub struct Config {
     pub listen_addr: SocketAddr,
     pub data_dir: PathBuf,
     pub db_path: PathBuf,
+    /// A PostgreSQL database instead of the SQLite file at `db_path` (issue 17).
+    pub database_url: Option<DatabaseUrl>,
     pub secrets_dir: PathBuf,
     pub log_dir: PathBuf,
     pub public_ip: Option<Ipv4Addr>,
@@ -115,6 +121,36 @@ pub struct Config {
     /// The binary installed on nodes as the node helper; `None` = this executable. Not a
     /// setting: tests point it at the built `pressluft` binary.
     pub node_binary: Option<PathBuf>,
+}
+
+/// A PostgreSQL URL. It may hold a password, so `Debug` and [`DatabaseUrl::redacted`] show only
+/// the host, port and database; the URL itself goes only to the database driver.
+#[derive(Clone, PartialEq, Eq)]
+pub struct DatabaseUrl(String);
+
+impl DatabaseUrl {
+    /// A `postgres://`/`postgresql://` URL; `None` for anything else.
+    pub fn parse(v: &str) -> Option<DatabaseUrl> {
+        (crate::store::Backend::of_url(v) == Some(crate::store::Backend::Postgres)
+            && url::Url::parse(v).is_ok())
+        .then(|| DatabaseUrl(v.to_string()))
+    }
+
+    /// The full URL, for connecting.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    /// `postgres://host:port/db`: what logs may show.
+    pub fn redacted(&self) -> String {
+        crate::store::describe_url(&self.0)
+    }
+}
+
+impl std::fmt::Debug for DatabaseUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "DatabaseUrl({})", self.redacted())
+    }
 }
 
 /// The control plane's port when no listen address is given.
@@ -147,6 +183,10 @@ const DATA_DIR: Key = Key {
 const DB_PATH: Key = Key {
     flag: "--db-path",
     env: "PRESSLUFT_DB_PATH",
+};
+const DATABASE_URL: Key = Key {
+    flag: "--database-url",
+    env: "PRESSLUFT_DATABASE_URL",
 };
 const SECRETS_DIR: Key = Key {
     flag: "--secrets-dir",
@@ -198,10 +238,11 @@ const CHROMIUM_PATH: Key = Key {
 pub const DEFAULT_CHROMIUM_PATH: &str = "/usr/lib/chromium/chromium";
 
 /// Every variable the control plane reads, for documentation and `--help`.
-pub const ENV_VARS: [&str; 14] = [
+pub const ENV_VARS: [&str; 15] = [
     LISTEN_ADDR.env,
     DATA_DIR.env,
     DB_PATH.env,
+    DATABASE_URL.env,
     SECRETS_DIR.env,
     LOG_DIR.env,
     PUBLIC_IP.env,
@@ -296,6 +337,17 @@ impl Config {
         let db_path = r
             .path(&DB_PATH, &flags.db_path)?
             .unwrap_or_else(|| data_dir.join("pressluft.db"));
+        let database_url = r.parse(
+            &DATABASE_URL,
+            &flags.database_url,
+            "a postgres:// or postgresql:// URL",
+            DatabaseUrl::parse,
+        )
+        // The value may hold a password: never echoed.
+        .map_err(|e| ConfigError {
+            value: "(not shown: may hold a password)".into(),
+            ..e
+        })?;
         let secrets_dir = r
             .path(&SECRETS_DIR, &flags.secrets_dir)?
             .unwrap_or_else(|| data_dir.join("secrets"));
@@ -379,6 +431,7 @@ impl Config {
             listen_addr,
             data_dir,
             db_path,
+            database_url,
             secrets_dir,
             log_dir,
             public_ip,
@@ -408,6 +461,7 @@ impl Config {
             listen_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             data_dir: dir.to_path_buf(),
             db_path: dir.join("pressluft.db"),
+            database_url: None,
             secrets_dir: dir.join("secrets"),
             log_dir: dir.join("logs"),
             public_ip: None,

@@ -418,7 +418,7 @@ impl Settings {
 /// The effective WordPress source and its checksum (`""` when unset), read inside a
 /// transaction.
 pub async fn wordpress_source(
-    conn: &mut sqlx::SqliteConnection,
+    conn: &mut sqlx::AnyConnection,
 ) -> Result<(String, String), StoreError> {
     let source = fetch_setting(conn, "wordpress_source")
         .await?
@@ -432,7 +432,7 @@ pub async fn wordpress_source(
 /// The update source override (`wordpress_update_source`), `None` when WordPress asks
 /// api.wordpress.org (the specs of `env-update` and `update-check`).
 pub async fn wordpress_update_source(
-    conn: &mut sqlx::SqliteConnection,
+    conn: &mut sqlx::AnyConnection,
 ) -> Result<Option<String>, StoreError> {
     Ok(fetch_setting(conn, "wordpress_update_source")
         .await?

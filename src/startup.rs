@@ -79,9 +79,14 @@ pub fn prepare_ansible_dir(config: &Config) -> anyhow::Result<()> {
 
 /// Opens the database and applies migrations, logging what happened.
 pub async fn open_store(config: &Config) -> anyhow::Result<Store> {
-    let store = Store::open(&config.db_path)
-        .await
-        .with_context(|| format!("opening database {}", config.db_path.display()))?;
+    let store = match &config.database_url {
+        Some(url) => Store::connect(url.expose())
+            .await
+            .with_context(|| format!("opening database {}", url.redacted()))?,
+        None => Store::open(&config.db_path)
+            .await
+            .with_context(|| format!("opening database {}", config.db_path.display()))?,
+    };
     let report = store.migrate().await.context("applying migrations")?;
     tracing::info!(
         applied_now = report.applied_now,
@@ -108,7 +113,10 @@ impl Application {
             version = env!("CARGO_PKG_VERSION"),
             mode = config.mode.as_str(),
             data_dir = %config.data_dir.display(),
-            db = %config.db_path.display(),
+            db = %config
+                .database_url
+                .as_ref()
+                .map_or_else(|| config.db_path.display().to_string(), |u| u.redacted()),
             log_dir = %config.log_dir.display(),
             workers = config.workers,
             trusted_proxies = %trusted_proxies_line(&config),

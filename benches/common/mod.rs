@@ -220,11 +220,11 @@ impl Bench {
         std::fs::create_dir_all("/root/.ssh").unwrap();
         std::fs::write(KEYS_PATH, format!("{before}{line}")).unwrap();
         let now = pressluft::clock::format_ts(time::OffsetDateTime::now_utc());
-        sqlx::query("INSERT INTO nodes (id, name, hostname, public_ip, ssh_port, ssh_user, status, is_local, created_at, updated_at) VALUES (?, 'bench', '127.0.0.1', '127.0.0.1', 22, 'root', 'active', 1, ?, ?)")
+        pressluft::store::query("INSERT INTO nodes (id, name, hostname, public_ip, ssh_port, ssh_user, status, is_local, created_at, updated_at) VALUES (?, 'bench', '127.0.0.1', '127.0.0.1', 22, 'root', 'active', 1, ?, ?)")
         .bind(uuid::Uuid::new_v4().to_string()).bind(&now).bind(&now)
         .execute(state.store.pool()).await.unwrap();
         // No scheduled backups: one would run beside what a bench measures.
-        sqlx::query("INSERT INTO settings (key, value, updated_at) VALUES ('backup_schedule_hours', '0', ?)")
+        pressluft::store::query("INSERT INTO settings (key, value, updated_at) VALUES ('backup_schedule_hours', '0', ?)")
         .bind(&now)
         .execute(state.store.pool())
         .await
@@ -351,7 +351,7 @@ pub async fn use_s3_storage(bench: &Bench) {
         ("backup_s3_bucket", "pressluft-bench"),
         ("backup_s3_credentials_json", "secret:backup_s3_credentials"),
     ] {
-        sqlx::query("INSERT OR REPLACE INTO settings (key, value, updated_at) VALUES (?, ?, ?)")
+        pressluft::store::query("INSERT OR REPLACE INTO settings (key, value, updated_at) VALUES (?, ?, ?)")
             .bind(key)
             .bind(value)
             .bind(&now)

@@ -228,7 +228,7 @@ async fn node_active(
 /// from the settings in force. [`Backups::add_pending`] and a job hook that prepared the key
 /// before its run (a safe update's automatic apply, issue 16) share it.
 pub(crate) async fn insert_pending(
-    conn: &mut sqlx::SqliteConnection,
+    conn: &mut sqlx::AnyConnection,
     env: &EnvironmentRecord,
     backup_id: &str,
     scope: BackupScope,
@@ -259,7 +259,7 @@ pub(crate) async fn insert_pending(
 }
 
 async fn storage_for(
-    conn: &mut sqlx::SqliteConnection,
+    conn: &mut sqlx::AnyConnection,
     site_id: &str,
     environment_id: &str,
     backup_id: &str,

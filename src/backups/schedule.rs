@@ -5,7 +5,7 @@
 //! a scheduled backup leaves a `pending` row, a cleanup a `queued` job, and both are what the
 //! next run skips on. [`crate::jobs::scheduler`] calls these every tick.
 
-use sqlx::SqliteConnection;
+use sqlx::AnyConnection;
 use time::{Duration, OffsetDateTime};
 
 use super::{data_key_secret, Backups, CLEANUP_EVERY};
@@ -20,10 +20,11 @@ use crate::store::StoreError;
 /// `?1`, the cleanup asking) whose payload names the backup `b.id` anywhere — `backup_id`,
 /// `pre_backup_id`, `gate_backup_id`, `rollback_backup_id`, `restore_backup_id`, `backup_ids`,
 /// and any field added later (backup ids are UUIDs, so a substring match is exact). Such a
-/// backup is never selected for deletion.
+/// backup is never selected for deletion. (`LIKE` rather than `instr`: the same on SQLite and
+/// PostgreSQL; a UUID holds no `%` or `_`.)
 pub const BACKUP_IN_USE: &str = "EXISTS (SELECT 1 FROM jobs j
       WHERE j.status IN ('queued', 'running') AND j.id <> ?1
-        AND instr(j.payload_json, b.id) > 0)";
+        AND j.payload_json LIKE '%' || b.id || '%')";
 
 /// What one run of a duty did, for the log line `scheduler run=<name> enqueued=n skipped=m`.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -61,7 +62,7 @@ pub fn schedule_decision(
 
 /// `backup_schedule_hours` as an interval; `None` when scheduled backups are off (0).
 pub async fn schedule_interval(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
 ) -> Result<Option<Duration>, StoreError> {
     let setting = fetch_setting(conn, "backup_schedule_hours").await?;
     let hours = super::schedule_view::schedule_hours(setting.as_deref());
@@ -73,7 +74,7 @@ pub async fn schedule_interval(
 /// running job other than `exclude_job`, and reachable from the production environment's node
 /// (S3, or local on that node). Oldest retention first.
 pub async fn expired_backups(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     site_id: &str,
     now: &str,
     exclude_job: &str,
@@ -88,7 +89,7 @@ pub async fn expired_backups(
             AND NOT {BACKUP_IN_USE}
           ORDER BY b.retention_until, b.id"
     );
-    Ok(sqlx::query_scalar(&sql)
+    Ok(crate::store::query_scalar(&sql)
         .bind(exclude_job)
         .bind(site_id)
         .bind(now)
@@ -98,10 +99,10 @@ pub async fn expired_backups(
 
 /// Sites with at least one backup past its retention in `completed`/`failed`.
 async fn sites_with_expired_backups(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     now: &str,
 ) -> Result<Vec<String>, StoreError> {
-    Ok(sqlx::query_scalar(
+    Ok(crate::store::query_scalar(
         "SELECT DISTINCT e.site_id FROM backups b JOIN environments e ON e.id = b.environment_id
           WHERE b.status IN ('completed', 'failed') AND b.retention_until <= ?
           ORDER BY e.site_id",
@@ -114,11 +115,11 @@ async fn sites_with_expired_backups(
 /// The production environment's node of `site_id` when it is active and the site has no
 /// `queued`/`running` `backup_cleanup` and none created after `since`; else `None` (skip).
 async fn cleanup_node(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     site_id: &str,
     since: &str,
 ) -> Result<Option<String>, StoreError> {
-    Ok(sqlx::query_scalar(
+    Ok(crate::store::query_scalar(
         "SELECT p.node_id FROM environments p JOIN nodes n ON n.id = p.node_id
           WHERE p.site_id = ?1 AND p.environment_type = 'production' AND n.status = 'active'
             AND NOT EXISTS (SELECT 1 FROM jobs j
@@ -133,7 +134,7 @@ async fn cleanup_node(
 
 impl Backups {
     /// A pooled connection for the runs' reads (writes go through `mutations`).
-    async fn read_conn(&self) -> Result<sqlx::pool::PoolConnection<sqlx::Sqlite>, StoreError> {
+    async fn read_conn(&self) -> Result<sqlx::pool::PoolConnection<sqlx::Any>, StoreError> {
         Ok(self.store.pool().acquire().await?)
     }
 
@@ -146,7 +147,7 @@ impl Backups {
         let Some(interval) = schedule_interval(&mut conn).await? else {
             return Ok(RunCount::default());
         };
-        let rows: Vec<(String, bool, bool, Option<String>)> = sqlx::query_as(
+        let rows: Vec<(String, crate::store::Flag, crate::store::Flag, Option<String>)> = crate::store::query_as(
             "SELECT e.id, n.status = 'active',
                     EXISTS (SELECT 1 FROM backups b WHERE b.environment_id = e.id
                               AND b.status IN ('pending', 'running')),
@@ -161,7 +162,7 @@ impl Backups {
         .map_err(StoreError::from)?;
         drop(conn);
         let mut count = RunCount::default();
-        for (env_id, node_active, busy, newest) in rows {
+        for (env_id, crate::store::Flag(node_active), crate::store::Flag(busy), newest) in rows {
             let newest = newest.as_deref().and_then(parse_ts);
             match schedule_decision(node_active, busy, newest, interval, now) {
                 ScheduleDecision::NotDue => {}
@@ -226,14 +227,18 @@ impl Backups {
         if ids.is_empty() {
             return Ok(0);
         }
-        let expired: Vec<String> = sqlx::query_scalar(
-            "SELECT id FROM backups
-              WHERE status = 'expired' AND id IN (SELECT value FROM json_each(?))",
-        )
-        .bind(serde_json::Value::from(ids).to_string())
-        .fetch_all(self.store.pool())
-        .await
-        .map_err(StoreError::from)?;
+        let sql = format!(
+            "SELECT id FROM backups WHERE status = 'expired' AND id IN ({})",
+            vec!["?"; ids.len()].join(", ")
+        );
+        let mut q = crate::store::query_scalar(&sql);
+        for id in &ids {
+            q = q.bind(id);
+        }
+        let expired: Vec<String> = q
+            .fetch_all(self.store.pool())
+            .await
+            .map_err(StoreError::from)?;
         for id in &expired {
             self.secrets.delete(&data_key_secret(id))?;
             tracing::info!(backup = %id, "data key of an expired backup removed");

@@ -6,7 +6,7 @@
 //! there is one way to reach them.
 
 use serde::Deserialize;
-use sqlx::SqliteConnection;
+use sqlx::AnyConnection;
 
 use super::data_key_secret;
 use crate::domain::BackupStorageType;
@@ -53,7 +53,7 @@ pub fn split_s3_path(storage_path: &str) -> Option<(&str, &str)> {
 
 /// The storage and data key of `backup`.
 pub async fn backup_access(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     secrets: &Secrets,
     backup: &BackupRecord,
 ) -> Result<BackupAccess, VarsError> {
@@ -98,7 +98,7 @@ pub async fn backup_access(
 /// them from the `s3://bucket/key` it reads): for a deploy archive in the backup bucket or
 /// another one the same credentials reach. The secret key is among the returned secrets.
 pub async fn s3_source_access(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     secrets: &Secrets,
 ) -> Result<BackupAccess, VarsError> {
     let credentials: S3Credentials = secrets

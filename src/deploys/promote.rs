@@ -13,7 +13,7 @@
 //! and a reason in plain words; [`evaluate`] is also what the dashboard's promotion page shows,
 //! so the page and the API can never disagree about why a promotion is blocked.
 
-use sqlx::SqliteConnection;
+use sqlx::AnyConnection;
 use time::OffsetDateTime;
 
 use super::Deploys;
@@ -83,10 +83,10 @@ fn older_than(at: &str, now: OffsetDateTime, max: i64) -> bool {
 
 /// The drift check `id`'s summary.
 pub async fn drift_check_summary(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     id: &str,
 ) -> Result<Option<DriftCheckSummary>, StoreError> {
-    Ok(sqlx::query_as(
+    Ok(crate::store::query_as(
         "SELECT id, promotion_preset, status, checked_at, is_baseline FROM drift_checks WHERE id = ?",
     )
     .bind(id)
@@ -96,10 +96,10 @@ pub async fn drift_check_summary(
 
 /// The target's newest `completed` `full` backup (fresh or not).
 pub async fn newest_full_backup(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     environment_id: &str,
 ) -> Result<Option<BackupRecord>, StoreError> {
-    Ok(sqlx::query_as(
+    Ok(crate::store::query_as(
         "SELECT * FROM backups WHERE environment_id = ? AND backup_scope = 'full'
            AND status = 'completed' AND completed_at IS NOT NULL
          ORDER BY completed_at DESC, id DESC LIMIT 1",
@@ -111,10 +111,10 @@ pub async fn newest_full_backup(
 
 /// The site's live production environment (the promotion target), if any.
 pub async fn production_of(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     site_id: &str,
 ) -> Result<Option<EnvironmentRecord>, StoreError> {
-    let id: Option<(String,)> = sqlx::query_as(
+    let id: Option<(String,)> = crate::store::query_as(
         "SELECT id FROM environments WHERE site_id = ? AND environment_type = 'production'
            AND deleted_at IS NULL LIMIT 1",
     )
@@ -129,7 +129,7 @@ pub async fn production_of(
 
 /// The drift gate of `source` at `now`.
 pub async fn drift_gate(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     source: &EnvironmentRecord,
     now: OffsetDateTime,
 ) -> Result<GateOutcome<DriftCheckSummary>, StoreError> {
@@ -170,7 +170,7 @@ pub async fn drift_gate(
 
 /// The backup gate of `target` at `now`.
 pub async fn backup_gate(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     target: &EnvironmentRecord,
     now: OffsetDateTime,
 ) -> Result<GateOutcome<BackupRecord>, StoreError> {
@@ -199,7 +199,7 @@ pub async fn backup_gate(
 
 /// Both gates (see the module doc).
 pub async fn evaluate(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     source: &EnvironmentRecord,
     target: &EnvironmentRecord,
     now: OffsetDateTime,

@@ -62,32 +62,32 @@ macro_rules! string_enum {
             }
         }
 
-        impl sqlx::Type<sqlx::Sqlite> for $name {
-            fn type_info() -> sqlx::sqlite::SqliteTypeInfo {
-                <&str as sqlx::Type<sqlx::Sqlite>>::type_info()
+        impl sqlx::Type<sqlx::Any> for $name {
+            fn type_info() -> sqlx::any::AnyTypeInfo {
+                <&str as sqlx::Type<sqlx::Any>>::type_info()
             }
-            fn compatible(ty: &sqlx::sqlite::SqliteTypeInfo) -> bool {
-                <&str as sqlx::Type<sqlx::Sqlite>>::compatible(ty)
+            fn compatible(ty: &sqlx::any::AnyTypeInfo) -> bool {
+                <&str as sqlx::Type<sqlx::Any>>::compatible(ty)
             }
         }
 
-        impl<'r> sqlx::Decode<'r, sqlx::Sqlite> for $name {
+        impl<'r> sqlx::Decode<'r, sqlx::Any> for $name {
             fn decode(
-                value: sqlx::sqlite::SqliteValueRef<'r>,
+                value: sqlx::any::AnyValueRef<'r>,
             ) -> Result<Self, sqlx::error::BoxDynError> {
-                let text = <&str as sqlx::Decode<sqlx::Sqlite>>::decode(value)?;
+                let text = <&str as sqlx::Decode<sqlx::Any>>::decode(value)?;
                 text.parse().map_err(|e: UnknownValue| {
                     format!("{text:?} is not a {}: {e}", stringify!($name)).into()
                 })
             }
         }
 
-        impl<'q> sqlx::Encode<'q, sqlx::Sqlite> for $name {
+        impl<'q> sqlx::Encode<'q, sqlx::Any> for $name {
             fn encode_by_ref(
                 &self,
-                buf: &mut Vec<sqlx::sqlite::SqliteArgumentValue<'q>>,
+                buf: &mut <sqlx::Any as sqlx::Database>::ArgumentBuffer<'q>,
             ) -> Result<sqlx::encode::IsNull, sqlx::error::BoxDynError> {
-                <&str as sqlx::Encode<sqlx::Sqlite>>::encode(self.as_str(), buf)
+                <&str as sqlx::Encode<sqlx::Any>>::encode(self.as_str(), buf)
             }
         }
     };
@@ -448,19 +448,20 @@ mod tests {
     /// error naming the value and the enum, not a panic.
     #[tokio::test]
     async fn stored_values_decode_and_unknown_ones_are_errors() {
-        let pool = sqlx::SqlitePool::connect("sqlite::memory:").await.unwrap();
-        let (ok,): (JobStatus,) = sqlx::query_as("SELECT 'running'")
+        sqlx::any::install_default_drivers();
+        let pool = sqlx::AnyPool::connect("sqlite::memory:").await.unwrap();
+        let (ok,): (JobStatus,) = crate::store::query_as("SELECT 'running'")
             .fetch_one(&pool)
             .await
             .unwrap();
         assert_eq!(ok, JobStatus::Running);
-        let (back,): (String,) = sqlx::query_as("SELECT ?")
+        let (back,): (String,) = crate::store::query_as("SELECT ?")
             .bind(SiteStatus::Deploying)
             .fetch_one(&pool)
             .await
             .unwrap();
         assert_eq!(back, "deploying");
-        let err = sqlx::query_as::<_, (JobStatus,)>("SELECT 'done'")
+        let err = crate::store::query_as::<(JobStatus,)>("SELECT 'done'")
             .fetch_one(&pool)
             .await
             .unwrap_err();

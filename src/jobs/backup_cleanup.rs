@@ -10,7 +10,7 @@
 
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
-use sqlx::SqliteConnection;
+use sqlx::AnyConnection;
 
 use super::errors::JobErrorCode;
 use super::kinds::{ResolvedVars, VarsContext, VarsError};
@@ -40,21 +40,28 @@ pub struct BackupCleanupPayload {
 /// The job's backups that may still be deleted: `completed`/`failed` and not named by another
 /// queued or running job.
 async fn deletable(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     job: &JobRecord,
 ) -> Result<Vec<BackupRecord>, StoreError> {
     let named = payload::read::<BackupCleanupPayload>(job).backup_ids;
+    if named.is_empty() {
+        return Ok(Vec::new());
+    }
+    let list = (0..named.len())
+        .map(|i| format!("?{}", i + 2))
+        .collect::<Vec<_>>()
+        .join(", ");
     let sql = format!(
         "SELECT b.id FROM backups b
-          WHERE b.id IN (SELECT value FROM json_each(?2))
+          WHERE b.id IN ({list})
             AND b.status IN ('completed', 'failed') AND NOT {BACKUP_IN_USE}
           ORDER BY b.retention_until, b.id"
     );
-    let ids: Vec<String> = sqlx::query_scalar(&sql)
-        .bind(&job.id)
-        .bind(Value::from(named).to_string())
-        .fetch_all(&mut *conn)
-        .await?;
+    let mut q = crate::store::query_scalar(&sql).bind(&job.id);
+    for id in &named {
+        q = q.bind(id);
+    }
+    let ids: Vec<String> = q.fetch_all(&mut *conn).await?;
     let mut backups = Vec::new();
     for id in ids {
         if let Some(b) = fetch_backup(conn, &id).await? {
@@ -91,7 +98,7 @@ async fn extra_vars(cx: &VarsContext<'_>, job: &JobRecord) -> Result<ResolvedVar
 
 /// The backups the helper deleted (and this job named) become `expired`.
 async fn on_success(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     job: &JobRecord,
     result: &Value,
     now: &str,
@@ -116,7 +123,7 @@ async fn on_success(
 /// After the last attempt, the backups still not expired keep the job's error code (their
 /// status stays; the next cleanup, [`crate::backups::CLEANUP_EVERY`] later, tries again).
 async fn on_final_failure(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     job: &JobRecord,
     code: JobErrorCode,
     _started: bool,

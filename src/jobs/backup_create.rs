@@ -8,7 +8,7 @@
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use sqlx::SqliteConnection;
+use sqlx::AnyConnection;
 
 use super::errors::JobErrorCode;
 use super::kinds::{ResolvedVars, VarsContext, VarsError};
@@ -61,7 +61,7 @@ pub const RESULT_WITHOUT_CHECKSUM: JobErrorCode = JobErrorCode::AnsibleUnexpecte
 
 /// The job's backup row.
 async fn backup_of(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     job: &JobRecord,
 ) -> Result<BackupRecord, StoreError> {
     let id = payload::read::<BackupCreatePayload>(job).backup_id;
@@ -73,7 +73,7 @@ async fn backup_of(
 /// A backup is produced once: only a `pending` one (or a `running` one, on a retry) of the
 /// job's own environment.
 async fn validate_start(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     job: &JobRecord,
 ) -> Result<Result<(), String>, StoreError> {
     let id = payload::read::<BackupCreatePayload>(job).backup_id;
@@ -93,7 +93,7 @@ async fn validate_start(
 }
 
 async fn on_start(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     job: &mut JobRecord,
     now: &str,
 ) -> Result<(), StoreError> {
@@ -105,7 +105,7 @@ async fn on_start(
 /// Shared with `env_update`'s pre-update backup, as are [`complete_backup_from`] and
 /// [`fail_backup`].
 pub(super) async fn start_backup(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     id: &str,
     now: &str,
 ) -> Result<(), StoreError> {
@@ -118,7 +118,7 @@ pub(super) async fn start_backup(
 /// The backup row `completed` with the checksum and size `result` reports, when both are valid
 /// ([`checksum_and_size`]); whether it became so.
 pub(super) async fn complete_backup_from(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     id: &str,
     result: &Value,
     now: &str,
@@ -131,7 +131,7 @@ pub(super) async fn complete_backup_from(
 
 /// A backup row `pending | running → failed` with `code`.
 pub(super) async fn fail_backup(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     id: &str,
     code: Option<JobErrorCode>,
     now: &str,
@@ -154,7 +154,7 @@ fn checksum_and_size(result: &Value) -> Option<(&str, i64)> {
 }
 
 async fn on_success(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     job: &JobRecord,
     result: &Value,
     now: &str,
@@ -170,7 +170,7 @@ async fn on_success(
 
 /// `pending | running → failed` with `code` (the node helper removed what the run wrote).
 async fn fail(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     job: &JobRecord,
     code: Option<JobErrorCode>,
     now: &str,
@@ -180,7 +180,7 @@ async fn fail(
 }
 
 async fn on_final_failure(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     job: &JobRecord,
     code: JobErrorCode,
     _started: bool,
@@ -191,7 +191,7 @@ async fn on_final_failure(
 
 /// A cancelled backup is `failed` without an error code (the job says it was cancelled).
 async fn on_cancel(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     job: &JobRecord,
     _was_running: bool,
     now: &str,
@@ -215,7 +215,7 @@ async fn extra_vars(cx: &VarsContext<'_>, job: &JobRecord) -> Result<ResolvedVar
 /// node helper adds it) and the secret values in it (storage credentials, data key). Shared
 /// with `env_update`, whose pre-update backup is made by the same library call.
 pub async fn create_spec(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     secrets: &crate::secrets::Secrets,
     backup: &BackupRecord,
     env: &EnvironmentRecord,

@@ -7,7 +7,7 @@
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use sqlx::SqliteConnection;
+use sqlx::AnyConnection;
 
 use super::errors::JobErrorCode;
 use super::kinds::{ResolvedVars, VarsContext, VarsError};
@@ -36,7 +36,7 @@ pub struct BackupVerifyPayload {
 
 /// The job's backup when it can be verified: `completed`, with its checksum.
 async fn verifiable(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     job: &JobRecord,
 ) -> Result<Result<(BackupRecord, String), String>, StoreError> {
     let id = payload::read::<BackupVerifyPayload>(job).backup_id;
@@ -52,14 +52,14 @@ async fn verifiable(
 }
 
 async fn validate_start(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     job: &JobRecord,
 ) -> Result<Result<(), String>, StoreError> {
     Ok(verifiable(conn, job).await?.map(drop))
 }
 
 async fn on_success(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     job: &JobRecord,
     _result: &Value,
     now: &str,
@@ -71,7 +71,7 @@ async fn on_success(
 }
 
 async fn on_final_failure(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     job: &JobRecord,
     code: JobErrorCode,
     _started: bool,

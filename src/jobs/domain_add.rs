@@ -14,7 +14,7 @@
 
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
-use sqlx::SqliteConnection;
+use sqlx::AnyConnection;
 
 use super::env_cache_toggle::environment_hosts;
 use super::errors::JobErrorCode;
@@ -67,7 +67,7 @@ pub(super) fn render_list(domains: &[(&DomainRecord, bool)], primary: &str) -> V
 
 /// The environment's active domains, oldest first, and its primary among them.
 pub(super) async fn active_domains(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     env: &EnvironmentRecord,
 ) -> Result<(Vec<DomainRecord>, Option<DomainRecord>), StoreError> {
     let active: Vec<DomainRecord> = environment_domains(conn, &env.id)
@@ -87,7 +87,7 @@ pub(super) async fn active_domains(
 /// role), and the ACME settings certbot uses (`acme_email`, `acme_directory_url`,
 /// `acme_ca_bundle`: [`crate::settings::acme::vars_in`]).
 pub(super) async fn common_vars(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     site: &SiteRecord,
     env: &EnvironmentRecord,
     layout: &EnvLayout,
@@ -134,7 +134,7 @@ pub(super) fn apply_spec(
 /// The domain must still be waiting for this job, and the node must know its public IP (the
 /// DNS check compares with it): otherwise `PRECONDITION_FAILED`.
 async fn validate_start(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     job: &JobRecord,
 ) -> Result<Result<(), String>, StoreError> {
     let p: DomainAddPayload = payload::read(job);
@@ -163,7 +163,7 @@ async fn validate_start(
 }
 
 async fn on_success(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     job: &JobRecord,
     _result: &Value,
     now: &str,
@@ -180,7 +180,7 @@ async fn on_success(
 }
 
 async fn on_final_failure(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     job: &JobRecord,
     _code: JobErrorCode,
     _started: bool,
@@ -191,7 +191,7 @@ async fn on_final_failure(
 }
 
 async fn on_cancel(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     job: &JobRecord,
     _was_running: bool,
     now: &str,
@@ -201,7 +201,7 @@ async fn on_cancel(
 }
 
 /// `pending` → `failed` (a domain already disabled or gone stays so).
-async fn mark_failed(conn: &mut SqliteConnection, id: &str, now: &str) -> Result<(), StoreError> {
+async fn mark_failed(conn: &mut AnyConnection, id: &str, now: &str) -> Result<(), StoreError> {
     if let Some(d) = fetch_domain(conn, id).await? {
         if d.tls_status == TlsStatus::Pending {
             set_tls_status(conn, id, TlsStatus::Failed, now).await?;

@@ -15,7 +15,7 @@
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use sqlx::SqliteConnection;
+use sqlx::AnyConnection;
 
 use super::domain_add::{active_domains, apply_spec, common_vars, render_list};
 use super::env_cache_toggle::environment_hosts;
@@ -48,7 +48,7 @@ pub struct DomainRemovePayload {
 }
 
 async fn validate_start(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     job: &JobRecord,
 ) -> Result<Result<(), String>, StoreError> {
     let p: DomainRemovePayload = payload::read(job);
@@ -64,7 +64,7 @@ async fn validate_start(
 
 /// The row goes; when it was the primary, the oldest remaining active domain takes over.
 async fn on_success(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     job: &JobRecord,
     _result: &Value,
     now: &str,

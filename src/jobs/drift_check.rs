@@ -13,7 +13,7 @@
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use sqlx::SqliteConnection;
+use sqlx::AnyConnection;
 use uuid::Uuid;
 
 use super::kinds::{ResolvedVars, VarsContext, VarsError};
@@ -60,7 +60,7 @@ fn preset(p: &DriftCheckPayload, env_preset: &str) -> PromotionPreset {
 }
 
 async fn baseline(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     p: &DriftCheckPayload,
     environment_id: &str,
 ) -> Result<Option<DriftCheckRecord>, StoreError> {
@@ -71,7 +71,7 @@ async fn baseline(
 }
 
 async fn validate_start(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     job: &JobRecord,
 ) -> Result<Result<(), String>, StoreError> {
     let (_, env) = site_and_environment(conn, job).await?;
@@ -115,7 +115,7 @@ pub(crate) fn compare(
 }
 
 async fn on_success(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     job: &JobRecord,
     result: &Value,
     now: &str,

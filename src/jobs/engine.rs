@@ -151,7 +151,7 @@ impl Engine {
     /// Inserts a job inside the caller's transaction (with the rows it creates and its audit
     /// row). Call [`Engine::enqueued`] after the commit.
     pub async fn enqueue(
-        conn: &mut sqlx::SqliteConnection,
+        conn: &mut sqlx::AnyConnection,
         job: &NewJob,
         now: &str,
     ) -> Result<(), StoreError> {

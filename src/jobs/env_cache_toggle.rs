@@ -39,7 +39,7 @@ pub struct EnvCacheTogglePayload {
 
 /// The environment's own hosts: its preview host, then its custom domains.
 pub(super) async fn environment_hosts(
-    conn: &mut sqlx::SqliteConnection,
+    conn: &mut sqlx::AnyConnection,
     env: &EnvironmentRecord,
 ) -> Result<Vec<String>, StoreError> {
     let mut hosts = vec![url_host(&env.preview_url).to_ascii_lowercase()];

@@ -11,7 +11,7 @@
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use sqlx::SqliteConnection;
+use sqlx::AnyConnection;
 use uuid::Uuid;
 
 use super::errors::JobErrorCode;
@@ -48,14 +48,14 @@ fn source_id(job: &JobRecord) -> String {
 }
 
 async fn source(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     job: &JobRecord,
 ) -> Result<Option<EnvironmentRecord>, StoreError> {
     fetch_environment(conn, &source_id(job)).await
 }
 
 async fn validate_start(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     job: &JobRecord,
 ) -> Result<Result<(), String>, StoreError> {
     let (site, env) = site_and_environment(conn, job).await?;
@@ -91,7 +91,7 @@ async fn validate_start(
 }
 
 async fn on_start(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     job: &mut JobRecord,
     now: &str,
 ) -> Result<(), StoreError> {
@@ -106,7 +106,7 @@ async fn on_start(
 }
 
 async fn on_success(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     job: &JobRecord,
     result: &Value,
     now: &str,
@@ -148,7 +148,7 @@ async fn on_success(
 }
 
 async fn on_final_failure(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     job: &JobRecord,
     code: JobErrorCode,
     started: bool,
@@ -161,7 +161,7 @@ async fn on_final_failure(
 }
 
 async fn on_cancel(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     job: &JobRecord,
     was_running: bool,
     now: &str,

@@ -18,7 +18,7 @@
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use sqlx::SqliteConnection;
+use sqlx::AnyConnection;
 
 use super::backup_create::{complete_backup_from, create_spec, fail_backup, start_backup};
 use super::errors::JobErrorCode;
@@ -99,7 +99,7 @@ fn is_site_delete(job: &JobRecord) -> bool {
     job.job_type == crate::domain::JobType::SiteDelete
 }
 
-async fn job_site(conn: &mut SqliteConnection, job: &JobRecord) -> Result<SiteRecord, StoreError> {
+async fn job_site(conn: &mut AnyConnection, job: &JobRecord) -> Result<SiteRecord, StoreError> {
     let id = job.site_id.as_deref();
     fetch_site(conn, id.unwrap_or_default())
         .await?
@@ -107,7 +107,7 @@ async fn job_site(conn: &mut SqliteConnection, job: &JobRecord) -> Result<SiteRe
 }
 
 async fn target_env(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     id: &str,
 ) -> Result<EnvironmentRecord, StoreError> {
     fetch_environment(conn, id)
@@ -118,7 +118,7 @@ async fn target_env(
 /// The targets are still `deleting` (set at the request; nothing else moves them), their final
 /// backups still to be made or made, the node active.
 async fn validate_start(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     job: &JobRecord,
 ) -> Result<Result<(), String>, StoreError> {
     let p = payload::read::<DeletePayload>(job);
@@ -156,7 +156,7 @@ async fn validate_start(
 }
 
 async fn on_start(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     job: &mut JobRecord,
     now: &str,
 ) -> Result<(), StoreError> {
@@ -170,7 +170,7 @@ async fn on_start(
 
 /// Completes the final backups the result reports (`final_backups`, by environment).
 async fn complete_final_backups(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     job: &JobRecord,
     result: &Value,
     now: &str,
@@ -192,7 +192,7 @@ async fn complete_final_backups(
 }
 
 async fn on_partial_result(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     job: &JobRecord,
     result: &Value,
     now: &str,
@@ -202,7 +202,7 @@ async fn on_partial_result(
 
 /// Moves a target environment with the delete kinds' own status change.
 async fn env_to(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     id: &str,
     to: SiteStatus,
     now: &str,
@@ -213,7 +213,7 @@ async fn env_to(
 }
 
 async fn site_to(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     job: &JobRecord,
     to: SiteStatus,
     now: &str,
@@ -224,7 +224,7 @@ async fn site_to(
 }
 
 async fn on_success(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     job: &JobRecord,
     result: &Value,
     now: &str,
@@ -245,11 +245,11 @@ async fn on_success(
             }
         }
         // Its domains are gone from the node: their rows go (hostnames free again).
-        sqlx::query("UPDATE environments SET primary_domain_id = NULL WHERE id = ?")
+        crate::store::query("UPDATE environments SET primary_domain_id = NULL WHERE id = ?")
             .bind(&t.environment_id)
             .execute(&mut *conn)
             .await?;
-        sqlx::query("DELETE FROM domains WHERE environment_id = ?")
+        crate::store::query("DELETE FROM domains WHERE environment_id = ?")
             .bind(&t.environment_id)
             .execute(&mut *conn)
             .await?;
@@ -264,7 +264,7 @@ async fn on_success(
 /// The end of a job that did not succeed: `failed` when it may have changed the node, else
 /// back to the statuses before the request; final backups not completed `failed`.
 async fn unsuccessful(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     job: &JobRecord,
     ending: Unsuccessful,
     code: Option<JobErrorCode>,
@@ -291,7 +291,7 @@ async fn unsuccessful(
 }
 
 async fn on_final_failure(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     job: &JobRecord,
     code: JobErrorCode,
     started: bool,
@@ -302,7 +302,7 @@ async fn on_final_failure(
 }
 
 async fn on_cancel(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     job: &JobRecord,
     was_running: bool,
     now: &str,
@@ -331,7 +331,7 @@ async fn extra_vars(cx: &VarsContext<'_>, job: &JobRecord) -> Result<ResolvedVar
         let env = target_env(&mut conn, &t.environment_id).await?;
         let layout = EnvLayout::new(&site.id, &env.id);
         let domains: Vec<(String, String)> =
-            sqlx::query_as("SELECT id, hostname FROM domains WHERE environment_id = ? ORDER BY id")
+            crate::store::query_as("SELECT id, hostname FROM domains WHERE environment_id = ? ORDER BY id")
                 .bind(&env.id)
                 .fetch_all(&mut *conn)
                 .await

@@ -16,7 +16,7 @@
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use sqlx::SqliteConnection;
+use sqlx::AnyConnection;
 use uuid::Uuid;
 
 use super::engine::Engine;
@@ -42,7 +42,7 @@ pub const BUSY: SiteStatus = SiteStatus::Deploying;
 /// Start-time check of a gated operation's pre-operation backup (`what`: "pre-update",
 /// "pre-import"): it must exist, belong to the job's environment and not have failed.
 pub async fn pre_backup_usable(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     job: &JobRecord,
     id: &str,
     what: &str,
@@ -70,7 +70,7 @@ pub async fn pre_backup_usable(
 /// (a retry finds them `deploying` from its first run), the environment with a current
 /// release, the node `active`.
 pub async fn validate_start(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     job: &JobRecord,
 ) -> Result<Result<(), String>, StoreError> {
     validate_start_as(conn, job, BUSY).await
@@ -79,7 +79,7 @@ pub async fn validate_start(
 /// [`validate_start`] of a gated kind whose busy status is `busy` (`restoring` for a restore
 /// or an import).
 pub async fn validate_start_as(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     job: &JobRecord,
     busy: SiteStatus,
 ) -> Result<Result<(), String>, StoreError> {
@@ -102,7 +102,7 @@ pub async fn validate_start_as(
 
 /// Site and environment → `deploying` (a retry finds them there).
 pub async fn enter(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     job: &JobRecord,
     now: &str,
 ) -> Result<(), StoreError> {
@@ -111,7 +111,7 @@ pub async fn enter(
 
 /// Site and environment → `to`.
 pub async fn both_to(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     job: &JobRecord,
     to: SiteStatus,
     now: &str,
@@ -123,7 +123,7 @@ pub async fn both_to(
 
 /// Site and environment → `to`, and the job's own audit ended with `result`.
 pub async fn end(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     job: &JobRecord,
     to: SiteStatus,
     result: &str,
@@ -146,7 +146,7 @@ pub struct FixedRelease {
 /// [`enter`], then the payload's [`FixedRelease`] fixed (a retry keeps what the first start
 /// fixed).
 pub async fn enter_fixing_release(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     job: &mut JobRecord,
     now: &str,
 ) -> Result<(), StoreError> {
@@ -155,7 +155,7 @@ pub async fn enter_fixing_release(
 
 /// [`enter_fixing_release`] of a gated kind whose busy status is `busy`.
 pub async fn enter_fixing_release_as(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     job: &mut JobRecord,
     busy: SiteStatus,
     now: &str,
@@ -177,7 +177,7 @@ pub async fn enter_fixing_release_as(
 /// `result["pre_backup"]`: true when it is `completed` (now, or already by an earlier attempt);
 /// a run that reported no valid one fails it (`what`: "pre-update", "pre-restore", …).
 pub async fn pre_backup_completed(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     job: &JobRecord,
     id: &str,
     result: &Value,
@@ -203,7 +203,7 @@ pub async fn pre_backup_completed(
 /// attempt that reported it leaves it `completed` (a retry finds it so and does not make it
 /// again).
 pub async fn pre_backup_partial(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     job: &JobRecord,
     id: &str,
     result: &Value,
@@ -255,7 +255,7 @@ pub struct BuiltRelease<'a> {
 /// as current (health `unknown`) and its `health_check` enqueued, rolling back to the payload's
 /// `previous_release_id`.
 pub async fn gate_built_release(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     job: &JobRecord,
     result: &Value,
     built: BuiltRelease<'_>,
@@ -267,7 +267,7 @@ pub async fn gate_built_release(
 /// [`gate_built_release`] whose rollback leaves `skip_tables` (without prefix) as they are
 /// (`env_promote`: the preset's protected tables, backups-restore-promotion.md §5–6).
 pub async fn gate_built_release_skipping(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     job: &JobRecord,
     result: &Value,
     built: BuiltRelease<'_>,
@@ -316,7 +316,7 @@ pub async fn gate_built_release_skipping(
 /// changed (a pre-mutation failure, a refusal), `failed` otherwise
 /// ([`release_busy_site`]'s rule, for both).
 pub async fn release_busy(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     job: &JobRecord,
     ending: Unsuccessful,
     now: &str,
@@ -326,7 +326,7 @@ pub async fn release_busy(
 
 /// [`release_busy`] of a gated kind whose busy status is `busy`.
 pub async fn release_busy_as(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     job: &JobRecord,
     busy: SiteStatus,
     ending: Unsuccessful,
@@ -339,7 +339,7 @@ pub async fn release_busy_as(
 
 /// The `on_final_failure` hook of a gated job: [`release_busy`].
 pub async fn on_final_failure(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     job: &JobRecord,
     code: JobErrorCode,
     started: bool,
@@ -350,7 +350,7 @@ pub async fn on_final_failure(
 
 /// The `on_cancel` hook of a gated job: [`release_busy`].
 pub async fn on_cancel(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     job: &JobRecord,
     was_running: bool,
     now: &str,
@@ -362,7 +362,7 @@ pub async fn on_cancel(
 /// inside the parent's completion transaction; the engine wakes a worker after the commit.
 /// Returns the new job's id.
 pub async fn enqueue_follow_up<P: Serialize>(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     parent: &JobRecord,
     job_type: JobType,
     payload: &P,
@@ -385,7 +385,7 @@ pub async fn enqueue_follow_up<P: Serialize>(
 
 /// Ends the audit rows of the gated job `gated_job_id` (api.md §6) with `result`.
 pub async fn finish_gated_audit(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     gated_job_id: &str,
     result: &str,
 ) -> Result<(), StoreError> {
@@ -415,7 +415,7 @@ pub fn names_release(job: &JobRecord, reported: Option<&str>, expected: Option<&
 
 /// The environment's canonical URL: its primary domain's, else its preview URL.
 pub async fn canonical_or_preview(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     env: &EnvironmentRecord,
 ) -> Result<String, StoreError> {
     Ok(canonical_url(conn, &env.id)
@@ -427,7 +427,7 @@ pub async fn canonical_or_preview(
 /// its root, user, own hosts (preview host, then primary domain), Redis prefix and how many
 /// releases it keeps.
 pub async fn go_live_spec(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     site_id: &str,
     env: &EnvironmentRecord,
 ) -> Result<GoLive, StoreError> {

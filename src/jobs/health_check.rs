@@ -14,7 +14,7 @@
 use serde::{Deserialize, Serialize};
 
 use serde_json::Value;
-use sqlx::SqliteConnection;
+use sqlx::AnyConnection;
 
 use super::errors::JobErrorCode;
 use super::gate;
@@ -47,7 +47,7 @@ impl JobKind for HealthCheck {
 /// Sets the gated release's health; a payload naming no existing release (a gate enqueued by
 /// hand) changes no release, logged.
 async fn mark(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     job: &JobRecord,
     release_id: &str,
     health: HealthStatus,
@@ -65,7 +65,7 @@ async fn mark(
 const REASON_CHARS: usize = 500;
 
 async fn on_success(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     job: &JobRecord,
     result: &Value,
     now: &str,
@@ -86,7 +86,7 @@ async fn on_success(
 }
 
 async fn on_final_failure(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     job: &JobRecord,
     code: JobErrorCode,
     _started: bool,
@@ -124,7 +124,7 @@ fn failing_checks(code: JobErrorCode, message: &str) -> String {
 /// (site and environment stay `deploying`). Without a target there is nothing to roll back to:
 /// both `failed`, the gated job's audit `failed`.
 async fn unhealthy(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     job: &JobRecord,
     reason: &str,
     now: &str,
@@ -154,7 +154,7 @@ async fn unhealthy(
 /// A cancelled gate: the release's health stays unknown; environment and site `failed`
 /// (jobs.md §8), the gated job's audit `failed`.
 async fn on_cancel(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     job: &JobRecord,
     _was_running: bool,
     now: &str,

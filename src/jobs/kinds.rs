@@ -24,7 +24,7 @@ use crate::secrets::Secrets;
 use crate::store::nodes::NodeRecord;
 use crate::store::{JobRecord, Store, StoreError};
 
-use sqlx::SqliteConnection;
+use sqlx::AnyConnection;
 
 /// The future a hook returns.
 pub type Hook<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -40,7 +40,7 @@ macro_rules! job_hooks {
     (@one validate_start) => {
         fn validate_start<'a>(
             &'a self,
-            conn: &'a mut ::sqlx::SqliteConnection,
+            conn: &'a mut ::sqlx::AnyConnection,
             job: &'a $crate::store::JobRecord,
         ) -> $crate::jobs::kinds::Hook<'a, Result<Result<(), String>, $crate::store::StoreError>> {
             Box::pin(validate_start(conn, job))
@@ -49,7 +49,7 @@ macro_rules! job_hooks {
     (@one on_start) => {
         fn on_start<'a>(
             &'a self,
-            conn: &'a mut ::sqlx::SqliteConnection,
+            conn: &'a mut ::sqlx::AnyConnection,
             job: &'a mut $crate::store::JobRecord,
             now: &'a str,
         ) -> $crate::jobs::kinds::Hook<'a, Result<(), $crate::store::StoreError>> {
@@ -59,7 +59,7 @@ macro_rules! job_hooks {
     (@one on_success) => {
         fn on_success<'a>(
             &'a self,
-            conn: &'a mut ::sqlx::SqliteConnection,
+            conn: &'a mut ::sqlx::AnyConnection,
             job: &'a $crate::store::JobRecord,
             result: &'a ::serde_json::Value,
             now: &'a str,
@@ -70,7 +70,7 @@ macro_rules! job_hooks {
     (@one on_partial_result) => {
         fn on_partial_result<'a>(
             &'a self,
-            conn: &'a mut ::sqlx::SqliteConnection,
+            conn: &'a mut ::sqlx::AnyConnection,
             job: &'a $crate::store::JobRecord,
             result: &'a ::serde_json::Value,
             now: &'a str,
@@ -81,7 +81,7 @@ macro_rules! job_hooks {
     (@one on_final_failure) => {
         fn on_final_failure<'a>(
             &'a self,
-            conn: &'a mut ::sqlx::SqliteConnection,
+            conn: &'a mut ::sqlx::AnyConnection,
             job: &'a $crate::store::JobRecord,
             code: $crate::jobs::errors::JobErrorCode,
             started: bool,
@@ -93,7 +93,7 @@ macro_rules! job_hooks {
     (@one on_cancel) => {
         fn on_cancel<'a>(
             &'a self,
-            conn: &'a mut ::sqlx::SqliteConnection,
+            conn: &'a mut ::sqlx::AnyConnection,
             job: &'a $crate::store::JobRecord,
             was_running: bool,
             now: &'a str,
@@ -180,7 +180,7 @@ pub trait JobKind: Send + Sync {
     /// `PRECONDITION_FAILED` before anything runs.
     fn validate_start<'a>(
         &'a self,
-        _conn: &'a mut SqliteConnection,
+        _conn: &'a mut AnyConnection,
         _job: &'a JobRecord,
     ) -> Hook<'a, Result<Result<(), String>, StoreError>> {
         nothing()
@@ -189,7 +189,7 @@ pub trait JobKind: Send + Sync {
     /// Transitions when a run starts, and the run-stable payload fields (which update `job`).
     fn on_start<'a>(
         &'a self,
-        _conn: &'a mut SqliteConnection,
+        _conn: &'a mut AnyConnection,
         _job: &'a mut JobRecord,
         _now: &'a str,
     ) -> Hook<'a, Result<(), StoreError>> {
@@ -199,7 +199,7 @@ pub trait JobKind: Send + Sync {
     /// Transitions and recorded results when a run succeeded (`result`: the playbook's JSON).
     fn on_success<'a>(
         &'a self,
-        _conn: &'a mut SqliteConnection,
+        _conn: &'a mut AnyConnection,
         _job: &'a JobRecord,
         _result: &'a Value,
         _now: &'a str,
@@ -212,7 +212,7 @@ pub trait JobKind: Send + Sync {
     /// pre-update backup that completed before a later step failed.
     fn on_partial_result<'a>(
         &'a self,
-        _conn: &'a mut SqliteConnection,
+        _conn: &'a mut AnyConnection,
         _job: &'a JobRecord,
         _result: &'a Value,
         _now: &'a str,
@@ -225,7 +225,7 @@ pub trait JobKind: Send + Sync {
     /// [`earlier_attempt_ran`], or uses [`super::lifecycle::release_busy_site`]).
     fn on_final_failure<'a>(
         &'a self,
-        _conn: &'a mut SqliteConnection,
+        _conn: &'a mut AnyConnection,
         _job: &'a JobRecord,
         _code: JobErrorCode,
         _started: bool,
@@ -238,7 +238,7 @@ pub trait JobKind: Send + Sync {
     /// cancelled queued retry also consults [`earlier_attempt_ran`]).
     fn on_cancel<'a>(
         &'a self,
-        _conn: &'a mut SqliteConnection,
+        _conn: &'a mut AnyConnection,
         _job: &'a JobRecord,
         _was_running: bool,
         _now: &'a str,
@@ -370,7 +370,7 @@ pub fn earlier_attempt_ran(job: &JobRecord) -> bool {
 
 /// A failed attempt is retried: remember whether it may have changed the node.
 pub async fn on_retry(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     job: &JobRecord,
     code: JobErrorCode,
 ) -> Result<(), StoreError> {

@@ -4,7 +4,7 @@
 //! `environment_id` + `node_spec` variables of a playbook that hands a spec to the node helper.
 
 use serde_json::{Map, Value};
-use sqlx::SqliteConnection;
+use sqlx::AnyConnection;
 
 use super::errors::JobErrorCode;
 use super::kinds::{earlier_attempt_ran, ResolvedVars, VarsContext, VarsError};
@@ -19,7 +19,7 @@ use crate::store::{JobRecord, StoreError};
 
 /// The job's site and target environment.
 pub async fn site_and_environment(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     job: &JobRecord,
 ) -> Result<(SiteRecord, EnvironmentRecord), StoreError> {
     let site_id = job.site_id.as_deref();
@@ -35,7 +35,7 @@ pub async fn site_and_environment(
 
 /// Moves a site to `to` unless it is there already.
 pub async fn site_to(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     site: &SiteRecord,
     to: SiteStatus,
     now: &str,
@@ -48,7 +48,7 @@ pub async fn site_to(
 
 /// Moves an environment to `to` unless it is there already.
 pub async fn environment_to(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     env: &EnvironmentRecord,
     to: SiteStatus,
     now: &str,
@@ -63,7 +63,7 @@ pub async fn environment_to(
 /// removed it from the node inside its own run, so the row becomes `deleted` — or `failed`
 /// when `env_left` (its removal did not finish; the operator sees what is left).
 pub async fn end_temporary_environment(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     env: &EnvironmentRecord,
     env_left: bool,
     now: &str,
@@ -110,7 +110,7 @@ impl Unsuccessful {
 /// otherwise back to `active` — but only a site this job made busy: a final failure finds it
 /// `busy`; a cancelled queued job made it busy only if it was claimed before (a retry).
 pub async fn release_busy_site(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     job: &JobRecord,
     site: &SiteRecord,
     busy: SiteStatus,
@@ -126,7 +126,7 @@ pub async fn release_busy_site(
 /// [`release_busy_site`]'s rule for an existing environment the job made `busy` at its start
 /// (`deploying`, …).
 pub async fn release_busy_environment(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     job: &JobRecord,
     env: &EnvironmentRecord,
     busy: SiteStatus,
@@ -158,7 +158,7 @@ fn after_busy(job: &JobRecord, is_busy: bool, ending: Unsuccessful) -> Option<Si
 
 /// Whether the node the job runs on is `active`; `Err(reason)` otherwise.
 pub async fn node_must_be_active(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     job: &JobRecord,
 ) -> Result<Result<(), String>, StoreError> {
     let node = crate::store::nodes::fetch_node(conn, &job.node_id).await?;
@@ -184,7 +184,7 @@ pub fn release_name(job: &JobRecord) -> Option<String> {
 /// Records the release the job built (at the path its `release_name` gives) as the
 /// environment's current one and makes the environment `active`.
 pub async fn record_built_release(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     job: &JobRecord,
     site: &SiteRecord,
     env: &EnvironmentRecord,

@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use sqlx::SqliteConnection;
+use sqlx::AnyConnection;
 
 use super::errors::JobErrorCode;
 use super::kinds::{ResolvedVars, VarsContext, VarsError};
@@ -33,14 +33,14 @@ pub struct NodeProvisionPayload {
     pub attempts: Attempts,
 }
 
-async fn node(conn: &mut SqliteConnection, job: &JobRecord) -> Result<NodeRecord, StoreError> {
+async fn node(conn: &mut AnyConnection, job: &JobRecord) -> Result<NodeRecord, StoreError> {
     fetch_node(conn, &job.node_id)
         .await?
         .ok_or_else(|| StoreError::not_found("node", Some(&job.node_id)))
 }
 
 async fn transition(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     node: &NodeRecord,
     to: NodeStatus,
     now: &str,
@@ -60,7 +60,7 @@ async fn transition(
 }
 
 async fn validate_start(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     job: &JobRecord,
 ) -> Result<Result<(), String>, StoreError> {
     let node = node(conn, job).await?;
@@ -71,7 +71,7 @@ async fn validate_start(
 }
 
 async fn on_start(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     job: &mut JobRecord,
     now: &str,
 ) -> Result<(), StoreError> {
@@ -84,7 +84,7 @@ async fn on_start(
 }
 
 async fn on_success(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     job: &JobRecord,
     result: &Value,
     now: &str,
@@ -115,7 +115,7 @@ async fn on_success(
 /// was `active` when this job started keeps serving (`active`), and any other (never
 /// provisioned, or `unreachable` before) stays `provisioning`, ineligible for sites.
 async fn on_final_failure(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     job: &JobRecord,
     code: JobErrorCode,
     started: bool,
@@ -138,7 +138,7 @@ async fn on_final_failure(
 /// Whether the node was `active` when this job first started. Jobs claimed before the field
 /// existed fall back to "a provision of this node ever succeeded".
 async fn was_active_at_start(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     job: &JobRecord,
 ) -> Result<bool, StoreError> {
     match payload::read::<NodeProvisionPayload>(job).node_status_at_start {
@@ -149,7 +149,7 @@ async fn was_active_at_start(
 
 /// Cancelled (queued or running): a node still `provisioning` becomes `unreachable`.
 async fn on_cancel(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     job: &JobRecord,
     _was_running: bool,
     now: &str,

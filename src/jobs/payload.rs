@@ -11,7 +11,7 @@
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
-use sqlx::SqliteConnection;
+use sqlx::AnyConnection;
 
 use crate::store::queue::set_payload;
 use crate::store::{JobRecord, StoreError};
@@ -63,7 +63,7 @@ pub fn to_json<P: Serialize>(payload: &P) -> String {
 /// Applies `change` to the payload of `job` as `P` and stores the result when it differs (the
 /// in-memory `job` follows). Keys `P` does not name are kept.
 pub async fn update<P>(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     job: &mut JobRecord,
     change: impl FnOnce(&mut P),
 ) -> Result<P, StoreError>
@@ -89,7 +89,7 @@ where
 /// Like [`update`], on the payload as stored now (it may hold fields fixed since `job` was
 /// read), for a job the caller holds only by reference.
 pub async fn update_stored<P>(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     job: &JobRecord,
     change: impl FnOnce(&mut P),
 ) -> Result<(), StoreError>

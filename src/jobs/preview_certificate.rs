@@ -15,7 +15,7 @@ use std::net::IpAddr;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
-use sqlx::SqliteConnection;
+use sqlx::AnyConnection;
 
 use super::kinds::{ResolvedVars, VarsContext, VarsError};
 use crate::domain::JobType;
@@ -260,10 +260,10 @@ pub struct PreviewCertificateFact {
 /// it ran before this version). Ties of the timestamps (a still test clock) go to the row
 /// inserted last.
 pub async fn fact_of(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     node_id: &str,
 ) -> Result<Option<PreviewCertificateFact>, StoreError> {
-    let row: Option<(String,)> = sqlx::query_as(
+    let row: Option<(String,)> = crate::store::query_as(
         "SELECT payload_json FROM jobs
           WHERE node_id = ? AND job_type = ? AND status = 'succeeded'
           ORDER BY finished_at DESC, created_at DESC, rowid DESC LIMIT 1",
@@ -306,7 +306,7 @@ pub fn check(
 
 /// [`check`] for a job's start: the environment at `preview_url` on node `node_id`.
 pub async fn required_for(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     node_id: &str,
     preview_url: &str,
 ) -> Result<Result<(), String>, StoreError> {

@@ -18,7 +18,7 @@
 
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
-use sqlx::SqliteConnection;
+use sqlx::AnyConnection;
 
 use super::errors::JobErrorCode;
 use super::gate::go_live_spec;
@@ -93,7 +93,7 @@ fn read(job: &JobRecord) -> RestoreDrillPayload {
 /// The temporary environment is still `cloning`, the drill `running`, the backup a completed
 /// full backup of the site's production environment, the node active.
 async fn validate_start(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     job: &JobRecord,
 ) -> Result<Result<(), String>, StoreError> {
     let p = read(job);
@@ -133,7 +133,7 @@ async fn validate_start(
 }
 
 async fn on_start(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     job: &mut JobRecord,
     now: &str,
 ) -> Result<(), StoreError> {
@@ -148,7 +148,7 @@ async fn on_start(
 /// What the node reported about the steps (`timings` and whether the temporary environment
 /// was removed), kept on the drill record.
 async fn record_report(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     job: &JobRecord,
     result: &Value,
     now: &str,
@@ -166,7 +166,7 @@ async fn record_report(
 
 /// Whether the drill's record says the node removed the temporary environment.
 async fn reported_removed(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     job: &JobRecord,
 ) -> Result<bool, StoreError> {
     let drill = fetch_drill(conn, &read(job).drill_id).await?;
@@ -179,7 +179,7 @@ async fn reported_removed(
 /// Finishes the record and the temporary environment (`deleted`, or `failed` when it may
 /// still exist on the node).
 async fn finish(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     job: &JobRecord,
     status: DrillStatus,
     reason: Option<&str>,
@@ -208,7 +208,7 @@ async fn finish(
 }
 
 async fn on_success(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     job: &JobRecord,
     result: &Value,
     now: &str,
@@ -219,7 +219,7 @@ async fn on_success(
 }
 
 async fn on_partial_result(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     job: &JobRecord,
     result: &Value,
     now: &str,
@@ -228,9 +228,9 @@ async fn on_partial_result(
 }
 
 /// The job's recorded error message (the finish wrote it in this transaction).
-async fn error_message(conn: &mut SqliteConnection, job: &JobRecord) -> Result<String, StoreError> {
+async fn error_message(conn: &mut AnyConnection, job: &JobRecord) -> Result<String, StoreError> {
     let row: Option<(Option<String>,)> =
-        sqlx::query_as("SELECT error_message FROM jobs WHERE id = ?")
+        crate::store::query_as("SELECT error_message FROM jobs WHERE id = ?")
             .bind(&job.id)
             .fetch_optional(conn)
             .await?;
@@ -239,7 +239,7 @@ async fn error_message(conn: &mut SqliteConnection, job: &JobRecord) -> Result<S
 
 /// The end of a drill that did not pass.
 async fn unsuccessful(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     job: &JobRecord,
     ending: Unsuccessful,
     now: &str,
@@ -267,7 +267,7 @@ async fn unsuccessful(
 }
 
 async fn on_final_failure(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     job: &JobRecord,
     code: JobErrorCode,
     started: bool,
@@ -277,7 +277,7 @@ async fn on_final_failure(
 }
 
 async fn on_cancel(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     job: &JobRecord,
     was_running: bool,
     now: &str,

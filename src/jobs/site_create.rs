@@ -5,7 +5,7 @@
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use sqlx::SqliteConnection;
+use sqlx::AnyConnection;
 
 use super::errors::JobErrorCode;
 use super::kinds::{ResolvedVars, VarsContext, VarsError};
@@ -41,7 +41,7 @@ pub struct SiteCreatePayload {
 }
 
 async fn validate_start(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     job: &JobRecord,
 ) -> Result<Result<(), String>, StoreError> {
     let (site, env) = site_and_environment(conn, job).await?;
@@ -62,7 +62,7 @@ async fn validate_start(
 }
 
 async fn on_start(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     job: &mut JobRecord,
     now: &str,
 ) -> Result<(), StoreError> {
@@ -80,7 +80,7 @@ async fn on_start(
 /// The source the run used: what the playbook reported (`source_ref` in its result), else the
 /// job's run-stable source (older results), else the current setting.
 async fn used_source(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     job: &JobRecord,
     result: &Value,
 ) -> Result<String, StoreError> {
@@ -94,7 +94,7 @@ async fn used_source(
 }
 
 async fn on_success(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     job: &JobRecord,
     result: &Value,
     now: &str,
@@ -108,7 +108,7 @@ async fn on_success(
 
 /// The site and environment exist only for this job: whatever the failure, both are `failed`.
 async fn on_final_failure(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     job: &JobRecord,
     _code: JobErrorCode,
     _started: bool,
@@ -120,7 +120,7 @@ async fn on_final_failure(
 }
 
 async fn on_cancel(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     job: &JobRecord,
     _was_running: bool,
     now: &str,

@@ -11,7 +11,7 @@
 //! Every request that reaches the check writes an audit row (`site_reset` /
 //! `environment_reset`): `succeeded`, or `rejected` with the refusal.
 
-use sqlx::SqliteConnection;
+use sqlx::AnyConnection;
 use uuid::Uuid;
 
 use crate::clock::{format_ts, SharedClock};
@@ -228,8 +228,8 @@ fn invalid(reason: &'static str, message: impl Into<String>) -> ResetError {
 }
 
 /// No `queued`/`running` job of the site.
-async fn no_jobs_in_flight(conn: &mut SqliteConnection, site_id: &str) -> Result<(), ResetError> {
-    let (n,): (i64,) = sqlx::query_as(
+async fn no_jobs_in_flight(conn: &mut AnyConnection, site_id: &str) -> Result<(), ResetError> {
+    let (n,): (i64,) = crate::store::query_as(
         "SELECT COUNT(*) FROM jobs WHERE site_id = ? AND status IN ('queued', 'running')",
     )
     .bind(site_id)
@@ -248,7 +248,7 @@ async fn no_jobs_in_flight(conn: &mut SqliteConnection, site_id: &str) -> Result
 
 /// The environment's `current_release_id` names a release of this environment.
 async fn own_current_release(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     env: &EnvironmentRecord,
 ) -> Result<(), ResetError> {
     let release = match &env.current_release_id {
@@ -269,10 +269,10 @@ async fn own_current_release(
 }
 
 async fn production_environment(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     site_id: &str,
 ) -> Result<Option<EnvironmentRecord>, StoreError> {
-    Ok(sqlx::query_as(
+    Ok(crate::store::query_as(
         "SELECT * FROM environments WHERE site_id = ? AND environment_type = 'production'
          ORDER BY created_at LIMIT 1",
     )

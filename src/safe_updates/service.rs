@@ -390,7 +390,7 @@ impl SafeUpdates {
     /// The site's production environment if an update can be enqueued on it now.
     async fn production(
         &self,
-        conn: &mut sqlx::SqliteConnection,
+        conn: &mut sqlx::AnyConnection,
         site_id: &str,
     ) -> Result<Result<EnvironmentRecord, ServiceError>, StoreError> {
         let Some(site) = fetch_site(conn, site_id).await? else {

@@ -132,7 +132,7 @@ pub async fn vars(store: &Store) -> Result<Map<String, Value>, StoreError> {
 }
 
 /// [`vars`] on a connection (inside a transaction).
-pub async fn vars_in(conn: &mut sqlx::SqliteConnection) -> Result<Map<String, Value>, StoreError> {
+pub async fn vars_in(conn: &mut sqlx::AnyConnection) -> Result<Map<String, Value>, StoreError> {
     let mut out = Map::new();
     let email = fetch_setting(conn, "acme_email").await?.unwrap_or_default();
     let directory = fetch_setting(conn, "acme_directory_url")

@@ -1,7 +1,7 @@
 //! The audit trail (api.md §6): one row per mutating action, result updated when its job ends.
 
 use serde::Serialize;
-use sqlx::{FromRow, SqliteConnection};
+use sqlx::{FromRow, AnyConnection};
 use utoipa::ToSchema;
 
 use super::{Store, StoreError};
@@ -42,11 +42,11 @@ pub struct NewAudit<'a> {
 }
 
 pub async fn insert_audit(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     a: &NewAudit<'_>,
     now: &str,
 ) -> Result<(), StoreError> {
-    sqlx::query(
+    crate::store::query(
         "INSERT INTO audit_logs (id, user_id, action, resource_type, resource_id, result, job_id, created_at)
          VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
     )
@@ -65,12 +65,12 @@ pub async fn insert_audit(
 
 /// Sets the result of the `accepted` audit row of a job; returns how many rows changed.
 pub async fn finish_audit_for_job(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     job_id: &str,
     result: &str,
 ) -> Result<u64, StoreError> {
     let r =
-        sqlx::query("UPDATE audit_logs SET result = ? WHERE job_id = ? AND result = 'accepted'")
+        crate::store::query("UPDATE audit_logs SET result = ? WHERE job_id = ? AND result = 'accepted'")
             .bind(result)
             .bind(job_id)
             .execute(conn)
@@ -85,7 +85,7 @@ impl Store {
         resource_id: Option<&str>,
         limit: i64,
     ) -> Result<Vec<AuditRecord>, StoreError> {
-        Ok(sqlx::query_as(
+        Ok(crate::store::query_as(
             "SELECT a.*, u.email AS user_email FROM audit_logs a JOIN users u ON u.id = a.user_id
              WHERE (? IS NULL OR a.resource_type = ?) AND (? IS NULL OR a.resource_id = ?)
              ORDER BY a.created_at DESC, a.id DESC LIMIT ?",

@@ -6,7 +6,7 @@
 //! Every status change is guarded by the states it may leave from and bumps `state_version` and
 //! `updated_at`, so the live resource feed sees it.
 
-use sqlx::{FromRow, SqliteConnection};
+use sqlx::{FromRow, AnyConnection};
 
 use super::{row_by_id, updated_one, Store, StoreError};
 use crate::domain::{BackupScope, BackupStatus, BackupStorageType, VerifyStatus};
@@ -63,7 +63,7 @@ impl Store {
 
 /// The backup `id`, inside a transaction.
 pub async fn fetch_backup(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     id: &str,
 ) -> Result<Option<BackupRecord>, StoreError> {
     row_by_id(conn, "backups", id).await
@@ -71,11 +71,11 @@ pub async fn fetch_backup(
 
 /// Inserts a `pending` backup.
 pub async fn insert_backup(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     b: &NewBackup<'_>,
     now: &str,
 ) -> Result<(), StoreError> {
-    sqlx::query(
+    crate::store::query(
         "INSERT INTO backups (id, environment_id, backup_scope, status, storage_type,
              storage_path, retention_until, created_at, updated_at)
          VALUES (?, ?, ?, 'pending', ?, ?, ?, ?, ?)",
@@ -96,7 +96,7 @@ pub async fn insert_backup(
 /// Moves the backup to `to` if it is in one of `from` (true), else changes nothing (false).
 /// `error_code` is set with `failed` and kept otherwise.
 pub async fn set_backup_status(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     id: &str,
     from: &[BackupStatus],
     to: BackupStatus,
@@ -109,7 +109,7 @@ pub async fn set_backup_status(
              state_version = state_version + 1, updated_at = ?
          WHERE id = ? AND status IN ({placeholders})"
     );
-    let mut update = sqlx::query(&sql)
+    let mut update = crate::store::query(&sql)
         .bind(to)
         .bind(error_code)
         .bind(now)
@@ -123,13 +123,13 @@ pub async fn set_backup_status(
 /// Completes a `running` backup with its checksum and stored size (never `completed` without a
 /// checksum: the column is set in the same statement). False when it was not `running`.
 pub async fn complete_backup(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     id: &str,
     checksum: &str,
     size_bytes: i64,
     now: &str,
 ) -> Result<bool, StoreError> {
-    let update = sqlx::query(
+    let update = crate::store::query(
         "UPDATE backups SET status = 'completed', checksum = ?, size_bytes = ?,
              completed_at = ?, error_code = NULL,
              state_version = state_version + 1, updated_at = ?
@@ -146,12 +146,12 @@ pub async fn complete_backup(
 
 /// Records what a Verify found.
 pub async fn record_verify(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     id: &str,
     status: VerifyStatus,
     now: &str,
 ) -> Result<bool, StoreError> {
-    let update = sqlx::query(
+    let update = crate::store::query(
         "UPDATE backups SET verified_at = ?, verify_status = ?,
              state_version = state_version + 1, updated_at = ?
          WHERE id = ?",

@@ -7,7 +7,7 @@
 //! Every change sets `updated_at`, so the live resource feed sees it (domains have no
 //! `state_version`; the feed reports 1).
 
-use sqlx::{FromRow, SqliteConnection};
+use sqlx::{FromRow, AnyConnection};
 
 use super::{row_by_id, Store, StoreError};
 use crate::domain::{JobStatus, JobType, TlsStatus};
@@ -50,11 +50,11 @@ impl Store {
 
 /// The environment's domains, oldest first (inside a transaction).
 pub async fn environment_domains(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     environment_id: &str,
 ) -> Result<Vec<DomainRecord>, StoreError> {
     Ok(
-        sqlx::query_as("SELECT * FROM domains WHERE environment_id = ? ORDER BY created_at, id")
+        crate::store::query_as("SELECT * FROM domains WHERE environment_id = ? ORDER BY created_at, id")
             .bind(environment_id)
             .fetch_all(conn)
             .await?,
@@ -63,10 +63,10 @@ pub async fn environment_domains(
 
 /// The domain with this host name, on any environment.
 pub async fn domain_by_hostname(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     hostname: &str,
 ) -> Result<Option<DomainRecord>, StoreError> {
-    Ok(sqlx::query_as("SELECT * FROM domains WHERE hostname = ?")
+    Ok(crate::store::query_as("SELECT * FROM domains WHERE hostname = ?")
         .bind(hostname)
         .fetch_optional(conn)
         .await?)
@@ -74,13 +74,13 @@ pub async fn domain_by_hostname(
 
 /// Inserts a `pending` domain.
 pub async fn insert_domain(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     id: &str,
     environment_id: &str,
     hostname: &str,
     now: &str,
 ) -> Result<(), StoreError> {
-    sqlx::query(
+    crate::store::query(
         "INSERT INTO domains (id, environment_id, hostname, tls_status, tls_issuer, created_at, updated_at)
          VALUES (?, ?, ?, 'pending', 'letsencrypt', ?, ?)",
     )
@@ -96,12 +96,12 @@ pub async fn insert_domain(
 
 /// Sets a domain's `tls_status` (no row: nothing happens, the domain is gone).
 pub async fn set_tls_status(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     id: &str,
     to: TlsStatus,
     now: &str,
 ) -> Result<(), StoreError> {
-    sqlx::query("UPDATE domains SET tls_status = ?, updated_at = ? WHERE id = ?")
+    crate::store::query("UPDATE domains SET tls_status = ?, updated_at = ? WHERE id = ?")
         .bind(to)
         .bind(now)
         .bind(id)
@@ -112,18 +112,18 @@ pub async fn set_tls_status(
 
 /// Deletes a domain row (after `domain_remove`), clearing it as its environment's primary.
 pub async fn delete_domain(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     id: &str,
     now: &str,
 ) -> Result<(), StoreError> {
-    sqlx::query(
+    crate::store::query(
         "UPDATE environments SET primary_domain_id = NULL, updated_at = ? WHERE primary_domain_id = ?",
     )
     .bind(now)
     .bind(id)
     .execute(&mut *conn)
     .await?;
-    sqlx::query("DELETE FROM domains WHERE id = ?")
+    crate::store::query("DELETE FROM domains WHERE id = ?")
         .bind(id)
         .execute(conn)
         .await?;
@@ -133,12 +133,12 @@ pub async fn delete_domain(
 /// Sets (or clears) an environment's primary domain. Not a status change: `state_version`
 /// stays; `updated_at` moves so the live feed shows the environment again.
 pub async fn set_primary_domain(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     environment_id: &str,
     domain_id: Option<&str>,
     now: &str,
 ) -> Result<(), StoreError> {
-    sqlx::query("UPDATE environments SET primary_domain_id = ?, updated_at = ? WHERE id = ?")
+    crate::store::query("UPDATE environments SET primary_domain_id = ?, updated_at = ? WHERE id = ?")
         .bind(domain_id)
         .bind(now)
         .bind(environment_id)
@@ -151,11 +151,11 @@ pub async fn set_primary_domain(
 /// The payload is compact JSON written by serde (no spaces), the id a UUID: a `LIKE` on it is
 /// exact and portable (no JSON functions).
 pub async fn domain_job_open(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     job_type: JobType,
     domain_id: &str,
 ) -> Result<bool, StoreError> {
-    let row: Option<(i64,)> = sqlx::query_as(
+    let row: Option<(i64,)> = crate::store::query_as(
         "SELECT 1 FROM jobs WHERE job_type = ? AND status IN (?, ?)
            AND payload_json LIKE ? LIMIT 1",
     )

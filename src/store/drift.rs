@@ -1,7 +1,7 @@
 //! Drift checks: the `drift_checks` table, the baseline checksums an environment's later
 //! checks compare against.
 
-use sqlx::SqliteConnection;
+use sqlx::AnyConnection;
 
 use super::StoreError;
 use crate::domain::DriftStatus;
@@ -19,11 +19,11 @@ pub struct NewDriftCheck<'a> {
 }
 
 pub async fn insert_drift_check(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     d: &NewDriftCheck<'_>,
     now: &str,
 ) -> Result<(), StoreError> {
-    sqlx::query(
+    crate::store::query(
         "INSERT INTO drift_checks (id, environment_id, promotion_preset, status,
            db_checksums_json, file_checksums_json, is_baseline, checked_at)
          VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
@@ -34,7 +34,7 @@ pub async fn insert_drift_check(
     .bind(d.status)
     .bind(d.db_checksums_json)
     .bind(d.file_checksums_json)
-    .bind(d.is_baseline)
+    .bind(crate::store::flag(d.is_baseline))
     .bind(now)
     .execute(conn)
     .await?;
@@ -50,6 +50,7 @@ pub struct DriftCheckRecord {
     pub status: DriftStatus,
     pub db_checksums_json: Option<String>,
     pub file_checksums_json: Option<String>,
+    #[sqlx(try_from = "crate::store::Flag")]
     pub is_baseline: bool,
     pub checked_at: String,
 }
@@ -76,10 +77,10 @@ impl super::Store {
 
 /// The clone-time baseline of an environment (the newest, should there be several).
 pub async fn fetch_baseline(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     environment_id: &str,
 ) -> Result<Option<DriftCheckRecord>, StoreError> {
-    Ok(sqlx::query_as(
+    Ok(crate::store::query_as(
         "SELECT * FROM drift_checks WHERE environment_id = ? AND is_baseline = 1
          ORDER BY checked_at DESC, id DESC LIMIT 1",
     )
@@ -92,13 +93,13 @@ pub async fn fetch_baseline(
 /// `last_drift_check_id` (state-machines.md, drift status). Not a lifecycle change:
 /// `state_version` stays.
 pub async fn set_environment_drift(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     environment_id: &str,
     status: DriftStatus,
     check_id: &str,
     now: &str,
 ) -> Result<(), StoreError> {
-    sqlx::query(
+    crate::store::query(
         "UPDATE environments SET drift_status = ?, drift_checked_at = ?, last_drift_check_id = ?,
            updated_at = ?
          WHERE id = ?",

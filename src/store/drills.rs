@@ -3,7 +3,7 @@
 //! `restore_drill` kind finishes it `passed` or `failed` (with the reason, the duration and
 //! the node's step timings). Every change bumps `state_version` and `updated_at`.
 
-use sqlx::{FromRow, SqliteConnection};
+use sqlx::{FromRow, AnyConnection};
 
 use super::{updated_one, Store, StoreError};
 use crate::domain::{DrillSchedule, DrillStatus};
@@ -39,11 +39,11 @@ pub struct NewDrill<'a> {
 }
 
 pub async fn insert_drill(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     d: &NewDrill<'_>,
     now: &str,
 ) -> Result<(), StoreError> {
-    sqlx::query(
+    crate::store::query(
         "INSERT INTO restore_drills (id, site_id, environment_id, backup_id, job_id, status,
            started_at, updated_at)
          VALUES (?, ?, ?, ?, ?, 'running', ?, ?)",
@@ -64,12 +64,12 @@ fetch_by_id!(fetch_drill, DrillRecord, "restore_drills");
 
 /// Records the timings the node reported (a running drill only).
 pub async fn set_drill_timings(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     id: &str,
     timings_json: &str,
     now: &str,
 ) -> Result<(), StoreError> {
-    sqlx::query(
+    crate::store::query(
         "UPDATE restore_drills SET timings_json = ?, state_version = state_version + 1,
            updated_at = ? WHERE id = ? AND status = 'running'",
     )
@@ -84,14 +84,14 @@ pub async fn set_drill_timings(
 /// Finishes a running drill (`passed` or `failed`); a drill already finished stays as it is
 /// (`false`).
 pub async fn finish_drill(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     id: &str,
     status: DrillStatus,
     reason: Option<&str>,
     duration_ms: i64,
     now: &str,
 ) -> Result<bool, StoreError> {
-    let update = sqlx::query(
+    let update = crate::store::query(
         "UPDATE restore_drills SET status = ?, reason = ?, finished_at = ?, duration_ms = ?,
            state_version = state_version + 1, updated_at = ?
          WHERE id = ? AND status = 'running'",
@@ -107,10 +107,10 @@ pub async fn finish_drill(
 
 /// Whether the site has a `restore_drill` job queued or running.
 pub async fn drill_in_progress(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     site_id: &str,
 ) -> Result<bool, StoreError> {
-    let row: Option<(i64,)> = sqlx::query_as(
+    let row: Option<(i64,)> = crate::store::query_as(
         "SELECT 1 FROM jobs WHERE site_id = ? AND job_type = 'restore_drill'
            AND status IN ('queued', 'running') LIMIT 1",
     )
@@ -122,10 +122,10 @@ pub async fn drill_in_progress(
 
 /// The newest drill of a site (any status), by start.
 pub async fn latest_drill(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     site_id: &str,
 ) -> Result<Option<DrillRecord>, StoreError> {
-    Ok(sqlx::query_as(
+    Ok(crate::store::query_as(
         "SELECT * FROM restore_drills WHERE site_id = ? ORDER BY started_at DESC, id DESC LIMIT 1",
     )
     .bind(site_id)
@@ -136,10 +136,10 @@ pub async fn latest_drill(
 /// The id of the newest completed `full` backup of the site's production environment (a
 /// drill restores the database and the files), or `None`.
 pub async fn latest_production_backup(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     site_id: &str,
 ) -> Result<Option<String>, StoreError> {
-    let row: Option<(String,)> = sqlx::query_as(
+    let row: Option<(String,)> = crate::store::query_as(
         "SELECT b.id FROM backups b
            JOIN sites s ON s.primary_environment_id = b.environment_id
           WHERE s.id = ? AND b.status = 'completed' AND b.backup_scope = 'full'
@@ -153,11 +153,11 @@ pub async fn latest_production_backup(
 
 /// A site's drill schedule.
 pub async fn drill_schedule(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     site_id: &str,
 ) -> Result<Option<DrillSchedule>, StoreError> {
     let row: Option<(DrillSchedule,)> =
-        sqlx::query_as("SELECT drill_schedule FROM sites WHERE id = ?")
+        crate::store::query_as("SELECT drill_schedule FROM sites WHERE id = ?")
             .bind(site_id)
             .fetch_optional(conn)
             .await?;
@@ -166,12 +166,12 @@ pub async fn drill_schedule(
 
 /// Sets a site's drill schedule (bumps its `state_version`).
 pub async fn set_drill_schedule(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     site_id: &str,
     schedule: DrillSchedule,
     now: &str,
 ) -> Result<(), StoreError> {
-    let update = sqlx::query(
+    let update = crate::store::query(
         "UPDATE sites SET drill_schedule = ?, state_version = state_version + 1, updated_at = ?
           WHERE id = ?",
     )
@@ -208,7 +208,7 @@ impl Store {
 
     /// The newest drill of each site (the sites list and the overview show it).
     pub async fn latest_drills(&self) -> Result<Vec<DrillRecord>, StoreError> {
-        Ok(sqlx::query_as(
+        Ok(crate::store::query_as(
             "SELECT d.* FROM restore_drills d
               WHERE d.id = (SELECT d2.id FROM restore_drills d2 WHERE d2.site_id = d.site_id
                              ORDER BY d2.started_at DESC, d2.id DESC LIMIT 1)",
@@ -219,7 +219,7 @@ impl Store {
 
     /// Active sites whose drill schedule is not `off`.
     pub async fn scheduled_drill_sites(&self) -> Result<Vec<ScheduledSite>, StoreError> {
-        Ok(sqlx::query_as(
+        Ok(crate::store::query_as(
             "SELECT s.id AS site_id, s.drill_schedule,
                     (SELECT MAX(d.started_at) FROM restore_drills d WHERE d.site_id = s.id)
                       AS last_started_at

@@ -2,7 +2,7 @@
 //! `site_create` (production) and `env_create` (clones) (state-machines.md, Site and
 //! environment). Status changes are guarded by `state_version` like a site's.
 
-use sqlx::{FromRow, SqliteConnection};
+use sqlx::{FromRow, AnyConnection};
 
 use super::sites::set_lifecycle_status;
 use super::{Store, StoreError};
@@ -26,7 +26,9 @@ pub struct EnvironmentRecord {
     pub drift_status: DriftStatus,
     pub drift_checked_at: Option<String>,
     pub last_drift_check_id: Option<String>,
+    #[sqlx(try_from = "crate::store::Flag")]
     pub fastcgi_cache_enabled: bool,
+    #[sqlx(try_from = "crate::store::Flag")]
     pub redis_cache_enabled: bool,
     pub created_at: String,
     pub updated_at: String,
@@ -70,11 +72,11 @@ fetch_by_id!(fetch_environment, EnvironmentRecord, "environments");
 
 /// Whether an environment of `site_id` not deleted uses `slug`.
 pub async fn environment_slug_taken(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     site_id: &str,
     slug: &str,
 ) -> Result<bool, StoreError> {
-    let row: Option<(i64,)> = sqlx::query_as(
+    let row: Option<(i64,)> = crate::store::query_as(
         "SELECT 1 FROM environments WHERE site_id = ? AND slug = ? AND status <> 'deleted'",
     )
     .bind(site_id)
@@ -86,10 +88,10 @@ pub async fn environment_slug_taken(
 
 /// The environments of `site_id` not `deleted`, production first.
 pub async fn live_environments(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     site_id: &str,
 ) -> Result<Vec<EnvironmentRecord>, StoreError> {
-    Ok(sqlx::query_as(
+    Ok(crate::store::query_as(
         "SELECT * FROM environments WHERE site_id = ? AND status <> 'deleted'
           ORDER BY environment_type <> 'production', created_at, id",
     )
@@ -100,11 +102,11 @@ pub async fn live_environments(
 
 /// Whether any environment's id starts with the same 8 characters (architecture.md §4).
 pub async fn environment_prefix_taken(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     id: &str,
 ) -> Result<bool, StoreError> {
     let row: Option<(i64,)> =
-        sqlx::query_as("SELECT 1 FROM environments WHERE substr(id, 1, 8) = ?")
+        crate::store::query_as("SELECT 1 FROM environments WHERE substr(id, 1, 8) = ?")
             .bind(&id[..8])
             .fetch_optional(conn)
             .await?;
@@ -112,11 +114,11 @@ pub async fn environment_prefix_taken(
 }
 
 pub async fn insert_environment(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     e: &NewEnvironment<'_>,
     now: &str,
 ) -> Result<(), StoreError> {
-    sqlx::query(
+    crate::store::query(
         "INSERT INTO environments (id, site_id, name, slug, environment_type, status, node_id,
            source_environment_id, promotion_preset, preview_url, drift_status,
            fastcgi_cache_enabled, redis_cache_enabled, created_at, updated_at)
@@ -142,7 +144,7 @@ pub async fn insert_environment(
 
 /// Sets an environment's status (guarded by the `state_version` read).
 pub async fn set_environment_status(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     env: &EnvironmentRecord,
     to: SiteStatus,
     now: &str,
@@ -154,10 +156,10 @@ pub async fn set_environment_status(
 /// The environment's canonical URL: `https://<primary domain>` when it has one, else its
 /// preview URL (domains-and-tls.md §2).
 pub async fn canonical_url(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     environment_id: &str,
 ) -> Result<Option<String>, StoreError> {
-    let row: Option<(String,)> = sqlx::query_as(
+    let row: Option<(String,)> = crate::store::query_as(
         "SELECT COALESCE('https://' || d.hostname, e.preview_url)
          FROM environments e LEFT JOIN domains d ON d.id = e.primary_domain_id
          WHERE e.id = ?",
@@ -171,18 +173,18 @@ pub async fn canonical_url(
 /// Writes an environment's cache flags (the intent; `env_cache_toggle` converges the node to
 /// them). Not a status change: `state_version` stays.
 pub async fn set_cache_flags(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     environment_id: &str,
     fastcgi_cache_enabled: bool,
     redis_cache_enabled: bool,
     now: &str,
 ) -> Result<(), StoreError> {
-    sqlx::query(
+    crate::store::query(
         "UPDATE environments SET fastcgi_cache_enabled = ?, redis_cache_enabled = ?, updated_at = ?
          WHERE id = ?",
     )
-    .bind(fastcgi_cache_enabled)
-    .bind(redis_cache_enabled)
+    .bind(crate::store::flag(fastcgi_cache_enabled))
+    .bind(crate::store::flag(redis_cache_enabled))
     .bind(now)
     .bind(environment_id)
     .execute(conn)
@@ -192,10 +194,10 @@ pub async fn set_cache_flags(
 
 /// The host names of an environment's custom domains (oldest first).
 pub async fn domain_hostnames(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     environment_id: &str,
 ) -> Result<Vec<String>, StoreError> {
-    let rows: Vec<(String,)> = sqlx::query_as(
+    let rows: Vec<(String,)> = crate::store::query_as(
         "SELECT hostname FROM domains WHERE environment_id = ? ORDER BY created_at, id",
     )
     .bind(environment_id)
@@ -206,11 +208,11 @@ pub async fn domain_hostnames(
 
 /// The site an environment belongs to (`None`: no such environment).
 pub async fn environment_site_id(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     id: &str,
 ) -> Result<Option<String>, StoreError> {
     Ok(
-        sqlx::query_scalar("SELECT site_id FROM environments WHERE id = ?")
+        crate::store::query_scalar("SELECT site_id FROM environments WHERE id = ?")
             .bind(id)
             .fetch_optional(&mut *conn)
             .await?,

@@ -2,7 +2,7 @@
 //!
 //! Writing jobs (enqueue, claim, completion) belongs to the job engine and arrives with it.
 
-use sqlx::{FromRow, QueryBuilder, Sqlite};
+use sqlx::FromRow;
 
 use super::{Store, StoreError};
 use crate::domain::{JobStatus, JobType};
@@ -63,10 +63,10 @@ pub(super) const SELECT_JOB: &str =
 
 /// A job with its display names, on the pool or inside a transaction.
 pub(super) async fn job_by_id<'c>(
-    executor: impl sqlx::SqliteExecutor<'c>,
+    executor: impl sqlx::Executor<'c, Database = sqlx::Any>,
     id: &str,
 ) -> Result<Option<JobRecord>, StoreError> {
-    Ok(sqlx::query_as(&format!("{SELECT_JOB} WHERE j.id = ?"))
+    Ok(crate::store::query_as(&format!("{SELECT_JOB} WHERE j.id = ?"))
         .bind(id)
         .fetch_optional(executor)
         .await?)
@@ -74,13 +74,15 @@ pub(super) async fn job_by_id<'c>(
 
 impl Store {
     pub async fn list_jobs(&self, filter: &JobFilter) -> Result<Vec<JobRecord>, StoreError> {
-        let mut q: QueryBuilder<Sqlite> = QueryBuilder::new(SELECT_JOB);
-        q.push(" WHERE 1 = 1");
+        let mut sql = format!("{SELECT_JOB} WHERE 1 = 1");
+        let mut binds: Vec<String> = Vec::new();
         if let Some(s) = filter.status {
-            q.push(" AND j.status = ").push_bind(s.as_str());
+            sql.push_str(" AND j.status = ?");
+            binds.push(s.as_str().to_string());
         }
         if let Some(t) = filter.job_type {
-            q.push(" AND j.job_type = ").push_bind(t.as_str());
+            sql.push_str(" AND j.job_type = ?");
+            binds.push(t.as_str().to_string());
         }
         for (column, value) in [
             ("j.site_id", &filter.site_id),
@@ -89,22 +91,20 @@ impl Store {
             ("j.parent_job_id", &filter.parent_job_id),
         ] {
             if let Some(v) = value {
-                q.push(format_args!(" AND {column} = "))
-                    .push_bind(v.clone());
+                sql.push_str(&format!(" AND {column} = ?"));
+                binds.push(v.clone());
             }
         }
         if let Some((created_at, id)) = &filter.before {
-            q.push(" AND (j.created_at < ")
-                .push_bind(created_at.clone())
-                .push(" OR (j.created_at = ")
-                .push_bind(created_at.clone())
-                .push(" AND j.id < ")
-                .push_bind(id.clone())
-                .push("))");
+            sql.push_str(" AND (j.created_at < ? OR (j.created_at = ? AND j.id < ?))");
+            binds.extend([created_at.clone(), created_at.clone(), id.clone()]);
         }
-        q.push(" ORDER BY j.created_at DESC, j.id DESC LIMIT ")
-            .push_bind(filter.limit);
-        Ok(q.build_query_as().fetch_all(&self.pool).await?)
+        sql.push_str(" ORDER BY j.created_at DESC, j.id DESC LIMIT ?");
+        let mut q = crate::store::query_as(&sql);
+        for b in binds {
+            q = q.bind(b);
+        }
+        Ok(q.bind(filter.limit).fetch_all(&self.pool).await?)
     }
 
     pub async fn get_job(&self, id: &str) -> Result<Option<JobRecord>, StoreError> {
@@ -118,22 +118,22 @@ impl Store {
         environment_id: &str,
         types: &[JobType],
     ) -> Result<Option<JobRecord>, StoreError> {
-        let mut q: QueryBuilder<Sqlite> = QueryBuilder::new(SELECT_JOB);
-        q.push(" WHERE j.environment_id = ")
-            .push_bind(environment_id.to_string())
-            .push(" AND j.job_type IN (");
-        let mut list = q.separated(", ");
+        let list = vec!["?"; types.len()].join(", ");
+        let sql = format!(
+            "{SELECT_JOB} WHERE j.environment_id = ? AND j.job_type IN ({list})
+             ORDER BY j.created_at DESC, j.rowid DESC LIMIT 1"
+        );
+        let mut q = crate::store::query_as(&sql).bind(environment_id);
         for t in types {
-            list.push_bind(t.as_str());
+            q = q.bind(t.as_str());
         }
-        q.push(") ORDER BY j.created_at DESC, j.rowid DESC LIMIT 1");
-        Ok(q.build_query_as().fetch_optional(&self.pool).await?)
+        Ok(q.fetch_optional(&self.pool).await?)
     }
 
     /// `(created_at, id)` of a job, the position a page cursor refers to.
     pub async fn job_position(&self, id: &str) -> Result<Option<(String, String)>, StoreError> {
         Ok(
-            sqlx::query_as("SELECT created_at, id FROM jobs WHERE id = ?")
+            crate::store::query_as("SELECT created_at, id FROM jobs WHERE id = ?")
                 .bind(id)
                 .fetch_optional(&self.pool)
                 .await?,
@@ -162,7 +162,7 @@ impl Store {
         &self,
         domain_id: &str,
     ) -> Result<Option<JobRecord>, StoreError> {
-        Ok(sqlx::query_as(&format!(
+        Ok(crate::store::query_as(&format!(
             "{SELECT_JOB} WHERE j.job_type IN ('domain_add', 'domain_remove')
                AND j.payload_json LIKE ? ORDER BY j.created_at DESC, j.rowid DESC LIMIT 1"
         ))

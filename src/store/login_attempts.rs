@@ -8,7 +8,7 @@
 //! the write lock.
 
 use sqlx::pool::PoolConnection;
-use sqlx::{Sqlite, SqliteConnection};
+use sqlx::{Any, AnyConnection};
 
 use super::WriteTx;
 use super::{Store, StoreError};
@@ -31,12 +31,12 @@ pub struct LoginAttempts {
 }
 
 enum Conn {
-    Read(PoolConnection<Sqlite>),
+    Read(PoolConnection<Any>),
     Write(WriteTx),
 }
 
 impl Conn {
-    fn get(&mut self) -> &mut SqliteConnection {
+    fn get(&mut self) -> &mut AnyConnection {
         match self {
             Conn::Read(c) => c,
             Conn::Write(tx) => tx,
@@ -94,7 +94,7 @@ impl Store {
     /// Runs `sql` on the attempt `id` in its own write transaction.
     async fn write_attempt(&self, sql: &str, id: &str) -> Result<(), StoreError> {
         let mut tx = self.begin_write().await?;
-        sqlx::query(sql).bind(id).execute(&mut *tx).await?;
+        crate::store::query(sql).bind(id).execute(&mut *tx).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -121,7 +121,7 @@ impl LoginAttempts {
                  (SELECT MAX(created_at) FROM login_attempts WHERE {filter} AND succeeded = 1), '')
              ORDER BY created_at DESC LIMIT ?"
         );
-        let mut q = sqlx::query_as::<_, (String,)>(&sql).bind(first);
+        let mut q = crate::store::query_as::<(String,)>(&sql).bind(first);
         if let Some(s) = second {
             q = q.bind(s);
         }
@@ -140,7 +140,7 @@ impl LoginAttempts {
         ip: &str,
         since: &str,
     ) -> Result<bool, StoreError> {
-        let row: Option<(i64,)> = sqlx::query_as(
+        let row: Option<(i64,)> = crate::store::query_as(
             "SELECT 1 FROM login_attempts
              WHERE email = ? AND remote_ip = ? AND succeeded = 1 AND created_at > ? LIMIT 1",
         )
@@ -165,7 +165,7 @@ impl LoginAttemptTx {
         let Conn::Write(mut tx) = self.0.conn else {
             unreachable!("a LoginAttemptTx is made with a write transaction")
         };
-        sqlx::query(
+        crate::store::query(
             "INSERT INTO login_attempts (id, email, remote_ip, succeeded, created_at)
              VALUES (?, ?, ?, 0, ?)",
         )

@@ -20,7 +20,7 @@ pub struct Metrics {
 
 impl Store {
     pub async fn metrics(&self) -> Result<Metrics, StoreError> {
-        Ok(sqlx::query_as(
+        Ok(crate::store::query_as(
             "SELECT
                (SELECT COUNT(*) FROM jobs WHERE status = 'running') AS jobs_running,
                (SELECT COUNT(*) FROM jobs WHERE status = 'queued') AS jobs_queued,

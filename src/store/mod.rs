@@ -1,9 +1,10 @@
 //! The control-plane database: the single source of truth (architecture.md §1).
 //!
-//! Only this module holds SQL. It opens SQLite in WAL mode with foreign keys and a busy timeout,
-//! applies the embedded migrations, and offers one method per question or change the rest of the
-//! program needs. The SQL stays portable to PostgreSQL (no SQLite-only functions, `RETURNING`
-//! allowed), so a second backend would only need its own connection setup and migrations.
+//! Only this module holds SQL. It opens the control plane's database — SQLite (the embedded
+//! default, WAL mode with foreign keys and a busy timeout) or PostgreSQL (a database URL,
+//! issue 17) — through sqlx's `Any` driver, applies the backend's embedded migrations, and
+//! offers one method per question or change the rest of the program needs. The SQL is written
+//! once for both backends; what differs lives in [`dialect`].
 
 /// Declares `pub async fn $name(conn, id)`: the `$record` row of `$table` with that id, read
 /// inside a transaction (one definition for every table group's `fetch_*`).
@@ -11,7 +12,7 @@ macro_rules! fetch_by_id {
     ($name:ident, $record:ty, $table:literal) => {
         #[doc = concat!("The `", $table, "` row with `id`, inside a transaction.")]
         pub async fn $name(
-            conn: &mut sqlx::SqliteConnection,
+            conn: &mut sqlx::AnyConnection,
             id: &str,
         ) -> Result<Option<$record>, super::StoreError> {
             super::row_by_id(conn, $table, id).await
@@ -21,6 +22,7 @@ macro_rules! fetch_by_id {
 
 pub mod audit;
 pub mod backups;
+pub mod dialect;
 pub mod domains;
 pub mod drift;
 pub mod drills;
@@ -40,11 +42,11 @@ mod users;
 mod write_tx;
 
 use std::path::Path;
-use std::str::FromStr;
-use std::time::Duration;
 
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::SqlitePool;
+use sqlx::any::AnyPoolOptions;
+use sqlx::{AnyPool, Executor};
+
+pub use dialect::{flag, query, query_as, query_scalar, Backend, Flag};
 
 pub use jobs::{JobFilter, JobRecord};
 pub use metrics::Metrics;
@@ -53,8 +55,12 @@ pub use sessions::SessionUser;
 pub use users::UserRecord;
 pub use write_tx::WriteTx;
 
-/// Migrations compiled into the binary.
-pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+/// SQLite's migrations, compiled into the binary (moved unchanged from `migrations/`, so
+/// existing databases keep their checksums).
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+
+/// PostgreSQL's migrations: the same versions with the same meaning, in PostgreSQL's types.
+pub static PG_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 
 /// Failures of the store layer.
 #[derive(Debug, thiserror::Error)]
@@ -71,25 +77,28 @@ pub enum StoreError {
     /// The database broke one of its own rules (found after the migrations).
     #[error("database integrity: {0}")]
     Integrity(String),
+    /// The database URL names no supported backend.
+    #[error("unsupported database URL (expected postgres://… or sqlite:…)")]
+    UnsupportedUrl,
     /// A guarded change found the row's `state_version` moved on.
     #[error("{what} {id} changed concurrently")]
     LostUpdate { what: &'static str, id: String },
 }
 
 /// A record read from a row (`#[derive(FromRow)]`): what the generic reads below return.
-trait Row: for<'r> sqlx::FromRow<'r, sqlx::sqlite::SqliteRow> + Send + Unpin {}
+trait Row: for<'r> sqlx::FromRow<'r, sqlx::any::AnyRow> + Send + Unpin {}
 
-impl<T: for<'r> sqlx::FromRow<'r, sqlx::sqlite::SqliteRow> + Send + Unpin> Row for T {}
+impl<T: for<'r> sqlx::FromRow<'r, sqlx::any::AnyRow> + Send + Unpin> Row for T {}
 
 /// The row of `table` with `id` (`SELECT *`), on the pool or inside a transaction: the one
 /// single-row read every table group shares.
 async fn row_by_id<'c, T: Row>(
-    executor: impl sqlx::SqliteExecutor<'c>,
+    executor: impl sqlx::Executor<'c, Database = sqlx::Any>,
     table: &'static str,
     id: &str,
 ) -> Result<Option<T>, StoreError> {
     Ok(
-        sqlx::query_as(&format!("SELECT * FROM {table} WHERE id = ?"))
+        query_as(&format!("SELECT * FROM {table} WHERE id = ?"))
             .bind(id)
             .fetch_optional(executor)
             .await?,
@@ -100,7 +109,7 @@ async fn row_by_id<'c, T: Row>(
 /// optimistic guard of state-machines.md), bumping the version and `updated_at`. False when a
 /// concurrent change got there first.
 async fn set_status_guarded(
-    conn: &mut sqlx::SqliteConnection,
+    conn: &mut sqlx::AnyConnection,
     table: &'static str,
     id: &str,
     state_version: i64,
@@ -111,7 +120,7 @@ async fn set_status_guarded(
         "UPDATE {table} SET status = ?, state_version = state_version + 1, updated_at = ?
          WHERE id = ? AND state_version = ?"
     );
-    let update = sqlx::query(&sql)
+    let update = query(&sql)
         .bind(to)
         .bind(now)
         .bind(id)
@@ -123,10 +132,10 @@ async fn set_status_guarded(
 /// it changed the one row, false when the row had moved on.
 pub(crate) async fn updated_one<'q, 'c, E>(
     conn: E,
-    update: sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments<'q>>,
+    update: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>,
 ) -> Result<bool, StoreError>
 where
-    E: sqlx::Executor<'c, Database = sqlx::Sqlite>,
+    E: sqlx::Executor<'c, Database = sqlx::Any>,
 {
     Ok(update.execute(conn).await?.rows_affected() == 1)
 }
@@ -161,12 +170,27 @@ impl StoreError {
 /// Handle to the database; cheap to clone.
 #[derive(Debug, Clone)]
 pub struct Store {
-    pool: SqlitePool,
-    /// The one connection write transactions use: consecutive writes then find their pages
-    /// in its cache (SQLite drops a connection's cache whenever another connection wrote).
-    writer: SqlitePool,
+    pool: AnyPool,
+    /// The connections write transactions use. SQLite: one, so consecutive writes find their
+    /// pages in its cache (SQLite drops a connection's cache whenever another connection
+    /// wrote). PostgreSQL: the same pool as reads.
+    writer: AnyPool,
     /// One writer at a time within this process (see [`WriteTx`]).
     write_gate: std::sync::Arc<tokio::sync::Mutex<()>>,
+    backend: Backend,
+    /// Where the database is, for the connections the store opens on its own (the queue
+    /// writer, the change listener). Holds a password: never logged (see [`Store::describe`]).
+    url: DatabaseUrl,
+}
+
+/// A database URL, redacted in `Debug`.
+#[derive(Clone)]
+struct DatabaseUrl(String);
+
+impl std::fmt::Debug for DatabaseUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("DatabaseUrl(…)")
+    }
 }
 
 /// What `migrate` did, for the start-up log.
@@ -176,70 +200,133 @@ pub struct MigrationReport {
     pub total: usize,
 }
 
+/// The `sqlite://` URL of a file (`?` `#` `%` percent-encoded, created when missing).
+pub fn sqlite_url(path: &Path) -> String {
+    let mut out = String::from("sqlite://");
+    for c in path.to_string_lossy().chars() {
+        match c {
+            '%' => out.push_str("%25"),
+            '?' => out.push_str("%3F"),
+            '#' => out.push_str("%23"),
+            c => out.push(c),
+        }
+    }
+    out.push_str("?mode=rwc");
+    out
+}
+
+/// Where a database URL points, without credentials: `host:port/db` for PostgreSQL, the file
+/// for SQLite. What logs and errors may show.
+pub fn describe_url(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(u) if u.scheme().starts_with("postgres") => format!(
+            "postgres://{}{}{}",
+            u.host_str().unwrap_or("(socket)"),
+            u.port().map(|p| format!(":{p}")).unwrap_or_default(),
+            u.path()
+        ),
+        _ => url.split('?').next().unwrap_or_default().to_string(),
+    }
+}
+
+/// SQLite's per-connection settings: WAL, synchronous NORMAL (durable with WAL), foreign keys,
+/// a 5 s busy timeout, 16 MiB of page cache (the queue's indexes stay in memory).
+const SQLITE_PRAGMAS: &str = "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;
+PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 5000; PRAGMA cache_size = -16384;";
+
 impl Store {
     /// Opens (creating if missing) the SQLite database at `path`.
     pub async fn open(path: &Path) -> Result<Store, StoreError> {
-        let options = SqliteConnectOptions::from_str("sqlite://")?
-            .filename(path)
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Normal)
-            .foreign_keys(true)
-            .busy_timeout(Duration::from_millis(5000))
-            // 16 MiB of page cache per connection: the queue's indexes stay in memory.
-            .pragma("cache_size", "-16384");
-        // A SQLite file connection does not go stale: no ping before each use.
-        let pool = SqlitePoolOptions::new()
-            .max_connections(8)
-            .test_before_acquire(false)
-            .connect_with(options.clone())
-            .await?;
-        let writer = SqlitePoolOptions::new()
-            .max_connections(1)
-            .test_before_acquire(false)
-            .connect_with(options)
-            .await?;
+        Store::connect(&sqlite_url(path)).await
+    }
+
+    /// Opens the database at `url`: `postgres://…` or `sqlite:…`.
+    pub async fn connect(url: &str) -> Result<Store, StoreError> {
+        sqlx::any::install_default_drivers();
+        let backend = Backend::of_url(url).ok_or(StoreError::UnsupportedUrl)?;
+        let (pool, writer) = match backend {
+            Backend::Sqlite => {
+                // A SQLite file connection does not go stale: no ping before each use.
+                let options = || {
+                    AnyPoolOptions::new()
+                        .test_before_acquire(false)
+                        .after_connect(|conn, _| {
+                            Box::pin(async move {
+                                conn.execute(SQLITE_PRAGMAS).await?;
+                                Ok(())
+                            })
+                        })
+                };
+                let pool = options().max_connections(8).connect(url).await?;
+                let writer = options().max_connections(1).connect(url).await?;
+                (pool, writer)
+            }
+            Backend::Postgres => {
+                let pool = AnyPoolOptions::new()
+                    .max_connections(16)
+                    .connect(url)
+                    .await?;
+                (pool.clone(), pool)
+            }
+        };
         Ok(Store {
             pool,
             writer,
             write_gate: Default::default(),
+            backend,
+            url: DatabaseUrl(url.to_string()),
         })
+    }
+
+    /// The backend this store talks to.
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// Where the database is, without credentials (for logs).
+    pub fn describe(&self) -> String {
+        describe_url(&self.url.0)
     }
 
     /// Applies pending embedded migrations; safe to run any number of times.
     ///
-    /// They run on one connection with foreign keys off, as SQLite's table rebuilds need
+    /// SQLite's run on one connection with foreign keys off, as SQLite's table rebuilds need
     /// (`0006_job_types.sql`), and every reference is checked before the connection goes
-    /// back to the pool with them on again.
+    /// back to the pool with them on again. PostgreSQL's run under an advisory lock (sqlx's
+    /// migrator takes it), so replicas starting together apply them once.
     pub async fn migrate(&self) -> Result<MigrationReport, StoreError> {
         let before = self.applied_migrations().await?;
-        let mut conn = self.pool.acquire().await?;
-        sqlx::query("PRAGMA foreign_keys = OFF")
-            .execute(&mut *conn)
-            .await?;
-        let applied = MIGRATOR.run(&mut *conn).await;
-        let dangling: Vec<(String,)> =
-            sqlx::query_as("SELECT \"table\" FROM pragma_foreign_key_check")
-                .fetch_all(&mut *conn)
-                .await?;
-        sqlx::query("PRAGMA foreign_keys = ON")
-            .execute(&mut *conn)
-            .await?;
-        applied?;
-        if let Some((table,)) = dangling.first() {
-            return Err(StoreError::Integrity(format!(
-                "after the migrations, {table} references a missing row"
-            )));
+        let migrator = match self.backend {
+            Backend::Sqlite => &MIGRATOR,
+            Backend::Postgres => &PG_MIGRATOR,
+        };
+        if self.backend == Backend::Postgres {
+            migrator.run(&self.pool).await?;
+        } else {
+            let mut conn = self.pool.acquire().await?;
+            query("PRAGMA foreign_keys = OFF").execute(&mut *conn).await?;
+            let applied = migrator.run(&mut *conn).await;
+            let dangling: Vec<(String,)> =
+                query_as("SELECT \"table\" FROM pragma_foreign_key_check")
+                    .fetch_all(&mut *conn)
+                    .await?;
+            query("PRAGMA foreign_keys = ON").execute(&mut *conn).await?;
+            applied?;
+            if let Some((table,)) = dangling.first() {
+                return Err(StoreError::Integrity(format!(
+                    "after the migrations, {table} references a missing row"
+                )));
+            }
         }
         let after = self.applied_migrations().await?;
         Ok(MigrationReport {
             applied_now: after.saturating_sub(before),
-            total: MIGRATOR.iter().count(),
+            total: migrator.iter().count(),
         })
     }
 
     async fn applied_migrations(&self) -> Result<usize, StoreError> {
-        let exists: Option<(String,)> = sqlx::query_as(
+        let exists: Option<(String,)> = query_as(
             "SELECT name FROM sqlite_master WHERE type = 'table' AND name = '_sqlx_migrations'",
         )
         .fetch_optional(&self.pool)
@@ -248,7 +335,7 @@ impl Store {
             return Ok(0);
         }
         let (n,): (i64,) =
-            sqlx::query_as("SELECT COUNT(*) FROM _sqlx_migrations WHERE success = 1")
+            query_as("SELECT COUNT(*) FROM _sqlx_migrations WHERE success")
                 .fetch_one(&self.pool)
                 .await?;
         Ok(n as usize)
@@ -262,7 +349,7 @@ impl Store {
         since: &str,
         limit: i64,
     ) -> Result<Vec<T>, StoreError> {
-        Ok(sqlx::query_as(&format!(
+        Ok(query_as(&format!(
             "{select} WHERE j.updated_at >= ? ORDER BY j.updated_at, j.id LIMIT ?"
         ))
         .bind(since)
@@ -279,7 +366,7 @@ impl Store {
         value: &str,
         order: &'static str,
     ) -> Result<Vec<T>, StoreError> {
-        Ok(sqlx::query_as(&format!(
+        Ok(query_as(&format!(
             "SELECT * FROM {table} WHERE {column} = ? ORDER BY {order}"
         ))
         .bind(value)
@@ -290,7 +377,7 @@ impl Store {
     /// The newest `updated_at` of `from` (a table or subquery), where a change feed starts.
     async fn latest_change(&self, from: &str) -> Result<Option<String>, StoreError> {
         let (ts,): (Option<String>,) =
-            sqlx::query_as(&format!("SELECT MAX(updated_at) FROM {from}"))
+            query_as(&format!("SELECT MAX(updated_at) FROM {from}"))
                 .fetch_one(&self.pool)
                 .await?;
         Ok(ts)
@@ -298,12 +385,12 @@ impl Store {
 
     /// `SELECT 1`, for the health endpoint.
     pub async fn ping(&self) -> Result<(), StoreError> {
-        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        query("SELECT 1").execute(&self.pool).await?;
         Ok(())
     }
 
     /// The raw pool, for tests that need to arrange rows the product cannot create yet.
-    pub fn pool(&self) -> &SqlitePool {
+    pub fn pool(&self) -> &AnyPool {
         &self.pool
     }
 

@@ -1,6 +1,6 @@
 //! Nodes: the servers Pressluft manages over SSH.
 
-use sqlx::{FromRow, SqliteConnection};
+use sqlx::{FromRow, AnyConnection};
 
 use super::{row_by_id, set_status_guarded, Store, StoreError};
 use crate::domain::NodeStatus;
@@ -15,6 +15,7 @@ pub struct NodeRecord {
     pub ssh_port: i64,
     pub ssh_user: String,
     pub status: NodeStatus,
+    #[sqlx(try_from = "crate::store::Flag")]
     pub is_local: bool,
     pub last_seen_at: Option<String>,
     pub created_at: String,
@@ -39,7 +40,7 @@ pub struct NewNode {
 impl Store {
     pub async fn list_nodes(&self) -> Result<Vec<NodeRecord>, StoreError> {
         Ok(
-            sqlx::query_as("SELECT * FROM nodes ORDER BY created_at DESC, id DESC")
+            crate::store::query_as("SELECT * FROM nodes ORDER BY created_at DESC, id DESC")
                 .fetch_all(&self.pool)
                 .await?,
         )
@@ -50,7 +51,7 @@ impl Store {
     }
 
     pub async fn local_node(&self) -> Result<Option<NodeRecord>, StoreError> {
-        Ok(sqlx::query_as("SELECT * FROM nodes WHERE is_local = 1")
+        Ok(crate::store::query_as("SELECT * FROM nodes WHERE is_local = 1")
             .fetch_optional(&self.pool)
             .await?)
     }
@@ -58,11 +59,11 @@ impl Store {
 
 /// Inserts a node in `provisioning`; [`StoreError::Duplicate`] for a second local node.
 pub async fn insert_node(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     n: &NewNode,
     now: &str,
 ) -> Result<(), StoreError> {
-    sqlx::query(
+    crate::store::query(
         "INSERT INTO nodes (id, name, hostname, public_ip, ssh_port, ssh_user, status, is_local,
            created_at, updated_at)
          VALUES (?, ?, ?, ?, ?, ?, 'provisioning', ?, ?, ?)",
@@ -73,7 +74,7 @@ pub async fn insert_node(
     .bind(&n.public_ip)
     .bind(n.ssh_port)
     .bind(&n.ssh_user)
-    .bind(n.is_local)
+    .bind(crate::store::flag(n.is_local))
     .bind(now)
     .bind(now)
     .execute(conn)
@@ -87,7 +88,7 @@ fetch_by_id!(fetch_node, NodeRecord, "nodes");
 /// Optimistic status change: applies only if the row still has `state_version`. False when a
 /// concurrent change got there first.
 pub async fn set_node_status(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     node: &NodeRecord,
     to: NodeStatus,
     now: &str,
@@ -105,13 +106,13 @@ pub async fn set_node_status(
 
 /// Records a successful contact and the provisioning report.
 pub async fn record_node_provisioned(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     id: &str,
     firewall_status: Option<&str>,
     provision_warning: Option<&str>,
     now: &str,
 ) -> Result<(), StoreError> {
-    sqlx::query(
+    crate::store::query(
         "UPDATE nodes SET last_seen_at = ?, firewall_status = ?, provision_warning = ?,
            state_version = state_version + 1, updated_at = ?
          WHERE id = ?",
@@ -129,11 +130,11 @@ pub async fn record_node_provisioned(
 /// Refreshes a node's `last_seen_at` after a run that reached it (data-model.md: after every
 /// contact). Not a state change: `state_version` and `updated_at` stay.
 pub async fn touch_last_seen(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     id: &str,
     now: &str,
 ) -> Result<(), StoreError> {
-    sqlx::query("UPDATE nodes SET last_seen_at = ? WHERE id = ?")
+    crate::store::query("UPDATE nodes SET last_seen_at = ? WHERE id = ?")
         .bind(now)
         .bind(id)
         .execute(conn)
@@ -144,9 +145,9 @@ pub async fn touch_last_seen(
 /// Nodes sites may be placed on, in placement order: the local node first, then oldest first
 /// (architecture.md §3). `(id, public_ip)`.
 pub async fn eligible_nodes(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
 ) -> Result<Vec<(String, String)>, StoreError> {
-    Ok(sqlx::query_as(
+    Ok(crate::store::query_as(
         "SELECT id, public_ip FROM nodes
          WHERE status = 'active' AND public_ip IS NOT NULL AND public_ip <> ''
          ORDER BY is_local DESC, created_at, id",
@@ -158,17 +159,17 @@ pub async fn eligible_nodes(
 /// The nodes a domain-config save reconciles (api.md §7): every `active` node when
 /// `all_active`, plus the local node (unless decommissioned) when `local`; local first.
 pub async fn reconcile_targets(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     all_active: bool,
     local: bool,
 ) -> Result<Vec<String>, StoreError> {
-    let rows: Vec<(String,)> = sqlx::query_as(
+    let rows: Vec<(String,)> = crate::store::query_as(
         "SELECT id FROM nodes
-         WHERE (?1 AND status = 'active') OR (?2 AND is_local = 1 AND status <> 'decommissioned')
+         WHERE (?1 = 1 AND status = 'active') OR (?2 = 1 AND is_local = 1 AND status <> 'decommissioned')
          ORDER BY is_local DESC, created_at, id",
     )
-    .bind(all_active)
-    .bind(local)
+    .bind(crate::store::flag(all_active))
+    .bind(crate::store::flag(local))
     .fetch_all(conn)
     .await?;
     Ok(rows.into_iter().map(|(id,)| id).collect())

@@ -5,12 +5,12 @@
 
 use std::sync::Arc;
 
-use sqlx::{ConnectOptions, SqliteConnection};
+use sqlx::{AnyConnection, Connection, Executor};
 use tokio::sync::{Mutex, OnceCell};
 
 use super::jobs::job_by_id;
 use super::write_tx::{WriteTx, WriterConn};
-use super::{updated_one, JobRecord, Store, StoreError};
+use super::{flag, updated_one, Backend, JobRecord, Store, StoreError};
 use crate::domain::{JobStatus, JobType};
 
 /// The job engine's write connection for claims and completions: a connection of its own
@@ -58,7 +58,11 @@ const CANCEL_WINS: &str = "(cancel_requested_at IS NOT NULL AND ?1 <> 'succeeded
 /// The finishing batch; `{cancel}` is [`CANCEL_WINS`]. A cancelled job keeps no error of an
 /// earlier attempt (`error_code`/`error_message` NULL, jobs.md §8).
 const FINISH_SQL_TEMPLATE: &str = "BEGIN IMMEDIATE;
-UPDATE jobs SET status = CASE WHEN {cancel} THEN 'cancelled' ELSE ?1 END,
+{job};
+{audit}";
+
+/// The job part of the finishing batch (its parameters as in [`FINISH_SQL_TEMPLATE`]).
+const FINISH_JOB_SQL: &str = "UPDATE jobs SET status = CASE WHEN {cancel} THEN 'cancelled' ELSE ?1 END,
   run_after = CASE WHEN {cancel} THEN NULL ELSE ?2 END,
   error_code = CASE WHEN {cancel} OR ?1 = 'cancelled' THEN NULL ELSE COALESCE(?3, error_code) END,
   error_message = CASE WHEN {cancel} OR ?1 = 'cancelled' THEN NULL
@@ -68,34 +72,50 @@ UPDATE jobs SET status = CASE WHEN {cancel} THEN 'cancelled' ELSE ?1 END,
   locked_at = NULL, locked_by = NULL, heartbeat_at = NULL, cancel_requested_at = NULL,
   updated_at = ?6
 WHERE id = ?7 AND status = 'running' AND (?8 IS NULL OR locked_by = ?8)
-RETURNING 'job:' || status;
-UPDATE audit_logs SET result = (SELECT status FROM jobs WHERE id = ?7)
-WHERE job_id = ?7 AND result = 'accepted'
-  AND (SELECT status FROM jobs WHERE id = ?7) IN ('succeeded', 'failed', 'cancelled')
-  AND NOT (?9 = 0 AND (SELECT status FROM jobs WHERE id = ?7) = 'succeeded')
+RETURNING 'job:' || status";
+
+/// The audit part of the finishing batch; `{job}` and `{flag}` are the parameters holding the
+/// job id and `audit_success`.
+const FINISH_AUDIT_SQL: &str = "UPDATE audit_logs SET result = (SELECT status FROM jobs WHERE id = {job})
+WHERE job_id = {job} AND result = 'accepted'
+  AND (SELECT status FROM jobs WHERE id = {job}) IN ('succeeded', 'failed', 'cancelled')
+  AND NOT ({flag} = 0 AND (SELECT status FROM jobs WHERE id = {job}) = 'succeeded')
 RETURNING 'audit'";
 
+/// SQLite's finishing batch: `BEGIN IMMEDIATE`, the job, its audit rows, in one hand-off.
 fn finish_sql() -> &'static str {
     static SQL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    SQL.get_or_init(|| FINISH_SQL_TEMPLATE.replace("{cancel}", CANCEL_WINS))
+    SQL.get_or_init(|| {
+        FINISH_SQL_TEMPLATE
+            .replace("{job}", &finish_job_sql())
+            .replace(
+                "{audit}",
+                &FINISH_AUDIT_SQL.replace("{job}", "?7").replace("{flag}", "?9"),
+            )
+    })
+}
+
+fn finish_job_sql() -> String {
+    FINISH_JOB_SQL.replace("{cancel}", CANCEL_WINS)
 }
 
 impl QueueWriter {
     /// The write turn and the connection, with a transaction about to open: the caller's first
     /// statement must start with `BEGIN IMMEDIATE;`.
     async fn enter(&self, store: &Store) -> Result<WriteTx, StoreError> {
+        if store.backend == Backend::Postgres {
+            return store.begin_write().await;
+        }
         let turn = store.write_gate.clone().lock_owned().await;
         let cell = self
             .conn
             .get_or_try_init(|| async {
-                let conn = (*store.writer.connect_options())
-                    .clone()
-                    .pragma(
-                        "wal_autocheckpoint",
-                        QUEUE_WRITER_CHECKPOINT_PAGES.to_string(),
-                    )
-                    .connect()
-                    .await?;
+                let mut conn = AnyConnection::connect(&store.url.0).await?;
+                conn.execute(super::SQLITE_PRAGMAS).await?;
+                conn.execute(
+                    format!("PRAGMA wal_autocheckpoint = {QUEUE_WRITER_CHECKPOINT_PAGES}").as_str(),
+                )
+                .await?;
                 Ok::<_, sqlx::Error>(Arc::new(Mutex::new(WriterConn { conn, open: false })))
             })
             .await?;
@@ -116,11 +136,19 @@ impl QueueWriter {
         now: &str,
     ) -> Result<(WriteTx, Option<JobRecord>), StoreError> {
         let mut tx = self.enter(store).await?;
-        let job = sqlx::query_as(claim_sql(true))
+        let sql = match store.backend {
+            Backend::Sqlite => claim_sql(ClaimSql::SqliteBatch),
+            Backend::Postgres => claim_sql(ClaimSql::Postgres),
+        };
+        // `fetch_all`, not `fetch_optional`: through the `Any` driver, the latter stops at the
+        // batch's first result, the `BEGIN`'s.
+        let job = crate::store::query_as(sql)
             .bind(now)
             .bind(worker)
-            .fetch_optional(&mut *tx)
-            .await?;
+            .fetch_all(&mut *tx)
+            .await?
+            .into_iter()
+            .next();
         Ok((tx, job))
     }
 
@@ -138,7 +166,14 @@ impl QueueWriter {
         audit_success: bool,
     ) -> Result<(WriteTx, Finished), StoreError> {
         let mut tx = self.enter(store).await?;
-        let rows: Vec<String> = sqlx::query_scalar(finish_sql())
+        let sql = match store.backend {
+            Backend::Sqlite => finish_sql(),
+            Backend::Postgres => {
+                static SQL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+                SQL.get_or_init(finish_job_sql)
+            }
+        };
+        let mut rows: Vec<String> = crate::store::query_scalar(sql)
             .bind(f.status)
             .bind(f.run_after)
             .bind(f.error_code)
@@ -147,9 +182,24 @@ impl QueueWriter {
             .bind(f.now)
             .bind(id)
             .bind(worker)
-            .bind(audit_success)
             .fetch_all(&mut *tx)
             .await?;
+        if store.backend == Backend::Postgres {
+            // PostgreSQL prepares one statement at a time: the audit part on its own.
+            static AUDIT: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+            let audit = AUDIT.get_or_init(|| {
+                FINISH_AUDIT_SQL
+                    .replace("{job}", "?1")
+                    .replace("{flag}", "?2")
+            });
+            rows.extend(
+                crate::store::query_scalar::<String>(audit)
+                    .bind(id)
+                    .bind(flag(audit_success))
+                    .fetch_all(&mut *tx)
+                    .await?,
+            );
+        }
         let finished = Finished {
             status: rows
                 .iter()
@@ -214,10 +264,21 @@ const CANDIDATE: &str = "(SELECT j.id FROM jobs j
   ORDER BY {order}
   LIMIT 1)";
 
-/// The claim statement; `with_begin`: preceded by `BEGIN IMMEDIATE;` in the same batch.
-fn claim_sql(with_begin: bool) -> &'static str {
-    static SQL: std::sync::OnceLock<[String; 2]> = std::sync::OnceLock::new();
-    let [plain, begin] = SQL.get_or_init(|| {
+/// Which form of the claim statement.
+#[derive(Debug, Clone, Copy)]
+enum ClaimSql {
+    /// SQLite, inside an open transaction.
+    Sqlite,
+    /// SQLite, preceded by `BEGIN IMMEDIATE;` in the same batch.
+    SqliteBatch,
+    /// PostgreSQL: the candidate rows locked `FOR UPDATE SKIP LOCKED`.
+    Postgres,
+}
+
+/// The claim statement in the given form.
+fn claim_sql(form: ClaimSql) -> &'static str {
+    static SQL: std::sync::OnceLock<[String; 3]> = std::sync::OnceLock::new();
+    let [plain, begin, pg] = SQL.get_or_init(|| {
         let candidate =
             CANDIDATE.replace("{follow_ups}", &crate::jobs::kinds::follow_up_sql_list());
         let follow_ups = candidate.replace("{kind}", "IN").replace(
@@ -234,19 +295,20 @@ fn claim_sql(with_begin: bool) -> &'static str {
              WHERE id = COALESCE({follow_ups}, {others})
              RETURNING *, NULL AS site_name, NULL AS environment_name, NULL AS node_name"
         );
-        [claim.clone(), format!("BEGIN IMMEDIATE;\n{claim}")]
+        let pg = claim.replace("  LIMIT 1)", "  LIMIT 1 FOR UPDATE OF j SKIP LOCKED)");
+        [claim.clone(), format!("BEGIN IMMEDIATE;\n{claim}"), pg]
     });
-    if with_begin {
-        begin
-    } else {
-        plain
+    match form {
+        ClaimSql::Sqlite => plain,
+        ClaimSql::SqliteBatch => begin,
+        ClaimSql::Postgres => pg,
     }
 }
 
 impl Store {
     /// Refreshes the lease of a job this worker runs; false when it is no longer ours.
     pub async fn heartbeat(&self, id: &str, worker: &str, now: &str) -> Result<bool, StoreError> {
-        let update = sqlx::query(
+        let update = crate::store::query(
             "UPDATE jobs SET heartbeat_at = ? WHERE id = ? AND status = 'running' AND locked_by = ?",
         )
         .bind(now)
@@ -257,7 +319,7 @@ impl Store {
 
     /// `cancel_requested_at` of a running job, if a cancel is pending.
     pub async fn cancel_requested(&self, id: &str) -> Result<bool, StoreError> {
-        let row: Option<(Option<String>,)> = sqlx::query_as(
+        let row: Option<(Option<String>,)> = crate::store::query_as(
             "SELECT cancel_requested_at FROM jobs WHERE id = ? AND status = 'running'",
         )
         .bind(id)
@@ -271,7 +333,7 @@ impl Store {
         &self,
         stale_before: &str,
     ) -> Result<Vec<(String, String)>, StoreError> {
-        Ok(sqlx::query_as(
+        Ok(crate::store::query_as(
             "SELECT id, COALESCE(locked_by, '') FROM jobs
              WHERE status = 'running' AND (heartbeat_at IS NULL OR heartbeat_at < ?)",
         )
@@ -282,7 +344,7 @@ impl Store {
 
     /// Jobs in `queued` whose `run_after` is due, for the wake-up decision of idle workers.
     pub async fn count_claimable_soon(&self, now: &str) -> Result<i64, StoreError> {
-        let (n,): (i64,) = sqlx::query_as(
+        let (n,): (i64,) = crate::store::query_as(
             "SELECT COUNT(*) FROM jobs WHERE status = 'queued' AND (run_after IS NULL OR run_after <= ?)",
         )
         .bind(now)
@@ -293,11 +355,11 @@ impl Store {
 }
 
 pub async fn insert_job(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     job: &NewJob,
     now: &str,
 ) -> Result<(), StoreError> {
-    sqlx::query(
+    crate::store::query(
         "INSERT INTO jobs (id, job_type, status, site_id, environment_id, node_id, payload_json,
            attempt_count, max_attempts, parent_job_id, created_at, updated_at)
          VALUES (?, ?, 'queued', ?, ?, ?, ?, 0, ?, ?, ?, ?)",
@@ -320,11 +382,15 @@ pub async fn insert_job(
 /// Claims the next eligible job for `worker` and returns its row (display names not joined),
 /// or `None` when nothing is claimable.
 pub async fn claim_next(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     worker: &str,
     now: &str,
 ) -> Result<Option<JobRecord>, StoreError> {
-    Ok(sqlx::query_as(claim_sql(false))
+    let sql = match Backend::of_conn(conn) {
+        Backend::Sqlite => claim_sql(ClaimSql::Sqlite),
+        Backend::Postgres => claim_sql(ClaimSql::Postgres),
+    };
+    Ok(crate::store::query_as(sql)
         .bind(now)
         .bind(worker)
         .fetch_optional(conn)
@@ -332,18 +398,18 @@ pub async fn claim_next(
 }
 
 pub async fn fetch_job(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     id: &str,
 ) -> Result<Option<JobRecord>, StoreError> {
     job_by_id(conn, id).await
 }
 
 pub async fn set_payload(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     id: &str,
     payload_json: &str,
 ) -> Result<(), StoreError> {
-    sqlx::query("UPDATE jobs SET payload_json = ? WHERE id = ?")
+    crate::store::query("UPDATE jobs SET payload_json = ? WHERE id = ?")
         .bind(payload_json)
         .bind(id)
         .execute(conn)
@@ -354,17 +420,17 @@ pub async fn set_payload(
 /// Ends a run of a `running` job (held by `worker` when given). Retries clear the lock fields;
 /// every end clears `cancel_requested_at`. False when the job was not in that state.
 pub async fn finish_running(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     id: &str,
     worker: Option<&str>,
     f: &Finish<'_>,
 ) -> Result<bool, StoreError> {
     let terminal = f.status != JobStatus::Queued;
-    let update = sqlx::query(
+    let update = crate::store::query(
         "UPDATE jobs SET status = ?, run_after = ?, error_code = COALESCE(?, error_code),
            error_message = COALESCE(?, error_message),
            output_tail = COALESCE(?, output_tail),
-           finished_at = CASE WHEN ? THEN ? ELSE NULL END,
+           finished_at = CASE WHEN ? = 1 THEN ? ELSE NULL END,
            locked_at = NULL, locked_by = NULL, heartbeat_at = NULL, cancel_requested_at = NULL,
            updated_at = ?
          WHERE id = ? AND status = 'running' AND (? IS NULL OR locked_by = ?)",
@@ -374,7 +440,7 @@ pub async fn finish_running(
     .bind(f.error_code)
     .bind(f.error_message)
     .bind(f.output_tail)
-    .bind(terminal)
+    .bind(flag(terminal))
     .bind(f.now)
     .bind(f.now)
     .bind(id)
@@ -386,14 +452,14 @@ pub async fn finish_running(
 /// Ends a `queued` job without running it (cancel, or start-time refusal). False when it was
 /// no longer queued.
 pub async fn finish_queued(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     id: &str,
     status: JobStatus,
     error_code: Option<&str>,
     error_message: Option<&str>,
     now: &str,
 ) -> Result<bool, StoreError> {
-    let update = sqlx::query(
+    let update = crate::store::query(
         "UPDATE jobs SET status = ?2, error_code = ?3, error_message = ?4, finished_at = ?5,
            run_after = NULL, updated_at = ?5
          WHERE id = ?1 AND status = 'queued'",
@@ -408,11 +474,11 @@ pub async fn finish_queued(
 
 /// Marks a cancel request on a running job; false when it is not running.
 pub async fn request_cancel(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     id: &str,
     now: &str,
 ) -> Result<bool, StoreError> {
-    let update = sqlx::query(
+    let update = crate::store::query(
         "UPDATE jobs SET cancel_requested_at = COALESCE(cancel_requested_at, ?2), updated_at = ?2
          WHERE id = ?1 AND status = 'running'",
     )
@@ -423,7 +489,7 @@ pub async fn request_cancel(
 
 /// Whether a job of `job_type` for `node_id` is queued or running.
 pub async fn job_pending_for_node(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     node_id: &str,
     job_type: JobType,
 ) -> Result<bool, StoreError> {
@@ -432,7 +498,7 @@ pub async fn job_pending_for_node(
 
 /// Whether a job of `job_type` for `node_id` ever succeeded.
 pub async fn job_succeeded_for_node(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     node_id: &str,
     job_type: JobType,
 ) -> Result<bool, StoreError> {
@@ -440,12 +506,12 @@ pub async fn job_succeeded_for_node(
 }
 
 async fn node_has_job(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     node_id: &str,
     job_type: JobType,
     status_condition: &'static str,
 ) -> Result<bool, StoreError> {
-    let (n,): (i64,) = sqlx::query_as(&format!(
+    let (n,): (i64,) = crate::store::query_as(&format!(
         "SELECT COUNT(*) FROM jobs WHERE node_id = ? AND job_type = ? AND {status_condition}"
     ))
     .bind(node_id)
@@ -472,7 +538,11 @@ mod tests {
 
     #[test]
     fn the_claim_takes_its_follow_up_set_from_the_registry() {
-        for sql in [claim_sql(false), claim_sql(true)] {
+        for sql in [
+            claim_sql(ClaimSql::Sqlite),
+            claim_sql(ClaimSql::SqliteBatch),
+            claim_sql(ClaimSql::Postgres),
+        ] {
             assert!(!sql.contains('{'), "placeholder left in {sql}");
             // Each of the two candidate searches names the set three times.
             let set = "('health_check', 'release_rollback')";
@@ -492,7 +562,7 @@ mod tests {
     }
 
     async fn audit_result(store: &Store) -> String {
-        let (r,): (String,) = sqlx::query_as("SELECT result FROM audit_logs WHERE id = 'a'")
+        let (r,): (String,) = crate::store::query_as("SELECT result FROM audit_logs WHERE id = 'a'")
             .fetch_one(store.pool())
             .await
             .unwrap();
@@ -506,7 +576,7 @@ mod tests {
         let writer = QueueWriter::default();
         let (mut tx, job) = writer.claim(&store, "w", T0).await.unwrap();
         assert!(job.is_none());
-        sqlx::query("CREATE TABLE scratch (x)")
+        crate::store::query("CREATE TABLE scratch (x)")
             .execute(&mut *tx)
             .await
             .unwrap();
@@ -519,7 +589,7 @@ mod tests {
         tx.rollback().await.unwrap();
         // …and nothing of the dropped transaction is left; the writer works on.
         let (n,): (i64,) =
-            sqlx::query_as("SELECT COUNT(*) FROM sqlite_master WHERE name = 'scratch'")
+            crate::store::query_as("SELECT COUNT(*) FROM sqlite_master WHERE name = 'scratch'")
                 .fetch_one(store.pool())
                 .await
                 .unwrap();
@@ -542,7 +612,7 @@ mod tests {
             "INSERT INTO audit_logs (id, user_id, action, resource_type, resource_id, result, job_id, created_at)
              VALUES ('a', 'u', 'backup_create', 'node', 'n', 'accepted', 'j', 't')",
         ] {
-            sqlx::query(sql).execute(store.pool()).await.unwrap();
+            crate::store::query(sql).execute(store.pool()).await.unwrap();
         }
         let writer = QueueWriter::default();
         let (tx, job) = writer.claim(&store, "w", T0).await.unwrap();
@@ -598,7 +668,7 @@ mod tests {
         tx.commit().await.unwrap();
         assert_eq!(audit_result(&store).await, "failed");
         let (status, finished_at): (String, Option<String>) =
-            sqlx::query_as("SELECT status, finished_at FROM jobs WHERE id = 'j'")
+            crate::store::query_as("SELECT status, finished_at FROM jobs WHERE id = 'j'")
                 .fetch_one(store.pool())
                 .await
                 .unwrap();

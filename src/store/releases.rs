@@ -2,7 +2,7 @@
 //! one makes it the environment's current release (releases-and-rollback.md). A release is
 //! immutable except its `health_status` and appended notes (data-model.md).
 
-use sqlx::{FromRow, SqliteConnection};
+use sqlx::{FromRow, AnyConnection};
 
 use super::environments::EnvironmentRecord;
 use super::{lost_update, row_by_id, Store, StoreError};
@@ -63,7 +63,7 @@ impl Store {
         site_id: &str,
         limit: i64,
     ) -> Result<Vec<(ReleaseRecord, String, String)>, StoreError> {
-        let rows: Vec<SiteRelease> = sqlx::query_as(
+        let rows: Vec<SiteRelease> = crate::store::query_as(
             "SELECT r.*, e.name AS environment_name, e.environment_type
              FROM releases r JOIN environments e ON e.id = r.environment_id
              WHERE e.site_id = ? ORDER BY r.created_at DESC, r.id DESC LIMIT ?",
@@ -86,11 +86,11 @@ impl Store {
 fetch_by_id!(fetch_release, ReleaseRecord, "releases");
 
 async fn insert_release(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     r: &NewRelease<'_>,
     now: &str,
 ) -> Result<(), StoreError> {
-    sqlx::query(
+    crate::store::query(
         "INSERT INTO releases (id, environment_id, source_type, source_ref, path, health_status,
            notes, job_id, created_at, updated_at)
          VALUES (?, ?, ?, ?, ?, 'unknown', ?, ?, ?, ?)",
@@ -113,7 +113,7 @@ async fn insert_release(
 /// WITHOUT touching the environment's status: a health-gated job leaves it `deploying` until
 /// its gate ends.
 pub async fn record_release(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     env: &EnvironmentRecord,
     r: &NewRelease<'_>,
     now: &str,
@@ -126,12 +126,12 @@ pub async fn record_release(
 
 /// Makes `release_id` the environment's current release (status unchanged).
 pub async fn set_current_release(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     environment_id: &str,
     release_id: &str,
     now: &str,
 ) -> Result<(), StoreError> {
-    let u = sqlx::query(
+    let u = crate::store::query(
         "UPDATE environments SET current_release_id = ?,
            state_version = state_version + 1, updated_at = ?
          WHERE id = ?",
@@ -150,13 +150,13 @@ pub async fn set_current_release(
 /// Sets a release's health, appending `append_note` to its notes ("; "-separated); bumps
 /// `state_version` and `updated_at` (the live feed).
 pub async fn set_release_health(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     release_id: &str,
     health: HealthStatus,
     append_note: Option<&str>,
     now: &str,
 ) -> Result<(), StoreError> {
-    let u = sqlx::query(
+    let u = crate::store::query(
         "UPDATE releases SET health_status = ?1,
            notes = CASE WHEN ?2 IS NULL THEN notes
                         WHEN notes IS NULL OR notes = '' THEN ?2
@@ -179,7 +179,7 @@ pub async fn set_release_health(
 
 /// Appends `note` to a release's notes, health unchanged.
 pub async fn append_release_note(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     release_id: &str,
     note: &str,
     now: &str,
@@ -193,13 +193,13 @@ pub async fn append_release_note(
 /// Records a built release and makes it the environment's current one, setting the
 /// environment `active` (one statement pair inside the completion transaction).
 pub async fn record_release_and_activate(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     env: &EnvironmentRecord,
     r: &NewRelease<'_>,
     now: &str,
 ) -> Result<(), StoreError> {
     insert_release(conn, r, now).await?;
-    let u = sqlx::query(
+    let u = crate::store::query(
         "UPDATE environments SET current_release_id = ?, status = 'active',
            state_version = state_version + 1, updated_at = ?
          WHERE id = ? AND state_version = ?",

@@ -4,7 +4,7 @@
 
 use std::fmt;
 
-use sqlx::sqlite::SqliteRow;
+use sqlx::any::AnyRow;
 use sqlx::{FromRow, Row};
 
 use super::{Store, StoreError};
@@ -56,8 +56,8 @@ impl fmt::Display for ResourceStatus {
 
 /// Decodes the status by the row's type: a value outside that type's set (or a type the feed
 /// does not select) is a decode error of the `status` column, not a panic.
-impl FromRow<'_, SqliteRow> for ResourceChange {
-    fn from_row(row: &SqliteRow) -> Result<Self, sqlx::Error> {
+impl FromRow<'_, AnyRow> for ResourceChange {
+    fn from_row(row: &AnyRow) -> Result<Self, sqlx::Error> {
         let resource_type: ResourceType = row.try_get("resource_type")?;
         let text: &str = row.try_get("status")?;
         let decode = |e: Box<dyn std::error::Error + Send + Sync>| sqlx::Error::ColumnDecode {
@@ -112,6 +112,6 @@ impl Store {
 
     /// The newest `updated_at` of any resource, where the resource feed starts.
     pub async fn latest_resource_change(&self) -> Result<Option<String>, StoreError> {
-        self.latest_change(&format!("({RESOURCES})")).await
+        self.latest_change(&format!("({RESOURCES}) r")).await
     }
 }

@@ -5,7 +5,7 @@
 //! PHP fatals); a person moves a `held` run to `approved` or `dismissed`. Every change bumps
 //! `state_version` and `updated_at`.
 
-use sqlx::{FromRow, SqliteConnection};
+use sqlx::{FromRow, AnyConnection};
 
 use super::{updated_one, Store, StoreError};
 use crate::domain::{SafeUpdateOutcome, SafeUpdateSchedule, SafeUpdateTrigger};
@@ -47,11 +47,11 @@ pub struct NewRun<'a> {
 }
 
 pub async fn insert_run(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     r: &NewRun<'_>,
     now: &str,
 ) -> Result<(), StoreError> {
-    sqlx::query(
+    crate::store::query(
         "INSERT INTO safe_update_runs (id, site_id, job_id, run_trigger, outcome,
            apply_backup_id, created_at, updated_at)
          VALUES (?, ?, ?, ?, 'running', ?, ?, ?)",
@@ -72,12 +72,12 @@ fetch_by_id!(fetch_run, SafeUpdateRunRecord, "safe_update_runs");
 
 /// Records the temporary environment of a running run.
 pub async fn set_temp_environment(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     id: &str,
     environment_id: &str,
     now: &str,
 ) -> Result<(), StoreError> {
-    sqlx::query(
+    crate::store::query(
         "UPDATE safe_update_runs SET temp_environment_id = ?, state_version = state_version + 1,
            updated_at = ? WHERE id = ? AND outcome = 'running'",
     )
@@ -101,7 +101,7 @@ pub struct RunFindings {
 
 /// Finishes a running run; a run already finished stays as it is (`false`).
 pub async fn finish_run(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     id: &str,
     outcome: SafeUpdateOutcome,
     f: &RunFindings,
@@ -114,7 +114,7 @@ pub async fn finish_run(
             s.to_string()
         }
     };
-    let update = sqlx::query(
+    let update = crate::store::query(
         "UPDATE safe_update_runs SET outcome = ?, updates_json = ?, pages_json = ?,
            fatals_json = ?, reason = ?, apply_job_id = ?, finished_at = ?,
            state_version = state_version + 1, updated_at = ?
@@ -135,14 +135,14 @@ pub async fn finish_run(
 /// A person's decision on a `held` run (`approved` with the production update's job, or
 /// `dismissed`); `false` when the run is not held (any more).
 pub async fn decide_run(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     id: &str,
     outcome: SafeUpdateOutcome,
     user_id: &str,
     apply_job_id: Option<&str>,
     now: &str,
 ) -> Result<bool, StoreError> {
-    let update = sqlx::query(
+    let update = crate::store::query(
         "UPDATE safe_update_runs SET outcome = ?, decided_by = ?, decided_at = ?,
            apply_job_id = COALESCE(?, apply_job_id), state_version = state_version + 1,
            updated_at = ?
@@ -159,10 +159,10 @@ pub async fn decide_run(
 
 /// Whether the site has a `safe_update` job queued or running.
 pub async fn run_in_progress(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     site_id: &str,
 ) -> Result<bool, StoreError> {
-    let row: Option<(i64,)> = sqlx::query_as(
+    let row: Option<(i64,)> = crate::store::query_as(
         "SELECT 1 FROM jobs WHERE site_id = ? AND job_type = 'safe_update'
            AND status IN ('queued', 'running') LIMIT 1",
     )
@@ -173,8 +173,8 @@ pub async fn run_in_progress(
 }
 
 /// Whether the site has a run waiting for a person (`held`).
-pub async fn run_held(conn: &mut SqliteConnection, site_id: &str) -> Result<bool, StoreError> {
-    let row: Option<(i64,)> = sqlx::query_as(
+pub async fn run_held(conn: &mut AnyConnection, site_id: &str) -> Result<bool, StoreError> {
+    let row: Option<(i64,)> = crate::store::query_as(
         "SELECT 1 FROM safe_update_runs WHERE site_id = ? AND outcome = 'held' LIMIT 1",
     )
     .bind(site_id)
@@ -195,12 +195,12 @@ pub struct SafeUpdateSettings {
 
 /// Sets a site's safe-update settings (bumps its `state_version`).
 pub async fn set_settings(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     site_id: &str,
     s: &SafeUpdateSettings,
     now: &str,
 ) -> Result<(), StoreError> {
-    let update = sqlx::query(
+    let update = crate::store::query(
         "UPDATE sites SET safe_updates_schedule = ?, safe_updates_window = ?,
            safe_updates_paths = ?, safe_updates_threshold = ?, safe_updates_masks = ?,
            state_version = state_version + 1, updated_at = ?
@@ -258,7 +258,7 @@ impl Store {
 
     /// Every `held` run of a site not deleted (the overview's "pending review"), oldest first.
     pub async fn held_safe_update_runs(&self) -> Result<Vec<SafeUpdateRunRecord>, StoreError> {
-        Ok(sqlx::query_as(
+        Ok(crate::store::query_as(
             "SELECT r.* FROM safe_update_runs r JOIN sites s ON s.id = r.site_id
               WHERE r.outcome = 'held' AND s.status <> 'deleted'
               ORDER BY r.created_at, r.id",
@@ -269,7 +269,7 @@ impl Store {
 
     /// Active sites whose safe-update schedule is not `off`.
     pub async fn scheduled_safe_update_sites(&self) -> Result<Vec<ScheduledSite>, StoreError> {
-        Ok(sqlx::query_as(
+        Ok(crate::store::query_as(
             "SELECT s.id AS site_id, s.safe_updates_schedule, s.safe_updates_window,
                     (SELECT MAX(r.created_at) FROM safe_update_runs r WHERE r.site_id = s.id)
                       AS last_created_at
@@ -286,7 +286,7 @@ impl Store {
         &self,
         before: &str,
     ) -> Result<Vec<ExpiredRun>, StoreError> {
-        Ok(sqlx::query_as(
+        Ok(crate::store::query_as(
             "SELECT id, outcome, apply_backup_id FROM safe_update_runs
               WHERE created_at < ? AND outcome NOT IN ('running', 'held')
               ORDER BY created_at, id",
@@ -298,7 +298,7 @@ impl Store {
 
     /// Deletes a finished run's row.
     pub async fn delete_safe_update_run(&self, id: &str) -> Result<(), StoreError> {
-        sqlx::query(
+        crate::store::query(
             "DELETE FROM safe_update_runs WHERE id = ? AND outcome NOT IN ('running', 'held')",
         )
         .bind(id)
@@ -310,7 +310,7 @@ impl Store {
     /// `(run id, apply_backup_id)` of finished runs that did not apply automatically but still
     /// name the backup prepared for it.
     pub async fn unused_apply_backups(&self) -> Result<Vec<(String, String)>, StoreError> {
-        Ok(sqlx::query_as(
+        Ok(crate::store::query_as(
             "SELECT id, apply_backup_id FROM safe_update_runs
               WHERE apply_backup_id IS NOT NULL AND outcome NOT IN ('running', 'applied')",
         )
@@ -320,7 +320,7 @@ impl Store {
 
     /// Forgets a run's prepared backup id.
     pub async fn clear_apply_backup(&self, id: &str) -> Result<(), StoreError> {
-        sqlx::query("UPDATE safe_update_runs SET apply_backup_id = NULL WHERE id = ?")
+        crate::store::query("UPDATE safe_update_runs SET apply_backup_id = NULL WHERE id = ?")
             .bind(id)
             .execute(&self.pool)
             .await?;
@@ -329,7 +329,7 @@ impl Store {
 
     /// Whether a backup row with `id` exists.
     pub async fn backup_exists(&self, id: &str) -> Result<bool, StoreError> {
-        let row: Option<(i64,)> = sqlx::query_as("SELECT 1 FROM backups WHERE id = ?")
+        let row: Option<(i64,)> = crate::store::query_as("SELECT 1 FROM backups WHERE id = ?")
             .bind(id)
             .fetch_optional(&self.pool)
             .await?;

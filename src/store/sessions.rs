@@ -23,7 +23,7 @@ impl Store {
         expires_at: &str,
         now: &str,
     ) -> Result<(), StoreError> {
-        sqlx::query(
+        crate::store::query(
             "INSERT INTO auth_sessions (id, user_id, session_token, expires_at, created_at)
              VALUES (?, ?, ?, ?, ?)",
         )
@@ -44,7 +44,7 @@ impl Store {
         token_hash: &str,
         now: &str,
     ) -> Result<Option<SessionUser>, StoreError> {
-        Ok(sqlx::query_as(
+        Ok(crate::store::query_as(
             "SELECT s.id AS session_id, u.id AS user_id, u.email, u.display_name, s.expires_at
              FROM auth_sessions s JOIN users u ON u.id = s.user_id
              WHERE s.session_token = ? AND s.revoked_at IS NULL AND s.expires_at > ?
@@ -58,7 +58,7 @@ impl Store {
 
     /// Whether the session `id` is neither expired (at `now`) nor revoked and its user active.
     pub async fn session_is_live(&self, id: &str, now: &str) -> Result<bool, StoreError> {
-        let row: Option<(i64,)> = sqlx::query_as(
+        let row: Option<(i64,)> = crate::store::query_as(
             "SELECT 1 FROM auth_sessions s JOIN users u ON u.id = s.user_id
              WHERE s.id = ? AND s.revoked_at IS NULL AND s.expires_at > ? AND u.is_active = 1",
         )
@@ -70,7 +70,7 @@ impl Store {
     }
 
     pub async fn revoke_session(&self, session_id: &str, now: &str) -> Result<(), StoreError> {
-        sqlx::query("UPDATE auth_sessions SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL")
+        crate::store::query("UPDATE auth_sessions SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL")
             .bind(now)
             .bind(session_id)
             .execute(&self.pool)
@@ -88,14 +88,14 @@ impl Store {
         attempts_before: &str,
     ) -> Result<(u64, u64), StoreError> {
         let mut tx = self.pool.begin().await?;
-        let s = sqlx::query(
+        let s = crate::store::query(
             "DELETE FROM auth_sessions WHERE expires_at < ? OR (revoked_at IS NOT NULL AND revoked_at < ?)",
         )
         .bind(sessions_before)
         .bind(sessions_before)
         .execute(&mut *tx)
         .await?;
-        let a = sqlx::query("DELETE FROM login_attempts WHERE created_at < ?")
+        let a = crate::store::query("DELETE FROM login_attempts WHERE created_at < ?")
             .bind(attempts_before)
             .execute(&mut *tx)
             .await?;

@@ -1,6 +1,6 @@
 //! Control-plane settings (`settings` table); a null setting has no row.
 
-use sqlx::SqliteConnection;
+use sqlx::AnyConnection;
 
 use super::{Store, StoreError};
 
@@ -12,7 +12,7 @@ impl Store {
     /// Every stored setting as `(key, value)`.
     pub async fn all_settings(&self) -> Result<Vec<(String, String)>, StoreError> {
         Ok(
-            sqlx::query_as("SELECT key, value FROM settings ORDER BY key")
+            crate::store::query_as("SELECT key, value FROM settings ORDER BY key")
                 .fetch_all(&self.pool)
                 .await?,
         )
@@ -20,10 +20,10 @@ impl Store {
 }
 
 pub async fn fetch_setting(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     key: &str,
 ) -> Result<Option<String>, StoreError> {
-    let row: Option<(String,)> = sqlx::query_as("SELECT value FROM settings WHERE key = ?")
+    let row: Option<(String,)> = crate::store::query_as("SELECT value FROM settings WHERE key = ?")
         .bind(key)
         .fetch_optional(conn)
         .await?;
@@ -32,14 +32,14 @@ pub async fn fetch_setting(
 
 /// Writes settings: `Some` upserts, `None` deletes the row (a null setting has no row).
 pub async fn put_settings(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     values: &[(&str, Option<&str>)],
     now: &str,
 ) -> Result<(), StoreError> {
     for (key, value) in values {
         match value {
             Some(v) => {
-                sqlx::query(
+                crate::store::query(
                     "INSERT INTO settings (key, value, updated_at) VALUES (?, ?, ?)
                      ON CONFLICT (key) DO UPDATE SET value = excluded.value,
                        updated_at = excluded.updated_at",
@@ -51,7 +51,7 @@ pub async fn put_settings(
                 .await?;
             }
             None => {
-                sqlx::query("DELETE FROM settings WHERE key = ?")
+                crate::store::query("DELETE FROM settings WHERE key = ?")
                     .bind(key)
                     .execute(&mut *conn)
                     .await?;

@@ -4,7 +4,7 @@
 //! Status changes are guarded by `state_version`; inside the engine's write transaction a
 //! lost update is impossible, so a zero-row update is reported as an error.
 
-use sqlx::{FromRow, SqliteConnection};
+use sqlx::{FromRow, AnyConnection};
 
 use super::{lost_update, row_by_id, set_status_guarded, Store, StoreError};
 use crate::domain::SiteStatus;
@@ -55,7 +55,7 @@ impl Store {
     /// `(id, name)` of every site, by name: the options of a site filter.
     pub async fn site_options(&self) -> Result<Vec<(String, String)>, StoreError> {
         Ok(
-            sqlx::query_as("SELECT id, name FROM sites ORDER BY name, id")
+            crate::store::query_as("SELECT id, name FROM sites ORDER BY name, id")
                 .fetch_all(&self.pool)
                 .await?,
         )
@@ -68,7 +68,7 @@ impl Store {
         } else {
             " WHERE s.status <> 'deleted'"
         };
-        Ok(sqlx::query_as(&format!(
+        Ok(crate::store::query_as(&format!(
             "{SITE_SUMMARY}{filter} ORDER BY s.created_at DESC, s.id DESC"
         ))
         .fetch_all(&self.pool)
@@ -84,9 +84,9 @@ fetch_by_id!(fetch_site, SiteRecord, "sites");
 
 /// Whether a site not deleted uses `slug` (a deleted site's slug is free again; one being
 /// deleted still holds it).
-pub async fn site_slug_taken(conn: &mut SqliteConnection, slug: &str) -> Result<bool, StoreError> {
+pub async fn site_slug_taken(conn: &mut AnyConnection, slug: &str) -> Result<bool, StoreError> {
     let row: Option<(i64,)> =
-        sqlx::query_as("SELECT 1 FROM sites WHERE slug = ? AND status <> 'deleted'")
+        crate::store::query_as("SELECT 1 FROM sites WHERE slug = ? AND status <> 'deleted'")
             .bind(slug)
             .fetch_optional(conn)
             .await?;
@@ -95,14 +95,14 @@ pub async fn site_slug_taken(conn: &mut SqliteConnection, slug: &str) -> Result<
 
 /// Inserts a site (without its primary environment, set by [`set_primary_environment`]).
 pub async fn insert_site(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     id: &str,
     name: &str,
     slug: &str,
     status: SiteStatus,
     now: &str,
 ) -> Result<(), StoreError> {
-    sqlx::query(
+    crate::store::query(
         "INSERT INTO sites (id, name, slug, status, created_at, updated_at)
          VALUES (?, ?, ?, ?, ?, ?)",
     )
@@ -119,12 +119,12 @@ pub async fn insert_site(
 }
 
 pub async fn set_primary_environment(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     site_id: &str,
     environment_id: &str,
     now: &str,
 ) -> Result<(), StoreError> {
-    sqlx::query("UPDATE sites SET primary_environment_id = ?, updated_at = ? WHERE id = ?")
+    crate::store::query("UPDATE sites SET primary_environment_id = ?, updated_at = ? WHERE id = ?")
         .bind(environment_id)
         .bind(now)
         .bind(site_id)
@@ -135,7 +135,7 @@ pub async fn set_primary_environment(
 
 /// Sets a site's status (guarded by the `state_version` read).
 pub async fn set_site_status(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     site: &SiteRecord,
     to: SiteStatus,
     now: &str,
@@ -150,7 +150,7 @@ pub async fn set_site_status(
 /// is refused at its start behind it, does not bring it back; only the delete kinds move it,
 /// with [`set_deletion_status`].
 pub(super) async fn set_lifecycle_status(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     what: &'static str,
     id: &str,
     (from, state_version): (SiteStatus, i64),
@@ -172,7 +172,7 @@ pub(super) async fn set_lifecycle_status(
 /// The delete kinds' status change of a site or environment row (`deleting`, `deleted` with
 /// `deleted_at`, `failed`, or back to the status before a refused or cancelled delete).
 pub async fn set_deletion_status(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     what: &'static str,
     id: &str,
     (from, state_version): (SiteStatus, i64),
@@ -193,7 +193,7 @@ pub async fn set_deletion_status(
         "UPDATE {table} SET status = ?, deleted_at = ?, state_version = state_version + 1,
            updated_at = ? WHERE id = ? AND state_version = ?"
     );
-    let update = sqlx::query(&sql)
+    let update = crate::store::query(&sql)
         .bind(to.as_str())
         .bind(deleted_at)
         .bind(now)
@@ -212,7 +212,7 @@ pub async fn set_deletion_status(
 }
 
 async fn set_status_any(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     what: &'static str,
     id: &str,
     (from, state_version): (SiteStatus, i64),

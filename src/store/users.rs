@@ -12,6 +12,7 @@ pub struct UserRecord {
     pub display_name: String,
     pub role: String,
     pub password_hash: String,
+    #[sqlx(try_from = "crate::store::Flag")]
     pub is_active: bool,
     pub created_at: String,
     pub updated_at: String,
@@ -19,7 +20,7 @@ pub struct UserRecord {
 
 impl Store {
     pub async fn count_users(&self) -> Result<i64, StoreError> {
-        let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM users")
+        let (n,): (i64,) = crate::store::query_as("SELECT COUNT(*) FROM users")
             .fetch_one(&self.pool)
             .await?;
         Ok(n)
@@ -34,7 +35,7 @@ impl Store {
         password_hash: &str,
         now: &str,
     ) -> Result<(), StoreError> {
-        sqlx::query(
+        crate::store::query(
             "INSERT INTO users (id, email, display_name, role, password_hash, is_active, created_at, updated_at)
              VALUES (?, ?, ?, 'admin', ?, 1, ?, ?)",
         )
@@ -52,14 +53,14 @@ impl Store {
 
     pub async fn admin_emails(&self) -> Result<Vec<String>, StoreError> {
         let rows: Vec<(String,)> =
-            sqlx::query_as("SELECT email FROM users ORDER BY created_at, email")
+            crate::store::query_as("SELECT email FROM users ORDER BY created_at, email")
                 .fetch_all(&self.pool)
                 .await?;
         Ok(rows.into_iter().map(|(e,)| e).collect())
     }
 
     pub async fn find_user_by_email(&self, email: &str) -> Result<Option<UserRecord>, StoreError> {
-        Ok(sqlx::query_as("SELECT * FROM users WHERE email = ?")
+        Ok(crate::store::query_as("SELECT * FROM users WHERE email = ?")
             .bind(email)
             .fetch_optional(&self.pool)
             .await?)
@@ -74,7 +75,7 @@ impl Store {
         now: &str,
     ) -> Result<bool, StoreError> {
         let mut tx = self.pool.begin().await?;
-        let user: Option<(String,)> = sqlx::query_as(
+        let user: Option<(String,)> = crate::store::query_as(
             "UPDATE users SET password_hash = ?, updated_at = ? WHERE email = ? RETURNING id",
         )
         .bind(password_hash)
@@ -85,7 +86,7 @@ impl Store {
         let Some((user_id,)) = user else {
             return Ok(false);
         };
-        sqlx::query(
+        crate::store::query(
             "UPDATE auth_sessions SET revoked_at = ? WHERE user_id = ? AND revoked_at IS NULL",
         )
         .bind(now)

@@ -2,10 +2,12 @@
 //!
 //! SQLite has one writer at a time; this type makes the process agree with that: a write
 //! takes the store's write gate (writers of this process queue in order) and opens with
-//! `BEGIN IMMEDIATE`. It lives apart from the queue because every service uses it, while the
+//! `BEGIN IMMEDIATE`. On PostgreSQL it opens with `BEGIN` and takes a transaction-scoped
+//! advisory lock, so the writes of every replica still run one at a time and every
+//! read-then-write a service does inside a `WriteTx` keeps SQLite's guarantees. It lives apart from the queue because every service uses it, while the
 //! queue's own dedicated connection ([`QueueWriter`](super::queue::QueueWriter)) is one of its two ways to connect.
 
-use sqlx::{Sqlite, SqliteConnection, Transaction};
+use sqlx::{Any, AnyConnection, Transaction};
 use tokio::sync::OwnedMutexGuard;
 
 use super::{Store, StoreError};
@@ -25,7 +27,7 @@ pub struct WriteTx {
 
 enum TxConn {
     /// sqlx's transaction on the connection of the store's writer pool.
-    Pooled(Option<Transaction<'static, Sqlite>>),
+    Pooled(Option<Transaction<'static, Any>>),
     /// A transaction on a [`QueueWriter`](super::queue::QueueWriter)'s connection, opened and ended with SQL of its own.
     Dedicated(Option<OwnedMutexGuard<WriterConn>>),
 }
@@ -52,7 +54,7 @@ impl WriteTx {
             TxConn::Dedicated(w) => {
                 let w = w.as_mut().expect("transaction open");
                 let sql = if commit { "COMMIT" } else { "ROLLBACK" };
-                sqlx::query(sql).execute(&mut w.conn).await?;
+                super::query(sql).execute(&mut w.conn).await?;
                 w.open = false;
                 Ok(())
             }
@@ -84,8 +86,8 @@ impl Drop for WriteTx {
 }
 
 impl std::ops::Deref for WriteTx {
-    type Target = SqliteConnection;
-    fn deref(&self) -> &SqliteConnection {
+    type Target = AnyConnection;
+    fn deref(&self) -> &AnyConnection {
         match &self.conn {
             TxConn::Pooled(Some(tx)) => tx,
             TxConn::Dedicated(Some(w)) => &w.conn,
@@ -95,7 +97,7 @@ impl std::ops::Deref for WriteTx {
 }
 
 impl std::ops::DerefMut for WriteTx {
-    fn deref_mut(&mut self) -> &mut SqliteConnection {
+    fn deref_mut(&mut self) -> &mut AnyConnection {
         match &mut self.conn {
             TxConn::Pooled(Some(tx)) => tx,
             TxConn::Dedicated(Some(w)) => &mut w.conn,
@@ -106,7 +108,7 @@ impl std::ops::DerefMut for WriteTx {
 
 /// The connection of a [`QueueWriter`](super::queue::QueueWriter).
 pub(super) struct WriterConn {
-    pub(super) conn: SqliteConnection,
+    pub(super) conn: AnyConnection,
     /// A transaction may be open on it (set before `BEGIN` is sent, cleared when it ended).
     pub(super) open: bool,
 }
@@ -114,7 +116,7 @@ pub(super) struct WriterConn {
 impl WriterConn {
     pub(super) async fn rollback(&mut self) {
         // "no transaction is active" is fine: the BEGIN never ran, or an error rolled it back.
-        if let Err(e) = sqlx::query("ROLLBACK").execute(&mut self.conn).await {
+        if let Err(e) = super::query("ROLLBACK").execute(&mut self.conn).await {
             tracing::debug!(error = %e, "queue writer: rollback of an abandoned transaction");
         }
         self.open = false;
@@ -136,7 +138,13 @@ impl Store {
     /// Opens a write transaction.
     pub async fn begin_write(&self) -> Result<WriteTx, StoreError> {
         let turn = self.write_gate.clone().lock_owned().await;
-        let tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
+        let mut tx = self
+            .writer
+            .begin_with(self.backend.begin_write_sql())
+            .await?;
+        if let Some(lock) = self.backend.write_lock_sql() {
+            super::query(lock).execute(&mut *tx).await?;
+        }
         Ok(WriteTx {
             conn: TxConn::Pooled(Some(tx)),
             turn: Some(turn),

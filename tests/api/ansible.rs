@@ -55,7 +55,7 @@ async fn run_playbook(
     )
     .await;
     let node = app.insert_node("local", "active").await;
-    sqlx::query("UPDATE nodes SET hostname = '127.0.0.1', ssh_port = ? WHERE id = ?")
+    pressluft::store::query("UPDATE nodes SET hostname = '127.0.0.1', ssh_port = ? WHERE id = ?")
         .bind(ssh_port)
         .bind(&node)
         .execute(app.store.pool())
@@ -220,7 +220,7 @@ async fn user_data_in_variables_is_never_templated() {
         "nested": {"a": [{"b": statement, key.clone(): 1}]},
         "plain": ["", "true", "0", "null", "~"],
     });
-    sqlx::query("UPDATE jobs SET payload_json = ? WHERE id = ?")
+    pressluft::store::query("UPDATE jobs SET payload_json = ? WHERE id = ?")
         .bind(payload.to_string())
         .bind(&id)
         .execute(app.store.pool())

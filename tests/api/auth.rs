@@ -36,7 +36,7 @@ async fn login_sets_a_hardened_session_cookie_and_stores_only_its_hash() {
         "plain HTTP without a control-plane domain: {cookie}"
     );
 
-    let stored: Vec<(String,)> = sqlx::query_as("SELECT session_token FROM auth_sessions")
+    let stored: Vec<(String,)> = pressluft::store::query_as("SELECT session_token FROM auth_sessions")
         .fetch_all(app.store.pool())
         .await
         .unwrap();
@@ -162,7 +162,7 @@ async fn logout_revokes_the_session_and_clears_the_cookie() {
         401,
         "old cookie is dead"
     );
-    let revoked: (Option<String>,) = sqlx::query_as("SELECT revoked_at FROM auth_sessions")
+    let revoked: (Option<String>,) = pressluft::store::query_as("SELECT revoked_at FROM auth_sessions")
         .fetch_one(app.store.pool())
         .await
         .unwrap();
@@ -670,7 +670,7 @@ async fn forwarded_for_is_ignored_unless_the_peer_is_a_trusted_proxy() {
         }
         let r = login_from(&app, "198.51.100.99", ADMIN_EMAIL, ADMIN_PASSWORD).await;
         assert_error(r, 429, "login_throttled").await;
-        let ips: Vec<(String,)> = sqlx::query_as("SELECT DISTINCT remote_ip FROM login_attempts")
+        let ips: Vec<(String,)> = pressluft::store::query_as("SELECT DISTINCT remote_ip FROM login_attempts")
             .fetch_all(app.store.pool())
             .await
             .unwrap();
@@ -684,7 +684,7 @@ async fn behind_a_trusted_proxy_the_last_untrusted_hop_is_the_client() {
     // A client-sent value before the proxy's own entry cannot choose the IP.
     let r = login_from(&app, "198.51.100.1, 203.0.113.50", ADMIN_EMAIL, "guess").await;
     assert_eq!(r.status(), 401);
-    let (ip,): (String,) = sqlx::query_as("SELECT remote_ip FROM login_attempts")
+    let (ip,): (String,) = pressluft::store::query_as("SELECT remote_ip FROM login_attempts")
         .fetch_one(app.store.pool())
         .await
         .unwrap();

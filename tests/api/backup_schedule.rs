@@ -36,7 +36,7 @@ async fn set_setting(app: &TestApp, key: &str, value: &str) {
 }
 
 async fn jobs_of(app: &TestApp, job_type: &str) -> Vec<(String, String, Value)> {
-    let rows: Vec<(String, String, String)> = sqlx::query_as(
+    let rows: Vec<(String, String, String)> = pressluft::store::query_as(
         "SELECT id, status, payload_json FROM jobs WHERE job_type = ? ORDER BY created_at, id",
     )
     .bind(job_type)
@@ -49,7 +49,7 @@ async fn jobs_of(app: &TestApp, job_type: &str) -> Vec<(String, String, Value)> 
 }
 
 async fn backup_row(app: &TestApp, id: &str) -> (String, Option<String>) {
-    sqlx::query_as("SELECT status, error_code FROM backups WHERE id = ?")
+    pressluft::store::query_as("SELECT status, error_code FROM backups WHERE id = ?")
         .bind(id)
         .fetch_one(app.store.pool())
         .await

@@ -436,7 +436,7 @@ async fn s3_credentials_stay_in_the_secrets_store() {
         .is_none());
 
     // Audited as settings_update, without the secret.
-    let rows: Vec<(String, String, String)> = sqlx::query_as(
+    let rows: Vec<(String, String, String)> = pressluft::store::query_as(
         "SELECT action, resource_id, result FROM audit_logs WHERE resource_type = 'settings'",
     )
     .fetch_all(app.store.pool())
@@ -449,7 +449,7 @@ async fn s3_credentials_stay_in_the_secrets_store() {
     );
     assert_eq!(rows.iter().filter(|r| **r == ours).count(), 3, "{rows:?}");
     let dump: Vec<(String,)> =
-        sqlx::query_as("SELECT id || user_id || action || resource_id || result FROM audit_logs")
+        pressluft::store::query_as("SELECT id || user_id || action || resource_id || result FROM audit_logs")
             .fetch_all(app.store.pool())
             .await
             .unwrap();

@@ -147,7 +147,7 @@ async fn a_local_backup_downloads_from_the_node_as_zstd() {
         decoded.windows(64).any(|w| w == &upload[1000..1064]),
         "the upload is inside"
     );
-    let (audited,): (i64,) = sqlx::query_as(
+    let (audited,): (i64,) = pressluft::store::query_as(
         "SELECT COUNT(*) FROM audit_logs WHERE action = 'backup_download' AND result = 'succeeded' AND resource_id = ?",
     )
     .bind(&id)

@@ -262,7 +262,7 @@ async fn downloads_are_refused_unless_completed_and_logged_in() {
         let html = r.text().await.unwrap();
         assert!(html.contains(message), "{path}: {html}");
     }
-    let (rejected,): (i64,) = sqlx::query_as(
+    let (rejected,): (i64,) = pressluft::store::query_as(
         "SELECT COUNT(*) FROM audit_logs WHERE action = 'backup_download' AND result = 'rejected'",
     )
     .fetch_one(app.store.pool())

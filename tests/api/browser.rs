@@ -100,14 +100,14 @@ async fn insert_busy_site(app: &TestApp, node: &str) -> String {
         f.attempt_count = 3;
         f.offset_ms = 2000 + i as i64;
         let job = app.insert_job(f).await;
-        sqlx::query("UPDATE jobs SET started_at = ?, finished_at = ? WHERE id = ?")
+        pressluft::store::query("UPDATE jobs SET started_at = ?, finished_at = ? WHERE id = ?")
             .bind(&now)
             .bind((status != "running").then_some(&now))
             .bind(&job)
             .execute(app.store.pool())
             .await
             .unwrap();
-        sqlx::query(
+        pressluft::store::query(
             "INSERT INTO releases (id, environment_id, source_type, source_ref, path,
                health_status, notes, job_id, created_at)
              VALUES (?, ?, 'git', ?, ?, 'unhealthy', ?, ?, ?)",

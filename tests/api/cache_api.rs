@@ -34,7 +34,7 @@ async fn flags(app: &TestApp, env: &str) -> (Value, Value) {
 
 /// The audit rows (action, resource_id, result, job_id) of `action`.
 async fn audit(app: &TestApp, action: &str) -> Vec<(String, String, String, Option<String>)> {
-    sqlx::query_as(
+    pressluft::store::query_as(
         "SELECT action, resource_id, result, job_id FROM audit_logs WHERE action = ?
          ORDER BY created_at, rowid",
     )

@@ -59,7 +59,7 @@ async fn cache_panel_toggles_and_purges_live_in_a_browser() {
     };
     let status = child.wait().expect("node exits");
     let jobs: Vec<(String, String)> =
-        sqlx::query_as("SELECT job_type, status FROM jobs ORDER BY created_at, rowid")
+        pressluft::store::query_as("SELECT job_type, status FROM jobs ORDER BY created_at, rowid")
             .fetch_all(app.store.pool())
             .await
             .unwrap();

@@ -53,7 +53,7 @@ async fn run_all(app: &TestApp) {
 
 /// The audit rows of `action`, as (resource id, result), sorted (the manual clock stands).
 async fn audit(app: &TestApp, action: &str) -> Vec<(String, String)> {
-    sqlx::query_as(
+    pressluft::store::query_as(
         "SELECT resource_id, result FROM audit_logs WHERE action = ? ORDER BY resource_id, result",
     )
     .bind(action)

@@ -32,7 +32,7 @@ async fn site(script: Vec<(&'static str, Step)>) -> (TestApp, Arc<StandIn>, Stri
 }
 
 async fn actor(app: &TestApp) -> Actor {
-    let (user_id, email): (String, String) = sqlx::query_as("SELECT id, email FROM users LIMIT 1")
+    let (user_id, email): (String, String) = pressluft::store::query_as("SELECT id, email FROM users LIMIT 1")
         .fetch_one(app.store.pool())
         .await
         .unwrap();
@@ -88,7 +88,7 @@ async fn releases(app: &TestApp, env: &str) -> Vec<ReleaseRecord> {
 }
 
 async fn audit_result(app: &TestApp, job: &str) -> String {
-    let (r,): (String,) = sqlx::query_as("SELECT result FROM audit_logs WHERE job_id = ?")
+    let (r,): (String,) = pressluft::store::query_as("SELECT result FROM audit_logs WHERE job_id = ?")
         .bind(job)
         .fetch_one(app.store.pool())
         .await
@@ -98,7 +98,7 @@ async fn audit_result(app: &TestApp, job: &str) -> String {
 
 /// The follow-ups of `job`: (id, type, payload).
 async fn children(app: &TestApp, job: &str) -> Vec<(String, String, Value)> {
-    let rows: Vec<(String, String, String)> = sqlx::query_as(
+    let rows: Vec<(String, String, String)> = pressluft::store::query_as(
         "SELECT id, job_type, payload_json FROM jobs WHERE parent_job_id = ? ORDER BY created_at",
     )
     .bind(job)

@@ -49,7 +49,7 @@ pub async fn insert_release(
 
 /// The job row's payload.
 pub async fn payload(app: &TestApp, job_id: &str) -> Value {
-    let (p,): (String,) = sqlx::query_as("SELECT payload_json FROM jobs WHERE id = ?")
+    let (p,): (String,) = pressluft::store::query_as("SELECT payload_json FROM jobs WHERE id = ?")
         .bind(job_id)
         .fetch_one(app.store.pool())
         .await
@@ -59,7 +59,7 @@ pub async fn payload(app: &TestApp, job_id: &str) -> Value {
 
 /// Everything the database holds as text in jobs and the audit.
 async fn jobs_and_audit(app: &TestApp) -> String {
-    let rows: Vec<(String,)> = sqlx::query_as(
+    let rows: Vec<(String,)> = pressluft::store::query_as(
         "SELECT payload_json || COALESCE(error_message, '') || COALESCE(output_tail, '') FROM jobs
          UNION ALL SELECT id || user_id || action || resource_id || result FROM audit_logs",
     )

@@ -64,7 +64,7 @@ async fn the_deploy_form_posts_names_bad_fields_and_needs_csrf() {
     assert_eq!(r.status(), 303);
     let location = r.headers()["location"].to_str().unwrap().to_string();
     let job_id = location.strip_prefix("/jobs/").unwrap();
-    let (kind,): (String,) = sqlx::query_as("SELECT job_type FROM jobs WHERE id = ?")
+    let (kind,): (String,) = pressluft::store::query_as("SELECT job_type FROM jobs WHERE id = ?")
         .bind(job_id)
         .fetch_one(app.store.pool())
         .await
@@ -109,7 +109,7 @@ async fn the_update_form_posts_and_names_a_bad_scope() {
 #[tokio::test]
 async fn the_timeline_shows_releases_rollbacks_and_the_last_failure() {
     let Fixture { app, c, env } = fixture().await;
-    let node: (String,) = sqlx::query_as("SELECT node_id FROM environments WHERE id = ?")
+    let node: (String,) = pressluft::store::query_as("SELECT node_id FROM environments WHERE id = ?")
         .bind(&env)
         .fetch_one(app.store.pool())
         .await

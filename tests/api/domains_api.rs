@@ -47,7 +47,7 @@ async fn primary(app: &TestApp, env: &str) -> Value {
 
 /// The audit rows (action, resource_type, resource_id, result) of `action`.
 async fn audit(app: &TestApp, action: &str) -> Vec<(String, String, String, String)> {
-    sqlx::query_as(
+    pressluft::store::query_as(
         "SELECT action, resource_type, resource_id, result FROM audit_logs WHERE action = ?
          ORDER BY created_at, rowid",
     )

@@ -160,7 +160,7 @@ async fn a_check_records_the_differences_of_the_preset_from_the_baseline() {
     assert_eq!(payload["promotion_preset"], "commerce-protect");
 
     // The audit row of the request, finished with its job.
-    let audit: Vec<(String, String)> = sqlx::query_as(
+    let audit: Vec<(String, String)> = pressluft::store::query_as(
         "SELECT action, result FROM audit_logs WHERE action = 'drift_check' ORDER BY created_at",
     )
     .fetch_all(app.store.pool())
@@ -171,7 +171,7 @@ async fn a_check_records_the_differences_of_the_preset_from_the_baseline() {
 
     // The baseline row reads back with no differences.
     let (id,): (String,) =
-        sqlx::query_as("SELECT id FROM drift_checks WHERE environment_id = ? AND is_baseline = 1")
+        pressluft::store::query_as("SELECT id FROM drift_checks WHERE environment_id = ? AND is_baseline = 1")
             .bind(&staging)
             .fetch_one(app.store.pool())
             .await
@@ -184,7 +184,7 @@ async fn a_check_records_the_differences_of_the_preset_from_the_baseline() {
 
 /// The newest drift_check job of `env`.
 async fn run_job_id(app: &TestApp, env: &str) -> String {
-    let (id,): (String,) = sqlx::query_as(
+    let (id,): (String,) = pressluft::store::query_as(
         "SELECT id FROM jobs WHERE job_type = 'drift_check' AND environment_id = ?
          ORDER BY created_at DESC, rowid DESC LIMIT 1",
     )
@@ -221,7 +221,7 @@ async fn content_protect_ignores_order_and_account_tables() {
     );
     // Stored rows hold only the preset's tables.
     let (tables,): (String,) =
-        sqlx::query_as("SELECT db_checksums_json FROM drift_checks WHERE id = ?")
+        pressluft::store::query_as("SELECT db_checksums_json FROM drift_checks WHERE id = ?")
             .bind(check["id"].as_str().unwrap())
             .fetch_one(app.store.pool())
             .await
@@ -243,7 +243,7 @@ async fn production_and_environments_without_a_baseline_are_refused() {
     );
 
     // An environment whose baseline is missing (not cloned by Pressluft).
-    let node: (String,) = sqlx::query_as("SELECT node_id FROM environments WHERE id = ?")
+    let node: (String,) = pressluft::store::query_as("SELECT node_id FROM environments WHERE id = ?")
         .bind(&staging)
         .fetch_one(app.store.pool())
         .await
@@ -263,7 +263,7 @@ async fn production_and_environments_without_a_baseline_are_refused() {
         "{body}"
     );
 
-    let rejected: (i64,) = sqlx::query_as(
+    let rejected: (i64,) = pressluft::store::query_as(
         "SELECT COUNT(*) FROM audit_logs WHERE action = 'drift_check' AND result = 'rejected'",
     )
     .fetch_one(app.store.pool())

@@ -55,7 +55,7 @@ async fn drills(app: &TestApp, site: &str) -> Value {
 
 async fn audit_results(app: &TestApp, action: &str) -> Vec<String> {
     let rows: Vec<(String,)> =
-        sqlx::query_as("SELECT result FROM audit_logs WHERE action = ? ORDER BY created_at, id")
+        pressluft::store::query_as("SELECT result FROM audit_logs WHERE action = ? ORDER BY created_at, id")
             .bind(action)
             .fetch_all(app.store.pool())
             .await
@@ -283,7 +283,7 @@ async fn the_scheduler_runs_one_drill_per_period() {
         let pool = app.store.pool().clone();
         async move {
             let (n,): (i64,) =
-                sqlx::query_as("SELECT COUNT(*) FROM jobs WHERE job_type = 'restore_drill'")
+                pressluft::store::query_as("SELECT COUNT(*) FROM jobs WHERE job_type = 'restore_drill'")
                     .fetch_one(&pool)
                     .await
                     .unwrap();

@@ -157,7 +157,7 @@ pub async fn drift(app: &TestApp, site_id: &str) {
     let (_, e) = app.get_json(&format!("/api/environments/{env}")).await;
     assert_eq!(e["drift_status"], "unknown", "{e}");
     assert_eq!(e["promotion_preset"], "commerce-protect");
-    let (baseline,): (String,) = sqlx::query_as(
+    let (baseline,): (String,) = pressluft::store::query_as(
         "SELECT db_checksums_json FROM drift_checks WHERE environment_id = ? AND is_baseline = 1",
     )
     .bind(&env)

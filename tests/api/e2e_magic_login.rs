@@ -118,7 +118,7 @@ pub async fn magic_login(app: &TestApp, site_id: &str, env_id: &str) {
     assert!(!logs_in(&first, &preview_host).await);
 
     // Every request was audited; the tokens are nowhere in the control plane's rows or logs.
-    let (audit,): (i64,) = sqlx::query_as(
+    let (audit,): (i64,) = pressluft::store::query_as(
         "SELECT COUNT(*) FROM audit_logs WHERE action = 'magic_login' AND resource_id = ?
            AND result = 'succeeded'",
     )
@@ -127,7 +127,7 @@ pub async fn magic_login(app: &TestApp, site_id: &str, env_id: &str) {
     .await
     .unwrap();
     assert!(audit >= 3, "{audit} succeeded magic_login rows");
-    let rows: Vec<(String,)> = sqlx::query_as(
+    let rows: Vec<(String,)> = pressluft::store::query_as(
         "SELECT action || resource_id || result || COALESCE(job_id, '') FROM audit_logs",
     )
     .fetch_all(app.store.pool())

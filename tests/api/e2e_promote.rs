@@ -273,7 +273,7 @@ pub async fn promotion(app: &TestApp, site_id: &str, prod_id: &str) {
         &[("PRESSLUFT_BLOCKED_ENV", &a), ("PRESSLUFT_PASSING_ENV", &b)],
     )
     .await;
-    let (promote_job,): (String,) = sqlx::query_as(
+    let (promote_job,): (String,) = pressluft::store::query_as(
         "SELECT id FROM jobs WHERE job_type = 'env_promote' AND environment_id = ?
          ORDER BY created_at DESC LIMIT 1",
     )
@@ -320,7 +320,7 @@ pub async fn promotion(app: &TestApp, site_id: &str, prod_id: &str) {
         "{releases}"
     );
     let (result,): (String,) =
-        sqlx::query_as("SELECT result FROM audit_logs WHERE job_id = ? AND action = 'env_promote'")
+        pressluft::store::query_as("SELECT result FROM audit_logs WHERE job_id = ? AND action = 'env_promote'")
             .bind(&promote_job)
             .fetch_one(app.store.pool())
             .await
@@ -439,7 +439,7 @@ pub async fn promotion(app: &TestApp, site_id: &str, prod_id: &str) {
     let payload = app.job(&job).await;
     let rollback = promoted(app, &job).await.expect("rolled back");
     assert_eq!(rollback["status"], "succeeded", "{rollback}");
-    let (p,): (String,) = sqlx::query_as("SELECT payload_json FROM jobs WHERE id = ?")
+    let (p,): (String,) = pressluft::store::query_as("SELECT payload_json FROM jobs WHERE id = ?")
         .bind(rollback["id"].as_str().unwrap())
         .fetch_one(app.store.pool())
         .await
@@ -481,7 +481,7 @@ pub async fn promotion(app: &TestApp, site_id: &str, prod_id: &str) {
     );
     assert_eq!(option(prod_id, "pl_e2e_promote_c"), "from C");
     let (result,): (String,) =
-        sqlx::query_as("SELECT result FROM audit_logs WHERE job_id = ? AND action = 'env_promote'")
+        pressluft::store::query_as("SELECT result FROM audit_logs WHERE job_id = ? AND action = 'env_promote'")
             .bind(&job)
             .fetch_one(app.store.pool())
             .await

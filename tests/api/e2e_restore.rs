@@ -98,7 +98,7 @@ async fn restore(app: &TestApp, env_id: &str, backup_id: &str) -> String {
 
 /// The job's `pre_backup_id` and that backup's row.
 async fn pre_backup(app: &TestApp, job_id: &str) -> Value {
-    let (payload,): (String,) = sqlx::query_as("SELECT payload_json FROM jobs WHERE id = ?")
+    let (payload,): (String,) = pressluft::store::query_as("SELECT payload_json FROM jobs WHERE id = ?")
         .bind(job_id)
         .fetch_one(app.store.pool())
         .await

@@ -127,7 +127,7 @@ pub async fn safe_updates(app: &TestApp, site_id: &str, env_id: &str) {
     let (_, rollback) = gate_ended(app, &apply).await;
     assert!(rollback.is_none(), "the update passed its health gate");
     assert_eq!(live_version(&layout).as_deref(), Some("1.1"));
-    let (payload,): (String,) = sqlx::query_as("SELECT payload_json FROM jobs WHERE id = ?")
+    let (payload,): (String,) = pressluft::store::query_as("SELECT payload_json FROM jobs WHERE id = ?")
         .bind(&apply)
         .fetch_one(app.state.store.pool())
         .await

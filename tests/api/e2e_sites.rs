@@ -216,7 +216,7 @@ pub async fn sites_on_this_machine(app: &TestApp) {
     );
 
     // The drift baseline of production was captured for each clone.
-    let (baselines,): (i64,) = sqlx::query_as(
+    let (baselines,): (i64,) = pressluft::store::query_as(
         "SELECT COUNT(*) FROM drift_checks WHERE is_baseline = 1 AND environment_id IN (?, ?)",
     )
     .bind(&staging_id)
@@ -225,7 +225,7 @@ pub async fn sites_on_this_machine(app: &TestApp) {
     .await
     .unwrap();
     assert_eq!(baselines, 2);
-    let (tables, paths): (String, String) = sqlx::query_as(
+    let (tables, paths): (String, String) = pressluft::store::query_as(
         "SELECT db_checksums_json, file_checksums_json FROM drift_checks WHERE environment_id = ?",
     )
     .bind(&clone_id)

@@ -180,7 +180,7 @@ fn modified(path: &str) -> SystemTime {
 /// The admin as the actor of a service call.
 pub async fn admin(app: &TestApp) -> Actor {
     let (user_id, email): (String, String) =
-        sqlx::query_as("SELECT id, email FROM users WHERE email = ?")
+        pressluft::store::query_as("SELECT id, email FROM users WHERE email = ?")
             .bind(crate::helpers::ADMIN_EMAIL)
             .fetch_one(app.state.store.pool())
             .await
@@ -200,7 +200,7 @@ async fn update(app: &TestApp, env_id: &str, scope: &str) -> (String, Value) {
         .await
         .unwrap();
     succeeded(app, &job_id).await;
-    let (payload,): (String,) = sqlx::query_as("SELECT payload_json FROM jobs WHERE id = ?")
+    let (payload,): (String,) = pressluft::store::query_as("SELECT payload_json FROM jobs WHERE id = ?")
         .bind(&job_id)
         .fetch_one(app.state.store.pool())
         .await
@@ -332,7 +332,7 @@ fn v2_ran(db: &str) -> String {
 
 /// The audit row's result of the request that enqueued `job_id`.
 async fn audit_result(app: &TestApp, job_id: &str) -> String {
-    let (result,): (String,) = sqlx::query_as("SELECT result FROM audit_logs WHERE job_id = ?")
+    let (result,): (String,) = pressluft::store::query_as("SELECT result FROM audit_logs WHERE job_id = ?")
         .bind(job_id)
         .fetch_one(app.state.store.pool())
         .await
@@ -420,7 +420,7 @@ pub async fn updates(app: &TestApp, site_id: &str, env_id: &str) {
     .await;
     assert_eq!(job["status"], "succeeded", "{job}");
     let job_id = job["id"].as_str().unwrap().to_string();
-    let (payload,): (String,) = sqlx::query_as("SELECT payload_json FROM jobs WHERE id = ?")
+    let (payload,): (String,) = pressluft::store::query_as("SELECT payload_json FROM jobs WHERE id = ?")
         .bind(&job_id)
         .fetch_one(app.state.store.pool())
         .await
@@ -530,7 +530,7 @@ pub async fn updates(app: &TestApp, site_id: &str, env_id: &str) {
         "the database came back from the pre-update backup"
     );
     let rollback_payload: Value = serde_json::from_str(
-        &sqlx::query_as::<_, (String,)>("SELECT payload_json FROM jobs WHERE id = ?")
+        &pressluft::store::query_as::<(String,)>("SELECT payload_json FROM jobs WHERE id = ?")
             .bind(rollback["id"].as_str().unwrap())
             .fetch_one(app.state.store.pool())
             .await

@@ -70,7 +70,7 @@ async fn a_health_check_runs_its_playbook_and_changes_nothing() {
     let id = enqueue_health_check(&app, &env, &create).await;
     let job = app.job(&id).await;
     assert_eq!(job["job_type"], "health_check");
-    let (stored,): (String,) = sqlx::query_as("SELECT payload_json FROM jobs WHERE id = ?")
+    let (stored,): (String,) = pressluft::store::query_as("SELECT payload_json FROM jobs WHERE id = ?")
         .bind(&id)
         .fetch_one(app.store.pool())
         .await

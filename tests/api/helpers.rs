@@ -55,6 +55,7 @@ pub async fn spawn_app_with(
 ) -> TestApp {
     let dir = tempfile::tempdir().expect("temp dir");
     let mut config = Config::for_tests(dir.path());
+    config.database_url = fresh_test_database().await;
     tweak(&mut config);
     let clock = ManualClock::starting_now();
     let app = Application::build_with_runner(config, Arc::new(clock.clone()), runner)
@@ -80,6 +81,34 @@ pub async fn spawn_app_with(
         _dir: dir,
         stop: Some(stop),
     }
+}
+
+/// The variable naming the PostgreSQL server the suite runs against (its maintenance database,
+/// e.g. `postgres://postgres@127.0.0.1:55432/postgres`); unset: SQLite.
+pub const TEST_DATABASE_URL: &str = "PRESSLUFT_TEST_DATABASE_URL";
+
+/// A new, empty PostgreSQL database for one test app when [`TEST_DATABASE_URL`] is set (the
+/// throwaway cluster of `scripts/pg-test-server` is removed after the run, databases and all).
+pub async fn fresh_test_database() -> Option<pressluft::config::DatabaseUrl> {
+    use sqlx::{Connection, Executor};
+    let admin = std::env::var(TEST_DATABASE_URL).ok()?;
+    sqlx::any::install_default_drivers();
+    let name = format!("pl_{}", Uuid::new_v4().simple());
+    let mut conn = sqlx::AnyConnection::connect(&admin)
+        .await
+        .expect("test PostgreSQL server reachable");
+    conn.execute(format!("CREATE DATABASE {name}").as_str())
+        .await
+        .expect("test database created");
+    conn.close().await.ok();
+    let mut url = url::Url::parse(&admin).expect("test database URL");
+    url.set_path(&format!("/{name}"));
+    Some(pressluft::config::DatabaseUrl::parse(url.as_str()).expect("postgres URL"))
+}
+
+/// Whether the suite runs against PostgreSQL.
+pub fn on_postgres() -> bool {
+    std::env::var_os(TEST_DATABASE_URL).is_some()
 }
 
 pub fn client() -> reqwest::Client {
@@ -166,7 +195,7 @@ impl TestApp {
 
     /// The distinct client addresses the login throttle recorded, sorted.
     pub async fn recorded_login_ips(&self) -> Vec<String> {
-        sqlx::query_as::<_, (String,)>("SELECT DISTINCT remote_ip FROM login_attempts ORDER BY 1")
+        pressluft::store::query_as::<(String,)>("SELECT DISTINCT remote_ip FROM login_attempts ORDER BY 1")
             .fetch_all(self.store.pool())
             .await
             .unwrap()
@@ -203,7 +232,7 @@ impl TestApp {
     pub async fn insert_node(&self, name: &str, status: &str) -> String {
         let id = Uuid::new_v4().to_string();
         let now = self.now();
-        sqlx::query(
+        pressluft::store::query(
             "INSERT INTO nodes (id, name, hostname, public_ip, ssh_port, ssh_user, status, is_local, created_at, updated_at)
              VALUES (?, ?, ?, '127.0.0.1', 22, 'root', ?, 0, ?, ?)",
         )
@@ -215,7 +244,7 @@ impl TestApp {
     pub async fn insert_site(&self, name: &str, slug: &str) -> String {
         let id = Uuid::new_v4().to_string();
         let now = self.now();
-        sqlx::query(
+        pressluft::store::query(
             "INSERT INTO sites (id, name, slug, status, created_at, updated_at) VALUES (?, ?, ?, 'active', ?, ?)",
         )
         .bind(&id).bind(name).bind(slug).bind(&now).bind(&now)
@@ -226,7 +255,7 @@ impl TestApp {
     pub async fn insert_environment(&self, site_id: &str, node_id: &str, name: &str) -> String {
         let id = Uuid::new_v4().to_string();
         let now = self.now();
-        sqlx::query(
+        pressluft::store::query(
             "INSERT INTO environments (id, site_id, name, slug, environment_type, status, node_id,
                promotion_preset, preview_url, drift_status, created_at, updated_at)
              VALUES (?, ?, ?, ?, 'production', 'active', ?, 'content-protect', ?, 'unknown', ?, ?)",
@@ -247,7 +276,7 @@ impl TestApp {
 
     /// Runs one SQL statement with text parameters (fixtures and faults the API cannot make).
     pub async fn exec(&self, sql: &str, binds: &[&str]) {
-        let mut query = sqlx::query(sql);
+        let mut query = pressluft::store::query(sql);
         for value in binds {
             query = query.bind(*value);
         }
@@ -259,7 +288,7 @@ impl TestApp {
 
     /// How many rows `table` holds.
     pub async fn count(&self, table: &str) -> i64 {
-        let (n,): (i64,) = sqlx::query_as(&format!("SELECT COUNT(*) FROM {table}"))
+        let (n,): (i64,) = pressluft::store::query_as(&format!("SELECT COUNT(*) FROM {table}"))
             .fetch_one(self.store.pool())
             .await
             .unwrap();
@@ -270,7 +299,7 @@ impl TestApp {
     pub async fn insert_job(&self, job: JobFixture<'_>) -> String {
         let id = Uuid::new_v4().to_string();
         let created = format_ts(self.clock.now() + time::Duration::milliseconds(job.offset_ms));
-        sqlx::query(
+        pressluft::store::query(
             "INSERT INTO jobs (id, job_type, status, site_id, environment_id, node_id, payload_json,
                attempt_count, max_attempts, parent_job_id, error_code, created_at, updated_at)
              VALUES (?, ?, ?, ?, ?, ?, '{}', ?, 3, ?, ?, ?, ?)",
@@ -593,7 +622,7 @@ pub fn visitor(hosts: &[&str]) -> reqwest::Client {
 pub async fn follow_up(app: &TestApp, parent: &str) -> String {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        let id: Option<(String,)> = sqlx::query_as(
+        let id: Option<(String,)> = pressluft::store::query_as(
             "SELECT id FROM jobs WHERE parent_job_id = ? ORDER BY created_at LIMIT 1",
         )
         .bind(parent)

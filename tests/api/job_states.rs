@@ -146,7 +146,7 @@ impl World {
     }
 
     async fn set_node_status(&self, status: &str) {
-        sqlx::query("UPDATE nodes SET status = ? WHERE id = ?")
+        pressluft::store::query("UPDATE nodes SET status = ? WHERE id = ?")
             .bind(status)
             .bind(&self.node)
             .execute(self.app.store.pool())

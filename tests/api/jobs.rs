@@ -257,7 +257,7 @@ async fn metrics_equal_row_counts() {
     let count = |sql: &'static str| {
         let pool = app.store.pool().clone();
         async move {
-            sqlx::query_as::<_, (i64,)>(sql)
+            pressluft::store::query_as::<(i64,)>(sql)
                 .fetch_one(&pool)
                 .await
                 .unwrap()

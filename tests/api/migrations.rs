@@ -30,7 +30,7 @@ async fn migrates_an_empty_database_idempotently() {
     let again = store.migrate().await.unwrap();
     assert_eq!(again.applied_now, 0, "second run applies nothing");
 
-    let tables: Vec<(String,)> = sqlx::query_as(
+    let tables: Vec<(String,)> = pressluft::store::query_as(
         "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE '\\_%' ESCAPE '\\' AND name NOT LIKE 'sqlite%' ORDER BY name",
     )
     .fetch_all(store.pool())
@@ -39,12 +39,12 @@ async fn migrates_an_empty_database_idempotently() {
     let names: Vec<&str> = tables.iter().map(|(n,)| n.as_str()).collect();
     assert_eq!(names, TABLES);
 
-    let (mode,): (String,) = sqlx::query_as("PRAGMA journal_mode")
+    let (mode,): (String,) = pressluft::store::query_as("PRAGMA journal_mode")
         .fetch_one(store.pool())
         .await
         .unwrap();
     assert_eq!(mode, "wal");
-    let (fk,): (i64,) = sqlx::query_as("PRAGMA foreign_keys")
+    let (fk,): (i64,) = pressluft::store::query_as("PRAGMA foreign_keys")
         .fetch_one(store.pool())
         .await
         .unwrap();
@@ -60,7 +60,7 @@ async fn schema_has_the_spec_columns_and_indexes() {
         let pool = store.pool().clone();
         async move {
             let rows: Vec<(String,)> =
-                sqlx::query_as(&format!("SELECT name FROM pragma_table_info('{table}')"))
+                pressluft::store::query_as(&format!("SELECT name FROM pragma_table_info('{table}')"))
                     .fetch_all(&pool)
                     .await
                     .unwrap();
@@ -85,7 +85,7 @@ async fn schema_has_the_spec_columns_and_indexes() {
         );
     }
     let indexes: Vec<(String,)> =
-        sqlx::query_as("SELECT sql FROM sqlite_master WHERE type = 'index' AND tbl_name = 'jobs' AND sql IS NOT NULL")
+        pressluft::store::query_as("SELECT sql FROM sqlite_master WHERE type = 'index' AND tbl_name = 'jobs' AND sql IS NOT NULL")
             .fetch_all(store.pool())
             .await
             .unwrap();
@@ -112,7 +112,7 @@ async fn constraints_reject_bad_rows() {
     let pool = store.pool();
     let now = "2026-01-01T00:00:00.000Z";
     let node = |id: &'static str, status: &'static str, is_local: i64| {
-        sqlx::query(
+        pressluft::store::query(
             "INSERT INTO nodes (id, name, hostname, ssh_port, ssh_user, status, is_local, created_at, updated_at)
              VALUES (?, 'n', 'h', 22, 'root', ?, ?, ?, ?)",
         )
@@ -136,7 +136,7 @@ async fn constraints_reject_bad_rows() {
     );
 
     let job = |id: &'static str, job_type: &'static str, node_id: &'static str| {
-        sqlx::query(
+        pressluft::store::query(
             "INSERT INTO jobs (id, job_type, status, node_id, payload_json, attempt_count, max_attempts, created_at, updated_at)
              VALUES (?, ?, 'queued', ?, '{}', 0, 3, ?, ?)",
         )
@@ -154,7 +154,7 @@ async fn constraints_reject_bad_rows() {
         .expect("no CHECK on job_type");
     let err = store.get_job("j2").await.unwrap_err();
     assert!(format!("{err:?}").contains("make_coffee"), "{err:?}");
-    sqlx::query("DELETE FROM jobs WHERE id = 'j2'")
+    pressluft::store::query("DELETE FROM jobs WHERE id = 'j2'")
         .execute(pool)
         .await
         .unwrap();
@@ -167,7 +167,7 @@ async fn constraints_reject_bad_rows() {
     );
 
     let site = |id: &'static str, slug: &'static str| {
-        sqlx::query("INSERT INTO sites (id, name, slug, status, created_at, updated_at) VALUES (?, 'S', ?, 'active', ?, ?)")
+        pressluft::store::query("INSERT INTO sites (id, name, slug, status, created_at, updated_at) VALUES (?, 'S', ?, 'active', ?, ?)")
             .bind(id).bind(slug).bind(now).bind(now)
     };
     site("s1", "acme").execute(pool).await.expect("valid site");
@@ -282,7 +282,7 @@ fn fixture_path(path: &str) -> String {
 
 /// Every row of every table, in the given columns (those of the older schema), as text.
 async fn snapshot(
-    pool: &sqlx::SqlitePool,
+    pool: &sqlx::AnyPool,
     columns: &std::collections::BTreeMap<String, Vec<String>>,
 ) -> std::collections::BTreeMap<String, Vec<String>> {
     let mut out = std::collections::BTreeMap::new();
@@ -293,7 +293,7 @@ async fn snapshot(
             .collect::<Vec<_>>()
             .join(" || '|' || ");
         let rows: Vec<(String,)> =
-            sqlx::query_as(&format!("SELECT {expr} FROM \"{table}\" ORDER BY rowid"))
+            pressluft::store::query_as(&format!("SELECT {expr} FROM \"{table}\" ORDER BY rowid"))
                 .fetch_all(pool)
                 .await
                 .unwrap();
@@ -302,8 +302,8 @@ async fn snapshot(
     out
 }
 
-async fn table_columns(pool: &sqlx::SqlitePool) -> std::collections::BTreeMap<String, Vec<String>> {
-    let tables: Vec<(String,)> = sqlx::query_as(
+async fn table_columns(pool: &sqlx::AnyPool) -> std::collections::BTreeMap<String, Vec<String>> {
+    let tables: Vec<(String,)> = pressluft::store::query_as(
         "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE '\\_%' ESCAPE '\\' AND name NOT LIKE 'sqlite%'",
     )
     .fetch_all(pool)
@@ -311,7 +311,7 @@ async fn table_columns(pool: &sqlx::SqlitePool) -> std::collections::BTreeMap<St
     .unwrap();
     let mut out = std::collections::BTreeMap::new();
     for (t,) in tables {
-        let cols: Vec<(String,)> = sqlx::query_as(&format!(
+        let cols: Vec<(String,)> = pressluft::store::query_as(&format!(
             "SELECT name FROM pragma_table_info('{t}') ORDER BY cid"
         ))
         .fetch_all(pool)
@@ -335,14 +335,14 @@ async fn every_earlier_schema_version_holding_data_upgrades_to_the_current_one()
         let old = Store::open(&db).await.unwrap();
         first_migrations(n).run(old.pool()).await.unwrap();
         for sql in FIXTURE_0001 {
-            sqlx::query(&fixture_ids(sql))
+            pressluft::store::query(&fixture_ids(sql))
                 .execute(old.pool())
                 .await
                 .unwrap_or_else(|e| panic!("v{version}: {sql}: {e}"));
         }
         for (since, sql) in FIXTURE_LATER {
             if *since <= version {
-                sqlx::query(&fixture_ids(sql))
+                pressluft::store::query(&fixture_ids(sql))
                     .execute(old.pool())
                     .await
                     .unwrap();
@@ -373,7 +373,7 @@ async fn every_earlier_schema_version_holding_data_upgrades_to_the_current_one()
         }));
         let store = &state.store;
         let (applied,): (i64,) =
-            sqlx::query_as("SELECT COUNT(*) FROM _sqlx_migrations WHERE success = 1")
+            pressluft::store::query_as("SELECT COUNT(*) FROM _sqlx_migrations WHERE success = 1")
                 .fetch_one(store.pool())
                 .await
                 .unwrap();
@@ -489,21 +489,21 @@ async fn the_jobs_rebuild_keeps_rows_and_references() {
         "INSERT INTO jobs (id, job_type, status, node_id, payload_json, parent_job_id, created_at, updated_at) VALUES ('j2', 'health_check', 'queued', 'n', '{}', 'j1', ?1, ?1)",
         "INSERT INTO audit_logs (id, user_id, action, resource_type, resource_id, result, job_id, created_at) VALUES ('a', 'u', 'node_provision', 'node', 'n', 'accepted', 'j1', ?1)",
     ] {
-        sqlx::query(sql).bind(now).execute(store.pool()).await.unwrap();
+        pressluft::store::query(sql).bind(now).execute(store.pool()).await.unwrap();
     }
     let report = store.migrate().await.unwrap();
     assert!(report.applied_now >= 1);
     let j2 = store.get_job("j2").await.unwrap().unwrap();
     assert_eq!(j2.parent_job_id.as_deref(), Some("j1"));
     let schema: Vec<(String,)> =
-        sqlx::query_as("SELECT sql FROM sqlite_master WHERE sql LIKE '%REFERENCES%jobs%'")
+        pressluft::store::query_as("SELECT sql FROM sqlite_master WHERE sql LIKE '%REFERENCES%jobs%'")
             .fetch_all(store.pool())
             .await
             .unwrap();
     assert!(schema.iter().all(|(sql,)| !sql.contains("jobs_rebuilt")));
     // References still hold after the rebuild: a dangling parent is refused.
     let insert = |id: &'static str, job_type: &'static str, parent: &'static str| {
-        sqlx::query("INSERT INTO jobs (id, job_type, status, node_id, payload_json, parent_job_id, created_at, updated_at) VALUES (?, ?, 'queued', 'n', '{}', ?, ?, ?)")
+        pressluft::store::query("INSERT INTO jobs (id, job_type, status, node_id, payload_json, parent_job_id, created_at, updated_at) VALUES (?, ?, 'queued', 'n', '{}', ?, ?, ?)")
             .bind(id).bind(job_type).bind(parent).bind(now).bind(now)
     };
     insert("j3", "backup_verify", "j1")
@@ -544,7 +544,7 @@ async fn the_deletion_rebuild_keeps_rows_and_frees_deleted_slugs() {
         "INSERT INTO backups (id, environment_id, backup_scope, status, storage_type, storage_path, retention_until, created_at, updated_at) VALUES ('b', 'e2', 'full', 'completed', 'local', '/p/', ?1, ?1, ?1)",
         "INSERT INTO jobs (id, job_type, status, site_id, environment_id, node_id, payload_json, created_at, updated_at) VALUES ('j', 'env_create', 'succeeded', 's', 'e2', 'n', '{}', ?1, ?1)",
     ] {
-        sqlx::query(sql).bind(now).execute(store.pool()).await.unwrap_or_else(|e| panic!("{sql}: {e}"));
+        pressluft::store::query(sql).bind(now).execute(store.pool()).await.unwrap_or_else(|e| panic!("{sql}: {e}"));
     }
     store.migrate().await.unwrap();
     // As at start-up: the rows are read by connections opened after the migrations.
@@ -558,14 +558,14 @@ async fn the_deletion_rebuild_keeps_rows_and_frees_deleted_slugs() {
     assert_eq!(staging.status.as_str(), "failed");
     assert_eq!(staging.source_environment_id.as_deref(), Some("e"));
     let schema: Vec<(String,)> =
-        sqlx::query_as("SELECT sql FROM sqlite_master WHERE sql LIKE '%_rebuilt%'")
+        pressluft::store::query_as("SELECT sql FROM sqlite_master WHERE sql LIKE '%_rebuilt%'")
             .fetch_all(store.pool())
             .await
             .unwrap();
     assert!(schema.is_empty(), "{schema:?}");
     let exec = |sql: &'static str| {
         let pool = store.pool().clone();
-        async move { sqlx::query(sql).bind(now).execute(&pool).await }
+        async move { pressluft::store::query(sql).bind(now).execute(&pool).await }
     };
     // References hold: an environment of a missing site is refused.
     assert!(exec("INSERT INTO environments (id, site_id, name, slug, environment_type, status, node_id, promotion_preset, preview_url, created_at, updated_at) VALUES ('x', 'missing', 'X', 'x', 'staging', 'active', 'n', 'content-protect', 'http://z', ?1, ?1)").await.is_err());

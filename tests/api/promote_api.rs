@@ -97,7 +97,7 @@ impl Fixture {
     }
 
     async fn audit_results(&self) -> Vec<String> {
-        let rows: Vec<(String,)> = sqlx::query_as(
+        let rows: Vec<(String,)> = pressluft::store::query_as(
             "SELECT result FROM audit_logs WHERE action = 'env_promote' ORDER BY created_at",
         )
         .fetch_all(self.app.store.pool())
@@ -400,7 +400,7 @@ async fn the_promotion_page_shows_each_gate_and_keeps_promote_disabled_until_bot
         "{}",
         r.status()
     );
-    let (n,): (i64,) = sqlx::query_as(
+    let (n,): (i64,) = pressluft::store::query_as(
         "SELECT COUNT(*) FROM jobs WHERE job_type = 'env_promote' AND environment_id = ?",
     )
     .bind(&f.prod)

@@ -18,7 +18,7 @@ async fn scripted() -> (TestApp, Arc<StandIn>) {
 }
 
 async fn set_payload(app: &TestApp, id: &str, payload: serde_json::Value) {
-    sqlx::query("UPDATE jobs SET payload_json = ? WHERE id = ?")
+    pressluft::store::query("UPDATE jobs SET payload_json = ? WHERE id = ?")
         .bind(payload.to_string())
         .bind(id)
         .execute(app.store.pool())
@@ -104,7 +104,7 @@ async fn two_thousand_jobs_never_overlap_per_site_or_node() {
     loop {
         tokio::time::sleep(Duration::from_millis(20)).await;
         let now = app.now();
-        let (running, due, waiting): (i64, i64, i64) = sqlx::query_as(
+        let (running, due, waiting): (i64, i64, i64) = pressluft::store::query_as(
             "SELECT
                (SELECT COUNT(*) FROM jobs WHERE status = 'running'),
                (SELECT COUNT(*) FROM jobs WHERE status = 'queued' AND (run_after IS NULL OR run_after <= ?)),
@@ -146,7 +146,7 @@ async fn two_thousand_jobs_never_overlap_per_site_or_node() {
     }
 
     let rows: Vec<(String, String, i64, Option<String>)> =
-        sqlx::query_as("SELECT id, status, attempt_count, error_code FROM jobs")
+        pressluft::store::query_as("SELECT id, status, attempt_count, error_code FROM jobs")
             .fetch_all(app.store.pool())
             .await
             .unwrap();
@@ -383,7 +383,7 @@ async fn cancel_a_queued_job() {
         "a cancelled job never runs"
     );
 
-    let audit: Vec<(String, String)> = sqlx::query_as(
+    let audit: Vec<(String, String)> = pressluft::store::query_as(
         "SELECT action, result FROM audit_logs WHERE resource_id = ? ORDER BY created_at, result",
     )
     .bind(&id)

@@ -28,7 +28,7 @@ async fn failed_site() -> (TestApp, String, String, String) {
 }
 
 async fn status_and_version(app: &TestApp, table: &str, id: &str) -> (String, i64) {
-    sqlx::query_as(&format!(
+    pressluft::store::query_as(&format!(
         "SELECT status, state_version FROM {table} WHERE id = ?"
     ))
     .bind(id)
@@ -39,7 +39,7 @@ async fn status_and_version(app: &TestApp, table: &str, id: &str) -> (String, i6
 
 /// The audit rows of `resource_id` as `(action, result)`, oldest first.
 pub async fn audit_of(app: &TestApp, resource_id: &str) -> Vec<(String, String)> {
-    sqlx::query_as(
+    pressluft::store::query_as(
         "SELECT action, result FROM audit_logs WHERE resource_id = ? ORDER BY created_at, rowid",
     )
     .bind(resource_id)

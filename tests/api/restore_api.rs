@@ -155,7 +155,7 @@ async fn bad_restores_are_refused_with_their_codes() {
         "{audit:?}"
     );
     let (count,): (i64,) =
-        sqlx::query_as("SELECT COUNT(*) FROM jobs WHERE job_type = 'env_restore'")
+        pressluft::store::query_as("SELECT COUNT(*) FROM jobs WHERE job_type = 'env_restore'")
             .fetch_one(app.store.pool())
             .await
             .unwrap();
@@ -170,12 +170,12 @@ async fn bad_restores_are_refused_with_their_codes() {
 async fn the_dashboard_restores_with_a_confirmation() {
     use crate::backups_ui::{fixture, insert_backup as insert_ui_backup, Fixture};
     let Fixture { app, c, env } = fixture().await;
-    let site: (String,) = sqlx::query_as("SELECT site_id FROM environments WHERE id = ?")
+    let site: (String,) = pressluft::store::query_as("SELECT site_id FROM environments WHERE id = ?")
         .bind(&env)
         .fetch_one(app.store.pool())
         .await
         .unwrap();
-    let node: (String,) = sqlx::query_as("SELECT node_id FROM environments WHERE id = ?")
+    let node: (String,) = pressluft::store::query_as("SELECT node_id FROM environments WHERE id = ?")
         .bind(&env)
         .fetch_one(app.store.pool())
         .await
@@ -252,7 +252,7 @@ async fn the_dashboard_restores_with_a_confirmation() {
     assert_eq!(r.status(), 303);
     let location = r.headers()["location"].to_str().unwrap().to_string();
     let job_id = location.strip_prefix("/jobs/").unwrap();
-    let (kind,): (String,) = sqlx::query_as("SELECT job_type FROM jobs WHERE id = ?")
+    let (kind,): (String,) = pressluft::store::query_as("SELECT job_type FROM jobs WHERE id = ?")
         .bind(job_id)
         .fetch_one(app.store.pool())
         .await

@@ -34,7 +34,7 @@ async fn patch_site(app: &TestApp, site: &str, body: Value) -> reqwest::Response
 
 async fn audit_results(app: &TestApp, action: &str) -> Vec<String> {
     let rows: Vec<(String,)> =
-        sqlx::query_as("SELECT result FROM audit_logs WHERE action = ? ORDER BY created_at, id")
+        pressluft::store::query_as("SELECT result FROM audit_logs WHERE action = ? ORDER BY created_at, id")
             .bind(action)
             .fetch_all(app.store.pool())
             .await
@@ -323,7 +323,7 @@ async fn passed_pages_apply_the_exact_versions_to_production() {
     assert_eq!(j["job_type"], "env_update");
     assert_eq!(j["status"], "succeeded", "{j}");
     assert_eq!(j["environment_id"], env.as_str());
-    let (payload,): (String,) = sqlx::query_as("SELECT payload_json FROM jobs WHERE id = ?")
+    let (payload,): (String,) = pressluft::store::query_as("SELECT payload_json FROM jobs WHERE id = ?")
         .bind(apply)
         .fetch_one(app.store.pool())
         .await
@@ -432,7 +432,7 @@ async fn a_held_run_is_approved_only_once_and_blocks_new_runs_until_decided() {
         (Some("env_update"), Some("succeeded")),
         "{j}"
     );
-    let (payload,): (String,) = sqlx::query_as("SELECT payload_json FROM jobs WHERE id = ?")
+    let (payload,): (String,) = pressluft::store::query_as("SELECT payload_json FROM jobs WHERE id = ?")
         .bind(&apply)
         .fetch_one(app.store.pool())
         .await
@@ -738,7 +738,7 @@ async fn the_scheduler_runs_once_per_window_never_while_held_and_prunes_old_runs
     let runs = |app: &TestApp| {
         let pool = app.store.pool().clone();
         async move {
-            let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM safe_update_runs")
+            let (n,): (i64,) = pressluft::store::query_as("SELECT COUNT(*) FROM safe_update_runs")
                 .fetch_one(&pool)
                 .await
                 .unwrap();
@@ -790,7 +790,7 @@ async fn the_scheduler_runs_once_per_window_never_while_held_and_prunes_old_runs
     assert_eq!(runs(&app).await, 1, "never while a run is held");
     // The prepared data key of the apply that did not happen is forgotten.
     let (backup_id,): (Option<String>,) =
-        sqlx::query_as("SELECT apply_backup_id FROM safe_update_runs")
+        pressluft::store::query_as("SELECT apply_backup_id FROM safe_update_runs")
             .fetch_one(app.store.pool())
             .await
             .unwrap();

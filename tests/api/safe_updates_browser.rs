@@ -75,7 +75,7 @@ async fn a_held_run_is_reviewed_and_approved_in_a_browser() {
     };
     let status = child.wait().expect("node exits");
     let jobs: Vec<(String, String, Option<String>)> =
-        sqlx::query_as("SELECT job_type, status, error_code FROM jobs ORDER BY created_at")
+        pressluft::store::query_as("SELECT job_type, status, error_code FROM jobs ORDER BY created_at")
             .fetch_all(app.store.pool())
             .await
             .unwrap();
@@ -86,7 +86,7 @@ async fn a_held_run_is_reviewed_and_approved_in_a_browser() {
     );
     // What the browser did is what the store holds: approved, production's update queued.
     let (outcome, apply): (String, Option<String>) =
-        sqlx::query_as("SELECT outcome, apply_job_id FROM safe_update_runs WHERE id = ?")
+        pressluft::store::query_as("SELECT outcome, apply_job_id FROM safe_update_runs WHERE id = ?")
             .bind(&run)
             .fetch_one(app.store.pool())
             .await
@@ -95,7 +95,7 @@ async fn a_held_run_is_reviewed_and_approved_in_a_browser() {
     let apply = apply.expect("an apply job");
     assert!(transcript.iter().any(|l| *l == format!("JOB {apply}")));
     let (kind, job_env): (String, String) =
-        sqlx::query_as("SELECT job_type, environment_id FROM jobs WHERE id = ?")
+        pressluft::store::query_as("SELECT job_type, environment_id FROM jobs WHERE id = ?")
             .bind(&apply)
             .fetch_one(app.store.pool())
             .await

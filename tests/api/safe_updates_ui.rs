@@ -14,7 +14,7 @@ use crate::helpers::{get_with, page_text, post_form, CsrfForms, JobFixture, Test
 /// The site and node of the fixture's environment, made the site's production.
 pub async fn site_and_node(app: &TestApp, env: &str) -> (String, String) {
     let (site, node): (String, String) =
-        sqlx::query_as("SELECT site_id, node_id FROM environments WHERE id = ?")
+        pressluft::store::query_as("SELECT site_id, node_id FROM environments WHERE id = ?")
             .bind(env)
             .fetch_one(app.store.pool())
             .await
@@ -209,7 +209,7 @@ async fn a_held_run_shows_its_images_and_approve_starts_the_production_update() 
         format!("/safe-updates/{run}?approved=1").as_str()
     );
     let (outcome, apply): (String, Option<String>) =
-        sqlx::query_as("SELECT outcome, apply_job_id FROM safe_update_runs WHERE id = ?")
+        pressluft::store::query_as("SELECT outcome, apply_job_id FROM safe_update_runs WHERE id = ?")
             .bind(&run)
             .fetch_one(app.store.pool())
             .await
@@ -217,7 +217,7 @@ async fn a_held_run_shows_its_images_and_approve_starts_the_production_update() 
     assert_eq!(outcome, "approved");
     let apply = apply.expect("the production update's job");
     let (kind, job_env): (String, String) =
-        sqlx::query_as("SELECT job_type, environment_id FROM jobs WHERE id = ?")
+        pressluft::store::query_as("SELECT job_type, environment_id FROM jobs WHERE id = ?")
             .bind(&apply)
             .fetch_one(app.store.pool())
             .await
@@ -444,7 +444,7 @@ async fn the_settings_form_names_each_bad_field_and_saves() {
         );
     }
     let (schedule,): (String,) =
-        sqlx::query_as("SELECT safe_updates_schedule FROM sites WHERE id = ?")
+        pressluft::store::query_as("SELECT safe_updates_schedule FROM sites WHERE id = ?")
             .bind(&site)
             .fetch_one(app.store.pool())
             .await
@@ -458,7 +458,7 @@ async fn the_settings_form_names_each_bad_field_and_saves() {
     );
     let r = forms.post(&path, &good).await;
     assert_eq!(r.status(), 303);
-    let row: (String, Option<String>, String, f64, String) = sqlx::query_as(
+    let row: (String, Option<String>, String, f64, String) = pressluft::store::query_as(
         "SELECT safe_updates_schedule, safe_updates_window, safe_updates_paths,
                 safe_updates_threshold, safe_updates_masks FROM sites WHERE id = ?",
     )
@@ -506,7 +506,7 @@ async fn the_settings_form_names_each_bad_field_and_saves() {
         .await;
     assert_eq!(r.status(), 303);
     let (window, masks): (Option<String>, String) =
-        sqlx::query_as("SELECT safe_updates_window, safe_updates_masks FROM sites WHERE id = ?")
+        pressluft::store::query_as("SELECT safe_updates_window, safe_updates_masks FROM sites WHERE id = ?")
             .bind(&site)
             .fetch_one(app.store.pool())
             .await
@@ -538,7 +538,7 @@ async fn run_now_leads_to_the_runs_page_with_its_job() {
         page.contains("hx-trigger=\"sse:jobs, every 5s\""),
         "polls while it runs"
     );
-    let (job_type,): (String,) = sqlx::query_as(
+    let (job_type,): (String,) = pressluft::store::query_as(
         "SELECT j.job_type FROM jobs j JOIN safe_update_runs r ON r.job_id = j.id WHERE r.id = ?",
     )
     .bind(&run)

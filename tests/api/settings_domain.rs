@@ -41,7 +41,7 @@ async fn put_acme(app: &TestApp, body: Value) -> reqwest::Response {
 
 /// The `node_provision` jobs, node ids in creation order.
 async fn provision_jobs(app: &TestApp) -> Vec<(String, String)> {
-    sqlx::query_as(
+    pressluft::store::query_as(
         "SELECT id, node_id FROM jobs WHERE job_type = 'node_provision' ORDER BY created_at, rowid",
     )
     .fetch_all(app.store.pool())
@@ -222,7 +222,7 @@ async fn acme_settings_are_stored_and_enqueue_nothing() {
         body["settings"]["acme_directory_url"],
         "https://acme-v02.api.letsencrypt.org/directory"
     );
-    let audit: Vec<(String, String, String)> = sqlx::query_as(
+    let audit: Vec<(String, String, String)> = pressluft::store::query_as(
         "SELECT action, resource_id, result FROM audit_logs WHERE resource_type = 'settings'",
     )
     .fetch_all(app.store.pool())
@@ -311,7 +311,7 @@ async fn saves_enqueue_node_provision_exactly_as_section_7_says() {
         .is_none());
 
     // Audit: one settings_update per save, succeeded, none per job.
-    let rows: Vec<(String, String, String)> = sqlx::query_as(
+    let rows: Vec<(String, String, String)> = pressluft::store::query_as(
         "SELECT action, resource_type, resource_id FROM audit_logs ORDER BY created_at",
     )
     .fetch_all(app.store.pool())
@@ -463,7 +463,7 @@ async fn dns01_credentials_stay_in_the_secrets_store() {
     assert_eq!(vars.vars["acme_email"], "");
     assert_eq!(vars.vars["acme_ca_bundle"], "");
 
-    let dump: Vec<(String,)> = sqlx::query_as(
+    let dump: Vec<(String,)> = pressluft::store::query_as(
         "SELECT id || user_id || action || resource_type || resource_id || result FROM audit_logs",
     )
     .fetch_all(app.store.pool())

@@ -356,7 +356,7 @@ async fn a_finished_clone_records_its_baseline_audit_and_releases() {
         .await;
     assert_eq!(rel[0]["notes"], "cloned from Production");
     assert_eq!(rel[0]["source_ref"], "dir:/usr/share/wordpress");
-    let (baseline_tables, preset): (String, String) = sqlx::query_as(
+    let (baseline_tables, preset): (String, String) = pressluft::store::query_as(
         "SELECT db_checksums_json, promotion_preset FROM drift_checks WHERE environment_id = ? AND is_baseline = 1",
     )
     .bind(staging_id)

@@ -222,7 +222,7 @@ impl StandIn {
                 }
                 Step::CancelledThenFails(code) => {
                     let store = self.store.lock().unwrap().clone().unwrap();
-                    sqlx::query("UPDATE jobs SET cancel_requested_at = updated_at WHERE id = ?")
+                    pressluft::store::query("UPDATE jobs SET cancel_requested_at = updated_at WHERE id = ?")
                         .bind(&job.id)
                         .execute(store.pool())
                         .await

@@ -12,7 +12,7 @@ use pressluft::http::streams::{MAX_STREAMS, MAX_STREAMS_PER_SESSION};
 /// A session made directly in the store (no password check), and its raw token.
 async fn session(app: &TestApp) -> String {
     let token = pressluft::auth::token::random_token();
-    let (user_id,): (String,) = sqlx::query_as("SELECT id FROM users LIMIT 1")
+    let (user_id,): (String,) = pressluft::store::query_as("SELECT id FROM users LIMIT 1")
         .fetch_one(app.store.pool())
         .await
         .unwrap();

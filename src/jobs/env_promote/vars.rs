@@ -3,7 +3,7 @@
 //! socket and needs no backup storage (the gate backup is checked by the control plane at the
 //! job's start and restored only by a rollback).
 
-use sqlx::SqliteConnection;
+use sqlx::AnyConnection;
 
 use crate::jobs::gate::{canonical_or_preview, go_live_spec};
 use crate::jobs::kinds::{ResolvedVars, VarsContext, VarsError};
@@ -28,7 +28,7 @@ fn release_dir_name(path: &str) -> String {
 
 /// The directory name of release `id`.
 async fn release_dir(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     id: Option<&str>,
     what: &'static str,
 ) -> Result<String, VarsError> {
@@ -41,10 +41,10 @@ async fn release_dir(
 
 /// The source's newest clone-time baseline: its table and path checksums (JSON).
 async fn baseline(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     environment_id: &str,
 ) -> Result<(serde_json::Value, serde_json::Value), VarsError> {
-    let row: Option<(Option<String>, Option<String>)> = sqlx::query_as(
+    let row: Option<(Option<String>, Option<String>)> = crate::store::query_as(
         "SELECT db_checksums_json, file_checksums_json FROM drift_checks
          WHERE environment_id = ? AND is_baseline = 1 ORDER BY checked_at DESC LIMIT 1",
     )

@@ -20,7 +20,7 @@ mod vars;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use sqlx::SqliteConnection;
+use sqlx::AnyConnection;
 
 use super::backup_create::{fail_backup, start_backup};
 use super::errors::JobErrorCode;
@@ -61,7 +61,7 @@ impl JobKind for EnvRestore {
 }
 
 async fn validate_start(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     job: &JobRecord,
 ) -> Result<Result<(), String>, StoreError> {
     if let Err(reason) = gate::validate_start_as(conn, job, BUSY).await? {
@@ -83,7 +83,7 @@ async fn validate_start(
 /// Whether `backup_id` may be restored into an environment of `site_id`: a `completed` backup
 /// of one of the site's environments (the API's checks, again at the job's start).
 pub async fn restorable(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     site_id: &str,
     backup_id: &str,
 ) -> Result<Result<(), String>, StoreError> {
@@ -106,7 +106,7 @@ pub async fn restorable(
 }
 
 async fn on_start(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     job: &mut JobRecord,
     now: &str,
 ) -> Result<(), StoreError> {
@@ -117,7 +117,7 @@ async fn on_start(
 
 /// A failed attempt that reported its pre-restore backup: `completed` (a retry keeps it).
 async fn on_partial_result(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     job: &JobRecord,
     result: &Value,
     now: &str,
@@ -127,7 +127,7 @@ async fn on_partial_result(
 }
 
 async fn on_success(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     job: &JobRecord,
     result: &Value,
     now: &str,
@@ -169,7 +169,7 @@ async fn on_success(
 }
 
 async fn unsuccessful(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     job: &JobRecord,
     ending: Unsuccessful,
     now: &str,
@@ -184,7 +184,7 @@ async fn unsuccessful(
 }
 
 async fn on_final_failure(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     job: &JobRecord,
     code: JobErrorCode,
     started: bool,
@@ -194,7 +194,7 @@ async fn on_final_failure(
 }
 
 async fn on_cancel(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     job: &JobRecord,
     was_running: bool,
     now: &str,

@@ -20,7 +20,7 @@ mod vars;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use sqlx::SqliteConnection;
+use sqlx::AnyConnection;
 
 use super::backup_create::{fail_backup, start_backup};
 use super::errors::JobErrorCode;
@@ -57,7 +57,7 @@ impl JobKind for EnvUpdate {
 }
 
 async fn validate_start(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     job: &JobRecord,
 ) -> Result<Result<(), String>, StoreError> {
     if let Err(reason) = gate::validate_start(conn, job).await? {
@@ -68,7 +68,7 @@ async fn validate_start(
 }
 
 async fn on_start(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     job: &mut JobRecord,
     now: &str,
 ) -> Result<(), StoreError> {
@@ -79,7 +79,7 @@ async fn on_start(
 
 /// A failed attempt that reported its pre-update backup.
 async fn on_partial_result(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     job: &JobRecord,
     result: &Value,
     now: &str,
@@ -119,7 +119,7 @@ fn updated_summary(updated: &Value) -> String {
 }
 
 async fn on_success(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     job: &JobRecord,
     result: &Value,
     now: &str,
@@ -162,7 +162,7 @@ async fn on_success(
 
 /// The pre-update backup `failed` unless it completed (`code`: the job's, if it failed).
 async fn fail_pre_backup(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     job: &JobRecord,
     code: Option<JobErrorCode>,
     now: &str,
@@ -172,7 +172,7 @@ async fn fail_pre_backup(
 }
 
 async fn on_final_failure(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     job: &JobRecord,
     code: JobErrorCode,
     started: bool,
@@ -183,7 +183,7 @@ async fn on_final_failure(
 }
 
 async fn on_cancel(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     job: &JobRecord,
     was_running: bool,
     now: &str,

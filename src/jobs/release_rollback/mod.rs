@@ -20,7 +20,7 @@ mod vars;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use sqlx::SqliteConnection;
+use sqlx::AnyConnection;
 
 use super::errors::JobErrorCode;
 use super::gate;
@@ -68,7 +68,7 @@ fn is_manual(job: &JobRecord) -> bool {
 
 /// The gated job whose gate failed (the follow-up's parent's `gated_job_id`).
 async fn gated_job_id(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     job: &JobRecord,
 ) -> Result<Option<String>, StoreError> {
     let Some(parent) = &job.parent_job_id else {
@@ -80,7 +80,7 @@ async fn gated_job_id(
 }
 
 async fn validate_start(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     job: &JobRecord,
 ) -> Result<Result<(), String>, StoreError> {
     if !is_manual(job) {
@@ -100,7 +100,7 @@ async fn validate_start(
 }
 
 async fn on_start(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     job: &mut JobRecord,
     now: &str,
 ) -> Result<(), StoreError> {
@@ -112,7 +112,7 @@ async fn on_start(
 }
 
 async fn on_success(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     job: &JobRecord,
     _result: &Value,
     now: &str,
@@ -144,7 +144,7 @@ async fn on_success(
 }
 
 async fn unsuccessful(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     job: &JobRecord,
     ending: Unsuccessful,
     now: &str,
@@ -161,7 +161,7 @@ async fn unsuccessful(
 }
 
 async fn on_final_failure(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     job: &JobRecord,
     code: JobErrorCode,
     started: bool,
@@ -171,7 +171,7 @@ async fn on_final_failure(
 }
 
 async fn on_cancel(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     job: &JobRecord,
     was_running: bool,
     now: &str,

@@ -27,7 +27,7 @@ pub(super) fn release_name(path: &str) -> Option<String> {
 
 /// The directory name of the environment's release `id`, if it is one.
 async fn name_of(
-    conn: &mut sqlx::SqliteConnection,
+    conn: &mut sqlx::AnyConnection,
     environment_id: &str,
     id: &str,
 ) -> Result<Option<String>, StoreError> {

@@ -25,7 +25,7 @@ mod vars;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use sqlx::SqliteConnection;
+use sqlx::AnyConnection;
 
 use super::errors::JobErrorCode;
 use super::kinds::JobKind;
@@ -105,7 +105,7 @@ fn read(job: &JobRecord) -> SafeUpdatePayload {
 
 /// Production (the job's environment) is active, the run `running`, the node active.
 async fn validate_start(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     job: &JobRecord,
 ) -> Result<Result<(), String>, StoreError> {
     let p = read(job);
@@ -128,7 +128,7 @@ async fn validate_start(
 
 /// Fixes the release name and creates the temporary environment's row at the first start.
 async fn on_start(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     job: &mut JobRecord,
     now: &str,
 ) -> Result<(), StoreError> {
@@ -192,7 +192,7 @@ async fn on_start(
 /// The temporary environment's end: `deleted` (or `failed` when it may still exist on the
 /// node).
 async fn end_temp_environment(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     job: &JobRecord,
     env_left: bool,
     now: &str,
@@ -209,18 +209,18 @@ async fn end_temp_environment(
 /// A run that found nothing to update never created its temporary environment on the node:
 /// its row goes again (the run records none).
 async fn drop_unused_environment(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     job: &JobRecord,
     run_id: &str,
 ) -> Result<(), StoreError> {
     let Some(id) = read(job).temp_environment_id else {
         return Ok(());
     };
-    sqlx::query("UPDATE safe_update_runs SET temp_environment_id = NULL WHERE id = ?")
+    crate::store::query("UPDATE safe_update_runs SET temp_environment_id = NULL WHERE id = ?")
         .bind(run_id)
         .execute(&mut *conn)
         .await?;
-    sqlx::query("DELETE FROM environments WHERE id = ? AND status = 'cloning'")
+    crate::store::query("DELETE FROM environments WHERE id = ? AND status = 'cloning'")
         .bind(&id)
         .execute(&mut *conn)
         .await?;
@@ -231,7 +231,7 @@ async fn drop_unused_environment(
 /// pre-update backup row (`apply_backup_id`, whose data key was prepared before the run).
 /// `Err(reason)` when production cannot be updated now.
 async fn enqueue_apply(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     job: &JobRecord,
     updates: &[crate::safe_updates::decide::FoundUpdate],
     now: &str,
@@ -271,7 +271,7 @@ async fn enqueue_apply(
 }
 
 async fn on_success(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     job: &JobRecord,
     result: &Value,
     now: &str,
@@ -314,7 +314,7 @@ async fn on_success(
 
 /// A failed attempt's report: whether the temporary environment was removed.
 async fn on_partial_result(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     job: &JobRecord,
     result: &Value,
     _now: &str,
@@ -324,9 +324,9 @@ async fn on_partial_result(
 }
 
 /// The job's recorded error message (the finish wrote it in this transaction).
-async fn error_message(conn: &mut SqliteConnection, job: &JobRecord) -> Result<String, StoreError> {
+async fn error_message(conn: &mut AnyConnection, job: &JobRecord) -> Result<String, StoreError> {
     let row: Option<(Option<String>,)> =
-        sqlx::query_as("SELECT error_message FROM jobs WHERE id = ?")
+        crate::store::query_as("SELECT error_message FROM jobs WHERE id = ?")
             .bind(&job.id)
             .fetch_optional(conn)
             .await?;
@@ -334,7 +334,7 @@ async fn error_message(conn: &mut SqliteConnection, job: &JobRecord) -> Result<S
 }
 
 async fn unsuccessful(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     job: &JobRecord,
     ending: Unsuccessful,
     now: &str,
@@ -373,7 +373,7 @@ async fn unsuccessful(
 }
 
 async fn on_final_failure(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     job: &JobRecord,
     code: JobErrorCode,
     started: bool,
@@ -383,7 +383,7 @@ async fn on_final_failure(
 }
 
 async fn on_cancel(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     job: &JobRecord,
     was_running: bool,
     now: &str,

@@ -22,7 +22,7 @@ mod vars;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use sqlx::SqliteConnection;
+use sqlx::AnyConnection;
 
 use super::backup_create::{fail_backup, start_backup};
 use super::errors::JobErrorCode;
@@ -68,7 +68,7 @@ impl JobKind for SiteImport {
 }
 
 async fn validate_start(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     job: &JobRecord,
 ) -> Result<Result<(), String>, StoreError> {
     if let Err(reason) = gate::validate_start_as(conn, job, BUSY).await? {
@@ -79,7 +79,7 @@ async fn validate_start(
 }
 
 async fn on_start(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     job: &mut JobRecord,
     now: &str,
 ) -> Result<(), StoreError> {
@@ -90,7 +90,7 @@ async fn on_start(
 
 /// A failed attempt that reported its pre-import backup: `completed` (a retry keeps it).
 async fn on_partial_result(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     job: &JobRecord,
     result: &Value,
     now: &str,
@@ -100,7 +100,7 @@ async fn on_partial_result(
 }
 
 async fn on_success(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     job: &JobRecord,
     result: &Value,
     now: &str,
@@ -130,7 +130,7 @@ async fn on_success(
 }
 
 async fn unsuccessful(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     job: &JobRecord,
     ending: Unsuccessful,
     now: &str,
@@ -146,7 +146,7 @@ async fn unsuccessful(
 }
 
 async fn on_final_failure(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     job: &JobRecord,
     code: JobErrorCode,
     started: bool,
@@ -156,7 +156,7 @@ async fn on_final_failure(
 }
 
 async fn on_cancel(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     job: &JobRecord,
     was_running: bool,
     now: &str,

@@ -1,0 +1,9 @@
+-- PostgreSQL form of migrations/sqlite/0007_release_state.sql: same version, same meaning (issue 17).
+-- Types: BIGINT for INTEGER, DOUBLE PRECISION for REAL, TEXT COLLATE "C" so text compares
+-- and sorts bytewise as SQLite's BINARY collation does. Booleans stay BIGINT 0/1.
+-- Deploys (issue 12): releases change after they are built (health_status, appended notes), so
+-- they get the state_version/updated_at pair the live resource feed follows, like backups.
+ALTER TABLE releases ADD COLUMN state_version BIGINT NOT NULL DEFAULT 1 CHECK (state_version >= 1);
+ALTER TABLE releases ADD COLUMN updated_at TEXT COLLATE "C" NOT NULL DEFAULT '';
+UPDATE releases SET updated_at = created_at;
+CREATE INDEX idx_releases_updated_at ON releases(updated_at);
