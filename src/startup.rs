@@ -77,6 +77,75 @@ pub fn prepare_ansible_dir(config: &Config) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The settings row recording which age identity the stored secrets are encrypted to.
+pub const SECRETS_RECIPIENT_KEY: &str = "secrets_recipient";
+
+/// Refuses to start when this process's age identity is not the one the control plane's
+/// secrets are encrypted to (another replica's, recorded in the database at its first start):
+/// such a replica could not decrypt a single secret and would fail every job later (issue 17).
+/// The first start records it.
+pub async fn check_secrets_identity(
+    store: &Store,
+    secrets: &Secrets,
+    config: &Config,
+) -> anyhow::Result<()> {
+    let ours = secrets.recipient();
+    // Recorded by the first start (two first starts at once: the first commit wins, the
+    // other compares against it).
+    let now = crate::clock::format_ts(time::OffsetDateTime::now_utc());
+    let mut tx = store.begin_write().await?;
+    crate::store::query(
+        "INSERT INTO settings (key, value, updated_at) VALUES (?, ?, ?)
+         ON CONFLICT (key) DO NOTHING",
+    )
+    .bind(SECRETS_RECIPIENT_KEY)
+    .bind(&ours)
+    .bind(&now)
+    .execute(&mut *tx)
+    .await?;
+    let theirs = crate::store::settings::fetch_setting(&mut tx, SECRETS_RECIPIENT_KEY).await?;
+    tx.commit().await?;
+    match theirs {
+        Some(theirs) if theirs != ours => anyhow::bail!(
+            "this control plane's age identity ({}, public key {ours}) cannot decrypt the stored \
+             secrets, which are encrypted to {theirs}: every replica needs the same identity \
+             (copy age.key and the secrets directory from a running replica)",
+            config.data_dir.join("age.key").display()
+        ),
+        _ => Ok(()),
+    }
+}
+
+/// Turns the change notifications of every replica into in-process wake-ups: jobs wake an idle
+/// worker and the live feed, resources the live feed (issue 17, PostgreSQL).
+async fn relay_changes(
+    mut listener: crate::store::replicas::ChangeListener,
+    engine: crate::jobs::Engine,
+    events: crate::events::Events,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    use crate::store::replicas::Change;
+    loop {
+        let change = tokio::select! {
+            change = listener.recv() => change,
+            _ = shutdown.wait_for(|s| *s) => return,
+        };
+        match change {
+            // One idle worker looks (as after an in-process finish): a change unblocks at
+            // most a job or a few, and a worker that claims keeps claiming.
+            Ok(Change::Jobs) => {
+                engine.wake_handle().notify_one();
+                events.jobs_changed();
+            }
+            Ok(Change::Resources) => events.jobs_changed(),
+            Err(e) => {
+                tracing::warn!(error = %e, "change notifications: receive failed");
+                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+            }
+        }
+    }
+}
+
 /// Opens the database and applies migrations, logging what happened.
 pub async fn open_store(config: &Config) -> anyhow::Result<Store> {
     let store = match &config.database_url {
@@ -128,6 +197,7 @@ impl Application {
         );
         let store = open_store(&config).await?;
         let secrets = open_secrets(&config)?;
+        check_secrets_identity(&store, &secrets, &config).await?;
         prepare_ansible_dir(&config)?;
         let listener = TcpListener::bind(config.listen_addr)
             .await
@@ -260,6 +330,18 @@ impl Application {
                 .run_job_watcher(state.store.clone(), state.shutdown.clone()),
         );
         let mut tasks = vec![watcher];
+        match state.store.listen_for_changes().await {
+            Ok(Some(listener)) => tasks.push(tokio::spawn(relay_changes(
+                listener,
+                state.engine.clone(),
+                state.events.clone(),
+                state.shutdown.clone(),
+            ))),
+            Ok(None) => {}
+            Err(e) => {
+                tracing::warn!(error = %e, "change notifications unavailable: polling only")
+            }
+        }
         for index in 0..state.config.workers {
             tasks.push(tokio::spawn(crate::jobs::worker::run(
                 state.engine.clone(),

@@ -38,6 +38,7 @@ pub struct DriftCheckSummary {
     pub promotion_preset: String,
     pub status: DriftStatus,
     pub checked_at: String,
+    #[sqlx(try_from = "crate::store::Flag")]
     pub is_baseline: bool,
 }
 

@@ -49,8 +49,12 @@ pub async fn run(
     let mut scheduler = Scheduler::new(engine, backups, clock)
         .with_drills(drills)
         .with_safe_updates(safe_updates);
+    let mut lease = crate::store::replicas::SchedulerLease::default();
     loop {
-        scheduler.tick().await;
+        // Several replicas on one PostgreSQL database: only the lease holder runs the duties.
+        if lease.held(scheduler.engine.store()).await {
+            scheduler.tick().await;
+        }
         tokio::select! {
             _ = tokio::time::sleep(TICK) => {}
             _ = shutdown.wait_for(|s| *s) => return,

@@ -122,6 +122,12 @@ impl Secrets {
         })
     }
 
+    /// The public key (age recipient) of the identity: what every replica's identity must
+    /// match (issue 17). Not secret.
+    pub fn recipient(&self) -> String {
+        self.identity.to_public().to_string()
+    }
+
     fn path(&self, key: &str) -> Result<PathBuf, SecretsError> {
         let ok = !key.is_empty()
             && key.split('/').all(|part| {

@@ -33,6 +33,7 @@ mod metrics;
 pub mod nodes;
 pub mod queue;
 pub mod releases;
+pub mod replicas;
 mod resource_feed;
 pub mod safe_updates;
 mod sessions;
@@ -326,9 +327,16 @@ impl Store {
     }
 
     async fn applied_migrations(&self) -> Result<usize, StoreError> {
-        let exists: Option<(String,)> = query_as(
-            "SELECT name FROM sqlite_master WHERE type = 'table' AND name = '_sqlx_migrations'",
-        )
+        let sql = match self.backend {
+            Backend::Sqlite => {
+                "SELECT name FROM sqlite_master WHERE type = 'table' AND name = '_sqlx_migrations'"
+            }
+            Backend::Postgres => {
+                "SELECT CAST(tablename AS TEXT) FROM pg_tables
+                 WHERE schemaname = current_schema() AND tablename = '_sqlx_migrations'"
+            }
+        };
+        let exists: Option<(String,)> = query_as(sql)
         .fetch_optional(&self.pool)
         .await?;
         if exists.is_none() {

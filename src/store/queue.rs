@@ -173,7 +173,7 @@ impl QueueWriter {
                 SQL.get_or_init(finish_job_sql)
             }
         };
-        let mut rows: Vec<String> = crate::store::query_scalar(sql)
+        let mut q = crate::store::query_scalar(sql)
             .bind(f.status)
             .bind(f.run_after)
             .bind(f.error_code)
@@ -181,9 +181,12 @@ impl QueueWriter {
             .bind(f.output_tail)
             .bind(f.now)
             .bind(id)
-            .bind(worker)
-            .fetch_all(&mut *tx)
-            .await?;
+            .bind(worker);
+        if store.backend == Backend::Sqlite {
+            // `?9` of the audit part of SQLite's batch.
+            q = q.bind(flag(audit_success));
+        }
+        let mut rows: Vec<String> = q.fetch_all(&mut *tx).await?;
         if store.backend == Backend::Postgres {
             // PostgreSQL prepares one statement at a time: the audit part on its own.
             static AUDIT: std::sync::OnceLock<String> = std::sync::OnceLock::new();

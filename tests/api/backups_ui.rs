@@ -46,7 +46,7 @@ pub async fn insert_backup(
     app.exec(
         "INSERT INTO backups (id, environment_id, backup_scope, status, storage_type, storage_path,
              retention_until, checksum, size_bytes, created_at, completed_at, updated_at)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, CAST(? AS BIGINT), ?, ?, ?)",
         &[
             &id,
             env,

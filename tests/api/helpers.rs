@@ -19,6 +19,8 @@ pub const ADMIN_PASSWORD: &str = "correct horse battery staple";
 
 pub struct TestApp {
     pub base: String,
+    /// The data directory (age identity, secrets), for replicas of this app.
+    pub data_dir: std::path::PathBuf,
     /// A client that keeps cookies, like a browser.
     pub client: reqwest::Client,
     pub store: Store,
@@ -57,6 +59,20 @@ pub async fn spawn_app_with(
     let mut config = Config::for_tests(dir.path());
     config.database_url = fresh_test_database().await;
     tweak(&mut config);
+    let app = start(dir, config, runner).await;
+    Auth::new(app.store.clone(), Arc::new(app.clock.clone()))
+        .create_admin(ADMIN_EMAIL, None, ADMIN_PASSWORD)
+        .await
+        .expect("admin created");
+    app
+}
+
+/// Builds and serves the application on `dir` with `config` and a manual clock.
+async fn start(
+    dir: TempDir,
+    config: Config,
+    runner: Option<Arc<dyn pressluft::jobs::Runner>>,
+) -> TestApp {
     let clock = ManualClock::starting_now();
     let app = Application::build_with_runner(config, Arc::new(clock.clone()), runner)
         .await
@@ -64,15 +80,12 @@ pub async fn spawn_app_with(
     let addr = app.local_addr();
     let state = app.state().clone();
     let store = state.store.clone();
-    Auth::new(store.clone(), Arc::new(clock.clone()))
-        .create_admin(ADMIN_EMAIL, None, ADMIN_PASSWORD)
-        .await
-        .expect("admin created");
     let (stop, stopped) = oneshot::channel::<()>();
     tokio::spawn(app.run(async move {
         let _ = stopped.await;
     }));
     TestApp {
+        data_dir: dir.path().to_path_buf(),
         base: format!("http://{addr}"),
         client: client(),
         store,
@@ -81,6 +94,28 @@ pub async fn spawn_app_with(
         _dir: dir,
         stop: Some(stop),
     }
+}
+
+/// A second control-plane replica of `of` (issue 17): the same PostgreSQL database, a copy of
+/// its age identity and secrets, its own data directory, port and clock.
+pub async fn spawn_replica(
+    of: &TestApp,
+    tweak: impl FnOnce(&mut Config),
+    runner: Option<Arc<dyn pressluft::jobs::Runner>>,
+) -> TestApp {
+    let dir = tempfile::tempdir().expect("temp dir");
+    std::fs::copy(of.data_dir.join("age.key"), dir.path().join("age.key")).expect("age.key");
+    let status = Command::new("cp")
+        .arg("-a")
+        .arg(of.data_dir.join("secrets"))
+        .arg(dir.path())
+        .status()
+        .expect("cp");
+    assert!(status.success(), "secrets copied");
+    let mut config = Config::for_tests(dir.path());
+    config.database_url = of.state.config.database_url.clone();
+    tweak(&mut config);
+    start(dir, config, runner).await
 }
 
 /// The variable naming the PostgreSQL server the suite runs against (its maintenance database,

@@ -32,7 +32,7 @@ async fn a_node_that_never_answers_is_502_node_unreachable_within_11_seconds() {
     let env = app.insert_environment(&site, &node, "Production").await;
     let port = silent_listener();
     app.exec(
-        "UPDATE nodes SET hostname = '127.0.0.1', ssh_port = ? WHERE id = ?",
+        "UPDATE nodes SET hostname = '127.0.0.1', ssh_port = CAST(? AS BIGINT) WHERE id = ?",
         &[&port.to_string(), &node],
     )
     .await;

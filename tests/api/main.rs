@@ -62,6 +62,7 @@ mod promote_api;
 mod proxy_socket;
 mod proxy_vhost;
 mod queue;
+mod replicas;
 mod reset_api;
 mod restore_api;
 mod safe_updates_api;
