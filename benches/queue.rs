@@ -169,10 +169,11 @@ async fn throughput() {
         total += h.await.unwrap();
     }
     let elapsed = started.elapsed();
-    let (left,): (i64,) = pressluft::store::query_as("SELECT COUNT(*) FROM jobs WHERE status <> 'succeeded'")
-        .fetch_one(state.store.pool())
-        .await
-        .unwrap();
+    let (left,): (i64,) =
+        pressluft::store::query_as("SELECT COUNT(*) FROM jobs WHERE status <> 'succeeded'")
+            .fetch_one(state.store.pool())
+            .await
+            .unwrap();
     println!(
         "claim throughput (no-op runner, 10,000 jobs, 500 sites on 50 nodes, {workers} workers): {total} jobs in {:.2} s = {:.0} jobs/s (claim + complete); {left} not succeeded",
         elapsed.as_secs_f64(),

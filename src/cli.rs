@@ -32,7 +32,7 @@ pub enum Command {
     /// Run locally: data in ./.pressluft, 127.0.0.1:8080, a bootstrap admin on first start.
     Dev,
     /// Apply database migrations and exit.
-    Migrate,
+    Migrate(MigrateArgs),
     /// For install.sh: store the given ACME settings, extract the playbooks and print, as one
     /// JSON object, the playbook directory and the variables of playbooks/control-plane-https.yml
     /// (the dashboard's nginx block and certificate, the same the local node_provision uses).
@@ -354,10 +354,13 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             println!("{out}");
             Ok(())
         }
-        Command::Migrate => {
+        Command::Migrate(args) => {
             prepare_directories(&config)?;
             let _guard = crate::logging::init(mode, None);
             let store = open_store(&config).await?;
+            if let Some(file) = &args.from_sqlite {
+                copy_from_sqlite(&config, &store, file).await?;
+            }
             store.close().await;
             let secrets = crate::startup::open_secrets(&config)?;
             println!(
@@ -480,4 +483,45 @@ fn read_password(from_stdin: bool) -> anyhow::Result<String> {
         bail!("the passwords do not match");
     }
     Ok(first)
+}
+
+/// `pressluft migrate` options.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct MigrateArgs {
+    /// Copy this SQLite control plane (all tables, one transaction) into the PostgreSQL
+    /// database of --database-url, which must be empty
+    #[arg(long, value_name = "FILE")]
+    pub from_sqlite: Option<std::path::PathBuf>,
+}
+
+/// `migrate --from-sqlite FILE`: the file's control plane into the (migrated, empty)
+/// PostgreSQL store.
+async fn copy_from_sqlite(
+    config: &Config,
+    target: &crate::store::Store,
+    file: &std::path::Path,
+) -> anyhow::Result<()> {
+    let Some(url) = &config.database_url else {
+        anyhow::bail!(
+            "--from-sqlite needs the PostgreSQL target: --database-url or PRESSLUFT_DATABASE_URL"
+        );
+    };
+    anyhow::ensure!(file.is_file(), "{} is not a file", file.display());
+    let source = crate::store::Store::open(file)
+        .await
+        .with_context(|| format!("opening {}", file.display()))?;
+    source
+        .migrate()
+        .await
+        .with_context(|| format!("bringing {} up to date", file.display()))?;
+    let report = target
+        .copy_from_sqlite(&source)
+        .await
+        .with_context(|| format!("copying {} into {}", file.display(), url.redacted()))?;
+    source.close().await;
+    for (table, n) in &report.tables {
+        println!("{table}: {n} rows");
+    }
+    println!("copied {} into {}", file.display(), url.redacted());
+    Ok(())
 }

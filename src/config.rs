@@ -337,17 +337,18 @@ impl Config {
         let db_path = r
             .path(&DB_PATH, &flags.db_path)?
             .unwrap_or_else(|| data_dir.join("pressluft.db"));
-        let database_url = r.parse(
-            &DATABASE_URL,
-            &flags.database_url,
-            "a postgres:// or postgresql:// URL",
-            DatabaseUrl::parse,
-        )
-        // The value may hold a password: never echoed.
-        .map_err(|e| ConfigError {
-            value: "(not shown: may hold a password)".into(),
-            ..e
-        })?;
+        let database_url = r
+            .parse(
+                &DATABASE_URL,
+                &flags.database_url,
+                "a postgres:// or postgresql:// URL",
+                DatabaseUrl::parse,
+            )
+            // The value may hold a password: never echoed.
+            .map_err(|e| ConfigError {
+                value: "(not shown: may hold a password)".into(),
+                ..e
+            })?;
         let secrets_dir = r
             .path(&SECRETS_DIR, &flags.secrets_dir)?
             .unwrap_or_else(|| data_dir.join("secrets"));

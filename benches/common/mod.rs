@@ -351,13 +351,15 @@ pub async fn use_s3_storage(bench: &Bench) {
         ("backup_s3_bucket", "pressluft-bench"),
         ("backup_s3_credentials_json", "secret:backup_s3_credentials"),
     ] {
-        pressluft::store::query("INSERT OR REPLACE INTO settings (key, value, updated_at) VALUES (?, ?, ?)")
-            .bind(key)
-            .bind(value)
-            .bind(&now)
-            .execute(bench.state.store.pool())
-            .await
-            .unwrap();
+        pressluft::store::query(
+            "INSERT OR REPLACE INTO settings (key, value, updated_at) VALUES (?, ?, ?)",
+        )
+        .bind(key)
+        .bind(value)
+        .bind(&now)
+        .execute(bench.state.store.pool())
+        .await
+        .unwrap();
     }
     bench
         .state

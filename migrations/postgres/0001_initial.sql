@@ -259,9 +259,10 @@ CREATE TABLE login_attempts (
 CREATE INDEX idx_login_attempts_email_created ON login_attempts(email, created_at);
 CREATE INDEX idx_login_attempts_remote_ip_created ON login_attempts(remote_ip, created_at);
 
--- The forward references, now that every table exists.
-ALTER TABLE sites ADD FOREIGN KEY (primary_environment_id) REFERENCES environments(id);
-ALTER TABLE environments ADD FOREIGN KEY (primary_domain_id) REFERENCES domains(id);
-ALTER TABLE environments ADD FOREIGN KEY (current_release_id) REFERENCES releases(id);
-ALTER TABLE environments ADD FOREIGN KEY (last_drift_check_id) REFERENCES drift_checks(id);
-ALTER TABLE releases ADD FOREIGN KEY (job_id) REFERENCES jobs(id);
+-- The forward references, now that every table exists. DEFERRABLE (checked at once unless a
+-- transaction defers them): `pressluft migrate --from-sqlite` copies rows in table order.
+ALTER TABLE sites ADD FOREIGN KEY (primary_environment_id) REFERENCES environments(id) DEFERRABLE;
+ALTER TABLE environments ADD FOREIGN KEY (primary_domain_id) REFERENCES domains(id) DEFERRABLE;
+ALTER TABLE environments ADD FOREIGN KEY (current_release_id) REFERENCES releases(id) DEFERRABLE;
+ALTER TABLE environments ADD FOREIGN KEY (last_drift_check_id) REFERENCES drift_checks(id) DEFERRABLE;
+ALTER TABLE releases ADD FOREIGN KEY (job_id) REFERENCES jobs(id) DEFERRABLE;

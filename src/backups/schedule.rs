@@ -61,9 +61,7 @@ pub fn schedule_decision(
 }
 
 /// `backup_schedule_hours` as an interval; `None` when scheduled backups are off (0).
-pub async fn schedule_interval(
-    conn: &mut AnyConnection,
-) -> Result<Option<Duration>, StoreError> {
+pub async fn schedule_interval(conn: &mut AnyConnection) -> Result<Option<Duration>, StoreError> {
     let setting = fetch_setting(conn, "backup_schedule_hours").await?;
     let hours = super::schedule_view::schedule_hours(setting.as_deref());
     Ok((hours > 0).then(|| Duration::hours(hours)))
@@ -147,7 +145,12 @@ impl Backups {
         let Some(interval) = schedule_interval(&mut conn).await? else {
             return Ok(RunCount::default());
         };
-        let rows: Vec<(String, crate::store::Flag, crate::store::Flag, Option<String>)> = crate::store::query_as(
+        let rows: Vec<(
+            String,
+            crate::store::Flag,
+            crate::store::Flag,
+            Option<String>,
+        )> = crate::store::query_as(
             "SELECT e.id, n.status = 'active',
                     EXISTS (SELECT 1 FROM backups b WHERE b.environment_id = e.id
                               AND b.status IN ('pending', 'running')),

@@ -60,10 +60,7 @@ impl Default for BackupCreatePayload {
 pub const RESULT_WITHOUT_CHECKSUM: JobErrorCode = JobErrorCode::AnsibleUnexpectedError;
 
 /// The job's backup row.
-async fn backup_of(
-    conn: &mut AnyConnection,
-    job: &JobRecord,
-) -> Result<BackupRecord, StoreError> {
+async fn backup_of(conn: &mut AnyConnection, job: &JobRecord) -> Result<BackupRecord, StoreError> {
     let id = payload::read::<BackupCreatePayload>(job).backup_id;
     fetch_backup(conn, &id)
         .await?

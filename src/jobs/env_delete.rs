@@ -106,10 +106,7 @@ async fn job_site(conn: &mut AnyConnection, job: &JobRecord) -> Result<SiteRecor
         .ok_or_else(|| StoreError::not_found("site", id))
 }
 
-async fn target_env(
-    conn: &mut AnyConnection,
-    id: &str,
-) -> Result<EnvironmentRecord, StoreError> {
+async fn target_env(conn: &mut AnyConnection, id: &str) -> Result<EnvironmentRecord, StoreError> {
     fetch_environment(conn, id)
         .await?
         .ok_or_else(|| StoreError::not_found("environment", Some(id)))
@@ -330,12 +327,13 @@ async fn extra_vars(cx: &VarsContext<'_>, job: &JobRecord) -> Result<ResolvedVar
     for t in &p.environments {
         let env = target_env(&mut conn, &t.environment_id).await?;
         let layout = EnvLayout::new(&site.id, &env.id);
-        let domains: Vec<(String, String)> =
-            crate::store::query_as("SELECT id, hostname FROM domains WHERE environment_id = ? ORDER BY id")
-                .bind(&env.id)
-                .fetch_all(&mut *conn)
-                .await
-                .map_err(StoreError::from)?;
+        let domains: Vec<(String, String)> = crate::store::query_as(
+            "SELECT id, hostname FROM domains WHERE environment_id = ? ORDER BY id",
+        )
+        .bind(&env.id)
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(StoreError::from)?;
         let mut hosts = vec![url_host(&env.preview_url).to_ascii_lowercase()];
         hosts.extend(domains.iter().map(|(_, h)| h.clone()));
         let final_backup = match &t.final_backup_id {

@@ -101,11 +101,7 @@ pub async fn validate_start_as(
 }
 
 /// Site and environment → `deploying` (a retry finds them there).
-pub async fn enter(
-    conn: &mut AnyConnection,
-    job: &JobRecord,
-    now: &str,
-) -> Result<(), StoreError> {
+pub async fn enter(conn: &mut AnyConnection, job: &JobRecord, now: &str) -> Result<(), StoreError> {
     both_to(conn, job, BUSY, now).await
 }
 

@@ -165,10 +165,7 @@ async fn record_report(
 }
 
 /// Whether the drill's record says the node removed the temporary environment.
-async fn reported_removed(
-    conn: &mut AnyConnection,
-    job: &JobRecord,
-) -> Result<bool, StoreError> {
+async fn reported_removed(conn: &mut AnyConnection, job: &JobRecord) -> Result<bool, StoreError> {
     let drill = fetch_drill(conn, &read(job).drill_id).await?;
     Ok(drill
         .and_then(|d| d.timings_json)

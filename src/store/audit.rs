@@ -1,7 +1,7 @@
 //! The audit trail (api.md §6): one row per mutating action, result updated when its job ends.
 
 use serde::Serialize;
-use sqlx::{FromRow, AnyConnection};
+use sqlx::{AnyConnection, FromRow};
 use utoipa::ToSchema;
 
 use super::{Store, StoreError};
@@ -69,12 +69,13 @@ pub async fn finish_audit_for_job(
     job_id: &str,
     result: &str,
 ) -> Result<u64, StoreError> {
-    let r =
-        crate::store::query("UPDATE audit_logs SET result = ? WHERE job_id = ? AND result = 'accepted'")
-            .bind(result)
-            .bind(job_id)
-            .execute(conn)
-            .await?;
+    let r = crate::store::query(
+        "UPDATE audit_logs SET result = ? WHERE job_id = ? AND result = 'accepted'",
+    )
+    .bind(result)
+    .bind(job_id)
+    .execute(conn)
+    .await?;
     Ok(r.rows_affected())
 }
 

@@ -6,7 +6,7 @@
 //! Every status change is guarded by the states it may leave from and bumps `state_version` and
 //! `updated_at`, so the live resource feed sees it.
 
-use sqlx::{FromRow, AnyConnection};
+use sqlx::{AnyConnection, FromRow};
 
 use super::{row_by_id, updated_one, Store, StoreError};
 use crate::domain::{BackupScope, BackupStatus, BackupStorageType, VerifyStatus};

@@ -131,8 +131,7 @@ fn rewrite(sql: &str) -> Option<String> {
 /// The `$N` form of `sql`, interned: sqlx's queries borrow their text, and the program's SQL
 /// texts are a fixed set (tables and columns are never user data), so each is rewritten once.
 fn portable(sql: &str) -> Option<&'static str> {
-    static CACHE: LazyLock<RwLock<HashMap<String, &'static str>>> =
-        LazyLock::new(Default::default);
+    static CACHE: LazyLock<RwLock<HashMap<String, &'static str>>> = LazyLock::new(Default::default);
     if !sql.contains('?') {
         return None;
     }
@@ -237,9 +236,6 @@ mod tests {
             rewrite("x = ?2 OR y = ?1 OR z = ?").as_deref(),
             Some("x = $2 OR y = $1 OR z = $3")
         );
-        assert_eq!(
-            rewrite("\"we?rd\" = ?").as_deref(),
-            Some("\"we?rd\" = $1")
-        );
+        assert_eq!(rewrite("\"we?rd\" = ?").as_deref(), Some("\"we?rd\" = $1"));
     }
 }

@@ -7,7 +7,7 @@
 //! Every change sets `updated_at`, so the live resource feed sees it (domains have no
 //! `state_version`; the feed reports 1).
 
-use sqlx::{FromRow, AnyConnection};
+use sqlx::{AnyConnection, FromRow};
 
 use super::{row_by_id, Store, StoreError};
 use crate::domain::{JobStatus, JobType, TlsStatus};
@@ -53,12 +53,12 @@ pub async fn environment_domains(
     conn: &mut AnyConnection,
     environment_id: &str,
 ) -> Result<Vec<DomainRecord>, StoreError> {
-    Ok(
-        crate::store::query_as("SELECT * FROM domains WHERE environment_id = ? ORDER BY created_at, id")
-            .bind(environment_id)
-            .fetch_all(conn)
-            .await?,
+    Ok(crate::store::query_as(
+        "SELECT * FROM domains WHERE environment_id = ? ORDER BY created_at, id",
     )
+    .bind(environment_id)
+    .fetch_all(conn)
+    .await?)
 }
 
 /// The domain with this host name, on any environment.
@@ -66,10 +66,12 @@ pub async fn domain_by_hostname(
     conn: &mut AnyConnection,
     hostname: &str,
 ) -> Result<Option<DomainRecord>, StoreError> {
-    Ok(crate::store::query_as("SELECT * FROM domains WHERE hostname = ?")
-        .bind(hostname)
-        .fetch_optional(conn)
-        .await?)
+    Ok(
+        crate::store::query_as("SELECT * FROM domains WHERE hostname = ?")
+            .bind(hostname)
+            .fetch_optional(conn)
+            .await?,
+    )
 }
 
 /// Inserts a `pending` domain.
@@ -138,12 +140,14 @@ pub async fn set_primary_domain(
     domain_id: Option<&str>,
     now: &str,
 ) -> Result<(), StoreError> {
-    crate::store::query("UPDATE environments SET primary_domain_id = ?, updated_at = ? WHERE id = ?")
-        .bind(domain_id)
-        .bind(now)
-        .bind(environment_id)
-        .execute(conn)
-        .await?;
+    crate::store::query(
+        "UPDATE environments SET primary_domain_id = ?, updated_at = ? WHERE id = ?",
+    )
+    .bind(domain_id)
+    .bind(now)
+    .bind(environment_id)
+    .execute(conn)
+    .await?;
     Ok(())
 }
 

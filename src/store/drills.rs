@@ -3,7 +3,7 @@
 //! `restore_drill` kind finishes it `passed` or `failed` (with the reason, the duration and
 //! the node's step timings). Every change bumps `state_version` and `updated_at`.
 
-use sqlx::{FromRow, AnyConnection};
+use sqlx::{AnyConnection, FromRow};
 
 use super::{updated_one, Store, StoreError};
 use crate::domain::{DrillSchedule, DrillStatus};

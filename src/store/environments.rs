@@ -2,7 +2,7 @@
 //! `site_create` (production) and `env_create` (clones) (state-machines.md, Site and
 //! environment). Status changes are guarded by `state_version` like a site's.
 
-use sqlx::{FromRow, AnyConnection};
+use sqlx::{AnyConnection, FromRow};
 
 use super::sites::set_lifecycle_status;
 use super::{Store, StoreError};

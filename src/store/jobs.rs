@@ -66,10 +66,12 @@ pub(super) async fn job_by_id<'c>(
     executor: impl sqlx::Executor<'c, Database = sqlx::Any>,
     id: &str,
 ) -> Result<Option<JobRecord>, StoreError> {
-    Ok(crate::store::query_as(&format!("{SELECT_JOB} WHERE j.id = ?"))
-        .bind(id)
-        .fetch_optional(executor)
-        .await?)
+    Ok(
+        crate::store::query_as(&format!("{SELECT_JOB} WHERE j.id = ?"))
+            .bind(id)
+            .fetch_optional(executor)
+            .await?,
+    )
 }
 
 impl Store {

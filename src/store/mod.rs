@@ -22,6 +22,7 @@ macro_rules! fetch_by_id {
 
 pub mod audit;
 pub mod backups;
+pub mod copy;
 pub mod dialect;
 pub mod domains;
 pub mod drift;
@@ -98,12 +99,10 @@ async fn row_by_id<'c, T: Row>(
     table: &'static str,
     id: &str,
 ) -> Result<Option<T>, StoreError> {
-    Ok(
-        query_as(&format!("SELECT * FROM {table} WHERE id = ?"))
-            .bind(id)
-            .fetch_optional(executor)
-            .await?,
-    )
+    Ok(query_as(&format!("SELECT * FROM {table} WHERE id = ?"))
+        .bind(id)
+        .fetch_optional(executor)
+        .await?)
 }
 
 /// Sets the `status` of the row of `table` with `id` if it still has `state_version` (the
@@ -121,11 +120,7 @@ async fn set_status_guarded(
         "UPDATE {table} SET status = ?, state_version = state_version + 1, updated_at = ?
          WHERE id = ? AND state_version = ?"
     );
-    let update = query(&sql)
-        .bind(to)
-        .bind(now)
-        .bind(id)
-        .bind(state_version);
+    let update = query(&sql).bind(to).bind(now).bind(id).bind(state_version);
     updated_one(conn, update).await
 }
 
@@ -305,13 +300,17 @@ impl Store {
             migrator.run(&self.pool).await?;
         } else {
             let mut conn = self.pool.acquire().await?;
-            query("PRAGMA foreign_keys = OFF").execute(&mut *conn).await?;
+            query("PRAGMA foreign_keys = OFF")
+                .execute(&mut *conn)
+                .await?;
             let applied = migrator.run(&mut *conn).await;
             let dangling: Vec<(String,)> =
                 query_as("SELECT \"table\" FROM pragma_foreign_key_check")
                     .fetch_all(&mut *conn)
                     .await?;
-            query("PRAGMA foreign_keys = ON").execute(&mut *conn).await?;
+            query("PRAGMA foreign_keys = ON")
+                .execute(&mut *conn)
+                .await?;
             applied?;
             if let Some((table,)) = dangling.first() {
                 return Err(StoreError::Integrity(format!(
@@ -336,16 +335,13 @@ impl Store {
                  WHERE schemaname = current_schema() AND tablename = '_sqlx_migrations'"
             }
         };
-        let exists: Option<(String,)> = query_as(sql)
-        .fetch_optional(&self.pool)
-        .await?;
+        let exists: Option<(String,)> = query_as(sql).fetch_optional(&self.pool).await?;
         if exists.is_none() {
             return Ok(0);
         }
-        let (n,): (i64,) =
-            query_as("SELECT COUNT(*) FROM _sqlx_migrations WHERE success")
-                .fetch_one(&self.pool)
-                .await?;
+        let (n,): (i64,) = query_as("SELECT COUNT(*) FROM _sqlx_migrations WHERE success")
+            .fetch_one(&self.pool)
+            .await?;
         Ok(n as usize)
     }
 
@@ -384,10 +380,9 @@ impl Store {
 
     /// The newest `updated_at` of `from` (a table or subquery), where a change feed starts.
     async fn latest_change(&self, from: &str) -> Result<Option<String>, StoreError> {
-        let (ts,): (Option<String>,) =
-            query_as(&format!("SELECT MAX(updated_at) FROM {from}"))
-                .fetch_one(&self.pool)
-                .await?;
+        let (ts,): (Option<String>,) = query_as(&format!("SELECT MAX(updated_at) FROM {from}"))
+            .fetch_one(&self.pool)
+            .await?;
         Ok(ts)
     }
 

@@ -1,6 +1,6 @@
 //! Nodes: the servers Pressluft manages over SSH.
 
-use sqlx::{FromRow, AnyConnection};
+use sqlx::{AnyConnection, FromRow};
 
 use super::{row_by_id, set_status_guarded, Store, StoreError};
 use crate::domain::NodeStatus;
@@ -51,9 +51,11 @@ impl Store {
     }
 
     pub async fn local_node(&self) -> Result<Option<NodeRecord>, StoreError> {
-        Ok(crate::store::query_as("SELECT * FROM nodes WHERE is_local = 1")
-            .fetch_optional(&self.pool)
-            .await?)
+        Ok(
+            crate::store::query_as("SELECT * FROM nodes WHERE is_local = 1")
+                .fetch_optional(&self.pool)
+                .await?,
+        )
     }
 }
 
@@ -144,9 +146,7 @@ pub async fn touch_last_seen(
 
 /// Nodes sites may be placed on, in placement order: the local node first, then oldest first
 /// (architecture.md §3). `(id, public_ip)`.
-pub async fn eligible_nodes(
-    conn: &mut AnyConnection,
-) -> Result<Vec<(String, String)>, StoreError> {
+pub async fn eligible_nodes(conn: &mut AnyConnection) -> Result<Vec<(String, String)>, StoreError> {
     Ok(crate::store::query_as(
         "SELECT id, public_ip FROM nodes
          WHERE status = 'active' AND public_ip IS NOT NULL AND public_ip <> ''

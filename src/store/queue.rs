@@ -62,7 +62,8 @@ const FINISH_SQL_TEMPLATE: &str = "BEGIN IMMEDIATE;
 {audit}";
 
 /// The job part of the finishing batch (its parameters as in [`FINISH_SQL_TEMPLATE`]).
-const FINISH_JOB_SQL: &str = "UPDATE jobs SET status = CASE WHEN {cancel} THEN 'cancelled' ELSE ?1 END,
+const FINISH_JOB_SQL: &str =
+    "UPDATE jobs SET status = CASE WHEN {cancel} THEN 'cancelled' ELSE ?1 END,
   run_after = CASE WHEN {cancel} THEN NULL ELSE ?2 END,
   error_code = CASE WHEN {cancel} OR ?1 = 'cancelled' THEN NULL ELSE COALESCE(?3, error_code) END,
   error_message = CASE WHEN {cancel} OR ?1 = 'cancelled' THEN NULL
@@ -76,7 +77,8 @@ RETURNING 'job:' || status";
 
 /// The audit part of the finishing batch; `{job}` and `{flag}` are the parameters holding the
 /// job id and `audit_success`.
-const FINISH_AUDIT_SQL: &str = "UPDATE audit_logs SET result = (SELECT status FROM jobs WHERE id = {job})
+const FINISH_AUDIT_SQL: &str =
+    "UPDATE audit_logs SET result = (SELECT status FROM jobs WHERE id = {job})
 WHERE job_id = {job} AND result = 'accepted'
   AND (SELECT status FROM jobs WHERE id = {job}) IN ('succeeded', 'failed', 'cancelled')
   AND NOT ({flag} = 0 AND (SELECT status FROM jobs WHERE id = {job}) = 'succeeded')
@@ -90,7 +92,9 @@ fn finish_sql() -> &'static str {
             .replace("{job}", &finish_job_sql())
             .replace(
                 "{audit}",
-                &FINISH_AUDIT_SQL.replace("{job}", "?7").replace("{flag}", "?9"),
+                &FINISH_AUDIT_SQL
+                    .replace("{job}", "?7")
+                    .replace("{flag}", "?9"),
             )
     })
 }
@@ -565,10 +569,11 @@ mod tests {
     }
 
     async fn audit_result(store: &Store) -> String {
-        let (r,): (String,) = crate::store::query_as("SELECT result FROM audit_logs WHERE id = 'a'")
-            .fetch_one(store.pool())
-            .await
-            .unwrap();
+        let (r,): (String,) =
+            crate::store::query_as("SELECT result FROM audit_logs WHERE id = 'a'")
+                .fetch_one(store.pool())
+                .await
+                .unwrap();
         r
     }
 

@@ -2,7 +2,7 @@
 //! one makes it the environment's current release (releases-and-rollback.md). A release is
 //! immutable except its `health_status` and appended notes (data-model.md).
 
-use sqlx::{FromRow, AnyConnection};
+use sqlx::{AnyConnection, FromRow};
 
 use super::environments::EnvironmentRecord;
 use super::{lost_update, row_by_id, Store, StoreError};

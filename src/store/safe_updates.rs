@@ -5,7 +5,7 @@
 //! PHP fatals); a person moves a `held` run to `approved` or `dismissed`. Every change bumps
 //! `state_version` and `updated_at`.
 
-use sqlx::{FromRow, AnyConnection};
+use sqlx::{AnyConnection, FromRow};
 
 use super::{updated_one, Store, StoreError};
 use crate::domain::{SafeUpdateOutcome, SafeUpdateSchedule, SafeUpdateTrigger};
@@ -158,10 +158,7 @@ pub async fn decide_run(
 }
 
 /// Whether the site has a `safe_update` job queued or running.
-pub async fn run_in_progress(
-    conn: &mut AnyConnection,
-    site_id: &str,
-) -> Result<bool, StoreError> {
+pub async fn run_in_progress(conn: &mut AnyConnection, site_id: &str) -> Result<bool, StoreError> {
     let row: Option<(i64,)> = crate::store::query_as(
         "SELECT 1 FROM jobs WHERE site_id = ? AND job_type = 'safe_update'
            AND status IN ('queued', 'running') LIMIT 1",

@@ -70,11 +70,13 @@ impl Store {
     }
 
     pub async fn revoke_session(&self, session_id: &str, now: &str) -> Result<(), StoreError> {
-        crate::store::query("UPDATE auth_sessions SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL")
-            .bind(now)
-            .bind(session_id)
-            .execute(&self.pool)
-            .await?;
+        crate::store::query(
+            "UPDATE auth_sessions SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL",
+        )
+        .bind(now)
+        .bind(session_id)
+        .execute(&self.pool)
+        .await?;
         Ok(())
     }
 }

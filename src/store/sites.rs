@@ -4,7 +4,7 @@
 //! Status changes are guarded by `state_version`; inside the engine's write transaction a
 //! lost update is impossible, so a zero-row update is reported as an error.
 
-use sqlx::{FromRow, AnyConnection};
+use sqlx::{AnyConnection, FromRow};
 
 use super::{lost_update, row_by_id, set_status_guarded, Store, StoreError};
 use crate::domain::SiteStatus;

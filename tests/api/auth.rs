@@ -36,10 +36,11 @@ async fn login_sets_a_hardened_session_cookie_and_stores_only_its_hash() {
         "plain HTTP without a control-plane domain: {cookie}"
     );
 
-    let stored: Vec<(String,)> = pressluft::store::query_as("SELECT session_token FROM auth_sessions")
-        .fetch_all(app.store.pool())
-        .await
-        .unwrap();
+    let stored: Vec<(String,)> =
+        pressluft::store::query_as("SELECT session_token FROM auth_sessions")
+            .fetch_all(app.store.pool())
+            .await
+            .unwrap();
     assert_eq!(stored.len(), 1);
     assert_ne!(stored[0].0, token, "raw token never stored");
     assert_eq!(stored[0].0, pressluft::auth::token::hash_token(token));
@@ -162,10 +163,11 @@ async fn logout_revokes_the_session_and_clears_the_cookie() {
         401,
         "old cookie is dead"
     );
-    let revoked: (Option<String>,) = pressluft::store::query_as("SELECT revoked_at FROM auth_sessions")
-        .fetch_one(app.store.pool())
-        .await
-        .unwrap();
+    let revoked: (Option<String>,) =
+        pressluft::store::query_as("SELECT revoked_at FROM auth_sessions")
+            .fetch_one(app.store.pool())
+            .await
+            .unwrap();
     assert!(revoked.0.is_some());
 }
 
@@ -670,10 +672,11 @@ async fn forwarded_for_is_ignored_unless_the_peer_is_a_trusted_proxy() {
         }
         let r = login_from(&app, "198.51.100.99", ADMIN_EMAIL, ADMIN_PASSWORD).await;
         assert_error(r, 429, "login_throttled").await;
-        let ips: Vec<(String,)> = pressluft::store::query_as("SELECT DISTINCT remote_ip FROM login_attempts")
-            .fetch_all(app.store.pool())
-            .await
-            .unwrap();
+        let ips: Vec<(String,)> =
+            pressluft::store::query_as("SELECT DISTINCT remote_ip FROM login_attempts")
+                .fetch_all(app.store.pool())
+                .await
+                .unwrap();
         assert_eq!(ips, vec![("127.0.0.1".to_string(),)], "{proxies:?}");
     }
 }

@@ -448,11 +448,12 @@ async fn s3_credentials_stay_in_the_secrets_store() {
         "succeeded".to_string(),
     );
     assert_eq!(rows.iter().filter(|r| **r == ours).count(), 3, "{rows:?}");
-    let dump: Vec<(String,)> =
-        pressluft::store::query_as("SELECT id || user_id || action || resource_id || result FROM audit_logs")
-            .fetch_all(app.store.pool())
-            .await
-            .unwrap();
+    let dump: Vec<(String,)> = pressluft::store::query_as(
+        "SELECT id || user_id || action || resource_id || result FROM audit_logs",
+    )
+    .fetch_all(app.store.pool())
+    .await
+    .unwrap();
 
     let log = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
     // The capture works (which callsites it sees can race with other tests: tracing caches a

@@ -32,10 +32,11 @@ async fn site(script: Vec<(&'static str, Step)>) -> (TestApp, Arc<StandIn>, Stri
 }
 
 async fn actor(app: &TestApp) -> Actor {
-    let (user_id, email): (String, String) = pressluft::store::query_as("SELECT id, email FROM users LIMIT 1")
-        .fetch_one(app.store.pool())
-        .await
-        .unwrap();
+    let (user_id, email): (String, String) =
+        pressluft::store::query_as("SELECT id, email FROM users LIMIT 1")
+            .fetch_one(app.store.pool())
+            .await
+            .unwrap();
     Actor { user_id, email }
 }
 
@@ -88,11 +89,12 @@ async fn releases(app: &TestApp, env: &str) -> Vec<ReleaseRecord> {
 }
 
 async fn audit_result(app: &TestApp, job: &str) -> String {
-    let (r,): (String,) = pressluft::store::query_as("SELECT result FROM audit_logs WHERE job_id = ?")
-        .bind(job)
-        .fetch_one(app.store.pool())
-        .await
-        .unwrap();
+    let (r,): (String,) =
+        pressluft::store::query_as("SELECT result FROM audit_logs WHERE job_id = ?")
+            .bind(job)
+            .fetch_one(app.store.pool())
+            .await
+            .unwrap();
     r
 }
 

@@ -84,11 +84,12 @@ async fn deploy_form_and_live_timeline_in_a_browser() {
         }
     };
     let status = child.wait().expect("node exits");
-    let jobs: Vec<(String, String, Option<String>)> =
-        pressluft::store::query_as("SELECT job_type, status, error_code FROM jobs ORDER BY created_at")
-            .fetch_all(app.store.pool())
-            .await
-            .unwrap();
+    let jobs: Vec<(String, String, Option<String>)> = pressluft::store::query_as(
+        "SELECT job_type, status, error_code FROM jobs ORDER BY created_at",
+    )
+    .fetch_all(app.store.pool())
+    .await
+    .unwrap();
     assert!(
         status.success() && transcript.iter().any(|l| l == "BROWSER_TEST_PASSED"),
         "browser test failed:\n{}\njobs: {jobs:?}",

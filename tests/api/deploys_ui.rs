@@ -109,11 +109,12 @@ async fn the_update_form_posts_and_names_a_bad_scope() {
 #[tokio::test]
 async fn the_timeline_shows_releases_rollbacks_and_the_last_failure() {
     let Fixture { app, c, env } = fixture().await;
-    let node: (String,) = pressluft::store::query_as("SELECT node_id FROM environments WHERE id = ?")
-        .bind(&env)
-        .fetch_one(app.store.pool())
-        .await
-        .unwrap();
+    let node: (String,) =
+        pressluft::store::query_as("SELECT node_id FROM environments WHERE id = ?")
+            .bind(&env)
+            .fetch_one(app.store.pool())
+            .await
+            .unwrap();
     let old = insert_release(&app, &env, "20261201-100000", "healthy", 0).await;
     let good = insert_release(&app, &env, "20261201-110000", "healthy", 1).await;
     let bad = insert_release(&app, &env, "20261201-120000", "unhealthy", 2).await;

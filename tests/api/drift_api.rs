@@ -170,12 +170,13 @@ async fn a_check_records_the_differences_of_the_preset_from_the_baseline() {
     assert!(audit.iter().all(|(_, r)| r == "succeeded"), "{audit:?}");
 
     // The baseline row reads back with no differences.
-    let (id,): (String,) =
-        pressluft::store::query_as("SELECT id FROM drift_checks WHERE environment_id = ? AND is_baseline = 1")
-            .bind(&staging)
-            .fetch_one(app.store.pool())
-            .await
-            .unwrap();
+    let (id,): (String,) = pressluft::store::query_as(
+        "SELECT id FROM drift_checks WHERE environment_id = ? AND is_baseline = 1",
+    )
+    .bind(&staging)
+    .fetch_one(app.store.pool())
+    .await
+    .unwrap();
     let (_, b) = app.get_json(&format!("/api/drift-checks/{id}")).await;
     assert_eq!(b["is_baseline"], true);
     assert_eq!(b["status"], "clean");
@@ -243,11 +244,12 @@ async fn production_and_environments_without_a_baseline_are_refused() {
     );
 
     // An environment whose baseline is missing (not cloned by Pressluft).
-    let node: (String,) = pressluft::store::query_as("SELECT node_id FROM environments WHERE id = ?")
-        .bind(&staging)
-        .fetch_one(app.store.pool())
-        .await
-        .unwrap();
+    let node: (String,) =
+        pressluft::store::query_as("SELECT node_id FROM environments WHERE id = ?")
+            .bind(&staging)
+            .fetch_one(app.store.pool())
+            .await
+            .unwrap();
     let bare = app.insert_environment(&site, &node.0, "Bare").await;
     app.exec(
         "UPDATE environments SET environment_type = 'clone' WHERE id = ?",

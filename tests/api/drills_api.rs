@@ -54,12 +54,13 @@ async fn drills(app: &TestApp, site: &str) -> Value {
 }
 
 async fn audit_results(app: &TestApp, action: &str) -> Vec<String> {
-    let rows: Vec<(String,)> =
-        pressluft::store::query_as("SELECT result FROM audit_logs WHERE action = ? ORDER BY created_at, id")
-            .bind(action)
-            .fetch_all(app.store.pool())
-            .await
-            .unwrap();
+    let rows: Vec<(String,)> = pressluft::store::query_as(
+        "SELECT result FROM audit_logs WHERE action = ? ORDER BY created_at, id",
+    )
+    .bind(action)
+    .fetch_all(app.store.pool())
+    .await
+    .unwrap();
     rows.into_iter().map(|(r,)| r).collect()
 }
 
@@ -282,11 +283,12 @@ async fn the_scheduler_runs_one_drill_per_period() {
     let drill_jobs = |app: &TestApp| {
         let pool = app.store.pool().clone();
         async move {
-            let (n,): (i64,) =
-                pressluft::store::query_as("SELECT COUNT(*) FROM jobs WHERE job_type = 'restore_drill'")
-                    .fetch_one(&pool)
-                    .await
-                    .unwrap();
+            let (n,): (i64,) = pressluft::store::query_as(
+                "SELECT COUNT(*) FROM jobs WHERE job_type = 'restore_drill'",
+            )
+            .fetch_one(&pool)
+            .await
+            .unwrap();
             n
         }
     };

@@ -41,12 +41,13 @@ pub async fn expired_backups_are_deleted(app: &TestApp, site_id: &str, env_id: &
 
     let run = app.state.backups.run_cleanup().await.unwrap();
     assert_eq!(run.enqueued, 1, "{run:?}");
-    let job_id: String =
-        pressluft::store::query_scalar("SELECT id FROM jobs WHERE job_type = 'backup_cleanup' AND site_id = ?")
-            .bind(site_id)
-            .fetch_one(app.store.pool())
-            .await
-            .unwrap();
+    let job_id: String = pressluft::store::query_scalar(
+        "SELECT id FROM jobs WHERE job_type = 'backup_cleanup' AND site_id = ?",
+    )
+    .bind(site_id)
+    .fetch_one(app.store.pool())
+    .await
+    .unwrap();
     let (job, output) = finished(app, &job_id).await;
     assert_eq!(job["status"], "succeeded", "{job}\n{output}");
     assert!(

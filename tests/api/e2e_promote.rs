@@ -319,12 +319,13 @@ pub async fn promotion(app: &TestApp, site_id: &str, prod_id: &str) {
         notes.contains(&format!("promoted from Promo pb{tag}")),
         "{releases}"
     );
-    let (result,): (String,) =
-        pressluft::store::query_as("SELECT result FROM audit_logs WHERE job_id = ? AND action = 'env_promote'")
-            .bind(&promote_job)
-            .fetch_one(app.store.pool())
-            .await
-            .unwrap();
+    let (result,): (String,) = pressluft::store::query_as(
+        "SELECT result FROM audit_logs WHERE job_id = ? AND action = 'env_promote'",
+    )
+    .bind(&promote_job)
+    .fetch_one(app.store.pool())
+    .await
+    .unwrap();
     assert_eq!(result, "succeeded");
 
     // (3) A's gate faked clean: the node's re-check refuses, nothing changes.
@@ -480,12 +481,13 @@ pub async fn promotion(app: &TestApp, site_id: &str, prod_id: &str) {
         "the replaced options came back from the gate backup"
     );
     assert_eq!(option(prod_id, "pl_e2e_promote_c"), "from C");
-    let (result,): (String,) =
-        pressluft::store::query_as("SELECT result FROM audit_logs WHERE job_id = ? AND action = 'env_promote'")
-            .bind(&job)
-            .fetch_one(app.store.pool())
-            .await
-            .unwrap();
+    let (result,): (String,) = pressluft::store::query_as(
+        "SELECT result FROM audit_logs WHERE job_id = ? AND action = 'env_promote'",
+    )
+    .bind(&job)
+    .fetch_one(app.store.pool())
+    .await
+    .unwrap();
     assert_eq!(result, "failed");
 
     // The environments this step made go again, through the product.

@@ -98,11 +98,12 @@ async fn restore(app: &TestApp, env_id: &str, backup_id: &str) -> String {
 
 /// The job's `pre_backup_id` and that backup's row.
 async fn pre_backup(app: &TestApp, job_id: &str) -> Value {
-    let (payload,): (String,) = pressluft::store::query_as("SELECT payload_json FROM jobs WHERE id = ?")
-        .bind(job_id)
-        .fetch_one(app.store.pool())
-        .await
-        .unwrap();
+    let (payload,): (String,) =
+        pressluft::store::query_as("SELECT payload_json FROM jobs WHERE id = ?")
+            .bind(job_id)
+            .fetch_one(app.store.pool())
+            .await
+            .unwrap();
     let payload: Value = serde_json::from_str(&payload).unwrap();
     let id = payload["pre_backup_id"].as_str().unwrap();
     app.get_json(&format!("/api/backups/{id}")).await.1

@@ -127,11 +127,12 @@ pub async fn safe_updates(app: &TestApp, site_id: &str, env_id: &str) {
     let (_, rollback) = gate_ended(app, &apply).await;
     assert!(rollback.is_none(), "the update passed its health gate");
     assert_eq!(live_version(&layout).as_deref(), Some("1.1"));
-    let (payload,): (String,) = pressluft::store::query_as("SELECT payload_json FROM jobs WHERE id = ?")
-        .bind(&apply)
-        .fetch_one(app.state.store.pool())
-        .await
-        .unwrap();
+    let (payload,): (String,) =
+        pressluft::store::query_as("SELECT payload_json FROM jobs WHERE id = ?")
+            .bind(&apply)
+            .fetch_one(app.state.store.pool())
+            .await
+            .unwrap();
     let payload: Value = serde_json::from_str(&payload).unwrap();
     assert_eq!(
         payload["versions"],

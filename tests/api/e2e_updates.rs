@@ -200,11 +200,12 @@ async fn update(app: &TestApp, env_id: &str, scope: &str) -> (String, Value) {
         .await
         .unwrap();
     succeeded(app, &job_id).await;
-    let (payload,): (String,) = pressluft::store::query_as("SELECT payload_json FROM jobs WHERE id = ?")
-        .bind(&job_id)
-        .fetch_one(app.state.store.pool())
-        .await
-        .unwrap();
+    let (payload,): (String,) =
+        pressluft::store::query_as("SELECT payload_json FROM jobs WHERE id = ?")
+            .bind(&job_id)
+            .fetch_one(app.state.store.pool())
+            .await
+            .unwrap();
     (job_id, serde_json::from_str(&payload).unwrap())
 }
 
@@ -332,11 +333,12 @@ fn v2_ran(db: &str) -> String {
 
 /// The audit row's result of the request that enqueued `job_id`.
 async fn audit_result(app: &TestApp, job_id: &str) -> String {
-    let (result,): (String,) = pressluft::store::query_as("SELECT result FROM audit_logs WHERE job_id = ?")
-        .bind(job_id)
-        .fetch_one(app.state.store.pool())
-        .await
-        .unwrap();
+    let (result,): (String,) =
+        pressluft::store::query_as("SELECT result FROM audit_logs WHERE job_id = ?")
+            .bind(job_id)
+            .fetch_one(app.state.store.pool())
+            .await
+            .unwrap();
     result
 }
 
@@ -420,11 +422,12 @@ pub async fn updates(app: &TestApp, site_id: &str, env_id: &str) {
     .await;
     assert_eq!(job["status"], "succeeded", "{job}");
     let job_id = job["id"].as_str().unwrap().to_string();
-    let (payload,): (String,) = pressluft::store::query_as("SELECT payload_json FROM jobs WHERE id = ?")
-        .bind(&job_id)
-        .fetch_one(app.state.store.pool())
-        .await
-        .unwrap();
+    let (payload,): (String,) =
+        pressluft::store::query_as("SELECT payload_json FROM jobs WHERE id = ?")
+            .bind(&job_id)
+            .fetch_one(app.state.store.pool())
+            .await
+            .unwrap();
     let payload: Value = serde_json::from_str(&payload).unwrap();
     assert_eq!(
         payload["versions"],

@@ -70,11 +70,12 @@ async fn a_health_check_runs_its_playbook_and_changes_nothing() {
     let id = enqueue_health_check(&app, &env, &create).await;
     let job = app.job(&id).await;
     assert_eq!(job["job_type"], "health_check");
-    let (stored,): (String,) = pressluft::store::query_as("SELECT payload_json FROM jobs WHERE id = ?")
-        .bind(&id)
-        .fetch_one(app.store.pool())
-        .await
-        .unwrap();
+    let (stored,): (String,) =
+        pressluft::store::query_as("SELECT payload_json FROM jobs WHERE id = ?")
+            .bind(&id)
+            .fetch_one(app.store.pool())
+            .await
+            .unwrap();
     let payload: Value = serde_json::from_str(&stored).unwrap();
     assert_eq!(payload["gated_job_id"], create.as_str());
     assert!(payload["release_id"]

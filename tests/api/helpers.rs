@@ -230,13 +230,15 @@ impl TestApp {
 
     /// The distinct client addresses the login throttle recorded, sorted.
     pub async fn recorded_login_ips(&self) -> Vec<String> {
-        pressluft::store::query_as::<(String,)>("SELECT DISTINCT remote_ip FROM login_attempts ORDER BY 1")
-            .fetch_all(self.store.pool())
-            .await
-            .unwrap()
-            .into_iter()
-            .map(|(ip,)| ip)
-            .collect()
+        pressluft::store::query_as::<(String,)>(
+            "SELECT DISTINCT remote_ip FROM login_attempts ORDER BY 1",
+        )
+        .fetch_all(self.store.pool())
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|(ip,)| ip)
+        .collect()
     }
 
     /// Sets the WordPress source (`PUT /_admin/settings/wordpress`).

@@ -191,7 +191,10 @@ async fn two_replicas_share_2000_jobs_without_overlap_each_run_once() {
     assert_no_overlap(&runs, "node", |r| Some(r.node.clone()));
     let by_a = runs.iter().filter(|r| r.replica == "a").count();
     let by_b = runs.len() - by_a;
-    assert!(by_a > 0 && by_b > 0, "both replicas claimed: a {by_a}, b {by_b}");
+    assert!(
+        by_a > 0 && by_b > 0,
+        "both replicas claimed: a {by_a}, b {by_b}"
+    );
     eprintln!(
         "2 replicas × 4 workers: 2000 jobs (50 sites, 5 nodes) in {:.1} s ({:.0} jobs/s); a ran {by_a}, b {by_b}",
         elapsed.as_secs_f64(),
@@ -228,13 +231,20 @@ async fn a_replica_that_dies_mid_job_has_its_job_recovered_by_the_other() {
     let sites = fixtures(&a, 1, 1).await;
     let j = job(&sites[0]);
     let mut tx = a.store.begin_write().await.unwrap();
-    Engine::enqueue(&mut tx, &j, &a.now())
-        .await
-        .unwrap();
+    Engine::enqueue(&mut tx, &j, &a.now()).await.unwrap();
     tx.commit().await.unwrap();
     a.state.engine.enqueued();
     let deadline = Instant::now() + Duration::from_secs(10);
-    while a.store.get_job(&j.id).await.unwrap().unwrap().status.as_str() != "running" {
+    while a
+        .store
+        .get_job(&j.id)
+        .await
+        .unwrap()
+        .unwrap()
+        .status
+        .as_str()
+        != "running"
+    {
         assert!(Instant::now() < deadline, "replica a never claimed the job");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
@@ -244,12 +254,22 @@ async fn a_replica_that_dies_mid_job_has_its_job_recovered_by_the_other() {
     drop(a);
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(
-        b.store.get_job(&j.id).await.unwrap().unwrap().status.as_str(),
+        b.store
+            .get_job(&j.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .status
+            .as_str(),
         "running"
     );
 
     // Replica b finds the lease stale (jobs.md §4: 60 s without a heartbeat) and recovers it.
-    assert_eq!(b.state.engine.recover_stale().await.unwrap(), 0, "lease fresh");
+    assert_eq!(
+        b.state.engine.recover_stale().await.unwrap(),
+        0,
+        "lease fresh"
+    );
     b.clock.advance(time::Duration::seconds(61));
     assert_eq!(b.state.engine.recover_stale().await.unwrap(), 1);
     let recovered = b.store.get_job(&j.id).await.unwrap().unwrap();
@@ -278,7 +298,10 @@ async fn one_replica_at_a_time_holds_the_scheduler_lease() {
     let mut second = SchedulerLease::default();
     assert!(first.held(&a.store).await, "the first asks and gets it");
     assert!(!second.held(&b.store).await, "the other does not");
-    assert!(first.held(&a.store).await, "kept while its connection lives");
+    assert!(
+        first.held(&a.store).await,
+        "kept while its connection lives"
+    );
     assert!(!second.held(&b.store).await);
     drop(first);
     // The lock goes with the holder's connection; the other replica takes over.
@@ -306,7 +329,11 @@ async fn periodic_jobs_are_enqueued_once_across_replicas() {
     let c = spawn_replica(&a, |c| c.workers = 1, Some(Arc::new(Hang))).await;
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        let n = count(&a, "SELECT COUNT(*) FROM jobs WHERE job_type = 'backup_create'").await;
+        let n = count(
+            &a,
+            "SELECT COUNT(*) FROM jobs WHERE job_type = 'backup_create'",
+        )
+        .await;
         if n as usize >= sites.len() {
             break;
         }
@@ -315,7 +342,11 @@ async fn periodic_jobs_are_enqueued_once_across_replicas() {
     }
     tokio::time::sleep(Duration::from_secs(1)).await;
     assert_eq!(
-        count(&a, "SELECT COUNT(*) FROM jobs WHERE job_type = 'backup_create'").await,
+        count(
+            &a,
+            "SELECT COUNT(*) FROM jobs WHERE job_type = 'backup_create'"
+        )
+        .await,
         sites.len() as i64,
         "one scheduled backup per production environment, not one per replica"
     );
@@ -357,5 +388,86 @@ async fn a_replica_with_another_age_identity_refuses_to_start() {
         text.contains("cannot decrypt the stored secrets") && text.contains("age.key"),
         "{text}"
     );
-    assert!(!text.contains("AGE-SECRET-KEY"), "no key material in the message");
+    assert!(
+        !text.contains("AGE-SECRET-KEY"),
+        "no key material in the message"
+    );
+}
+
+#[tokio::test]
+async fn migrate_from_sqlite_moves_a_control_plane_that_serves_the_same_answers() {
+    if skip_on_sqlite("migrate_from_sqlite_moves_a_control_plane") {
+        return;
+    }
+    // A SQLite control plane with sites, environments, jobs and backups.
+    let old = spawn_app_with(|c| c.database_url = None, None).await;
+    old.login().await;
+    let node = old.insert_node("n1", "active").await;
+    let site = old.insert_site("Shop", "shop").await;
+    let env = old.insert_environment(&site, &node, "Production").await;
+    let staging = old.insert_environment(&site, &node, "Staging").await;
+    let mut parent = JobFixture::new("cache_purge", "succeeded", &node);
+    parent.site_id = Some(&site);
+    parent.environment_id = Some(&env);
+    let parent = old.insert_job(parent).await;
+    let mut child = JobFixture::new("health_check", "failed", &node);
+    child.site_id = Some(&site);
+    child.environment_id = Some(&env);
+    child.parent_job_id = Some(&parent);
+    child.offset_ms = 5;
+    old.insert_job(child).await;
+    let now = old.now();
+    old.exec(
+        "INSERT INTO backups (id, environment_id, backup_scope, status, storage_type, storage_path,
+           retention_until, checksum, size_bytes, created_at, completed_at, updated_at)
+         VALUES ('b1', ?, 'full', 'completed', 'local', '/var/backups/pressluft/b1', ?,
+           'sha256:00', 12, ?, ?, ?)",
+        &[&env, &now, &now, &now, &now],
+    )
+    .await;
+    let paths = [
+        "/api/sites".to_string(),
+        format!("/api/sites/{site}"),
+        format!("/api/environments/{env}"),
+        format!("/api/environments/{staging}"),
+        format!("/api/environments/{env}/backups"),
+        "/api/jobs".to_string(),
+        "/api/nodes".to_string(),
+    ];
+    let mut before = Vec::new();
+    for p in &paths {
+        let (status, body) = old.get_json(p).await;
+        assert_eq!(status, 200, "{p}: {body}");
+        before.push(body);
+    }
+
+    // Copied into an empty PostgreSQL database…
+    let url = fresh_test_database().await.unwrap();
+    let target = pressluft::store::Store::connect(url.expose())
+        .await
+        .unwrap();
+    target.migrate().await.unwrap();
+    let source = pressluft::store::Store::open(&old.data_dir.join("pressluft.db"))
+        .await
+        .unwrap();
+    let report = target.copy_from_sqlite(&source).await.unwrap();
+    let copied = |t: &str| report.tables.iter().find(|(n, _)| *n == t).unwrap().1;
+    assert_eq!(copied("sites"), 1);
+    assert_eq!(copied("environments"), 2);
+    assert_eq!(copied("jobs"), old.count("jobs").await as u64);
+    assert_eq!(copied("backups"), 1);
+    assert_eq!(copied("auth_sessions"), 1);
+    // …and never into one that holds rows.
+    let again = target.copy_from_sqlite(&source).await.unwrap_err();
+    assert!(again.to_string().contains("not empty"), "{again}");
+
+    // A control plane on the copy (same identity and secrets) answers the same, to the same
+    // session.
+    let new = spawn_replica(&old, |c| c.database_url = Some(url.clone()), None).await;
+    for (p, want) in paths.iter().zip(&before) {
+        let r = old.client.get(new.url(p)).send().await.unwrap();
+        assert_eq!(r.status(), 200, "{p} on the copy");
+        let got: serde_json::Value = r.json().await.unwrap();
+        assert_eq!(&got, want, "{p} answers the same");
+    }
 }

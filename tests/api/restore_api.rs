@@ -170,16 +170,18 @@ async fn bad_restores_are_refused_with_their_codes() {
 async fn the_dashboard_restores_with_a_confirmation() {
     use crate::backups_ui::{fixture, insert_backup as insert_ui_backup, Fixture};
     let Fixture { app, c, env } = fixture().await;
-    let site: (String,) = pressluft::store::query_as("SELECT site_id FROM environments WHERE id = ?")
-        .bind(&env)
-        .fetch_one(app.store.pool())
-        .await
-        .unwrap();
-    let node: (String,) = pressluft::store::query_as("SELECT node_id FROM environments WHERE id = ?")
-        .bind(&env)
-        .fetch_one(app.store.pool())
-        .await
-        .unwrap();
+    let site: (String,) =
+        pressluft::store::query_as("SELECT site_id FROM environments WHERE id = ?")
+            .bind(&env)
+            .fetch_one(app.store.pool())
+            .await
+            .unwrap();
+    let node: (String,) =
+        pressluft::store::query_as("SELECT node_id FROM environments WHERE id = ?")
+            .bind(&env)
+            .fetch_one(app.store.pool())
+            .await
+            .unwrap();
     let staging = app.insert_environment(&site.0, &node.0, "Staging").await;
     let db_backup =
         insert_ui_backup(&app, &env, "db", "completed", ("local", "/var/backups/x")).await;

@@ -33,12 +33,13 @@ async fn patch_site(app: &TestApp, site: &str, body: Value) -> reqwest::Response
 }
 
 async fn audit_results(app: &TestApp, action: &str) -> Vec<String> {
-    let rows: Vec<(String,)> =
-        pressluft::store::query_as("SELECT result FROM audit_logs WHERE action = ? ORDER BY created_at, id")
-            .bind(action)
-            .fetch_all(app.store.pool())
-            .await
-            .unwrap();
+    let rows: Vec<(String,)> = pressluft::store::query_as(
+        "SELECT result FROM audit_logs WHERE action = ? ORDER BY created_at, id",
+    )
+    .bind(action)
+    .fetch_all(app.store.pool())
+    .await
+    .unwrap();
     rows.into_iter().map(|(r,)| r).collect()
 }
 
@@ -323,11 +324,12 @@ async fn passed_pages_apply_the_exact_versions_to_production() {
     assert_eq!(j["job_type"], "env_update");
     assert_eq!(j["status"], "succeeded", "{j}");
     assert_eq!(j["environment_id"], env.as_str());
-    let (payload,): (String,) = pressluft::store::query_as("SELECT payload_json FROM jobs WHERE id = ?")
-        .bind(apply)
-        .fetch_one(app.store.pool())
-        .await
-        .unwrap();
+    let (payload,): (String,) =
+        pressluft::store::query_as("SELECT payload_json FROM jobs WHERE id = ?")
+            .bind(apply)
+            .fetch_one(app.store.pool())
+            .await
+            .unwrap();
     let payload: Value = serde_json::from_str(&payload).unwrap();
     assert_eq!(
         payload["versions"],
@@ -432,11 +434,12 @@ async fn a_held_run_is_approved_only_once_and_blocks_new_runs_until_decided() {
         (Some("env_update"), Some("succeeded")),
         "{j}"
     );
-    let (payload,): (String,) = pressluft::store::query_as("SELECT payload_json FROM jobs WHERE id = ?")
-        .bind(&apply)
-        .fetch_one(app.store.pool())
-        .await
-        .unwrap();
+    let (payload,): (String,) =
+        pressluft::store::query_as("SELECT payload_json FROM jobs WHERE id = ?")
+            .bind(&apply)
+            .fetch_one(app.store.pool())
+            .await
+            .unwrap();
     let payload: Value = serde_json::from_str(&payload).unwrap();
     assert_eq!(payload["versions"][0]["version"], "1.2");
     // Approved once: again → 409; dismissing an approved run → 409.

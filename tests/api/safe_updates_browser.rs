@@ -74,23 +74,25 @@ async fn a_held_run_is_reviewed_and_approved_in_a_browser() {
         }
     };
     let status = child.wait().expect("node exits");
-    let jobs: Vec<(String, String, Option<String>)> =
-        pressluft::store::query_as("SELECT job_type, status, error_code FROM jobs ORDER BY created_at")
-            .fetch_all(app.store.pool())
-            .await
-            .unwrap();
+    let jobs: Vec<(String, String, Option<String>)> = pressluft::store::query_as(
+        "SELECT job_type, status, error_code FROM jobs ORDER BY created_at",
+    )
+    .fetch_all(app.store.pool())
+    .await
+    .unwrap();
     assert!(
         status.success() && transcript.iter().any(|l| l == "BROWSER_TEST_PASSED"),
         "browser test failed:\n{}\njobs: {jobs:?}",
         transcript.join("\n")
     );
     // What the browser did is what the store holds: approved, production's update queued.
-    let (outcome, apply): (String, Option<String>) =
-        pressluft::store::query_as("SELECT outcome, apply_job_id FROM safe_update_runs WHERE id = ?")
-            .bind(&run)
-            .fetch_one(app.store.pool())
-            .await
-            .unwrap();
+    let (outcome, apply): (String, Option<String>) = pressluft::store::query_as(
+        "SELECT outcome, apply_job_id FROM safe_update_runs WHERE id = ?",
+    )
+    .bind(&run)
+    .fetch_one(app.store.pool())
+    .await
+    .unwrap();
     assert_eq!(outcome, "approved");
     let apply = apply.expect("an apply job");
     assert!(transcript.iter().any(|l| *l == format!("JOB {apply}")));

@@ -208,12 +208,13 @@ async fn a_held_run_shows_its_images_and_approve_starts_the_production_update() 
         r.headers()["location"],
         format!("/safe-updates/{run}?approved=1").as_str()
     );
-    let (outcome, apply): (String, Option<String>) =
-        pressluft::store::query_as("SELECT outcome, apply_job_id FROM safe_update_runs WHERE id = ?")
-            .bind(&run)
-            .fetch_one(app.store.pool())
-            .await
-            .unwrap();
+    let (outcome, apply): (String, Option<String>) = pressluft::store::query_as(
+        "SELECT outcome, apply_job_id FROM safe_update_runs WHERE id = ?",
+    )
+    .bind(&run)
+    .fetch_one(app.store.pool())
+    .await
+    .unwrap();
     assert_eq!(outcome, "approved");
     let apply = apply.expect("the production update's job");
     let (kind, job_env): (String, String) =
@@ -505,12 +506,13 @@ async fn the_settings_form_names_each_bad_field_and_saves() {
         )
         .await;
     assert_eq!(r.status(), 303);
-    let (window, masks): (Option<String>, String) =
-        pressluft::store::query_as("SELECT safe_updates_window, safe_updates_masks FROM sites WHERE id = ?")
-            .bind(&site)
-            .fetch_one(app.store.pool())
-            .await
-            .unwrap();
+    let (window, masks): (Option<String>, String) = pressluft::store::query_as(
+        "SELECT safe_updates_window, safe_updates_masks FROM sites WHERE id = ?",
+    )
+    .bind(&site)
+    .fetch_one(app.store.pool())
+    .await
+    .unwrap();
     assert_eq!(window, None);
     assert_eq!(
         serde_json::from_str::<serde_json::Value>(&masks).unwrap(),

@@ -222,11 +222,13 @@ impl StandIn {
                 }
                 Step::CancelledThenFails(code) => {
                     let store = self.store.lock().unwrap().clone().unwrap();
-                    pressluft::store::query("UPDATE jobs SET cancel_requested_at = updated_at WHERE id = ?")
-                        .bind(&job.id)
-                        .execute(store.pool())
-                        .await
-                        .unwrap();
+                    pressluft::store::query(
+                        "UPDATE jobs SET cancel_requested_at = updated_at WHERE id = ?",
+                    )
+                    .bind(&job.id)
+                    .execute(store.pool())
+                    .await
+                    .unwrap();
                     RunOutcome::Failed {
                         code,
                         message: "scripted failure".into(),

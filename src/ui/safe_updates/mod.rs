@@ -449,11 +449,12 @@ async fn load_run(state: &AppState, id: &str) -> Result<RunJson, ApiError> {
         .or_not_found("safe-update run")?;
     let mut run = RunJson::from_record(&record);
     if let Some(user) = &run.decided_by {
-        let email: Option<(String,)> = crate::store::query_as("SELECT email FROM users WHERE id = ?")
-            .bind(user)
-            .fetch_optional(state.store.pool())
-            .await
-            .map_err(ApiError::internal)?;
+        let email: Option<(String,)> =
+            crate::store::query_as("SELECT email FROM users WHERE id = ?")
+                .bind(user)
+                .fetch_optional(state.store.pool())
+                .await
+                .map_err(ApiError::internal)?;
         run.decided_by_email = email.map(|(e,)| e);
     }
     Ok(run)
