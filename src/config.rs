@@ -651,6 +651,37 @@ mod tests {
         assert_eq!(c.secrets_dir, PathBuf::from("./.pressluft/secrets"));
     }
 
+    /// Issue 17: a PostgreSQL URL selects PostgreSQL; its password shows nowhere.
+    #[test]
+    fn database_url_is_postgres_only_and_never_shows_its_password() {
+        let env = env_of(&[
+            ("PRESSLUFT_DB_PATH", "/tmp/x.db"),
+            (
+                "PRESSLUFT_DATABASE_URL",
+                "postgres://pl:s3cret-pw@db.internal:5433/pressluft",
+            ),
+        ]);
+        let c = Config::resolve(Mode::Serve, &ConfigFlags::default(), &env).unwrap();
+        let url = c.database_url.as_ref().expect("set");
+        assert_eq!(
+            url.expose(),
+            "postgres://pl:s3cret-pw@db.internal:5433/pressluft"
+        );
+        assert_eq!(url.redacted(), "postgres://db.internal:5433/pressluft");
+        assert!(!format!("{c:?}").contains("s3cret-pw"));
+
+        for bad in [
+            "mysql://pl:s3cret-pw@db/x",
+            "sqlite:///tmp/x.db",
+            "postgres://pl:s3cret-pw@[bad",
+        ] {
+            let env = env_of(&[("PRESSLUFT_DATABASE_URL", bad)]);
+            let err = Config::resolve(Mode::Serve, &ConfigFlags::default(), &env).unwrap_err();
+            assert_eq!(err.origin, "PRESSLUFT_DATABASE_URL");
+            assert!(!err.to_string().contains("s3cret-pw"), "{err}");
+        }
+    }
+
     #[test]
     fn invalid_values_name_their_origin() {
         let env = env_of(&[("PRESSLUFT_WORKERS", "lots")]);
