@@ -223,6 +223,28 @@ async fn second_node(app: &TestApp) -> String {
         "nothing of the site on this host"
     );
 
+    // A node command without Ansible (nodes/command.rs: `sudo -n pressluft node …` over SSH
+    // as `deploy`): a magic login link for staging, which logs in on node 2.
+    let r = app
+        .post_empty(&format!("/api/environments/{staging_id}/magic-login"))
+        .await;
+    let status = r.status();
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(status, 200, "{body}");
+    let login_url = body["login_url"].as_str().unwrap();
+    let host = crate::helpers::host(login_url).split('/').next().unwrap();
+    let r = visitor_at(&[host], NODE_IP)
+        .get(login_url)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 302, "the magic link logs in on node 2");
+    assert!(r
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .any(|c| c.to_str().unwrap_or("").starts_with("wordpress_logged_in_")));
+
     // The dashboard shows which node holds what.
     let node_page = app.text(&format!("/nodes/{node_id}")).await;
     for needle in ["Node Two Shop", &prod_id, &staging_id] {
@@ -265,11 +287,13 @@ async fn second_node(app: &TestApp) -> String {
     node_id
 }
 
-/// The second node's flow on its own (no host node: nothing on this machine is touched, so it
-/// needs no lock), for working on it: `PRESSLUFT_E2E_SECOND_NODE=1 cargo test --test api
-/// second_node_alone -- --nocapture`. The shared flow runs it beside the host's instead.
+/// The second node's flow for working on it, without the 35-minute shared flow:
+/// `PRESSLUFT_E2E_SECOND_NODE=1 cargo test --test api second_node_beside_the_host -- --nocapture`.
+/// With `PRESSLUFT_E2E=1` as well (under the node lock: it provisions this machine), the host
+/// node is registered and provisioned at the same time, and the jobs of both are checked as in
+/// the shared flow; without it, node 2 runs alone (nothing on this machine is touched).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn second_node_alone() {
+async fn second_node_beside_the_host() {
     if std::env::var_os("PRESSLUFT_E2E_SECOND_NODE").is_none() {
         eprintln!("skipped: set PRESSLUFT_E2E_SECOND_NODE=1 (the shared e2e runs this flow)");
         return;
@@ -290,14 +314,55 @@ async fn second_node_alone() {
         &[&app.now()],
     )
     .await;
-    let node2 = second_node(&app).await;
-    let (_, jobs) = app.get_json(&format!("/api/jobs?node_id={node2}")).await;
-    assert!(jobs.as_array().unwrap().len() >= 4, "{jobs}");
+    if std::env::var_os("PRESSLUFT_E2E").is_none() {
+        let node2 = second_node(&app).await;
+        jobs_of_one_node_never_overlap(&app).await;
+        let (_, jobs) = app.get_json(&format!("/api/jobs?node_id={node2}")).await;
+        assert!(jobs.as_array().unwrap().len() >= 4, "{jobs}");
+        return;
+    }
+    let (_, key) = app.get_json("/api/nodes/ssh-public-key").await;
+    let _authorized = crate::e2e::AuthorizedKey::add(key["public_key"].as_str().unwrap());
+    let host = post_job(
+        &app,
+        "/api/nodes",
+        json!({"name": "ci-host", "hostname": "127.0.0.1", "public_ip": "127.0.0.1", "is_local": true}),
+    )
+    .await;
+    let host_flow = async {
+        let (job, output) = finished_within(&app, &host, Duration::from_secs(25 * 60)).await;
+        assert_eq!(job["status"], "succeeded", "{job}\n{output}");
+    };
+    alongside(&app, host_flow).await;
 }
 
 /// Every job of the run: one node never ran two at once, and node 2 ran beside the host.
 async fn jobs_overlap_across_nodes_only(app: &TestApp, node2: &str) {
-    let jobs: Vec<(String, String, String, String)> = sqlx::query_as(
+    let jobs = jobs_of_one_node_never_overlap(app).await;
+    let overlaps = |a: &Job, b: &Job| a.2 < b.3 && b.2 < a.3;
+    let on2: Vec<&Job> = jobs.iter().filter(|j| j.1 == node2).collect();
+    let others: Vec<&Job> = jobs.iter().filter(|j| j.1 != node2).collect();
+    assert!(!on2.is_empty());
+    let pair = on2
+        .iter()
+        .find_map(|a| others.iter().find(|b| overlaps(a, b)).map(|b| (a, b)));
+    let summary: Vec<Value> = jobs
+        .iter()
+        .map(|j| json!([j.1[..8].to_string(), j.2, j.3]))
+        .collect();
+    assert!(
+        pair.is_some(),
+        "no job of node 2 ran while one of the host node did: {summary:?}"
+    );
+    eprintln!("second node: a job of node 2 overlapped one of the host: {pair:?}");
+}
+
+/// `(id, node_id, started_at, finished_at)` of a finished job.
+type Job = (String, String, String, String);
+
+/// Every finished job of the run, by node and start; asserts that no two of one node overlapped.
+async fn jobs_of_one_node_never_overlap(app: &TestApp) -> Vec<Job> {
+    let jobs: Vec<Job> = sqlx::query_as(
         "SELECT id, node_id, started_at, finished_at FROM jobs
           WHERE started_at IS NOT NULL AND finished_at IS NOT NULL
           ORDER BY node_id, started_at",
@@ -317,22 +382,13 @@ async fn jobs_overlap_across_nodes_only(app: &TestApp, node2: &str) {
             );
         }
     }
-    let overlaps = |a: &(String, String, String, String), b: &(String, String, String, String)| {
-        a.2 < b.3 && b.2 < a.3
-    };
-    let on2: Vec<_> = jobs.iter().filter(|j| j.1 == node2).collect();
-    let others: Vec<_> = jobs.iter().filter(|j| j.1 != node2).collect();
-    assert!(!on2.is_empty());
-    let pair = on2
-        .iter()
-        .find_map(|a| others.iter().find(|b| overlaps(a, b)).map(|b| (a, b)));
-    let summary: Vec<Value> = jobs
-        .iter()
-        .map(|j| json!([j.1[..8].to_string(), j.2, j.3]))
-        .collect();
-    assert!(
-        pair.is_some(),
-        "no job of node 2 ran while one of the host node did: {summary:?}"
+    eprintln!(
+        "jobs checked for overlap: {} on {} nodes",
+        jobs.len(),
+        jobs.iter()
+            .map(|j| &j.1)
+            .collect::<std::collections::BTreeSet<_>>()
+            .len()
     );
-    eprintln!("second node: jobs overlapping across nodes: {pair:?}");
+    jobs
 }
