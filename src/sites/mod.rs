@@ -31,6 +31,8 @@ pub use validate::{is_slug, slugify};
 pub struct SiteInput {
     pub name: String,
     pub slug: String,
+    /// The node to place the site on; `None` = the placement rule (architecture.md §3).
+    pub node_id: Option<String>,
 }
 
 /// `POST /api/sites/{id}/environments` input.
