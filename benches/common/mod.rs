@@ -281,6 +281,7 @@ impl Bench {
                 SiteInput {
                     name: name.into(),
                     slug,
+                    node_id: None,
                 },
             )
             .await

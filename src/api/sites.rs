@@ -216,6 +216,12 @@ pub struct CreateSiteRequest {
     pub name: String,
     #[schema(schema_with = crate::http::schema::slug)]
     pub slug: String,
+    /// The node to place the site on (issue 17); it must exist (else `400 bad_request` naming it)
+    /// and be `active` with a public IP (else `409 node_not_active`). Absent, null or empty:
+    /// the placement rule picks (the local node if eligible, else the oldest eligible node).
+    #[serde(default)]
+    #[schema(schema_with = crate::http::schema::node_id)]
+    pub node_id: Option<String>,
 }
 
 /// Create-environment body.
@@ -282,7 +288,7 @@ pub async fn list_sites(
 #[utoipa::path(post, path = "/sites", tag = "sites",
     request_body = CreateSiteRequest,
     responses((status = 202, body = JobAccepted), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
-        (status = 409, description = "`conflict`: slug taken; `node_not_active`: no active node with a public IP", body = ErrorBody)))]
+        (status = 409, description = "`conflict`: slug taken; `node_not_active`: no active node with a public IP, or the chosen `node_id` is not one", body = ErrorBody)))]
 pub async fn create_site(
     State(state): State<AppState>,
     session: CurrentSession,
@@ -291,6 +297,7 @@ pub async fn create_site(
     let input = SiteInput {
         name: body.name,
         slug: body.slug,
+        node_id: body.node_id,
     };
     let created = state
         .sites

@@ -175,6 +175,20 @@ pub fn ssh_user() -> Schema {
 }
 
 /// `source_environment_id` of the create-environment body.
+/// `node_id` of `POST /api/sites`: a node's UUID, or null/empty for the placement rule.
+pub fn node_id() -> Schema {
+    ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::SchemaType::from_iter([
+            Type::String,
+            Type::Null,
+        ]))
+        .pattern(Some(UUID_OR_EMPTY))
+        .description(Some(
+            "Node to place the site on (UUID, active with a public IP); null or empty = the placement rule",
+        ))
+        .into()
+}
+
 pub fn source_environment_id() -> Schema {
     ObjectBuilder::new()
         .schema_type(utoipa::openapi::schema::SchemaType::from_iter([

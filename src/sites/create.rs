@@ -1,4 +1,5 @@
-//! Creating a site: validation, the placement rule (the first eligible node), the preview URL,
+//! Creating a site: validation, placement (the chosen `node_id` when eligible, else the
+//! placement rule: the first eligible node), the preview URL,
 //! the production environment's secrets, then the site and environment rows with `site_create`
 //! (jobs.md §2, api.md Sites).
 
@@ -12,7 +13,7 @@ use crate::domain::{EnvironmentType, JobType, PromotionPreset, SiteStatus};
 use crate::jobs::SiteCreatePayload;
 use crate::services::{JobRequest, ServiceError};
 use crate::store::environments::{insert_environment, NewEnvironment};
-use crate::store::nodes::eligible_nodes;
+use crate::store::nodes::{eligible_nodes, fetch_node};
 use crate::store::settings::fetch_setting;
 use crate::store::sites::{insert_site, set_primary_environment, site_slug_taken};
 
@@ -25,6 +26,14 @@ impl Sites {
     ) -> Result<Created, ServiceError> {
         let name = validate_name(&input.name)?;
         let slug = validate_slug(&input.slug)?;
+        let chosen = input
+            .node_id
+            .filter(|s| !s.is_empty())
+            .map(|s| {
+                crate::http::extract::parse_uuid(&s)
+                    .ok_or_else(|| ServiceError::invalid("node_id", "must be a UUID"))
+            })
+            .transpose()?;
         let mut m = self.mutations.begin().await?;
         // A refused create names the requested slug as its resource: no row exists.
         let resource = ("site", slug.as_str());
@@ -35,16 +44,34 @@ impl Sites {
                 .refuse(m, actor.audit(JobType::SiteCreate, resource), e)
                 .await);
         }
-        let Some((node_id, public_ip)): Option<(String, String)> =
-            eligible_nodes(&mut m.tx).await?.into_iter().next()
-        else {
-            let e = ServiceError::NodeNotActive(
-                "no active node with a public IP to place the site on".into(),
-            );
-            return Err(self
-                .mutations
-                .refuse(m, actor.audit(JobType::SiteCreate, resource), e)
-                .await);
+        let eligible = eligible_nodes(&mut m.tx).await?;
+        let placed = match &chosen {
+            None => eligible.into_iter().next().ok_or_else(|| {
+                ServiceError::NodeNotActive(
+                    "no active node with a public IP to place the site on".into(),
+                )
+            }),
+            Some(id) => match eligible.into_iter().find(|(n, _)| n == id) {
+                Some(node) => Ok(node),
+                None => match fetch_node(&mut m.tx, id).await? {
+                    None => Err(ServiceError::invalid("node_id", "must be an existing node")),
+                    Some(node) => Err(ServiceError::NodeNotActive(format!(
+                        "node_id: the node {} is {} or has no public IP; sites are placed only \
+                         on active nodes with a public IP",
+                        node.name,
+                        node.status.as_str()
+                    ))),
+                },
+            },
+        };
+        let (node_id, public_ip) = match placed {
+            Ok(node) => node,
+            Err(e) => {
+                return Err(self
+                    .mutations
+                    .refuse(m, actor.audit(JobType::SiteCreate, resource), e)
+                    .await)
+            }
         };
         let preview_domain = fetch_setting(&mut m.tx, "preview_domain").await?;
         let site_id = Uuid::new_v4().to_string();

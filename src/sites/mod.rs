@@ -23,7 +23,9 @@ use crate::store::Store;
 use crate::store::WriteTx;
 
 pub use delete::{deletion_refusal, Deletions};
-pub use secrets::{db_password_key, new_password, redis_password_key, wp_salts_key};
+pub use secrets::{
+    db_password_key, environment_secret_keys, new_password, redis_password_key, wp_salts_key,
+};
 pub use validate::{is_slug, slugify};
 
 /// `POST /api/sites` input.
@@ -31,6 +33,8 @@ pub use validate::{is_slug, slugify};
 pub struct SiteInput {
     pub name: String,
     pub slug: String,
+    /// The node to place the site on; `None` = the placement rule (architecture.md §3).
+    pub node_id: Option<String>,
 }
 
 /// `POST /api/sites/{id}/environments` input.

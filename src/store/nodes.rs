@@ -25,6 +25,17 @@ pub struct NodeRecord {
     pub provision_warning: Option<String>,
 }
 
+/// An environment a node holds, with its site (the node page).
+#[derive(Debug, Clone, FromRow)]
+pub struct NodeEnvironment {
+    pub site_id: String,
+    pub site_name: String,
+    pub environment_id: String,
+    pub environment_name: String,
+    pub environment_type: String,
+    pub status: String,
+}
+
 /// A node to insert (status `provisioning`).
 #[derive(Debug, Clone)]
 pub struct NewNode {
@@ -48,6 +59,24 @@ impl Store {
 
     pub async fn get_node(&self, id: &str) -> Result<Option<NodeRecord>, StoreError> {
         row_by_id(&self.pool, "nodes", id).await
+    }
+
+    /// What a node holds: its environments that are not deleted, with their site, by site
+    /// name then production first (the node page).
+    pub async fn environments_on_node(
+        &self,
+        node_id: &str,
+    ) -> Result<Vec<NodeEnvironment>, StoreError> {
+        Ok(sqlx::query_as(
+            "SELECT s.id AS site_id, s.name AS site_name, e.id AS environment_id,
+                    e.name AS environment_name, e.environment_type, e.status
+               FROM environments e JOIN sites s ON s.id = e.site_id
+              WHERE e.node_id = ? AND e.status <> 'deleted'
+              ORDER BY s.name, s.id, e.environment_type <> 'production', e.created_at, e.id",
+        )
+        .bind(node_id)
+        .fetch_all(&self.pool)
+        .await?)
     }
 
     pub async fn local_node(&self) -> Result<Option<NodeRecord>, StoreError> {

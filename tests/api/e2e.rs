@@ -50,7 +50,8 @@ async fn provision_this_machine_through_the_api() {
     }
     let app = spawn_app_with(
         |c| {
-            c.workers = 1;
+            // Two: the second node's jobs run beside the host node's (one per node still holds).
+            c.workers = 2;
             c.node_binary = Some(env!("CARGO_BIN_EXE_pressluft").into());
             // ufw would also close the ports this sandbox's own tooling uses; the firewall
             // tasks are covered by the playbook's own checks (ansible/README.md).
@@ -107,7 +108,7 @@ async fn provision_this_machine_through_the_api() {
         changed_tasks(&output)
     );
 
-    crate::e2e_sites::sites_on_this_machine(&app).await;
+    crate::e2e_second_node::alongside(&app, crate::e2e_sites::sites_on_this_machine(&app)).await;
 }
 
 /// The TASK lines of an ansible-playbook output followed by a `changed:` line: what a run that

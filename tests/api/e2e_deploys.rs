@@ -508,6 +508,16 @@ async fn killed_mid_deploy_converges(app: &TestApp, env_id: &str, env_root: &str
         current_row["path"].as_str().unwrap(),
         "current is the recorded current release"
     );
+    let left: Vec<String> = std::fs::read_dir("/var/tmp")
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("pressluft-deploy-"))
+        .collect();
+    assert!(
+        left.is_empty(),
+        "the killed run's fetch directory is swept by the retry: {left:?}"
+    );
     let recorded_paths: Vec<&str> = list.iter().filter_map(|r| r["path"].as_str()).collect();
     for dir in releases(env_root) {
         assert!(

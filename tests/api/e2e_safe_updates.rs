@@ -15,6 +15,7 @@
 //! After every run the temporary environment is gone: its row `deleted` and nothing of it left
 //! on the node (user, pool, server block, database, Redis user, directory).
 
+use std::os::unix::fs::PermissionsExt;
 use std::time::Instant;
 
 use pressluft::sites::layout::EnvLayout;
@@ -81,6 +82,56 @@ async fn assert_temp_gone(app: &TestApp, site: &str, run: &Value) {
     crate::e2e_delete::assert_gone(site, temp);
 }
 
+/// A small classic theme with a header (`<header class="site-header">` and `wp_head()`), made
+/// production's active theme: the deploy step left a text-only theme active, and 1.2's visible
+/// change is the colour of the theme's header.
+fn activate_header_theme(layout: &EnvLayout) {
+    const THEME: &str = "pl-e2e-header";
+    let src = tempfile::Builder::new()
+        .prefix("pl-e2e-theme-")
+        .tempdir_in("/tmp")
+        .unwrap();
+    let dir = src.path().join(THEME);
+    std::fs::create_dir(&dir).unwrap();
+    std::fs::write(
+        dir.join("style.css"),
+        "/*\nTheme Name: Pressluft E2E Header\n*/\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("index.php"),
+        "<!DOCTYPE html><html><head><?php wp_head(); ?></head><body style=\"margin:0\">\n\
+         <header class=\"site-header\" style=\"height:120px;padding:20px;background:#eee\">\n\
+         <p class=\"site-title\"><a href=\"/\">Pressluft E2E</a></p></header>\n\
+         <main><p>PL-E2E-SAFE-UPDATES</p></main><?php wp_footer(); ?></body></html>\n",
+    )
+    .unwrap();
+    for p in [src.path(), dir.as_path()] {
+        std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    for f in ["style.css", "index.php"] {
+        std::fs::set_permissions(dir.join(f), std::fs::Permissions::from_mode(0o644)).unwrap();
+    }
+    let current = format!("{}/current", layout.env_root);
+    let themes = format!("{current}/wp-content/themes/");
+    crate::helpers::run(
+        "runuser",
+        &[
+            "-u",
+            &layout.env_user,
+            "--",
+            "cp",
+            "-r",
+            dir.to_str().unwrap(),
+            &themes,
+        ],
+    );
+    for name in ["template", "stylesheet"] {
+        let set = json!({"name": name, "value": THEME}).to_string();
+        crate::e2e_sites::bridge(&layout.env_user, &current, &["option-set", &set]);
+    }
+}
+
 /// An image of the run, as PNG bytes.
 async fn image(app: &TestApp, url: &Value) -> Vec<u8> {
     let r = app.get(url.as_str().expect("an image URL")).await;
@@ -100,6 +151,7 @@ pub async fn safe_updates(app: &TestApp, site_id: &str, env_id: &str) {
         install_fixture(&feed, &layout, "1.0");
     }
     assert_eq!(live_version(&layout).as_deref(), Some("1.0"));
+    activate_header_theme(&layout);
     // Five check pages (the benchmark's), each of a default WordPress.
     let pages = ["/", "/?p=1", "/?page_id=2", "/?s=pressluft", "/?cat=1"];
     patch_site(app, site_id, json!({"safe_updates_paths": pages})).await;

@@ -3,7 +3,8 @@
 //! live with [`switch::go_live`] (docs/node-helper.md, docs/decisions.md "Deploys (issue 12):
 //! fetching and building a release").
 //!
-//! 1. Fetch into root's private temporary directory under `/var/tmp` (0700, removed at the end):
+//! 1. Fetch into root's private temporary directory under `/var/tmp` (0700, removed at the end;
+//!    the directories of earlier runs that died are swept first):
 //!    git ([`git`]) or an archive ([`archive`]: http(s) through [`fetch::download`], `s3://`
 //!    with the backup storage's access, a node path). Failures: `SOURCE_FETCH_FAILED` (exit 6).
 //! 2. Validate ([`layout`]): a full WordPress tree or the contents of `wp-content`; else
@@ -298,15 +299,42 @@ fn sha256_of(file: &mut File) -> Result<String, DeployError> {
     Ok(format!("sha256:{}", hex::encode(hasher.finalize())))
 }
 
+/// Where a deploy fetches its source: root's private `<FETCH_PARENT>/<FETCH_PREFIX>…` directory.
+const FETCH_PARENT: &str = "/var/tmp";
+const FETCH_PREFIX: &str = "pressluft-deploy-";
+
+/// Removes the fetch directories of earlier runs that died before they could clean up (a
+/// helper killed mid-deploy, a crashed node). One job per node runs at a time, so any such
+/// directory at the start of a deploy belongs to a dead run. `remove_dir_all` never follows
+/// a link (the fetched tree belongs to the environment's user).
+fn sweep_dead_fetches(parent: &Path) {
+    let Ok(entries) = std::fs::read_dir(parent) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let is_fetch_dir = entry
+            .file_name()
+            .to_string_lossy()
+            .starts_with(FETCH_PREFIX)
+            && entry.file_type().is_ok_and(|t| t.is_dir());
+        if is_fetch_dir {
+            if let Err(e) = std::fs::remove_dir_all(entry.path()) {
+                eprintln!("warning: could not remove {}: {e}", entry.path().display());
+            }
+        }
+    }
+}
+
 /// Fetches, builds and switches (see the module documentation).
 pub fn apply(
     spec: &ReleaseDeploySpec,
     checked: &Checked,
     known_hosts: &Path,
 ) -> Result<Deployed, DeployError> {
+    sweep_dead_fetches(Path::new(FETCH_PARENT));
     let tmp = tempfile::Builder::new()
-        .prefix("pressluft-deploy-")
-        .tempdir_in("/var/tmp")
+        .prefix(FETCH_PREFIX)
+        .tempdir_in(FETCH_PARENT)
         .map_err(|e| DeployError::Failed(format!("creating the temporary directory: {e}")))?;
     let fetched = fetch_source(spec, &checked.source, tmp.path(), known_hosts)?;
     if fetched.composer && !composer_installed() {
@@ -429,4 +457,29 @@ fn composer(user: &str, env_root: &str, dir: &OwnedFd) -> Result<(), DeployError
     )
     .map_err(failed)?;
     wait_child(child, "composer install").map_err(failed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_sweep_removes_dead_fetches_only_and_never_follows_a_link() {
+        let parent = tempfile::tempdir().unwrap();
+        let outside = tempfile::tempdir().unwrap();
+        std::fs::write(outside.path().join("keep"), "x").unwrap();
+        let dead = parent.path().join(format!("{FETCH_PREFIX}abc"));
+        std::fs::create_dir_all(dead.join("src/themes")).unwrap();
+        std::os::unix::fs::symlink(outside.path(), dead.join("src/escape")).unwrap();
+        let other = parent.path().join("someone-else");
+        std::fs::create_dir(&other).unwrap();
+        let file = parent.path().join(format!("{FETCH_PREFIX}file"));
+        std::fs::write(&file, "not a directory").unwrap();
+
+        sweep_dead_fetches(parent.path());
+
+        assert!(!dead.exists());
+        assert!(other.exists() && file.exists());
+        assert!(outside.path().join("keep").exists());
+    }
 }

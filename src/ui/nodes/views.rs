@@ -36,6 +36,8 @@ pub struct NodePanel {
     /// The wildcard preview certificate as the newest successful provisioning reported it
     /// (partials/wildcard_node.html).
     pub preview_certificate: Option<crate::jobs::preview_certificate::PreviewCertificateFact>,
+    /// The sites and environments this node holds (issue 17: which node holds what).
+    pub environments: Vec<crate::store::nodes::NodeEnvironment>,
 }
 
 impl NodePanel {
@@ -69,7 +71,9 @@ impl NodePanel {
         let mut conn = store.pool().acquire().await?;
         let preview_certificate = crate::jobs::preview_certificate::fact_of(&mut conn, id).await?;
         drop(conn);
+        let environments = store.environments_on_node(id).await?;
         Ok(Some(NodePanel {
+            environments,
             preview_certificate,
             node,
             csrf_token,

@@ -20,6 +20,9 @@ use crate::ui::forms::CsrfForm;
 pub struct SiteForm {
     pub name: String,
     pub slug: String,
+    /// The chosen node (the select shows when more than one node is eligible); empty = the
+    /// placement rule.
+    pub node_id: String,
 }
 
 /// The Create Environment form's values.
@@ -52,6 +55,7 @@ pub async fn create_site(
     let input = SiteInput {
         name: form.name.clone(),
         slug,
+        node_id: Some(form.node_id.trim().to_string()),
     };
     match state.sites.create_site(&Actor::from(&session), input).await {
         Ok(created) => Ok(Redirect::to(&format!("/sites/{}", created.site_id)).into_response()),

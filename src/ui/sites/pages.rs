@@ -64,6 +64,9 @@ pub(super) struct NewSitePage {
     errors: HashMap<String, String>,
     notice: Option<String>,
     preview_hint: String,
+    /// The nodes a site may be placed on, in placement order (`(id, label)`); the form offers
+    /// the choice when there is more than one.
+    nodes: Vec<(String, String)>,
 }
 
 pub(super) async fn new_site_page(
@@ -79,8 +82,35 @@ pub(super) async fn new_site_page(
             "http://<id>.<node IP>.sslip.io (HTTP only — set a preview domain for HTTPS)".into()
         }
     };
+    // The placement order of architecture.md §3: the local node first, then oldest first.
+    let mut eligible: Vec<_> = state
+        .store
+        .list_nodes()
+        .await?
+        .into_iter()
+        .filter(|n| {
+            n.status == crate::domain::NodeStatus::Active
+                && n.public_ip.as_deref().is_some_and(|ip| !ip.is_empty())
+        })
+        .collect();
+    eligible.sort_by(|a, b| {
+        (!a.is_local, &a.created_at, &a.id).cmp(&(!b.is_local, &b.created_at, &b.id))
+    });
+    let nodes = eligible
+        .into_iter()
+        .map(|n| {
+            let label = format!(
+                "{} ({}){}",
+                n.name,
+                n.public_ip.unwrap_or_default(),
+                if n.is_local { " · this host" } else { "" }
+            );
+            (n.id, label)
+        })
+        .collect();
     let page = NewSitePage {
         layout: Layout::new("Create site", "sites", session),
+        nodes,
         form,
         errors: shown.errors,
         notice: shown.notice,

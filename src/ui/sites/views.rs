@@ -49,6 +49,7 @@ pub struct EnvCard {
     pub preview_url: String,
     /// sslip.io preview URLs are plain HTTP.
     pub http_only: bool,
+    pub node_id: String,
     pub node_name: String,
     pub release: String,
     pub release_health: String,
@@ -121,6 +122,7 @@ pub async fn env_cards(
             status: e.status.to_string(),
             preview_url: e.preview_url.clone(),
             http_only: e.preview_url.starts_with("http://") && e.preview_url.contains(".sslip.io"),
+            node_id: e.node_id.clone(),
             node_name: nodes
                 .iter()
                 .find(|n| n.id == e.node_id)
