@@ -67,7 +67,7 @@ impl Store {
         &self,
         node_id: &str,
     ) -> Result<Vec<NodeEnvironment>, StoreError> {
-        Ok(sqlx::query_as(
+        Ok(crate::store::query_as(
             "SELECT s.id AS site_id, s.name AS site_name, e.id AS environment_id,
                     e.name AS environment_name, e.environment_type, e.status
                FROM environments e JOIN sites s ON s.id = e.site_id
