@@ -24,10 +24,19 @@ fn collect(dir: &Path, root: &Path, out: &mut Vec<PathBuf>) {
 }
 
 fn main() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("ansible");
+    // The package directory of THIS build, read when the script runs: `env!` would bake in the
+    // directory the script was compiled in, and a build directory reused by another checkout
+    // would then embed that checkout's tree (or nothing, once it is gone).
+    let manifest_dir = std::env::var_os("CARGO_MANIFEST_DIR").expect("CARGO_MANIFEST_DIR");
+    let root = Path::new(&manifest_dir).join("ansible");
     println!("cargo:rerun-if-changed=ansible");
     let mut files = Vec::new();
     collect(&root, &root, &mut files);
+    assert!(
+        files.iter().any(|f| f.as_os_str() == "ansible.cfg"),
+        "no ansible/ansible.cfg under {}: a build without its playbooks cannot run a job",
+        root.display()
+    );
     let mut code = String::from("/// Files of the `ansible/` tree: (relative path, contents).\npub static FILES: &[(&str, &[u8])] = &[\n");
     for f in &files {
         let rel = f.to_str().expect("UTF-8 path");
