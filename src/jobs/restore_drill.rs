@@ -35,8 +35,8 @@ use crate::node_helper::spec::{
     DeleteEnvironment, EnvRestoreSpec, HealthCheckSpec, RestoreBackup, RestoreDrillSpec,
     CONTRACT_VERSION,
 };
+use crate::sites::environment_secret_keys;
 use crate::sites::layout::{url_host, EnvLayout};
-use crate::sites::{db_password_key, redis_password_key, wp_salts_key};
 use crate::store::backups::fetch_backup;
 use crate::store::drills::{fetch_drill, finish_drill, set_drill_timings};
 use crate::store::{JobRecord, StoreError};
@@ -52,11 +52,7 @@ impl JobKind for RestoreDrill {
     /// The temporary environment's passwords and salts live only as long as the drill.
     fn secrets_to_forget(&self, job: &JobRecord) -> Vec<String> {
         match job.environment_id.as_deref() {
-            Some(id) => vec![
-                db_password_key(id),
-                wp_salts_key(id),
-                redis_password_key(id),
-            ],
+            Some(id) => environment_secret_keys(id),
             None => Vec::new(),
         }
     }

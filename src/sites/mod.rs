@@ -23,7 +23,9 @@ use crate::store::Store;
 use crate::store::WriteTx;
 
 pub use delete::{deletion_refusal, Deletions};
-pub use secrets::{db_password_key, new_password, redis_password_key, wp_salts_key};
+pub use secrets::{
+    db_password_key, environment_secret_keys, new_password, redis_password_key, wp_salts_key,
+};
 pub use validate::{is_slug, slugify};
 
 /// `POST /api/sites` input.

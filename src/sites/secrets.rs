@@ -19,6 +19,15 @@ pub fn redis_password_key(environment_id: &str) -> String {
     format!("env/{environment_id}/redis_password")
 }
 
+/// Every secrets store key of an environment (what a temporary environment's job forgets).
+pub fn environment_secret_keys(environment_id: &str) -> Vec<String> {
+    vec![
+        db_password_key(environment_id),
+        wp_salts_key(environment_id),
+        redis_password_key(environment_id),
+    ]
+}
+
 /// A new random secret: 32 alphanumerics (database and Redis passwords).
 pub fn new_password() -> String {
     Alphanumeric.sample_string(&mut rand::thread_rng(), 32)

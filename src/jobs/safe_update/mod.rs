@@ -36,7 +36,7 @@ use super::lifecycle::{
 use super::payload::{self, Attempts, Release};
 use crate::domain::{BackupScope, JobType, SafeUpdateOutcome, SiteStatus};
 use crate::safe_updates::decide::{decide, summary};
-use crate::sites::{db_password_key, layout, redis_password_key, wp_salts_key};
+use crate::sites::{environment_secret_keys, layout};
 use crate::store::environments::{
     environment_prefix_taken, fetch_environment, insert_environment, NewEnvironment,
 };
@@ -58,11 +58,7 @@ impl JobKind for SafeUpdate {
     /// The temporary environment's passwords and salts live only as long as the run.
     fn secrets_to_forget(&self, job: &JobRecord) -> Vec<String> {
         match read(job).temp_environment_id {
-            Some(id) => vec![
-                db_password_key(&id),
-                wp_salts_key(&id),
-                redis_password_key(&id),
-            ],
+            Some(id) => environment_secret_keys(&id),
             None => Vec::new(),
         }
     }
