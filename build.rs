@@ -40,11 +40,12 @@ fn main() {
     let mut code = String::from("/// Files of the `ansible/` tree: (relative path, contents).\npub static FILES: &[(&str, &[u8])] = &[\n");
     for f in &files {
         let rel = f.to_str().expect("UTF-8 path");
-        let abs = root.join(f);
+        // Resolved when the crate compiles, against the checkout being compiled: an absolute
+        // path here would outlive its checkout in a build directory another clone reuses.
+        let inc = format!("/ansible/{rel}");
         writeln!(
             code,
-            "    ({rel:?}, include_bytes!({:?})),",
-            abs.to_str().expect("UTF-8 path")
+            "    ({rel:?}, include_bytes!(concat!(env!(\"CARGO_MANIFEST_DIR\"), {inc:?}))),"
         )
         .unwrap();
     }

@@ -57,9 +57,15 @@ const MAX_CONSOLE_ERRORS: usize = 20;
 const MAX_MESSAGE_CHARS: usize = 300;
 const MAX_SPEC_BYTES: u64 = 1 << 20;
 
+/// Takes focus off whatever holds it (an autofocus field, a focus ring), so focus does not
+/// differ between two shots of the same page.
+const BLUR: &str =
+    "if (document.activeElement && document.activeElement.blur) document.activeElement.blur();";
+
 /// Stops animations, transitions and the blinking caret so two shots of the same page match.
 const FREEZE_CSS: &str = "*,*::before,*::after{animation:none!important;\
-transition:none!important;caret-color:transparent!important;scroll-behavior:auto!important}";
+transition:none!important;caret-color:transparent!important;scroll-behavior:auto!important;\
+outline:none!important}";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -659,9 +665,10 @@ async fn load_and_shoot(page: &Page, url: &url::Url) -> Result<Vec<u8>, String> 
     let freeze = format!(
         "(async () => {{ const s = document.createElement('style'); s.textContent = {css}; \
          (document.head || document.documentElement).appendChild(s); \
-         if (document.activeElement && document.activeElement.blur) document.activeElement.blur(); \
          if (document.fonts && document.fonts.ready) {{ await document.fonts.ready; }} \
-         window.scrollTo(0, 0); return true; }})()",
+         await Promise.race([new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r))), \
+         new Promise(r => setTimeout(r, 200))]); \
+         {BLUR} window.scrollTo(0, 0); return true; }})()",
         css = serde_json::to_string(FREEZE_CSS).expect("a string serialises")
     );
     let params = EvaluateParams::builder()
@@ -674,6 +681,10 @@ async fn load_and_shoot(page: &Page, url: &url::Url) -> Result<Vec<u8>, String> 
         .await
         .map_err(|e| format!("the page could not be prepared: {e}"))?;
     tokio::time::sleep(SETTLE).await;
+    // Autofocus may land after the first blur under load (it waits for a rendering step).
+    page.evaluate_expression(BLUR)
+        .await
+        .map_err(|e| format!("the page could not be prepared: {e}"))?;
     let metrics = page
         .layout_metrics()
         .await
