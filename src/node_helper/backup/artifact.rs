@@ -15,7 +15,11 @@ use super::BackupError;
 const ZSTD_JOB_SIZE: u32 = 2 << 20;
 
 /// zstd level of every artifact (the baseline is `zstd -3 -T0`).
-const ZSTD_LEVEL: i32 = 3;
+pub const ZSTD_LEVEL: i32 = 3;
+
+/// zstd level of a pre-operation backup's artifacts ([`super::create::CreateSpec::fast`]): it
+/// is taken on the critical path of the operation it guards (a restore's import runs beside it).
+pub const ZSTD_FAST_LEVEL: i32 = 1;
 
 /// Counts and hashes the bytes that pass through to the storage.
 pub struct Hashing<W> {
@@ -79,12 +83,13 @@ impl Encoding {
         sink: Sink,
         recipient: &x25519::Recipient,
         compress: bool,
+        level: i32,
     ) -> Result<Self, BackupError> {
         let encrypted = age::Encryptor::with_recipients(std::iter::once(recipient as _))
             .map_err(|e| BackupError::Failed(format!("age: {e}")))?
             .wrap_output(Hashing::new(sink))
             .map_err(|e| BackupError::Failed(format!("age: {e}")))?;
-        let mut encoder = zstd::stream::write::Encoder::new(encrypted, ZSTD_LEVEL)
+        let mut encoder = zstd::stream::write::Encoder::new(encrypted, level)
             .map_err(|e| BackupError::Failed(format!("zstd: {e}")))?;
         if compress {
             let threads = std::thread::available_parallelism()
@@ -141,7 +146,7 @@ pub fn manifest_encoding(
     sink: Sink,
     recipient: &x25519::Recipient,
 ) -> Result<Encoding, BackupError> {
-    Encoding::new(sink, recipient, false)
+    Encoding::new(sink, recipient, false, ZSTD_LEVEL)
 }
 
 /// The zstd stream inside stored bytes: age-decrypt with `identity` (what a download serves).
