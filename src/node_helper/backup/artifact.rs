@@ -1,7 +1,7 @@
-//! One artifact's byte pipeline: plaintext → zstd (level 3, multithreaded) → age → SHA-256 and
-//! byte count of exactly what is stored → storage; and back: stored bytes → age → zstd →
-//! plaintext. Every stage is a streaming `Write`/`Read` with small fixed buffers, so memory is
-//! bounded whatever the artifact's size.
+//! One artifact's byte pipeline: plaintext → zstd (level 3, or 1 for a pre-operation backup;
+//! multithreaded) → age → SHA-256 and byte count of exactly what is stored → storage; and back:
+//! stored bytes → age → zstd → plaintext. Every stage is a streaming `Write`/`Read` with small
+//! fixed buffers, so memory is bounded whatever the artifact's size.
 
 use std::io::{self, BufReader, Read, Write};
 
