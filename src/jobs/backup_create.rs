@@ -241,6 +241,7 @@ pub async fn create_spec(
         data_key: access.data_key.into(),
         env_user: layout.env_user,
         php_dir: String::new(),
+        fast: false,
     };
     Ok((spec, access.secrets))
 }

@@ -279,6 +279,7 @@ fn pre_backup(
     if create_spec.php_dir.is_empty() {
         create_spec.php_dir = php_dir.to_string();
     }
+    create_spec.fast = true;
     let CreateResult {
         checksum,
         size_bytes,

@@ -1,7 +1,7 @@
-//! One artifact's byte pipeline: plaintext → zstd (level 3, multithreaded) → age → SHA-256 and
-//! byte count of exactly what is stored → storage; and back: stored bytes → age → zstd →
-//! plaintext. Every stage is a streaming `Write`/`Read` with small fixed buffers, so memory is
-//! bounded whatever the artifact's size.
+//! One artifact's byte pipeline: plaintext → zstd (level 3, or 1 for a pre-operation backup;
+//! multithreaded) → age → SHA-256 and byte count of exactly what is stored → storage; and back:
+//! stored bytes → age → zstd → plaintext. Every stage is a streaming `Write`/`Read` with small
+//! fixed buffers, so memory is bounded whatever the artifact's size.
 
 use std::io::{self, BufReader, Read, Write};
 
@@ -15,7 +15,11 @@ use super::BackupError;
 const ZSTD_JOB_SIZE: u32 = 2 << 20;
 
 /// zstd level of every artifact (the baseline is `zstd -3 -T0`).
-const ZSTD_LEVEL: i32 = 3;
+pub const ZSTD_LEVEL: i32 = 3;
+
+/// zstd level of a pre-operation backup's artifacts ([`super::create::CreateSpec::fast`]): it
+/// is taken on the critical path of the operation it guards (a restore's import runs beside it).
+pub const ZSTD_FAST_LEVEL: i32 = 1;
 
 /// Counts and hashes the bytes that pass through to the storage.
 pub struct Hashing<W> {
@@ -79,12 +83,13 @@ impl Encoding {
         sink: Sink,
         recipient: &x25519::Recipient,
         compress: bool,
+        level: i32,
     ) -> Result<Self, BackupError> {
         let encrypted = age::Encryptor::with_recipients(std::iter::once(recipient as _))
             .map_err(|e| BackupError::Failed(format!("age: {e}")))?
             .wrap_output(Hashing::new(sink))
             .map_err(|e| BackupError::Failed(format!("age: {e}")))?;
-        let mut encoder = zstd::stream::write::Encoder::new(encrypted, ZSTD_LEVEL)
+        let mut encoder = zstd::stream::write::Encoder::new(encrypted, level)
             .map_err(|e| BackupError::Failed(format!("zstd: {e}")))?;
         if compress {
             let threads = std::thread::available_parallelism()
@@ -141,7 +146,7 @@ pub fn manifest_encoding(
     sink: Sink,
     recipient: &x25519::Recipient,
 ) -> Result<Encoding, BackupError> {
-    Encoding::new(sink, recipient, false)
+    Encoding::new(sink, recipient, false, ZSTD_LEVEL)
 }
 
 /// The zstd stream inside stored bytes: age-decrypt with `identity` (what a download serves).

@@ -67,6 +67,10 @@ pub struct CreateSpec {
     pub env_user: String,
     #[serde(default)]
     pub php_dir: String,
+    /// A pre-operation backup (the restore's): its artifacts at zstd level 1, cheaper CPU
+    /// beside the operation it guards, a little larger.
+    #[serde(default)]
+    pub fast: bool,
 }
 
 /// `manifest.json` (stored age-encrypted like every artifact).
@@ -147,11 +151,16 @@ fn write_all(
     storage: &Storage,
     recipient: &age::x25519::Recipient,
 ) -> Result<CreateResult, BackupError> {
+    let level = if spec.fast {
+        super::artifact::ZSTD_FAST_LEVEL
+    } else {
+        super::artifact::ZSTD_LEVEL
+    };
     // The two artifacts are independent: a `full` backup streams them side by side (mysqldump
     // is one thread; the files archive keeps the other cores busy), each with its own bounded
     // pipeline, so the backup takes about as long as the longer of the two.
     let archive_files = || -> Result<(ArtifactInfo, ArchiveStats), BackupError> {
-        let encoding = Encoding::new(storage.writer(FILES_ARTIFACT)?, recipient, true)?;
+        let encoding = Encoding::new(storage.writer(FILES_ARTIFACT)?, recipient, true, level)?;
         let (encoding, stats) =
             write_archive(&spec.env_root, &spec.release, encoding).map_err(from_anyhow)?;
         Ok((encoding.finish(FILES_ARTIFACT)?, stats))
@@ -161,7 +170,7 @@ fn write_all(
             .backup
             .scope
             .has_db()
-            .then(|| scope.spawn(|| dump_database(&spec.database, storage, recipient)));
+            .then(|| scope.spawn(|| dump_database(&spec.database, storage, recipient, level)));
         let files = spec.backup.scope.has_files().then(archive_files);
         let db = db.map(|t| {
             t.join()
@@ -210,8 +219,9 @@ fn dump_database(
     database: &str,
     storage: &Storage,
     recipient: &age::x25519::Recipient,
+    level: i32,
 ) -> Result<ArtifactInfo, BackupError> {
-    let mut encoding = Encoding::new(storage.writer(DB_ARTIFACT)?, recipient, true)?;
+    let mut encoding = Encoding::new(storage.writer(DB_ARTIFACT)?, recipient, true, level)?;
     let mut child =
         mysqldump(DUMP_ARGS, &[], database).map_err(|e| BackupError::Failed(format!("{e:#}")))?;
     let mut stdout = child.stdout.take().expect("piped stdout");
