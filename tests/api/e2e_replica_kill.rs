@@ -473,9 +473,11 @@ pub async fn replica_killed_during_provisioning() {
                 killed.elapsed()
             );
         }
-        match job["status"].as_str() {
-            Some("succeeded" | "failed" | "cancelled") => break job,
-            _ => {}
+        if matches!(
+            job["status"].as_str(),
+            Some("succeeded" | "failed" | "cancelled")
+        ) {
+            break job;
         }
         assert!(
             Instant::now() < deadline,
@@ -502,7 +504,7 @@ pub async fn replica_killed_during_provisioning() {
     let retry_at = retry_at.expect("attempt 2 was seen running on B");
     // Stale after 60 s without a heartbeat (sent every 15 s), found by a 30 s scheduler tick.
     assert!(
-        lost_at >= Duration::from_secs(44) && lost_at <= Duration::from_secs(100),
+        (Duration::from_secs(44)..=Duration::from_secs(100)).contains(&lost_at),
         "WORKER_LOST {lost_at:?} after the kill"
     );
     // The retry waits for its backoff (1 minute).
