@@ -6,7 +6,9 @@
 //! a staging clone; both are served from 198.18.0.2 and not from this host. The site is deleted
 //! again (`site_delete`), then the node is retired (status `decommissioned` in the store: the
 //! product has no node removal) so the host flow's later steps, which re-provision every active
-//! node when the preview domain changes, leave it alone.
+//! node when the preview domain changes, leave it alone. Last, two real `pressluft serve`
+//! replicas on PostgreSQL provision the node again and the one running the playbook is killed
+//! with SIGKILL; the other finishes the job (`e2e_replica_kill`).
 //!
 //! After both flows: at least one job of node 2 ran while one of the host node did, and no two
 //! jobs of one node ever ran at once, over every job of the run (wall-clock samples of the
@@ -346,6 +348,15 @@ async fn second_node(app: &TestApp) -> String {
     )
     .await;
     std::fs::write(&keys_file, "").unwrap();
+
+    // Last: two real replicas on PostgreSQL provision this node again, and the one running the
+    // playbook is killed with SIGKILL (e2e_replica_kill.rs). Required in the shared flow
+    // (PRESSLUFT_E2E; it fails without PRESSLUFT_E2E_PG_URL), optional in the flow alone.
+    if std::env::var_os("PRESSLUFT_E2E").is_some()
+        || std::env::var_os(crate::e2e_replica_kill::PG_URL).is_some()
+    {
+        crate::e2e_replica_kill::replica_killed_during_provisioning().await;
+    }
     node_id
 }
 

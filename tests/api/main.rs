@@ -39,6 +39,7 @@ mod e2e_injection;
 mod e2e_isolation;
 mod e2e_magic_login;
 mod e2e_promote;
+mod e2e_replica_kill;
 mod e2e_restore;
 mod e2e_rollback;
 mod e2e_safe_updates;
