@@ -80,7 +80,14 @@ async fn a_failed_environment_is_reset_to_active_with_an_event_and_an_audit_row(
     let seen = crate::events::read_until(stream, &format!("\"state_version\":{after}")).await;
     let line = seen
         .lines()
-        .find(|l| l.starts_with("data:") && l.contains(&env) && l.contains("\"environment\""))
+        // On PostgreSQL the fixture's own change (version 1, `failed`) may arrive on the stream
+        // first (its notification is delivered after the subscription): the reset's is `after`.
+        .find(|l| {
+            l.starts_with("data:")
+                && l.contains(&env)
+                && l.contains("\"environment\"")
+                && l.contains(&format!("\"state_version\":{after}"))
+        })
         .expect("the environment's resource event");
     let event: Value = serde_json::from_str(line.trim_start_matches("data:").trim()).unwrap();
     assert_eq!(
