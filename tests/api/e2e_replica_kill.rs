@@ -289,6 +289,11 @@ async fn get_json(c: &reqwest::Client, url: String) -> Value {
     r.json().await.unwrap()
 }
 
+/// A job's Ansible output as plain text.
+async fn get_text(c: &reqwest::Client, url: String) -> String {
+    c.get(&url).send().await.unwrap().text().await.unwrap()
+}
+
 /// The step: two real replicas on one PostgreSQL database, the one running `node_provision`
 /// killed with SIGKILL mid-playbook, the other recovering and finishing the job.
 pub async fn replica_killed_during_provisioning() {
@@ -369,14 +374,7 @@ pub async fn replica_killed_during_provisioning() {
     let deadline = Instant::now() + Duration::from_secs(180);
     let playbook = loop {
         let job = get_json(&c, a.url(&job_url)).await;
-        let output = c
-            .get(a.url(&format!("{job_url}/output")))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let output = get_text(&c, a.url(&format!("{job_url}/output"))).await;
         let tasks = output.matches("TASK [").count();
         if job["status"] == "running" && tasks >= 2 {
             let pid = playbook_of(a.pid).unwrap_or_else(|| {
@@ -485,14 +483,7 @@ pub async fn replica_killed_during_provisioning() {
         );
         tokio::time::sleep(Duration::from_secs(1)).await;
     };
-    let output = c
-        .get(b.url(&format!("{job_url}/output")))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let output = get_text(&c, b.url(&format!("{job_url}/output"))).await;
     assert_eq!(
         job["status"],
         "succeeded",
