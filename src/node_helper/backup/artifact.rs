@@ -14,7 +14,8 @@ use super::BackupError;
 /// Bytes per zstd worker job (multithreaded compression).
 const ZSTD_JOB_SIZE: u32 = 2 << 20;
 
-/// zstd level of every artifact (the baseline is `zstd -3 -T0`).
+/// zstd level of every artifact but a pre-operation backup's (the baseline is
+/// `zstd -3 -T0`).
 pub const ZSTD_LEVEL: i32 = 3;
 
 /// zstd level of a pre-operation backup's artifacts ([`super::create::CreateSpec::fast`]): it
