@@ -13,6 +13,8 @@
 //! stored artifacts (made before, not timed, with `pressluft node backup-read --compressed`):
 //! it does neither age decryption, nor the checksum verification, nor a pre-restore backup, nor
 //! the health gate. It runs before and after the product; the ratio uses the faster of the two.
+//! Every timed part (the product, each half of the baseline) starts after [`common::quiesce`]:
+//! no part pays for the writes the one before left to MariaDB's page cleaner or the kernel.
 //! Target: restore ≤ 1.3× the baseline. Everything created is removed at the end.
 
 mod common;
@@ -123,6 +125,7 @@ async fn run() {
     }
 
     let before = baseline(&scratch, uuid8);
+    common::quiesce();
     println!("env_restore (the product: queue, Ansible over SSH, verify, pre-restore backup, import and extraction side by side, swap, switch, health gate):");
     let t = Instant::now();
     let job_id = state
@@ -173,6 +176,7 @@ fn baseline(scratch: &str, uuid8: &str) -> Duration {
     let dir = format!("{scratch}/files");
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
+    common::quiesce();
     let import = timed("zstd -d | mysql", || {
         sh(
             "bash",
@@ -186,6 +190,7 @@ fn baseline(scratch: &str, uuid8: &str) -> Duration {
             ],
         );
     });
+    common::quiesce();
     let files = timed("zstd -d | tar -x", || {
         sh(
             "bash",

@@ -160,46 +160,40 @@ pub fn ssh_port() -> Schema {
         .into()
 }
 
-/// An SSH user, null = `root`.
-pub fn ssh_user() -> Schema {
+/// A string or null, matching `pattern`.
+fn nullable_string(pattern: &str, description: &str) -> Schema {
     ObjectBuilder::new()
         .schema_type(utoipa::openapi::schema::SchemaType::from_iter([
             Type::String,
             Type::Null,
         ]))
-        .pattern(Some(SSH_USER))
-        .description(Some(
-            "null = `root`; must be root or have passwordless sudo",
-        ))
+        .pattern(Some(pattern))
+        .description(Some(description))
         .into()
+}
+
+/// An SSH user, null = `root`.
+pub fn ssh_user() -> Schema {
+    nullable_string(
+        SSH_USER,
+        "null = `root`; must be root or have passwordless sudo",
+    )
+}
+
+/// `node_id` of `POST /api/sites`: a node's UUID, or null/empty for the placement rule.
+pub fn node_id() -> Schema {
+    nullable_string(
+        UUID_OR_EMPTY,
+        "Node to place the site on (UUID, active with a public IP); null or empty = the placement rule",
+    )
 }
 
 /// `source_environment_id` of the create-environment body.
-/// `node_id` of `POST /api/sites`: a node's UUID, or null/empty for the placement rule.
-pub fn node_id() -> Schema {
-    ObjectBuilder::new()
-        .schema_type(utoipa::openapi::schema::SchemaType::from_iter([
-            Type::String,
-            Type::Null,
-        ]))
-        .pattern(Some(UUID_OR_EMPTY))
-        .description(Some(
-            "Node to place the site on (UUID, active with a public IP); null or empty = the placement rule",
-        ))
-        .into()
-}
-
 pub fn source_environment_id() -> Schema {
-    ObjectBuilder::new()
-        .schema_type(utoipa::openapi::schema::SchemaType::from_iter([
-            Type::String,
-            Type::Null,
-        ]))
-        .pattern(Some(UUID_OR_EMPTY))
-        .description(Some(
-            "Environment of this site to copy (UUID); null or empty = the production environment",
-        ))
-        .into()
+    nullable_string(
+        UUID_OR_EMPTY,
+        "Environment of this site to copy (UUID); null or empty = the production environment",
+    )
 }
 
 /// A login e-mail: what `Email::parse` accepts, at most 254 characters.

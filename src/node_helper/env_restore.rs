@@ -42,7 +42,7 @@ use std::time::Instant;
 use serde::Serialize;
 use tokio::runtime::Handle;
 
-use super::backup::create::{create, CreateResult, CreateSpec};
+use super::backup::create::{create, ArtifactDurations, CreateResult, CreateSpec};
 use super::backup::restore::{self, Aside, UploadsIncoming, Verified};
 use super::backup::{self, BackupError, DB_ARTIFACT, FILES_ARTIFACT};
 use super::database::{is_identifier, require_existing};
@@ -92,6 +92,9 @@ pub struct Durations {
     /// Inside the aside phase, each part on its own (they overlap): the pre-restore backup
     /// (at a lower CPU priority), the database import, the release and uploads extraction.
     pub pre_backup: u64,
+    /// The pre-restore backup's two artifacts, each on its own (side by side).
+    pub pre_backup_db: u64,
+    pub pre_backup_files: u64,
     pub import: u64,
     pub extract: u64,
 }
@@ -271,7 +274,7 @@ fn pre_backup(
     create_spec: &CreateSpec,
     php_dir: &str,
     handle: &Handle,
-) -> Result<PreBackup, BackupError> {
+) -> Result<(PreBackup, ArtifactDurations), BackupError> {
     let json = serde_json::to_value(create_spec)
         .map_err(|e| BackupError::Spec(format!("pre_backup: {e}")))?;
     let mut create_spec: CreateSpec =
@@ -284,13 +287,17 @@ fn pre_backup(
         checksum,
         size_bytes,
         artifacts,
+        durations_ms,
         ..
     } = create(create_spec, handle).map_err(|e| prefixed(e, "the pre-restore backup: "))?;
-    Ok(PreBackup {
-        checksum,
-        size_bytes,
-        artifacts,
-    })
+    Ok((
+        PreBackup {
+            checksum,
+            size_bytes,
+            artifacts,
+        },
+        durations_ms,
+    ))
 }
 
 /// `e` with `prefix` before its message (same code).
@@ -438,6 +445,10 @@ pub fn apply(
                 .expect("one of them failed"));
         }
     };
+    let (pre_backup, pre_parts) = match pre_backup {
+        Some((pre, parts)) => (Some(pre), parts),
+        None => (None, ArtifactDurations::default()),
+    };
     let search_replace = built
         .aside
         .as_ref()
@@ -506,6 +517,8 @@ pub fn apply(
             aside: aside_ms,
             live: millis_since(live_started),
             pre_backup: pre_backup_ms,
+            pre_backup_db: pre_parts.db,
+            pre_backup_files: pre_parts.files,
             import: import_ms,
             extract: extract_ms,
         },

@@ -85,6 +85,13 @@ anon=$(mysql -NBe "SELECT COUNT(*) FROM mysql.user WHERE User=''")
 [ "$anon" = 0 ] || fail "MariaDB has $anon anonymous users"
 [ -z "$(mysql -NBe "SHOW DATABASES LIKE 'test'")" ] || fail "MariaDB still has the test database"
 ok "no anonymous MariaDB users, no test database"
+pool=$(mysql -NBe "SELECT @@innodb_buffer_pool_size")
+redo=$(mysql -NBe "SELECT @@innodb_log_file_size")
+memtotal_mib=$(( $(awk '/^MemTotal:/ {print $2}' /proc/meminfo) / 1024 ))
+"$PY" -c 'import sys; p, r, t = (int(a) for a in sys.argv[1:]); mb = max(t * 25 // 100, 128)
+sys.exit(0 if mb << 20 <= p <= (mb + 256) << 20 and r == min(max(mb // 4, 96), 2048) << 20 else 1)' \
+  "$pool" "$redo" "$memtotal_mib" || fail "MariaDB's buffer pool $pool / redo log $redo are not sized to 25 % of $memtotal_mib MiB RAM"
+ok "mariadb: buffer pool $pool bytes, redo log $redo bytes (25 % of RAM, a quarter of it)"
 
 # --- Redis (provisioning.md §8) ---------------------------------------------------------------------------
 redis_get() { "$REDIS_ADMIN" --raw CONFIG GET "$1" | sed -n 2p; }

@@ -140,6 +140,8 @@ async fn on_success(
         aside_ms = d["aside"].as_u64(),
         live_ms = d["live"].as_u64(),
         pre_backup_ms = d["pre_backup"].as_u64(),
+        pre_backup_db_ms = d["pre_backup_db"].as_u64(),
+        pre_backup_files_ms = d["pre_backup_files"].as_u64(),
         import_ms = d["import"].as_u64(),
         extract_ms = d["extract"].as_u64(),
         "restore phases on the node"

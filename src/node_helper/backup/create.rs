@@ -95,6 +95,19 @@ pub struct CreateResult {
     pub storage: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub files: Option<ArchiveStats>,
+    /// How long each artifact took (they run side by side), in milliseconds.
+    pub durations_ms: ArtifactDurations,
+}
+
+/// Wall time of each artifact of one backup (0 when the scope has none).
+#[derive(Debug, Default, Clone, Copy, Serialize)]
+pub struct ArtifactDurations {
+    pub db: u64,
+    pub files: u64,
+}
+
+fn ms(start: std::time::Instant) -> u64 {
+    u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX)
 }
 
 fn validate(spec: &CreateSpec) -> Result<(), BackupError> {
@@ -165,19 +178,33 @@ fn write_all(
             write_archive(&spec.env_root, &spec.release, encoding).map_err(from_anyhow)?;
         Ok((encoding.finish(FILES_ARTIFACT)?, stats))
     };
-    let (db, files) = std::thread::scope(|scope| {
-        let db = spec
-            .backup
-            .scope
-            .has_db()
-            .then(|| scope.spawn(|| dump_database(&spec.database, storage, recipient, level)));
-        let files = spec.backup.scope.has_files().then(archive_files);
-        let db = db.map(|t| {
-            t.join()
-                .unwrap_or_else(|_| Err(BackupError::Failed("the database dump panicked".into())))
+    let (db, files, files_ms) = std::thread::scope(|scope| {
+        let db = spec.backup.scope.has_db().then(|| {
+            scope.spawn(|| {
+                let started = std::time::Instant::now();
+                (
+                    dump_database(&spec.database, storage, recipient, level),
+                    ms(started),
+                )
+            })
         });
-        (db, files)
+        let started = std::time::Instant::now();
+        let files = spec.backup.scope.has_files().then(archive_files);
+        let files_ms = files.as_ref().map_or(0, |_| ms(started));
+        let db = db.map(|t| {
+            t.join().unwrap_or_else(|_| {
+                (
+                    Err(BackupError::Failed("the database dump panicked".into())),
+                    0,
+                )
+            })
+        });
+        (db, files, files_ms)
     });
+    let (db, db_ms) = match db {
+        Some((r, ms)) => (Some(r), ms),
+        None => (None, 0),
+    };
     let mut artifacts = Vec::new();
     if let Some(db) = db {
         artifacts.push(db?);
@@ -211,6 +238,10 @@ fn write_all(
         artifacts,
         storage: storage.location(),
         files,
+        durations_ms: ArtifactDurations {
+            db: db_ms,
+            files: files_ms,
+        },
     })
 }
 
