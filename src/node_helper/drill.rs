@@ -31,6 +31,7 @@ use std::time::Instant;
 use anyhow::{bail, Context};
 use serde::Serialize;
 
+use super::process::millis_since;
 use super::spec::{self, EnvDeleteSpec, RestoreDrillSpec, TABLE_PREFIX_PLACEHOLDER};
 use super::{delete, env_restore, environment, files, health, services};
 
@@ -175,10 +176,6 @@ pub fn check(spec: &RestoreDrillSpec) -> anyhow::Result<Checked> {
     })
 }
 
-fn millis(since: Instant) -> u64 {
-    since.elapsed().as_millis() as u64
-}
-
 /// Steps 2–5 (see the module doc); never fails: a failed removal is `report.error`.
 pub fn apply(spec: &RestoreDrillSpec, checked: &Checked) -> DrillReport {
     let started = Instant::now();
@@ -205,8 +202,8 @@ pub fn apply(spec: &RestoreDrillSpec, checked: &Checked) -> DrillReport {
         Err(e) => report.error = Some(format!("removing the temporary environment: {e:#}")),
     }
     report.removed_items = removed.removed;
-    report.timings.remove_ms = Some(millis(removing));
-    report.timings.total_ms = millis(started);
+    report.timings.remove_ms = Some(millis_since(removing));
+    report.timings.total_ms = millis_since(started);
     report
 }
 
@@ -224,14 +221,14 @@ fn drill(
 ) -> Result<(), String> {
     let t = Instant::now();
     let created = create(spec, &checked.php_version);
-    report.timings.create_ms = Some(millis(t));
+    report.timings.create_ms = Some(millis_since(t));
     created.map_err(|e| format!("creating the temporary environment failed: {e:#}"))?;
 
     let t = Instant::now();
     let mut restore = clone_via_json(&spec.restore);
     restore.node = clone_via_json(&spec.node);
     let restored = super::backup::on_runtime(move |handle| env_restore::restore(&restore, handle));
-    report.timings.restore_ms = Some(millis(t));
+    report.timings.restore_ms = Some(millis_since(t));
     match restored {
         Ok(Ok(_)) => {}
         Ok(Err(super::backup::BackupError::Mismatch(m))) => {
@@ -246,7 +243,7 @@ fn drill(
     target.php_dir = spec.node.php_dir.clone();
     let wp_root = health::check(&target).map_err(|e| format!("health check failed: {e:#}"))?;
     let checks = health::evaluate(&target, &wp_root);
-    report.timings.health_ms = Some(millis(t));
+    report.timings.health_ms = Some(millis_since(t));
     let failed: Vec<String> = checks
         .checks
         .iter()

@@ -46,6 +46,7 @@ use super::backup::create::{create, ArtifactDurations, CreateResult, CreateSpec}
 use super::backup::restore::{self, Aside, UploadsIncoming, Verified};
 use super::backup::{self, BackupError, DB_ARTIFACT, FILES_ARTIFACT};
 use super::database::{is_identifier, require_existing};
+use super::process::millis_since;
 use super::spec::EnvRestoreSpec;
 use super::switch::{self, WentLive};
 use super::update::PreBackup;
@@ -97,10 +98,6 @@ pub struct Durations {
     pub pre_backup_files: u64,
     pub import: u64,
     pub extract: u64,
-}
-
-fn millis_since(start: Instant) -> u64 {
-    u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX)
 }
 
 /// A timed part's thread joined, a panic turned into an error.

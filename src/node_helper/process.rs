@@ -134,6 +134,11 @@ impl Steps {
     }
 }
 
+/// Milliseconds since `start` (what the commands' `*_ms` timings report).
+pub fn millis_since(start: std::time::Instant) -> u64 {
+    u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX)
+}
+
 /// Runs `f` and returns its value with its duration in seconds.
 pub fn timed<T>(f: impl FnOnce() -> anyhow::Result<T>) -> anyhow::Result<(T, f64)> {
     let start = std::time::Instant::now();

@@ -14,7 +14,7 @@ use super::files_archive::{write_archive, ArchiveStats};
 use super::storage::{Storage, StorageSpec};
 use super::{BackupError, DataKey, DB_ARTIFACT, FILES_ARTIFACT, MANIFEST};
 use crate::node_helper::database::{is_identifier, mysqldump};
-use crate::node_helper::process::wait_child;
+use crate::node_helper::process::{millis_since, wait_child};
 
 /// The dump options of backups-restore-promotion.md §1.
 pub const DUMP_ARGS: &[&str] = &[
@@ -106,10 +106,6 @@ pub struct ArtifactDurations {
     pub files: u64,
 }
 
-fn ms(start: std::time::Instant) -> u64 {
-    u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX)
-}
-
 fn validate(spec: &CreateSpec) -> Result<(), BackupError> {
     let invalid = |m: &str| Err(BackupError::Spec(m.to_string()));
     if spec.backup.backup_id.is_empty() || spec.backup.environment_id.is_empty() {
@@ -184,13 +180,13 @@ fn write_all(
                 let started = std::time::Instant::now();
                 (
                     dump_database(&spec.database, storage, recipient, level),
-                    ms(started),
+                    millis_since(started),
                 )
             })
         });
         let started = std::time::Instant::now();
         let files = spec.backup.scope.has_files().then(archive_files);
-        let files_ms = files.as_ref().map_or(0, |_| ms(started));
+        let files_ms = files.as_ref().map_or(0, |_| millis_since(started));
         let db = db.map(|t| {
             t.join().unwrap_or_else(|_| {
                 (
