@@ -5,6 +5,19 @@ use sqlx::{AnyConnection, FromRow};
 use super::{row_by_id, set_status_guarded, Store, StoreError};
 use crate::domain::NodeStatus;
 
+/// `SELECT <columns>` of the nodes sites may be placed on, in placement order: the local node
+/// first, then oldest first (architecture.md §3). One rule for the placement and the form.
+macro_rules! eligible_nodes_sql {
+    ($columns:literal) => {
+        concat!(
+            "SELECT ",
+            $columns,
+            " FROM nodes WHERE status = 'active' AND public_ip IS NOT NULL AND public_ip <> ''
+             ORDER BY is_local DESC, created_at, id"
+        )
+    };
+}
+
 /// A `nodes` row.
 #[derive(Debug, Clone, FromRow)]
 pub struct NodeRecord {
@@ -55,6 +68,14 @@ impl Store {
                 .fetch_all(&self.pool)
                 .await?,
         )
+    }
+
+    /// The nodes a site may be placed on, in placement order ([`eligible_nodes`]): the create
+    /// form's choice.
+    pub async fn eligible_nodes(&self) -> Result<Vec<NodeRecord>, StoreError> {
+        Ok(crate::store::query_as(eligible_nodes_sql!("*"))
+            .fetch_all(&self.pool)
+            .await?)
     }
 
     pub async fn get_node(&self, id: &str) -> Result<Option<NodeRecord>, StoreError> {
@@ -173,16 +194,11 @@ pub async fn touch_last_seen(
     Ok(())
 }
 
-/// Nodes sites may be placed on, in placement order: the local node first, then oldest first
-/// (architecture.md §3). `(id, public_ip)`.
+/// Nodes sites may be placed on, in placement order. `(id, public_ip)`.
 pub async fn eligible_nodes(conn: &mut AnyConnection) -> Result<Vec<(String, String)>, StoreError> {
-    Ok(crate::store::query_as(
-        "SELECT id, public_ip FROM nodes
-         WHERE status = 'active' AND public_ip IS NOT NULL AND public_ip <> ''
-         ORDER BY is_local DESC, created_at, id",
-    )
-    .fetch_all(conn)
-    .await?)
+    Ok(crate::store::query_as(eligible_nodes_sql!("id, public_ip"))
+        .fetch_all(conn)
+        .await?)
 }
 
 /// The nodes a domain-config save reconciles (api.md §7): every `active` node when

@@ -82,21 +82,10 @@ pub(super) async fn new_site_page(
             "http://<id>.<node IP>.sslip.io (HTTP only — set a preview domain for HTTPS)".into()
         }
     };
-    // The placement order of architecture.md §3: the local node first, then oldest first.
-    let mut eligible: Vec<_> = state
+    let nodes = state
         .store
-        .list_nodes()
+        .eligible_nodes()
         .await?
-        .into_iter()
-        .filter(|n| {
-            n.status == crate::domain::NodeStatus::Active
-                && n.public_ip.as_deref().is_some_and(|ip| !ip.is_empty())
-        })
-        .collect();
-    eligible.sort_by(|a, b| {
-        (!a.is_local, &a.created_at, &a.id).cmp(&(!b.is_local, &b.created_at, &b.id))
-    });
-    let nodes = eligible
         .into_iter()
         .map(|n| {
             let label = format!(
