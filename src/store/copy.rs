@@ -82,6 +82,9 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         let mut report = CopyReport::default();
+        // One read transaction over every table: one snapshot of the source, even if its
+        // control plane still writes (WAL readers see the state as of their first read).
+        let mut read = source.pool.begin().await?;
         for table in TABLES {
             // The target's column types, for typed NULLs.
             let types: Vec<(String, String)> = query_as(
@@ -98,28 +101,41 @@ impl Store {
                 ""
             };
             let rows = query(&format!("SELECT {rowid}* FROM {table} ORDER BY rowid"))
-                .fetch_all(&source.pool)
+                .fetch_all(&mut *read)
                 .await?;
+            // The statement and each column's target type, from the table's first row (every
+            // row of a table has the same columns).
+            let (names, column_types) = match rows.first() {
+                None => (Vec::new(), Vec::new()),
+                Some(row) => {
+                    let names: Vec<String> =
+                        row.columns().iter().map(|c| c.name().to_string()).collect();
+                    let column_types = names
+                        .iter()
+                        .map(|name| {
+                            types
+                                .iter()
+                                .find(|(c, _)| c == name)
+                                .map(|(_, t)| t.as_str())
+                                .ok_or_else(|| {
+                                    StoreError::Integrity(format!(
+                                        "{table}.{name} has no column in the target"
+                                    ))
+                                })
+                        })
+                        .collect::<Result<Vec<_>, _>>()?;
+                    (names, column_types)
+                }
+            };
+            let sql = format!(
+                "INSERT INTO {table} ({}) VALUES ({})",
+                names.join(", "),
+                vec!["?"; names.len()].join(", ")
+            );
             let mut copied = 0u64;
             for row in &rows {
-                let names: Vec<String> =
-                    row.columns().iter().map(|c| c.name().to_string()).collect();
-                let sql = format!(
-                    "INSERT INTO {table} ({}) VALUES ({})",
-                    names.join(", "),
-                    vec!["?"; names.len()].join(", ")
-                );
                 let mut q = query(&sql);
-                for (i, name) in names.iter().enumerate() {
-                    let ty = types
-                        .iter()
-                        .find(|(c, _)| c == name)
-                        .map(|(_, t)| t.as_str())
-                        .ok_or_else(|| {
-                            StoreError::Integrity(format!(
-                                "{table}.{name} has no column in the target"
-                            ))
-                        })?;
+                for (i, &ty) in column_types.iter().enumerate() {
                     q = match value(row, i)? {
                         Value::Null if ty == "bigint" => q.bind(None::<i64>),
                         Value::Null if ty == "double precision" => q.bind(None::<f64>),
@@ -142,6 +158,7 @@ impl Store {
             }
             report.tables.push((table, copied));
         }
+        read.rollback().await?;
         tx.commit().await?;
         Ok(report)
     }
