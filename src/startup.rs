@@ -94,26 +94,19 @@ pub async fn check_secrets_identity(
     // other compares against it).
     let now = crate::clock::format_ts(time::OffsetDateTime::now_utc());
     let mut tx = store.begin_write().await?;
-    crate::store::query(
-        "INSERT INTO settings (key, value, updated_at) VALUES (?, ?, ?)
-         ON CONFLICT (key) DO NOTHING",
-    )
-    .bind(SECRETS_RECIPIENT_KEY)
-    .bind(&ours)
-    .bind(&now)
-    .execute(&mut *tx)
-    .await?;
-    let theirs = crate::store::settings::fetch_setting(&mut tx, SECRETS_RECIPIENT_KEY).await?;
+    let theirs =
+        crate::store::settings::setting_or_insert(&mut tx, SECRETS_RECIPIENT_KEY, &ours, &now)
+            .await?;
     tx.commit().await?;
-    match theirs {
-        Some(theirs) if theirs != ours => anyhow::bail!(
+    if theirs != ours {
+        anyhow::bail!(
             "this control plane's age identity ({}, public key {ours}) cannot decrypt the stored \
              secrets, which are encrypted to {theirs}: every replica needs the same identity \
              (copy age.key and the secrets directory from a running replica)",
             config.data_dir.join("age.key").display()
-        ),
-        _ => Ok(()),
+        );
     }
+    Ok(())
 }
 
 /// Turns the change notifications of every replica into in-process wake-ups: jobs wake an idle

@@ -52,36 +52,16 @@ impl Backend {
         }
     }
 
-    /// The statement run right after [`Backend::begin_write_sql`], if any.
+    /// The statement run right after [`Backend::begin_write_sql`], if any: on PostgreSQL the
+    /// transaction-scoped advisory lock every write transaction holds (one writer at a time
+    /// across replicas, as SQLite's `BEGIN IMMEDIATE` is within one file).
     pub fn write_lock_sql(self) -> Option<&'static str> {
         match self {
             Backend::Sqlite => None,
             Backend::Postgres => Some("SELECT 1 FROM pg_advisory_xact_lock(7243610017)"),
         }
     }
-
-    /// `FROM`-clause item yielding the elements of the JSON array (of strings) in `column`, as
-    /// a one-column table `value`.
-    pub fn json_array_elements(self, column: &str) -> String {
-        match self {
-            Backend::Sqlite => format!("json_each({column})"),
-            Backend::Postgres => {
-                format!("jsonb_array_elements_text(CAST({column} AS jsonb)) AS je(value)")
-            }
-        }
-    }
-
-    /// Position (1-based, 0 when absent) of `needle` in `haystack`, both SQL expressions.
-    pub fn position(self, haystack: &str, needle: &str) -> String {
-        match self {
-            Backend::Sqlite => format!("instr({haystack}, {needle})"),
-            Backend::Postgres => format!("strpos({haystack}, {needle})"),
-        }
-    }
 }
-
-/// Key of the advisory lock every PostgreSQL write transaction holds.
-pub const WRITE_LOCK_KEY: i64 = 7_243_610_017;
 
 /// Rewrites SQLite placeholders (`?`, `?NNN`) into `$N`, which both backends accept with the
 /// same meaning: a bare `?` is one more than the largest number so far (SQLite's rule).

@@ -175,7 +175,7 @@ pub struct Store {
     write_gate: std::sync::Arc<tokio::sync::Mutex<()>>,
     backend: Backend,
     /// Where the database is, for the connections the store opens on its own (the queue
-    /// writer, the change listener). Holds a password: never logged (see [`Store::describe`]).
+    /// writer, the change listener). Holds a password: never logged (`Debug` redacts it; logs use [`describe_url`]).
     url: DatabaseUrl,
 }
 
@@ -277,11 +277,6 @@ impl Store {
     /// The backend this store talks to.
     pub fn backend(&self) -> Backend {
         self.backend
-    }
-
-    /// Where the database is, without credentials (for logs).
-    pub fn describe(&self) -> String {
-        describe_url(&self.url.0)
     }
 
     /// Applies pending embedded migrations; safe to run any number of times.

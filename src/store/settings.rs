@@ -30,6 +30,28 @@ pub async fn fetch_setting(
     Ok(row.map(|(v,)| v))
 }
 
+/// The value of `key`, set to `value` first when it has none: of several writers at once, the
+/// first commit wins and every one reads that value.
+pub async fn setting_or_insert(
+    conn: &mut AnyConnection,
+    key: &str,
+    value: &str,
+    now: &str,
+) -> Result<String, StoreError> {
+    crate::store::query(
+        "INSERT INTO settings (key, value, updated_at) VALUES (?, ?, ?)
+         ON CONFLICT (key) DO NOTHING",
+    )
+    .bind(key)
+    .bind(value)
+    .bind(now)
+    .execute(&mut *conn)
+    .await?;
+    Ok(fetch_setting(conn, key)
+        .await?
+        .unwrap_or_else(|| value.to_string()))
+}
+
 /// Writes settings: `Some` upserts, `None` deletes the row (a null setting has no row).
 pub async fn put_settings(
     conn: &mut AnyConnection,
