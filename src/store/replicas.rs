@@ -14,7 +14,7 @@ use super::{Backend, Store, StoreError};
 pub const CHANGES_CHANNEL: &str = "pressluft_changes";
 
 /// Key of the session advisory lock the scheduler leader holds.
-const SCHEDULER_LOCK_KEY: i64 = 7_243_610_018;
+pub const SCHEDULER_LOCK_KEY: i64 = 7_243_610_018;
 
 /// What changed, as a notification says.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -63,7 +63,7 @@ impl Sampler {
                 )
                 .fetch_all(&pool)
                 .await
-                .unwrap_or_default();
+                .expect("sampling the running jobs");
                 seen.samples += 1;
                 let mut by_node: std::collections::BTreeMap<&str, Vec<String>> = Default::default();
                 for (node, job) in &running {

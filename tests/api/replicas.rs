@@ -28,7 +28,7 @@ struct Run {
     end: Instant,
 }
 
-/// Succeeds after yielding once (other tasks run meanwhile), recording the run.
+/// Succeeds after a pause of 1–5 ms (other workers claim meanwhile), recording the run.
 struct Recorder {
     replica: &'static str,
     runs: Arc<Mutex<Vec<Run>>>,
@@ -38,7 +38,9 @@ impl Runner for Recorder {
     fn run<'a>(&'a self, job: &'a JobRecord, _ctx: RunContext) -> RunFuture<'a> {
         Box::pin(async move {
             let start = Instant::now();
-            tokio::task::yield_now().await;
+            // Long enough for another worker's claim to land inside the run if the claim let it.
+            let pause = 1 + job.id.as_bytes()[0] as u64 % 5;
+            tokio::time::sleep(Duration::from_millis(pause)).await;
             self.runs.lock().unwrap().push(Run {
                 job: job.id.clone(),
                 site: job.site_id.clone(),
@@ -325,8 +327,10 @@ async fn periodic_jobs_are_enqueued_once_across_replicas() {
     )
     .await;
     // Two replicas whose schedulers tick at start-up, at the same moment.
-    let b = spawn_replica(&a, |c| c.workers = 1, Some(Arc::new(Hang))).await;
-    let c = spawn_replica(&a, |c| c.workers = 1, Some(Arc::new(Hang))).await;
+    let (b, c) = tokio::join!(
+        spawn_replica(&a, |c| c.workers = 1, Some(Arc::new(Hang))),
+        spawn_replica(&a, |c| c.workers = 1, Some(Arc::new(Hang)))
+    );
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let n = count(
@@ -350,6 +354,21 @@ async fn periodic_jobs_are_enqueued_once_across_replicas() {
         sites.len() as i64,
         "one scheduled backup per production environment, not one per replica"
     );
+    // The periodic duties run on one replica: exactly one session of this database holds the
+    // scheduler's advisory lock (key split into its two 32-bit halves, as pg_locks shows it).
+    let key = pressluft::store::replicas::SCHEDULER_LOCK_KEY;
+    let holders = count(
+        &a,
+        &format!(
+            "SELECT COUNT(*) FROM pg_locks WHERE locktype = 'advisory' AND granted
+               AND classid = {} AND objid = {} AND objsubid = 1
+               AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
+            key >> 32,
+            key & 0xffff_ffff
+        ),
+    )
+    .await;
+    assert_eq!(holders, 1, "replicas holding the scheduler lease");
     drop((b, c));
 }
 
