@@ -159,7 +159,10 @@ async fn the_timeout_kills_ansible() {
     if !ansible_available() {
         return;
     }
-    let slow = format!("{LOCAL_PLAY}    - name: Hang\n      ansible.builtin.command: sleep 53.25\n      changed_when: false\n");
+    // The sleep's argument is unique to this test process: the PostgreSQL pass runs the same
+    // test beside this one, and its sleep must not be mistaken for ours.
+    let sleep = format!("sleep 53.{}", std::process::id());
+    let slow = format!("{LOCAL_PLAY}    - name: Hang\n      ansible.builtin.command: {sleep}\n      changed_when: false\n");
     let started = std::time::Instant::now();
     let (_, job) = run_playbook(&slow, None, 22, Some(Duration::from_secs(3))).await;
     assert_eq!(code(&job), ("queued", "ANSIBLE_TIMEOUT"), "retryable");
@@ -169,7 +172,8 @@ async fn the_timeout_kills_ansible() {
         started.elapsed()
     );
     let alive = std::process::Command::new("pgrep")
-        .args(["-f", "sleep 53.25"])
+        .args(["-f", &format!("^{sleep}$")])
+        .stdout(std::process::Stdio::null())
         .status()
         .unwrap()
         .success();

@@ -395,9 +395,17 @@ async fn cancel_a_queued_job() {
     assert!(audit.contains(&"job_cancel rejected".into()), "{audit:?}");
 }
 
+/// The sleep's argument is unique to this test process: the PostgreSQL pass runs the same test
+/// beside the SQLite one, and its sleep must not be mistaken for ours.
+fn sleep_seconds() -> &'static str {
+    static SECONDS: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    SECONDS.get_or_init(|| format!("41.{}", std::process::id()))
+}
+
 fn sleep_running() -> bool {
     std::process::Command::new("pgrep")
-        .args(["-f", "^sleep 41.5$"])
+        .args(["-f", &format!("^sleep {}$", sleep_seconds())])
+        .stdout(std::process::Stdio::null())
         .status()
         .map(|s| s.success())
         .unwrap_or(false)
@@ -407,7 +415,7 @@ fn sleep_running() -> bool {
 async fn cancel_a_running_job_stops_its_process() {
     // Runs `sleep` as a real subprocess through the engine's process runner.
     let (app, _) = StandIn::new()
-        .otherwise(Step::Process("sleep", vec!["41.5"]))
+        .otherwise(Step::Process("sleep", vec![sleep_seconds()]))
         .spawn()
         .await;
     app.login().await;
