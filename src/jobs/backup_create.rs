@@ -29,6 +29,7 @@ super::kinds::job_kind!(
     [
         validate_start,
         on_start,
+        check_result,
         on_success,
         on_final_failure,
         on_cancel,
@@ -150,6 +151,15 @@ fn checksum_and_size(result: &Value) -> Option<(&str, i64)> {
     Some((checksum, size))
 }
 
+/// A backup is never `completed` without a checksum: a run that reports none fails the job
+/// (and, through its final failure, the backup with [`RESULT_WITHOUT_CHECKSUM`]).
+fn check_result(_job: &JobRecord, result: &Value) -> Result<(), String> {
+    match checksum_and_size(result) {
+        Some(_) => Ok(()),
+        None => Err("it reported no sha256 checksum and size of the backup".into()),
+    }
+}
+
 async fn on_success(
     conn: &mut AnyConnection,
     job: &JobRecord,
@@ -160,8 +170,9 @@ async fn on_success(
     if complete_backup_from(conn, &backup.id, result, now).await? {
         return Ok(());
     }
-    // Never `completed` without a checksum: the backup failed.
-    tracing::warn!(job = %job.id, backup = %backup.id, "backup_create reported no valid checksum and size; the backup failed");
+    // [`check_result`] accepted the result, yet the row was not `running` (it cannot be
+    // completed): never `completed` without this run's checksum, so a `pending` one fails.
+    tracing::warn!(job = %job.id, backup = %backup.id, status = ?backup.status, "backup_create succeeded but its backup was not running; it fails");
     fail(conn, job, Some(RESULT_WITHOUT_CHECKSUM), now).await
 }
 

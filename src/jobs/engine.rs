@@ -67,6 +67,31 @@ struct Inner {
     claim_lock: tokio::sync::Mutex<()>,
     /// The write connection of claims and completions (fewer hand-offs per transaction).
     writer: QueueWriter,
+    /// Jobs this process is running now ([`Engine::execute`]): never declared lost by this
+    /// process's own recovery, whatever their heartbeat says.
+    running_here: std::sync::Mutex<std::collections::HashSet<String>>,
+}
+
+/// Marks a job as running in this process while it lives.
+struct RunningHere<'a> {
+    set: &'a std::sync::Mutex<std::collections::HashSet<String>>,
+    id: String,
+}
+
+impl<'a> RunningHere<'a> {
+    fn enter(set: &'a std::sync::Mutex<std::collections::HashSet<String>>, id: &str) -> Self {
+        set.lock().expect("running set").insert(id.to_string());
+        Self {
+            set,
+            id: id.to_string(),
+        }
+    }
+}
+
+impl Drop for RunningHere<'_> {
+    fn drop(&mut self) {
+        self.set.lock().expect("running set").remove(&self.id);
+    }
 }
 
 /// Result of a cancel request.
@@ -111,6 +136,7 @@ impl Engine {
                 wake: Notify::new(),
                 claim_lock: tokio::sync::Mutex::new(()),
                 writer: QueueWriter::default(),
+                running_here: Default::default(),
             }),
         }
     }
@@ -225,6 +251,7 @@ impl Engine {
 
     /// Runs a claimed job to its end and records the outcome.
     pub async fn execute(&self, job: JobRecord, worker: &str) -> Result<(), StoreError> {
+        let _running = RunningHere::enter(&self.inner.running_here, &job.id);
         let output = OutputSink::open(&self.inner.log_dir, &job.id, self.inner.events.clone());
         let (stop_tx, stop_rx) = watch::channel(None);
         let ctx = RunContext {
@@ -275,7 +302,19 @@ impl Engine {
         let stop = *stop_tx.borrow();
         let mut partial = None;
         let ending = match (outcome, stop) {
-            (RunOutcome::Succeeded { result }, _) => Ending::Succeeded(result),
+            (RunOutcome::Succeeded { result }, _) => {
+                match kinds::of(&job).check_result(&job, &result) {
+                    Ok(()) => Ending::Succeeded(result),
+                    Err(reason) => {
+                        tracing::error!(id = %job.id, %reason, "the run reported success with a result it must not have; the job fails");
+                        partial = Some(result);
+                        Ending::Failed(
+                            JobErrorCode::AnsibleUnexpectedError,
+                            format!("the playbook reported success, but {reason}"),
+                        )
+                    }
+                }
+            }
             (_, Some(StopReason::LeaseLost)) => Ending::Abandoned,
             (RunOutcome::Stopped, Some(StopReason::Cancel)) => Ending::Cancelled,
             (RunOutcome::Stopped, _) => Ending::Failed(
@@ -438,10 +477,25 @@ impl Engine {
     }
 
     /// Handles running jobs whose worker stopped heartbeating: a retryable `WORKER_LOST`, or
-    /// `cancelled` (with its transitions) when a cancel was requested meanwhile.
+    /// `cancelled` (with its transitions) when a cancel was requested meanwhile. Jobs running
+    /// in this process are never taken for lost (their heartbeat may lag a clock jump).
     pub async fn recover_stale(&self) -> Result<usize, StoreError> {
         let stale_before = format_ts(self.now() - LEASE);
-        let stale = self.inner.store.stale_running_jobs(&stale_before).await?;
+        let mut stale = self.inner.store.stale_running_jobs(&stale_before).await?;
+        // A job this process runs is alive, whatever its heartbeat says: the clock may have
+        // jumped past it (an NTP step; a test clock moved ahead) before its next heartbeat.
+        stale.retain(|(id, _)| {
+            let here = self
+                .inner
+                .running_here
+                .lock()
+                .expect("running set")
+                .contains(id);
+            if here {
+                tracing::info!(id = %id, "heartbeat behind the clock, but the job runs in this process; not lost");
+            }
+            !here
+        });
         for (id, worker) in &stale {
             let Some(job) = self.inner.store.get_job(id).await? else {
                 continue;

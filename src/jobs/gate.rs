@@ -246,18 +246,16 @@ pub struct BuiltRelease<'a> {
     pub rollback_restore_uploads: bool,
 }
 
-/// A release-building gated job's success: unless the result names the payload's release
-/// ([`names_release`]; otherwise both `failed`, the audit `failed`), the release is recorded
-/// as current (health `unknown`) and its `health_check` enqueued, rolling back to the payload's
-/// `previous_release_id`.
+/// A release-building gated job's success (its result named the payload's release: the
+/// kind's [`check_result`]): the release is recorded as current (health `unknown`) and its
+/// `health_check` enqueued, rolling back to the payload's `previous_release_id`.
 pub async fn gate_built_release(
     conn: &mut AnyConnection,
     job: &JobRecord,
-    result: &Value,
     built: BuiltRelease<'_>,
     now: &str,
 ) -> Result<(), StoreError> {
-    gate_built_release_skipping(conn, job, result, built, Vec::new(), now).await
+    gate_built_release_skipping(conn, job, built, Vec::new(), now).await
 }
 
 /// [`gate_built_release`] whose rollback leaves `skip_tables` (without prefix) as they are
@@ -265,17 +263,13 @@ pub async fn gate_built_release(
 pub async fn gate_built_release_skipping(
     conn: &mut AnyConnection,
     job: &JobRecord,
-    result: &Value,
     built: BuiltRelease<'_>,
     skip_tables: Vec<String>,
     now: &str,
 ) -> Result<(), StoreError> {
+    // [`check_result`] accepted the run's result: it named the payload's release.
     let fixed = payload::read::<FixedRelease>(job);
-    let name = fixed.release.release_name;
-    if !names_release(job, result["release_name"].as_str(), name.as_deref()) {
-        return end(conn, job, SiteStatus::Failed, "failed", now).await;
-    }
-    let name = name.unwrap_or_default();
+    let name = fixed.release.release_name.unwrap_or_default();
     let (site, env) = site_and_environment(conn, job).await?;
     let path = EnvLayout::new(&site.id, &env.id).release_path(&name);
     let release_id = Uuid::new_v4().to_string();
@@ -396,17 +390,22 @@ pub async fn finish_gated_audit(
     Ok(())
 }
 
-/// Whether a gated job's result names the release the payload fixed; a run that reports
-/// another one did not do what it was asked (logged).
-pub fn names_release(job: &JobRecord, reported: Option<&str>, expected: Option<&str>) -> bool {
-    let ok = reported.is_some() && reported == expected;
-    if !ok {
-        tracing::error!(
-            id = %job.id, reported = reported.unwrap_or("-"), expected = expected.unwrap_or("-"),
-            "the run reported another release than the one it was asked to build"
-        );
+/// The `check_result` of a release-building gated kind: the run must report the release the
+/// payload fixed (`release_name`); a run that reports another one, or none, did not do what
+/// it was asked, and its job fails.
+pub fn check_result(job: &JobRecord, result: &Value) -> Result<(), String> {
+    let expected = payload::read::<FixedRelease>(job).release.release_name;
+    let reported = result["release_name"].as_str();
+    match (reported, expected.as_deref()) {
+        (Some(r), Some(e)) if r == e => Ok(()),
+        (Some(r), Some(e)) => Err(format!(
+            "it reported release {r}, not {e} it was asked to build"
+        )),
+        (None, _) => Err("it reported no release".into()),
+        (Some(_), None) => {
+            Err("it reported a release, but none was fixed when the job started".into())
+        }
     }
-    ok
 }
 
 /// The environment's canonical URL: its primary domain's, else its preview URL.

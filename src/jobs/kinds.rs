@@ -32,7 +32,8 @@ pub type Hook<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 /// The hooks of a [`JobKind`] impl, each forwarding to the module's free `async fn` of the same
 /// name and signature (`validate_start(conn, job)`, `on_start(conn, job, now)`,
 /// `on_success(conn, job, result, now)`, `on_final_failure(conn, job, code, started, now)`,
-/// `on_cancel(conn, job, was_running, now)`, `extra_vars(cx, job)`), so a job type's module
+/// `on_cancel(conn, job, was_running, now)`, `extra_vars(cx, job)`; `check_result(job, result)`,
+/// not async), so a job type's module
 /// writes its behaviour once and not the boxing around it. Name only the hooks the type has;
 /// the others keep the trait's no-op default.
 macro_rules! job_hooks {
@@ -99,6 +100,15 @@ macro_rules! job_hooks {
             now: &'a str,
         ) -> $crate::jobs::kinds::Hook<'a, Result<(), $crate::store::StoreError>> {
             Box::pin(on_cancel(conn, job, was_running, now))
+        }
+    };
+    (@one check_result) => {
+        fn check_result(
+            &self,
+            job: &$crate::store::JobRecord,
+            result: &::serde_json::Value,
+        ) -> Result<(), String> {
+            check_result(job, result)
         }
     };
     (@one extra_vars) => {
@@ -196,7 +206,17 @@ pub trait JobKind: Send + Sync {
         nothing()
     }
 
-    /// Transitions and recorded results when a run succeeded (`result`: the playbook's JSON).
+    /// Whether a successful run's `result` is what this type's playbook must report (a
+    /// backup's checksum and size, the release it was asked to build). `Err(reason)` turns the
+    /// success into a final failure, `ANSIBLE_UNEXPECTED_ERROR` naming the reason: the result
+    /// goes to [`JobKind::on_partial_result`], then [`JobKind::on_final_failure`] runs (as
+    /// after a run that changed things). No database: decided from the job and the result.
+    fn check_result(&self, _job: &JobRecord, _result: &Value) -> Result<(), String> {
+        Ok(())
+    }
+
+    /// Transitions and recorded results when a run succeeded (`result`: the playbook's JSON,
+    /// accepted by [`JobKind::check_result`]).
     fn on_success<'a>(
         &'a self,
         _conn: &'a mut AnyConnection,

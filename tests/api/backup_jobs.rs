@@ -106,12 +106,24 @@ async fn a_result_without_a_checksum_fails_the_backup() {
     ])
     .await;
     for _ in 0..2 {
-        let (id, _) = start_backup(&app, &env, "db").await;
+        let (id, job) = start_backup(&app, &env, "db").await;
         app.state.engine.run_until_idle("w").await.unwrap();
         let b = backup(&app, &id).await;
         assert_eq!(b.status, BackupStatus::Failed);
         assert_eq!(b.checksum, None);
         assert_eq!(b.error_code.as_deref(), Some("ANSIBLE_UNEXPECTED_ERROR"));
+        // The job says so too (a success with an unusable result is no success), at once.
+        let j = app.job(&job).await;
+        assert_eq!(
+            (j["status"].as_str(), j["error_code"].as_str()),
+            (Some("failed"), Some("ANSIBLE_UNEXPECTED_ERROR")),
+            "{j}"
+        );
+        assert_eq!(
+            j["error_message"],
+            "the playbook reported success, but it reported no sha256 checksum and size of the backup"
+        );
+        assert_eq!(j["attempt_count"], 1, "not retried");
     }
 }
 

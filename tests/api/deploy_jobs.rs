@@ -314,6 +314,41 @@ async fn a_failure_after_the_switch_leaves_the_environment_failed() {
     assert_eq!(audit_result(&app, &job).await, "failed");
 }
 
+/// A run that reports success with another release than the one fixed at its start (or none)
+/// did not do what it was asked: its job fails at once with `ANSIBLE_UNEXPECTED_ERROR` naming
+/// why, and the environment is `failed` as after any failure past the switch, no release row.
+#[tokio::test]
+async fn a_success_naming_another_release_fails_the_job() {
+    for (result, expected) in [
+        (
+            json!({"release_name": "20200101000000-other"}),
+            "it reported release 20200101000000-other, not ",
+        ),
+        (json!({"source_revision": "abc"}), "it reported no release"),
+    ] {
+        let (app, runner, env) = site(vec![("env_deploy", Step::ok(result))]).await;
+        let job = deploy(&app, &env, GIT).await;
+        run_all(&app).await;
+        let j = app.job(&job).await;
+        assert_eq!(
+            (j["status"].as_str(), j["error_code"].as_str()),
+            (Some("failed"), Some("ANSIBLE_UNEXPECTED_ERROR")),
+            "{j}"
+        );
+        let message = j["error_message"].as_str().unwrap();
+        assert!(
+            message.starts_with(&format!("the playbook reported success, but {expected}")),
+            "{message}"
+        );
+        assert_eq!(runner.runs_of(&job), 1, "not retried");
+        assert!(children(&app, &job).await.is_empty(), "no gate");
+        let (e, s, _) = statuses(&app, &env).await;
+        assert_eq!((e, s), (SiteStatus::Failed, SiteStatus::Failed));
+        assert_eq!(releases(&app, &env).await.len(), 1, "no release recorded");
+        assert_eq!(audit_result(&app, &job).await, "failed");
+    }
+}
+
 #[tokio::test]
 async fn a_deploy_whose_worker_died_is_retried_into_exactly_one_release() {
     let (app, runner, env) = site(vec![]).await;

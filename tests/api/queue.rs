@@ -274,6 +274,39 @@ async fn a_lost_worker_is_recovered() {
     assert_job(&app, &id, "succeeded", 2).await;
 }
 
+/// The clock jumps past a running job's heartbeat (an NTP step; the e2e flow moving its test
+/// clock while another node's job runs): the process running the job does not take it for
+/// lost; another process would (the test above), and the job's next heartbeat catches up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_running_here_is_not_lost_when_the_clock_jumps() {
+    let (app, _) = StandIn::new().otherwise(Step::UntilStopped).spawn().await;
+    app.login().await;
+    let node = app.insert_node("n", "active").await;
+    let id = app
+        .insert_job(JobFixture::new("cache_purge", "queued", &node))
+        .await;
+    let engine = app.state.engine.clone();
+    let worker = tokio::spawn(async move { engine.run_until_idle("w").await.unwrap() });
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while job(&app, &id).await.status.as_str() != "running" {
+        assert!(Instant::now() < deadline, "job never started");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    app.clock.advance(time::Duration::minutes(16));
+    assert_eq!(
+        app.state.engine.recover_stale().await.unwrap(),
+        0,
+        "running in this process"
+    );
+    let j = job(&app, &id).await;
+    assert_eq!(j.status.as_str(), "running");
+    assert_eq!(j.error_code, None);
+    let r = app.post_empty(&format!("/api/jobs/{id}/cancel")).await;
+    assert_eq!(r.status(), 200);
+    worker.await.unwrap();
+    assert_eq!(job(&app, &id).await.status.as_str(), "cancelled");
+}
+
 #[tokio::test]
 async fn follow_ups_jump_the_queue_and_hold_their_site() {
     let app = scripted().await.0;

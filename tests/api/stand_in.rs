@@ -23,8 +23,8 @@ pub enum Step {
     /// Succeeds like the real playbook would: `site_create` reports the source it installed
     /// from, `env_create` a drift baseline, `health_check` its passed checks, `backup_create`
     /// a checksum and size, `backup_verify` ok, `backup_cleanup` every named backup deleted,
-    /// `env_deploy`/`env_update` the payload's release (an update with its pre-backup and one
-    /// plugin updated), `release_rollback` what it restored, every other type `{}`.
+    /// `env_deploy`/`env_update`/`env_restore`/`site_import`/`env_promote` the payload's release
+    /// (an update, restore or import with its pre-backup, an update with one plugin updated), `release_rollback` what it restored, every other type `{}`.
     Plausible,
     /// Prints these output lines, then does the next step.
     Print(Vec<String>, Box<Step>),
@@ -284,6 +284,10 @@ fn plausible_result(job: &JobRecord) -> Value {
                 "size_bytes": 5151, "artifacts": []},
             "updated": {"core": [], "plugins": [{"id": "akismet", "from": "5.0", "to": "5.1"}],
                 "themes": []}}),
+        "env_restore" | "site_import" => json!({"release_name": payload["release_name"],
+            "pre_backup": {"checksum": format!("sha256:{}", "cd".repeat(32)),
+                "size_bytes": 5151, "artifacts": []}}),
+        "env_promote" => json!({"release_name": payload["release_name"]}),
         "restore_drill" => json!({"passed": true, "backup_id": payload["backup_id"],
             "timings": {"create_ms": 900, "restore_ms": 4000, "health_ms": 700,
                 "remove_ms": 800, "total_ms": 6400},

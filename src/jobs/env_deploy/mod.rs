@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sqlx::AnyConnection;
 
-use super::gate::{self, on_cancel, on_final_failure, validate_start};
+use super::gate::{self, check_result, on_cancel, on_final_failure, validate_start};
 use super::kinds::JobKind;
 use super::payload::{self, Attempts, Release};
 use crate::domain::ReleaseSourceType;
@@ -47,6 +47,7 @@ impl JobKind for EnvDeploy {
     super::kinds::job_hooks!(
         validate_start,
         on_start,
+        check_result,
         on_success,
         on_final_failure,
         on_cancel,
@@ -80,7 +81,7 @@ async fn on_success(
         rollback_backup_id: None,
         rollback_restore_uploads: false,
     };
-    gate::gate_built_release(conn, job, result, built, now).await
+    gate::gate_built_release(conn, job, built, now).await
 }
 
 /// The payload of `env_deploy` (jobs.md §11), built by [`crate::deploys::Deploys::deploy`].

@@ -23,7 +23,7 @@ use serde_json::Value;
 use sqlx::AnyConnection;
 
 use super::errors::JobErrorCode;
-use super::gate;
+use super::gate::{self, check_result};
 use super::kinds::JobKind;
 use super::payload::{self, Attempts, Release};
 use crate::domain::{BackupStatus, PromotionPreset};
@@ -48,6 +48,7 @@ impl JobKind for EnvPromote {
     super::kinds::job_hooks!(
         validate_start,
         on_start,
+        check_result,
         on_success,
         on_final_failure,
         on_cancel,
@@ -144,7 +145,7 @@ async fn on_start(
 async fn on_success(
     conn: &mut AnyConnection,
     job: &JobRecord,
-    result: &Value,
+    _result: &Value,
     now: &str,
 ) -> Result<(), StoreError> {
     let p = payload::read::<EnvPromotePayload>(job);
@@ -175,7 +176,7 @@ async fn on_success(
         rollback_restore_uploads: false,
     };
     let skip = protected_tables(&preset);
-    gate::gate_built_release_skipping(conn, job, result, built, skip, now).await
+    gate::gate_built_release_skipping(conn, job, built, skip, now).await
 }
 
 async fn on_final_failure(

@@ -48,6 +48,7 @@ impl JobKind for EnvUpdate {
     super::kinds::job_hooks!(
         validate_start,
         on_start,
+        check_result,
         on_success,
         on_partial_result,
         on_final_failure,
@@ -118,6 +119,15 @@ fn updated_summary(updated: &Value) -> String {
     }
 }
 
+/// An update that found nothing to update reports no release (and builds none); any other
+/// must report the release it was asked to build ([`gate::check_result`]).
+fn check_result(job: &JobRecord, result: &Value) -> Result<(), String> {
+    if result["release_name"].is_null() {
+        return Ok(());
+    }
+    gate::check_result(job, result)
+}
+
 async fn on_success(
     conn: &mut AnyConnection,
     job: &JobRecord,
@@ -157,7 +167,7 @@ async fn on_success(
         rollback_backup_id: backup_ok.then_some(p.pre_backup_id),
         rollback_restore_uploads: false,
     };
-    gate::gate_built_release(conn, job, result, built, now).await
+    gate::gate_built_release(conn, job, built, now).await
 }
 
 /// The pre-update backup `failed` unless it completed (`code`: the job's, if it failed).

@@ -26,7 +26,7 @@ use sqlx::AnyConnection;
 
 use super::backup_create::{fail_backup, start_backup};
 use super::errors::JobErrorCode;
-use super::gate;
+use super::gate::{self, check_result};
 use super::kinds::JobKind;
 use super::lifecycle::Unsuccessful;
 use super::payload::{self, Attempts, Release};
@@ -59,6 +59,7 @@ impl JobKind for SiteImport {
     super::kinds::job_hooks!(
         validate_start,
         on_start,
+        check_result,
         on_success,
         on_partial_result,
         on_final_failure,
@@ -126,7 +127,7 @@ async fn on_success(
         rollback_backup_id: backup_ok.then_some(p.pre_backup_id.clone()),
         rollback_restore_uploads: backup_ok,
     };
-    gate::gate_built_release(conn, job, result, built, now).await
+    gate::gate_built_release(conn, job, built, now).await
 }
 
 async fn unsuccessful(
