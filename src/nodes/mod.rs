@@ -113,7 +113,8 @@ impl Nodes {
     }
 
     /// At the first `serve` start: registers this host as the local node (127.0.0.1 as root)
-    /// and enqueues its provisioning. No audit row: no user asked.
+    /// and enqueues its provisioning. No audit row: no user asked. `None` when a local node
+    /// exists, also when another replica registered it in the same moment.
     pub async fn register_local_if_missing(
         &self,
         public_ip: Option<Ipv4Addr>,
@@ -136,7 +137,16 @@ impl Nodes {
         }
         .validate()?;
         let mut m = self.mutations.begin().await?;
-        insert_node(&mut m.tx, &node, &m.now).await?;
+        match insert_node(&mut m.tx, &node, &m.now).await {
+            Ok(()) => {}
+            // Another replica starting at the same time registered it between the check above
+            // and this insert (the partial unique index `nodes_one_local` holds one local node).
+            Err(StoreError::Duplicate(_)) => {
+                tracing::info!("local node registered by another replica starting beside this one");
+                return Ok(None);
+            }
+            Err(e) => return Err(e.into()),
+        }
         let job_id = self
             .mutations
             .accept(m, provision_job(&node.id), None)

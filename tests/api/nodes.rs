@@ -312,3 +312,33 @@ async fn job_events_replay_output_and_end() {
     assert!(seen.contains("PLAY [target] scripted"), "{seen}");
     assert!(seen.contains("\"status\":\"succeeded\""), "{seen}");
 }
+
+/// Issue 17: replicas starting at once on an empty database each try to register this host as
+/// the local node; exactly one does (with one `node_provision`), the other starts without error.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replicas_starting_at_once_register_one_local_node() {
+    let app = crate::helpers::spawn_app().await;
+    let (a, b) = tokio::join!(
+        app.state.nodes.register_local_if_missing(None),
+        app.state.nodes.register_local_if_missing(None),
+    );
+    let registered: Vec<String> = [a.unwrap(), b.unwrap()].into_iter().flatten().collect();
+    assert_eq!(registered.len(), 1, "one registration: {registered:?}");
+    let (nodes, provisions): (i64, i64) = pressluft::store::query_as(
+        "SELECT (SELECT COUNT(*) FROM nodes WHERE is_local = 1),
+                (SELECT COUNT(*) FROM jobs WHERE job_type = 'node_provision')",
+    )
+    .fetch_one(app.state.store.pool())
+    .await
+    .unwrap();
+    assert_eq!((nodes, provisions), (1, 1));
+    assert_eq!(
+        app.state
+            .nodes
+            .register_local_if_missing(None)
+            .await
+            .unwrap(),
+        None,
+        "a later start finds it"
+    );
+}
