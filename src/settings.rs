@@ -1,7 +1,8 @@
 //! The settings service (`/_admin/settings`, api.md §7): effective values with their defaults,
 //! and the validated replacement of a settings group, audited as `settings_update`.
 //!
-//! Every key of data-model.md is known for reading; the groups `wordpress`, `backups`,
+//! Every key of data-model.md is known for reading; the groups `wordpress` (with the safe
+//! updates' retention), `backups`,
 //! `acme` ([`acme`]) and `domain-config` ([`domain_config`], the one whose save enqueues the
 //! reconciling `node_provision` jobs) are written here.
 
@@ -36,6 +37,8 @@ pub const KEYS: &[(&str, Option<&str>)] = &[
     ("wordpress_source", Some(DEFAULT_WORDPRESS_SOURCE)),
     ("wordpress_source_sha256", None),
     ("wordpress_update_source", None),
+    // safe_updates::service::DEFAULT_RETENTION_DAYS
+    ("safe_updates_retention_days", Some("30")),
 ];
 
 /// Secret settings: only whether they are set is ever shown.
@@ -48,6 +51,8 @@ pub struct WordPressSettings {
     pub wordpress_source_sha256: Option<String>,
     /// Where WordPress looks for updates instead of api.wordpress.org (null: there).
     pub wordpress_update_source: Option<String>,
+    /// Days a finished safe-update run and its images are kept (null: the default, 30).
+    pub safe_updates_retention_days: Option<String>,
 }
 
 /// Effective settings: every key with its value or default, and which secrets are set.
@@ -152,6 +157,11 @@ impl WordPressSettings {
             wordpress_source: source,
             wordpress_source_sha256: sha,
             wordpress_update_source: update_source.map(|s| s.trim_end_matches('/').to_string()),
+            safe_updates_retention_days: backups::integer_in(
+                crate::safe_updates::service::RETENTION_SETTING,
+                self.safe_updates_retention_days,
+                1..=3650,
+            )?,
         })
     }
 }
@@ -233,6 +243,10 @@ impl Settings {
                 (
                     "wordpress_update_source",
                     valid.wordpress_update_source.as_deref(),
+                ),
+                (
+                    crate::safe_updates::service::RETENTION_SETTING,
+                    valid.safe_updates_retention_days.as_deref(),
                 ),
             ],
             &m.now,

@@ -60,6 +60,9 @@ struct WordPressBody {
     wordpress_source_sha256: Option<String>,
     #[serde(default)]
     wordpress_update_source: Option<String>,
+    /// A whole number (JSON number or string), or null/missing for the default.
+    #[serde(default)]
+    safe_updates_retention_days: Option<Value>,
 }
 
 /// `PUT /_admin/settings/backups` body. Numbers may be JSON numbers or strings (the stored
@@ -177,6 +180,10 @@ async fn put_wordpress(
                 wordpress_source: body.wordpress_source,
                 wordpress_source_sha256: body.wordpress_source_sha256,
                 wordpress_update_source: body.wordpress_update_source,
+                safe_updates_retention_days: text(
+                    "safe_updates_retention_days",
+                    body.safe_updates_retention_days,
+                )?,
             },
         )
         .await?;

@@ -48,7 +48,8 @@ fn clean(v: Option<String>) -> Option<String> {
     v.map(|s| s.trim().to_string()).filter(|s| !s.is_empty())
 }
 
-fn integer_in(
+/// A whole number in `range` (as text), or unset; else `settings_invalid` naming `field`.
+pub(super) fn integer_in(
     field: &'static str,
     value: Option<String>,
     range: std::ops::RangeInclusive<i64>,

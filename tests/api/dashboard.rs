@@ -450,14 +450,35 @@ async fn settings_page_saves_the_update_source() {
     let (app, c) = logged_in().await;
     let html = page_text(&c, app.url("/settings")).await;
     assert!(html.contains("name=\"wordpress_update_source\""), "{html}");
+    assert!(
+        html.contains("name=\"safe_updates_retention_days\" value=\"30\""),
+        "the safe-update retention with its default: {html}"
+    );
     let forms = CsrfForms::new(&app, &c, &html);
     let fields = |source: &'static str| {
         [
             ("wordpress_source", "dir:/usr/share/wordpress"),
             ("wordpress_source_sha256", ""),
             ("wordpress_update_source", source),
+            ("safe_updates_retention_days", ""),
         ]
     };
+    let r = forms
+        .post(
+            "/settings/wordpress",
+            &[
+                ("wordpress_source", "dir:/usr/share/wordpress"),
+                ("safe_updates_retention_days", "0"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status(), 400);
+    assert!(r
+        .text()
+        .await
+        .unwrap()
+        .contains("must be a whole number from 1 to 3650"));
+    assert_eq!(app.setting("safe_updates_retention_days").await, None);
     let r = forms
         .post("/settings/wordpress", &fields("http://169.254.169.254/"))
         .await;

@@ -26,6 +26,7 @@ pub struct WordPressForm {
     pub wordpress_source: String,
     pub wordpress_source_sha256: String,
     pub wordpress_update_source: String,
+    pub safe_updates_retention_days: String,
 }
 
 /// `POST /settings/wordpress`.
@@ -38,6 +39,7 @@ pub async fn save_wordpress(
         wordpress_source: Some(form.wordpress_source.clone()),
         wordpress_source_sha256: Some(form.wordpress_source_sha256.clone()),
         wordpress_update_source: Some(form.wordpress_update_source.clone()),
+        safe_updates_retention_days: Some(form.safe_updates_retention_days.clone()),
     };
     let result = state
         .settings

@@ -93,6 +93,10 @@ pub(super) async fn page(
             .get("wordpress_update_source")
             .unwrap_or_default()
             .to_string(),
+        safe_updates_retention_days: view
+            .get("safe_updates_retention_days")
+            .unwrap_or_default()
+            .to_string(),
     });
     let domain = forms.domain.unwrap_or_else(|| DomainForm {
         control_plane_domain: value("control_plane_domain"),
