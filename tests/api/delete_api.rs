@@ -445,6 +445,13 @@ async fn the_dashboard_asks_for_the_slug_typed_out() {
     // The site: the production environment has no delete of its own; the site page has one.
     let site_page = app.text(&format!("/sites/{site}")).await;
     assert!(site_page.contains("data-test=\"delete-site-form\""));
+    for offered in ["create-environment", "import-site", "safe-updates-link"] {
+        assert!(
+            site_page.contains(&format!("data-test=\"{offered}\"")),
+            "{offered}"
+        );
+    }
+    assert!(!site_page.contains("data-test=\"site-gone\""));
     let form = CsrfForms::new(&app, &app.client, &site_page);
     let r = form
         .post(&format!("/sites/{site}/delete"), &[("confirm_slug", "")])
@@ -458,6 +465,22 @@ async fn the_dashboard_asks_for_the_slug_typed_out() {
         .await;
     assert_eq!(r.status(), 303);
     run_all(&app).await;
+    // A deleted site's page says so and offers nothing that would be refused.
+    let site_page = app.text(&format!("/sites/{site}")).await;
+    assert!(site_page.contains("data-test=\"site-gone\""), "{site_page}");
+    for refused in [
+        "create-environment",
+        "import-site",
+        "safe-updates-link",
+        "drills-section",
+        "site-controls",
+        "delete-site-form",
+    ] {
+        assert!(
+            !site_page.contains(&format!("data-test=\"{refused}\"")),
+            "{refused}"
+        );
+    }
     let list = app.text("/sites").await;
     assert!(!list.contains(&site), "a deleted site is hidden");
     let list = app.text("/sites?show_deleted=true").await;

@@ -340,6 +340,28 @@ async fn passed_pages_apply_the_exact_versions_to_production() {
     let (_, b) = app.get_json(&format!("/api/backups/{backup}")).await;
     assert_eq!(b["environment_id"], env.as_str());
     assert_eq!(b["status"], "completed", "{b}");
+    // The run page shows how the update ended on production: its job and its health gate.
+    let (gate,): (String,) = pressluft::store::query_as(
+        "SELECT id FROM jobs WHERE parent_job_id = ? AND job_type = 'health_check'",
+    )
+    .bind(apply)
+    .fetch_one(app.store.pool())
+    .await
+    .unwrap();
+    let page = app.text(&format!("/safe-updates/{id}")).await;
+    for (test, job) in [
+        ("safe-update-apply-job", apply),
+        ("safe-update-apply-gate", &gate),
+    ] {
+        assert!(
+            page.contains(&format!(
+                "data-test=\"{test}\" data-job-id=\"{job}\" data-job-status=\"succeeded\""
+            )),
+            "{test}: {page}"
+        );
+    }
+    assert!(page.contains("Production health check"));
+    assert!(!page.contains("safe-update-apply-rollback"), "no rollback");
     // Nothing left to decide.
     let r = app
         .post_empty(&format!("/api/safe-updates/{id}/approve"))
@@ -822,4 +844,58 @@ async fn the_scheduler_runs_once_per_window_never_while_held_and_prunes_old_runs
         404
     );
     assert!(!dir.exists(), "images pruned with the run");
+}
+
+/// The retention of finished runs is a setting of the `wordpress` group
+/// (`safe_updates_retention_days`, 1–3650, default 30), validated naming the field, and the
+/// prune keeps to it.
+#[tokio::test]
+async fn the_retention_is_a_setting_and_the_prune_keeps_to_it() {
+    let (app, _runner, env, _) = StandIn::new()
+        .then(
+            "safe_update",
+            Step::ok(json!({"outcome": "no_updates",
+            "updates": {"core": null, "plugins": [], "themes": []}})),
+        )
+        .otherwise(Step::Plausible)
+        .spawn_with_site()
+        .await;
+    let (_, settings) = app.get_json("/_admin/settings").await;
+    assert_eq!(settings["settings"]["safe_updates_retention_days"], "30");
+    let put = |days: Value| {
+        app.put_json(
+            "/_admin/settings/wordpress",
+            json!({"wordpress_source": "dir:/usr/share/wordpress", "safe_updates_retention_days": days}),
+        )
+    };
+    for bad in [json!(0), json!("3651"), json!("7 days"), json!(1.5)] {
+        assert_field_error(
+            put(bad).await,
+            400,
+            "settings_invalid",
+            "safe_updates_retention_days",
+        )
+        .await;
+    }
+    assert_eq!(app.setting("safe_updates_retention_days").await, None);
+    assert_eq!(put(json!(7)).await.status(), 200);
+    let (_, settings) = app.get_json("/_admin/settings").await;
+    assert_eq!(settings["settings"]["safe_updates_retention_days"], "7");
+
+    let site = site_of(&app, &env).await;
+    let (_, id) = start(&app, &site).await;
+    app.state.engine.run_until_idle("w").await.unwrap();
+    assert_eq!(run(&app, &id).await["outcome"], "no_updates");
+    app.clock.advance(Duration::days(6));
+    assert_eq!(
+        app.state.safe_updates.prune().await.unwrap(),
+        0,
+        "kept 7 days"
+    );
+    app.clock.advance(Duration::days(1) + Duration::hours(1));
+    assert_eq!(app.state.safe_updates.prune().await.unwrap(), 1);
+    assert_eq!(
+        app.get(&format!("/api/safe-updates/{id}")).await.status(),
+        404
+    );
 }

@@ -25,7 +25,7 @@ use self::views::{
     collect_masks, mask_pages, masks_text, outcome_badge, outcome_words, parse_paths,
     parse_threshold, parse_window, threshold_text, Mask, PageView, RunJson, RunRow,
 };
-use crate::domain::SafeUpdateSchedule;
+use crate::domain::{JobType, SafeUpdateSchedule};
 use crate::http::error::{ApiError, OrNotFound};
 use crate::http::extract::PathId;
 use crate::http::session::{CurrentSession, UiSession};
@@ -33,6 +33,7 @@ use crate::safe_updates::service::SiteSettingsChange;
 use crate::sites::Actor;
 use crate::state::AppState;
 use crate::store::sites::SiteRecord;
+use crate::store::{JobFilter, JobRecord};
 use crate::ui::form_errors::form_error;
 use crate::ui::forms::{CsrfForm, FormState, NoFields};
 use crate::ui::jobs::views::JobPanel;
@@ -362,20 +363,42 @@ async fn run_status(
     session: &CurrentSession,
     run: &RunJson,
 ) -> Result<RunStatus, ApiError> {
-    let mut jobs = Vec::new();
-    let wanted = [
+    let mut records = Vec::new();
+    for (id, title, test) in [
         (run.job_id.as_deref(), "The run's job", "safe-update-job"),
         (
             run.apply_job_id.as_deref(),
             "Production update",
             "safe-update-apply-job",
         ),
-    ];
-    for (id, title, test) in wanted {
-        let Some(id) = id else { continue };
-        let Some(record) = state.store.get_job(id).await? else {
-            continue;
+    ] {
+        if let Some(record) = match id {
+            Some(id) => state.store.get_job(id).await?,
+            None => None,
+        } {
+            records.push((record, title, test));
+        }
+    }
+    // The production update's health gate and, when it failed, the rollback after it: the run
+    // page shows how the update ended on production, not only that it was applied.
+    if let Some(apply) = records
+        .iter()
+        .find(|(_, _, t)| *t == "safe-update-apply-job")
+    {
+        let gate = follow_up(state, &apply.0.id, JobType::HealthCheck).await?;
+        let rollback = match &gate {
+            Some(g) => follow_up(state, &g.id, JobType::ReleaseRollback).await?,
+            None => None,
         };
+        if let Some(g) = gate {
+            records.push((g, "Production health check", "safe-update-apply-gate"));
+        }
+        if let Some(r) = rollback {
+            records.push((r, "Production rollback", "safe-update-apply-rollback"));
+        }
+    }
+    let mut jobs = Vec::new();
+    for (record, title, test) in records {
         let panel = JobPanel::new(&record, session.csrf_token());
         jobs.push(RunJob {
             title,
@@ -440,6 +463,21 @@ struct RunPage {
     polling: bool,
 }
 
+/// The follow-up of type `job_type` that job `parent` enqueued, if any.
+async fn follow_up(
+    state: &AppState,
+    parent: &str,
+    job_type: JobType,
+) -> Result<Option<JobRecord>, ApiError> {
+    let filter = JobFilter {
+        parent_job_id: Some(parent.to_string()),
+        job_type: Some(job_type),
+        limit: 1,
+        ..JobFilter::default()
+    };
+    Ok(state.store.list_jobs(&filter).await?.into_iter().next())
+}
+
 /// The run (as the API shows it) with the e-mail of whoever decided it.
 async fn load_run(state: &AppState, id: &str) -> Result<RunJson, ApiError> {
     let record = state
@@ -449,13 +487,7 @@ async fn load_run(state: &AppState, id: &str) -> Result<RunJson, ApiError> {
         .or_not_found("safe-update run")?;
     let mut run = RunJson::from_record(&record);
     if let Some(user) = &run.decided_by {
-        let email: Option<(String,)> =
-            crate::store::query_as("SELECT email FROM users WHERE id = ?")
-                .bind(user)
-                .fetch_optional(state.store.pool())
-                .await
-                .map_err(ApiError::internal)?;
-        run.decided_by_email = email.map(|(e,)| e);
+        run.decided_by_email = state.store.user_email(user).await?;
     }
     Ok(run)
 }
