@@ -263,16 +263,9 @@ pub async fn fact_of(
     conn: &mut AnyConnection,
     node_id: &str,
 ) -> Result<Option<PreviewCertificateFact>, StoreError> {
-    let row: Option<(String,)> = crate::store::query_as(
-        "SELECT payload_json FROM jobs
-          WHERE node_id = ? AND job_type = ? AND status = 'succeeded'
-          ORDER BY finished_at DESC, created_at DESC, rowid DESC LIMIT 1",
-    )
-    .bind(node_id)
-    .bind(JobType::NodeProvision.as_str())
-    .fetch_optional(conn)
-    .await?;
-    Ok(row.and_then(|(payload,)| {
+    let payload =
+        crate::store::latest_succeeded_payload(conn, node_id, JobType::NodeProvision).await?;
+    Ok(payload.and_then(|payload| {
         let v: Value = serde_json::from_str(&payload).ok()?;
         serde_json::from_value(v.get("preview_certificate")?.clone()).ok()
     }))

@@ -94,6 +94,34 @@ async fn https_previews_wait_for_the_wildcard_of_their_domain() {
     let (_, job) = add_clone(&app, &site, "two").await;
     run(&app).await;
     assert_eq!(app.job(&job).await["error_code"], "PRECONDITION_FAILED");
+    // A safe update's temporary environment would have an https preview too: refused at the
+    // start, before any environment exists, and the run says failed.
+    let envs = app.count("environments").await;
+    let job = accepted(&app, &format!("/api/sites/{site}/safe-updates"), json!({})).await;
+    run(&app).await;
+    let j = app.job(&job).await;
+    assert_eq!(
+        (j["status"].as_str(), j["error_code"].as_str()),
+        (Some("failed"), Some("PRECONDITION_FAILED")),
+        "{j}"
+    );
+    assert!(
+        j["error_message"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("*.{DOMAIN}")),
+        "{j}"
+    );
+    assert_eq!(runner.runs_of(&job), 0, "no playbook ran");
+    assert_eq!(
+        app.count("environments").await,
+        envs,
+        "no temporary environment"
+    );
+    let (_, runs) = app
+        .get_json(&format!("/api/sites/{site}/safe-updates"))
+        .await;
+    assert_eq!(runs["items"][0]["outcome"], "failed", "{runs}");
 
     // The node reported *.preview.example.com: the environment is created, and the node page
     // shows the certificate.

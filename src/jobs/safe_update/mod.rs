@@ -38,11 +38,14 @@ use crate::domain::{BackupScope, JobType, SafeUpdateOutcome, SiteStatus};
 use crate::safe_updates::decide::{decide, summary};
 use crate::sites::{environment_secret_keys, layout};
 use crate::store::environments::{
-    environment_prefix_taken, fetch_environment, insert_environment, NewEnvironment,
+    delete_unbuilt_environment, environment_prefix_taken, fetch_environment, insert_environment,
+    NewEnvironment,
 };
 use crate::store::nodes::fetch_node;
 use crate::store::queue::NewJob;
-use crate::store::safe_updates::{fetch_run, finish_run, set_temp_environment, RunFindings};
+use crate::store::safe_updates::{
+    clear_temp_environment, fetch_run, finish_run, set_temp_environment, RunFindings,
+};
 use crate::store::settings::fetch_setting;
 use crate::store::{JobRecord, StoreError};
 use vars::extra_vars;
@@ -118,6 +121,26 @@ async fn validate_start(
     match fetch_run(conn, &p.run_id).await? {
         Some(r) if r.outcome == SafeUpdateOutcome::Running => {}
         _ => return Ok(Err("the run's record is not running".into())),
+    }
+    // The temporary environment's https:// preview host needs the node's wildcard certificate
+    // (domains-and-tls.md §4), as a drill's does: refused before anything is created. Its
+    // preview URL is the one `on_start` gives it (or gave it, on a retry).
+    let preview_url = match &p.temp_environment_id {
+        Some(id) => fetch_environment(conn, id).await?.map(|e| e.preview_url),
+        None => None,
+    };
+    let preview_url = match preview_url {
+        Some(url) => url,
+        None => layout::preview_url(
+            &uuid::Uuid::nil().to_string(),
+            fetch_setting(conn, "preview_domain").await?.as_deref(),
+            "0.0.0.0",
+        ),
+    };
+    if let Err(m) =
+        super::preview_certificate::required_for(conn, &job.node_id, &preview_url).await?
+    {
+        return Ok(Err(m));
     }
     node_must_be_active(conn, job).await
 }
@@ -212,15 +235,8 @@ async fn drop_unused_environment(
     let Some(id) = read(job).temp_environment_id else {
         return Ok(());
     };
-    crate::store::query("UPDATE safe_update_runs SET temp_environment_id = NULL WHERE id = ?")
-        .bind(run_id)
-        .execute(&mut *conn)
-        .await?;
-    crate::store::query("DELETE FROM environments WHERE id = ? AND status = 'cloning'")
-        .bind(&id)
-        .execute(&mut *conn)
-        .await?;
-    Ok(())
+    clear_temp_environment(conn, run_id).await?;
+    delete_unbuilt_environment(conn, &id).await
 }
 
 /// Production's `env_update` with exactly `versions`, enqueued in this transaction, with its
@@ -321,12 +337,8 @@ async fn on_partial_result(
 
 /// The job's recorded error message (the finish wrote it in this transaction).
 async fn error_message(conn: &mut AnyConnection, job: &JobRecord) -> Result<String, StoreError> {
-    let row: Option<(Option<String>,)> =
-        crate::store::query_as("SELECT error_message FROM jobs WHERE id = ?")
-            .bind(&job.id)
-            .fetch_optional(conn)
-            .await?;
-    Ok(row.and_then(|(m,)| m).unwrap_or_default())
+    let stored = crate::store::queue::fetch_job(conn, &job.id).await?;
+    Ok(stored.and_then(|j| j.error_message).unwrap_or_default())
 }
 
 async fn unsuccessful(
