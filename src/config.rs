@@ -123,35 +123,8 @@ pub struct Config {
     pub node_binary: Option<PathBuf>,
 }
 
-/// A PostgreSQL URL. It may hold a password, so `Debug` and [`DatabaseUrl::redacted`] show only
-/// the host, port and database; the URL itself goes only to the database driver.
-#[derive(Clone, PartialEq, Eq)]
-pub struct DatabaseUrl(String);
-
-impl DatabaseUrl {
-    /// A `postgres://`/`postgresql://` URL; `None` for anything else.
-    pub fn parse(v: &str) -> Option<DatabaseUrl> {
-        (crate::store::Backend::of_url(v) == Some(crate::store::Backend::Postgres)
-            && url::Url::parse(v).is_ok())
-        .then(|| DatabaseUrl(v.to_string()))
-    }
-
-    /// The full URL, for connecting.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-
-    /// `postgres://host:port/db`: what logs may show.
-    pub fn redacted(&self) -> String {
-        crate::store::describe_url(&self.0)
-    }
-}
-
-impl std::fmt::Debug for DatabaseUrl {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "DatabaseUrl({})", self.redacted())
-    }
-}
+/// The database URL setting's type (defined with the store, which connects with it).
+pub use crate::store::DatabaseUrl;
 
 /// The control plane's port when no listen address is given.
 pub const DEFAULT_PORT: u16 = 8080;

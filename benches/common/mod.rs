@@ -296,6 +296,7 @@ impl Bench {
                     wordpress_update_source: None,
                     wordpress_source: Some("dir:/usr/share/wordpress".into()),
                     wordpress_source_sha256: None,
+                    safe_updates_retention_days: None,
                 },
             )
             .await

@@ -142,6 +142,19 @@ pub async fn insert_environment(
     Ok(())
 }
 
+/// Deletes the row of an environment still `cloning` whose job never created it on a node
+/// (nothing of it exists anywhere else).
+pub async fn delete_unbuilt_environment(
+    conn: &mut AnyConnection,
+    id: &str,
+) -> Result<(), StoreError> {
+    crate::store::query("DELETE FROM environments WHERE id = ? AND status = 'cloning'")
+        .bind(id)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
 /// Sets an environment's status (guarded by the `state_version` read).
 pub async fn set_environment_status(
     conn: &mut AnyConnection,

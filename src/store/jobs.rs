@@ -74,6 +74,25 @@ pub(super) async fn job_by_id<'c>(
     )
 }
 
+/// The payload of the newest successful `job_type` job of `node_id` (the one that finished last;
+/// ties of the timestamps, as under a still test clock, go to the row inserted last).
+pub async fn latest_succeeded_payload(
+    conn: &mut sqlx::AnyConnection,
+    node_id: &str,
+    job_type: JobType,
+) -> Result<Option<String>, StoreError> {
+    let row: Option<(String,)> = crate::store::query_as(
+        "SELECT payload_json FROM jobs
+          WHERE node_id = ? AND job_type = ? AND status = 'succeeded'
+          ORDER BY finished_at DESC, created_at DESC, rowid DESC LIMIT 1",
+    )
+    .bind(node_id)
+    .bind(job_type.as_str())
+    .fetch_optional(conn)
+    .await?;
+    Ok(row.map(|(p,)| p))
+}
+
 impl Store {
     pub async fn list_jobs(&self, filter: &JobFilter) -> Result<Vec<JobRecord>, StoreError> {
         let mut sql = format!("{SELECT_JOB} WHERE 1 = 1");

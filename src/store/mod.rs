@@ -50,7 +50,7 @@ use sqlx::{AnyPool, Executor};
 
 pub use dialect::{flag, query, query_as, query_scalar, Backend, Flag};
 
-pub use jobs::{JobFilter, JobRecord};
+pub use jobs::{latest_succeeded_payload, JobFilter, JobRecord};
 pub use metrics::Metrics;
 pub use resource_feed::{ResourceChange, ResourceStatus};
 pub use sessions::SessionUser;
@@ -179,13 +179,35 @@ pub struct Store {
     url: DatabaseUrl,
 }
 
-/// A database URL, redacted in `Debug`.
-#[derive(Clone)]
-struct DatabaseUrl(String);
+/// A database URL. It may hold a password, so `Debug` and [`DatabaseUrl::redacted`] show only
+/// where it points ([`describe_url`]); the URL itself goes only to the database driver. The
+/// configuration's `--database-url` is one (PostgreSQL only); the store keeps its own, of
+/// either backend, for the connections it opens by itself.
+#[derive(Clone, PartialEq, Eq)]
+pub struct DatabaseUrl(String);
+
+impl DatabaseUrl {
+    /// A `postgres://`/`postgresql://` URL; `None` for anything else (SQLite is configured
+    /// as a file path).
+    pub fn parse(v: &str) -> Option<DatabaseUrl> {
+        (Backend::of_url(v) == Some(Backend::Postgres) && url::Url::parse(v).is_ok())
+            .then(|| DatabaseUrl(v.to_string()))
+    }
+
+    /// The full URL, for connecting.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    /// `postgres://host:port/db` or the SQLite file: what logs may show.
+    pub fn redacted(&self) -> String {
+        describe_url(&self.0)
+    }
+}
 
 impl std::fmt::Debug for DatabaseUrl {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("DatabaseUrl(…)")
+        write!(f, "DatabaseUrl({})", self.redacted())
     }
 }
 

@@ -557,6 +557,25 @@ mod tests {
         }
     }
 
+    /// The partial index of queued follow-ups and retries (migration 0012) is only used while
+    /// its predicate is the claim's own: same follow-up set as the registry, on both backends.
+    #[test]
+    fn the_priority_index_has_the_claims_predicate() {
+        let list = crate::jobs::kinds::follow_up_sql_list();
+        let predicate =
+            format!("WHERE status = 'queued' AND (attempt_count > 0 OR job_type IN {list})");
+        for migration in [
+            include_str!("../../migrations/sqlite/0012_queued_priority_index.sql"),
+            include_str!("../../migrations/postgres/0012_queued_priority_index.sql"),
+        ] {
+            assert!(migration.contains(&predicate), "{migration}");
+        }
+        let held = format!(
+            "f.status = 'queued' AND f.site_id = j.site_id\n        AND (f.attempt_count > 0 OR f.job_type IN {list})"
+        );
+        assert!(claim_sql(ClaimSql::Postgres).contains(&held));
+    }
+
     fn finish(status: JobStatus, run_after: Option<&str>) -> Finish<'_> {
         Finish {
             status,

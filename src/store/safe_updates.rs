@@ -70,6 +70,15 @@ pub async fn insert_run(
 
 fetch_by_id!(fetch_run, SafeUpdateRunRecord, "safe_update_runs");
 
+/// Forgets the run's temporary environment (a run that never created it on the node).
+pub async fn clear_temp_environment(conn: &mut AnyConnection, id: &str) -> Result<(), StoreError> {
+    crate::store::query("UPDATE safe_update_runs SET temp_environment_id = NULL WHERE id = ?")
+        .bind(id)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
 /// Records the temporary environment of a running run.
 pub async fn set_temp_environment(
     conn: &mut AnyConnection,

@@ -59,6 +59,15 @@ impl Store {
         Ok(rows.into_iter().map(|(e,)| e).collect())
     }
 
+    /// The e-mail address of user `id`, if the user exists.
+    pub async fn user_email(&self, id: &str) -> Result<Option<String>, StoreError> {
+        let row: Option<(String,)> = crate::store::query_as("SELECT email FROM users WHERE id = ?")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.map(|(e,)| e))
+    }
+
     pub async fn find_user_by_email(&self, email: &str) -> Result<Option<UserRecord>, StoreError> {
         Ok(
             crate::store::query_as("SELECT * FROM users WHERE email = ?")
