@@ -2,7 +2,8 @@
 //! object cache on): `POST /api/environments/{id}/magic-login` runs the PHP bridge on the node
 //! as the environment's user and answers a link on the environment's canonical URL; headless
 //! Chromium opening it lands in wp-admin as an administrator; the same link a second time shows
-//! the login page with an error; a link older than 60 s logs nobody in; the dashboard's "Open
+//! the login page with an error; eight visitors opening one link at once log exactly one in; a
+//! link older than 60 s logs nobody in; the dashboard's "Open
 //! WordPress admin" button lands in wp-admin too. The token is stored only as its SHA-256 (in
 //! Redis here: not in the options table), never in an audit row or a log of the control plane.
 
@@ -116,6 +117,17 @@ pub async fn magic_login(app: &TestApp, site_id: &str, env_id: &str) {
     );
     // Used once by the browser: refused now too.
     assert!(!logs_in(&first, &preview_host).await);
+
+    // One link opened by eight visitors at the same moment logs exactly one in: the token's
+    // delete in Redis decides, not what each request read before.
+    let (racing, _) = link(app, env_id, &canonical).await;
+    let tries = (0..8).map(|_| logs_in(&racing, &preview_host));
+    let won = futures_util::future::join_all(tries)
+        .await
+        .into_iter()
+        .filter(|logged_in| *logged_in)
+        .count();
+    assert_eq!(won, 1, "one of eight simultaneous visitors logged in");
 
     // Every request was audited; the tokens are nowhere in the control plane's rows or logs.
     let (audit,): (i64,) = pressluft::store::query_as(

@@ -403,8 +403,14 @@ class WP_Object_Cache
         $existed = $this->in_memory($id, $group);
         unset($this->cache[$group][$id]);
         if ($this->is_persistent($group)) {
+            // Redis decides: of two requests deleting one key at the same moment, exactly one
+            // is told it deleted it (what makes a one-time token, e.g. a magic login, used
+            // once), even when both still held it in memory. Only without Redis does this
+            // request's memory answer.
             $deleted = $this->redis_call(fn (Redis $r) => $r->unlink($this->redis_key($key, $group)));
-            $existed = $existed || (is_int($deleted) && $deleted > 0);
+            if (is_int($deleted)) {
+                return $deleted > 0;
+            }
         }
         return $existed;
     }
