@@ -293,6 +293,7 @@ pub async fn backups(app: &TestApp, site_id: &str, env_id: &str) {
 
     // S3 (the moto test server): db, files, full.
     let store = bucket();
+    let host_only = crate::helpers::HOST_ONLY_BACKUP_STORAGE.write().await;
     configure_s3(app, Some(S3_ENDPOINT)).await;
     for scope in ["db", "files", "full"] {
         let id = backed_up(app, &mut seen, env_id, scope).await;
@@ -332,6 +333,7 @@ pub async fn backups(app: &TestApp, site_id: &str, env_id: &str) {
     );
     seen.data_key(app, &id);
     configure_s3(app, None).await;
+    drop(host_only);
 
     // No secret anywhere: job JSON, output (API), output_tail and the log files.
     for job_id in &seen.job_ids {

@@ -3,7 +3,9 @@
 //! mount, PID, UTS, IPC and network namespaces at 198.18.0.2) is registered through the API as
 //! the unprivileged sudo user `deploy`, provisioned by the normal `node_provision` job, gets a
 //! site placed on it with `node_id` (from Debian's `wordpress` package, like every e2e site) and
-//! a staging clone; both are served from 198.18.0.2 and not from this host. The site is deleted
+//! a staging clone; both are served from 198.18.0.2 and not from this host. A full backup of
+//! production is kept on node 2 and restored into staging (URLs rewritten, health-gated), all
+//! through sudo. The site is deleted
 //! again (`site_delete`), then the node is retired (status `decommissioned` in the store: the
 //! product has no node removal) so the host flow's later steps, which re-provision every active
 //! node when the preview domain changes, leave it alone. Last, two real `pressluft serve`
@@ -309,6 +311,62 @@ async fn second_node(app: &TestApp) -> String {
         .iter()
         .any(|c| c.to_str().unwrap_or("").starts_with("wordpress_logged_in_")));
 
+    // Data work through sudo as well: a full backup of production, kept on node 2, restored
+    // into staging with production's URLs rewritten to staging's, behind the health gate. The
+    // backups (these and the delete's final ones) wait while the host flow's backups go to
+    // storage only the host reaches.
+    let local_storage = crate::helpers::HOST_ONLY_BACKUP_STORAGE.read().await;
+    let (backup_id, backup_job) = crate::backup_jobs::start_backup(app, &prod_id, "full").await;
+    let backed_up = succeeded(app, &backup_job).await;
+    assert_eq!(backed_up["node_id"], node_id.as_str(), "{backed_up}");
+    let (_, backup) = app.get_json(&format!("/api/backups/{backup_id}")).await;
+    assert_eq!(backup["status"], "completed", "{backup}");
+    let storage_path = backup["storage_path"].as_str().unwrap().to_string();
+    assert!(storage_path.starts_with('/'), "kept on the node: {backup}");
+    let stored = on_node(&key, &format!("sudo -n ls -A {storage_path}"), None).await;
+    assert!(stored.contains("manifest.json"), "on node 2: {stored}");
+    assert!(
+        !std::path::Path::new(&storage_path).exists(),
+        "not on this host"
+    );
+    let restore = post_job(
+        app,
+        &format!("/api/environments/{staging_id}/restore"),
+        json!({ "backup_id": backup_id }),
+    )
+    .await;
+    let (gate, rollback) = crate::helpers::gate_ended(app, &restore).await;
+    assert!(
+        rollback.is_none(),
+        "the restore on node 2 passed its gate: {gate}"
+    );
+    let (_, releases) = app
+        .get_json(&format!("/api/environments/{staging_id}/releases"))
+        .await;
+    assert_eq!(
+        releases[0]["source_ref"],
+        format!("backup:{backup_id}"),
+        "{releases}"
+    );
+    let (_, prod) = app.get_json(&format!("/api/environments/{prod_id}")).await;
+    let (_, staging) = app
+        .get_json(&format!("/api/environments/{staging_id}"))
+        .await;
+    let staging_url = staging["preview_url"].as_str().unwrap();
+    let prod_host = crate::helpers::host(prod["preview_url"].as_str().unwrap())
+        .split('/')
+        .next()
+        .unwrap()
+        .to_string();
+    let body = served(staging_url, NODE_IP)
+        .await
+        .unwrap_or_else(|| panic!("{staging_url} is not served after the restore"));
+    assert!(body.contains("<title>Node Two Shop"), "{body:.400}");
+    assert!(
+        !body.contains(&prod_host),
+        "production's URLs were rewritten to staging's: {body:.2000}"
+    );
+
     // The dashboard shows which node holds what.
     let node_page = app.text(&format!("/nodes/{node_id}")).await;
     for needle in ["Node Two Shop", &prod_id, &staging_id] {
@@ -340,6 +398,7 @@ async fn second_node(app: &TestApp) -> String {
     )
     .await;
     assert_eq!(left.trim(), "0", "site directory left on node 2");
+    drop(local_storage);
 
     // Retire the node (no node removal in the product) and take the keys back.
     app.exec(

@@ -38,6 +38,13 @@ impl Drop for TestApp {
     }
 }
 
+/// Held (write) by the host flow while the backup settings point at storage only this host
+/// reaches (the S3 test server on 127.0.0.1), and (read) by the second node's flow around its
+/// backups: a backup's storage is fixed by the settings at its creation, and node 2 cannot
+/// reach this host's loopback. The two flows run at the same time (e2e_second_node.rs).
+pub static HOST_ONLY_BACKUP_STORAGE: std::sync::LazyLock<tokio::sync::RwLock<()>> =
+    std::sync::LazyLock::new(|| tokio::sync::RwLock::new(()));
+
 /// Starts the application with one admin (not logged in) and no background workers.
 pub async fn spawn_app() -> TestApp {
     spawn_app_with(|_| {}, None).await

@@ -236,7 +236,7 @@ async fn a_replica_that_dies_mid_job_has_its_job_recovered_by_the_other() {
     Engine::enqueue(&mut tx, &j, &a.now()).await.unwrap();
     tx.commit().await.unwrap();
     a.state.engine.enqueued();
-    let deadline = Instant::now() + Duration::from_secs(10);
+    let deadline = Instant::now() + Duration::from_secs(30);
     while a
         .store
         .get_job(&j.id)
@@ -273,8 +273,11 @@ async fn a_replica_that_dies_mid_job_has_its_job_recovered_by_the_other() {
         "lease fresh"
     );
     b.clock.advance(time::Duration::seconds(61));
-    assert_eq!(b.state.engine.recover_stale().await.unwrap(), 1);
+    // b's scheduler runs the same recovery on its own tick (every 30 s, once a's lease went
+    // with a), so on a loaded machine it may be the one that finds the job.
+    assert!(b.state.engine.recover_stale().await.unwrap() <= 1);
     let recovered = b.store.get_job(&j.id).await.unwrap().unwrap();
+    assert_eq!(recovered.status.as_str(), "queued", "{recovered:?}");
     assert_eq!(recovered.error_code.as_deref(), Some("WORKER_LOST"));
     assert!(recovered
         .error_message
@@ -283,7 +286,16 @@ async fn a_replica_that_dies_mid_job_has_its_job_recovered_by_the_other() {
     // The retry is due after its backoff; b's worker runs it to the end.
     b.clock.advance(time::Duration::minutes(2));
     b.state.engine.run_until_idle("b-test").await.unwrap();
-    let done = b.store.get_job(&j.id).await.unwrap().unwrap();
+    // b's own workers may have claimed it first; wait for its end.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let done = loop {
+        let job = b.store.get_job(&j.id).await.unwrap().unwrap();
+        if job.status.as_str() != "running" {
+            break job;
+        }
+        assert!(Instant::now() < deadline, "the retry never ended");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
     assert_eq!(done.status.as_str(), "succeeded");
     assert_eq!(done.attempt_count, 2);
     assert_eq!(runs.lock().unwrap().len(), 1, "b ran it once");
@@ -307,7 +319,7 @@ async fn one_replica_at_a_time_holds_the_scheduler_lease() {
     assert!(!second.held(&b.store).await);
     drop(first);
     // The lock goes with the holder's connection; the other replica takes over.
-    let deadline = Instant::now() + Duration::from_secs(5);
+    let deadline = Instant::now() + Duration::from_secs(15);
     while !second.held(&b.store).await {
         assert!(Instant::now() < deadline, "the lease never moved");
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -331,7 +343,7 @@ async fn periodic_jobs_are_enqueued_once_across_replicas() {
         spawn_replica(&a, |c| c.workers = 1, Some(Arc::new(Hang))),
         spawn_replica(&a, |c| c.workers = 1, Some(Arc::new(Hang)))
     );
-    let deadline = Instant::now() + Duration::from_secs(10);
+    let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let n = count(
             &a,
