@@ -22,7 +22,8 @@ use crate::domain::{DriftStatus, EnvironmentType, JobType};
 use crate::jobs::EnvPromotePayload;
 use crate::services::{JobRequest, ServiceError};
 use crate::sites::Actor;
-use crate::store::backups::BackupRecord;
+use crate::store::backups::{newest_full_backup, BackupRecord};
+use crate::store::drift::{drift_check_summary, DriftCheckSummary};
 use crate::store::environments::{fetch_environment, EnvironmentRecord};
 use crate::store::StoreError;
 
@@ -30,17 +31,6 @@ use crate::store::StoreError;
 pub const DRIFT_MAX_AGE_MIN: i64 = 30;
 /// How old the target's newest full backup may be.
 pub const BACKUP_MAX_AGE_MIN: i64 = 60;
-
-/// The figures of a drift check the drift gate reads.
-#[derive(Debug, Clone, sqlx::FromRow)]
-pub struct DriftCheckSummary {
-    pub id: String,
-    pub promotion_preset: String,
-    pub status: DriftStatus,
-    pub checked_at: String,
-    #[sqlx(try_from = "crate::store::Flag")]
-    pub is_baseline: bool,
-}
 
 /// One gate's outcome: passes, or the reason it does not in plain words.
 #[derive(Debug, Clone)]
@@ -80,52 +70,6 @@ fn age_min(at: &str, now: OffsetDateTime) -> Option<i64> {
 /// Strictly older than `max` minutes (a check exactly `max` minutes old still passes).
 fn older_than(at: &str, now: OffsetDateTime, max: i64) -> bool {
     parse_ts(at).is_none_or(|t| now - t > time::Duration::minutes(max))
-}
-
-/// The drift check `id`'s summary.
-pub async fn drift_check_summary(
-    conn: &mut AnyConnection,
-    id: &str,
-) -> Result<Option<DriftCheckSummary>, StoreError> {
-    Ok(crate::store::query_as(
-        "SELECT id, promotion_preset, status, checked_at, is_baseline FROM drift_checks WHERE id = ?",
-    )
-    .bind(id)
-    .fetch_optional(conn)
-    .await?)
-}
-
-/// The target's newest `completed` `full` backup (fresh or not).
-pub async fn newest_full_backup(
-    conn: &mut AnyConnection,
-    environment_id: &str,
-) -> Result<Option<BackupRecord>, StoreError> {
-    Ok(crate::store::query_as(
-        "SELECT * FROM backups WHERE environment_id = ? AND backup_scope = 'full'
-           AND status = 'completed' AND completed_at IS NOT NULL
-         ORDER BY completed_at DESC, id DESC LIMIT 1",
-    )
-    .bind(environment_id)
-    .fetch_optional(conn)
-    .await?)
-}
-
-/// The site's live production environment (the promotion target), if any.
-pub async fn production_of(
-    conn: &mut AnyConnection,
-    site_id: &str,
-) -> Result<Option<EnvironmentRecord>, StoreError> {
-    let id: Option<(String,)> = crate::store::query_as(
-        "SELECT id FROM environments WHERE site_id = ? AND environment_type = 'production'
-           AND deleted_at IS NULL LIMIT 1",
-    )
-    .bind(site_id)
-    .fetch_optional(&mut *conn)
-    .await?;
-    match id {
-        Some((id,)) => fetch_environment(conn, &id).await,
-        None => Ok(None),
-    }
 }
 
 /// The drift gate of `source` at `now`.

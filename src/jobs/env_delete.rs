@@ -242,14 +242,7 @@ async fn on_success(
             }
         }
         // Its domains are gone from the node: their rows go (hostnames free again).
-        crate::store::query("UPDATE environments SET primary_domain_id = NULL WHERE id = ?")
-            .bind(&t.environment_id)
-            .execute(&mut *conn)
-            .await?;
-        crate::store::query("DELETE FROM domains WHERE environment_id = ?")
-            .bind(&t.environment_id)
-            .execute(&mut *conn)
-            .await?;
+        crate::store::domains::delete_environment_domains(conn, &t.environment_id).await?;
         env_to(conn, &t.environment_id, SiteStatus::Deleted, now).await?;
     }
     if is_site_delete(job) {
@@ -327,15 +320,9 @@ async fn extra_vars(cx: &VarsContext<'_>, job: &JobRecord) -> Result<ResolvedVar
     for t in &p.environments {
         let env = target_env(&mut conn, &t.environment_id).await?;
         let layout = EnvLayout::new(&site.id, &env.id);
-        let domains: Vec<(String, String)> = crate::store::query_as(
-            "SELECT id, hostname FROM domains WHERE environment_id = ? ORDER BY id",
-        )
-        .bind(&env.id)
-        .fetch_all(&mut *conn)
-        .await
-        .map_err(StoreError::from)?;
+        let domains = crate::store::domains::environment_domains(&mut conn, &env.id).await?;
         let mut hosts = vec![url_host(&env.preview_url).to_ascii_lowercase()];
-        hosts.extend(domains.iter().map(|(_, h)| h.clone()));
+        hosts.extend(domains.iter().map(|d| d.hostname.clone()));
         let final_backup = match &t.final_backup_id {
             Some(id) => match fetch_backup(&mut conn, id).await? {
                 Some(b) if b.status == BackupStatus::Completed => None,
@@ -356,8 +343,8 @@ async fn extra_vars(cx: &VarsContext<'_>, job: &JobRecord) -> Result<ResolvedVar
             db_user: layout.db_user,
             redis_prefix: layout.redis_prefix,
             hosts,
-            domain_ids: domains.iter().map(|(id, _)| id.clone()).collect(),
-            certificates: domains.into_iter().map(|(_, h)| h).collect(),
+            domain_ids: domains.iter().map(|d| d.id.clone()).collect(),
+            certificates: domains.into_iter().map(|d| d.hostname).collect(),
             final_backup,
         });
     }

@@ -220,16 +220,6 @@ async fn on_partial_result(
     record_report(conn, job, result, now).await
 }
 
-/// The job's recorded error message (the finish wrote it in this transaction).
-async fn error_message(conn: &mut AnyConnection, job: &JobRecord) -> Result<String, StoreError> {
-    let row: Option<(Option<String>,)> =
-        crate::store::query_as("SELECT error_message FROM jobs WHERE id = ?")
-            .bind(&job.id)
-            .fetch_optional(conn)
-            .await?;
-    Ok(row.and_then(|(m,)| m).unwrap_or_default())
-}
-
 /// The end of a drill that did not pass.
 async fn unsuccessful(
     conn: &mut AnyConnection,
@@ -241,7 +231,7 @@ async fn unsuccessful(
     let env_left = ending.ran(job) && !removed;
     let reason = match ending {
         Unsuccessful::Failed { code, .. } => {
-            let message = error_message(conn, job).await?;
+            let message = crate::store::queue::job_error_message(conn, &job.id).await?;
             if code == JobErrorCode::DrillFailed && !message.is_empty() {
                 message
             } else if message.is_empty() {

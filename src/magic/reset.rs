@@ -17,7 +17,9 @@ use uuid::Uuid;
 use crate::clock::{format_ts, SharedClock};
 use crate::domain::{NodeStatus, SiteStatus};
 use crate::store::audit::{insert_audit, NewAudit};
-use crate::store::environments::{fetch_environment, set_environment_status, EnvironmentRecord};
+use crate::store::environments::{
+    fetch_environment, production_of, set_environment_status, EnvironmentRecord,
+};
 use crate::store::nodes::fetch_node;
 use crate::store::releases::fetch_release;
 use crate::store::sites::{fetch_site, set_site_status, SiteRecord};
@@ -94,14 +96,12 @@ impl Resets {
                 });
             }
             no_jobs_in_flight(&mut tx, &site.id).await?;
-            let production = production_environment(&mut tx, &site.id)
-                .await?
-                .ok_or_else(|| {
-                    invalid(
-                        reason::NO_PRODUCTION,
-                        "the site has no production environment",
-                    )
-                })?;
+            let production = production_of(&mut tx, &site.id).await?.ok_or_else(|| {
+                invalid(
+                    reason::NO_PRODUCTION,
+                    "the site has no production environment",
+                )
+            })?;
             if production.status != SiteStatus::Active {
                 return Err(invalid(
                     reason::PRODUCTION_NOT_ACTIVE,
@@ -229,12 +229,7 @@ fn invalid(reason: &'static str, message: impl Into<String>) -> ResetError {
 
 /// No `queued`/`running` job of the site.
 async fn no_jobs_in_flight(conn: &mut AnyConnection, site_id: &str) -> Result<(), ResetError> {
-    let (n,): (i64,) = crate::store::query_as(
-        "SELECT COUNT(*) FROM jobs WHERE site_id = ? AND status IN ('queued', 'running')",
-    )
-    .bind(site_id)
-    .fetch_one(conn)
-    .await?;
+    let n = crate::store::site_jobs_in_flight(conn, site_id).await?;
     if n > 0 {
         return Err(invalid(
             reason::JOBS_IN_PROGRESS,
@@ -266,17 +261,4 @@ async fn own_current_release(
         ));
     }
     Ok(())
-}
-
-async fn production_environment(
-    conn: &mut AnyConnection,
-    site_id: &str,
-) -> Result<Option<EnvironmentRecord>, StoreError> {
-    Ok(crate::store::query_as(
-        "SELECT * FROM environments WHERE site_id = ? AND environment_type = 'production'
-         ORDER BY created_at LIMIT 1",
-    )
-    .bind(site_id)
-    .fetch_optional(conn)
-    .await?)
 }

@@ -162,3 +162,18 @@ pub async fn record_verify(
     .bind(id);
     updated_one(conn, update).await
 }
+
+/// The target's newest `completed` `full` backup (fresh or not).
+pub async fn newest_full_backup(
+    conn: &mut AnyConnection,
+    environment_id: &str,
+) -> Result<Option<BackupRecord>, StoreError> {
+    Ok(crate::store::query_as(
+        "SELECT * FROM backups WHERE environment_id = ? AND backup_scope = 'full'
+           AND status = 'completed' AND completed_at IS NOT NULL
+         ORDER BY completed_at DESC, id DESC LIMIT 1",
+    )
+    .bind(environment_id)
+    .fetch_optional(conn)
+    .await?)
+}

@@ -132,6 +132,23 @@ pub async fn delete_domain(
     Ok(())
 }
 
+/// Deletes every domain row of an environment (its deletion removed them from the node), the
+/// primary first, so their host names are free again.
+pub async fn delete_environment_domains(
+    conn: &mut AnyConnection,
+    environment_id: &str,
+) -> Result<(), StoreError> {
+    crate::store::query("UPDATE environments SET primary_domain_id = NULL WHERE id = ?")
+        .bind(environment_id)
+        .execute(&mut *conn)
+        .await?;
+    crate::store::query("DELETE FROM domains WHERE environment_id = ?")
+        .bind(environment_id)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
 /// Sets (or clears) an environment's primary domain. Not a status change: `state_version`
 /// stays; `updated_at` moves so the live feed shows the environment again.
 pub async fn set_primary_domain(

@@ -113,3 +113,27 @@ pub async fn set_environment_drift(
     .await?;
     Ok(())
 }
+
+/// The figures of a drift check the drift gate reads.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct DriftCheckSummary {
+    pub id: String,
+    pub promotion_preset: String,
+    pub status: DriftStatus,
+    pub checked_at: String,
+    #[sqlx(try_from = "super::Flag")]
+    pub is_baseline: bool,
+}
+
+/// The drift check `id`'s summary.
+pub async fn drift_check_summary(
+    conn: &mut AnyConnection,
+    id: &str,
+) -> Result<Option<DriftCheckSummary>, StoreError> {
+    Ok(crate::store::query_as(
+        "SELECT id, promotion_preset, status, checked_at, is_baseline FROM drift_checks WHERE id = ?",
+    )
+    .bind(id)
+    .fetch_optional(conn)
+    .await?)
+}

@@ -231,3 +231,21 @@ pub async fn environment_site_id(
             .await?,
     )
 }
+
+/// The site's live production environment (the promotion target), if any.
+pub async fn production_of(
+    conn: &mut AnyConnection,
+    site_id: &str,
+) -> Result<Option<EnvironmentRecord>, StoreError> {
+    let id: Option<(String,)> = crate::store::query_as(
+        "SELECT id FROM environments WHERE site_id = ? AND environment_type = 'production'
+           AND deleted_at IS NULL LIMIT 1",
+    )
+    .bind(site_id)
+    .fetch_optional(&mut *conn)
+    .await?;
+    match id {
+        Some((id,)) => fetch_environment(conn, &id).await,
+        None => Ok(None),
+    }
+}

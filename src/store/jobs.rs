@@ -192,3 +192,17 @@ impl Store {
         .await?)
     }
 }
+
+/// How many of the site's jobs are `queued` or `running`.
+pub async fn site_jobs_in_flight(
+    conn: &mut sqlx::AnyConnection,
+    site_id: &str,
+) -> Result<i64, StoreError> {
+    let (n,): (i64,) = crate::store::query_as(
+        "SELECT COUNT(*) FROM jobs WHERE site_id = ? AND status IN ('queued', 'running')",
+    )
+    .bind(site_id)
+    .fetch_one(conn)
+    .await?;
+    Ok(n)
+}

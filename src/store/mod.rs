@@ -50,7 +50,7 @@ use sqlx::{AnyPool, Executor};
 
 pub use dialect::{flag, query, query_as, query_scalar, Backend, Flag};
 
-pub use jobs::{latest_succeeded_payload, JobFilter, JobRecord};
+pub use jobs::{latest_succeeded_payload, site_jobs_in_flight, JobFilter, JobRecord};
 pub use metrics::Metrics;
 pub use resource_feed::{ResourceChange, ResourceStatus};
 pub use sessions::SessionUser;

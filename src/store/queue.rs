@@ -411,6 +411,17 @@ pub async fn fetch_job(
     job_by_id(conn, id).await
 }
 
+/// A job's recorded error message, empty when none (a finish writes it before the kind's
+/// `on_finished` reads it in the same transaction).
+pub async fn job_error_message(conn: &mut AnyConnection, id: &str) -> Result<String, StoreError> {
+    let row: Option<(Option<String>,)> =
+        crate::store::query_as("SELECT error_message FROM jobs WHERE id = ?")
+            .bind(id)
+            .fetch_optional(conn)
+            .await?;
+    Ok(row.and_then(|(m,)| m).unwrap_or_default())
+}
+
 pub async fn set_payload(
     conn: &mut AnyConnection,
     id: &str,

@@ -247,9 +247,9 @@ async fn site_settings_are_validated_naming_the_field_and_audited() {
     );
 }
 
-#[tokio::test]
-async fn nothing_offered_ends_no_updates_without_an_environment() {
-    let (app, _runner, env, _) = StandIn::new()
+/// A site whose safe-update runs find nothing offered.
+async fn nothing_to_update() -> (TestApp, Arc<StandIn>, String, String) {
+    StandIn::new()
         .then(
             "safe_update",
             Step::ok(json!({"outcome": "no_updates",
@@ -257,7 +257,12 @@ async fn nothing_offered_ends_no_updates_without_an_environment() {
         )
         .otherwise(Step::Plausible)
         .spawn_with_site()
-        .await;
+        .await
+}
+
+#[tokio::test]
+async fn nothing_offered_ends_no_updates_without_an_environment() {
+    let (app, _runner, env, _) = nothing_to_update().await;
     let site = site_of(&app, &env).await;
     let envs_before = app.count("environments").await;
     let (job, id) = start(&app, &site).await;
@@ -851,15 +856,7 @@ async fn the_scheduler_runs_once_per_window_never_while_held_and_prunes_old_runs
 /// prune keeps to it.
 #[tokio::test]
 async fn the_retention_is_a_setting_and_the_prune_keeps_to_it() {
-    let (app, _runner, env, _) = StandIn::new()
-        .then(
-            "safe_update",
-            Step::ok(json!({"outcome": "no_updates",
-            "updates": {"core": null, "plugins": [], "themes": []}})),
-        )
-        .otherwise(Step::Plausible)
-        .spawn_with_site()
-        .await;
+    let (app, _runner, env, _) = nothing_to_update().await;
     let (_, settings) = app.get_json("/_admin/settings").await;
     assert_eq!(settings["settings"]["safe_updates_retention_days"], "30");
     let put = |days: Value| {
@@ -894,6 +891,7 @@ async fn the_retention_is_a_setting_and_the_prune_keeps_to_it() {
     );
     app.clock.advance(Duration::days(1) + Duration::hours(1));
     assert_eq!(app.state.safe_updates.prune().await.unwrap(), 1);
+    app.login().await; // the session ended with its 7 days
     assert_eq!(
         app.get(&format!("/api/safe-updates/{id}")).await.status(),
         404

@@ -44,15 +44,10 @@ async fn baseline(
     conn: &mut AnyConnection,
     environment_id: &str,
 ) -> Result<(serde_json::Value, serde_json::Value), VarsError> {
-    let row: Option<(Option<String>, Option<String>)> = crate::store::query_as(
-        "SELECT db_checksums_json, file_checksums_json FROM drift_checks
-         WHERE environment_id = ? AND is_baseline = 1 ORDER BY checked_at DESC LIMIT 1",
-    )
-    .bind(environment_id)
-    .fetch_optional(&mut *conn)
-    .await
-    .map_err(StoreError::from)?;
-    let (tables, paths) = row.ok_or(VarsError::Missing("the source's drift baseline"))?;
+    let baseline = crate::store::drift::fetch_baseline(conn, environment_id)
+        .await?
+        .ok_or(VarsError::Missing("the source's drift baseline"))?;
+    let (tables, paths) = (baseline.db_checksums_json, baseline.file_checksums_json);
     let parse = |s: Option<String>| {
         s.and_then(|s| serde_json::from_str(&s).ok())
             .unwrap_or_else(|| serde_json::json!({}))

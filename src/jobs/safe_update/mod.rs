@@ -335,12 +335,6 @@ async fn on_partial_result(
     payload::update_stored(conn, job, |p: &mut SafeUpdatePayload| p.removed = removed).await
 }
 
-/// The job's recorded error message (the finish wrote it in this transaction).
-async fn error_message(conn: &mut AnyConnection, job: &JobRecord) -> Result<String, StoreError> {
-    let stored = crate::store::queue::fetch_job(conn, &job.id).await?;
-    Ok(stored.and_then(|j| j.error_message).unwrap_or_default())
-}
-
 async fn unsuccessful(
     conn: &mut AnyConnection,
     job: &JobRecord,
@@ -355,7 +349,7 @@ async fn unsuccessful(
     let env_left = ending.ran(job) && !p.removed;
     let mut reason = match ending {
         Unsuccessful::Failed { code, .. } => {
-            let message = error_message(conn, job).await?;
+            let message = crate::store::queue::job_error_message(conn, &job.id).await?;
             if message.is_empty() {
                 code.as_str().to_string()
             } else {

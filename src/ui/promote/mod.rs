@@ -18,13 +18,14 @@ use axum::Router;
 use serde::Deserialize;
 
 use crate::clock::{ago, parse_ts};
-use crate::deploys::promote::{evaluate, production_of, Gates};
+use crate::deploys::promote::{evaluate, Gates};
 use crate::domain::{EnvironmentType, JobStatus, JobType};
 use crate::http::error::{ApiError, OrNotFound};
 use crate::http::extract::PathId;
 use crate::http::session::{CurrentSession, UiSession};
 use crate::sites::Actor;
 use crate::state::AppState;
+use crate::store::environments::production_of;
 use crate::store::environments::EnvironmentRecord;
 use crate::store::{JobFilter, JobRecord};
 use crate::ui::form_errors::form_error;
